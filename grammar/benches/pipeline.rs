@@ -1,0 +1,2 @@
+//! Placeholder; the grammar-front helper fills in the parse+check+plan+SQL bench.
+fn main() {}

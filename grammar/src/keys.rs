@@ -1,0 +1,220 @@
+//! Cache keys: `{namespace}:{table}:{schema-hash}:{generation}:{col}={value}[&…]` for
+//! index nodes, `…:{key}` for objects (DESIGN.md "Keys and cached values").
+//!
+//! Keys are pure functions of the schema, the configuration and the values, so they
+//! live here (no I/O) where `Explain` can show them too.
+
+use std::fmt::Write as _;
+
+use sha2::{Digest, Sha256};
+
+use crate::plan::NodeRef;
+use crate::schema::Schema;
+use crate::value::Value;
+
+/// memcached's limit on key length, in bytes.
+pub const MAX_KEY_LEN: usize = 250;
+
+/// How many bytes of a shortened key stay readable before its hash.
+const READABLE_PREFIX: usize = MAX_KEY_LEN - 1 - 32;
+
+/// The keys of one model under one configuration.
+#[derive(Clone, Debug)]
+pub struct KeySpace {
+    prefix: String,
+}
+
+impl KeySpace {
+    pub fn new(namespace: &str, schema: &Schema, generation: u64) -> KeySpace {
+        let mut prefix = String::new();
+        escape_text(namespace, &mut prefix);
+        prefix.push(':');
+        escape_text(&schema.table, &mut prefix);
+        let _ = write!(prefix, ":{:08x}:{generation}:", schema.schema_hash());
+        KeySpace { prefix }
+    }
+
+    /// The key of the object whose primary key is `key`.
+    pub fn object(&self, key: &Value) -> String {
+        let mut k = self.prefix.clone();
+        escape_value(key, &mut k);
+        shorten(k)
+    }
+
+    /// The key of an index node (or, for `index: None`, of the object itself).
+    pub fn node(&self, schema: &Schema, node: &NodeRef) -> String {
+        let Some(index) = node.index else {
+            return node.values.first().map_or_else(|| self.object(&Value::Null), |v| self.object(v));
+        };
+        let mut k = self.prefix.clone();
+        write_node_suffix(schema, index, node.values.iter().map(Some), &mut k);
+        shorten(k)
+    }
+
+    /// The node key with `{name}` holes where values are not known yet (for Explain).
+    pub fn node_template(&self, schema: &Schema, index: usize, values: &[Result<Value, String>]) -> String {
+        let mut k = self.prefix.clone();
+        let ix = &schema.indexes[index];
+        for (i, &col) in ix.columns.iter().enumerate() {
+            if i > 0 {
+                k.push('&');
+            }
+            write_column(schema, col, ix.prefix, &mut k);
+            match values.get(i) {
+                Some(Ok(v)) => escape_value(v, &mut k),
+                Some(Err(hole)) => {
+                    let _ = write!(k, "{{{hole}}}");
+                }
+                None => k.push('?'),
+            }
+        }
+        k
+    }
+}
+
+fn write_node_suffix<'a>(
+    schema: &Schema,
+    index: usize,
+    values: impl Iterator<Item = Option<&'a Value>>,
+    k: &mut String,
+) {
+    let ix = &schema.indexes[index];
+    for (i, (&col, v)) in ix.columns.iter().zip(values).enumerate() {
+        if i > 0 {
+            k.push('&');
+        }
+        write_column(schema, col, ix.prefix, k);
+        if let Some(v) = v {
+            escape_value(v, k);
+        }
+    }
+}
+
+fn write_column(schema: &Schema, col: usize, prefix: Option<u32>, k: &mut String) {
+    escape_text(&schema.columns[col].name, k);
+    if let Some(n) = prefix {
+        let _ = write!(k, "[:{n}]");
+    }
+    k.push('=');
+}
+
+/// Appends a value in key-safe spelling. Within one column every value has the same
+/// type, so the spelling need not say which type it is; it must only be injective.
+/// `None` is `~`, which escaping never produces.
+pub fn escape_value(v: &Value, out: &mut String) {
+    match v {
+        Value::Null => out.push('~'),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        // -0.0 == 0.0, so both must name the same node.
+        Value::Float(x) => {
+            let x = if *x == 0.0 { 0.0 } else { *x };
+            let _ = write!(out, "{x:?}");
+        }
+        Value::Text(s) => escape_text(s, out),
+        Value::List(items) => {
+            out.push('(');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                escape_value(item, out);
+            }
+            out.push(')');
+        }
+    }
+}
+
+/// Percent-encodes every byte outside `[A-Za-z0-9._-]`, so spaces, control bytes,
+/// the key's own separators (`:` `=` `&`) and Unicode can never break a key apart.
+pub fn escape_text(s: &str, out: &mut String) {
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+}
+
+/// Keys longer than memcached allows keep a readable prefix and end in `#` and 128
+/// bits of SHA-256 of the whole key: collision-resistant even against chosen values,
+/// since two nodes sharing a key would make one node's lazy removal drop the other's ids.
+fn shorten(key: String) -> String {
+    if key.len() <= MAX_KEY_LEN {
+        return key;
+    }
+    let digest = Sha256::digest(key.as_bytes());
+    let mut cut = READABLE_PREFIX;
+    while !key.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let mut out = String::with_capacity(MAX_KEY_LEN);
+    out.push_str(&key[..cut]);
+    out.push('#');
+    for b in &digest[..16] {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::Type;
+
+    fn schema() -> Schema {
+        Schema::new("Item", "item")
+            .column("id", Type::Int, false)
+            .column("category_id", Type::Int, false)
+            .column("name", Type::Text, false)
+            .key("id")
+            .index(&["category_id"], None)
+            .index(&["name"], Some(1))
+            .index(&["category_id", "name"], None)
+    }
+
+    fn check(node: NodeRef, expect: &str) {
+        let s = schema();
+        let ks = KeySpace { prefix: "ns:item:h:0:".into() };
+        assert_eq!(ks.node(&s, &node), expect);
+    }
+
+    #[test]
+    fn node_keys_are_readable_and_escaped() {
+        check(NodeRef { index: Some(0), values: vec![5.into()] }, "ns:item:h:0:category_id=5");
+        check(NodeRef { index: Some(1), values: vec!["m".into()] }, "ns:item:h:0:name[:1]=m");
+        check(NodeRef { index: Some(2), values: vec![5.into(), "a b:c".into()] }, "ns:item:h:0:category_id=5&name=a%20b%3Ac");
+        check(NodeRef { index: None, values: vec![1111.into()] }, "ns:item:h:0:1111");
+        check(NodeRef { index: Some(2), values: vec![5.into(), "é\n".into()] }, "ns:item:h:0:category_id=5&name=%C3%A9%0A");
+    }
+
+    #[test]
+    fn null_and_negative_zero() {
+        let mut a = String::new();
+        escape_value(&Value::Float(-0.0), &mut a);
+        let mut b = String::new();
+        escape_value(&Value::Float(0.0), &mut b);
+        assert_eq!(a, b);
+        let mut n = String::new();
+        escape_value(&Value::Null, &mut n);
+        let mut t = String::new();
+        escape_value(&Value::Text("~".into()), &mut t);
+        assert_ne!(n, t);
+    }
+
+    #[test]
+    fn long_keys_are_shortened_keeping_a_prefix() {
+        let s = schema();
+        let ks = KeySpace::new("memdex", &s, 0);
+        let long = "ü".repeat(600);
+        let k1 = ks.object(&Value::Text(long.clone()));
+        let k2 = ks.object(&Value::Text(format!("{long}x")));
+        assert!(k1.len() <= MAX_KEY_LEN, "{}", k1.len());
+        assert!(k1.starts_with("memdex:item:"));
+        assert_ne!(k1, k2);
+        assert!(k1.bytes().all(|b| b.is_ascii_graphic()));
+    }
+}

@@ -1,0 +1,123 @@
+//! What a model looks like to the query language: table, columns, key, indexes.
+//!
+//! `#[derive(Model)]` builds one of these for each model; tests build them by hand.
+
+use crate::value::Type;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Schema {
+    /// The Rust type's name (`Item`), used in messages.
+    pub model: String,
+    /// The SQL table (`item`).
+    pub table: String,
+    /// In declaration order. Column numbers used everywhere else index this list.
+    pub columns: Vec<Column>,
+    /// The column number of the primary key.
+    pub key: usize,
+    /// Declared indexes, in declaration order (the key is not listed here; it is
+    /// always available to the planner as the most selective access path).
+    pub indexes: Vec<IndexDef>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Column {
+    /// The Rust field name, as queries spell it.
+    pub field: String,
+    /// The SQL column name (`#[memdex(column = "…")]`, else the field name).
+    pub name: String,
+    pub ty: Type,
+    /// `Option<T>` fields.
+    pub nullable: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct IndexDef {
+    /// Column numbers, in the index's order.
+    pub columns: Vec<usize>,
+    /// `index(prefix = n)`: the node holds the ids whose value starts with the same
+    /// first `n` characters (Unicode scalar values). Only on a single text column.
+    pub prefix: Option<u32>,
+}
+
+impl Schema {
+    /// A schema with no columns yet; add them with [`Schema::column`].
+    pub fn new(model: impl Into<String>, table: impl Into<String>) -> Schema {
+        Schema { model: model.into(), table: table.into(), columns: Vec::new(), key: 0, indexes: Vec::new() }
+    }
+
+    /// Builder used by tests and by the derive: appends a column named like its field.
+    pub fn column(mut self, field: &str, ty: Type, nullable: bool) -> Schema {
+        self.columns.push(Column { field: field.into(), name: field.into(), ty, nullable });
+        self
+    }
+
+    /// Builder: marks `field` as the key.
+    pub fn key(mut self, field: &str) -> Schema {
+        if let Some(i) = self.column_index(field) {
+            self.key = i;
+        }
+        self
+    }
+
+    /// Builder: declares an index over `fields` (unknown names are ignored here;
+    /// the derive reports them at the attribute).
+    pub fn index(mut self, fields: &[&str], prefix: Option<u32>) -> Schema {
+        let columns: Option<Vec<usize>> = fields.iter().map(|f| self.column_index(f)).collect();
+        if let Some(columns) = columns {
+            self.indexes.push(IndexDef { columns, prefix });
+        }
+        self
+    }
+
+    pub fn column_index(&self, field: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.field == field)
+    }
+
+    pub fn column_by_field(&self, field: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.field == field)
+    }
+
+    pub fn key_column(&self) -> &Column {
+        &self.columns[self.key]
+    }
+
+    /// "id (key), category_id, first_name (prefix 1), (cart_id, status)": the
+    /// wording used by unindexable errors in both forms.
+    pub fn describe_indexes(&self) -> String {
+        let mut parts = vec![format!("{} (key)", self.key_column().field)];
+        for ix in &self.indexes {
+            let names: Vec<&str> = ix.columns.iter().map(|&c| self.columns[c].field.as_str()).collect();
+            let mut s = if names.len() == 1 { names[0].to_string() } else { format!("({})", names.join(", ")) };
+            if let Some(n) = ix.prefix {
+                s.push_str(&format!(" (prefix {n})"));
+            }
+            parts.push(s);
+        }
+        parts.join(", ")
+    }
+
+    /// A stable hash of everything that decides how rows are stored and cached
+    /// (table, column names, types, nullability, key). It is part of every cache key,
+    /// so a deploy that changes the struct never decodes old bytes as the new type.
+    pub fn schema_hash(&self) -> u32 {
+        // FNV-1a: tiny, stable across Rust versions (unlike `DefaultHasher`).
+        let mut h: u32 = 0x811c_9dc5;
+        let mut feed = |bytes: &[u8]| {
+            for b in bytes {
+                h ^= u32::from(*b);
+                h = h.wrapping_mul(0x0100_0193);
+            }
+            h ^= 0xff;
+            h = h.wrapping_mul(0x0100_0193);
+        };
+        feed(self.table.as_bytes());
+        for c in &self.columns {
+            feed(c.field.as_bytes());
+            feed(c.name.as_bytes());
+            feed(c.ty.to_string().as_bytes());
+            feed(&[u8::from(c.nullable)]);
+        }
+        feed(&self.key.to_le_bytes());
+        h
+    }
+}

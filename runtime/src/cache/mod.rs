@@ -1,0 +1,118 @@
+//! Cache backends: memcached (meta protocol, pipelined, sharded) and an in-process
+//! cache with the same semantics. Both pass one conformance suite
+//! (`tests/tests/cache_conformance.rs`).
+//!
+//! The executor speaks to a backend only in batches: one [`CacheBackend::run`] is
+//! one round trip (per server, servers in parallel), whatever the number of ops.
+
+use std::fmt;
+use std::time::Duration;
+
+pub mod in_process;
+pub mod memcached;
+
+/// One operation of a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheOp<'a> {
+    /// The value and its CAS token. With `lease: Some(ttl)`, a miss atomically
+    /// creates an empty placeholder living `ttl` seconds and the caller who created
+    /// it wins the lease ([`CacheReply::LeaseWon`]); others see
+    /// [`CacheReply::LeaseBusy`] until the placeholder is replaced or expires.
+    Get { key: &'a str, lease: Option<u32> },
+    /// Stores unconditionally.
+    Set { key: &'a str, value: &'a [u8], ttl: u32 },
+    /// Stores only when the item still has CAS `cas` (a fill under lease, a
+    /// lazy-removal write-back). `Exists` when it changed, `NotFound` when gone.
+    Cas { key: &'a str, value: &'a [u8], ttl: u32, cas: u64 },
+    /// Appends to an existing item and changes its CAS; never creates an item
+    /// (`NotStored` when absent). Appending to a lease placeholder is allowed.
+    Append { key: &'a str, value: &'a [u8] },
+    /// Removes the item (`Deleted` or `NotFound`).
+    Delete { key: &'a str },
+}
+
+impl CacheOp<'_> {
+    pub fn key(&self) -> &str {
+        match self {
+            CacheOp::Get { key, .. }
+            | CacheOp::Set { key, .. }
+            | CacheOp::Cas { key, .. }
+            | CacheOp::Append { key, .. }
+            | CacheOp::Delete { key } => key,
+        }
+    }
+}
+
+/// The answer to one [`CacheOp`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CacheReply {
+    /// A stored item (possibly a lease placeholder that got appends: the node codec
+    /// tells those apart by their missing header).
+    Hit { value: Vec<u8>, cas: u64 },
+    /// Absent (a `Get` without lease).
+    Miss,
+    /// Absent; this caller created the placeholder and should fill it with
+    /// `Cas { cas, .. }`.
+    LeaseWon { cas: u64 },
+    /// Absent or a placeholder, and another caller holds the lease: answer from the
+    /// database without filling.
+    LeaseBusy,
+    Stored,
+    NotStored,
+    /// CAS mismatch.
+    Exists,
+    NotFound,
+    Deleted,
+}
+
+/// A failed operation. The executor treats every error as a miss for reads and as
+/// a lost invalidation for writes (see the outbox in `crate::outbox`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CacheError {
+    #[error("cache server {server} unreachable: {reason}")]
+    Unreachable { server: String, reason: String },
+    #[error("cache server {server} timed out")]
+    Timeout { server: String },
+    /// The request was written but no answer came back: it may or may not have
+    /// been applied.
+    #[error("cache server {server}: request sent, no answer ({reason})")]
+    Ambiguous { server: String, reason: String },
+    #[error("cache protocol error from {server}: {reason}")]
+    Protocol { server: String, reason: String },
+}
+
+/// Timeouts and limits shared by the backends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheConfig {
+    pub connect_timeout: Duration,
+    pub io_timeout: Duration,
+    /// Values larger than this are not stored (memcached's default item limit is 1 MiB).
+    pub max_value_size: usize,
+    /// In-process cache only: total bytes of keys and values before LRU eviction.
+    pub capacity_bytes: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            connect_timeout: Duration::from_millis(200),
+            io_timeout: Duration::from_millis(250),
+            max_value_size: 1024 * 1024 - 512,
+            capacity_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// A cache the executor can talk to.
+pub trait CacheBackend: Send + Sync + fmt::Debug {
+    /// Runs a batch in one round trip per server involved (servers concurrently),
+    /// ops on one server in order. One result per op, in op order; an op on a
+    /// failed server fails alone, the others still answer.
+    fn run(&self, ops: &[CacheOp<'_>]) -> Vec<Result<CacheReply, CacheError>>;
+
+    /// The largest value this backend stores.
+    fn max_value_size(&self) -> usize;
+
+    /// "memcached 127.0.0.1:11211" / "in-process", for logs and the shop's banner.
+    fn describe(&self) -> String;
+}

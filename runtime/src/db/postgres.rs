@@ -1,0 +1,1 @@
+//! OWNER: helper "db". PostgreSQL via the `postgres` crate: `Postgres::connect(params)`.

@@ -1,0 +1,44 @@
+//! The error type of the public API.
+
+use crate::db::DbError;
+
+/// Everything that can go wrong answering a call. Cache failures are not here:
+/// they degrade to the database (and are counted in `Store::stats`), they never fail
+/// a query.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A text query that does not parse or check; the message has line, column and
+    /// a caret under the offending text.
+    #[error("{rendered}")]
+    Query { rendered: String, errors: memdex_grammar::Errors },
+    /// A query some alternative of which no index serves (text form; the macro form
+    /// fails to compile instead). Use a `scan!` or add an index.
+    #[error("{message}")]
+    Unindexable { message: String },
+    #[error(transparent)]
+    Database(#[from] DbError),
+    /// A parameter missing or of the wrong shape at run time.
+    #[error("bad parameter: {0}")]
+    Param(String),
+    /// A row the database returned that does not fit the struct.
+    #[error("cannot decode a {model} row: {reason}")]
+    Decode { model: String, reason: String },
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+impl Error {
+    pub(crate) fn from_query(errors: memdex_grammar::Errors, source: &str) -> Error {
+        let unindexable: Vec<String> = errors
+            .iter()
+            .filter_map(|e| match &e.kind {
+                memdex_grammar::ErrorKind::Unindexable { message } => Some(message.clone()),
+                _ => None,
+            })
+            .collect();
+        if !unindexable.is_empty() && unindexable.len() == errors.0.len() {
+            return Error::Unindexable { message: unindexable.join("\n") };
+        }
+        Error::Query { rendered: errors.render(source), errors }
+    }
+}

@@ -1,0 +1,63 @@
+//! The `Model` trait that `#[derive(Model)]` implements, and typed column handles.
+
+use std::marker::PhantomData;
+
+use memdex_grammar::{Schema, Value};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// A struct stored in a table and cached as objects and index nodes.
+///
+/// Implemented by `#[derive(Model)]`; the attributes name the table, the key and
+/// the indexes. Hand-written implementations must keep [`Model::INDEXES`],
+/// [`Model::INDEX_LIST`] and [`Model::schema`] in agreement.
+pub trait Model: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
+    /// The key field's type (`store.delete::<Item>(&id)`).
+    type Key: Clone + Into<Value>;
+
+    /// The schema, built once.
+    fn schema() -> &'static Schema;
+
+    /// Compile-time facts for `select!`'s indexability check: the key first
+    /// (`prefix: 0`), then each declared index.
+    const INDEXES: &'static [crate::__private::IndexInfo];
+
+    /// The same list in words, as `Schema::describe_indexes` writes it.
+    const INDEX_LIST: &'static str;
+
+    /// The value of column `column` (schema order).
+    fn column_value(&self, column: usize) -> Value;
+
+    /// Builds the struct from one value per column, in schema order (a database row).
+    fn from_values(values: Vec<Value>) -> Result<Self, String>;
+
+    /// This row's key.
+    fn key(&self) -> Self::Key;
+}
+
+/// A typed handle on a column, for ordering: `Item::price()`.
+#[derive(Debug)]
+pub struct Col<T> {
+    pub(crate) column: usize,
+    _model: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Col<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Col<T> {}
+
+impl<T: Model> Col<T> {
+    /// The handle of column number `column` (used by the derive).
+    #[doc(hidden)]
+    pub const fn new(column: usize) -> Col<T> {
+        Col { column, _model: PhantomData }
+    }
+
+    /// The column's field name.
+    pub fn field(self) -> &'static str {
+        &T::schema().columns[self.column].field
+    }
+}

@@ -1,0 +1,5 @@
+//! Test support for memdex: servers started on free loopback ports for one test
+//! run (memcached from the Debian package, PostgreSQL 15 run as the `postgres`
+//! user), stopped when dropped.
+
+pub mod servers;

@@ -1,0 +1,1 @@
+//! OWNER: helpers "cache" (memcached) and "db" (PostgreSQL) add their server here.
