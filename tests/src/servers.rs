@@ -1,1 +1,0 @@
-//! OWNER: helpers "cache" (memcached) and "db" (PostgreSQL) add their server here.

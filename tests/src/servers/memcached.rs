@@ -1,0 +1,1 @@
+//! OWNER: helper "cache": a memcached process on a free loopback port.

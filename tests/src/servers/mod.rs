@@ -1,0 +1,4 @@
+//! Servers started for one test run on free loopback ports, stopped on drop.
+
+pub mod memcached;
+pub mod postgres;
