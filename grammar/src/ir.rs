@@ -43,10 +43,22 @@ pub enum ExprKind {
     And(Vec<Expr>),
     /// `a or b or …`: n-ary; the parser flattens an unparenthesised chain.
     Or(Vec<Expr>),
-    Cmp { op: CmpOp, lhs: Box<Expr>, rhs: Box<Expr> },
-    Arith { op: ArithOp, lhs: Box<Expr>, rhs: Box<Expr> },
+    Cmp {
+        op: CmpOp,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
+    Arith {
+        op: ArithOp,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
     /// `c.s.starts_with(p)` / `c.s.startswith(p)`, `ends_with`, `contains` / `p in c.s`.
-    StrTest { op: StrOp, subject: Box<Expr>, pattern: Box<Expr> },
+    StrTest {
+        op: StrOp,
+        subject: Box<Expr>,
+        pattern: Box<Expr>,
+    },
     /// `c.s.to_lowercase()` / `c.s.lower()`.
     Lower(Box<Expr>),
     /// `c.s.eq_ignore_ascii_case(x)` / `ieq(c.s, x)`.
@@ -54,11 +66,20 @@ pub enum ExprKind {
     /// `c.s.len()` / `len(c.s)`: the length in bytes, as Rust counts it.
     Len(Box<Expr>),
     /// `c.x in (1, 2)` / `[1, 2].contains(&c.x)`, or `c.x in ids` / `ids.contains(&c.x)`.
-    In { needle: Box<Expr>, haystack: Haystack },
+    In {
+        needle: Box<Expr>,
+        haystack: Haystack,
+    },
     /// `c.o is None` (`negated: false`) / `c.o is not None` (`negated: true`).
-    IsNull { expr: Box<Expr>, negated: bool },
+    IsNull {
+        expr: Box<Expr>,
+        negated: bool,
+    },
     /// `avg(m.runs)`, `count()`. Only valid as the whole body of a view's lambda.
-    Agg { func: AggFunc, arg: Option<Box<Expr>> },
+    Agg {
+        func: AggFunc,
+        arg: Option<Box<Expr>>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]

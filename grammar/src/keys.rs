@@ -186,9 +186,15 @@ mod tests {
     fn node_keys_are_readable_and_escaped() {
         check(NodeRef { index: Some(0), values: vec![5.into()] }, "ns:item:h:0:category_id=5");
         check(NodeRef { index: Some(1), values: vec!["m".into()] }, "ns:item:h:0:name[:1]=m");
-        check(NodeRef { index: Some(2), values: vec![5.into(), "a b:c".into()] }, "ns:item:h:0:category_id=5&name=a%20b%3Ac");
+        check(
+            NodeRef { index: Some(2), values: vec![5.into(), "a b:c".into()] },
+            "ns:item:h:0:category_id=5&name=a%20b%3Ac",
+        );
         check(NodeRef { index: None, values: vec![1111.into()] }, "ns:item:h:0:1111");
-        check(NodeRef { index: Some(2), values: vec![5.into(), "é\n".into()] }, "ns:item:h:0:category_id=5&name=%C3%A9%0A");
+        check(
+            NodeRef { index: Some(2), values: vec![5.into(), "é\n".into()] },
+            "ns:item:h:0:category_id=5&name=%C3%A9%0A",
+        );
     }
 
     #[test]

@@ -103,7 +103,9 @@ pub fn candidates(conjunction: &[Expr]) -> Vec<Candidate> {
 /// message = `before + schema.describe_indexes() + after`.
 pub fn unindexable_message(model: &str, disjunct: &str, suggestion: &str) -> (String, String) {
     (
-        format!("memdex: no index of {model} serves `{disjunct}`: every alternative of a select needs `==`, `in` or a prefix `starts_with` on all columns of one index (indexes: "),
+        format!(
+            "memdex: no index of {model} serves `{disjunct}`: every alternative of a select needs `==`, `in` or a prefix `starts_with` on all columns of one index (indexes: "
+        ),
         format!("); {suggestion}, or use scan! to query the database"),
     )
 }

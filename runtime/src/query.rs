@@ -324,6 +324,11 @@ impl<T: Model, O> fmt::Debug for View<'_, T, O> {
 }
 
 #[allow(dead_code)]
-pub(crate) fn spec_of<'b>(order: &'b [OrderBy], limit: Option<u64>, offset: u64, filter: Option<&'b memdex_grammar::Expr>) -> SelectSpec<'b> {
+pub(crate) fn spec_of<'b>(
+    order: &'b [OrderBy],
+    limit: Option<u64>,
+    offset: u64,
+    filter: Option<&'b memdex_grammar::Expr>,
+) -> SelectSpec<'b> {
     SelectSpec { filter, order, limit, offset: (offset > 0).then_some(offset) }
 }

@@ -48,12 +48,17 @@ impl CacheOp<'_> {
 pub enum CacheReply {
     /// A stored item (possibly a lease placeholder that got appends: the node codec
     /// tells those apart by their missing header).
-    Hit { value: Vec<u8>, cas: u64 },
+    Hit {
+        value: Vec<u8>,
+        cas: u64,
+    },
     /// Absent (a `Get` without lease).
     Miss,
     /// Absent; this caller created the placeholder and should fill it with
     /// `Cas { cas, .. }`.
-    LeaseWon { cas: u64 },
+    LeaseWon {
+        cas: u64,
+    },
     /// Absent or a placeholder, and another caller holds the lease: answer from the
     /// database without filling.
     LeaseBusy,
