@@ -2,4 +2,5 @@
 //! run (memcached from the Debian package, PostgreSQL 15 run as the `postgres`
 //! user), stopped when dropped.
 
+pub mod proxy;
 pub mod servers;
