@@ -111,7 +111,8 @@ fn bound(params: &[Binding]) -> Vec<(String, Value)> {
 /// The filter `expr` with `params`, as `SELECT … WHERE` in every dialect.
 fn check(name: &str, expr: Expr, params: &[Binding]) {
     let schema = schema();
-    let out = render(|d| sql::select(d, &schema, SelectSpec { filter: Some(&expr), ..Default::default() }, &bound(params)));
+    let out =
+        render(|d| sql::select(d, &schema, SelectSpec { filter: Some(&expr), ..Default::default() }, &bound(params)));
     insta::assert_snapshot!(name, out);
 }
 
@@ -122,7 +123,11 @@ fn language_table() {
         ("eq_int", cmp(f("category_id"), Eq, p("cat")), vec![("cat", Value::Int(5))]),
         ("ne_int", cmp(f("category_id"), Ne, lit(5)), vec![]),
         ("lt_float", cmp(f("price"), Lt, lit(10.5)), vec![]),
-        ("le_ge_gt", and(vec![cmp(f("price"), Le, lit(1.0)), cmp(f("cart_id"), Ge, lit(2)), cmp(f("id"), Gt, lit(3))]), vec![]),
+        (
+            "le_ge_gt",
+            and(vec![cmp(f("price"), Le, lit(1.0)), cmp(f("cart_id"), Ge, lit(2)), cmp(f("id"), Gt, lit(3))]),
+            vec![],
+        ),
         ("eq_text_bytewise", cmp(f("status"), Eq, lit("Open")), vec![]),
         ("lt_text_bytewise", cmp(f("status"), Lt, lit("m")), vec![]),
         ("gt_text_value_on_left", cmp(lit("m"), Gt, f("status")), vec![]),
@@ -183,9 +188,15 @@ fn language_table() {
 fn order_limit_offset() {
     let schema = schema();
     let filter = cmp(f("category_id"), CmpOp::Eq, lit(5));
-    let cases: Vec<(&str, Vec<OrderBy>, Option<u64>, Option<u64>)> = vec![
+    type Page = (&'static str, Vec<OrderBy>, Option<u64>, Option<u64>);
+    let cases: Vec<Page> = vec![
         ("order_desc_limit_offset", vec![OrderBy { column: 3, desc: true }], Some(10), Some(30)),
-        ("order_nullable_asc_and_desc", vec![OrderBy { column: 4, desc: false }, OrderBy { column: 5, desc: true }], None, None),
+        (
+            "order_nullable_asc_and_desc",
+            vec![OrderBy { column: 4, desc: false }, OrderBy { column: 5, desc: true }],
+            None,
+            None,
+        ),
         ("order_text_bytewise", vec![OrderBy { column: 2, desc: false }], Some(5), None),
         ("offset_only", vec![], None, Some(7)),
         ("order_by_key_no_tiebreak", vec![OrderBy { column: 0, desc: true }], Some(1), None),
@@ -267,17 +278,14 @@ fn writes() {
 #[test]
 fn ddl() {
     let schema = schema();
-    let out: String = DIALECTS
-        .iter()
-        .map(|&d| format!("{d:?}:\n{}\n", sql::create_table(d, &schema).join(";\n")))
-        .collect();
+    let out: String =
+        DIALECTS.iter().map(|&d| format!("{d:?}:\n{}\n", sql::create_table(d, &schema).join(";\n"))).collect();
     insta::assert_snapshot!("create_table", out);
     // A text key: MySQL needs a VARCHAR there.
-    let text_key = Schema::new("User", "user").column("name", Type::Text, false).column("bio", Type::Text, true).key("name");
-    let out: String = DIALECTS
-        .iter()
-        .map(|&d| format!("{d:?}:\n{}\n", sql::create_table(d, &text_key).join(";\n")))
-        .collect();
+    let text_key =
+        Schema::new("User", "user").column("name", Type::Text, false).column("bio", Type::Text, true).key("name");
+    let out: String =
+        DIALECTS.iter().map(|&d| format!("{d:?}:\n{}\n", sql::create_table(d, &text_key).join(";\n"))).collect();
     insta::assert_snapshot!("create_table_text_key", out);
 }
 

@@ -76,10 +76,7 @@ pub(crate) fn operand(e: Expr) -> Expr {
 }
 
 pub(crate) fn is_atomic(e: &Expr) -> bool {
-    matches!(
-        e,
-        Expr::Identifier(_) | Expr::Value(_) | Expr::Function(_) | Expr::Cast { .. } | Expr::Nested(_)
-    )
+    matches!(e, Expr::Identifier(_) | Expr::Value(_) | Expr::Function(_) | Expr::Cast { .. } | Expr::Nested(_))
 }
 
 pub(crate) fn cast(expr: Expr, data_type: DataType) -> Expr {

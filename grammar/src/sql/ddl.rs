@@ -49,7 +49,8 @@ pub fn create_table(d: Dialect, schema: &Schema) -> Vec<String> {
             ColumnDef { name: ident(q, &c.name), data_type: dialect.column_type(c.ty, primary_key), options }
         })
         .collect();
-    let table = CreateTableBuilder::new(ast::object_name(q, &schema.table)).if_not_exists(true).columns(columns).build();
+    let table =
+        CreateTableBuilder::new(ast::object_name(q, &schema.table)).if_not_exists(true).columns(columns).build();
     let mut out = vec![Statement::CreateTable(table).to_string()];
 
     for ix in &schema.indexes {
@@ -100,7 +101,11 @@ pub fn insert(d: Dialect, schema: &Schema, row: &[Value]) -> SqlQuery {
     let source = ast::query(SetExpr::Values(Values {
         explicit_row: false,
         value_keyword: false,
-        rows: vec![Parens { opening_token: AttachedToken::empty(), content: values, closing_token: AttachedToken::empty() }],
+        rows: vec![Parens {
+            opening_token: AttachedToken::empty(),
+            content: values,
+            closing_token: AttachedToken::empty(),
+        }],
     }));
     let statement = Insert {
         insert_token: AttachedToken::empty(),

@@ -3,12 +3,10 @@
 //! asks which dialect it is emitting for.
 
 use sqlparser::ast::{
-    BinaryOperator, DataType, Expr, ExactNumberInfo, FunctionArg, FunctionArgExpr, Ident, ObjectName, UnaryOperator,
+    BinaryOperator, DataType, ExactNumberInfo, Expr, FunctionArg, FunctionArgExpr, Ident, ObjectName, UnaryOperator,
 };
 
-use super::ast::{
-    self, binary, cast, constant_string, function, function_with_args, nested, number, operand, unary,
-};
+use super::ast::{self, binary, cast, constant_string, function, function_with_args, nested, number, operand, unary};
 use crate::ir::StrOp;
 use crate::value::Type;
 

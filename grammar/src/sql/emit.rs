@@ -6,9 +6,9 @@
 
 use sqlparser::ast::{BinaryOperator, Expr, UnaryOperator};
 
+use super::SqlError;
 use super::ast::{self, binary, cast, column, constant_false, function, nested, operand, unary};
 use super::dialect::SqlDialect;
-use super::SqlError;
 use crate::check::Aggregate;
 use crate::ir::{AggFunc, ArithOp, CmpOp, Expr as IrExpr, ExprKind, Haystack};
 use crate::params::Params;
@@ -405,12 +405,13 @@ impl<'a> Emitter<'a> {
 fn comparand(e: Expr) -> Expr {
     match e {
         Expr::BinaryOp {
-            op: BinaryOperator::Plus
-            | BinaryOperator::Minus
-            | BinaryOperator::Multiply
-            | BinaryOperator::Divide
-            | BinaryOperator::MyIntegerDivide
-            | BinaryOperator::Modulo,
+            op:
+                BinaryOperator::Plus
+                | BinaryOperator::Minus
+                | BinaryOperator::Multiply
+                | BinaryOperator::Divide
+                | BinaryOperator::MyIntegerDivide
+                | BinaryOperator::Modulo,
             ..
         }
         | Expr::UnaryOp { op: UnaryOperator::Minus, .. }

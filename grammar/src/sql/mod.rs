@@ -14,6 +14,7 @@
 //!   `Option` order) in every dialect.
 //! * `x in ids` with a list parameter → one placeholder per element; an empty list
 //!   is false (and `not in` of an empty list true) without invalid `IN ()` syntax.
+//!
 //! Differences between dialects are methods of the `SqlDialect` trait, never
 //! `if dialect == …` in the emitter.
 //!
@@ -133,7 +134,11 @@ pub fn select(d: Dialect, schema: &Schema, spec: SelectSpec<'_>, params: &dyn Pa
                     expr: col,
                     options: OrderByOptions {
                         sort: Some(if o.desc { OrderBySort::Desc } else { OrderBySort::Asc }),
-                        nulls_first: if schema.columns[o.column].nullable { e.dialect.nulls_first(o.desc) } else { None },
+                        nulls_first: if schema.columns[o.column].nullable {
+                            e.dialect.nulls_first(o.desc)
+                        } else {
+                            None
+                        },
                     },
                     with_fill: None,
                 }
