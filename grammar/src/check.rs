@@ -132,7 +132,8 @@ fn describe(ty: &Ty) -> String {
         Ty::Value { ty, nullable: true } => format!("optional {ty}"),
         Ty::Null => "None".into(),
         Ty::Any => "a value".into(),
-        Ty::List(_) => "a list".into(),
+        Ty::List(Some(t)) => format!("a list of {t}"),
+        Ty::List(None) => "a list".into(),
         Ty::Error => "an invalid expression".into(),
     }
 }
@@ -232,8 +233,9 @@ impl Checker<'_> {
                 let (pattern, pty) = self.expr(pattern);
                 if !is_pattern(&pattern) {
                     self.unsupported(
-                        &format!("{name} pattern"),
-                        "a string literal, a parameter, or `.lower()` of one as the pattern",
+                        name,
+                        "a string literal, a parameter, or `.lower()` of one as the pattern \
+                         (the argument of `startswith`/`endswith`, the left operand of `in`)",
                         pattern.span,
                     );
                 } else {
@@ -444,7 +446,7 @@ impl Checker<'_> {
                     haystack.clone()
                 }
                 // `x in p` with `p` a string: a substring test.
-                ParamType::Scalar(Type::Text) => {
+                ParamType::Scalar(Type::Text) if matches!(nty, Ty::Value { ty: Type::Text, .. } | Ty::Any) => {
                     let subject = Expr::param(name.clone(), span);
                     return self.expr(&Expr::new(
                         ExprKind::StrTest { op: StrOp::Contains, subject: Box::new(subject), pattern: Box::new(n) },
