@@ -175,6 +175,7 @@ pub fn item_schema() -> Schema {
         .column("status", Type::Text, false)
         .column("color", Type::Text, true)
         .column("active", Type::Bool, false)
+        .column("last_name", Type::Text, false)
         .key("id")
         .index(&["category_id"], None)
         .index(&["first_name"], Some(1))
@@ -182,4 +183,5 @@ pub fn item_schema() -> Schema {
         .index(&["cart_id"], None)
         .index(&["deleted_at"], None)
         .index(&["price"], None)
+        .index(&["last_name"], Some(3))
 }
