@@ -421,3 +421,57 @@ fn count_aggregates_node_keys_and_writes() {
     let deleted = exec(&q);
     assert_eq!(deleted, all.iter().filter(|r| r.id != 1 && r.id != 2 && r.name.starts_with('a')).count());
 }
+
+/// The text form end to end: parse, check, emit for SQLite, run. The rows must
+/// equal both the Rust closure's and the in-memory predicate's (`eval::matches`),
+/// so the database path and the cached path agree.
+#[test]
+fn text_form_agrees_with_rust_and_eval() {
+    type TextCase = (&'static str, Vec<Binding>, fn(&Row) -> bool);
+    let cases: Vec<TextCase> = vec![
+        ("lambda c: c.name.startswith('a_')", vec![], |r| r.name.starts_with("a_")),
+        ("lambda c: '%' in c.name or c.name.endswith(']')", vec![], |r| r.name.contains('%') || r.name.ends_with(']')),
+        ("lambda c: c.name.startswith(q.lower())", vec![("q", Value::from("ÄR"))], |r| r.name.starts_with("är")),
+        ("lambda c: not c.name.startswith(x)", vec![("x", Value::from("a*"))], |r| !r.name.starts_with("a*")),
+        ("lambda c: c.o != 2 and c.o is not None", vec![], |r| r.o != Some(2) && r.o.is_some()),
+        ("lambda c: c.o == v", vec![("v", Value::Null)], |r| r.o.is_none()),
+        ("lambda c: c.note == ''", vec![], |r| r.note.as_deref() == Some("")),
+        ("lambda c: c.n in ids", vec![("ids", Value::from(vec![-20, -17, 43]))], |r| [-20, -17, 43].contains(&r.n)),
+        ("lambda c: not (c.id in ids)", vec![("ids", Value::List(vec![]))], |_| true),
+        ("lambda c: c.x > 1", vec![], |r| r.x > 1.0),
+        ("lambda c: c.x == 0", vec![], |r| r.x == 0.0),
+        ("lambda c: len(c.name) > 5 and c.name < 'b'", vec![], |r| r.name.len() > 5 && r.name.as_str() < "b"),
+        ("lambda c: ieq(c.name, 'APPLE') or c.name.lower() == 'straße'", vec![], |r| {
+            r.name.eq_ignore_ascii_case("APPLE") || r.name.to_lowercase() == "straße"
+        }),
+        ("lambda c: c.n % 4 == -3 or c.n / 5 == 2", vec![], |r| r.n % 4 == -3 || r.n / 5 == 2),
+        ("lambda c: c.name == evil", vec![("evil", Value::from("'; DROP TABLE item; --"))], |r| {
+            r.name == "'; DROP TABLE item; --"
+        }),
+    ];
+    let conn = database();
+    let schema = schema();
+    let all = rows();
+    for (source, params, expect) in &cases {
+        let params = bound(params);
+        let lambda = memdex_grammar::text::parse(source).unwrap_or_else(|e| panic!("{source}: {}", e.render(source)));
+        let filter = memdex_grammar::check::filter(&schema, &lambda.body, &memdex_grammar::params::types_of(&params))
+            .unwrap_or_else(|e| panic!("{source}: {}", e.render(source)));
+        let q =
+            sql::select(Dialect::Sqlite, &schema, SelectSpec { filter: Some(&filter), ..Default::default() }, &params)
+                .unwrap_or_else(|e| panic!("{source}: {e}"));
+        let mut got = run_ids(&conn, &q);
+        got.sort_unstable();
+        let want: Vec<i64> = all.iter().filter(|r| expect(r)).map(|r| r.id).collect();
+        assert_eq!(got, want, "SQL vs Rust: {source}\n{}", q.text);
+        let evaluated: Vec<i64> = all
+            .iter()
+            .filter(|r| {
+                let values = to_values(r);
+                memdex_grammar::eval::matches(&schema, &filter, &|i| values[i].clone(), &params)
+            })
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(evaluated, want, "eval vs Rust: {source}");
+    }
+}

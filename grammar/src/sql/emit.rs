@@ -102,6 +102,18 @@ impl<'a> Emitter<'a> {
         })
     }
 
+    /// The text of a string-test pattern: a string value, or `.lower()` of one,
+    /// lowered here by Rust's own `to_lowercase` (the pattern is bound, not SQL).
+    fn pattern_text(&self, e: &IrExpr) -> Result<Option<String>, SqlError> {
+        Ok(match &e.kind {
+            ExprKind::Lower(inner) => self.pattern_text(inner)?.map(|s| s.to_lowercase()),
+            _ => match self.constant(e)? {
+                Some(Value::Text(s)) => Some(s),
+                _ => None,
+            },
+        })
+    }
+
     /// The static type of an expression, from the schema and bound values.
     fn type_of(&self, e: &IrExpr) -> Option<Type> {
         match &e.kind {
@@ -170,11 +182,12 @@ impl<'a> Emitter<'a> {
             ExprKind::Not(inner) => unary(UnaryOperator::Not, nested(self.predicate(inner)?)),
             ExprKind::Cmp { op, lhs, rhs } => self.comparison(*op, lhs, rhs)?,
             ExprKind::StrTest { op, subject, pattern } => {
-                let needle = match self.constant(pattern)? {
-                    Some(Value::Text(s)) => s,
-                    _ => {
+                let needle = match self.pattern_text(pattern)? {
+                    Some(s) => s,
+                    None => {
                         return Err(SqlError::Unsupported(
-                            "the pattern of starts_with/ends_with/contains must be a string literal or parameter"
+                            "the pattern of starts_with/ends_with/contains must be a string literal or parameter, or \
+                             `.lower()` of one"
                                 .into(),
                         ));
                     }
