@@ -330,3 +330,35 @@ fn emitted_sql_parses_in_its_dialect() {
         }
     }
 }
+
+/// The text form through the parser and checker, as the runtime runs it: the
+/// checker's rewrites (an int literal against a float column, `x in p` with a
+/// string `p`) reach the SQL.
+#[test]
+fn text_form() {
+    let schema = schema();
+    let cases: Vec<(&str, &str, Vec<Binding>)> = vec![
+        ("text_int_literal_vs_float", "lambda c: c.price > 10 and c.category_id == cat", vec![("cat", Value::Int(5))]),
+        ("text_substring_param", "lambda c: needle in c.first_name", vec![("needle", Value::from("_x"))]),
+        (
+            "text_startswith_lower",
+            "lambda c: c.first_name.lower().startswith(q.lower())",
+            vec![("q", Value::from("ÄB"))],
+        ),
+        (
+            "text_shop_query",
+            "lambda c: c.category_id in (2, 5) and not c.first_name.startswith('m') or c.deleted_at is None",
+            vec![],
+        ),
+        ("text_option_ne", "lambda c: c.order != 'x' and ieq(c.status, s)", vec![("s", Value::from("OPEN"))]),
+    ];
+    for (name, source, params) in cases {
+        let params = bound(&params);
+        let lambda = memdex_grammar::text::parse(source).expect("parses");
+        let filter = memdex_grammar::check::filter(&schema, &lambda.body, &memdex_grammar::params::types_of(&params))
+            .expect("checks");
+        let out =
+            render(|d| sql::select(d, &schema, SelectSpec { filter: Some(&filter), ..Default::default() }, &params));
+        insta::assert_snapshot!(name, format!("{source}\n{out}"));
+    }
+}
