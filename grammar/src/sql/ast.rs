@@ -174,11 +174,12 @@ pub(crate) fn query(body: SetExpr) -> Query {
     }
 }
 
-/// `a AND b AND …` (true when empty is never needed: callers pass ≥ 1 item).
+/// `a AND b AND …`; `None` for no items.
 pub(crate) fn and_all(items: Vec<Expr>) -> Option<Expr> {
     fold(items, BinaryOperator::And)
 }
 
+/// `a op b op …`, left-associative; `None` for no items.
 pub(crate) fn fold(items: Vec<Expr>, op: BinaryOperator) -> Option<Expr> {
     items.into_iter().reduce(|acc, e| binary(acc, op.clone(), e))
 }

@@ -59,8 +59,7 @@ pub(crate) trait SqlDialect {
     /// accept `OFFSET` alone), `None` when `OFFSET` may stand alone.
     fn limit_for_offset_only(&self) -> Option<Expr>;
 
-    /// The column type in `CREATE TABLE`. `in_key` is true for the primary key and
-    /// columns of declared indexes.
+    /// The column type in `CREATE TABLE`; `primary_key` for the key column.
     fn column_type(&self, ty: Type, primary_key: bool) -> DataType;
 
     /// An index key part for `column` of type `ty` in `CREATE INDEX`.
