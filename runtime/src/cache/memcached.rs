@@ -383,9 +383,12 @@ impl Server {
         loop {
             let pooled = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop();
             match pooled {
-                Some(mut connection) if connection.is_reusable() => return Ok(connection),
-                // Closed by the server (a restart) while idle: drop it, try the next.
-                Some(_) => continue,
+                Some(mut connection) => {
+                    if connection.is_reusable() {
+                        return Ok(connection);
+                    }
+                    // Closed by the server (a restart) while idle: drop it, try the next.
+                }
                 None => return Connection::dial(&self.name, connect_timeout),
             }
         }
@@ -508,9 +511,8 @@ impl Connection {
         if let Some(message) = line.strip_prefix(b"SERVER_ERROR") {
             return Ok(Reply::ServerError(String::from_utf8_lossy(message).trim().to_owned()));
         }
-        let response = MetaResponse::parse_header(&line).map_err(|error| {
-            Failure::Garbage(format!("{error} in reply {:?}", String::from_utf8_lossy(&line)))
-        })?;
+        let response = MetaResponse::parse_header(&line)
+            .map_err(|error| Failure::Garbage(format!("{error} in reply {:?}", String::from_utf8_lossy(&line))))?;
         if response.rc() != ReturnCode::Va {
             return Ok(Reply::Meta(response, None));
         }
