@@ -75,7 +75,8 @@ fn memcached_conforms() {
 
 #[test]
 fn sharded_memcached_conforms() {
-    let servers = [MemcachedServer::start().expect("memcached starts"), MemcachedServer::start().expect("memcached starts")];
+    let servers =
+        [MemcachedServer::start().expect("memcached starts"), MemcachedServer::start().expect("memcached starts")];
     let addrs: Vec<String> = servers.iter().map(MemcachedServer::addr).collect();
     let cache = Memcached::connect(&addrs, relaxed()).expect("client connects");
     assert_eq!(cache.describe(), format!("memcached {}, {}", addrs[0], addrs[1]));
@@ -222,10 +223,7 @@ fn large_values(s: &Subject<'_>, prefix: &str) {
     assert_eq!(one(s.cache, CacheOp::Set { key: &key, value: &too_large, ttl: 0 }), CacheReply::NotStored);
     assert_eq!(get(s.cache, &key), CacheReply::Miss);
     let token = won(lease(s.cache, &key));
-    assert_eq!(
-        one(s.cache, CacheOp::Cas { key: &key, value: &too_large, ttl: 0, cas: token }),
-        CacheReply::NotStored
-    );
+    assert_eq!(one(s.cache, CacheOp::Cas { key: &key, value: &too_large, ttl: 0, cas: token }), CacheReply::NotStored);
     assert_eq!(one(s.cache, CacheOp::Append { key: &key, value: &too_large }), CacheReply::NotStored);
     // The largest allowed value round-trips intact.
     let largest: Vec<u8> = (0..max).map(|i| (i % 251) as u8).collect();
@@ -332,10 +330,7 @@ fn expiry(s: &Subject<'_>, prefix: &str) {
 // ---------------------------------------------------------------- memcached faults
 
 fn is_transport_error(result: &Result<CacheReply, CacheError>) -> bool {
-    matches!(
-        result,
-        Err(CacheError::Unreachable { .. } | CacheError::Timeout { .. } | CacheError::Ambiguous { .. })
-    )
+    matches!(result, Err(CacheError::Unreachable { .. } | CacheError::Timeout { .. } | CacheError::Ambiguous { .. }))
 }
 
 #[test]
@@ -400,7 +395,9 @@ fn a_dead_port_is_unreachable_at_once() {
 
 #[test]
 fn garbage_replies_are_protocol_errors() {
-    for garbage in [&b"HELLO THERE\r\n"[..], b"VA banana\r\n", b"VA 3 c1\r\nabcdef", b"\x00\x01\x02\r\n", b"CLIENT_ERROR bad\r\n"] {
+    for garbage in
+        [&b"HELLO THERE\r\n"[..], b"VA banana\r\n", b"VA 3 c1\r\nabcdef", b"\x00\x01\x02\r\n", b"CLIENT_ERROR bad\r\n"]
+    {
         let server = FakeMemcached::replying(garbage).expect("listener starts");
         let cache = Memcached::connect(&[server.addr()], relaxed()).expect("client connects");
         let results = cache.run(&[CacheOp::Get { key: "a", lease: None }, CacheOp::Get { key: "b", lease: None }]);

@@ -181,7 +181,8 @@ fn error_text(e: &postgres::Error) -> String {
 /// A lost connection is a `Connect` error (the caller may retry elsewhere); anything
 /// the server rejected is a `Query` error.
 fn to_db_error(e: &postgres::Error) -> DbError {
-    if e.as_db_error().is_none() && (e.is_closed() || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>()))
+    if e.as_db_error().is_none()
+        && (e.is_closed() || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>()))
     {
         DbError::Connect(format!("PostgreSQL connection lost: {}", error_text(e)))
     } else {
