@@ -181,7 +181,8 @@ fn error_text(e: &postgres::Error) -> String {
 /// A lost connection is a `Connect` error (the caller may retry elsewhere); anything
 /// the server rejected is a `Query` error.
 fn to_db_error(e: &postgres::Error) -> DbError {
-    if e.as_db_error().is_none() && (e.is_closed() || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>()))
+    if e.as_db_error().is_none()
+        && (e.is_closed() || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>()))
     {
         DbError::Connect(format!("PostgreSQL connection lost: {}", error_text(e)))
     } else {
@@ -322,6 +323,11 @@ fn decode(row: &Row, i: usize, ty: Type) -> Result<Value, DbError> {
     fn get<'a, T: FromSql<'a>>(row: &'a Row, i: usize) -> Result<Option<T>, DbError> {
         row.try_get::<_, Option<T>>(i).map_err(|e| DbError::Decode { column: i, reason: error_text(&e) })
     }
+    // NULL is `Value::Null` whatever the column's type (an untyped `SELECT NULL` is
+    // `text` to PostgreSQL), as on SQLite, where NULL has no declared type at all.
+    if get::<NotNull>(row, i)?.is_none() {
+        return Ok(Value::Null);
+    }
     let value = match (ty, pg) {
         (Type::Int, &PgType::INT8) => get::<i64>(row, i)?.map(Value::Int),
         (Type::Int, &PgType::INT4) => get::<i32>(row, i)?.map(|v| Value::Int(v.into())),
@@ -348,6 +354,19 @@ fn decode(row: &Row, i: usize, ty: Type) -> Result<Value, DbError> {
         _ => return Err(wrong_type()),
     };
     Ok(value.unwrap_or(Value::Null))
+}
+
+/// Decodes any non-NULL value without looking at it: tells NULL apart from the rest.
+struct NotNull;
+
+impl<'a> FromSql<'a> for NotNull {
+    fn from_sql(_: &PgType, _: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(NotNull)
+    }
+
+    fn accepts(_: &PgType) -> bool {
+        true
+    }
 }
 
 /// A `numeric` value in decimal form: `digits × 10^exponent`, or a special value.
