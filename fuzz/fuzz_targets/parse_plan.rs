@@ -68,13 +68,13 @@ fuzz_target!(|data: &[u8]| {
                 }
                 if let Some(plan) = &prepared.plan {
                     for d in &plan.disjuncts {
-                        let _ = memdex_grammar::plan::bind(d, &params, 1000);
+                        let _ = memdex_grammar::plan::bind(schema, d, &params, 1000);
                     }
                 }
             }
             Err(errors) => {
                 for e in errors.iter() {
-                    assert!(e.span.start <= e.span.end && e.span.end <= src.len(), "span {:?} outside the source", e.span);
+                    assert!(e.span.start <= e.span.end && e.span.end as usize <= src.len(), "span {:?} outside the source", e.span);
                 }
                 let _ = errors.render(src);
             }

@@ -517,13 +517,15 @@ fn env_u64(name: &str, default: u64) -> u64 {
 }
 
 fn run(coverage: Coverage, cases: u32, seed: u64) {
-    let mut world = World::new(coverage);
+    let world = World::new(coverage);
     let mut seed_bytes = [0u8; 32];
     seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
     let config = Config { cases, failure_persistence: None, max_shrink_iters: 2000, ..Config::default() };
     let mut runner = TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes));
-    let mut too_many = 0u64;
+    let too_many = std::cell::Cell::new(0u64);
+    let world = std::cell::RefCell::new(world);
     let result = runner.run(&case(), |case| {
+        let mut world = world.borrow_mut();
         // Rows with the same id: the last one wins, as in a table.
         let mut rows: Vec<Row> = Vec::new();
         for r in case.rows {
@@ -535,12 +537,14 @@ fn run(coverage: Coverage, cases: u32, seed: u64) {
             let probe_ = q.probe();
             match probe(&mut world, &probe_, &|r| ev_b(&q.pred, r)) {
                 Ok(Outcome::Agreed) => {}
-                Ok(Outcome::TooManyDisjuncts) => too_many += 1,
+                Ok(Outcome::TooManyDisjuncts) => too_many.set(too_many.get() + 1),
                 Err(e) => return Err(TestCaseError::fail(e)),
             }
         }
         Ok(())
     });
+    let world = world.into_inner();
+    let too_many = too_many.get();
     let s = world.stats;
     eprintln!(
         "differential ({coverage:?}, seed {seed}): {cases} cases, {} queries, {} fetches, {} SQL runs, {} lanes, \

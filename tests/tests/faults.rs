@@ -6,10 +6,9 @@
 //! may ever come back.
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -17,6 +16,7 @@ use memdex::cache::memcached::Memcached;
 use memdex::cache::{CacheBackend, CacheConfig, CacheError, CacheOp, CacheReply};
 use memdex::{Model, Schema, Store, Type, Value};
 use memdex_tests::proxy::{FaultProxy, Mode};
+use memdex_tests::servers::memcached::MemcachedServer;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -69,57 +69,13 @@ impl Model for Doc {
     }
 }
 
-// ---------------------------------------------------------------------------
-// A memcached process this test controls (kill, restart, memory limit).
-// ---------------------------------------------------------------------------
-
-struct Memcache {
-    port: u16,
-    megabytes: u32,
-    item_limit: &'static str,
-    child: Mutex<Option<Child>>,
+/// A memcached of `megabytes` MB with `item_limit` items, killed on drop.
+fn memcached(megabytes: u32, item_limit: &str) -> MemcachedServer {
+    MemcachedServer::start_with(&["-m", &megabytes.to_string(), "-I", item_limit]).expect("memcached starts")
 }
 
-impl Memcache {
-    fn start(megabytes: u32, item_limit: &'static str) -> Memcache {
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
-        let m = Memcache { port, megabytes, item_limit, child: Mutex::new(None) };
-        m.up();
-        m
-    }
-
-    fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-
-    fn up(&self) {
-        let child = Command::new("memcached")
-            .args(["-l", "127.0.0.1", "-U", "0", "-t", "1"])
-            .args(["-p", &self.port.to_string(), "-m", &self.megabytes.to_string(), "-I", self.item_limit])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("memcached starts (is the memcached package installed?)");
-        *self.child.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while TcpStream::connect(self.addr()).is_err() {
-            assert!(Instant::now() < deadline, "memcached did not listen on {}", self.addr());
-            thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn kill(&self) {
-        if let Some(mut child) = self.child.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Memcache {
-    fn drop(&mut self) {
-        self.kill();
-    }
+fn sock(mc: &MemcachedServer) -> SocketAddr {
+    mc.addr().parse().expect("memcached address")
 }
 
 // ---------------------------------------------------------------------------
@@ -274,10 +230,10 @@ fn converge_wait() {
 /// (empty): answers stay right, and a second process converges.
 #[test]
 fn memcached_killed_and_restarted() {
-    let mc = Memcache::start(16, "1m");
+    let mut mc = memcached(16, "1m");
     let d = db("kill");
-    let writer = store(&d, memcached_at(mc.addr()));
-    let other = store(&d, memcached_at(mc.addr()));
+    let writer = store(&d, memcached_at(sock(&mc)));
+    let other = store(&d, memcached_at(sock(&mc)));
     let mut w = Workload::new(1, 20);
     w.mixed(&writer, 150, "before the kill");
     w.read_all(&other, "other process, before the kill");
@@ -287,7 +243,7 @@ fn memcached_killed_and_restarted() {
     w.read_all(&writer, "memcached down (writer)");
     w.read_all(&other, "memcached down (other process)");
     let outage = outage.elapsed();
-    mc.up();
+    mc.restart().expect("memcached restarts");
     w.read_all(&writer, "right after the restart (writer)");
     w.mixed(&writer, 150, "after the restart");
     converge_wait();
@@ -301,10 +257,10 @@ fn memcached_killed_and_restarted() {
 /// store.
 #[test]
 fn memcached_evicting_constantly() {
-    let mc = Memcache::start(2, "64k");
+    let mc = memcached(2, "64k");
     let d = db("evict");
-    let a = store(&d, memcached_at(mc.addr()));
-    let b = store(&d, memcached_at(mc.addr()));
+    let a = store(&d, memcached_at(sock(&mc)));
+    let b = store(&d, memcached_at(sock(&mc)));
     let mut w = Workload::new(2, 8 * 1024);
     for round in 0..6 {
         w.mixed(&a, 80, &format!("evicting, round {round}, process a"));
@@ -321,11 +277,11 @@ fn memcached_evicting_constantly() {
 /// once; another process converges once the proxy passes again.
 #[test]
 fn proxy_drops_stalls_cuts_and_garbles() {
-    let mc = Memcache::start(16, "1m");
-    let proxy = FaultProxy::start(mc.addr()).expect("proxy");
+    let mc = memcached(16, "1m");
+    let proxy = FaultProxy::start(sock(&mc)).expect("proxy");
     let d = db("proxy");
     let writer = store(&d, memcached_at(proxy.addr()));
-    let other = store(&d, memcached_at(mc.addr()));
+    let other = store(&d, memcached_at(sock(&mc)));
     let mut w = Workload::new(3, 20);
     let mut rng = StdRng::seed_from_u64(33);
     let modes = [
@@ -393,10 +349,10 @@ impl CacheBackend for CutOnWriteBatch {
 /// the other process must serve the new rows within the configured bound.
 #[test]
 fn cache_write_lost_after_commit() {
-    let mc = Memcache::start(16, "1m");
-    let proxy = Arc::new(FaultProxy::start(mc.addr()).expect("proxy"));
+    let mc = memcached(16, "1m");
+    let proxy = Arc::new(FaultProxy::start(sock(&mc)).expect("proxy"));
     let d = db("lost");
-    let other = store(&d, memcached_at(mc.addr()));
+    let other = store(&d, memcached_at(sock(&mc)));
     let mut w = Workload::new(4, 20);
     let armed = Arc::new(AtomicBool::new(false));
     let cuts = Arc::new(AtomicU64::new(0));

@@ -17,6 +17,7 @@ use memdex::grammar::keys::KeySpace;
 use memdex::grammar::plan::node_of_row;
 use memdex::{Error, Model, Store, Value};
 use memdex_tests::proxy::{FaultProxy, Mode};
+use memdex_tests::servers::memcached::MemcachedServer;
 use proptest::prelude::*;
 
 const INJECTIONS: &[&str] = &[
@@ -230,7 +231,8 @@ fn set(cache: &dyn CacheBackend, key: &str, value: &[u8]) {
 /// too (the garbage is repaired, not trusted).
 #[test]
 fn malformed_cached_values() {
-    let mc = memdex_tests::backends::memcached().addr().to_string();
+    let server = MemcachedServer::start().expect("memcached starts");
+    let mc = server.addr();
     let backends: Vec<(&str, Arc<dyn CacheBackend>)> = vec![
         ("in-process", Arc::new(InProcessCache::new(CacheConfig::default()))),
         ("memcached", Arc::new(Memcached::connect(&[mc], CacheConfig::default()).expect("memcached"))),
@@ -308,7 +310,8 @@ fn malformed_cached_values() {
 /// database, right, without a panic or a hang.
 #[test]
 fn memcached_answering_garbage() {
-    let upstream: std::net::SocketAddr = memdex_tests::backends::memcached().addr().to_string().parse().expect("addr");
+    let server = MemcachedServer::start().expect("memcached starts");
+    let upstream: std::net::SocketAddr = server.addr().parse().expect("addr");
     let proxy = FaultProxy::start(upstream).expect("proxy");
     let dir = TempDir::new("garbage");
     let config = CacheConfig {
@@ -404,13 +407,13 @@ fn prepare_everything(src: &str) {
                 }
                 if let Some(plan) = &prepared.plan {
                     for d in &plan.disjuncts {
-                        let _ = memdex::grammar::plan::bind(d, &params, 1000);
+                        let _ = memdex::grammar::plan::bind(schema, d, &params, 1000);
                     }
                 }
             }
             Err(errors) => {
                 for e in errors.iter() {
-                    assert!(e.span.end <= src.len() && e.span.start <= e.span.end, "span {:?} outside {src:?}", e.span);
+                    assert!(e.span.end as usize <= src.len() && e.span.start <= e.span.end, "span {:?} outside {src:?}", e.span);
                 }
                 let _ = errors.render(src);
             }

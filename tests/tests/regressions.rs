@@ -32,7 +32,8 @@ use memdex::cache::{CacheBackend, CacheConfig, CacheError, CacheOp, CacheReply};
 use memdex::db::Database;
 use memdex::grammar::ir::{ArithOp, CmpOp, StrOp};
 use memdex::grammar::sql::{OrderBy, SelectSpec};
-use memdex::{Col, Dialect, Error, Model, Schema, Store, Type, Value};
+use memdex::{Col, Error, Model, Schema, Store, Type, Value};
+use memdex_tests::servers::memcached::MemcachedServer;
 use serde::{Deserialize, Serialize};
 
 // ---------------------------------------------------------------------------
@@ -239,6 +240,7 @@ impl CacheBackend for DownCache {
 // ---------------------------------------------------------------------------
 
 /// One way of answering a query.
+#[allow(missing_debug_implementations)] // holds a database handle without Debug
 pub struct Lane {
     pub name: String,
     pub store: Store,
@@ -251,11 +253,14 @@ pub struct Lane {
 }
 
 /// Every lane, the rows they all hold, and counters for the report.
+#[allow(missing_debug_implementations)]
 pub struct World {
     pub lanes: Vec<Lane>,
     pub rows: BTreeMap<i64, Row>,
     pub stats: WorldStats,
     _dir: TempDir,
+    /// This world's own memcached, stopped with it.
+    _memcached: MemcachedServer,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -267,6 +272,7 @@ pub struct WorldStats {
 }
 
 /// A temporary directory removed on drop (std only).
+#[derive(Debug)]
 pub struct TempDir(pub std::path::PathBuf);
 
 impl TempDir {
@@ -301,8 +307,7 @@ fn unique(tag: &str) -> String {
     format!("{tag}_{}_{}", std::process::id(), WORLD_SEQ.fetch_add(1, Ordering::Relaxed))
 }
 
-fn memcached_backend() -> Arc<dyn CacheBackend> {
-    let addr = memdex_tests::backends::memcached().addr().to_string();
+fn memcached_backend(addr: String) -> Arc<dyn CacheBackend> {
     Arc::new(Memcached::connect(&[addr], CacheConfig::default()).expect("connect to the test memcached"))
 }
 
@@ -339,6 +344,7 @@ impl DbAt {
 impl World {
     pub fn new(coverage: Coverage) -> World {
         let dir = TempDir::new("diff");
+        let memcached = MemcachedServer::start().expect("memcached starts");
         let mut lanes = Vec::new();
         let mut dbs: Vec<(&str, Vec<DbAt>)> = vec![(
             "sqlite",
@@ -361,7 +367,7 @@ impl World {
         }
         for (db_name, at) in dbs {
             for (i, (db, cache_name)) in at.iter().zip(["in-process", "memcached"]).enumerate() {
-                let inner = if i == 0 { in_process_backend() } else { memcached_backend() };
+                let inner = if i == 0 { in_process_backend() } else { memcached_backend(memcached.addr()) };
                 let epoch = Arc::new(AtomicU64::new(0));
                 let cache = Box::new(EpochCache { inner, epoch: epoch.clone() });
                 let store = build(db.clone(), cache, &unique("diff"));
@@ -385,7 +391,7 @@ impl World {
                 });
             }
         }
-        World { lanes, rows: BTreeMap::new(), stats: WorldStats::default(), _dir: dir }
+        World { lanes, rows: BTreeMap::new(), stats: WorldStats::default(), _dir: dir, _memcached: memcached }
     }
 
     /// Makes every lane hold exactly `rows` (one transaction per lane: deletes,

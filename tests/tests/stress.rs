@@ -24,6 +24,7 @@ use memdex::cache::in_process::InProcessCache;
 use memdex::cache::memcached::Memcached;
 use memdex::cache::{CacheBackend, CacheConfig, CacheError, CacheOp, CacheReply};
 use memdex::{Model, Schema, Store, Type, Value};
+use memdex_tests::servers::memcached::MemcachedServer;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -384,9 +385,9 @@ fn sqlite_with_the_in_process_cache() {
 
 #[test]
 fn sqlite_with_memcached() {
-    let addr = memdex_tests::backends::memcached().addr().to_string();
+    let server = MemcachedServer::start().expect("memcached starts");
     let cache: Arc<dyn CacheBackend> =
-        Arc::new(Memcached::connect(&[addr], CacheConfig::default()).expect("memcached"));
+        Arc::new(Memcached::connect(&[server.addr()], CacheConfig::default()).expect("memcached"));
     let (stores, _file) = sqlite_stores("memcached", cache, 3);
     stress("sqlite + memcached", stores, Shape::ci(12));
 }
@@ -396,7 +397,8 @@ fn postgres_with_memcached() {
     let pg = memdex_tests::backends::postgres();
     let ns = namespace("pg");
     let params = pg.create_database(&ns).expect("create database").to_string();
-    let addr = memdex_tests::backends::memcached().addr().to_string();
+    let server = MemcachedServer::start().expect("memcached starts");
+    let addr = server.addr();
     let shape = Shape::ci(13);
     let stores = (0..shape.stores)
         .map(|_| {
@@ -418,8 +420,9 @@ fn soak() {
     shape.readers = 4;
     shape.writes_per_writer *= 20;
     shape.reads_per_reader *= 20;
-    let addr = memdex_tests::backends::memcached().addr().to_string();
-    let cache: Arc<dyn CacheBackend> = Arc::new(Memcached::connect(&[addr], CacheConfig::default()).expect("memcached"));
+    let server = MemcachedServer::start().expect("memcached starts");
+    let cache: Arc<dyn CacheBackend> =
+        Arc::new(Memcached::connect(&[server.addr()], CacheConfig::default()).expect("memcached"));
     let (stores, _file) = sqlite_stores("soak", cache, 4);
     stress("soak: sqlite + memcached", stores, shape);
 }
