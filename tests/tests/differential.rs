@@ -652,8 +652,17 @@ impl Query {
     fn probe(&self, rows: &[Row]) -> Probe {
         let mut r = Render::default();
         let text = format!("lambda r: {}", r.b(&self.pred));
-        let hazard = rows.iter().find_map(|row| hazard(&self.pred, row));
-        Probe { text, params: r.params, order: self.order, limit: self.limit, offset: self.offset, hazard }
+        let hazard_of = rows.iter().find_map(|row| hazard(&self.pred, row));
+        let hazard_rows = rows.iter().filter(|row| hazard(&self.pred, row).is_some()).map(|row| row.id).collect();
+        Probe {
+            text,
+            params: r.params,
+            order: self.order,
+            limit: self.limit,
+            offset: self.offset,
+            hazard: hazard_of,
+            hazard_rows,
+        }
     }
 }
 
@@ -790,6 +799,9 @@ fn explore() {
                 let lines: Vec<&str> = e.lines().collect();
                 let tail = lines.iter().rev().find(|l| l.contains("SQL failed") || l.contains("expected") || l.contains("error") || l.contains("rejected")).unwrap_or(&"");
                 println!("case {n}: {} | {} | {}", lines.first().unwrap_or(&""), lines.get(1).unwrap_or(&""), tail);
+                if e.contains("got ids") || e.contains("differs") {
+                    println!("{e}\n----");
+                }
             }
         }
     }
