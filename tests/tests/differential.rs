@@ -723,7 +723,7 @@ fn run(coverage: Coverage, cases: u32, seed: u64) {
 /// memcached, cache down, emitted SQL on both databases).
 #[test]
 fn random_queries_agree_on_every_path() {
-    run(Coverage::Full, env_u64("MEMDEX_DIFF_CASES", 300) as u32, env_u64("MEMDEX_DIFF_SEED", 0x5eed));
+    run(Coverage::Full, env_u64("MEMDEX_DIFF_CASES", 1000) as u32, env_u64("MEMDEX_DIFF_SEED", 0x5eed));
 }
 
 /// The soak run (docs/soak.md): as many cases as `MEMDEX_DIFF_CASES` (default
