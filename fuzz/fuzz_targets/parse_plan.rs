@@ -74,7 +74,11 @@ fuzz_target!(|data: &[u8]| {
             }
             Err(errors) => {
                 for e in errors.iter() {
-                    assert!(e.span.start <= e.span.end && e.span.end as usize <= src.len(), "span {:?} outside the source", e.span);
+                    assert!(
+                        e.span.start <= e.span.end && e.span.end as usize <= src.len(),
+                        "span {:?} outside the source",
+                        e.span
+                    );
                 }
                 let _ = errors.render(src);
             }

@@ -194,7 +194,9 @@ fn connect_pair(client: TcpStream, shared: &Arc<Shared>) -> io::Result<()> {
     let up = (client.try_clone()?, server.try_clone()?, shared.clone());
     thread::Builder::new().name("fault-proxy-up".into()).spawn(move || pump(up.0, up.1, &up.2, Direction::ToServer))?;
     let down = shared.clone();
-    thread::Builder::new().name("fault-proxy-down".into()).spawn(move || pump(server, client, &down, Direction::ToClient))?;
+    thread::Builder::new()
+        .name("fault-proxy-down".into())
+        .spawn(move || pump(server, client, &down, Direction::ToClient))?;
     Ok(())
 }
 

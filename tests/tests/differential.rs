@@ -71,14 +71,31 @@ enum B {
     CmpF(CmpOp, F, F),
     CmpT(CmpOp, T, T),
     /// `r.grp == v` / `!=`; `None` is the literal `None`.
-    OptI { ne: bool, v: Option<Leaf<i64>> },
+    OptI {
+        ne: bool,
+        v: Option<Leaf<i64>>,
+    },
     /// `r.note == v` / `!=`.
-    OptT { ne: bool, v: Leaf<String> },
-    IsNull { col: usize, negated: bool },
+    OptT {
+        ne: bool,
+        v: Leaf<String>,
+    },
+    IsNull {
+        col: usize,
+        negated: bool,
+    },
     Str(StrOp, T, Leaf<String>),
     IEq(T, Leaf<String>),
-    InI { col: usize, list: List<i64>, negated: bool },
-    InT { col: usize, list: List<String>, negated: bool },
+    InI {
+        col: usize,
+        list: List<i64>,
+        negated: bool,
+    },
+    InT {
+        col: usize,
+        list: List<String>,
+        negated: bool,
+    },
     /// 0: `r.flag`, 1: `r.flag == True`, 2: `r.flag != False`.
     Flag(u8),
 }
@@ -155,9 +172,7 @@ fn ev_b(e: &B, r: &Row) -> bool {
         B::Str(op, s, p) => str_test(*op, &ev_t(s, r), &p.v),
         B::IEq(s, p) => ev_t(s, r).eq_ignore_ascii_case(&p.v),
         B::InI { col, list, negated } => list_values(list).contains(&int_col(r, *col)) != *negated,
-        B::InT { col, list, negated } => {
-            list_values(list).iter().any(|v| v == text_col(r, *col)) != *negated
-        }
+        B::InT { col, list, negated } => list_values(list).iter().any(|v| v == text_col(r, *col)) != *negated,
         B::Flag(_) => r.flag,
     }
 }
@@ -267,12 +282,10 @@ fn steer(b: B) -> B {
 /// float infinite or NaN from finite inputs, or meets an infinite one (K5).
 fn hazard_i(e: &I, r: &Row) -> Option<&'static str> {
     match e {
-        I::Arith(op, a, b) => {
-            hazard_i(a, r).or_else(|| hazard_i(b, r)).or_else(|| match (ev_i(a, r), ev_i(b, r)) {
-                (Some(x), Some(y)) if int_arith(*op, x, y).is_none() => Some("K4: integer overflow or division by zero"),
-                _ => None,
-            })
-        }
+        I::Arith(op, a, b) => hazard_i(a, r).or_else(|| hazard_i(b, r)).or_else(|| match (ev_i(a, r), ev_i(b, r)) {
+            (Some(x), Some(y)) if int_arith(*op, x, y).is_none() => Some("K4: integer overflow or division by zero"),
+            _ => None,
+        }),
         I::Neg(a) => hazard_i(a, r).or_else(|| ev_i(e, r).is_none().then_some("K4: integer overflow")),
         _ => None,
     }
@@ -358,7 +371,12 @@ impl Render {
         }
     }
 
-    fn list<V>(&mut self, l: &List<V>, item: impl Fn(&mut Self, &Leaf<V>) -> String, value: impl Fn(&V) -> Value) -> String {
+    fn list<V>(
+        &mut self,
+        l: &List<V>,
+        item: impl Fn(&mut Self, &Leaf<V>) -> String,
+        value: impl Fn(&V) -> Value,
+    ) -> String {
         match l {
             List::Param(v) => self.bind(Value::List(v.iter().map(value).collect())),
             List::Items(items, bracket) => {
@@ -529,7 +547,8 @@ fn float_expr() -> BoxedStrategy<F> {
 }
 
 fn text_subject() -> BoxedStrategy<T> {
-    prop_oneof![3 => select(&[NAME, TAG][..]).prop_map(T::Col), 1 => select(&[NAME, TAG][..]).prop_map(T::Lower)].boxed()
+    prop_oneof![3 => select(&[NAME, TAG][..]).prop_map(T::Col), 1 => select(&[NAME, TAG][..]).prop_map(T::Lower)]
+        .boxed()
 }
 
 fn text_expr() -> BoxedStrategy<T> {
@@ -765,7 +784,10 @@ fn oracle_knows_rusts_semantics() {
     let mut render = Render::default();
     let text = render.b(&B::Str(StrOp::Contains, T::Col(NAME), Leaf { v: "a'\\".into(), param: false }));
     assert_eq!(text, "('a\\'\\\\' in r.name)");
-    assert_eq!(render.b(&B::InI { col: CAT, list: List::Items(vec![Leaf { v: 5, param: true }], false), negated: true }), "(r.cat not in (p0,))");
+    assert_eq!(
+        render.b(&B::InI { col: CAT, list: List::Items(vec![Leaf { v: 5, param: true }], false), negated: true }),
+        "(r.cat not in (p0,))"
+    );
     assert_eq!(render.params, vec![("p0".to_owned(), Value::Int(5))]);
 }
 
@@ -797,7 +819,16 @@ fn explore() {
         for q in &case.queries {
             if let Err(e) = probe(&mut world, &q.probe(&rows), &|r| ev_b(&q.pred, r)) {
                 let lines: Vec<&str> = e.lines().collect();
-                let tail = lines.iter().rev().find(|l| l.contains("SQL failed") || l.contains("expected") || l.contains("error") || l.contains("rejected")).unwrap_or(&"");
+                let tail = lines
+                    .iter()
+                    .rev()
+                    .find(|l| {
+                        l.contains("SQL failed")
+                            || l.contains("expected")
+                            || l.contains("error")
+                            || l.contains("rejected")
+                    })
+                    .unwrap_or(&"");
                 println!("case {n}: {} | {} | {}", lines.first().unwrap_or(&""), lines.get(1).unwrap_or(&""), tail);
                 if e.contains("got ids") || e.contains("differs") {
                     println!("{e}\n----");

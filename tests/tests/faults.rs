@@ -59,7 +59,9 @@ impl Model for Doc {
 
     fn from_values(values: Vec<Value>) -> Result<Self, String> {
         match &values[..] {
-            [Value::Int(id), Value::Int(shelf), Value::Text(body)] => Ok(Doc { id: *id, shelf: *shelf, body: body.clone() }),
+            [Value::Int(id), Value::Int(shelf), Value::Text(body)] => {
+                Ok(Doc { id: *id, shelf: *shelf, body: body.clone() })
+            }
             other => Err(format!("unexpected row {other:?}")),
         }
     }

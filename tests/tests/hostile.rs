@@ -48,26 +48,44 @@ fn injection_strings_are_only_values() {
     for s in INJECTIONS {
         let s = (*s).to_owned();
         let checks: Vec<(Probe, Box<dyn Fn(&Row) -> bool>)> = vec![
-            (Probe::new("lambda r: r.tag == t", &[("t", s.clone().into())]), Box::new({
-                let s = s.clone();
-                move |r: &Row| r.tag == s
-            })),
-            (Probe::new(&format!("lambda r: r.tag == {}", py_str(&s)), &[]), Box::new({
-                let s = s.clone();
-                move |r: &Row| r.tag == s
-            })),
-            (Probe::new("lambda r: r.cat == 1 and r.name.startswith(t)", &[("t", s.clone().into())]), Box::new({
-                let s = s.clone();
-                move |r: &Row| r.name.starts_with(&s)
-            })),
-            (Probe::new("lambda r: r.cat == 1 and r.note == t", &[("t", s.clone().into())]), Box::new({
-                let s = s.clone();
-                move |r: &Row| r.note.as_deref() == Some(s.as_str())
-            })),
-            (Probe::new("lambda r: r.tag in ts and ieq(r.name, n)", &[("ts", vec![s.clone()].into()), ("n", format!("{s}0").into())]), Box::new({
-                let s = s.clone();
-                move |r: &Row| r.tag == s && r.name.eq_ignore_ascii_case(&format!("{s}0"))
-            })),
+            (
+                Probe::new("lambda r: r.tag == t", &[("t", s.clone().into())]),
+                Box::new({
+                    let s = s.clone();
+                    move |r: &Row| r.tag == s
+                }),
+            ),
+            (
+                Probe::new(&format!("lambda r: r.tag == {}", py_str(&s)), &[]),
+                Box::new({
+                    let s = s.clone();
+                    move |r: &Row| r.tag == s
+                }),
+            ),
+            (
+                Probe::new("lambda r: r.cat == 1 and r.name.startswith(t)", &[("t", s.clone().into())]),
+                Box::new({
+                    let s = s.clone();
+                    move |r: &Row| r.name.starts_with(&s)
+                }),
+            ),
+            (
+                Probe::new("lambda r: r.cat == 1 and r.note == t", &[("t", s.clone().into())]),
+                Box::new({
+                    let s = s.clone();
+                    move |r: &Row| r.note.as_deref() == Some(s.as_str())
+                }),
+            ),
+            (
+                Probe::new(
+                    "lambda r: r.tag in ts and ieq(r.name, n)",
+                    &[("ts", vec![s.clone()].into()), ("n", format!("{s}0").into())],
+                ),
+                Box::new({
+                    let s = s.clone();
+                    move |r: &Row| r.tag == s && r.name.eq_ignore_ascii_case(&format!("{s}0"))
+                }),
+            ),
         ];
         for (p, pred) in checks {
             match probe(&mut world, &p, &*pred) {
@@ -272,9 +290,11 @@ fn malformed_cached_values() {
         let node = keys.node(Row::schema(), &node_of_row(Row::schema(), 0, &|c| cat1.column_value(c)));
         let want: Vec<Row> = rows.iter().filter(|r| r.cat == 1).cloned().collect();
         let read = |what: &str| {
-            let got = store.recall_text::<Row>("lambda r: r.cat == 1", &[]).unwrap_or_else(|e| panic!("{name}, {what}: {e}"));
+            let got =
+                store.recall_text::<Row>("lambda r: r.cat == 1", &[]).unwrap_or_else(|e| panic!("{name}, {what}: {e}"));
             assert_eq!(got, want, "{name}, {what}");
-            let got = store.recall_text::<Row>("lambda r: r.id == 1", &[]).unwrap_or_else(|e| panic!("{name}, {what}: {e}"));
+            let got =
+                store.recall_text::<Row>("lambda r: r.id == 1", &[]).unwrap_or_else(|e| panic!("{name}, {what}: {e}"));
             assert_eq!(got, vec![rows[0].clone()], "{name}, {what} (key read)");
         };
         read("clean");
@@ -288,10 +308,11 @@ fn malformed_cached_values() {
         let object = keys.object(&Value::Int(1));
         // Real encoded objects, as memdex itself cached them: another row's, and
         // this row's cut in half.
-        let cached = |id: i64| match cache.run(&[CacheOp::Get { key: &keys.object(&Value::Int(id)), lease: None }]).pop() {
-            Some(Ok(CacheReply::Hit { value, .. })) => value,
-            other => panic!("{name}: object {id} should be cached after a read, got {other:?}"),
-        };
+        let cached =
+            |id: i64| match cache.run(&[CacheOp::Get { key: &keys.object(&Value::Int(id)), lease: None }]).pop() {
+                Some(Ok(CacheReply::Hit { value, .. })) => value,
+                other => panic!("{name}: object {id} should be cached after a read, got {other:?}"),
+            };
         let other_row = cached(3);
         let mut truncated = cached(1);
         truncated.truncate(truncated.len() / 2);
@@ -373,12 +394,83 @@ fn memcached_answering_garbage() {
 // ---------------------------------------------------------------------------
 
 const TOKENS: &[&str] = &[
-    "lambda", "r", "c", ":", ".", "(", ")", "[", "]", ",", "and", "or", "not", "in", "is", "None", "True", "False",
-    "==", "!=", "<", "<=", ">", ">=", "+", "-", "*", "/", "%", "cat", "grp", "name", "tag", "price", "qty", "note",
-    "flag", "id", "r.cat", "r.name", "r.tag", "r.price", "r.grp", "r.note", "startswith", "endswith", "lower",
-    "len", "ieq", "avg", "count", "sum", "p", "ids", "1", "-9223372036854775808", "9223372036854775808", "1.5",
-    "1e999", ".5", "1_0", "'a'", "\"b\"", "'\\u00e9'", "'\\x'", "'", "\"", "\\", "#", "lambda r:", "r.cat ==",
-    "((((", "))))", "not not not", "😀", "\u{0}", "\n",
+    "lambda",
+    "r",
+    "c",
+    ":",
+    ".",
+    "(",
+    ")",
+    "[",
+    "]",
+    ",",
+    "and",
+    "or",
+    "not",
+    "in",
+    "is",
+    "None",
+    "True",
+    "False",
+    "==",
+    "!=",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "+",
+    "-",
+    "*",
+    "/",
+    "%",
+    "cat",
+    "grp",
+    "name",
+    "tag",
+    "price",
+    "qty",
+    "note",
+    "flag",
+    "id",
+    "r.cat",
+    "r.name",
+    "r.tag",
+    "r.price",
+    "r.grp",
+    "r.note",
+    "startswith",
+    "endswith",
+    "lower",
+    "len",
+    "ieq",
+    "avg",
+    "count",
+    "sum",
+    "p",
+    "ids",
+    "1",
+    "-9223372036854775808",
+    "9223372036854775808",
+    "1.5",
+    "1e999",
+    ".5",
+    "1_0",
+    "'a'",
+    "\"b\"",
+    "'\\u00e9'",
+    "'\\x'",
+    "'",
+    "\"",
+    "\\",
+    "#",
+    "lambda r:",
+    "r.cat ==",
+    "((((",
+    "))))",
+    "not not not",
+    "😀",
+    "\u{0}",
+    "\n",
 ];
 
 fn token_soup() -> impl Strategy<Value = String> {
@@ -402,7 +494,8 @@ fn prepare_everything(src: &str) {
                 let params: Vec<(String, Value)> =
                     vec![("p".into(), Value::Int(3)), ("ids".into(), Value::List(vec![Value::Int(1), Value::Int(2)]))];
                 for d in [memdex::Dialect::Sqlite, memdex::Dialect::Postgres, memdex::Dialect::MySql] {
-                    let spec = memdex::grammar::sql::SelectSpec { filter: prepared.filter.as_ref(), ..Default::default() };
+                    let spec =
+                        memdex::grammar::sql::SelectSpec { filter: prepared.filter.as_ref(), ..Default::default() };
                     let _ = memdex::grammar::sql::select(d, schema, spec, &params);
                 }
                 if let Some(filter) = &prepared.filter {
@@ -417,7 +510,11 @@ fn prepare_everything(src: &str) {
             }
             Err(errors) => {
                 for e in errors.iter() {
-                    assert!(e.span.end as usize <= src.len() && e.span.start <= e.span.end, "span {:?} outside {src:?}", e.span);
+                    assert!(
+                        e.span.end as usize <= src.len() && e.span.start <= e.span.end,
+                        "span {:?} outside {src:?}",
+                        e.span
+                    );
                 }
                 let _ = errors.render(src);
             }

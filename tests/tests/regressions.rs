@@ -151,17 +151,7 @@ impl Model for Row {
 
 /// A row with neutral values, for hand-written cases.
 pub fn row(id: i64) -> Row {
-    Row {
-        id,
-        cat: 1,
-        grp: None,
-        name: "ab".into(),
-        tag: "t".into(),
-        price: 0.0,
-        qty: 0,
-        note: None,
-        flag: false,
-    }
+    Row { id, cat: 1, grp: None, name: "ab".into(), tag: "t".into(), price: 0.0, qty: 0, note: None, flag: false }
 }
 
 // ---------------------------------------------------------------------------
@@ -622,7 +612,10 @@ pub fn probe(world: &mut World, probe: &Probe, pred: &dyn Fn(&Row) -> bool) -> R
             world.stats.sql_runs += 1;
             let got = run_sql(&**db, probe).map_err(|e| format!("{}\n{e}", context(&lane.name, "emitted SQL")))?;
             if got != want {
-                return Err(format!("{}\nexpected ids {want:?}\n     got ids {got:?}", context(&lane.name, "emitted SQL")));
+                return Err(format!(
+                    "{}\nexpected ids {want:?}\n     got ids {got:?}",
+                    context(&lane.name, "emitted SQL")
+                ));
             }
         }
     }
@@ -638,7 +631,8 @@ fn tolerable_k6(probe: &Probe, want: &[i64], got: &[i64]) -> bool {
     if probe.limit.is_some() || probe.offset > 0 {
         return true;
     }
-    let kept: Vec<i64> = want.iter().filter(|id| got.contains(id) || !probe.hazard_rows.contains(id)).copied().collect();
+    let kept: Vec<i64> =
+        want.iter().filter(|id| got.contains(id) || !probe.hazard_rows.contains(id)).copied().collect();
     kept == got
 }
 
@@ -660,7 +654,8 @@ pub fn run_sql(db: &dyn Database, probe: &Probe) -> Result<Vec<i64>, String> {
     let q = memdex::grammar::sql::select(db.dialect(), schema, spec, &probe.params)
         .map_err(|e| format!("emitting SQL failed: {e}"))?;
     let column_types: Vec<Type> = schema.columns.iter().map(|c| c.ty).collect();
-    let raw = db.query(&q, &column_types).map_err(|e| format!("SQL failed: {e}\nsql: {}\nparams: {:?}", q.text, q.params))?;
+    let raw =
+        db.query(&q, &column_types).map_err(|e| format!("SQL failed: {e}\nsql: {}\nparams: {:?}", q.text, q.params))?;
     raw.into_iter()
         .map(|values| Row::from_values(values).map(|r| r.id))
         .collect::<Result<Vec<_>, _>>()
@@ -829,9 +824,7 @@ fn two_processes(dir: &TempDir) -> (Store, Store, memdex_tests::stepping::Steppi
     let cache: Arc<dyn CacheBackend> = Arc::new(InProcessCache::new(CacheConfig::default()));
     let stepper = memdex_tests::stepping::Stepping::new(cache);
     let db = dir.0.join("two.db").to_string_lossy().into_owned();
-    let build = |cache: Box<dyn CacheBackend>| {
-        Store::builder().sqlite(db.clone()).cache(cache).build().expect("store")
-    };
+    let build = |cache: Box<dyn CacheBackend>| Store::builder().sqlite(db.clone()).cache(cache).build().expect("store");
     let stepped = build(Box::new(stepper.clone()));
     let other = build(stepper.plain());
     stepped.migrate::<Row>().expect("migrate");

@@ -65,7 +65,10 @@ impl Model for Acct {
     }
 
     fn from_values(values: Vec<Value>) -> Result<Self, String> {
-        let ints: Vec<i64> = values.iter().map(|v| v.as_i64().ok_or_else(|| format!("not an integer: {v:?}"))).collect::<Result<_, _>>()?;
+        let ints: Vec<i64> = values
+            .iter()
+            .map(|v| v.as_i64().ok_or_else(|| format!("not an integer: {v:?}")))
+            .collect::<Result<_, _>>()?;
         match ints[..] {
             [id, bucket, val, ver] => Ok(Acct { id, bucket, val, ver }),
             _ => Err(format!("{} columns, expected 4", ints.len())),
@@ -276,8 +279,7 @@ fn stress(tag: &str, stores: Vec<Store>, shape: Shape) -> (usize, usize, usize) 
             history.entry(id).or_default().push(v);
         }
     }
-    let observations: Vec<Observation> =
-        readers.into_iter().flat_map(|r| r.join().expect("reader thread")).collect();
+    let observations: Vec<Observation> = readers.into_iter().flat_map(|r| r.join().expect("reader thread")).collect();
     // Each row's versions are in commit order already (one writer per row).
     let (checks, violations) = check(&history, &observations);
     let writes = shape.writers * shape.writes_per_writer;
@@ -287,7 +289,12 @@ fn stress(tag: &str, stores: Vec<Store>, shape: Shape) -> (usize, usize, usize) 
         violations.len(),
         start.elapsed()
     );
-    assert!(violations.is_empty(), "stress {tag}: {} violations, first ones:\n{}", violations.len(), violations[..violations.len().min(5)].join("\n"));
+    assert!(
+        violations.is_empty(),
+        "stress {tag}: {} violations, first ones:\n{}",
+        violations.len(),
+        violations[..violations.len().min(5)].join("\n")
+    );
     (writes, reads, checks)
 }
 
@@ -332,7 +339,8 @@ fn check(history: &HashMap<i64, Vec<Version>>, observations: &[Observation]) -> 
         }
         for (id, versions) in history {
             let current = possibly_current(versions, o.began, o.ended);
-            let throughout = !current.is_empty() && current.iter().all(|s| s.as_ref().is_some_and(|a| o.read.matches(a)));
+            let throughout =
+                !current.is_empty() && current.iter().all(|s| s.as_ref().is_some_and(|a| o.read.matches(a)));
             if throughout {
                 checks += 1;
                 if !ids.contains(id) {
@@ -411,7 +419,12 @@ fn postgres_with_memcached() {
         .map(|_| {
             // Each store its own memcached connections: separate processes.
             let cache = Memcached::connect(&[addr.clone()], CacheConfig::default()).expect("memcached");
-            Store::builder().postgres(params.clone()).namespace(ns.clone()).cache(Box::new(cache)).build().expect("store")
+            Store::builder()
+                .postgres(params.clone())
+                .namespace(ns.clone())
+                .cache(Box::new(cache))
+                .build()
+                .expect("store")
         })
         .collect();
     stress("postgres + memcached", stores, shape);
@@ -441,10 +454,13 @@ fn checker_catches_stale_and_missing_rows() {
     let at = |ms: u64| t0 + Duration::from_millis(ms);
     let v = |id, bucket, ver| Some(Acct { id, bucket, val: 0, ver });
     let mut history = HashMap::new();
-    history.insert(1, vec![
-        Version { began: at(0), ended: at(1), state: v(1, 0, 0) },
-        Version { began: at(10), ended: at(11), state: v(1, 1, 1) },
-    ]);
+    history.insert(
+        1,
+        vec![
+            Version { began: at(0), ended: at(1), state: v(1, 0, 0) },
+            Version { began: at(10), ended: at(11), state: v(1, 1, 1) },
+        ],
+    );
     let obs = |began, ended, rows| Observation { began: at(began), ended: at(ended), read: Read::Bucket(0), rows };
     // During [2, 5] the row is in bucket 0: it must be returned, and may be.
     assert_eq!(check(&history, &[obs(2, 5, v(1, 0, 0).into_iter().collect())]).1.len(), 0);
