@@ -9,6 +9,9 @@
 //! MEMDEX_DIFF_CASES=20000 MEMDEX_DIFF_SEED=7 cargo test -p memdex-tests --test differential -- --ignored soak
 //! ```
 
+// Tests fail by panicking, with a message saying what went wrong.
+#![allow(clippy::panic, clippy::unwrap_used)]
+
 #[path = "regressions.rs"]
 mod harness;
 

@@ -5,6 +5,9 @@
 //! (the test keeps its own copy), and once the cache is back no stale row or lost id
 //! may ever come back.
 
+// Tests fail by panicking, with a message saying what went wrong.
+#![allow(clippy::panic, clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

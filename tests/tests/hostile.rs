@@ -4,6 +4,9 @@
 //! answers garbage; and random text through the parser and planner, which must never
 //! panic.
 
+// Tests fail by panicking, with a message saying what went wrong.
+#![allow(clippy::panic, clippy::unwrap_used)]
+
 #[path = "regressions.rs"]
 mod harness;
 

@@ -14,6 +14,9 @@
 //! the instants around their fetch. Seeds are fixed; counts come from the
 //! environment for soak runs (docs/soak.md).
 
+// Tests fail by panicking, with a message saying what went wrong.
+#![allow(clippy::panic, clippy::unwrap_used)]
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -207,7 +210,7 @@ fn stress(tag: &str, stores: Vec<Store>, shape: Shape) -> (usize, usize, usize) 
                 .map(|(id, v)| (*id, v[0].state.clone().expect("seeded")))
                 .collect();
             thread::spawn(move || {
-                let mut rng = StdRng::seed_from_u64(shape.seed ^ (w as u64 + 1) * 0x9E37_79B9);
+                let mut rng = StdRng::seed_from_u64(shape.seed ^ ((w as u64 + 1) * 0x9E37_79B9));
                 let ids: Vec<i64> = {
                     let mut v: Vec<i64> = own.keys().copied().collect();
                     v.sort_unstable();
@@ -253,7 +256,7 @@ fn stress(tag: &str, stores: Vec<Store>, shape: Shape) -> (usize, usize, usize) 
         .map(|r| {
             let stores = stores.clone();
             thread::spawn(move || {
-                let mut rng = StdRng::seed_from_u64(shape.seed ^ (r as u64 + 101) * 0x85EB_CA6B);
+                let mut rng = StdRng::seed_from_u64(shape.seed ^ ((r as u64 + 101) * 0x85EB_CA6B));
                 let mut seen = Vec::with_capacity(shape.reads_per_reader);
                 for n in 0..shape.reads_per_reader {
                     let store = &stores[rng.gen_range(0..stores.len())];
@@ -418,7 +421,7 @@ fn postgres_with_memcached() {
     let stores = (0..shape.stores)
         .map(|_| {
             // Each store its own memcached connections: separate processes.
-            let cache = Memcached::connect(&[addr.clone()], CacheConfig::default()).expect("memcached");
+            let cache = Memcached::connect(std::slice::from_ref(&addr), CacheConfig::default()).expect("memcached");
             Store::builder()
                 .postgres(params.clone())
                 .namespace(ns.clone())
