@@ -3,6 +3,9 @@
 //! memcached-only fault tests (a killed shard, a silent server, garbage replies, a
 //! restart) and a latency measurement follow the shared checks.
 
+// A test fails by panicking with a message that says what went wrong.
+#![allow(clippy::panic)]
+
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -62,7 +65,7 @@ fn in_process_conforms() {
     let clock = ManualClock::new();
     let cache = InProcessCache::with_clock(relaxed(), Arc::new(clock.clone()));
     assert_eq!(cache.describe(), "in-process");
-    conforms(&Subject { cache: &cache, wait: &|by| clock.advance(by) }, "in-process");
+    conforms(&Subject { cache: &cache, wait: &|by: Duration| clock.advance(by) }, "in-process");
 }
 
 #[test]
@@ -75,7 +78,8 @@ fn memcached_conforms() {
 
 #[test]
 fn sharded_memcached_conforms() {
-    let servers = [MemcachedServer::start().expect("memcached starts"), MemcachedServer::start().expect("memcached starts")];
+    let servers =
+        [MemcachedServer::start().expect("memcached starts"), MemcachedServer::start().expect("memcached starts")];
     let addrs: Vec<String> = servers.iter().map(MemcachedServer::addr).collect();
     let cache = Memcached::connect(&addrs, relaxed()).expect("client connects");
     assert_eq!(cache.describe(), format!("memcached {}, {}", addrs[0], addrs[1]));
@@ -222,10 +226,7 @@ fn large_values(s: &Subject<'_>, prefix: &str) {
     assert_eq!(one(s.cache, CacheOp::Set { key: &key, value: &too_large, ttl: 0 }), CacheReply::NotStored);
     assert_eq!(get(s.cache, &key), CacheReply::Miss);
     let token = won(lease(s.cache, &key));
-    assert_eq!(
-        one(s.cache, CacheOp::Cas { key: &key, value: &too_large, ttl: 0, cas: token }),
-        CacheReply::NotStored
-    );
+    assert_eq!(one(s.cache, CacheOp::Cas { key: &key, value: &too_large, ttl: 0, cas: token }), CacheReply::NotStored);
     assert_eq!(one(s.cache, CacheOp::Append { key: &key, value: &too_large }), CacheReply::NotStored);
     // The largest allowed value round-trips intact.
     let largest: Vec<u8> = (0..max).map(|i| (i % 251) as u8).collect();
@@ -303,8 +304,10 @@ fn batch_in_order(s: &Subject<'_>, prefix: &str) {
 
 fn one_lease_winner_under_contention(s: &Subject<'_>, prefix: &str) {
     let key = format!("{prefix}:hot");
+    // Only the cache crosses threads (the clock hook need not be `Sync`).
+    let cache = s.cache;
     let replies: Vec<CacheReply> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..8).map(|_| scope.spawn(|| lease(s.cache, &key))).collect();
+        let handles: Vec<_> = (0..8).map(|_| scope.spawn(|| lease(cache, &key))).collect();
         handles.into_iter().map(|handle| handle.join().expect("lease thread")).collect()
     });
     let winners = replies.iter().filter(|reply| matches!(reply, CacheReply::LeaseWon { .. })).count();
@@ -332,10 +335,7 @@ fn expiry(s: &Subject<'_>, prefix: &str) {
 // ---------------------------------------------------------------- memcached faults
 
 fn is_transport_error(result: &Result<CacheReply, CacheError>) -> bool {
-    matches!(
-        result,
-        Err(CacheError::Unreachable { .. } | CacheError::Timeout { .. } | CacheError::Ambiguous { .. })
-    )
+    matches!(result, Err(CacheError::Unreachable { .. } | CacheError::Timeout { .. } | CacheError::Ambiguous { .. }))
 }
 
 #[test]
@@ -400,7 +400,9 @@ fn a_dead_port_is_unreachable_at_once() {
 
 #[test]
 fn garbage_replies_are_protocol_errors() {
-    for garbage in [&b"HELLO THERE\r\n"[..], b"VA banana\r\n", b"VA 3 c1\r\nabcdef", b"\x00\x01\x02\r\n", b"CLIENT_ERROR bad\r\n"] {
+    for garbage in
+        [&b"HELLO THERE\r\n"[..], b"VA banana\r\n", b"VA 3 c1\r\nabcdef", b"\x00\x01\x02\r\n", b"CLIENT_ERROR bad\r\n"]
+    {
         let server = FakeMemcached::replying(garbage).expect("listener starts");
         let cache = Memcached::connect(&[server.addr()], relaxed()).expect("client connects");
         let results = cache.run(&[CacheOp::Get { key: "a", lease: None }, CacheOp::Get { key: "b", lease: None }]);

@@ -157,7 +157,15 @@ impl Shard {
 
     /// Stores a new item (replacing any old one), then evicts from the cold end
     /// until the shard fits `capacity`. False when the item alone does not fit.
-    fn insert(&mut self, key: &str, value: Vec<u8>, cas: u64, expires_at: Option<Duration>, filled: bool, capacity: usize) -> bool {
+    fn insert(
+        &mut self,
+        key: &str,
+        value: Vec<u8>,
+        cas: u64,
+        expires_at: Option<Duration>,
+        filled: bool,
+        capacity: usize,
+    ) -> bool {
         self.remove(key);
         let charge = Item::charge(key, &value);
         if charge > capacity {

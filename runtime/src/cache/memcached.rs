@@ -23,7 +23,7 @@
 //! mutations (including lease gets, which create placeholders) with `Ambiguous`.
 //! A connection that saw any failure is dropped, never pooled with unread replies.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -383,7 +383,7 @@ impl Server {
         loop {
             let pooled = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop();
             match pooled {
-                Some(mut connection) if connection.is_reusable() => return Ok(connection),
+                Some(connection) if connection.is_reusable() => return Ok(connection),
                 // Closed by the server (a restart) while idle: drop it, try the next.
                 Some(_) => continue,
                 None => return Connection::dial(&self.name, connect_timeout),
@@ -424,7 +424,7 @@ impl Connection {
 
     /// A quiet connection has nothing to read between exchanges; a readable EOF
     /// or stray bytes mean it is closed or out of step. One non-blocking peek.
-    fn is_reusable(&mut self) -> bool {
+    fn is_reusable(&self) -> bool {
         if !self.reader.buffer().is_empty() {
             return false;
         }
@@ -508,9 +508,8 @@ impl Connection {
         if let Some(message) = line.strip_prefix(b"SERVER_ERROR") {
             return Ok(Reply::ServerError(String::from_utf8_lossy(message).trim().to_owned()));
         }
-        let response = MetaResponse::parse_header(&line).map_err(|error| {
-            Failure::Garbage(format!("{error} in reply {:?}", String::from_utf8_lossy(&line)))
-        })?;
+        let response = MetaResponse::parse_header(&line)
+            .map_err(|error| Failure::Garbage(format!("{error} in reply {:?}", String::from_utf8_lossy(&line))))?;
         if response.rc() != ReturnCode::Va {
             return Ok(Reply::Meta(response, None));
         }
