@@ -323,6 +323,11 @@ fn decode(row: &Row, i: usize, ty: Type) -> Result<Value, DbError> {
     fn get<'a, T: FromSql<'a>>(row: &'a Row, i: usize) -> Result<Option<T>, DbError> {
         row.try_get::<_, Option<T>>(i).map_err(|e| DbError::Decode { column: i, reason: error_text(&e) })
     }
+    // NULL is `Value::Null` whatever the column's type (an untyped `SELECT NULL` is
+    // `text` to PostgreSQL), as on SQLite, where NULL has no declared type at all.
+    if get::<NotNull>(row, i)?.is_none() {
+        return Ok(Value::Null);
+    }
     let value = match (ty, pg) {
         (Type::Int, &PgType::INT8) => get::<i64>(row, i)?.map(Value::Int),
         (Type::Int, &PgType::INT4) => get::<i32>(row, i)?.map(|v| Value::Int(v.into())),
@@ -349,6 +354,19 @@ fn decode(row: &Row, i: usize, ty: Type) -> Result<Value, DbError> {
         _ => return Err(wrong_type()),
     };
     Ok(value.unwrap_or(Value::Null))
+}
+
+/// Decodes any non-NULL value without looking at it: tells NULL apart from the rest.
+struct NotNull;
+
+impl<'a> FromSql<'a> for NotNull {
+    fn from_sql(_: &PgType, _: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(NotNull)
+    }
+
+    fn accepts(_: &PgType) -> bool {
+        true
+    }
 }
 
 /// A `numeric` value in decimal form: `digits × 10^exponent`, or a special value.
