@@ -153,10 +153,7 @@ pub fn view_inner(input: TokenStream) -> syn::Result<TokenStream> {
             ));
         }
         [_, _, extra, ..] => {
-            return Err(syn::Error::new_spanned(
-                extra,
-                "view! takes at most two closures: a filter and an aggregate",
-            ));
+            return Err(syn::Error::new_spanned(extra, "view! takes at most two closures: a filter and an aggregate"));
         }
     };
     let filter_closure = filter_expr.map(|f| lowering.closure(f, "|m| m.field == value"));

@@ -73,18 +73,29 @@ fn select_rows_lower_to_the_expected_ir() {
     };
     check(
         select!(@ir Item, |c| c.category_id == cat && c.price > 10.0),
-        node(ExprKind::And(vec![cmp(CmpOp::Eq, field("category_id"), param(0)), cmp(CmpOp::Gt, field("price"), lit(10.0))])),
+        node(ExprKind::And(vec![
+            cmp(CmpOp::Eq, field("category_id"), param(0)),
+            cmp(CmpOp::Gt, field("price"), lit(10.0)),
+        ])),
         vec![Value::Int(5)],
     );
     check(
         select!(@ir Item, |c| c.first_name.starts_with("mi")),
-        node(ExprKind::StrTest { op: StrOp::StartsWith, subject: Box::new(field("first_name")), pattern: Box::new(lit("mi")) }),
+        node(ExprKind::StrTest {
+            op: StrOp::StartsWith,
+            subject: Box::new(field("first_name")),
+            pattern: Box::new(lit("mi")),
+        }),
         vec![],
     );
     check(
         select!(@ir Item, |c| c.first_name.starts_with(&name) && !c.first_name.ends_with('x')),
         node(ExprKind::And(vec![
-            node(ExprKind::StrTest { op: StrOp::StartsWith, subject: Box::new(field("first_name")), pattern: Box::new(param(0)) }),
+            node(ExprKind::StrTest {
+                op: StrOp::StartsWith,
+                subject: Box::new(field("first_name")),
+                pattern: Box::new(param(0)),
+            }),
             node(ExprKind::Not(Box::new(node(ExprKind::StrTest {
                 op: StrOp::EndsWith,
                 subject: Box::new(field("first_name")),
@@ -131,7 +142,11 @@ fn select_rows_lower_to_the_expected_ir() {
                 CmpOp::Ge,
                 node(ExprKind::Arith {
                     op: ArithOp::Sub,
-                    lhs: Box::new(node(ExprKind::Arith { op: ArithOp::Mul, lhs: Box::new(field("price")), rhs: Box::new(lit(2.0)) })),
+                    lhs: Box::new(node(ExprKind::Arith {
+                        op: ArithOp::Mul,
+                        lhs: Box::new(field("price")),
+                        rhs: Box::new(lit(2.0)),
+                    })),
                     rhs: Box::new(lit(1.0)),
                 }),
                 lit(-3.5),
@@ -144,7 +159,10 @@ fn select_rows_lower_to_the_expected_ir() {
         select!(@ir Item, |c| c.cart_id == 3 && (c.status == "open" || c.status == "paid")),
         node(ExprKind::And(vec![
             cmp(CmpOp::Eq, field("cart_id"), lit(3)),
-            node(ExprKind::Or(vec![cmp(CmpOp::Eq, field("status"), lit("open")), cmp(CmpOp::Eq, field("status"), lit("paid"))])),
+            node(ExprKind::Or(vec![
+                cmp(CmpOp::Eq, field("status"), lit("open")),
+                cmp(CmpOp::Eq, field("status"), lit("paid")),
+            ])),
         ])),
         vec![],
     );
@@ -166,12 +184,18 @@ fn scan_and_view_lower() {
     assert!(v.filter.is_none());
     let agg = v.aggregate.expect("aggregate");
     assert_eq!(agg.param, "m");
-    assert_eq!(agg.body.without_spans(), node(ExprKind::Agg { func: AggFunc::Avg, arg: Some(Box::new(field("price"))) }));
+    assert_eq!(
+        agg.body.without_spans(),
+        node(ExprKind::Agg { func: AggFunc::Avg, arg: Some(Box::new(field("price"))) })
+    );
 
     let cat = 2_i64;
     let v = view!(@ir Item, |m| m.category_id == cat, |m| count());
     assert_eq!(v.filter.expect("filter").body.without_spans(), cmp(CmpOp::Eq, field("category_id"), param(0)));
-    assert_eq!(v.aggregate.expect("aggregate").body.without_spans(), node(ExprKind::Agg { func: AggFunc::Count, arg: None }));
+    assert_eq!(
+        v.aggregate.expect("aggregate").body.without_spans(),
+        node(ExprKind::Agg { func: AggFunc::Count, arg: None })
+    );
     assert_eq!(v.params, vec![Value::Int(2)]);
 }
 
@@ -212,5 +236,8 @@ fn row_round_trip_and_decode_errors() {
     );
     let mut wrong = values;
     wrong[8] = Value::Int(1);
-    assert_eq!(Item::from_values(wrong), Err("field `note` (column `note_text`): expected a string, found integer 1".to_string()));
+    assert_eq!(
+        Item::from_values(wrong),
+        Err("field `note` (column `note_text`): expected a string, found integer 1".to_string())
+    );
 }
