@@ -303,10 +303,8 @@ pub fn derive_model_inner(input: TokenStream) -> syn::Result<TokenStream> {
             match fields.iter().position(|f| &f.name == name) {
                 Some(c) if columns.contains(&c) => errors.at(*span, format!("`{name}` is listed twice in this index")),
                 Some(c) => columns.push(c),
-                None => errors.at(
-                    *span,
-                    format!("`{name}` is not a field of `{model_name}`{}", did_you_mean(name, &fields)),
-                ),
+                None => errors
+                    .at(*span, format!("`{name}` is not a field of `{model_name}`{}", did_you_mean(name, &fields))),
             }
         }
         if columns.len() != ix.fields.len() {

@@ -18,7 +18,10 @@ mod tests;
 pub(crate) use derive::derive_model_inner;
 pub(crate) use query::{scan_inner, select_inner, view_inner};
 
-fn expand(input: TokenStream, inner: fn(proc_macro2::TokenStream) -> syn::Result<proc_macro2::TokenStream>) -> TokenStream {
+fn expand(
+    input: TokenStream,
+    inner: fn(proc_macro2::TokenStream) -> syn::Result<proc_macro2::TokenStream>,
+) -> TokenStream {
     inner(input.into()).unwrap_or_else(syn::Error::into_compile_error).into()
 }
 

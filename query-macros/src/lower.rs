@@ -258,7 +258,10 @@ impl Lowering {
                     Expr::new(ExprKind::Neg(Box::new(inner)), span)
                 }
                 _ => {
-                    self.error_at(e, format!("dereferencing is not supported in a memdex query; supported: {SUPPORTED}"));
+                    self.error_at(
+                        e,
+                        format!("dereferencing is not supported in a memdex query; supported: {SUPPORTED}"),
+                    );
                     self.poisoned()
                 }
             },

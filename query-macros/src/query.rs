@@ -5,7 +5,7 @@
 //! in-memory predicate, so rustc checks field names and types where they were written.
 
 use memdex_grammar::ir::{Expr, ExprKind, Lambda};
-use memdex_grammar::plan::{Candidate, CandidateKind};
+use memdex_grammar::plan::CandidateKind;
 use proc_macro2::{Delimiter, Group, Span, TokenStream};
 use quote::{ToTokens, quote, quote_spanned};
 use syn::parse::{Parse, ParseStream};
@@ -153,10 +153,7 @@ pub fn view_inner(input: TokenStream) -> syn::Result<TokenStream> {
             ));
         }
         [_, _, extra, ..] => {
-            return Err(syn::Error::new_spanned(
-                extra,
-                "view! takes at most two closures: a filter and an aggregate",
-            ));
+            return Err(syn::Error::new_spanned(extra, "view! takes at most two closures: a filter and an aggregate"));
         }
     };
     let filter_closure = filter_expr.map(|f| lowering.closure(f, "|m| m.field == value"));
@@ -309,7 +306,7 @@ fn index_checks(model: &syn::Path, lambda: &Lambda, lowering: &Lowering) -> Toke
     };
     let mut out = TokenStream::new();
     for conjunction in &dnf {
-        let Some(candidates) = candidates(conjunction) else { return TokenStream::new() };
+        let candidates = memdex_grammar::plan::candidates(conjunction);
         let (first, last) = disjunct_tokens(conjunction, lambda, lowering);
         let text = disjunct_text(conjunction, lambda, lowering);
         let mut eq: Vec<&str> = Vec::new();
@@ -324,7 +321,7 @@ fn index_checks(model: &syn::Path, lambda: &Lambda, lowering: &Lowering) -> Toke
                 CandidateKind::Prefix { literal_chars } => prefix.push((&c.field, literal_chars)),
             }
         }
-        let suggestion = suggestion(&model_name, &eq, &prefix);
+        let suggestion = suggestion(&model_name, &eq, &prefix, conjunction);
         let (before, after) = memdex_grammar::plan::unindexable_message(&model_name, &text, &suggestion);
         let prefix_items = prefix.iter().map(|(f, n)| match n {
             Some(n) => quote!((#f, #n)),
@@ -349,20 +346,9 @@ fn index_checks(model: &syn::Path, lambda: &Lambda, lowering: &Lowering) -> Toke
     out
 }
 
-/// `to_dnf` and `candidates` from `memdex-grammar`.
+/// `to_dnf` from `memdex-grammar` (`None`: nothing to check).
 fn normalise(body: &Expr) -> Result<Option<Vec<Vec<Expr>>>, memdex_grammar::Error> {
-    guard(|| memdex_grammar::normalise::to_dnf(body, memdex_grammar::normalise::DEFAULT_DISJUNCT_LIMIT))
-        .map_or(Ok(None), |r| r.map(Some))
-}
-
-fn candidates(conjunction: &[Expr]) -> Option<Vec<Candidate>> {
-    guard(|| memdex_grammar::plan::candidates(conjunction))
-}
-
-/// TEMPORARY until the grammar-plan branch lands on main: its stubs panic with
-/// `unimplemented!`; skip the compile-time check rather than crash the macro.
-fn guard<T>(f: impl FnOnce() -> T + std::panic::UnwindSafe) -> Option<T> {
-    std::panic::catch_unwind(f).ok()
+    memdex_grammar::normalise::to_dnf(body, memdex_grammar::normalise::DEFAULT_DISJUNCT_LIMIT).map(Some)
 }
 
 /// The disjunct's first and last tokens: of its leaves, the one numbered first
@@ -397,16 +383,39 @@ fn disjunct_text(conjunction: &[Expr], lambda: &Lambda, lowering: &Lowering) -> 
     parts.join(" && ")
 }
 
-fn suggestion(model: &str, eq: &[&str], prefix: &[(&str, Option<u32>)]) -> String {
-    match (eq, prefix) {
-        ([one], _) => format!("add `#[memdex(index)]` to `{model}::{one}`"),
-        ([_, _, ..], _) => format!("add `#[memdex(index({}))]` to `{model}`", eq.join(", ")),
-        ([], [(field, Some(n)), ..]) => format!(
-            "give `starts_with` a pattern at least as long as the prefix index, or declare \
-             `#[memdex(index(prefix = {n}))]` on `{model}::{field}`"
-        ),
-        ([], [(field, None), ..]) => format!("declare `#[memdex(index(prefix = n))]` on `{model}::{field}`"),
-        ([], []) => "add an `==` or `in` test on an indexed field to this alternative".to_string(),
+/// What to do about an unindexable disjunct, worded like the planner's suggestion
+/// for the text form (which can also look at the schema; the macro cannot).
+fn suggestion(model: &str, eq: &[&str], prefix: &[(&str, Option<u32>)], conjunction: &[Expr]) -> String {
+    match eq {
+        [one] => return format!("add #[memdex(index)] on `{one}`"),
+        [_, _, ..] => return format!("add #[memdex(index({}))] on {model}", eq.join(", ")),
+        [] => {}
+    }
+    if let Some((field, n)) = prefix.iter().find(|(_, n)| n.is_none_or(|n| n > 0)) {
+        return match n {
+            Some(n) => format!(
+                "make the `starts_with` pattern on `{field}` at least as long as its prefix index, or add \
+                 #[memdex(index(prefix = {n}))] on `{field}`"
+            ),
+            None => format!("add #[memdex(index(prefix = 1))] on `{field}`"),
+        };
+    }
+    let mut fields: Vec<&str> = Vec::new();
+    for e in conjunction {
+        for f in e.fields() {
+            if !fields.contains(&f) {
+                fields.push(f);
+            }
+        }
+    }
+    if fields.is_empty() {
+        "this alternative tests no field at all; add an `==` or `in` test on an indexed field".to_owned()
+    } else {
+        let names: Vec<String> = fields.iter().map(|f| format!("`{f}`")).collect();
+        format!(
+            "add an `==` or `in` test on an indexed field (this alternative only tests {} in other ways)",
+            names.join(", ")
+        )
     }
 }
 

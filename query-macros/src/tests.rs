@@ -44,7 +44,9 @@ fn show(e: &Expr) -> String {
             memdex_grammar::ir::Haystack::Param(p) => format!("In({}, ${p})", show(needle)),
         },
         ExprKind::IsNull { expr, negated } => format!("IsNull({}, negated: {negated})", show(expr)),
-        ExprKind::Agg { func, arg } => format!("{}({})", func.name(), arg.as_ref().map(|a| show(a)).unwrap_or_default()),
+        ExprKind::Agg { func, arg } => {
+            format!("{}({})", func.name(), arg.as_ref().map(|a| show(a)).unwrap_or_default())
+        }
     }
 }
 
@@ -91,7 +93,8 @@ fn language_table_rows() {
     check("|c| c.o == None", "(.o == None)");
     check("|c| c.a + 1 - c.b * 2 / 3 % 4 == 0", "(((.a + 1) - (((.b * 2) / 3) % 4)) == 0)");
     check("|c| -c.a == -5", "(Neg(.a) == -5)");
-    check("|c| c.a == -(5)", "(.a == Neg(5))");
+    // A negated constant in parentheses mentions no field: it is a captured value.
+    check("|c| c.a == -(5)", "(.a == $p0)  where -(5)");
     check("|c| c.a == -9223372036854775808", "(.a == -9223372036854775808)");
     check("|c| c.price > 10.0", "(.price > 10.0)");
     check("|c| c.flag == true", "(.flag == True)");
@@ -122,21 +125,39 @@ fn unsupported_syntax_is_an_error_at_the_subexpression() {
         "|c, d| c.x == 1",
         "a query closure takes exactly one parameter (the row); a second parameter is not supported",
     );
-    check_err("|c| c.a.b == 1", "a field of a field is not supported: a query reads the model's own columns (`c.field`)");
-    check_err("|c| { let y = 1; c.x == y }", &format!("a block is not supported in a memdex query; supported: {supported}"));
+    check_err(
+        "|c| c.a.b == 1",
+        "a field of a field is not supported: a query reads the model's own columns (`c.field`)",
+    );
+    check_err(
+        "|c| { let y = 1; c.x == y }",
+        &format!("a block is not supported in a memdex query; supported: {supported}"),
+    );
     check_err(
         "|c| if c.x { c.y == 1 } else { false }",
         &format!("`if` (use `&&`, `||` and `!`) is not supported in a memdex query; supported: {supported}"),
     );
     check_err("|c| c == other", "the closure parameter `c` can only be used to read a field, like `c.field`");
-    check_err("|c| c.a & 1 == 1", &format!("the operator `&` is not supported in a memdex query; supported: {supported}"));
-    check_err("|c| \"abc\".contains(&c.s)", "a field as the pattern of a literal's `contains` is not supported; to test a field's content, write `c.field.contains(…)`");
+    check_err(
+        "|c| c.a & 1 == 1",
+        &format!("the operator `&` is not supported in a memdex query; supported: {supported}"),
+    );
+    check_err(
+        "|c| \"abc\".contains(&c.s)",
+        "a field as the pattern of a literal's `contains` is not supported; to test a field's content, write `c.field.contains(…)`",
+    );
     check_err("|c| c.s.starts_with()", "`starts_with` takes one argument");
-    check_err("|c| avg(c.x) > 1", "aggregates (count, sum, avg, min, max) can only be the whole body of view!'s last closure");
-    check_err("|c| c.x == 1 && c.s.trim() == \"\" && bar(c.y)", &format!(
-        "the method `trim` is not supported in a memdex query; supported: {supported}\n\
+    check_err(
+        "|c| avg(c.x) > 1",
+        "aggregates (count, sum, avg, min, max) can only be the whole body of view!'s last closure",
+    );
+    check_err(
+        "|c| c.x == 1 && c.s.trim() == \"\" && bar(c.y)",
+        &format!(
+            "the method `trim` is not supported in a memdex query; supported: {supported}\n\
          calling `bar` is not supported in a memdex query; supported: {supported}"
-    ));
+        ),
+    );
     check_err("x", "expected a closure, like `|c| …`");
 }
 
@@ -186,7 +207,9 @@ fn view_expansion() {
 
 #[test]
 fn table_name_defaults_to_snake_case() {
-    for (name, table) in [("Item", "item"), ("OrderLine", "order_line"), ("HTTPRequest", "http_request"), ("A1B", "a1_b")] {
+    for (name, table) in
+        [("Item", "item"), ("OrderLine", "order_line"), ("HTTPRequest", "http_request"), ("A1B", "a1_b")]
+    {
         assert_eq!(crate::derive::snake_case(name), table);
     }
 }
