@@ -348,6 +348,7 @@ pub fn derive_model_inner(input: TokenStream) -> syn::Result<TokenStream> {
 }
 
 fn expand(input: &DeriveInput, schema: &Schema, fields: &[FieldInfo], index_list: &str) -> TokenStream {
+    let field_names: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
     let model = &input.ident;
     let model_name = &schema.model;
     let table = &schema.table;
@@ -427,6 +428,8 @@ fn expand(input: &DeriveInput, schema: &Schema, fields: &[FieldInfo], index_list
             ];
 
             const INDEX_LIST: &'static str = #index_list;
+
+            const FIELDS: &'static [&'static str] = &[#(#field_names),*];
 
             fn column_value(&self, column: usize) -> ::memdex::Value {
                 match column {

@@ -329,6 +329,7 @@ fn index_checks(model: &syn::Path, lambda: &Lambda, lowering: &Lowering) -> Toke
         });
         let args = quote! {
             <#model as ::memdex::Model>::INDEXES,
+            <#model as ::memdex::Model>::FIELDS,
             &[#(#eq),*],
             &[#(#prefix_items),*],
             #before,
@@ -340,7 +341,7 @@ fn index_checks(model: &syn::Path, lambda: &Lambda, lowering: &Lowering) -> Toke
         let mut group = Group::new(Delimiter::Parenthesis, args);
         group.set_span(last);
         out.extend(quote_spanned! {first=>
-            const { ::memdex::__private::assert_indexable #group };
+            const _: () = ::memdex::__private::assert_indexable #group;
         });
     }
     out

@@ -83,20 +83,44 @@ pub const fn indexable(indexes: &[IndexInfo], eq: &[&str], prefix: &[(&str, u32)
     false
 }
 
+/// False when a criterion names a field the model does not have: rustc already
+/// reports that at the user's code, and one mistake should give one error.
+const fn names_known(fields: &[&str], eq: &[&str], prefix: &[(&str, u32)]) -> bool {
+    if fields.is_empty() {
+        return true;
+    }
+    let mut i = 0;
+    while i < eq.len() {
+        if !contains(fields, eq[i]) {
+            return false;
+        }
+        i += 1;
+    }
+    let mut j = 0;
+    while j < prefix.len() {
+        if !contains(fields, prefix[j].0) {
+            return false;
+        }
+        j += 1;
+    }
+    true
+}
+
 /// The const assertion `select!` emits once per disjunct, spanned at the disjunct.
 /// The message is `before + index_list + after` (see
 /// `memdex_grammar::plan::unindexable_message`), so it reads the same as the text
 /// form's `Error::Unindexable`.
 pub const fn assert_indexable(
     indexes: &[IndexInfo],
+    fields: &[&str],
     eq: &[&str],
     prefix: &[(&str, u32)],
     before: &str,
     index_list: &str,
     after: &str,
 ) {
-    if !indexable(indexes, eq, prefix) {
-        const_panic::concat_panic!(before, index_list, after);
+    if !indexable(indexes, eq, prefix) && names_known(fields, eq, prefix) {
+        const_panic::concat_panic!(display: before, display: index_list, display: after);
     }
 }
 

@@ -1,4 +1,4 @@
-use memdex::{Model, select, scan, view};
+use memdex::{Model, select};
 use serde::{Deserialize, Serialize};
 
 #[derive(Model, Clone, Debug, PartialEq, Serialize, Deserialize)]
