@@ -229,7 +229,10 @@ impl Lowering {
             }
             _ => {}
         }
-        if !self.mentions(e) {
+        // A value from outside the query becomes a bound parameter; but an
+        // expression of literals alone (`10 / 3`, `-(5)`) is lowered as written, so
+        // that it has the same IR as the text form, which has no captured values.
+        if !self.mentions(e) && !literals_only(e) {
             return self.outside(e);
         }
         match e {
@@ -666,4 +669,17 @@ fn unsupported_kind(e: &syn::Expr) -> &'static str {
 /// Span of an expression's first token, for errors about the whole closure.
 pub fn first_span(e: &dyn ToTokens) -> Span {
     e.to_token_stream().into_iter().next().map_or_else(Span::call_site, |t| t.span())
+}
+
+/// Is `e` made of numeric, string and boolean literals and operators only?
+fn literals_only(e: &syn::Expr) -> bool {
+    use syn::Expr as E;
+    match e {
+        E::Lit(l) => matches!(l.lit, syn::Lit::Int(_) | syn::Lit::Float(_) | syn::Lit::Str(_) | syn::Lit::Bool(_)),
+        E::Paren(p) => literals_only(&p.expr),
+        E::Group(g) => literals_only(&g.expr),
+        E::Unary(u) => matches!(u.op, UnOp::Neg(_) | UnOp::Not(_)) && literals_only(&u.expr),
+        E::Binary(b) => literals_only(&b.left) && literals_only(&b.right),
+        _ => false,
+    }
 }
