@@ -7,21 +7,251 @@
 //! `len` counts bytes, integer arithmetic is i64 with `/` truncating toward zero.
 //! Where Rust would panic (overflow, division by zero) the comparison using the
 //! result is false, never a panic. An int meeting a float compares numerically.
+//!
+//! The rules in detail:
+//! * A value Rust could not compute (integer overflow, division or remainder by
+//!   zero) is *undefined*. Every test that reads an undefined value (`==`, `!=`, `<`,
+//!   `in`, `is None`, string tests) is false; a `not` around such a test is then
+//!   true, as `not` of any false test is. [`value`] gives `Null` for it.
+//! * Ordering comparisons (`<`, `<=`, `>`, `>=`) with `None` on either side are false
+//!   (the checker rejects them on `Option` columns; this is the fallback), and with
+//!   NaN false, as IEEE and Rust say.
+//! * Values of different types (which the checker rejects) are unequal and unordered.
+//! * Integers meeting floats compare exactly (no rounding of large integers), as
+//!   mathematics would; float arithmetic with an integer converts the integer.
 
-use crate::ir::Expr;
+use std::cmp::Ordering;
+
+use crate::ir::{ArithOp, CmpOp, Expr, ExprKind, Haystack, StrOp};
 use crate::params::Params;
 use crate::schema::Schema;
 use crate::value::Value;
 
 /// True when the row satisfies the filter. `column(i)` gives column `i`'s value.
 pub fn matches(schema: &Schema, filter: &Expr, column: &dyn Fn(usize) -> Value, params: &dyn Params) -> bool {
-    let _ = (schema, filter, column, params);
-    unimplemented!("grammar-plan")
+    Row { schema, column, params }.test(filter)
 }
 
 /// The value of a (non-boolean) expression for a row; `Value::Null` where Rust
 /// would panic or the value is undefined. Used for aggregates over expressions.
 pub fn value(schema: &Schema, e: &Expr, column: &dyn Fn(usize) -> Value, params: &dyn Params) -> Value {
-    let _ = (schema, e, column, params);
-    unimplemented!("grammar-plan")
+    Row { schema, column, params }.value(e).unwrap_or(Value::Null)
+}
+
+/// Rust's `==` between two values of the language: `None == None`, integers and
+/// floats numerically (`1 == 1.0`, `-0.0 == 0.0`, `NaN != NaN`), strings by bytes,
+/// lists element by element. Values of different types are unequal.
+pub fn values_equal(a: &Value, b: &Value) -> bool {
+    use Value::*;
+    match (a, b) {
+        (Null, Null) => true,
+        (Bool(x), Bool(y)) => x == y,
+        (Text(x), Text(y)) => x == y,
+        (List(x), List(y)) => x.len() == y.len() && x.iter().zip(y).all(|(x, y)| values_equal(x, y)),
+        (Int(_) | Float(_), Int(_) | Float(_)) => numeric_cmp(a, b) == Some(Ordering::Equal),
+        _ => false,
+    }
+}
+
+/// Rust's `partial_cmp` for two non-null scalars of one kind; `None` when unordered
+/// (NaN, `None`, different types).
+pub fn values_cmp(a: &Value, b: &Value) -> Option<Ordering> {
+    use Value::*;
+    match (a, b) {
+        (Bool(x), Bool(y)) => Some(x.cmp(y)),
+        (Text(x), Text(y)) => Some(x.as_bytes().cmp(y.as_bytes())),
+        (Int(_) | Float(_), Int(_) | Float(_)) => numeric_cmp(a, b),
+        _ => None,
+    }
+}
+
+fn numeric_cmp(a: &Value, b: &Value) -> Option<Ordering> {
+    match (a, b) {
+        (Value::Int(x), Value::Int(y)) => Some(x.cmp(y)),
+        (Value::Float(x), Value::Float(y)) => x.partial_cmp(y),
+        (Value::Int(i), Value::Float(x)) => int_float_cmp(*i, *x),
+        (Value::Float(x), Value::Int(i)) => int_float_cmp(*i, *x).map(Ordering::reverse),
+        _ => None,
+    }
+}
+
+/// Compares an integer with a float exactly: `i as f64` would round integers beyond
+/// 2^53 and call `2^53 + 1 == 2^53` true.
+fn int_float_cmp(i: i64, x: f64) -> Option<Ordering> {
+    // 2^63 is exactly representable; every finite float at or beyond it (or below
+    // -2^63) lies outside i64's range.
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+    if x.is_nan() {
+        return None;
+    }
+    if x >= TWO_63 {
+        return Some(Ordering::Less);
+    }
+    if x < -TWO_63 {
+        return Some(Ordering::Greater);
+    }
+    let whole = x.trunc();
+    // In range and integral, so the cast is exact.
+    let whole_int = whole as i64;
+    Some(i.cmp(&whole_int).then_with(|| {
+        let fract = x - whole;
+        if fract > 0.0 {
+            Ordering::Less
+        } else if fract < 0.0 {
+            Ordering::Greater
+        } else {
+            Ordering::Equal
+        }
+    }))
+}
+
+/// A value Rust could not have computed (it would have panicked).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Undefined;
+
+struct Row<'a> {
+    schema: &'a Schema,
+    column: &'a dyn Fn(usize) -> Value,
+    params: &'a dyn Params,
+}
+
+impl Row<'_> {
+    /// A boolean expression. Non-boolean values used as tests (which the checker
+    /// rejects) are false.
+    fn test(&self, e: &Expr) -> bool {
+        match &e.kind {
+            ExprKind::And(items) => items.iter().all(|x| self.test(x)),
+            ExprKind::Or(items) => items.iter().any(|x| self.test(x)),
+            ExprKind::Not(inner) => !self.test(inner),
+            ExprKind::Cmp { op, lhs, rhs } => {
+                let (Ok(a), Ok(b)) = (self.value(lhs), self.value(rhs)) else { return false };
+                compare(*op, &a, &b)
+            }
+            ExprKind::StrTest { op, subject, pattern } => {
+                let (Ok(Value::Text(s)), Ok(Value::Text(p))) = (self.value(subject), self.value(pattern)) else {
+                    return false;
+                };
+                match op {
+                    StrOp::StartsWith => s.starts_with(p.as_str()),
+                    StrOp::EndsWith => s.ends_with(p.as_str()),
+                    StrOp::Contains => s.contains(p.as_str()),
+                }
+            }
+            ExprKind::IEq(a, b) => match (self.value(a), self.value(b)) {
+                (Ok(Value::Text(a)), Ok(Value::Text(b))) => a.eq_ignore_ascii_case(&b),
+                _ => false,
+            },
+            ExprKind::In { needle, haystack } => {
+                let Ok(needle) = self.value(needle) else { return false };
+                match haystack {
+                    Haystack::Items(items) => {
+                        items.iter().any(|x| self.value(x).is_ok_and(|v| values_equal(&needle, &v)))
+                    }
+                    Haystack::Param(name) => match self.params.get(name) {
+                        Some(Value::List(items)) => items.iter().any(|v| values_equal(&needle, v)),
+                        _ => false,
+                    },
+                }
+            }
+            ExprKind::IsNull { expr, negated } => match self.value(expr) {
+                Ok(v) => v.is_null() != *negated,
+                Err(Undefined) => false,
+            },
+            _ => matches!(self.value(e), Ok(Value::Bool(true))),
+        }
+    }
+
+    fn value(&self, e: &Expr) -> Result<Value, Undefined> {
+        Ok(match &e.kind {
+            ExprKind::Field(name) => match self.schema.column_index(name) {
+                Some(i) => (self.column)(i),
+                // The checker rejects unknown fields; nothing sensible to read.
+                None => return Err(Undefined),
+            },
+            ExprKind::Lit(v) => v.clone(),
+            ExprKind::Param(name) => self.params.get(name).cloned().ok_or(Undefined)?,
+            ExprKind::Neg(inner) => match self.value(inner)? {
+                Value::Int(i) => Value::Int(i.checked_neg().ok_or(Undefined)?),
+                Value::Float(x) => Value::Float(-x),
+                _ => return Err(Undefined),
+            },
+            ExprKind::Arith { op, lhs, rhs } => arith(*op, &self.value(lhs)?, &self.value(rhs)?)?,
+            ExprKind::Lower(inner) => match self.value(inner)? {
+                Value::Text(s) => Value::Text(s.to_lowercase()),
+                _ => return Err(Undefined),
+            },
+            ExprKind::Len(inner) => match self.value(inner)? {
+                Value::Text(s) => Value::Int(i64::try_from(s.len()).map_err(|_| Undefined)?),
+                _ => return Err(Undefined),
+            },
+            ExprKind::And(_)
+            | ExprKind::Or(_)
+            | ExprKind::Not(_)
+            | ExprKind::Cmp { .. }
+            | ExprKind::StrTest { .. }
+            | ExprKind::IEq(..)
+            | ExprKind::In { .. }
+            | ExprKind::IsNull { .. } => Value::Bool(self.test(e)),
+            // Aggregates are evaluated by the view executor, never per row.
+            ExprKind::Agg { .. } => return Err(Undefined),
+        })
+    }
+}
+
+fn compare(op: CmpOp, a: &Value, b: &Value) -> bool {
+    match op {
+        CmpOp::Eq => values_equal(a, b),
+        CmpOp::Ne => !values_equal(a, b),
+        CmpOp::Lt => values_cmp(a, b) == Some(Ordering::Less),
+        CmpOp::Le => matches!(values_cmp(a, b), Some(Ordering::Less | Ordering::Equal)),
+        CmpOp::Gt => values_cmp(a, b) == Some(Ordering::Greater),
+        CmpOp::Ge => matches!(values_cmp(a, b), Some(Ordering::Greater | Ordering::Equal)),
+    }
+}
+
+/// i64 arithmetic with Rust's checked semantics (overflow and division by zero are
+/// undefined; `/` truncates toward zero, `%` takes the dividend's sign), f64
+/// arithmetic as IEEE says (`1.0 / 0.0` is infinity). `None` operands are undefined.
+fn arith(op: ArithOp, a: &Value, b: &Value) -> Result<Value, Undefined> {
+    match (a, b) {
+        (Value::Int(x), Value::Int(y)) => {
+            let r = match op {
+                ArithOp::Add => x.checked_add(*y),
+                ArithOp::Sub => x.checked_sub(*y),
+                ArithOp::Mul => x.checked_mul(*y),
+                ArithOp::Div => x.checked_div(*y),
+                ArithOp::Rem => x.checked_rem(*y),
+            };
+            r.map(Value::Int).ok_or(Undefined)
+        }
+        (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
+            let (Some(x), Some(y)) = (a.as_f64(), b.as_f64()) else { return Err(Undefined) };
+            Ok(Value::Float(match op {
+                ArithOp::Add => x + y,
+                ArithOp::Sub => x - y,
+                ArithOp::Mul => x * y,
+                ArithOp::Div => x / y,
+                ArithOp::Rem => x % y,
+            }))
+        }
+        _ => Err(Undefined),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn int_float_comparison_is_exact() {
+        let big = 9_007_199_254_740_993_i64; // 2^53 + 1: rounds to 2^53 as f64
+        assert!(!values_equal(&Value::Int(big), &Value::Float(9_007_199_254_740_992.0)));
+        assert!(values_equal(&Value::Int(3), &Value::Float(3.0)));
+        assert_eq!(values_cmp(&Value::Int(3), &Value::Float(3.5)), Some(Ordering::Less));
+        assert_eq!(values_cmp(&Value::Int(-3), &Value::Float(-3.5)), Some(Ordering::Greater));
+        assert_eq!(values_cmp(&Value::Int(i64::MAX), &Value::Float(9.3e18)), Some(Ordering::Less));
+        assert_eq!(values_cmp(&Value::Int(i64::MIN), &Value::Float(-9.3e18)), Some(Ordering::Greater));
+        assert_eq!(values_cmp(&Value::Float(f64::NAN), &Value::Int(1)), None);
+        assert!(values_equal(&Value::Float(-0.0), &Value::Int(0)));
+    }
 }

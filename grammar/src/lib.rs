@@ -73,7 +73,7 @@ pub fn prepare(
         Access::Scan => None,
         Access::Indexed => {
             let dnf = normalise::to_dnf(&filter, disjunct_limit)?;
-            Some(plan::plan(schema, &dnf)?)
+            Some(plan::plan_with_param(schema, &dnf, &lambda.param)?)
         }
     };
     Ok(Prepared { filter: Some(filter), plan, param: lambda.param.clone() })

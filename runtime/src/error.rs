@@ -23,6 +23,9 @@ pub enum Error {
     /// A row the database returned that does not fit the struct.
     #[error("cannot decode a {model} row: {reason}")]
     Decode { model: String, reason: String },
+    /// `update` or `delete` of a key that has no row.
+    #[error("no {model} with key {key}")]
+    NotFound { model: String, key: String },
     #[error("configuration: {0}")]
     Config(String),
 }

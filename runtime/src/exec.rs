@@ -1,38 +1,553 @@
 //! The executor: cache-aware index scans (DESIGN.md "Execution").
+//!
+//! A `fetch` on a hot cache is two round trips whatever the number of disjuncts,
+//! `in` values or objects:
+//!
+//! 1. one pipelined get of every index node of every disjunct (and of the objects of
+//!    key lookups), each with a lease on miss;
+//! 2. one pipelined get of every object the nodes list, each with a lease on miss.
+//!
+//! Misses are answered from the database: one query per missing node (run *after*
+//! its lease was taken), one `WHERE key IN (…)` for every missing object. A third
+//! batch, only when there is something to write, stores fills under their leases,
+//! lazy-removal write-backs and repairs, all with CAS.
+
+use std::collections::{HashMap, HashSet};
 
 use memdex_grammar::explain::Explain;
-use memdex_grammar::sql::OrderBy;
-use memdex_grammar::{Dialect, Schema};
+use memdex_grammar::keys::KeySpace;
+use memdex_grammar::plan::{BindError, NodeRef, Plan, bind, node_matches};
+use memdex_grammar::sql::{self, OrderBy, SelectSpec};
+use memdex_grammar::{Dialect, Prepared, Schema, Type, Value};
 
+use crate::cache::{CacheOp, CacheReply};
+use crate::codec::{self, NodeDecode};
 use crate::error::Error;
 use crate::model::Model;
 use crate::query::{BoundParams, Compiled, Select, View};
-use crate::store::Store;
+use crate::stats::Counters;
+use crate::store::{Store, StoreInner};
 
 pub(crate) fn fetch<T: Model>(store: &Store, q: &Select<'_, T>) -> Result<Vec<T>, Error> {
-    let _ = (store, q);
-    unimplemented!("exec")
+    let rows = matching_rows(store, q)?;
+    Ok(page(rows, &q.order, q.limit, q.offset))
 }
+
 pub(crate) fn count<T: Model>(store: &Store, q: &Select<'_, T>) -> Result<u64, Error> {
-    let _ = (store, q);
-    unimplemented!("exec")
+    Ok(matching_rows(store, q)?.len() as u64)
 }
+
+fn prepared<'c>(compiled: &'c Compiled) -> Result<&'c Prepared, Error> {
+    compiled.prepared.as_ref().map_err(|e| Error::from_query(e.clone(), &compiled.source))
+}
+
+/// Every row matching the query, ordered by key.
+fn matching_rows<T: Model>(store: &Store, q: &Select<'_, T>) -> Result<Vec<T>, Error> {
+    let inner = &*store.inner;
+    let prepared = prepared(&q.compiled)?;
+    let span = tracing::debug_span!("memdex.fetch", model = %T::schema().model, query = %q.compiled.source);
+    let _entered = span.enter();
+    let cache_trusted = inner.outbox.maybe_drain(inner);
+    let scanned = match (&prepared.plan, cache_trusted) {
+        (Some(plan), true) => index_scan(inner, q, plan)?,
+        _ => None,
+    };
+    match scanned {
+        Some(rows) => Ok(rows),
+        None => {
+            Counters::add(&inner.stats.degraded_calls, 1);
+            database_rows(inner, q, prepared)
+        }
+    }
+}
+
+/// The query on the database alone, filtered again by the in-memory predicate so
+/// that a row the predicate rejects is never returned, whatever the SQL said.
+fn database_rows<T: Model>(inner: &StoreInner, q: &Select<'_, T>, prepared: &Prepared) -> Result<Vec<T>, Error> {
+    let spec = SelectSpec { filter: prepared.filter.as_ref(), ..SelectSpec::default() };
+    let query = sql::select(inner.db.dialect(), T::schema(), spec, q.params.as_params())
+        .map_err(|e| Error::Param(e.to_string()))?;
+    let mut rows: Vec<T> = load_rows(inner, &query)?.into_iter().filter(|r| q.matches(r)).collect();
+    rows.sort_by(|a, b| a.key().into().order(&b.key().into()));
+    Ok(rows)
+}
+
+fn load_rows<T: Model>(inner: &StoreInner, query: &sql::SqlQuery) -> Result<Vec<T>, Error> {
+    let schema = T::schema();
+    let types: Vec<Type> = schema.columns.iter().map(|c| c.ty).collect();
+    inner.count_db(1);
+    inner.tracer.sql(&query.text, query.params.len());
+    let raw = inner.db.query(query, &types)?;
+    raw.into_iter()
+        .map(|values| T::from_values(values).map_err(|reason| Error::Decode { model: schema.model.clone(), reason }))
+        .collect()
+}
+
+/// Orders (by the requested columns, then by key so that every path returns the
+/// same order), then skips `offset` and keeps `limit`.
+fn page<T: Model>(mut rows: Vec<T>, order: &[OrderBy], limit: Option<u64>, offset: u64) -> Vec<T> {
+    if !order.is_empty() {
+        rows.sort_by(|a, b| {
+            for o in order {
+                let ord = a.column_value(o.column).order(&b.column_value(o.column));
+                let ord = if o.desc { ord.reverse() } else { ord };
+                if ord.is_ne() {
+                    return ord;
+                }
+            }
+            a.key().into().order(&b.key().into())
+        });
+    }
+    let offset = usize::try_from(offset).unwrap_or(usize::MAX);
+    let limit = limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+    rows.into_iter().skip(offset).take(limit).collect()
+}
+
+/// Keys bound in one `WHERE key IN (…)`.
+const MAX_KEYS_PER_QUERY: usize = 10_000;
+
+/// A node as this fetch saw it.
+struct NodeState {
+    key: String,
+    node: NodeRef,
+    ids: Vec<Value>,
+    /// CAS of the node as read from the cache, when it was a complete node: the
+    /// lazy-removal write-back must match it, so a concurrent append survives
+    /// (race rule 2).
+    read_cas: Option<u64>,
+    /// CAS of the lease placeholder this fetch won, or of an unreadable value to
+    /// overwrite: the fill stores only if nobody touched the key since (race rule 1).
+    fill_cas: Option<u64>,
+}
+
+/// An object as this fetch saw it.
+struct ObjectState<T> {
+    key: String,
+    id: Value,
+    row: Option<T>,
+    /// The row came from the database during this fetch (evidence for lazy removal).
+    from_db: bool,
+    /// The cached bytes, when the row came from the cache.
+    cached: Option<Vec<u8>>,
+    fill_cas: Option<u64>,
+    needs_db: bool,
+}
+
+/// The index scan proper. `Ok(None)`: this query cannot be bound to nodes at run
+/// time (a prefix pattern shorter than the index, too many nodes); the caller asks
+/// the database instead.
+fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> Result<Option<Vec<T>>, Error> {
+    let schema = T::schema();
+    let keys = inner.keyspace::<T>();
+    let params = q.params.as_params();
+    let lease = Some(inner.settings.lease_ttl);
+
+    // Bind every disjunct to its nodes (or, for key lookups, its objects).
+    let mut nodes: Vec<NodeState> = Vec::new();
+    let mut node_slot: HashMap<String, usize> = HashMap::new();
+    let mut disjunct_nodes: Vec<Vec<usize>> = Vec::with_capacity(plan.disjuncts.len());
+    let mut direct_ids: Vec<Vec<Value>> = Vec::with_capacity(plan.disjuncts.len());
+    for d in &plan.disjuncts {
+        let bound = match bind(schema, d, params, inner.settings.max_nodes_per_query) {
+            Ok(bound) => bound,
+            Err(e @ (BindError::Unbound(_) | BindError::NotAList(_))) => return Err(Error::Param(e.to_string())),
+            Err(e) => {
+                tracing::debug!("answering from the database: {e}");
+                return Ok(None);
+            }
+        };
+        let mut mine = Vec::new();
+        let mut direct = Vec::new();
+        for node in bound {
+            if node.index.is_none() {
+                direct.extend(node.values.into_iter().next());
+                continue;
+            }
+            let key = keys.node(schema, &node);
+            let slot = *node_slot.entry(key.clone()).or_insert_with(|| {
+                nodes.push(NodeState { key, node, ids: Vec::new(), read_cas: None, fill_cas: None });
+                nodes.len() - 1
+            });
+            mine.push(slot);
+        }
+        disjunct_nodes.push(mine);
+        direct_ids.push(direct);
+    }
+
+    // Objects by cache key, in first-seen order.
+    let mut objects: Vec<ObjectState<T>> = Vec::new();
+    let mut object_slot: HashMap<String, usize> = HashMap::new();
+    let mut want = |id: &Value, objects: &mut Vec<ObjectState<T>>| -> usize {
+        let key = keys.object(id);
+        *object_slot.entry(key.clone()).or_insert_with(|| {
+            objects.push(ObjectState {
+                key,
+                id: id.clone(),
+                row: None,
+                from_db: false,
+                cached: None,
+                fill_cas: None,
+                needs_db: false,
+            });
+            objects.len() - 1
+        })
+    };
+    for ids in &direct_ids {
+        for id in ids {
+            want(id, &mut objects);
+        }
+    }
+
+    // Round trip 1: every node, plus the objects of key lookups.
+    let direct_count = objects.len();
+    {
+        let mut ops: Vec<CacheOp<'_>> = nodes.iter().map(|n| CacheOp::Get { key: &n.key, lease }).collect();
+        ops.extend(objects.iter().map(|o| CacheOp::Get { key: &o.key, lease }));
+        let replies = inner.cache_run(&ops);
+        let (node_replies, object_replies) = replies.split_at(nodes.len().min(replies.len()));
+        for (n, reply) in nodes.iter_mut().zip(node_replies) {
+            read_node(inner, schema, n, reply)?;
+        }
+        for (o, reply) in objects.iter_mut().zip(object_replies) {
+            read_object(inner, o, reply);
+        }
+    }
+
+    // Round trip 2: every object the nodes list that is not known yet.
+    for n in &nodes {
+        for id in &n.ids {
+            want(id, &mut objects);
+        }
+    }
+    if objects.len() > direct_count {
+        let ops: Vec<CacheOp<'_>> =
+            objects[direct_count..].iter().map(|o| CacheOp::Get { key: &o.key, lease }).collect();
+        let replies = inner.cache_run(&ops);
+        for (o, reply) in objects[direct_count..].iter_mut().zip(&replies) {
+            read_object(inner, o, reply);
+        }
+    }
+
+    // A cached object that no longer belongs to a node listing it may be stale: the
+    // writer that moved it may have appended to the new node before its invalidation
+    // of the object landed (they can sit on different servers). Ids are only ever
+    // dropped from a node on the database's word, so such objects are re-read.
+    for n in nodes.iter().filter(|n| n.read_cas.is_some()) {
+        for id in &n.ids {
+            let Some(&slot) = object_slot.get(&keys.object(id)) else { continue };
+            let o = &mut objects[slot];
+            if let Some(row) = &o.row {
+                if !o.from_db && !node_matches(schema, &n.node, &|c| row.column_value(c)) {
+                    o.needs_db = true;
+                }
+            }
+        }
+    }
+
+    // One database query for every object missing, unreadable or in doubt.
+    let doubtful: Vec<Value> = objects.iter().filter(|o| o.needs_db).map(|o| o.id.clone()).collect();
+    if !doubtful.is_empty() {
+        // One query, unless the list is longer than every dialect accepts bound
+        // parameters for (SQLite: 32,766; PostgreSQL: 65,535).
+        let mut by_key: HashMap<String, T> = HashMap::with_capacity(doubtful.len());
+        for chunk in doubtful.chunks(MAX_KEYS_PER_QUERY) {
+            let query = sql::rows_by_keys(inner.db.dialect(), schema, chunk);
+            by_key.extend(load_rows::<T>(inner, &query)?.into_iter().map(|r| (keys.object(&r.key().into()), r)));
+        }
+        for o in objects.iter_mut().filter(|o| o.needs_db) {
+            o.row = by_key.remove(&o.key);
+            o.from_db = true;
+        }
+    }
+
+    let mut writes = WriteBack::default();
+    let max_value = inner.cache.max_value_size();
+
+    // Objects: fill leases won, repair unreadable values, drop stale copies.
+    for o in objects.iter().filter(|o| o.from_db) {
+        let encoded = o.row.as_ref().and_then(codec::encode_object);
+        match (o.fill_cas, &encoded) {
+            (Some(cas), Some(bytes)) if bytes.len() <= max_value => {
+                writes.cas(o.key.clone(), bytes.clone(), inner.settings.object_ttl, cas)
+            }
+            // No row (deleted), or too large to cache: do not leave the placeholder
+            // blocking other fills until it expires.
+            (Some(_), _) => writes.delete(o.key.clone()),
+            (None, _) => {
+                if o.cached.is_some() && o.cached != encoded {
+                    writes.delete(o.key.clone());
+                }
+            }
+        }
+    }
+
+    // Nodes: fill leases won; write back cleaned nodes (remove lazily).
+    let mut removed_total = 0u64;
+    for n in &nodes {
+        if let Some(cas) = n.fill_cas {
+            let bytes = codec::encode_node(&n.ids);
+            if bytes.len() <= max_value {
+                writes.cas(n.key.clone(), bytes, inner.settings.node_ttl, cas);
+            } else {
+                writes.delete(n.key.clone());
+            }
+            continue;
+        }
+        let Some(cas) = n.read_cas else { continue };
+        let mut seen = HashSet::new();
+        let mut kept = Vec::with_capacity(n.ids.len());
+        let mut removed = 0u64;
+        for id in &n.ids {
+            if !seen.insert(keys.object(id)) {
+                continue;
+            }
+            let belongs = match object_slot.get(&keys.object(id)).map(|&s| &objects[s]) {
+                Some(o) if o.from_db => {
+                    o.row.as_ref().is_some_and(|row| node_matches(schema, &n.node, &|c| row.column_value(c)))
+                }
+                // Seen only in the cache (and matching), or not looked at: keep.
+                _ => true,
+            };
+            if belongs {
+                kept.push(id.clone());
+            } else {
+                removed += 1;
+            }
+        }
+        if kept.len() != n.ids.len() {
+            removed_total += removed;
+            let bytes = codec::encode_node(&kept);
+            writes.cas(n.key.clone(), bytes, inner.settings.node_ttl, cas);
+        }
+    }
+    Counters::add(&inner.stats.lazy_removals, removed_total);
+    writes.run(inner);
+
+    // The answer: each disjunct's candidates through the full predicate, deduped.
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut rows: Vec<T> = Vec::new();
+    let candidates = disjunct_nodes
+        .iter()
+        .zip(&direct_ids)
+        .flat_map(|(slots, direct)| slots.iter().flat_map(|&s| nodes[s].ids.iter()).chain(direct.iter()));
+    let mut slots_of: Vec<usize> = Vec::new();
+    for id in candidates {
+        if let Some(&slot) = object_slot.get(&keys.object(id)) {
+            slots_of.push(slot);
+        }
+    }
+    for slot in slots_of {
+        let o = &objects[slot];
+        if let Some(row) = &o.row {
+            if seen.insert(o.key.as_str()) && q.matches(row) {
+                rows.push(row.clone());
+            }
+        }
+    }
+    rows.sort_by(|a, b| a.key().into().order(&b.key().into()));
+    Ok(Some(rows))
+}
+
+fn read_node(
+    inner: &StoreInner,
+    schema: &Schema,
+    n: &mut NodeState,
+    reply: &Result<CacheReply, crate::cache::CacheError>,
+) -> Result<(), Error> {
+    let key_type = schema.key_column().ty;
+    match reply {
+        Ok(CacheReply::Hit { value, cas }) => match codec::decode_node(value, key_type) {
+            Ok(ids) => {
+                Counters::add(&inner.stats.node_hits, 1);
+                n.ids = ids;
+                n.read_cas = Some(*cas);
+                return Ok(());
+            }
+            // A placeholder that got appends: someone else is filling it.
+            Err(NodeDecode::Unfilled) => Counters::add(&inner.stats.lease_busy, 1),
+            // Garbage: overwrite it under its own CAS once the database answered.
+            Err(NodeDecode::Corrupt) => n.fill_cas = Some(*cas),
+        },
+        Ok(CacheReply::LeaseWon { cas }) => n.fill_cas = Some(*cas),
+        Ok(CacheReply::LeaseBusy) => Counters::add(&inner.stats.lease_busy, 1),
+        Ok(_) | Err(_) => {}
+    }
+    Counters::add(&inner.stats.node_misses, 1);
+    // The lease was taken (round trip 1) before this read: a write committing from
+    // now on appends to the placeholder and makes our fill's CAS fail.
+    let q = sql::node_keys(inner.db.dialect(), schema, n.node.index.unwrap_or(0), &n.node.values);
+    inner.count_db(1);
+    inner.tracer.sql(&q.text, q.params.len());
+    let rows = inner.db.query(&q, &[key_type])?;
+    n.ids = rows.into_iter().filter_map(|r| r.into_iter().next()).collect();
+    Ok(())
+}
+
+fn read_object<T: Model>(
+    inner: &StoreInner,
+    o: &mut ObjectState<T>,
+    reply: &Result<CacheReply, crate::cache::CacheError>,
+) {
+    match reply {
+        Ok(CacheReply::Hit { value, cas }) => match codec::decode_object::<T>(value) {
+            Some(row) => {
+                Counters::add(&inner.stats.object_hits, 1);
+                o.row = Some(row);
+                o.cached = Some(value.clone());
+                return;
+            }
+            // Undecodable bytes: a miss, repaired under the value's own CAS.
+            None => o.fill_cas = Some(*cas),
+        },
+        Ok(CacheReply::LeaseWon { cas }) => o.fill_cas = Some(*cas),
+        Ok(CacheReply::LeaseBusy) => Counters::add(&inner.stats.lease_busy, 1),
+        Ok(_) | Err(_) => {}
+    }
+    Counters::add(&inner.stats.object_misses, 1);
+    o.needs_db = true;
+}
+
+/// The third batch: CAS stores and deletes, sent together.
+#[derive(Default)]
+struct WriteBack {
+    ops: Vec<(String, Option<(Vec<u8>, u32, u64)>)>,
+}
+
+impl WriteBack {
+    fn cas(&mut self, key: String, value: Vec<u8>, ttl: u32, cas: u64) {
+        self.ops.push((key, Some((value, ttl, cas))));
+    }
+
+    fn delete(&mut self, key: String) {
+        self.ops.push((key, None));
+    }
+
+    fn run(self, inner: &StoreInner) {
+        if self.ops.is_empty() {
+            return;
+        }
+        let ops: Vec<CacheOp<'_>> = self
+            .ops
+            .iter()
+            .map(|(key, store)| match store {
+                Some((value, ttl, cas)) => CacheOp::Cas { key, value, ttl: *ttl, cas: *cas },
+                None => CacheOp::Delete { key },
+            })
+            .collect();
+        let replies = inner.cache_run(&ops);
+        let mut lost: Vec<CacheOp<'_>> = Vec::new();
+        for (op, reply) in ops.iter().zip(&replies) {
+            if let CacheOp::Cas { key, .. } = op {
+                match reply {
+                    Ok(CacheReply::Stored) => Counters::add(&inner.stats.fills_won, 1),
+                    // A write touched the key since we read it. For a lease
+                    // placeholder that means it now holds appends but no header and
+                    // would block every other fill until it expires: delete it so the
+                    // next reader fills it (a delete is always safe: fills re-read
+                    // the database after taking their lease).
+                    Ok(CacheReply::Exists) => {
+                        Counters::add(&inner.stats.fills_lost, 1);
+                        lost.push(CacheOp::Delete { key });
+                    }
+                    _ => Counters::add(&inner.stats.fills_lost, 1),
+                }
+            }
+        }
+        if !lost.is_empty() {
+            inner.cache_run(&lost);
+        }
+    }
+}
+
 pub(crate) fn scan_fetch<T: Model>(store: &Store, q: &Select<'_, T>) -> Result<Vec<T>, Error> {
-    let _ = (store, q);
-    unimplemented!("exec")
+    let inner = &*store.inner;
+    let prepared = prepared(&q.compiled)?;
+    let spec = SelectSpec {
+        filter: prepared.filter.as_ref(),
+        order: &q.order,
+        limit: q.limit,
+        offset: (q.offset > 0).then_some(q.offset),
+    };
+    let query = sql::select(inner.db.dialect(), T::schema(), spec, q.params.as_params())
+        .map_err(|e| Error::Param(e.to_string()))?;
+    load_rows(inner, &query)
 }
+
 pub(crate) fn scan_count<T: Model>(store: &Store, q: &Select<'_, T>) -> Result<u64, Error> {
-    let _ = (store, q);
-    unimplemented!("exec")
+    let inner = &*store.inner;
+    let prepared = prepared(&q.compiled)?;
+    let query = sql::count(inner.db.dialect(), T::schema(), prepared.filter.as_ref(), q.params.as_params())
+        .map_err(|e| Error::Param(e.to_string()))?;
+    inner.count_db(1);
+    inner.tracer.sql(&query.text, query.params.len());
+    let rows = inner.db.query(&query, &[Type::Int])?;
+    Ok(rows.first().and_then(|r| r.first()).and_then(Value::as_i64).map_or(0, |n| n.max(0) as u64))
 }
+
 pub(crate) fn view<T: Model, O>(store: &Store, v: &View<'_, T, O>) -> Result<Option<f64>, Error> {
-    let _ = (store, v);
-    unimplemented!("exec")
+    let inner = &*store.inner;
+    let agg = match &v.compiled.aggregate {
+        Some(Ok(agg)) => agg,
+        Some(Err(e)) => return Err(Error::from_query(e.clone(), &v.compiled.source)),
+        None => return Err(Error::Config("a view without an aggregate".into())),
+    };
+    let schema = T::schema();
+    let Some(filter) = &v.filter else {
+        let query = sql::aggregate(inner.db.dialect(), schema, None, agg, v.params.as_params())
+            .map_err(|e| Error::Param(e.to_string()))?;
+        inner.count_db(1);
+        inner.tracer.sql(&query.text, query.params.len());
+        let rows = inner.db.query(&query, &[Type::Float])?;
+        return Ok(rows.first().and_then(|r| r.first()).and_then(Value::as_f64));
+    };
+    // Filtered: the rows come through the cache; the aggregate is computed here,
+    // with SQL's rules (NULLs skipped, no rows → None, count → 0).
+    let rows = matching_rows(store, filter)?;
+    let params = v.params.as_params();
+    let values: Vec<f64> = match &agg.arg {
+        None => return Ok(Some(rows.len() as f64)),
+        Some(arg) => rows
+            .iter()
+            .filter_map(|r| memdex_grammar::eval::value(schema, arg, &|c| r.column_value(c), params).as_f64())
+            .collect(),
+    };
+    use memdex_grammar::ir::AggFunc;
+    Ok(match agg.func {
+        AggFunc::Count => Some(values.len() as f64),
+        _ if values.is_empty() => None,
+        AggFunc::Sum => Some(values.iter().sum()),
+        AggFunc::Avg => Some(values.iter().sum::<f64>() / values.len() as f64),
+        AggFunc::Min => values.iter().copied().reduce(f64::min),
+        AggFunc::Max => values.iter().copied().reduce(f64::max),
+    })
 }
+
 pub(crate) fn view_sql<T: Model, O>(v: &View<'_, T, O>, dialect: Dialect) -> String {
-    let _ = (v, dialect);
-    unimplemented!("exec")
+    let filter = v.compiled.prepared.as_ref().ok().and_then(|p| p.filter.as_ref());
+    match &v.compiled.aggregate {
+        Some(Ok(agg)) => match sql::aggregate(dialect, T::schema(), filter, agg, v.params.as_params()) {
+            Ok(q) => q.text,
+            Err(e) => format!("-- cannot emit SQL: {e}"),
+        },
+        _ => "-- no aggregate".into(),
+    }
 }
+
+fn select_sql(
+    schema: &Schema,
+    compiled: &Compiled,
+    params: &BoundParams,
+    spec: &(Vec<OrderBy>, Option<u64>, u64),
+    dialect: Dialect,
+) -> String {
+    let filter = compiled.prepared.as_ref().ok().and_then(|p| p.filter.as_ref());
+    let spec = SelectSpec { filter, order: &spec.0, limit: spec.1, offset: (spec.2 > 0).then_some(spec.2) };
+    match sql::select(dialect, schema, spec, params.as_params()) {
+        Ok(q) => q.text,
+        Err(e) => format!("-- cannot emit SQL: {e}"),
+    }
+}
+
 pub(crate) fn explain(
     schema: &Schema,
     compiled: &Compiled,
@@ -40,9 +555,14 @@ pub(crate) fn explain(
     spec: (Vec<OrderBy>, Option<u64>, u64),
     dialect: Dialect,
 ) -> Explain {
-    let _ = (schema, compiled, params, spec, dialect);
-    unimplemented!("exec")
+    let sql = select_sql(schema, compiled, params, &spec, dialect);
+    let keys = KeySpace::new("memdex", schema, 0);
+    match &compiled.prepared {
+        Ok(p) => memdex_grammar::explain::explain(schema, p.plan.as_ref(), &keys, sql, &p.param),
+        Err(_) => memdex_grammar::explain::explain(schema, None, &keys, sql, "c"),
+    }
 }
+
 pub(crate) fn sql_text(
     schema: &Schema,
     compiled: &Compiled,
@@ -50,6 +570,5 @@ pub(crate) fn sql_text(
     spec: (Vec<OrderBy>, Option<u64>, u64),
     dialect: Dialect,
 ) -> String {
-    let _ = (schema, compiled, params, spec, dialect);
-    unimplemented!("exec")
+    select_sql(schema, compiled, params, &spec, dialect)
 }

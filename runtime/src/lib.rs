@@ -11,12 +11,16 @@
 //! remove lazily", leases and CAS for every race.
 
 pub mod cache;
+mod codec;
 pub mod db;
 mod error;
 mod exec;
 mod model;
+mod outbox;
 mod query;
+mod stats;
 mod store;
+mod trace;
 
 #[doc(hidden)]
 #[path = "private.rs"]
@@ -28,7 +32,8 @@ pub use memdex_grammar::{Dialect, Schema, Type, Value};
 pub use memdex_macros::{Model, scan, select, view};
 pub use model::{Col, Model};
 pub use query::{AggregateOutput, Scan, Select, View};
-pub use store::{Store, StoreBuilder};
+pub use stats::Stats;
+pub use store::{Store, StoreBuilder, Transaction};
 
 /// The query language itself (IR, parser, planner, SQL emitter), for tools.
 pub use memdex_grammar as grammar;

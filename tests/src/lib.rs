@@ -2,4 +2,6 @@
 //! run (memcached from the Debian package, PostgreSQL 15 run as the `postgres`
 //! user), stopped when dropped.
 
+pub mod backends;
 pub mod servers;
+pub mod stepping;

@@ -14,14 +14,33 @@
 //!   `Option` order) in every dialect.
 //! * `x in ids` with a list parameter → one placeholder per element; an empty list
 //!   is false (and `not in` of an empty list true) without invalid `IN ()` syntax.
+//!
 //! Differences between dialects are methods of the `SqlDialect` trait, never
 //! `if dialect == …` in the emitter.
+//!
+//! Modules: [`ast`] builds sqlparser nodes, [`dialect`] holds the `SqlDialect`
+//! trait and its three implementations, [`emit`] lowers IR expressions, [`ddl`]
+//! builds `CREATE TABLE`/`CREATE INDEX` and the write statements.
+
+mod ast;
+mod ddl;
+mod dialect;
+mod emit;
+
+use sqlparser::ast::{
+    BinaryOperator, Expr as SqlExpr, LimitClause, Offset, OffsetRows, OrderByExpr, OrderByKind, OrderByOptions,
+    OrderBySort, SetExpr, Statement,
+};
 
 use crate::check::Aggregate;
 use crate::ir::Expr;
 use crate::params::Params;
 use crate::schema::Schema;
-use crate::value::Value;
+use crate::value::{Type, Value};
+use dialect::SqlDialect;
+use emit::Emitter;
+
+pub use ddl::{create_table, delete, insert, update};
 
 /// The SQL dialects memdex emits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -64,15 +83,87 @@ pub struct SelectSpec<'a> {
     pub offset: Option<u64>,
 }
 
+impl Dialect {
+    fn imp(self) -> &'static dyn SqlDialect {
+        match self {
+            Dialect::Sqlite => &dialect::Sqlite,
+            Dialect::Postgres => &dialect::Postgres,
+            Dialect::MySql => &dialect::MySql,
+        }
+    }
+}
+
+fn finish(statement: impl std::fmt::Display, emitter: Emitter<'_>) -> SqlQuery {
+    SqlQuery { text: statement.to_string(), params: emitter.values }
+}
+
+fn all_columns(e: &Emitter<'_>) -> Vec<SqlExpr> {
+    (0..e.schema.columns.len()).map(|i| e.column(i)).collect()
+}
+
+fn filter_sql(e: &mut Emitter<'_>, filter: Option<&Expr>) -> Result<Option<SqlExpr>, SqlError> {
+    filter.map(|f| e.predicate(f)).transpose()
+}
+
+/// A `LIMIT`/`OFFSET` count as a bound value: one prepared statement serves every
+/// page. Counts beyond `i64::MAX` (no database holds that many rows) saturate.
+fn count_value(n: u64) -> Value {
+    Value::Int(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
 pub fn select(d: Dialect, schema: &Schema, spec: SelectSpec<'_>, params: &dyn Params) -> Result<SqlQuery, SqlError> {
-    let _ = (d, schema, spec, params);
-    unimplemented!("grammar-sql")
+    let mut e = Emitter::new(d.imp(), schema, params);
+    let projection = all_columns(&e);
+    let selection = filter_sql(&mut e, spec.filter)?;
+    let mut query = ast::query(SetExpr::Select(Box::new(ast::select(projection, e.table(), selection))));
+
+    // Ties are broken by the key, so that a page (`LIMIT`/`OFFSET`) is the same on
+    // every run and the same as the in-memory path, which orders the same way.
+    let mut order: Vec<OrderBy> = spec.order.to_vec();
+    let paged = spec.limit.is_some() || spec.offset.is_some();
+    if (paged || !order.is_empty()) && !order.iter().any(|o| o.column == schema.key) {
+        order.push(OrderBy { column: schema.key, desc: false });
+    }
+    if !order.is_empty() {
+        let exprs = order
+            .iter()
+            .map(|o| {
+                let col = e.column(o.column);
+                let col = if schema.columns[o.column].ty == Type::Text { e.dialect.bytewise(col, true) } else { col };
+                OrderByExpr {
+                    expr: col,
+                    options: OrderByOptions {
+                        sort: Some(if o.desc { OrderBySort::Desc } else { OrderBySort::Asc }),
+                        nulls_first: if schema.columns[o.column].nullable {
+                            e.dialect.nulls_first(o.desc)
+                        } else {
+                            None
+                        },
+                    },
+                    with_fill: None,
+                }
+            })
+            .collect();
+        query.order_by = Some(sqlparser::ast::OrderBy { kind: OrderByKind::Expressions(exprs), interpolate: None });
+    }
+
+    if paged {
+        let limit = match spec.limit {
+            Some(n) => Some(e.bind(count_value(n))),
+            None => e.dialect.limit_for_offset_only(),
+        };
+        let offset = spec.offset.map(|n| Offset { value: e.bind(count_value(n)), rows: OffsetRows::None });
+        query.limit_clause = Some(LimitClause::LimitOffset { limit, offset, limit_by: Vec::new() });
+    }
+    Ok(finish(Statement::Query(Box::new(query)), e))
 }
 
 /// `SELECT COUNT(*) FROM t [WHERE filter]`.
 pub fn count(d: Dialect, schema: &Schema, filter: Option<&Expr>, params: &dyn Params) -> Result<SqlQuery, SqlError> {
-    let _ = (d, schema, filter, params);
-    unimplemented!("grammar-sql")
+    let mut e = Emitter::new(d.imp(), schema, params);
+    let selection = filter_sql(&mut e, filter)?;
+    let select = ast::select(vec![ast::count_star()], e.table(), selection);
+    Ok(finish(Statement::Query(Box::new(ast::query(SetExpr::Select(Box::new(select))))), e))
 }
 
 /// `SELECT AVG(runs) FROM t [WHERE filter]` (the result column is one value; AVG
@@ -84,55 +175,60 @@ pub fn aggregate(
     agg: &Aggregate,
     params: &dyn Params,
 ) -> Result<SqlQuery, SqlError> {
-    let _ = (d, schema, filter, agg, params);
-    unimplemented!("grammar-sql")
+    let mut e = Emitter::new(d.imp(), schema, params);
+    // The projection reads before `WHERE`, so its values are bound first.
+    let projection = e.aggregate(agg)?;
+    let selection = filter_sql(&mut e, filter)?;
+    let select = ast::select(vec![projection], e.table(), selection);
+    Ok(finish(Statement::Query(Box::new(ast::query(SetExpr::Select(Box::new(select))))), e))
 }
 
 /// The ids of one index node: `SELECT key FROM t WHERE a = ? AND b IS NULL AND
 /// substr(s, 1, n) = ?` for `schema.indexes[index]` and one value per index column
 /// (the prefix string for a prefix index). `index: None` is not valid here.
+///
+/// An `index` out of range or a missing value yields a query for no rows (`1 = 0`):
+/// the planner never asks for one, and an empty node is the safe answer.
 pub fn node_keys(d: Dialect, schema: &Schema, index: usize, values: &[Value]) -> SqlQuery {
-    let _ = (d, schema, index, values);
-    unimplemented!("grammar-sql")
+    let mut e = Emitter::without_params(d.imp(), schema);
+    let key = e.column(schema.key);
+    let conditions = match schema.indexes.get(index) {
+        Some(ix) if ix.columns.len() == values.len() => ix
+            .columns
+            .iter()
+            .zip(values)
+            .map(|(&col, value)| match (ix.prefix, value) {
+                (Some(n), Value::Text(_)) => {
+                    let prefix = e.dialect.prefix(e.column(col), n);
+                    let prefix = e.dialect.bytewise(prefix, false);
+                    let ph = e.bind(value.clone());
+                    ast::binary(prefix, BinaryOperator::Eq, ph)
+                }
+                _ => e.column_equals(col, value.clone()),
+            })
+            .collect(),
+        _ => vec![ast::constant_false()],
+    };
+    let select = ast::select(vec![key], e.table(), ast::and_all(conditions));
+    finish(Statement::Query(Box::new(ast::query(SetExpr::Select(Box::new(select))))), e)
 }
 
 /// `SELECT <all columns> FROM t WHERE key IN (?, ?, …)` (one placeholder per key).
 pub fn rows_by_keys(d: Dialect, schema: &Schema, keys: &[Value]) -> SqlQuery {
-    let _ = (d, schema, keys);
-    unimplemented!("grammar-sql")
-}
-
-/// `INSERT INTO t (all columns) VALUES (…)`; `row` in schema column order.
-pub fn insert(d: Dialect, schema: &Schema, row: &[Value]) -> SqlQuery {
-    let _ = (d, schema, row);
-    unimplemented!("grammar-sql")
-}
-
-/// `UPDATE t SET <every non-key column> = ? WHERE key = ?`; `row` in schema order.
-pub fn update(d: Dialect, schema: &Schema, row: &[Value]) -> SqlQuery {
-    let _ = (d, schema, row);
-    unimplemented!("grammar-sql")
-}
-
-/// `DELETE FROM t WHERE key = ?`.
-pub fn delete(d: Dialect, schema: &Schema, key: &Value) -> SqlQuery {
-    let _ = (d, schema, key);
-    unimplemented!("grammar-sql")
+    let mut e = Emitter::without_params(d.imp(), schema);
+    let projection = all_columns(&e);
+    let key = e.column(schema.key);
+    let key = if schema.key_column().ty == Type::Text { e.dialect.bytewise(key, false) } else { key };
+    let selection = e.in_values(key, keys.to_vec());
+    let select = ast::select(projection, e.table(), Some(selection));
+    finish(Statement::Query(Box::new(ast::query(SetExpr::Select(Box::new(select))))), e)
 }
 
 /// `DELETE FROM t WHERE filter`.
 pub fn delete_where(d: Dialect, schema: &Schema, filter: &Expr, params: &dyn Params) -> Result<SqlQuery, SqlError> {
-    let _ = (d, schema, filter, params);
-    unimplemented!("grammar-sql")
-}
-
-/// `CREATE TABLE IF NOT EXISTS …` (key as primary key, NOT NULL on non-Option
-/// columns) and one `CREATE INDEX IF NOT EXISTS` per declared index (a prefix
-/// index is a plain index on the column). MySQL has no `IF NOT EXISTS` for indexes:
-/// emit plain `CREATE INDEX` there.
-pub fn create_table(d: Dialect, schema: &Schema) -> Vec<String> {
-    let _ = (d, schema);
-    unimplemented!("grammar-sql")
+    let mut e = Emitter::new(d.imp(), schema, params);
+    let selection = e.predicate(filter)?;
+    Ok(finish(ddl::delete_statement(&e, selection), e))
 }
 
 impl Dialect {
@@ -140,9 +236,6 @@ impl Dialect {
     /// SQLite's built-in `lower` folds only ASCII, so on SQLite the runtime registers
     /// `memdex_lower` (Rust's `to_lowercase`) on every connection.
     pub fn lower_function(self) -> &'static str {
-        match self {
-            Dialect::Sqlite => "memdex_lower",
-            Dialect::Postgres | Dialect::MySql => "LOWER",
-        }
+        self.imp().unicode_lower()
     }
 }

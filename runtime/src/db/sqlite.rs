@@ -1,2 +1,479 @@
-//! OWNER: helper "db". SQLite via rusqlite (bundled): `Sqlite::open(path)`,
-//! `Sqlite::in_memory()`. Registers `memdex_lower` on every connection.
+//! SQLite backend via `rusqlite` (bundled): [`Sqlite::open`] for a database file,
+//! [`Sqlite::in_memory`] for a private in-memory database.
+//!
+//! Every connection gets the same set-up: a busy timeout, WAL journaling for files,
+//! a prepared-statement cache and the scalar function `memdex_lower(text)`, which is
+//! Rust's `str::to_lowercase` (SQLite's own `LOWER` only folds ASCII, so the SQL
+//! emitter uses this function to keep Rust's semantics for `to_lowercase`).
+//!
+//! Files use a small pool of connections so that readers on different threads run in
+//! parallel (WAL lets readers proceed while one writer writes). Write transactions start
+//! with `BEGIN IMMEDIATE`: taking the write lock up front means two transactions never
+//! both hold a read lock and then deadlock trying to upgrade it (SQLITE_BUSY that no
+//! busy timeout can resolve).
+//!
+//! An in-memory database is one connection behind the pool's mutex. The alternative,
+//! `file:…?mode=memory&cache=shared` with several connections, runs into shared-cache
+//! table locks: those fail with SQLITE_LOCKED at once, which the busy timeout does not
+//! retry, so concurrent readers and writers would see spurious "table is locked" errors.
+//! An in-memory database is CPU-bound anyway, so one connection costs little.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::functions::FunctionFlags;
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+use memdex_grammar::sql::SqlQuery;
+use memdex_grammar::{Dialect, Type, Value};
+
+use super::{Database, DbError, Tx};
+use pool::Pool;
+
+/// Tuning knobs for [`Sqlite::open_with`].
+#[derive(Clone, Debug)]
+pub struct SqliteOptions {
+    /// The most connections open at once to a database file (readers run in parallel,
+    /// writers take turns). In-memory databases always use one connection.
+    pub pool_size: usize,
+    /// How long a statement waits for another connection's lock before failing.
+    pub busy_timeout: Duration,
+    /// How long a caller waits for a free pooled connection before failing.
+    pub pool_wait: Duration,
+    /// Prepared statements kept per connection.
+    pub statement_cache: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            pool_size: 4,
+            busy_timeout: Duration::from_secs(5),
+            pool_wait: Duration::from_secs(30),
+            statement_cache: 128,
+        }
+    }
+}
+
+/// Where the database lives; decides how connections are opened.
+#[derive(Clone, Debug)]
+enum Location {
+    Memory,
+    File(PathBuf),
+}
+
+/// A SQLite database, pooled and safe to share between threads.
+pub struct Sqlite {
+    location: Location,
+    options: SqliteOptions,
+    pool: Pool<Connection>,
+}
+
+impl std::fmt::Debug for Sqlite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sqlite").field("location", &self.location).field("options", &self.options).finish()
+    }
+}
+
+impl Sqlite {
+    /// Opens (creating if needed) the database file at `path` with default options.
+    pub fn open(path: impl AsRef<Path>) -> Result<Sqlite, DbError> {
+        Sqlite::open_with(path, SqliteOptions::default())
+    }
+
+    /// Opens the database file at `path`. One connection is opened at once, so a bad
+    /// path or an unreadable file fails here rather than on the first query.
+    pub fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Sqlite, DbError> {
+        let location = Location::File(path.as_ref().to_path_buf());
+        let first = open_connection(&location, &options)?;
+        let pool = Pool::new(options.pool_size.max(1), options.pool_wait, vec![first]);
+        Ok(Sqlite { location, options, pool })
+    }
+
+    /// A private in-memory database (gone when the value is dropped).
+    pub fn in_memory() -> Result<Sqlite, DbError> {
+        let options = SqliteOptions::default();
+        let location = Location::Memory;
+        let connection = open_connection(&location, &options)?;
+        // One connection, opened here and never replaced: a second `:memory:`
+        // connection would be a different, empty database.
+        let pool = Pool::new(1, options.pool_wait, vec![connection]);
+        Ok(Sqlite { location, options, pool })
+    }
+
+    /// Checks out a connection, opening a new one for files when the pool has room.
+    fn connection(&self) -> Result<pool::Pooled<'_, Connection>, DbError> {
+        self.pool.get(|| match &self.location {
+            Location::File(_) => open_connection(&self.location, &self.options),
+            Location::Memory => {
+                Err(DbError::Connect("the in-memory database's connection was lost (its data with it)".into()))
+            }
+        })
+    }
+}
+
+/// Opens and sets up one connection.
+fn open_connection(location: &Location, options: &SqliteOptions) -> Result<Connection, DbError> {
+    let connect_err = |e: rusqlite::Error| DbError::Connect(format!("SQLite {}: {e}", describe(location)));
+    // NO_MUTEX: a pooled connection is only ever used by one thread at a time, so
+    // SQLite's own per-connection mutex would be pure overhead.
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = match location {
+        Location::Memory => Connection::open_in_memory_with_flags(flags),
+        Location::File(path) => Connection::open_with_flags(path, flags),
+    }
+    .map_err(connect_err)?;
+    conn.busy_timeout(options.busy_timeout).map_err(connect_err)?;
+    conn.set_prepared_statement_cache_capacity(options.statement_cache);
+    if let Location::File(_) = location {
+        // WAL lets readers run while a writer writes; NORMAL sync is durable across
+        // application crashes in WAL mode and only risks the last commits on power loss.
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0)).map_err(connect_err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(DbError::Connect(format!(
+                "SQLite {}: cannot switch to WAL journaling (journal mode is {mode})",
+                describe(location)
+            )));
+        }
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(connect_err)?;
+    }
+    register_functions(&conn).map_err(connect_err)?;
+    Ok(conn)
+}
+
+/// Registers `memdex_lower(text) -> text`: Rust's `str::to_lowercase`, NULL for NULL.
+fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
+    conn.create_scalar_function(
+        "memdex_lower",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| match ctx.get_raw(0) {
+            ValueRef::Null => Ok(None),
+            ValueRef::Text(bytes) => match std::str::from_utf8(bytes) {
+                Ok(text) => Ok(Some(text.to_lowercase())),
+                Err(e) => Err(rusqlite::Error::UserFunctionError(
+                    format!("memdex_lower: the argument is not valid UTF-8 ({e})").into(),
+                )),
+            },
+            // The emitter only applies it to text columns and parameters; anything
+            // else is schema drift, better reported than silently stringified.
+            other => Err(rusqlite::Error::UserFunctionError(
+                format!("memdex_lower expects text, got {}", other.data_type()).into(),
+            )),
+        },
+    )
+}
+
+fn describe(location: &Location) -> String {
+    match location {
+        Location::Memory => "SQLite (in memory)".to_owned(),
+        Location::File(path) => format!("SQLite {}", path.display()),
+    }
+}
+
+fn query_error(e: rusqlite::Error) -> DbError {
+    DbError::Query(e.to_string())
+}
+
+/// A bound parameter. Lists and NaN are rejected before binding, by [`check_params`].
+struct Param<'a>(&'a Value);
+
+impl rusqlite::ToSql for Param<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self.0 {
+            Value::Null => ToSqlOutput::Borrowed(ValueRef::Null),
+            Value::Bool(b) => ToSqlOutput::Borrowed(ValueRef::Integer(i64::from(*b))),
+            Value::Int(i) => ToSqlOutput::Borrowed(ValueRef::Integer(*i)),
+            Value::Float(x) => ToSqlOutput::Borrowed(ValueRef::Real(*x)),
+            Value::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            // Unreachable after `check_params`; binding NULL would be a silent wrong
+            // answer, so fail loudly instead.
+            Value::List(_) => {
+                return Err(rusqlite::Error::ToSqlConversionFailure("a list cannot be bound as one parameter".into()));
+            }
+        })
+    }
+}
+
+/// Rejects values SQLite cannot bind faithfully.
+fn check_params(params: &[Value]) -> Result<(), DbError> {
+    for (i, value) in params.iter().enumerate() {
+        match value {
+            Value::List(_) => {
+                return Err(DbError::Query(format!(
+                    "parameter {} is a list; the SQL emitter expands lists into one placeholder per element",
+                    i + 1
+                )));
+            }
+            // sqlite3_bind_double stores NaN as NULL: the value would silently change.
+            Value::Float(x) if x.is_nan() => {
+                return Err(DbError::Query(format!(
+                    "parameter {} is NaN, which SQLite cannot store (it would become NULL)",
+                    i + 1
+                )));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Decodes one column value to the requested type; the error says why not.
+fn decode(value: ValueRef<'_>, ty: Type) -> Result<Value, String> {
+    let mismatch = || format!("holds {}, expected {ty}", describe_value(value));
+    Ok(match (value, ty) {
+        (ValueRef::Null, _) => Value::Null,
+        (ValueRef::Integer(i), Type::Int) => Value::Int(i),
+        // SQLite may hand back a REAL for an integer column (e.g. from arithmetic);
+        // accept it only when no information is lost.
+        (ValueRef::Real(x), Type::Int) => Value::Int(integral(x).ok_or_else(mismatch)?),
+        (ValueRef::Integer(i), Type::Float) => Value::Float(i as f64),
+        (ValueRef::Real(x), Type::Float) => Value::Float(x),
+        (ValueRef::Integer(0), Type::Bool) => Value::Bool(false),
+        (ValueRef::Integer(1), Type::Bool) => Value::Bool(true),
+        (ValueRef::Text(bytes), Type::Text) => match std::str::from_utf8(bytes) {
+            Ok(s) => Value::Text(s.to_owned()),
+            Err(e) => return Err(format!("is not valid UTF-8: {e}")),
+        },
+        _ => return Err(mismatch()),
+    })
+}
+
+/// `x` as an `i64` when it is a whole number in range.
+fn integral(x: f64) -> Option<i64> {
+    // 2^63 is exactly representable; every f64 in [-2^63, 2^63) with no fraction fits.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    (x.fract() == 0.0 && (-LIMIT..LIMIT).contains(&x)).then_some(x as i64)
+}
+
+fn describe_value(value: ValueRef<'_>) -> String {
+    match value {
+        ValueRef::Null => "NULL".to_owned(),
+        ValueRef::Integer(i) => format!("the integer {i}"),
+        ValueRef::Real(x) => format!("the real {x:?}"),
+        ValueRef::Text(t) => format!("text of {} bytes", t.len()),
+        ValueRef::Blob(b) => format!("a blob of {} bytes", b.len()),
+    }
+}
+
+/// Runs a query on `conn`, decoding each row to `types`.
+fn run_query(conn: &Connection, q: &SqlQuery, types: &[Type]) -> Result<Vec<Vec<Value>>, DbError> {
+    check_params(&q.params)?;
+    let mut stmt = conn.prepare_cached(&q.text).map_err(query_error)?;
+    let columns = stmt.column_count();
+    if columns != types.len() {
+        return Err(DbError::Decode {
+            column: columns.min(types.len()),
+            reason: format!("the query returns {columns} columns but {} types were requested", types.len()),
+        });
+    }
+    let mut rows = stmt.query(rusqlite::params_from_iter(q.params.iter().map(Param))).map_err(query_error)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(query_error)? {
+        let mut decoded = Vec::with_capacity(columns);
+        for (i, ty) in types.iter().enumerate() {
+            let value = row.get_ref(i).map_err(query_error)?;
+            decoded.push(decode(value, *ty).map_err(|why| DbError::Decode {
+                column: i,
+                reason: format!("column `{}` {why}", row.as_ref().column_name(i).unwrap_or("?")),
+            })?);
+        }
+        out.push(decoded);
+    }
+    Ok(out)
+}
+
+/// Runs a statement on `conn`; returns the number of rows changed.
+fn run_execute(conn: &Connection, q: &SqlQuery) -> Result<u64, DbError> {
+    check_params(&q.params)?;
+    let mut stmt = conn.prepare_cached(&q.text).map_err(query_error)?;
+    let changed = stmt.execute(rusqlite::params_from_iter(q.params.iter().map(Param))).map_err(query_error)?;
+    Ok(changed as u64)
+}
+
+/// Statements inside one SQLite transaction.
+struct SqliteTx<'a> {
+    conn: &'a Connection,
+}
+
+impl Tx for SqliteTx<'_> {
+    fn execute(&mut self, q: &SqlQuery) -> Result<u64, DbError> {
+        run_execute(self.conn, q)
+    }
+
+    fn query(&mut self, q: &SqlQuery, types: &[Type]) -> Result<Vec<Vec<Value>>, DbError> {
+        run_query(self.conn, q, types)
+    }
+}
+
+impl Database for Sqlite {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    fn query(&self, q: &SqlQuery, types: &[Type]) -> Result<Vec<Vec<Value>>, DbError> {
+        let conn = self.connection()?;
+        run_query(&conn, q, types)
+    }
+
+    fn transaction(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<(), DbError>) -> Result<(), DbError> {
+        let mut conn = self.connection()?;
+        let outcome = (|| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(query_error)?;
+            // Dropping `tx` without commit rolls back, also when `f` panics.
+            f(&mut SqliteTx { conn: &tx })?;
+            tx.commit().map_err(query_error)
+        })();
+        if !conn.is_autocommit() {
+            // A failed COMMIT or ROLLBACK can leave the transaction open; never hand
+            // such a connection to the next caller.
+            let _ = conn.execute_batch("ROLLBACK");
+            if !conn.is_autocommit() && matches!(self.location, Location::File(_)) {
+                conn.discard();
+            }
+        }
+        outcome
+    }
+
+    fn execute_ddl(&self, statements: &[String]) -> Result<(), DbError> {
+        let conn = self.connection()?;
+        for statement in statements {
+            conn.execute_batch(statement).map_err(|e| DbError::Query(format!("{e} (in `{statement}`)")))?;
+        }
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        describe(&self.location)
+    }
+}
+
+/// A small blocking connection pool, shared by the SQLite and PostgreSQL backends.
+/// (It would sit better in `db/pool.rs`; it lives here because of file ownership.)
+pub(crate) mod pool {
+    use std::ops::{Deref, DerefMut};
+    use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+    use std::time::{Duration, Instant};
+
+    use crate::db::DbError;
+
+    /// Up to `max` connections, opened lazily; callers wait (bounded) when all are busy.
+    pub(crate) struct Pool<C> {
+        state: Mutex<State<C>>,
+        released: Condvar,
+        max: usize,
+        wait: Duration,
+    }
+
+    struct State<C> {
+        idle: Vec<C>,
+        /// Connections in existence: idle, checked out, or being opened.
+        open: usize,
+    }
+
+    impl<C> std::fmt::Debug for Pool<C> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            let state = self.lock();
+            f.debug_struct("Pool").field("max", &self.max).field("open", &state.open).finish()
+        }
+    }
+
+    impl<C> Pool<C> {
+        pub(crate) fn new(max: usize, wait: Duration, initial: Vec<C>) -> Pool<C> {
+            let open = initial.len();
+            Pool { state: Mutex::new(State { idle: initial, open }), released: Condvar::new(), max, wait }
+        }
+
+        /// The state is a plain list and counter that every critical section leaves
+        /// consistent, so a panic elsewhere while holding the lock cannot corrupt it.
+        fn lock(&self) -> MutexGuard<'_, State<C>> {
+            self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        }
+
+        /// An idle connection, a new one from `open` if the pool has room, or the
+        /// next one released within the pool's wait time.
+        pub(crate) fn get(&self, open: impl FnOnce() -> Result<C, DbError>) -> Result<Pooled<'_, C>, DbError> {
+            let deadline = Instant::now() + self.wait;
+            let mut state = self.lock();
+            loop {
+                if let Some(conn) = state.idle.pop() {
+                    return Ok(Pooled { pool: self, conn: Some(conn), discard: false });
+                }
+                if state.open < self.max {
+                    state.open += 1;
+                    drop(state);
+                    return match open() {
+                        Ok(conn) => Ok(Pooled { pool: self, conn: Some(conn), discard: false }),
+                        Err(e) => {
+                            self.lock().open -= 1;
+                            self.released.notify_one();
+                            Err(e)
+                        }
+                    };
+                }
+                let now = Instant::now();
+                if now >= deadline {
+                    return Err(DbError::Connect(format!(
+                        "no free database connection within {:?} (all {} in use)",
+                        self.wait, self.max
+                    )));
+                }
+                state = self.released.wait_timeout(state, deadline - now).unwrap_or_else(PoisonError::into_inner).0;
+            }
+        }
+    }
+
+    /// A checked-out connection; returns to the pool on drop unless discarded.
+    pub(crate) struct Pooled<'a, C> {
+        pool: &'a Pool<C>,
+        conn: Option<C>,
+        discard: bool,
+    }
+
+    impl<C> std::fmt::Debug for Pooled<'_, C> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("Pooled").field("discard", &self.discard).finish()
+        }
+    }
+
+    impl<C> Pooled<'_, C> {
+        /// Closes this connection instead of returning it (it is broken or in an
+        /// unknown state); the pool opens a fresh one when needed.
+        pub(crate) fn discard(&mut self) {
+            self.discard = true;
+        }
+    }
+
+    impl<C> Deref for Pooled<'_, C> {
+        type Target = C;
+        fn deref(&self) -> &C {
+            // Invariant: `conn` is only taken in `drop`.
+            self.conn.as_ref().unwrap_or_else(|| unreachable!("pooled connection used after release"))
+        }
+    }
+
+    impl<C> DerefMut for Pooled<'_, C> {
+        fn deref_mut(&mut self) -> &mut C {
+            self.conn.as_mut().unwrap_or_else(|| unreachable!("pooled connection used after release"))
+        }
+    }
+
+    impl<C> Drop for Pooled<'_, C> {
+        fn drop(&mut self) {
+            let Some(conn) = self.conn.take() else { return };
+            if self.discard {
+                self.pool.lock().open -= 1;
+                // Closed outside the lock: closing may do I/O.
+                drop(conn);
+            } else {
+                self.pool.lock().idle.push(conn);
+            }
+            self.pool.released.notify_one();
+        }
+    }
+}

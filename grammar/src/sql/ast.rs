@@ -1,0 +1,191 @@
+//! Small constructors for the sqlparser AST nodes the emitter builds.
+//!
+//! sqlparser's structs carry many fields for other dialects' features (hints,
+//! `TOP`, `QUALIFY`, …). These helpers fill those with their empty values in one
+//! place, so the emitter reads as the SQL it produces. Nothing here formats SQL
+//! text: every statement is rendered by sqlparser's `Display`.
+
+use sqlparser::ast::helpers::attached_token::AttachedToken;
+use sqlparser::ast::{
+    BinaryOperator, CastKind, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
+    FunctionArguments, GroupByExpr, Ident, ObjectName, Query, Select, SelectFlavor, SelectItem, SetExpr, TableFactor,
+    TableWithJoins, UnaryOperator, Value as SqlValue,
+};
+
+/// A quoted identifier (`"order"`, `` `order` ``): tables and columns may be keywords.
+pub(crate) fn ident(quote: char, name: &str) -> Ident {
+    Ident::with_quote(quote, name)
+}
+
+pub(crate) fn column(quote: char, name: &str) -> Expr {
+    Expr::Identifier(ident(quote, name))
+}
+
+pub(crate) fn object_name(quote: char, name: &str) -> ObjectName {
+    ObjectName::from(vec![ident(quote, name)])
+}
+
+/// An unquoted, fixed name: a built-in function (`substr`) or type.
+pub(crate) fn plain_name(name: &str) -> ObjectName {
+    ObjectName::from(vec![Ident::new(name)])
+}
+
+/// A placeholder as the dialect spells it (`?`, `$3`).
+pub(crate) fn placeholder(text: String) -> Expr {
+    Expr::value(SqlValue::Placeholder(text))
+}
+
+/// An integer constant that is part of the query's shape, never a user value
+/// (`substr(s, 1, 3)`'s `1` and `3`, the `1 = 0` of an empty `IN`).
+pub(crate) fn number(n: u64) -> Expr {
+    Expr::value(SqlValue::Number(n.to_string(), false))
+}
+
+/// A constant string that is part of the query's shape (a `LIKE … ESCAPE '!'`
+/// character), never a user value.
+pub(crate) fn constant_string(s: &str) -> Expr {
+    Expr::value(SqlValue::SingleQuotedString(s.to_owned()))
+}
+
+pub(crate) fn boolean(b: bool) -> Expr {
+    Expr::value(SqlValue::Boolean(b))
+}
+
+/// `1 = 0`: a false condition every dialect accepts (SQLite before 3.23 has no
+/// `FALSE` keyword, and `IN ()` is a syntax error everywhere but SQLite).
+pub(crate) fn constant_false() -> Expr {
+    binary(number(1), BinaryOperator::Eq, number(0))
+}
+
+pub(crate) fn binary(left: Expr, op: BinaryOperator, right: Expr) -> Expr {
+    Expr::BinaryOp { left: Box::new(left), op, right: Box::new(right) }
+}
+
+pub(crate) fn unary(op: UnaryOperator, expr: Expr) -> Expr {
+    Expr::UnaryOp { op, expr: Box::new(expr) }
+}
+
+pub(crate) fn nested(e: Expr) -> Expr {
+    Expr::Nested(Box::new(e))
+}
+
+/// Parenthesises `e` unless it is a single token or already delimited, so that
+/// sqlparser's `Display` (which prints the tree as built) keeps the tree's meaning.
+pub(crate) fn operand(e: Expr) -> Expr {
+    if is_atomic(&e) { e } else { nested(e) }
+}
+
+pub(crate) fn is_atomic(e: &Expr) -> bool {
+    matches!(e, Expr::Identifier(_) | Expr::Value(_) | Expr::Function(_) | Expr::Cast { .. } | Expr::Nested(_))
+}
+
+pub(crate) fn cast(expr: Expr, data_type: DataType) -> Expr {
+    Expr::Cast { kind: CastKind::Cast, expr: Box::new(expr), data_type, format: None }
+}
+
+pub(crate) fn function(name: &str, args: Vec<Expr>) -> Expr {
+    function_with_args(plain_name(name), args.into_iter().map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a))))
+}
+
+/// `COUNT(*)`.
+pub(crate) fn count_star() -> Expr {
+    function_with_args(plain_name("COUNT"), [FunctionArg::Unnamed(FunctionArgExpr::Wildcard)])
+}
+
+pub(crate) fn function_with_args(name: ObjectName, args: impl IntoIterator<Item = FunctionArg>) -> Expr {
+    Expr::Function(Function {
+        name,
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args.into_iter().collect(),
+            clauses: Vec::new(),
+        }),
+        within_group: Vec::new(),
+        filter: None,
+        null_treatment: None,
+        over: None,
+    })
+}
+
+pub(crate) fn table(name: ObjectName) -> TableWithJoins {
+    TableWithJoins {
+        relation: TableFactor::Table {
+            name,
+            alias: None,
+            args: None,
+            with_hints: Vec::new(),
+            version: None,
+            with_ordinality: false,
+            partitions: Vec::new(),
+            json_path: None,
+            sample: None,
+            index_directives: Vec::new(),
+            inheritance: None,
+        },
+        joins: Vec::new(),
+    }
+}
+
+/// `SELECT <projection> FROM <table> [WHERE <selection>]`.
+pub(crate) fn select(projection: Vec<Expr>, from: ObjectName, selection: Option<Expr>) -> Select {
+    Select {
+        select_token: AttachedToken::empty(),
+        optimizer_hints: Vec::new(),
+        distinct: None,
+        select_modifiers: None,
+        top: None,
+        top_before_distinct: false,
+        projection: projection.into_iter().map(SelectItem::UnnamedExpr).collect(),
+        exclude: None,
+        into: None,
+        from: vec![table(from)],
+        lateral_views: Vec::new(),
+        prewhere: None,
+        selection,
+        connect_by: Vec::new(),
+        group_by: GroupByExpr::Expressions(Vec::new(), Vec::new()),
+        cluster_by: Vec::new(),
+        distribute_by: Vec::new(),
+        sort_by: Vec::new(),
+        having: None,
+        named_window: Vec::new(),
+        qualify: None,
+        window_before_qualify: false,
+        value_table_mode: None,
+        flavor: SelectFlavor::Standard,
+    }
+}
+
+/// A query around a body, with no `ORDER BY` or `LIMIT` yet.
+pub(crate) fn query(body: SetExpr) -> Query {
+    Query {
+        with: None,
+        body: Box::new(body),
+        order_by: None,
+        limit_clause: None,
+        fetch: None,
+        locks: Vec::new(),
+        for_clause: None,
+        settings: None,
+        format_clause: None,
+        pipe_operators: Vec::new(),
+    }
+}
+
+/// `a AND b AND …`; `None` for no items.
+pub(crate) fn and_all(items: Vec<Expr>) -> Option<Expr> {
+    fold(items, BinaryOperator::And)
+}
+
+/// `a op b op …`, left-associative; `None` for no items.
+pub(crate) fn fold(items: Vec<Expr>, op: BinaryOperator) -> Option<Expr> {
+    items.into_iter().reduce(|acc, e| binary(acc, op.clone(), e))
+}
+
+/// A numeric constant given as its digits (for values beyond `u64` formatting
+/// needs, such as MySQL's maximal `LIMIT`).
+pub(crate) fn constant_number_text(digits: &str) -> Expr {
+    Expr::value(SqlValue::Number(digits.to_owned(), false))
+}

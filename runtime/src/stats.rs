@@ -1,0 +1,65 @@
+//! Counters of what the store did, for `Store::stats()`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+macro_rules! stats {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        /// A snapshot of the store's counters since it was built.
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct Stats {
+            $($(#[$doc])* pub $name: u64,)*
+        }
+
+        #[derive(Debug, Default)]
+        pub(crate) struct Counters {
+            $(pub(crate) $name: AtomicU64,)*
+        }
+
+        impl Counters {
+            pub(crate) fn snapshot(&self) -> Stats {
+                Stats { $($name: self.$name.load(Ordering::Relaxed),)* }
+            }
+        }
+    };
+}
+
+stats! {
+    /// Index nodes found filled in the cache.
+    node_hits,
+    /// Index nodes missing, unfilled or unreadable (answered from the database).
+    node_misses,
+    /// Objects found in the cache.
+    object_hits,
+    /// Objects missing or unreadable in the cache.
+    object_misses,
+    /// Fills (nodes or objects) this store won the lease for and stored.
+    fills_won,
+    /// Fills that lost: a write touched the key between the miss and the fill.
+    fills_lost,
+    /// Misses where another client held the lease (answered without filling).
+    lease_busy,
+    /// Ids dropped from nodes because the database showed they no longer belong.
+    lazy_removals,
+    /// SQL statements and queries sent to the database.
+    db_queries,
+    /// Round trips to the cache.
+    cache_round_trips,
+    /// Cache operations that failed (server down, timeout, garbage); each was
+    /// answered from the database instead.
+    cache_errors,
+    /// Calls answered entirely from the database because the cache could not be
+    /// trusted or reached (pending invalidations, fallback plans).
+    degraded_calls,
+    /// Writes committed (insert, update, delete).
+    writes,
+    /// Outbox entries whose invalidations were applied by a drain.
+    outbox_drained,
+    /// Writes whose cache batch failed after the commit (left to the outbox).
+    outbox_deferred,
+}
+
+impl Counters {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,497 @@
+//! One suite of checks over `&dyn Database`, run against SQLite in memory, SQLite on
+//! a file and PostgreSQL 15 (one server per test binary, a fresh database per test).
+//!
+//! SQL is written by hand here with `?` placeholders; [`sql`] renumbers them to `$n`
+//! for PostgreSQL. Each backend gets its own hand-written `CREATE TABLE`.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use memdex::db::postgres::{Postgres, PostgresOptions};
+use memdex::db::sqlite::Sqlite;
+use memdex::db::{Database, DbError};
+use memdex::grammar::sql::SqlQuery;
+use memdex::{Dialect, Type, Value};
+use memdex_tests::servers::postgres::PostgresServer;
+
+/// The test table: one column per value type, all nullable.
+fn create_table(dialect: Dialect) -> Vec<String> {
+    match dialect {
+        Dialect::Sqlite => vec!["CREATE TABLE t (id INTEGER PRIMARY KEY, i INTEGER, f REAL, s TEXT, b INTEGER)".into()],
+        Dialect::Postgres => {
+            vec!["CREATE TABLE t (id BIGINT PRIMARY KEY, i BIGINT, f DOUBLE PRECISION, s TEXT, b BOOLEAN)".into()]
+        }
+        Dialect::MySql => unreachable!("no MySQL backend"),
+    }
+}
+
+const ROW: [Type; 5] = [Type::Int, Type::Int, Type::Float, Type::Text, Type::Bool];
+
+/// `text` with `?` placeholders, renumbered to `$1…` for PostgreSQL.
+fn sql(db: &dyn Database, text: &str, params: Vec<Value>) -> SqlQuery {
+    let text = match db.dialect() {
+        Dialect::Postgres => {
+            let mut n = 0;
+            text.chars()
+                .map(|c| {
+                    if c == '?' {
+                        n += 1;
+                        format!("${n}")
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect()
+        }
+        _ => text.to_owned(),
+    };
+    SqlQuery { text, params }
+}
+
+fn setup(db: &dyn Database) {
+    db.execute_ddl(&create_table(db.dialect())).expect("create table");
+}
+
+fn insert(db: &dyn Database, row: &[Value]) -> Result<(), DbError> {
+    let q = sql(db, "INSERT INTO t (id, i, f, s, b) VALUES (?, ?, ?, ?, ?)", row.to_vec());
+    db.transaction(&mut |tx| tx.execute(&q).map(drop))
+}
+
+fn select_row(db: &dyn Database, id: i64) -> Result<Vec<Vec<Value>>, DbError> {
+    db.query(&sql(db, "SELECT id, i, f, s, b FROM t WHERE id = ?", vec![Value::Int(id)]), &ROW)
+}
+
+fn count(db: &dyn Database) -> i64 {
+    let rows = db.query(&sql(db, "SELECT COUNT(*) FROM t", vec![]), &[Type::Int]).expect("count");
+    rows[0][0].as_i64().expect("count is an integer")
+}
+
+/// Floats compare by bits (so -0.0 ≠ 0.0 and NaN = NaN) — a round trip must be exact.
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Float(x), Value::Float(y)) => x.to_bits() == y.to_bits(),
+        _ => a == b,
+    }
+}
+
+fn assert_round_trip(db: &dyn Database, row: Vec<Value>) {
+    insert(db, &row).unwrap_or_else(|e| panic!("{}: insert {row:?}: {e}", db.describe()));
+    let id = row[0].as_i64().expect("id");
+    let back = select_row(db, id).unwrap_or_else(|e| panic!("{}: select {row:?}: {e}", db.describe()));
+    assert_eq!(back.len(), 1, "{}: one row for id {id}", db.describe());
+    let mismatched: Vec<_> = row.iter().zip(&back[0]).filter(|(a, b)| !same(a, b)).collect();
+    assert!(mismatched.is_empty(), "{}: round trip changed values (sent, got): {mismatched:?}", db.describe());
+}
+
+// ---------------------------------------------------------------- the suite
+
+fn round_trips_every_value(db: &dyn Database) {
+    setup(db);
+    let ints = [0, 1, -1, i64::MIN, i64::MAX, i64::from(i32::MAX) + 1];
+    let floats = [
+        0.0,
+        1.5,
+        -2.25,
+        f64::MAX,
+        f64::MIN,
+        f64::MIN_POSITIVE,
+        5e-324, // the smallest subnormal
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        0.1 + 0.2,
+    ];
+    let texts = [
+        String::new(),
+        "plain".to_owned(),
+        "ÀÉÎ ẞ İ — 日本語 🦀 \u{200d}".to_owned(),
+        "'; DROP TABLE t; --".to_owned(),
+        "\" ' ` \\ % _ ? $1".to_owned(),
+        "tab\tnewline\ncr\r".to_owned(),
+        "x".repeat(1 << 20),
+    ];
+    let mut id = 0;
+    let mut next = || {
+        id += 1;
+        Value::Int(id)
+    };
+    for i in ints {
+        assert_round_trip(db, vec![next(), Value::Int(i), Value::Null, Value::Null, Value::Null]);
+    }
+    for f in floats {
+        assert_round_trip(db, vec![next(), Value::Null, Value::Float(f), Value::Null, Value::Null]);
+    }
+    for s in texts {
+        assert_round_trip(db, vec![next(), Value::Null, Value::Null, Value::Text(s), Value::Null]);
+    }
+    for b in [true, false] {
+        assert_round_trip(db, vec![next(), Value::Null, Value::Null, Value::Null, Value::Bool(b)]);
+    }
+    assert_round_trip(db, vec![next(), Value::Null, Value::Null, Value::Null, Value::Null]);
+    assert_round_trip(db, vec![next(), Value::Int(7), Value::Float(7.5), Value::Text("all".into()), Value::Bool(true)]);
+    // The injection string was stored as data: the table is still there, with every row.
+    assert_eq!(count(db), id);
+}
+
+/// SQLite stores a whole REAL as an integer in its record format and so loses the
+/// sign of -0.0 (it reads back as 0.0, equal under IEEE comparison); PostgreSQL keeps it.
+fn negative_zero(db: &dyn Database) {
+    setup(db);
+    insert(db, &[Value::Int(1), Value::Null, Value::Float(-0.0), Value::Null, Value::Null]).expect("insert -0.0");
+    let back = select_row(db, 1).expect("select");
+    let Value::Float(x) = back[0][2] else { panic!("{}: not a float: {back:?}", db.describe()) };
+    assert_eq!(x, 0.0);
+    let sign_kept = !matches!(db.dialect(), Dialect::Sqlite);
+    assert_eq!(x.is_sign_negative(), sign_kept, "{}: sign of -0.0 after a round trip", db.describe());
+}
+
+/// SQLite would store NaN as NULL, so binding it is an error; PostgreSQL stores NaN.
+fn nan(db: &dyn Database) {
+    setup(db);
+    let result = insert(db, &[Value::Int(1), Value::Null, Value::Float(f64::NAN), Value::Null, Value::Null]);
+    match db.dialect() {
+        Dialect::Sqlite => {
+            assert!(matches!(result, Err(DbError::Query(ref m)) if m.contains("NaN")), "{result:?}");
+            assert_eq!(count(db), 0);
+        }
+        _ => {
+            result.expect("PostgreSQL stores NaN");
+            let back = select_row(db, 1).expect("select");
+            assert!(matches!(back[0][2], Value::Float(x) if x.is_nan()), "{back:?}");
+        }
+    }
+}
+
+/// SQLite keeps an embedded NUL; PostgreSQL TEXT cannot hold one and says so cleanly.
+fn nul_in_text(db: &dyn Database) {
+    setup(db);
+    let text = "a\0b".to_owned();
+    match db.dialect() {
+        Dialect::Sqlite => {
+            assert_round_trip(db, vec![Value::Int(1), Value::Null, Value::Null, text.into(), Value::Null])
+        }
+        _ => {
+            let result = insert(db, &[Value::Int(1), Value::Null, Value::Null, text.into(), Value::Null]);
+            assert!(matches!(result, Err(DbError::Query(ref m)) if m.contains("0x00")), "{result:?}");
+            // The pool is still usable afterwards.
+            assert_eq!(count(db), 0);
+        }
+    }
+}
+
+/// An integer bound where a float column is expected is stored as that float; an
+/// integral float read as an integer converts, a fractional one is a decode error.
+fn numeric_conversions(db: &dyn Database) {
+    setup(db);
+    insert(db, &[Value::Int(1), Value::Int(3), Value::Int(4), Value::Null, Value::Null]).expect("int into float");
+    let rows = db.query(&sql(db, "SELECT i, f FROM t WHERE id = ?", vec![1.into()]), &[Type::Float, Type::Int]);
+    assert_eq!(rows.expect("convert"), vec![vec![Value::Float(3.0), Value::Int(4)]]);
+    insert(db, &[Value::Int(2), Value::Null, Value::Float(4.5), Value::Null, Value::Null]).expect("insert");
+    let rows = db.query(&sql(db, "SELECT f FROM t WHERE id = ?", vec![2.into()]), &[Type::Int]);
+    assert!(matches!(rows, Err(DbError::Decode { column: 0, .. })), "{rows:?}");
+}
+
+fn decode_errors_are_errors(db: &dyn Database) {
+    setup(db);
+    insert(db, &[Value::Int(1), Value::Int(5), Value::Float(1.5), "text".into(), Value::Bool(true)]).expect("insert");
+    let q = sql(db, "SELECT s FROM t", vec![]);
+    let text_as_int = db.query(&q, &[Type::Int]);
+    assert!(
+        matches!(&text_as_int, Err(DbError::Decode { column: 0, reason }) if reason.contains('s')),
+        "{text_as_int:?}"
+    );
+    assert!(matches!(db.query(&q, &[Type::Bool]), Err(DbError::Decode { column: 0, .. })));
+    let int_as_text = db.query(&sql(db, "SELECT id, i FROM t", vec![]), &[Type::Int, Type::Text]);
+    assert!(matches!(int_as_text, Err(DbError::Decode { column: 1, .. })), "{int_as_text:?}");
+    let too_few_types = db.query(&sql(db, "SELECT id, i FROM t", vec![]), &[Type::Int]);
+    assert!(matches!(too_few_types, Err(DbError::Decode { .. })), "{too_few_types:?}");
+    // 5 is neither 0 nor 1 (SQLite) / not a boolean column (PostgreSQL).
+    let int_as_bool = db.query(&sql(db, "SELECT i FROM t", vec![]), &[Type::Bool]);
+    assert!(matches!(int_as_bool, Err(DbError::Decode { column: 0, .. })), "{int_as_bool:?}");
+    // NULL decodes as Null whatever type was asked for.
+    let null = db.query(&sql(db, "SELECT NULL", vec![]), &[Type::Int]);
+    assert!(matches!(null, Ok(ref rows) if rows == &vec![vec![Value::Null]]), "{null:?}");
+}
+
+fn bad_statements_are_errors(db: &dyn Database) {
+    setup(db);
+    assert!(matches!(db.query(&sql(db, "SELEC 1", vec![]), &[Type::Int]), Err(DbError::Query(_))));
+    assert!(matches!(db.execute_ddl(&["CREATE TABLE t (x INTEGER)".into()]), Err(DbError::Query(_))));
+    let list = sql(db, "SELECT id FROM t WHERE id = ?", vec![Value::List(vec![1.into()])]);
+    assert!(matches!(db.query(&list, &[Type::Int]), Err(DbError::Query(ref m)) if m.contains("list")));
+    let missing = sql(db, "SELECT id FROM t WHERE id = ? AND i = ?", vec![1.into()]);
+    assert!(matches!(db.query(&missing, &[Type::Int]), Err(DbError::Query(_))));
+    // Still usable after all those failures.
+    assert_eq!(count(db), 0);
+}
+
+fn transactions_commit_and_roll_back(db: &dyn Database) {
+    setup(db);
+    let row = |id: i64| vec![Value::Int(id), Value::Int(id), Value::Null, Value::Null, Value::Null];
+    let insert_q = |id| sql(db, "INSERT INTO t (id, i, f, s, b) VALUES (?, ?, ?, ?, ?)", row(id));
+
+    // Commit: both rows, and the transaction sees its own writes.
+    let mut seen = 0;
+    db.transaction(&mut |tx| {
+        assert_eq!(tx.execute(&insert_q(1))?, 1);
+        assert_eq!(tx.execute(&insert_q(2))?, 1);
+        seen = tx.query(&sql(db, "SELECT COUNT(*) FROM t", vec![]), &[Type::Int])?[0][0].as_i64().unwrap_or(-1);
+        Ok(())
+    })
+    .expect("commit");
+    assert_eq!(seen, 2);
+    assert_eq!(count(db), 2);
+
+    // An Err from the closure rolls everything back and is returned.
+    let result = db.transaction(&mut |tx| {
+        tx.execute(&insert_q(3))?;
+        Err(DbError::Query("caller gave up".into()))
+    });
+    assert!(matches!(result, Err(DbError::Query(ref m)) if m == "caller gave up"), "{result:?}");
+    assert_eq!(count(db), 2);
+
+    // A failing statement (duplicate key) inside the transaction rolls back too.
+    let result = db.transaction(&mut |tx| {
+        tx.execute(&insert_q(4))?;
+        tx.execute(&insert_q(1))?;
+        Ok(())
+    });
+    assert!(matches!(result, Err(DbError::Query(_))), "{result:?}");
+    assert_eq!(count(db), 2);
+
+    // Rows changed are counted.
+    let mut changed = 0;
+    db.transaction(&mut |tx| {
+        changed = tx.execute(&sql(db, "UPDATE t SET i = i + 10", vec![]))?;
+        Ok(())
+    })
+    .expect("update");
+    assert_eq!(changed, 2);
+    let rows = db.query(&sql(db, "SELECT i FROM t ORDER BY id", vec![]), &[Type::Int]).expect("select");
+    assert_eq!(rows, vec![vec![Value::Int(11)], vec![Value::Int(12)]]);
+}
+
+/// 4 threads, each writing 50 rows in transactions (read-modify-write of a counter
+/// row included) while reading; no errors, nothing lost.
+fn concurrent_readers_and_writers(db: &dyn Database) {
+    setup(db);
+    insert(db, &[Value::Int(0), Value::Int(0), Value::Null, Value::Null, Value::Null]).expect("counter row");
+    const THREADS: i64 = 4;
+    const PER_THREAD: i64 = 50;
+    std::thread::scope(|scope| {
+        for thread in 0..THREADS {
+            scope.spawn(move || {
+                for k in 0..PER_THREAD {
+                    let id = 1 + thread * PER_THREAD + k;
+                    let row =
+                        vec![Value::Int(id), Value::Int(thread), Value::Float(k as f64), Value::Null, Value::Null];
+                    db.transaction(&mut |tx| {
+                        tx.execute(&sql(db, "INSERT INTO t (id, i, f, s, b) VALUES (?, ?, ?, ?, ?)", row.clone()))?;
+                        let current = tx.query(&sql(db, "SELECT i FROM t WHERE id = 0", vec![]), &[Type::Int])?;
+                        let next = current[0][0].as_i64().unwrap_or(0) + 1;
+                        tx.execute(&sql(db, "UPDATE t SET i = ? WHERE id = 0", vec![next.into()]))?;
+                        Ok(())
+                    })
+                    .unwrap_or_else(|e| panic!("{}: writer {thread}: {e}", db.describe()));
+                    let mine = db
+                        .query(
+                            &sql(db, "SELECT COUNT(*) FROM t WHERE i = ? AND id > 0", vec![thread.into()]),
+                            &[Type::Int],
+                        )
+                        .unwrap_or_else(|e| panic!("{}: reader {thread}: {e}", db.describe()));
+                    assert_eq!(mine, vec![vec![Value::Int(k + 1)]], "thread {thread} sees its own commits");
+                }
+            });
+        }
+    });
+    assert_eq!(count(db), 1 + THREADS * PER_THREAD);
+    let counter = select_row(db, 0).expect("counter");
+    // Read-modify-write under the transaction's lock: no lost update.
+    let lost_updates_prevented = match db.dialect() {
+        // SQLite's BEGIN IMMEDIATE serialises writers.
+        Dialect::Sqlite => true,
+        // PostgreSQL READ COMMITTED lets two transactions read the same counter value.
+        _ => false,
+    };
+    if lost_updates_prevented {
+        assert_eq!(counter[0][1], Value::Int(THREADS * PER_THREAD));
+    }
+}
+
+// ---------------------------------------------------------------- SQLite only
+
+fn check_lower(db: &dyn Database, input: Value) {
+    let expect = match &input {
+        Value::Text(s) => Value::Text(s.to_lowercase()),
+        _ => Value::Null,
+    };
+    let rows = db.query(&sql(db, "SELECT memdex_lower(?)", vec![input.clone()]), &[Type::Text]);
+    assert_eq!(rows.expect("memdex_lower"), vec![vec![expect]], "memdex_lower({input:?})");
+}
+
+#[test]
+fn sqlite_memdex_lower_is_rusts_to_lowercase() {
+    for backend in [Backend::memory(), Backend::file()] {
+        let db = &*backend.db;
+        for input in ["ÀÉÎ", "ẞ", "İ", "ΣΑΣ", "Straße", "ǅ", "ABC xyz 123", "", "日本"] {
+            check_lower(db, input.into());
+        }
+        check_lower(db, Value::Null);
+        // Usable in an index-friendly comparison, and it is not SQLite's ASCII-only LOWER.
+        let ascii_only = db.query(&sql(db, "SELECT lower('ÀÉÎ')", vec![]), &[Type::Text]).expect("lower");
+        assert_eq!(ascii_only, vec![vec![Value::Text("ÀÉÎ".into())]]);
+        let not_text = db.query(&sql(db, "SELECT memdex_lower(5)", vec![]), &[Type::Text]);
+        assert!(matches!(not_text, Err(DbError::Query(_))), "{not_text:?}");
+    }
+}
+
+#[test]
+fn sqlite_file_is_shared_between_handles_and_reopens() {
+    let dir = TempDir::new();
+    let path = dir.0.join("shared.db");
+    {
+        let first = Sqlite::open(&path).expect("open");
+        setup(&first);
+        insert(&first, &[Value::Int(1), Value::Int(1), Value::Null, "kept".into(), Value::Null]).expect("insert");
+        let second = Sqlite::open(&path).expect("second handle");
+        assert_eq!(count(&second), 1);
+    }
+    let reopened = Sqlite::open(&path).expect("reopen");
+    let rows = select_row(&reopened, 1).expect("select");
+    assert_eq!(rows[0][3], Value::Text("kept".into()));
+    let journal = reopened.query(&sql(&reopened, "PRAGMA journal_mode", vec![]), &[Type::Text]).expect("pragma");
+    assert_eq!(journal, vec![vec![Value::Text("wal".into())]]);
+}
+
+#[test]
+fn sqlite_open_in_a_missing_directory_is_a_connect_error() {
+    let dir = TempDir::new();
+    let result = Sqlite::open(dir.0.join("no/such/dir/x.db"));
+    assert!(matches!(result, Err(DbError::Connect(_))), "{result:?}");
+}
+
+// ---------------------------------------------------------------- PostgreSQL only
+
+#[test]
+fn postgres_dead_server_is_an_error_not_a_hang() {
+    let mut server = PostgresServer::start().expect("start PostgreSQL");
+    let options = PostgresOptions { connect_timeout: Duration::from_secs(2), ..PostgresOptions::default() };
+    let db = Postgres::connect_with(&server.connection_string(), options.clone()).expect("connect");
+    assert_eq!(db.query(&sql(&db, "SELECT 1", vec![]), &[Type::Int]).expect("alive"), vec![vec![Value::Int(1)]]);
+    let connection_string = server.connection_string();
+    server.stop();
+
+    let started = Instant::now();
+    let result = db.query(&sql(&db, "SELECT 1", vec![]), &[Type::Int]);
+    assert!(matches!(result, Err(DbError::Connect(_))), "{result:?}");
+    let result = db.transaction(&mut |_| Ok(()));
+    assert!(result.is_err(), "{result:?}");
+    let result = Postgres::connect_with(&connection_string, options);
+    assert!(matches!(result, Err(DbError::Connect(_))), "{result:?}");
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+}
+
+#[test]
+fn postgres_statement_timeout_cancels_slow_queries() {
+    let server = PostgresServer::shared().expect("PostgreSQL");
+    let params = server.fresh_database().expect("database");
+    let options = PostgresOptions { statement_timeout: Duration::from_millis(200), ..PostgresOptions::default() };
+    let db = Postgres::connect_with(&params, options).expect("connect");
+    let started = Instant::now();
+    let result = db.query(&sql(&db, "SELECT 1 FROM pg_sleep(5)", vec![]), &[Type::Int]);
+    assert!(matches!(result, Err(DbError::Query(ref m)) if m.contains("57014")), "{result:?}");
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    assert_eq!(db.query(&sql(&db, "SELECT 1", vec![]), &[Type::Int]).expect("still usable"), vec![vec![Value::Int(1)]]);
+}
+
+#[test]
+fn postgres_numeric_aggregates_decode() {
+    let backend = Backend::postgres();
+    let db = &*backend.db;
+    setup(db);
+    for id in 1..=4 {
+        insert(db, &[Value::Int(id), Value::Int(id * 1_000_000_000_000), Value::Null, Value::Null, Value::Null])
+            .expect("insert");
+    }
+    // SUM and AVG over BIGINT return NUMERIC.
+    let q = sql(db, "SELECT SUM(i), AVG(i), SUM(i) FROM t", vec![]);
+    let rows = db.query(&q, &[Type::Int, Type::Float, Type::Float]).expect("aggregates");
+    assert_eq!(rows, vec![vec![Value::Int(10_000_000_000_000), Value::Float(2.5e12), Value::Float(1e13)]]);
+    let q = sql(db, "SELECT -1.25::numeric, 0::numeric, 'NaN'::numeric", vec![]);
+    let rows = db.query(&q, &[Type::Float, Type::Int, Type::Float]).expect("numeric literals");
+    assert!(matches!(rows[0][..], [Value::Float(a), Value::Int(0), Value::Float(c)] if a == -1.25 && c.is_nan()));
+    let fractional = db.query(&sql(db, "SELECT 2.5::numeric", vec![]), &[Type::Int]);
+    assert!(matches!(fractional, Err(DbError::Decode { column: 0, .. })), "{fractional:?}");
+}
+
+// ---------------------------------------------------------------- backends
+
+/// A database for one test plus whatever must outlive it (a temporary directory).
+struct Backend {
+    db: Box<dyn Database>,
+    _dir: Option<TempDir>,
+}
+
+impl Backend {
+    fn memory() -> Backend {
+        Backend { db: Box::new(Sqlite::in_memory().expect("in-memory SQLite")), _dir: None }
+    }
+
+    fn file() -> Backend {
+        let dir = TempDir::new();
+        let db = Sqlite::open(dir.0.join("test.db")).expect("SQLite file");
+        Backend { db: Box::new(db), _dir: Some(dir) }
+    }
+
+    fn postgres() -> Backend {
+        let server = PostgresServer::shared().expect("PostgreSQL");
+        let params = server.fresh_database().expect("database");
+        Backend { db: Box::new(Postgres::connect(&params).expect("connect")), _dir: None }
+    }
+}
+
+/// A directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let name = format!("memdex-db-test-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
+        let path = std::env::temp_dir().join(name);
+        std::fs::create_dir_all(&path).expect("temp dir");
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs every suite function on every backend, one `#[test]` each.
+macro_rules! suite {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite_memory {
+            $( #[test] fn $case() { super::$case(&*super::Backend::memory().db) } )*
+        }
+        mod sqlite_file {
+            $( #[test] fn $case() { let backend = super::Backend::file(); super::$case(&*backend.db) } )*
+        }
+        mod postgres {
+            $( #[test] fn $case() { let backend = super::Backend::postgres(); super::$case(&*backend.db) } )*
+        }
+    };
+}
+
+suite!(
+    round_trips_every_value,
+    negative_zero,
+    nan,
+    nul_in_text,
+    numeric_conversions,
+    decode_errors_are_errors,
+    bad_statements_are_errors,
+    transactions_commit_and_roll_back,
+    concurrent_readers_and_writers,
+);

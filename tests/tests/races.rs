@@ -1,0 +1,238 @@
+//! Every race rule of DESIGN.md as a deterministic interleaving: two "processes"
+//! (two stores on one SQLite file and one cache) and a stepping cache that runs the
+//! second one's write at exactly the point where the rule matters. No sleeps.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use memdex::cache::in_process::InProcessCache;
+use memdex::cache::{CacheBackend, CacheConfig, CacheOp};
+use memdex::{Model, Store, select};
+use memdex_tests::stepping::{Step, Stepping, unreachable};
+use serde::{Deserialize, Serialize};
+
+#[derive(Model, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[memdex(table = "item")]
+pub struct Item {
+    #[memdex(key)]
+    pub id: i64,
+    #[memdex(index)]
+    pub category_id: i64,
+    pub name: String,
+}
+
+fn item(id: i64, category_id: i64) -> Item {
+    Item { id, category_id, name: format!("item {id}") }
+}
+
+/// Two stores on one database file and one cache; the first one's batches go
+/// through the returned stepper.
+struct World {
+    stepped: Store,
+    other: Store,
+    stepper: Stepping,
+    _dir: tempfile_dir::TempDir,
+}
+
+mod tempfile_dir {
+    /// A temporary directory removed on drop (std only).
+    pub struct TempDir(pub std::path::PathBuf);
+    impl TempDir {
+        pub fn new(tag: &str) -> TempDir {
+            let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+            let p = std::env::temp_dir().join(format!("memdex-{tag}-{}-{n}", std::process::id()));
+            std::fs::create_dir_all(&p).expect("temp dir");
+            TempDir(p)
+        }
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn world(tag: &str) -> World {
+    let dir = tempfile_dir::TempDir::new(tag);
+    let db = dir.0.join("shop.db").to_string_lossy().into_owned();
+    let cache: Arc<dyn CacheBackend> = Arc::new(InProcessCache::new(CacheConfig::default()));
+    let stepper = Stepping::new(cache);
+    let build = |cache: Box<dyn CacheBackend>| {
+        Store::builder().sqlite(db.clone()).cache(cache).outbox(Duration::ZERO, Duration::ZERO).build().expect("store")
+    };
+    let stepped = build(Box::new(stepper.clone()));
+    let other = build(stepper.plain());
+    stepped.migrate::<Item>().expect("migrate");
+    World { stepped, other, stepper, _dir: dir }
+}
+
+fn ids(items: &[Item]) -> Vec<i64> {
+    items.iter().map(|i| i.id).collect()
+}
+
+fn category(store: &Store, cat: i64) -> Vec<i64> {
+    ids(&select!(Item, |i| i.category_id == cat).fetch(store).expect("fetch"))
+}
+
+fn has_cas(ops: &[CacheOp<'_>]) -> bool {
+    ops.iter().any(|op| matches!(op, CacheOp::Cas { .. }))
+}
+
+/// Rule 1: a write between a reader's miss and its fill makes the fill fail, so the
+/// node never lacks the written id.
+#[test]
+fn fill_under_lease_loses_to_a_write_between_miss_and_fill() {
+    let w = world("lease");
+    w.other.insert(&item(1, 5)).unwrap();
+    let other = w.other.clone();
+    // The reader won the lease and read the database (category 5 = [1]); before its
+    // fill lands, another process moves item 2 into category 5.
+    w.stepper.on_batch(move |ops, _| {
+        if has_cas(ops) {
+            other.insert(&item(2, 5)).unwrap();
+        }
+        Step::Proceed
+    });
+    assert_eq!(category(&w.stepped, 5), vec![1], "the read began before the insert");
+    w.stepper.clear();
+    assert_eq!(category(&w.other, 5), vec![1, 2], "the fill must not have hidden item 2");
+    assert_eq!(category(&w.stepped, 5), vec![1, 2]);
+    assert!(w.stepped.stats().fills_lost >= 1, "{:?}", w.stepped.stats());
+}
+
+/// Rule 2: the lazy-removal write-back uses CAS, so an append that lands between
+/// the reader's get and its write-back survives.
+#[test]
+fn lazy_removal_write_back_keeps_a_concurrent_append() {
+    let w = world("lazy");
+    w.other.insert(&item(1, 5)).unwrap();
+    w.other.insert(&item(2, 5)).unwrap();
+    assert_eq!(category(&w.other, 5), vec![1, 2]);
+    w.other.update(&item(2, 6)).unwrap(); // node 5 still lists 2: removed lazily
+    let other = w.other.clone();
+    w.stepper.on_batch(move |ops, _| {
+        if has_cas(ops) {
+            other.insert(&item(3, 5)).unwrap();
+        }
+        Step::Proceed
+    });
+    assert_eq!(category(&w.stepped, 5), vec![1]);
+    w.stepper.clear();
+    assert_eq!(category(&w.other, 5), vec![1, 3], "the append of 3 must survive the write-back");
+    // Without the race the write-back lands, and the next read does no removal.
+    let before = w.stepped.stats().lazy_removals;
+    assert_eq!(category(&w.stepped, 5), vec![1, 3]);
+    assert_eq!(category(&w.stepped, 5), vec![1, 3]);
+    assert!(w.stepped.stats().lazy_removals - before <= 1);
+}
+
+/// Rule 3: two writers whose cache batches land in the opposite order of their
+/// commits never leave the older row cached.
+#[test]
+fn cache_batches_in_the_opposite_order_of_commits_leave_no_stale_object() {
+    let w = world("order");
+    w.other.insert(&item(1, 5)).unwrap();
+    assert_eq!(category(&w.other, 5), vec![1]); // object 1 cached
+    let other = w.other.clone();
+    let fired = Arc::new(AtomicUsize::new(0));
+    let f = fired.clone();
+    // Writer A (stepped) commits name "a"; before its batch lands, writer B commits
+    // name "b" and applies its batch; then A's batch lands.
+    w.stepper.on_batch(move |ops, _| {
+        if ops.iter().any(|op| matches!(op, CacheOp::Delete { .. })) && f.fetch_add(1, Ordering::SeqCst) == 0 {
+            other.update(&Item { id: 1, category_id: 5, name: "b".into() }).unwrap();
+        }
+        Step::Proceed
+    });
+    w.stepped.update(&Item { id: 1, category_id: 5, name: "a".into() }).unwrap();
+    w.stepper.clear();
+    assert_eq!(fired.load(Ordering::SeqCst), 1);
+    let rows = select!(Item, |i| i.category_id == 5).fetch(&w.other).unwrap();
+    assert_eq!(rows[0].name, "b", "B committed last");
+    let rows = select!(Item, |i| i.category_id == 5).fetch(&w.stepped).unwrap();
+    assert_eq!(rows[0].name, "b");
+}
+
+/// The rule behind lazy removal: a reader may see a node with an appended id
+/// before the invalidation of that id's object lands (they can sit on different
+/// servers). It must not drop the id on the stale object's word.
+#[test]
+fn an_append_seen_before_the_object_invalidation_is_not_dropped() {
+    let w = world("shards");
+    w.stepped.insert(&item(1, 5)).unwrap();
+    w.stepped.insert(&item(9, 6)).unwrap();
+    assert_eq!(category(&w.stepped, 5), vec![1]);
+    assert_eq!(category(&w.stepped, 6), vec![9]); // object 9 cached with category 6
+    let other = w.other.clone();
+    let fired = Arc::new(AtomicUsize::new(0));
+    let f = fired.clone();
+    // Move 9 to category 5: the append reaches its node, then another process reads
+    // category 5, and only then does the object's invalidation land.
+    w.stepper.on_batch(move |ops, inner| {
+        if !ops.iter().any(|op| matches!(op, CacheOp::Append { .. })) || f.fetch_add(1, Ordering::SeqCst) > 0 {
+            return Step::Proceed;
+        }
+        let appends: Vec<CacheOp<'_>> = ops.iter().filter(|op| matches!(op, CacheOp::Append { .. })).copied().collect();
+        let _ = inner.run(&appends);
+        let seen = category(&other, 5);
+        assert_eq!(seen, vec![1, 9], "the committed move is visible once its append is");
+        let replies = inner.run(ops);
+        Step::Reply(replies)
+    });
+    w.stepped.update(&item(9, 5)).unwrap();
+    w.stepper.clear();
+    assert_eq!(fired.load(Ordering::SeqCst), 1);
+    assert_eq!(category(&w.other, 5), vec![1, 9], "the node must still list 9");
+    assert_eq!(category(&w.other, 6), Vec::<i64>::new());
+}
+
+/// Rule 4: a cache batch that fails after the commit. The writer's own next read is
+/// right at once; another process converges after the outbox drain; no stale row
+/// and no lost id once the cache is back.
+#[test]
+fn a_cache_failure_after_commit_is_repaired_through_the_outbox() {
+    let w = world("outbox");
+    w.stepped.insert(&item(1, 5)).unwrap();
+    w.stepped.insert(&item(2, 6)).unwrap();
+    assert_eq!(category(&w.other, 5), vec![1]);
+    assert_eq!(category(&w.other, 6), vec![2]);
+    // The writer's cache dies for exactly its write batch.
+    let down = Arc::new(AtomicUsize::new(1));
+    let d = down.clone();
+    w.stepper.on_batch(move |ops, _| {
+        if d.load(Ordering::SeqCst) > 0 && ops.iter().any(|op| matches!(op, CacheOp::Append { .. })) {
+            d.store(0, Ordering::SeqCst);
+            return Step::Reply(unreachable(ops));
+        }
+        Step::Proceed
+    });
+    w.stepped.update(&item(2, 5)).unwrap();
+    assert_eq!(down.load(Ordering::SeqCst), 0, "the batch was failed");
+    assert_eq!(w.stepped.stats().outbox_deferred, 1);
+    // The writer: right at once (it drains its own entry before reading).
+    assert_eq!(category(&w.stepped, 5), vec![1, 2]);
+    assert_eq!(category(&w.other, 6), Vec::<i64>::new());
+    assert_eq!(category(&w.other, 5), vec![1, 2]);
+}
+
+/// Rule 4, the writer dies right after its commit: its entry is drained by another
+/// process.
+#[test]
+fn a_writer_that_dies_after_commit_is_repaired_by_another_process() {
+    let w = world("dies");
+    w.stepped.insert(&item(1, 5)).unwrap();
+    w.stepped.insert(&item(2, 6)).unwrap();
+    assert_eq!(category(&w.other, 5), vec![1]);
+    assert_eq!(category(&w.other, 6), vec![2]);
+    w.stepper.on_batch(|ops, _| Step::Reply(unreachable(ops)));
+    w.stepped.update(&item(2, 5)).unwrap();
+    // The writing process is gone before it could drain anything.
+    let World { stepped, other, stepper, _dir } = w;
+    drop(stepped);
+    stepper.clear();
+    // The other process drains at its next read (interval and grace are zero here).
+    assert_eq!(category(&other, 5), vec![1, 2]);
+    assert_eq!(category(&other, 6), Vec::<i64>::new());
+    assert!(other.stats().outbox_drained >= 1, "{:?}", other.stats());
+}

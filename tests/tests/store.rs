@@ -1,0 +1,341 @@
+//! The runtime end to end: every read and write path on each database and cache
+//! backend (SQLite and PostgreSQL; the in-process cache and a real memcached).
+
+use std::sync::Arc;
+
+use memdex::cache::in_process::InProcessCache;
+use memdex::cache::{CacheBackend, CacheConfig, CacheOp};
+use memdex::{Dialect, Error, Model, Store, scan, select, view};
+use memdex_tests::backends::{Backends, each_backend};
+use serde::{Deserialize, Serialize};
+
+#[derive(Model, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[memdex(table = "item")]
+#[memdex(index(cart_id, status))]
+pub struct Item {
+    #[memdex(key)]
+    pub id: i64,
+    #[memdex(index)]
+    pub category_id: i64,
+    #[memdex(index(prefix = 2))]
+    pub name: String,
+    pub cart_id: i64,
+    pub status: String,
+    pub price: f64,
+    pub deleted_at: Option<i64>,
+}
+
+#[derive(Model, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[memdex(table = "tag")]
+pub struct Tag {
+    #[memdex(key)]
+    pub name: String,
+    #[memdex(index)]
+    pub kind: String,
+    pub weight: i64,
+}
+
+fn item(id: i64, category_id: i64, name: &str, price: f64) -> Item {
+    Item {
+        id,
+        category_id,
+        name: name.into(),
+        cart_id: id % 3,
+        status: if id % 2 == 0 { "open" } else { "paid" }.into(),
+        price,
+        deleted_at: None,
+    }
+}
+
+fn seed(store: &Store) {
+    store.migrate::<Item>().unwrap();
+    store
+        .transaction(|tx| {
+            for (id, cat, name, price) in [
+                (1, 5, "lamp", 19.5),
+                (2, 5, "desk", 129.0),
+                (3, 5, "chair", 49.0),
+                (4, 5, "rug", 80.0),
+                (5, 6, "lantern", 9.0),
+                (6, 6, "La_mp%", 15.0),
+                (7, 7, "läufer", 33.0),
+            ] {
+                tx.insert(&item(id, cat, name, price))?;
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+fn ids(items: &[Item]) -> Vec<i64> {
+    items.iter().map(|i| i.id).collect()
+}
+
+#[test]
+fn reads_cold_then_hot_in_two_round_trips() {
+    each_backend("reads", |b: &Backends| {
+        let store = b.store();
+        seed(&store);
+        let cat = 5;
+        let q = select!(Item, |i| i.category_id == cat && i.price > 20.0);
+        assert_eq!(ids(&q.fetch(&store).unwrap()), vec![2, 3, 4]);
+        let before = store.stats();
+        assert_eq!(ids(&q.fetch(&store).unwrap()), vec![2, 3, 4]);
+        let after = store.stats();
+        assert_eq!(after.cache_round_trips - before.cache_round_trips, 2, "{after:?}");
+        assert_eq!(after.db_queries, before.db_queries, "hot path asks the database nothing");
+        assert_eq!(q.count(&store).unwrap(), 3);
+    });
+}
+
+#[test]
+fn or_and_in_stay_at_two_round_trips() {
+    each_backend("or-in", |b| {
+        let store = b.store();
+        seed(&store);
+        let cats = vec![5_i64, 6, 7, 8];
+        let q = select!(Item, |i| cats.contains(&i.category_id) || i.name.starts_with("la") || i.id == 2);
+        let first = ids(&q.fetch(&store).unwrap());
+        assert_eq!(first, vec![1, 2, 3, 4, 5, 6, 7]);
+        let before = store.stats();
+        assert_eq!(ids(&q.fetch(&store).unwrap()), first);
+        assert_eq!(store.stats().cache_round_trips - before.cache_round_trips, 2);
+    });
+}
+
+#[test]
+fn paging_and_ordering_happen_in_memory_over_one_node() {
+    each_backend("paging", |b| {
+        let store = b.store();
+        seed(&store);
+        let page = |limit, offset| {
+            ids(&select!(Item, |i| i.category_id == 5)
+                .order_by_desc(Item::price())
+                .limit(limit)
+                .offset(offset)
+                .fetch(&store)
+                .unwrap())
+        };
+        assert_eq!(page(2, 0), vec![2, 4]);
+        assert_eq!(page(2, 2), vec![3, 1]);
+        assert_eq!(page(10, 3), vec![1]);
+        assert_eq!(page(10, 9), Vec::<i64>::new());
+        let by_name = select!(Item, |i| i.category_id == 5).order_by(Item::name()).fetch(&store).unwrap();
+        assert_eq!(by_name.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(), ["chair", "desk", "lamp", "rug"]);
+    });
+}
+
+#[test]
+fn moves_are_added_eagerly_and_removed_lazily() {
+    each_backend("moves", |b| {
+        let store = b.store();
+        seed(&store);
+        let five = select!(Item, |i| i.category_id == 5);
+        let six = select!(Item, |i| i.category_id == 6);
+        assert_eq!(ids(&five.fetch(&store).unwrap()), vec![1, 2, 3, 4]);
+        assert_eq!(ids(&six.fetch(&store).unwrap()), vec![5, 6]);
+        store.update(&item(3, 6, "chair", 49.0)).unwrap();
+        assert_eq!(ids(&six.fetch(&store).unwrap()), vec![3, 5, 6], "added eagerly");
+        assert_eq!(ids(&five.fetch(&store).unwrap()), vec![1, 2, 4], "removed lazily");
+        assert!(store.stats().lazy_removals >= 1);
+        store.delete::<Item>(&1).unwrap();
+        assert_eq!(ids(&five.fetch(&store).unwrap()), vec![2, 4]);
+        store.insert(&item(8, 5, "stool", 12.0)).unwrap();
+        assert_eq!(ids(&five.fetch(&store).unwrap()), vec![2, 4, 8]);
+        assert!(matches!(store.delete::<Item>(&1), Err(Error::NotFound { .. })));
+        assert!(matches!(store.update(&item(99, 5, "x", 1.0)), Err(Error::NotFound { .. })));
+    });
+}
+
+#[test]
+fn composite_prefix_and_key_access() {
+    each_backend("access", |b| {
+        let store = b.store();
+        seed(&store);
+        let open = select!(Item, |i| i.cart_id == 2 && i.status == "open").fetch(&store).unwrap();
+        assert_eq!(ids(&open), vec![2]);
+        // Case-sensitive, with LIKE metacharacters taken literally.
+        assert_eq!(ids(&select!(Item, |i| i.name.starts_with("la")).fetch(&store).unwrap()), vec![1, 5]);
+        assert_eq!(ids(&select!(Item, |i| i.name.starts_with("La_")).fetch(&store).unwrap()), vec![6]);
+        assert_eq!(ids(&select!(Item, |i| i.name.starts_with("lä")).fetch(&store).unwrap()), vec![7]);
+        assert_eq!(ids(&select!(Item, |i| i.id == 4 || i.id == 40).fetch(&store).unwrap()), vec![4]);
+        // A prefix pattern shorter than the index answers from the database.
+        let short = "l".to_string();
+        let rows = select!(Item, |i| i.name.starts_with(short.as_str())).fetch(&store).unwrap();
+        assert_eq!(ids(&rows), vec![1, 5, 7]);
+    });
+}
+
+#[test]
+fn transactions_commit_together_or_not_at_all() {
+    each_backend("tx", |b| {
+        let store = b.store();
+        seed(&store);
+        let five = select!(Item, |i| i.category_id == 5);
+        assert_eq!(five.count(&store).unwrap(), 4);
+        let err = store.transaction(|tx| {
+            tx.insert(&item(20, 5, "a", 1.0))?;
+            tx.insert(&item(20, 5, "dup", 1.0))?; // primary key violation
+            Ok(())
+        });
+        assert!(matches!(err, Err(Error::Database(_))), "{err:?}");
+        assert_eq!(five.count(&store).unwrap(), 4, "rolled back");
+        let user_abort: Result<(), Error> = store.transaction(|tx| {
+            tx.insert(&item(21, 5, "b", 1.0))?;
+            Err(Error::Config("changed my mind".into()))
+        });
+        assert!(user_abort.is_err());
+        assert_eq!(five.count(&store).unwrap(), 4);
+        store
+            .transaction(|tx| {
+                tx.insert(&item(22, 5, "c", 1.0))?;
+                tx.update(&item(1, 6, "lamp", 19.5))?;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(ids(&five.fetch(&store).unwrap()), vec![2, 3, 4, 22]);
+    });
+}
+
+#[test]
+fn text_queries_match_the_macro_form() {
+    each_backend("text", |b| {
+        let store = b.store();
+        seed(&store);
+        let text = store
+            .recall_text::<Item>(
+                "lambda c: c.category_id in cats and not c.name.startswith('d') and c.price >= 19.5",
+                &[("cats", vec![5_i64, 6].into())],
+            )
+            .unwrap();
+        let cats = [5_i64, 6];
+        let rust = select!(Item, |c| cats.contains(&c.category_id) && !c.name.starts_with("d") && c.price >= 19.5)
+            .fetch(&store)
+            .unwrap();
+        assert_eq!(ids(&text), vec![1, 3, 4]);
+        assert_eq!(text, rust);
+        let err = store.recall_text::<Item>("lambda c: c.price > 3", &[]).unwrap_err();
+        assert!(matches!(err, Error::Unindexable { .. }), "{err}");
+        assert!(err.to_string().contains("category_id"), "names the indexes: {err}");
+        let err = store.recall_text::<Item>("lambda c: c.category_id == 5 and c.prise > 3", &[]).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("price") && msg.contains("line 1"), "{msg}");
+        let err = store.recall_text::<Item>("lambda c: c.category_id == cat", &[]).unwrap_err();
+        assert!(err.to_string().contains("cat"), "{err}");
+    });
+}
+
+#[test]
+fn scans_views_and_nulls() {
+    each_backend("views", |b| {
+        let store = b.store();
+        seed(&store);
+        let mut gone = item(9, 5, "old", 5.0);
+        gone.deleted_at = Some(1_700_000_000);
+        store.insert(&gone).unwrap();
+        let live = scan!(Item, |i| i.deleted_at.is_none() && i.price < 20.0).fetch(&store).unwrap();
+        assert_eq!(ids(&live), vec![1, 5, 6]);
+        assert_eq!(scan!(Item, |i| i.deleted_at.is_some()).count(&store).unwrap(), 1);
+        let not_it =
+            select!(Item, |i| i.category_id == 5 && i.deleted_at != Some(1_700_000_000)).fetch(&store).unwrap();
+        assert_eq!(ids(&not_it), vec![1, 2, 3, 4], "nullable != keeps Rust's meaning");
+        let avg: Option<f64> = view!(Item, |i| avg(i.price)).fetch(&store).unwrap();
+        let total: f64 = [19.5, 129.0, 49.0, 80.0, 9.0, 15.0, 33.0, 5.0].iter().sum();
+        assert!((avg.unwrap() - total / 8.0).abs() < 1e-9);
+        let n: u64 = view!(Item, |i| count()).fetch(&store).unwrap();
+        assert_eq!(n, 8);
+        let top: Option<f64> = view!(Item, |i| i.category_id == 5, |i| max(i.price)).fetch(&store).unwrap();
+        assert_eq!(top, Some(129.0));
+        let none: Option<f64> = view!(Item, |i| i.category_id == 99, |i| min(i.price)).fetch(&store).unwrap();
+        assert_eq!(none, None);
+    });
+}
+
+#[test]
+fn string_keys_and_hostile_values() {
+    each_backend("hostile", |b| {
+        let store = b.store();
+        store.migrate::<Tag>().unwrap();
+        let hostile = [
+            "plain".to_string(),
+            "with space".into(),
+            "ctrl\r\n\tbytes".into(),
+            "'; DROP TABLE tag; --".into(),
+            "%_\\[*?".into(),
+            "ünïcødé ✓ 日本".into(),
+            "k".repeat(300),
+            "ü".repeat(1024),
+            String::new(),
+        ];
+        for (i, name) in hostile.iter().enumerate() {
+            store.insert(&Tag { name: name.clone(), kind: name.clone(), weight: i as i64 }).unwrap();
+        }
+        for name in &hostile {
+            let kind = name.clone();
+            for _ in 0..2 {
+                let rows = select!(Tag, |t| t.kind == kind).fetch(&store).unwrap();
+                assert_eq!(rows.len(), 1, "{name:?}");
+                assert_eq!(&rows[0].name, name);
+                let by_key = select!(Tag, |t| t.name == kind).fetch(&store).unwrap();
+                assert_eq!(by_key.len(), 1, "{name:?}");
+            }
+        }
+        assert_eq!(scan!(Tag, |t| t.weight >= 0).count(&store).unwrap(), hostile.len() as u64);
+        let text = store.recall_text::<Tag>("lambda t: t.kind == k", &[("k", "'; DROP TABLE tag; --".into())]).unwrap();
+        assert_eq!(text.len(), 1);
+    });
+}
+
+#[test]
+fn explain_and_sql_over_every_dialect() {
+    let q = select!(Item, |i| (i.category_id == 5 || i.cart_id == 1 && i.status == "open") && i.price > 10.0);
+    let plan = q.explain(Dialect::Sqlite);
+    assert_eq!(plan.disjuncts.len(), 2);
+    assert_eq!(plan.hot_round_trips, 2);
+    let text = plan.to_string();
+    assert!(text.contains("category_id"), "{text}");
+    for d in [Dialect::Sqlite, Dialect::Postgres, Dialect::MySql] {
+        let sql = q.sql(d);
+        assert!(sql.starts_with("SELECT"), "{sql}");
+        assert!(!sql.contains("open") && !sql.contains("10"), "values are bound, never spliced: {sql}");
+    }
+}
+
+/// Unreadable bytes in the cache are a miss, repaired; values over the item limit
+/// are not cached but still answered.
+#[test]
+fn malformed_cached_values_and_oversized_objects() {
+    let cache: Arc<InProcessCache> =
+        Arc::new(InProcessCache::new(CacheConfig { max_value_size: 4096, ..CacheConfig::default() }));
+    let shared: Arc<dyn CacheBackend> = cache.clone();
+    let store = Store::builder()
+        .sqlite_in_memory()
+        .cache(Box::new(memdex_tests::stepping::Stepping::new(shared.clone())))
+        .build()
+        .unwrap();
+    seed(&store);
+    let five = select!(Item, |i| i.category_id == 5);
+    assert_eq!(ids(&five.fetch(&store).unwrap()), vec![1, 2, 3, 4]);
+    // Overwrite every cached value of the key space with garbage.
+    let garbage: Vec<(String, Vec<u8>)> =
+        (1..=4).map(|id| (format!("{}", id), vec![0xff, 0x00, b'\r', b'\n', 0x13])).collect();
+    let prefix_probe = five.explain(Dialect::Sqlite).disjuncts[0].key_template.clone();
+    let node_key = prefix_probe.replace("{", "").replace("}", "");
+    let ns_prefix = node_key.rsplit_once(':').map(|(p, _)| p.to_string()).unwrap();
+    let mut ops = vec![CacheOp::Set { key: &node_key, value: b"#1\nnot,ids,", ttl: 0 }];
+    let object_keys: Vec<String> = garbage.iter().map(|(id, _)| format!("{ns_prefix}:{id}")).collect();
+    for (k, (_, v)) in object_keys.iter().zip(&garbage) {
+        ops.push(CacheOp::Set { key: k, value: v, ttl: 0 });
+    }
+    let replies = shared.run(&ops);
+    assert!(replies.iter().all(|r| r.is_ok()));
+    assert_eq!(ids(&five.fetch(&store).unwrap()), vec![1, 2, 3, 4], "garbage is a miss");
+    assert_eq!(ids(&five.fetch(&store).unwrap()), vec![1, 2, 3, 4]);
+    let big = Item { name: "x".repeat(10_000), ..item(50, 5, "", 1.0) };
+    store.insert(&big).unwrap();
+    for _ in 0..2 {
+        let rows = five.fetch(&store).unwrap();
+        assert_eq!(ids(&rows), vec![1, 2, 3, 4, 50]);
+        assert_eq!(rows[4].name.len(), 10_000);
+    }
+}
