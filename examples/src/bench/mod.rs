@@ -558,7 +558,7 @@ fn offload_section(cfg: &Config) -> Section {
     ));
 
     let mut table = Table::new(["strategy", format!("keys for one {}-item cart", cfg.cart_items).as_str()]);
-    let memdex_keys = memdex_side::open(&DbTarget::SqliteInMemory, &[])
+    let memdex_keys = memdex_side::open_traced(&DbTarget::SqliteInMemory, &[])
         .and_then(|b| {
             let data = Dataset::new(&[(HOT, cfg.cart_items as usize)]);
             b.load(&data.rows)?;

@@ -35,42 +35,6 @@ impl RawConn {
         Ok(RawConn { stream, buf: Vec::with_capacity(64 * 1024), pos: 0 })
     }
 
-    /// `set` (classic protocol), waiting for `STORED`.
-    pub fn set(&mut self, key: &str, value: &[u8]) -> io::Result<()> {
-        let mut req = format!("set {key} 0 0 {}\r\n", value.len()).into_bytes();
-        req.extend_from_slice(value);
-        req.extend_from_slice(b"\r\n");
-        self.stream.write_all(&req)?;
-        let line = self.read_line()?;
-        if self.buf[line.clone()] != *b"STORED" {
-            return Err(unexpected(&self.buf[line]));
-        }
-        Ok(())
-    }
-
-    /// Sets many keys in one pipelined write (noreply), then a `mn` fence.
-    pub fn set_many(&mut self, items: &[(String, Vec<u8>)]) -> io::Result<()> {
-        let mut req = Vec::new();
-        for (key, value) in items {
-            req.extend_from_slice(format!("set {key} 0 0 {} noreply\r\n", value.len()).as_bytes());
-            req.extend_from_slice(value);
-            req.extend_from_slice(b"\r\n");
-        }
-        req.extend_from_slice(b"mn\r\n");
-        self.stream.write_all(&req)?;
-        let line = self.read_line()?;
-        if self.buf[line.clone()] != *b"MN" {
-            return Err(unexpected(&self.buf[line]));
-        }
-        Ok(())
-    }
-
-    /// The value of `key` (classic `get`), one round trip.
-    pub fn get(&mut self, key: &str) -> io::Result<Option<Vec<u8>>> {
-        self.stream.write_all(format!("get {key}\r\n").as_bytes())?;
-        self.read_get_reply()
-    }
-
     /// Sends a prebuilt request (one or more `mg` lines ending in `mn`) in one write,
     /// and frames the replies up to `MN` without looking inside values.
     pub fn pipelined(&mut self, request: &[u8]) -> io::Result<Batch> {
@@ -111,26 +75,6 @@ impl RawConn {
             self.skip(n + 2)?;
             size += n;
         }
-    }
-
-    fn read_get_reply(&mut self) -> io::Result<Option<Vec<u8>>> {
-        let range = self.read_line()?;
-        let line = &self.buf[range];
-        if line == b"END" {
-            return Ok(None);
-        }
-        let Some(rest) = line.strip_prefix(b"VALUE ") else {
-            return Err(unexpected(line));
-        };
-        let n = parse_size(rest.rsplit(|&b| b == b' ').next().unwrap_or_default())?;
-        self.fill(n + 2)?;
-        let value = self.buf[self.pos..self.pos + n].to_vec();
-        self.pos += n + 2;
-        let end = self.read_line()?;
-        if self.buf[end] != *b"END" {
-            return Err(protocol("get: missing END"));
-        }
-        Ok(Some(value))
     }
 
     /// Reads until at least `n` unconsumed bytes are buffered.
@@ -252,9 +196,5 @@ impl NaiveProbe {
             total += self.conn.get_prebuilt(req)?;
         }
         Ok(total)
-    }
-
-    pub fn round_trips(&self) -> usize {
-        self.requests.len()
     }
 }
