@@ -319,7 +319,7 @@ mod tests {
     #[test]
     fn text_tables_align_columns() {
         let text = text_table(&sample().sections[0].tables[0]);
-        assert_eq!(text, "  case     median \n  -----  ------- \n  floor  10.0 µs \n");
+        assert_eq!(text, "  case    median \n  -----  ------- \n  floor  10.0 µs \n");
     }
 
     #[test]
