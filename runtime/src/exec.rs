@@ -390,14 +390,18 @@ fn read_object<T: Model>(
 ) {
     match reply {
         Ok(CacheReply::Hit { value, cas }) => match codec::decode_object::<T>(value) {
-            Some(row) => {
+            // A row is only this object if it carries this object's key: bytes of
+            // another row under this key (a corrupted or cross-wired value) would
+            // otherwise be returned in its place, and twice.
+            Some(row) if row.key().into() == o.id => {
                 Counters::add(&inner.stats.object_hits, 1);
                 o.row = Some(row);
                 o.cached = Some(value.clone());
                 return;
             }
-            // Undecodable bytes: a miss, repaired under the value's own CAS.
-            None => o.fill_cas = Some(*cas),
+            // Undecodable bytes, or another row's: a miss, repaired under the
+            // value's own CAS.
+            _ => o.fill_cas = Some(*cas),
         },
         Ok(CacheReply::LeaseWon { cas }) => o.fill_cas = Some(*cas),
         Ok(CacheReply::LeaseBusy) => Counters::add(&inner.stats.lease_busy, 1),

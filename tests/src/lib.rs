@@ -3,5 +3,6 @@
 //! user), stopped when dropped.
 
 pub mod backends;
+pub mod proxy;
 pub mod servers;
 pub mod stepping;

@@ -1,0 +1,401 @@
+//! Fault injection with real processes: a memcached killed and restarted mid-run, a
+//! memcached so small that it evicts constantly, a TCP proxy that drops, stalls,
+//! cuts or garbles the conversation, and a cache batch lost right after the database
+//! commit. In every phase each query must return exactly the rows the database holds
+//! (the test keeps its own copy), and once the cache is back no stale row or lost id
+//! may ever come back.
+
+// Tests fail by panicking, with a message saying what went wrong.
+#![allow(clippy::panic, clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use memdex::cache::memcached::Memcached;
+use memdex::cache::{CacheBackend, CacheConfig, CacheError, CacheOp, CacheReply};
+use memdex::{Model, Schema, Store, Type, Value};
+use memdex_tests::proxy::{FaultProxy, Mode};
+use memdex_tests::servers::memcached::MemcachedServer;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Doc {
+    pub id: i64,
+    pub shelf: i64,
+    pub body: String,
+}
+
+impl Model for Doc {
+    type Key = i64;
+
+    fn schema() -> &'static Schema {
+        static SCHEMA: OnceLock<Schema> = OnceLock::new();
+        SCHEMA.get_or_init(|| {
+            Schema::new("Doc", "fault_doc")
+                .column("id", Type::Int, false)
+                .column("shelf", Type::Int, false)
+                .column("body", Type::Text, false)
+                .key("id")
+                .index(&["shelf"], None)
+        })
+    }
+
+    const INDEXES: &'static [memdex::__private::IndexInfo] = &[
+        memdex::__private::IndexInfo { columns: &["id"], prefix: 0 },
+        memdex::__private::IndexInfo { columns: &["shelf"], prefix: 0 },
+    ];
+    const INDEX_LIST: &'static str = "id (key), shelf";
+
+    fn column_value(&self, column: usize) -> Value {
+        match column {
+            0 => Value::Int(self.id),
+            1 => Value::Int(self.shelf),
+            _ => Value::Text(self.body.clone()),
+        }
+    }
+
+    fn from_values(values: Vec<Value>) -> Result<Self, String> {
+        match &values[..] {
+            [Value::Int(id), Value::Int(shelf), Value::Text(body)] => {
+                Ok(Doc { id: *id, shelf: *shelf, body: body.clone() })
+            }
+            other => Err(format!("unexpected row {other:?}")),
+        }
+    }
+
+    fn key(&self) -> i64 {
+        self.id
+    }
+}
+
+/// A memcached of `megabytes` MB with `item_limit` items, killed on drop.
+fn memcached(megabytes: u32, item_limit: &str) -> MemcachedServer {
+    let megabytes = megabytes.to_string();
+    let mut args = vec!["-m", &megabytes, "-I", item_limit];
+    if item_limit != "1m" {
+        // memcached refuses an item limit below its slab chunk size.
+        args.extend(["-o", "slab_chunk_max=16384"]);
+    }
+    MemcachedServer::start_with(&args).expect("memcached starts")
+}
+
+fn sock(mc: &MemcachedServer) -> SocketAddr {
+    mc.addr().parse().expect("memcached address")
+}
+
+// ---------------------------------------------------------------------------
+// The model of the table, and checks against it.
+// ---------------------------------------------------------------------------
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+struct Db {
+    _dir: TempDir,
+    path: String,
+    namespace: String,
+}
+
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn db(tag: &str) -> Db {
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("memdex-faults-{tag}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("f.db").to_string_lossy().into_owned();
+    Db { _dir: TempDir(dir), path, namespace: format!("faults_{tag}_{}_{n}", std::process::id()) }
+}
+
+const TIMEOUT: Duration = Duration::from_millis(100);
+const OUTBOX_INTERVAL: Duration = Duration::from_millis(50);
+const OUTBOX_GRACE: Duration = Duration::from_millis(200);
+
+fn store(db: &Db, cache: Box<dyn CacheBackend>) -> Store {
+    let s = Store::builder()
+        .sqlite(db.path.clone())
+        .namespace(db.namespace.clone())
+        .cache(cache)
+        .cache_timeouts(TIMEOUT, TIMEOUT)
+        .outbox(OUTBOX_INTERVAL, OUTBOX_GRACE)
+        .build()
+        .expect("store");
+    s.migrate::<Doc>().expect("migrate");
+    s
+}
+
+fn memcached_at(addr: impl ToString) -> Box<dyn CacheBackend> {
+    let config = CacheConfig { connect_timeout: TIMEOUT, io_timeout: TIMEOUT, ..CacheConfig::default() };
+    Box::new(Memcached::connect(&[addr.to_string()], config).expect("memcached client"))
+}
+
+const SHELVES: i64 = 5;
+
+/// The test's copy of the table, and a random workload over it.
+struct Workload {
+    rows: BTreeMap<i64, Doc>,
+    rng: StdRng,
+    body_len: usize,
+    reads: u64,
+    writes: u64,
+}
+
+impl Workload {
+    fn new(seed: u64, body_len: usize) -> Workload {
+        Workload { rows: BTreeMap::new(), rng: StdRng::seed_from_u64(seed), body_len, reads: 0, writes: 0 }
+    }
+
+    fn body(&mut self, id: i64) -> String {
+        let fill = char::from(b'a' + self.rng.gen_range(0..26u8));
+        format!("{id}:{}", fill.to_string().repeat(self.body_len))
+    }
+
+    /// One random write through `s`.
+    fn write(&mut self, s: &Store) {
+        self.writes += 1;
+        let id = self.rng.gen_range(1..=40);
+        let body = self.body(id);
+        match (self.rows.get(&id).cloned(), self.rng.gen_range(0..8)) {
+            (None, _) => {
+                let d = Doc { id, shelf: self.rng.gen_range(0..SHELVES), body };
+                s.insert(&d).expect("insert");
+                self.rows.insert(id, d);
+            }
+            (Some(_), 0) => {
+                s.delete::<Doc>(&id).expect("delete");
+                self.rows.remove(&id);
+            }
+            (Some(mut d), _) => {
+                d.shelf = (d.shelf + self.rng.gen_range(1..SHELVES)) % SHELVES;
+                d.body = body;
+                s.update(&d).expect("update");
+                self.rows.insert(id, d);
+            }
+        }
+    }
+
+    /// One random read through `s`, checked against the copy.
+    fn read(&mut self, s: &Store, phase: &str) {
+        self.reads += 1;
+        if self.rng.gen_bool(0.2) {
+            let id = self.rng.gen_range(1..=40);
+            let got = s.recall_text::<Doc>("lambda d: d.id == k", &[("k", id.into())]).expect("key read");
+            let want: Vec<Doc> = self.rows.get(&id).cloned().into_iter().collect();
+            assert_eq!(got, want, "{phase}: key {id}");
+            return;
+        }
+        let shelves: Vec<i64> = (0..self.rng.gen_range(1..3)).map(|_| self.rng.gen_range(0..SHELVES)).collect();
+        let got = s
+            .recall_text::<Doc>("lambda d: d.shelf in shelves", &[("shelves", shelves.clone().into())])
+            .unwrap_or_else(|e| panic!("{phase}: read failed: {e}"));
+        let want: Vec<Doc> = self.rows.values().filter(|d| shelves.contains(&d.shelf)).cloned().collect();
+        if got != want {
+            let ids = |v: &[Doc]| v.iter().map(|d| (d.id, d.shelf)).collect::<Vec<_>>();
+            panic!("{phase}: shelves {shelves:?}: expected {:?}, got {:?}", ids(&want), ids(&got));
+        }
+    }
+
+    /// Every shelf through `s`, checked (used after recovery).
+    fn read_all(&mut self, s: &Store, phase: &str) {
+        for shelf in 0..SHELVES {
+            self.reads += 1;
+            let got = s.recall_text::<Doc>("lambda d: d.shelf == k", &[("k", shelf.into())]).expect("read");
+            let want: Vec<Doc> = self.rows.values().filter(|d| d.shelf == shelf).cloned().collect();
+            assert_eq!(
+                got.iter().map(|d| (d.id, &d.body)).collect::<Vec<_>>(),
+                want.iter().map(|d| (d.id, &d.body)).collect::<Vec<_>>(),
+                "{phase}: shelf {shelf}"
+            );
+        }
+    }
+
+    fn mixed(&mut self, s: &Store, ops: usize, phase: &str) {
+        for _ in 0..ops {
+            if self.rng.gen_bool(0.4) { self.write(s) } else { self.read(s, phase) }
+        }
+    }
+}
+
+/// Waits long enough for every process to have drained the outbox entries of a
+/// cache batch that failed (interval + grace, with slack for a loaded machine).
+fn converge_wait() {
+    thread::sleep(OUTBOX_INTERVAL + OUTBOX_GRACE + Duration::from_millis(150));
+}
+
+// ---------------------------------------------------------------------------
+// The tests.
+// ---------------------------------------------------------------------------
+
+/// memcached killed mid-run: queries keep answering from the database; restarted
+/// (empty): answers stay right, and a second process converges.
+#[test]
+fn memcached_killed_and_restarted() {
+    let mut mc = memcached(16, "1m");
+    let d = db("kill");
+    let writer = store(&d, memcached_at(sock(&mc)));
+    let other = store(&d, memcached_at(sock(&mc)));
+    let mut w = Workload::new(1, 20);
+    w.mixed(&writer, 150, "before the kill");
+    w.read_all(&other, "other process, before the kill");
+    mc.kill();
+    let outage = Instant::now();
+    w.mixed(&writer, 100, "memcached down");
+    w.read_all(&writer, "memcached down (writer)");
+    w.read_all(&other, "memcached down (other process)");
+    let outage = outage.elapsed();
+    mc.restart().expect("memcached restarts");
+    w.read_all(&writer, "right after the restart (writer)");
+    w.mixed(&writer, 150, "after the restart");
+    converge_wait();
+    w.read_all(&other, "other process, after the restart");
+    let s = writer.stats();
+    eprintln!("kill/restart: {} writes, {} reads, outage {outage:?}; writer stats {s:?}", w.writes, w.reads);
+}
+
+/// A memcached of 2 MB with 64 KB items and 40 KB rows: nodes and objects are evicted
+/// all the time, between a read's two round trips and between a fill's lease and its
+/// store.
+#[test]
+fn memcached_evicting_constantly() {
+    let mc = memcached(2, "64k");
+    let d = db("evict");
+    let a = store(&d, memcached_at(sock(&mc)));
+    let b = store(&d, memcached_at(sock(&mc)));
+    let mut w = Workload::new(2, 40 * 1024);
+    for round in 0..6 {
+        w.mixed(&a, 80, &format!("evicting, round {round}, process a"));
+        w.mixed(&b, 80, &format!("evicting, round {round}, process b"));
+    }
+    converge_wait();
+    w.read_all(&a, "evicting, end, a");
+    w.read_all(&b, "evicting, end, b");
+    eprintln!("evictions: {} writes, {} reads; stats {:?}", w.writes, w.reads, a.stats());
+}
+
+/// The proxy between the stores and memcached drops, stalls, cuts and garbles, with
+/// the mode switched every few operations. The writer's own reads are right at
+/// once; another process converges once the proxy passes again.
+#[test]
+fn proxy_drops_stalls_cuts_and_garbles() {
+    let mc = memcached(16, "1m");
+    let proxy = FaultProxy::start(sock(&mc)).expect("proxy");
+    let d = db("proxy");
+    let writer = store(&d, memcached_at(proxy.addr()));
+    let other = store(&d, memcached_at(sock(&mc)));
+    let mut w = Workload::new(3, 20);
+    let mut rng = StdRng::seed_from_u64(33);
+    let modes = [
+        Mode::Pass,
+        Mode::DropNew,
+        Mode::Stall,
+        Mode::CutAfter(1),
+        Mode::CutAfter(7),
+        Mode::CutAfter(40),
+        Mode::Garbage(b"VA 999999 c1\r\nxx".to_vec()),
+        Mode::Garbage(b"\x00\xff\r\nEN\r\nHD c18446744073709551615\r\n".to_vec()),
+        Mode::Garbage(b"SERVER_ERROR out of memory\r\n".to_vec()),
+    ];
+    for step in 0..10 {
+        let mode = modes[rng.gen_range(0..modes.len())].clone();
+        proxy.set_mode(mode.clone());
+        if rng.gen_bool(0.3) {
+            proxy.cut_all();
+        }
+        w.mixed(&writer, 6, &format!("step {step}, proxy {mode:?}"));
+    }
+    proxy.set_mode(Mode::Pass);
+    proxy.cut_all();
+    w.read_all(&writer, "proxy passing again (writer)");
+    converge_wait();
+    w.read_all(&other, "proxy passing again (other process)");
+    w.mixed(&writer, 100, "after the faults");
+    converge_wait();
+    w.read_all(&other, "after the faults (other process)");
+    eprintln!("proxy: {} writes, {} reads, proxy {:?}, writer {:?}", w.writes, w.reads, proxy.stats(), writer.stats());
+}
+
+/// Wraps memcached and, while armed, cuts the network (through the proxy) exactly
+/// when a write's post-commit batch (appends and deletes) is about to be sent: the
+/// database has committed, the cache never hears of it.
+#[derive(Debug)]
+struct CutOnWriteBatch {
+    inner: Box<dyn CacheBackend>,
+    proxy: Arc<FaultProxy>,
+    armed: Arc<AtomicBool>,
+    cuts: Arc<AtomicU64>,
+}
+
+impl CacheBackend for CutOnWriteBatch {
+    fn run(&self, ops: &[CacheOp<'_>]) -> Vec<Result<CacheReply, CacheError>> {
+        let write_batch = ops.iter().any(|op| matches!(op, CacheOp::Append { .. }));
+        if write_batch && self.armed.load(Ordering::Relaxed) {
+            self.proxy.set_mode(Mode::DropNew);
+            self.proxy.cut_all();
+            self.cuts.fetch_add(1, Ordering::Relaxed);
+        }
+        let replies = self.inner.run(ops);
+        self.proxy.set_mode(Mode::Pass);
+        replies
+    }
+    fn max_value_size(&self) -> usize {
+        self.inner.max_value_size()
+    }
+    fn describe(&self) -> String {
+        format!("cut-on-write({})", self.inner.describe())
+    }
+}
+
+/// Cache batches lost right after the commit, with the writer's process then dying:
+/// the other process must serve the new rows within the configured bound.
+#[test]
+fn cache_write_lost_after_commit() {
+    let mc = memcached(16, "1m");
+    let proxy = Arc::new(FaultProxy::start(sock(&mc)).expect("proxy"));
+    let d = db("lost");
+    let other = store(&d, memcached_at(sock(&mc)));
+    let mut w = Workload::new(4, 20);
+    let armed = Arc::new(AtomicBool::new(false));
+    let cuts = Arc::new(AtomicU64::new(0));
+    for round in 0..8 {
+        let writer = store(
+            &d,
+            Box::new(CutOnWriteBatch {
+                inner: memcached_at(proxy.addr()),
+                proxy: proxy.clone(),
+                armed: armed.clone(),
+                cuts: cuts.clone(),
+            }),
+        );
+        // Warm both processes' view of every shelf, so that stale nodes and objects
+        // are cached when the writes' invalidations get lost.
+        w.read_all(&other, &format!("round {round}: other, before"));
+        w.read_all(&writer, &format!("round {round}: writer, before"));
+        armed.store(true, Ordering::Relaxed);
+        for _ in 0..5 {
+            w.write(&writer);
+        }
+        armed.store(false, Ordering::Relaxed);
+        // The writer's own next reads are right at once.
+        w.read_all(&writer, &format!("round {round}: writer, right after its lost batches"));
+        if round % 2 == 0 {
+            // The writing process dies right after its commit (its in-memory list of
+            // pending invalidations is gone; only the database's outbox remains).
+            drop(writer);
+        }
+        converge_wait();
+        w.read_all(&other, &format!("round {round}: other process, after the bound"));
+    }
+    assert!(cuts.load(Ordering::Relaxed) >= 8, "the fault was injected");
+    eprintln!("lost batches: {} cuts, {} writes, {} reads", cuts.load(Ordering::Relaxed), w.writes, w.reads);
+}
