@@ -102,7 +102,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             tx.insert(&Item { id, category_id: 5, name: name.into(), price })?;
         }
         for id in 1..=200 {
-            tx.insert(&Item { id, category_id: id % 10, name: format!("item {id}"), price: id as f64 })?;
+            tx.insert(&Item { id, category_id: 10 + id % 10, name: format!("item {id}"), price: id as f64 })?;
         }
         for position in 0..1000 {
             tx.insert(&CartLine { id: 10_000 + position, cart_id: 42, item_id: position % 200 + 1, position })?;

@@ -475,14 +475,17 @@ fn literal_type(v: &Value) -> Ty {
     }
 }
 
-/// Rewrites an integer literal into the equal float literal; false if `e` is not one.
+/// Rewrites an integer literal (or a negated one, `-(5)`) into the equal float
+/// literal; false, leaving `e` alone, if `e` is not one.
 fn int_to_float(e: &mut Expr) -> bool {
-    if let ExprKind::Lit(Value::Int(i)) = e.kind {
-        // Exact for |i| ≤ 2^53; beyond that the nearest float, as Python's `float(i)`.
-        e.kind = ExprKind::Lit(Value::Float(i as f64));
-        true
-    } else {
-        false
+    match &mut e.kind {
+        ExprKind::Lit(Value::Int(i)) => {
+            // Exact for |i| ≤ 2^53; beyond that the nearest float, as Python's `float(i)`.
+            e.kind = ExprKind::Lit(Value::Float(*i as f64));
+            true
+        }
+        ExprKind::Neg(inner) => int_to_float(inner),
+        _ => false,
     }
 }
 

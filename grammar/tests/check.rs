@@ -76,6 +76,7 @@ fn accepted_filters() {
             "lambda c: c.category_id == captured and captured",
             "lambda c: c.active and not c.active == False",
             "lambda c: c.price > cat",
+            "lambda c: c.price > -(5) and c.price in (-1, 2)",
             "lambda c: -c.category_id % 3 == 1",
         ],
     );

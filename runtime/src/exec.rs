@@ -103,6 +103,9 @@ fn page<T: Model>(mut rows: Vec<T>, order: &[OrderBy], limit: Option<u64>, offse
     rows.into_iter().skip(offset).take(limit).collect()
 }
 
+/// Keys bound in one `WHERE key IN (…)`.
+const MAX_KEYS_PER_QUERY: usize = 10_000;
+
 /// A node as this fetch saw it.
 struct NodeState {
     key: String,
@@ -244,9 +247,13 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
     // One database query for every object missing, unreadable or in doubt.
     let doubtful: Vec<Value> = objects.iter().filter(|o| o.needs_db).map(|o| o.id.clone()).collect();
     if !doubtful.is_empty() {
-        let query = sql::rows_by_keys(inner.db.dialect(), schema, &doubtful);
-        let mut by_key: HashMap<String, T> =
-            load_rows::<T>(inner, &query)?.into_iter().map(|r| (keys.object(&r.key().into()), r)).collect();
+        // One query, unless the list is longer than every dialect accepts bound
+        // parameters for (SQLite: 32,766; PostgreSQL: 65,535).
+        let mut by_key: HashMap<String, T> = HashMap::with_capacity(doubtful.len());
+        for chunk in doubtful.chunks(MAX_KEYS_PER_QUERY) {
+            let query = sql::rows_by_keys(inner.db.dialect(), schema, chunk);
+            by_key.extend(load_rows::<T>(inner, &query)?.into_iter().map(|r| (keys.object(&r.key().into()), r)));
+        }
         for o in objects.iter_mut().filter(|o| o.needs_db) {
             o.row = by_key.remove(&o.key);
             o.from_db = true;

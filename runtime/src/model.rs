@@ -25,6 +25,10 @@ pub trait Model: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
     /// The same list in words, as `Schema::describe_indexes` writes it.
     const INDEX_LIST: &'static str;
 
+    /// The field names, so that `select!`'s check stays silent about a misspelt
+    /// field (rustc reports it, once, at the user's code). Empty: unknown.
+    const FIELDS: &'static [&'static str] = &[];
+
     /// The value of column `column` (schema order).
     fn column_value(&self, column: usize) -> Value;
 

@@ -121,7 +121,7 @@ impl Outbox {
             return Ok(());
         }
         inner.count_db(1);
-        let result = tx.execute(&delete_ids(dialect, &ids));
+        let result = delete_ids(dialect, &ids).and_then(|q| tx.execute(&q));
         if result.is_err() {
             self.done.lock().unwrap_or_else(|p| p.into_inner()).extend(ids);
         }
@@ -172,7 +172,7 @@ impl Outbox {
             if !ids.is_empty() {
                 inner.count_db(1);
                 let d = inner.db.dialect();
-                let q = delete_ids(d, &ids);
+                let q = delete_ids(d, &ids)?;
                 inner.db.transaction(&mut |tx| tx.execute(&q).map(|_| ()))?;
             }
         }
@@ -226,7 +226,7 @@ impl Outbox {
         }
         if !applied_ids.is_empty() {
             inner.count_db(1);
-            let q = delete_ids(d, &applied_ids);
+            let q = delete_ids(d, &applied_ids)?;
             inner.db.transaction(&mut |tx| tx.execute(&q).map(|_| ()))?;
             Counters::add(&inner.stats.outbox_drained, applied_ids.len() as u64);
         }
@@ -240,15 +240,11 @@ fn delete_keys(inner: &StoreInner, keys: &[String]) -> bool {
     inner.cache_run(&ops).iter().all(|r| matches!(r, Ok(CacheReply::Deleted | CacheReply::NotFound)))
 }
 
-fn delete_ids(dialect: Dialect, ids: &[i64]) -> SqlQuery {
+fn delete_ids(dialect: Dialect, ids: &[i64]) -> Result<SqlQuery, DbError> {
     let filter = Expr::new(
         ExprKind::In { needle: Box::new(Expr::field("id", Span::DUMMY)), haystack: Haystack::Param("ids".into()) },
         Span::DUMMY,
     );
     let params = vec![("ids".to_owned(), Value::List(ids.iter().map(|&i| Value::Int(i)).collect()))];
-    // The filter is built here from constants and a list parameter, which the
-    // emitter always accepts; an error would be a memdex bug, so fall back to a
-    // statement that deletes nothing rather than panic.
-    sql::delete_where(dialect, schema(), &filter, &params)
-        .unwrap_or_else(|_| SqlQuery { text: format!("DELETE FROM {TABLE} WHERE 1 = 0"), params: vec![] })
+    sql::delete_where(dialect, schema(), &filter, &params).map_err(|e| DbError::Query(e.to_string()))
 }

@@ -6,7 +6,11 @@ pub use memdex_grammar as grammar;
 
 pub use crate::query::{Compiled, compile, compile_view, scan, select, view};
 
-use memdex_grammar::Value;
+use memdex_grammar::ir::Lambda;
+use memdex_grammar::span::Span;
+use memdex_grammar::{Errors, Value};
+
+use crate::model::Model;
 
 /// One index as `select!`'s const check sees it: column field names, and the
 /// prefix length (0: not a prefix index).
@@ -79,24 +83,53 @@ pub const fn indexable(indexes: &[IndexInfo], eq: &[&str], prefix: &[(&str, u32)
     false
 }
 
+/// False when a criterion names a field the model does not have: rustc already
+/// reports that at the user's code, and one mistake should give one error.
+const fn names_known(fields: &[&str], eq: &[&str], prefix: &[(&str, u32)]) -> bool {
+    if fields.is_empty() {
+        return true;
+    }
+    let mut i = 0;
+    while i < eq.len() {
+        if !contains(fields, eq[i]) {
+            return false;
+        }
+        i += 1;
+    }
+    let mut j = 0;
+    while j < prefix.len() {
+        if !contains(fields, prefix[j].0) {
+            return false;
+        }
+        j += 1;
+    }
+    true
+}
+
 /// The const assertion `select!` emits once per disjunct, spanned at the disjunct.
 /// The message is `before + index_list + after` (see
 /// `memdex_grammar::plan::unindexable_message`), so it reads the same as the text
 /// form's `Error::Unindexable`.
 pub const fn assert_indexable(
     indexes: &[IndexInfo],
+    fields: &[&str],
     eq: &[&str],
     prefix: &[(&str, u32)],
     before: &str,
     index_list: &str,
     after: &str,
 ) {
-    if !indexable(indexes, eq, prefix) {
-        const_panic::concat_panic!(before, index_list, after);
+    if !indexable(indexes, eq, prefix) && names_known(fields, eq, prefix) {
+        const_panic::concat_panic!(display: before, display: index_list, display: after);
     }
 }
 
 /// Converts a captured value into a bound parameter.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a memdex query parameter",
+    label = "captured values become bound parameters; this one has no SQL value",
+    note = "supported: i8, i16, i32, i64, u8, u16, u32, f32, f64, bool, String, &str, and Option, slices, arrays or Vecs of those"
+)]
 pub trait ToValue {
     fn to_value(&self) -> Value;
 }
@@ -144,4 +177,174 @@ impl<T: ToValue> ToValue for Vec<T> {
 /// `to_value(&expr)` in generated code.
 pub fn to_value<V: ToValue + ?Sized>(v: &V) -> Value {
     v.to_value()
+}
+
+/// A captured list for `ids.contains(&c.x)`: becomes a [`Value::List`] parameter.
+/// Only sequences implement it, so `name.contains(&c.s)` (a string haystack) is a
+/// type error at `name` rather than a parameter of the wrong shape at run time.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a list: `x.contains(&c.field)` needs x to be an array, slice or Vec",
+    label = "not a list of values",
+    note = "to test a string field's content, write `c.field.contains(x)`"
+)]
+pub trait ToListValue {
+    fn to_list_value(&self) -> Value;
+}
+
+impl<T: ToValue> ToListValue for [T] {
+    fn to_list_value(&self) -> Value {
+        self.to_value()
+    }
+}
+impl<T: ToValue, const N: usize> ToListValue for [T; N] {
+    fn to_list_value(&self) -> Value {
+        self.to_value()
+    }
+}
+impl<T: ToValue> ToListValue for Vec<T> {
+    fn to_list_value(&self) -> Value {
+        self.to_value()
+    }
+}
+impl<T: ToListValue + ?Sized> ToListValue for &T {
+    fn to_list_value(&self) -> Value {
+        (**self).to_list_value()
+    }
+}
+
+/// `to_list_value(&expr)` in generated code.
+pub fn to_list_value<V: ToListValue + ?Sized>(v: &V) -> Value {
+    v.to_list_value()
+}
+
+/// A field type `#[derive(Model)]` can read back from a database value.
+///
+/// Conversions are exact: an integer out of the field's range is an error, never a
+/// wrapped value. Databases that store booleans as integers (SQLite) and floats that
+/// happen to be whole as integers are accepted, since those are the same value.
+pub trait FromValue: Sized {
+    fn from_value(v: Value) -> Result<Self, String>;
+}
+
+fn found(v: &Value) -> String {
+    match v {
+        Value::Null => "NULL".into(),
+        Value::List(_) => "a list".into(),
+        other => format!("{} {other}", other.ty().map_or_else(String::new, |t| t.to_string())),
+    }
+}
+
+macro_rules! from_value_int {
+    ($($t:ty),*) => {$(
+        impl FromValue for $t {
+            fn from_value(v: Value) -> Result<$t, String> {
+                match v {
+                    Value::Int(i) => <$t>::try_from(i)
+                        .map_err(|_| format!("{i} does not fit in {}", stringify!($t))),
+                    other => Err(format!("expected an integer, found {}", found(&other))),
+                }
+            }
+        }
+    )*};
+}
+from_value_int!(i8, i16, i32, i64, u8, u16, u32);
+
+impl FromValue for f64 {
+    fn from_value(v: Value) -> Result<f64, String> {
+        match v {
+            Value::Float(x) => Ok(x),
+            // A REAL column may hand back a whole number as an integer; i64 → f64 is
+            // the same number for every value a float column could have stored.
+            Value::Int(i) => Ok(i as f64),
+            other => Err(format!("expected a float, found {}", found(&other))),
+        }
+    }
+}
+impl FromValue for f32 {
+    fn from_value(v: Value) -> Result<f32, String> {
+        // Stored from an f32, so narrowing back is exact.
+        f64::from_value(v).map(|x| x as f32)
+    }
+}
+impl FromValue for bool {
+    fn from_value(v: Value) -> Result<bool, String> {
+        match v {
+            Value::Bool(b) => Ok(b),
+            Value::Int(0) => Ok(false),
+            Value::Int(1) => Ok(true),
+            other => Err(format!("expected a bool, found {}", found(&other))),
+        }
+    }
+}
+impl FromValue for String {
+    fn from_value(v: Value) -> Result<String, String> {
+        match v {
+            Value::Text(s) => Ok(s),
+            other => Err(format!("expected a string, found {}", found(&other))),
+        }
+    }
+}
+impl<T: FromValue> FromValue for Option<T> {
+    fn from_value(v: Value) -> Result<Option<T>, String> {
+        match v {
+            Value::Null => Ok(None),
+            other => T::from_value(other).map(Some),
+        }
+    }
+}
+
+/// One column of a row for `Model::from_values`: the value converted to the field's
+/// type, or an error naming the field and its column.
+pub fn field_from_value<V: FromValue>(value: Option<Value>, field: &str, column: &str) -> Result<V, String> {
+    let value = value.ok_or_else(|| format!("no value for field `{field}` (column `{column}`)"))?;
+    V::from_value(value).map_err(|e| format!("field `{field}` (column `{column}`): {e}"))
+}
+
+/// The error of `Model::from_values` when the row has the wrong number of columns.
+pub fn column_count_error(expected: usize, found: usize) -> String {
+    format!("expected {expected} column values, found {found}")
+}
+
+/// The span the macros give IR node number `id` (see `memdex_grammar::span`).
+pub const fn span(id: u32) -> Span {
+    Span { start: id, end: id + 1 }
+}
+
+/// Checks, in a closure rustc type-checks but never runs, that a view's aggregate
+/// argument is numeric.
+pub fn aggregate_arg<V: Numeric>(_: &V) {}
+
+/// The column types `sum`, `avg`, `min` and `max` accept.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be aggregated: sum, avg, min and max need a number",
+    label = "not an integer or float"
+)]
+pub trait Numeric {}
+macro_rules! numeric {
+    ($($t:ty),*) => {$( impl Numeric for $t {} )*};
+}
+numeric!(i8, i16, i32, i64, u8, u16, u32, f32, f64);
+impl<T: Numeric> Numeric for Option<T> {}
+impl<T: Numeric + ?Sized> Numeric for &T {}
+
+/// The compiled query of a call site whose macro reported errors. The program does
+/// not compile, so this never runs; it only gives the expansion its usual type so
+/// that one mistake gives one error.
+pub fn not_compiled<T: Model>() -> Compiled {
+    let schema = T::schema();
+    Compiled {
+        schema,
+        prepared: Err(Errors::default()),
+        aggregate: None,
+        source: String::from("<query with compile errors>"),
+    }
+}
+
+/// What `select!(@ir …)` / `scan!(@ir …)` return: the lambda the macro built and the
+/// parameter values, for tests of the lowering.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoweredQuery {
+    pub filter: Option<Lambda>,
+    pub aggregate: Option<Lambda>,
+    pub params: Vec<Value>,
 }

@@ -3,6 +3,9 @@
 //! memcached-only fault tests (a killed shard, a silent server, garbage replies, a
 //! restart) and a latency measurement follow the shared checks.
 
+// A test fails by panicking with a message that says what went wrong.
+#![allow(clippy::panic)]
+
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -62,7 +65,7 @@ fn in_process_conforms() {
     let clock = ManualClock::new();
     let cache = InProcessCache::with_clock(relaxed(), Arc::new(clock.clone()));
     assert_eq!(cache.describe(), "in-process");
-    conforms(&Subject { cache: &cache, wait: &|by| clock.advance(by) }, "in-process");
+    conforms(&Subject { cache: &cache, wait: &|by: Duration| clock.advance(by) }, "in-process");
 }
 
 #[test]
@@ -301,8 +304,10 @@ fn batch_in_order(s: &Subject<'_>, prefix: &str) {
 
 fn one_lease_winner_under_contention(s: &Subject<'_>, prefix: &str) {
     let key = format!("{prefix}:hot");
+    // Only the cache crosses threads (the clock hook need not be `Sync`).
+    let cache = s.cache;
     let replies: Vec<CacheReply> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..8).map(|_| scope.spawn(|| lease(s.cache, &key))).collect();
+        let handles: Vec<_> = (0..8).map(|_| scope.spawn(|| lease(cache, &key))).collect();
         handles.into_iter().map(|handle| handle.join().expect("lease thread")).collect()
     });
     let winners = replies.iter().filter(|reply| matches!(reply, CacheReply::LeaseWon { .. })).count();
@@ -431,11 +436,13 @@ fn the_client_recovers_after_a_memcached_restart() {
 
 #[test]
 fn a_tiny_memcached_evicts_and_rejects_without_breaking_the_stream() {
-    // 1 MiB of memory and 64 KiB items: big values are refused by the server
-    // (memcached answers SERVER_ERROR and stays in step), small ones evict.
-    let server = MemcachedServer::start_with(&["-m", "1", "-I", "64k"]).expect("memcached starts");
-    let cache = Memcached::connect(&[server.addr()], relaxed()).expect("client connects");
-    let big = vec![b'x'; 100 * 1024];
+    // 2 MiB of memory and memcached's 1 MiB item limit. The client is told values
+    // up to 2 MiB are fine, so an oversized value reaches the server, which answers
+    // SERVER_ERROR and stays in step; small values evict older ones.
+    let server = MemcachedServer::start_with(&["-m", "2"]).expect("memcached starts");
+    let config = CacheConfig { max_value_size: 2 * 1024 * 1024, ..relaxed() };
+    let cache = Memcached::connect(&[server.addr()], config).expect("client connects");
+    let big = vec![b'x'; 1536 * 1024];
     let results = cache.run(&[
         CacheOp::Set { key: "big", value: &big, ttl: 0 },
         CacheOp::Set { key: "small", value: b"v", ttl: 0 },
@@ -444,6 +451,15 @@ fn a_tiny_memcached_evicts_and_rejects_without_breaking_the_stream() {
     assert_eq!(results[0], Ok(CacheReply::NotStored));
     assert_eq!(results[1], Ok(CacheReply::Stored));
     assert!(matches!(&results[2], Ok(CacheReply::Hit { value, .. }) if value == b"v"));
+
+    let value = vec![b'y'; 10 * 1024];
+    let keys: Vec<String> = (0..600).map(|i| format!("fill:{i}")).collect();
+    let ops: Vec<CacheOp<'_>> = keys.iter().map(|key| CacheOp::Set { key, value: &value, ttl: 0 }).collect();
+    for result in cache.run(&ops) {
+        assert_eq!(result, Ok(CacheReply::Stored));
+    }
+    assert_eq!(get(&cache, &keys[0]), CacheReply::Miss, "6 MB into 2 MB evicts the oldest");
+    assert_eq!(hit(get(&cache, &keys[599])).0, value);
 }
 
 // ---------------------------------------------------------------- measurement

@@ -4,6 +4,9 @@
 //! SQL is written by hand here with `?` placeholders; [`sql`] renumbers them to `$n`
 //! for PostgreSQL. Each backend gets its own hand-written `CREATE TABLE`.
 
+// A test reports failure by panicking, with the backend named in the message.
+#![allow(clippy::panic)]
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};

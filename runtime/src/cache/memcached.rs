@@ -23,7 +23,7 @@
 //! mutations (including lease gets, which create placeholders) with `Ambiguous`.
 //! A connection that saw any failure is dropped, never pooled with unread replies.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -383,12 +383,9 @@ impl Server {
         loop {
             let pooled = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop();
             match pooled {
-                Some(mut connection) => {
-                    if connection.is_reusable() {
-                        return Ok(connection);
-                    }
-                    // Closed by the server (a restart) while idle: drop it, try the next.
-                }
+                Some(connection) if connection.is_reusable() => return Ok(connection),
+                // Closed by the server (a restart) while idle: drop it, try the next.
+                Some(_) => continue,
                 None => return Connection::dial(&self.name, connect_timeout),
             }
         }
@@ -427,7 +424,7 @@ impl Connection {
 
     /// A quiet connection has nothing to read between exchanges; a readable EOF
     /// or stray bytes mean it is closed or out of step. One non-blocking peek.
-    fn is_reusable(&mut self) -> bool {
+    fn is_reusable(&self) -> bool {
         if !self.reader.buffer().is_empty() {
             return false;
         }

@@ -548,7 +548,8 @@ mod tests {
         assert_eq!(numeric(true, "0012", 4).to_i64(), Some(-120_000));
         assert_eq!(numeric(false, "00125000", -4).to_i64(), None);
         assert_eq!(numeric(false, "00125000", -4).to_f64(), 12.5);
-        assert_eq!(numeric(true, "0922337203685477", 4).to_i64(), None);
+        assert_eq!(numeric(true, "0922337203685477", 4).to_i64(), Some(-9_223_372_036_854_770_000));
+        assert_eq!(numeric(true, "0922337203685477", 8).to_i64(), None);
         assert_eq!(numeric(true, "00000922337203685477", 0).to_i64(), Some(-922_337_203_685_477));
         assert_eq!(numeric(true, "9223372036854775808", 0).to_i64(), Some(i64::MIN));
         assert_eq!(numeric(false, "9223372036854775808", 0).to_i64(), None);

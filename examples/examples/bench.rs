@@ -1,0 +1,73 @@
+//! The memdex benchmark report: `cargo run --release -p memdex-examples --example bench`.
+//!
+//! Starts its own memcached and PostgreSQL on loopback, prints a table of medians and
+//! ratios, and writes the same as `BENCHMARKS.md` and `docs/bench/bench.svg` at the
+//! workspace root. `--tiny` runs the smoke-test sizes and writes under `target/`
+//! instead; `--out DIR` writes the report files into DIR; `--hot-loop N` only runs
+//! the hot query N times (for profilers).
+
+// Shared with the smoke test through `#[path]`; each uses a different subset (the
+// derive's column handles, for one, are used by neither).
+#[path = "../src/bench/mod.rs"]
+#[allow(dead_code)]
+mod bench;
+
+use std::path::PathBuf;
+
+fn main() -> std::process::ExitCode {
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let workspace = workspace.canonicalize().unwrap_or(workspace);
+    let mut tiny = false;
+    let mut out: Option<PathBuf> = None;
+    let mut hot_loop: Option<usize> = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--tiny" => tiny = true,
+            "--out" => out = args.next().map(PathBuf::from),
+            "--hot-loop" => hot_loop = args.next().and_then(|n| n.parse().ok()),
+            "--bench" => {} // passed by `cargo bench`
+            other => {
+                eprintln!("unknown argument {other:?}; usage: bench [--tiny] [--out DIR] [--hot-loop N]");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    }
+    let cfg = if tiny { bench::Config::tiny(workspace.clone()) } else { bench::Config::full(workspace.clone()) };
+    if let Some(n) = hot_loop {
+        // For profilers (callgrind, perf): only the hot query, n times.
+        return match bench::hot_loop(&cfg, n) {
+            Ok((memdex, floor)) => {
+                println!("hot loop x{n}: memdex {memdex:.0} ns/fetch, floor {floor:.0} ns/fetch");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("hot loop failed: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
+    let (markdown_path, svg_path, svg_link) = match (&out, tiny) {
+        (Some(dir), _) => (dir.join("BENCHMARKS.md"), dir.join("bench.svg"), "bench.svg".to_owned()),
+        (None, true) => {
+            let dir = workspace.join("target/bench-report");
+            (dir.join("BENCHMARKS.md"), dir.join("bench.svg"), "bench.svg".to_owned())
+        }
+        (None, false) => {
+            (workspace.join("BENCHMARKS.md"), workspace.join("docs/bench/bench.svg"), "docs/bench/bench.svg".to_owned())
+        }
+    };
+    let mut report = bench::run(&cfg);
+    report.appendix = std::fs::read_to_string(workspace.join("docs/bench/profile.md")).ok();
+    println!("{}", report.to_text());
+    match bench::write_files(&report, &markdown_path, &svg_path, &svg_link) {
+        Ok(()) => {
+            println!("\nwrote {} and {}", markdown_path.display(), svg_path.display());
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("could not write the report: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

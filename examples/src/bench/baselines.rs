@@ -1,0 +1,126 @@
+//! The databases on their own: the same query on PostgreSQL (prepared statement,
+//! B-tree index on `category_id`) and on SQLite in memory, rows decoded into the
+//! same struct memdex returns. Also the plain PostgreSQL update that memdex's write
+//! path is compared with.
+
+use postgres::{Client, NoTls, Statement};
+use rusqlite::Connection;
+
+use super::data::Row;
+
+macro_rules! columns {
+    () => {
+        "id, category_id, name, price, deleted_at, description"
+    };
+}
+const COLUMNS: &str = columns!();
+const SQLITE_BY_CATEGORY: &str = concat!("SELECT ", columns!(), " FROM plain_item WHERE category_id = ?1");
+
+/// PostgreSQL through the `postgres` crate, statements prepared once.
+pub struct PgBaseline {
+    client: Client,
+    by_category: Statement,
+    update_price: Statement,
+}
+
+impl std::fmt::Debug for PgBaseline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgBaseline").finish_non_exhaustive()
+    }
+}
+
+impl PgBaseline {
+    /// Creates and fills `plain_item` (dropping an older one), indexes and analyses it.
+    pub fn setup(params: &str, rows: &[Row]) -> Result<PgBaseline, postgres::Error> {
+        let mut client = Client::connect(params, NoTls)?;
+        client.batch_execute(
+            "DROP TABLE IF EXISTS plain_item;
+             CREATE TABLE plain_item (id BIGINT PRIMARY KEY, category_id BIGINT NOT NULL, name TEXT NOT NULL,
+                 price DOUBLE PRECISION NOT NULL, deleted_at BIGINT, description TEXT NOT NULL);
+             CREATE INDEX plain_item_category ON plain_item (category_id);",
+        )?;
+        let mut tx = client.transaction()?;
+        let insert = tx.prepare(&format!("INSERT INTO plain_item ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"))?;
+        for r in rows {
+            tx.execute(&insert, &[&r.id, &r.category_id, &r.name, &r.price, &r.deleted_at, &r.description])?;
+        }
+        tx.commit()?;
+        client.batch_execute("ANALYZE plain_item")?;
+        let by_category = client.prepare(&format!("SELECT {COLUMNS} FROM plain_item WHERE category_id = $1"))?;
+        let update_price = client.prepare("UPDATE plain_item SET price = $2 WHERE id = $1")?;
+        Ok(PgBaseline { client, by_category, update_price })
+    }
+
+    pub fn by_category(&mut self, category: i64) -> Result<Vec<Row>, postgres::Error> {
+        let rows = self.client.query(&self.by_category, &[&category])?;
+        rows.iter()
+            .map(|r| {
+                Ok(Row {
+                    id: r.try_get(0)?,
+                    category_id: r.try_get(1)?,
+                    name: r.try_get(2)?,
+                    price: r.try_get(3)?,
+                    deleted_at: r.try_get(4)?,
+                    description: r.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+
+    /// One autocommitted `UPDATE`: one round trip.
+    pub fn update_price(&mut self, id: i64, price: f64) -> Result<u64, postgres::Error> {
+        self.client.execute(&self.update_price, &[&id, &price])
+    }
+
+    /// The whole query plan, to show the index is used.
+    pub fn explain(&mut self, category: i64) -> Result<String, postgres::Error> {
+        let rows = self.client.query(
+            &format!("EXPLAIN SELECT {COLUMNS} FROM plain_item WHERE category_id = {category}"),
+            &[],
+        )?;
+        Ok(rows.iter().filter_map(|r| r.try_get::<_, String>(0).ok()).collect::<Vec<_>>().join("\n"))
+    }
+}
+
+/// SQLite in memory through `rusqlite`, statement cached.
+#[derive(Debug)]
+pub struct SqliteBaseline {
+    conn: Connection,
+}
+
+impl SqliteBaseline {
+    pub fn setup(rows: &[Row]) -> rusqlite::Result<SqliteBaseline> {
+        let mut conn = Connection::open_in_memory()?;
+        conn.execute_batch(
+            "CREATE TABLE plain_item (id INTEGER PRIMARY KEY, category_id INTEGER NOT NULL, name TEXT NOT NULL,
+                 price REAL NOT NULL, deleted_at INTEGER, description TEXT NOT NULL);
+             CREATE INDEX plain_item_category ON plain_item (category_id);",
+        )?;
+        let tx = conn.transaction()?;
+        {
+            let mut insert =
+                tx.prepare(&format!("INSERT INTO plain_item ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"))?;
+            for r in rows {
+                insert.execute(rusqlite::params![r.id, r.category_id, r.name, r.price, r.deleted_at, r.description])?;
+            }
+        }
+        tx.commit()?;
+        conn.execute_batch("ANALYZE")?;
+        Ok(SqliteBaseline { conn })
+    }
+
+    pub fn by_category(&self, category: i64) -> rusqlite::Result<Vec<Row>> {
+        let mut stmt = self.conn.prepare_cached(SQLITE_BY_CATEGORY)?;
+        let rows = stmt.query_map([category], |r| {
+            Ok(Row {
+                id: r.get(0)?,
+                category_id: r.get(1)?,
+                name: r.get(2)?,
+                price: r.get(3)?,
+                deleted_at: r.get(4)?,
+                description: r.get(5)?,
+            })
+        })?;
+        rows.collect()
+    }
+}

@@ -1,0 +1,200 @@
+//! Hand-written memcached probes over a plain TCP socket: the floor a cache-aware
+//! index scan cannot beat (the same two pipelined round trips, requests built in
+//! advance, replies only framed, never decoded), and the naive pattern of one
+//! blocking `get` per key.
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+
+/// One connection speaking just enough of the text and meta protocols.
+#[derive(Debug)]
+pub struct RawConn {
+    stream: TcpStream,
+    /// Received bytes; `buf[pos..]` is not consumed yet. A cursor rather than
+    /// draining the front keeps framing a 100-value reply linear.
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+/// What one pipelined batch returned.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Batch {
+    pub hits: usize,
+    pub misses: usize,
+    pub value_bytes: usize,
+}
+
+fn protocol(msg: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg.into())
+}
+
+impl RawConn {
+    pub fn connect(addr: &str) -> io::Result<RawConn> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_nodelay(true)?;
+        Ok(RawConn { stream, buf: Vec::with_capacity(64 * 1024), pos: 0 })
+    }
+
+    /// Sends a prebuilt request (one or more `mg` lines ending in `mn`) in one write,
+    /// and frames the replies up to `MN` without looking inside values.
+    pub fn pipelined(&mut self, request: &[u8]) -> io::Result<Batch> {
+        self.stream.write_all(request)?;
+        let mut batch = Batch::default();
+        loop {
+            let range = self.read_line()?;
+            let line = &self.buf[range];
+            if line == b"MN" {
+                return Ok(batch);
+            } else if line == b"EN" {
+                batch.misses += 1;
+            } else if let Some(rest) = line.strip_prefix(b"VA ") {
+                let size = parse_size(rest.split(|&b| b == b' ').next().unwrap_or_default())?;
+                self.skip(size + 2)?;
+                batch.hits += 1;
+                batch.value_bytes += size;
+            } else {
+                return Err(unexpected(line));
+            }
+        }
+    }
+
+    /// Sends a prebuilt classic `get` of one key and frames its reply.
+    pub fn get_prebuilt(&mut self, request: &[u8]) -> io::Result<usize> {
+        self.stream.write_all(request)?;
+        let mut size = 0;
+        loop {
+            let range = self.read_line()?;
+            let line = &self.buf[range];
+            if line == b"END" {
+                return Ok(size);
+            }
+            let Some(rest) = line.strip_prefix(b"VALUE ") else {
+                return Err(unexpected(line));
+            };
+            let n = parse_size(rest.rsplit(|&b| b == b' ').next().unwrap_or_default())?;
+            self.skip(n + 2)?;
+            size += n;
+        }
+    }
+
+    /// Reads until at least `n` unconsumed bytes are buffered.
+    fn fill(&mut self, n: usize) -> io::Result<()> {
+        if self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+        }
+        let mut chunk = [0u8; 16 * 1024];
+        while self.buf.len() - self.pos < n {
+            let got = self.stream.read(&mut chunk)?;
+            if got == 0 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "memcached closed the connection"));
+            }
+            self.buf.extend_from_slice(&chunk[..got]);
+        }
+        Ok(())
+    }
+
+    fn skip(&mut self, n: usize) -> io::Result<()> {
+        self.fill(n)?;
+        self.pos += n;
+        Ok(())
+    }
+
+    /// Where the next `\r\n`-terminated line lies in `buf`, without the terminator.
+    /// Valid until the next read.
+    fn read_line(&mut self) -> io::Result<std::ops::Range<usize>> {
+        let mut searched = 0;
+        loop {
+            let unread = &self.buf[self.pos..];
+            if let Some(at) = unread[searched..].windows(2).position(|w| w == b"\r\n") {
+                let start = self.pos;
+                let end = start + searched + at;
+                self.pos = end + 2;
+                return Ok(start..end);
+            }
+            searched = unread.len().saturating_sub(1);
+            let want = unread.len() + 1;
+            self.fill(want)?;
+        }
+    }
+}
+
+fn unexpected(line: &[u8]) -> io::Error {
+    protocol(format!("unexpected reply {:?}", String::from_utf8_lossy(line)))
+}
+
+fn parse_size(digits: &[u8]) -> io::Result<usize> {
+    std::str::from_utf8(digits)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| protocol(format!("bad size {}", String::from_utf8_lossy(digits))))
+}
+
+/// `mg <key> v` for each key, then `mn`: one pipelined request.
+pub fn meta_get_request<'k>(keys: impl IntoIterator<Item = &'k str>) -> Vec<u8> {
+    let mut req = Vec::new();
+    for key in keys {
+        req.extend_from_slice(b"mg ");
+        req.extend_from_slice(key.as_bytes());
+        req.extend_from_slice(b" v\r\n");
+    }
+    req.extend_from_slice(b"mn\r\n");
+    req
+}
+
+/// The floor: the node batch, then the object batch, both prebuilt.
+#[derive(Debug)]
+pub struct FloorProbe {
+    conn: RawConn,
+    nodes: Vec<u8>,
+    objects: Vec<u8>,
+    expected_objects: usize,
+}
+
+impl FloorProbe {
+    pub fn new(addr: &str, node_keys: &[String], object_keys: &[String]) -> io::Result<FloorProbe> {
+        Ok(FloorProbe {
+            conn: RawConn::connect(addr)?,
+            nodes: meta_get_request(node_keys.iter().map(String::as_str)),
+            objects: meta_get_request(object_keys.iter().map(String::as_str)),
+            expected_objects: object_keys.len(),
+        })
+    }
+
+    /// Two round trips. An error if any key missed: the floor is only a floor
+    /// when every value was really transferred.
+    pub fn run(&mut self) -> io::Result<usize> {
+        let nodes = self.conn.pipelined(&self.nodes)?;
+        let objects = self.conn.pipelined(&self.objects)?;
+        if nodes.misses > 0 || objects.hits != self.expected_objects {
+            return Err(protocol(format!(
+                "floor probe: {} node misses, {} of {} objects",
+                nodes.misses, objects.hits, self.expected_objects
+            )));
+        }
+        Ok(nodes.value_bytes + objects.value_bytes)
+    }
+}
+
+/// The naive pattern: one blocking `get` per key, node first, then each object.
+#[derive(Debug)]
+pub struct NaiveProbe {
+    conn: RawConn,
+    requests: Vec<Vec<u8>>,
+}
+
+impl NaiveProbe {
+    pub fn new(addr: &str, node_keys: &[String], object_keys: &[String]) -> io::Result<NaiveProbe> {
+        let requests = node_keys.iter().chain(object_keys).map(|k| format!("get {k}\r\n").into_bytes()).collect();
+        Ok(NaiveProbe { conn: RawConn::connect(addr)?, requests })
+    }
+
+    /// One round trip per key; returns the bytes received.
+    pub fn run(&mut self) -> io::Result<usize> {
+        let mut total = 0;
+        for req in &self.requests {
+            total += self.conn.get_prebuilt(req)?;
+        }
+        Ok(total)
+    }
+}

@@ -1,0 +1,83 @@
+//! Criterion benches of the hot path's inner pieces: cache key building, the node
+//! codec, plan binding, and text planning. `cargo bench -p memdex --bench inner`.
+//!
+//! The node codec is private to the runtime, so its source is compiled into this
+//! bench as a module: what is measured is the very code the executor runs.
+
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use memdex::grammar::keys::KeySpace;
+use memdex::grammar::plan::{NodeRef, bind};
+use memdex::grammar::{Access, ParamType, Schema, Type, Value};
+
+#[path = "../src/codec.rs"]
+#[allow(dead_code)]
+mod codec;
+
+fn schema() -> Schema {
+    Schema::new("Item", "item")
+        .column("id", Type::Int, false)
+        .column("category_id", Type::Int, false)
+        .column("name", Type::Text, false)
+        .column("price", Type::Float, false)
+        .key("id")
+        .index(&["category_id"], None)
+}
+
+fn keys(c: &mut Criterion) {
+    let schema = schema();
+    let ks = KeySpace::new("memdex", &schema, 0);
+    let node = NodeRef { index: Some(0), values: vec![Value::Int(5)] };
+    c.bench_function("keys/object", |b| b.iter(|| ks.object(black_box(&Value::Int(1111)))));
+    c.bench_function("keys/node", |b| b.iter(|| ks.node(&schema, black_box(&node))));
+    c.bench_function("keys/100 objects", |b| {
+        let ids: Vec<Value> = (1..=100).map(Value::Int).collect();
+        b.iter(|| ids.iter().map(|id| ks.object(id)).collect::<Vec<_>>())
+    });
+}
+
+fn node_codec(c: &mut Criterion) {
+    let mut group = c.benchmark_group("node codec");
+    for n in [10usize, 100, 1_000] {
+        let ids: Vec<Value> = (1..=n as i64).map(|i| Value::Int(100_000 + i)).collect();
+        let bytes = codec::encode_node(&ids);
+        group.bench_with_input(BenchmarkId::new("encode", n), &ids, |b, ids| b.iter(|| codec::encode_node(ids)));
+        group.bench_with_input(BenchmarkId::new("decode", n), &bytes, |b, bytes| {
+            b.iter(|| codec::decode_node(bytes, Type::Int))
+        });
+    }
+    group.finish();
+}
+
+fn plan_bind(c: &mut Criterion) {
+    let schema = schema();
+    let limit = memdex::grammar::normalise::DEFAULT_DISJUNCT_LIMIT;
+    let types = |_: &str| ParamType::Scalar(Type::Int);
+    let mut group = c.benchmark_group("plan");
+    for (name, text) in [
+        ("one disjunct", "lambda c: c.category_id == cat and c.price > 10.0"),
+        ("four disjuncts", "lambda c: c.category_id == cat or c.category_id == 2 or c.category_id == 3 or c.category_id == 4"),
+    ] {
+        let prepared = match memdex::grammar::prepare_text(&schema, text, &types, Access::Indexed, limit) {
+            Ok(p) => p,
+            Err(e) => panic!("the bench query must plan: {e:?}"),
+        };
+        let Some(plan) = prepared.plan.clone() else { panic!("an indexed query has a plan") };
+        let params = [("cat", Value::Int(5))];
+        group.bench_function(BenchmarkId::new("bind", name), |b| {
+            b.iter(|| {
+                for d in &plan.disjuncts {
+                    black_box(bind(d, &params, 10_000).ok());
+                }
+            })
+        });
+        group.bench_function(BenchmarkId::new("prepare text", name), |b| {
+            b.iter(|| memdex::grammar::prepare_text(&schema, black_box(text), &types, Access::Indexed, limit).ok())
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, keys, node_codec, plan_bind);
+criterion_main!(benches);
