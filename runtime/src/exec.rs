@@ -15,10 +15,11 @@
 use std::collections::{HashMap, HashSet};
 
 use memdex_grammar::explain::Explain;
+use memdex_grammar::ir::{CmpOp, Expr, ExprKind, StrOp};
 use memdex_grammar::keys::KeySpace;
 use memdex_grammar::plan::{BindError, NodeRef, Plan, bind, node_matches};
 use memdex_grammar::sql::{self, OrderBy, SelectSpec};
-use memdex_grammar::{Dialect, Prepared, Schema, Type, Value};
+use memdex_grammar::{Dialect, Prepared, Schema, Span, Type, Value};
 
 use crate::cache::{CacheOp, CacheReply};
 use crate::codec::{self, NodeDecode};
@@ -205,11 +206,15 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
         ops.extend(objects.iter().map(|o| CacheOp::Get { key: &o.key, lease }));
         let replies = inner.cache_run(&ops);
         let (node_replies, object_replies) = replies.split_at(nodes.len().min(replies.len()));
+        let mut all_hit = true;
         for (n, reply) in nodes.iter_mut().zip(node_replies) {
-            read_node(inner, schema, n, reply)?;
+            all_hit &= read_node(inner, schema, n, reply);
         }
         for (o, reply) in objects.iter_mut().zip(object_replies) {
             read_object(inner, o, reply);
+        }
+        if !all_hit && !nodes.is_empty() {
+            snapshot_nodes::<T>(inner, schema, &mut nodes)?;
         }
     }
 
@@ -348,20 +353,20 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
     Ok(Some(rows))
 }
 
+/// Reads one node's reply; `true` when it was a complete, readable node.
 fn read_node(
     inner: &StoreInner,
     schema: &Schema,
     n: &mut NodeState,
     reply: &Result<CacheReply, crate::cache::CacheError>,
-) -> Result<(), Error> {
-    let key_type = schema.key_column().ty;
+) -> bool {
     match reply {
-        Ok(CacheReply::Hit { value, cas }) => match codec::decode_node(value, key_type) {
+        Ok(CacheReply::Hit { value, cas }) => match codec::decode_node(value, schema.key_column().ty) {
             Ok(ids) => {
                 Counters::add(&inner.stats.node_hits, 1);
                 n.ids = ids;
                 n.read_cas = Some(*cas);
-                return Ok(());
+                return true;
             }
             // A placeholder that got appends: someone else is filling it.
             Err(NodeDecode::Unfilled) => Counters::add(&inner.stats.lease_busy, 1),
@@ -373,14 +378,65 @@ fn read_node(
         Ok(_) | Err(_) => {}
     }
     Counters::add(&inner.stats.node_misses, 1);
-    // The lease was taken (round trip 1) before this read: a write committing from
-    // now on appends to the placeholder and makes our fill's CAS fail.
-    let q = sql::node_keys(inner.db.dialect(), schema, n.node.index.unwrap_or(0), &n.node.values);
-    inner.count_db(1);
-    inner.tracer.sql(&q.text, q.params.len());
-    let rows = inner.db.query(&q, &[key_type])?;
-    n.ids = rows.into_iter().filter_map(|r| r.into_iter().next()).collect();
+    false
+}
+
+/// Answers every node of the query from one database statement, and so from one
+/// snapshot. Used as soon as one node missed: node contents taken at different
+/// moments (one from the cache now, another from the database later, or two
+/// database queries in turn) can each miss a row that moved between them while it
+/// matched the query throughout. The leases of the missed nodes were taken (round
+/// trip 1) before this read, so a write committing from now on makes their fills
+/// fail. Only membership is taken from the snapshot: the objects then go through the
+/// cache as usual, where a miss is filled under its own lease.
+fn snapshot_nodes<T: Model>(inner: &StoreInner, schema: &Schema, nodes: &mut [NodeState]) -> Result<(), Error> {
+    let alternatives: Vec<Expr> = nodes.iter().map(|n| node_condition(schema, &n.node)).collect();
+    let filter = Expr::new(ExprKind::Or(alternatives), Span::DUMMY);
+    let no_params: Vec<(String, Value)> = Vec::new();
+    let spec = SelectSpec { filter: Some(&filter), ..SelectSpec::default() };
+    let query = sql::select(inner.db.dialect(), schema, spec, &no_params).map_err(|e| Error::Param(e.to_string()))?;
+    let rows: Vec<T> = load_rows(inner, &query)?;
+    for n in nodes.iter_mut() {
+        n.ids = rows
+            .iter()
+            .filter(|r| node_matches(schema, &n.node, &|c| r.column_value(c)))
+            .map(|r| r.key().into())
+            .collect();
+        // The cached list is superseded by the snapshot: nothing to clean.
+        n.read_cas = None;
+    }
     Ok(())
+}
+
+/// The rows of one node as a filter: `col == v` per index column (`is None` for
+/// `None`); for a prefix index, `starts_with(v)` when `v` has the full prefix length
+/// (shorter values are whole strings shorter than the prefix: `col == v`).
+fn node_condition(schema: &Schema, node: &NodeRef) -> Expr {
+    let d = Span::DUMMY;
+    let Some(index) = node.index.and_then(|i| schema.indexes.get(i)) else {
+        return Expr::lit(false, d);
+    };
+    let parts: Vec<Expr> = index
+        .columns
+        .iter()
+        .zip(&node.values)
+        .map(|(&c, v)| {
+            let field = Expr::field(schema.columns[c].field.clone(), d);
+            match (index.prefix, v) {
+                (_, Value::Null) => Expr::new(ExprKind::IsNull { expr: Box::new(field), negated: false }, d),
+                (Some(n), Value::Text(t)) if t.chars().count() == n as usize => Expr::new(
+                    ExprKind::StrTest {
+                        op: StrOp::StartsWith,
+                        subject: Box::new(field),
+                        pattern: Box::new(Expr::lit(t.clone(), d)),
+                    },
+                    d,
+                ),
+                _ => Expr::cmp(CmpOp::Eq, field, Expr::lit(v.clone(), d), d),
+            }
+        })
+        .collect();
+    Expr::new(ExprKind::And(parts), d)
 }
 
 fn read_object<T: Model>(

@@ -877,6 +877,7 @@ fn k7_row_moving_between_a_cached_and_a_missed_node_is_lost() {
 /// database fallback). At fault: `grammar/src/sql/emit.rs` `Emitter::value` (Neg,
 /// Arith): PostgreSQL needs a typed placeholder (`CAST($2 AS BIGINT)`).
 #[test]
+#[ignore = "open bug K1: fails until fixed (RELIABILITY.md, 'What was found'); run with --ignored"]
 fn k1_postgres_types_arithmetic_on_bound_values() {
     if !in_own_binary() {
         return;
@@ -893,6 +894,7 @@ fn k1_postgres_types_arithmetic_on_bound_values() {
 /// fault: `grammar/src/check.rs` should reject it, or `grammar/src/sql/emit.rs`
 /// emit `a - b * trunc(a / b)`.
 #[test]
+#[ignore = "open bug K2: fails until fixed (RELIABILITY.md, 'What was found'); run with --ignored"]
 fn k2_float_remainder_works_on_every_path() {
     if !in_own_binary() {
         return;
@@ -907,6 +909,7 @@ fn k2_float_remainder_works_on_every_path() {
 /// integer as PostgreSQL int4"). At fault: `grammar/src/sql/emit.rs` (`Arith`,
 /// the `NULLIF` guard): compare with a bigint zero or cast the placeholder.
 #[test]
+#[ignore = "open bug K3: fails until fixed (RELIABILITY.md, 'What was found'); run with --ignored"]
 fn k3_postgres_binds_large_divisors() {
     if !in_own_binary() {
         return;
@@ -922,6 +925,7 @@ fn k3_postgres_binds_large_divisors() {
 /// PostgreSQL fails the whole query ("bigint out of range"). At fault:
 /// `grammar/src/sql/emit.rs`: overflow is not guarded the way division by zero is.
 #[test]
+#[ignore = "open bug K4: fails until fixed (RELIABILITY.md, 'What was found'); run with --ignored"]
 fn k4_integer_overflow_is_a_false_comparison_in_sql() {
     if !in_own_binary() {
         return;
@@ -936,6 +940,7 @@ fn k4_integer_overflow_is_a_false_comparison_in_sql() {
 /// raises "value out of range: overflow/underflow" or orders NaN as a number. At
 /// fault: `grammar/src/sql/emit.rs` (float `Arith`) and the dialects.
 #[test]
+#[ignore = "open bug K5: fails until fixed (RELIABILITY.md, 'What was found'); run with --ignored"]
 fn k5_non_finite_float_arithmetic_matches_rust() {
     if !in_own_binary() {
         return;
@@ -951,6 +956,7 @@ fn k5_non_finite_float_arithmetic_matches_rust() {
 /// Rust second, so a row SQL says NULL for (K4, K5) is lost even though Rust's
 /// predicate — which the cached path applies — accepts it.
 #[test]
+#[ignore = "open bug K6: fails until fixed (RELIABILITY.md, 'What was found'); run with --ignored"]
 fn k6_database_fallback_keeps_rows_rust_accepts() {
     if !in_own_binary() {
         return;
@@ -965,6 +971,7 @@ fn k6_database_fallback_keeps_rows_rust_accepts() {
 /// stores it. At fault: `grammar/src/sql/ddl.rs` `create_table` indexes the whole
 /// value (a prefix index could index `substr(col, 1, n)`, an equality index a hash).
 #[test]
+#[ignore = "open bug F2: fails until fixed (RELIABILITY.md, 'What was found'); run with --ignored"]
 fn f2_postgres_stores_long_indexed_text() {
     if !in_own_binary() {
         return;
