@@ -57,7 +57,10 @@ fn plan_bind(c: &mut Criterion) {
     let mut group = c.benchmark_group("plan");
     for (name, text) in [
         ("one disjunct", "lambda c: c.category_id == cat and c.price > 10.0"),
-        ("four disjuncts", "lambda c: c.category_id == cat or c.category_id == 2 or c.category_id == 3 or c.category_id == 4"),
+        (
+            "four disjuncts",
+            "lambda c: c.category_id == cat or c.category_id == 2 or c.category_id == 3 or c.category_id == 4",
+        ),
     ] {
         let prepared = match memdex::grammar::prepare_text(&schema, text, &types, Access::Indexed, limit) {
             Ok(p) => p,

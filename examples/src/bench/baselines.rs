@@ -74,10 +74,9 @@ impl PgBaseline {
 
     /// The whole query plan, to show the index is used.
     pub fn explain(&mut self, category: i64) -> Result<String, postgres::Error> {
-        let rows = self.client.query(
-            &format!("EXPLAIN SELECT {COLUMNS} FROM plain_item WHERE category_id = {category}"),
-            &[],
-        )?;
+        let rows = self
+            .client
+            .query(&format!("EXPLAIN SELECT {COLUMNS} FROM plain_item WHERE category_id = {category}"), &[])?;
         Ok(rows.iter().filter_map(|r| r.try_get::<_, String>(0).ok()).collect::<Vec<_>>().join("\n"))
     }
 }

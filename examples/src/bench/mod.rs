@@ -27,14 +27,8 @@ use report::{Bar, Report, Section, Series, Table};
 use timing::{Budget, Summary, format_ns, format_ratio, measure};
 
 /// Section titles, in order; the smoke test checks that each appears.
-pub const SECTIONS: [&str; 6] = [
-    "1. Hot index scan",
-    "2. Growth",
-    "3. Database offload",
-    "4. Planning",
-    "5. Writes",
-    "6. Build cost",
-];
+pub const SECTIONS: [&str; 6] =
+    ["1. Hot index scan", "2. Growth", "3. Database offload", "4. Planning", "5. Writes", "6. Build cost"];
 
 /// Sizes and budgets of one run.
 #[derive(Clone, Debug)]
@@ -223,7 +217,8 @@ fn hot_scan(
     store: &Result<Bench, String>,
     bars: &mut Vec<Bar>,
 ) -> Section {
-    let mut section = Section::new(format!("{} ({} objects of ~200 bytes, one disjunct, all cached)", SECTIONS[0], cfg.hot_objects));
+    let mut section =
+        Section::new(format!("{} ({} objects of ~200 bytes, one disjunct, all cached)", SECTIONS[0], cfg.hot_objects));
     let ids = data.ids(HOT);
     let (node_keys, object_keys) = memdex_side::keys(HOT, ids);
     let addr = servers.memcached_addrs(1).map(|a| a[0].clone());
@@ -275,15 +270,16 @@ fn hot_scan(
     });
     cases.push(case("PostgreSQL (prepared, indexed)", "1 db", pg));
 
-    let sqlite = baselines::SqliteBaseline::setup(&data.rows).map_err(|e| e.to_string()).and_then(|base| {
-        measure(cfg.budget, || base.by_category(HOT).map(drop)).map_err(|e| e.to_string())
-    });
+    let sqlite = baselines::SqliteBaseline::setup(&data.rows)
+        .map_err(|e| e.to_string())
+        .and_then(|base| measure(cfg.budget, || base.by_category(HOT).map(drop)).map_err(|e| e.to_string()));
     cases.push(case("SQLite in memory (prepared, indexed)", "in-process", sqlite));
 
     let memdex_ns = median(&cases[0]);
     let floor_ns = median(&cases[1]);
     let mut table = Table::new(["case", "median", "p10", "p90", "round trips", "÷ floor", "÷ memdex"]);
-    for c in &cases {
+    let short = ["memdex", "floor", "naive", "PostgreSQL", "SQLite"];
+    for (i, c) in cases.iter().enumerate() {
         match &c.summary {
             Ok(s) => {
                 table.row([
@@ -296,13 +292,21 @@ fn hot_scan(
                     memdex_ns.map_or("–".into(), |m| format_ratio(s.median_ns, m)),
                 ]);
                 bars.push(Bar {
-                    label: c.label.split([' ', '(']).next().unwrap_or_default().to_owned(),
+                    label: short.get(i).map_or_else(|| c.label.clone(), |s| (*s).to_owned()),
                     median_us: s.median_ns / 1000.0,
                     p10_us: s.p10_ns / 1000.0,
                     p90_us: s.p90_ns / 1000.0,
                 });
             }
-            Err(e) => table.row([c.label.clone(), format!("unavailable: {e}"), "".into(), "".into(), c.round_trips.clone(), "".into(), "".into()]),
+            Err(e) => table.row([
+                c.label.clone(),
+                format!("unavailable: {e}"),
+                "".into(),
+                "".into(),
+                c.round_trips.clone(),
+                "".into(),
+                "".into(),
+            ]),
         }
     }
     section.tables.push(table);
@@ -376,7 +380,8 @@ fn growth(
     series.push(Series { label: "raw floor".into(), points: floor_points });
 
     // Disjuncts.
-    let mut table = Table::new(["disjuncts", "objects", "memdex", "floor", "÷ floor", "memdex round trips (cache, db)"]);
+    let mut table =
+        Table::new(["disjuncts", "objects", "memdex", "floor", "÷ floor", "memdex round trips (cache, db)"]);
     for &k in &cfg.disjuncts {
         let categories: Vec<i64> = (0..k as i64).map(|i| DISJUNCT_BASE + i).collect();
         let (mut node_keys, mut object_keys) = (Vec::new(), Vec::new());
@@ -510,15 +515,20 @@ fn offload_section(cfg: &Config) -> Section {
         Ok(mut s) => results.push(offload::run(w, s.as_mut())),
         Err(e) => results.push(Err(format!("memdex: {e}"))),
     }
-    for kind in [
-        offload::PeerKind::PerCallTtl { ttl_ms: 60_000 },
-        offload::PeerKind::FlushOnWrite,
-        offload::PeerKind::NoCache,
-    ] {
+    for kind in
+        [offload::PeerKind::PerCallTtl { ttl_ms: 60_000 }, offload::PeerKind::FlushOnWrite, offload::PeerKind::NoCache]
+    {
         results.push(offload::Peer::new(kind, &rows).and_then(|mut p| offload::run(w, &mut p)));
     }
-    let mut table =
-        Table::new(["strategy", "reads", "writes", "db queries (reads)", "per 1,000 reads", "stale results", "keys written"]);
+    let mut table = Table::new([
+        "strategy",
+        "reads",
+        "writes",
+        "db queries (reads)",
+        "per 1,000 reads",
+        "stale results",
+        "keys written",
+    ]);
     for r in &results {
         match r {
             Ok(r) => table.row([
@@ -530,7 +540,15 @@ fn offload_section(cfg: &Config) -> Section {
                 r.stale.to_string(),
                 r.keys_written.to_string(),
             ]),
-            Err(e) => table.row([format!("unavailable: {e}"), String::new(), String::new(), String::new(), String::new(), String::new(), String::new()]),
+            Err(e) => table.row([
+                format!("unavailable: {e}"),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ]),
         }
     }
     section.tables.push(table);
@@ -564,7 +582,10 @@ fn offload_section(cfg: &Config) -> Section {
             b.load(&data.rows)?;
             b.cart_node_keys(HOT, cfg.cart_items)
         })
-        .map_or_else(|e| format!("unavailable: {e}"), |n| format!("{n} node (+ one key per object, shared by every query)"));
+        .map_or_else(
+            |e| format!("unavailable: {e}"),
+            |n| format!("{n} node (+ one key per object, shared by every query)"),
+        );
     table.row(["memdex".to_owned(), memdex_keys]);
     table.row([
         "per-call keys (limit 5–20 × every page offset)".to_owned(),
@@ -583,13 +604,23 @@ fn planning(cfg: &Config) -> Section {
     let mut table = Table::new(["step", "median", "p90", "target"]);
     match memdex_side::planning(cfg.planning_budget) {
         Ok(s) => {
-            table.row(["text parse + check + plan + SQL".into(), format_ns(s.median_ns), format_ns(s.p90_ns), "≤ 10 µs".to_owned()]);
+            table.row([
+                "text parse + check + plan + SQL".into(),
+                format_ns(s.median_ns),
+                format_ns(s.p90_ns),
+                "≤ 10 µs".to_owned(),
+            ]);
             section.note(format!(
                 "Planning target ≤ 10 µs median: {}.",
                 if s.median_ns <= 10_000.0 { "met" } else { "missed" }
             ));
         }
-        Err(e) => table.row(["text parse + check + plan + SQL".into(), format!("unavailable: {e}"), String::new(), "≤ 10 µs".into()]),
+        Err(e) => table.row([
+            "text parse + check + plan + SQL".into(),
+            format!("unavailable: {e}"),
+            String::new(),
+            "≤ 10 µs".into(),
+        ]),
     }
     match memdex_side::macro_overhead(cfg.planning_budget) {
         Ok((overhead, work)) => {
@@ -610,7 +641,9 @@ fn planning(cfg: &Config) -> Section {
                 if overhead.median_ns <= 1_000.0 { "met" } else { "missed" }
             ));
         }
-        Err(e) => table.row(["select! per-call overhead".into(), format!("unavailable: {e}"), String::new(), "≤ 1 µs".into()]),
+        Err(e) => {
+            table.row(["select! per-call overhead".into(), format!("unavailable: {e}"), String::new(), "≤ 1 µs".into()])
+        }
     }
     section.tables.push(table);
     section.note(
@@ -647,13 +680,25 @@ fn writes(cfg: &Config, servers: &Servers, data: &Dataset, store: &Result<Bench,
     let memdex_ns = memdex.as_ref().ok().map(|m| m.0.median_ns);
     match &memdex {
         Ok((s, db, cache)) => {
-            table.row(["memdex update".into(), format_ns(s.median_ns), format_ns(s.p90_ns), db.to_string(), cache.to_string()]);
+            table.row([
+                "memdex update".into(),
+                format_ns(s.median_ns),
+                format_ns(s.p90_ns),
+                db.to_string(),
+                cache.to_string(),
+            ]);
             section.note(format!(
                 "Target: the database transaction plus exactly one pipelined cache batch: {} ({cache} cache round trip(s)).",
                 if *cache == 1 { "met" } else { "missed" }
             ));
         }
-        Err(e) => table.row(["memdex update".into(), format!("unavailable: {e}"), String::new(), String::new(), String::new()]),
+        Err(e) => table.row([
+            "memdex update".into(),
+            format!("unavailable: {e}"),
+            String::new(),
+            String::new(),
+            String::new(),
+        ]),
     }
     let pg = servers.postgres.as_ref().map_err(|e| e.to_string()).and_then(|pg| {
         let mut base = baselines::PgBaseline::setup(&pg.params(), &data.rows).map_err(|e| e.to_string())?;
@@ -666,8 +711,20 @@ fn writes(cfg: &Config, servers: &Servers, data: &Dataset, store: &Result<Bench,
         .map_err(|e| e.to_string())
     });
     match &pg {
-        Ok(s) => table.row(["plain PostgreSQL UPDATE (prepared, autocommit)".into(), format_ns(s.median_ns), format_ns(s.p90_ns), "1".into(), "0".into()]),
-        Err(e) => table.row(["plain PostgreSQL UPDATE".into(), format!("unavailable: {e}"), String::new(), String::new(), String::new()]),
+        Ok(s) => table.row([
+            "plain PostgreSQL UPDATE (prepared, autocommit)".into(),
+            format_ns(s.median_ns),
+            format_ns(s.p90_ns),
+            "1".into(),
+            "0".into(),
+        ]),
+        Err(e) => table.row([
+            "plain PostgreSQL UPDATE".into(),
+            format!("unavailable: {e}"),
+            String::new(),
+            String::new(),
+            String::new(),
+        ]),
     }
     section.tables.push(table);
     if let (Some(m), Ok(p)) = (memdex_ns, &pg) {

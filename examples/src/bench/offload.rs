@@ -244,7 +244,12 @@ pub struct Peer {
 
 impl Peer {
     pub fn new(kind: PeerKind, rows: &[(i64, i64, f64)]) -> Result<Peer, String> {
-        Ok(Peer { kind, db: PeerDb::new(rows).map_err(|e| e.to_string())?, cache: HashMap::new(), keys: HashSet::new() })
+        Ok(Peer {
+            kind,
+            db: PeerDb::new(rows).map_err(|e| e.to_string())?,
+            cache: HashMap::new(),
+            keys: HashSet::new(),
+        })
     }
 }
 

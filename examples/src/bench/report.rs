@@ -212,7 +212,11 @@ fn markdown_table(t: &Table) -> String {
     let mut out = String::new();
     let esc = |s: &str| s.replace('|', "\\|");
     let _ = writeln!(out, "| {} |", t.headers.iter().map(|h| esc(h)).collect::<Vec<_>>().join(" | "));
-    let _ = writeln!(out, "|{}", t.headers.iter().enumerate().map(|(i, _)| if i == 0 { "---|" } else { "---:|" }).collect::<String>());
+    let _ = writeln!(
+        out,
+        "|{}",
+        t.headers.iter().enumerate().map(|(i, _)| if i == 0 { "---|" } else { "---:|" }).collect::<String>()
+    );
     for row in &t.rows {
         let _ = writeln!(out, "| {} |", row.iter().map(|c| esc(c)).collect::<Vec<_>>().join(" | "));
     }

@@ -140,11 +140,7 @@ pub fn format_ns(ns: f64) -> String {
 
 /// `a / b` as `1.23x`.
 pub fn format_ratio(a: f64, b: f64) -> String {
-    if !(a.is_finite() && b.is_finite()) || b == 0.0 {
-        "–".to_owned()
-    } else {
-        format!("{:.2}x", a / b)
-    }
+    if !(a.is_finite() && b.is_finite()) || b == 0.0 { "–".to_owned() } else { format!("{:.2}x", a / b) }
 }
 
 #[cfg(test)]
