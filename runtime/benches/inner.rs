@@ -12,7 +12,7 @@ use memdex::grammar::plan::{NodeRef, bind};
 use memdex::grammar::{Access, ParamType, Schema, Type, Value};
 
 #[path = "../src/codec.rs"]
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 mod codec;
 
 fn schema() -> Schema {
@@ -71,7 +71,7 @@ fn plan_bind(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("bind", name), |b| {
             b.iter(|| {
                 for d in &plan.disjuncts {
-                    black_box(bind(d, &params, 10_000).ok());
+                    black_box(bind(&schema, d, &params, 10_000).ok());
                 }
             })
         });
