@@ -106,10 +106,10 @@ impl Bench {
     /// in transactions of 500.
     pub fn load(&self, rows: &[Row]) -> Result<(), String> {
         let first = rows.first().map(|r| r.category_id);
-        if let Some(c) = first {
-            if !select!(Item, |i| i.category_id == c).fetch(&self.store).map_err(err)?.is_empty() {
-                return Ok(());
-            }
+        if let Some(c) = first
+            && !select!(Item, |i| i.category_id == c).fetch(&self.store).map_err(err)?.is_empty()
+        {
+            return Ok(());
         }
         for chunk in rows.chunks(500) {
             self.store

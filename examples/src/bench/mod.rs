@@ -278,7 +278,8 @@ fn hot_scan(
     let memdex_ns = median(&cases[0]);
     let floor_ns = median(&cases[1]);
     let mut table = Table::new(["case", "median", "p10", "p90", "round trips", "÷ floor", "÷ memdex"]);
-    for c in &cases {
+    let short = ["memdex", "floor", "naive", "PostgreSQL", "SQLite"];
+    for (i, c) in cases.iter().enumerate() {
         match &c.summary {
             Ok(s) => {
                 table.row([
@@ -291,7 +292,7 @@ fn hot_scan(
                     memdex_ns.map_or("–".into(), |m| format_ratio(s.median_ns, m)),
                 ]);
                 bars.push(Bar {
-                    label: c.label.split([' ', '(']).next().unwrap_or_default().to_owned(),
+                    label: short.get(i).map_or_else(|| c.label.clone(), |s| (*s).to_owned()),
                     median_us: s.median_ns / 1000.0,
                     p10_us: s.p10_ns / 1000.0,
                     p90_us: s.p90_ns / 1000.0,

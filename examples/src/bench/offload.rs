@@ -264,12 +264,11 @@ impl Strategy for Peer {
 
     fn read(&mut self, now_ms: u64, category: i64, limit: u64, offset: u64) -> Result<Vec<i64>, String> {
         let key = (category, limit, offset);
-        if self.kind != PeerKind::NoCache {
-            if let Some((ids, expires)) = self.cache.get(&key) {
-                if *expires > now_ms {
-                    return Ok(ids.clone());
-                }
-            }
+        if self.kind != PeerKind::NoCache
+            && let Some((ids, expires)) = self.cache.get(&key)
+            && *expires > now_ms
+        {
+            return Ok(ids.clone());
         }
         let ids = self.db.page(category, limit, offset).map_err(|e| e.to_string())?;
         let ttl = match self.kind {

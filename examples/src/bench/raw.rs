@@ -83,13 +83,16 @@ impl RawConn {
             self.buf.clear();
             self.pos = 0;
         }
-        let mut chunk = [0u8; 16 * 1024];
+        // Read straight into the buffer's tail: zeroing a scratch array on every call
+        // would cost more than framing the replies.
         while self.buf.len() - self.pos < n {
-            let got = self.stream.read(&mut chunk)?;
-            if got == 0 {
+            let filled = self.buf.len();
+            self.buf.resize(filled + 16 * 1024, 0);
+            let got = self.stream.read(&mut self.buf[filled..]);
+            self.buf.truncate(filled + *got.as_ref().unwrap_or(&0));
+            if got? == 0 {
                 return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "memcached closed the connection"));
             }
-            self.buf.extend_from_slice(&chunk[..got]);
         }
         Ok(())
     }
