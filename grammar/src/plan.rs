@@ -237,6 +237,28 @@ fn lookup_values(c: &Criterion) -> LookupValues {
 
 /// What to add so that the disjunct becomes indexable, worded to follow "; " in
 /// [`unindexable_message`].
+/// The suggestion for an alternative with no equality criterion at all, in the words
+/// both forms use (the macro calls this too, so the messages cannot drift apart).
+pub fn no_criteria_suggestion(conjunction: &[Expr]) -> String {
+    let mut fields: Vec<&str> = Vec::new();
+    for e in conjunction {
+        for f in e.fields() {
+            if !fields.contains(&f) {
+                fields.push(f);
+            }
+        }
+    }
+    if fields.is_empty() {
+        "this alternative tests no field at all; add an `==` or `in` test on an indexed field".to_owned()
+    } else {
+        let names: Vec<String> = fields.iter().map(|f| format!("`{f}`")).collect();
+        format!(
+            "add an `==` or `in` test on an indexed field (this alternative only tests {} in other ways)",
+            names.join(", ")
+        )
+    }
+}
+
 fn suggestion(schema: &Schema, conjunction: &[Expr]) -> String {
     let found = criteria(conjunction);
     let known = |f: &str| schema.column_by_field(f).is_some();
@@ -271,23 +293,7 @@ fn suggestion(schema: &Schema, conjunction: &[Expr]) -> String {
     if let Some(c) = prefixed {
         return format!("add #[memdex(index(prefix = 1))] on `{}`", c.field);
     }
-    let mut fields: Vec<&str> = Vec::new();
-    for e in conjunction {
-        for f in e.fields() {
-            if !fields.contains(&f) {
-                fields.push(f);
-            }
-        }
-    }
-    if fields.is_empty() {
-        "this alternative tests no field at all; add an `==` or `in` test on an indexed field".to_owned()
-    } else {
-        let names: Vec<String> = fields.iter().map(|f| format!("`{f}`")).collect();
-        format!(
-            "add an `==` or `in` test on an indexed field (this alternative only tests {} in other ways)",
-            names.join(", ")
-        )
-    }
+    no_criteria_suggestion(conjunction)
 }
 /// What can serve as an equality criterion in a conjunction, found without a schema
 /// (the macro uses it at compile time, the planner at run time: one rule for both).

@@ -401,23 +401,7 @@ fn suggestion(model: &str, eq: &[&str], prefix: &[(&str, Option<u32>)], conjunct
             None => format!("add #[memdex(index(prefix = 1))] on `{field}`"),
         };
     }
-    let mut fields: Vec<&str> = Vec::new();
-    for e in conjunction {
-        for f in e.fields() {
-            if !fields.contains(&f) {
-                fields.push(f);
-            }
-        }
-    }
-    if fields.is_empty() {
-        "this alternative tests no field at all; add an `==` or `in` test on an indexed field".to_owned()
-    } else {
-        let names: Vec<String> = fields.iter().map(|f| format!("`{f}`")).collect();
-        format!(
-            "add an `==` or `in` test on an indexed field (this alternative only tests {} in other ways)",
-            names.join(", ")
-        )
-    }
+    memdex_grammar::plan::no_criteria_suggestion(conjunction)
 }
 
 /// A `compile_error!` spanning `first..last`.
