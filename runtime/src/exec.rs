@@ -112,6 +112,9 @@ struct NodeState {
     key: String,
     node: NodeRef,
     ids: Vec<Value>,
+    /// The object slot of each id (parallel to `ids`), so that each object key is
+    /// built and hashed once per fetch.
+    slots: Vec<usize>,
     /// CAS of the node as read from the cache, when it was a complete node: the
     /// lazy-removal write-back must match it, so a concurrent append survives
     /// (race rule 2).
@@ -166,7 +169,7 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
             }
             let key = keys.node(schema, &node);
             let slot = *node_slot.entry(key.clone()).or_insert_with(|| {
-                nodes.push(NodeState { key, node, ids: Vec::new(), read_cas: None, fill_cas: None });
+                nodes.push(NodeState { key, node, ids: Vec::new(), slots: Vec::new(), read_cas: None, fill_cas: None });
                 nodes.len() - 1
             });
             mine.push(slot);
@@ -193,11 +196,8 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
             objects.len() - 1
         })
     };
-    for ids in &direct_ids {
-        for id in ids {
-            want(id, &mut objects);
-        }
-    }
+    let direct_slots: Vec<Vec<usize>> =
+        direct_ids.iter().map(|ids| ids.iter().map(|id| want(id, &mut objects)).collect()).collect();
 
     // Round trip 1: every node, plus the objects of key lookups.
     let direct_count = objects.len();
@@ -219,10 +219,8 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
     }
 
     // Round trip 2: every object the nodes list that is not known yet.
-    for n in &nodes {
-        for id in &n.ids {
-            want(id, &mut objects);
-        }
+    for n in &mut nodes {
+        n.slots = n.ids.iter().map(|id| want(id, &mut objects)).collect();
     }
     if objects.len() > direct_count {
         let ops: Vec<CacheOp<'_>> =
@@ -238,8 +236,7 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
     // of the object landed (they can sit on different servers). Ids are only ever
     // dropped from a node on the database's word, so such objects are re-read.
     for n in nodes.iter().filter(|n| n.read_cas.is_some()) {
-        for id in &n.ids {
-            let Some(&slot) = object_slot.get(&keys.object(id)) else { continue };
+        for &slot in &n.slots {
             let o = &mut objects[slot];
             if let Some(row) = &o.row {
                 if !o.from_db && !node_matches(schema, &n.node, &|c| row.column_value(c)) {
@@ -302,17 +299,14 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
         let mut seen = HashSet::new();
         let mut kept = Vec::with_capacity(n.ids.len());
         let mut removed = 0u64;
-        for id in &n.ids {
-            if !seen.insert(keys.object(id)) {
+        for (id, &slot) in n.ids.iter().zip(&n.slots) {
+            if !seen.insert(slot) {
                 continue;
             }
-            let belongs = match object_slot.get(&keys.object(id)).map(|&s| &objects[s]) {
-                Some(o) if o.from_db => {
-                    o.row.as_ref().is_some_and(|row| node_matches(schema, &n.node, &|c| row.column_value(c)))
-                }
-                // Seen only in the cache (and matching), or not looked at: keep.
-                _ => true,
-            };
+            let o = &objects[slot];
+            // Seen only in the cache (and matching): keep.
+            let belongs =
+                !o.from_db || o.row.as_ref().is_some_and(|row| node_matches(schema, &n.node, &|c| row.column_value(c)));
             if belongs {
                 kept.push(id.clone());
             } else {
@@ -329,23 +323,20 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
     writes.run(inner);
 
     // The answer: each disjunct's candidates through the full predicate, deduped.
-    let mut seen: HashSet<&str> = HashSet::new();
+    // Each object is looked at once, so its row can be moved out.
+    let mut seen: HashSet<usize> = HashSet::new();
     let mut rows: Vec<T> = Vec::new();
     let candidates = disjunct_nodes
         .iter()
-        .zip(&direct_ids)
-        .flat_map(|(slots, direct)| slots.iter().flat_map(|&s| nodes[s].ids.iter()).chain(direct.iter()));
-    let mut slots_of: Vec<usize> = Vec::new();
-    for id in candidates {
-        if let Some(&slot) = object_slot.get(&keys.object(id)) {
-            slots_of.push(slot);
+        .zip(&direct_slots)
+        .flat_map(|(node_slots, direct)| node_slots.iter().flat_map(|&s| nodes[s].slots.iter()).chain(direct.iter()));
+    for &slot in candidates {
+        if !seen.insert(slot) {
+            continue;
         }
-    }
-    for slot in slots_of {
-        let o = &objects[slot];
-        if let Some(row) = &o.row {
-            if seen.insert(o.key.as_str()) && q.matches(row) {
-                rows.push(row.clone());
+        if let Some(row) = objects[slot].row.take() {
+            if q.matches(&row) {
+                rows.push(row);
             }
         }
     }
