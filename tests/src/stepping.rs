@@ -11,6 +11,7 @@ use memdex::cache::{CacheBackend, CacheError, CacheOp, CacheReply};
 type Replies = Vec<Result<CacheReply, CacheError>>;
 
 /// What a hook decides for one batch.
+#[derive(Debug)]
 pub enum Step {
     /// Send the batch on, unchanged.
     Proceed,
