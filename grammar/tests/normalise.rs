@@ -1,6 +1,8 @@
 //! `normalise::to_dnf`: each case is an expression and its DNF, one disjunct per
 //! line, rendered with the test support's compact printer.
 
+#![allow(clippy::panic)] // Test failures are panics.
+
 mod support;
 
 use std::time::{Duration, Instant};

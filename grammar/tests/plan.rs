@@ -1,6 +1,8 @@
 //! The index planner: `plan::candidates`, `plan::plan`, `plan::bind`,
 //! `plan::node_matches` and `plan::node_of_row`.
 
+#![allow(clippy::panic)] // Test failures are panics.
+
 mod support;
 
 use memdex_grammar::ir::Expr;
@@ -471,7 +473,8 @@ fn node(index: Option<usize>, values: Vec<Value>) -> NodeRef {
 #[test]
 fn node_membership() {
     let s = item_schema();
-    let cases: Vec<(NodeRef, Vec<(&str, Value)>, bool)> = vec![
+    type Case<'a> = (NodeRef, Vec<(&'a str, Value)>, bool);
+    let cases: Vec<Case<'_>> = vec![
         (node(Some(0), vec![v(5)]), vec![("category_id", v(5))], true),
         (node(Some(0), vec![v(5)]), vec![("category_id", v(6))], false),
         (node(None, vec![v(9)]), vec![("id", v(9))], true),
