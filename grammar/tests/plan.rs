@@ -542,3 +542,112 @@ fn spans_of_planned_disjuncts() {
     assert_eq!(spans, [Span::new(10, 45), Span::new(50, 60)]);
     assert_eq!(p.disjuncts[0].conjuncts.len(), 2);
 }
+
+mod consistency {
+    //! What the nodes and the residual select is what the disjunct selects: for random
+    //! conjunctions and rows, `eval(conjunction)` ⇔ the row is in one of the bound
+    //! nodes (`node_matches`, and filed there by `node_of_row`) and passes the
+    //! residual. A contradictory (dropped) disjunct matches no row.
+
+    use memdex_grammar::eval::matches;
+    use memdex_grammar::ir::{Expr, ExprKind};
+    use memdex_grammar::normalise::to_dnf;
+    use memdex_grammar::plan::{Access, bind, node_matches, node_of_row, plan};
+    use memdex_grammar::span::Span;
+    use memdex_grammar::value::Value;
+    use proptest::prelude::*;
+
+    use super::support::*;
+
+    fn leaves() -> Vec<Expr> {
+        vec![
+            eq(f("category_id"), lit(1)),
+            eq(f("category_id"), lit(2.0)),
+            eq(f("category_id"), lit(1.5)),
+            eq(f("category_id"), p("cat")),
+            in_items(f("category_id"), [lit(1), lit(2), p("cat")]),
+            in_param(f("category_id"), "ids"),
+            ne(f("category_id"), lit(1)),
+            eq(f("id"), lit(1)),
+            in_items(f("id"), [lit(1), lit(2)]),
+            eq(f("price"), lit(-0.0)),
+            eq(f("price"), lit(2)),
+            is_none(f("deleted_at")),
+            eq(f("deleted_at"), lit(3)),
+            is_some(f("deleted_at")),
+            starts_with(f("first_name"), lit("m")),
+            starts_with(f("first_name"), p("pat")),
+            starts_with(f("last_name"), lit("abc")),
+            eq(f("cart_id"), lit(1)),
+            in_items(f("status"), [lit("a"), lit("b")]),
+            eq(f("status"), p("st")),
+            gt(f("price"), lit(0.5)),
+            not(eq(f("cart_id"), lit(2))),
+        ]
+    }
+
+    fn conjunction() -> impl Strategy<Value = Expr> {
+        prop::collection::vec(0..leaves().len(), 1..4)
+            .prop_map(|ix| Expr::new(ExprKind::And(ix.into_iter().map(|i| leaves()[i].clone()).collect()), Span::DUMMY))
+    }
+
+    fn row() -> impl Strategy<Value = Vec<Value>> {
+        let int = || prop_oneof![Just(1i64), Just(2), Just(3)];
+        let text = |a: &'static [&'static str]| prop::sample::select(a).prop_map(|s| Value::Text(s.to_owned()));
+        (
+            (int(), int(), int()),
+            text(&["", "m", "mark", "émile", "Mark"]),
+            text(&["ab", "abc", "abcd", "xbc"]),
+            text(&["a", "b", "c"]),
+            prop_oneof![Just(0.0), Just(-0.0), Just(2.0), Just(f64::NAN), Just(0.7)],
+            prop_oneof![Just(Value::Null), Just(Value::Int(3)), Just(Value::Int(1))],
+        )
+            .prop_map(|((id, category, cart), first, last, status, price, deleted)| {
+                let s = item_schema();
+                let mut cols = vec![Value::Null; s.columns.len()];
+                let mut set = |field: &str, v: Value| cols[s.column_index(field).expect("field")] = v;
+                set("id", Value::Int(id));
+                set("category_id", Value::Int(category));
+                set("cart_id", Value::Int(cart));
+                set("first_name", first);
+                set("last_name", last);
+                set("status", status);
+                set("price", Value::Float(price));
+                set("deleted_at", deleted);
+                set("active", Value::Bool(false));
+                set("color", Value::Null);
+                cols
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn nodes_and_residual_select_the_disjunct(e in conjunction(), rows in prop::collection::vec(row(), 12)) {
+            let schema = item_schema();
+            let params: Vec<(String, Value)> = vec![
+                ("cat".into(), Value::Int(2)),
+                ("ids".into(), Value::from(vec![2, 3])),
+                ("pat".into(), Value::from("ma")),
+                ("st".into(), Value::from("b")),
+            ];
+            let dnf = to_dnf(&e, 64).expect("a conjunction");
+            let Ok(p) = plan(&schema, &dnf) else { return Ok(()) };
+            for r in rows {
+                let col = |i: usize| r[i].clone();
+                let expected = matches(&schema, &e, &col, &params);
+                let mut selected = false;
+                for d in &p.disjuncts {
+                    let nodes = bind(&schema, d, &params, 64).expect("binds");
+                    let in_node = nodes.iter().any(|n| node_matches(&schema, n, &col));
+                    if let Access::Index { index, .. } = &d.access {
+                        let filed = node_of_row(&schema, *index, &col);
+                        prop_assert_eq!(in_node, nodes.contains(&filed), "node_of_row vs node_matches");
+                    }
+                    let residual = Expr::new(ExprKind::And(d.residual.clone()), Span::DUMMY);
+                    selected |= in_node && matches(&schema, &residual, &col, &params);
+                }
+                prop_assert_eq!(selected, expected, "{} on {:?}", show(&e), r);
+            }
+        }
+    }
+}
