@@ -651,3 +651,100 @@ mod consistency {
         }
     }
 }
+
+mod text {
+    //! The same planner reached from the text form (parse → check → DNF → plan), and
+    //! the full wording of unindexable errors, rendered with a caret.
+
+    use memdex_grammar::params::{ParamType, Params};
+    use memdex_grammar::value::Value;
+    use memdex_grammar::{Access, normalise, prepare_text, text};
+
+    use super::render;
+    use super::support::item_schema;
+
+    fn params() -> Vec<(String, Value)> {
+        vec![
+            ("cat".into(), Value::Int(5)),
+            ("ids".into(), Value::from(vec![1, 2])),
+            ("pat".into(), Value::from("ma")),
+            ("s".into(), Value::from("open")),
+        ]
+    }
+
+    fn prepared(src: &str) -> Result<memdex_grammar::Prepared, memdex_grammar::Errors> {
+        let p = params();
+        prepare_text(
+            &item_schema(),
+            src,
+            &|name| ParamType::of(p.get(name)),
+            Access::Indexed,
+            normalise::DEFAULT_DISJUNCT_LIMIT,
+        )
+    }
+
+    #[track_caller]
+    fn check(src: &str, expect: &[&str]) {
+        let p = prepared(src).unwrap_or_else(|e| panic!("{}", e.render(src)));
+        let plan = p.plan.expect("indexed access plans");
+        assert_eq!(render(&item_schema(), &plan), expect, "{src}");
+    }
+
+    fn rendered_errors(src: &str) -> String {
+        match prepared(src) {
+            Ok(_) => panic!("{src} should be refused"),
+            Err(e) => e.render(src),
+        }
+    }
+
+    #[test]
+    fn text_queries_plan_like_ir() {
+        check("lambda c: c.category_id == cat and c.price > 10.0", &["index category_id=cat | c.price > 10.0"]);
+        check(
+            "lambda c: c.cart_id in ids and c.status == s or c.id == 3",
+            &["index cart_id in ids & status=s | -", "key id=3 | -"],
+        );
+        check(
+            "lambda c: c.first_name.startswith(pat) and not (c.category_id != 2)",
+            &["index category_id=2 | c.first_name.startswith(pat)"],
+        );
+        check(
+            "lambda c: c.deleted_at is None and c.category_id == -1",
+            &["index category_id=-1 | c.deleted_at is None"],
+        );
+        check("lambda c: c.category_id == 1 and c.category_id == 2 or c.cart_id == 4", &["index cart_id=4 | -"]);
+        check(
+            "lambda c: not (c.cart_id != 1 or c.status != 'a') and c.price < 2.0",
+            &["index cart_id=1 & status=\"a\" | c.price < 2.0"],
+        );
+    }
+
+    #[test]
+    fn unindexable_messages() {
+        insta::assert_snapshot!(
+            "unindexable_range",
+            rendered_errors("lambda c: c.category_id == cat or c.price > 10.0 and c.price < 20.0")
+        );
+        insta::assert_snapshot!(
+            "unindexable_two_alternatives",
+            rendered_errors("lambda c: c.status == 'open' and c.color == 'red' or c.last_name.startswith('ab')")
+        );
+        insta::assert_snapshot!(
+            "unindexable_prefix_needs_an_index",
+            rendered_errors("lambda c: c.status.startswith(s)")
+        );
+        insta::assert_snapshot!("unindexable_nothing", rendered_errors("lambda c: True"));
+        insta::assert_snapshot!("unindexable_negated", rendered_errors("lambda c: not (c.category_id in (1, 2))"));
+    }
+
+    #[test]
+    fn messages_print_the_users_parameter() {
+        let src = "lambda item: item.price > 1.0";
+        let lambda = text::parse(src).expect("parses");
+        let dnf = normalise::to_dnf(&lambda.body, 64).expect("normalises");
+        let errs = memdex_grammar::plan::plan_with_param(&item_schema(), &dnf, &lambda.param).expect_err("refused");
+        let message = errs.to_string();
+        assert!(message.contains("serves `item.price > 1.0`"), "{message}");
+        assert!(message.contains("(indexes: id (key), category_id, first_name (prefix 1), (cart_id, status), cart_id, deleted_at, price, last_name (prefix 3))"), "{message}");
+    }
+}
