@@ -418,28 +418,16 @@ fn operand(e: &Expr) -> Option<Operand> {
 /// `==` a literal outside an `in` list, `in` lists with no common value, an `==` to
 /// NaN. Equality is Rust's, null-aware, with integers and floats compared numerically.
 pub fn contradictory(conjunction: &[Expr]) -> bool {
-    // Per field: the values it may still take (None: unconstrained so far).
-    let mut allowed: Vec<(&str, Option<Vec<Value>>, Vec<Value>)> = Vec::new();
-    fn slot<'a, 'b>(
-        allowed: &'b mut Vec<(&'a str, Option<Vec<Value>>, Vec<Value>)>,
-        field: &'a str,
-    ) -> &'b mut (&'a str, Option<Vec<Value>>, Vec<Value>) {
-        let i = match allowed.iter().position(|(f, _, _)| *f == field) {
+    let mut domains: Vec<Domain<'_>> = Vec::new();
+    fn domain<'a, 'b>(domains: &'b mut Vec<Domain<'a>>, field: &'a str) -> &'b mut Domain<'a> {
+        let i = match domains.iter().position(|d| d.field == field) {
             Some(i) => i,
             None => {
-                allowed.push((field, None, Vec::new()));
-                allowed.len() - 1
+                domains.push(Domain { field, allowed: None, excluded: Vec::new() });
+                domains.len() - 1
             }
         };
-        &mut allowed[i]
-    }
-    fn restrict(current: &mut Option<Vec<Value>>, values: Vec<Value>) {
-        // A value that does not equal itself (NaN) can never be matched.
-        let values: Vec<Value> = values.into_iter().filter(|v| values_equal(v, v)).collect();
-        *current = Some(match current.take() {
-            None => values,
-            Some(old) => old.into_iter().filter(|v| values.iter().any(|w| values_equal(v, w))).collect(),
-        });
+        &mut domains[i]
     }
     for e in conjunction {
         match &e.kind {
@@ -448,13 +436,13 @@ pub fn contradictory(conjunction: &[Expr]) -> bool {
                     (Some(f), None, _, Some(Operand::Lit(v))) | (None, Some(f), Some(Operand::Lit(v)), _) => (f, v),
                     _ => continue,
                 };
-                let s = slot(&mut allowed, field);
-                if *op == CmpOp::Eq { restrict(&mut s.1, vec![value]) } else { s.2.push(value) }
+                let d = domain(&mut domains, field);
+                if *op == CmpOp::Eq { d.restrict(vec![value]) } else { d.excluded.push(value) }
             }
             ExprKind::IsNull { expr, negated } => {
                 let Some(field) = field_name(expr) else { continue };
-                let s = slot(&mut allowed, field);
-                if *negated { s.2.push(Value::Null) } else { restrict(&mut s.1, vec![Value::Null]) }
+                let d = domain(&mut domains, field);
+                if *negated { d.excluded.push(Value::Null) } else { d.restrict(vec![Value::Null]) }
             }
             ExprKind::In { needle, haystack: Haystack::Items(items) } => {
                 let Some(field) = field_name(needle) else { continue };
@@ -467,15 +455,37 @@ pub fn contradictory(conjunction: &[Expr]) -> bool {
                     .collect();
                 // A parameter among the items could be anything.
                 if let Some(values) = values {
-                    restrict(&mut slot(&mut allowed, field).1, values);
+                    domain(&mut domains, field).restrict(values);
                 }
             }
             _ => {}
         }
     }
-    allowed.iter().any(|(_, allowed, excluded)| {
-        allowed.as_ref().is_some_and(|vs| vs.iter().all(|v| excluded.iter().any(|x| values_equal(v, x))))
-    })
+    domains.iter().any(Domain::is_empty)
+}
+
+/// What the literal criteria of a conjunction leave a field free to be.
+struct Domain<'a> {
+    field: &'a str,
+    /// The values `==` and `in` still allow (`None`: no such criterion yet).
+    allowed: Option<Vec<Value>>,
+    /// The values `!=` and `is not None` exclude.
+    excluded: Vec<Value>,
+}
+
+impl Domain<'_> {
+    fn restrict(&mut self, values: Vec<Value>) {
+        // A value that does not equal itself (NaN) can never be matched.
+        let values: Vec<Value> = values.into_iter().filter(|v| values_equal(v, v)).collect();
+        self.allowed = Some(match self.allowed.take() {
+            None => values,
+            Some(old) => old.into_iter().filter(|v| values.iter().any(|w| values_equal(v, w))).collect(),
+        });
+    }
+
+    fn is_empty(&self) -> bool {
+        self.allowed.as_ref().is_some_and(|vs| vs.iter().all(|v| self.excluded.iter().any(|x| values_equal(v, x))))
+    }
 }
 
 /// The words of an unindexable error, shared by the text form (runtime error) and the
@@ -656,7 +666,7 @@ pub fn node_of_row(schema: &Schema, index: usize, column: &dyn Fn(usize) -> Valu
                 match (ix.prefix, v) {
                     (Some(n), Value::Text(s)) => Value::Text(prefix_of(&s, n)),
                     // One key for both zeros, as `escape_value` also ensures.
-                    (_, Value::Float(x)) if x == 0.0 => Value::Float(0.0),
+                    (_, Value::Float(0.0)) => Value::Float(0.0),
                     (_, v) => v,
                 }
             })

@@ -3,6 +3,8 @@
 //! a row (columns not named keep a default: 0, 0.0, "", false, None), and the answer
 //! Rust would give.
 
+#![allow(clippy::panic)] // Test failures are panics.
+
 mod support;
 
 use memdex_grammar::eval::{matches, value};

@@ -1,6 +1,8 @@
 //! `normalise::to_dnf`: each case is an expression and its DNF, one disjunct per
 //! line, rendered with the test support's compact printer.
 
+#![allow(clippy::panic)] // Test failures are panics.
+
 mod support;
 
 use std::time::{Duration, Instant};
@@ -120,4 +122,90 @@ fn spans_follow_the_source() {
     let dnf = to_dnf(&e, DEFAULT_DISJUNCT_LIMIT).expect("one disjunct");
     assert_eq!(dnf[0][0].span, Span::new(0, 14));
     assert_eq!(dnf[0][1].span, Span::new(19, 26));
+}
+
+mod equivalence {
+    //! The DNF means what the expression meant: for random expressions over leaves
+    //! with NULLs, NaN and `-0.0` in play, and random rows, `eval` agrees on both.
+
+    use memdex_grammar::eval::matches;
+    use memdex_grammar::ir::{Expr, ExprKind};
+    use memdex_grammar::normalise::to_dnf;
+    use memdex_grammar::span::Span;
+    use memdex_grammar::value::Value;
+    use proptest::prelude::*;
+
+    use super::support::*;
+
+    fn leaves() -> Vec<Expr> {
+        vec![
+            eq(f("category_id"), lit(1)),
+            ne(f("category_id"), lit(2)),
+            lt(f("price"), lit(1.0)),
+            ge(f("price"), lit(0.0)),
+            eq(f("price"), lit(-0.0)),
+            is_none(f("deleted_at")),
+            eq(f("deleted_at"), lit(3)),
+            ne(f("deleted_at"), none()),
+            starts_with(f("first_name"), lit("m")),
+            in_items(f("category_id"), [lit(1), lit(3)]),
+            f("active"),
+            lit(true),
+            lit(false),
+            gt(add(f("category_id"), lit(i64::MAX)), lit(0)),
+        ]
+    }
+
+    fn expr() -> impl Strategy<Value = Expr> {
+        let leaf = (0..leaves().len()).prop_map(|i| leaves()[i].clone());
+        leaf.prop_recursive(5, 40, 3, |inner| {
+            prop_oneof![
+                inner.clone().prop_map(not),
+                prop::collection::vec(inner.clone(), 2..4).prop_map(and_v),
+                prop::collection::vec(inner, 2..4).prop_map(or_v),
+            ]
+        })
+    }
+
+    fn row() -> impl Strategy<Value = Vec<Value>> {
+        (
+            prop_oneof![Just(1i64), Just(2), Just(3)],
+            prop_oneof![Just("".to_owned()), Just("m".to_owned()), Just("mark".to_owned()), Just("Mark".to_owned())],
+            prop_oneof![Just(f64::NAN), Just(0.0), Just(-0.0), Just(0.5), Just(2.0)],
+            prop_oneof![Just(Value::Null), Just(Value::Int(3)), Just(Value::Int(0))],
+            any::<bool>(),
+        )
+            .prop_map(|(category, name, price, deleted, active)| {
+                let mut cols = vec![Value::Int(0); item_schema().columns.len()];
+                let s = item_schema();
+                let mut set = |field: &str, v: Value| cols[s.column_index(field).expect("field")] = v;
+                set("category_id", Value::Int(category));
+                set("first_name", Value::Text(name));
+                set("price", Value::Float(price));
+                set("deleted_at", deleted);
+                set("active", Value::Bool(active));
+                cols
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn dnf_is_equivalent(e in expr(), rows in prop::collection::vec(row(), 8)) {
+            let Ok(dnf) = to_dnf(&e, 100_000) else { return Ok(()) };
+            let as_expr = Expr::new(
+                ExprKind::Or(dnf.into_iter().map(|c| Expr::new(ExprKind::And(c), Span::DUMMY)).collect()),
+                Span::DUMMY,
+            );
+            let schema = item_schema();
+            let params: Vec<(String, Value)> = vec![];
+            for r in rows {
+                let col = |i: usize| r[i].clone();
+                prop_assert_eq!(
+                    matches(&schema, &e, &col, &params),
+                    matches(&schema, &as_expr, &col, &params),
+                    "{} on {:?}", show(&e), r
+                );
+            }
+        }
+    }
 }
