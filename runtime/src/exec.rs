@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 use memdex_grammar::explain::Explain;
 use memdex_grammar::ir::{CmpOp, Expr, ExprKind, StrOp};
 use memdex_grammar::keys::KeySpace;
-use memdex_grammar::plan::{BindError, NodeRef, Plan, bind, node_matches};
+use memdex_grammar::plan::{BindError, NodeRef, Plan, bind, node_matches, node_of_row};
 use memdex_grammar::sql::{self, OrderBy, SelectSpec};
 use memdex_grammar::{Dialect, Prepared, Schema, Span, Type, Value};
 
@@ -222,12 +222,33 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
     for n in &mut nodes {
         n.slots = n.ids.iter().map(|id| want(id, &mut objects)).collect();
     }
-    if objects.len() > direct_count {
-        let ops: Vec<CacheOp<'_>> =
+    // Several nodes read from the cache were read one after another, not at one
+    // instant: an id moving between two of them (appended to its new node, removed
+    // lazily from its old one) can be missed by both reads. So they are read again,
+    // in the same round trip as the objects, and if any changed in between ("double
+    // collect"), this query is answered by the database instead.
+    let recheck = nodes.len() > 1 && nodes.iter().all(|n| n.read_cas.is_some());
+    if objects.len() > direct_count || recheck {
+        let mut ops: Vec<CacheOp<'_>> =
             objects[direct_count..].iter().map(|o| CacheOp::Get { key: &o.key, lease }).collect();
+        let object_ops = ops.len();
+        if recheck {
+            ops.extend(nodes.iter().map(|n| CacheOp::Get { key: &n.key, lease: None }));
+        }
         let replies = inner.cache_run(&ops);
-        for (o, reply) in objects[direct_count..].iter_mut().zip(&replies) {
+        let (object_replies, node_replies) = replies.split_at(object_ops.min(replies.len()));
+        for (o, reply) in objects[direct_count..].iter_mut().zip(object_replies) {
             read_object(inner, o, reply);
+        }
+        let moved = recheck
+            && (node_replies.len() != nodes.len()
+                || nodes.iter().zip(node_replies).any(|(n, r)| match r {
+                    Ok(CacheReply::Hit { cas, .. }) => Some(*cas) != n.read_cas,
+                    _ => true,
+                }));
+        if moved {
+            tracing::debug!("index nodes changed during the read; answering from the database");
+            return Ok(None);
         }
     }
 
@@ -285,6 +306,12 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
 
     // Nodes: fill leases won; write back cleaned nodes (remove lazily).
     let mut removed_total = 0u64;
+    // Ids moved to another node of the same index, appended there before the old
+    // node is written back without them: between a writer's commit and its append,
+    // the database already says "moved" while the new node does not list the id yet,
+    // and a removal in that window would hide a row that matched throughout.
+    let mut rehomed: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut cleaned: Vec<(String, Vec<u8>, u64)> = Vec::new();
     for n in &nodes {
         if let Some(cas) = n.fill_cas {
             let bytes = codec::encode_node(&n.ids);
@@ -311,15 +338,29 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
                 kept.push(id.clone());
             } else {
                 removed += 1;
+                if let (Some(row), Some(index)) = (&o.row, n.node.index) {
+                    let home = node_of_row(schema, index, &|c| row.column_value(c));
+                    rehomed.push((keys.node(schema, &home), codec::id_record(id)));
+                }
             }
         }
         if kept.len() != n.ids.len() {
             removed_total += removed;
-            let bytes = codec::encode_node(&kept);
-            writes.cas(n.key.clone(), bytes, inner.settings.node_ttl, cas);
+            cleaned.push((n.key.clone(), codec::encode_node(&kept), cas));
         }
     }
-    Counters::add(&inner.stats.lazy_removals, removed_total);
+    // Appends first, in their own batch; a clean-up whose appends did not all land
+    // is dropped (the ids stay listed, and a later read cleans them).
+    let rehomed_ok = rehomed.is_empty() || {
+        let ops: Vec<CacheOp<'_>> = rehomed.iter().map(|(key, value)| CacheOp::Append { key, value }).collect();
+        inner.cache_run(&ops).iter().all(|r| r.is_ok())
+    };
+    if rehomed_ok {
+        Counters::add(&inner.stats.lazy_removals, removed_total);
+        for (key, bytes, cas) in cleaned {
+            writes.cas(key, bytes, inner.settings.node_ttl, cas);
+        }
+    }
     writes.run(inner);
 
     // The answer: each disjunct's candidates through the full predicate, deduped.
