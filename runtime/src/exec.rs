@@ -131,7 +131,8 @@ struct ObjectState<T> {
     row: Option<T>,
     /// The row came from the database during this fetch (evidence for lazy removal).
     from_db: bool,
-    /// The cached bytes, when the row came from the cache.
+    /// The cached row's bytes, kept only for a cached row that is re-read from the
+    /// database (to tell whether the cached copy is stale); a plain hit keeps none.
     cached: Option<Vec<u8>>,
     fill_cas: Option<u64>,
     needs_db: bool,
@@ -261,6 +262,9 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
             let o = &mut objects[slot];
             if let Some(row) = &o.row {
                 if !o.from_db && !node_matches(schema, &n.node, &|c| row.column_value(c)) {
+                    // Objects are stored as `encode_object` wrote them, so re-encoding
+                    // the decoded row gives the cached bytes back, off the hot path.
+                    o.cached = codec::encode_object(row);
                     o.needs_db = true;
                 }
             }
@@ -484,7 +488,6 @@ fn read_object<T: Model>(
             Some(row) if row.key().into() == o.id => {
                 Counters::add(&inner.stats.object_hits, 1);
                 o.row = Some(row);
-                o.cached = Some(value.clone());
                 return;
             }
             // Undecodable bytes, or another row's: a miss, repaired under the
