@@ -402,6 +402,18 @@ impl Checker<'_> {
             }
             _ => Ty::Error,
         };
+        // SQL's `%` is defined for integers only (PostgreSQL has no float `%`, SQLite
+        // truncates to integers), so a float remainder could not run on the database.
+        let ty = if op == ArithOp::Rem && matches!(ty, Ty::Value { ty: Type::Float, .. }) {
+            let kind =
+                ErrorKind::TypeMismatch { context: "`%`".into(), expected: "integers".into(), found: describe(&ty) };
+            self.errors.push(Error::new(kind, span).with_hint(
+                "`%` needs integer operands: SQL has no float remainder; compare integers, or filter the float in Rust",
+            ));
+            Ty::Error
+        } else {
+            ty
+        };
         (Expr::new(ExprKind::Arith { op, lhs: Box::new(l), rhs: Box::new(r) }, span), ty)
     }
 

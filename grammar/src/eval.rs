@@ -9,10 +9,22 @@
 //! result is false, never a panic. An int meeting a float compares numerically.
 //!
 //! The rules in detail:
-//! * A value Rust could not compute (integer overflow, division or remainder by
-//!   zero) is *undefined*. Every test that reads an undefined value (`==`, `!=`, `<`,
-//!   `in`, `is None`, string tests) is false; a `not` around such a test is then
-//!   true, as `not` of any false test is. [`value`] gives `Null` for it.
+//! * A value Rust could not compute (integer overflow of `+ - *` or unary `-`,
+//!   division or remainder by zero, `i64::MIN / -1`, `i64::MIN % -1`) is
+//!   *undefined*. Every test that reads an undefined value (`==`, `!=`, `<`, `in`,
+//!   `is None`, string tests) is false; a `not` around such a test is then true, as
+//!   `not` of any false test is. [`value`] gives `Null` for it.
+//! * A float arithmetic result (`+ - * /` and unary `-`) that is not finite (±inf or
+//!   NaN) is undefined too, exactly like integer overflow. Finite results are IEEE's,
+//!   underflow to zero and subnormals included; stored or bound ±inf that no
+//!   arithmetic touches are ordinary values (`c.price > 1e308` holds for +inf).
+//!   Why not IEEE's inf and NaN: the SQL the same filter runs as cannot reproduce
+//!   them. SQLite has no NaN (it turns one into NULL) and gives NULL for `x / 0.0`;
+//!   PostgreSQL raises errors on float overflow, on a product or quotient of non-zero
+//!   values that underflows to zero and on division by zero, and orders NaN above
+//!   every number; SQLite drops the sign of `-0.0` when storing it. "Undefined" can
+//!   be computed the same way on every path (the SQL yields NULL exactly there, see
+//!   `sql::emit`), IEEE's non-finite values cannot.
 //! * Ordering comparisons (`<`, `<=`, `>`, `>=`) with `None` on either side are false
 //!   (the checker rejects them on `Option` columns; this is the fallback), and with
 //!   NaN false, as IEEE and Rust say.
@@ -172,7 +184,7 @@ impl Row<'_> {
             ExprKind::Param(name) => self.params.get(name).cloned().ok_or(Undefined)?,
             ExprKind::Neg(inner) => match self.value(inner)? {
                 Value::Int(i) => Value::Int(i.checked_neg().ok_or(Undefined)?),
-                Value::Float(x) => Value::Float(-x),
+                Value::Float(x) => Value::Float(finite(-x)?),
                 _ => return Err(Undefined),
             },
             ExprKind::Arith { op, lhs, rhs } => arith(*op, &self.value(lhs)?, &self.value(rhs)?)?,
@@ -211,7 +223,8 @@ fn compare(op: CmpOp, a: &Value, b: &Value) -> bool {
 
 /// i64 arithmetic with Rust's checked semantics (overflow and division by zero are
 /// undefined; `/` truncates toward zero, `%` takes the dividend's sign), f64
-/// arithmetic as IEEE says (`1.0 / 0.0` is infinity). `None` operands are undefined.
+/// arithmetic as IEEE says where the result is finite and undefined where it is not
+/// (`1.0 / 0.0`, `f64::MAX * 2.0`, `inf - inf`). `None` operands are undefined.
 fn arith(op: ArithOp, a: &Value, b: &Value) -> Result<Value, Undefined> {
     match (a, b) {
         (Value::Int(x), Value::Int(y)) => {
@@ -226,16 +239,21 @@ fn arith(op: ArithOp, a: &Value, b: &Value) -> Result<Value, Undefined> {
         }
         (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
             let (Some(x), Some(y)) = (a.as_f64(), b.as_f64()) else { return Err(Undefined) };
-            Ok(Value::Float(match op {
+            Ok(Value::Float(finite(match op {
                 ArithOp::Add => x + y,
                 ArithOp::Sub => x - y,
                 ArithOp::Mul => x * y,
                 ArithOp::Div => x / y,
                 ArithOp::Rem => x % y,
-            }))
+            })?))
         }
         _ => Err(Undefined),
     }
+}
+
+/// A float arithmetic result: undefined unless finite (see the module doc).
+fn finite(x: f64) -> Result<f64, Undefined> {
+    if x.is_finite() { Ok(x) } else { Err(Undefined) }
 }
 
 #[cfg(test)]
@@ -253,5 +271,81 @@ mod tests {
         assert_eq!(values_cmp(&Value::Int(i64::MIN), &Value::Float(-9.3e18)), Some(Ordering::Greater));
         assert_eq!(values_cmp(&Value::Float(f64::NAN), &Value::Int(1)), None);
         assert!(values_equal(&Value::Float(-0.0), &Value::Int(0)));
+    }
+
+    fn float(op: ArithOp, a: f64, b: f64) -> Option<f64> {
+        match arith(op, &Value::Float(a), &Value::Float(b)) {
+            Ok(Value::Float(x)) => Some(x),
+            Ok(other) => panic!("a float operation gave {other:?}"),
+            Err(Undefined) => None,
+        }
+    }
+
+    /// Non-finite results are undefined; finite ones are IEEE's, underflow included.
+    #[test]
+    fn float_arithmetic_is_undefined_exactly_where_not_finite() {
+        use ArithOp::*;
+        let inf = f64::INFINITY;
+        let cases: &[(ArithOp, f64, f64, Option<f64>)] = &[
+            (Mul, f64::MAX, 2.0, None),
+            (Add, f64::MAX, f64::MAX, None),
+            (Sub, f64::MIN, f64::MAX, None),
+            (Div, 1.0, 0.0, None),
+            (Div, 0.0, 0.0, None),
+            (Div, 1.0, -0.0, None),
+            (Add, inf, 1.0, None),
+            (Sub, inf, inf, None),
+            (Mul, inf, 0.0, None),
+            (Div, inf, inf, None),
+            (Div, 1.0, inf, Some(0.0)),
+            (Div, f64::MAX, 0.5, None),
+            (Div, 1e308, 0.1, None),
+            // Rounds to f64::MAX, not to infinity.
+            (Add, f64::MAX, 1.0, Some(f64::MAX)),
+            (Mul, 1e-300, 1e-300, Some(0.0)),
+            (Mul, 5e-324, 0.5, Some(0.0)),
+            (Mul, 5e-324, 0.75, Some(5e-324)),
+            (Div, 5e-324, 2.0, Some(0.0)),
+            (Div, f64::MIN_POSITIVE, 4.0, Some(f64::MIN_POSITIVE / 4.0)),
+            (Sub, 0.5, 0.5, Some(0.0)),
+            (Add, -0.0, -0.0, Some(-0.0)),
+        ];
+        for &(op, a, b, want) in cases {
+            let got = float(op, a, b);
+            assert_eq!(got.map(f64::to_bits), want.map(f64::to_bits), "{a:e} {} {b:e}", op.symbol());
+        }
+    }
+
+    /// The rule as filters see it: a comparison reading an undefined float is false,
+    /// its `not` true; a stored infinity that no arithmetic touches compares as itself.
+    #[test]
+    fn non_finite_results_make_tests_false_but_stored_infinity_is_a_value() {
+        use crate::ir::Expr;
+        use crate::span::Span;
+        let schema = Schema::new("T", "t").column("id", crate::value::Type::Int, false).column(
+            "x",
+            crate::value::Type::Float,
+            false,
+        );
+        let x = || Expr::field("x", Span::DUMMY);
+        let lit = |v: f64| Expr::lit(v, Span::DUMMY);
+        let times_two = || Expr::new(
+            ExprKind::Arith { op: ArithOp::Mul, lhs: Box::new(x()), rhs: Box::new(lit(2.0)) },
+            Span::DUMMY,
+        );
+        let gt = Expr::cmp(CmpOp::Gt, times_two(), lit(0.0), Span::DUMMY);
+        let not_gt = Expr::new(ExprKind::Not(Box::new(gt.clone())), Span::DUMMY);
+        let stored = Expr::cmp(CmpOp::Gt, x(), lit(f64::MAX), Span::DUMMY);
+        let params: Vec<(String, Value)> = Vec::new();
+        let at = |v: f64, e: &Expr| {
+            matches(&schema, e, &|i| if i == 1 { Value::Float(v) } else { Value::Int(1) }, &params)
+        };
+        for v in [f64::INFINITY, f64::MAX, 1e308] {
+            assert!(!at(v, &gt), "{v:e} * 2.0 is not finite: undefined, so `>` is false");
+            assert!(at(v, &not_gt), "and its `not` is true");
+        }
+        assert!(at(1.0, &gt) && !at(1.0, &not_gt));
+        assert!(at(f64::INFINITY, &stored), "a stored infinity is an ordinary value");
+        assert_eq!(value(&schema, &times_two(), &|_| Value::Float(f64::MAX), &params), Value::Null);
     }
 }

@@ -114,8 +114,26 @@ fn rejected_filters() {
             "lambda c: c.first_name == 1 and c.nope and missing == 2",
             "lambda c: c.category_id in (c.id, 2)",
             "lambda c: ids == c.category_id",
+            "lambda c: c.price % 2.0 == 1.5",
+            "lambda c: c.category_id % 2 == 0 and (c.price % limit) + 1 > 2",
+            "lambda c: captured % c.price < 1",
         ],
     );
+}
+
+/// K2: `%` on floats is rejected (SQL has no float remainder), whatever its
+/// operands are written as; on integers it stays.
+#[test]
+fn float_remainder_is_rejected() {
+    let mismatch = |s: &str| {
+        kinds(s).iter().filter(|k| matches!(k, ErrorKind::TypeMismatch { context, .. } if context == "`%`")).count()
+    };
+    assert_eq!(mismatch("lambda c: c.price % 2.0 == 1.5"), 1);
+    assert_eq!(mismatch("lambda c: c.price % 2 == 1"), 1, "an int literal against a float becomes a float");
+    assert_eq!(mismatch("lambda c: captured % c.price < 1"), 1);
+    assert_eq!(mismatch("lambda c: (c.price % limit) % limit < 1"), 1, "one error, not a cascade");
+    assert_eq!(kinds("lambda c: c.category_id % 2 == 0"), vec![]);
+    assert_eq!(kinds("lambda c: c.category_id % cat == captured % 3"), vec![]);
 }
 
 #[test]

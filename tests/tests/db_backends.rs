@@ -11,6 +11,11 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use memdex::grammar;
+
+#[path = "../../grammar/tests/support/extreme.rs"]
+mod extreme;
+
 use memdex::db::postgres::{Postgres, PostgresOptions};
 use memdex::db::sqlite::Sqlite;
 use memdex::db::{Database, DbError};
@@ -427,6 +432,53 @@ fn postgres_numeric_aggregates_decode() {
     assert!(matches!(fractional, Err(DbError::Decode { column: 0, .. })), "{fractional:?}");
 }
 
+/// The SQL memdex emits for arithmetic at the extremes (integer overflow, division
+/// by zero, `i64::MIN / -1`, float overflow, underflow, subnormals, ±inf, -0.0; see
+/// `grammar/tests/support/extreme.rs`) returns exactly the rows `eval` accepts, and
+/// never a database error (PostgreSQL raises them for bigint overflow, float
+/// overflow and underflow, and division by zero, also while planning a constant).
+fn arithmetic_at_the_extremes_matches_eval(db: &dyn Database) {
+    let schema = extreme::schema();
+    db.execute_ddl(&grammar::sql::create_table(db.dialect(), &schema)).expect("create table");
+    let rows = extreme::rows();
+    db.transaction(&mut |tx| {
+        for row in &rows {
+            tx.execute(&grammar::sql::insert(db.dialect(), &schema, row))?;
+        }
+        Ok(())
+    })
+    .expect("insert rows");
+    let cases = extreme::cases();
+    let mut failures = Vec::new();
+    for case in &cases {
+        let spec = grammar::sql::SelectSpec { filter: Some(&case.filter), ..Default::default() };
+        let q = grammar::sql::select(db.dialect(), &schema, spec, &case.params).expect("emit");
+        let types: Vec<Type> = schema.columns.iter().map(|c| c.ty).collect();
+        let mut got: Vec<i64> = match db.query(&q, &types) {
+            Ok(rows) => rows.iter().filter_map(|r| r[0].as_i64()).collect(),
+            Err(e) => {
+                failures.push(format!("{}: {e}\n  {}", case.label, q.text));
+                continue;
+            }
+        };
+        got.sort_unstable();
+        let want = extreme::expected(case);
+        if got != want {
+            let missing: Vec<_> = want.iter().filter(|id| !got.contains(id)).collect();
+            let extra: Vec<_> = got.iter().filter(|id| !want.contains(id)).collect();
+            failures.push(format!("{}: missing ids {missing:?}, extra ids {extra:?}\n  {}", case.label, q.text));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{}: {} of {} cases disagree with eval:\n{}",
+        db.describe(),
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
 // ---------------------------------------------------------------- backends
 
 /// A database for one test plus whatever must outlive it (a temporary directory).
@@ -497,4 +549,5 @@ suite!(
     bad_statements_are_errors,
     transactions_commit_and_roll_back,
     concurrent_readers_and_writers,
+    arithmetic_at_the_extremes_matches_eval,
 );

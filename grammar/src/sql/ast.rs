@@ -7,7 +7,7 @@
 
 use sqlparser::ast::helpers::attached_token::AttachedToken;
 use sqlparser::ast::{
-    BinaryOperator, CastKind, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
+    BinaryOperator, CaseWhen, CastKind, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
     FunctionArguments, GroupByExpr, Ident, ObjectName, Query, Select, SelectFlavor, SelectItem, SetExpr, TableFactor,
     TableWithJoins, UnaryOperator, Value as SqlValue,
 };
@@ -49,6 +49,10 @@ pub(crate) fn constant_string(s: &str) -> Expr {
 
 pub(crate) fn boolean(b: bool) -> Expr {
     Expr::value(SqlValue::Boolean(b))
+}
+
+pub(crate) fn null() -> Expr {
+    Expr::value(SqlValue::Null)
 }
 
 /// `1 = 0`: a false condition every dialect accepts (SQLite before 3.23 has no
@@ -182,6 +186,23 @@ pub(crate) fn and_all(items: Vec<Expr>) -> Option<Expr> {
 /// `a op b op …`, left-associative; `None` for no items.
 pub(crate) fn fold(items: Vec<Expr>, op: BinaryOperator) -> Option<Expr> {
     items.into_iter().reduce(|acc, e| binary(acc, op.clone(), e))
+}
+
+/// `CASE WHEN c1 THEN r1 … [ELSE e] END`.
+pub(crate) fn case(arms: Vec<(Expr, Expr)>, else_result: Option<Expr>) -> Expr {
+    Expr::Case {
+        case_token: AttachedToken::empty(),
+        end_token: AttachedToken::empty(),
+        operand: None,
+        conditions: arms.into_iter().map(|(condition, result)| CaseWhen { condition, result }).collect(),
+        else_result: else_result.map(Box::new),
+    }
+}
+
+/// A float constant of the query's shape (an overflow bound such as `f64::MAX`),
+/// written as the shortest decimal that reads back as exactly `x`.
+pub(crate) fn float(x: f64) -> Expr {
+    constant_number_text(&format!("{x:e}"))
 }
 
 /// A numeric constant given as its digits (for values beyond `u64` formatting

@@ -6,9 +6,18 @@ use sqlparser::ast::{
     BinaryOperator, DataType, ExactNumberInfo, Expr, FunctionArg, FunctionArgExpr, Ident, ObjectName, UnaryOperator,
 };
 
-use super::ast::{self, binary, cast, constant_string, function, function_with_args, nested, number, operand, unary};
-use crate::ir::StrOp;
+use super::SqlError;
+use super::ast::{
+    self, binary, boolean, case, cast, constant_string, float, function, function_with_args, nested, number, operand,
+    unary,
+};
+use crate::ir::{ArithOp, StrOp};
 use crate::value::Type;
+
+/// Emits a fresh copy of an operand of a float operation: `0` for `a`, `1` for `b`.
+/// Copies must be asked for in the order they appear in the SQL text, because
+/// positional placeholders (`?`) are bound in the order they are emitted.
+pub(crate) type Operands<'a> = dyn FnMut(usize) -> Result<Expr, SqlError> + 'a;
 
 /// The per-dialect pieces of SQL generation.
 pub(crate) trait SqlDialect {
@@ -54,6 +63,26 @@ pub(crate) trait SqlDialect {
 
     /// The first `n` characters of `e`, for prefix index nodes.
     fn prefix(&self, e: Expr, n: u32) -> Expr;
+
+    /// A value whose type its context does not give (a bound value under `-`, in
+    /// arithmetic, or compared with another bound value), made to have the SQL type
+    /// of `ty` where the dialect needs it: PostgreSQL cannot type `-$1` or `$1 + $2`,
+    /// and would type `$1 > 0` int4. A no-op where the dialect does not need it.
+    fn typed(&self, e: Expr, ty: Type) -> Expr;
+
+    /// A condition that is TRUE exactly when the float `a op b` (`+ - * /`) is
+    /// finite, and raises no database error for any operands (finite, ±inf, NaN).
+    /// `operand` emits copies of `a` and `b` (see [`Operands`]).
+    fn float_finite(&self, op: ArithOp, operand: &mut Operands<'_>) -> Result<Expr, SqlError>;
+
+    /// The float `a op b` (`+ - * /`) where [`SqlDialect::float_finite`] holds:
+    /// IEEE's result, underflow to zero and subnormals included, without a database
+    /// error.
+    fn float_arith(&self, op: ArithOp, operand: &mut Operands<'_>) -> Result<Expr, SqlError>;
+
+    /// A condition that is TRUE exactly when the float `a` (`operand(0)`) is finite
+    /// (so `-a` is).
+    fn float_is_finite(&self, operand: &mut Operands<'_>) -> Result<Expr, SqlError>;
 
     /// `LIMIT` to emit when only `OFFSET` was asked for (SQLite and MySQL do not
     /// accept `OFFSET` alone), `None` when `OFFSET` may stand alone.
@@ -102,6 +131,147 @@ fn like(subject: Expr, pattern: Expr) -> Expr {
         pattern: Box::new(pattern),
         escape_char: Some(Box::new(constant_string(&LIKE_ESCAPE.to_string()))),
     }
+}
+
+/// `a op b` as SQL, for `+ - * /` on floats.
+fn float_op(op: ArithOp, a: Expr, b: Expr) -> Result<Expr, SqlError> {
+    let op = match op {
+        ArithOp::Add => BinaryOperator::Plus,
+        ArithOp::Sub => BinaryOperator::Minus,
+        ArithOp::Mul => BinaryOperator::Multiply,
+        ArithOp::Div => BinaryOperator::Divide,
+        ArithOp::Rem => return Err(float_remainder()),
+    };
+    Ok(binary(operand(a), op, operand(b)))
+}
+
+/// The checker rejects `%` on floats; a macro parameter whose type only rustc knew
+/// can still reach the emitter with one.
+pub(crate) fn float_remainder() -> SqlError {
+    SqlError::Unsupported("`%` needs integer operands: SQL has no float remainder".into())
+}
+
+fn abs(e: Expr) -> Expr {
+    function("abs", vec![e])
+}
+
+fn cmp(a: Expr, op: BinaryOperator, b: Expr) -> Expr {
+    binary(operand(a), op, operand(b))
+}
+
+/// `|x| <= f64::MAX`: false for ±inf, and for NaN where a database has it
+/// (PostgreSQL orders NaN above every number).
+fn finite_magnitude(x: Expr) -> Expr {
+    cmp(abs(x), BinaryOperator::LtEq, float(f64::MAX))
+}
+
+fn and(a: Expr, b: Expr) -> Expr {
+    binary(a, BinaryOperator::And, b)
+}
+
+fn or(a: Expr, b: Expr) -> Expr {
+    binary(a, BinaryOperator::Or, b)
+}
+
+fn not(e: Expr) -> Expr {
+    unary(UnaryOperator::Not, nested(e))
+}
+
+/// [`SqlDialect::float_finite`] for a database that computes IEEE's infinities
+/// (SQLite: NaN becomes NULL, `x / 0.0` is NULL): the result minus itself is 0
+/// exactly when it is finite, and NULL or NaN otherwise.
+fn float_finite_by_result(op: ArithOp, operand: &mut Operands<'_>) -> Result<Expr, SqlError> {
+    let first = float_op(op, operand(0)?, operand(1)?)?;
+    let second = float_op(op, operand(0)?, operand(1)?)?;
+    Ok(cmp(binary(nested(first), BinaryOperator::Minus, nested(second)), BinaryOperator::Eq, number(0)))
+}
+
+/// [`SqlDialect::float_finite`] for a database that raises an error where IEEE
+/// gives an infinity (PostgreSQL, MySQL): decided from the operands, without
+/// computing anything that could overflow or underflow. `infinity` is the
+/// dialect's +inf constant, `None` where floats cannot be infinite (MySQL).
+///
+/// Exact except for division: `a / b` with `|b| < 1` is taken as finite when
+/// `|a| <= fl(f64::MAX * |b|)`, which agreed with IEEE on 10^7 operand pairs within
+/// three ulps of the boundary; a disagreement would be within an ulp of it.
+fn float_finite_by_operands(
+    op: ArithOp,
+    operand: &mut Operands<'_>,
+    infinity: Option<fn() -> Expr>,
+) -> Result<Expr, SqlError> {
+    use BinaryOperator::{Eq, GtEq, Lt, LtEq, NotEq};
+    let both_finite = |operand: &mut Operands<'_>| -> Result<Expr, SqlError> {
+        Ok(not(and(finite_magnitude(operand(0)?), finite_magnitude(operand(1)?))))
+    };
+    let one = || number(1);
+    Ok(match op {
+        // `a + b` can only overflow when both have one sign and magnitude >= 1;
+        // then halving both is exact and the halves' sum cannot overflow.
+        ArithOp::Add | ArithOp::Sub => {
+            let opposite = if op == ArithOp::Add { NotEq } else { Eq };
+            case(
+                vec![
+                    (both_finite(operand)?, boolean(false)),
+                    (
+                        cmp(
+                            nested(cmp(operand(0)?, Lt, number(0))),
+                            opposite,
+                            nested(cmp(operand(1)?, Lt, number(0))),
+                        ),
+                        boolean(true),
+                    ),
+                    (or(cmp(abs(operand(0)?), Lt, one()), cmp(abs(operand(1)?), Lt, one())), boolean(true)),
+                ],
+                Some(cmp(
+                    binary(
+                        binary(abs(operand(0)?), BinaryOperator::Multiply, float(0.5)),
+                        BinaryOperator::Plus,
+                        binary(abs(operand(1)?), BinaryOperator::Multiply, float(0.5)),
+                    ),
+                    LtEq,
+                    float(f64::MAX / 2.0),
+                )),
+            )
+        }
+        // With both magnitudes above 1, scaling each by 2^-512 is exact and their
+        // product is |a * b| * 2^-1024, which is below 1 exactly when |a * b| is
+        // finite (and never 0, so PostgreSQL reports no underflow).
+        ArithOp::Mul => case(
+            vec![
+                (both_finite(operand)?, boolean(false)),
+                (or(cmp(abs(operand(0)?), LtEq, one()), cmp(abs(operand(1)?), LtEq, one())), boolean(true)),
+            ],
+            Some(cmp(
+                binary(
+                    nested(binary(abs(operand(0)?), BinaryOperator::Multiply, float(2f64.powi(-512)))),
+                    BinaryOperator::Multiply,
+                    nested(binary(abs(operand(1)?), BinaryOperator::Multiply, float(2f64.powi(-512)))),
+                ),
+                Lt,
+                one(),
+            )),
+        ),
+        // `a / ±inf` is 0 for a finite `a`; `a / 0` is not finite.
+        ArithOp::Div => {
+            let infinite_divisor_ok = match infinity {
+                Some(inf) => cmp(abs(operand(1)?), LtEq, inf()),
+                None => boolean(true),
+            };
+            case(
+                vec![
+                    (not(finite_magnitude(operand(0)?)), boolean(false)),
+                    (cmp(operand(1)?, Eq, number(0)), boolean(false)),
+                    (cmp(abs(operand(1)?), GtEq, one()), infinite_divisor_ok),
+                ],
+                Some(cmp(
+                    abs(operand(0)?),
+                    LtEq,
+                    binary(float(f64::MAX), BinaryOperator::Multiply, abs(operand(1)?)),
+                )),
+            )
+        }
+        ArithOp::Rem => return Err(float_remainder()),
+    })
 }
 
 /// SQLite (3.35 or later, as bundled by `rusqlite`).
@@ -184,6 +354,26 @@ impl SqlDialect for Sqlite {
         function("substr", vec![e, number(1), number(u64::from(n))])
     }
 
+    /// SQLite types bound values from the values themselves.
+    fn typed(&self, e: Expr, _ty: Type) -> Expr {
+        e
+    }
+
+    fn float_finite(&self, op: ArithOp, operand: &mut Operands<'_>) -> Result<Expr, SqlError> {
+        float_finite_by_result(op, operand)
+    }
+
+    /// SQLite's float arithmetic is IEEE's, underflow included, and never an error.
+    fn float_arith(&self, op: ArithOp, operand: &mut Operands<'_>) -> Result<Expr, SqlError> {
+        float_op(op, operand(0)?, operand(1)?)
+    }
+
+    /// `a - a` is 0 for a finite `a`, NULL (SQLite's NaN) for an infinite one.
+    fn float_is_finite(&self, operand: &mut Operands<'_>) -> Result<Expr, SqlError> {
+        let difference = binary(operand(0)?, BinaryOperator::Minus, operand(0)?);
+        Ok(cmp(nested(difference), BinaryOperator::Eq, number(0)))
+    }
+
     /// `LIMIT -1` is SQLite's "no limit".
     fn limit_for_offset_only(&self) -> Option<Expr> {
         Some(unary(UnaryOperator::Minus, number(1)))
@@ -210,6 +400,11 @@ impl SqlDialect for Sqlite {
 /// PostgreSQL.
 #[derive(Debug)]
 pub(crate) struct Postgres;
+
+/// PostgreSQL's +inf (a float literal beyond the range would be NUMERIC, not inf).
+fn pg_infinity() -> Expr {
+    cast(constant_string("Infinity"), DataType::DoublePrecision)
+}
 
 /// The collation that orders text by bytes, whatever the database's locale.
 fn collate_c(e: Expr) -> Expr {
@@ -252,8 +447,10 @@ impl SqlDialect for Postgres {
         Some(!desc)
     }
 
+    /// `octet_length` is int4; as BIGINT, the values it meets (`len(s) == $1`,
+    /// `len(s) * 2`) are typed and computed as i64, as Rust's `usize as i64`.
     fn byte_length(&self, e: Expr) -> Expr {
-        function("octet_length", vec![e])
+        cast(function("octet_length", vec![e]), DataType::BigInt(None))
     }
 
     /// `translate` maps exactly the 26 ASCII capitals, which is
@@ -283,6 +480,100 @@ impl SqlDialect for Postgres {
 
     fn prefix(&self, e: Expr, n: u32) -> Expr {
         function("substr", vec![e, number(1), number(u64::from(n))])
+    }
+
+    /// `CAST($1 AS BIGINT)`: PostgreSQL infers a placeholder's type from its
+    /// context, and `-$1`, `$1 + $2` or `$1 = $2` give none (or int4, next to an
+    /// integer constant).
+    fn typed(&self, e: Expr, ty: Type) -> Expr {
+        match ty {
+            Type::Int => cast(e, DataType::BigInt(None)),
+            Type::Float => cast(e, DataType::DoublePrecision),
+            Type::Bool => cast(e, DataType::Boolean),
+            Type::Text => e,
+        }
+    }
+
+    /// PostgreSQL raises "value out of range" instead of computing an infinity,
+    /// and stores NaN (ordered above every number): decided from the operands.
+    fn float_finite(&self, op: ArithOp, operand: &mut Operands<'_>) -> Result<Expr, SqlError> {
+        float_finite_by_operands(op, operand, Some(pg_infinity))
+    }
+
+    /// PostgreSQL raises "value out of range: underflow" where a product or a
+    /// quotient of non-zero values rounds to zero; there the result is 0 without
+    /// computing it. The test scales both operands so that nothing underflows:
+    ///
+    /// * `a * b` is 0 only when both magnitudes are below 1 and one is below
+    ///   2^-512; then `(|a| * 2^537) * (|b| * 2^538)` is `|a * b| * 2^1075`, exact
+    ///   up to its last rounding, and at most 1 exactly when IEEE rounds `a * b` to 0;
+    /// * `a / b` is 0 only when `|a| < 2^-51` and `|b| >= 1`; then
+    ///   `(|a| * 2^1000) / (|b| * 2^-74)` is `|a / b| * 2^1074`, at most 0.5 exactly
+    ///   when IEEE rounds `a / b` to 0.
+    ///
+    /// The one approximation: an exact product or quotient within 2^-53 (relative)
+    /// above 2^-1075 gives 0 here where IEEE gives 5e-324.
+    fn float_arith(&self, op: ArithOp, operand: &mut Operands<'_>) -> Result<Expr, SqlError> {
+        use BinaryOperator::{GtEq, Lt, LtEq, Multiply};
+        let one = || number(1);
+        let scaled = |e: Expr, exp: i32| binary(abs(e), Multiply, float(2f64.powi(exp)));
+        Ok(match op {
+            ArithOp::Mul => case(
+                vec![
+                    (
+                        or(
+                            or(cmp(abs(operand(0)?), GtEq, one()), cmp(abs(operand(1)?), GtEq, one())),
+                            nested(and(
+                                cmp(abs(operand(0)?), GtEq, float(2f64.powi(-512))),
+                                cmp(abs(operand(1)?), GtEq, float(2f64.powi(-512))),
+                            )),
+                        ),
+                        float_op(op, operand(0)?, operand(1)?)?,
+                    ),
+                    (
+                        cmp(
+                            binary(nested(scaled(operand(0)?, 537)), Multiply, nested(scaled(operand(1)?, 538))),
+                            LtEq,
+                            one(),
+                        ),
+                        number(0),
+                    ),
+                ],
+                Some(float_op(op, operand(0)?, operand(1)?)?),
+            ),
+            ArithOp::Div => case(
+                vec![
+                    (
+                        or(
+                            or(
+                                cmp(abs(operand(0)?), GtEq, float(2f64.powi(-51))),
+                                cmp(abs(operand(1)?), Lt, one()),
+                            ),
+                            cmp(abs(operand(1)?), BinaryOperator::Gt, float(f64::MAX)),
+                        ),
+                        float_op(op, operand(0)?, operand(1)?)?,
+                    ),
+                    (
+                        cmp(
+                            binary(
+                                nested(scaled(operand(0)?, 1000)),
+                                BinaryOperator::Divide,
+                                nested(scaled(operand(1)?, -74)),
+                            ),
+                            LtEq,
+                            float(0.5),
+                        ),
+                        number(0),
+                    ),
+                ],
+                Some(float_op(op, operand(0)?, operand(1)?)?),
+            ),
+            _ => float_op(op, operand(0)?, operand(1)?)?,
+        })
+    }
+
+    fn float_is_finite(&self, operand: &mut Operands<'_>) -> Result<Expr, SqlError> {
+        Ok(finite_magnitude(operand(0)?))
     }
 
     fn limit_for_offset_only(&self) -> Option<Expr> {
@@ -378,6 +669,26 @@ impl SqlDialect for MySql {
 
     fn prefix(&self, e: Expr, n: u32) -> Expr {
         function("LEFT", vec![e, number(u64::from(n))])
+    }
+
+    /// MySQL types bound values from the values themselves.
+    fn typed(&self, e: Expr, _ty: Type) -> Expr {
+        e
+    }
+
+    /// MySQL raises "DOUBLE value is out of range" instead of computing an
+    /// infinity, and cannot hold one: decided from the operands.
+    fn float_finite(&self, op: ArithOp, operand: &mut Operands<'_>) -> Result<Expr, SqlError> {
+        float_finite_by_operands(op, operand, None)
+    }
+
+    /// MySQL's float arithmetic underflows to zero without an error.
+    fn float_arith(&self, op: ArithOp, operand: &mut Operands<'_>) -> Result<Expr, SqlError> {
+        float_op(op, operand(0)?, operand(1)?)
+    }
+
+    fn float_is_finite(&self, operand: &mut Operands<'_>) -> Result<Expr, SqlError> {
+        Ok(finite_magnitude(operand(0)?))
     }
 
     /// The largest `LIMIT` MySQL accepts, its documented "no limit".

@@ -3,17 +3,44 @@
 //! The emitter walks the IR in the order its SQL text reads, so placeholders are
 //! numbered (and `params` filled) left to right. Everything that differs between
 //! dialects goes through [`SqlDialect`].
+//!
+//! Arithmetic follows `eval`'s rules: a result Rust could not compute (integer
+//! overflow, division by zero, `i64::MIN / -1`) or a float result that is not
+//! finite is *undefined*, and a test reading it is false. The SQL of a test over
+//! arithmetic is therefore
+//!
+//! ```sql
+//! CASE WHEN (<check 1>) IS NOT TRUE THEN FALSE … ELSE <test> END
+//! ```
+//!
+//! with one check per arithmetic node that may be undefined, children before
+//! parents, each deciding from its (already checked) operands whether the node is
+//! defined without computing anything that could overflow or raise an error
+//! (`b > 0 AND a <= i64::MAX - b` for `a + b`). The values themselves are then
+//! plain SQL arithmetic, reached only where every check held. The order matters on
+//! PostgreSQL, which folds constant subexpressions while planning (bound values
+//! are constants in a custom plan): it drops `CASE` arms whose condition folds to
+//! false before folding their results and stops at one that folds to true, so an
+//! overflowing constant is never folded once the check before it says so. A check
+//! repeats its operands: each copy is emitted afresh, so positional placeholders
+//! (`?`) stay in text order, and [`ARITH_BUDGET`] bounds the growth.
 
 use sqlparser::ast::{BinaryOperator, Expr, UnaryOperator};
 
 use super::SqlError;
-use super::ast::{self, binary, cast, column, constant_false, function, nested, operand, unary};
-use super::dialect::SqlDialect;
+use super::ast::{self, binary, case, cast, column, constant_false, function, nested, number, operand, unary};
+use super::dialect::{SqlDialect, float_remainder};
 use crate::check::Aggregate;
 use crate::ir::{AggFunc, ArithOp, CmpOp, Expr as IrExpr, ExprKind, Haystack};
 use crate::params::Params;
 use crate::schema::Schema;
 use crate::value::{Type, Value};
+
+/// How many arithmetic nodes one statement may emit. Checks repeat their
+/// operands, so SQL grows with nesting (quadratically for `a + b + c + …`, faster
+/// for nested float products on PostgreSQL); beyond this the filter is refused
+/// rather than turned into megabytes of SQL.
+pub(crate) const ARITH_BUDGET: usize = 100_000;
 
 /// Builds SQL expressions for one statement and collects its bound values.
 pub(crate) struct Emitter<'a> {
@@ -22,6 +49,8 @@ pub(crate) struct Emitter<'a> {
     params: &'a dyn Params,
     /// The bound values, in placeholder order.
     pub(crate) values: Vec<Value>,
+    /// Arithmetic nodes emitted so far (see [`ARITH_BUDGET`]).
+    arith_nodes: usize,
 }
 
 /// Params for statements that bind no named parameters (rows, keys).
@@ -37,7 +66,7 @@ static NO_PARAMS: NoParams = NoParams;
 
 impl<'a> Emitter<'a> {
     pub(crate) fn new(dialect: &'a dyn SqlDialect, schema: &'a Schema, params: &'a dyn Params) -> Emitter<'a> {
-        Emitter { dialect, schema, params, values: Vec::new() }
+        Emitter { dialect, schema, params, values: Vec::new(), arith_nodes: 0 }
     }
 
     /// An emitter for statements built from plain values (writes, key lookups).
@@ -144,17 +173,200 @@ impl<'a> Emitter<'a> {
         })
     }
 
-    /// Whether the expression's SQL may be NULL where Rust would panic: integer
-    /// `/` or `%` by zero (emitted with `NULLIF(divisor, 0)`).
-    fn may_fault(&self, e: &IrExpr) -> bool {
-        let mut fault = false;
-        e.visit(&mut |n| {
-            if let ExprKind::Arith { op: ArithOp::Div | ArithOp::Rem, rhs, .. } = &n.kind {
-                let literal_non_zero = matches!(&rhs.kind, ExprKind::Lit(Value::Int(i)) if *i != 0);
-                fault |= !literal_non_zero && self.type_of(n) == Some(Type::Int);
+    /// Whether an arithmetic node may be undefined for some operands: every one but
+    /// an integer `/` or `%` by a literal other than 0 and -1.
+    fn may_be_undefined(&self, e: &IrExpr) -> bool {
+        match &e.kind {
+            ExprKind::Arith { op: ArithOp::Div | ArithOp::Rem, rhs, .. } if self.type_of(e) == Some(Type::Int) => {
+                !matches!(&rhs.kind, ExprKind::Lit(Value::Int(i)) if *i != 0 && *i != -1)
             }
-        });
-        fault
+            ExprKind::Arith { .. } | ExprKind::Neg(_) => true,
+            _ => false,
+        }
+    }
+
+    /// The arithmetic nodes under the value `e` that may be undefined, children
+    /// before parents (tests nested in a value guard themselves).
+    fn undefined_candidates<'e>(&self, e: &'e IrExpr, out: &mut Vec<&'e IrExpr>) {
+        match &e.kind {
+            ExprKind::Arith { lhs, rhs, .. } => {
+                self.undefined_candidates(lhs, out);
+                self.undefined_candidates(rhs, out);
+            }
+            ExprKind::Neg(x) | ExprKind::Lower(x) | ExprKind::Len(x) => self.undefined_candidates(x, out),
+            _ => return,
+        }
+        if self.may_be_undefined(e) {
+            out.push(e);
+        }
+    }
+
+    /// `build`'s SQL where every arithmetic node under `operands` is defined, and
+    /// `otherwise` (FALSE for a test, NULL for a value) where one is not:
+    /// `CASE WHEN (<check>) IS NOT TRUE THEN <otherwise> … ELSE <build> END`.
+    fn guarded(
+        &mut self,
+        operands: &[&IrExpr],
+        otherwise: &Expr,
+        build: impl FnOnce(&mut Self) -> Result<Expr, SqlError>,
+    ) -> Result<Expr, SqlError> {
+        let mut nodes = Vec::new();
+        for e in operands {
+            self.undefined_candidates(e, &mut nodes);
+        }
+        if nodes.is_empty() {
+            return build(self);
+        }
+        let mut arms = Vec::with_capacity(nodes.len());
+        for node in nodes {
+            let check = self.defined(node)?;
+            arms.push((Expr::IsNotTrue(Box::new(operand(check))), otherwise.clone()));
+        }
+        let result = build(self)?;
+        Ok(case(arms, Some(result)))
+    }
+
+    /// A condition TRUE exactly when the arithmetic node `e`, whose operands are
+    /// defined, is defined too; it computes nothing that could overflow or fail.
+    fn defined(&mut self, e: &IrExpr) -> Result<Expr, SqlError> {
+        let float = self.type_of(e) == Some(Type::Float);
+        let dialect = self.dialect;
+        match &e.kind {
+            ExprKind::Neg(x) if float => dialect.float_is_finite(&mut |_| self.arith_operand(x, Type::Float)),
+            ExprKind::Neg(x) => {
+                let a = self.arith_operand(x, Type::Int)?;
+                Ok(binary(comparand(a), BinaryOperator::NotEq, int_min()))
+            }
+            ExprKind::Arith { op, lhs, rhs } if float => dialect
+                .float_finite(*op, &mut |i| self.arith_operand(if i == 0 { lhs } else { rhs }, Type::Float)),
+            ExprKind::Arith { op, lhs, rhs } => self.int_defined(*op, lhs, rhs),
+            _ => Ok(ast::boolean(true)),
+        }
+    }
+
+    /// Rust's `checked_*` for i64 as a condition over `a` and `b`, built so that no
+    /// part of it overflows: each bound is computed only in the arm where it fits.
+    /// Copies of `a` and `b` are emitted in text order.
+    fn int_defined(&mut self, op: ArithOp, lhs: &IrExpr, rhs: &IrExpr) -> Result<Expr, SqlError> {
+        use BinaryOperator::{And, Eq, Gt, GtEq, Lt, LtEq, Minus, NotEq, Or, Plus};
+        let int = Type::Int;
+        let zero = || number(0);
+        let cmp = |a: Expr, op: BinaryOperator, b: Expr| binary(comparand(a), op, comparand(b));
+        Ok(match op {
+            // b > 0: a + b <= MAX  <=>  a <= MAX - b (no overflow for b > 0);
+            // b <= 0: a + b >= MIN  <=>  a >= MIN - b (no overflow for b <= 0).
+            ArithOp::Add | ArithOp::Sub => {
+                let (pos_bound, pos_op, neg_bound, neg_op) = if op == ArithOp::Add {
+                    (int_max(), Minus, int_min(), Minus)
+                } else {
+                    (int_min(), Plus, int_max(), Plus)
+                };
+                let (pos_cmp, neg_cmp) = if op == ArithOp::Add { (LtEq, GtEq) } else { (GtEq, LtEq) };
+                let b = self.arith_operand(rhs, int)?;
+                let when = cmp(b, Gt, zero());
+                let a = self.arith_operand(lhs, int)?;
+                let b = self.arith_operand(rhs, int)?;
+                let then = cmp(a, pos_cmp, binary(pos_bound, pos_op, operand(b)));
+                let a = self.arith_operand(lhs, int)?;
+                let b = self.arith_operand(rhs, int)?;
+                let otherwise = cmp(a, neg_cmp, binary(neg_bound, neg_op, operand(b)));
+                case(vec![(when, then)], Some(otherwise))
+            }
+            // a * b fits exactly when a lies between the two quotients of the bounds
+            // by b (truncating division rounds toward a's allowed range); b = -1 is
+            // apart because MIN / -1 itself overflows.
+            ArithOp::Mul => {
+                let mut arms = Vec::with_capacity(3);
+                let b = self.arith_operand(rhs, int)?;
+                let when = cmp(b, Gt, zero());
+                let then = self.between_quotients(lhs, rhs, int_min(), int_max())?;
+                arms.push((when, then));
+                let b = self.arith_operand(rhs, int)?;
+                let when = cmp(b, Eq, minus_one());
+                let a = self.arith_operand(lhs, int)?;
+                arms.push((when, cmp(a, NotEq, int_min())));
+                let b = self.arith_operand(rhs, int)?;
+                let when = cmp(b, Lt, zero());
+                let then = self.between_quotients(lhs, rhs, int_max(), int_min())?;
+                arms.push((when, then));
+                case(arms, Some(ast::boolean(true)))
+            }
+            // Division and remainder fail for b = 0, and for MIN / -1 (MIN % -1 too,
+            // in Rust's `checked_rem`).
+            ArithOp::Div | ArithOp::Rem => {
+                let b = self.arith_operand(rhs, int)?;
+                let non_zero = cmp(b, NotEq, zero());
+                let b = self.arith_operand(rhs, int)?;
+                let a = self.arith_operand(lhs, int)?;
+                let no_overflow = nested(binary(cmp(b, NotEq, minus_one()), Or, cmp(a, NotEq, int_min())));
+                binary(non_zero, And, no_overflow)
+            }
+        })
+    }
+
+    /// `a >= low / b AND a <= high / b` (integer division), for `a * b` with b != 0, -1.
+    fn between_quotients(&mut self, a: &IrExpr, b: &IrExpr, low: Expr, high: Expr) -> Result<Expr, SqlError> {
+        let x = self.arith_operand(a, Type::Int)?;
+        let y = self.arith_operand(b, Type::Int)?;
+        let lower = binary(comparand(x), BinaryOperator::GtEq, operand(self.dialect.int_div(low, y)));
+        let x = self.arith_operand(a, Type::Int)?;
+        let y = self.arith_operand(b, Type::Int)?;
+        let upper = binary(comparand(x), BinaryOperator::LtEq, operand(self.dialect.int_div(high, y)));
+        Ok(binary(lower, BinaryOperator::And, upper))
+    }
+
+    /// An operand of arithmetic: a bound value typed for the dialect, else the value.
+    fn arith_operand(&mut self, e: &IrExpr, ty: Type) -> Result<Expr, SqlError> {
+        match &e.kind {
+            ExprKind::Lit(_) | ExprKind::Param(_) => {
+                let v = self.value(e)?;
+                Ok(self.dialect.typed(v, self.type_of(e).unwrap_or(ty)))
+            }
+            _ => self.value(e),
+        }
+    }
+
+    /// A bound value typed for the dialect (its context gives no type), else the value.
+    fn typed_value(&mut self, e: &IrExpr) -> Result<Expr, SqlError> {
+        match (&e.kind, self.type_of(e)) {
+            (ExprKind::Lit(v), _) if v.is_null() => self.value(e),
+            (ExprKind::Lit(_) | ExprKind::Param(_), Some(ty)) => {
+                let v = self.value(e)?;
+                Ok(self.dialect.typed(v, ty))
+            }
+            _ => self.value(e),
+        }
+    }
+
+    /// Arithmetic as plain SQL, for where every check of [`Emitter::guarded`] held.
+    fn arithmetic(&mut self, e: &IrExpr) -> Result<Expr, SqlError> {
+        self.arith_nodes += 1;
+        if self.arith_nodes > ARITH_BUDGET {
+            return Err(SqlError::Unsupported(format!(
+                "the arithmetic is too large to express in SQL (over {ARITH_BUDGET} operations once its overflow \
+                 checks are written out); split it into simpler comparisons"
+            )));
+        }
+        let ty = if self.type_of(e) == Some(Type::Float) { Type::Float } else { Type::Int };
+        Ok(match &e.kind {
+            ExprKind::Neg(x) => unary(UnaryOperator::Minus, operand(self.arith_operand(x, ty)?)),
+            ExprKind::Arith { op, lhs, rhs } if ty == Type::Float => {
+                let dialect = self.dialect;
+                dialect.float_arith(*op, &mut |i| self.arith_operand(if i == 0 { lhs } else { rhs }, Type::Float))?
+            }
+            ExprKind::Arith { op, lhs, rhs } => {
+                let a = self.arith_operand(lhs, ty)?;
+                let b = self.arith_operand(rhs, ty)?;
+                match op {
+                    ArithOp::Add => binary(operand(a), BinaryOperator::Plus, operand(b)),
+                    ArithOp::Sub => binary(operand(a), BinaryOperator::Minus, operand(b)),
+                    ArithOp::Mul => binary(operand(a), BinaryOperator::Multiply, operand(b)),
+                    ArithOp::Div => self.dialect.int_div(a, b),
+                    ArithOp::Rem => binary(operand(a), BinaryOperator::Modulo, operand(b)),
+                }
+            }
+            _ => self.value(e)?,
+        })
     }
 
     /// A boolean filter.
@@ -192,21 +404,27 @@ impl<'a> Emitter<'a> {
                         ));
                     }
                 };
+                // The subject is text: no arithmetic to check.
                 let subject = self.value(subject)?;
                 let pattern = self.bind(Value::Text(self.dialect.match_pattern(*op, &needle)));
-                self.guard(e, self.dialect.pattern_test(subject, pattern))
+                self.dialect.pattern_test(subject, pattern)
             }
             ExprKind::IEq(a, b) => {
                 let (a, b) = (self.value(a)?, self.value(b)?);
                 let (a, b) = (self.dialect.ascii_lower(a), self.dialect.ascii_lower(b));
-                let sql = binary(self.dialect.bytewise(a, false), BinaryOperator::Eq, b);
-                self.guard(e, sql)
+                binary(self.dialect.bytewise(a, false), BinaryOperator::Eq, b)
             }
-            ExprKind::In { needle, haystack } => self.membership(e, needle, haystack)?,
-            ExprKind::IsNull { expr, negated } => {
-                let inner = Box::new(self.value(expr)?);
-                if *negated { Expr::IsNotNull(inner) } else { Expr::IsNull(inner) }
+            ExprKind::In { needle, haystack } => {
+                let mut operands = vec![&**needle];
+                if let Haystack::Items(items) = haystack {
+                    operands.extend(items);
+                }
+                self.guarded(&operands, &ast::boolean(false), |s| s.membership(needle, haystack))?
             }
+            ExprKind::IsNull { expr, negated } => self.guarded(&[expr], &ast::boolean(false), |s| {
+                let inner = Box::new(s.value(expr)?);
+                Ok(if *negated { Expr::IsNotNull(inner) } else { Expr::IsNull(inner) })
+            })?,
             ExprKind::Agg { func, .. } => {
                 return Err(SqlError::Unsupported(format!("aggregate `{}` inside a filter", func.name())));
             }
@@ -219,15 +437,14 @@ impl<'a> Emitter<'a> {
         Ok(sql)
     }
 
-    /// Rust says a comparison whose operand panicked (division by zero) is false,
-    /// in a `!` too; SQL would make it NULL, which `NOT` keeps NULL. `COALESCE`
-    /// turns that NULL into false at the comparison itself.
-    fn guard(&self, e: &IrExpr, sql: Expr) -> Expr {
-        if self.may_fault(e) { function("COALESCE", vec![sql, ast::boolean(false)]) } else { sql }
+    /// Rust says a comparison whose operand is undefined (it would have panicked) is
+    /// false, in a `!` too; [`Emitter::guarded`] makes it FALSE (not NULL, which
+    /// `NOT` would keep NULL) at the comparison itself.
+    fn comparison(&mut self, op: CmpOp, lhs: &IrExpr, rhs: &IrExpr) -> Result<Expr, SqlError> {
+        self.guarded(&[lhs, rhs], &ast::boolean(false), |s| s.plain_comparison(op, lhs, rhs))
     }
 
-    fn comparison(&mut self, op: CmpOp, lhs: &IrExpr, rhs: &IrExpr) -> Result<Expr, SqlError> {
-        let whole = IrExpr::cmp(op, lhs.clone(), rhs.clone(), lhs.span.join(rhs.span));
+    fn plain_comparison(&mut self, op: CmpOp, lhs: &IrExpr, rhs: &IrExpr) -> Result<Expr, SqlError> {
         if matches!(op, CmpOp::Eq | CmpOp::Ne) {
             // `x == None` is `x IS NULL`: clearer than a null-safe comparison with a
             // NULL placeholder, and nothing to bind.
@@ -240,7 +457,7 @@ impl<'a> Emitter<'a> {
             if self.optional(lhs)? || self.optional(rhs)? {
                 let text = self.type_of(lhs) == Some(Type::Text) || self.type_of(rhs) == Some(Type::Text);
                 let (a, b) = self.operands(lhs, rhs, text, false)?;
-                return Ok(self.guard(&whole, self.dialect.null_safe_eq(a, b, op == CmpOp::Ne)));
+                return Ok(self.dialect.null_safe_eq(a, b, op == CmpOp::Ne));
             }
         }
         let text = self.type_of(lhs) == Some(Type::Text) || self.type_of(rhs) == Some(Type::Text);
@@ -254,14 +471,20 @@ impl<'a> Emitter<'a> {
             CmpOp::Gt => BinaryOperator::Gt,
             CmpOp::Ge => BinaryOperator::GtEq,
         };
-        Ok(self.guard(&whole, binary(comparand(a), op, comparand(b))))
+        Ok(binary(comparand(a), op, comparand(b)))
     }
 
     /// Both operands of a comparison. For text, the first operand that is not a
     /// bare value is made byte-wise: one side decides the comparison's collation,
-    /// and a placeholder keeps the type the database infers from the column.
+    /// and a placeholder keeps the type the database infers from the column. With
+    /// no column on either side, nothing gives the placeholders a type: they are
+    /// typed for the dialect.
     fn operands(&mut self, lhs: &IrExpr, rhs: &IrExpr, text: bool, ordering: bool) -> Result<(Expr, Expr), SqlError> {
-        let (mut a, mut b) = (self.value(lhs)?, self.value(rhs)?);
+        let (mut a, mut b) = if has_column(lhs) || has_column(rhs) {
+            (self.value(lhs)?, self.value(rhs)?)
+        } else {
+            (self.typed_value(lhs)?, self.typed_value(rhs)?)
+        };
         if text {
             let is_value = |e: &IrExpr| matches!(e.kind, ExprKind::Lit(_) | ExprKind::Param(_));
             if is_value(lhs) && !is_value(rhs) {
@@ -273,10 +496,10 @@ impl<'a> Emitter<'a> {
         Ok((a, b))
     }
 
-    fn membership(&mut self, whole: &IrExpr, needle: &IrExpr, haystack: &Haystack) -> Result<Expr, SqlError> {
+    fn membership(&mut self, needle: &IrExpr, haystack: &Haystack) -> Result<Expr, SqlError> {
         let optional = self.optional(needle)?;
         let text = self.type_of(needle) == Some(Type::Text);
-        let needle_sql = self.value(needle)?;
+        let needle_sql = if has_column(needle) { self.value(needle)? } else { self.typed_value(needle)? };
         let needle_sql = if text { self.dialect.bytewise(needle_sql, false) } else { needle_sql };
         // Items as values when every item is one (the usual case), else as
         // expressions (`c.x in (c.y, 3)`).
@@ -319,13 +542,12 @@ impl<'a> Emitter<'a> {
                 Err(e) => self.value(e)?,
             });
         }
-        let sql = Expr::In {
+        Ok(Expr::In {
             expr: Box::new(operand(needle_sql)),
             target: sqlparser::ast::InTarget::List(list),
             negated: false,
             global: false,
-        };
-        Ok(self.guard(whole, sql))
+        })
     }
 
     /// A scalar expression.
@@ -343,34 +565,11 @@ impl<'a> Emitter<'a> {
                 }
                 self.bind(v)
             }
-            ExprKind::Neg(x) => unary(UnaryOperator::Minus, operand(self.value(x)?)),
-            ExprKind::Arith { op, lhs, rhs } => {
-                let int = self.type_of(e) == Some(Type::Int);
-                let a = self.value(lhs)?;
-                let b = self.value(rhs)?;
-                let literal_non_zero = matches!(&rhs.kind, ExprKind::Lit(Value::Int(i)) if *i != 0);
-                // Integer division by zero panics in Rust, errors in PostgreSQL:
-                // `NULLIF` makes it NULL everywhere, and `guard` makes the
-                // comparison false.
-                let b = if int && matches!(op, ArithOp::Div | ArithOp::Rem) && !literal_non_zero {
-                    function("NULLIF", vec![b, ast::number(0)])
-                } else {
-                    b
-                };
-                match op {
-                    ArithOp::Add => binary(operand(a), BinaryOperator::Plus, operand(b)),
-                    ArithOp::Sub => binary(operand(a), BinaryOperator::Minus, operand(b)),
-                    ArithOp::Mul => binary(operand(a), BinaryOperator::Multiply, operand(b)),
-                    ArithOp::Div if int => self.dialect.int_div(a, b),
-                    ArithOp::Div => binary(operand(a), BinaryOperator::Divide, operand(b)),
-                    ArithOp::Rem if int => binary(operand(a), BinaryOperator::Modulo, operand(b)),
-                    ArithOp::Rem => {
-                        return Err(SqlError::Unsupported(
-                            "`%` on floats: SQL's `%` is defined for integers only".into(),
-                        ));
-                    }
-                }
+            ExprKind::Neg(_) => self.arithmetic(e)?,
+            ExprKind::Arith { op: ArithOp::Rem, .. } if self.type_of(e) == Some(Type::Float) => {
+                return Err(float_remainder());
             }
+            ExprKind::Arith { .. } => self.arithmetic(e)?,
             ExprKind::Lower(x) => {
                 let inner = self.value(x)?;
                 function(self.dialect.unicode_lower(), vec![inner])
@@ -401,7 +600,8 @@ impl<'a> Emitter<'a> {
                 _ => Err(SqlError::Unsupported(format!("`{}()` needs an argument", agg.func.name()))),
             };
         };
-        let arg_sql = self.value(arg)?;
+        // An undefined value (overflow) is NULL, which aggregates skip, as `eval::value`.
+        let arg_sql = self.guarded(&[arg], &ast::null(), |s| s.value(arg))?;
         let arg_sql = match agg.func {
             // SQLite's SUM of integers is an integer (and an error on overflow),
             // MySQL's AVG a DECIMAL, PostgreSQL's AVG of BIGINT a NUMERIC: casting the
@@ -411,6 +611,29 @@ impl<'a> Emitter<'a> {
         };
         Ok(function(name, vec![arg_sql]))
     }
+}
+
+/// Whether a column occurs in `e` (and so gives the database a type to infer
+/// placeholders from).
+fn has_column(e: &IrExpr) -> bool {
+    let mut found = false;
+    e.visit(&mut |n| found |= matches!(n.kind, ExprKind::Field(_)));
+    found
+}
+
+/// `i64::MAX` as an SQL constant.
+fn int_max() -> Expr {
+    number(i64::MAX.unsigned_abs())
+}
+
+/// `i64::MIN` as `(-9223372036854775807 - 1)`: PostgreSQL reads
+/// `-9223372036854775808` as minus a NUMERIC (the digits exceed bigint), not bigint.
+fn int_min() -> Expr {
+    nested(binary(unary(UnaryOperator::Minus, int_max()), BinaryOperator::Minus, number(1)))
+}
+
+fn minus_one() -> Expr {
+    unary(UnaryOperator::Minus, number(1))
 }
 
 /// A comparison operand: arithmetic binds tighter than comparison in every dialect,
