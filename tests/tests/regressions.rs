@@ -262,9 +262,6 @@ pub struct WorldStats {
     pub fetches: u64,
     pub sql_runs: u64,
     pub skipped_too_many_disjuncts: u64,
-    /// Probes with a hazard (see `Probe::hazard`), and fetch errors tolerated there.
-    pub hazards: u64,
-    pub tolerated_errors: u64,
 }
 
 /// A temporary directory removed on drop (std only).
@@ -431,16 +428,6 @@ pub struct Probe {
     pub order: Option<(usize, bool)>,
     pub limit: Option<u64>,
     pub offset: u64,
-    /// Set when, for some row, the query computes where Rust would panic (integer
-    /// overflow, division by zero) or a float goes infinite or NaN: the databases'
-    /// SQL disagrees there (known bugs K4, K5 in RELIABILITY.md), so the emitted-SQL
-    /// comparison is skipped and database errors on fallback paths are tolerated
-    /// (wrong rows never are).
-    pub hazard: Option<&'static str>,
-    /// The rows with such a hazard. K6: the database fallback path may miss them
-    /// (its SQL filter says NULL where Rust says true), so their absence is
-    /// tolerated (counted); any other missing or extra row is a failure.
-    pub hazard_rows: Vec<i64>,
 }
 
 impl Probe {
@@ -451,8 +438,6 @@ impl Probe {
             order: None,
             limit: None,
             offset: 0,
-            hazard: None,
-            hazard_rows: Vec::new(),
         }
     }
 
@@ -540,7 +525,6 @@ pub enum Outcome {
 /// the first disagreement.
 pub fn probe(world: &mut World, probe: &Probe, pred: &dyn Fn(&Row) -> bool) -> Result<Outcome, String> {
     world.stats.queries += 1;
-    world.stats.hazards += u64::from(probe.hazard.is_some());
     let (want, want_count) = expected(&world.rows, probe, pred);
     let params: Vec<(&str, Value)> = probe.params.iter().map(|(n, v)| (n.as_str(), v.clone())).collect();
     let context = |lane: &str, path: &str| {
@@ -578,16 +562,10 @@ pub fn probe(world: &mut World, probe: &Probe, pred: &dyn Fn(&Row) -> bool) -> R
             world.stats.fetches += 1;
             let got = match select.fetch(&lane.store) {
                 Ok(got) => got,
-                Err(Error::Database(_)) if probe.hazard.is_some() => {
-                    world.stats.tolerated_errors += 1;
-                    continue;
-                }
                 Err(e) => return Err(format!("{}\nerror: {e}", context(&lane.name, pass))),
             };
             let got_ids: Vec<i64> = got.iter().map(|r| r.id).collect();
-            if got_ids != want && tolerable_k6(probe, &want, &got_ids) {
-                world.stats.tolerated_errors += 1;
-            } else if got_ids != want {
+            if got_ids != want {
                 return Err(format!("{}\nexpected ids {want:?}\n     got ids {got_ids:?}", context(&lane.name, pass)));
             }
             for r in &got {
@@ -602,14 +580,12 @@ pub fn probe(world: &mut World, probe: &Probe, pred: &dyn Fn(&Row) -> bool) -> R
         }
         let count = match select.count(&lane.store) {
             Ok(c) => c,
-            Err(Error::Database(_)) if probe.hazard.is_some() => want_count,
             Err(e) => return Err(format!("{}\nerror: {e}", context(&lane.name, "count"))),
         };
-        let k6 = probe.hazard_rows.len() as u64;
-        if count != want_count && !(count < want_count && want_count - count <= k6) {
+        if count != want_count {
             return Err(format!("{}\nexpected count {want_count}, got {count}", context(&lane.name, "count")));
         }
-        if let (Some(db), None) = (&lane.raw, probe.hazard) {
+        if let Some(db) = &lane.raw {
             world.stats.sql_runs += 1;
             let got = run_sql(&**db, probe).map_err(|e| format!("{}\n{e}", context(&lane.name, "emitted SQL")))?;
             if got != want {
@@ -621,20 +597,6 @@ pub fn probe(world: &mut World, probe: &Probe, pred: &dyn Fn(&Row) -> bool) -> R
         }
     }
     Ok(Outcome::Agreed)
-}
-
-/// K6 tolerance: `got` is `want` without some hazard rows (or, when paged, the
-/// page cannot be compared once rows are missing).
-fn tolerable_k6(probe: &Probe, want: &[i64], got: &[i64]) -> bool {
-    if probe.hazard_rows.is_empty() {
-        return false;
-    }
-    if probe.limit.is_some() || probe.offset > 0 {
-        return true;
-    }
-    let kept: Vec<i64> =
-        want.iter().filter(|id| got.contains(id) || !probe.hazard_rows.contains(id)).copied().collect();
-    kept == got
 }
 
 /// Prepares the query as `scan!` would and runs the emitted SQL directly, ordered by
@@ -868,48 +830,68 @@ fn k7_row_moving_between_a_cached_and_a_missed_node_is_lost() {
     assert_eq!(got, vec![1, 9], "row 9 was in category 3, then 1: it matched throughout");
 }
 
-// Known bugs found by the differential run (OPEN: each test below fails until its
-// cause is fixed; differential.rs steers its generator around them, see `steer`).
+// Bugs found by the differential run. K1–K5 are fixed (RELIABILITY.md, "What was
+// found"); their tests stay as regressions.
 
-/// K1 (OPEN): PostgreSQL cannot type a negation or arithmetic over bound values
-/// alone: `-$2` or `$2 + $3` fails with "operator is not unique: - unknown". Every
-/// literal is bound, so `r.qty > -(5)` fails on PostgreSQL (`scan!` and every
-/// database fallback). At fault: `grammar/src/sql/emit.rs` `Emitter::value` (Neg,
-/// Arith): PostgreSQL needs a typed placeholder (`CAST($2 AS BIGINT)`).
+/// K1 (fixed): PostgreSQL could not type a negation or arithmetic over bound values
+/// alone: `-$2` or `$2 + $3` failed with "operator is not unique: - unknown". Every
+/// literal is bound, so `r.qty > -(5)` failed on PostgreSQL (`scan!` and every
+/// database fallback). Fixed in `grammar/src/sql/emit.rs` (`arith_operand`,
+/// `typed_value`) with `SqlDialect::typed`: `CAST($2 AS BIGINT)` on PostgreSQL.
 #[test]
-#[ignore = "open bug K1: fails until fixed (RELIABILITY.md, 'What was found'); run with --ignored"]
 fn k1_postgres_types_arithmetic_on_bound_values() {
     if !in_own_binary() {
         return;
     }
-    let rows = [Row { qty: -3, ..row(1) }, Row { qty: 9, ..row(2) }];
+    let rows = [Row { qty: -3, ..row(1) }, Row { qty: 9, ..row(2) }, Row { qty: -4, ..row(3) }];
     let probe_ = Probe::new("lambda r: r.cat == 1 and r.qty > -(p) + 1", &[("p", 5.into())]);
     check(Coverage::Full, &rows, probe_, |r| r.qty > -5 + 1);
+    // No column on either side: nothing but the cast types the placeholders.
+    let probe_ = Probe::new("lambda r: r.cat == 1 and p * 2 > q", &[("p", 5.into()), ("q", (1i64 << 40).into())]);
+    check(Coverage::Full, &rows, probe_, |_| false);
 }
 
-/// K2 (OPEN): `%` on floats is accepted by the checker (Rust has it) but the SQL
-/// emitter refuses it, so the same query works on the cached path and fails on
-/// every database path: here the prefix pattern is too short for the index and
-/// the runtime answers from the database ("bad parameter: `%` on floats"). At
-/// fault: `grammar/src/check.rs` should reject it, or `grammar/src/sql/emit.rs`
-/// emit `a - b * trunc(a / b)`.
+/// K2 (fixed): `%` on floats was accepted by the checker (Rust has it) but refused by
+/// the SQL emitter, so the same query worked on the cached path and failed on every
+/// database path. SQL has no float remainder that matches Rust's, so the checker
+/// (`grammar/src/check.rs` `arith`) now rejects it, with the error at the `%`
+/// expression and a hint, in both forms: the text form when the query is prepared,
+/// the macro form when its query is first compiled (the checker runs there too).
 #[test]
-#[ignore = "open bug K2: fails until fixed (RELIABILITY.md, 'What was found'); run with --ignored"]
-fn k2_float_remainder_works_on_every_path() {
+fn k2_float_remainder_is_rejected_with_a_clear_error_in_both_forms() {
     if !in_own_binary() {
         return;
     }
-    let rows = [Row { price: 5.5, ..row(1) }, Row { price: 4.0, ..row(2) }];
-    let probe_ = Probe::new("lambda r: r.name.startswith(p) and r.price % 2.0 == 1.5", &[("p", "a".into())]);
-    check(Coverage::Sqlite, &rows, probe_, |r| r.price % 2.0 == 1.5);
+    let store = Store::builder().sqlite_in_memory().in_process_cache().build().expect("store");
+    store.migrate::<Row>().expect("migrate");
+    store.insert(&Row { price: 5.5, ..row(1) }).expect("insert");
+    let expect_rejection = |what: &str, result: Result<Vec<Row>, Error>| match result {
+        Err(Error::Query { rendered, errors }) => {
+            let mismatch = errors.0.iter().any(|e| {
+                matches!(&e.kind, memdex::grammar::ErrorKind::TypeMismatch { context, .. } if context == "`%`")
+                    && e.hint.as_deref().is_some_and(|h| h.contains("`%` needs integer operands"))
+            });
+            assert!(mismatch, "{what}: the error names `%` and says what it needs:\n{rendered}");
+        }
+        other => panic!("{what}: float % must be a query error, got {other:?}"),
+    };
+    let text = "lambda r: r.name.startswith(p) and r.price % 2.0 == 1.5";
+    expect_rejection("text form", store.recall_text::<Row>(text, &[("p", "a".into())]));
+    let two = 2.0_f64;
+    expect_rejection("macro form", memdex::select!(Row, |r| r.cat == 1 && r.price % two == 1.5).fetch(&store));
+    // An integer remainder stays valid on every path.
+    let probe_ = Probe::new("lambda r: r.name.startswith(p) and r.qty % 3 == 1", &[("p", "a".into())]);
+    let rows = [Row { qty: 4, ..row(1) }, Row { qty: -2, ..row(2) }];
+    check(Coverage::Sqlite, &rows, probe_, |r| r.qty % 3 == 1);
 }
 
-/// K3 (OPEN): a bound integer divisor is emitted as `NULLIF($n, 0)`, which
-/// PostgreSQL types int4, so binding a value beyond int4 fails ("cannot bind an
-/// integer as PostgreSQL int4"). At fault: `grammar/src/sql/emit.rs` (`Arith`,
-/// the `NULLIF` guard): compare with a bigint zero or cast the placeholder.
+/// K3 (fixed): a bound integer divisor was emitted as `NULLIF($n, 0)`, which
+/// PostgreSQL types int4, so binding a value beyond int4 failed ("cannot bind an
+/// integer as PostgreSQL int4"); `octet_length` (int4) did the same to the values it
+/// met. Fixed in `grammar/src/sql/emit.rs`: no `NULLIF` (a check before the
+/// division says whether it is defined), bound operands cast to BIGINT, and
+/// `octet_length` cast to BIGINT (`grammar/src/sql/dialect.rs`).
 #[test]
-#[ignore = "open bug K3: fails until fixed (RELIABILITY.md, 'What was found'); run with --ignored"]
 fn k3_postgres_binds_large_divisors() {
     if !in_own_binary() {
         return;
@@ -917,37 +899,83 @@ fn k3_postgres_binds_large_divisors() {
     let rows = [Row { qty: 1 << 41, ..row(1) }, Row { qty: 3, ..row(2) }];
     let probe_ = Probe::new("lambda r: r.cat == 1 and r.qty % p == 0", &[("p", (1i64 << 40).into())]);
     check(Coverage::Full, &rows, probe_, |r| r.qty % (1 << 40) == 0);
+    let probe_ = Probe::new("lambda r: r.cat == 1 and len(r.name) * p > q", &[("p", (1i64 << 40).into()), ("q", (1i64 << 41).into())]);
+    check(Coverage::Full, &rows, probe_, |r| (r.name.len() as i64) * (1 << 40) > 1 << 41);
 }
 
-/// K4 (OPEN): where Rust's integer arithmetic would panic (overflow), memdex's
+/// K4 (fixed): where Rust's integer arithmetic would panic (overflow), memdex's
 /// semantics make the comparison false, so `not (r.qty + 1 > 0)` holds for
-/// `qty = i64::MAX`. SQLite turns the overflow into a float (the row is dropped);
-/// PostgreSQL fails the whole query ("bigint out of range"). At fault:
-/// `grammar/src/sql/emit.rs`: overflow is not guarded the way division by zero is.
+/// `qty = i64::MAX`. SQLite turned the overflow into a float (the row was dropped);
+/// PostgreSQL failed the whole query ("bigint out of range"). Fixed in
+/// `grammar/src/sql/emit.rs` (`guarded`, `int_defined`): overflow-free checks run
+/// before the arithmetic, and the comparison is FALSE where one fails.
 #[test]
-#[ignore = "open bug K4: fails until fixed (RELIABILITY.md, 'What was found'); run with --ignored"]
 fn k4_integer_overflow_is_a_false_comparison_in_sql() {
     if !in_own_binary() {
         return;
     }
-    let rows = [Row { qty: i64::MAX, ..row(1) }, Row { qty: 1, ..row(2) }];
+    let rows = [
+        Row { qty: i64::MAX, ..row(1) },
+        Row { qty: 1, ..row(2) },
+        Row { qty: i64::MIN, ..row(3) },
+        Row { qty: -1, ..row(4) },
+    ];
     let probe_ = Probe::new("lambda r: r.cat == 1 and not (r.qty + 1 > 0)", &[]);
     check(Coverage::Full, &rows, probe_, |r| r.qty.checked_add(1).is_none_or(|v| v <= 0));
+    // i64::MIN / -1 and i64::MIN % -1 are undefined too (SQLite and PostgreSQL
+    // would give a float and 0), and so is a constant that overflows while
+    // PostgreSQL plans the query.
+    let probe_ = Probe::new("lambda r: r.cat == 1 and not (r.qty / r.id * -1 < 0)", &[]);
+    check(Coverage::Full, &rows, probe_, |r| {
+        r.qty.checked_div(r.id).and_then(|v| v.checked_mul(-1)).is_none_or(|v| v >= 0)
+    });
+    let probe_ = Probe::new("lambda r: r.cat == 1 and not (r.qty % p == 0)", &[("p", (-1).into())]);
+    check(Coverage::Full, &rows, probe_, |r| r.qty.checked_rem(-1).is_none_or(|v| v != 0));
+    let probe_ = Probe::new("lambda r: r.cat == 1 and not (p + 1 + r.qty > 0)", &[("p", i64::MAX.into())]);
+    check(Coverage::Full, &rows, probe_, |_| true);
 }
 
-/// K5 (OPEN): float arithmetic that leaves the finite range: Rust gives inf or NaN
-/// (`inf - inf != 1.0` is true); SQLite turns NaN into NULL (false), PostgreSQL
-/// raises "value out of range: overflow/underflow" or orders NaN as a number. At
-/// fault: `grammar/src/sql/emit.rs` (float `Arith`) and the dialects.
+/// Rust's float arithmetic under memdex's rule: a result that is not finite is
+/// undefined (`None`).
+fn finite(x: f64) -> Option<f64> {
+    x.is_finite().then_some(x)
+}
+
+/// K5 (fixed, by a new rule): float arithmetic that leaves the finite range gave
+/// Rust inf or NaN (`inf - inf != 1.0` was true), SQLite NULL, and PostgreSQL
+/// "value out of range: overflow/underflow" or NaN ordered as a number. Now a float
+/// result that is not finite is undefined, like integer overflow (`grammar/src/eval.rs`
+/// module doc), and the SQL is NULL-free and error-free at the extremes
+/// (`SqlDialect::float_finite`/`float_arith`): underflow to zero stays 0.
 #[test]
-#[ignore = "open bug K5: fails until fixed (RELIABILITY.md, 'What was found'); run with --ignored"]
-fn k5_non_finite_float_arithmetic_matches_rust() {
+fn k5_non_finite_float_arithmetic_is_undefined_on_every_path() {
     if !in_own_binary() {
         return;
     }
-    let rows = [Row { price: f64::INFINITY, ..row(1) }, Row { price: 1e300, ..row(2) }, Row { price: 1.0, ..row(3) }];
+    let rows = [
+        Row { price: f64::INFINITY, ..row(1) },
+        Row { price: 1e300, ..row(2) },
+        Row { price: 1.0, ..row(3) },
+        Row { price: 5e-324, ..row(4) },
+        Row { price: f64::MAX, ..row(5) },
+        Row { price: -0.0, ..row(6) },
+        Row { price: f64::NEG_INFINITY, ..row(7) },
+    ];
+    let square_minus_square = |r: &Row| {
+        let square = finite(r.price * r.price)?;
+        finite(square - square)
+    };
     let probe_ = Probe::new("lambda r: r.cat == 1 and r.price * r.price - r.price * r.price != 1.0", &[]);
-    check(Coverage::Full, &rows, probe_, |r| r.price * r.price - r.price * r.price != 1.0);
+    check(Coverage::Full, &rows, probe_, move |r| square_minus_square(r).is_some_and(|d| d != 1.0));
+    let probe_ = Probe::new("lambda r: r.cat == 1 and not (r.price / p >= 0.0)", &[("p", 0.5.into())]);
+    check(Coverage::Full, &rows, probe_, |r| finite(r.price / 0.5).is_none_or(|v| v < 0.0));
+    // Stored infinities, untouched by arithmetic, are ordinary values.
+    let probe_ = Probe::new("lambda r: r.cat == 1 and r.price > 1e308", &[]);
+    check(Coverage::Full, &rows, probe_, |r| r.price > 1e308);
+    // Underflow to zero is a value: 5e-324 * 0.5 == 0.0 (PostgreSQL would raise
+    // "underflow" if it computed it).
+    let probe_ = Probe::new("lambda r: r.cat == 1 and r.price * 0.5 == 0.0", &[]);
+    check(Coverage::Full, &rows, probe_, |r| finite(r.price * 0.5) == Some(0.0));
 }
 
 /// K6 (OPEN, wrong rows from the store itself): the database fallback

@@ -72,17 +72,17 @@ pub(crate) trait SqlDialect {
 
     /// A condition that is TRUE exactly when the float `a op b` (`+ - * /`) is
     /// finite, and raises no database error for any operands (finite, ±inf, NaN).
-    /// `operand` emits copies of `a` and `b` (see [`Operands`]).
-    fn float_finite(&self, op: ArithOp, operand: &mut Operands<'_>) -> Result<Expr, SqlError>;
+    /// `copy` emits copies of `a` and `b` (see [`Operands`]).
+    fn float_finite(&self, op: ArithOp, copy: &mut Operands<'_>) -> Result<Expr, SqlError>;
 
     /// The float `a op b` (`+ - * /`) where [`SqlDialect::float_finite`] holds:
     /// IEEE's result, underflow to zero and subnormals included, without a database
     /// error.
-    fn float_arith(&self, op: ArithOp, operand: &mut Operands<'_>) -> Result<Expr, SqlError>;
+    fn float_arith(&self, op: ArithOp, copy: &mut Operands<'_>) -> Result<Expr, SqlError>;
 
-    /// A condition that is TRUE exactly when the float `a` (`operand(0)`) is finite
+    /// A condition that is TRUE exactly when the float `a` (`copy(0)`) is finite
     /// (so `-a` is).
-    fn float_is_finite(&self, operand: &mut Operands<'_>) -> Result<Expr, SqlError>;
+    fn float_is_finite(&self, copy: &mut Operands<'_>) -> Result<Expr, SqlError>;
 
     /// `LIMIT` to emit when only `OFFSET` was asked for (SQLite and MySQL do not
     /// accept `OFFSET` alone), `None` when `OFFSET` may stand alone.
@@ -180,9 +180,9 @@ fn not(e: Expr) -> Expr {
 /// [`SqlDialect::float_finite`] for a database that computes IEEE's infinities
 /// (SQLite: NaN becomes NULL, `x / 0.0` is NULL): the result minus itself is 0
 /// exactly when it is finite, and NULL or NaN otherwise.
-fn float_finite_by_result(op: ArithOp, operand: &mut Operands<'_>) -> Result<Expr, SqlError> {
-    let first = float_op(op, operand(0)?, operand(1)?)?;
-    let second = float_op(op, operand(0)?, operand(1)?)?;
+fn float_finite_by_result(op: ArithOp, copy: &mut Operands<'_>) -> Result<Expr, SqlError> {
+    let first = float_op(op, copy(0)?, copy(1)?)?;
+    let second = float_op(op, copy(0)?, copy(1)?)?;
     Ok(cmp(binary(nested(first), BinaryOperator::Minus, nested(second)), BinaryOperator::Eq, number(0)))
 }
 
@@ -196,12 +196,12 @@ fn float_finite_by_result(op: ArithOp, operand: &mut Operands<'_>) -> Result<Exp
 /// three ulps of the boundary; a disagreement would be within an ulp of it.
 fn float_finite_by_operands(
     op: ArithOp,
-    operand: &mut Operands<'_>,
+    copy: &mut Operands<'_>,
     infinity: Option<fn() -> Expr>,
 ) -> Result<Expr, SqlError> {
     use BinaryOperator::{Eq, GtEq, Lt, LtEq, NotEq};
-    let both_finite = |operand: &mut Operands<'_>| -> Result<Expr, SqlError> {
-        Ok(not(and(finite_magnitude(operand(0)?), finite_magnitude(operand(1)?))))
+    let both_finite = |copy: &mut Operands<'_>| -> Result<Expr, SqlError> {
+        Ok(not(and(finite_magnitude(copy(0)?), finite_magnitude(copy(1)?))))
     };
     let one = || number(1);
     Ok(match op {
@@ -211,22 +211,22 @@ fn float_finite_by_operands(
             let opposite = if op == ArithOp::Add { NotEq } else { Eq };
             case(
                 vec![
-                    (both_finite(operand)?, boolean(false)),
+                    (both_finite(copy)?, boolean(false)),
                     (
                         cmp(
-                            nested(cmp(operand(0)?, Lt, number(0))),
+                            nested(cmp(copy(0)?, Lt, number(0))),
                             opposite,
-                            nested(cmp(operand(1)?, Lt, number(0))),
+                            nested(cmp(copy(1)?, Lt, number(0))),
                         ),
                         boolean(true),
                     ),
-                    (or(cmp(abs(operand(0)?), Lt, one()), cmp(abs(operand(1)?), Lt, one())), boolean(true)),
+                    (or(cmp(abs(copy(0)?), Lt, one()), cmp(abs(copy(1)?), Lt, one())), boolean(true)),
                 ],
                 Some(cmp(
                     binary(
-                        binary(abs(operand(0)?), BinaryOperator::Multiply, float(0.5)),
+                        binary(abs(copy(0)?), BinaryOperator::Multiply, float(0.5)),
                         BinaryOperator::Plus,
-                        binary(abs(operand(1)?), BinaryOperator::Multiply, float(0.5)),
+                        binary(abs(copy(1)?), BinaryOperator::Multiply, float(0.5)),
                     ),
                     LtEq,
                     float(f64::MAX / 2.0),
@@ -238,14 +238,14 @@ fn float_finite_by_operands(
         // finite (and never 0, so PostgreSQL reports no underflow).
         ArithOp::Mul => case(
             vec![
-                (both_finite(operand)?, boolean(false)),
-                (or(cmp(abs(operand(0)?), LtEq, one()), cmp(abs(operand(1)?), LtEq, one())), boolean(true)),
+                (both_finite(copy)?, boolean(false)),
+                (or(cmp(abs(copy(0)?), LtEq, one()), cmp(abs(copy(1)?), LtEq, one())), boolean(true)),
             ],
             Some(cmp(
                 binary(
-                    nested(binary(abs(operand(0)?), BinaryOperator::Multiply, float(2f64.powi(-512)))),
+                    nested(binary(abs(copy(0)?), BinaryOperator::Multiply, float(2f64.powi(-512)))),
                     BinaryOperator::Multiply,
-                    nested(binary(abs(operand(1)?), BinaryOperator::Multiply, float(2f64.powi(-512)))),
+                    nested(binary(abs(copy(1)?), BinaryOperator::Multiply, float(2f64.powi(-512)))),
                 ),
                 Lt,
                 one(),
@@ -254,19 +254,19 @@ fn float_finite_by_operands(
         // `a / ±inf` is 0 for a finite `a`; `a / 0` is not finite.
         ArithOp::Div => {
             let infinite_divisor_ok = match infinity {
-                Some(inf) => cmp(abs(operand(1)?), LtEq, inf()),
+                Some(inf) => cmp(abs(copy(1)?), LtEq, inf()),
                 None => boolean(true),
             };
             case(
                 vec![
-                    (not(finite_magnitude(operand(0)?)), boolean(false)),
-                    (cmp(operand(1)?, Eq, number(0)), boolean(false)),
-                    (cmp(abs(operand(1)?), GtEq, one()), infinite_divisor_ok),
+                    (not(finite_magnitude(copy(0)?)), boolean(false)),
+                    (cmp(copy(1)?, Eq, number(0)), boolean(false)),
+                    (cmp(abs(copy(1)?), GtEq, one()), infinite_divisor_ok),
                 ],
                 Some(cmp(
-                    abs(operand(0)?),
+                    abs(copy(0)?),
                     LtEq,
-                    binary(float(f64::MAX), BinaryOperator::Multiply, abs(operand(1)?)),
+                    binary(float(f64::MAX), BinaryOperator::Multiply, abs(copy(1)?)),
                 )),
             )
         }
@@ -359,19 +359,18 @@ impl SqlDialect for Sqlite {
         e
     }
 
-    fn float_finite(&self, op: ArithOp, operand: &mut Operands<'_>) -> Result<Expr, SqlError> {
-        float_finite_by_result(op, operand)
+    fn float_finite(&self, op: ArithOp, copy: &mut Operands<'_>) -> Result<Expr, SqlError> {
+        float_finite_by_result(op, copy)
     }
 
     /// SQLite's float arithmetic is IEEE's, underflow included, and never an error.
-    fn float_arith(&self, op: ArithOp, operand: &mut Operands<'_>) -> Result<Expr, SqlError> {
-        float_op(op, operand(0)?, operand(1)?)
+    fn float_arith(&self, op: ArithOp, copy: &mut Operands<'_>) -> Result<Expr, SqlError> {
+        float_op(op, copy(0)?, copy(1)?)
     }
 
     /// `a - a` is 0 for a finite `a`, NULL (SQLite's NaN) for an infinite one.
-    fn float_is_finite(&self, operand: &mut Operands<'_>) -> Result<Expr, SqlError> {
-        let difference = binary(operand(0)?, BinaryOperator::Minus, operand(0)?);
-        Ok(cmp(nested(difference), BinaryOperator::Eq, number(0)))
+    fn float_is_finite(&self, copy: &mut Operands<'_>) -> Result<Expr, SqlError> {
+        Ok(cmp(nested(cmp(copy(0)?, BinaryOperator::Minus, copy(0)?)), BinaryOperator::Eq, number(0)))
     }
 
     /// `LIMIT -1` is SQLite's "no limit".
@@ -496,8 +495,8 @@ impl SqlDialect for Postgres {
 
     /// PostgreSQL raises "value out of range" instead of computing an infinity,
     /// and stores NaN (ordered above every number): decided from the operands.
-    fn float_finite(&self, op: ArithOp, operand: &mut Operands<'_>) -> Result<Expr, SqlError> {
-        float_finite_by_operands(op, operand, Some(pg_infinity))
+    fn float_finite(&self, op: ArithOp, copy: &mut Operands<'_>) -> Result<Expr, SqlError> {
+        float_finite_by_operands(op, copy, Some(pg_infinity))
     }
 
     /// PostgreSQL raises "value out of range: underflow" where a product or a
@@ -513,7 +512,7 @@ impl SqlDialect for Postgres {
     ///
     /// The one approximation: an exact product or quotient within 2^-53 (relative)
     /// above 2^-1075 gives 0 here where IEEE gives 5e-324.
-    fn float_arith(&self, op: ArithOp, operand: &mut Operands<'_>) -> Result<Expr, SqlError> {
+    fn float_arith(&self, op: ArithOp, copy: &mut Operands<'_>) -> Result<Expr, SqlError> {
         use BinaryOperator::{GtEq, Lt, LtEq, Multiply};
         let one = || number(1);
         let scaled = |e: Expr, exp: i32| binary(abs(e), Multiply, float(2f64.powi(exp)));
@@ -522,43 +521,43 @@ impl SqlDialect for Postgres {
                 vec![
                     (
                         or(
-                            or(cmp(abs(operand(0)?), GtEq, one()), cmp(abs(operand(1)?), GtEq, one())),
+                            or(cmp(abs(copy(0)?), GtEq, one()), cmp(abs(copy(1)?), GtEq, one())),
                             nested(and(
-                                cmp(abs(operand(0)?), GtEq, float(2f64.powi(-512))),
-                                cmp(abs(operand(1)?), GtEq, float(2f64.powi(-512))),
+                                cmp(abs(copy(0)?), GtEq, float(2f64.powi(-512))),
+                                cmp(abs(copy(1)?), GtEq, float(2f64.powi(-512))),
                             )),
                         ),
-                        float_op(op, operand(0)?, operand(1)?)?,
+                        float_op(op, copy(0)?, copy(1)?)?,
                     ),
                     (
                         cmp(
-                            binary(nested(scaled(operand(0)?, 537)), Multiply, nested(scaled(operand(1)?, 538))),
+                            binary(nested(scaled(copy(0)?, 537)), Multiply, nested(scaled(copy(1)?, 538))),
                             LtEq,
                             one(),
                         ),
                         number(0),
                     ),
                 ],
-                Some(float_op(op, operand(0)?, operand(1)?)?),
+                Some(float_op(op, copy(0)?, copy(1)?)?),
             ),
             ArithOp::Div => case(
                 vec![
                     (
                         or(
                             or(
-                                cmp(abs(operand(0)?), GtEq, float(2f64.powi(-51))),
-                                cmp(abs(operand(1)?), Lt, one()),
+                                cmp(abs(copy(0)?), GtEq, float(2f64.powi(-51))),
+                                cmp(abs(copy(1)?), Lt, one()),
                             ),
-                            cmp(abs(operand(1)?), BinaryOperator::Gt, float(f64::MAX)),
+                            cmp(abs(copy(1)?), BinaryOperator::Gt, float(f64::MAX)),
                         ),
-                        float_op(op, operand(0)?, operand(1)?)?,
+                        float_op(op, copy(0)?, copy(1)?)?,
                     ),
                     (
                         cmp(
                             binary(
-                                nested(scaled(operand(0)?, 1000)),
+                                nested(scaled(copy(0)?, 1000)),
                                 BinaryOperator::Divide,
-                                nested(scaled(operand(1)?, -74)),
+                                nested(scaled(copy(1)?, -74)),
                             ),
                             LtEq,
                             float(0.5),
@@ -566,14 +565,14 @@ impl SqlDialect for Postgres {
                         number(0),
                     ),
                 ],
-                Some(float_op(op, operand(0)?, operand(1)?)?),
+                Some(float_op(op, copy(0)?, copy(1)?)?),
             ),
-            _ => float_op(op, operand(0)?, operand(1)?)?,
+            _ => float_op(op, copy(0)?, copy(1)?)?,
         })
     }
 
-    fn float_is_finite(&self, operand: &mut Operands<'_>) -> Result<Expr, SqlError> {
-        Ok(finite_magnitude(operand(0)?))
+    fn float_is_finite(&self, copy: &mut Operands<'_>) -> Result<Expr, SqlError> {
+        Ok(finite_magnitude(copy(0)?))
     }
 
     fn limit_for_offset_only(&self) -> Option<Expr> {
@@ -678,17 +677,17 @@ impl SqlDialect for MySql {
 
     /// MySQL raises "DOUBLE value is out of range" instead of computing an
     /// infinity, and cannot hold one: decided from the operands.
-    fn float_finite(&self, op: ArithOp, operand: &mut Operands<'_>) -> Result<Expr, SqlError> {
-        float_finite_by_operands(op, operand, None)
+    fn float_finite(&self, op: ArithOp, copy: &mut Operands<'_>) -> Result<Expr, SqlError> {
+        float_finite_by_operands(op, copy, None)
     }
 
     /// MySQL's float arithmetic underflows to zero without an error.
-    fn float_arith(&self, op: ArithOp, operand: &mut Operands<'_>) -> Result<Expr, SqlError> {
-        float_op(op, operand(0)?, operand(1)?)
+    fn float_arith(&self, op: ArithOp, copy: &mut Operands<'_>) -> Result<Expr, SqlError> {
+        float_op(op, copy(0)?, copy(1)?)
     }
 
-    fn float_is_finite(&self, operand: &mut Operands<'_>) -> Result<Expr, SqlError> {
-        Ok(finite_magnitude(operand(0)?))
+    fn float_is_finite(&self, copy: &mut Operands<'_>) -> Result<Expr, SqlError> {
+        Ok(finite_magnitude(copy(0)?))
     }
 
     /// The largest `LIMIT` MySQL accepts, its documented "no limit".

@@ -153,7 +153,9 @@ pub fn cases() -> Vec<Case> {
         }
     }
     values.push((neg(col("a")), none(), int));
-    values.push((neg(arith(ArithOp::Sub, col("a"), col("b"))), none(), int));
+    for op in INT_OPS {
+        values.push((neg(arith(op, col("a"), col("b"))), none(), int));
+    }
     for v in INTS {
         values.push((neg(lit(v)), none(), int));
     }
@@ -177,7 +179,9 @@ pub fn cases() -> Vec<Case> {
         }
     }
     values.push((neg(col("x")), none(), float));
-    values.push((neg(arith(ArithOp::Mul, col("x"), col("y"))), none(), float));
+    for op in FLOAT_OPS {
+        values.push((neg(arith(op, col("x"), col("y"))), none(), float));
+    }
     for v in FLOATS {
         values.push((neg(lit(v)), none(), float));
     }
