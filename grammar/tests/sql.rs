@@ -175,6 +175,23 @@ fn language_table() {
         ("int_div_column", cmp(arith(f("cart_id"), ArithOp::Div, f("category_id")), Eq, lit(3)), vec![]),
         ("int_rem_column", not(cmp(arith(f("cart_id"), ArithOp::Rem, f("category_id")), Eq, lit(1))), vec![]),
         ("float_rem_unsupported", cmp(arith(f("price"), ArithOp::Rem, lit(2.0)), Eq, lit(1.0)), vec![]),
+        ("int_add_checked", cmp(arith(f("cart_id"), ArithOp::Add, lit(1)), Gt, lit(0)), vec![]),
+        ("int_sub_checked", cmp(arith(lit(1), ArithOp::Sub, f("cart_id")), Gt, lit(0)), vec![]),
+        (
+            "int_mul_checked",
+            cmp(arith(f("cart_id"), ArithOp::Mul, f("category_id")), Lt, p("k")),
+            vec![("k", Value::Int(1 << 40))],
+        ),
+        ("int_neg_checked", not(cmp(neg(f("cart_id")), Ge, lit(0))), vec![]),
+        ("int_div_by_minus_one", cmp(arith(f("cart_id"), ArithOp::Div, lit(-1)), Gt, lit(0)), vec![]),
+        (
+            "float_div_checked",
+            cmp(arith(f("price"), ArithOp::Div, p("d")), Le, lit(1.0)),
+            vec![("d", Value::Float(0.5))],
+        ),
+        ("float_neg_checked", cmp(neg(arith(f("price"), ArithOp::Add, lit(1.0))), Lt, lit(0.0)), vec![]),
+        ("params_alone_typed", cmp(p("a"), Gt, p("b")), vec![("a", Value::Int(1)), ("b", Value::Int(1 << 40))]),
+        ("neg_param_typed", cmp(f("cart_id"), Gt, neg(p("k"))), vec![("k", Value::Int(5))]),
         ("len_bytes", cmp(len(f("first_name")), Ge, lit(3)), vec![]),
         ("bool_column", f("active"), vec![]),
         ("bool_eq_param", cmp(f("active"), Eq, p("b")), vec![("b", Value::Bool(false))]),
@@ -182,6 +199,73 @@ fn language_table() {
     for (name, expr, params) in cases {
         check(name, expr, &params);
     }
+}
+
+/// Every copy of an operand a check repeats is a fresh placeholder, emitted in the
+/// order the SQL text reads: PostgreSQL's `$n` then appear as 1, 2, 3, …, and the
+/// positional `?` of SQLite and MySQL (built by the same code) bind in text order.
+#[test]
+fn placeholders_are_numbered_in_text_order() {
+    let schema = schema();
+    let filters = [
+        cmp(arith(arith(f("cart_id"), ArithOp::Mul, p("k")), ArithOp::Add, lit(1)), CmpOp::Gt, neg(p("k"))),
+        cmp(arith(arith(f("price"), ArithOp::Mul, lit(0.5)), ArithOp::Div, p("x")), CmpOp::Lt, neg(p("x"))),
+        not(cmp(arith(lit(7), ArithOp::Rem, arith(f("category_id"), ArithOp::Sub, p("k"))), CmpOp::Eq, lit(1))),
+    ];
+    let params = bound(&[("k", Value::Int(3)), ("x", Value::Float(2.0))]);
+    for filter in &filters {
+        let q =
+            sql::select(Dialect::Postgres, &schema, SelectSpec { filter: Some(filter), ..Default::default() }, &params)
+                .expect("emits");
+        let numbers: Vec<usize> = q
+            .text
+            .split('$')
+            .skip(1)
+            .map(|rest| rest.chars().take_while(char::is_ascii_digit).collect::<String>().parse().expect("a number"))
+            .collect();
+        assert!(numbers.len() > 3, "checks repeat operands: {}", q.text);
+        assert_eq!(numbers, (1..=numbers.len()).collect::<Vec<_>>(), "{}", q.text);
+        assert_eq!(numbers.len(), q.params.len());
+        let sqlite =
+            sql::select(Dialect::Sqlite, &schema, SelectSpec { filter: Some(filter), ..Default::default() }, &params)
+                .expect("emits");
+        let mysql =
+            sql::select(Dialect::MySql, &schema, SelectSpec { filter: Some(filter), ..Default::default() }, &params)
+                .expect("emits");
+        for q in [sqlite, mysql] {
+            assert_eq!(q.text.matches('?').count(), q.params.len(), "{}", q.text);
+        }
+    }
+}
+
+/// Checks repeat operands, so SQL grows with nesting; past a budget the emitter
+/// refuses (an error, not megabytes of SQL or a hang).
+#[test]
+fn deeply_nested_arithmetic_is_refused_not_exploded() {
+    let schema = schema();
+    let mut e = f("price");
+    for _ in 0..40 {
+        e = arith(e, ArithOp::Mul, f("price"));
+    }
+    let filter = cmp(e, CmpOp::Gt, lit(0.0));
+    let started = std::time::Instant::now();
+    let got = sql::select(
+        Dialect::Postgres,
+        &schema,
+        SelectSpec { filter: Some(&filter), ..Default::default() },
+        &bound(&[]),
+    );
+    assert!(matches!(got, Err(SqlError::Unsupported(ref m)) if m.contains("too large")), "{got:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // A sum of 40 terms is fine (quadratic growth).
+    let mut sum = f("cart_id");
+    for _ in 0..40 {
+        sum = arith(sum, ArithOp::Add, f("cart_id"));
+    }
+    let filter = cmp(sum, CmpOp::Gt, lit(0));
+    let q =
+        sql::select(Dialect::Sqlite, &schema, SelectSpec { filter: Some(&filter), ..Default::default() }, &bound(&[]));
+    assert!(q.is_ok(), "{q:?}");
 }
 
 #[test]

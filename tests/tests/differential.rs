@@ -633,13 +633,7 @@ impl Query {
     fn probe(&self) -> Probe {
         let mut r = Render::default();
         let text = format!("lambda r: {}", r.b(&self.pred));
-        Probe {
-            text,
-            params: r.params,
-            order: self.order,
-            limit: self.limit,
-            offset: self.offset,
-        }
+        Probe { text, params: r.params, order: self.order, limit: self.limit, offset: self.offset }
     }
 }
 

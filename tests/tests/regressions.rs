@@ -899,7 +899,10 @@ fn k3_postgres_binds_large_divisors() {
     let rows = [Row { qty: 1 << 41, ..row(1) }, Row { qty: 3, ..row(2) }];
     let probe_ = Probe::new("lambda r: r.cat == 1 and r.qty % p == 0", &[("p", (1i64 << 40).into())]);
     check(Coverage::Full, &rows, probe_, |r| r.qty % (1 << 40) == 0);
-    let probe_ = Probe::new("lambda r: r.cat == 1 and len(r.name) * p > q", &[("p", (1i64 << 40).into()), ("q", (1i64 << 41).into())]);
+    let probe_ = Probe::new(
+        "lambda r: r.cat == 1 and len(r.name) * p > q",
+        &[("p", (1i64 << 40).into()), ("q", (1i64 << 41).into())],
+    );
     check(Coverage::Full, &rows, probe_, |r| (r.name.len() as i64) * (1 << 40) > 1 << 41);
 }
 

@@ -213,11 +213,7 @@ fn float_finite_by_operands(
                 vec![
                     (both_finite(copy)?, boolean(false)),
                     (
-                        cmp(
-                            nested(cmp(copy(0)?, Lt, number(0))),
-                            opposite,
-                            nested(cmp(copy(1)?, Lt, number(0))),
-                        ),
+                        cmp(nested(cmp(copy(0)?, Lt, number(0))), opposite, nested(cmp(copy(1)?, Lt, number(0)))),
                         boolean(true),
                     ),
                     (or(cmp(abs(copy(0)?), Lt, one()), cmp(abs(copy(1)?), Lt, one())), boolean(true)),
@@ -253,22 +249,16 @@ fn float_finite_by_operands(
         ),
         // `a / ±inf` is 0 for a finite `a`; `a / 0` is not finite.
         ArithOp::Div => {
+            let mut arms =
+                vec![(not(finite_magnitude(copy(0)?)), boolean(false)), (cmp(copy(1)?, Eq, number(0)), boolean(false))];
+            // Built in text order: the condition's copy before the result's.
+            let divisor_at_least_one = cmp(abs(copy(1)?), GtEq, one());
             let infinite_divisor_ok = match infinity {
                 Some(inf) => cmp(abs(copy(1)?), LtEq, inf()),
                 None => boolean(true),
             };
-            case(
-                vec![
-                    (not(finite_magnitude(copy(0)?)), boolean(false)),
-                    (cmp(copy(1)?, Eq, number(0)), boolean(false)),
-                    (cmp(abs(copy(1)?), GtEq, one()), infinite_divisor_ok),
-                ],
-                Some(cmp(
-                    abs(copy(0)?),
-                    LtEq,
-                    binary(float(f64::MAX), BinaryOperator::Multiply, abs(copy(1)?)),
-                )),
-            )
+            arms.push((divisor_at_least_one, infinite_divisor_ok));
+            case(arms, Some(cmp(abs(copy(0)?), LtEq, binary(float(f64::MAX), BinaryOperator::Multiply, abs(copy(1)?)))))
         }
         ArithOp::Rem => return Err(float_remainder()),
     })
@@ -544,10 +534,7 @@ impl SqlDialect for Postgres {
                 vec![
                     (
                         or(
-                            or(
-                                cmp(abs(copy(0)?), GtEq, float(2f64.powi(-51))),
-                                cmp(abs(copy(1)?), Lt, one()),
-                            ),
+                            or(cmp(abs(copy(0)?), GtEq, float(2f64.powi(-51))), cmp(abs(copy(1)?), Lt, one())),
                             cmp(abs(copy(1)?), BinaryOperator::Gt, float(f64::MAX)),
                         ),
                         float_op(op, copy(0)?, copy(1)?)?,

@@ -40,7 +40,7 @@ use crate::value::{Type, Value};
 /// operands, so SQL grows with nesting (quadratically for `a + b + c + …`, faster
 /// for nested float products on PostgreSQL); beyond this the filter is refused
 /// rather than turned into megabytes of SQL.
-pub(crate) const ARITH_BUDGET: usize = 100_000;
+pub(crate) const ARITH_BUDGET: usize = 20_000;
 
 /// Builds SQL expressions for one statement and collects its bound values.
 pub(crate) struct Emitter<'a> {
@@ -237,8 +237,9 @@ impl<'a> Emitter<'a> {
                 let a = self.arith_operand(x, Type::Int)?;
                 Ok(binary(comparand(a), BinaryOperator::NotEq, int_min()))
             }
-            ExprKind::Arith { op, lhs, rhs } if float => dialect
-                .float_finite(*op, &mut |i| self.arith_operand(if i == 0 { lhs } else { rhs }, Type::Float)),
+            ExprKind::Arith { op, lhs, rhs } if float => {
+                dialect.float_finite(*op, &mut |i| self.arith_operand(if i == 0 { lhs } else { rhs }, Type::Float))
+            }
             ExprKind::Arith { op, lhs, rhs } => self.int_defined(*op, lhs, rhs),
             _ => Ok(ast::boolean(true)),
         }

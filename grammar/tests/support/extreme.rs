@@ -115,15 +115,18 @@ fn neg(a: Expr) -> Expr {
 pub struct Case {
     pub label: String,
     pub filter: Expr,
-    pub params: Vec<(String, Value)>,
+    pub params: Params,
 }
+
+/// Named bound values, as the emitter and `eval` read them.
+type Params = Vec<(String, Value)>;
 
 const INT_OPS: [ArithOp; 5] = [ArithOp::Add, ArithOp::Sub, ArithOp::Mul, ArithOp::Div, ArithOp::Rem];
 const FLOAT_OPS: [ArithOp; 4] = [ArithOp::Add, ArithOp::Sub, ArithOp::Mul, ArithOp::Div];
 
 /// The cases: `e > 0` and `not (e >= 0)` for every value expression `e` below.
 pub fn cases() -> Vec<Case> {
-    let mut values: Vec<(Expr, Vec<(String, Value)>, Type)> = Vec::new();
+    let mut values: Vec<(Expr, Params, Type)> = Vec::new();
     let none = Vec::new;
     let int = Type::Int;
     let float = Type::Float;
