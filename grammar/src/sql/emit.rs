@@ -174,13 +174,23 @@ impl<'a> Emitter<'a> {
     }
 
     /// Whether an arithmetic node may be undefined for some operands: every one but
-    /// an integer `/` or `%` by a literal other than 0 and -1.
+    /// an integer `/` or `%` by a literal other than 0 and -1, and a `-` that cannot
+    /// fail (of a literal other than `i64::MIN` or ±inf, of `len`, or of a float
+    /// arithmetic result, which its own check already found finite).
     fn may_be_undefined(&self, e: &IrExpr) -> bool {
+        let float = self.type_of(e) == Some(Type::Float);
         match &e.kind {
-            ExprKind::Arith { op: ArithOp::Div | ArithOp::Rem, rhs, .. } if self.type_of(e) == Some(Type::Int) => {
+            ExprKind::Arith { op: ArithOp::Div | ArithOp::Rem, rhs, .. } if !float => {
                 !matches!(&rhs.kind, ExprKind::Lit(Value::Int(i)) if *i != 0 && *i != -1)
             }
-            ExprKind::Arith { .. } | ExprKind::Neg(_) => true,
+            ExprKind::Arith { .. } => true,
+            ExprKind::Neg(x) => match &x.kind {
+                ExprKind::Lit(Value::Int(i)) => *i == i64::MIN,
+                ExprKind::Lit(Value::Float(v)) => !v.is_finite(),
+                ExprKind::Len(_) => false,
+                ExprKind::Arith { .. } | ExprKind::Neg(_) => !float,
+                _ => true,
+            },
             _ => false,
         }
     }
