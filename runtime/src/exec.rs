@@ -18,6 +18,7 @@ use memdex_grammar::explain::Explain;
 use memdex_grammar::ir::{CmpOp, Expr, ExprKind, StrOp};
 use memdex_grammar::keys::KeySpace;
 use memdex_grammar::plan::{BindError, NodeRef, Plan, bind, node_matches, node_of_row};
+use memdex_grammar::relax;
 use memdex_grammar::sql::{self, OrderBy, SelectSpec};
 use memdex_grammar::{Dialect, Prepared, Schema, Span, Type, Value};
 
@@ -62,15 +63,27 @@ fn matching_rows<T: Model>(store: &Store, q: &Select<'_, T>) -> Result<Vec<T>, E
     }
 }
 
-/// The query on the database alone, filtered again by the in-memory predicate so
-/// that a row the predicate rejects is never returned, whatever the SQL said.
+/// The query on the database alone: the database selects a superset of the matching
+/// rows (`relax::superset`: the filter without the literals whose SQL may disagree
+/// with Rust), and the in-memory predicate decides. A row the predicate accepts is
+/// never lost to SQL's arithmetic; ordering and paging happen in memory (`fetch`).
 fn database_rows<T: Model>(inner: &StoreInner, q: &Select<'_, T>, prepared: &Prepared) -> Result<Vec<T>, Error> {
-    let spec = SelectSpec { filter: prepared.filter.as_ref(), ..SelectSpec::default() };
-    let query = sql::select(inner.db.dialect(), T::schema(), spec, q.params.as_params())
-        .map_err(|e| Error::Param(e.to_string()))?;
-    let mut rows: Vec<T> = load_rows(inner, &query)?.into_iter().filter(|r| q.matches(r)).collect();
+    let mut rows = superset_rows(inner, q, prepared)?.0;
     rows.sort_by(|a, b| a.key().into().order(&b.key().into()));
     Ok(rows)
+}
+
+/// The rows of the superset filter that the in-memory predicate accepts, in the
+/// database's order, and whether the SQL filter was the query's own (exact).
+fn superset_rows<T: Model>(inner: &StoreInner, q: &Select<'_, T>, prepared: &Prepared) -> Result<(Vec<T>, bool), Error> {
+    let params = q.params.as_params();
+    let relaxed = prepared.filter.as_ref().map(|f| relax::superset(f, params));
+    let exact = relaxed.as_ref().is_none_or(|r| r.exact);
+    let filter = relaxed.as_ref().and_then(|r| r.filter.as_deref());
+    let spec = SelectSpec { filter, ..SelectSpec::default() };
+    let query = sql::select(inner.db.dialect(), T::schema(), spec, params).map_err(|e| Error::Param(e.to_string()))?;
+    let rows = load_rows(inner, &query)?.into_iter().filter(|r| q.matches(r)).collect();
+    Ok((rows, exact))
 }
 
 fn load_rows<T: Model>(inner: &StoreInner, query: &sql::SqlQuery) -> Result<Vec<T>, Error> {
@@ -554,24 +567,45 @@ impl WriteBack {
     }
 }
 
+/// `scan!`: the query on the database. When the filter's SQL is exact (no
+/// arithmetic, no NaN), ordering, `LIMIT` and `OFFSET` run in SQL, as written.
+/// Otherwise the database selects a superset (`relax::superset`), the in-memory
+/// predicate decides, and ordering and paging follow in memory, so that no page is
+/// cut from rows SQL would have dropped.
 pub(crate) fn scan_fetch<T: Model>(store: &Store, q: &Select<'_, T>) -> Result<Vec<T>, Error> {
     let inner = &*store.inner;
     let prepared = prepared(&q.compiled)?;
-    let spec = SelectSpec {
-        filter: prepared.filter.as_ref(),
-        order: &q.order,
-        limit: q.limit,
-        offset: (q.offset > 0).then_some(q.offset),
-    };
-    let query = sql::select(inner.db.dialect(), T::schema(), spec, q.params.as_params())
-        .map_err(|e| Error::Param(e.to_string()))?;
-    load_rows(inner, &query)
+    let params = q.params.as_params();
+    let relaxed = prepared.filter.as_ref().map(|f| relax::superset(f, params));
+    if relaxed.as_ref().is_none_or(|r| r.exact) {
+        let spec = SelectSpec {
+            filter: prepared.filter.as_ref(),
+            order: &q.order,
+            limit: q.limit,
+            offset: (q.offset > 0).then_some(q.offset),
+        };
+        let query =
+            sql::select(inner.db.dialect(), T::schema(), spec, params).map_err(|e| Error::Param(e.to_string()))?;
+        // The SQL is the predicate's own; the predicate still has the last word, so
+        // that no path ever returns a row it rejects.
+        return Ok(load_rows(inner, &query)?.into_iter().filter(|r| q.matches(r)).collect());
+    }
+    let (mut rows, _) = superset_rows(inner, q, prepared)?;
+    rows.sort_by(|a, b| a.key().into().order(&b.key().into()));
+    Ok(page(rows, &q.order, q.limit, q.offset))
 }
 
+/// `scan!(…).count()`: `COUNT(*)` in SQL when the filter's SQL is exact; otherwise
+/// the superset's rows counted through the in-memory predicate.
 pub(crate) fn scan_count<T: Model>(store: &Store, q: &Select<'_, T>) -> Result<u64, Error> {
     let inner = &*store.inner;
     let prepared = prepared(&q.compiled)?;
-    let query = sql::count(inner.db.dialect(), T::schema(), prepared.filter.as_ref(), q.params.as_params())
+    let params = q.params.as_params();
+    let exact = prepared.filter.as_ref().is_none_or(|f| relax::superset(f, params).exact);
+    if !exact {
+        return Ok(superset_rows(inner, q, prepared)?.0.len() as u64);
+    }
+    let query = sql::count(inner.db.dialect(), T::schema(), prepared.filter.as_ref(), params)
         .map_err(|e| Error::Param(e.to_string()))?;
     inner.count_db(1);
     inner.tracer.sql(&query.text, query.params.len());
