@@ -15,12 +15,11 @@
 use std::collections::{HashMap, HashSet};
 
 use memdex_grammar::explain::Explain;
-use memdex_grammar::ir::{CmpOp, Expr, ExprKind, StrOp};
 use memdex_grammar::keys::KeySpace;
 use memdex_grammar::plan::{BindError, NodeRef, Plan, bind, node_matches, node_of_row};
 use memdex_grammar::relax;
 use memdex_grammar::sql::{self, OrderBy, SelectSpec};
-use memdex_grammar::{Dialect, Prepared, Schema, Span, Type, Value};
+use memdex_grammar::{Dialect, Prepared, Schema, Type, Value};
 
 use crate::cache::{CacheOp, CacheReply};
 use crate::codec::{self, NodeDecode};
@@ -439,11 +438,11 @@ fn read_node(
 /// fail. Only membership is taken from the snapshot: the objects then go through the
 /// cache as usual, where a miss is filled under its own lease.
 fn snapshot_nodes<T: Model>(inner: &StoreInner, schema: &Schema, nodes: &mut [NodeState]) -> Result<(), Error> {
-    let alternatives: Vec<Expr> = nodes.iter().map(|n| node_condition(schema, &n.node)).collect();
-    let filter = Expr::new(ExprKind::Or(alternatives), Span::DUMMY);
-    let no_params: Vec<(String, Value)> = Vec::new();
-    let spec = SelectSpec { filter: Some(&filter), ..SelectSpec::default() };
-    let query = sql::select(inner.db.dialect(), schema, spec, &no_params).map_err(|e| Error::Param(e.to_string()))?;
+    // Each node's condition is the SQL the model's indexes are built for
+    // (`substr(col, 1, n) = ?` for a prefix node), so the fill is an index lookup.
+    let specs: Vec<(usize, &[Value])> =
+        nodes.iter().filter_map(|n| n.node.index.map(|i| (i, n.node.values.as_slice()))).collect();
+    let query = sql::node_rows(inner.db.dialect(), schema, &specs);
     let rows: Vec<T> = load_rows(inner, &query)?;
     for n in nodes.iter_mut() {
         n.ids = rows
@@ -455,37 +454,6 @@ fn snapshot_nodes<T: Model>(inner: &StoreInner, schema: &Schema, nodes: &mut [No
         n.read_cas = None;
     }
     Ok(())
-}
-
-/// The rows of one node as a filter: `col == v` per index column (`is None` for
-/// `None`); for a prefix index, `starts_with(v)` when `v` has the full prefix length
-/// (shorter values are whole strings shorter than the prefix: `col == v`).
-fn node_condition(schema: &Schema, node: &NodeRef) -> Expr {
-    let d = Span::DUMMY;
-    let Some(index) = node.index.and_then(|i| schema.indexes.get(i)) else {
-        return Expr::lit(false, d);
-    };
-    let parts: Vec<Expr> = index
-        .columns
-        .iter()
-        .zip(&node.values)
-        .map(|(&c, v)| {
-            let field = Expr::field(schema.columns[c].field.clone(), d);
-            match (index.prefix, v) {
-                (_, Value::Null) => Expr::new(ExprKind::IsNull { expr: Box::new(field), negated: false }, d),
-                (Some(n), Value::Text(t)) if t.chars().count() == n as usize => Expr::new(
-                    ExprKind::StrTest {
-                        op: StrOp::StartsWith,
-                        subject: Box::new(field),
-                        pattern: Box::new(Expr::lit(t.clone(), d)),
-                    },
-                    d,
-                ),
-                _ => Expr::cmp(CmpOp::Eq, field, Expr::lit(v.clone(), d), d),
-            }
-        })
-        .collect();
-    Expr::new(ExprKind::And(parts), d)
 }
 
 fn read_object<T: Model>(
