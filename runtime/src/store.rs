@@ -88,13 +88,16 @@ impl Store {
         Ok(())
     }
 
-    /// Inserts a row (an error if its key exists).
+    /// Inserts a row (an error if its key exists). A row memdex cannot store as it
+    /// is (NaN, text too long to index) is refused before any database work.
     pub fn insert<T: Model>(&self, row: &T) -> Result<(), Error> {
+        storable::<T>(self.dialect(), &row_values(row))?;
         self.transaction(|tx| tx.insert(row))
     }
 
     /// Updates the row with `row`'s key to `row` (`Error::NotFound` if there is none).
     pub fn update<T: Model>(&self, row: &T) -> Result<(), Error> {
+        storable::<T>(self.dialect(), &row_values(row))?;
         self.transaction(|tx| tx.update(row))
     }
 
