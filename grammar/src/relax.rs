@@ -140,7 +140,8 @@ mod tests {
         let params = params();
         let lambda = crate::text::parse(input).unwrap_or_else(|e| panic!("{}", e.render(input)));
         let types = |name: &str| ParamType::of(Params::get(&params, name));
-        let filter = crate::check::filter(&schema, &lambda.body, &types).unwrap_or_else(|e| panic!("{}", e.render(input)));
+        let filter =
+            crate::check::filter(&schema, &lambda.body, &types).unwrap_or_else(|e| panic!("{}", e.render(input)));
         let relaxed = superset(&filter, &params);
         let mut got = match &relaxed.filter {
             Some(f) => crate::print::expr(f, &lambda.param),
@@ -157,8 +158,14 @@ mod tests {
     fn filters_without_arithmetic_are_exact() {
         check("lambda c: c.cat == 5", "c.cat == 5 (exact)");
         check("lambda c: c.cat == p and c.price > -1.5", "c.cat == p and c.price > -1.5 (exact)");
-        check(r#"lambda c: not (c.price < 2.0) or c.name.startswith("a")"#, r#"not c.price < 2.0 or c.name.startswith("a") (exact)"#);
-        check(r#"lambda c: len(c.name) > 3 and c.name.lower() == "x""#, r#"len(c.name) > 3 and c.name.lower() == "x" (exact)"#);
+        check(
+            r#"lambda c: not (c.price < 2.0) or c.name.startswith("a")"#,
+            r#"not c.price < 2.0 or c.name.startswith("a") (exact)"#,
+        );
+        check(
+            r#"lambda c: len(c.name) > 3 and c.name.lower() == "x""#,
+            r#"len(c.name) > 3 and c.name.lower() == "x" (exact)"#,
+        );
         check("lambda c: c.cat in ys and c.grp is None", "c.cat in ys and c.grp is None (exact)");
         check("lambda c: c.flag", "c.flag (exact)");
     }

@@ -31,7 +31,9 @@ pub enum Error {
     /// A write of NaN into a float field, refused before the database sees it:
     /// SQLite stores NaN as NULL and PostgreSQL orders it above every number, so no
     /// query could treat it the way Rust does. (±inf and -0.0 are stored.)
-    #[error("{model}.{field} is NaN; memdex does not store NaN (SQLite would store NULL, PostgreSQL order it above every number)")]
+    #[error(
+        "{model}.{field} is NaN; memdex does not store NaN (SQLite would store NULL, PostgreSQL order it above every number)"
+    )]
     NotANumber { model: String, field: String },
     /// A text value longer than the database can put into a btree index entry
     /// (PostgreSQL: a text primary key, or a text column of a composite index),

@@ -74,7 +74,11 @@ fn database_rows<T: Model>(inner: &StoreInner, q: &Select<'_, T>, prepared: &Pre
 
 /// The rows of the superset filter that the in-memory predicate accepts, in the
 /// database's order, and whether the SQL filter was the query's own (exact).
-fn superset_rows<T: Model>(inner: &StoreInner, q: &Select<'_, T>, prepared: &Prepared) -> Result<(Vec<T>, bool), Error> {
+fn superset_rows<T: Model>(
+    inner: &StoreInner,
+    q: &Select<'_, T>,
+    prepared: &Prepared,
+) -> Result<(Vec<T>, bool), Error> {
     let params = q.params.as_params();
     let relaxed = prepared.filter.as_ref().map(|f| relax::superset(f, params));
     let exact = relaxed.as_ref().is_none_or(|r| r.exact);

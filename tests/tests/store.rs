@@ -380,18 +380,19 @@ fn database_paths_keep_rows_the_closure_accepts() {
             })
             .unwrap();
         // `price - price` is NaN for ±inf: `!(NaN > 1.0)` and `NaN != 0.0` hold in Rust.
-        let pred = |i: &Item| {
-            i.category_id == 5 && !(i.price - i.price > 1.0) && (i.price - i.price != 0.0 || i.price < 50.0)
-        };
+        let pred =
+            |i: &Item| i.category_id == 5 && !(i.price - i.price > 1.0) && (i.price - i.price != 0.0 || i.price < 50.0);
         let by_prefix = |i: &Item| {
             i.name.starts_with('l') && !(i.price - i.price > 1.0) && (i.price - i.price != 0.0 || i.price < 50.0)
         };
         let all = k6_expect(&rows, pred, usize::MAX, 0);
         assert_eq!(all, vec![1, 2, 4, 3], "the oracle itself: ±inf rows accepted, 1e308 rejected");
         let page = k6_expect(&rows, pred, 2, 1);
-        let cached = || select!(Item, |i| i.category_id == 5
-            && !(i.price - i.price > 1.0)
-            && (i.price - i.price != 0.0 || i.price < 50.0));
+        let cached = || {
+            select!(Item, |i| i.category_id == 5
+                && !(i.price - i.price > 1.0)
+                && (i.price - i.price != 0.0 || i.price < 50.0))
+        };
         let fetch_all = |what: &str| {
             let q = cached().order_by_desc(Item::price());
             assert_eq!(ids(&q.fetch(&store).unwrap()), all, "{what}: all rows");
@@ -407,9 +408,11 @@ fn database_paths_keep_rows_the_closure_accepts() {
 
         // A prefix shorter than the index (2): the database fallback.
         let short = "l".to_string();
-        let prefix = || select!(Item, |i| i.name.starts_with(short.as_str())
-            && !(i.price - i.price > 1.0)
-            && (i.price - i.price != 0.0 || i.price < 50.0));
+        let prefix = || {
+            select!(Item, |i| i.name.starts_with(short.as_str())
+                && !(i.price - i.price > 1.0)
+                && (i.price - i.price != 0.0 || i.price < 50.0))
+        };
         let before = degraded();
         let q = prefix().order_by_desc(Item::price());
         assert_eq!(ids(&q.fetch(&store).unwrap()), k6_expect(&rows, by_prefix, usize::MAX, 0), "short prefix");
@@ -419,9 +422,11 @@ fn database_paths_keep_rows_the_closure_accepts() {
         assert!(degraded() > before, "the short prefix went to the database");
 
         // `scan!`: ordering and paging follow the closure, not SQL.
-        let scan = || scan!(Item, |i| i.category_id == 5
-            && !(i.price - i.price > 1.0)
-            && (i.price - i.price != 0.0 || i.price < 50.0));
+        let scan = || {
+            scan!(Item, |i| i.category_id == 5
+                && !(i.price - i.price > 1.0)
+                && (i.price - i.price != 0.0 || i.price < 50.0))
+        };
         assert_eq!(ids(&scan().order_by_desc(Item::price()).fetch(&store).unwrap()), all, "scan!");
         let paged = scan().order_by_desc(Item::price()).limit(2).offset(1);
         assert_eq!(ids(&paged.fetch(&store).unwrap()), page, "scan!, page");

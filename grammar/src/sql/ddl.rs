@@ -5,8 +5,8 @@ use sqlparser::ast::helpers::attached_token::AttachedToken;
 use sqlparser::ast::helpers::stmt_create_table::CreateTableBuilder;
 use sqlparser::ast::{
     Assignment, AssignmentTarget, BinaryOperator, ColumnDef, ColumnOption, ColumnOptionDef, CreateIndex, Delete,
-    Expr as SqlExpr, FromTable, Ident, IndexColumn, IndexType, Insert, ObjectName, OrderByExpr, OrderByOptions,
-    Parens, PrimaryKeyConstraint, SetExpr, Statement, TableObject, Update, Values,
+    Expr as SqlExpr, FromTable, Ident, IndexColumn, IndexType, Insert, ObjectName, OrderByExpr, OrderByOptions, Parens,
+    PrimaryKeyConstraint, SetExpr, Statement, TableObject, Update, Values,
 };
 
 use super::ast::{self, binary, ident};
