@@ -499,3 +499,99 @@ fn nan_is_refused_and_infinities_round_trip() {
         }
     });
 }
+
+#[derive(Model, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[memdex(table = "note")]
+pub struct Note {
+    #[memdex(key)]
+    pub id: i64,
+    #[memdex(index)]
+    pub label: Option<String>,
+}
+
+/// `n` printable ASCII bytes that do not compress (PostgreSQL compresses index
+/// entries before checking their size).
+fn incompressible(n: usize, seed: u64) -> String {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ seed;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b'!' + (x % 94) as u8)
+        })
+        .collect()
+}
+
+/// F2: long text in an indexed column is stored where memdex's DDL can index it on
+/// every database (one-column text indexes, prefix indexes, optional columns with
+/// their `None` node) and found again, cold and hot; what a PostgreSQL btree must
+/// hold (a composite index with text, a text key) is stored up to memdex's limit and
+/// refused beyond it with memdex's own error, before the database sees it. SQLite
+/// stores everything.
+#[test]
+fn long_indexed_text_is_stored_or_refused_by_memdex() {
+    each_backend("f2", |b| {
+        let store = b.store();
+        store.migrate::<Item>().unwrap();
+        store.migrate::<Tag>().unwrap();
+        store.migrate::<Note>().unwrap();
+        let postgres = b.db == memdex_tests::backends::Db::Postgres;
+        let long = incompressible(6000, 1);
+        let name = format!("la{long}");
+        store.insert(&Item { name: name.clone(), ..item(1, 5, "", 1.0) }).unwrap();
+        store.insert(&Tag { name: "t".into(), kind: long.clone(), weight: 1 }).unwrap();
+        store.insert(&Note { id: 1, label: Some(long.clone()) }).unwrap();
+        store.insert(&Note { id: 2, label: None }).unwrap();
+        for pass in ["cold", "hot"] {
+            assert_eq!(ids(&select!(Item, |i| i.name.starts_with("la")).fetch(&store).unwrap()), vec![1], "{pass}");
+            let whole = select!(Item, |i| i.name.starts_with(name.as_str())).fetch(&store).unwrap();
+            assert_eq!(ids(&whole), vec![1], "{pass}");
+            let kind = long.clone();
+            let tags = select!(Tag, |t| t.kind == kind).fetch(&store).unwrap();
+            assert_eq!(tags.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["t"], "{pass}");
+            let label = Some(long.clone());
+            let notes = select!(Note, |n| n.label == label).fetch(&store).unwrap();
+            assert_eq!(notes.iter().map(|n| n.id).collect::<Vec<_>>(), [1], "{pass}");
+            let unlabelled = select!(Note, |n| n.label.is_none()).fetch(&store).unwrap();
+            assert_eq!(unlabelled.iter().map(|n| n.id).collect::<Vec<_>>(), [2], "{pass}");
+        }
+
+        // The composite index (cart_id, status): at most 2656 bytes of text on
+        // PostgreSQL.
+        let with_status =
+            |id: i64, len: usize| Item { status: incompressible(len, id as u64), ..item(id, 5, "x", 1.0) };
+        let fits = with_status(10, 2656);
+        store.insert(&fits).unwrap();
+        let (cart, status) = (fits.cart_id, fits.status.clone());
+        assert_eq!(ids(&select!(Item, |i| i.cart_id == cart && i.status == status).fetch(&store).unwrap()), vec![10]);
+        let too_long = with_status(11, 2657);
+        let refused = |r: Result<(), Error>, field: &str, limit: usize| match r {
+            Err(Error::IndexedTextTooLong(e)) if postgres => {
+                assert_eq!((e.field.as_str(), e.limit), (field, limit));
+                let msg = Error::IndexedTextTooLong(e).to_string();
+                assert!(msg.contains(field) && msg.contains(&limit.to_string()) && msg.contains("2704"), "{msg}");
+            }
+            Ok(()) if !postgres => {}
+            other => panic!("{field}: unexpected {other:?}"),
+        };
+        refused(store.insert(&too_long), "Item.status", 2656);
+        refused(store.update(&Item { status: too_long.status.clone(), ..fits.clone() }), "Item.status", 2656);
+        let (cart, status) = (too_long.cart_id, too_long.status.clone());
+        let found = ids(&select!(Item, |i| i.cart_id == cart && i.status == status).fetch(&store).unwrap());
+        assert_eq!(found, if postgres { vec![] } else { vec![11] }, "stored only where it could be");
+        let ten = select!(Item, |i| i.id == 10).fetch(&store).unwrap();
+        let want = if postgres { &fits.status } else { &too_long.status };
+        assert_eq!(&ten[0].status, want, "updated only where it could be");
+
+        // A text key: at most 2672 bytes on PostgreSQL.
+        let key_fits = incompressible(2672, 3);
+        store.insert(&Tag { name: key_fits.clone(), kind: "k".into(), weight: 2 }).unwrap();
+        let key = key_fits.clone();
+        assert_eq!(select!(Tag, |t| t.name == key).fetch(&store).unwrap().len(), 1);
+        let key_too_long = incompressible(2673, 4);
+        let r = store.transaction(|tx| tx.insert(&Tag { name: key_too_long.clone(), kind: "k".into(), weight: 3 }));
+        refused(r, "Tag.name", 2672);
+        assert_eq!(select!(Tag, |t| t.kind == "k").fetch(&store).unwrap().len(), if postgres { 1 } else { 2 });
+    });
+}
