@@ -104,6 +104,7 @@ fn has_nan(v: &Value) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::panic)] // Test failures are panics.
 mod tests {
     use super::*;
     use crate::params::ParamType;

@@ -1,6 +1,9 @@
 //! The runtime end to end: every read and write path on each database and cache
 //! backend (SQLite and PostgreSQL; the in-process cache and a real memcached).
 
+// Tests fail by panicking, with a message saying what went wrong.
+#![allow(clippy::panic, clippy::unwrap_used)]
+
 use std::sync::Arc;
 
 use memdex::cache::in_process::InProcessCache;
@@ -366,6 +369,8 @@ fn k6_expect(rows: &[Item], pred: impl Fn(&Item) -> bool, limit: usize, offset: 
 /// down, pending invalidations) returns the rows the closure accepts, exactly as the
 /// cached path does, however SQL evaluates the arithmetic in the closure.
 #[test]
+// `!(x > 1.0)` is the point: it differs from `x <= 1.0` for NaN.
+#[allow(clippy::neg_cmp_op_on_partial_ord)]
 fn database_paths_keep_rows_the_closure_accepts() {
     each_backend("k6", |b| {
         let (store, switch) = b.store_with_switch();
