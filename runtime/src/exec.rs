@@ -67,26 +67,23 @@ fn matching_rows<T: Model>(store: &Store, q: &Select<'_, T>) -> Result<Vec<T>, E
 /// with Rust), and the in-memory predicate decides. A row the predicate accepts is
 /// never lost to SQL's arithmetic; ordering and paging happen in memory (`fetch`).
 fn database_rows<T: Model>(inner: &StoreInner, q: &Select<'_, T>, prepared: &Prepared) -> Result<Vec<T>, Error> {
-    let mut rows = superset_rows(inner, q, prepared)?.0;
+    let mut rows = superset_rows(inner, q, prepared)?;
     rows.sort_by(|a, b| a.key().into().order(&b.key().into()));
     Ok(rows)
 }
 
 /// The rows of the superset filter that the in-memory predicate accepts, in the
-/// database's order, and whether the SQL filter was the query's own (exact).
-fn superset_rows<T: Model>(
-    inner: &StoreInner,
-    q: &Select<'_, T>,
-    prepared: &Prepared,
-) -> Result<(Vec<T>, bool), Error> {
+/// database's order. For an indexed query the superset keeps every disjunct's index
+/// criteria (equality, `in` and prefix tests are exact, unless a bound value is NaN),
+/// so it does not grow beyond the rows those criteria name; a `scan!` may come back
+/// as the whole table.
+fn superset_rows<T: Model>(inner: &StoreInner, q: &Select<'_, T>, prepared: &Prepared) -> Result<Vec<T>, Error> {
     let params = q.params.as_params();
     let relaxed = prepared.filter.as_ref().map(|f| relax::superset(f, params));
-    let exact = relaxed.as_ref().is_none_or(|r| r.exact);
     let filter = relaxed.as_ref().and_then(|r| r.filter.as_deref());
     let spec = SelectSpec { filter, ..SelectSpec::default() };
     let query = sql::select(inner.db.dialect(), T::schema(), spec, params).map_err(|e| Error::Param(e.to_string()))?;
-    let rows = load_rows(inner, &query)?.into_iter().filter(|r| q.matches(r)).collect();
-    Ok((rows, exact))
+    Ok(load_rows(inner, &query)?.into_iter().filter(|r| q.matches(r)).collect())
 }
 
 fn load_rows<T: Model>(inner: &StoreInner, query: &sql::SqlQuery) -> Result<Vec<T>, Error> {
@@ -562,7 +559,7 @@ pub(crate) fn scan_fetch<T: Model>(store: &Store, q: &Select<'_, T>) -> Result<V
         // that no path ever returns a row it rejects.
         return Ok(load_rows(inner, &query)?.into_iter().filter(|r| q.matches(r)).collect());
     }
-    let (mut rows, _) = superset_rows(inner, q, prepared)?;
+    let mut rows = superset_rows(inner, q, prepared)?;
     rows.sort_by(|a, b| a.key().into().order(&b.key().into()));
     Ok(page(rows, &q.order, q.limit, q.offset))
 }
@@ -575,7 +572,7 @@ pub(crate) fn scan_count<T: Model>(store: &Store, q: &Select<'_, T>) -> Result<u
     let params = q.params.as_params();
     let exact = prepared.filter.as_ref().is_none_or(|f| relax::superset(f, params).exact);
     if !exact {
-        return Ok(superset_rows(inner, q, prepared)?.0.len() as u64);
+        return Ok(superset_rows(inner, q, prepared)?.len() as u64);
     }
     let query = sql::count(inner.db.dialect(), T::schema(), prepared.filter.as_ref(), params)
         .map_err(|e| Error::Param(e.to_string()))?;
