@@ -23,6 +23,7 @@ pub mod normalise;
 pub mod params;
 pub mod plan;
 pub mod print;
+pub mod relax;
 pub mod schema;
 pub mod span;
 pub mod sql;

@@ -365,9 +365,13 @@ fn ddl() {
     let out: String =
         DIALECTS.iter().map(|&d| format!("{d:?}:\n{}\n", sql::create_table(d, &schema).join(";\n"))).collect();
     insta::assert_snapshot!("create_table", out);
-    // A text key: MySQL needs a VARCHAR there.
-    let text_key =
-        Schema::new("User", "user").column("name", Type::Text, false).column("bio", Type::Text, true).key("name");
+    // A text key: MySQL needs a VARCHAR there. An optional text column with its own
+    // index: a hash index on PostgreSQL, and a partial index for its `None` node.
+    let text_key = Schema::new("User", "user")
+        .column("name", Type::Text, false)
+        .column("bio", Type::Text, true)
+        .key("name")
+        .index(&["bio"], None);
     let out: String =
         DIALECTS.iter().map(|&d| format!("{d:?}:\n{}\n", sql::create_table(d, &text_key).join(";\n"))).collect();
     insta::assert_snapshot!("create_table_text_key", out);

@@ -28,6 +28,18 @@ pub enum Error {
     NotFound { model: String, key: String },
     #[error("configuration: {0}")]
     Config(String),
+    /// A write of NaN into a float field, refused before the database sees it:
+    /// SQLite stores NaN as NULL and PostgreSQL orders it above every number, so no
+    /// query could treat it the way Rust does. (±inf and -0.0 are stored.)
+    #[error(
+        "{model}.{field} is NaN; memdex does not store NaN (SQLite would store NULL, PostgreSQL order it above every number)"
+    )]
+    NotANumber { model: String, field: String },
+    /// A text value longer than the database can put into a btree index entry
+    /// (PostgreSQL: a text primary key, or a text column of a composite index),
+    /// refused before the database sees it.
+    #[error(transparent)]
+    IndexedTextTooLong(#[from] memdex_grammar::sql::IndexedTextTooLong),
 }
 
 impl Error {

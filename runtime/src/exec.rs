@@ -15,11 +15,11 @@
 use std::collections::{HashMap, HashSet};
 
 use memdex_grammar::explain::Explain;
-use memdex_grammar::ir::{CmpOp, Expr, ExprKind, StrOp};
 use memdex_grammar::keys::KeySpace;
 use memdex_grammar::plan::{BindError, NodeRef, Plan, bind, node_matches, node_of_row};
+use memdex_grammar::relax;
 use memdex_grammar::sql::{self, OrderBy, SelectSpec};
-use memdex_grammar::{Dialect, Prepared, Schema, Span, Type, Value};
+use memdex_grammar::{Dialect, Prepared, Schema, Type, Value};
 
 use crate::cache::{CacheOp, CacheReply};
 use crate::codec::{self, NodeDecode};
@@ -62,15 +62,28 @@ fn matching_rows<T: Model>(store: &Store, q: &Select<'_, T>) -> Result<Vec<T>, E
     }
 }
 
-/// The query on the database alone, filtered again by the in-memory predicate so
-/// that a row the predicate rejects is never returned, whatever the SQL said.
+/// The query on the database alone: the database selects a superset of the matching
+/// rows (`relax::superset`: the filter without the literals whose SQL may disagree
+/// with Rust), and the in-memory predicate decides. A row the predicate accepts is
+/// never lost to SQL's arithmetic; ordering and paging happen in memory (`fetch`).
 fn database_rows<T: Model>(inner: &StoreInner, q: &Select<'_, T>, prepared: &Prepared) -> Result<Vec<T>, Error> {
-    let spec = SelectSpec { filter: prepared.filter.as_ref(), ..SelectSpec::default() };
-    let query = sql::select(inner.db.dialect(), T::schema(), spec, q.params.as_params())
-        .map_err(|e| Error::Param(e.to_string()))?;
-    let mut rows: Vec<T> = load_rows(inner, &query)?.into_iter().filter(|r| q.matches(r)).collect();
+    let mut rows = superset_rows(inner, q, prepared)?;
     rows.sort_by(|a, b| a.key().into().order(&b.key().into()));
     Ok(rows)
+}
+
+/// The rows of the superset filter that the in-memory predicate accepts, in the
+/// database's order. For an indexed query the superset keeps every disjunct's index
+/// criteria (equality, `in` and prefix tests are exact, unless a bound value is NaN),
+/// so it does not grow beyond the rows those criteria name; a `scan!` may come back
+/// as the whole table.
+fn superset_rows<T: Model>(inner: &StoreInner, q: &Select<'_, T>, prepared: &Prepared) -> Result<Vec<T>, Error> {
+    let params = q.params.as_params();
+    let relaxed = prepared.filter.as_ref().map(|f| relax::superset(f, params));
+    let filter = relaxed.as_ref().and_then(|r| r.filter.as_deref());
+    let spec = SelectSpec { filter, ..SelectSpec::default() };
+    let query = sql::select(inner.db.dialect(), T::schema(), spec, params).map_err(|e| Error::Param(e.to_string()))?;
+    Ok(load_rows(inner, &query)?.into_iter().filter(|r| q.matches(r)).collect())
 }
 
 fn load_rows<T: Model>(inner: &StoreInner, query: &sql::SqlQuery) -> Result<Vec<T>, Error> {
@@ -426,11 +439,11 @@ fn read_node(
 /// fail. Only membership is taken from the snapshot: the objects then go through the
 /// cache as usual, where a miss is filled under its own lease.
 fn snapshot_nodes<T: Model>(inner: &StoreInner, schema: &Schema, nodes: &mut [NodeState]) -> Result<(), Error> {
-    let alternatives: Vec<Expr> = nodes.iter().map(|n| node_condition(schema, &n.node)).collect();
-    let filter = Expr::new(ExprKind::Or(alternatives), Span::DUMMY);
-    let no_params: Vec<(String, Value)> = Vec::new();
-    let spec = SelectSpec { filter: Some(&filter), ..SelectSpec::default() };
-    let query = sql::select(inner.db.dialect(), schema, spec, &no_params).map_err(|e| Error::Param(e.to_string()))?;
+    // Each node's condition is the SQL the model's indexes are built for
+    // (`substr(col, 1, n) = ?` for a prefix node), so the fill is an index lookup.
+    let specs: Vec<(usize, &[Value])> =
+        nodes.iter().filter_map(|n| n.node.index.map(|i| (i, n.node.values.as_slice()))).collect();
+    let query = sql::node_rows(inner.db.dialect(), schema, &specs);
     let rows: Vec<T> = load_rows(inner, &query)?;
     for n in nodes.iter_mut() {
         n.ids = rows
@@ -442,37 +455,6 @@ fn snapshot_nodes<T: Model>(inner: &StoreInner, schema: &Schema, nodes: &mut [No
         n.read_cas = None;
     }
     Ok(())
-}
-
-/// The rows of one node as a filter: `col == v` per index column (`is None` for
-/// `None`); for a prefix index, `starts_with(v)` when `v` has the full prefix length
-/// (shorter values are whole strings shorter than the prefix: `col == v`).
-fn node_condition(schema: &Schema, node: &NodeRef) -> Expr {
-    let d = Span::DUMMY;
-    let Some(index) = node.index.and_then(|i| schema.indexes.get(i)) else {
-        return Expr::lit(false, d);
-    };
-    let parts: Vec<Expr> = index
-        .columns
-        .iter()
-        .zip(&node.values)
-        .map(|(&c, v)| {
-            let field = Expr::field(schema.columns[c].field.clone(), d);
-            match (index.prefix, v) {
-                (_, Value::Null) => Expr::new(ExprKind::IsNull { expr: Box::new(field), negated: false }, d),
-                (Some(n), Value::Text(t)) if t.chars().count() == n as usize => Expr::new(
-                    ExprKind::StrTest {
-                        op: StrOp::StartsWith,
-                        subject: Box::new(field),
-                        pattern: Box::new(Expr::lit(t.clone(), d)),
-                    },
-                    d,
-                ),
-                _ => Expr::cmp(CmpOp::Eq, field, Expr::lit(v.clone(), d), d),
-            }
-        })
-        .collect();
-    Expr::new(ExprKind::And(parts), d)
 }
 
 fn read_object<T: Model>(
@@ -554,24 +536,45 @@ impl WriteBack {
     }
 }
 
+/// `scan!`: the query on the database. When the filter's SQL is exact (no
+/// arithmetic, no NaN), ordering, `LIMIT` and `OFFSET` run in SQL, as written.
+/// Otherwise the database selects a superset (`relax::superset`), the in-memory
+/// predicate decides, and ordering and paging follow in memory, so that no page is
+/// cut from rows SQL would have dropped.
 pub(crate) fn scan_fetch<T: Model>(store: &Store, q: &Select<'_, T>) -> Result<Vec<T>, Error> {
     let inner = &*store.inner;
     let prepared = prepared(&q.compiled)?;
-    let spec = SelectSpec {
-        filter: prepared.filter.as_ref(),
-        order: &q.order,
-        limit: q.limit,
-        offset: (q.offset > 0).then_some(q.offset),
-    };
-    let query = sql::select(inner.db.dialect(), T::schema(), spec, q.params.as_params())
-        .map_err(|e| Error::Param(e.to_string()))?;
-    load_rows(inner, &query)
+    let params = q.params.as_params();
+    let relaxed = prepared.filter.as_ref().map(|f| relax::superset(f, params));
+    if relaxed.as_ref().is_none_or(|r| r.exact) {
+        let spec = SelectSpec {
+            filter: prepared.filter.as_ref(),
+            order: &q.order,
+            limit: q.limit,
+            offset: (q.offset > 0).then_some(q.offset),
+        };
+        let query =
+            sql::select(inner.db.dialect(), T::schema(), spec, params).map_err(|e| Error::Param(e.to_string()))?;
+        // The SQL is the predicate's own; the predicate still has the last word, so
+        // that no path ever returns a row it rejects.
+        return Ok(load_rows(inner, &query)?.into_iter().filter(|r| q.matches(r)).collect());
+    }
+    let mut rows = superset_rows(inner, q, prepared)?;
+    rows.sort_by(|a, b| a.key().into().order(&b.key().into()));
+    Ok(page(rows, &q.order, q.limit, q.offset))
 }
 
+/// `scan!(…).count()`: `COUNT(*)` in SQL when the filter's SQL is exact; otherwise
+/// the superset's rows counted through the in-memory predicate.
 pub(crate) fn scan_count<T: Model>(store: &Store, q: &Select<'_, T>) -> Result<u64, Error> {
     let inner = &*store.inner;
     let prepared = prepared(&q.compiled)?;
-    let query = sql::count(inner.db.dialect(), T::schema(), prepared.filter.as_ref(), q.params.as_params())
+    let params = q.params.as_params();
+    let exact = prepared.filter.as_ref().is_none_or(|f| relax::superset(f, params).exact);
+    if !exact {
+        return Ok(superset_rows(inner, q, prepared)?.len() as u64);
+    }
+    let query = sql::count(inner.db.dialect(), T::schema(), prepared.filter.as_ref(), params)
         .map_err(|e| Error::Param(e.to_string()))?;
     inner.count_db(1);
     inner.tracer.sql(&query.text, query.params.len());

@@ -88,13 +88,16 @@ impl Store {
         Ok(())
     }
 
-    /// Inserts a row (an error if its key exists).
+    /// Inserts a row (an error if its key exists). A row memdex cannot store as it
+    /// is (NaN, text too long to index) is refused before any database work.
     pub fn insert<T: Model>(&self, row: &T) -> Result<(), Error> {
+        storable::<T>(self.dialect(), &row_values(row))?;
         self.transaction(|tx| tx.insert(row))
     }
 
     /// Updates the row with `row`'s key to `row` (`Error::NotFound` if there is none).
     pub fn update<T: Model>(&self, row: &T) -> Result<(), Error> {
+        storable::<T>(self.dialect(), &row_values(row))?;
         self.transaction(|tx| tx.update(row))
     }
 
@@ -288,6 +291,7 @@ impl std::fmt::Debug for Transaction<'_> {
 impl Transaction<'_> {
     pub fn insert<T: Model>(&mut self, row: &T) -> Result<(), Error> {
         let values = row_values(row);
+        storable::<T>(self.dialect, &values)?;
         self.inner.count_db(1);
         self.tx.execute(&sql::insert(self.dialect, T::schema(), &values))?;
         self.record_row::<T>(&values);
@@ -296,6 +300,7 @@ impl Transaction<'_> {
 
     pub fn update<T: Model>(&mut self, row: &T) -> Result<(), Error> {
         let values = row_values(row);
+        storable::<T>(self.dialect, &values)?;
         self.inner.count_db(1);
         let changed = self.tx.execute(&sql::update(self.dialect, T::schema(), &values))?;
         if changed == 0 {
@@ -337,6 +342,18 @@ impl Transaction<'_> {
         }
         self.effects.writes += 1;
     }
+}
+
+/// Refuses, before the database sees them, values no database would give back as
+/// Rust has them: NaN in a float field, and text longer than the database can index
+/// (`sql::check_indexed_text`).
+fn storable<T: Model>(dialect: Dialect, values: &[Value]) -> Result<(), Error> {
+    let schema = T::schema();
+    if let Some(c) = values.iter().position(|v| matches!(v, Value::Float(x) if x.is_nan())) {
+        return Err(Error::NotANumber { model: schema.model.clone(), field: schema.columns[c].field.clone() });
+    }
+    sql::check_indexed_text(dialect, schema, values)?;
+    Ok(())
 }
 
 fn row_values<T: Model>(row: &T) -> Vec<Value> {

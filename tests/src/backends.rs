@@ -2,9 +2,13 @@
 //! SQLite and PostgreSQL; the in-process cache and a real memcached. Each store a
 //! test asks for is fresh (its own database, its own cache namespace).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use memdex::Store;
+use memdex::cache::in_process::InProcessCache;
+use memdex::cache::memcached::Memcached;
+use memdex::cache::{CacheBackend, CacheConfig, CacheError, CacheOp, CacheReply};
 
 use crate::servers::memcached::MemcachedServer;
 use crate::servers::postgres::PostgresServer;
@@ -52,6 +56,26 @@ impl Backends {
         };
         builder.build().expect("store builds")
     }
+
+    /// A fresh store whose cache (this combination's kind) sits behind a
+    /// [`SwitchCache`], and the switch.
+    pub fn store_with_switch(&self) -> (Store, CacheSwitch) {
+        let n = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+        let name = format!("{}_{}_{n}", self.tag, std::process::id()).replace(['-', ' '], "_").to_lowercase();
+        let builder = Store::builder().namespace(name.clone());
+        let builder = match self.db {
+            Db::Sqlite => builder.sqlite_in_memory(),
+            Db::Postgres => builder.postgres(postgres().create_database(&name).expect("create database")),
+        };
+        let inner: Box<dyn CacheBackend> = match (&self.cache, &self.memcached) {
+            (Cache::Memcached, Some(addr)) => Box::new(
+                Memcached::connect(std::slice::from_ref(addr), CacheConfig::default()).expect("connect to memcached"),
+            ),
+            _ => Box::new(InProcessCache::new(CacheConfig::default())),
+        };
+        let (cache, switch) = SwitchCache::new(inner);
+        (builder.cache(Box::new(cache)).build().expect("store builds"), switch)
+    }
 }
 
 /// Runs `body` once per combination, naming the combination when it fails. A
@@ -66,5 +90,78 @@ pub fn each_backend(tag: &str, body: impl Fn(&Backends)) {
             eprintln!("-- {tag}: {db:?} + {cache:?}");
             body(&b);
         }
+    }
+}
+
+/// How a [`SwitchCache`] answers, switched while a test runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum CacheMode {
+    /// Every operation goes through.
+    Up = 0,
+    /// Every operation fails (the server is unreachable).
+    Down = 1,
+    /// Reads go through; every write (set, cas, append, delete) fails, so a write's
+    /// invalidations stay pending in its process.
+    WritesFail = 2,
+}
+
+/// A cache in front of a real one whose failures a test switches on and off.
+#[derive(Debug)]
+pub struct SwitchCache {
+    inner: Box<dyn CacheBackend>,
+    mode: Arc<AtomicU8>,
+}
+
+impl SwitchCache {
+    /// The cache, and the switch that sets its mode.
+    pub fn new(inner: Box<dyn CacheBackend>) -> (SwitchCache, CacheSwitch) {
+        let mode = Arc::new(AtomicU8::new(CacheMode::Up as u8));
+        (SwitchCache { inner, mode: mode.clone() }, CacheSwitch(mode))
+    }
+}
+
+/// Sets the mode of a [`SwitchCache`].
+#[derive(Clone, Debug)]
+pub struct CacheSwitch(Arc<AtomicU8>);
+
+impl CacheSwitch {
+    pub fn set(&self, mode: CacheMode) {
+        self.0.store(mode as u8, Ordering::SeqCst);
+    }
+}
+
+impl CacheBackend for SwitchCache {
+    fn run(&self, ops: &[CacheOp<'_>]) -> Vec<Result<CacheReply, CacheError>> {
+        let mode = self.mode.load(Ordering::SeqCst);
+        let fails = |op: &CacheOp<'_>| match mode {
+            m if m == CacheMode::Down as u8 => true,
+            m if m == CacheMode::WritesFail as u8 => !matches!(op, CacheOp::Get { .. }),
+            _ => false,
+        };
+        if !ops.iter().any(fails) {
+            return self.inner.run(ops);
+        }
+        let passing: Vec<CacheOp<'_>> = ops.iter().filter(|op| !fails(op)).cloned().collect();
+        let mut replies = self.inner.run(&passing).into_iter();
+        ops.iter()
+            .map(|op| {
+                if fails(op) {
+                    Err(CacheError::Unreachable { server: "switch".into(), reason: "test: switched off".into() })
+                } else {
+                    replies.next().unwrap_or_else(|| {
+                        Err(CacheError::Unreachable { server: "switch".into(), reason: "no reply".into() })
+                    })
+                }
+            })
+            .collect()
+    }
+
+    fn max_value_size(&self) -> usize {
+        self.inner.max_value_size()
+    }
+
+    fn describe(&self) -> String {
+        format!("switch({})", self.inner.describe())
     }
 }

@@ -551,3 +551,88 @@ suite!(
     concurrent_readers_and_writers,
     arithmetic_at_the_extremes_matches_eval,
 );
+
+// ------------------------------------------------- memdex's own index lookups
+
+/// A model's schema with one index of every kind memdex builds: plain, prefix,
+/// optional text, composite with text.
+fn lookup_schema() -> memdex::Schema {
+    memdex::Schema::new("Doc", "doc")
+        .column("id", Type::Int, false)
+        .column("cat", Type::Int, false)
+        .column("title", Type::Text, false)
+        .column("tag", Type::Text, true)
+        .column("cart", Type::Int, false)
+        .column("status", Type::Text, false)
+        .key("id")
+        .index(&["cat"], None)
+        .index(&["title"], Some(3))
+        .index(&["tag"], None)
+        .index(&["cart", "status"], None)
+}
+
+/// Every statement memdex looks rows up with: node fills (one node, several
+/// nodes of several indexes in one snapshot, a prefix node with a full and a short
+/// value, the `None` node of an optional column) and key lookups; named for messages.
+fn lookups(d: Dialect, schema: &memdex::Schema) -> Vec<(&'static str, SqlQuery)> {
+    use memdex::grammar::sql::{node_rows, rows_by_keys};
+    let text = |s: &str| Value::Text(s.into());
+    vec![
+        ("int node", node_rows(d, schema, &[(0, &[Value::Int(3)])])),
+        ("prefix node", node_rows(d, schema, &[(1, &[text("abc")])])),
+        ("short prefix node", node_rows(d, schema, &[(1, &[text("ab")])])),
+        ("text node", node_rows(d, schema, &[(2, &[text("x")])])),
+        ("None node", node_rows(d, schema, &[(2, &[Value::Null])])),
+        ("composite node", node_rows(d, schema, &[(3, &[Value::Int(1), text("open")])])),
+        (
+            "snapshot of several nodes",
+            node_rows(
+                d,
+                schema,
+                &[
+                    (0, &[Value::Int(3)]),
+                    (1, &[text("abc")]),
+                    (2, &[text("x")]),
+                    (2, &[Value::Null]),
+                    (3, &[Value::Int(1), text("open")]),
+                ],
+            ),
+        ),
+        ("key lookup", rows_by_keys(d, schema, &[Value::Int(1), Value::Int(2)])),
+    ]
+}
+
+/// `EXPLAIN` of every lookup memdex issues shows an index: none is a full scan, on
+/// the DDL `migrate` runs (SQLite: `SCAN`; PostgreSQL with sequential scans
+/// disabled, so that any usable index is taken: `Seq Scan`).
+#[test]
+fn memdex_lookups_are_index_lookups() {
+    let schema = lookup_schema();
+    let server = PostgresServer::shared().expect("PostgreSQL");
+    let params = server.fresh_database().expect("database");
+    let pg = Postgres::connect(&format!("{params} options='-c enable_seqscan=off'")).expect("connect");
+    let sqlite = Sqlite::in_memory().expect("SQLite");
+    for db in [&sqlite as &dyn Database, &pg] {
+        let d = db.dialect();
+        db.execute_ddl(&memdex::grammar::sql::create_table(d, &schema)).expect("migrate");
+        for (what, q) in lookups(d, &schema) {
+            let (explain, types, full_scan) = match d {
+                Dialect::Sqlite => (
+                    format!("EXPLAIN QUERY PLAN {}", q.text),
+                    vec![Type::Int, Type::Int, Type::Int, Type::Text],
+                    "SCAN",
+                ),
+                _ => (format!("EXPLAIN {}", q.text), vec![Type::Text], "Seq Scan"),
+            };
+            let rows = db.query(&SqlQuery { text: explain, params: q.params.clone() }, &types).expect("explain");
+            let plan: Vec<String> =
+                rows.iter().filter_map(|r| r.last().and_then(|v| v.as_str()).map(str::to_owned)).collect();
+            assert!(
+                !plan.is_empty() && plan.iter().all(|line| !line.trim_start().starts_with(full_scan)),
+                "{d:?}, {what}: not an index lookup\n{}\n{}",
+                q.text,
+                plan.join("\n")
+            );
+        }
+    }
+}

@@ -1,12 +1,15 @@
 //! The runtime end to end: every read and write path on each database and cache
 //! backend (SQLite and PostgreSQL; the in-process cache and a real memcached).
 
+// Tests fail by panicking, with a message saying what went wrong.
+#![allow(clippy::panic, clippy::unwrap_used)]
+
 use std::sync::Arc;
 
 use memdex::cache::in_process::InProcessCache;
 use memdex::cache::{CacheBackend, CacheConfig, CacheOp};
 use memdex::{Dialect, Error, Model, Store, scan, select, view};
-use memdex_tests::backends::{Backends, each_backend};
+use memdex_tests::backends::{Backends, CacheMode, each_backend};
 use serde::{Deserialize, Serialize};
 
 #[derive(Model, Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -338,4 +341,262 @@ fn malformed_cached_values_and_oversized_objects() {
         assert_eq!(ids(&rows), vec![1, 2, 3, 4, 50]);
         assert_eq!(rows[4].name.len(), 10_000);
     }
+}
+
+/// The rows of the K6 test: ±inf prices make `price - price` NaN, which SQL gets
+/// wrong (SQLite: NULL; PostgreSQL: NaN above every number) while Rust's closure
+/// keeps the row.
+fn k6_rows() -> Vec<Item> {
+    vec![
+        item(1, 5, "lamp", f64::INFINITY),
+        item(2, 5, "lantern", 20.0),
+        item(3, 5, "ladder", f64::NEG_INFINITY),
+        item(4, 5, "lathe", 7.5),
+        item(5, 5, "loft", 1e308),
+        item(6, 6, "lumen", f64::INFINITY),
+        item(7, 7, "zed", 1.0),
+    ]
+}
+
+/// What a query with `pred`, ordered by price descending (then key), returns.
+fn k6_expect(rows: &[Item], pred: impl Fn(&Item) -> bool, limit: usize, offset: usize) -> Vec<i64> {
+    let mut hits: Vec<&Item> = rows.iter().filter(|r| pred(r)).collect();
+    hits.sort_by(|a, b| b.price.total_cmp(&a.price).then(a.id.cmp(&b.id)));
+    hits.into_iter().skip(offset).take(limit).map(|r| r.id).collect()
+}
+
+/// K6: every database path (a prefix shorter than its index, `scan!`, the cache
+/// down, pending invalidations) returns the rows the closure accepts, exactly as the
+/// cached path does, however SQL evaluates the arithmetic in the closure.
+#[test]
+// `!(x > 1.0)` is the point: it differs from `x <= 1.0` for NaN.
+#[allow(clippy::neg_cmp_op_on_partial_ord)]
+fn database_paths_keep_rows_the_closure_accepts() {
+    each_backend("k6", |b| {
+        let (store, switch) = b.store_with_switch();
+        store.migrate::<Item>().unwrap();
+        let rows = k6_rows();
+        store
+            .transaction(|tx| {
+                for r in &rows {
+                    tx.insert(r)?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        // `price - price` is NaN for ±inf: `!(NaN > 1.0)` and `NaN != 0.0` hold in Rust.
+        let pred =
+            |i: &Item| i.category_id == 5 && !(i.price - i.price > 1.0) && (i.price - i.price != 0.0 || i.price < 50.0);
+        let by_prefix = |i: &Item| {
+            i.name.starts_with('l') && !(i.price - i.price > 1.0) && (i.price - i.price != 0.0 || i.price < 50.0)
+        };
+        let all = k6_expect(&rows, pred, usize::MAX, 0);
+        assert_eq!(all, vec![1, 2, 4, 3], "the oracle itself: ±inf rows accepted, 1e308 rejected");
+        let page = k6_expect(&rows, pred, 2, 1);
+        let cached = || {
+            select!(Item, |i| i.category_id == 5
+                && !(i.price - i.price > 1.0)
+                && (i.price - i.price != 0.0 || i.price < 50.0))
+        };
+        let fetch_all = |what: &str| {
+            let q = cached().order_by_desc(Item::price());
+            assert_eq!(ids(&q.fetch(&store).unwrap()), all, "{what}: all rows");
+            assert_eq!(ids(&q.limit(2).offset(1).fetch(&store).unwrap()), page, "{what}: page");
+            assert_eq!(cached().count(&store).unwrap(), all.len() as u64, "{what}: count");
+        };
+        let degraded = || store.stats().degraded_calls;
+
+        // The cached path: cold (fills), then hot.
+        fetch_all("cached, cold");
+        fetch_all("cached, hot");
+        assert_eq!(degraded(), 0, "the cached path took no fallback");
+
+        // A prefix shorter than the index (2): the database fallback.
+        let short = "l".to_string();
+        let prefix = || {
+            select!(Item, |i| i.name.starts_with(short.as_str())
+                && !(i.price - i.price > 1.0)
+                && (i.price - i.price != 0.0 || i.price < 50.0))
+        };
+        let before = degraded();
+        let q = prefix().order_by_desc(Item::price());
+        assert_eq!(ids(&q.fetch(&store).unwrap()), k6_expect(&rows, by_prefix, usize::MAX, 0), "short prefix");
+        let q = prefix().order_by_desc(Item::price()).limit(3).offset(1);
+        assert_eq!(ids(&q.fetch(&store).unwrap()), k6_expect(&rows, by_prefix, 3, 1), "short prefix, page");
+        assert_eq!(prefix().count(&store).unwrap(), k6_expect(&rows, by_prefix, usize::MAX, 0).len() as u64);
+        assert!(degraded() > before, "the short prefix went to the database");
+
+        // `scan!`: ordering and paging follow the closure, not SQL.
+        let scan = || {
+            scan!(Item, |i| i.category_id == 5
+                && !(i.price - i.price > 1.0)
+                && (i.price - i.price != 0.0 || i.price < 50.0))
+        };
+        assert_eq!(ids(&scan().order_by_desc(Item::price()).fetch(&store).unwrap()), all, "scan!");
+        let paged = scan().order_by_desc(Item::price()).limit(2).offset(1);
+        assert_eq!(ids(&paged.fetch(&store).unwrap()), page, "scan!, page");
+        assert_eq!(scan().count(&store).unwrap(), all.len() as u64, "scan!, count");
+
+        // The cache down, nothing pending: the index scan answers from the database.
+        switch.set(CacheMode::Down);
+        fetch_all("cache down");
+        // A write while the cache is down leaves its invalidations pending: the
+        // process then answers from the database alone.
+        store.update(&Item { price: 2.0, ..rows[6].clone() }).unwrap();
+        let before = degraded();
+        fetch_all("cache down, pending invalidations");
+        assert!(degraded() > before, "pending invalidations sent the reads to the database");
+
+        // Reads work but writes fail: the invalidations stay pending.
+        switch.set(CacheMode::Up);
+        fetch_all("cache back");
+        switch.set(CacheMode::WritesFail);
+        store.update(&Item { price: 3.0, ..rows[6].clone() }).unwrap();
+        let before = degraded();
+        fetch_all("pending invalidations");
+        assert!(degraded() > before, "pending invalidations sent the reads to the database");
+        switch.set(CacheMode::Up);
+        fetch_all("cache back again");
+    });
+}
+
+/// NaN cannot be stored the way Rust has it (SQLite stores NULL, PostgreSQL orders
+/// NaN above every number): every write path refuses it, naming model and field,
+/// before the database sees it. ±inf are stored exactly; -0.0 too on PostgreSQL,
+/// while SQLite gives back +0.0 (it stores a float without fraction as an integer).
+#[test]
+fn nan_is_refused_and_infinities_round_trip() {
+    each_backend("floats", |b| {
+        let store = b.store();
+        store.migrate::<Item>().unwrap();
+        let refused = |r: Result<(), Error>| match r {
+            Err(Error::NotANumber { model, field }) => assert_eq!((model.as_str(), field.as_str()), ("Item", "price")),
+            other => panic!("expected NotANumber, got {other:?}"),
+        };
+        let before = store.stats().db_queries;
+        refused(store.insert(&item(1, 5, "nan", f64::NAN)));
+        assert_eq!(store.stats().db_queries, before, "refused before the database");
+        store.insert(&item(1, 5, "one", 1.0)).unwrap();
+        refused(store.update(&item(1, 5, "one", -f64::NAN)));
+        refused(store.transaction(|tx| {
+            tx.insert(&item(2, 5, "two", 2.0))?;
+            tx.insert(&item(3, 5, "three", f64::NAN))
+        }));
+        assert_eq!(ids(&scan!(Item, |i| i.id > 0).fetch(&store).unwrap()), vec![1], "the transaction rolled back");
+        assert_eq!(select!(Item, |i| i.id == 1).fetch(&store).unwrap()[0].price, 1.0, "the update did not happen");
+        let msg = store.insert(&item(4, 5, "x", f64::NAN)).unwrap_err().to_string();
+        assert!(msg.contains("Item.price") && msg.contains("NaN"), "{msg}");
+
+        for (id, price) in [(10, f64::INFINITY), (11, f64::NEG_INFINITY), (12, -0.0), (13, f64::MAX), (14, 5e-324)] {
+            store.insert(&item(id, 9, "f", price)).unwrap();
+        }
+        let sqlite = b.db == memdex_tests::backends::Db::Sqlite;
+        for pass in ["cold", "hot"] {
+            let got = select!(Item, |i| i.category_id == 9).fetch(&store).unwrap();
+            let bits: Vec<(i64, u64)> = got.iter().map(|i| (i.id, i.price.to_bits())).collect();
+            let zero = if sqlite { 0.0_f64 } else { -0.0_f64 };
+            let want: Vec<(i64, u64)> = [f64::INFINITY, f64::NEG_INFINITY, zero, f64::MAX, 5e-324]
+                .iter()
+                .zip(10..)
+                .map(|(p, id)| (id, p.to_bits()))
+                .collect();
+            assert_eq!(bits, want, "{pass}");
+        }
+    });
+}
+
+#[derive(Model, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[memdex(table = "note")]
+pub struct Note {
+    #[memdex(key)]
+    pub id: i64,
+    #[memdex(index)]
+    pub label: Option<String>,
+}
+
+/// `n` printable ASCII bytes that do not compress (PostgreSQL compresses index
+/// entries before checking their size).
+fn incompressible(n: usize, seed: u64) -> String {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ seed;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b'!' + (x % 94) as u8)
+        })
+        .collect()
+}
+
+/// F2: long text in an indexed column is stored where memdex's DDL can index it on
+/// every database (one-column text indexes, prefix indexes, optional columns with
+/// their `None` node) and found again, cold and hot; what a PostgreSQL btree must
+/// hold (a composite index with text, a text key) is stored up to memdex's limit and
+/// refused beyond it with memdex's own error, before the database sees it. SQLite
+/// stores everything.
+#[test]
+fn long_indexed_text_is_stored_or_refused_by_memdex() {
+    each_backend("f2", |b| {
+        let store = b.store();
+        store.migrate::<Item>().unwrap();
+        store.migrate::<Tag>().unwrap();
+        store.migrate::<Note>().unwrap();
+        let postgres = b.db == memdex_tests::backends::Db::Postgres;
+        let long = incompressible(6000, 1);
+        let name = format!("la{long}");
+        store.insert(&Item { name: name.clone(), ..item(1, 5, "", 1.0) }).unwrap();
+        store.insert(&Tag { name: "t".into(), kind: long.clone(), weight: 1 }).unwrap();
+        store.insert(&Note { id: 1, label: Some(long.clone()) }).unwrap();
+        store.insert(&Note { id: 2, label: None }).unwrap();
+        for pass in ["cold", "hot"] {
+            assert_eq!(ids(&select!(Item, |i| i.name.starts_with("la")).fetch(&store).unwrap()), vec![1], "{pass}");
+            let whole = select!(Item, |i| i.name.starts_with(name.as_str())).fetch(&store).unwrap();
+            assert_eq!(ids(&whole), vec![1], "{pass}");
+            let kind = long.clone();
+            let tags = select!(Tag, |t| t.kind == kind).fetch(&store).unwrap();
+            assert_eq!(tags.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["t"], "{pass}");
+            let label = Some(long.clone());
+            let notes = select!(Note, |n| n.label == label).fetch(&store).unwrap();
+            assert_eq!(notes.iter().map(|n| n.id).collect::<Vec<_>>(), [1], "{pass}");
+            let unlabelled = select!(Note, |n| n.label.is_none()).fetch(&store).unwrap();
+            assert_eq!(unlabelled.iter().map(|n| n.id).collect::<Vec<_>>(), [2], "{pass}");
+        }
+
+        // The composite index (cart_id, status): at most 2656 bytes of text on
+        // PostgreSQL.
+        let with_status =
+            |id: i64, len: usize| Item { status: incompressible(len, id as u64), ..item(id, 5, "x", 1.0) };
+        let fits = with_status(10, 2656);
+        store.insert(&fits).unwrap();
+        let (cart, status) = (fits.cart_id, fits.status.clone());
+        assert_eq!(ids(&select!(Item, |i| i.cart_id == cart && i.status == status).fetch(&store).unwrap()), vec![10]);
+        let too_long = with_status(11, 2657);
+        let refused = |r: Result<(), Error>, field: &str, limit: usize| match r {
+            Err(Error::IndexedTextTooLong(e)) if postgres => {
+                assert_eq!((e.field.as_str(), e.limit), (field, limit));
+                let msg = Error::IndexedTextTooLong(e).to_string();
+                assert!(msg.contains(field) && msg.contains(&limit.to_string()) && msg.contains("2704"), "{msg}");
+            }
+            Ok(()) if !postgres => {}
+            other => panic!("{field}: unexpected {other:?}"),
+        };
+        refused(store.insert(&too_long), "Item.status", 2656);
+        refused(store.update(&Item { status: too_long.status.clone(), ..fits.clone() }), "Item.status", 2656);
+        let (cart, status) = (too_long.cart_id, too_long.status.clone());
+        let found = ids(&select!(Item, |i| i.cart_id == cart && i.status == status).fetch(&store).unwrap());
+        assert_eq!(found, if postgres { vec![] } else { vec![11] }, "stored only where it could be");
+        let ten = select!(Item, |i| i.id == 10).fetch(&store).unwrap();
+        let want = if postgres { &fits.status } else { &too_long.status };
+        assert_eq!(&ten[0].status, want, "updated only where it could be");
+
+        // A text key: at most 2672 bytes on PostgreSQL.
+        let key_fits = incompressible(2672, 3);
+        store.insert(&Tag { name: key_fits.clone(), kind: "k".into(), weight: 2 }).unwrap();
+        let key = key_fits.clone();
+        assert_eq!(select!(Tag, |t| t.name == key).fetch(&store).unwrap().len(), 1);
+        let key_too_long = incompressible(2673, 4);
+        let r = store.transaction(|tx| tx.insert(&Tag { name: key_too_long.clone(), kind: "k".into(), weight: 3 }));
+        refused(r, "Tag.name", 2672);
+        assert_eq!(select!(Tag, |t| t.kind == "k").fetch(&store).unwrap().len(), if postgres { 1 } else { 2 });
+    });
 }

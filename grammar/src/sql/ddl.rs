@@ -5,20 +5,30 @@ use sqlparser::ast::helpers::attached_token::AttachedToken;
 use sqlparser::ast::helpers::stmt_create_table::CreateTableBuilder;
 use sqlparser::ast::{
     Assignment, AssignmentTarget, BinaryOperator, ColumnDef, ColumnOption, ColumnOptionDef, CreateIndex, Delete,
-    Expr as SqlExpr, FromTable, IndexColumn, Insert, ObjectName, OrderByExpr, OrderByOptions, Parens,
+    Expr as SqlExpr, FromTable, Ident, IndexColumn, IndexType, Insert, ObjectName, OrderByExpr, OrderByOptions, Parens,
     PrimaryKeyConstraint, SetExpr, Statement, TableObject, Update, Values,
 };
 
 use super::ast::{self, binary, ident};
+use super::dialect::SqlDialect;
 use super::emit::Emitter;
 use super::{Dialect, SqlQuery, finish};
 use crate::schema::Schema;
-use crate::value::Value;
+use crate::value::{Type, Value};
 
 /// `CREATE TABLE IF NOT EXISTS …` (key as primary key, NOT NULL on non-Option
-/// columns) and one `CREATE INDEX IF NOT EXISTS` per declared index (a prefix
-/// index is a plain index on the column). MySQL has no `IF NOT EXISTS` for indexes:
-/// emit plain `CREATE INDEX` there.
+/// columns) and one `CREATE INDEX IF NOT EXISTS` per declared index. MySQL has no
+/// `IF NOT EXISTS` for indexes: emit plain `CREATE INDEX` there.
+///
+/// Every index serves the exact SQL memdex looks nodes up with:
+/// * a prefix index is an index on `substr(col, 1, n)`, the expression of the
+///   prefix node fill (MySQL: a 255-character key part);
+/// * on PostgreSQL, a one-column text index is a hash index (a btree entry holds at
+///   most 2704 bytes; a hash entry any value), with a partial index on the key
+///   `WHERE col IS NULL` for an optional column, since hash indexes skip NULLs;
+/// * the primary key and composite indexes stay btrees: a row whose text there is
+///   longer than PostgreSQL can index is refused by [`check_indexed_text`] before
+///   it reaches the database.
 pub fn create_table(d: Dialect, schema: &Schema) -> Vec<String> {
     let dialect = d.imp();
     let q = dialect.quote();
@@ -55,41 +65,162 @@ pub fn create_table(d: Dialect, schema: &Schema) -> Vec<String> {
 
     for ix in &schema.indexes {
         let names: Vec<&str> = ix.columns.iter().map(|&c| schema.columns[c].name.as_str()).collect();
-        let index_name = format!("{}_{}_idx", schema.table, names.join("_"));
+        // A one-column text index is looked up by equality only (node fills): where
+        // a btree entry has a size limit, a hash index takes values of any length.
+        let single_text = match ix.columns.as_slice() {
+            [c] => Some(*c).filter(|&c| schema.columns[c].ty == Type::Text),
+            _ => None,
+        };
+        let hash = single_text.is_some() && dialect.text_hash_index();
+        // Names say what the index is, so that a definition memdex changes gets a
+        // new index on the next `migrate` instead of being skipped by IF NOT EXISTS.
+        let mut index_name = format!("{}_{}", schema.table, names.join("_"));
+        if let Some(n) = ix.prefix {
+            index_name.push_str(&format!("_prefix{n}"));
+        }
+        if hash {
+            index_name.push_str("_hash");
+        }
+        index_name.push_str("_idx");
         let columns = ix
             .columns
             .iter()
             .map(|&c| {
                 let col = &schema.columns[c];
-                IndexColumn {
-                    column: OrderByExpr {
-                        expr: dialect.index_part(ident(q, &col.name), col.ty),
-                        options: OrderByOptions { sort: None, nulls_first: None },
-                        with_fill: None,
-                    },
-                    operator_class: None,
-                }
+                index_column(dialect.index_part(ident(q, &col.name), col.ty, ix.prefix))
             })
             .collect();
-        let index = CreateIndex {
-            name: Some(ObjectName::from(vec![ident(q, &index_name)])),
-            table_name: ast::object_name(q, &schema.table),
-            using: None,
-            columns,
-            unique: false,
-            concurrently: false,
-            r#async: false,
-            if_not_exists: dialect.index_if_not_exists(),
-            include: Vec::new(),
-            nulls_distinct: None,
-            with: Vec::new(),
-            predicate: None,
-            index_options: Vec::new(),
-            alter_options: Vec::new(),
-        };
+        let mut index = create_index(dialect, ast::object_name(q, &schema.table), ident(q, &index_name), columns);
+        index.using = hash.then_some(IndexType::Hash);
         out.push(Statement::CreateIndex(index).to_string());
+        // A hash index does not index NULL: the `None` node of an optional column is
+        // filled with `col IS NULL`, served by a partial index of its rows.
+        if let (true, Some(c)) = (hash, single_text.filter(|&c| schema.columns[c].nullable)) {
+            let col = &schema.columns[c];
+            let key = &schema.columns[schema.key];
+            let name = format!("{}_{}_null_idx", schema.table, col.name);
+            let mut index = create_index(
+                dialect,
+                ast::object_name(q, &schema.table),
+                ident(q, &name),
+                vec![index_column(SqlExpr::Identifier(ident(q, &key.name)))],
+            );
+            index.predicate = Some(SqlExpr::IsNull(Box::new(SqlExpr::Identifier(ident(q, &col.name)))));
+            out.push(Statement::CreateIndex(index).to_string());
+        }
     }
     out
+}
+
+fn index_column(expr: SqlExpr) -> IndexColumn {
+    IndexColumn {
+        column: OrderByExpr { expr, options: OrderByOptions { sort: None, nulls_first: None }, with_fill: None },
+        operator_class: None,
+    }
+}
+
+fn create_index(dialect: &dyn SqlDialect, table: ObjectName, name: Ident, columns: Vec<IndexColumn>) -> CreateIndex {
+    CreateIndex {
+        name: Some(ObjectName::from(vec![name])),
+        table_name: table,
+        using: None,
+        columns,
+        unique: false,
+        concurrently: false,
+        r#async: false,
+        if_not_exists: dialect.index_if_not_exists(),
+        include: Vec::new(),
+        nulls_distinct: None,
+        with: Vec::new(),
+        predicate: None,
+        index_options: Vec::new(),
+        alter_options: Vec::new(),
+    }
+}
+
+/// A text value too long for a btree index entry of the database: PostgreSQL
+/// refuses such a row ("index row size exceeds btree version 4 maximum 2704"). The
+/// cases memdex cannot index otherwise: a text primary key (always a btree) and a
+/// composite index with a text column (PostgreSQL's hash indexes have one column).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{field} is too long to index on {dialect}: {what} holds at most {limit} bytes of text per row, this row has \
+     {bytes} (a {dialect} btree entry holds at most {entry_limit} bytes)"
+)]
+pub struct IndexedTextTooLong {
+    /// The field (Rust name) of the longest text column of that index.
+    pub field: String,
+    /// The bytes of text the row puts into that index entry.
+    pub bytes: usize,
+    /// The most text bytes one entry of that index takes.
+    pub limit: usize,
+    /// `the primary key (name)`, `index (cart_id, status)`.
+    pub what: String,
+    pub dialect: &'static str,
+    pub entry_limit: usize,
+}
+
+/// Bytes of a btree index entry that are not the text itself, counted generously
+/// so that the limit holds for any row: the 8-byte tuple header and null bitmap
+/// with alignment, and per column up to 8 bytes of alignment and 8 of value or
+/// varlena header.
+fn btree_overhead(columns: usize) -> usize {
+    16 + 16 * columns
+}
+
+/// Checks that `row` (in schema column order) fits every btree index entry the
+/// dialect limits ([`create_table`] makes one-column text indexes hash indexes where
+/// that matters, so only the primary key and composite indexes remain).
+pub fn check_indexed_text(d: Dialect, schema: &Schema, row: &[Value]) -> Result<(), IndexedTextTooLong> {
+    let dialect = d.imp();
+    let Some(entry_limit) = dialect.btree_entry_limit() else { return Ok(()) };
+    let key = [schema.key];
+    let mut btrees: Vec<(&[usize], Option<u32>, String)> = Vec::new();
+    if schema.key_column().ty == Type::Text {
+        btrees.push((&key, None, format!("the primary key ({})", schema.key_column().field)));
+    }
+    for ix in &schema.indexes {
+        let hashed = ix.columns.len() == 1 && dialect.text_hash_index();
+        if !hashed {
+            let fields: Vec<&str> = ix.columns.iter().map(|&c| schema.columns[c].field.as_str()).collect();
+            btrees.push((&ix.columns, ix.prefix, format!("index ({})", fields.join(", "))));
+        }
+    }
+    for (columns, prefix, what) in btrees {
+        let limit = entry_limit.saturating_sub(btree_overhead(columns.len()));
+        let mut bytes = 0;
+        let mut longest: Option<(usize, usize)> = None;
+        for &c in columns {
+            let Some(Value::Text(s)) = row.get(c) else { continue };
+            let len = match prefix {
+                Some(n) => s.chars().take(n as usize).map(char::len_utf8).sum(),
+                None => s.len(),
+            };
+            bytes += len;
+            if longest.is_none_or(|(_, l)| len > l) {
+                longest = Some((c, len));
+            }
+        }
+        if let (true, Some((c, _))) = (bytes > limit, longest) {
+            return Err(IndexedTextTooLong {
+                field: format!("{}.{}", schema.model, schema.columns[c].field),
+                bytes,
+                limit,
+                what,
+                dialect: dialect_name(d),
+                entry_limit,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn dialect_name(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Sqlite => "SQLite",
+        Dialect::Postgres => "PostgreSQL",
+        Dialect::MySql => "MySQL",
+    }
 }
 
 /// `INSERT INTO t (all columns) VALUES (…)`; `row` in schema column order.
@@ -205,4 +336,78 @@ pub(super) fn delete_statement(e: &Emitter<'_>, selection: SqlExpr) -> Statement
         limit: None,
         settings: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema() -> Schema {
+        Schema::new("Item", "item")
+            .column("id", Type::Int, false)
+            .column("name", Type::Text, false)
+            .column("cart_id", Type::Int, false)
+            .column("status", Type::Text, false)
+            .column("note", Type::Text, true)
+            .key("id")
+            .index(&["name"], Some(3))
+            .index(&["cart_id", "status"], None)
+            .index(&["note"], None)
+    }
+
+    fn text_key() -> Schema {
+        Schema::new("Tag", "tag").column("name", Type::Text, false).column("kind", Type::Text, false).key("name")
+    }
+
+    /// `lens`: the byte length of each text column's value ("x" repeated), `None`
+    /// for NULL; `expect`: `ok`, or the refusal as `field bytes/limit`.
+    #[track_caller]
+    fn check(d: Dialect, schema: &Schema, lens: &[Option<usize>], expect: &str) {
+        let mut texts = lens.iter();
+        let row: Vec<Value> = schema
+            .columns
+            .iter()
+            .map(|c| match c.ty {
+                Type::Text => texts.next().copied().flatten().map_or(Value::Null, |n| Value::Text("x".repeat(n))),
+                _ => Value::Int(1),
+            })
+            .collect();
+        let got = match check_indexed_text(d, schema, &row) {
+            Ok(()) => "ok".to_owned(),
+            Err(e) => format!("{} {}/{} {}", e.field, e.bytes, e.limit, e.what),
+        };
+        assert_eq!(got, expect, "{d:?} {lens:?}");
+    }
+
+    #[test]
+    fn postgres_refuses_only_what_a_btree_cannot_hold() {
+        let (pg, item, tag) = (Dialect::Postgres, schema(), text_key());
+        // One-column text indexes (the prefix one included) are hash indexes.
+        check(pg, &item, &[Some(100_000), Some(10), Some(100_000)], "ok");
+        // The composite (cart_id, status): 2704 - 16 - 2 × 16 bytes of text.
+        check(pg, &item, &[Some(1), Some(2656), None], "ok");
+        check(pg, &item, &[Some(1), Some(2657), None], "Item.status 2657/2656 index (cart_id, status)");
+        // A text key: 2704 - 16 - 16.
+        check(pg, &tag, &[Some(2672), Some(100_000)], "ok");
+        check(pg, &tag, &[Some(2673), Some(1)], "Tag.name 2673/2672 the primary key (name)");
+    }
+
+    #[test]
+    fn other_dialects_have_no_limit() {
+        for d in [Dialect::Sqlite, Dialect::MySql] {
+            check(d, &schema(), &[Some(1), Some(100_000), None], "ok");
+            check(d, &text_key(), &[Some(100_000), Some(1)], "ok");
+        }
+    }
+
+    #[test]
+    fn a_prefix_counts_only_its_characters() {
+        let composite_prefix = Schema::new("P", "p")
+            .column("id", Type::Int, false)
+            .column("a", Type::Text, false)
+            .column("b", Type::Text, false)
+            .key("id")
+            .index(&["a", "b"], Some(2));
+        check(Dialect::Postgres, &composite_prefix, &[Some(100_000), Some(100_000)], "ok");
+    }
 }

@@ -91,8 +91,18 @@ pub(crate) trait SqlDialect {
     /// The column type in `CREATE TABLE`; `primary_key` for the key column.
     fn column_type(&self, ty: Type, primary_key: bool) -> DataType;
 
-    /// An index key part for `column` of type `ty` in `CREATE INDEX`.
-    fn index_part(&self, column: Ident, ty: Type) -> Expr;
+    /// An index key part for `column` of type `ty` in `CREATE INDEX`; `prefix` for
+    /// a prefix index, whose nodes are filled with `prefix(column, n) = ?`
+    /// ([`SqlDialect::prefix`]): an index on that exact expression serves them.
+    fn index_part(&self, column: Ident, ty: Type, prefix: Option<u32>) -> Expr;
+
+    /// Whether a one-column text index is a hash index: memdex only looks such
+    /// indexes up by equality, and a hash entry holds a value of any length.
+    fn text_hash_index(&self) -> bool;
+
+    /// The largest btree index entry in bytes, where the dialect has one that a
+    /// long text value can exceed.
+    fn btree_entry_limit(&self) -> Option<usize>;
 
     /// Whether `CREATE INDEX IF NOT EXISTS` is accepted.
     fn index_if_not_exists(&self) -> bool;
@@ -377,8 +387,20 @@ impl SqlDialect for Sqlite {
         }
     }
 
-    fn index_part(&self, column: Ident, _ty: Type) -> Expr {
-        Expr::Identifier(column)
+    fn index_part(&self, column: Ident, ty: Type, prefix: Option<u32>) -> Expr {
+        match (prefix, ty) {
+            (Some(n), Type::Text) => self.prefix(Expr::Identifier(column), n),
+            _ => Expr::Identifier(column),
+        }
+    }
+
+    /// SQLite's btrees hold keys of any length (on overflow pages).
+    fn text_hash_index(&self) -> bool {
+        false
+    }
+
+    fn btree_entry_limit(&self) -> Option<usize> {
+        None
     }
 
     fn index_if_not_exists(&self) -> bool {
@@ -575,8 +597,22 @@ impl SqlDialect for Postgres {
         }
     }
 
-    fn index_part(&self, column: Ident, _ty: Type) -> Expr {
-        Expr::Identifier(column)
+    fn index_part(&self, column: Ident, ty: Type, prefix: Option<u32>) -> Expr {
+        match (prefix, ty) {
+            (Some(n), Type::Text) => self.prefix(Expr::Identifier(column), n),
+            _ => Expr::Identifier(column),
+        }
+    }
+
+    /// A btree entry holds at most 2704 bytes ("index row size exceeds btree
+    /// version 4 maximum 2704"); a hash index stores a 4-byte hash of any value.
+    fn text_hash_index(&self) -> bool {
+        true
+    }
+
+    /// `BTMaxItemSize` for PostgreSQL's default 8 KB pages.
+    fn btree_entry_limit(&self) -> Option<usize> {
+        Some(2704)
     }
 
     fn index_if_not_exists(&self) -> bool {
@@ -699,7 +735,7 @@ impl SqlDialect for MySql {
 
     /// A TEXT column is indexed by a prefix key part, `` `name`(255) ``, whose
     /// syntax is a call's: the quoted column name applied to the length.
-    fn index_part(&self, column: Ident, ty: Type) -> Expr {
+    fn index_part(&self, column: Ident, ty: Type, _prefix: Option<u32>) -> Expr {
         match ty {
             Type::Text => function_with_args(
                 ObjectName::from(vec![column]),
@@ -707,6 +743,15 @@ impl SqlDialect for MySql {
             ),
             _ => Expr::Identifier(column),
         }
+    }
+
+    /// The key part above bounds every text entry.
+    fn text_hash_index(&self) -> bool {
+        false
+    }
+
+    fn btree_entry_limit(&self) -> Option<usize> {
+        None
     }
 
     fn index_if_not_exists(&self) -> bool {

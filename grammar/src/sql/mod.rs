@@ -40,7 +40,7 @@ use crate::value::{Type, Value};
 use dialect::SqlDialect;
 use emit::Emitter;
 
-pub use ddl::{create_table, delete, insert, update};
+pub use ddl::{IndexedTextTooLong, check_indexed_text, create_table, delete, insert, update};
 
 /// The SQL dialects memdex emits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -192,7 +192,32 @@ pub fn aggregate(
 pub fn node_keys(d: Dialect, schema: &Schema, index: usize, values: &[Value]) -> SqlQuery {
     let mut e = Emitter::without_params(d.imp(), schema);
     let key = e.column(schema.key);
-    let conditions = match schema.indexes.get(index) {
+    let conditions = node_conditions(&mut e, index, values);
+    let select = ast::select(vec![key], e.table(), ast::and_all(conditions));
+    finish(Statement::Query(Box::new(ast::query(SetExpr::Select(Box::new(select))))), e)
+}
+
+/// The rows of several index nodes in one statement (one snapshot): `SELECT <all
+/// columns> FROM t WHERE (<node 1>) OR (<node 2>) …`, each node's condition as in
+/// [`node_keys`], the SQL `CREATE INDEX` ([`create_table`]) builds its indexes for.
+pub fn node_rows(d: Dialect, schema: &Schema, nodes: &[(usize, &[Value])]) -> SqlQuery {
+    let mut e = Emitter::without_params(d.imp(), schema);
+    let projection = all_columns(&e);
+    let alternatives: Vec<SqlExpr> = nodes
+        .iter()
+        .map(|&(index, values)| {
+            let conditions = node_conditions(&mut e, index, values);
+            ast::and_all(conditions).map_or_else(ast::constant_false, ast::nested)
+        })
+        .collect();
+    let selection = ast::fold(alternatives, BinaryOperator::Or).unwrap_or_else(ast::constant_false);
+    let select = ast::select(projection, e.table(), Some(selection));
+    finish(Statement::Query(Box::new(ast::query(SetExpr::Select(Box::new(select))))), e)
+}
+
+/// `a = ? AND b IS NULL AND substr(s, 1, n) = ?` for one node of `index`.
+fn node_conditions(e: &mut Emitter<'_>, index: usize, values: &[Value]) -> Vec<SqlExpr> {
+    match e.schema.indexes.get(index) {
         Some(ix) if ix.columns.len() == values.len() => ix
             .columns
             .iter()
@@ -208,9 +233,7 @@ pub fn node_keys(d: Dialect, schema: &Schema, index: usize, values: &[Value]) ->
             })
             .collect(),
         _ => vec![ast::constant_false()],
-    };
-    let select = ast::select(vec![key], e.table(), ast::and_all(conditions));
-    finish(Statement::Query(Box::new(ast::query(SetExpr::Select(Box::new(select))))), e)
+    }
 }
 
 /// `SELECT <all columns> FROM t WHERE key IN (?, ?, …)` (one placeholder per key).
