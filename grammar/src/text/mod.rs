@@ -107,7 +107,7 @@ fn syntax(expected: impl Into<String>) -> ErrorKind {
 /// last operand of a repetition ends up inside the enclosing pair.
 fn span_of(pair: &Pair<'_, Rule>) -> Span {
     let s = pair.as_span();
-    Span::new(s.start(), s.start() + pair.as_str().trim_end().len())
+    Span::new(s.start(), s.start() + s.as_str().trim_end().len())
 }
 
 /// Rejects bracket nesting deeper than [`MAX_NESTING`] before pest sees the text.
