@@ -932,3 +932,61 @@ fn unescape(body: &str, offset: usize) -> Result<String, Error> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use pest::Parser as _;
+
+    use super::{LambdaParser, Rule, parse};
+    use crate::ir::ExprKind;
+
+    /// Python's keywords, as the grammar's `keyword` rule refuses them.
+    const KEYWORDS: &[&str] = &[
+        "lambda", "and", "or", "not", "in", "is", "True", "False", "None", "if", "else", "for", "async", "await",
+        "yield", "del", "pass", "def", "class", "return", "import", "from", "as", "with", "while", "try", "except",
+        "finally", "raise", "global", "nonlocal", "break", "continue", "elif",
+    ];
+
+    /// Whether `src` parses to `c.<name> == 1` with that field name.
+    fn is_field_comparison(src: &str, name: &str) -> bool {
+        matches!(parse(src), Ok(l) if matches!(&l.body.kind,
+            ExprKind::Cmp { lhs, .. } if matches!(&lhs.kind, ExprKind::Field(f) if f == name)))
+    }
+
+    /// The grouped `keyword` rule refuses exactly the words of the plain list: every
+    /// keyword, and no name that only starts with one. `assert` stays a name: `as`
+    /// comes first and decides.
+    #[test]
+    fn keywords_are_not_names() {
+        for kw in KEYWORDS {
+            let src = format!("lambda c: c.{kw} == 1");
+            assert!(parse(&src).is_err(), "{src} parsed");
+        }
+        for name in ["assert", "inx", "is_set", "nonlocalx", "ifx", "Trueish", "lambdas", "ab", "x", "_", "é"] {
+            let src = format!("lambda c: c.{name} == 1");
+            assert!(is_field_comparison(&src, name), "{src}");
+        }
+    }
+
+    /// Operator rules with several alternatives peek at the next character before
+    /// trying them. That is only invisible in errors because pest reports such a
+    /// rule itself when more than one of its alternatives failed: the "expected" list
+    /// names `comp_op`, `sum_op` and `prod_op`, never `eq`, `plus` or `star`.
+    #[test]
+    fn an_operator_position_reports_the_operator_rules() {
+        let result = LambdaParser::parse(Rule::lambda, "lambda c: c.x c");
+        let positives = match &result {
+            Err(pest::error::Error { variant: pest::error::ErrorVariant::ParsingError { positives, .. }, .. }) => {
+                positives.clone()
+            }
+            _ => Vec::new(),
+        };
+        assert!(!positives.is_empty(), "expected a parsing error naming rules, got {result:?}");
+        for rule in [Rule::comp_op, Rule::sum_op, Rule::prod_op, Rule::dot, Rule::lparen] {
+            assert!(positives.contains(&rule), "{rule:?} missing from {positives:?}");
+        }
+        for rule in [Rule::eq, Rule::lt, Rule::kw_in, Rule::plus, Rule::star] {
+            assert!(!positives.contains(&rule), "{rule:?} in {positives:?}");
+        }
+    }
+}
