@@ -1,14 +1,21 @@
 //! The text form's whole compile pipeline on a typical three-criteria lambda:
-//! parse, check, normalise and plan (`prepare_text`), then SQL; and parse and check
-//! on their own, to see where the time goes.
+//! parse, check, normalise and plan (`prepare_text`), then SQL; and every phase on
+//! its own, to see where the time goes.
+//!
+//! Two queries: `QUERY` (the DESIGN.md `Item`, SQLite) as before, and `REPORT_QUERY`,
+//! the one the benchmark report's "Planning" section times (its shop `Item`,
+//! PostgreSQL), so the figures here and there can be compared.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use memdex_grammar::sql::{self, SelectSpec};
-use memdex_grammar::{Access, Dialect, ParamType, Schema, Type, Value, check, prepare_text, text};
+use memdex_grammar::{Access, Dialect, ParamType, Schema, Type, Value, check, normalise, plan, prepare_text, text};
 
 const QUERY: &str = r#"lambda c: c.category_id == cat and c.price > 10.0 and c.first_name.startswith("m")"#;
+
+/// `examples/src/bench/memdex_side.rs`, `planning`.
+const REPORT_QUERY: &str = "lambda c: c.category_id == cat and c.price > 10.0 and not c.name.startswith('x')";
 
 /// The DESIGN.md `Item`: key `id`, index `category_id`, prefix index `first_name`.
 fn item_schema() -> Schema {
@@ -23,18 +30,35 @@ fn item_schema() -> Schema {
         .index(&["first_name"], Some(1))
 }
 
+/// The benchmark report's shop `Item` (what its `#[derive(Model)]` builds).
+fn report_schema() -> Schema {
+    Schema::new("Item", "item")
+        .column("id", Type::Int, false)
+        .column("category_id", Type::Int, false)
+        .column("name", Type::Text, false)
+        .column("price", Type::Float, false)
+        .column("deleted_at", Type::Int, true)
+        .column("description", Type::Text, false)
+        .key("id")
+        .index(&["category_id"], None)
+}
+
 fn param_types(name: &str) -> ParamType {
     if name == "cat" { ParamType::Scalar(Type::Int) } else { ParamType::Missing }
+}
+
+fn valid<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
+    r.unwrap_or_else(|e| unreachable!("the benchmark query is valid: {e}"))
 }
 
 fn pipeline(c: &mut Criterion) {
     let schema = item_schema();
     let params = [("cat", Value::Int(5))];
+    let limit = normalise::DEFAULT_DISJUNCT_LIMIT;
 
     c.bench_function("parse+check+plan+sql", |b| {
         b.iter(|| {
-            let prepared = prepare_text(&schema, black_box(QUERY), &param_types, Access::Indexed, 64)
-                .unwrap_or_else(|e| unreachable!("the benchmark query is valid: {e}"));
+            let prepared = valid(prepare_text(&schema, black_box(QUERY), &param_types, Access::Indexed, limit));
             let spec = SelectSpec { filter: prepared.filter.as_ref(), order: &[], limit: None, offset: None };
             black_box(sql::select(Dialect::Sqlite, &schema, spec, &params).ok())
         });
@@ -42,11 +66,51 @@ fn pipeline(c: &mut Criterion) {
 
     c.bench_function("parse", |b| b.iter(|| black_box(text::parse(black_box(QUERY)).ok())));
 
-    let lambda = text::parse(QUERY).unwrap_or_else(|e| unreachable!("the benchmark query is valid: {e}"));
+    let lambda = valid(text::parse(QUERY));
     c.bench_function("check", |b| {
         b.iter(|| black_box(check::filter(&schema, black_box(&lambda.body), &param_types).ok()))
     });
 }
 
-criterion_group!(benches, pipeline);
+/// The report's query, phase by phase.
+fn report(c: &mut Criterion) {
+    let schema = report_schema();
+    let params = [("cat", Value::Int(5))];
+    let limit = normalise::DEFAULT_DISJUNCT_LIMIT;
+    let mut g = c.benchmark_group("report");
+
+    g.bench_function("all (prepare_text + postgres sql)", |b| {
+        b.iter(|| {
+            let prepared = valid(prepare_text(&schema, black_box(REPORT_QUERY), &param_types, Access::Indexed, limit));
+            let spec = SelectSpec { filter: prepared.filter.as_ref(), ..SelectSpec::default() };
+            black_box((sql::select(Dialect::Postgres, &schema, spec, &params).ok(), prepared.plan))
+        });
+    });
+    g.bench_function("prepare_text", |b| {
+        b.iter(|| black_box(prepare_text(&schema, black_box(REPORT_QUERY), &param_types, Access::Indexed, limit).ok()))
+    });
+    g.bench_function("parse", |b| b.iter(|| black_box(text::parse(black_box(REPORT_QUERY)).ok())));
+
+    let lambda = valid(text::parse(REPORT_QUERY));
+    g.bench_function("check", |b| {
+        b.iter(|| black_box(check::filter(&schema, black_box(&lambda.body), &param_types).ok()))
+    });
+    let filter = valid(check::filter(&schema, &lambda.body, &param_types));
+    g.bench_function("dnf", |b| b.iter(|| black_box(normalise::to_dnf(black_box(&filter), limit).ok())));
+    let dnf = valid(normalise::to_dnf(&filter, limit));
+    g.bench_function("plan", |b| {
+        b.iter(|| black_box(plan::plan_with_param(&schema, black_box(&dnf), &lambda.param).ok()))
+    });
+    for dialect in [Dialect::Postgres, Dialect::Sqlite] {
+        g.bench_function(format!("sql {dialect:?}"), |b| {
+            b.iter(|| {
+                let spec = SelectSpec { filter: Some(black_box(&filter)), ..SelectSpec::default() };
+                black_box(sql::select(dialect, &schema, spec, &params).ok())
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, pipeline, report);
 criterion_main!(benches);

@@ -334,11 +334,11 @@ impl Checker<'_> {
     fn cmp(&mut self, op: CmpOp, lhs: &Expr, rhs: &Expr, span: Span) -> (Expr, Ty) {
         let (mut l, lty) = self.expr(lhs);
         let (mut r, rty) = self.expr(rhs);
-        let context = format!("`{}`", op.symbol());
+        let context = quoted(op);
         let ordering = !matches!(op, CmpOp::Eq | CmpOp::Ne);
         for (ty, s) in [(&lty, l.span), (&rty, r.span)] {
             match ty {
-                Ty::List(_) => self.mismatch(&context, "a single value", ty, s),
+                Ty::List(_) => self.mismatch(context, "a single value", ty, s),
                 Ty::Value { nullable: true, .. } | Ty::Null if ordering => self.unsupported(
                     op.symbol(),
                     "ordering comparisons on non-optional values; test `is not None` and compare a non-optional value",
@@ -347,7 +347,7 @@ impl Checker<'_> {
                 _ => {}
             }
         }
-        self.unify(&context, &mut l, &lty, &mut r, &rty);
+        self.unify(context, &mut l, &lty, &mut r, &rty);
         (Expr::new(ExprKind::Cmp { op, lhs: Box::new(l), rhs: Box::new(r) }, span), Ty::of(Type::Bool))
     }
 
@@ -476,6 +476,19 @@ impl Checker<'_> {
             },
         };
         (Expr::new(ExprKind::In { needle: Box::new(n), haystack }, span), Ty::of(Type::Bool))
+    }
+}
+
+/// The operator in backquotes, as messages name it; static, because every comparison
+/// needs it in hand and only a failing one uses it.
+fn quoted(op: CmpOp) -> &'static str {
+    match op {
+        CmpOp::Eq => "`==`",
+        CmpOp::Ne => "`!=`",
+        CmpOp::Lt => "`<`",
+        CmpOp::Le => "`<=`",
+        CmpOp::Gt => "`>`",
+        CmpOp::Ge => "`>=`",
     }
 }
 

@@ -70,14 +70,7 @@ pub fn prepare(
     disjunct_limit: usize,
 ) -> Result<Prepared, Errors> {
     let filter = check::filter(schema, &lambda.body, params)?;
-    let plan = match access {
-        Access::Scan => None,
-        Access::Indexed => {
-            let dnf = normalise::to_dnf(&filter, disjunct_limit)?;
-            Some(plan::plan_with_param(schema, &dnf, &lambda.param)?)
-        }
-    };
-    Ok(Prepared { filter: Some(filter), plan, param: lambda.param.clone() })
+    plan_checked(schema, filter, lambda.param.clone(), access, disjunct_limit)
 }
 
 /// [`text::parse`] then [`prepare`].
@@ -89,5 +82,27 @@ pub fn prepare_text(
     disjunct_limit: usize,
 ) -> Result<Prepared, Errors> {
     let lambda = text::parse(source)?;
-    prepare(schema, &lambda, params, access, disjunct_limit)
+    let filter = check::filter(schema, &lambda.body, params)?;
+    // The parsed lambda is ours: its parameter name moves into the result.
+    plan_checked(schema, filter, lambda.param, access, disjunct_limit)
+}
+
+/// Phases 3 and 4 of [`prepare`] on a checked filter. The DNF is a copy of the
+/// filter (the filter itself is kept for SQL and the in-memory predicate); its
+/// conjunctions move into the plan.
+fn plan_checked(
+    schema: &Schema,
+    filter: Expr,
+    param: String,
+    access: Access,
+    disjunct_limit: usize,
+) -> Result<Prepared, Errors> {
+    let plan = match access {
+        Access::Scan => None,
+        Access::Indexed => {
+            let dnf = normalise::to_dnf(&filter, disjunct_limit)?;
+            Some(plan::plan_dnf(schema, dnf, &param)?)
+        }
+    };
+    Ok(Prepared { filter: Some(filter), plan, param })
 }

@@ -167,11 +167,9 @@ fn single_or(mut items: Vec<Expr>, span: Span, make: fn(Vec<Expr>) -> ExprKind) 
 pub fn count_disjuncts(e: &Expr) -> usize {
     match &e.kind {
         ExprKind::Or(items) => items.iter().fold(0usize, |n, x| n.saturating_add(count_disjuncts(x))),
-        ExprKind::And(items) => {
-            // A zero factor wins over a saturated one: `False and <huge>` is empty.
-            let counts: Vec<usize> = items.iter().map(count_disjuncts).collect();
-            if counts.contains(&0) { 0 } else { counts.into_iter().fold(1usize, usize::saturating_mul) }
-        }
+        // A zero factor wins over a saturated one (`False and <huge>` is empty): a
+        // saturating product that meets a zero stays zero.
+        ExprKind::And(items) => items.iter().fold(1usize, |n, x| n.saturating_mul(count_disjuncts(x))),
         ExprKind::Lit(Value::Bool(false)) => 0,
         ExprKind::Lit(Value::Bool(true)) => 1,
         _ => 1,
@@ -197,20 +195,36 @@ pub fn distribute(e: Expr) -> Vec<Conjunction> {
             }
             let mut product: Vec<Conjunction> = vec![vec![]];
             for factor in factors {
-                let mut next = Vec::with_capacity(product.len() * factor.len());
-                for left in &product {
-                    for right in &factor {
-                        let mut c = left.clone();
-                        c.extend(right.iter().cloned());
-                        next.push(c);
-                    }
-                }
-                product = next;
+                product = cross(product, factor);
             }
             product
         }
         kind => vec![vec![Expr::new(kind, e.span)]],
     }
+}
+
+/// Every `left ++ right` of the two lists, `left` varying slowest. Each conjunction is
+/// moved into its last combination and cloned only for the others, so a factor of one
+/// alternative (a plain conjunct, the common case) copies nothing.
+fn cross(mut product: Vec<Conjunction>, mut factor: Vec<Conjunction>) -> Vec<Conjunction> {
+    let mut next = Vec::with_capacity(product.len() * factor.len());
+    let (Some(last_left), Some(last_right)) = (product.pop(), factor.pop()) else { return next };
+    for left in product {
+        for right in &factor {
+            next.push(concat(left.clone(), right.iter().cloned()));
+        }
+        next.push(concat(left, last_right.iter().cloned()));
+    }
+    for right in factor {
+        next.push(concat(last_left.clone(), right));
+    }
+    next.push(concat(last_left, last_right));
+    next
+}
+
+fn concat(mut left: Conjunction, right: impl IntoIterator<Item = Expr>) -> Conjunction {
+    left.extend(right);
+    left
 }
 
 #[cfg(test)]

@@ -78,14 +78,20 @@ pub fn plan(schema: &Schema, dnf: &[Conjunction]) -> Result<Plan, Errors> {
 
 /// [`plan`], printing disjuncts in error messages as `param.field …`.
 pub fn plan_with_param(schema: &Schema, dnf: &[Conjunction], param: &str) -> Result<Plan, Errors> {
+    plan_dnf(schema, dnf.to_vec(), param)
+}
+
+/// [`plan_with_param`] taking the DNF by value: each planned disjunct keeps its
+/// conjunction, so the conjunctions move into the plan instead of being copied.
+pub fn plan_dnf(schema: &Schema, dnf: Vec<Conjunction>, param: &str) -> Result<Plan, Errors> {
     let mut errors = Errors::default();
     let mut disjuncts = Vec::with_capacity(dnf.len());
     for conjunction in dnf {
-        if contradictory(conjunction) {
+        if contradictory(&conjunction) {
             continue;
         }
-        let span = conjunction_span(conjunction);
-        match choose_access(schema, conjunction) {
+        let span = conjunction_span(&conjunction);
+        match choose_access(schema, &conjunction) {
             Some((access, answered)) => {
                 let residual = conjunction
                     .iter()
@@ -93,11 +99,11 @@ pub fn plan_with_param(schema: &Schema, dnf: &[Conjunction], param: &str) -> Res
                     .filter(|(i, _)| !answered.contains(i))
                     .map(|(_, e)| e.clone())
                     .collect();
-                disjuncts.push(DisjunctPlan { span, conjuncts: conjunction.clone(), access, residual });
+                disjuncts.push(DisjunctPlan { span, conjuncts: conjunction, access, residual });
             }
             None => {
-                let text = crate::print::expr(&conjunction_expr(conjunction, span), param);
-                let (before, after) = unindexable_message(&schema.model, &text, &suggestion(schema, conjunction));
+                let text = crate::print::expr(&conjunction_expr(&conjunction, span), param);
+                let (before, after) = unindexable_message(&schema.model, &text, &suggestion(schema, &conjunction));
                 let message = format!("{before}{}{after}", schema.describe_indexes());
                 errors.push(Error::new(ErrorKind::Unindexable { message }, span));
             }
@@ -140,11 +146,11 @@ struct AccessChoice {
 fn choose_access(schema: &Schema, conjunction: &[Expr]) -> Option<(Access, Vec<usize>)> {
     let found = criteria(conjunction);
     // Per column, the best equality criterion: fewest values first (`==` is one).
-    let equality = |column: usize| -> Option<&Criterion> {
-        let field = &schema.columns.get(column)?.field;
+    let equality = |column: usize| -> Option<&Criterion<'_>> {
+        let field = schema.columns.get(column)?.field.as_str();
         found
             .iter()
-            .filter(|c| &c.field == field && !matches!(c.kind, CriterionKind::Prefix(_)))
+            .filter(|c| c.field == field && !matches!(c.kind, CriterionKind::Prefix(_)))
             .min_by_key(|c| criterion_fanout(c))
     };
     let mut options: Vec<AccessChoice> = Vec::new();
@@ -161,7 +167,7 @@ fn choose_access(schema: &Schema, conjunction: &[Expr]) -> Option<(Access, Vec<u
     for (index, ix) in schema.indexes.iter().enumerate() {
         match ix.prefix {
             None => {
-                let pinned: Option<Vec<&Criterion>> = ix.columns.iter().map(|&col| equality(col)).collect();
+                let pinned: Option<Vec<&Criterion<'_>>> = ix.columns.iter().map(|&col| equality(col)).collect();
                 let Some(pinned) = pinned else { continue };
                 options.push(AccessChoice {
                     access: Access::Index {
@@ -182,9 +188,9 @@ fn choose_access(schema: &Schema, conjunction: &[Expr]) -> Option<(Access, Vec<u
             }
             Some(chars) => {
                 let [column] = ix.columns[..] else { continue };
-                let Some(field) = schema.columns.get(column).map(|c| &c.field) else { continue };
+                let Some(field) = schema.columns.get(column).map(|c| c.field.as_str()) else { continue };
                 let usable = found.iter().find(|c| {
-                    &c.field == field
+                    c.field == field
                         && matches!(&c.kind, CriterionKind::Prefix(o) if literal_chars(o).is_none_or(|n| n >= chars))
                 });
                 let Some(Criterion { kind: CriterionKind::Prefix(operand), .. }) = usable else { continue };
@@ -217,7 +223,7 @@ fn choose_access(schema: &Schema, conjunction: &[Expr]) -> Option<(Access, Vec<u
 /// What a parameter list's length is guessed as when ranking accesses.
 const UNKNOWN_LIST_LEN: usize = 16;
 
-fn criterion_fanout(c: &Criterion) -> usize {
+fn criterion_fanout(c: &Criterion<'_>) -> usize {
     match &c.kind {
         CriterionKind::Eq(_) | CriterionKind::Prefix(_) => 1,
         CriterionKind::In(ops) => ops.len(),
@@ -225,7 +231,7 @@ fn criterion_fanout(c: &Criterion) -> usize {
     }
 }
 
-fn lookup_values(c: &Criterion) -> LookupValues {
+fn lookup_values(c: &Criterion<'_>) -> LookupValues {
     match &c.kind {
         CriterionKind::Eq(o) => LookupValues::One(o.clone()),
         CriterionKind::In(ops) => LookupValues::Many(ops.clone()),
@@ -266,7 +272,7 @@ fn suggestion(schema: &Schema, conjunction: &[Expr]) -> String {
     for c in &found {
         let CriterionKind::Prefix(o) = &c.kind else { continue };
         let Some(n) = literal_chars(o) else { continue };
-        let Some(col) = schema.column_index(&c.field) else { continue };
+        let Some(col) = schema.column_index(c.field) else { continue };
         if let Some(chars) =
             schema.indexes.iter().filter(|ix| ix.columns == [col]).filter_map(|ix| ix.prefix).find(|&p| p > n)
         {
@@ -278,8 +284,8 @@ fn suggestion(schema: &Schema, conjunction: &[Expr]) -> String {
     }
     let mut eq_fields: Vec<&str> = Vec::new();
     for c in &found {
-        if !matches!(c.kind, CriterionKind::Prefix(_)) && known(&c.field) && !eq_fields.contains(&c.field.as_str()) {
-            eq_fields.push(&c.field);
+        if !matches!(c.kind, CriterionKind::Prefix(_)) && known(c.field) && !eq_fields.contains(&c.field) {
+            eq_fields.push(c.field);
         }
     }
     match eq_fields[..] {
@@ -288,7 +294,7 @@ fn suggestion(schema: &Schema, conjunction: &[Expr]) -> String {
         [] => {}
     }
     let prefixed = found.iter().find(|c| {
-        known(&c.field) && matches!(&c.kind, CriterionKind::Prefix(o) if literal_chars(o).is_none_or(|n| n > 0))
+        known(c.field) && matches!(&c.kind, CriterionKind::Prefix(o) if literal_chars(o).is_none_or(|n| n > 0))
     });
     if let Some(c) = prefixed {
         return format!("add #[memdex(index(prefix = 1))] on `{}`", c.field);
@@ -324,7 +330,7 @@ pub fn candidates(conjunction: &[Expr]) -> Vec<Candidate> {
                 CriterionKind::In(_) | CriterionKind::InList(_) => CandidateKind::In,
                 CriterionKind::Prefix(operand) => CandidateKind::Prefix { literal_chars: literal_chars(operand) },
             };
-            Candidate { field: c.field, kind }
+            Candidate { field: c.field.to_owned(), kind }
         })
         .collect()
 }
@@ -340,10 +346,10 @@ fn literal_chars(operand: &Operand) -> Option<u32> {
 
 /// One conjunct that can pin a field, with what it pins it to.
 #[derive(Clone, Debug, PartialEq)]
-struct Criterion {
+struct Criterion<'a> {
     /// The conjunct's position in its conjunction.
     conjunct: usize,
-    field: String,
+    field: &'a str,
     kind: CriterionKind,
 }
 
@@ -358,7 +364,7 @@ enum CriterionKind {
 /// Finds the criteria: `field == operand` (either side), `field is None`,
 /// `field in (operands…)`, `field in param`, `field.starts_with(operand)`. Negated
 /// conjuncts never are criteria: `not (x in (1, 2))` names no node.
-fn criteria(conjunction: &[Expr]) -> Vec<Criterion> {
+fn criteria(conjunction: &[Expr]) -> Vec<Criterion<'_>> {
     let mut out = Vec::new();
     for (i, e) in conjunction.iter().enumerate() {
         let found = match &e.kind {
@@ -383,7 +389,7 @@ fn criteria(conjunction: &[Expr]) -> Vec<Criterion> {
             _ => None,
         };
         if let Some((field, kind)) = found {
-            out.push(Criterion { conjunct: i, field: field.to_owned(), kind });
+            out.push(Criterion { conjunct: i, field, kind });
         }
     }
     out
@@ -400,12 +406,19 @@ fn field_name(e: &Expr) -> Option<&str> {
 /// spelled it) is folded into a literal. Anything involving a field is not an operand.
 fn operand(e: &Expr) -> Option<Operand> {
     match &e.kind {
-        ExprKind::Lit(Value::List(_)) => None,
-        ExprKind::Lit(v) => Some(Operand::Lit(v.clone())),
         ExprKind::Param(name) => Some(Operand::Param(name.clone())),
+        _ => literal(e).map(Operand::Lit),
+    }
+}
+
+/// The value of an operand that is a literal (see [`operand`]).
+fn literal(e: &Expr) -> Option<Value> {
+    match &e.kind {
+        ExprKind::Lit(Value::List(_)) => None,
+        ExprKind::Lit(v) => Some(v.clone()),
         ExprKind::Neg(inner) => match &inner.kind {
-            ExprKind::Lit(Value::Int(i)) => i.checked_neg().map(|n| Operand::Lit(Value::Int(n))),
-            ExprKind::Lit(Value::Float(x)) => Some(Operand::Lit(Value::Float(-x))),
+            ExprKind::Lit(Value::Int(i)) => i.checked_neg().map(Value::Int),
+            ExprKind::Lit(Value::Float(x)) => Some(Value::Float(-x)),
             _ => None,
         },
         _ => None,
@@ -432,10 +445,12 @@ pub fn contradictory(conjunction: &[Expr]) -> bool {
     for e in conjunction {
         match &e.kind {
             ExprKind::Cmp { op: op @ (CmpOp::Eq | CmpOp::Ne), lhs, rhs } => {
-                let (field, value) = match (field_name(lhs), field_name(rhs), operand(lhs), operand(rhs)) {
-                    (Some(f), None, _, Some(Operand::Lit(v))) | (None, Some(f), Some(Operand::Lit(v)), _) => (f, v),
-                    _ => continue,
+                let found = match (field_name(lhs), field_name(rhs)) {
+                    (Some(f), None) => literal(rhs).map(|v| (f, v)),
+                    (None, Some(f)) => literal(lhs).map(|v| (f, v)),
+                    _ => None,
                 };
+                let Some((field, value)) = found else { continue };
                 let d = domain(&mut domains, field);
                 if *op == CmpOp::Eq { d.restrict(vec![value]) } else { d.excluded.push(value) }
             }
@@ -446,13 +461,7 @@ pub fn contradictory(conjunction: &[Expr]) -> bool {
             }
             ExprKind::In { needle, haystack: Haystack::Items(items) } => {
                 let Some(field) = field_name(needle) else { continue };
-                let values: Option<Vec<Value>> = items
-                    .iter()
-                    .map(|x| match operand(x) {
-                        Some(Operand::Lit(v)) => Some(v),
-                        _ => None,
-                    })
-                    .collect();
+                let values: Option<Vec<Value>> = items.iter().map(literal).collect();
                 // A parameter among the items could be anything.
                 if let Some(values) = values {
                     domain(&mut domains, field).restrict(values);

@@ -28,6 +28,8 @@
 //! * Parentheses only group: `(a and b) and c` keeps its inner `And`; only an
 //!   unparenthesised chain is flattened into one n-ary node.
 
+use std::borrow::Cow;
+
 use pest::Parser as _;
 use pest::iterators::Pair;
 
@@ -60,13 +62,13 @@ pub fn parse(src: &str) -> Result<Lambda, Errors> {
     let span = span_of(&lambda);
     let mut param = None;
     let mut body = None;
-    let mut lowerer = Lowerer { param: String::new(), errors: Errors::default() };
+    let mut lowerer = Lowerer { param: "", errors: Errors::default() };
     for pair in lambda.into_inner() {
         match pair.as_rule() {
             Rule::params => {
                 let mut names = pair.into_inner().filter(|p| p.as_rule() == Rule::ident);
                 if let Some(first) = names.next() {
-                    lowerer.param = first.as_str().to_owned();
+                    lowerer.param = first.as_str();
                     param = Some((first.as_str().to_owned(), span_of(&first)));
                 }
                 for extra in names {
@@ -105,7 +107,7 @@ fn syntax(expected: impl Into<String>) -> ErrorKind {
 /// last operand of a repetition ends up inside the enclosing pair.
 fn span_of(pair: &Pair<'_, Rule>) -> Span {
     let s = pair.as_span();
-    Span::new(s.start(), s.start() + pair.as_str().trim_end().len())
+    Span::new(s.start(), s.start() + s.as_str().trim_end().len())
 }
 
 /// Rejects bracket nesting deeper than [`MAX_NESTING`] before pest sees the text.
@@ -307,28 +309,28 @@ struct Lowered {
     depth: usize,
 }
 
-struct Lowerer {
+struct Lowerer<'i> {
     /// The lambda parameter's name.
-    param: String,
+    param: &'i str,
     errors: Errors,
 }
 
 /// What a postfix chain's head and attributes amount to before calls are applied.
-enum Head {
+enum Head<'i> {
     /// A complete expression.
     Value(Lowered),
     /// `c` itself (only valid when followed by `.field`).
     LambdaParam(Span),
     /// A bare free name that may still be called: `len`, `ieq`, `avg`, … or `ids`.
-    Name(String, Span),
+    Name(&'i str, Span),
     /// `<receiver>.<method>` waiting for its call.
-    Method { receiver: Lowered, name: String, span: Span },
+    Method { receiver: Lowered, name: &'i str, span: Span },
 }
 
 const FUNCTIONS: &str = "`len(s)`, `ieq(a, b)`, `count()`, `sum(x)`, `min(x)`, `max(x)`, `avg(x)`";
 const METHODS: &str = "`.startswith(s)`, `.endswith(s)`, `.lower()`";
 
-impl Lowerer {
+impl<'i> Lowerer<'i> {
     fn error(&mut self, kind: ErrorKind, span: Span) -> Lowered {
         self.errors.push(Error::new(kind, span));
         Self::placeholder(span)
@@ -367,7 +369,7 @@ impl Lowerer {
         Lowered { expr: Expr::new(kind, span), depth }
     }
 
-    fn expr(&mut self, pair: Pair<'_, Rule>) -> Lowered {
+    fn expr(&mut self, pair: Pair<'i, Rule>) -> Lowered {
         match pair.as_rule() {
             Rule::expr | Rule::primary => match pair.into_inner().next() {
                 Some(inner) => self.expr(inner),
@@ -419,18 +421,26 @@ impl Lowerer {
     }
 
     /// `a or b or c` / `a and b and c`: one n-ary node for the whole chain.
-    fn chain(&mut self, pair: Pair<'_, Rule>, operand: Rule, make: fn(Vec<Expr>) -> ExprKind) -> Lowered {
+    fn chain(&mut self, pair: Pair<'i, Rule>, operand: Rule, make: fn(Vec<Expr>) -> ExprKind) -> Lowered {
         let span = span_of(&pair);
-        let mut operands: Vec<Lowered> =
-            pair.into_inner().filter(|p| p.as_rule() == operand).map(|p| self.expr(p)).collect();
-        if operands.len() == 1 {
-            return operands.pop().unwrap_or_else(|| Self::placeholder(span));
+        let mut operands = pair.into_inner().filter(|p| p.as_rule() == operand);
+        // The grammar gives at least one operand. Most chains have exactly one (a
+        // query without `or` is an `or` chain of one; an alternative without `and` is
+        // an `and` chain of one), which is returned as it is, without a vector.
+        let Some(first) = operands.next() else { return Self::placeholder(span) };
+        let first = self.expr(first);
+        let Some(second) = operands.next() else { return first };
+        let mut depth = first.depth;
+        let mut items = vec![first.expr];
+        for p in std::iter::once(second).chain(operands) {
+            let operand = self.expr(p);
+            depth = depth.max(operand.depth);
+            items.push(operand.expr);
         }
-        let depth = operands.iter().map(|l| l.depth).max().unwrap_or(0);
-        self.node(make(operands.into_iter().map(|l| l.expr).collect()), span, depth)
+        self.node(make(items), span, depth)
     }
 
-    fn not_expr(&mut self, pair: Pair<'_, Rule>) -> Lowered {
+    fn not_expr(&mut self, pair: Pair<'i, Rule>) -> Lowered {
         let end = span_of(&pair).end as usize;
         let mut nots = Vec::new();
         let mut operand = None;
@@ -450,7 +460,7 @@ impl Lowerer {
         result
     }
 
-    fn comparison(&mut self, pair: Pair<'_, Rule>) -> Lowered {
+    fn comparison(&mut self, pair: Pair<'i, Rule>) -> Lowered {
         let span = span_of(&pair);
         let mut inner = pair.into_inner();
         let Some(first) = inner.next() else { return Self::placeholder(span) };
@@ -507,7 +517,7 @@ impl Lowerer {
 
     /// `needle in <rhs>`: membership in a tuple/list display or a list parameter,
     /// else a substring test.
-    fn membership(&mut self, needle: Lowered, rhs: Pair<'_, Rule>, span: Span) -> Lowered {
+    fn membership(&mut self, needle: Lowered, rhs: Pair<'i, Rule>, span: Span) -> Lowered {
         match display_of(&rhs) {
             Some(display) => {
                 let (items, _) = self.items(display);
@@ -535,7 +545,7 @@ impl Lowerer {
 
     /// The expressions of a tuple, list or call argument list, and whether a comma
     /// appeared (which makes `(x,)` a tuple and `(x)` a parenthesised `x`).
-    fn items(&mut self, pair: Pair<'_, Rule>) -> (Vec<Lowered>, bool) {
+    fn items(&mut self, pair: Pair<'i, Rule>) -> (Vec<Lowered>, bool) {
         let mut items = Vec::new();
         let mut comma = false;
         for p in pair.into_inner() {
@@ -548,7 +558,7 @@ impl Lowerer {
         (items, comma)
     }
 
-    fn parens(&mut self, pair: Pair<'_, Rule>) -> Lowered {
+    fn parens(&mut self, pair: Pair<'i, Rule>) -> Lowered {
         let span = span_of(&pair);
         let src_text = pair.as_str();
         let (mut items, comma) = self.items(pair);
@@ -564,7 +574,7 @@ impl Lowerer {
         )
     }
 
-    fn arith(&mut self, pair: Pair<'_, Rule>) -> Lowered {
+    fn arith(&mut self, pair: Pair<'i, Rule>) -> Lowered {
         let mut inner = pair.into_inner();
         let Some(first) = inner.next() else { return Self::placeholder(Span::DUMMY) };
         let start = first.as_span().start();
@@ -585,7 +595,7 @@ impl Lowerer {
         acc
     }
 
-    fn unary(&mut self, pair: Pair<'_, Rule>) -> Lowered {
+    fn unary(&mut self, pair: Pair<'i, Rule>) -> Lowered {
         let mut negs = Vec::new();
         let mut operand = None;
         for p in pair.into_inner() {
@@ -598,8 +608,9 @@ impl Lowerer {
         let end = span_of(&operand).end as usize;
         // `-5`: a negative literal, when the minus is directly in front of a bare
         // number (no postfix, no parentheses).
-        let mut result = match (negs.last(), literal_number(&operand)) {
-            (Some(&start), Some(number)) => {
+        let negative_literal = negs.last().and_then(|&start| literal_number(&operand).map(|number| (start, number)));
+        let mut result = match negative_literal {
+            Some((start, number)) => {
                 negs.pop();
                 let mut lit = self.number(&number, true);
                 lit.expr.span = Span::new(start, lit.expr.span.end as usize);
@@ -615,10 +626,16 @@ impl Lowerer {
         result
     }
 
-    fn number(&mut self, pair: &Pair<'_, Rule>, negative: bool) -> Lowered {
+    fn number(&mut self, pair: &Pair<'i, Rule>, negative: bool) -> Lowered {
         let span = span_of(pair);
-        let text: String = pair.as_str().chars().filter(|&c| c != '_').collect();
-        let is_float = pair.clone().into_inner().next().is_some_and(|p| p.as_rule() == Rule::float);
+        let raw = pair.as_str();
+        let text: Cow<'_, str> = if raw.contains('_') {
+            Cow::Owned(raw.chars().filter(|&c| c != '_').collect())
+        } else {
+            Cow::Borrowed(raw)
+        };
+        // The grammar's `float` always has a `.` or an exponent, its `int` never does.
+        let is_float = raw.bytes().any(|b| matches!(b, b'.' | b'e' | b'E'));
         let value = if is_float {
             match text.parse::<f64>() {
                 Ok(x) => Value::Float(if negative { -x } else { x }),
@@ -632,7 +649,7 @@ impl Lowerer {
                     "Python does not allow leading zeros in decimal integers",
                 );
             }
-            let signed = if negative { format!("-{text}") } else { text };
+            let signed = if negative { Cow::Owned(format!("-{text}")) } else { text };
             match signed.parse::<i64>() {
                 Ok(i) => Value::Int(i),
                 Err(_) => {
@@ -647,7 +664,7 @@ impl Lowerer {
         Lowered { expr: Expr::new(ExprKind::Lit(value), span), depth: 1 }
     }
 
-    fn string(&mut self, pair: Pair<'_, Rule>) -> Lowered {
+    fn string(&mut self, pair: Pair<'i, Rule>) -> Lowered {
         let span = span_of(&pair);
         let Some(chars) = pair.into_inner().next() else { return Self::placeholder(span) };
         let start = chars.as_span().start();
@@ -661,17 +678,18 @@ impl Lowerer {
     }
 
     /// `primary (.name | (args))*`: fields, methods and function calls.
-    fn postfix(&mut self, pair: Pair<'_, Rule>) -> Lowered {
+    fn postfix(&mut self, pair: Pair<'i, Rule>) -> Lowered {
         let span = span_of(&pair);
         let mut inner = pair.into_inner();
         let Some(primary) = inner.next() else { return Self::placeholder(span) };
         let start = primary.as_span().start();
-        let mut head = match primary.clone().into_inner().next() {
+        let mut head = match primary.into_inner().next() {
             Some(p) if p.as_rule() == Rule::ident => {
                 let s = span_of(&p);
-                if p.as_str() == self.param { Head::LambdaParam(s) } else { Head::Name(p.as_str().to_owned(), s) }
+                if p.as_str() == self.param { Head::LambdaParam(s) } else { Head::Name(p.as_str(), s) }
             }
-            _ => Head::Value(self.expr(primary)),
+            Some(p) => Head::Value(self.expr(p)),
+            None => Head::Value(Self::placeholder(Span::DUMMY)),
         };
         for op in inner {
             let op_span = span_of(&op);
@@ -681,7 +699,7 @@ impl Lowerer {
                     let Some(name) = op.into_inner().find(|p| p.as_rule() == Rule::ident) else {
                         return Self::placeholder(span);
                     };
-                    let name = name.as_str().to_owned();
+                    let name = name.as_str();
                     match head {
                         Head::LambdaParam(_) => Head::Value(Lowered { expr: Expr::field(name, upto), depth: 1 }),
                         Head::Value(receiver) => Head::Method { receiver, name, span: upto },
@@ -691,15 +709,15 @@ impl Lowerer {
                             span: upto,
                         },
                         Head::Method { receiver, name: method, .. } => {
-                            Head::Value(self.unknown_attribute(&receiver, &method, upto))
+                            Head::Value(self.unknown_attribute(&receiver, method, upto))
                         }
                     }
                 }
                 Rule::call => {
                     let (args, _) = self.items(op);
                     Head::Value(match head {
-                        Head::Name(name, name_span) => self.function(&name, name_span, args, upto),
-                        Head::Method { receiver, name, span: _ } => self.method(receiver, &name, args, upto),
+                        Head::Name(name, name_span) => self.function(name, name_span, args, upto),
+                        Head::Method { receiver, name, span: _ } => self.method(receiver, name, args, upto),
                         Head::LambdaParam(s) => {
                             let message = format!("`{}` is the lambda parameter, not a function", self.param);
                             self.error(ErrorKind::LambdaParam { message }, s)
@@ -721,14 +739,14 @@ impl Lowerer {
             Head::LambdaParam(s) => self.bare_param(s),
             Head::Name(name, s) => Lowered { expr: Expr::param(name, s), depth: 1 },
             Head::Method { receiver, name, span } => {
-                if is_method(&name) {
+                if is_method(name) {
                     self.error_with_hint(
                         syntax(format!("`(` to call `{name}`")),
                         Span::new(span.end as usize, span.end as usize),
                         "methods are called: `c.name.lower()`",
                     )
                 } else {
-                    self.unknown_attribute(&receiver, &name, span)
+                    self.unknown_attribute(&receiver, name, span)
                 }
             }
         }
@@ -913,4 +931,62 @@ fn unescape(body: &str, offset: usize) -> Result<String, Error> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use pest::Parser as _;
+
+    use super::{LambdaParser, Rule, parse};
+    use crate::ir::ExprKind;
+
+    /// Python's keywords, as the grammar's `keyword` rule refuses them.
+    const KEYWORDS: &[&str] = &[
+        "lambda", "and", "or", "not", "in", "is", "True", "False", "None", "if", "else", "for", "async", "await",
+        "yield", "del", "pass", "def", "class", "return", "import", "from", "as", "with", "while", "try", "except",
+        "finally", "raise", "global", "nonlocal", "break", "continue", "elif",
+    ];
+
+    /// Whether `src` parses to `c.<name> == 1` with that field name.
+    fn is_field_comparison(src: &str, name: &str) -> bool {
+        matches!(parse(src), Ok(l) if matches!(&l.body.kind,
+            ExprKind::Cmp { lhs, .. } if matches!(&lhs.kind, ExprKind::Field(f) if f == name)))
+    }
+
+    /// The grouped `keyword` rule refuses exactly the words of the plain list: every
+    /// keyword, and no name that only starts with one. `assert` stays a name: `as`
+    /// comes first and decides.
+    #[test]
+    fn keywords_are_not_names() {
+        for kw in KEYWORDS {
+            let src = format!("lambda c: c.{kw} == 1");
+            assert!(parse(&src).is_err(), "{src} parsed");
+        }
+        for name in ["assert", "inx", "is_set", "nonlocalx", "ifx", "Trueish", "lambdas", "ab", "x", "_", "é"] {
+            let src = format!("lambda c: c.{name} == 1");
+            assert!(is_field_comparison(&src, name), "{src}");
+        }
+    }
+
+    /// Operator rules with several alternatives peek at the next character before
+    /// trying them. That is only invisible in errors because pest reports such a
+    /// rule itself when more than one of its alternatives failed: the "expected" list
+    /// names `comp_op`, `sum_op` and `prod_op`, never `eq`, `plus` or `star`.
+    #[test]
+    fn an_operator_position_reports_the_operator_rules() {
+        let result = LambdaParser::parse(Rule::lambda, "lambda c: c.x c");
+        let positives = match &result {
+            Err(pest::error::Error { variant: pest::error::ErrorVariant::ParsingError { positives, .. }, .. }) => {
+                positives.clone()
+            }
+            _ => Vec::new(),
+        };
+        assert!(!positives.is_empty(), "expected a parsing error naming rules, got {result:?}");
+        for rule in [Rule::comp_op, Rule::sum_op, Rule::prod_op, Rule::dot, Rule::lparen] {
+            assert!(positives.contains(&rule), "{rule:?} missing from {positives:?}");
+        }
+        for rule in [Rule::eq, Rule::lt, Rule::kw_in, Rule::plus, Rule::star] {
+            assert!(!positives.contains(&rule), "{rule:?} in {positives:?}");
+        }
+    }
 }
