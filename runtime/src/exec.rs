@@ -225,16 +225,20 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
     }
     // Several nodes read from the cache were read one after another, not at one
     // instant: an id moving between two of them (appended to its new node, removed
-    // lazily from its old one) can be missed by both reads. So they are read again,
-    // in the same round trip as the objects, and if any changed in between ("double
-    // collect"), this query is answered by the database instead.
+    // lazily from its old one) can be missed by both reads. So their CAS tokens are
+    // read again, in the same round trip as the objects, and if any changed in
+    // between ("double collect"), this query is answered by the database instead.
+    // Every change of a node (append, write-back, delete, expiry) changes or drops
+    // its CAS, so "same CAS" is exactly "same node".
     let recheck = nodes.len() > 1 && nodes.iter().all(|n| n.read_cas.is_some());
     if objects.len() > direct_count || recheck {
         let mut ops: Vec<CacheOp<'_>> =
             objects[direct_count..].iter().map(|o| CacheOp::Get { key: &o.key, lease }).collect();
         let object_ops = ops.len();
         if recheck {
-            ops.extend(nodes.iter().map(|n| CacheOp::Get { key: &n.key, lease: None }));
+            // Only the CAS: an unchanged node has the CAS it was read with, so its
+            // value need not travel again.
+            ops.extend(nodes.iter().map(|n| CacheOp::GetCas { key: &n.key }));
         }
         let replies = inner.cache_run(&ops);
         let (object_replies, node_replies) = replies.split_at(object_ops.min(replies.len()));
@@ -244,7 +248,7 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
         let moved = recheck
             && (node_replies.len() != nodes.len()
                 || nodes.iter().zip(node_replies).any(|(n, r)| match r {
-                    Ok(CacheReply::Hit { cas, .. }) => Some(*cas) != n.read_cas,
+                    Ok(CacheReply::Present { cas }) => Some(*cas) != n.read_cas,
                     _ => true,
                 }));
         if moved {

@@ -271,6 +271,10 @@ impl InProcessCache {
                     }
                 }
             },
+            CacheOp::GetCas { .. } => match shard.live(key, now) {
+                Some(item) => CacheReply::Present { cas: item.cas },
+                None => CacheReply::Miss,
+            },
             CacheOp::Set { value, ttl, .. } => {
                 // Like the memcached backend, which refuses before sending, an
                 // oversized value leaves whatever is stored untouched.

@@ -261,6 +261,7 @@ fn encode(op: &CacheOp<'_>) -> MetaCommand {
         CacheOp::Get { key, lease: Some(ttl) } => {
             MetaCommand::new(MetaOp::Get, key).flag("v").flag("c").flag("f").flag(format!("N{ttl}"))
         }
+        CacheOp::GetCas { key } => MetaCommand::new(MetaOp::Get, key).flag("c"),
         CacheOp::Set { key, value, ttl } => {
             MetaCommand::new(MetaOp::Set, key).flag(format!("T{ttl}")).flag(FILLED_FLAG).value(value)
         }
@@ -277,7 +278,7 @@ fn encode(op: &CacheOp<'_>) -> MetaCommand {
 
 /// Whether an unanswered op may have changed the server's state.
 fn mutates(op: &CacheOp<'_>) -> bool {
-    !matches!(op, CacheOp::Get { lease: None, .. })
+    !matches!(op, CacheOp::Get { lease: None, .. } | CacheOp::GetCas { .. })
 }
 
 /// A parsed reply, or why it does not answer `op`.
@@ -325,7 +326,10 @@ fn interpret(op: &CacheOp<'_>, response: Reply) -> Result<CacheReply, String> {
         // With `N` a miss creates a placeholder; `EN` means it could not (memory
         // pressure), so nobody holds the lease and the caller must not fill.
         (CacheOp::Get { lease: Some(_), .. }, ReturnCode::En) => Ok(CacheReply::LeaseBusy),
-        (CacheOp::Get { lease: None, .. }, ReturnCode::En) => Ok(CacheReply::Miss),
+        (CacheOp::Get { lease: None, .. } | CacheOp::GetCas { .. }, ReturnCode::En) => Ok(CacheReply::Miss),
+        (CacheOp::GetCas { .. }, ReturnCode::Hd) => {
+            Ok(CacheReply::Present { cas: number(b'c')?.ok_or_else(|| format!("reply to {op:?} lacks its CAS"))? })
+        }
         (CacheOp::Set { .. } | CacheOp::Cas { .. } | CacheOp::Append { .. }, ReturnCode::Hd) => Ok(CacheReply::Stored),
         (CacheOp::Set { .. } | CacheOp::Append { .. }, ReturnCode::Ns) => Ok(CacheReply::NotStored),
         (CacheOp::Cas { .. }, ReturnCode::Ex) => Ok(CacheReply::Exists),
