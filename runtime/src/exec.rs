@@ -12,7 +12,7 @@
 //! batch, only when there is something to write, stores fills under their leases,
 //! lazy-removal write-backs and repairs, all with CAS.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use memdex_grammar::explain::Explain;
 use memdex_grammar::ir::{CmpOp, Expr, ExprKind, StrOp};
@@ -107,6 +107,46 @@ fn page<T: Model>(mut rows: Vec<T>, order: &[OrderBy], limit: Option<u64>, offse
 /// Keys bound in one `WHERE key IN (…)`.
 const MAX_KEYS_PER_QUERY: usize = 10_000;
 
+/// The per-fetch maps hash short keys and integers from the fetch's own nodes;
+/// SipHash's strength buys nothing there, and it was a tenth of a hot fetch.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+fn fast_map<K, V>(capacity: usize) -> FastMap<K, V> {
+    HashMap::with_capacity_and_hasher(capacity, foldhash::fast::RandomState::default())
+}
+
+/// An object's identity within one fetch: an integer id as itself (no key built or
+/// hashed as text), any other id by its cache key, which is injective in the id.
+#[derive(Hash, PartialEq, Eq)]
+enum ObjectId {
+    Int(i64),
+    Key(String),
+}
+
+/// Marks slots as seen per pass without clearing between passes: a slot is seen
+/// in the current pass when it holds the pass's number.
+struct Seen {
+    pass: u32,
+    marks: Vec<u32>,
+}
+
+impl Seen {
+    fn new(slots: usize) -> Seen {
+        Seen { pass: 0, marks: vec![0; slots] }
+    }
+
+    fn next_pass(&mut self) {
+        self.pass += 1;
+    }
+
+    /// True the first time `slot` is seen in this pass.
+    fn first(&mut self, slot: usize) -> bool {
+        let fresh = self.marks[slot] != self.pass;
+        self.marks[slot] = self.pass;
+        fresh
+    }
+}
+
 /// A node as this fetch saw it.
 struct NodeState {
     key: String,
@@ -149,7 +189,7 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
 
     // Bind every disjunct to its nodes (or, for key lookups, its objects).
     let mut nodes: Vec<NodeState> = Vec::new();
-    let mut node_slot: HashMap<String, usize> = HashMap::new();
+    let mut node_slot: FastMap<String, usize> = fast_map(plan.disjuncts.len());
     let mut disjunct_nodes: Vec<Vec<usize>> = Vec::with_capacity(plan.disjuncts.len());
     let mut direct_ids: Vec<Vec<Value>> = Vec::with_capacity(plan.disjuncts.len());
     for d in &plan.disjuncts {
@@ -179,12 +219,19 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
         direct_ids.push(direct);
     }
 
-    // Objects by cache key, in first-seen order.
+    // Objects in first-seen order, each once; its key is built once per fetch.
     let mut objects: Vec<ObjectState<T>> = Vec::new();
-    let mut object_slot: HashMap<String, usize> = HashMap::new();
-    let mut want = |id: &Value, objects: &mut Vec<ObjectState<T>>| -> usize {
-        let key = keys.object(id);
-        *object_slot.entry(key.clone()).or_insert_with(|| {
+    let mut object_slot: FastMap<ObjectId, usize> = fast_map(direct_ids.iter().map(Vec::len).sum());
+    let want = |id: &Value, objects: &mut Vec<ObjectState<T>>, object_slot: &mut FastMap<ObjectId, usize>| -> usize {
+        let (identity, key) = match id {
+            Value::Int(i) => (ObjectId::Int(*i), None),
+            _ => {
+                let key = keys.object(id);
+                (ObjectId::Key(key.clone()), Some(key))
+            }
+        };
+        *object_slot.entry(identity).or_insert_with(|| {
+            let key = key.unwrap_or_else(|| keys.object(id));
             objects.push(ObjectState {
                 key,
                 id: id.clone(),
@@ -198,7 +245,7 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
         })
     };
     let direct_slots: Vec<Vec<usize>> =
-        direct_ids.iter().map(|ids| ids.iter().map(|id| want(id, &mut objects)).collect()).collect();
+        direct_ids.iter().map(|ids| ids.iter().map(|id| want(id, &mut objects, &mut object_slot)).collect()).collect();
 
     // Round trip 1: every node, plus the objects of key lookups.
     let direct_count = objects.len();
@@ -211,17 +258,24 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
         for (n, reply) in nodes.iter_mut().zip(node_replies) {
             all_hit &= read_node(inner, schema, n, reply);
         }
-        for (o, reply) in objects.iter_mut().zip(object_replies) {
-            read_object(inner, o, reply);
-        }
+        let hits = objects
+            .iter_mut()
+            .zip(object_replies)
+            .map(|(o, reply)| read_object(inner, o, reply))
+            .filter(|&hit| hit)
+            .count();
+        Counters::add(&inner.stats.object_hits, hits as u64);
         if !all_hit && !nodes.is_empty() {
             snapshot_nodes::<T>(inner, schema, &mut nodes)?;
         }
     }
 
     // Round trip 2: every object the nodes list that is not known yet.
+    let listed: usize = nodes.iter().map(|n| n.ids.len()).sum();
+    object_slot.reserve(listed);
+    objects.reserve(listed);
     for n in &mut nodes {
-        n.slots = n.ids.iter().map(|id| want(id, &mut objects)).collect();
+        n.slots = n.ids.iter().map(|id| want(id, &mut objects, &mut object_slot)).collect();
     }
     // Several nodes read from the cache were read one after another, not at one
     // instant: an id moving between two of them (appended to its new node, removed
@@ -242,9 +296,13 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
         }
         let replies = inner.cache_run(&ops);
         let (object_replies, node_replies) = replies.split_at(object_ops.min(replies.len()));
-        for (o, reply) in objects[direct_count..].iter_mut().zip(object_replies) {
-            read_object(inner, o, reply);
-        }
+        let hits = objects[direct_count..]
+            .iter_mut()
+            .zip(object_replies)
+            .map(|(o, reply)| read_object(inner, o, reply))
+            .filter(|&hit| hit)
+            .count();
+        Counters::add(&inner.stats.object_hits, hits as u64);
         let moved = recheck
             && (node_replies.len() != nodes.len()
                 || nodes.iter().zip(node_replies).any(|(n, r)| match r {
@@ -320,6 +378,7 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
     // and a removal in that window would hide a row that matched throughout.
     let mut rehomed: Vec<(String, Vec<u8>)> = Vec::new();
     let mut cleaned: Vec<(String, Vec<u8>, u64)> = Vec::new();
+    let mut seen = Seen::new(objects.len());
     for n in &nodes {
         if let Some(cas) = n.fill_cas {
             let bytes = codec::encode_node(&n.ids);
@@ -331,11 +390,11 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
             continue;
         }
         let Some(cas) = n.read_cas else { continue };
-        let mut seen = HashSet::new();
+        seen.next_pass();
         let mut kept = Vec::with_capacity(n.ids.len());
         let mut removed = 0u64;
         for (id, &slot) in n.ids.iter().zip(&n.slots) {
-            if !seen.insert(slot) {
+            if !seen.first(slot) {
                 continue;
             }
             let o = &objects[slot];
@@ -373,14 +432,14 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
 
     // The answer: each disjunct's candidates through the full predicate, deduped.
     // Each object is looked at once, so its row can be moved out.
-    let mut seen: HashSet<usize> = HashSet::new();
-    let mut rows: Vec<T> = Vec::new();
+    seen.next_pass();
+    let mut rows: Vec<T> = Vec::with_capacity(objects.len());
     let candidates = disjunct_nodes
         .iter()
         .zip(&direct_slots)
         .flat_map(|(node_slots, direct)| node_slots.iter().flat_map(|&s| nodes[s].slots.iter()).chain(direct.iter()));
     for &slot in candidates {
-        if !seen.insert(slot) {
+        if !seen.first(slot) {
             continue;
         }
         if let Some(row) = objects[slot].row.take() {
@@ -479,20 +538,21 @@ fn node_condition(schema: &Schema, node: &NodeRef) -> Expr {
     Expr::new(ExprKind::And(parts), d)
 }
 
+/// Reads one object's reply; `true` for a hit, which the caller counts (one
+/// counter update per batch rather than per object).
 fn read_object<T: Model>(
     inner: &StoreInner,
     o: &mut ObjectState<T>,
     reply: &Result<CacheReply, crate::cache::CacheError>,
-) {
+) -> bool {
     match reply {
         Ok(CacheReply::Hit { value, cas }) => match codec::decode_object::<T>(value) {
             // A row is only this object if it carries this object's key: bytes of
             // another row under this key (a corrupted or cross-wired value) would
             // otherwise be returned in its place, and twice.
             Some(row) if row.key().into() == o.id => {
-                Counters::add(&inner.stats.object_hits, 1);
                 o.row = Some(row);
-                return;
+                return true;
             }
             // Undecodable bytes, or another row's: a miss, repaired under the
             // value's own CAS.
@@ -504,6 +564,7 @@ fn read_object<T: Model>(
     }
     Counters::add(&inner.stats.object_misses, 1);
     o.needs_db = true;
+    false
 }
 
 /// The third batch: CAS stores and deletes, sent together.
