@@ -78,14 +78,35 @@ pub fn decode_node(bytes: &[u8], key_type: Type) -> Result<Vec<Value>, NodeDecod
             }
             _ => {
                 let comma = rest.iter().position(|&b| b == b',').ok_or(NodeDecode::Corrupt)?;
-                let text = std::str::from_utf8(&rest[..comma]).map_err(|_| NodeDecode::Corrupt)?;
-                let id: i64 = text.parse().map_err(|_| NodeDecode::Corrupt)?;
-                ids.push(Value::Int(id));
+                ids.push(Value::Int(parse_int(&rest[..comma]).ok_or(NodeDecode::Corrupt)?));
                 rest = &rest[comma + 1..];
             }
         }
     }
     Ok(ids)
+}
+
+/// An integer record: what `i64::from_str` accepts (an optional sign, then
+/// digits, in range), without the UTF-8 check and its error type, since nodes are
+/// decoded for every fetch.
+fn parse_int(bytes: &[u8]) -> Option<i64> {
+    let (negative, digits) = match bytes {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        _ => (false, bytes),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    // Accumulated negatively so that `i64::MIN` fits.
+    let mut n: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_sub(i64::from(d - b'0'))?;
+    }
+    if negative { Some(n) } else { n.checked_neg() }
 }
 
 fn parse_digits(bytes: &[u8]) -> Option<usize> {
@@ -132,6 +153,33 @@ mod tests {
         assert_eq!(decode_node(b"", Type::Int), Err(NodeDecode::Unfilled));
         let text_append = id_record(&Value::Text("#1\nx".into()));
         assert_eq!(decode_node(&text_append, Type::Text), Err(NodeDecode::Unfilled));
+    }
+
+    #[test]
+    fn integer_records_parse_as_from_str_does() {
+        let cases = [
+            "0",
+            "-0",
+            "+7",
+            "1111",
+            "-3",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "9223372036854775808",
+            "-9223372036854775809",
+            "",
+            "-",
+            "+",
+            "1a",
+            " 1",
+            "1 ",
+            "--1",
+            "+-1",
+            "٣",
+        ];
+        for text in cases {
+            assert_eq!(parse_int(text.as_bytes()), text.parse::<i64>().ok(), "{text:?}");
+        }
     }
 
     #[test]
