@@ -756,8 +756,9 @@ impl Connection {
             if self.end - self.start > MAX_LINE {
                 return Err(Failure::Garbage(format!("reply line longer than {MAX_LINE} bytes")));
             }
-            // Keep the partial line and make room behind it.
-            if self.end == self.buffer.len() {
+            // Move the partial line (a few bytes) to the front, so that the next
+            // `read` can take up to a whole buffer of replies.
+            if self.start > 0 {
                 self.buffer.copy_within(self.start..self.end, 0);
                 self.end -= self.start;
                 self.start = 0;
