@@ -824,9 +824,12 @@ pub struct HotLoopResult {
 /// machine load hits both alike. Optionally the same query on a store sharded over
 /// several servers, and a disjunction next to its own floor. Returns medians.
 pub fn hot_loop(cfg: &Config, spec: HotLoop) -> Result<HotLoopResult, String> {
-    let servers: Vec<servers::Memcached> = (0..spec.servers.max(1))
-        .map(|_| servers::Memcached::start(64).map_err(|e| e.to_string()))
-        .collect::<Result<_, _>>()?;
+    // The sharded store gets servers of its own: two stores on separate in-memory
+    // databases must not share cache keys (one's fills and lazy removals would be
+    // the other's stale data).
+    let count = if spec.servers > 1 { 1 + spec.servers } else { 1 };
+    let servers: Vec<servers::Memcached> =
+        (0..count).map(|_| servers::Memcached::start(64).map_err(|e| e.to_string())).collect::<Result<_, _>>()?;
     let addrs: Vec<String> = servers.iter().map(|m| m.addr()).collect();
     let mut layout = vec![(HOT, cfg.hot_objects)];
     let categories: Vec<i64> =
@@ -839,7 +842,7 @@ pub fn hot_loop(cfg: &Config, spec: HotLoop) -> Result<HotLoopResult, String> {
     let (node_keys, object_keys) = memdex_side::keys(HOT, data.ids(HOT));
     let mut probe = raw::FloorProbe::new(&addrs[0], &node_keys, &object_keys).map_err(|e| e.to_string())?;
     let sharded = if addrs.len() > 1 {
-        let s = memdex_side::open(&DbTarget::SqliteInMemory, &addrs)?;
+        let s = memdex_side::open(&DbTarget::SqliteInMemory, &addrs[1..])?;
         s.load(&data.rows)?;
         s.hot(HOT)?;
         Some(s)
