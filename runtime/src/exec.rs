@@ -38,7 +38,7 @@ pub(crate) fn count<T: Model>(store: &Store, q: &Select<'_, T>) -> Result<u64, E
     Ok(matching_rows(store, q)?.len() as u64)
 }
 
-fn prepared<'c>(compiled: &'c Compiled) -> Result<&'c Prepared, Error> {
+fn prepared(compiled: &Compiled) -> Result<&Prepared, Error> {
     compiled.prepared.as_ref().map_err(|e| Error::from_query(e.clone(), &compiled.source))
 }
 
@@ -567,10 +567,13 @@ fn read_object<T: Model>(
     false
 }
 
-/// The third batch: CAS stores and deletes, sent together.
+/// A CAS store's value, TTL and CAS token.
+type CasStore = (Vec<u8>, u32, u64);
+
+/// The third batch: CAS stores and deletes (`None`), sent together.
 #[derive(Default)]
 struct WriteBack {
-    ops: Vec<(String, Option<(Vec<u8>, u32, u64)>)>,
+    ops: Vec<(String, Option<CasStore>)>,
 }
 
 impl WriteBack {
