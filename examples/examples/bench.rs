@@ -54,6 +54,7 @@ fn main() -> std::process::ExitCode {
                     us(r.floor),
                     r.memdex / r.floor
                 );
+                println!("  update: {:.1} µs", us(r.update));
                 if let Some(s) = r.sharded {
                     println!(
                         "  {hot_servers} servers: memdex {:.1} µs ({:.2}x the 1-server floor)",

@@ -816,6 +816,8 @@ pub struct HotLoopResult {
     pub floor: f64,
     pub sharded: Option<f64>,
     pub disjuncts: Option<(f64, f64)>,
+    /// One `update` of a hot item (SQLite in memory and one cache batch).
+    pub update: f64,
 }
 
 /// For profilers and quick before/after comparisons: the hot query of section 1 on
@@ -872,6 +874,8 @@ pub fn hot_loop(cfg: &Config, spec: HotLoop) -> Result<HotLoopResult, String> {
         Ok(())
     };
     let (mut m, mut f, mut sh, mut dm, mut df) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut updates = Vec::new();
+    let mut updated = data.rows.iter().find(|r| r.category_id == HOT).cloned().ok_or("no hot row")?;
     const ROUND: usize = 100;
     let mut done = 0;
     while done < spec.iterations {
@@ -894,6 +898,11 @@ pub fn hot_loop(cfg: &Config, spec: HotLoop) -> Result<HotLoopResult, String> {
             for _ in 0..n {
                 time(&mut || p.run().map(drop).map_err(|e| e.to_string()), &mut df)?;
             }
+        }
+        // A few writes per round; the hot fetch after each refills the one object.
+        for _ in 0..n / 10 {
+            updated.price += 0.25;
+            time(&mut || b.update_price(&updated), &mut updates)?;
         }
         done += n;
     }
@@ -921,5 +930,6 @@ pub fn hot_loop(cfg: &Config, spec: HotLoop) -> Result<HotLoopResult, String> {
         floor: median(f),
         sharded: sharded.is_some().then(|| median(sh)),
         disjuncts: disjunct.is_some().then(|| (median(dm), median(df))),
+        update: median(updates),
     })
 }

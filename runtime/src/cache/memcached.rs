@@ -24,7 +24,10 @@
 //! reads as busy to lease getters (a miss the executor answers from the database).
 //!
 //! Timeouts: each server's part of a batch has `io_timeout` from the moment its
-//! connection is ready. Socket timeouts are only re-armed when the one in force
+//! requests start to be written. (Requests go out one server after another; a
+//! server that stops reading holds up the next server's requests only when a
+//! batch is larger than the socket buffers, and then for at most its own
+//! timeout.) Socket timeouts are only re-armed when the one in force
 //! would end before that deadline or more than [`ARM_SLACK`] after it, which on a
 //! hot connection is never within a batch, instead of two `setsockopt` calls per
 //! `read`. Replies that already arrived are still read after the deadline passed
