@@ -38,9 +38,20 @@ impl KeySpace {
     pub fn object(&self, key: &Value) -> String {
         // Room for the prefix and an integer key, so the usual key is one allocation.
         let mut k = String::with_capacity(self.prefix.len() + 24);
-        k.push_str(&self.prefix);
-        escape_value(key, &mut k);
-        shorten(k)
+        self.push_object(key, &mut k);
+        k
+    }
+
+    /// Appends the key of the object whose primary key is `key` to `out` (the
+    /// same text as [`KeySpace::object`]), so that many keys can share one buffer.
+    pub fn push_object(&self, key: &Value, out: &mut String) {
+        let start = out.len();
+        out.push_str(&self.prefix);
+        escape_value(key, out);
+        if out.len() - start > MAX_KEY_LEN {
+            let long = out.split_off(start);
+            out.push_str(&shorten(long));
+        }
     }
 
     /// The key of an index node (or, for `index: None`, of the object itself).
@@ -272,5 +283,11 @@ mod tests {
         assert!(k1.starts_with("memdex:item:"));
         assert_ne!(k1, k2);
         assert!(k1.bytes().all(|b| b.is_ascii_graphic()));
+        // Appended into a shared buffer, keys are spelled the same, long ones too.
+        let mut shared = String::from("before|");
+        ks.push_object(&Value::Text(long.clone()), &mut shared);
+        shared.push('|');
+        ks.push_object(&Value::Int(7), &mut shared);
+        assert_eq!(shared, format!("before|{k1}|{}", ks.object(&Value::Int(7))));
     }
 }

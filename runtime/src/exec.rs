@@ -166,7 +166,9 @@ struct NodeState {
 
 /// An object as this fetch saw it.
 struct ObjectState<T> {
-    key: String,
+    /// Where its cache key is in the fetch's key buffer: one buffer for every
+    /// object key of the fetch instead of an allocation per object.
+    key: std::ops::Range<usize>,
     id: Value,
     row: Option<T>,
     /// The row came from the database during this fetch (evidence for lazy removal).
@@ -219,21 +221,25 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
         direct_ids.push(direct);
     }
 
-    // Objects in first-seen order, each once; its key is built once per fetch.
+    // Objects in first-seen order, each once; its key is built once per fetch, into
+    // `key_text`.
     let mut objects: Vec<ObjectState<T>> = Vec::new();
+    let mut key_text = String::new();
     let mut object_slot: FastMap<ObjectId, usize> = fast_map(direct_ids.iter().map(Vec::len).sum());
-    let want = |id: &Value, objects: &mut Vec<ObjectState<T>>, object_slot: &mut FastMap<ObjectId, usize>| -> usize {
-        let (identity, key) = match id {
-            Value::Int(i) => (ObjectId::Int(*i), None),
-            _ => {
-                let key = keys.object(id);
-                (ObjectId::Key(key.clone()), Some(key))
-            }
+    let want = |id: &Value,
+                objects: &mut Vec<ObjectState<T>>,
+                object_slot: &mut FastMap<ObjectId, usize>,
+                key_text: &mut String|
+     -> usize {
+        let identity = match id {
+            Value::Int(i) => ObjectId::Int(*i),
+            _ => ObjectId::Key(keys.object(id)),
         };
         *object_slot.entry(identity).or_insert_with(|| {
-            let key = key.unwrap_or_else(|| keys.object(id));
+            let start = key_text.len();
+            keys.push_object(id, key_text);
             objects.push(ObjectState {
-                key,
+                key: start..key_text.len(),
                 id: id.clone(),
                 row: None,
                 from_db: false,
@@ -244,14 +250,16 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
             objects.len() - 1
         })
     };
-    let direct_slots: Vec<Vec<usize>> =
-        direct_ids.iter().map(|ids| ids.iter().map(|id| want(id, &mut objects, &mut object_slot)).collect()).collect();
+    let direct_slots: Vec<Vec<usize>> = direct_ids
+        .iter()
+        .map(|ids| ids.iter().map(|id| want(id, &mut objects, &mut object_slot, &mut key_text)).collect())
+        .collect();
 
     // Round trip 1: every node, plus the objects of key lookups.
     let direct_count = objects.len();
     {
         let mut ops: Vec<CacheOp<'_>> = nodes.iter().map(|n| CacheOp::Get { key: &n.key, lease }).collect();
-        ops.extend(objects.iter().map(|o| CacheOp::Get { key: &o.key, lease }));
+        ops.extend(objects.iter().map(|o| CacheOp::Get { key: &key_text[o.key.clone()], lease }));
         let replies = inner.cache_run(&ops);
         let (node_replies, object_replies) = replies.split_at(nodes.len().min(replies.len()));
         let mut all_hit = true;
@@ -274,8 +282,10 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
     let listed: usize = nodes.iter().map(|n| n.ids.len()).sum();
     object_slot.reserve(listed);
     objects.reserve(listed);
+    // Integer keys under the default namespace are ~40 bytes; longer ones grow it.
+    key_text.reserve(listed * 48);
     for n in &mut nodes {
-        n.slots = n.ids.iter().map(|id| want(id, &mut objects, &mut object_slot)).collect();
+        n.slots = n.ids.iter().map(|id| want(id, &mut objects, &mut object_slot, &mut key_text)).collect();
     }
     // Several nodes read from the cache were read one after another, not at one
     // instant: an id moving between two of them (appended to its new node, removed
@@ -287,7 +297,7 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
     let recheck = nodes.len() > 1 && nodes.iter().all(|n| n.read_cas.is_some());
     if objects.len() > direct_count || recheck {
         let mut ops: Vec<CacheOp<'_>> =
-            objects[direct_count..].iter().map(|o| CacheOp::Get { key: &o.key, lease }).collect();
+            objects[direct_count..].iter().map(|o| CacheOp::Get { key: &key_text[o.key.clone()], lease }).collect();
         let object_ops = ops.len();
         if recheck {
             // Only the CAS: an unchanged node has the CAS it was read with, so its
@@ -344,7 +354,7 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
             by_key.extend(load_rows::<T>(inner, &query)?.into_iter().map(|r| (keys.object(&r.key().into()), r)));
         }
         for o in objects.iter_mut().filter(|o| o.needs_db) {
-            o.row = by_key.remove(&o.key);
+            o.row = by_key.remove(&key_text[o.key.clone()]);
             o.from_db = true;
         }
     }
@@ -357,14 +367,14 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
         let encoded = o.row.as_ref().and_then(codec::encode_object);
         match (o.fill_cas, &encoded) {
             (Some(cas), Some(bytes)) if bytes.len() <= max_value => {
-                writes.cas(o.key.clone(), bytes.clone(), inner.settings.object_ttl, cas)
+                writes.cas(key_text[o.key.clone()].to_owned(), bytes.clone(), inner.settings.object_ttl, cas)
             }
             // No row (deleted), or too large to cache: do not leave the placeholder
             // blocking other fills until it expires.
-            (Some(_), _) => writes.delete(o.key.clone()),
+            (Some(_), _) => writes.delete(key_text[o.key.clone()].to_owned()),
             (None, _) => {
                 if o.cached.is_some() && o.cached != encoded {
-                    writes.delete(o.key.clone());
+                    writes.delete(key_text[o.key.clone()].to_owned());
                 }
             }
         }
