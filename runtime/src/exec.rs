@@ -116,11 +116,27 @@ fn fast_map<K, V>(capacity: usize) -> FastMap<K, V> {
 }
 
 /// An object's identity within one fetch: an integer id as itself (no key built or
-/// hashed as text), any other id by its cache key, which is injective in the id.
+/// hashed as text), any other id by its cache key. Two ids are the same object
+/// exactly when their cache keys are equal.
 #[derive(Hash, PartialEq, Eq)]
 enum ObjectId {
     Int(i64),
     Key(String),
+}
+
+impl ObjectId {
+    fn of(keys: &KeySpace, id: &Value) -> ObjectId {
+        match id {
+            Value::Int(i) => ObjectId::Int(*i),
+            // Text spelled exactly as `i64`'s `Display` spells an integer has that
+            // integer's cache key, so it is the same object.
+            Value::Text(t) => match t.parse::<i64>() {
+                Ok(i) if i.to_string() == *t => ObjectId::Int(i),
+                _ => ObjectId::Key(keys.object(id)),
+            },
+            _ => ObjectId::Key(keys.object(id)),
+        }
+    }
 }
 
 /// Marks slots as seen per pass without clearing between passes: a slot is seen
@@ -231,11 +247,7 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
                 object_slot: &mut FastMap<ObjectId, usize>,
                 key_text: &mut String|
      -> usize {
-        let identity = match id {
-            Value::Int(i) => ObjectId::Int(*i),
-            _ => ObjectId::Key(keys.object(id)),
-        };
-        *object_slot.entry(identity).or_insert_with(|| {
+        *object_slot.entry(ObjectId::of(&keys, id)).or_insert_with(|| {
             let start = key_text.len();
             keys.push_object(id, key_text);
             objects.push(ObjectState {
@@ -744,4 +756,45 @@ pub(crate) fn sql_text(
     dialect: Dialect,
 ) -> String {
     select_sql(schema, compiled, params, &spec, dialect)
+}
+
+#[cfg(test)]
+mod tests {
+    use memdex_grammar::Type;
+
+    use super::*;
+
+    /// The executor tells objects apart by `ObjectId`; before, it did by cache key.
+    /// Both must agree on every pair of ids, or a fetch could hold one object twice.
+    #[test]
+    fn object_identity_is_cache_key_identity() {
+        let schema = Schema::new("Thing", "thing").column("id", Type::Text, false).key("id");
+        let keys = KeySpace::new("ns", &schema, 0);
+        let identity = |id: &Value| ObjectId::of(&keys, id);
+        let ids: Vec<Value> = [
+            Value::Int(5),
+            Value::Int(-5),
+            Value::Int(0),
+            Value::Int(i64::MIN),
+            Value::Text("5".into()),
+            Value::Text("-5".into()),
+            Value::Text("05".into()),
+            Value::Text("+5".into()),
+            Value::Text("-0".into()),
+            Value::Text("0".into()),
+            Value::Text(i64::MIN.to_string()),
+            Value::Text("99999999999999999999".into()),
+            Value::Text("a b".into()),
+            Value::Text("a%20b".into()),
+            Value::Float(5.0),
+            Value::Bool(true),
+            Value::Null,
+        ]
+        .into();
+        for a in &ids {
+            for b in &ids {
+                assert_eq!(identity(a) == identity(b), keys.object(a) == keys.object(b), "{a:?} vs {b:?}");
+            }
+        }
+    }
 }
