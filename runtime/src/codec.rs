@@ -34,11 +34,14 @@ pub enum NodeDecode {
 pub fn push_id(out: &mut Vec<u8>, id: &Value) {
     match id {
         Value::Int(i) => {
-            out.extend_from_slice(i.to_string().as_bytes());
+            if *i < 0 {
+                out.push(b'-');
+            }
+            push_digits(out, i.unsigned_abs());
             out.push(b',');
         }
         Value::Text(s) => {
-            out.extend_from_slice(s.len().to_string().as_bytes());
+            push_digits(out, s.len() as u64);
             out.push(b':');
             out.extend_from_slice(s.as_bytes());
         }
@@ -47,6 +50,22 @@ pub fn push_id(out: &mut Vec<u8>, id: &Value) {
         // as a string key rather than corrupting the node.
         other => push_id(out, &Value::Text(other.to_string())),
     }
+}
+
+/// Appends `n` in decimal without the `fmt` machinery or a temporary `String`.
+fn push_digits(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        // `n % 10` is below 10, so the cast is exact.
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// A complete node: header and the given ids.
@@ -137,7 +156,9 @@ mod tests {
 
     #[test]
     fn nodes_round_trip_for_both_key_types() {
-        let ints = vec![Value::Int(1111), Value::Int(-3), Value::Int(i64::MAX)];
+        let ints = vec![Value::Int(1111), Value::Int(-3), Value::Int(0), Value::Int(i64::MAX), Value::Int(i64::MIN)];
+        let encoded = encode_node(&ints);
+        assert_eq!(encoded, format!("#1\n1111,-3,0,{},{},", i64::MAX, i64::MIN).into_bytes());
         assert_eq!(decode_node(&encode_node(&ints), Type::Int), Ok(ints));
         let texts = vec![Value::Text("a,b:c".into()), Value::Text(String::new()), Value::Text("ü\n#1".into())];
         assert_eq!(decode_node(&encode_node(&texts), Type::Text), Ok(texts));
