@@ -4,7 +4,9 @@
 //! ratios, and writes the same as `BENCHMARKS.md` and `docs/bench/bench.svg` at the
 //! workspace root. `--tiny` runs the smoke-test sizes and writes under `target/`
 //! instead; `--out DIR` writes the report files into DIR; `--hot-loop N` only runs
-//! the hot query N times (for profilers).
+//! the hot query N times next to its floor and prints both medians (for profilers and
+//! quick comparisons); with `--servers S` also on a store sharded over S servers, with
+//! `--disjuncts D` also a D-way disjunction next to its floor.
 
 // Shared with the smoke test through `#[path]`; each uses a different subset (the
 // derive's column handles, for one, are used by neither).
@@ -20,15 +22,21 @@ fn main() -> std::process::ExitCode {
     let mut tiny = false;
     let mut out: Option<PathBuf> = None;
     let mut hot_loop: Option<usize> = None;
+    let mut hot_servers = 1;
+    let mut hot_disjuncts = 0;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--tiny" => tiny = true,
             "--out" => out = args.next().map(PathBuf::from),
             "--hot-loop" => hot_loop = args.next().and_then(|n| n.parse().ok()),
+            "--servers" => hot_servers = args.next().and_then(|n| n.parse().ok()).unwrap_or(1),
+            "--disjuncts" => hot_disjuncts = args.next().and_then(|n| n.parse().ok()).unwrap_or(0),
             "--bench" => {} // passed by `cargo bench`
             other => {
-                eprintln!("unknown argument {other:?}; usage: bench [--tiny] [--out DIR] [--hot-loop N]");
+                eprintln!(
+                    "unknown argument {other:?}; usage: bench [--tiny] [--out DIR] [--hot-loop N [--servers S] [--disjuncts D]]"
+                );
                 return std::process::ExitCode::FAILURE;
             }
         }
@@ -36,9 +44,32 @@ fn main() -> std::process::ExitCode {
     let cfg = if tiny { bench::Config::tiny(workspace.clone()) } else { bench::Config::full(workspace.clone()) };
     if let Some(n) = hot_loop {
         // For profilers (callgrind, perf): only the hot query, n times.
-        return match bench::hot_loop(&cfg, n) {
-            Ok((memdex, floor)) => {
-                println!("hot loop x{n}: memdex {memdex:.0} ns/fetch, floor {floor:.0} ns/fetch");
+        let spec = bench::HotLoop { iterations: n, servers: hot_servers, disjuncts: hot_disjuncts };
+        return match bench::hot_loop(&cfg, spec) {
+            Ok(r) => {
+                let us = |ns: f64| ns / 1000.0;
+                println!(
+                    "hot loop x{n} (medians): memdex {:.1} µs, floor {:.1} µs, ratio {:.2}x",
+                    us(r.memdex),
+                    us(r.floor),
+                    r.memdex / r.floor
+                );
+                println!("  update: {:.1} µs", us(r.update));
+                if let Some(s) = r.sharded {
+                    println!(
+                        "  {hot_servers} servers: memdex {:.1} µs ({:.2}x the 1-server floor)",
+                        us(s),
+                        s / r.floor
+                    );
+                }
+                if let Some((m, f)) = r.disjuncts {
+                    println!(
+                        "  {hot_disjuncts} disjuncts: memdex {:.1} µs, floor {:.1} µs, ratio {:.2}x",
+                        us(m),
+                        us(f),
+                        m / f
+                    );
+                }
                 std::process::ExitCode::SUCCESS
             }
             Err(e) => {

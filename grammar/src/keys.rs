@@ -36,9 +36,22 @@ impl KeySpace {
 
     /// The key of the object whose primary key is `key`.
     pub fn object(&self, key: &Value) -> String {
-        let mut k = self.prefix.clone();
-        escape_value(key, &mut k);
-        shorten(k)
+        // Room for the prefix and an integer key, so the usual key is one allocation.
+        let mut k = String::with_capacity(self.prefix.len() + 24);
+        self.push_object(key, &mut k);
+        k
+    }
+
+    /// Appends the key of the object whose primary key is `key` to `out` (the
+    /// same text as [`KeySpace::object`]), so that many keys can share one buffer.
+    pub fn push_object(&self, key: &Value, out: &mut String) {
+        let start = out.len();
+        out.push_str(&self.prefix);
+        escape_value(key, out);
+        if out.len() - start > MAX_KEY_LEN {
+            let long = out.split_off(start);
+            out.push_str(&shorten(long));
+        }
     }
 
     /// The key of an index node (or, for `index: None`, of the object itself).
@@ -105,9 +118,7 @@ pub fn escape_value(v: &Value, out: &mut String) {
     match v {
         Value::Null => out.push('~'),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Int(i) => {
-            let _ = write!(out, "{i}");
-        }
+        Value::Int(i) => push_int(*i, out),
         // -0.0 == 0.0, so both must name the same node.
         Value::Float(x) => {
             let x = if *x == 0.0 { 0.0 } else { *x };
@@ -130,12 +141,38 @@ pub fn escape_value(v: &Value, out: &mut String) {
 /// Percent-encodes every byte outside `[A-Za-z0-9._-]`, so spaces, control bytes,
 /// the key's own separators (`:` `=` `&`) and Unicode can never break a key apart.
 pub fn escape_text(s: &str, out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-') {
             out.push(char::from(b));
         } else {
-            let _ = write!(out, "%{b:02X}");
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
         }
+    }
+}
+
+/// Appends `i` in decimal, as `{i}` formats it, without the `fmt` machinery (keys
+/// of integer ids are built for every object of every fetch).
+fn push_int(i: i64, out: &mut String) {
+    if i < 0 {
+        out.push('-');
+    }
+    let mut n = i.unsigned_abs();
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        // `n % 10` is below 10, so the cast is exact.
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[at..] {
+        out.push(char::from(d));
     }
 }
 
@@ -198,6 +235,30 @@ mod tests {
     }
 
     #[test]
+    fn integers_and_escapes_are_spelled_as_fmt_spells_them() {
+        for i in [0, 1, -1, 9, 10, -10, 1111, i64::MAX, i64::MIN, i64::MIN + 1, 1 << 40] {
+            let mut fast = String::new();
+            escape_value(&Value::Int(i), &mut fast);
+            assert_eq!(fast, format!("{i}"));
+        }
+        let text: String = (0u8..=127).map(char::from).chain("é€😀".chars()).collect();
+        let mut fast = String::new();
+        escape_text(&text, &mut fast);
+        let mut slow = String::new();
+        for b in text.bytes() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-') {
+                slow.push(char::from(b));
+            } else {
+                let _ = write!(slow, "%{b:02X}");
+            }
+        }
+        assert_eq!(fast, slow);
+        let ks = KeySpace { prefix: "ns:item:h:0:".into() };
+        assert_eq!(ks.object(&Value::Int(-42)), "ns:item:h:0:-42");
+        assert_eq!(ks.object(&Value::Text("a b".into())), "ns:item:h:0:a%20b");
+    }
+
+    #[test]
     fn null_and_negative_zero() {
         let mut a = String::new();
         escape_value(&Value::Float(-0.0), &mut a);
@@ -222,5 +283,11 @@ mod tests {
         assert!(k1.starts_with("memdex:item:"));
         assert_ne!(k1, k2);
         assert!(k1.bytes().all(|b| b.is_ascii_graphic()));
+        // Appended into a shared buffer, keys are spelled the same, long ones too.
+        let mut shared = String::from("before|");
+        ks.push_object(&Value::Text(long.clone()), &mut shared);
+        shared.push('|');
+        ks.push_object(&Value::Int(7), &mut shared);
+        assert_eq!(shared, format!("before|{k1}|{}", ks.object(&Value::Int(7))));
     }
 }

@@ -34,11 +34,14 @@ pub enum NodeDecode {
 pub fn push_id(out: &mut Vec<u8>, id: &Value) {
     match id {
         Value::Int(i) => {
-            out.extend_from_slice(i.to_string().as_bytes());
+            if *i < 0 {
+                out.push(b'-');
+            }
+            push_digits(out, i.unsigned_abs());
             out.push(b',');
         }
         Value::Text(s) => {
-            out.extend_from_slice(s.len().to_string().as_bytes());
+            push_digits(out, s.len() as u64);
             out.push(b':');
             out.extend_from_slice(s.as_bytes());
         }
@@ -47,6 +50,22 @@ pub fn push_id(out: &mut Vec<u8>, id: &Value) {
         // as a string key rather than corrupting the node.
         other => push_id(out, &Value::Text(other.to_string())),
     }
+}
+
+/// Appends `n` in decimal without the `fmt` machinery or a temporary `String`.
+fn push_digits(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        // `n % 10` is below 10, so the cast is exact.
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// A complete node: header and the given ids.
@@ -78,14 +97,35 @@ pub fn decode_node(bytes: &[u8], key_type: Type) -> Result<Vec<Value>, NodeDecod
             }
             _ => {
                 let comma = rest.iter().position(|&b| b == b',').ok_or(NodeDecode::Corrupt)?;
-                let text = std::str::from_utf8(&rest[..comma]).map_err(|_| NodeDecode::Corrupt)?;
-                let id: i64 = text.parse().map_err(|_| NodeDecode::Corrupt)?;
-                ids.push(Value::Int(id));
+                ids.push(Value::Int(parse_int(&rest[..comma]).ok_or(NodeDecode::Corrupt)?));
                 rest = &rest[comma + 1..];
             }
         }
     }
     Ok(ids)
+}
+
+/// An integer record: what `i64::from_str` accepts (an optional sign, then
+/// digits, in range), without the UTF-8 check and its error type, since nodes are
+/// decoded for every fetch.
+fn parse_int(bytes: &[u8]) -> Option<i64> {
+    let (negative, digits) = match bytes {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        _ => (false, bytes),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    // Accumulated negatively so that `i64::MIN` fits.
+    let mut n: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_sub(i64::from(d - b'0'))?;
+    }
+    if negative { Some(n) } else { n.checked_neg() }
 }
 
 fn parse_digits(bytes: &[u8]) -> Option<usize> {
@@ -116,7 +156,9 @@ mod tests {
 
     #[test]
     fn nodes_round_trip_for_both_key_types() {
-        let ints = vec![Value::Int(1111), Value::Int(-3), Value::Int(i64::MAX)];
+        let ints = vec![Value::Int(1111), Value::Int(-3), Value::Int(0), Value::Int(i64::MAX), Value::Int(i64::MIN)];
+        let encoded = encode_node(&ints);
+        assert_eq!(encoded, format!("#1\n1111,-3,0,{},{},", i64::MAX, i64::MIN).into_bytes());
         assert_eq!(decode_node(&encode_node(&ints), Type::Int), Ok(ints));
         let texts = vec![Value::Text("a,b:c".into()), Value::Text(String::new()), Value::Text("ü\n#1".into())];
         assert_eq!(decode_node(&encode_node(&texts), Type::Text), Ok(texts));
@@ -132,6 +174,33 @@ mod tests {
         assert_eq!(decode_node(b"", Type::Int), Err(NodeDecode::Unfilled));
         let text_append = id_record(&Value::Text("#1\nx".into()));
         assert_eq!(decode_node(&text_append, Type::Text), Err(NodeDecode::Unfilled));
+    }
+
+    #[test]
+    fn integer_records_parse_as_from_str_does() {
+        let cases = [
+            "0",
+            "-0",
+            "+7",
+            "1111",
+            "-3",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "9223372036854775808",
+            "-9223372036854775809",
+            "",
+            "-",
+            "+",
+            "1a",
+            " 1",
+            "1 ",
+            "--1",
+            "+-1",
+            "٣",
+        ];
+        for text in cases {
+            assert_eq!(parse_int(text.as_bytes()), text.parse::<i64>().ok(), "{text:?}");
+        }
     }
 
     #[test]

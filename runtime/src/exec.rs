@@ -12,7 +12,7 @@
 //! batch, only when there is something to write, stores fills under their leases,
 //! lazy-removal write-backs and repairs, all with CAS.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use memdex_grammar::explain::Explain;
 use memdex_grammar::keys::KeySpace;
@@ -38,7 +38,7 @@ pub(crate) fn count<T: Model>(store: &Store, q: &Select<'_, T>) -> Result<u64, E
     Ok(matching_rows(store, q)?.len() as u64)
 }
 
-fn prepared<'c>(compiled: &'c Compiled) -> Result<&'c Prepared, Error> {
+fn prepared(compiled: &Compiled) -> Result<&Prepared, Error> {
     compiled.prepared.as_ref().map_err(|e| Error::from_query(e.clone(), &compiled.source))
 }
 
@@ -120,6 +120,62 @@ fn page<T: Model>(mut rows: Vec<T>, order: &[OrderBy], limit: Option<u64>, offse
 /// Keys bound in one `WHERE key IN (…)`.
 const MAX_KEYS_PER_QUERY: usize = 10_000;
 
+/// The per-fetch maps hash short keys and integers from the fetch's own nodes;
+/// SipHash's strength buys nothing there, and it was a tenth of a hot fetch.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+fn fast_map<K, V>(capacity: usize) -> FastMap<K, V> {
+    HashMap::with_capacity_and_hasher(capacity, foldhash::fast::RandomState::default())
+}
+
+/// An object's identity within one fetch: an integer id as itself (no key built or
+/// hashed as text), any other id by its cache key. Two ids are the same object
+/// exactly when their cache keys are equal.
+#[derive(Hash, PartialEq, Eq)]
+enum ObjectId {
+    Int(i64),
+    Key(String),
+}
+
+impl ObjectId {
+    fn of(keys: &KeySpace, id: &Value) -> ObjectId {
+        match id {
+            Value::Int(i) => ObjectId::Int(*i),
+            // Text spelled exactly as `i64`'s `Display` spells an integer has that
+            // integer's cache key, so it is the same object.
+            Value::Text(t) => match t.parse::<i64>() {
+                Ok(i) if i.to_string() == *t => ObjectId::Int(i),
+                _ => ObjectId::Key(keys.object(id)),
+            },
+            _ => ObjectId::Key(keys.object(id)),
+        }
+    }
+}
+
+/// Marks slots as seen per pass without clearing between passes: a slot is seen
+/// in the current pass when it holds the pass's number.
+struct Seen {
+    pass: u32,
+    marks: Vec<u32>,
+}
+
+impl Seen {
+    fn new(slots: usize) -> Seen {
+        Seen { pass: 0, marks: vec![0; slots] }
+    }
+
+    fn next_pass(&mut self) {
+        self.pass += 1;
+    }
+
+    /// True the first time `slot` is seen in this pass.
+    fn first(&mut self, slot: usize) -> bool {
+        let fresh = self.marks[slot] != self.pass;
+        self.marks[slot] = self.pass;
+        fresh
+    }
+}
+
 /// A node as this fetch saw it.
 struct NodeState {
     key: String,
@@ -139,7 +195,9 @@ struct NodeState {
 
 /// An object as this fetch saw it.
 struct ObjectState<T> {
-    key: String,
+    /// Where its cache key is in the fetch's key buffer: one buffer for every
+    /// object key of the fetch instead of an allocation per object.
+    key: std::ops::Range<usize>,
     id: Value,
     row: Option<T>,
     /// The row came from the database during this fetch (evidence for lazy removal).
@@ -162,7 +220,7 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
 
     // Bind every disjunct to its nodes (or, for key lookups, its objects).
     let mut nodes: Vec<NodeState> = Vec::new();
-    let mut node_slot: HashMap<String, usize> = HashMap::new();
+    let mut node_slot: FastMap<String, usize> = fast_map(plan.disjuncts.len());
     let mut disjunct_nodes: Vec<Vec<usize>> = Vec::with_capacity(plan.disjuncts.len());
     let mut direct_ids: Vec<Vec<Value>> = Vec::with_capacity(plan.disjuncts.len());
     for d in &plan.disjuncts {
@@ -192,14 +250,21 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
         direct_ids.push(direct);
     }
 
-    // Objects by cache key, in first-seen order.
+    // Objects in first-seen order, each once; its key is built once per fetch, into
+    // `key_text`.
     let mut objects: Vec<ObjectState<T>> = Vec::new();
-    let mut object_slot: HashMap<String, usize> = HashMap::new();
-    let mut want = |id: &Value, objects: &mut Vec<ObjectState<T>>| -> usize {
-        let key = keys.object(id);
-        *object_slot.entry(key.clone()).or_insert_with(|| {
+    let mut key_text = String::new();
+    let mut object_slot: FastMap<ObjectId, usize> = fast_map(direct_ids.iter().map(Vec::len).sum());
+    let want = |id: &Value,
+                objects: &mut Vec<ObjectState<T>>,
+                object_slot: &mut FastMap<ObjectId, usize>,
+                key_text: &mut String|
+     -> usize {
+        *object_slot.entry(ObjectId::of(&keys, id)).or_insert_with(|| {
+            let start = key_text.len();
+            keys.push_object(id, key_text);
             objects.push(ObjectState {
-                key,
+                key: start..key_text.len(),
                 id: id.clone(),
                 row: None,
                 from_db: false,
@@ -210,54 +275,73 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
             objects.len() - 1
         })
     };
-    let direct_slots: Vec<Vec<usize>> =
-        direct_ids.iter().map(|ids| ids.iter().map(|id| want(id, &mut objects)).collect()).collect();
+    let direct_slots: Vec<Vec<usize>> = direct_ids
+        .iter()
+        .map(|ids| ids.iter().map(|id| want(id, &mut objects, &mut object_slot, &mut key_text)).collect())
+        .collect();
 
     // Round trip 1: every node, plus the objects of key lookups.
     let direct_count = objects.len();
     {
         let mut ops: Vec<CacheOp<'_>> = nodes.iter().map(|n| CacheOp::Get { key: &n.key, lease }).collect();
-        ops.extend(objects.iter().map(|o| CacheOp::Get { key: &o.key, lease }));
+        ops.extend(objects.iter().map(|o| CacheOp::Get { key: &key_text[o.key.clone()], lease }));
         let replies = inner.cache_run(&ops);
         let (node_replies, object_replies) = replies.split_at(nodes.len().min(replies.len()));
         let mut all_hit = true;
         for (n, reply) in nodes.iter_mut().zip(node_replies) {
             all_hit &= read_node(inner, schema, n, reply);
         }
-        for (o, reply) in objects.iter_mut().zip(object_replies) {
-            read_object(inner, o, reply);
-        }
+        let hits = objects
+            .iter_mut()
+            .zip(object_replies)
+            .map(|(o, reply)| read_object(inner, o, reply))
+            .filter(|&hit| hit)
+            .count();
+        Counters::add(&inner.stats.object_hits, hits as u64);
         if !all_hit && !nodes.is_empty() {
             snapshot_nodes::<T>(inner, schema, &mut nodes)?;
         }
     }
 
     // Round trip 2: every object the nodes list that is not known yet.
+    let listed: usize = nodes.iter().map(|n| n.ids.len()).sum();
+    object_slot.reserve(listed);
+    objects.reserve(listed);
+    // Integer keys under the default namespace are ~40 bytes; longer ones grow it.
+    key_text.reserve(listed * 48);
     for n in &mut nodes {
-        n.slots = n.ids.iter().map(|id| want(id, &mut objects)).collect();
+        n.slots = n.ids.iter().map(|id| want(id, &mut objects, &mut object_slot, &mut key_text)).collect();
     }
     // Several nodes read from the cache were read one after another, not at one
     // instant: an id moving between two of them (appended to its new node, removed
-    // lazily from its old one) can be missed by both reads. So they are read again,
-    // in the same round trip as the objects, and if any changed in between ("double
-    // collect"), this query is answered by the database instead.
+    // lazily from its old one) can be missed by both reads. So their CAS tokens are
+    // read again, in the same round trip as the objects, and if any changed in
+    // between ("double collect"), this query is answered by the database instead.
+    // Every change of a node (append, write-back, delete, expiry) changes or drops
+    // its CAS, so "same CAS" is exactly "same node".
     let recheck = nodes.len() > 1 && nodes.iter().all(|n| n.read_cas.is_some());
     if objects.len() > direct_count || recheck {
         let mut ops: Vec<CacheOp<'_>> =
-            objects[direct_count..].iter().map(|o| CacheOp::Get { key: &o.key, lease }).collect();
+            objects[direct_count..].iter().map(|o| CacheOp::Get { key: &key_text[o.key.clone()], lease }).collect();
         let object_ops = ops.len();
         if recheck {
-            ops.extend(nodes.iter().map(|n| CacheOp::Get { key: &n.key, lease: None }));
+            // Only the CAS: an unchanged node has the CAS it was read with, so its
+            // value need not travel again.
+            ops.extend(nodes.iter().map(|n| CacheOp::GetCas { key: &n.key }));
         }
         let replies = inner.cache_run(&ops);
         let (object_replies, node_replies) = replies.split_at(object_ops.min(replies.len()));
-        for (o, reply) in objects[direct_count..].iter_mut().zip(object_replies) {
-            read_object(inner, o, reply);
-        }
+        let hits = objects[direct_count..]
+            .iter_mut()
+            .zip(object_replies)
+            .map(|(o, reply)| read_object(inner, o, reply))
+            .filter(|&hit| hit)
+            .count();
+        Counters::add(&inner.stats.object_hits, hits as u64);
         let moved = recheck
             && (node_replies.len() != nodes.len()
                 || nodes.iter().zip(node_replies).any(|(n, r)| match r {
-                    Ok(CacheReply::Hit { cas, .. }) => Some(*cas) != n.read_cas,
+                    Ok(CacheReply::Present { cas }) => Some(*cas) != n.read_cas,
                     _ => true,
                 }));
         if moved {
@@ -295,7 +379,7 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
             by_key.extend(load_rows::<T>(inner, &query)?.into_iter().map(|r| (keys.object(&r.key().into()), r)));
         }
         for o in objects.iter_mut().filter(|o| o.needs_db) {
-            o.row = by_key.remove(&o.key);
+            o.row = by_key.remove(&key_text[o.key.clone()]);
             o.from_db = true;
         }
     }
@@ -308,14 +392,14 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
         let encoded = o.row.as_ref().and_then(codec::encode_object);
         match (o.fill_cas, &encoded) {
             (Some(cas), Some(bytes)) if bytes.len() <= max_value => {
-                writes.cas(o.key.clone(), bytes.clone(), inner.settings.object_ttl, cas)
+                writes.cas(key_text[o.key.clone()].to_owned(), bytes.clone(), inner.settings.object_ttl, cas)
             }
             // No row (deleted), or too large to cache: do not leave the placeholder
             // blocking other fills until it expires.
-            (Some(_), _) => writes.delete(o.key.clone()),
+            (Some(_), _) => writes.delete(key_text[o.key.clone()].to_owned()),
             (None, _) => {
                 if o.cached.is_some() && o.cached != encoded {
-                    writes.delete(o.key.clone());
+                    writes.delete(key_text[o.key.clone()].to_owned());
                 }
             }
         }
@@ -329,6 +413,7 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
     // and a removal in that window would hide a row that matched throughout.
     let mut rehomed: Vec<(String, Vec<u8>)> = Vec::new();
     let mut cleaned: Vec<(String, Vec<u8>, u64)> = Vec::new();
+    let mut seen = Seen::new(objects.len());
     for n in &nodes {
         if let Some(cas) = n.fill_cas {
             let bytes = codec::encode_node(&n.ids);
@@ -340,11 +425,11 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
             continue;
         }
         let Some(cas) = n.read_cas else { continue };
-        let mut seen = HashSet::new();
+        seen.next_pass();
         let mut kept = Vec::with_capacity(n.ids.len());
         let mut removed = 0u64;
         for (id, &slot) in n.ids.iter().zip(&n.slots) {
-            if !seen.insert(slot) {
+            if !seen.first(slot) {
                 continue;
             }
             let o = &objects[slot];
@@ -382,14 +467,14 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
 
     // The answer: each disjunct's candidates through the full predicate, deduped.
     // Each object is looked at once, so its row can be moved out.
-    let mut seen: HashSet<usize> = HashSet::new();
-    let mut rows: Vec<T> = Vec::new();
+    seen.next_pass();
+    let mut rows: Vec<T> = Vec::with_capacity(objects.len());
     let candidates = disjunct_nodes
         .iter()
         .zip(&direct_slots)
         .flat_map(|(node_slots, direct)| node_slots.iter().flat_map(|&s| nodes[s].slots.iter()).chain(direct.iter()));
     for &slot in candidates {
-        if !seen.insert(slot) {
+        if !seen.first(slot) {
             continue;
         }
         if let Some(row) = objects[slot].row.take() {
@@ -457,20 +542,21 @@ fn snapshot_nodes<T: Model>(inner: &StoreInner, schema: &Schema, nodes: &mut [No
     Ok(())
 }
 
+/// Reads one object's reply; `true` for a hit, which the caller counts (one
+/// counter update per batch rather than per object).
 fn read_object<T: Model>(
     inner: &StoreInner,
     o: &mut ObjectState<T>,
     reply: &Result<CacheReply, crate::cache::CacheError>,
-) {
+) -> bool {
     match reply {
         Ok(CacheReply::Hit { value, cas }) => match codec::decode_object::<T>(value) {
             // A row is only this object if it carries this object's key: bytes of
             // another row under this key (a corrupted or cross-wired value) would
             // otherwise be returned in its place, and twice.
             Some(row) if row.key().into() == o.id => {
-                Counters::add(&inner.stats.object_hits, 1);
                 o.row = Some(row);
-                return;
+                return true;
             }
             // Undecodable bytes, or another row's: a miss, repaired under the
             // value's own CAS.
@@ -482,12 +568,16 @@ fn read_object<T: Model>(
     }
     Counters::add(&inner.stats.object_misses, 1);
     o.needs_db = true;
+    false
 }
 
-/// The third batch: CAS stores and deletes, sent together.
+/// A CAS store's value, TTL and CAS token.
+type CasStore = (Vec<u8>, u32, u64);
+
+/// The third batch: CAS stores and deletes (`None`), sent together.
 #[derive(Default)]
 struct WriteBack {
-    ops: Vec<(String, Option<(Vec<u8>, u32, u64)>)>,
+    ops: Vec<(String, Option<CasStore>)>,
 }
 
 impl WriteBack {
@@ -669,4 +759,45 @@ pub(crate) fn sql_text(
     dialect: Dialect,
 ) -> String {
     select_sql(schema, compiled, params, &spec, dialect)
+}
+
+#[cfg(test)]
+mod tests {
+    use memdex_grammar::Type;
+
+    use super::*;
+
+    /// The executor tells objects apart by `ObjectId`; before, it did by cache key.
+    /// Both must agree on every pair of ids, or a fetch could hold one object twice.
+    #[test]
+    fn object_identity_is_cache_key_identity() {
+        let schema = Schema::new("Thing", "thing").column("id", Type::Text, false).key("id");
+        let keys = KeySpace::new("ns", &schema, 0);
+        let identity = |id: &Value| ObjectId::of(&keys, id);
+        let ids: Vec<Value> = [
+            Value::Int(5),
+            Value::Int(-5),
+            Value::Int(0),
+            Value::Int(i64::MIN),
+            Value::Text("5".into()),
+            Value::Text("-5".into()),
+            Value::Text("05".into()),
+            Value::Text("+5".into()),
+            Value::Text("-0".into()),
+            Value::Text("0".into()),
+            Value::Text(i64::MIN.to_string()),
+            Value::Text("99999999999999999999".into()),
+            Value::Text("a b".into()),
+            Value::Text("a%20b".into()),
+            Value::Float(5.0),
+            Value::Bool(true),
+            Value::Null,
+        ]
+        .into();
+        for a in &ids {
+            for b in &ids {
+                assert_eq!(identity(a) == identity(b), keys.object(a) == keys.object(b), "{a:?} vs {b:?}");
+            }
+        }
+    }
 }

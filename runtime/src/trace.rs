@@ -59,6 +59,7 @@ fn describe_op(op: &CacheOp<'_>) -> String {
     match op {
         CacheOp::Get { key, lease: None } => format!("get {key}"),
         CacheOp::Get { key, lease: Some(t) } => format!("get {key} (lease {t}s on miss)"),
+        CacheOp::GetCas { key } => format!("get cas {key}"),
         CacheOp::Set { key, value, ttl } => format!("set {key} {ttl} {}", value.len()),
         CacheOp::Cas { key, value, ttl, cas } => format!("cas {key} {ttl} {} {cas}", value.len()),
         CacheOp::Append { key, value } => format!("append {key} {}", printable(value)),

@@ -31,6 +31,7 @@ type Check = fn(&Subject<'_>, &str);
 const CHECKS: &[(&str, Check)] = &[
     ("get_set_miss", get_set_miss),
     ("cas", cas),
+    ("cas_only_read", cas_only_read),
     ("lease_fill", lease_fill),
     ("append_onto_placeholder", append_onto_placeholder),
     ("append_never_creates", append_never_creates),
@@ -157,6 +158,29 @@ fn cas(s: &Subject<'_>, prefix: &str) {
     let absent = format!("{prefix}:absent");
     assert_eq!(one(s.cache, CacheOp::Cas { key: &absent, value: b"x", ttl: 0, cas: token }), CacheReply::NotFound);
     assert_eq!(get(s.cache, &absent), CacheReply::Miss, "CAS never creates");
+}
+
+/// `GetCas` answers the CAS a full get would, changes with every mutation (append,
+/// store, delete), never creates or leases, and sees a lease placeholder.
+fn cas_only_read(s: &Subject<'_>, prefix: &str) {
+    let key = format!("{prefix}:node");
+    let cas_of = |key: &str| one(s.cache, CacheOp::GetCas { key });
+    assert_eq!(cas_of(&key), CacheReply::Miss);
+    assert_eq!(get(s.cache, &key), CacheReply::Miss, "a CAS-only read never creates the item");
+    assert_eq!(set(s.cache, &key, b"#1\n1,"), CacheReply::Stored);
+    let (_, token) = hit(get(s.cache, &key));
+    assert_eq!(cas_of(&key), CacheReply::Present { cas: token });
+    assert_eq!(cas_of(&key), CacheReply::Present { cas: token }, "reading the CAS changes nothing");
+    assert_eq!(one(s.cache, CacheOp::Append { key: &key, value: b"2," }), CacheReply::Stored);
+    let (value, appended) = hit(get(s.cache, &key));
+    assert_eq!(value, b"#1\n1,2,");
+    assert_ne!(appended, token);
+    assert_eq!(cas_of(&key), CacheReply::Present { cas: appended });
+    assert_eq!(one(s.cache, CacheOp::Delete { key: &key }), CacheReply::Deleted);
+    assert_eq!(cas_of(&key), CacheReply::Miss);
+    let placeholder = won(lease(s.cache, &key));
+    assert_eq!(cas_of(&key), CacheReply::Present { cas: placeholder });
+    assert_eq!(lease(s.cache, &key), CacheReply::LeaseBusy, "the lease is still held");
 }
 
 fn lease_fill(s: &Subject<'_>, prefix: &str) {

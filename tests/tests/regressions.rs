@@ -192,6 +192,7 @@ impl CacheBackend for EpochCache {
             .zip(&keys)
             .map(|(op, key)| match *op {
                 CacheOp::Get { lease, .. } => CacheOp::Get { key, lease },
+                CacheOp::GetCas { .. } => CacheOp::GetCas { key },
                 CacheOp::Set { value, ttl, .. } => CacheOp::Set { key, value, ttl },
                 CacheOp::Cas { value, ttl, cas, .. } => CacheOp::Cas { key, value, ttl, cas },
                 CacheOp::Append { value, .. } => CacheOp::Append { key, value },

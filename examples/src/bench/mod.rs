@@ -798,26 +798,138 @@ pub fn write_files(
     std::fs::write(markdown, report.to_markdown(Some(svg_link))).map_err(|e| format!("{}: {e}", markdown.display()))
 }
 
-/// For profilers: the hot query of section 1, `iterations` times, on memcached and
-/// SQLite in memory (the hot path never reaches the database). Returns the mean
-/// time per fetch of memdex and of the floor probe, in nanoseconds.
-pub fn hot_loop(cfg: &Config, iterations: usize) -> Result<(f64, f64), String> {
-    let mc = servers::Memcached::start(64).map_err(|e| e.to_string())?;
-    let data = Dataset::new(&[(HOT, cfg.hot_objects)]);
-    let b = memdex_side::open(&DbTarget::SqliteInMemory, &[mc.addr()])?;
+/// What `--hot-loop` measures besides the plain hot query.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HotLoop {
+    /// Fetches per measured case.
+    pub iterations: usize,
+    /// Also measure a store sharded over this many memcached servers (1: none).
+    pub servers: usize,
+    /// Also measure a disjunction over this many 10-object nodes (0 or 1: none).
+    pub disjuncts: usize,
+}
+
+/// Medians (ns per fetch) of one `--hot-loop` run; `None` where not measured.
+#[derive(Clone, Debug, Default)]
+pub struct HotLoopResult {
+    pub memdex: f64,
+    pub floor: f64,
+    pub sharded: Option<f64>,
+    pub disjuncts: Option<(f64, f64)>,
+    /// One `update` of a hot item (SQLite in memory and one cache batch).
+    pub update: f64,
+}
+
+/// For profilers and quick before/after comparisons: the hot query of section 1 on
+/// memcached and SQLite in memory (the hot path never reaches the database), and the
+/// floor probe over the same keys, interleaved in rounds of 100 so that a change of
+/// machine load hits both alike. Optionally the same query on a store sharded over
+/// several servers, and a disjunction next to its own floor. Returns medians.
+pub fn hot_loop(cfg: &Config, spec: HotLoop) -> Result<HotLoopResult, String> {
+    // The sharded store gets servers of its own: two stores on separate in-memory
+    // databases must not share cache keys (one's fills and lazy removals would be
+    // the other's stale data).
+    let count = if spec.servers > 1 { 1 + spec.servers } else { 1 };
+    let servers: Vec<servers::Memcached> =
+        (0..count).map(|_| servers::Memcached::start(64).map_err(|e| e.to_string())).collect::<Result<_, _>>()?;
+    let addrs: Vec<String> = servers.iter().map(|m| m.addr()).collect();
+    let mut layout = vec![(HOT, cfg.hot_objects)];
+    let categories: Vec<i64> =
+        if spec.disjuncts > 1 { (0..spec.disjuncts as i64).map(|i| DISJUNCT_BASE + i).collect() } else { Vec::new() };
+    layout.extend(categories.iter().map(|&c| (c, cfg.objects_per_disjunct)));
+    let data = Dataset::new(&layout);
+    let b = memdex_side::open(&DbTarget::SqliteInMemory, &addrs[..1])?;
     b.load(&data.rows)?;
     b.hot(HOT)?;
-    let started = Instant::now();
-    for _ in 0..iterations {
-        b.hot(HOT)?;
-    }
-    let memdex = started.elapsed().as_nanos() as f64 / iterations.max(1) as f64;
     let (node_keys, object_keys) = memdex_side::keys(HOT, data.ids(HOT));
-    let mut probe = raw::FloorProbe::new(&mc.addr(), &node_keys, &object_keys).map_err(|e| e.to_string())?;
-    let started = Instant::now();
-    for _ in 0..iterations {
-        probe.run().map_err(|e| e.to_string())?;
+    let mut probe = raw::FloorProbe::new(&addrs[0], &node_keys, &object_keys).map_err(|e| e.to_string())?;
+    let sharded = if addrs.len() > 1 {
+        let s = memdex_side::open(&DbTarget::SqliteInMemory, &addrs[1..])?;
+        s.load(&data.rows)?;
+        s.hot(HOT)?;
+        Some(s)
+    } else {
+        None
+    };
+    let disjunct = if categories.is_empty() {
+        None
+    } else {
+        let q = b.prepare_any_of(&categories)?;
+        b.any_of(&q)?;
+        let (mut nodes, mut objects) = (Vec::new(), Vec::new());
+        for &c in &categories {
+            let (n, o) = memdex_side::keys(c, data.ids(c));
+            nodes.extend(n);
+            objects.extend(o);
+        }
+        let probe = raw::FloorProbe::new(&addrs[0], &nodes, &objects).map_err(|e| e.to_string())?;
+        Some((q, probe))
+    };
+    let mut disjunct = disjunct;
+
+    let time = |f: &mut dyn FnMut() -> Result<(), String>, samples: &mut Vec<f64>| -> Result<(), String> {
+        let t = Instant::now();
+        f()?;
+        samples.push(t.elapsed().as_nanos() as f64);
+        Ok(())
+    };
+    let (mut m, mut f, mut sh, mut dm, mut df) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut updates = Vec::new();
+    let mut updated = data.rows.iter().find(|r| r.category_id == HOT).cloned().ok_or("no hot row")?;
+    const ROUND: usize = 100;
+    let mut done = 0;
+    while done < spec.iterations {
+        let n = ROUND.min(spec.iterations - done);
+        for _ in 0..n {
+            time(&mut || b.hot(HOT).map(drop), &mut m)?;
+        }
+        for _ in 0..n {
+            time(&mut || probe.run().map(drop).map_err(|e| e.to_string()), &mut f)?;
+        }
+        if let Some(s) = &sharded {
+            for _ in 0..n {
+                time(&mut || s.hot(HOT).map(drop), &mut sh)?;
+            }
+        }
+        if let Some((q, p)) = &mut disjunct {
+            for _ in 0..n {
+                time(&mut || b.any_of(q).map(drop), &mut dm)?;
+            }
+            for _ in 0..n {
+                time(&mut || p.run().map(drop).map_err(|e| e.to_string()), &mut df)?;
+            }
+        }
+        // A few writes per round; the hot fetch after each refills the one object.
+        for _ in 0..n / 10 {
+            updated.price += 0.25;
+            time(&mut || b.update_price(&updated), &mut updates)?;
+        }
+        done += n;
     }
-    let floor = started.elapsed().as_nanos() as f64 / iterations.max(1) as f64;
-    Ok((memdex, floor))
+    // Only a complete answer in two cache round trips and no database query is
+    // the hot fetch this loop measures. (Once a second a fetch also polls the
+    // outbox table, hence a second try.)
+    for (store, label) in [(Some(&b), "memdex"), (sharded.as_ref(), "sharded memdex")] {
+        if let Some(store) = store {
+            let mut seen = Vec::new();
+            for _ in 0..2 {
+                let before = store.counters();
+                let rows = store.hot(HOT)?;
+                let after = store.counters();
+                let trips = (after.cache_round_trips - before.cache_round_trips, after.db_queries - before.db_queries);
+                seen.push((rows, trips));
+            }
+            if !seen.contains(&(cfg.hot_objects, (2, 0))) {
+                return Err(format!("{label}: (rows, (cache, db) round trips) of two fetches: {seen:?}"));
+            }
+        }
+    }
+    let median = |v: Vec<f64>| Summary::of(v).map_or(f64::NAN, |s| s.median_ns);
+    Ok(HotLoopResult {
+        memdex: median(m),
+        floor: median(f),
+        sharded: sharded.is_some().then(|| median(sh)),
+        disjuncts: disjunct.is_some().then(|| (median(dm), median(df))),
+        update: median(updates),
+    })
 }

@@ -1,13 +1,19 @@
 //! memcached through the meta protocol (`mg`/`ms`/`md`), pipelined, with keys
 //! sharded over servers by rendezvous hashing.
 //!
-//! The requests and replies are framed by the `memcache` crate's wire layer
-//! ([`MetaCommand`], [`MetaResponse::parse_header`]); the transport is our own:
-//! a small pool of blocking `TcpStream`s (`TCP_NODELAY`) per server. One
-//! [`CacheBackend::run`] writes all ops of a server in a single `write`, then
-//! reads all replies, so a batch costs one round trip per server whatever its
-//! size; servers are served in parallel by scoped threads, and a batch touching
-//! one server spawns none.
+//! Requests are written straight into one buffer per connection and replies are
+//! framed in place in the connection's read buffer: the hot path allocates nothing
+//! per op but the value it hands back. The command and return-code tokens come from
+//! the `memcache` crate's wire layer ([`MetaOp`], [`ReturnCode`]); the transport is
+//! our own: a small pool of blocking `TcpStream`s (`TCP_NODELAY`) per server.
+//!
+//! One [`CacheBackend::run`] is one round trip whatever its size and however many
+//! servers it touches: the calling thread writes every server's requests first
+//! (each server's in a single `write`), then reads every server's replies, so the
+//! servers work on their parts at the same time without a thread per server. Only
+//! dialling is done in parallel (scoped threads, when several servers need a new
+//! connection at once), so that one unreachable server's connect timeout does not
+//! delay the others'.
 //!
 //! Leases: a lease get is `mg <key> v c f N<ttl>`. memcached answers a miss by
 //! creating an empty placeholder and flagging the creator `W` (won) and later
@@ -17,18 +23,28 @@
 //! in-process cache. An item written by another client with flag 0 therefore
 //! reads as busy to lease getters (a miss the executor answers from the database).
 //!
+//! Timeouts: each server's part of a batch has `io_timeout` from the moment its
+//! requests start to be written. (Requests go out one server after another; a
+//! server that stops reading holds up the next server's requests only when a
+//! batch is larger than the socket buffers, and then for at most its own
+//! timeout.) Socket timeouts are only re-armed when the one in force
+//! would end before that deadline or more than [`ARM_SLACK`] after it, which on a
+//! hot connection is never within a batch, instead of two `setsockopt` calls per
+//! `read`. Replies that already arrived are still read after the deadline passed
+//! (while another server's part was waited for); only a wait is cut short.
+//!
 //! Failure attribution: a server that cannot be dialled fails its ops with
 //! `Unreachable` (or `Timeout`); a batch that was written but not answered fails
 //! its unanswered reads with `Timeout`/`Unreachable` and its unanswered
 //! mutations (including lease gets, which create placeholders) with `Ambiguous`.
 //! A connection that saw any failure is dropped, never pooled with unread replies.
 
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use memcache::exp::{MetaCommand, MetaOp, MetaResponse, ReturnCode};
+use memcache::exp::{MetaOp, ReturnCode};
 
 use super::in_process::invalid_key_reason;
 use super::{CacheBackend, CacheConfig, CacheError, CacheOp, CacheReply};
@@ -38,11 +54,21 @@ use super::{CacheBackend, CacheConfig, CacheError, CacheOp, CacheReply};
 const MAX_IDLE_PER_SERVER: usize = 16;
 
 /// Client flag on every value this backend stores; lease placeholders keep 0.
-const FILLED_FLAG: &str = "F1";
+const FILLED_FLAG: &[u8] = b"F1";
 
 /// Read buffer per connection: large enough that a 100-key multi-get of small
 /// values is one or two `read` calls.
 const READ_BUFFER: usize = 64 * 1024;
+
+/// A reply header is a few dozen bytes; anything longer is not memcached talking.
+const MAX_LINE: usize = 4096;
+
+/// The largest value a reply may announce (memcached's own ceiling for `-I`).
+const MAX_VALUE: usize = 1 << 30;
+
+/// How far past a deadline a socket timeout armed earlier may reach before it is
+/// re-armed. A wait never ends *before* its deadline.
+const ARM_SLACK: Duration = Duration::from_millis(2);
 
 type OpResult = Result<CacheReply, CacheError>;
 
@@ -61,6 +87,25 @@ struct Server {
     /// The routing weight seed, a stable hash of `name`.
     seed: u64,
     idle: Mutex<Vec<Connection>>,
+}
+
+/// One server's part of a batch.
+struct Part<'b> {
+    server: &'b Server,
+    /// Positions of this server's ops in the batch.
+    positions: &'b [usize],
+    state: PartState,
+}
+
+enum PartState {
+    /// No connection yet.
+    Idle,
+    /// Connected; nothing written yet.
+    Ready(Connection),
+    /// Requests written, replies due by the deadline.
+    Sent(Connection, Instant),
+    /// Answered (or failed), one result per position.
+    Done(Vec<OpResult>),
 }
 
 impl Memcached {
@@ -112,70 +157,126 @@ impl Memcached {
         best.0
     }
 
-    /// Runs the ops of one server (positions into `ops`) as one pipelined exchange.
-    fn run_on(&self, server: &Server, ops: &[CacheOp<'_>], positions: &[usize]) -> Vec<OpResult> {
-        let mut payload = Vec::with_capacity(positions.len() * 64);
-        for &position in positions {
-            if let Err(error) = encode(&ops[position]).encode_into(&mut payload) {
-                // Keys and sizes were checked before routing, so the crate's own
-                // checks cannot fail; if they ever do, fail the batch cleanly.
-                let reason = format!("could not encode request: {error}");
-                return positions
-                    .iter()
-                    .map(|_| Err(CacheError::Protocol { server: server.name.clone(), reason: reason.clone() }))
-                    .collect();
+    /// Gives every part a connection: a pooled one, else a new one. Several new
+    /// connections are dialled at once, each on its own scoped thread, so that the
+    /// connect timeouts of unreachable servers overlap as the exchanges do.
+    fn connect_parts(&self, parts: &mut [Part<'_>]) {
+        for part in parts.iter_mut() {
+            if let Some(connection) = part.server.pooled() {
+                part.state = PartState::Ready(connection);
             }
         }
-        let mut connection = match server.acquire(self.config.connect_timeout) {
-            Ok(connection) => connection,
-            Err(error) => {
-                let error = transport_error(&server.name, &error, false);
-                return positions.iter().map(|_| Err(error.clone())).collect();
+        let timeout = self.config.connect_timeout;
+        let mut to_dial: Vec<&mut Part<'_>> =
+            parts.iter_mut().filter(|part| matches!(part.state, PartState::Idle)).collect();
+        let dialled: Vec<io::Result<Connection>> = match to_dial.as_slice() {
+            [] => Vec::new(),
+            [part] => vec![Connection::dial(&part.server.name, timeout)],
+            _ => std::thread::scope(|scope| {
+                let handles: Vec<_> = to_dial
+                    .iter()
+                    .map(|part| {
+                        let name = part.server.name.as_str();
+                        scope.spawn(move || Connection::dial(name, timeout))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|handle| handle.join().unwrap_or_else(|_| Err(io::Error::other("connecting thread panicked"))))
+                    .collect()
+            }),
+        };
+        for (part, connection) in to_dial.iter_mut().zip(dialled) {
+            part.state = match connection {
+                Ok(connection) => PartState::Ready(connection),
+                Err(error) => {
+                    let error = transport_error(&part.server.name, &error, false);
+                    PartState::Done(part.positions.iter().map(|_| Err(error.clone())).collect())
+                }
+            };
+        }
+    }
+
+    /// Writes a part's requests in one `write`; its deadline starts now.
+    fn send(&self, ops: &[CacheOp<'_>], part: &mut Part<'_>) {
+        let mut connection = match std::mem::replace(&mut part.state, PartState::Idle) {
+            PartState::Ready(connection) => connection,
+            other => {
+                part.state = other;
+                return;
             }
         };
+        let mut payload = std::mem::take(&mut connection.out);
+        payload.clear();
+        for &position in part.positions {
+            encode(&ops[position], &mut payload);
+        }
         let deadline = Instant::now() + self.config.io_timeout;
+        let written = connection.write_all_by(&payload, deadline);
+        connection.out = payload;
+        part.state = match written {
+            Ok(()) => PartState::Sent(connection, deadline),
+            Err(error) => {
+                // Bytes may have left before the failure: mutations are ambiguous.
+                let sent = connection.written > 0;
+                let name = &part.server.name;
+                PartState::Done(
+                    part.positions
+                        .iter()
+                        .map(|&position| Err(transport_error(name, &error, sent && mutates(&ops[position]))))
+                        .collect(),
+                )
+            }
+        };
+    }
+
+    /// Reads a part's replies, in order, by its deadline.
+    fn receive(&self, ops: &[CacheOp<'_>], part: &mut Part<'_>) {
+        let (mut connection, deadline) = match std::mem::replace(&mut part.state, PartState::Idle) {
+            PartState::Sent(connection, deadline) => (connection, deadline),
+            other => {
+                part.state = other;
+                return;
+            }
+        };
+        let name = &part.server.name;
+        let positions = part.positions;
         let mut results = Vec::with_capacity(positions.len());
-        if let Err(error) = connection.write_all_by(&payload, deadline) {
-            // Bytes may have left before the failure: mutations are ambiguous.
-            let sent = connection.written > 0;
-            for &position in positions {
-                results.push(Err(transport_error(&server.name, &error, sent && mutates(&ops[position]))));
-            }
-            return results;
-        }
         for (answered, &position) in positions.iter().enumerate() {
-            match connection.receive(deadline) {
-                Ok(response) => match interpret(&ops[position], response) {
-                    Ok(reply) => results.push(Ok(reply)),
-                    Err(reason) => {
-                        // The stream can no longer be trusted to pair replies with
-                        // requests: this op and every later one fail.
-                        let error = CacheError::Protocol { server: server.name.clone(), reason };
-                        results.extend(positions[answered..].iter().map(|_| Err(error.clone())));
-                        return results;
+            let failure = match connection.receive(deadline) {
+                Ok(reply) => match interpret(&ops[position], reply) {
+                    Ok(reply) => {
+                        results.push(Ok(reply));
+                        continue;
                     }
+                    // The stream can no longer be trusted to pair replies with
+                    // requests: this op and every later one fail.
+                    Err(reason) => Failure::Garbage(reason),
                 },
-                Err(Failure::Garbage(reason)) => {
-                    let error = CacheError::Protocol { server: server.name.clone(), reason };
+                Err(failure) => failure,
+            };
+            match failure {
+                Failure::Garbage(reason) => {
+                    let error = CacheError::Protocol { server: name.clone(), reason };
                     results.extend(positions[answered..].iter().map(|_| Err(error.clone())));
-                    return results;
                 }
-                Err(Failure::Io(error)) => {
-                    for &position in &positions[answered..] {
-                        results.push(Err(transport_error(&server.name, &error, mutates(&ops[position]))));
-                    }
-                    return results;
-                }
+                Failure::Io(error) => results.extend(
+                    positions[answered..]
+                        .iter()
+                        .map(|&position| Err(transport_error(name, &error, mutates(&ops[position])))),
+                ),
             }
+            part.state = PartState::Done(results);
+            return;
         }
-        server.release(connection);
-        results
+        part.server.release(connection);
+        part.state = PartState::Done(results);
     }
 }
 
 impl CacheBackend for Memcached {
     fn run(&self, ops: &[CacheOp<'_>]) -> Vec<OpResult> {
-        let mut results: Vec<Option<OpResult>> = vec![None; ops.len()];
+        let mut results: Vec<Option<OpResult>> = Vec::with_capacity(ops.len());
         let mut per_server: Vec<Vec<usize>> = vec![Vec::new(); self.servers.len()];
         for (position, op) in ops.iter().enumerate() {
             let early = if let Some(reason) = invalid_key_reason(op.key()) {
@@ -190,47 +291,30 @@ impl CacheBackend for Memcached {
                     _ => None,
                 }
             };
-            match early {
-                Some(result) => results[position] = Some(result),
-                None => per_server[self.route(op.key())].push(position),
+            if early.is_none() {
+                per_server[self.route(op.key())].push(position);
             }
+            results.push(early);
         }
 
-        let busy: Vec<(usize, &Vec<usize>)> =
-            per_server.iter().enumerate().filter(|(_, positions)| !positions.is_empty()).collect();
-        let mut place = |positions: &[usize], answers: Vec<OpResult>| {
-            for (&position, answer) in positions.iter().zip(answers) {
-                results[position] = Some(answer);
-            }
-        };
-        match busy.as_slice() {
-            [] => {}
-            [(index, positions)] => place(positions, self.run_on(&self.servers[*index], ops, positions)),
-            [(first, first_positions), rest @ ..] => {
-                // One thread per additional server; this thread serves the first.
-                let answered = std::thread::scope(|scope| {
-                    let handles: Vec<_> = rest
-                        .iter()
-                        .map(|&(index, positions)| {
-                            let server = &self.servers[index];
-                            (server, positions, scope.spawn(move || self.run_on(server, ops, positions)))
-                        })
-                        .collect();
-                    let mine = self.run_on(&self.servers[*first], ops, first_positions);
-                    let mut answered = vec![(*first_positions, mine)];
-                    for (server, positions, handle) in handles {
-                        // `run_on` does not panic; if it ever did, its ops fail alone.
-                        let answers = handle.join().unwrap_or_else(|_| {
-                            let reason = "client thread panicked".to_owned();
-                            let error = CacheError::Protocol { server: server.name.clone(), reason };
-                            positions.iter().map(|_| Err(error.clone())).collect()
-                        });
-                        answered.push((positions, answers));
-                    }
-                    answered
-                });
-                for (positions, answers) in answered {
-                    place(positions, answers);
+        let mut parts: Vec<Part<'_>> = per_server
+            .iter()
+            .zip(&self.servers)
+            .filter(|(positions, _)| !positions.is_empty())
+            .map(|(positions, server)| Part { server, positions, state: PartState::Idle })
+            .collect();
+        self.connect_parts(&mut parts);
+        // Every server gets its requests before any reply is waited for.
+        for part in &mut parts {
+            self.send(ops, part);
+        }
+        for part in &mut parts {
+            self.receive(ops, part);
+        }
+        for part in parts {
+            if let PartState::Done(answers) = part.state {
+                for (&position, answer) in part.positions.iter().zip(answers) {
+                    results[position] = Some(answer);
                 }
             }
         }
@@ -254,36 +338,95 @@ impl CacheBackend for Memcached {
     }
 }
 
-/// The meta command for one op.
-fn encode(op: &CacheOp<'_>) -> MetaCommand {
+/// Appends the meta command for one op. Keys were checked (no whitespace or
+/// control bytes, at most 250 bytes) before routing, so they go on the wire as is.
+fn encode(op: &CacheOp<'_>, out: &mut Vec<u8>) {
+    let mut head = |command: MetaOp, key: &str| {
+        out.extend_from_slice(command.wire());
+        out.push(b' ');
+        out.extend_from_slice(key.as_bytes());
+    };
     match *op {
-        CacheOp::Get { key, lease: None } => MetaCommand::new(MetaOp::Get, key).flag("v").flag("c").flag("f"),
-        CacheOp::Get { key, lease: Some(ttl) } => {
-            MetaCommand::new(MetaOp::Get, key).flag("v").flag("c").flag("f").flag(format!("N{ttl}"))
+        CacheOp::Get { key, lease } => {
+            head(MetaOp::Get, key);
+            out.extend_from_slice(b" v c f");
+            if let Some(ttl) = lease {
+                out.extend_from_slice(b" N");
+                push_decimal(out, u64::from(ttl));
+            }
+        }
+        CacheOp::GetCas { key } => {
+            head(MetaOp::Get, key);
+            out.extend_from_slice(b" c");
         }
         CacheOp::Set { key, value, ttl } => {
-            MetaCommand::new(MetaOp::Set, key).flag(format!("T{ttl}")).flag(FILLED_FLAG).value(value)
+            store_head(out, key, value, ttl);
+            return data_block(out, value);
         }
-        CacheOp::Cas { key, value, ttl, cas } => MetaCommand::new(MetaOp::Set, key)
-            .flag(format!("T{ttl}"))
-            .flag(FILLED_FLAG)
-            .flag(format!("C{cas}"))
-            .value(value),
+        CacheOp::Cas { key, value, ttl, cas } => {
+            store_head(out, key, value, ttl);
+            out.extend_from_slice(b" C");
+            push_decimal(out, cas);
+            return data_block(out, value);
+        }
         // Append mode without `N` never creates the item.
-        CacheOp::Append { key, value } => MetaCommand::new(MetaOp::Set, key).flag("MA").value(value),
-        CacheOp::Delete { key } => MetaCommand::new(MetaOp::Delete, key),
+        CacheOp::Append { key, value } => {
+            head(MetaOp::Set, key);
+            out.push(b' ');
+            push_decimal(out, value.len() as u64);
+            out.extend_from_slice(b" MA");
+            return data_block(out, value);
+        }
+        CacheOp::Delete { key } => head(MetaOp::Delete, key),
     }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `ms <key> <length> T<ttl> F1`, without the line end.
+fn store_head(out: &mut Vec<u8>, key: &str, value: &[u8], ttl: u32) {
+    out.extend_from_slice(MetaOp::Set.wire());
+    out.push(b' ');
+    out.extend_from_slice(key.as_bytes());
+    out.push(b' ');
+    push_decimal(out, value.len() as u64);
+    out.extend_from_slice(b" T");
+    push_decimal(out, u64::from(ttl));
+    out.push(b' ');
+    out.extend_from_slice(FILLED_FLAG);
+}
+
+/// Ends a store's request line and appends its data block.
+fn data_block(out: &mut Vec<u8>, value: &[u8]) {
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends `n` in decimal without going through `fmt`.
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        // `n % 10` is below 10, so the cast is exact.
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// Whether an unanswered op may have changed the server's state.
 fn mutates(op: &CacheOp<'_>) -> bool {
-    !matches!(op, CacheOp::Get { lease: None, .. })
+    !matches!(op, CacheOp::Get { lease: None, .. } | CacheOp::GetCas { .. })
 }
 
 /// A parsed reply, or why it does not answer `op`.
-fn interpret(op: &CacheOp<'_>, response: Reply) -> Result<CacheReply, String> {
-    let response = match response {
-        Reply::Meta(response, value) => (response, value),
+fn interpret(op: &CacheOp<'_>, reply: Reply) -> Result<CacheReply, String> {
+    let (header, value) = match reply {
+        Reply::Meta(header, value) => (header, value),
         Reply::ServerError(message) => {
             // memcached swallows the data block of a store it cannot hold
             // ("object too large for cache", "out of memory storing object") and
@@ -294,29 +437,24 @@ fn interpret(op: &CacheOp<'_>, response: Reply) -> Result<CacheReply, String> {
             };
         }
     };
-    let (response, value) = response;
-    let unexpected = || format!("unexpected reply {:?} to {op:?}", response.rc());
-    let flag = |name: u8| response.flags().find(|flag| flag.first() == Some(&name)).map(|flag| &flag[1..]);
-    let number = |name: u8| -> Result<Option<u64>, String> {
-        flag(name)
-            .map(|digits| {
-                std::str::from_utf8(digits)
-                    .ok()
-                    .and_then(|digits| digits.parse::<u64>().ok())
-                    .ok_or_else(|| format!("malformed {} flag in reply to {op:?}", name as char))
-            })
-            .transpose()
+    let number = |name: char, flag: Flag| -> Result<Option<u64>, String> {
+        match flag {
+            Flag::Absent => Ok(None),
+            Flag::Number(n) => Ok(Some(n)),
+            Flag::Malformed => Err(format!("malformed {name} flag in reply to {op:?}")),
+        }
     };
-    match (op, response.rc()) {
+    let cas = || number('c', header.cas)?.ok_or_else(|| format!("reply to {op:?} lacks its CAS"));
+    match (op, header.rc) {
         (CacheOp::Get { lease, .. }, ReturnCode::Va) => {
-            let cas = number(b'c')?.ok_or_else(|| format!("reply to {op:?} lacks its CAS"))?;
+            let cas = cas()?;
             let value = value.unwrap_or_default();
             if lease.is_none() {
                 return Ok(CacheReply::Hit { value, cas });
             }
-            if flag(b'W').is_some() {
+            if header.won {
                 Ok(CacheReply::LeaseWon { cas })
-            } else if flag(b'Z').is_some() || number(b'f')?.unwrap_or(0) == 0 {
+            } else if header.busy || number('f', header.client_flags)?.unwrap_or(0) == 0 {
                 Ok(CacheReply::LeaseBusy)
             } else {
                 Ok(CacheReply::Hit { value, cas })
@@ -325,7 +463,8 @@ fn interpret(op: &CacheOp<'_>, response: Reply) -> Result<CacheReply, String> {
         // With `N` a miss creates a placeholder; `EN` means it could not (memory
         // pressure), so nobody holds the lease and the caller must not fill.
         (CacheOp::Get { lease: Some(_), .. }, ReturnCode::En) => Ok(CacheReply::LeaseBusy),
-        (CacheOp::Get { lease: None, .. }, ReturnCode::En) => Ok(CacheReply::Miss),
+        (CacheOp::Get { lease: None, .. } | CacheOp::GetCas { .. }, ReturnCode::En) => Ok(CacheReply::Miss),
+        (CacheOp::GetCas { .. }, ReturnCode::Hd) => Ok(CacheReply::Present { cas: cas()? }),
         (CacheOp::Set { .. } | CacheOp::Cas { .. } | CacheOp::Append { .. }, ReturnCode::Hd) => Ok(CacheReply::Stored),
         (CacheOp::Set { .. } | CacheOp::Append { .. }, ReturnCode::Ns) => Ok(CacheReply::NotStored),
         (CacheOp::Cas { .. }, ReturnCode::Ex) => Ok(CacheReply::Exists),
@@ -333,13 +472,84 @@ fn interpret(op: &CacheOp<'_>, response: Reply) -> Result<CacheReply, String> {
         (CacheOp::Cas { .. }, ReturnCode::Ns) => Ok(CacheReply::NotStored),
         (CacheOp::Delete { .. }, ReturnCode::Hd) => Ok(CacheReply::Deleted),
         (CacheOp::Delete { .. }, ReturnCode::Nf) => Ok(CacheReply::NotFound),
-        _ => Err(unexpected()),
+        (_, rc) => Err(format!("unexpected reply {rc:?} to {op:?}")),
     }
+}
+
+/// A numeric reply flag.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Flag {
+    #[default]
+    Absent,
+    Number(u64),
+    Malformed,
+}
+
+impl Flag {
+    fn parse(digits: &[u8]) -> Flag {
+        parse_decimal(digits).map_or(Flag::Malformed, Flag::Number)
+    }
+}
+
+/// The parts of a meta reply header the client reads.
+#[derive(Debug, PartialEq, Eq)]
+struct Header {
+    rc: ReturnCode,
+    /// The data length of a `VA` reply.
+    length: Option<usize>,
+    /// `c`: the CAS token.
+    cas: Flag,
+    /// `f`: the client flags.
+    client_flags: Flag,
+    /// `W`: this getter won the lease.
+    won: bool,
+    /// `Z`: another getter holds the lease.
+    busy: bool,
+}
+
+impl Header {
+    /// Parses a header line (without its CRLF) in place.
+    fn parse(line: &[u8]) -> Result<Header, String> {
+        let mut tokens = line.split(|&byte| byte == b' ').filter(|token| !token.is_empty());
+        let garbage = || format!("unreadable reply {:?}", String::from_utf8_lossy(line));
+        let rc = tokens.next().and_then(|token| ReturnCode::from_wire(token).ok()).ok_or_else(garbage)?;
+        let mut header =
+            Header { rc, length: None, cas: Flag::Absent, client_flags: Flag::Absent, won: false, busy: false };
+        if rc == ReturnCode::Va {
+            let length = tokens
+                .next()
+                .and_then(parse_decimal)
+                .and_then(|length| usize::try_from(length).ok())
+                .filter(|&length| length <= MAX_VALUE)
+                .ok_or_else(|| format!("VA reply without a valid data length: {:?}", String::from_utf8_lossy(line)))?;
+            header.length = Some(length);
+        }
+        for token in tokens {
+            match token.split_first() {
+                Some((b'c', digits)) => header.cas = Flag::parse(digits),
+                Some((b'f', digits)) => header.client_flags = Flag::parse(digits),
+                Some((b'W', _)) => header.won = true,
+                Some((b'Z', _)) => header.busy = true,
+                _ => {}
+            }
+        }
+        Ok(header)
+    }
+}
+
+/// Decimal digits as a `u64`; `None` for anything else (empty, signs, overflow).
+fn parse_decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 20 {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &digit| {
+        if digit.is_ascii_digit() { n.checked_mul(10)?.checked_add(u64::from(digit - b'0')) } else { None }
+    })
 }
 
 /// One framed reply off the wire.
 enum Reply {
-    Meta(MetaResponse, Option<Vec<u8>>),
+    Meta(Header, Option<Vec<u8>>),
     /// A `SERVER_ERROR` line, after which the stream is still in step.
     ServerError(String),
 }
@@ -378,16 +588,14 @@ fn resolve(name: &str) -> io::Result<Vec<SocketAddr>> {
 }
 
 impl Server {
-    /// A pooled connection that is still in step and open, or a new one.
-    fn acquire(&self, connect_timeout: Duration) -> io::Result<Connection> {
+    /// A pooled connection that is still in step and open, if there is one.
+    fn pooled(&self) -> Option<Connection> {
         loop {
-            let pooled = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop();
-            match pooled {
-                Some(connection) if connection.is_reusable() => return Ok(connection),
-                // Closed by the server (a restart) while idle: drop it, try the next.
-                Some(_) => continue,
-                None => return Connection::dial(&self.name, connect_timeout),
+            let pooled = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop()?;
+            if pooled.is_reusable() {
+                return Some(pooled);
             }
+            // Closed by the server (a restart) while idle: drop it, try the next.
         }
     }
 
@@ -400,11 +608,28 @@ impl Server {
 }
 
 /// One TCP connection, always in step between exchanges.
-#[derive(Debug)]
 struct Connection {
-    reader: BufReader<TcpStream>,
+    stream: TcpStream,
+    /// Received bytes; `buffer[start..end]` are not consumed yet.
+    buffer: Box<[u8]>,
+    start: usize,
+    end: usize,
+    /// The request buffer, kept to be reused by the next exchange.
+    out: Vec<u8>,
     /// Bytes of the current exchange accepted by the kernel.
     written: usize,
+    /// The socket timeouts in force and when they were set (`None`: never set).
+    read_armed: Option<(Instant, Duration)>,
+    write_armed: Option<(Instant, Duration)>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("stream", &self.stream)
+            .field("buffered", &(self.end - self.start))
+            .finish_non_exhaustive()
+    }
 }
 
 impl Connection {
@@ -414,7 +639,16 @@ impl Connection {
             match TcpStream::connect_timeout(&address, timeout) {
                 Ok(stream) => {
                     stream.set_nodelay(true)?;
-                    return Ok(Connection { reader: BufReader::with_capacity(READ_BUFFER, stream), written: 0 });
+                    return Ok(Connection {
+                        stream,
+                        buffer: vec![0; READ_BUFFER].into_boxed_slice(),
+                        start: 0,
+                        end: 0,
+                        out: Vec::new(),
+                        written: 0,
+                        read_armed: None,
+                        write_armed: None,
+                    });
                 }
                 Err(error) => last_error = error,
             }
@@ -425,34 +659,52 @@ impl Connection {
     /// A quiet connection has nothing to read between exchanges; a readable EOF
     /// or stray bytes mean it is closed or out of step. One non-blocking peek.
     fn is_reusable(&self) -> bool {
-        if !self.reader.buffer().is_empty() {
+        if self.start != self.end {
             return false;
         }
-        let stream = self.reader.get_ref();
-        if stream.set_nonblocking(true).is_err() {
+        if self.stream.set_nonblocking(true).is_err() {
             return false;
         }
         let mut probe = [0u8; 1];
-        let quiet = matches!(stream.peek(&mut probe), Err(error) if error.kind() == io::ErrorKind::WouldBlock);
-        stream.set_nonblocking(false).is_ok() && quiet
+        let quiet = matches!(self.stream.peek(&mut probe), Err(error) if error.kind() == io::ErrorKind::WouldBlock);
+        self.stream.set_nonblocking(false).is_ok() && quiet
     }
 
-    /// Sets the socket timeouts to the time left; a spent deadline is a timeout.
-    fn arm(&self, deadline: Instant) -> io::Result<()> {
-        let left = deadline.saturating_duration_since(Instant::now());
+    /// Makes the socket's timeout end no earlier than `deadline` and at most
+    /// [`ARM_SLACK`] after it; false when the deadline has passed. A timeout is
+    /// counted from the start of each call, so one armed earlier is still good
+    /// while less than the slack has gone by since.
+    fn arm(
+        stream: &TcpStream,
+        armed: &mut Option<(Instant, Duration)>,
+        write: bool,
+        deadline: Instant,
+    ) -> io::Result<bool> {
+        let now = Instant::now();
+        let left = deadline.saturating_duration_since(now);
         if left.is_zero() {
-            return Err(io::ErrorKind::TimedOut.into());
+            return Ok(false);
         }
-        let stream = self.reader.get_ref();
-        stream.set_read_timeout(Some(left))?;
-        stream.set_write_timeout(Some(left))
+        let good = armed.is_some_and(|(_, timeout)| timeout >= left && timeout - left <= ARM_SLACK);
+        if !good {
+            let timeout = left + ARM_SLACK / 2;
+            if write {
+                stream.set_write_timeout(Some(timeout))?;
+            } else {
+                stream.set_read_timeout(Some(timeout))?;
+            }
+            *armed = Some((now, timeout));
+        }
+        Ok(true)
     }
 
     fn write_all_by(&mut self, mut payload: &[u8], deadline: Instant) -> io::Result<()> {
         self.written = 0;
         while !payload.is_empty() {
-            self.arm(deadline)?;
-            let written = self.reader.get_mut().write(payload).map_err(timeout_kind)?;
+            if !Connection::arm(&self.stream, &mut self.write_armed, true, deadline)? {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            let written = self.stream.write(payload).map_err(timeout_kind)?;
             if written == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }
@@ -462,80 +714,89 @@ impl Connection {
         Ok(())
     }
 
-    /// Makes sure there are buffered bytes, reading under the deadline if needed.
-    fn fill(&mut self, deadline: Instant) -> io::Result<&[u8]> {
-        if self.reader.buffer().is_empty() {
-            self.arm(deadline)?;
-        }
-        let buffer = self.reader.fill_buf().map_err(timeout_kind)?;
-        if buffer.is_empty() {
+    /// Reads more bytes after `buffer[..end]`, waiting until `deadline` at most.
+    /// After the deadline, bytes that already arrived are still taken, without
+    /// waiting for more.
+    fn read_more(&mut self, deadline: Instant) -> io::Result<()> {
+        let read = if Connection::arm(&self.stream, &mut self.read_armed, false, deadline)? {
+            self.stream.read(&mut self.buffer[self.end..]).map_err(timeout_kind)?
+        } else {
+            self.stream.set_nonblocking(true)?;
+            let read = self.stream.read(&mut self.buffer[self.end..]);
+            self.stream.set_nonblocking(false)?;
+            read.map_err(timeout_kind)?
+        };
+        if read == 0 {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "server closed the connection"));
         }
-        Ok(buffer)
+        self.end += read;
+        Ok(())
     }
 
-    fn read_line(&mut self, deadline: Instant) -> Result<Vec<u8>, Failure> {
-        let mut line = Vec::new();
+    /// Unconsumed bytes, reading if there are none.
+    fn fill(&mut self, deadline: Instant) -> io::Result<&[u8]> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            self.read_more(deadline)?;
+        }
+        Ok(&self.buffer[self.start..self.end])
+    }
+
+    /// The next line, without its CRLF, as a range of `buffer` (consumed).
+    fn read_line(&mut self, deadline: Instant) -> Result<std::ops::Range<usize>, Failure> {
+        let mut searched = self.start;
         loop {
-            let buffer = self.fill(deadline)?;
-            match buffer.iter().position(|&byte| byte == b'\n') {
-                Some(end) => {
-                    line.extend_from_slice(&buffer[..end]);
-                    self.reader.consume(end + 1);
-                    break;
+            if let Some(at) = self.buffer[searched..self.end].iter().position(|&byte| byte == b'\n') {
+                let newline = searched + at;
+                let line = self.start..newline;
+                self.start = newline + 1;
+                if line.is_empty() || self.buffer[newline - 1] != b'\r' {
+                    return Err(Failure::Garbage("reply line not terminated by CRLF".to_owned()));
                 }
-                None => {
-                    let length = buffer.len();
-                    line.extend_from_slice(buffer);
-                    self.reader.consume(length);
-                    // A reply header is a few hundred bytes at most; anything
-                    // longer is not memcached talking.
-                    if line.len() > 4096 {
-                        return Err(Failure::Garbage("reply line longer than 4096 bytes".to_owned()));
-                    }
-                }
+                return Ok(line.start..line.end - 1);
             }
+            if self.end - self.start > MAX_LINE {
+                return Err(Failure::Garbage(format!("reply line longer than {MAX_LINE} bytes")));
+            }
+            // Move the partial line (a few bytes) to the front, so that the next
+            // `read` can take up to a whole buffer of replies.
+            if self.start > 0 {
+                self.buffer.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            searched = self.end;
+            self.read_more(deadline)?;
         }
-        if line.last() != Some(&b'\r') {
-            return Err(Failure::Garbage("reply line not terminated by CRLF".to_owned()));
-        }
-        line.pop();
-        Ok(line)
     }
 
     fn receive(&mut self, deadline: Instant) -> Result<Reply, Failure> {
         let line = self.read_line(deadline)?;
+        let line = &self.buffer[line];
         if let Some(message) = line.strip_prefix(b"SERVER_ERROR") {
             return Ok(Reply::ServerError(String::from_utf8_lossy(message).trim().to_owned()));
         }
-        let response = MetaResponse::parse_header(&line)
-            .map_err(|error| Failure::Garbage(format!("{error} in reply {:?}", String::from_utf8_lossy(&line))))?;
-        if response.rc() != ReturnCode::Va {
-            return Ok(Reply::Meta(response, None));
+        let header = Header::parse(line).map_err(Failure::Garbage)?;
+        let Some(length) = header.length else {
+            return Ok(Reply::Meta(header, None));
+        };
+        let mut value = Vec::with_capacity(length);
+        while value.len() < length {
+            let available = self.fill(deadline)?;
+            let take = available.len().min(length - value.len());
+            value.extend_from_slice(&available[..take]);
+            self.start += take;
         }
-        // `parse_header` keeps the data length of a `VA` reply to itself; it is the
-        // first token after the return code and was validated (bounded) there.
-        let length = line
-            .split(|&byte| byte == b' ')
-            .filter(|token| !token.is_empty())
-            .nth(1)
-            .and_then(|token| std::str::from_utf8(token).ok())
-            .and_then(|token| token.parse::<usize>().ok())
-            .ok_or_else(|| Failure::Garbage("VA reply without a data length".to_owned()))?;
-        let mut value = vec![0u8; length + 2];
-        let mut filled = 0;
-        while filled < value.len() {
-            let buffer = self.fill(deadline)?;
-            let take = buffer.len().min(value.len() - filled);
-            value[filled..filled + take].copy_from_slice(&buffer[..take]);
-            self.reader.consume(take);
-            filled += take;
+        let mut terminator = [0u8; 2];
+        for byte in &mut terminator {
+            *byte = self.fill(deadline)?[0];
+            self.start += 1;
         }
-        if !value.ends_with(b"\r\n") {
+        if terminator != *b"\r\n" {
             return Err(Failure::Garbage("data block not terminated by CRLF".to_owned()));
         }
-        value.truncate(length);
-        Ok(Reply::Meta(response, Some(value)))
+        Ok(Reply::Meta(header, Some(value)))
     }
 }
 
@@ -562,6 +823,65 @@ fn mix(mut x: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn encoded(op: CacheOp<'_>) -> String {
+        let mut out = Vec::new();
+        encode(&op, &mut out);
+        String::from_utf8(out).expect("requests are ASCII around ASCII values")
+    }
+
+    #[test]
+    fn requests_are_spelled_as_the_meta_protocol_wants() {
+        let check = |op: CacheOp<'_>, expect: &str| assert_eq!(encoded(op), expect, "{op:?}");
+        check(CacheOp::Get { key: "a:b=1", lease: None }, "mg a:b=1 v c f\r\n");
+        check(CacheOp::Get { key: "k", lease: Some(30) }, "mg k v c f N30\r\n");
+        check(CacheOp::GetCas { key: "k" }, "mg k c\r\n");
+        check(CacheOp::Set { key: "k", value: b"xy", ttl: 0 }, "ms k 2 T0 F1\r\nxy\r\n");
+        check(
+            CacheOp::Cas { key: "k", value: b"", ttl: 600, cas: u64::MAX },
+            "ms k 0 T600 F1 C18446744073709551615\r\n\r\n",
+        );
+        check(CacheOp::Append { key: "k", value: b"12," }, "ms k 3 MA\r\n12,\r\n");
+        check(CacheOp::Delete { key: "k" }, "md k\r\n");
+    }
+
+    #[test]
+    fn reply_headers_are_parsed_in_place() {
+        let header = Header::parse(b"VA 185 c203 f1").expect("a VA header");
+        assert_eq!(
+            header,
+            Header {
+                rc: ReturnCode::Va,
+                length: Some(185),
+                cas: Flag::Number(203),
+                client_flags: Flag::Number(1),
+                won: false,
+                busy: false
+            }
+        );
+        let lease = Header::parse(b"VA 0 c9 f0 W").expect("a lease header");
+        assert!(lease.won && !lease.busy && lease.length == Some(0));
+        assert!(Header::parse(b"VA 0 c9 f0 Z").expect("a busy header").busy);
+        assert_eq!(Header::parse(b"HD c18446744073709551615").map(|h| h.cas), Ok(Flag::Number(u64::MAX)));
+        assert_eq!(Header::parse(b"HD c18446744073709551616").map(|h| h.cas), Ok(Flag::Malformed));
+        assert_eq!(Header::parse(b"HD c-1").map(|h| h.cas), Ok(Flag::Malformed));
+        assert_eq!(Header::parse(b"EN").map(|h| (h.rc, h.cas)), Ok((ReturnCode::En, Flag::Absent)));
+        for garbage in [&b""[..], b"HELLO", b"VA", b"VA banana", b"VA -1", b"VA 1073741825", b"CLIENT_ERROR bad"] {
+            assert!(Header::parse(garbage).is_err(), "{:?}", String::from_utf8_lossy(garbage));
+        }
+    }
+
+    #[test]
+    fn decimals_round_trip() {
+        for n in [0, 7, 10, 99, 1_000_000, u64::MAX] {
+            let mut out = Vec::new();
+            push_decimal(&mut out, n);
+            assert_eq!(out, n.to_string().as_bytes());
+            assert_eq!(parse_decimal(&out), Some(n));
+        }
+        assert_eq!(parse_decimal(b""), None);
+        assert_eq!(parse_decimal(b"+1"), None);
+    }
 
     #[test]
     fn routing_is_stable_and_moves_only_the_removed_servers_keys() {

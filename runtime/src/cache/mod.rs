@@ -19,6 +19,11 @@ pub enum CacheOp<'a> {
     /// it wins the lease ([`CacheReply::LeaseWon`]); others see
     /// [`CacheReply::LeaseBusy`] until the placeholder is replaced or expires.
     Get { key: &'a str, lease: Option<u32> },
+    /// Only the CAS token of a stored item, without its value (memcached's
+    /// `mg <key> c`): [`CacheReply::Present`] or [`CacheReply::Miss`]. Never takes a
+    /// lease and never changes anything; it answers "is this still the item I read?"
+    /// without moving the value again. A lease placeholder is an item like any other.
+    GetCas { key: &'a str },
     /// Stores unconditionally.
     Set { key: &'a str, value: &'a [u8], ttl: u32 },
     /// Stores only when the item still has CAS `cas` (a fill under lease, a
@@ -35,6 +40,7 @@ impl CacheOp<'_> {
     pub fn key(&self) -> &str {
         match self {
             CacheOp::Get { key, .. }
+            | CacheOp::GetCas { key }
             | CacheOp::Set { key, .. }
             | CacheOp::Cas { key, .. }
             | CacheOp::Append { key, .. }
@@ -52,7 +58,11 @@ pub enum CacheReply {
         value: Vec<u8>,
         cas: u64,
     },
-    /// Absent (a `Get` without lease).
+    /// Present, with this CAS (the answer to a [`CacheOp::GetCas`]).
+    Present {
+        cas: u64,
+    },
+    /// Absent (a `Get` without lease, or a `GetCas`).
     Miss,
     /// Absent; this caller created the placeholder and should fill it with
     /// `Cas { cas, .. }`.
