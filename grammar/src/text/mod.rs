@@ -28,6 +28,8 @@
 //! * Parentheses only group: `(a and b) and c` keeps its inner `And`; only an
 //!   unparenthesised chain is flattened into one n-ary node.
 
+mod fast;
+
 use std::borrow::Cow;
 
 use pest::Parser as _;
@@ -52,8 +54,37 @@ pub const MAX_DEPTH: usize = 200;
 struct LambdaParser;
 
 /// Parses `lambda <param>: <body>`.
+///
+/// The common queries are read by the hand-written [`fast`] path; whatever it does
+/// not fully understand (every error among it) goes to the pest grammar, which
+/// stays the authority for the language and for every error message. Both build
+/// the same [`Lambda`], spans included (tested differentially in
+/// `grammar/tests/text_fast_path.rs`).
 pub fn parse(src: &str) -> Result<Lambda, Errors> {
     check_nesting(src)?;
+    if let Some(lambda) = fast::parse(src) {
+        return Ok(lambda);
+    }
+    parse_pest(src)
+}
+
+/// [`parse`] through the pest grammar alone, without the fast path: the reference
+/// the fast path is tested against.
+pub fn parse_with_pest(src: &str) -> Result<Lambda, Errors> {
+    check_nesting(src)?;
+    parse_pest(src)
+}
+
+/// The fast path alone: `Some` exactly when it reads `src` completely, and then the
+/// same [`Lambda`] as [`parse_with_pest`]; `None` (decline) for everything else.
+/// For tests and benchmarks; [`parse`] is the entry point.
+pub fn parse_fast(src: &str) -> Option<Lambda> {
+    check_nesting(src).ok()?;
+    fast::parse(src)
+}
+
+/// The pest grammar and the lowering of its pairs (nesting already checked).
+fn parse_pest(src: &str) -> Result<Lambda, Errors> {
     let mut pairs = LambdaParser::parse(Rule::lambda, src).map_err(|e| syntax_error(src, &e))?;
     // The `lambda` rule matched, so there is exactly one pair for it.
     let Some(lambda) = pairs.next() else {
@@ -628,40 +659,20 @@ impl<'i> Lowerer<'i> {
 
     fn number(&mut self, pair: &Pair<'i, Rule>, negative: bool) -> Lowered {
         let span = span_of(pair);
-        let raw = pair.as_str();
-        let text: Cow<'_, str> = if raw.contains('_') {
-            Cow::Owned(raw.chars().filter(|&c| c != '_').collect())
-        } else {
-            Cow::Borrowed(raw)
-        };
-        // The grammar's `float` always has a `.` or an exponent, its `int` never does.
-        let is_float = raw.bytes().any(|b| matches!(b, b'.' | b'e' | b'E'));
-        let value = if is_float {
-            match text.parse::<f64>() {
-                Ok(x) => Value::Float(if negative { -x } else { x }),
-                Err(_) => return self.error(syntax("a number"), span),
-            }
-        } else {
-            if text.len() > 1 && text.starts_with('0') && text.bytes().any(|b| b != b'0') {
-                return self.error_with_hint(
-                    syntax("a number without leading zeros"),
-                    span,
-                    "Python does not allow leading zeros in decimal integers",
-                );
-            }
-            let signed = if negative { Cow::Owned(format!("-{text}")) } else { text };
-            match signed.parse::<i64>() {
-                Ok(i) => Value::Int(i),
-                Err(_) => {
-                    return self.error_with_hint(
-                        syntax(format!("an integer between {} and {}", i64::MIN, i64::MAX)),
-                        span,
-                        "write a float literal (`1e20`) for larger numbers",
-                    );
-                }
-            }
-        };
-        Lowered { expr: Expr::new(ExprKind::Lit(value), span), depth: 1 }
+        match number_value(pair.as_str(), negative) {
+            Ok(value) => Lowered { expr: Expr::new(ExprKind::Lit(value), span), depth: 1 },
+            Err(NumberError::NotANumber) => self.error(syntax("a number"), span),
+            Err(NumberError::LeadingZeros) => self.error_with_hint(
+                syntax("a number without leading zeros"),
+                span,
+                "Python does not allow leading zeros in decimal integers",
+            ),
+            Err(NumberError::OutOfRange) => self.error_with_hint(
+                syntax(format!("an integer between {} and {}", i64::MIN, i64::MAX)),
+                span,
+                "write a float literal (`1e20`) for larger numbers",
+            ),
+        }
     }
 
     fn string(&mut self, pair: Pair<'i, Rule>) -> Lowered {
@@ -832,6 +843,37 @@ impl<'i> Lowerer<'i> {
             depth,
         )
     }
+}
+
+/// Why a number literal's text has no value.
+enum NumberError {
+    /// Not a float Rust can read (the grammar should not let one through).
+    NotANumber,
+    /// `007`: Python refuses leading zeros in decimal integers.
+    LeadingZeros,
+    /// An integer outside `i64`.
+    OutOfRange,
+}
+
+/// The value of a number literal as the grammar's `number` rule matched it, negated
+/// when a `-` directly in front of it is folded into it. Shared by the pest path and
+/// the fast path ([`fast`]), so both read every literal the same way.
+fn number_value(raw: &str, negative: bool) -> Result<Value, NumberError> {
+    let text: Cow<'_, str> =
+        if raw.contains('_') { Cow::Owned(raw.chars().filter(|&c| c != '_').collect()) } else { Cow::Borrowed(raw) };
+    // The grammar's `float` always has a `.` or an exponent, its `int` never does.
+    let is_float = raw.bytes().any(|b| matches!(b, b'.' | b'e' | b'E'));
+    if is_float {
+        return match text.parse::<f64>() {
+            Ok(x) => Ok(Value::Float(if negative { -x } else { x })),
+            Err(_) => Err(NumberError::NotANumber),
+        };
+    }
+    if text.len() > 1 && text.starts_with('0') && text.bytes().any(|b| b != b'0') {
+        return Err(NumberError::LeadingZeros);
+    }
+    let signed = if negative { Cow::Owned(format!("-{text}")) } else { text };
+    signed.parse::<i64>().map(Value::Int).map_err(|_| NumberError::OutOfRange)
 }
 
 /// Source text for a message, shortened when long.
