@@ -139,7 +139,7 @@ fn like(subject: Expr, pattern: Expr) -> Expr {
         any: false,
         expr: Box::new(operand(subject)),
         pattern: Box::new(pattern),
-        escape_char: Some(Box::new(constant_string(&LIKE_ESCAPE.to_string()))),
+        escape_char: Some(Box::new(constant_string(LIKE_ESCAPE.encode_utf8(&mut [0; 4])))),
     }
 }
 
@@ -427,8 +427,25 @@ impl SqlDialect for Postgres {
         '"'
     }
 
+    /// `$n`, written without the formatting machinery: one placeholder per bound
+    /// value is built on every statement.
     fn placeholder(&self, n: usize) -> String {
-        format!("${n}")
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut rest = n;
+        loop {
+            at -= 1;
+            // `rest % 10` is a single decimal digit, so the cast cannot truncate.
+            digits[at] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        let mut text = String::with_capacity(1 + digits.len() - at);
+        text.push('$');
+        text.extend(digits[at..].iter().map(|&d| char::from(d)));
+        text
     }
 
     fn null_safe_eq(&self, a: Expr, b: Expr, negated: bool) -> Expr {
