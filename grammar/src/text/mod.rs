@@ -144,23 +144,31 @@ fn span_of(pair: &Pair<'_, Rule>) -> Span {
 /// Rejects bracket nesting deeper than [`MAX_NESTING`] before pest sees the text.
 /// String literals are skipped so that `"((("` is not counted.
 fn check_nesting(src: &str) -> Result<(), Errors> {
+    // The depth never exceeds the number of opening brackets: a query with few of
+    // them (every common one) needs no scan of its strings.
+    if src.bytes().filter(|&b| b == b'(' || b == b'[').count() <= MAX_NESTING {
+        return Ok(());
+    }
+    // Bytes, not chars: every byte this looks for is ASCII, and no byte of a
+    // multi-byte UTF-8 character is (an escaped one's later bytes are skipped as
+    // ordinary string content), so `i` is the same byte offset either way.
     let mut depth = 0usize;
-    let mut quote: Option<char> = None;
+    let mut quote: Option<u8> = None;
     let mut escaped = false;
-    for (i, ch) in src.char_indices() {
+    for (i, &b) in src.as_bytes().iter().enumerate() {
         if let Some(q) = quote {
             if escaped {
                 escaped = false;
-            } else if ch == '\\' {
+            } else if b == b'\\' {
                 escaped = true;
-            } else if ch == q || ch == '\n' {
+            } else if b == q || b == b'\n' {
                 quote = None;
             }
             continue;
         }
-        match ch {
-            '"' | '\'' => quote = Some(ch),
-            '(' | '[' => {
+        match b {
+            b'"' | b'\'' => quote = Some(b),
+            b'(' | b'[' => {
                 depth += 1;
                 if depth > MAX_NESTING {
                     return Err(Errors::one(
@@ -172,7 +180,7 @@ fn check_nesting(src: &str) -> Result<(), Errors> {
                     ));
                 }
             }
-            ')' | ']' => depth = depth.saturating_sub(1),
+            b')' | b']' => depth = depth.saturating_sub(1),
             _ => {}
         }
     }
