@@ -121,12 +121,19 @@ fn like_pattern(op: StrOp, needle: &str, escape: char) -> String {
     wrap(op, &escaped, "%")
 }
 
+/// The escaped needle with the "any characters" wildcard where the test leaves the
+/// text open, concatenated directly (one pattern is built per string test).
 fn wrap(op: StrOp, escaped: &str, any: &str) -> String {
-    match op {
-        StrOp::StartsWith => format!("{escaped}{any}"),
-        StrOp::EndsWith => format!("{any}{escaped}"),
-        StrOp::Contains => format!("{any}{escaped}{any}"),
-    }
+    let (before, after) = match op {
+        StrOp::StartsWith => ("", any),
+        StrOp::EndsWith => (any, ""),
+        StrOp::Contains => (any, any),
+    };
+    let mut pattern = String::with_capacity(before.len() + escaped.len() + after.len());
+    pattern.push_str(before);
+    pattern.push_str(escaped);
+    pattern.push_str(after);
+    pattern
 }
 
 /// The escape character of `LIKE` patterns. Not `\`: MySQL reads a backslash inside
