@@ -1,5 +1,7 @@
 //! The text form: Python lambda syntax, parsed with the pest grammar in
-//! `lambda.pest`, lowered to [`crate::ir::Lambda`] with byte spans.
+//! `lambda.pest`, lowered to [`crate::ir::Lambda`] with byte spans. The common
+//! queries take a hand-written fast path ([`fast`]) that builds the same `Lambda`
+//! and leaves everything else, every error included, to the grammar.
 //!
 //! * `parse(src)` accepts exactly the language table of DESIGN.md in Python spelling:
 //!   `lambda c: c.category_id in (2, 5) and not c.first_name.startswith("m")`,
