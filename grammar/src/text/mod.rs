@@ -1,6 +1,6 @@
 //! The text form: Python lambda syntax, parsed with the pest grammar in
 //! `lambda.pest`, lowered to [`crate::ir::Lambda`] with byte spans. The common
-//! queries take a hand-written fast path ([`fast`]) that builds the same `Lambda`
+//! queries take a hand-written fast path (`text/fast.rs`) that builds the same `Lambda`
 //! and leaves everything else, every error included, to the grammar.
 //!
 //! * `parse(src)` accepts exactly the language table of DESIGN.md in Python spelling:
@@ -57,7 +57,7 @@ struct LambdaParser;
 
 /// Parses `lambda <param>: <body>`.
 ///
-/// The common queries are read by the hand-written [`fast`] path; whatever it does
+/// The common queries are read by the hand-written fast path (`text/fast.rs`); whatever it does
 /// not fully understand (every error among it) goes to the pest grammar, which
 /// stays the authority for the language and for every error message. Both build
 /// the same [`Lambda`], spans included (tested differentially in
@@ -867,7 +867,7 @@ enum NumberError {
 
 /// The value of a number literal as the grammar's `number` rule matched it, negated
 /// when a `-` directly in front of it is folded into it. Shared by the pest path and
-/// the fast path ([`fast`]), so both read every literal the same way.
+/// the fast path (`text/fast.rs`), so both read every literal the same way.
 fn number_value(raw: &str, negative: bool) -> Result<Value, NumberError> {
     let text: Cow<'_, str> =
         if raw.contains('_') { Cow::Owned(raw.chars().filter(|&c| c != '_').collect()) } else { Cow::Borrowed(raw) };
