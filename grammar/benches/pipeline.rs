@@ -90,6 +90,10 @@ fn report(c: &mut Criterion) {
         b.iter(|| black_box(prepare_text(&schema, black_box(REPORT_QUERY), &param_types, Access::Indexed, limit).ok()))
     });
     g.bench_function("parse", |b| b.iter(|| black_box(text::parse(black_box(REPORT_QUERY)).ok())));
+    // The same query through the pest grammar alone (what `parse` falls back to).
+    g.bench_function("parse (pest only)", |b| {
+        b.iter(|| black_box(text::parse_with_pest(black_box(REPORT_QUERY)).ok()))
+    });
 
     let lambda = valid(text::parse(REPORT_QUERY));
     g.bench_function("check", |b| {

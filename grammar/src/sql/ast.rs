@@ -134,6 +134,12 @@ pub(crate) fn table(name: ObjectName) -> TableWithJoins {
 
 /// `SELECT <projection> FROM <table> [WHERE <selection>]`.
 pub(crate) fn select(projection: Vec<Expr>, from: ObjectName, selection: Option<Expr>) -> Select {
+    select_items(projection.into_iter().map(SelectItem::UnnamedExpr).collect(), from, selection)
+}
+
+/// [`select`] over projection items built by the caller (all columns are built as
+/// items directly, without a vector of expressions in between).
+pub(crate) fn select_items(projection: Vec<SelectItem>, from: ObjectName, selection: Option<Expr>) -> Select {
     Select {
         select_token: AttachedToken::empty(),
         optimizer_hints: Vec::new(),
@@ -141,7 +147,7 @@ pub(crate) fn select(projection: Vec<Expr>, from: ObjectName, selection: Option<
         select_modifiers: None,
         top: None,
         top_before_distinct: false,
-        projection: projection.into_iter().map(SelectItem::UnnamedExpr).collect(),
+        projection,
         exclude: None,
         into: None,
         from: vec![table(from)],

@@ -121,12 +121,19 @@ fn like_pattern(op: StrOp, needle: &str, escape: char) -> String {
     wrap(op, &escaped, "%")
 }
 
+/// The escaped needle with the "any characters" wildcard where the test leaves the
+/// text open, concatenated directly (one pattern is built per string test).
 fn wrap(op: StrOp, escaped: &str, any: &str) -> String {
-    match op {
-        StrOp::StartsWith => format!("{escaped}{any}"),
-        StrOp::EndsWith => format!("{any}{escaped}"),
-        StrOp::Contains => format!("{any}{escaped}{any}"),
-    }
+    let (before, after) = match op {
+        StrOp::StartsWith => ("", any),
+        StrOp::EndsWith => (any, ""),
+        StrOp::Contains => (any, any),
+    };
+    let mut pattern = String::with_capacity(before.len() + escaped.len() + after.len());
+    pattern.push_str(before);
+    pattern.push_str(escaped);
+    pattern.push_str(after);
+    pattern
 }
 
 /// The escape character of `LIKE` patterns. Not `\`: MySQL reads a backslash inside
@@ -139,7 +146,7 @@ fn like(subject: Expr, pattern: Expr) -> Expr {
         any: false,
         expr: Box::new(operand(subject)),
         pattern: Box::new(pattern),
-        escape_char: Some(Box::new(constant_string(&LIKE_ESCAPE.to_string()))),
+        escape_char: Some(Box::new(constant_string(LIKE_ESCAPE.encode_utf8(&mut [0; 4])))),
     }
 }
 
@@ -427,8 +434,25 @@ impl SqlDialect for Postgres {
         '"'
     }
 
+    /// `$n`, written without the formatting machinery: one placeholder per bound
+    /// value is built on every statement.
     fn placeholder(&self, n: usize) -> String {
-        format!("${n}")
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut rest = n;
+        loop {
+            at -= 1;
+            // `rest % 10` is a single decimal digit, so the cast cannot truncate.
+            digits[at] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        let mut text = String::with_capacity(1 + digits.len() - at);
+        text.push('$');
+        text.extend(digits[at..].iter().map(|&d| char::from(d)));
+        text
     }
 
     fn null_safe_eq(&self, a: Expr, b: Expr, negated: bool) -> Expr {

@@ -29,7 +29,7 @@ mod emit;
 
 use sqlparser::ast::{
     BinaryOperator, Expr as SqlExpr, LimitClause, Offset, OffsetRows, OrderByExpr, OrderByKind, OrderByOptions,
-    OrderBySort, SetExpr, Statement,
+    OrderBySort, SelectItem, SetExpr, Statement,
 };
 
 use crate::check::Aggregate;
@@ -94,11 +94,17 @@ impl Dialect {
 }
 
 fn finish(statement: impl std::fmt::Display, emitter: Emitter<'_>) -> SqlQuery {
-    SqlQuery { text: statement.to_string(), params: emitter.values }
+    use std::fmt::Write as _;
+    // Sized for a typical statement, so that rendering rarely grows the string.
+    let mut text = String::with_capacity(256);
+    // Writing into a `String` cannot fail; sqlparser's `Display` only fails if the
+    // writer does.
+    let _ = write!(text, "{statement}");
+    SqlQuery { text, params: emitter.values }
 }
 
-fn all_columns(e: &Emitter<'_>) -> Vec<SqlExpr> {
-    (0..e.schema.columns.len()).map(|i| e.column(i)).collect()
+fn all_columns(e: &Emitter<'_>) -> Vec<SelectItem> {
+    (0..e.schema.columns.len()).map(|i| SelectItem::UnnamedExpr(e.column(i))).collect()
 }
 
 fn filter_sql(e: &mut Emitter<'_>, filter: Option<&Expr>) -> Result<Option<SqlExpr>, SqlError> {
@@ -115,7 +121,7 @@ pub fn select(d: Dialect, schema: &Schema, spec: SelectSpec<'_>, params: &dyn Pa
     let mut e = Emitter::new(d.imp(), schema, params);
     let projection = all_columns(&e);
     let selection = filter_sql(&mut e, spec.filter)?;
-    let mut query = ast::query(SetExpr::Select(Box::new(ast::select(projection, e.table(), selection))));
+    let mut query = ast::query(SetExpr::Select(Box::new(ast::select_items(projection, e.table(), selection))));
 
     // Ties are broken by the key, so that a page (`LIMIT`/`OFFSET`) is the same on
     // every run and the same as the in-memory path, which orders the same way.
@@ -211,7 +217,7 @@ pub fn node_rows(d: Dialect, schema: &Schema, nodes: &[(usize, &[Value])]) -> Sq
         })
         .collect();
     let selection = ast::fold(alternatives, BinaryOperator::Or).unwrap_or_else(ast::constant_false);
-    let select = ast::select(projection, e.table(), Some(selection));
+    let select = ast::select_items(projection, e.table(), Some(selection));
     finish(Statement::Query(Box::new(ast::query(SetExpr::Select(Box::new(select))))), e)
 }
 
@@ -243,7 +249,7 @@ pub fn rows_by_keys(d: Dialect, schema: &Schema, keys: &[Value]) -> SqlQuery {
     let key = e.column(schema.key);
     let key = if schema.key_column().ty == Type::Text { e.dialect.bytewise(key, false) } else { key };
     let selection = e.in_values(key, keys.to_vec());
-    let select = ast::select(projection, e.table(), Some(selection));
+    let select = ast::select_items(projection, e.table(), Some(selection));
     finish(Statement::Query(Box::new(ast::query(SetExpr::Select(Box::new(select))))), e)
 }
 

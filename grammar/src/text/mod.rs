@@ -1,5 +1,7 @@
 //! The text form: Python lambda syntax, parsed with the pest grammar in
-//! `lambda.pest`, lowered to [`crate::ir::Lambda`] with byte spans.
+//! `lambda.pest`, lowered to [`crate::ir::Lambda`] with byte spans. The common
+//! queries take a hand-written fast path (`text/fast.rs`) that builds the same `Lambda`
+//! and leaves everything else, every error included, to the grammar.
 //!
 //! * `parse(src)` accepts exactly the language table of DESIGN.md in Python spelling:
 //!   `lambda c: c.category_id in (2, 5) and not c.first_name.startswith("m")`,
@@ -28,6 +30,8 @@
 //! * Parentheses only group: `(a and b) and c` keeps its inner `And`; only an
 //!   unparenthesised chain is flattened into one n-ary node.
 
+mod fast;
+
 use std::borrow::Cow;
 
 use pest::Parser as _;
@@ -52,8 +56,37 @@ pub const MAX_DEPTH: usize = 200;
 struct LambdaParser;
 
 /// Parses `lambda <param>: <body>`.
+///
+/// The common queries are read by the hand-written fast path (`text/fast.rs`); whatever it does
+/// not fully understand (every error among it) goes to the pest grammar, which
+/// stays the authority for the language and for every error message. Both build
+/// the same [`Lambda`], spans included (tested differentially in
+/// `grammar/tests/text_fast_path.rs`).
 pub fn parse(src: &str) -> Result<Lambda, Errors> {
     check_nesting(src)?;
+    if let Some(lambda) = fast::parse(src) {
+        return Ok(lambda);
+    }
+    parse_pest(src)
+}
+
+/// [`parse`] through the pest grammar alone, without the fast path: the reference
+/// the fast path is tested against.
+pub fn parse_with_pest(src: &str) -> Result<Lambda, Errors> {
+    check_nesting(src)?;
+    parse_pest(src)
+}
+
+/// The fast path alone: `Some` exactly when it reads `src` completely, and then the
+/// same [`Lambda`] as [`parse_with_pest`]; `None` (decline) for everything else.
+/// For tests and benchmarks; [`parse`] is the entry point.
+pub fn parse_fast(src: &str) -> Option<Lambda> {
+    check_nesting(src).ok()?;
+    fast::parse(src)
+}
+
+/// The pest grammar and the lowering of its pairs (nesting already checked).
+fn parse_pest(src: &str) -> Result<Lambda, Errors> {
     let mut pairs = LambdaParser::parse(Rule::lambda, src).map_err(|e| syntax_error(src, &e))?;
     // The `lambda` rule matched, so there is exactly one pair for it.
     let Some(lambda) = pairs.next() else {
@@ -113,23 +146,31 @@ fn span_of(pair: &Pair<'_, Rule>) -> Span {
 /// Rejects bracket nesting deeper than [`MAX_NESTING`] before pest sees the text.
 /// String literals are skipped so that `"((("` is not counted.
 fn check_nesting(src: &str) -> Result<(), Errors> {
+    // The depth never exceeds the number of opening brackets: a query with few of
+    // them (every common one) needs no scan of its strings.
+    if src.bytes().filter(|&b| b == b'(' || b == b'[').count() <= MAX_NESTING {
+        return Ok(());
+    }
+    // Bytes, not chars: every byte this looks for is ASCII, and no byte of a
+    // multi-byte UTF-8 character is (an escaped one's later bytes are skipped as
+    // ordinary string content), so `i` is the same byte offset either way.
     let mut depth = 0usize;
-    let mut quote: Option<char> = None;
+    let mut quote: Option<u8> = None;
     let mut escaped = false;
-    for (i, ch) in src.char_indices() {
+    for (i, &b) in src.as_bytes().iter().enumerate() {
         if let Some(q) = quote {
             if escaped {
                 escaped = false;
-            } else if ch == '\\' {
+            } else if b == b'\\' {
                 escaped = true;
-            } else if ch == q || ch == '\n' {
+            } else if b == q || b == b'\n' {
                 quote = None;
             }
             continue;
         }
-        match ch {
-            '"' | '\'' => quote = Some(ch),
-            '(' | '[' => {
+        match b {
+            b'"' | b'\'' => quote = Some(b),
+            b'(' | b'[' => {
                 depth += 1;
                 if depth > MAX_NESTING {
                     return Err(Errors::one(
@@ -141,7 +182,7 @@ fn check_nesting(src: &str) -> Result<(), Errors> {
                     ));
                 }
             }
-            ')' | ']' => depth = depth.saturating_sub(1),
+            b')' | b']' => depth = depth.saturating_sub(1),
             _ => {}
         }
     }
@@ -628,40 +669,20 @@ impl<'i> Lowerer<'i> {
 
     fn number(&mut self, pair: &Pair<'i, Rule>, negative: bool) -> Lowered {
         let span = span_of(pair);
-        let raw = pair.as_str();
-        let text: Cow<'_, str> = if raw.contains('_') {
-            Cow::Owned(raw.chars().filter(|&c| c != '_').collect())
-        } else {
-            Cow::Borrowed(raw)
-        };
-        // The grammar's `float` always has a `.` or an exponent, its `int` never does.
-        let is_float = raw.bytes().any(|b| matches!(b, b'.' | b'e' | b'E'));
-        let value = if is_float {
-            match text.parse::<f64>() {
-                Ok(x) => Value::Float(if negative { -x } else { x }),
-                Err(_) => return self.error(syntax("a number"), span),
-            }
-        } else {
-            if text.len() > 1 && text.starts_with('0') && text.bytes().any(|b| b != b'0') {
-                return self.error_with_hint(
-                    syntax("a number without leading zeros"),
-                    span,
-                    "Python does not allow leading zeros in decimal integers",
-                );
-            }
-            let signed = if negative { Cow::Owned(format!("-{text}")) } else { text };
-            match signed.parse::<i64>() {
-                Ok(i) => Value::Int(i),
-                Err(_) => {
-                    return self.error_with_hint(
-                        syntax(format!("an integer between {} and {}", i64::MIN, i64::MAX)),
-                        span,
-                        "write a float literal (`1e20`) for larger numbers",
-                    );
-                }
-            }
-        };
-        Lowered { expr: Expr::new(ExprKind::Lit(value), span), depth: 1 }
+        match number_value(pair.as_str(), negative) {
+            Ok(value) => Lowered { expr: Expr::new(ExprKind::Lit(value), span), depth: 1 },
+            Err(NumberError::NotANumber) => self.error(syntax("a number"), span),
+            Err(NumberError::LeadingZeros) => self.error_with_hint(
+                syntax("a number without leading zeros"),
+                span,
+                "Python does not allow leading zeros in decimal integers",
+            ),
+            Err(NumberError::OutOfRange) => self.error_with_hint(
+                syntax(format!("an integer between {} and {}", i64::MIN, i64::MAX)),
+                span,
+                "write a float literal (`1e20`) for larger numbers",
+            ),
+        }
     }
 
     fn string(&mut self, pair: Pair<'i, Rule>) -> Lowered {
@@ -832,6 +853,37 @@ impl<'i> Lowerer<'i> {
             depth,
         )
     }
+}
+
+/// Why a number literal's text has no value.
+enum NumberError {
+    /// Not a float Rust can read (the grammar should not let one through).
+    NotANumber,
+    /// `007`: Python refuses leading zeros in decimal integers.
+    LeadingZeros,
+    /// An integer outside `i64`.
+    OutOfRange,
+}
+
+/// The value of a number literal as the grammar's `number` rule matched it, negated
+/// when a `-` directly in front of it is folded into it. Shared by the pest path and
+/// the fast path (`text/fast.rs`), so both read every literal the same way.
+fn number_value(raw: &str, negative: bool) -> Result<Value, NumberError> {
+    let text: Cow<'_, str> =
+        if raw.contains('_') { Cow::Owned(raw.chars().filter(|&c| c != '_').collect()) } else { Cow::Borrowed(raw) };
+    // The grammar's `float` always has a `.` or an exponent, its `int` never does.
+    let is_float = raw.bytes().any(|b| matches!(b, b'.' | b'e' | b'E'));
+    if is_float {
+        return match text.parse::<f64>() {
+            Ok(x) => Ok(Value::Float(if negative { -x } else { x })),
+            Err(_) => Err(NumberError::NotANumber),
+        };
+    }
+    if text.len() > 1 && text.starts_with('0') && text.bytes().any(|b| b != b'0') {
+        return Err(NumberError::LeadingZeros);
+    }
+    let signed = if negative { Cow::Owned(format!("-{text}")) } else { text };
+    signed.parse::<i64>().map(Value::Int).map_err(|_| NumberError::OutOfRange)
 }
 
 /// Source text for a message, shortened when long.
