@@ -530,12 +530,23 @@ fn snapshot_nodes<T: Model>(inner: &StoreInner, schema: &Schema, nodes: &mut [No
         nodes.iter().filter_map(|n| n.node.index.map(|i| (i, n.node.values.as_slice()))).collect();
     let query = sql::node_rows(inner.db.dialect(), schema, &specs);
     let rows: Vec<T> = load_rows(inner, &query)?;
+    // Read *after* the rows (K10): the rows of an update whose cache batch has not
+    // landed yet, which may be leaving these nodes while their new node does not
+    // list them yet. Kept as candidates of every node filled here, so that a node
+    // never loses an id before its new node has it; the predicate drops them from
+    // answers and lazy removal from nodes once the database says where they live.
+    let in_flight = inner.outbox.in_flight(inner, &schema.table, schema.key_column().ty)?;
     for n in nodes.iter_mut() {
         n.ids = rows
             .iter()
             .filter(|r| node_matches(schema, &n.node, &|c| r.column_value(c)))
             .map(|r| r.key().into())
             .collect();
+        for id in &in_flight {
+            if !n.ids.contains(id) {
+                n.ids.push(id.clone());
+            }
+        }
         // The cached list is superseded by the snapshot: nothing to clean.
         n.read_cas = None;
     }

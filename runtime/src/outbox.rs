@@ -16,6 +16,17 @@
 //! Deleting a key is always safe: fills happen under a lease taken *before* the
 //! database read, so a delete can only make a concurrent fill fail, never make it
 //! store older data. Applying an entry twice is therefore harmless.
+//!
+//! An entry also names the rows its write *updated* (`moved`), for node fills. An
+//! updated row may leave a node, and its id reaches its new node only with the cache
+//! batch, after the commit. A node filled from the database in between would no
+//! longer list the id while the new node does not list it yet, and a query over
+//! both nodes (`bucket in (1, 2)`) would miss a row that matched throughout (K10 in
+//! RELIABILITY.md). So a fill reads the rows first and then the in-flight entries
+//! ([`Outbox::in_flight`]), and keeps every id they name as a candidate: any write
+//! the rows already show has its entry visible to the later read unless its batch
+//! has landed (entries go only after that), and the in-memory predicate and lazy
+//! removal deal with a candidate that does not belong.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -44,6 +55,7 @@ fn schema() -> &'static Schema {
             .column("id", Type::Int, false)
             .column("keys", Type::Text, false)
             .column("created_at", Type::Int, false)
+            .column("moved", Type::Text, true)
             .key("id")
             .index(&["created_at"], None)
     })
@@ -86,6 +98,15 @@ impl Outbox {
             return Ok(());
         }
         db.execute_ddl(&sql::create_table(db.dialect(), schema()))?;
+        // A table an older memdex created lacks `moved` (nullable, so it can be
+        // added in place): probe for it and add it.
+        let spec = SelectSpec { limit: Some(1), ..SelectSpec::default() };
+        let no_params: Vec<(String, Value)> = Vec::new();
+        let probe = sql::select(db.dialect(), schema(), spec, &no_params).map_err(|e| DbError::Query(e.to_string()))?;
+        if db.query(&probe, &[Type::Int, Type::Text, Type::Int, Type::Text]).is_err() {
+            let moved = schema().column_index("moved").unwrap_or(3);
+            db.execute_ddl(&[sql::add_column(db.dialect(), schema(), moved)])?;
+        }
         let _ = self.table_ready.set(());
         Ok(())
     }
@@ -103,9 +124,45 @@ impl Outbox {
         (x >> 1) as i64
     }
 
-    pub(crate) fn insert_sql(&self, dialect: Dialect, id: i64, keys: &[String]) -> SqlQuery {
-        let row = [Value::Int(id), Value::Text(keys.join("\n")), Value::Int(now_ms() as i64)];
+    pub(crate) fn insert_sql(&self, dialect: Dialect, id: i64, keys: &[String], moved: &[(String, Value)]) -> SqlQuery {
+        let row = [
+            Value::Int(id),
+            Value::Text(keys.join("\n")),
+            Value::Int(now_ms() as i64),
+            Value::Text(encode_moved(moved)),
+        ];
         sql::insert(dialect, schema(), &row)
+    }
+
+    /// The keys of `table`'s rows that writes committed and not yet known to be in
+    /// the cache have updated (every entry still in the table: pending ones, and done
+    /// ones not yet cleaned up). Node fills call it *after* reading their rows.
+    pub(crate) fn in_flight(&self, inner: &StoreInner, table: &str, key_type: Type) -> Result<Vec<Value>, Error> {
+        self.ensure_table(&*inner.db)?;
+        let filter = Expr::new(
+            ExprKind::IsNull { expr: Box::new(Expr::field("moved", Span::DUMMY)), negated: true },
+            Span::DUMMY,
+        );
+        let spec = SelectSpec { filter: Some(&filter), ..SelectSpec::default() };
+        let no_params: Vec<(String, Value)> = Vec::new();
+        let q =
+            sql::select(inner.db.dialect(), schema(), spec, &no_params).map_err(|e| Error::Config(e.to_string()))?;
+        inner.count_db(1);
+        let rows = inner.db.query(&q, &[Type::Int, Type::Text, Type::Int, Type::Text])?;
+        let mut ids = Vec::new();
+        for row in &rows {
+            let Some(Value::Text(moved)) = row.get(3) else { continue };
+            for (t, key) in decode_moved(moved) {
+                if t != table {
+                    continue;
+                }
+                match key_type {
+                    Type::Int => ids.extend(key.parse::<i64>().ok().map(Value::Int)),
+                    _ => ids.push(Value::Text(key)),
+                }
+            }
+        }
+        Ok(ids)
     }
 
     /// Deletes done entries inside the caller's write transaction (no extra round
@@ -215,7 +272,7 @@ impl Outbox {
         let params = vec![("cutoff".to_owned(), Value::Int(cutoff_ms as i64))];
         let q = sql::select(d, schema(), spec, &params).map_err(|e| Error::Config(e.to_string()))?;
         inner.count_db(1);
-        let rows = inner.db.query(&q, &[Type::Int, Type::Text, Type::Int])?;
+        let rows = inner.db.query(&q, &[Type::Int, Type::Text, Type::Int, Type::Text])?;
         let mut applied_ids = Vec::new();
         for row in rows {
             let (Some(Value::Int(id)), Some(Value::Text(keys))) = (row.first(), row.get(1)) else { continue };
@@ -234,6 +291,44 @@ impl Outbox {
     }
 }
 
+/// `(table, key)` pairs as length-prefixed text (`5:items2:17…`): table names and
+/// text keys may hold any character.
+fn encode_moved(moved: &[(String, Value)]) -> String {
+    let mut out = String::new();
+    for (table, key) in moved {
+        let key = match key {
+            Value::Text(s) => s.clone(),
+            other => other.to_string(),
+        };
+        for part in [table.as_str(), key.as_str()] {
+            out.push_str(&part.len().to_string());
+            out.push(':');
+            out.push_str(part);
+        }
+    }
+    out
+}
+
+/// The pairs of [`encode_moved`]; stops at the first malformed part (a foreign or
+/// damaged value names no row, which only makes a fill list fewer candidates than
+/// it could — the same as an entry already cleaned up).
+fn decode_moved(text: &str) -> Vec<(String, String)> {
+    let mut parts = Vec::new();
+    let mut rest = text;
+    while let Some((len, tail)) = rest.split_once(':') {
+        let Ok(len) = len.parse::<usize>() else { break };
+        let (Some(part), Some(tail)) = (tail.get(..len), tail.get(len..)) else { break };
+        parts.push(part.to_owned());
+        rest = tail;
+    }
+    let mut pairs = Vec::with_capacity(parts.len() / 2);
+    let mut it = parts.into_iter();
+    while let (Some(table), Some(key)) = (it.next(), it.next()) {
+        pairs.push((table, key));
+    }
+    pairs
+}
+
 /// Deletes keys in one batch; true when the cache confirmed every one.
 fn delete_keys(inner: &StoreInner, keys: &[String]) -> bool {
     let ops: Vec<CacheOp<'_>> = keys.iter().map(|key| CacheOp::Delete { key }).collect();
@@ -247,4 +342,30 @@ fn delete_ids(dialect: Dialect, ids: &[i64]) -> Result<SqlQuery, DbError> {
     );
     let params = vec![("ids".to_owned(), Value::List(ids.iter().map(|&i| Value::Int(i)).collect()))];
     sql::delete_where(dialect, schema(), &filter, &params).map_err(|e| DbError::Query(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn moved_rows_round_trip() {
+        let moved = vec![
+            ("item".to_owned(), Value::Int(-17)),
+            ("odd:table".to_owned(), Value::Text("a:b\n5:x ü".into())),
+            ("item".to_owned(), Value::Text(String::new())),
+        ];
+        let decoded = decode_moved(&encode_moved(&moved));
+        let want: Vec<(String, String)> = vec![
+            ("item".into(), "-17".into()),
+            ("odd:table".into(), "a:b\n5:x ü".into()),
+            ("item".into(), String::new()),
+        ];
+        assert_eq!(decoded, want);
+        assert_eq!(decode_moved(""), Vec::<(String, String)>::new());
+        // Damaged text yields the pairs before the damage, never a panic.
+        assert_eq!(decode_moved("4:item2:17x:zz"), vec![("item".to_owned(), "17".to_owned())]);
+        assert_eq!(decode_moved("99:item"), Vec::<(String, String)>::new());
+        assert_eq!(decode_moved("2:aü1:b"), Vec::<(String, String)>::new());
+    }
 }

@@ -137,7 +137,7 @@ impl Store {
                 // cache batch that fails after the commit — or a process that dies
                 // right after it — leaves a durable record that any process drains.
                 inner.count_db(1);
-                tx.execute(&inner.outbox.insert_sql(dialect, entry_id, &effects.keys))?;
+                tx.execute(&inner.outbox.insert_sql(dialect, entry_id, &effects.keys, &effects.moved))?;
             }
             inner.outbox.piggyback_cleanup(tx, dialect, inner)?;
             Ok(())
@@ -271,6 +271,9 @@ struct Effects {
     appends: Vec<(String, Vec<u8>)>,
     /// Every key above, for the outbox.
     keys: Vec<String>,
+    /// `(table, key)` of every updated row, for the outbox: a node filled from the
+    /// database before this write's cache batch lands keeps listing them.
+    moved: Vec<(String, Value)>,
     writes: u64,
 }
 
@@ -294,7 +297,7 @@ impl Transaction<'_> {
         storable::<T>(self.dialect, &values)?;
         self.inner.count_db(1);
         self.tx.execute(&sql::insert(self.dialect, T::schema(), &values))?;
-        self.record_row::<T>(&values);
+        self.record_row::<T>(&values, false);
         Ok(())
     }
 
@@ -306,7 +309,7 @@ impl Transaction<'_> {
         if changed == 0 {
             return Err(Error::NotFound { model: T::schema().model.clone(), key: values[T::schema().key].to_string() });
         }
-        self.record_row::<T>(&values);
+        self.record_row::<T>(&values, true);
         Ok(())
     }
 
@@ -326,10 +329,15 @@ impl Transaction<'_> {
         Ok(())
     }
 
-    fn record_row<T: Model>(&mut self, values: &[Value]) {
+    /// `updated`: the row existed before this write, so it may be leaving nodes that
+    /// still list it; the outbox entry names it (see `Outbox::in_flight`).
+    fn record_row<T: Model>(&mut self, values: &[Value], updated: bool) {
         let schema = T::schema();
         let keys = self.inner.keyspace::<T>();
         let id = &values[schema.key];
+        if updated && !schema.indexes.is_empty() {
+            self.effects.moved.push((schema.table.clone(), id.clone()));
+        }
         let object = keys.object(id);
         self.effects.keys.push(object.clone());
         self.effects.objects.push(object);

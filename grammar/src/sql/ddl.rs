@@ -16,6 +16,32 @@ use super::{Dialect, SqlQuery, finish};
 use crate::schema::Schema;
 use crate::value::{Type, Value};
 
+/// `ALTER TABLE t ADD COLUMN c <type>`: a nullable column added in place to a table
+/// an older version created (memdex's own outbox table).
+pub fn add_column(d: Dialect, schema: &Schema, column: usize) -> String {
+    let dialect = d.imp();
+    let q = dialect.quote();
+    let c = &schema.columns[column];
+    let column_def =
+        ColumnDef { name: ident(q, &c.name), data_type: dialect.column_type(c.ty, false), options: Vec::new() };
+    Statement::AlterTable(sqlparser::ast::AlterTable {
+        name: ast::object_name(q, &schema.table),
+        if_exists: false,
+        only: false,
+        operations: vec![sqlparser::ast::AlterTableOperation::AddColumn {
+            column_keyword: true,
+            if_not_exists: false,
+            column_def,
+            column_position: None,
+        }],
+        location: None,
+        on_cluster: None,
+        table_type: None,
+        end_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+    })
+    .to_string()
+}
+
 /// `CREATE TABLE IF NOT EXISTS …` (key as primary key, NOT NULL on non-Option
 /// columns) and one `CREATE INDEX IF NOT EXISTS` per declared index. MySQL has no
 /// `IF NOT EXISTS` for indexes: emit plain `CREATE INDEX` there.

@@ -40,7 +40,7 @@ use crate::value::{Type, Value};
 use dialect::SqlDialect;
 use emit::Emitter;
 
-pub use ddl::{IndexedTextTooLong, check_indexed_text, create_table, delete, insert, update};
+pub use ddl::{IndexedTextTooLong, add_column, check_indexed_text, create_table, delete, insert, update};
 
 /// The SQL dialects memdex emits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -21,6 +21,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use rusqlite::config::DbConfig;
 use rusqlite::functions::FunctionFlags;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
@@ -129,6 +130,12 @@ fn open_connection(location: &Location, options: &SqliteOptions) -> Result<Conne
     .map_err(connect_err)?;
     conn.busy_timeout(options.busy_timeout).map_err(connect_err)?;
     conn.set_prepared_statement_cache_capacity(options.statement_cache);
+    // SQLite reads a double-quoted name that is no column as a string literal (for
+    // compatibility with old schemas): a misspelt or missing column would then be a
+    // constant, not an error. memdex quotes every identifier, so it turns that off.
+    for config in [DbConfig::SQLITE_DBCONFIG_DQS_DML, DbConfig::SQLITE_DBCONFIG_DQS_DDL] {
+        conn.set_db_config(config, false).map_err(connect_err)?;
+    }
     if let Location::File(_) = location {
         // WAL lets readers run while a writer writes; NORMAL sync is durable across
         // application crashes in WAL mode and only risks the last commits on power loss.
