@@ -498,21 +498,29 @@ enum OnLost {
     Keep,
 }
 
-/// The third batch: CAS stores and deletes, sent together.
+/// A CAS store of the third batch.
+struct CasStore {
+    value: Vec<u8>,
+    ttl: u32,
+    cas: u64,
+    on_lost: OnLost,
+}
+
+/// The third batch: CAS stores and deletes (`None`), sent together.
 #[derive(Default)]
 struct WriteBack {
-    ops: Vec<(String, Option<(Vec<u8>, u32, u64, OnLost)>)>,
+    ops: Vec<(String, Option<CasStore>)>,
 }
 
 impl WriteBack {
     /// A fill under lease, or the repair of an unreadable value under its CAS.
     fn cas(&mut self, key: String, value: Vec<u8>, ttl: u32, cas: u64) {
-        self.ops.push((key, Some((value, ttl, cas, OnLost::Delete))));
+        self.ops.push((key, Some(CasStore { value, ttl, cas, on_lost: OnLost::Delete })));
     }
 
     /// A lazy-removal write-back of a cleaned node, under the CAS read in this fetch.
     fn cleanup(&mut self, key: String, value: Vec<u8>, ttl: u32, cas: u64) {
-        self.ops.push((key, Some((value, ttl, cas, OnLost::Keep))));
+        self.ops.push((key, Some(CasStore { value, ttl, cas, on_lost: OnLost::Keep })));
     }
 
     fn delete(&mut self, key: String) {
@@ -527,7 +535,7 @@ impl WriteBack {
             .ops
             .iter()
             .map(|(key, store)| match store {
-                Some((value, ttl, cas, _)) => CacheOp::Cas { key, value, ttl: *ttl, cas: *cas },
+                Some(s) => CacheOp::Cas { key, value: &s.value, ttl: s.ttl, cas: s.cas },
                 None => CacheOp::Delete { key },
             })
             .collect();
@@ -535,7 +543,7 @@ impl WriteBack {
         let mut lost: Vec<CacheOp<'_>> = Vec::new();
         for ((op, reply), (_, store)) in ops.iter().zip(&replies).zip(&self.ops) {
             if let CacheOp::Cas { key, .. } = op {
-                let on_lost = store.as_ref().map_or(OnLost::Delete, |s| s.3);
+                let on_lost = store.as_ref().map_or(OnLost::Delete, |s| s.on_lost);
                 match reply {
                     Ok(CacheReply::Stored) => Counters::add(&inner.stats.fills_won, 1),
                     // A write touched the key since we read it. For a lease
