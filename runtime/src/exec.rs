@@ -460,7 +460,7 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
     if rehomed_ok {
         Counters::add(&inner.stats.lazy_removals, removed_total);
         for (key, bytes, cas) in cleaned {
-            writes.cas(key, bytes, inner.settings.node_ttl, cas);
+            writes.cleanup(key, bytes, inner.settings.node_ttl, cas);
         }
     }
     writes.run(inner);
@@ -582,8 +582,27 @@ fn read_object<T: Model>(
     false
 }
 
-/// A CAS store's value, TTL and CAS token.
-type CasStore = (Vec<u8>, u32, u64);
+/// What a lost CAS of the third batch leaves behind.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OnLost {
+    /// A fill under lease (or the repair of an unreadable value): the key now holds a
+    /// placeholder with appends but no header, which would block every other fill
+    /// until it expires, so it is deleted.
+    Delete,
+    /// A lazy-removal write-back of a complete node: the node that changed under it
+    /// is still complete and readable (appends keep the header) and still lists every
+    /// id it listed, so it is left alone (K9: deleting it let a fill from the database
+    /// replace it while a writer's append to a row's new node was still in flight).
+    Keep,
+}
+
+/// A CAS store of the third batch.
+struct CasStore {
+    value: Vec<u8>,
+    ttl: u32,
+    cas: u64,
+    on_lost: OnLost,
+}
 
 /// The third batch: CAS stores and deletes (`None`), sent together.
 #[derive(Default)]
@@ -592,8 +611,14 @@ struct WriteBack {
 }
 
 impl WriteBack {
+    /// A fill under lease, or the repair of an unreadable value under its CAS.
     fn cas(&mut self, key: String, value: Vec<u8>, ttl: u32, cas: u64) {
-        self.ops.push((key, Some((value, ttl, cas))));
+        self.ops.push((key, Some(CasStore { value, ttl, cas, on_lost: OnLost::Delete })));
+    }
+
+    /// A lazy-removal write-back of a cleaned node, under the CAS read in this fetch.
+    fn cleanup(&mut self, key: String, value: Vec<u8>, ttl: u32, cas: u64) {
+        self.ops.push((key, Some(CasStore { value, ttl, cas, on_lost: OnLost::Keep })));
     }
 
     fn delete(&mut self, key: String) {
@@ -608,22 +633,24 @@ impl WriteBack {
             .ops
             .iter()
             .map(|(key, store)| match store {
-                Some((value, ttl, cas)) => CacheOp::Cas { key, value, ttl: *ttl, cas: *cas },
+                Some(s) => CacheOp::Cas { key, value: &s.value, ttl: s.ttl, cas: s.cas },
                 None => CacheOp::Delete { key },
             })
             .collect();
         let replies = inner.cache_run(&ops);
         let mut lost: Vec<CacheOp<'_>> = Vec::new();
-        for (op, reply) in ops.iter().zip(&replies) {
+        for ((op, reply), (_, store)) in ops.iter().zip(&replies).zip(&self.ops) {
             if let CacheOp::Cas { key, .. } = op {
+                let on_lost = store.as_ref().map_or(OnLost::Delete, |s| s.on_lost);
                 match reply {
                     Ok(CacheReply::Stored) => Counters::add(&inner.stats.fills_won, 1),
                     // A write touched the key since we read it. For a lease
                     // placeholder that means it now holds appends but no header and
                     // would block every other fill until it expires: delete it so the
-                    // next reader fills it (a delete is always safe: fills re-read
-                    // the database after taking their lease).
-                    Ok(CacheReply::Exists) => {
+                    // next reader fills it (fills re-read the database after taking
+                    // their lease). A complete node is never deleted here: see
+                    // `OnLost::Keep`.
+                    Ok(CacheReply::Exists) if on_lost == OnLost::Delete => {
                         Counters::add(&inner.stats.fills_lost, 1);
                         lost.push(CacheOp::Delete { key });
                     }
