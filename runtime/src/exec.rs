@@ -21,7 +21,7 @@ use memdex_grammar::relax;
 use memdex_grammar::sql::{self, OrderBy, SelectSpec};
 use memdex_grammar::{Dialect, Prepared, Schema, Type, Value};
 
-use crate::cache::{CacheOp, CacheReply};
+use crate::cache::{CacheOp, CacheReply, checked_appends, refused_appends};
 use crate::codec::{self, NodeDecode};
 use crate::error::Error;
 use crate::model::Model;
@@ -453,9 +453,16 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
     }
     // Appends first, in their own batch; a clean-up whose appends did not all land
     // is dropped (the ids stay listed, and a later read cleans them).
+    // An append refused by a node too full to take it (K11) means that node lacks
+    // the id: it is deleted with the write-back, and the clean-up waits.
     let rehomed_ok = rehomed.is_empty() || {
-        let ops: Vec<CacheOp<'_>> = rehomed.iter().map(|(key, value)| CacheOp::Append { key, value }).collect();
-        inner.cache_run(&ops).iter().all(|r| r.is_ok())
+        let ops = checked_appends(rehomed.iter().map(|(key, value)| (key.as_str(), value.as_slice())));
+        let replies = inner.cache_run(&ops);
+        let full = refused_appends(&ops, &replies);
+        for key in &full {
+            writes.delete((*key).to_owned());
+        }
+        full.is_empty() && replies.iter().all(|r| r.is_ok())
     };
     if rehomed_ok {
         Counters::add(&inner.stats.lazy_removals, removed_total);

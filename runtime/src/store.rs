@@ -13,7 +13,7 @@ use memdex_grammar::{Dialect, Value};
 
 use crate::cache::in_process::InProcessCache;
 use crate::cache::memcached::Memcached;
-use crate::cache::{CacheBackend, CacheConfig, CacheOp};
+use crate::cache::{CacheBackend, CacheConfig, CacheOp, checked_appends, refused_appends};
 use crate::codec;
 use crate::db::postgres::Postgres;
 use crate::db::sqlite::Sqlite;
@@ -252,9 +252,17 @@ impl StoreInner {
         // Add eagerly: append the id to the node of every index the new values map
         // to. Append never creates a node, so a node that is not cached stays a
         // miss (and its next fill reads this commit).
-        ops.extend(effects.appends.iter().map(|(key, record)| CacheOp::Append { key, value: record }));
+        // Each append is checked (`cache::checked_appends`): a node too full to take
+        // the id is deleted below, rather than left cached without it (K11).
+        let appends_from = ops.len();
+        ops.extend(checked_appends(effects.appends.iter().map(|(key, record)| (key.as_str(), record.as_slice()))));
         let replies = self.cache_run(&ops);
-        let failed = replies.iter().any(|r| r.is_err());
+        let mut failed = replies.iter().any(|r| r.is_err());
+        let full = refused_appends(&ops[appends_from..], replies.get(appends_from..).unwrap_or(&[]));
+        if !full.is_empty() {
+            let deletes: Vec<CacheOp<'_>> = full.into_iter().map(|key| CacheOp::Delete { key }).collect();
+            failed |= self.cache_run(&deletes).iter().any(|r| r.is_err());
+        }
         if failed {
             Counters::add(&self.stats.outbox_deferred, 1);
             self.outbox.defer(entry_id, effects.keys.clone());

@@ -915,7 +915,6 @@ fn k9_lost_lazy_removal_must_not_drop_a_node_while_a_move_is_in_flight() {
 /// tells the reader; closing it needs the writer to protect the move before its
 /// commit (RELIABILITY.md, K10).
 #[test]
-#[ignore = "open bug K10: a fill of a row's old node can overtake the writer's append to its new node"]
 fn k10_row_moving_out_of_an_uncached_node_is_lost_while_its_append_is_in_flight() {
     if !in_own_binary() {
         return;
@@ -955,7 +954,6 @@ fn k10_row_moving_out_of_an_uncached_node_is_lost_while_its_append_is_in_flight(
 /// the writer cannot tell from "node not cached". The full node stays cached without
 /// the id, and every read of it misses the row until the node is evicted or expires.
 #[test]
-#[ignore = "open bug K11: an append refused for size leaves the node cached without the id"]
 fn k11_append_refused_for_size_leaves_the_node_without_the_id() {
     if !in_own_binary() {
         return;

@@ -131,3 +131,31 @@ pub trait CacheBackend: Send + Sync + fmt::Debug {
     /// "memcached 127.0.0.1:11211" / "in-process", for logs and the shop's banner.
     fn describe(&self) -> String;
 }
+
+/// Appends of ids to nodes, each followed by a CAS-only read of the same key, in one
+/// batch. Both backends answer `NotStored` alike for an append to a key that is not
+/// cached (harmless: its next fill reads the database) and for one that would grow
+/// the node past the largest value the cache stores, where the old node stays
+/// cached *without* the id (K11). The read tells the two apart without another
+/// round trip; [`refused_appends`] reads the replies.
+pub(crate) fn checked_appends<'a>(appends: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Vec<CacheOp<'a>> {
+    appends.into_iter().flat_map(|(key, value)| [CacheOp::Append { key, value }, CacheOp::GetCas { key }]).collect()
+}
+
+/// The keys of a [`checked_appends`] batch whose append was refused while the node
+/// is cached: those nodes lack an id they must list and are to be deleted (a fill
+/// then reads the database). A key created between the two ops is deleted
+/// needlessly, which is always safe.
+pub(crate) fn refused_appends<'a>(ops: &[CacheOp<'a>], replies: &[Result<CacheReply, CacheError>]) -> Vec<&'a str> {
+    let mut refused = Vec::new();
+    for (pair, answers) in ops.chunks_exact(2).zip(replies.chunks_exact(2)) {
+        if let (
+            [CacheOp::Append { key, .. }, CacheOp::GetCas { .. }],
+            [Ok(CacheReply::NotStored), Ok(CacheReply::Present { .. })],
+        ) = (pair, answers)
+        {
+            refused.push(*key);
+        }
+    }
+    refused
+}
