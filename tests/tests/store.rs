@@ -763,3 +763,95 @@ fn text_cache_under_concurrent_use() {
     assert!(stats.text_cache_misses >= 7, "six texts and the first query at least: {stats:?}");
     assert!(stats.text_cache_hits > 0, "{stats:?}");
 }
+
+// ---- very wide `in` lists ----
+
+#[test]
+fn very_wide_in_lists_bind_as_one_parameter() {
+    // 70 000 values: more than SQLite binds in one statement (32 766) and more than
+    // PostgreSQL's protocol carries (65 535). Over `max_nodes_per_query`, so the
+    // query goes to the database, whose SQL must bind the list as one value.
+    let wide: Vec<i64> = (0..70_000_i64).map(|i| 1_000 + 3 * i).collect();
+    each_backend("wide-in", |b| {
+        let store = b.store();
+        seed(&store);
+        store
+            .transaction(|tx| {
+                for (id, cat) in
+                    [(20, 1_000), (21, 1_003), (22, 1_004), (23, 1_000 + 3 * 69_999), (24, 1_000 + 3 * 70_000)]
+                {
+                    tx.insert(&item(id, cat, "wide", 1.0))?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        let mut ids_and_fives = wide.clone();
+        ids_and_fives.push(5);
+        for _ in 0..2 {
+            let q = select!(Item, |c| wide.contains(&c.category_id));
+            assert_eq!(ids(&q.fetch(&store).unwrap()), vec![20, 21, 23], "{:?}", b.db);
+            assert_eq!(q.count(&store).unwrap(), 3);
+            let rows = store
+                .recall_text::<Item>(
+                    "lambda c: c.category_id in cats and c.price < 100.0",
+                    &[("cats", ids_and_fives.clone().into())],
+                )
+                .unwrap();
+            assert_eq!(ids(&rows), vec![1, 3, 4, 20, 21, 23]);
+            let rows = store
+                .recall_text::<Item>(
+                    "lambda c: c.category_id == 5 and not c.cart_id in cats",
+                    &[("cats", wide.clone().into())],
+                )
+                .unwrap();
+            assert_eq!(ids(&rows), vec![1, 2, 3, 4]);
+            let rows = scan!(Item, |c| c.id >= 20 && !wide.contains(&c.category_id)).fetch(&store).unwrap();
+            assert_eq!(ids(&rows), vec![22, 24]);
+        }
+    });
+}
+
+#[test]
+fn very_wide_node_snapshots_stay_one_statement() {
+    // Four disjuncts of 10 000 composite nodes each (`max_nodes_per_query` per
+    // disjunct): 40 000 nodes of two values. When one misses, every node is read in
+    // one statement (K7), which must not bind 80 000 values.
+    each_backend("wide-snapshot", |b| {
+        let store = b.store();
+        seed(&store);
+        store
+            .transaction(|tx| {
+                for (id, cart) in [(30, 100), (31, 5_099), (32, 5_100), (33, 19_999), (34, 20_100)] {
+                    tx.insert(&Item { cart_id: cart, status: "open".into(), ..item(id, 9, "snap", 2.0) })?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        let carts = |k: i64| -> Vec<i64> { (0..5_000).map(|i| 100 + 5_000 * k + i).collect() };
+        let (c0, c1, c2, c3) = (carts(0), carts(1), carts(2), carts(3));
+        let statuses = ["open".to_owned(), "paid".to_owned()];
+        let q = select!(Item, |c| (c0.contains(&c.cart_id) && statuses.contains(&c.status))
+            || (c1.contains(&c.cart_id) && statuses.contains(&c.status))
+            || (c2.contains(&c.cart_id) && statuses.contains(&c.status))
+            || (c3.contains(&c.cart_id) && statuses.contains(&c.status)));
+        for round in 0..2 {
+            let before = store.stats();
+            assert_eq!(ids(&q.fetch(&store).unwrap()), vec![30, 31, 32, 33], "{:?} round {round}", b.db);
+            let after = store.stats();
+            if round == 0 {
+                assert!(after.node_misses > before.node_misses, "the first read misses: {after:?}");
+            }
+        }
+        // At the snapshot bound: 10 000 one-value nodes (`max_nodes_per_query`), all
+        // missing, read in one statement.
+        let ten_thousand: Vec<i64> = (0..10_000).collect();
+        let q10 = select!(Item, |c| ten_thousand.contains(&c.category_id) && c.id >= 30);
+        assert_eq!(ids(&q10.fetch(&store).unwrap()), vec![30, 31, 32, 33, 34]);
+        assert_eq!(ids(&q10.fetch(&store).unwrap()), vec![30, 31, 32, 33, 34]);
+        // A write moves a row between two nodes of the query; the next read sees it.
+        store.update(&Item { cart_id: 5_101, status: "paid".into(), ..item(30, 9, "snap", 2.0) }).unwrap();
+        assert_eq!(ids(&q.fetch(&store).unwrap()), vec![30, 31, 32, 33]);
+        store.update(&Item { cart_id: 99, status: "paid".into(), ..item(30, 9, "snap", 2.0) }).unwrap();
+        assert_eq!(ids(&q.fetch(&store).unwrap()), vec![31, 32, 33]);
+    });
+}

@@ -180,7 +180,9 @@ fn query_error(e: rusqlite::Error) -> DbError {
     DbError::Query(e.to_string())
 }
 
-/// A bound parameter. Lists and NaN are rejected before binding, by [`check_params`].
+/// A bound parameter. NaN and lists of lists are rejected before binding, by
+/// [`check_params`]. A list (a long `in` list, read by `json_each(?)` in the SQL)
+/// is bound as a JSON array.
 struct Param<'a>(&'a Value);
 
 impl rusqlite::ToSql for Param<'_> {
@@ -191,11 +193,7 @@ impl rusqlite::ToSql for Param<'_> {
             Value::Int(i) => ToSqlOutput::Borrowed(ValueRef::Integer(*i)),
             Value::Float(x) => ToSqlOutput::Borrowed(ValueRef::Real(*x)),
             Value::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
-            // Unreachable after `check_params`; binding NULL would be a silent wrong
-            // answer, so fail loudly instead.
-            Value::List(_) => {
-                return Err(rusqlite::Error::ToSqlConversionFailure("a list cannot be bound as one parameter".into()));
-            }
+            Value::List(items) => ToSqlOutput::Owned(rusqlite::types::Value::Text(json_array(items))),
         })
     }
 }
@@ -204,11 +202,13 @@ impl rusqlite::ToSql for Param<'_> {
 fn check_params(params: &[Value]) -> Result<(), DbError> {
     for (i, value) in params.iter().enumerate() {
         match value {
-            Value::List(_) => {
-                return Err(DbError::Query(format!(
-                    "parameter {} is a list; the SQL emitter expands lists into one placeholder per element",
-                    i + 1
-                )));
+            Value::List(items) => {
+                if items.iter().any(|v| matches!(v, Value::List(_)) || matches!(v, Value::Float(x) if x.is_nan())) {
+                    return Err(DbError::Query(format!(
+                        "parameter {} is a list holding a list or NaN, which SQLite cannot bind",
+                        i + 1
+                    )));
+                }
             }
             // sqlite3_bind_double stores NaN as NULL: the value would silently change.
             Value::Float(x) if x.is_nan() => {
@@ -221,6 +221,46 @@ fn check_params(params: &[Value]) -> Result<(), DbError> {
         }
     }
     Ok(())
+}
+
+/// A list as the JSON array `json_each` reads back as the same SQLite values:
+/// integers as integers, booleans as 0 and 1 (as SQLite stores them), floats in
+/// Rust's shortest round-trip form (±inf as `±9e999`, which SQLite's JSON reads as
+/// ±inf), text as JSON strings, NULL as `null`.
+fn json_array(items: &[Value]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(items.len() * 8 + 2);
+    out.push('[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        // Writing to a `String` cannot fail.
+        let _ = match item {
+            Value::Null | Value::List(_) => write!(out, "null"),
+            Value::Bool(b) => write!(out, "{}", u8::from(*b)),
+            Value::Int(n) => write!(out, "{n}"),
+            Value::Float(x) if x.is_infinite() => write!(out, "{}9e999", if *x < 0.0 { "-" } else { "" }),
+            Value::Float(x) => write!(out, "{x:?}"),
+            Value::Text(s) => {
+                out.push('"');
+                for ch in s.chars() {
+                    match ch {
+                        '"' => out.push_str("\\\""),
+                        '\\' => out.push_str("\\\\"),
+                        c if (c as u32) < 0x20 => {
+                            let _ = write!(out, "\\u{:04x}", c as u32);
+                        }
+                        c => out.push(c),
+                    }
+                }
+                out.push('"');
+                Ok(())
+            }
+        };
+    }
+    out.push(']');
+    out
 }
 
 /// Decodes one column value to the requested type; the error says why not.
