@@ -202,13 +202,13 @@ impl rusqlite::ToSql for Param<'_> {
 fn check_params(params: &[Value]) -> Result<(), DbError> {
     for (i, value) in params.iter().enumerate() {
         match value {
-            Value::List(items) => {
-                if items.iter().any(|v| matches!(v, Value::List(_)) || matches!(v, Value::Float(x) if x.is_nan())) {
-                    return Err(DbError::Query(format!(
-                        "parameter {} is a list holding a list or NaN, which SQLite cannot bind",
-                        i + 1
-                    )));
-                }
+            Value::List(items)
+                if items.iter().any(|v| matches!(v, Value::List(_)) || matches!(v, Value::Float(x) if x.is_nan())) =>
+            {
+                return Err(DbError::Query(format!(
+                    "parameter {} is a list holding a list or NaN, which SQLite cannot bind",
+                    i + 1
+                )));
             }
             // sqlite3_bind_double stores NaN as NULL: the value would silently change.
             Value::Float(x) if x.is_nan() => {
