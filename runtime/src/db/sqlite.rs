@@ -198,8 +198,22 @@ impl rusqlite::ToSql for Param<'_> {
     }
 }
 
-/// Rejects values SQLite cannot bind faithfully.
-fn check_params(params: &[Value]) -> Result<(), DbError> {
+/// Rejects values SQLite cannot bind faithfully, and a list anywhere but in
+/// `json_each(?)` (where memdex's SQL reads it as a JSON array): bound elsewhere,
+/// its JSON text would silently compare as a string.
+fn check_params(q: &SqlQuery) -> Result<(), DbError> {
+    let params = &q.params;
+    if params.iter().any(|v| matches!(v, Value::List(_))) {
+        let in_json_each = json_each_placeholders(&q.text);
+        for (i, value) in params.iter().enumerate() {
+            if matches!(value, Value::List(_)) && !in_json_each.get(i).copied().unwrap_or(false) {
+                return Err(DbError::Query(format!(
+                    "parameter {} is a list; a list binds only as the argument of `json_each(?)`",
+                    i + 1
+                )));
+            }
+        }
+    }
     for (i, value) in params.iter().enumerate() {
         match value {
             Value::List(items)
@@ -221,6 +235,24 @@ fn check_params(params: &[Value]) -> Result<(), DbError> {
         }
     }
     Ok(())
+}
+
+/// For each `?` placeholder of `text` in order, whether it is the argument of
+/// `json_each(`. Quoted identifiers and string literals are skipped (a `?` inside
+/// them is not a placeholder).
+fn json_each_placeholders(text: &str) -> Vec<bool> {
+    let mut out = Vec::new();
+    let mut quote: Option<char> = None;
+    for (at, ch) in text.char_indices() {
+        match (quote, ch) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'' | '`') => quote = Some(ch),
+            (None, '?') => out.push(text[..at].ends_with("json_each(")),
+            (None, _) => {}
+        }
+    }
+    out
 }
 
 /// A list as the JSON array `json_each` reads back as the same SQLite values:
@@ -303,7 +335,7 @@ fn describe_value(value: ValueRef<'_>) -> String {
 
 /// Runs a query on `conn`, decoding each row to `types`.
 fn run_query(conn: &Connection, q: &SqlQuery, types: &[Type]) -> Result<Vec<Vec<Value>>, DbError> {
-    check_params(&q.params)?;
+    check_params(q)?;
     let mut stmt = conn.prepare_cached(&q.text).map_err(query_error)?;
     let columns = stmt.column_count();
     if columns != types.len() {
@@ -330,7 +362,7 @@ fn run_query(conn: &Connection, q: &SqlQuery, types: &[Type]) -> Result<Vec<Vec<
 
 /// Runs a statement on `conn`; returns the number of rows changed.
 fn run_execute(conn: &Connection, q: &SqlQuery) -> Result<u64, DbError> {
-    check_params(&q.params)?;
+    check_params(q)?;
     let mut stmt = conn.prepare_cached(&q.text).map_err(query_error)?;
     let changed = stmt.execute(rusqlite::params_from_iter(q.params.iter().map(Param))).map_err(query_error)?;
     Ok(changed as u64)
