@@ -518,6 +518,26 @@ pub struct NodeRef {
     pub values: Vec<Value>,
 }
 
+/// `values` without repeats (by `==`), in first-seen order. Sorting first keeps
+/// this O(n log n): an `in` list may hold tens of thousands of values, where a
+/// search of the kept values for each one would be quadratic.
+fn distinct_in_order(values: Vec<Value>) -> Vec<Value> {
+    let mut by_value: Vec<usize> = (0..values.len()).collect();
+    // Stable, so equal values keep their first-seen order and the first one wins.
+    by_value.sort_by(|&a, &b| values[a].order(&values[b]));
+    let mut keep = vec![false; values.len()];
+    let mut last: Option<usize> = None;
+    for i in by_value {
+        // Values equal by `==` are neighbours in `order` (the same variant once
+        // typed to the column; `-0.0` next to `0.0`), so one comparison suffices.
+        if last.is_none_or(|l| values[l] != values[i]) {
+            keep[i] = true;
+            last = Some(i);
+        }
+    }
+    values.into_iter().zip(keep).filter_map(|(v, k)| k.then_some(v)).collect()
+}
+
 /// Why a disjunct could not be bound to nodes at run time; the runtime answers from
 /// the database instead.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -570,12 +590,7 @@ pub fn bind(schema: &Schema, d: &DisjunctPlan, params: &dyn Params, limit: usize
                 _ => vec![],
             },
         };
-        let mut typed: Vec<Value> = Vec::with_capacity(raw.len());
-        for v in raw {
-            if let Some(v) = column.and_then(|c| column_value(c, &v)).filter(|v| !typed.contains(v)) {
-                typed.push(v);
-            }
-        }
+        let typed = distinct_in_order(raw.iter().filter_map(|v| column.and_then(|c| column_value(c, v))).collect());
         per_column.push(typed);
     }
     let count = per_column.iter().map(Vec::len).fold(1usize, usize::saturating_mul);

@@ -450,3 +450,37 @@ fn text_form() {
         insta::assert_snapshot!(name, format!("{source}\n{out}"));
     }
 }
+
+/// `in` lists longer than 100 values bind as ONE parameter where the dialect has a
+/// form for it (PostgreSQL `= ANY($n)`, SQLite `IN (SELECT "value" FROM
+/// json_each(?))`); MySQL keeps one placeholder per element. NULLs leave the bound
+/// list; an `Option` needle says through `COALESCE` whether the list held `None`.
+#[test]
+fn long_in_lists_bind_as_one_parameter() {
+    let ints = |n: i64| Value::List((0..n).map(Value::Int).collect());
+    let mut texts: Vec<Value> = (0..101).map(|i| Value::Text(format!("s{i}"))).collect();
+    texts.push(Value::Null);
+    let mut nullable: Vec<Value> = (0..101).map(Value::Int).collect();
+    check("in_long_list_param", in_param(f("category_id"), "ids"), &[("ids", ints(101))]);
+    check("in_long_text_list_drops_none", in_param(f("status"), "ss"), &[("ss", Value::List(texts))]);
+    check("in_long_list_negated", not(in_param(f("cart_id"), "ids")), &[("ids", ints(101))]);
+    check("in_long_list_nullable_needle", in_param(f("deleted_at"), "ds"), &[("ds", Value::List(nullable.clone()))]);
+    nullable.insert(50, Value::Null);
+    check("in_long_list_nullable_needle_with_none", in_param(f("deleted_at"), "ds"), &[("ds", Value::List(nullable))]);
+
+    // At 100 values the list keeps a placeholder per element, in every dialect.
+    let schema = schema();
+    for (n, want) in [(100, 100), (101, 1)] {
+        let filter = in_param(f("category_id"), "ids");
+        let params = bound(&[("ids", ints(n))]);
+        for d in [Dialect::Sqlite, Dialect::Postgres] {
+            let q = sql::select(d, &schema, SelectSpec { filter: Some(&filter), ..Default::default() }, &params)
+                .expect("all params bound");
+            assert_eq!(q.params.len(), want, "{d:?} with {n} values: {}", q.text);
+        }
+        let q =
+            sql::select(Dialect::MySql, &schema, SelectSpec { filter: Some(&filter), ..Default::default() }, &params)
+                .expect("all params bound");
+        assert_eq!(q.params.len(), n as usize, "MySQL keeps the plain list");
+    }
+}

@@ -1,5 +1,6 @@
 //! Criterion benches of the hot path's inner pieces: cache key building, the node
-//! codec, plan binding, and text planning. `cargo bench -p memdex --bench inner`.
+//! codec, plan binding, text planning, and `Store::select_text` with and without its
+//! cache of prepared queries. `cargo bench -p memdex --bench inner`.
 //!
 //! The node codec is private to the runtime, so its source is compiled into this
 //! bench as a module: what is measured is the very code the executor runs.
@@ -92,5 +93,49 @@ fn plan_bind(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, keys, node_codec, plan_bind);
+/// A model for the store-level bench. The derive adds column accessors a bench has
+/// no use for, hence the module-wide allowance.
+mod model {
+    #![allow(dead_code)]
+
+    #[derive(memdex::Model, Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[memdex(table = "item")]
+    pub struct Item {
+        #[memdex(key)]
+        pub id: i64,
+        #[memdex(index)]
+        pub category_id: i64,
+        #[memdex(index(prefix = 1))]
+        pub name: String,
+        pub price: f64,
+    }
+}
+use model::Item;
+
+/// `select_text` as a program calls it: the same text, new values each call. With
+/// the store's cache of prepared queries (default capacity) and without (0).
+fn text_cache(c: &mut Criterion) {
+    let mut group = c.benchmark_group("select_text");
+    let text = "lambda c: c.category_id in cats and c.name.startswith('m') and c.price > p";
+    for (name, capacity) in [("cached", 256), ("uncached", 0)] {
+        let store = match memdex::Store::builder().sqlite_in_memory().text_cache_capacity(capacity).build() {
+            Ok(store) => store,
+            Err(e) => {
+                eprintln!("select_text/{name}: no store ({e}); skipped");
+                continue;
+            }
+        };
+        let mut n = 0_i64;
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                n += 1;
+                let params = [("cats", Value::from(vec![n % 7, 9])), ("p", Value::Float(n as f64))];
+                black_box(store.select_text::<Item>(black_box(text), &params).ok())
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, keys, node_codec, plan_bind, text_cache);
 criterion_main!(benches);

@@ -176,6 +176,16 @@ impl Seen {
     }
 }
 
+/// The most nodes a snapshot ([`snapshot_nodes`]) names one by one, each node's
+/// condition OR-ed to the next: SQLite refuses expressions nested deeper than
+/// 1,000, and every database caps the values one statement binds.
+const MAX_SNAPSHOT_NODES: usize = 256;
+
+/// The most prefix nodes a wide snapshot names one by one (a prefix node has no
+/// list form); a query with more, one of whose nodes misses, is answered by the
+/// database (one statement too, so one snapshot).
+const MAX_WIDE_PREFIX_NODES: usize = 64;
+
 /// A node as this fetch saw it.
 struct NodeState {
     key: String,
@@ -280,11 +290,17 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
         .map(|ids| ids.iter().map(|id| want(id, &mut objects, &mut object_slot, &mut key_text)).collect())
         .collect();
 
-    // Round trip 1: every node, plus the objects of key lookups.
+    // Round trip 1: every node, plus the objects of key lookups. Nodes that cannot
+    // be read in one snapshot statement (`snapshot_query`) are read without leases:
+    // if one misses, the query goes to the database (which answers it in one
+    // statement), so no lease would be filled.
     let direct_count = objects.len();
+    let too_wide = !snapshot_possible(schema, &nodes);
     {
-        let mut ops: Vec<CacheOp<'_>> = nodes.iter().map(|n| CacheOp::Get { key: &n.key, lease }).collect();
-        ops.extend(objects.iter().map(|o| CacheOp::Get { key: &key_text[o.key.clone()], lease }));
+        let round_one_lease = if too_wide { None } else { lease };
+        let mut ops: Vec<CacheOp<'_>> =
+            nodes.iter().map(|n| CacheOp::Get { key: &n.key, lease: round_one_lease }).collect();
+        ops.extend(objects.iter().map(|o| CacheOp::Get { key: &key_text[o.key.clone()], lease: round_one_lease }));
         let replies = inner.cache_run(&ops);
         let (node_replies, object_replies) = replies.split_at(nodes.len().min(replies.len()));
         let mut all_hit = true;
@@ -299,6 +315,10 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
             .count();
         Counters::add(&inner.stats.object_hits, hits as u64);
         if !all_hit && !nodes.is_empty() {
+            if too_wide {
+                tracing::debug!("too many prefix nodes for one snapshot; answering from the database");
+                return Ok(None);
+            }
             snapshot_nodes::<T>(inner, schema, &mut nodes)?;
         }
     }
@@ -442,7 +462,12 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
                 removed += 1;
                 if let (Some(row), Some(index)) = (&o.row, n.node.index) {
                     let home = node_of_row(schema, index, &|c| row.column_value(c));
-                    rehomed.push((keys.node(schema, &home), codec::id_record(id)));
+                    // Once per (node, id) and read: an id listed by many nodes (a
+                    // fill keeps in-flight ids in each, K10) goes home once.
+                    let entry = (keys.node(schema, &home), codec::id_record(id));
+                    if !rehomed.contains(&entry) {
+                        rehomed.push(entry);
+                    }
                 }
             }
         }
@@ -531,11 +556,7 @@ fn read_node(
 /// fail. Only membership is taken from the snapshot: the objects then go through the
 /// cache as usual, where a miss is filled under its own lease.
 fn snapshot_nodes<T: Model>(inner: &StoreInner, schema: &Schema, nodes: &mut [NodeState]) -> Result<(), Error> {
-    // Each node's condition is the SQL the model's indexes are built for
-    // (`substr(col, 1, n) = ?` for a prefix node), so the fill is an index lookup.
-    let specs: Vec<(usize, &[Value])> =
-        nodes.iter().filter_map(|n| n.node.index.map(|i| (i, n.node.values.as_slice()))).collect();
-    let query = sql::node_rows(inner.db.dialect(), schema, &specs);
+    let query = snapshot_query(inner.db.dialect(), schema, nodes).map_err(|e| Error::Param(e.to_string()))?;
     let rows: Vec<T> = load_rows(inner, &query)?;
     // Read *after* the rows (K10): the rows of an update whose cache batch has not
     // landed yet, which may be leaving these nodes while their new node does not
@@ -558,6 +579,73 @@ fn snapshot_nodes<T: Model>(inner: &StoreInner, schema: &Schema, nodes: &mut [No
         n.read_cas = None;
     }
     Ok(())
+}
+
+/// Whether [`snapshot_query`] can read these nodes in one statement.
+fn snapshot_possible(schema: &Schema, nodes: &[NodeState]) -> bool {
+    nodes.len() <= MAX_SNAPSHOT_NODES
+        || nodes
+            .iter()
+            .filter(|n| n.node.index.and_then(|i| schema.indexes.get(i)).is_some_and(|ix| ix.prefix.is_some()))
+            .count()
+            <= MAX_WIDE_PREFIX_NODES
+}
+
+/// The one statement that reads every node of a query (only called when
+/// [`snapshot_possible`]).
+///
+/// Up to [`MAX_SNAPSHOT_NODES`] nodes, each node's condition is the SQL the
+/// model's indexes are built for (`substr(col, 1, n) = ?` for a prefix node), so
+/// the read is one index lookup per node. Wider, the nodes of each index become
+/// one `in` list per column (`col IN <list>`, bound as ONE parameter however long
+/// the list: `= ANY($n)`, `json_each(?)`), which for a composite index selects a
+/// superset (every combination of its columns' values); rows are assigned to
+/// nodes by `node_matches` in memory, which makes the superset exact. Prefix nodes
+/// have no list form and stay one `starts_with` each (their pattern has exactly
+/// the index's length, so it selects the node's rows).
+fn snapshot_query(dialect: Dialect, schema: &Schema, nodes: &[NodeState]) -> Result<sql::SqlQuery, sql::SqlError> {
+    let specs: Vec<(usize, &[Value])> =
+        nodes.iter().filter_map(|n| n.node.index.map(|i| (i, n.node.values.as_slice()))).collect();
+    if specs.len() <= MAX_SNAPSHOT_NODES {
+        return Ok(sql::node_rows(dialect, schema, &specs));
+    }
+    use memdex_grammar::ir::{Expr, ExprKind, Haystack, StrOp};
+    let at = |kind: ExprKind| Expr { kind, span: memdex_grammar::Span::default() };
+    let field = |column: usize| at(ExprKind::Field(schema.columns[column].field.clone()));
+    let mut params: Vec<(String, Value)> = Vec::new();
+    let mut alternatives: Vec<Expr> = Vec::new();
+    for (index, def) in schema.indexes.iter().enumerate() {
+        let of_index: Vec<&[Value]> = specs.iter().filter(|(i, _)| *i == index).map(|(_, v)| *v).collect();
+        if of_index.is_empty() {
+            continue;
+        }
+        if def.prefix.is_some() {
+            for values in &of_index {
+                let (Some(&column), Some(value)) = (def.columns.first(), values.first()) else { continue };
+                let name = format!("s{}", params.len());
+                params.push((name.clone(), value.clone()));
+                alternatives.push(at(ExprKind::StrTest {
+                    op: StrOp::StartsWith,
+                    subject: Box::new(field(column)),
+                    pattern: Box::new(at(ExprKind::Param(name))),
+                }));
+            }
+            continue;
+        }
+        let mut per_column = Vec::with_capacity(def.columns.len());
+        for (position, &column) in def.columns.iter().enumerate() {
+            let mut values: Vec<Value> = of_index.iter().filter_map(|v| v.get(position).cloned()).collect();
+            values.sort_by(Value::order);
+            values.dedup_by(|a, b| a.order(b).is_eq());
+            let name = format!("s{}", params.len());
+            params.push((name.clone(), Value::List(values)));
+            per_column.push(at(ExprKind::In { needle: Box::new(field(column)), haystack: Haystack::Param(name) }));
+        }
+        alternatives.push(if per_column.len() == 1 { per_column.remove(0) } else { at(ExprKind::And(per_column)) });
+    }
+    let filter = at(ExprKind::Or(alternatives));
+    let spec = SelectSpec { filter: Some(&filter), ..SelectSpec::default() };
+    sql::select(dialect, schema, spec, &params)
 }
 
 /// Reads one object's reply; `true` for a hit, which the caller counts (one

@@ -56,6 +56,11 @@ stats! {
     outbox_drained,
     /// Writes whose cache batch failed after the commit (left to the outbox).
     outbox_deferred,
+    /// Text queries (`select_text`, `recall_text`) found prepared in the store's
+    /// cache of text queries.
+    text_cache_hits,
+    /// Text queries prepared afresh: not in that cache yet, or the cache is off.
+    text_cache_misses,
 }
 
 impl Counters {

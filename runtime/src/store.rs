@@ -21,7 +21,7 @@ use crate::db::{Database, DbError, Tx};
 use crate::error::Error;
 use crate::model::Model;
 use crate::outbox::Outbox;
-use crate::query::Select;
+use crate::query::{Lookup, Select, TextCache, TextQuery};
 use crate::stats::{Counters, Stats};
 use crate::trace::Tracer;
 
@@ -39,6 +39,8 @@ pub(crate) struct StoreInner {
     pub(crate) stats: Counters,
     pub(crate) tracer: Tracer,
     pub(crate) outbox: Outbox,
+    /// Prepared text queries, reused by `select_text` and `recall_text`.
+    text_cache: TextCache,
     keyspaces: RwLock<HashMap<TypeId, Arc<KeySpace>>>,
 }
 
@@ -54,7 +56,12 @@ pub(crate) struct Settings {
     pub(crate) disjunct_limit: usize,
     pub(crate) outbox_interval: Duration,
     pub(crate) outbox_grace: Duration,
+    pub(crate) text_cache_capacity: usize,
 }
+
+/// Prepared text queries a store keeps by default: far more distinct texts than a
+/// program usually sends, at a few kilobytes each.
+pub(crate) const DEFAULT_TEXT_CACHE_CAPACITY: usize = 256;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -68,6 +75,7 @@ impl Default for Settings {
             disjunct_limit: memdex_grammar::normalise::DEFAULT_DISJUNCT_LIMIT,
             outbox_interval: Duration::from_secs(1),
             outbox_grace: Duration::from_secs(2),
+            text_cache_capacity: DEFAULT_TEXT_CACHE_CAPACITY,
         }
     }
 }
@@ -164,23 +172,27 @@ impl Store {
     }
 
     /// The text form as a `Select`, for ordering, paging, counting or explaining.
+    ///
+    /// The prepared query (parsed, checked, normalised and planned) is kept in the
+    /// store's cache of text queries ([`StoreBuilder::text_cache_capacity`]), and
+    /// reused by later calls with the same text and parameters of the same types.
     pub fn select_text<T: Model>(&self, text: &str, params: &[(&str, Value)]) -> Result<Select<'static, T>, Error> {
+        let inner = &*self.inner;
         let named: Vec<(String, Value)> = params.iter().map(|(n, v)| ((*n).to_owned(), v.clone())).collect();
         let types = |name: &str| memdex_grammar::ParamType::of(memdex_grammar::Params::get(&named, name));
-        let prepared = memdex_grammar::prepare_text(
-            T::schema(),
-            text,
-            &types,
-            memdex_grammar::Access::Indexed,
-            self.inner.settings.disjunct_limit,
-        )
-        .map_err(|e| Error::from_query(e, text))?;
-        let compiled = crate::query::Compiled {
+        let query = TextQuery {
+            model: TypeId::of::<T>(),
             schema: T::schema(),
-            prepared: Ok(prepared),
-            aggregate: None,
-            source: text.to_owned(),
+            text,
+            access: memdex_grammar::Access::Indexed,
+            disjunct_limit: inner.settings.disjunct_limit,
         };
+        let (compiled, lookup) = inner.text_cache.get_or_prepare(query, &types);
+        match lookup {
+            Lookup::Hit => Counters::add(&inner.stats.text_cache_hits, 1),
+            Lookup::Miss => Counters::add(&inner.stats.text_cache_misses, 1),
+        }
+        let compiled = compiled.map_err(|e| Error::from_query(e, text))?;
         Ok(Select::from_text(compiled, named))
     }
 
@@ -513,6 +525,14 @@ impl StoreBuilder {
         self
     }
 
+    /// How many prepared text queries (`select_text`, `recall_text`) the store keeps
+    /// for reuse, least recently used out first (default
+    /// 256); 0 prepares every call afresh.
+    pub fn text_cache_capacity(mut self, queries: usize) -> Self {
+        self.settings.text_cache_capacity = queries;
+        self
+    }
+
     /// Prints the cache conversation to stderr (`get …`, `append …`, `SELECT …`).
     pub fn trace(mut self, on: bool) -> Self {
         self.trace = on.then(|| Arc::new(|line: &str| eprintln!("  {line}")) as Arc<dyn Fn(&str) + Send + Sync>);
@@ -548,6 +568,7 @@ impl StoreBuilder {
                 db,
                 cache,
                 outbox: Outbox::new(&self.settings),
+                text_cache: TextCache::new(self.settings.text_cache_capacity),
                 settings: self.settings,
                 stats: Counters::default(),
                 tracer: Tracer::new(self.trace),

@@ -539,7 +539,78 @@ macro_rules! suite {
     };
 }
 
+/// A long `in` list is bound as ONE parameter (`col IN (SELECT "value" FROM
+/// json_each(?))` on SQLite, where memdex binds a JSON array; `col = ANY($1)` on
+/// PostgreSQL, an array): every value comes back exactly as the row holds it, and a
+/// list without a value does not select its row.
+fn lists_bind_as_one_parameter(db: &dyn Database) {
+    setup(db);
+    let ints = [i64::MIN, i64::MAX, 0, -1, 1 << 53, (1 << 53) + 1];
+    let floats = [
+        0.1,
+        1e300,
+        5e-324,
+        -2.5,
+        f64::MAX,
+        f64::MIN_POSITIVE,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        1.0 / 3.0,
+        123_456_789.123_456_79,
+        -1.7976931348623157e308,
+        // The largest subnormal, a classic hard case for decimal parsers.
+        f64::from_bits(0x000F_FFFF_FFFF_FFFF),
+    ];
+    let mut texts: Vec<String> =
+        ["", "a\"b", "back\\slash", "ctl\u{1}\n\t\u{1f}", "ünïcödé 😀", "%_!", "[1,2]", "null"]
+            .iter()
+            .map(|t| (*t).to_owned())
+            .collect();
+    if db.dialect() == Dialect::Sqlite {
+        texts.push("nul\0in".into());
+    }
+    let rows = ints.len().max(floats.len()).max(texts.len());
+    for id in 0..rows {
+        let row = vec![
+            Value::Int(id as i64),
+            ints.get(id).map_or(Value::Null, |i| Value::Int(*i)),
+            floats.get(id).map_or(Value::Null, |x| Value::Float(*x)),
+            texts.get(id).map_or(Value::Null, |t| Value::Text(t.clone())),
+            Value::Null,
+        ];
+        insert(db, &row).unwrap_or_else(|e| panic!("{:?}: insert {row:?}: {e}", db.dialect()));
+    }
+    let lists: [(&str, Vec<Value>); 3] = [
+        ("i", ints.iter().map(|i| Value::Int(*i)).collect()),
+        ("f", floats.iter().map(|x| Value::Float(*x)).collect()),
+        ("s", texts.iter().map(|t| Value::Text(t.clone())).collect()),
+    ];
+    for (column, values) in lists {
+        let text = match db.dialect() {
+            Dialect::Sqlite => {
+                format!("SELECT id FROM t WHERE {column} IN (SELECT \"value\" FROM json_each(?)) ORDER BY id")
+            }
+            _ => format!("SELECT id FROM t WHERE {column} = ANY(?) ORDER BY id"),
+        };
+        let ids = |values: Vec<Value>| -> Vec<i64> {
+            let rows = db
+                .query(&sql(db, &text, vec![Value::List(values)]), &[Type::Int])
+                .unwrap_or_else(|e| panic!("{:?}: {text}: {e}", db.dialect()));
+            rows.iter().filter_map(|r| r[0].as_i64()).collect()
+        };
+        let all: Vec<i64> = (0..values.len() as i64).collect();
+        assert_eq!(ids(values.clone()), all, "{:?}: column {column}", db.dialect());
+        for skip in 0..values.len() {
+            let mut fewer = values.clone();
+            fewer.remove(skip);
+            let want: Vec<i64> = all.iter().copied().filter(|&i| i != skip as i64).collect();
+            assert_eq!(ids(fewer), want, "{:?}: column {column} without {:?}", db.dialect(), values[skip]);
+        }
+    }
+}
+
 suite!(
+    lists_bind_as_one_parameter,
     round_trips_every_value,
     negative_zero,
     nan,

@@ -600,3 +600,258 @@ fn long_indexed_text_is_stored_or_refused_by_memdex() {
         assert_eq!(select!(Tag, |t| t.kind == "k").fetch(&store).unwrap().len(), if postgres { 1 } else { 2 });
     });
 }
+
+// ---- the cache of prepared text queries ----
+
+/// A fresh SQLite store with the seed rows plus two deleted ones, and a text-cache
+/// capacity (`None`: the default).
+fn text_store(capacity: Option<usize>) -> Store {
+    let builder = Store::builder().sqlite_in_memory().in_process_cache();
+    let builder = match capacity {
+        Some(n) => builder.text_cache_capacity(n),
+        None => builder,
+    };
+    let store = builder.build().unwrap();
+    seed(&store);
+    for (id, deleted_at) in [(8, 70), (9, 90)] {
+        store.insert(&Item { deleted_at: Some(deleted_at), ..item(id, 5, "gone", 1.0) }).unwrap();
+    }
+    store
+}
+
+/// What a text query returned, comparable between stores: the ids, or the error.
+fn text_answer(store: &Store, text: &str, params: &[(&str, memdex::Value)]) -> Result<Vec<i64>, String> {
+    store.recall_text::<Item>(text, params).map(|rows| ids(&rows)).map_err(|e| e.to_string())
+}
+
+#[test]
+fn text_queries_reuse_their_plan_with_new_values() {
+    let store = text_store(None);
+    let text = "lambda c: c.category_id == cat and c.price > p";
+    for (cat, p, expect) in [(5, 20.0, vec![2, 3, 4]), (6, 10.0, vec![6]), (7, 0.0, vec![7]), (5, 100.0, vec![2])] {
+        let rows = store.recall_text::<Item>(text, &[("cat", cat.into()), ("p", p.into())]).unwrap();
+        assert_eq!(ids(&rows), expect, "cat = {cat}, p = {p}");
+    }
+    let stats = store.stats();
+    assert_eq!((stats.text_cache_misses, stats.text_cache_hits), (1, 3), "{stats:?}");
+    // A parameter the text does not mention does not matter, whatever its type.
+    let rows = store
+        .recall_text::<Item>(text, &[("cat", 6.into()), ("p", 0.0.into()), ("unused", vec![1_i64].into())])
+        .unwrap();
+    assert_eq!(ids(&rows), vec![5, 6]);
+    // `select_text` shares the same cache, for counting and paging too.
+    let q = store.select_text::<Item>(text, &[("cat", 5.into()), ("p", 0.0.into())]).unwrap();
+    assert_eq!(q.count(&store).unwrap(), 6);
+    assert_eq!(ids(&q.limit(2).fetch(&store).unwrap()), vec![1, 2]);
+    let stats = store.stats();
+    assert_eq!((stats.text_cache_misses, stats.text_cache_hits), (1, 5), "{stats:?}");
+}
+
+#[test]
+fn text_cache_keys_on_parameter_types_and_model() {
+    // Each case runs on a store with the cache and on one without: a plan prepared
+    // for one parameter type and reused for another would answer differently.
+    let int = |i: i64| memdex::Value::from(i);
+    let list = |v: &[i64]| memdex::Value::from(v.to_vec());
+    let cases: Vec<(&str, Vec<(&str, memdex::Value)>)> = vec![
+        ("lambda c: c.category_id in ids", vec![("ids", list(&[5, 6]))]),
+        ("lambda c: c.category_id in ids", vec![("ids", list(&[7]))]),
+        ("lambda c: c.category_id in ids", vec![("ids", int(6))]),
+        ("lambda c: c.category_id in ids", vec![("ids", list(&[]))]),
+        ("lambda c: c.category_id in ids", vec![("ids", vec!["5".to_owned()].into())]),
+        ("lambda c: c.category_id in ids", vec![("ids", memdex::Value::Null)]),
+        ("lambda c: c.category_id in ids", vec![]),
+        ("lambda c: c.category_id in ids", vec![("ids", list(&[5]))]),
+        ("lambda c: c.category_id == 5 and c.deleted_at == d", vec![("d", memdex::Value::Null)]),
+        ("lambda c: c.category_id == 5 and c.deleted_at == d", vec![("d", int(70))]),
+        ("lambda c: c.category_id == 5 and c.deleted_at == d", vec![("d", memdex::Value::Null)]),
+        ("lambda c: c.category_id == 5 and c.deleted_at != d", vec![("d", int(90))]),
+        ("lambda c: c.category_id == 5 and c.deleted_at != d", vec![("d", memdex::Value::Null)]),
+        ("lambda c: c.category_id == cat", vec![("cat", memdex::Value::Null)]),
+        ("lambda c: c.category_id == cat", vec![("cat", int(6))]),
+        ("lambda c: c.category_id == cat", vec![("cat", "6".into())]),
+        ("lambda c: c.category_id == cat", vec![("cat", 6.0.into())]),
+        ("lambda c: c.category_id == cat", vec![("cat", int(7))]),
+    ];
+    let cached = text_store(None);
+    let fresh = text_store(Some(0));
+    let mut answers = Vec::new();
+    for (text, params) in &cases {
+        let got = text_answer(&cached, text, params);
+        let want = text_answer(&fresh, text, params);
+        assert_eq!(got, want, "{text} with {params:?}");
+        answers.push(got);
+    }
+    // The cases do tell types apart: rows for a list, an error for a scalar, and
+    // `== None` other rows than `== 70`.
+    assert_eq!(answers[0], Ok(vec![1, 2, 3, 4, 5, 6, 8, 9]));
+    assert!(answers[2].is_err() && answers[5].is_err() && answers[6].is_err(), "{answers:?}");
+    assert_eq!(answers[3], Ok(vec![]));
+    assert_eq!(answers[8], Ok(vec![1, 2, 3, 4]));
+    assert_eq!(answers[9], Ok(vec![8]));
+    assert_eq!(answers[14], Ok(vec![5, 6]));
+    let stats = cached.stats();
+    assert_eq!(fresh.stats().text_cache_hits, 0, "capacity 0 keeps nothing");
+    // Hits: the second list of ints, the list again at the end, `d = None` again,
+    // and `cat = 7` after `cat = 6`.
+    assert_eq!(stats.text_cache_hits, 4, "{stats:?}");
+
+    // The same text over another model is another query.
+    let tags = Store::builder().sqlite_in_memory().build().unwrap();
+    tags.migrate::<Tag>().unwrap();
+    tags.insert(&Tag { name: "a".into(), kind: "k".into(), weight: 1 }).unwrap();
+    let text = "lambda c: c.kind == k";
+    assert_eq!(tags.recall_text::<Tag>(text, &[("k", "k".into())]).unwrap().len(), 1);
+    assert!(tags.recall_text::<Item>(text, &[("k", "k".into())]).is_err(), "Item has no field `kind`");
+    assert_eq!(tags.stats().text_cache_hits, 0);
+}
+
+#[test]
+fn text_cache_holds_at_most_its_capacity_least_recently_used_out() {
+    let store = text_store(Some(2));
+    let texts = ["lambda c: c.category_id == 5", "lambda c: c.category_id == 6", "lambda c: c.category_id == 7"];
+    let ask = |i: usize| {
+        let before = store.stats();
+        let rows = store.recall_text::<Item>(texts[i], &[]).unwrap();
+        assert!(rows.iter().all(|r| r.category_id == 5 + i as i64) && !rows.is_empty());
+        let after = store.stats();
+        after.text_cache_hits - before.text_cache_hits == 1
+    };
+    // Fill (0, 1), then 2 pushes out 0, the least recently used.
+    assert_eq!([ask(0), ask(1), ask(2)], [false, false, false]);
+    assert_eq!([ask(2), ask(1)], [true, true]);
+    assert!(!ask(0), "0 was pushed out by 2");
+    // 0 came back and pushed out 2 (used before 1).
+    assert_eq!([ask(1), ask(0)], [true, true]);
+    assert!(!ask(2), "2 was pushed out by 0");
+    // Failures are never kept.
+    for _ in 0..3 {
+        assert!(store.recall_text::<Item>("lambda c: c.price > 3", &[]).is_err());
+    }
+    assert!(ask(0) && ask(2), "errors took no slot");
+}
+
+#[test]
+fn text_cache_under_concurrent_use() {
+    // Six texts through a cache of three, from four threads: hits, misses, evictions
+    // and two threads preparing the same text at once, every answer checked.
+    let store = text_store(Some(3));
+    let texts: Vec<String> = (0..6)
+        .map(|i| format!("lambda c: c.category_id == cat and c.price >= {i}.0 and c.id != {}", 100 + i))
+        .collect();
+    let all: Vec<Item> = store.recall_text::<Item>("lambda c: c.category_id in (5, 6, 7)", &[]).unwrap();
+    let calls = std::sync::atomic::AtomicU64::new(1);
+    std::thread::scope(|s| {
+        for t in 0..4_u64 {
+            let (store, texts, all, calls) = (&store, &texts, &all, &calls);
+            s.spawn(move || {
+                for n in 0..150_u64 {
+                    let i = ((n * 7 + t * 3) % 6) as usize;
+                    let cat = 5 + ((n + t) % 3) as i64;
+                    let rows = store.recall_text::<Item>(&texts[i], &[("cat", cat.into())]).unwrap();
+                    let want: Vec<i64> =
+                        all.iter().filter(|r| r.category_id == cat && r.price >= i as f64).map(|r| r.id).collect();
+                    assert_eq!(ids(&rows), want, "{} with cat = {cat}", texts[i]);
+                    calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    let stats = store.stats();
+    let calls = calls.into_inner();
+    assert_eq!(stats.text_cache_hits + stats.text_cache_misses, calls, "{stats:?}");
+    assert!(stats.text_cache_misses >= 7, "six texts and the first query at least: {stats:?}");
+    assert!(stats.text_cache_hits > 0, "{stats:?}");
+}
+
+// ---- very wide `in` lists ----
+
+#[test]
+fn very_wide_in_lists_bind_as_one_parameter() {
+    // 70 000 values: more than SQLite binds in one statement (32 766) and more than
+    // PostgreSQL's protocol carries (65 535). Over `max_nodes_per_query`, so the
+    // query goes to the database, whose SQL must bind the list as one value.
+    let wide: Vec<i64> = (0..70_000_i64).map(|i| 1_000 + 3 * i).collect();
+    each_backend("wide-in", |b| {
+        let store = b.store();
+        seed(&store);
+        store
+            .transaction(|tx| {
+                for (id, cat) in
+                    [(20, 1_000), (21, 1_003), (22, 1_004), (23, 1_000 + 3 * 69_999), (24, 1_000 + 3 * 70_000)]
+                {
+                    tx.insert(&item(id, cat, "wide", 1.0))?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        let mut ids_and_fives = wide.clone();
+        ids_and_fives.push(5);
+        for _ in 0..2 {
+            let q = select!(Item, |c| wide.contains(&c.category_id));
+            assert_eq!(ids(&q.fetch(&store).unwrap()), vec![20, 21, 23], "{:?}", b.db);
+            assert_eq!(q.count(&store).unwrap(), 3);
+            let rows = store
+                .recall_text::<Item>(
+                    "lambda c: c.category_id in cats and c.price < 100.0",
+                    &[("cats", ids_and_fives.clone().into())],
+                )
+                .unwrap();
+            assert_eq!(ids(&rows), vec![1, 3, 4, 20, 21, 23]);
+            let rows = store
+                .recall_text::<Item>(
+                    "lambda c: c.category_id == 5 and not c.cart_id in cats",
+                    &[("cats", wide.clone().into())],
+                )
+                .unwrap();
+            assert_eq!(ids(&rows), vec![1, 2, 3, 4]);
+            let rows = scan!(Item, |c| c.id >= 20 && !wide.contains(&c.category_id)).fetch(&store).unwrap();
+            assert_eq!(ids(&rows), vec![22, 24]);
+        }
+    });
+}
+
+#[test]
+fn very_wide_node_snapshots_stay_one_statement() {
+    // Four disjuncts of 10 000 composite nodes each (`max_nodes_per_query` per
+    // disjunct): 40 000 nodes of two values. When one misses, every node is read in
+    // one statement (K7), which must not bind 80 000 values.
+    each_backend("wide-snapshot", |b| {
+        let store = b.store();
+        seed(&store);
+        store
+            .transaction(|tx| {
+                for (id, cart) in [(30, 100), (31, 5_099), (32, 5_100), (33, 19_999), (34, 20_100)] {
+                    tx.insert(&Item { cart_id: cart, status: "open".into(), ..item(id, 9, "snap", 2.0) })?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        let carts = |k: i64| -> Vec<i64> { (0..5_000).map(|i| 100 + 5_000 * k + i).collect() };
+        let (c0, c1, c2, c3) = (carts(0), carts(1), carts(2), carts(3));
+        let statuses = ["open".to_owned(), "paid".to_owned()];
+        let q = select!(Item, |c| (c0.contains(&c.cart_id) && statuses.contains(&c.status))
+            || (c1.contains(&c.cart_id) && statuses.contains(&c.status))
+            || (c2.contains(&c.cart_id) && statuses.contains(&c.status))
+            || (c3.contains(&c.cart_id) && statuses.contains(&c.status)));
+        for round in 0..2 {
+            let before = store.stats();
+            assert_eq!(ids(&q.fetch(&store).unwrap()), vec![30, 31, 32, 33], "{:?} round {round}", b.db);
+            let after = store.stats();
+            if round == 0 {
+                assert!(after.node_misses > before.node_misses, "the first read misses: {after:?}");
+            }
+        }
+        // At the snapshot bound: 10 000 one-value nodes (`max_nodes_per_query`), all
+        // missing, read in one statement.
+        let ten_thousand: Vec<i64> = (0..10_000).collect();
+        let q10 = select!(Item, |c| ten_thousand.contains(&c.category_id) && c.id >= 30);
+        assert_eq!(ids(&q10.fetch(&store).unwrap()), vec![30, 31, 32, 33, 34]);
+        assert_eq!(ids(&q10.fetch(&store).unwrap()), vec![30, 31, 32, 33, 34]);
+        // A write moves a row between two nodes of the query; the next read sees it.
+        store.update(&Item { cart_id: 5_101, status: "paid".into(), ..item(30, 9, "snap", 2.0) }).unwrap();
+        assert_eq!(ids(&q.fetch(&store).unwrap()), vec![30, 31, 32, 33]);
+        store.update(&Item { cart_id: 99, status: "paid".into(), ..item(30, 9, "snap", 2.0) }).unwrap();
+        assert_eq!(ids(&q.fetch(&store).unwrap()), vec![31, 32, 33]);
+    });
+}

@@ -3,7 +3,8 @@
 //! asks which dialect it is emitting for.
 
 use sqlparser::ast::{
-    BinaryOperator, DataType, ExactNumberInfo, Expr, FunctionArg, FunctionArgExpr, Ident, ObjectName, UnaryOperator,
+    BinaryOperator, DataType, ExactNumberInfo, Expr, FunctionArg, FunctionArgExpr, Ident, InTarget, ObjectName,
+    SetExpr, TableFactor, TableFunctionArgs, UnaryOperator,
 };
 
 use super::SqlError;
@@ -106,6 +107,14 @@ pub(crate) trait SqlDialect {
 
     /// Whether `CREATE INDEX IF NOT EXISTS` is accepted.
     fn index_if_not_exists(&self) -> bool;
+
+    /// `needle` is one of the values of a list bound as ONE parameter, for `in`
+    /// lists too long for a placeholder per element (databases cap the placeholders
+    /// of a statement: SQLite at 32,766, PostgreSQL at 65,535). `list` binds the
+    /// list (without NULLs) and returns its placeholder; it is called only when the
+    /// dialect has such a form. `None`: the dialect has none, and the list keeps one
+    /// placeholder per element.
+    fn in_bound_list(&self, needle: Expr, list: &mut dyn FnMut() -> Expr) -> Option<Expr>;
 }
 
 /// Escapes `%`, `_` and `escape` itself with `escape`, then adds the `%` wildcards
@@ -290,6 +299,26 @@ impl SqlDialect for Sqlite {
         '"'
     }
 
+    /// `needle IN (SELECT "value" FROM json_each(?))`: the runtime binds the list
+    /// as a JSON array, which `json_each` (built into SQLite) turns back into
+    /// values; an index on the needle's column still serves the lookup.
+    fn in_bound_list(&self, needle: Expr, list: &mut dyn FnMut() -> Expr) -> Option<Expr> {
+        let mut select = ast::select(vec![ast::column(self.quote(), "value")], ast::plain_name("json_each"), None);
+        if let Some(TableFactor::Table { args, .. }) = select.from.first_mut().map(|t| &mut t.relation) {
+            *args = Some(TableFunctionArgs {
+                args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(list()))],
+                settings: None,
+            });
+        }
+        let subquery = ast::query(SetExpr::Select(Box::new(select)));
+        Some(Expr::In {
+            expr: Box::new(operand(needle)),
+            target: InTarget::Subquery(Box::new(subquery)),
+            negated: false,
+            global: false,
+        })
+    }
+
     fn placeholder(&self, _n: usize) -> String {
         "?".into()
     }
@@ -432,6 +461,18 @@ fn collate_c(e: Expr) -> Expr {
 impl SqlDialect for Postgres {
     fn quote(&self) -> char {
         '"'
+    }
+
+    /// `needle = ANY($n)`, the list bound as one array: PostgreSQL infers the
+    /// array's type from the needle, and a btree or hash index on its column serves
+    /// the lookup.
+    fn in_bound_list(&self, needle: Expr, list: &mut dyn FnMut() -> Expr) -> Option<Expr> {
+        Some(Expr::AnyOp {
+            left: Box::new(operand(needle)),
+            compare_op: BinaryOperator::Eq,
+            right: Box::new(list()),
+            is_some: false,
+        })
     }
 
     /// `$n`, written without the formatting machinery: one placeholder per bound
@@ -655,6 +696,13 @@ const MYSQL_TEXT_KEY_CHARS: u64 = 255;
 impl SqlDialect for MySql {
     fn quote(&self) -> char {
         '`'
+    }
+
+    /// MySQL has no array parameter (`JSON_TABLE` would need the element's SQL type
+    /// spelled out per column): lists keep one placeholder per element, up to its
+    /// 65,535 placeholders per statement.
+    fn in_bound_list(&self, _needle: Expr, _list: &mut dyn FnMut() -> Expr) -> Option<Expr> {
+        None
     }
 
     fn placeholder(&self, _n: usize) -> String {

@@ -42,6 +42,10 @@ use crate::value::{Type, Value};
 /// rather than turned into megabytes of SQL.
 pub(crate) const ARITH_BUDGET: usize = 20_000;
 
+/// `in` lists longer than this bind as one parameter where the dialect can
+/// ([`SqlDialect::in_bound_list`]); shorter ones keep a placeholder per element.
+pub(crate) const LONG_IN_LIST: usize = 100;
+
 /// Builds SQL expressions for one statement and collects its bound values.
 pub(crate) struct Emitter<'a> {
     pub(crate) dialect: &'a dyn SqlDialect,
@@ -527,6 +531,32 @@ impl<'a> Emitter<'a> {
                 out
             }
         };
+        if items.len() > LONG_IN_LIST && items.iter().all(Result::is_ok) {
+            // One parameter for the whole list (the SQL text no longer grows with
+            // it). NULLs leave the bound list: for an `Option` needle, `COALESCE`
+            // turns SQL's NULL (the needle is `None`) into whether the list holds
+            // `None`; a needle that is not an `Option` never equals `None`.
+            let has_null = items.iter().any(|i| matches!(i, Ok(Value::Null)));
+            let dialect = self.dialect;
+            let list = |items: &[Result<Value, &IrExpr>]| {
+                Value::List(items.iter().filter_map(|i| i.as_ref().ok()).filter(|v| !v.is_null()).cloned().collect())
+            };
+            let mut bind_list = || self.bind(list(&items));
+            if let Some(member) = dialect.in_bound_list(needle_sql.clone(), &mut bind_list) {
+                return Ok(if optional { function("COALESCE", vec![member, ast::boolean(has_null)]) } else { member });
+            }
+            // No one-parameter form in this dialect: one placeholder per item.
+        }
+        self.membership_items(needle_sql, items, optional)
+    }
+
+    /// `needle` among `items`, one placeholder per item.
+    fn membership_items(
+        &mut self,
+        needle_sql: Expr,
+        items: Vec<Result<Value, &IrExpr>>,
+        optional: bool,
+    ) -> Result<Expr, SqlError> {
         if optional {
             // `IN` is `=` per item, which is never true for NULL: an `Option` needle
             // is compared null-safely item by item instead.

@@ -228,11 +228,7 @@ fn bind_one<'a>(position: usize, value: &'a Value, ty: &PgType) -> Result<Box<dy
         DbError::Query(format!("parameter {position}: cannot bind {} as PostgreSQL {ty}{why}", kind(value)))
     };
     let boxed: Box<dyn ToSql + Sync + 'a> = match (value, ty) {
-        (Value::List(_), _) => {
-            return Err(DbError::Query(format!(
-                "parameter {position} is a list; the SQL emitter expands lists into one placeholder per element"
-            )));
-        }
+        (Value::List(items), _) => bind_array(position, items, ty)?,
         (Value::Null, _) => typed_null(ty).ok_or_else(|| cannot(""))?,
         (Value::Int(i), &PgType::INT8) => Box::new(*i),
         (Value::Int(i), &PgType::INT4) => Box::new(i32::try_from(*i).map_err(|_| cannot(" (out of range)"))?),
@@ -247,6 +243,54 @@ fn bind_one<'a>(position: usize, value: &'a Value, ty: &PgType) -> Result<Box<dy
         _ => return Err(cannot("")),
     };
     Ok(boxed)
+}
+
+/// A long `in` list bound as one array (`col = ANY($n)`), its elements converted
+/// as single values of the element type are (`bind_one`).
+fn bind_array<'a>(position: usize, items: &'a [Value], ty: &PgType) -> Result<Box<dyn ToSql + Sync + 'a>, DbError> {
+    let cannot = |item: &Value, why: &str| {
+        DbError::Query(format!("parameter {position}: cannot bind {} in a list as PostgreSQL {ty}{why}", kind(item)))
+    };
+    fn each<'a, T: 'a>(
+        items: &'a [Value],
+        one: impl Fn(&'a Value) -> Result<Option<T>, DbError>,
+    ) -> Result<Vec<Option<T>>, DbError> {
+        items.iter().map(one).collect()
+    }
+    Ok(match *ty {
+        PgType::INT8_ARRAY => Box::new(each(items, |v| match v {
+            Value::Null => Ok(None),
+            Value::Int(i) => Ok(Some(*i)),
+            Value::Float(x) => integral(*x).map(Some).ok_or_else(|| cannot(v, " (not a whole number)")),
+            _ => Err(cannot(v, "")),
+        })?),
+        PgType::INT4_ARRAY => Box::new(each(items, |v| match v {
+            Value::Null => Ok(None),
+            Value::Int(i) => i32::try_from(*i).map(Some).map_err(|_| cannot(v, " (out of range)")),
+            _ => Err(cannot(v, "")),
+        })?),
+        PgType::FLOAT8_ARRAY => Box::new(each(items, |v| match v {
+            Value::Null => Ok(None),
+            Value::Int(i) => Ok(Some(*i as f64)),
+            Value::Float(x) => Ok(Some(*x)),
+            _ => Err(cannot(v, "")),
+        })?),
+        PgType::BOOL_ARRAY => Box::new(each(items, |v| match v {
+            Value::Null => Ok(None),
+            Value::Bool(b) => Ok(Some(*b)),
+            _ => Err(cannot(v, "")),
+        })?),
+        ref t if <Vec<Option<&str>> as ToSql>::accepts(t) => Box::new(each(items, |v| match v {
+            Value::Null => Ok(None),
+            Value::Text(s) => Ok(Some(s.as_str())),
+            _ => Err(cannot(v, "")),
+        })?),
+        _ => {
+            return Err(DbError::Query(format!(
+                "parameter {position}: cannot bind a list as PostgreSQL {ty} (lists bind only to `= ANY($n)`)"
+            )));
+        }
+    })
 }
 
 /// A NULL that the driver accepts for a parameter of type `ty`.

@@ -187,7 +187,9 @@ fn query_error(e: rusqlite::Error) -> DbError {
     DbError::Query(e.to_string())
 }
 
-/// A bound parameter. Lists and NaN are rejected before binding, by [`check_params`].
+/// A bound parameter. NaN and lists of lists are rejected before binding, by
+/// [`check_params`]. A list (a long `in` list, read by `json_each(?)` in the SQL)
+/// is bound as a JSON array.
 struct Param<'a>(&'a Value);
 
 impl rusqlite::ToSql for Param<'_> {
@@ -198,22 +200,34 @@ impl rusqlite::ToSql for Param<'_> {
             Value::Int(i) => ToSqlOutput::Borrowed(ValueRef::Integer(*i)),
             Value::Float(x) => ToSqlOutput::Borrowed(ValueRef::Real(*x)),
             Value::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
-            // Unreachable after `check_params`; binding NULL would be a silent wrong
-            // answer, so fail loudly instead.
-            Value::List(_) => {
-                return Err(rusqlite::Error::ToSqlConversionFailure("a list cannot be bound as one parameter".into()));
-            }
+            Value::List(items) => ToSqlOutput::Owned(rusqlite::types::Value::Text(json_array(items))),
         })
     }
 }
 
-/// Rejects values SQLite cannot bind faithfully.
-fn check_params(params: &[Value]) -> Result<(), DbError> {
+/// Rejects values SQLite cannot bind faithfully, and a list anywhere but in
+/// `json_each(?)` (where memdex's SQL reads it as a JSON array): bound elsewhere,
+/// its JSON text would silently compare as a string.
+fn check_params(q: &SqlQuery) -> Result<(), DbError> {
+    let params = &q.params;
+    if params.iter().any(|v| matches!(v, Value::List(_))) {
+        let in_json_each = json_each_placeholders(&q.text);
+        for (i, value) in params.iter().enumerate() {
+            if matches!(value, Value::List(_)) && !in_json_each.get(i).copied().unwrap_or(false) {
+                return Err(DbError::Query(format!(
+                    "parameter {} is a list; a list binds only as the argument of `json_each(?)`",
+                    i + 1
+                )));
+            }
+        }
+    }
     for (i, value) in params.iter().enumerate() {
         match value {
-            Value::List(_) => {
+            Value::List(items)
+                if items.iter().any(|v| matches!(v, Value::List(_)) || matches!(v, Value::Float(x) if x.is_nan())) =>
+            {
                 return Err(DbError::Query(format!(
-                    "parameter {} is a list; the SQL emitter expands lists into one placeholder per element",
+                    "parameter {} is a list holding a list or NaN, which SQLite cannot bind",
                     i + 1
                 )));
             }
@@ -228,6 +242,64 @@ fn check_params(params: &[Value]) -> Result<(), DbError> {
         }
     }
     Ok(())
+}
+
+/// For each `?` placeholder of `text` in order, whether it is the argument of
+/// `json_each(`. Quoted identifiers and string literals are skipped (a `?` inside
+/// them is not a placeholder).
+fn json_each_placeholders(text: &str) -> Vec<bool> {
+    let mut out = Vec::new();
+    let mut quote: Option<char> = None;
+    for (at, ch) in text.char_indices() {
+        match (quote, ch) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'' | '`') => quote = Some(ch),
+            (None, '?') => out.push(text[..at].ends_with("json_each(")),
+            (None, _) => {}
+        }
+    }
+    out
+}
+
+/// A list as the JSON array `json_each` reads back as the same SQLite values:
+/// integers as integers, booleans as 0 and 1 (as SQLite stores them), floats in
+/// Rust's shortest round-trip form (±inf as `±9e999`, which SQLite's JSON reads as
+/// ±inf), text as JSON strings, NULL as `null`.
+fn json_array(items: &[Value]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(items.len() * 8 + 2);
+    out.push('[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        // Writing to a `String` cannot fail.
+        let _ = match item {
+            Value::Null | Value::List(_) => write!(out, "null"),
+            Value::Bool(b) => write!(out, "{}", u8::from(*b)),
+            Value::Int(n) => write!(out, "{n}"),
+            Value::Float(x) if x.is_infinite() => write!(out, "{}9e999", if *x < 0.0 { "-" } else { "" }),
+            Value::Float(x) => write!(out, "{x:?}"),
+            Value::Text(s) => {
+                out.push('"');
+                for ch in s.chars() {
+                    match ch {
+                        '"' => out.push_str("\\\""),
+                        '\\' => out.push_str("\\\\"),
+                        c if (c as u32) < 0x20 => {
+                            let _ = write!(out, "\\u{:04x}", c as u32);
+                        }
+                        c => out.push(c),
+                    }
+                }
+                out.push('"');
+                Ok(())
+            }
+        };
+    }
+    out.push(']');
+    out
 }
 
 /// Decodes one column value to the requested type; the error says why not.
@@ -270,7 +342,7 @@ fn describe_value(value: ValueRef<'_>) -> String {
 
 /// Runs a query on `conn`, decoding each row to `types`.
 fn run_query(conn: &Connection, q: &SqlQuery, types: &[Type]) -> Result<Vec<Vec<Value>>, DbError> {
-    check_params(&q.params)?;
+    check_params(q)?;
     let mut stmt = conn.prepare_cached(&q.text).map_err(query_error)?;
     let columns = stmt.column_count();
     if columns != types.len() {
@@ -297,7 +369,7 @@ fn run_query(conn: &Connection, q: &SqlQuery, types: &[Type]) -> Result<Vec<Vec<
 
 /// Runs a statement on `conn`; returns the number of rows changed.
 fn run_execute(conn: &Connection, q: &SqlQuery) -> Result<u64, DbError> {
-    check_params(&q.params)?;
+    check_params(q)?;
     let mut stmt = conn.prepare_cached(&q.text).map_err(query_error)?;
     let changed = stmt.execute(rusqlite::params_from_iter(q.params.iter().map(Param))).map_err(query_error)?;
     Ok(changed as u64)
