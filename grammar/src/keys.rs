@@ -4,6 +4,7 @@
 //! Keys are pure functions of the schema, the configuration and the values, so they
 //! live here (no I/O) where `Explain` can show them too.
 
+use crate::decimal::Digits;
 use std::fmt::Write as _;
 
 use sha2::{Digest, Sha256};
@@ -159,21 +160,7 @@ fn push_int(i: i64, out: &mut String) {
     if i < 0 {
         out.push('-');
     }
-    let mut n = i.unsigned_abs();
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        // `n % 10` is below 10, so the cast is exact.
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &d in &digits[at..] {
-        out.push(char::from(d));
-    }
+    out.push_str(Digits::new(i.unsigned_abs()).as_str());
 }
 
 /// Keys longer than memcached allows keep a readable prefix and end in `#` and 128

@@ -14,6 +14,7 @@
 //! query has the same plan whichever way it was written.
 
 pub mod check;
+pub mod decimal;
 pub mod error;
 pub mod eval;
 pub mod explain;

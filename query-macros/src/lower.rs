@@ -190,7 +190,7 @@ impl Lowering {
             BodyKind::Aggregate => self.aggregate(&closure.body),
         };
         let param = closure.param.as_ref().map_or_else(|| "_".to_string(), |p| p.to_string());
-        (!self.has_errors()).then(|| Lambda { param, param_span, body, span })
+        (!self.has_errors()).then_some(Lambda { param, param_span, body, span })
     }
 
     /// Does `e` mention the closure parameter?

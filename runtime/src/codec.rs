@@ -15,6 +15,7 @@
 //! deploy from decoding old bytes as a new struct; a value that still fails to decode
 //! is treated as a miss and repaired.
 
+use memdex_grammar::decimal::Digits;
 use memdex_grammar::{Type, Value};
 
 /// The header of a completely filled node (version 1).
@@ -53,19 +54,8 @@ pub fn push_id(out: &mut Vec<u8>, id: &Value) {
 }
 
 /// Appends `n` in decimal without the `fmt` machinery or a temporary `String`.
-fn push_digits(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        // `n % 10` is below 10, so the cast is exact.
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
+fn push_digits(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(Digits::new(n).as_bytes());
 }
 
 /// A complete node: header and the given ids.

@@ -478,21 +478,10 @@ impl SqlDialect for Postgres {
     /// `$n`, written without the formatting machinery: one placeholder per bound
     /// value is built on every statement.
     fn placeholder(&self, n: usize) -> String {
-        let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        let mut rest = n;
-        loop {
-            at -= 1;
-            // `rest % 10` is a single decimal digit, so the cast cannot truncate.
-            digits[at] = b'0' + (rest % 10) as u8;
-            rest /= 10;
-            if rest == 0 {
-                break;
-            }
-        }
-        let mut text = String::with_capacity(1 + digits.len() - at);
+        let digits = crate::decimal::Digits::new(n as u64);
+        let mut text = String::with_capacity(1 + digits.as_bytes().len());
         text.push('$');
-        text.extend(digits[at..].iter().map(|&d| char::from(d)));
+        text.push_str(digits.as_str());
         text
     }
 

@@ -39,6 +39,7 @@
 //! mutations (including lease gets, which create placeholders) with `Ambiguous`.
 //! A connection that saw any failure is dropped, never pooled with unread replies.
 
+use memdex_grammar::decimal::Digits;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Mutex;
@@ -403,19 +404,8 @@ fn data_block(out: &mut Vec<u8>, value: &[u8]) {
 }
 
 /// Appends `n` in decimal without going through `fmt`.
-fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        // `n % 10` is below 10, so the cast is exact.
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
+fn push_decimal(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(Digits::new(n).as_bytes());
 }
 
 /// Whether an unanswered op may have changed the server's state.
