@@ -7,26 +7,17 @@
 // A failing test reports by panicking, with the SQL that failed.
 #![allow(clippy::panic)]
 
+#[path = "support/sqlite.rs"]
+mod sqlite_support;
+
 use memdex_grammar as grammar;
+use sqlite_support::sqlite_value;
 
 #[path = "support/extreme.rs"]
 mod extreme;
 
-use grammar::Value;
 use grammar::sql::{self, Dialect, SelectSpec};
 use rusqlite::Connection;
-use rusqlite::types::Value as SqliteValue;
-
-fn sqlite_value(v: &Value) -> SqliteValue {
-    match v {
-        Value::Null => SqliteValue::Null,
-        Value::Bool(b) => SqliteValue::Integer(i64::from(*b)),
-        Value::Int(i) => SqliteValue::Integer(*i),
-        Value::Float(x) => SqliteValue::Real(*x),
-        Value::Text(s) => SqliteValue::Text(s.clone()),
-        Value::List(_) => unreachable!("the emitter binds list elements one by one"),
-    }
-}
 
 fn database() -> Connection {
     let conn = Connection::open_in_memory().expect("in-memory SQLite");

@@ -6,13 +6,16 @@
 // A failing test reports by panicking, with the SQL that failed.
 #![allow(clippy::panic)]
 
+#[path = "support/sqlite.rs"]
+mod sqlite_support;
+
 use memdex_grammar::check::Aggregate;
 use memdex_grammar::ir::{AggFunc, ArithOp, CmpOp, Expr, ExprKind, Haystack, StrOp};
 use memdex_grammar::sql::{self, Dialect, OrderBy, SelectSpec};
 use memdex_grammar::{Schema, Span, Type, Value};
 use rusqlite::Connection;
 use rusqlite::functions::FunctionFlags;
-use rusqlite::types::Value as SqliteValue;
+use sqlite_support::sqlite_value;
 
 #[derive(Clone, Debug)]
 struct Row {
@@ -100,17 +103,6 @@ fn to_values(r: &Row) -> Vec<Value> {
         Value::Float(r.x),
         Value::from(r.o),
     ]
-}
-
-fn sqlite_value(v: &Value) -> SqliteValue {
-    match v {
-        Value::Null => SqliteValue::Null,
-        Value::Bool(b) => SqliteValue::Integer(i64::from(*b)),
-        Value::Int(i) => SqliteValue::Integer(*i),
-        Value::Float(x) => SqliteValue::Real(*x),
-        Value::Text(s) => SqliteValue::Text(s.clone()),
-        Value::List(_) => unreachable!("the emitter binds list elements one by one"),
-    }
 }
 
 /// A database with the table from `create_table` and every row inserted with

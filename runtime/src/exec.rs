@@ -307,13 +307,7 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
         for (n, reply) in nodes.iter_mut().zip(node_replies) {
             all_hit &= read_node(inner, schema, n, reply);
         }
-        let hits = objects
-            .iter_mut()
-            .zip(object_replies)
-            .map(|(o, reply)| read_object(inner, o, reply))
-            .filter(|&hit| hit)
-            .count();
-        Counters::add(&inner.stats.object_hits, hits as u64);
+        read_objects(inner, &mut objects, object_replies);
         if !all_hit && !nodes.is_empty() {
             if too_wide {
                 tracing::debug!("too many prefix nodes for one snapshot; answering from the database");
@@ -351,13 +345,7 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
         }
         let replies = inner.cache_run(&ops);
         let (object_replies, node_replies) = replies.split_at(object_ops.min(replies.len()));
-        let hits = objects[direct_count..]
-            .iter_mut()
-            .zip(object_replies)
-            .map(|(o, reply)| read_object(inner, o, reply))
-            .filter(|&hit| hit)
-            .count();
-        Counters::add(&inner.stats.object_hits, hits as u64);
+        read_objects(inner, &mut objects[direct_count..], object_replies);
         let moved = recheck
             && (node_replies.len() != nodes.len()
                 || nodes.iter().zip(node_replies).any(|(n, r)| match r {
@@ -646,6 +634,17 @@ fn snapshot_query(dialect: Dialect, schema: &Schema, nodes: &[NodeState]) -> Res
     let filter = at(ExprKind::Or(alternatives));
     let spec = SelectSpec { filter: Some(&filter), ..SelectSpec::default() };
     sql::select(dialect, schema, spec, &params)
+}
+
+/// Reads one batch's object replies into their objects, counting the hits once.
+fn read_objects<T: Model>(
+    inner: &StoreInner,
+    objects: &mut [ObjectState<T>],
+    replies: &[Result<CacheReply, crate::cache::CacheError>],
+) {
+    let hits =
+        objects.iter_mut().zip(replies).map(|(o, reply)| read_object(inner, o, reply)).filter(|&hit| hit).count();
+    Counters::add(&inner.stats.object_hits, hits as u64);
 }
 
 /// Reads one object's reply; `true` for a hit, which the caller counts (one

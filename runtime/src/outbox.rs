@@ -32,6 +32,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use memdex_grammar::decimal::Digits;
 use memdex_grammar::ir::{CmpOp, Expr, ExprKind, Haystack};
 use memdex_grammar::sql::{self, OrderBy, SelectSpec, SqlQuery};
 use memdex_grammar::{Dialect, Schema, Span, Type, Value};
@@ -301,7 +302,7 @@ fn encode_moved(moved: &[(String, Value)]) -> String {
             other => other.to_string(),
         };
         for part in [table.as_str(), key.as_str()] {
-            out.push_str(&part.len().to_string());
+            out.push_str(Digits::new(part.len() as u64).as_str());
             out.push(':');
             out.push_str(part);
         }
