@@ -582,58 +582,18 @@ fn snapshot_possible(schema: &Schema, nodes: &[NodeState]) -> bool {
 /// The one statement that reads every node of a query (only called when
 /// [`snapshot_possible`]).
 ///
-/// Up to [`MAX_SNAPSHOT_NODES`] nodes, each node's condition is the SQL the
-/// model's indexes are built for (`substr(col, 1, n) = ?` for a prefix node), so
-/// the read is one index lookup per node. Wider, the nodes of each index become
-/// one `in` list per column (`col IN <list>`, bound as ONE parameter however long
-/// the list: `= ANY($n)`, `json_each(?)`), which for a composite index selects a
-/// superset (every combination of its columns' values); rows are assigned to
-/// nodes by `node_matches` in memory, which makes the superset exact. Prefix nodes
-/// have no list form and stay one `starts_with` each (their pattern has exactly
-/// the index's length, so it selects the node's rows).
+/// Up to [`MAX_SNAPSHOT_NODES`] nodes, [`sql::node_rows`]: each node's condition
+/// is the SQL the model's indexes are built for, one index lookup per node. Wider,
+/// [`sql::node_rows_by_lists`]: one bound list per index column, a superset for
+/// composite indexes that `snapshot_nodes` makes exact by assigning rows to nodes
+/// with `node_matches`.
 fn snapshot_query(dialect: Dialect, schema: &Schema, nodes: &[NodeState]) -> Result<sql::SqlQuery, sql::SqlError> {
     let specs: Vec<(usize, &[Value])> =
         nodes.iter().filter_map(|n| n.node.index.map(|i| (i, n.node.values.as_slice()))).collect();
     if specs.len() <= MAX_SNAPSHOT_NODES {
         return Ok(sql::node_rows(dialect, schema, &specs));
     }
-    use memdex_grammar::ir::{Expr, ExprKind, Haystack, StrOp};
-    let at = |kind: ExprKind| Expr { kind, span: memdex_grammar::Span::default() };
-    let field = |column: usize| at(ExprKind::Field(schema.columns[column].field.clone()));
-    let mut params: Vec<(String, Value)> = Vec::new();
-    let mut alternatives: Vec<Expr> = Vec::new();
-    for (index, def) in schema.indexes.iter().enumerate() {
-        let of_index: Vec<&[Value]> = specs.iter().filter(|(i, _)| *i == index).map(|(_, v)| *v).collect();
-        if of_index.is_empty() {
-            continue;
-        }
-        if def.prefix.is_some() {
-            for values in &of_index {
-                let (Some(&column), Some(value)) = (def.columns.first(), values.first()) else { continue };
-                let name = format!("s{}", params.len());
-                params.push((name.clone(), value.clone()));
-                alternatives.push(at(ExprKind::StrTest {
-                    op: StrOp::StartsWith,
-                    subject: Box::new(field(column)),
-                    pattern: Box::new(at(ExprKind::Param(name))),
-                }));
-            }
-            continue;
-        }
-        let mut per_column = Vec::with_capacity(def.columns.len());
-        for (position, &column) in def.columns.iter().enumerate() {
-            let mut values: Vec<Value> = of_index.iter().filter_map(|v| v.get(position).cloned()).collect();
-            values.sort_by(Value::order);
-            values.dedup_by(|a, b| a.order(b).is_eq());
-            let name = format!("s{}", params.len());
-            params.push((name.clone(), Value::List(values)));
-            per_column.push(at(ExprKind::In { needle: Box::new(field(column)), haystack: Haystack::Param(name) }));
-        }
-        alternatives.push(if per_column.len() == 1 { per_column.remove(0) } else { at(ExprKind::And(per_column)) });
-    }
-    let filter = at(ExprKind::Or(alternatives));
-    let spec = SelectSpec { filter: Some(&filter), ..SelectSpec::default() };
-    sql::select(dialect, schema, spec, &params)
+    sql::node_rows_by_lists(dialect, schema, &specs)
 }
 
 /// Reads one batch's object replies into their objects, counting the hits once.

@@ -221,6 +221,54 @@ pub fn node_rows(d: Dialect, schema: &Schema, nodes: &[(usize, &[Value])]) -> Sq
     finish(Statement::Query(Box::new(ast::query(SetExpr::Select(Box::new(select))))), e)
 }
 
+/// The rows of many index nodes in one statement, for more nodes than [`node_rows`]
+/// can name one by one (SQLite refuses expressions nested deeper than 1,000): the
+/// nodes of each index become one `in` list per column, each bound as ONE parameter
+/// however long (`= ANY($n)`, `json_each(?)`). For a composite index that selects a
+/// superset (every combination of its columns' values): the caller assigns rows to
+/// nodes, which makes it exact. Prefix nodes have no list form and stay one
+/// `starts_with` each (their pattern has exactly the index's length, so it selects
+/// the node's rows).
+pub fn node_rows_by_lists(d: Dialect, schema: &Schema, nodes: &[(usize, &[Value])]) -> Result<SqlQuery, SqlError> {
+    use crate::ir::{ExprKind, Haystack, StrOp};
+    let at = |kind: ExprKind| Expr { kind, span: crate::span::Span::default() };
+    let field = |column: usize| at(ExprKind::Field(schema.columns[column].field.clone()));
+    let mut params: Vec<(String, Value)> = Vec::new();
+    let mut alternatives: Vec<Expr> = Vec::new();
+    for (index, def) in schema.indexes.iter().enumerate() {
+        let of_index: Vec<&[Value]> = nodes.iter().filter(|(i, _)| *i == index).map(|(_, v)| *v).collect();
+        if of_index.is_empty() {
+            continue;
+        }
+        if def.prefix.is_some() {
+            for values in &of_index {
+                let (Some(&column), Some(value)) = (def.columns.first(), values.first()) else { continue };
+                let name = format!("s{}", params.len());
+                params.push((name.clone(), value.clone()));
+                alternatives.push(at(ExprKind::StrTest {
+                    op: StrOp::StartsWith,
+                    subject: Box::new(field(column)),
+                    pattern: Box::new(at(ExprKind::Param(name))),
+                }));
+            }
+            continue;
+        }
+        let mut per_column = Vec::with_capacity(def.columns.len());
+        for (position, &column) in def.columns.iter().enumerate() {
+            let mut values: Vec<Value> = of_index.iter().filter_map(|v| v.get(position).cloned()).collect();
+            values.sort_by(Value::order);
+            values.dedup_by(|a, b| a.order(b).is_eq());
+            let name = format!("s{}", params.len());
+            params.push((name.clone(), Value::List(values)));
+            per_column.push(at(ExprKind::In { needle: Box::new(field(column)), haystack: Haystack::Param(name) }));
+        }
+        alternatives.push(if per_column.len() == 1 { per_column.remove(0) } else { at(ExprKind::And(per_column)) });
+    }
+    let filter = at(ExprKind::Or(alternatives));
+    let spec = SelectSpec { filter: Some(&filter), ..SelectSpec::default() };
+    select(d, schema, spec, &params)
+}
+
 /// `a = ? AND b IS NULL AND substr(s, 1, n) = ?` for one node of `index`.
 fn node_conditions(e: &mut Emitter<'_>, index: usize, values: &[Value]) -> Vec<SqlExpr> {
     match e.schema.indexes.get(index) {
