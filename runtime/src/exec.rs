@@ -290,6 +290,14 @@ fn index_scan<T: Model>(inner: &StoreInner, q: &Select<'_, T>, plan: &Plan) -> R
         .map(|ids| ids.iter().map(|id| want(id, &mut objects, &mut object_slot, &mut key_text)).collect())
         .collect();
 
+    // A node on a cache server marked down cannot hit, and one missing node sends
+    // the query to a snapshot from the database anyway: answer it there at once,
+    // without taking leases that nobody would fill.
+    if nodes.iter().any(|n| !inner.cache.is_available(&n.key)) {
+        tracing::debug!("an index node's cache server is down; answering from the database");
+        return Ok(None);
+    }
+
     // Round trip 1: every node, plus the objects of key lookups. Nodes that cannot
     // be read in one snapshot statement (`snapshot_query`) are read without leases:
     // if one misses, the query goes to the database (which answers it in one

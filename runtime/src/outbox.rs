@@ -48,6 +48,8 @@ const TABLE: &str = "memdex_outbox";
 const DRAIN_BATCH: u64 = 200;
 /// Done entries deleted per piggybacked statement.
 const CLEANUP_BATCH: usize = 500;
+/// Keys of this process's failed invalidations retried in one call's batch.
+const OWN_DRAIN_KEYS: usize = 2_000;
 
 fn schema() -> &'static Schema {
     static SCHEMA: OnceLock<Schema> = OnceLock::new();
@@ -237,24 +239,44 @@ impl Outbox {
         Ok(applied)
     }
 
+    /// This process's failed invalidations, in ONE cache batch of at most
+    /// [`OWN_DRAIN_KEYS`] keys (the rest waits for the next call): a call never pays
+    /// more than one cache round trip for them, however many writes failed. An entry
+    /// whose keys now all succeeded is done; one whose failed keys the backend owes
+    /// (their server is marked down, see `CacheBackend::owes`) leaves the process's
+    /// list: the backend deletes them before the server serves again, and the table
+    /// entry stays for the other processes.
     fn drain_own(&self, inner: &StoreInner) -> usize {
         if !self.has_pending.load(Ordering::Acquire) {
             return 0;
         }
-        let entries: Vec<(i64, Vec<String>)> =
+        let mut entries: Vec<(i64, Vec<String>)> =
             std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut budget = OWN_DRAIN_KEYS;
+        let tried = entries.iter().take_while(|(_, keys)| {
+            let fits = keys.len() <= budget;
+            budget = budget.saturating_sub(keys.len());
+            fits
+        });
+        // At least one entry is tried, whatever its size, so that no entry waits forever.
+        let tried = tried.count().max(1).min(entries.len());
+        let untried = entries.split_off(tried);
+        let outcomes = delete_entries(inner, entries.iter().map(|(_, keys)| keys.as_slice()));
         let mut still = Vec::new();
         let mut applied = 0;
-        for (id, keys) in entries {
-            if delete_keys(inner, &keys) {
-                self.done(id);
-                applied += 1;
-            } else {
-                still.push((id, keys));
+        for ((id, keys), outcome) in entries.into_iter().zip(outcomes) {
+            match outcome {
+                Applied::All => {
+                    self.done(id);
+                    applied += 1;
+                }
+                Applied::Owed => {}
+                Applied::Not => still.push((id, keys)),
             }
         }
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         pending.extend(still);
+        pending.extend(untried);
         self.has_pending.store(!pending.is_empty(), Ordering::Release);
         Counters::add(&inner.stats.outbox_drained, applied as u64);
         applied
@@ -274,14 +296,24 @@ impl Outbox {
         let q = sql::select(d, schema(), spec, &params).map_err(|e| Error::Config(e.to_string()))?;
         inner.count_db(1);
         let rows = inner.db.query(&q, &[Type::Int, Type::Text, Type::Int, Type::Text])?;
-        let mut applied_ids = Vec::new();
-        for row in rows {
-            let (Some(Value::Int(id)), Some(Value::Text(keys))) = (row.first(), row.get(1)) else { continue };
-            let keys: Vec<String> = keys.split('\n').filter(|k| !k.is_empty()).map(str::to_owned).collect();
-            if delete_keys(inner, &keys) {
-                applied_ids.push(*id);
-            }
-        }
+        let entries: Vec<(i64, Vec<&str>)> = rows
+            .iter()
+            .filter_map(|row| match (row.first(), row.get(1)) {
+                (Some(Value::Int(id)), Some(Value::Text(keys))) => {
+                    Some((*id, keys.split('\n').filter(|k| !k.is_empty()).collect()))
+                }
+                _ => None,
+            })
+            .collect();
+        // One cache batch for every entry read; an entry is applied when every key
+        // of it was deleted. Keys on a server marked down fail at once.
+        let outcomes = delete_entries(inner, entries.iter().map(|(_, keys)| keys.as_slice()));
+        let applied_ids: Vec<i64> = entries
+            .iter()
+            .zip(outcomes)
+            .filter(|(_, outcome)| *outcome == Applied::All)
+            .map(|((id, _), _)| *id)
+            .collect();
         if !applied_ids.is_empty() {
             inner.count_db(1);
             let q = delete_ids(d, &applied_ids)?;
@@ -330,10 +362,44 @@ fn decode_moved(text: &str) -> Vec<(String, String)> {
     pairs
 }
 
-/// Deletes keys in one batch; true when the cache confirmed every one.
-fn delete_keys(inner: &StoreInner, keys: &[String]) -> bool {
-    let ops: Vec<CacheOp<'_>> = keys.iter().map(|key| CacheOp::Delete { key }).collect();
-    inner.cache_run(&ops).iter().all(|r| matches!(r, Ok(CacheReply::Deleted | CacheReply::NotFound)))
+/// What one entry's deletes came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Applied {
+    /// Every key deleted (or already gone).
+    All,
+    /// Some failed, and the cache backend owes every one that failed.
+    Owed,
+    /// Some failed.
+    Not,
+}
+
+/// Deletes the keys of several entries in ONE cache batch; one outcome per entry.
+fn delete_entries<'k, K: AsRef<str> + 'k>(inner: &StoreInner, entries: impl Iterator<Item = &'k [K]>) -> Vec<Applied> {
+    let mut ops: Vec<CacheOp<'_>> = Vec::new();
+    let mut ends = Vec::new();
+    for keys in entries {
+        ops.extend(keys.iter().map(|key| CacheOp::Delete { key: key.as_ref() }));
+        ends.push(ops.len());
+    }
+    let replies = inner.cache_run(&ops);
+    let mut start = 0;
+    ends.into_iter()
+        .map(|end| {
+            let failed: Vec<&str> = ops[start..end]
+                .iter()
+                .zip(replies.get(start..end).unwrap_or(&[]))
+                .filter(|(_, reply)| !matches!(reply, Ok(CacheReply::Deleted | CacheReply::NotFound)))
+                .map(|(op, _)| op.key())
+                .collect();
+            let complete = replies.len() >= end;
+            start = end;
+            match failed.is_empty() && complete {
+                true => Applied::All,
+                false if complete && inner.cache.owes(&failed) => Applied::Owed,
+                false => Applied::Not,
+            }
+        })
+        .collect()
 }
 
 fn delete_ids(dialect: Dialect, ids: &[i64]) -> Result<SqlQuery, DbError> {

@@ -54,8 +54,24 @@ stats! {
     writes,
     /// Outbox entries whose invalidations were applied by a drain.
     outbox_drained,
-    /// Writes whose cache batch failed after the commit (left to the outbox).
+    /// Writes whose cache batch failed after the commit (left to the outbox), and
+    /// whose process bypasses the cache until it has applied them itself.
     outbox_deferred,
+    /// Writes whose cache batch failed after the commit on a server now marked
+    /// down: the cache client deletes the keys there before the server serves again,
+    /// and the outbox tells the other processes.
+    outbox_owed,
+    /// Cache servers marked down right now (a gauge, read from the cache backend).
+    cache_servers_down,
+    /// Times a cache server was marked down after a failure or a timeout.
+    cache_markdowns,
+    /// Probes sent to cache servers marked down.
+    cache_probes,
+    /// Cache operations failed at once, without any I/O, because their server was
+    /// marked down (each was answered from the database).
+    cache_skipped_ops,
+    /// Milliseconds cache servers spent marked down, summed over servers.
+    cache_down_ms,
     /// Text queries (`select_text`, `recall_text`) found prepared in the store's
     /// cache of text queries.
     text_cache_hits,

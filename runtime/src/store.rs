@@ -13,7 +13,7 @@ use memdex_grammar::{Dialect, Value};
 
 use crate::cache::in_process::InProcessCache;
 use crate::cache::memcached::Memcached;
-use crate::cache::{CacheBackend, CacheConfig, CacheOp, checked_appends, refused_appends};
+use crate::cache::{CacheBackend, CacheConfig, CacheError, CacheOp, CacheReply, checked_appends, refused_appends};
 use crate::codec;
 use crate::db::postgres::Postgres;
 use crate::db::sqlite::Sqlite;
@@ -196,9 +196,16 @@ impl Store {
         Ok(Select::from_text(compiled, named))
     }
 
-    /// Counters since the store was built.
+    /// Counters since the store was built, with the cache servers' health.
     pub fn stats(&self) -> Stats {
-        self.inner.stats.snapshot()
+        let mut stats = self.inner.stats.snapshot();
+        let health = self.inner.cache.health();
+        stats.cache_servers_down = health.servers_down;
+        stats.cache_markdowns = health.markdowns;
+        stats.cache_probes = health.probes;
+        stats.cache_skipped_ops = health.skipped_ops;
+        stats.cache_down_ms = health.down_ms;
+        stats
     }
 
     /// The SQL dialect of the database.
@@ -269,19 +276,31 @@ impl StoreInner {
         let appends_from = ops.len();
         ops.extend(checked_appends(effects.appends.iter().map(|(key, record)| (key.as_str(), record.as_slice()))));
         let replies = self.cache_run(&ops);
-        let mut failed = replies.iter().any(|r| r.is_err());
+        let mut failed = failed_keys(&ops, &replies);
         let full = refused_appends(&ops[appends_from..], replies.get(appends_from..).unwrap_or(&[]));
         if !full.is_empty() {
             let deletes: Vec<CacheOp<'_>> = full.into_iter().map(|key| CacheOp::Delete { key }).collect();
-            failed |= self.cache_run(&deletes).iter().any(|r| r.is_err());
+            let replies = self.cache_run(&deletes);
+            failed.extend(failed_keys(&deletes, &replies));
         }
-        if failed {
+        if failed.is_empty() {
+            self.outbox.done(entry_id);
+        } else if self.cache.owes(&failed) {
+            // The backend deletes the failed keys on their (marked-down) server before
+            // it serves them again, so this process reads nothing stale meanwhile and
+            // need not bypass the cache. The entry stays in the table for the other
+            // processes, whose drains apply it once the server answers.
+            Counters::add(&self.stats.outbox_owed, 1);
+        } else {
             Counters::add(&self.stats.outbox_deferred, 1);
             self.outbox.defer(entry_id, effects.keys.clone());
-        } else {
-            self.outbox.done(entry_id);
         }
     }
+}
+
+/// The keys of the ops of a batch that failed.
+pub(crate) fn failed_keys<'a>(ops: &[CacheOp<'a>], replies: &[Result<CacheReply, CacheError>]) -> Vec<&'a str> {
+    ops.iter().zip(replies).filter(|(_, reply)| reply.is_err()).map(|(op, _)| op.key()).collect()
 }
 
 /// The cache effects of the writes of one transaction.

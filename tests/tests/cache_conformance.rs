@@ -412,14 +412,40 @@ fn a_silent_server_times_out_within_the_configured_time() {
     assert!(matches!(results[2], Err(CacheError::Ambiguous { .. })), "{:?}", results[2]);
 }
 
+/// A server that cannot be reached when the client starts is marked down at once:
+/// its ops fail without any I/O (and the set is owed to it until a probe succeeds).
 #[test]
-fn a_dead_port_is_unreachable_at_once() {
+fn a_dead_port_is_marked_down_at_start() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("probe port").port();
     let cache = Memcached::connect(&[format!("127.0.0.1:{port}")], CacheConfig::default()).expect("lazy connect");
-    let started = Instant::now();
     let results = cache.run(&[CacheOp::Set { key: "a", value: b"v", ttl: 0 }]);
-    assert!(started.elapsed() < Duration::from_secs(1));
-    assert!(matches!(results[0], Err(CacheError::Unreachable { .. })), "{:?}", results[0]);
+    assert!(matches!(results[0], Err(CacheError::Down { .. })), "{:?}", results[0]);
+    assert!(cache.owes(&["a"]), "the failed set is owed to the down server");
+    let health = cache.health();
+    assert_eq!((health.servers_down, health.markdowns, health.skipped_ops), (1, 1, 1), "{health:?}");
+}
+
+/// A server that dies after the client started fails the batch that finds out
+/// (unreachable: the dial is refused), and the next batches fail at once.
+#[test]
+fn a_server_that_dies_is_marked_down_after_one_failure() {
+    let mut server = MemcachedServer::start().expect("memcached starts");
+    let cache = Memcached::connect(&[server.addr()], CacheConfig::default()).expect("client connects");
+    assert_eq!(cache.run(&[CacheOp::Set { key: "a", value: b"v", ttl: 0 }]), vec![Ok(CacheReply::Stored)]);
+    server.kill();
+    let first = cache.run(&[CacheOp::Get { key: "a", lease: None }]);
+    assert!(matches!(first[0], Err(CacheError::Unreachable { .. })), "{first:?}");
+    let next = cache.run(&[CacheOp::Delete { key: "a" }]);
+    assert!(matches!(next[0], Err(CacheError::Down { .. })), "{next:?}");
+    assert!(cache.owes(&["a"]), "the skipped delete is owed");
+    server.restart().expect("restarts");
+    let start = Instant::now();
+    while cache.health().servers_down > 0 {
+        assert!(start.elapsed() < Duration::from_secs(10), "marked up again after the restart");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!cache.owes(&["a"]), "the probe applied the owed delete");
+    assert_eq!(cache.run(&[CacheOp::Get { key: "a", lease: None }]), vec![Ok(CacheReply::Miss)]);
 }
 
 #[test]

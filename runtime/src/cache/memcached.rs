@@ -42,13 +42,14 @@
 use memdex_grammar::decimal::Digits;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use memcache::exp::{MetaOp, ReturnCode};
 
+use super::health::{Health, HealthCounters};
 use super::in_process::invalid_key_reason;
-use super::{CacheBackend, CacheConfig, CacheError, CacheOp, CacheReply};
+use super::{CacheBackend, CacheConfig, CacheError, CacheHealth, CacheOp, CacheReply};
 
 /// Idle connections kept per server; more are dialled under load and closed
 /// when they come back to a full pool.
@@ -76,8 +77,19 @@ type OpResult = Result<CacheReply, CacheError>;
 /// A sharded, pipelined memcached client.
 #[derive(Debug)]
 pub struct Memcached {
+    shared: Arc<Shared>,
+}
+
+/// What the client and its prober thread share (the prober holds it weakly and
+/// ends when the client is dropped).
+#[derive(Debug)]
+pub(crate) struct Shared {
     servers: Vec<Server>,
     config: CacheConfig,
+    counters: HealthCounters,
+    /// Whether a prober thread runs; decided under this lock so that exactly one
+    /// runs while any server is down.
+    prober_running: Mutex<bool>,
 }
 
 #[derive(Debug)]
@@ -88,6 +100,13 @@ struct Server {
     /// The routing weight seed, a stable hash of `name`.
     seed: u64,
     idle: Mutex<Vec<Connection>>,
+    health: Health,
+}
+
+impl Server {
+    fn new(name: String) -> Server {
+        Server { seed: fnv1a(name.as_bytes()), name, idle: Mutex::new(Vec::new()), health: Health::default() }
+    }
 }
 
 /// One server's part of a batch.
@@ -111,8 +130,9 @@ enum PartState {
 
 impl Memcached {
     /// A client for `servers` (`"host:port"`). Fails only when the list is empty or
-    /// an address does not resolve; servers that are down now are dialled again on
-    /// every batch, so the client recovers when they come back.
+    /// an address does not resolve. A server that cannot be reached at start, or
+    /// fails later, is marked down and probed in the background until it answers
+    /// (see [`health`](super::health)).
     pub fn connect(servers: &[impl AsRef<str>], config: CacheConfig) -> Result<Memcached, CacheError> {
         if servers.is_empty() {
             return Err(CacheError::Unreachable {
@@ -126,20 +146,65 @@ impl Memcached {
             if let Err(error) = resolve(&name) {
                 return Err(CacheError::Unreachable { server: name, reason: error.to_string() });
             }
-            resolved.push(Server { seed: fnv1a(name.as_bytes()), name, idle: Mutex::new(Vec::new()) });
+            resolved.push(Server::new(name));
         }
-        let client = Memcached { servers: resolved, config };
+        let client = Memcached {
+            shared: Arc::new(Shared {
+                servers: resolved,
+                config,
+                counters: HealthCounters::default(),
+                prober_running: Mutex::new(false),
+            }),
+        };
         // Warm each pool with one connection so the first batch does not pay the
-        // dial; a server that is down now is simply dialled again later.
-        for server in &client.servers {
-            match Connection::dial(&server.name, client.config.connect_timeout) {
+        // dial; a server that is down now is marked down and probed.
+        for server in &client.shared.servers {
+            match Connection::dial(&server.name, client.shared.config.connect_timeout) {
                 Ok(connection) => server.release(connection),
-                Err(error) => tracing::warn!(server = %server.name, %error, "memcached not reachable at start"),
+                Err(error) => {
+                    tracing::warn!(server = %server.name, %error, "memcached not reachable at start; marked down");
+                    client.mark_down(server, std::iter::empty());
+                }
             }
         }
         Ok(client)
     }
 
+    /// The server (`host:port`, as configured) that `key` is routed to.
+    pub fn server_for(&self, key: &str) -> &str {
+        &self.shared.servers[self.shared.route(key)].name
+    }
+
+    /// Marks `server` down owing `invalidations`, and makes sure the prober runs.
+    fn mark_down<'k>(&self, server: &Server, invalidations: impl Iterator<Item = &'k str>) {
+        if server.health.mark_down(invalidations, &self.shared.counters) {
+            tracing::warn!(server = %server.name, "memcached server marked down");
+            // Its idle connections may be stuck behind a stalled server; probes and
+            // later batches dial afresh.
+            server.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        }
+        self.ensure_prober();
+    }
+
+    /// Starts the prober thread unless one runs.
+    fn ensure_prober(&self) {
+        let mut running = self.shared.prober_running.lock().unwrap_or_else(|p| p.into_inner());
+        if *running {
+            return;
+        }
+        let weak = Arc::downgrade(&self.shared);
+        let spawned =
+            std::thread::Builder::new().name("memdex-cache-probe".to_owned()).spawn(move || probe_loop(&weak));
+        match spawned {
+            Ok(_) => *running = true,
+            // The next failure or batch tries again; meanwhile the server stays down,
+            // which costs cache hits, never answers.
+            Err(error) => tracing::error!(%error, "cannot start the memcached prober thread"),
+        }
+    }
+}
+
+impl Shared {
     /// The index of the server `key` lives on: rendezvous hashing, so adding or
     /// removing a server moves only that server's keys, with a hash that is the
     /// same in every process and every build.
@@ -162,7 +227,7 @@ impl Memcached {
     /// connections are dialled at once, each on its own scoped thread, so that the
     /// connect timeouts of unreachable servers overlap as the exchanges do.
     fn connect_parts(&self, parts: &mut [Part<'_>]) {
-        for part in parts.iter_mut() {
+        for part in parts.iter_mut().filter(|part| matches!(part.state, PartState::Idle)) {
             if let Some(connection) = part.server.pooled() {
                 part.state = PartState::Ready(connection);
             }
@@ -278,14 +343,14 @@ impl Memcached {
 impl CacheBackend for Memcached {
     fn run(&self, ops: &[CacheOp<'_>]) -> Vec<OpResult> {
         let mut results: Vec<Option<OpResult>> = Vec::with_capacity(ops.len());
-        let mut per_server: Vec<Vec<usize>> = vec![Vec::new(); self.servers.len()];
+        let mut per_server: Vec<Vec<usize>> = vec![Vec::new(); self.shared.servers.len()];
         for (position, op) in ops.iter().enumerate() {
             let early = if let Some(reason) = invalid_key_reason(op.key()) {
                 Some(Err(CacheError::Protocol { server: self.describe(), reason }))
             } else {
                 match op {
                     CacheOp::Set { value, .. } | CacheOp::Cas { value, .. } | CacheOp::Append { value, .. }
-                        if value.len() > self.config.max_value_size =>
+                        if value.len() > self.shared.config.max_value_size =>
                     {
                         Some(Ok(CacheReply::NotStored))
                     }
@@ -293,27 +358,40 @@ impl CacheBackend for Memcached {
                 }
             };
             if early.is_none() {
-                per_server[self.route(op.key())].push(position);
+                per_server[self.shared.route(op.key())].push(position);
             }
             results.push(early);
         }
 
         let mut parts: Vec<Part<'_>> = per_server
             .iter()
-            .zip(&self.servers)
+            .zip(&self.shared.servers)
             .filter(|(positions, _)| !positions.is_empty())
             .map(|(positions, server)| Part { server, positions, state: PartState::Idle })
             .collect();
-        self.connect_parts(&mut parts);
+        // A server marked down answers nothing: its ops fail now, without I/O, and
+        // its invalidations are owed until a probe has applied them.
+        for part in &mut parts {
+            let invalidations = invalidations(ops, part.positions, |_| true);
+            if part.server.health.skip_if_down(invalidations, &self.shared.counters, part.positions.len()) {
+                let down = CacheError::Down { server: part.server.name.clone() };
+                part.state = PartState::Done(part.positions.iter().map(|_| Err(down.clone())).collect());
+            }
+        }
+        self.shared.connect_parts(&mut parts);
         // Every server gets its requests before any reply is waited for.
         for part in &mut parts {
-            self.send(ops, part);
+            self.shared.send(ops, part);
         }
         for part in &mut parts {
-            self.receive(ops, part);
+            self.shared.receive(ops, part);
         }
         for part in parts {
             if let PartState::Done(answers) = part.state {
+                if answers.iter().any(|answer| matches!(answer, Err(error) if error.marks_down())) {
+                    let failed = |at: usize| matches!(answers[at], Err(ref error) if error.marks_down());
+                    self.mark_down(part.server, invalidations(ops, part.positions, failed));
+                }
                 for (&position, answer) in part.positions.iter().zip(answers) {
                     results[position] = Some(answer);
                 }
@@ -330,12 +408,152 @@ impl CacheBackend for Memcached {
     }
 
     fn max_value_size(&self) -> usize {
-        self.config.max_value_size
+        self.shared.config.max_value_size
     }
 
     fn describe(&self) -> String {
-        let names: Vec<&str> = self.servers.iter().map(|server| server.name.as_str()).collect();
+        let names: Vec<&str> = self.shared.servers.iter().map(|server| server.name.as_str()).collect();
         format!("memcached {}", names.join(", "))
+    }
+
+    fn owes(&self, keys: &[&str]) -> bool {
+        keys.iter().all(|key| self.shared.servers[self.shared.route(key)].health.owes_all(std::iter::once(*key)))
+    }
+
+    fn is_available(&self, key: &str) -> bool {
+        !self.shared.servers[self.shared.route(key)].health.is_down()
+    }
+
+    fn health(&self) -> CacheHealth {
+        let counters = &self.shared.counters;
+        let running: u64 = self.shared.servers.iter().map(|server| server.health.running_down_ms()).sum();
+        CacheHealth {
+            servers_down: self.shared.servers.iter().filter(|server| server.health.is_down()).count() as u64,
+            markdowns: counters.markdowns.load(std::sync::atomic::Ordering::Relaxed),
+            probes: counters.probes.load(std::sync::atomic::Ordering::Relaxed),
+            skipped_ops: counters.skipped_ops.load(std::sync::atomic::Ordering::Relaxed),
+            down_ms: counters.down_ms.load(std::sync::atomic::Ordering::Relaxed) + running,
+        }
+    }
+}
+
+/// The keys of the ops at `positions` (those `selected` by their index within
+/// `positions`) that invalidate: a delete or an append that did not reach the server
+/// leaves a value it should have removed or extended. Fills and lease gets are not
+/// among them: a lost fill leaves nothing stale.
+fn invalidations<'o>(
+    ops: &'o [CacheOp<'o>],
+    positions: &'o [usize],
+    selected: impl Fn(usize) -> bool + 'o,
+) -> impl Iterator<Item = &'o str> + 'o {
+    positions.iter().enumerate().filter(move |&(at, _)| selected(at)).filter_map(move |(_, &position)| {
+        match ops[position] {
+            CacheOp::Delete { key } | CacheOp::Append { key, .. } | CacheOp::Set { key, .. } => Some(key),
+            _ => None,
+        }
+    })
+}
+
+/// The prober: while any server is down, probes each one when its time comes, and
+/// ends when none is down (or the client is gone).
+fn probe_loop(shared: &Weak<Shared>) {
+    loop {
+        let Some(client) = shared.upgrade() else { return };
+        for server in &client.servers {
+            if server.health.next_probe().is_some_and(|at| at <= Instant::now()) {
+                client.probe(server);
+            }
+        }
+        let next = client.servers.iter().filter_map(|server| server.health.next_probe()).min();
+        let Some(next) = next else {
+            let mut running = client.prober_running.lock().unwrap_or_else(|p| p.into_inner());
+            // Decided under the lock `ensure_prober` takes after a mark-down, so a
+            // server that went down just now either is seen here or gets a new prober.
+            if client.servers.iter().all(|server| !server.health.is_down()) {
+                *running = false;
+                return;
+            }
+            continue;
+        };
+        drop(client);
+        // Woken at least every 100 ms so that a dropped client ends the thread soon.
+        std::thread::sleep(next.saturating_duration_since(Instant::now()).min(Duration::from_millis(100)));
+    }
+}
+
+/// A factor in [0.5, 1] that spreads the probes of many processes apart.
+fn jitter() -> f64 {
+    0.5 + fastrand::f64() / 2.0
+}
+
+impl Shared {
+    /// One probe: dial, delete every owed key, `mn`; the server is up again when all
+    /// of it was answered in time and nothing more became owed meanwhile.
+    fn probe(&self, server: &Server) {
+        self.counters.probes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let outcome = Connection::dial(&server.name, self.config.connect_timeout).map_err(Failure::Io).and_then(
+            |mut connection| loop {
+                let owed = server.health.take_owed();
+                self.apply_owed(&mut connection, &owed.keys)?;
+                if server.health.mark_up(&owed.keys, &self.counters) {
+                    return Ok(connection);
+                }
+            },
+        );
+        match outcome {
+            Ok(connection) => {
+                tracing::info!(server = %server.name, "memcached server answers again; marked up");
+                server.release(connection);
+            }
+            Err(_) => server.health.probe_failed(jitter()),
+        }
+    }
+
+    /// Deletes `keys` on one connection, a bounded chunk per exchange, ending with a
+    /// no-op so that even an empty list proves the server answers.
+    fn apply_owed(&self, connection: &mut Connection, keys: &[String]) -> Result<(), Failure> {
+        const CHUNK: usize = 1000;
+        let mut chunks = keys.chunks(CHUNK).peekable();
+        let mut out = std::mem::take(&mut connection.out);
+        let outcome = loop {
+            let chunk = chunks.next().unwrap_or(&[]);
+            let last = chunks.peek().is_none();
+            out.clear();
+            for key in chunk {
+                encode(&CacheOp::Delete { key }, &mut out);
+            }
+            if last {
+                out.extend_from_slice(b"mn\r\n");
+            }
+            let deadline = Instant::now() + self.config.io_timeout;
+            if let Err(error) = connection.write_all_by(&out, deadline) {
+                break Err(Failure::Io(error));
+            }
+            let mut answered = Ok(());
+            for key in chunk {
+                let op = CacheOp::Delete { key };
+                match connection.receive(deadline).and_then(|reply| interpret(&op, reply).map_err(Failure::Garbage)) {
+                    Ok(CacheReply::Deleted | CacheReply::NotFound) => {}
+                    Ok(other) => answered = Err(Failure::Garbage(format!("unexpected reply {other:?} to {op:?}"))),
+                    Err(failure) => {
+                        answered = Err(failure);
+                        break;
+                    }
+                }
+            }
+            if answered.is_ok() && last {
+                answered = match connection.receive(deadline) {
+                    Ok(Reply::Meta(header, None)) if header.rc == ReturnCode::Mn => Ok(()),
+                    Ok(_) => Err(Failure::Garbage("no MN after the owed deletes".to_owned())),
+                    Err(failure) => Err(failure),
+                };
+            }
+            if answered.is_err() || last {
+                break answered;
+            }
+        };
+        connection.out = out;
+        outcome
     }
 }
 
@@ -876,12 +1094,11 @@ mod tests {
     #[test]
     fn routing_is_stable_and_moves_only_the_removed_servers_keys() {
         let names = ["10.0.0.1:11211", "10.0.0.2:11211", "10.0.0.3:11211"];
-        let client = |names: &[&str]| Memcached {
-            servers: names
-                .iter()
-                .map(|name| Server { name: (*name).to_owned(), seed: fnv1a(name.as_bytes()), idle: Mutex::default() })
-                .collect(),
+        let client = |names: &[&str]| Shared {
+            servers: names.iter().map(|name| Server::new((*name).to_owned())).collect(),
             config: CacheConfig::default(),
+            counters: HealthCounters::default(),
+            prober_running: Mutex::new(false),
         };
         let three = client(&names);
         let two = client(&[names[0], names[2]]);
