@@ -40,6 +40,10 @@ pub enum Error {
     /// refused before the database sees it.
     #[error(transparent)]
     IndexedTextTooLong(#[from] memdex_grammar::sql::IndexedTextTooLong),
+    /// A state memdex's own logic should never reach; reported rather than
+    /// panicking. Please file it as a bug.
+    #[error("memdex internal error: {0}")]
+    Internal(String),
 }
 
 impl Error {
