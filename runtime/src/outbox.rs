@@ -132,7 +132,7 @@ impl Outbox {
         );
         let spec = SelectSpec { filter: Some(&filter), ..SelectSpec::default() };
         let no_params: Vec<(String, Value)> = Vec::new();
-        sql::select(dialect, schema(), spec, &no_params).map_err(|e| DbError::Query(e.to_string()))
+        sql::select(dialect, schema(), spec, &no_params).map_err(|e| DbError::query(e.to_string()))
     }
 
     /// Up to [`CLEANUP_BATCH`] done entries, to delete in the caller's transaction.
@@ -210,7 +210,7 @@ pub(crate) fn create_statements(dialect: Dialect) -> Vec<String> {
 pub(crate) fn probe_query(dialect: Dialect) -> Result<SqlQuery, DbError> {
     let spec = SelectSpec { limit: Some(1), ..SelectSpec::default() };
     let no_params: Vec<(String, Value)> = Vec::new();
-    sql::select(dialect, schema(), spec, &no_params).map_err(|e| DbError::Query(e.to_string()))
+    sql::select(dialect, schema(), spec, &no_params).map_err(|e| DbError::query(e.to_string()))
 }
 
 /// Adds `moved` (nullable, so in place) to a table an older memdex created.
@@ -226,7 +226,7 @@ pub(crate) fn drain_query(dialect: Dialect, cutoff_ms: u64) -> Result<SqlQuery, 
     let order = [OrderBy { column: 2, desc: false }];
     let spec = SelectSpec { filter: Some(&filter), order: &order, limit: Some(DRAIN_BATCH), offset: None };
     let params = vec![("cutoff".to_owned(), Value::Int(cutoff_ms as i64))];
-    sql::select(dialect, schema(), spec, &params).map_err(|e| DbError::Query(e.to_string()))
+    sql::select(dialect, schema(), spec, &params).map_err(|e| DbError::query(e.to_string()))
 }
 
 /// The entries of a [`drain_query`]'s rows.
@@ -265,7 +265,7 @@ pub(crate) fn delete_ids(dialect: Dialect, ids: &[i64]) -> Result<SqlQuery, DbEr
         Span::DUMMY,
     );
     let params = vec![("ids".to_owned(), Value::List(ids.iter().map(|&i| Value::Int(i)).collect()))];
-    sql::delete_where(dialect, schema(), &filter, &params).map_err(|e| DbError::Query(e.to_string()))
+    sql::delete_where(dialect, schema(), &filter, &params).map_err(|e| DbError::query(e.to_string()))
 }
 
 /// `(table, key)` pairs as length-prefixed text (`5:items2:17…`): table names and

@@ -11,8 +11,6 @@ use memdex_grammar::{Dialect, Value};
 use crate::cache::in_process::InProcessCache;
 use crate::cache::memcached::Memcached;
 use crate::cache::{CacheBackend, CacheConfig};
-use crate::db::postgres::Postgres;
-use crate::db::sqlite::Sqlite;
 use crate::db::{Database, Tx};
 use crate::engine::Context;
 use crate::engine::write::{RowWrite, WriteSet, check_storable};
@@ -177,10 +175,38 @@ impl Transaction<'_> {
 }
 
 enum DbChoice {
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     Sqlite(String),
     SqliteInMemory,
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     Postgres(String),
     Custom(Box<dyn Database>),
+}
+
+impl DbChoice {
+    /// Opens the chosen database; a backend this build left out (a cargo feature
+    /// not enabled) is a configuration error naming the feature.
+    fn open(self) -> Result<Box<dyn Database>, Error> {
+        Ok(match self {
+            #[cfg(feature = "sqlite")]
+            DbChoice::Sqlite(path) => Box::new(crate::db::sqlite::Sqlite::open(&path)?),
+            #[cfg(feature = "sqlite")]
+            DbChoice::SqliteInMemory => Box::new(crate::db::sqlite::Sqlite::in_memory()?),
+            #[cfg(not(feature = "sqlite"))]
+            DbChoice::Sqlite(_) | DbChoice::SqliteInMemory => return Err(missing_feature("SQLite", "sqlite")),
+            #[cfg(feature = "postgres")]
+            DbChoice::Postgres(params) => Box::new(crate::db::postgres::Postgres::connect(&params)?),
+            #[cfg(not(feature = "postgres"))]
+            DbChoice::Postgres(_) => return Err(missing_feature("PostgreSQL", "postgres")),
+            DbChoice::Custom(db) => db,
+        })
+    }
+}
+
+/// The error for a backend this build of memdex does not include.
+#[allow(dead_code)]
+fn missing_feature(backend: &str, feature: &str) -> Error {
+    Error::Config(format!("{backend} support is not compiled in: enable memdex's `{feature}` cargo feature"))
 }
 
 enum CacheChoice {
@@ -340,10 +366,7 @@ impl StoreBuilder {
             None => {
                 return Err(Error::Config("no database: call .sqlite(…), .sqlite_in_memory() or .postgres(…)".into()));
             }
-            Some(DbChoice::Sqlite(path)) => Box::new(Sqlite::open(&path)?),
-            Some(DbChoice::SqliteInMemory) => Box::new(Sqlite::in_memory()?),
-            Some(DbChoice::Postgres(params)) => Box::new(Postgres::connect(&params)?),
-            Some(DbChoice::Custom(db)) => db,
+            Some(choice) => choice.open()?,
         };
         let cache: Box<dyn CacheBackend> = match self.cache {
             None | Some(CacheChoice::InProcess) => Box::new(InProcessCache::new(self.cache_config.clone())),

@@ -416,8 +416,10 @@ fn a_silent_server_times_out_within_the_configured_time() {
 /// its ops fail without any I/O (and the set is owed to it until a probe succeeds).
 #[test]
 fn a_dead_port_is_marked_down_at_start() {
+    // A loopback address the test servers never bind (they listen on 127.0.0.1), so
+    // that no server started by a test running alongside takes the port meanwhile.
     let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("probe port").port();
-    let cache = Memcached::connect(&[format!("127.0.0.1:{port}")], CacheConfig::default()).expect("lazy connect");
+    let cache = Memcached::connect(&[format!("127.0.0.2:{port}")], CacheConfig::default()).expect("lazy connect");
     let results = cache.run(&[CacheOp::Set { key: "a", value: b"v", ttl: 0 }]);
     assert!(matches!(results[0], Err(CacheError::Down { .. })), "{:?}", results[0]);
     assert!(cache.owes(&["a"]), "the failed set is owed to the down server");

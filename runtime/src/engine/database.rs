@@ -43,7 +43,7 @@ impl<O, F: FnOnce(Vec<Vec<Value>>) -> Result<O, Error>> Machine for OneQuery<O, 
         let finish = self.finish.take();
         self.result = Some(match (reply, finish) {
             (Ok(reply), Some(finish)) => finish(reply.into_rows()),
-            (Err(e), _) => Err(Error::Database(e)),
+            (Err(e), _) => Err(Error::from(e)),
             (Ok(_), None) => Err(Error::Internal("a statement answered twice".into())),
         });
     }

@@ -82,7 +82,7 @@ impl<'a> Drain<'a> {
     }
 
     fn fail(&mut self, e: DbError) -> Phase {
-        self.error = Some(Error::Database(e));
+        self.error = Some(Error::from(e));
         Phase::Done
     }
 

@@ -258,13 +258,13 @@ impl<T: Model> Machine for Fetch<'_, T> {
     fn handle_sql(&mut self, reply: Result<SqlReply, DbError>) {
         let rows = match reply {
             Ok(reply) => reply.into_rows(),
-            Err(e) => return self.fail(Error::Database(e)),
+            Err(e) => return self.fail(Error::from(e)),
         };
         match std::mem::replace(&mut self.phase, Phase::Done) {
             Phase::Snapshot(_) => match decode_rows::<T>(rows) {
                 Ok(rows) => match self.env.ctx.outbox.in_flight_query(self.env.dialect) {
                     Ok(query) => self.phase = Phase::InFlight { rows, query },
-                    Err(e) => self.fail(Error::Database(e)),
+                    Err(e) => self.fail(Error::from(e)),
                 },
                 Err(e) => self.fail(e),
             },

@@ -181,7 +181,7 @@ impl Commit {
                 Ok(q) => statements.push(q),
                 Err(e) => {
                     ctx.outbox.restore_done(cleaned);
-                    return Err(Error::Database(e));
+                    return Err(Error::from(e));
                 }
             }
         }

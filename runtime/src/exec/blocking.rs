@@ -138,16 +138,16 @@ impl Driver {
         let committed = self.db.transaction(&mut |tx| {
             set = WriteSet::default();
             let Some(body) = body.take() else {
-                return Err(DbError::Query("a memdex transaction closure cannot be retried".into()));
+                return Err(DbError::query("a memdex transaction closure cannot be retried"));
             };
             match body(tx, &mut set) {
                 Ok(r) => outcome = Some(Ok(r)),
                 Err(e) => {
                     outcome = Some(Err(e));
-                    return Err(DbError::Query("rolled back by the caller".into()));
+                    return Err(DbError::query("rolled back by the caller"));
                 }
             }
-            let plan = Commit::plan(&self.ctx, self.dialect(), &set).map_err(|e| DbError::Query(e.to_string()))?;
+            let plan = Commit::plan(&self.ctx, self.dialect(), &set).map_err(|e| DbError::query(e.to_string()))?;
             for statement in &plan.statements {
                 self.ctx.record_sql(statement);
                 tx.execute(statement)?;
@@ -166,7 +166,7 @@ impl Driver {
                 }
                 match (committed, outcome) {
                     (_, Some(Err(e))) => Err(e),
-                    (Err(e), _) => Err(Error::Database(e)),
+                    (Err(e), _) => Err(Error::from(e)),
                     _ => Err(Error::Internal("the database did not run the transaction".into())),
                 }
             }
