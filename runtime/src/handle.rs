@@ -14,3 +14,12 @@ use crate::exec::blocking::Driver;
 pub struct Store {
     pub(crate) driver: Arc<Driver>,
 }
+
+/// The async store (feature `tokio`): the same database and cache as a [`Store`],
+/// reached without blocking. `Clone + Send + Sync + 'static`: share it as an axum
+/// state. Built with `Store::builder()…build_async().await`.
+#[cfg(feature = "tokio")]
+#[derive(Clone, Debug)]
+pub struct AsyncStore {
+    pub(crate) driver: Arc<crate::exec::asynchronous::AsyncDriver>,
+}

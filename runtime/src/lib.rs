@@ -13,6 +13,8 @@
 // The module graph is one-way, bottom-up (ARCHITECTURE.md, "Code map"):
 // error, stats, trace, codec, settings, model, prepared → cache, db → outbox →
 // engine (the sans-I/O core) → exec (the drivers) → handle → query → store.
+#[cfg(feature = "tokio")]
+mod async_store;
 pub mod cache;
 mod codec;
 pub mod db;
@@ -33,7 +35,11 @@ mod trace;
 #[path = "private.rs"]
 pub mod __private;
 
+#[cfg(feature = "tokio")]
+pub use async_store::AsyncTransaction;
 pub use error::Error;
+#[cfg(feature = "tokio")]
+pub use handle::AsyncStore;
 pub use handle::Store;
 pub use memdex_grammar::explain::Explain;
 pub use memdex_grammar::{Dialect, Schema, Type, Value};

@@ -77,7 +77,7 @@ pub(crate) enum BoundParams {
 }
 
 impl BoundParams {
-    pub(crate) fn as_params(&self) -> &dyn memdex_grammar::Params {
+    pub(crate) fn as_params(&self) -> &(dyn memdex_grammar::Params + Sync) {
         match self {
             BoundParams::Positional(p) => p,
             BoundParams::Named(n) => n,

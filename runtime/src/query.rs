@@ -13,6 +13,8 @@ use memdex_grammar::{Aggregate, Dialect, Positional, Value};
 
 use crate::engine::database::{Page, aggregate_rows, paged};
 use crate::error::Error;
+#[cfg(feature = "tokio")]
+use crate::handle::AsyncStore;
 use crate::handle::Store;
 use crate::model::{Col, Model};
 use crate::prepared::{BoundParams, Compiled, CompiledRef, Filter, Predicate};
@@ -89,6 +91,18 @@ impl<'a, T: Model> Select<'a, T> {
     /// How many rows match (ignores limit and offset).
     pub fn count(&self, store: &Store) -> Result<u64, Error> {
         Ok(store.driver.fetch(&self.filter)?.len() as u64)
+    }
+
+    /// [`Select::fetch`] on the async store: the same rows, the same round trips.
+    #[cfg(feature = "tokio")]
+    pub async fn fetch_async(&self, store: &AsyncStore) -> Result<Vec<T>, Error> {
+        Ok(paged(store.driver.fetch(&self.filter).await?, self.page()))
+    }
+
+    /// [`Select::count`] on the async store.
+    #[cfg(feature = "tokio")]
+    pub async fn count_async(&self, store: &AsyncStore) -> Result<u64, Error> {
+        Ok(store.driver.fetch(&self.filter).await?.len() as u64)
     }
 
     /// The plan: per disjunct the index, the node key template and the residual;
@@ -172,6 +186,16 @@ impl<'a, T: Model> Scan<'a, T> {
     pub fn count(&self, store: &Store) -> Result<u64, Error> {
         store.driver.scan_count(&self.inner.filter)
     }
+    /// [`Scan::fetch`] on the async store.
+    #[cfg(feature = "tokio")]
+    pub async fn fetch_async(&self, store: &AsyncStore) -> Result<Vec<T>, Error> {
+        store.driver.scan(&self.inner.filter, self.inner.page()).await
+    }
+    /// [`Scan::count`] on the async store.
+    #[cfg(feature = "tokio")]
+    pub async fn count_async(&self, store: &AsyncStore) -> Result<u64, Error> {
+        store.driver.scan_count(&self.inner.filter).await
+    }
     /// The SQL this scan runs.
     pub fn sql(&self, dialect: Dialect) -> String {
         self.inner.sql(dialect)
@@ -246,6 +270,18 @@ impl<T: Model, O: AggregateOutput> View<'_, T, O> {
         let value = match &self.filter {
             None => store.driver.aggregate::<T>(agg, params)?,
             Some(filter) => aggregate_rows(&store.driver.fetch(filter)?, agg, params),
+        };
+        Ok(O::from_aggregate(value))
+    }
+
+    /// [`View::fetch`] on the async store.
+    #[cfg(feature = "tokio")]
+    pub async fn fetch_async(&self, store: &AsyncStore) -> Result<O, Error> {
+        let agg = self.aggregate()?;
+        let params = self.params.as_params();
+        let value = match &self.filter {
+            None => store.driver.aggregate::<T>(agg, params).await?,
+            Some(filter) => aggregate_rows(&store.driver.fetch(filter).await?, agg, params),
         };
         Ok(O::from_aggregate(value))
     }

@@ -72,6 +72,10 @@ stats! {
     cache_skipped_ops,
     /// Milliseconds cache servers spent marked down, summed over servers.
     cache_down_ms,
+    /// Database connections open right now (a gauge, read from the pool).
+    db_pool_connections,
+    /// Database connections idle in the pool right now (a gauge).
+    db_pool_idle,
     /// Text queries (`select_text`, `recall_text`) found prepared in the store's
     /// cache of text queries.
     text_cache_hits,
@@ -83,4 +87,16 @@ impl Counters {
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
+}
+
+/// Copies the database pool's gauges and the cache backend's health into a
+/// snapshot of the counters.
+pub(crate) fn merge_gauges(stats: &mut Stats, pool: crate::db::PoolState, health: crate::cache::CacheHealth) {
+    stats.db_pool_connections = u64::from(pool.connections);
+    stats.db_pool_idle = u64::from(pool.idle);
+    stats.cache_servers_down = health.servers_down;
+    stats.cache_markdowns = health.markdowns;
+    stats.cache_probes = health.probes;
+    stats.cache_skipped_ops = health.skipped_ops;
+    stats.cache_down_ms = health.down_ms;
 }

@@ -83,9 +83,12 @@ impl Store {
         select_text(&self.driver.ctx, text, params)
     }
 
-    /// Counters since the store was built, with the cache servers' health.
+    /// Counters since the store was built, with the cache servers' health and the
+    /// database pool's gauges.
     pub fn stats(&self) -> Stats {
-        stats(&self.driver.ctx, &*self.driver.cache)
+        let mut stats = self.driver.ctx.stats.snapshot();
+        crate::stats::merge_gauges(&mut stats, self.driver.db.pool_state(), self.driver.cache.health());
+        stats
     }
 
     /// The SQL dialect of the database.
@@ -129,18 +132,6 @@ pub(crate) fn select_text<T: Model>(
     Ok(Select::from_text(compiled, named))
 }
 
-/// The counters of a context, with its cache's health.
-pub(crate) fn stats(ctx: &Context, cache: &dyn CacheBackend) -> Stats {
-    let mut stats = ctx.stats.snapshot();
-    let health = cache.health();
-    stats.cache_servers_down = health.servers_down;
-    stats.cache_markdowns = health.markdowns;
-    stats.cache_probes = health.probes;
-    stats.cache_skipped_ops = health.skipped_ops;
-    stats.cache_down_ms = health.down_ms;
-    stats
-}
-
 /// Writes inside `Store::transaction`.
 pub struct Transaction<'t> {
     tx: &'t mut dyn Tx,
@@ -174,7 +165,7 @@ impl Transaction<'_> {
     }
 }
 
-enum DbChoice {
+pub(crate) enum DbChoice {
     #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     Sqlite(String),
     SqliteInMemory,
@@ -186,7 +177,7 @@ enum DbChoice {
 impl DbChoice {
     /// Opens the chosen database; a backend this build left out (a cargo feature
     /// not enabled) is a configuration error naming the feature.
-    fn open(self) -> Result<Box<dyn Database>, Error> {
+    pub(crate) fn open(self) -> Result<Box<dyn Database>, Error> {
         Ok(match self {
             #[cfg(feature = "sqlite")]
             DbChoice::Sqlite(path) => Box::new(crate::db::sqlite::Sqlite::open(&path)?),
@@ -209,7 +200,7 @@ fn missing_feature(backend: &str, feature: &str) -> Error {
     Error::Config(format!("{backend} support is not compiled in: enable memdex's `{feature}` cargo feature"))
 }
 
-enum CacheChoice {
+pub(crate) enum CacheChoice {
     Memcached(Vec<String>),
     InProcess,
     Custom(Box<dyn CacheBackend>),
@@ -223,7 +214,7 @@ pub struct StoreBuilder {
     cache: Option<CacheChoice>,
     settings: Settings,
     cache_config: CacheConfig,
-    trace: Option<Arc<dyn Fn(&str) + Send + Sync>>,
+    trace: Option<TraceSink>,
 }
 
 impl std::fmt::Debug for StoreBuilder {
@@ -349,7 +340,7 @@ impl StoreBuilder {
 
     /// Prints the cache conversation to stderr (`get …`, `append …`, `SELECT …`).
     pub fn trace(mut self, on: bool) -> Self {
-        self.trace = on.then(|| Arc::new(|line: &str| eprintln!("  {line}")) as Arc<dyn Fn(&str) + Send + Sync>);
+        self.trace = on.then(|| Arc::new(|line: &str| eprintln!("  {line}")) as TraceSink);
         self
     }
 
@@ -362,22 +353,31 @@ impl StoreBuilder {
     /// Opens the database and the cache and checks that memdex's outbox table
     /// exists (creating it if missing).
     pub fn build(self) -> Result<Store, Error> {
-        let db: Box<dyn Database> = match self.db {
-            None => {
-                return Err(Error::Config("no database: call .sqlite(…), .sqlite_in_memory() or .postgres(…)".into()));
-            }
-            Some(choice) => choice.open()?,
-        };
-        let cache: Box<dyn CacheBackend> = match self.cache {
-            None | Some(CacheChoice::InProcess) => Box::new(InProcessCache::new(self.cache_config.clone())),
-            Some(CacheChoice::Memcached(servers)) => Box::new(
-                Memcached::connect(&servers, self.cache_config.clone())
-                    .map_err(|e| Error::Config(format!("memcached: {e}")))?,
+        let (db, cache, settings, cache_config, trace) = self.into_parts()?;
+        let db = db.open()?;
+        let cache: Box<dyn CacheBackend> = match cache {
+            CacheChoice::InProcess => Box::new(InProcessCache::new(cache_config)),
+            CacheChoice::Memcached(servers) => Box::new(
+                Memcached::connect(&servers, cache_config).map_err(|e| Error::Config(format!("memcached: {e}")))?,
             ),
-            Some(CacheChoice::Custom(cache)) => cache,
+            CacheChoice::Custom(cache) => cache,
         };
-        let driver = Driver { ctx: Context::new(self.settings, Tracer::new(self.trace)), db, cache };
+        let driver = Driver { ctx: Context::new(settings, Tracer::new(trace)), db, cache };
         driver.ensure_outbox()?;
         Ok(Store { driver: Arc::new(driver) })
     }
+
+    /// The choices made, for `build` and `build_async`; no database is an error.
+    pub(crate) fn into_parts(self) -> Result<BuilderParts, Error> {
+        let Some(db) = self.db else {
+            return Err(Error::Config("no database: call .sqlite(…), .sqlite_in_memory() or .postgres(…)".into()));
+        };
+        Ok((db, self.cache.unwrap_or(CacheChoice::InProcess), self.settings, self.cache_config, self.trace))
+    }
 }
+
+/// A builder taken apart: database, cache, settings, cache limits, trace sink.
+pub(crate) type BuilderParts = (DbChoice, CacheChoice, Settings, CacheConfig, Option<TraceSink>);
+
+/// Where trace lines go.
+pub(crate) type TraceSink = Arc<dyn Fn(&str) + Send + Sync>;

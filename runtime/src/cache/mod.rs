@@ -51,6 +51,46 @@ impl<'a> CacheOp<'a> {
     }
 }
 
+/// A [`CacheOp`] that owns its key and value, to send a batch to another thread.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OwnedOp {
+    Get { key: String, lease: Option<u32> },
+    GetCas { key: String },
+    Set { key: String, value: Vec<u8>, ttl: u32 },
+    Cas { key: String, value: Vec<u8>, ttl: u32, cas: u64 },
+    Append { key: String, value: Vec<u8> },
+    Delete { key: String },
+}
+
+impl From<&CacheOp<'_>> for OwnedOp {
+    fn from(op: &CacheOp<'_>) -> OwnedOp {
+        match *op {
+            CacheOp::Get { key, lease } => OwnedOp::Get { key: key.to_owned(), lease },
+            CacheOp::GetCas { key } => OwnedOp::GetCas { key: key.to_owned() },
+            CacheOp::Set { key, value, ttl } => OwnedOp::Set { key: key.to_owned(), value: value.to_vec(), ttl },
+            CacheOp::Cas { key, value, ttl, cas } => {
+                OwnedOp::Cas { key: key.to_owned(), value: value.to_vec(), ttl, cas }
+            }
+            CacheOp::Append { key, value } => OwnedOp::Append { key: key.to_owned(), value: value.to_vec() },
+            CacheOp::Delete { key } => OwnedOp::Delete { key: key.to_owned() },
+        }
+    }
+}
+
+impl OwnedOp {
+    /// The op, borrowing from this one.
+    pub fn as_op(&self) -> CacheOp<'_> {
+        match self {
+            OwnedOp::Get { key, lease } => CacheOp::Get { key, lease: *lease },
+            OwnedOp::GetCas { key } => CacheOp::GetCas { key },
+            OwnedOp::Set { key, value, ttl } => CacheOp::Set { key, value, ttl: *ttl },
+            OwnedOp::Cas { key, value, ttl, cas } => CacheOp::Cas { key, value, ttl: *ttl, cas: *cas },
+            OwnedOp::Append { key, value } => CacheOp::Append { key, value },
+            OwnedOp::Delete { key } => CacheOp::Delete { key },
+        }
+    }
+}
+
 /// The answer to one [`CacheOp`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CacheReply {

@@ -10,6 +10,8 @@ use memdex_grammar::{Dialect, Type, Value};
 
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(all(feature = "postgres", feature = "tokio"))]
+pub(crate) mod postgres_async;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres_types;
 #[cfg(feature = "sqlite")]

@@ -26,13 +26,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use lru::LruCache;
-use postgres::config::Host;
 use postgres::{Client, Config, Statement};
 
 use memdex_grammar::sql::SqlQuery;
 use memdex_grammar::{Dialect, Type, Value};
 
-use super::postgres_types::{bind, decode_rows, error_text, refs, to_db_error};
+use super::postgres_types::{bind, decode_rows, describe_config, error_text, parse_config, refs, to_db_error};
 use super::{Database, DbError, PoolState, Tx, TxConn, outside_any_runtime};
 
 /// Tuning knobs for [`Postgres::connect_with`].
@@ -117,6 +116,8 @@ impl PgClient {
 #[derive(Debug)]
 struct Manager {
     config: Config,
+    /// The server, for errors (never the password).
+    description: String,
     options: PostgresOptions,
     /// Bumped by every `execute_ddl`: statements prepared before a schema change may
     /// describe old result types, so clients drop their cache when they see a new value.
@@ -129,7 +130,7 @@ impl r2d2::ManageConnection for Manager {
 
     fn connect(&self) -> Result<PgClient, DbError> {
         let generation = self.ddl_generation.load(Ordering::Acquire);
-        outside_any_runtime(|| open_client(&self.config, &self.options, generation))
+        outside_any_runtime(|| open_client(&self.config, &self.description, &self.options, generation))
     }
 
     fn is_valid(&self, conn: &mut PgClient) -> Result<(), DbError> {
@@ -166,22 +167,22 @@ impl Postgres {
     /// at once, so a wrong address or password fails here rather than on the first
     /// query.
     pub fn connect_with(params: &str, options: PostgresOptions) -> Result<Postgres, DbError> {
-        let mut config: Config = params.parse().map_err(|e: postgres::Error| DbError::Connect {
-            message: format!("invalid PostgreSQL parameters: {e}"),
-            source: Some(Box::new(e)),
-        })?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(options.connect_timeout);
-        }
+        let config: tokio_postgres::Config = parse_config(params, &options)?;
         let description = describe_config(&config);
         let connect_wait =
             config.get_connect_timeout().copied().unwrap_or(options.connect_timeout).min(options.pool_wait);
+        let config = Config::from(config);
         let ddl_generation = Arc::new(AtomicU64::new(0));
         // The first client is opened here, on this thread, so that its error (a
         // wrong password, say) is this call's rather than a pool timeout's.
-        let first = outside_any_runtime(|| open_client(&config, &options, 0))?;
+        let first = outside_any_runtime(|| open_client(&config, &description, &options, 0))?;
         drop(first);
-        let manager = Manager { config, options: options.clone(), ddl_generation: ddl_generation.clone() };
+        let manager = Manager {
+            config,
+            description: description.clone(),
+            options: options.clone(),
+            ddl_generation: ddl_generation.clone(),
+        };
         let pool = r2d2::Pool::builder()
             .max_size(options.pool_size.max(1))
             .min_idle(Some(1))
@@ -224,39 +225,18 @@ fn pool_error(e: r2d2::Error) -> DbError {
     DbError::Connect { message: format!("no free database connection: {e}"), source: Some(Box::new(e)) }
 }
 
-fn open_client(config: &Config, options: &PostgresOptions, generation: u64) -> Result<PgClient, DbError> {
+fn open_client(
+    config: &Config,
+    description: &str,
+    options: &PostgresOptions,
+    generation: u64,
+) -> Result<PgClient, DbError> {
     let client = config.connect(postgres::NoTls).map_err(|e| DbError::Connect {
-        message: format!("PostgreSQL {}: {}", describe_config(config), error_text(&e)),
+        message: format!("PostgreSQL {description}: {}", error_text(&e)),
         source: Some(Box::new(e)),
     })?;
     let capacity = NonZeroUsize::new(options.statement_cache).unwrap_or(NonZeroUsize::MIN);
-    let mut client = PgClient { client, statements: LruCache::new(capacity), generation, in_transaction: false };
-    let timeout_ms = options.statement_timeout.as_millis();
-    client.client.batch_execute(&format!("SET statement_timeout = {timeout_ms}")).map_err(|e| DbError::Connect {
-        message: format!("setting statement_timeout: {}", error_text(&e)),
-        source: Some(Box::new(e)),
-    })?;
-    Ok(client)
-}
-
-/// `host=… port=… dbname=… user=…`, never the password.
-pub(crate) fn describe_config(config: &Config) -> String {
-    let hosts: Vec<String> = config
-        .get_hosts()
-        .iter()
-        .map(|h| match h {
-            Host::Tcp(name) => name.clone(),
-            Host::Unix(path) => path.display().to_string(),
-        })
-        .collect();
-    let ports: Vec<String> = config.get_ports().iter().map(u16::to_string).collect();
-    format!(
-        "host={} port={} dbname={} user={}",
-        hosts.join(","),
-        if ports.is_empty() { "5432".to_owned() } else { ports.join(",") },
-        config.get_dbname().unwrap_or("(default)"),
-        config.get_user().unwrap_or("(default)")
-    )
+    Ok(PgClient { client, statements: LruCache::new(capacity), generation, in_transaction: false })
 }
 
 /// Statements inside one PostgreSQL transaction, on a pooled client of its own.

@@ -6,12 +6,17 @@
 //! expects `float8` is sent as a float and a NULL is sent as a NULL of the expected
 //! type. Rows are decoded to the types the caller asks for.
 
+use std::time::Duration;
+
+use tokio_postgres::Config;
+use tokio_postgres::config::Host;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{FromSql, ToSql, Type as PgType};
 use tokio_postgres::{Row, Statement};
 
 use memdex_grammar::{Type, Value};
 
+use super::postgres::PostgresOptions;
 use super::{DbError, integral};
 
 /// The full message: the server's message, SQLSTATE, detail and hint for server
@@ -59,8 +64,57 @@ pub(crate) fn to_db_error(e: tokio_postgres::Error) -> DbError {
     DbError::Query { message, code: None, source: Some(Box::new(e)) }
 }
 
+/// Parses connection parameters (key=value pairs or a `postgres://` URL) and
+/// applies the options both backends share: the connect timeout unless the
+/// parameters set one, and the session's statement timeout.
+pub(crate) fn parse_config(params: &str, options: &PostgresOptions) -> Result<Config, DbError> {
+    let mut config: Config = params.parse().map_err(|e: tokio_postgres::Error| DbError::Connect {
+        message: format!("invalid PostgreSQL parameters: {e}"),
+        source: Some(Box::new(e)),
+    })?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(options.connect_timeout);
+    }
+    set_statement_timeout(&mut config, options.statement_timeout);
+    Ok(config)
+}
+
+/// Sets the session's `statement_timeout` in the startup packet (no round trip per
+/// client), after any options the parameters already carry.
+fn set_statement_timeout(config: &mut Config, timeout: Duration) {
+    let setting = format!("-c statement_timeout={}", timeout.as_millis());
+    let options = match config.get_options() {
+        Some(existing) if !existing.is_empty() => format!("{existing} {setting}"),
+        _ => setting,
+    };
+    config.options(&options);
+}
+
+/// `host=… port=… dbname=… user=…`, never the password.
+pub(crate) fn describe_config(config: &Config) -> String {
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .map(|h| match h {
+            Host::Tcp(name) => name.clone(),
+            Host::Unix(path) => path.display().to_string(),
+        })
+        .collect();
+    let ports: Vec<String> = config.get_ports().iter().map(u16::to_string).collect();
+    format!(
+        "host={} port={} dbname={} user={}",
+        hosts.join(","),
+        if ports.is_empty() { "5432".to_owned() } else { ports.join(",") },
+        config.get_dbname().unwrap_or("(default)"),
+        config.get_user().unwrap_or("(default)")
+    )
+}
+
 /// Converts `params` to the types the statement expects.
-pub(crate) fn bind<'a>(statement: &Statement, params: &'a [Value]) -> Result<Vec<Box<dyn ToSql + Sync + 'a>>, DbError> {
+pub(crate) fn bind<'a>(
+    statement: &Statement,
+    params: &'a [Value],
+) -> Result<Vec<Box<dyn ToSql + Sync + Send + 'a>>, DbError> {
     let expected = statement.params();
     if expected.len() != params.len() {
         return Err(DbError::query(format!(
@@ -72,11 +126,11 @@ pub(crate) fn bind<'a>(statement: &Statement, params: &'a [Value]) -> Result<Vec
     params.iter().zip(expected).enumerate().map(|(i, (value, ty))| bind_one(i + 1, value, ty)).collect()
 }
 
-fn bind_one<'a>(position: usize, value: &'a Value, ty: &PgType) -> Result<Box<dyn ToSql + Sync + 'a>, DbError> {
+fn bind_one<'a>(position: usize, value: &'a Value, ty: &PgType) -> Result<Box<dyn ToSql + Sync + Send + 'a>, DbError> {
     let cannot = |why: &str| {
         DbError::query(format!("parameter {position}: cannot bind {} as PostgreSQL {ty}{why}", kind(value)))
     };
-    let boxed: Box<dyn ToSql + Sync + 'a> = match (value, ty) {
+    let boxed: Box<dyn ToSql + Sync + Send + 'a> = match (value, ty) {
         (Value::List(items), _) => bind_array(position, items, ty)?,
         (Value::Null, _) => typed_null(ty).ok_or_else(|| cannot(""))?,
         (Value::Int(i), &PgType::INT8) => Box::new(*i),
@@ -96,7 +150,11 @@ fn bind_one<'a>(position: usize, value: &'a Value, ty: &PgType) -> Result<Box<dy
 
 /// A long `in` list bound as one array (`col = ANY($n)`), its elements converted
 /// as single values of the element type are (`bind_one`).
-fn bind_array<'a>(position: usize, items: &'a [Value], ty: &PgType) -> Result<Box<dyn ToSql + Sync + 'a>, DbError> {
+fn bind_array<'a>(
+    position: usize,
+    items: &'a [Value],
+    ty: &PgType,
+) -> Result<Box<dyn ToSql + Sync + Send + 'a>, DbError> {
     let cannot = |item: &Value, why: &str| {
         DbError::query(format!("parameter {position}: cannot bind {} in a list as PostgreSQL {ty}{why}", kind(item)))
     };
@@ -143,7 +201,7 @@ fn bind_array<'a>(position: usize, items: &'a [Value], ty: &PgType) -> Result<Bo
 }
 
 /// A NULL that the driver accepts for a parameter of type `ty`.
-fn typed_null(ty: &PgType) -> Option<Box<dyn ToSql + Sync>> {
+fn typed_null(ty: &PgType) -> Option<Box<dyn ToSql + Sync + Send>> {
     Some(match *ty {
         PgType::INT8 => Box::new(None::<i64>),
         PgType::INT4 => Box::new(None::<i32>),
@@ -328,7 +386,7 @@ pub(crate) fn decode_rows(statement: &Statement, rows: &[Row], types: &[Type]) -
 }
 
 /// The bound values as the driver takes them.
-pub(crate) fn refs<'a>(bound: &'a [Box<dyn ToSql + Sync + 'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
+pub(crate) fn refs<'a>(bound: &'a [Box<dyn ToSql + Sync + Send + 'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
     bound.iter().map(|b| &**b as &(dyn ToSql + Sync)).collect()
 }
 

@@ -76,7 +76,8 @@ pub(crate) enum SqlRequest<'m> {
 #[derive(Debug)]
 pub(crate) enum SqlReply {
     Rows(Vec<Vec<Value>>),
-    Changed(u64),
+    /// A statement's reply: it ran.
+    Executed,
 }
 
 impl SqlReply {
@@ -84,7 +85,7 @@ impl SqlReply {
     pub(crate) fn into_rows(self) -> Vec<Vec<Value>> {
         match self {
             SqlReply::Rows(rows) => rows,
-            SqlReply::Changed(_) => Vec::new(),
+            SqlReply::Executed => Vec::new(),
         }
     }
 }

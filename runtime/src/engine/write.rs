@@ -220,11 +220,22 @@ enum ApplyPhase {
 }
 
 impl<'a> ApplyEffects<'a> {
+    /// The effects of a transaction about to commit (or just committed). Made
+    /// *before* the commit by a caller that can be cancelled (an async commit):
+    /// dropped while the commit's outcome is unknown, it leaves the entry pending.
     pub(crate) fn new(env: Env<'a>, entry_id: i64, set: WriteSet) -> ApplyEffects<'a> {
-        Counters::add(&env.ctx.stats.writes, set.writes);
         let phase = if set.is_empty() { ApplyPhase::Done } else { ApplyPhase::Batch };
         let settled = set.is_empty();
+        if settled {
+            Counters::add(&env.ctx.stats.writes, set.writes);
+        }
         ApplyEffects { env, entry_id, set, phase, failed: Vec::new(), settled }
+    }
+
+    /// The transaction did not commit: there is nothing to apply and nothing pending.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn abandon(mut self) {
+        self.settled = true;
     }
 
     fn batch(&self) -> Vec<CacheOp<'_>> {
@@ -250,6 +261,7 @@ impl<'a> ApplyEffects<'a> {
     /// the table entry tells the other processes); or pending in this process.
     fn settle(&mut self) {
         let ctx = self.env.ctx;
+        Counters::add(&ctx.stats.writes, self.set.writes);
         let failed: Vec<&str> = self.failed.iter().map(String::as_str).collect();
         if failed.is_empty() {
             ctx.outbox.done(self.entry_id);

@@ -67,9 +67,8 @@ impl Driver {
             }
             SqlRequest::Execute(query) => {
                 self.ctx.record_sql(query);
-                let mut changed = 0;
-                self.db.transaction(&mut |tx| tx.execute(query).map(|n| changed = n))?;
-                Ok(SqlReply::Changed(changed))
+                self.db.transaction(&mut |tx| tx.execute(query).map(drop))?;
+                Ok(SqlReply::Executed)
             }
         }
     }

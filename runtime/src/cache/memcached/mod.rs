@@ -4,7 +4,7 @@
 //! * [`wire`]: requests encoded into a reused buffer, replies framed in place out
 //!   of the connection's read buffer (no I/O, shared by both transports);
 //! * [`blocking`]: [`Memcached`], std sockets;
-//! * `tokio` (feature `tokio`): `AsyncMemcached`, `tokio::net` sockets;
+//! * `tokio_io` (feature `tokio`): `AsyncMemcached`, `tokio::net` sockets;
 //! * this module: what both share — the servers and their routing, each server's
 //!   health (mark-down, owed invalidations, see `crate::cache::health`), the
 //!   prober, and how one batch is split into per-server parts and put back
@@ -29,7 +29,12 @@ use super::in_process::invalid_key_reason;
 use super::{CacheBackend, CacheConfig, CacheError, CacheHealth, CacheOp, CacheReply};
 
 mod blocking;
+#[cfg(feature = "tokio")]
+mod tokio_io;
 pub(crate) mod wire;
+
+#[cfg(feature = "tokio")]
+pub use tokio_io::AsyncMemcached;
 
 use blocking::{Connection, Part, PartState, Pool};
 use wire::{Reply, encode, interpret, mutates};
