@@ -1,7 +1,5 @@
 //! `Explain`: a readable plan, and a structured one for tests.
 //!
-//! OWNER: helper "grammar-plan".
-//!
 //! For each disjunct it says which access serves it (the key, or which index), the
 //! cache keys it reads (with `{param}` holes where the value is bound at run time),
 //! and what is left to filter in memory; then the SQL a miss (or a scan) runs.

@@ -9,8 +9,8 @@
 //! 4. [`count_disjuncts`] then [`distribute`]: `and` over `or`, only after the number of
 //!    disjuncts the product will have is known to be within the limit.
 //!
-//! OWNER: helper "grammar-plan". Contract: never needs a schema (the macro calls it
-//! at compile time); bounded by `limit` disjuncts — exceeding it is
+//! It never needs a schema, because the macros call it at compile time, where
+//! only the closure is known. It is bounded by `limit` disjuncts: exceeding it is
 //! `ErrorKind::TooManyDisjuncts` at the whole expression, detected *before* building
 //! the product (no exponential blow-up, no hang). Literal `True`/`False` conjuncts
 //! and disjuncts are simplified away.

@@ -1,7 +1,10 @@
 //! Index planning: for each disjunct, the equality criteria that name index nodes,
 //! and the residual filter.
 //!
-//! OWNER: helper "grammar-plan". See DESIGN.md "Index planning".
+//! The rules are DESIGN.md's "Index planning": a disjunct is served by the key or
+//! by a declared index whose columns its equality criteria all cover (a prefix
+//! index by a long enough `startswith` literal); the most selective access wins;
+//! everything else in the disjunct is its residual, checked in memory.
 
 use crate::error::{Error, ErrorKind, Errors};
 use crate::eval::values_equal;

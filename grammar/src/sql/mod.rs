@@ -1,6 +1,6 @@
 //! SQL generation through the sqlparser AST and its `Display`, per dialect.
 //!
-//! OWNER: helper "grammar-sql". Contract (DESIGN.md "The language"):
+//! What the emitted SQL guarantees (DESIGN.md "The language"):
 //! * every value is a bound parameter (`?` for SQLite/MySQL, `$1…` for PostgreSQL);
 //!   `SqlQuery::params` holds the values in placeholder order, already transformed
 //!   (LIKE patterns escaped, etc.). Nothing from a value is ever spliced into text.
@@ -12,8 +12,12 @@
 //! * `len` → length in bytes. String ordering and comparison by bytes
 //!   (PostgreSQL `COLLATE "C"`, MySQL binary). `ORDER BY` puts NULLs first (Rust's
 //!   `Option` order) in every dialect.
-//! * `x in ids` with a list parameter → one placeholder per element; an empty list
-//!   is false (and `not in` of an empty list true) without invalid `IN ()` syntax.
+//! * `x in (a, b)` and `x in ids` → one placeholder per element up to 100 values;
+//!   a longer list binds as ONE parameter where the dialect has a form for it
+//!   (`SqlDialect::in_bound_list`: PostgreSQL `= ANY($n)`, SQLite `json_each(?)`;
+//!   MySQL keeps a placeholder per element), so the statement does not grow with
+//!   the list. An empty list is false (and `not in` of an empty list true) without
+//!   invalid `IN ()` syntax.
 //!
 //! Differences between dialects are methods of the `SqlDialect` trait, never
 //! `if dialect == …` in the emitter.
