@@ -552,7 +552,7 @@ fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
 fn did_you_mean(name: &str, fields: &[FieldInfo]) -> String {
     fields
         .iter()
-        .map(|f| (crate::text::edit_distance(name, &f.name), &f.name))
+        .map(|f| (strsim::levenshtein(name, &f.name), &f.name))
         .filter(|(d, f)| *d <= 2.max(f.len() / 3))
         .min_by_key(|(d, _)| *d)
         .map(|(_, f)| format!("; did you mean `{f}`?"))
