@@ -1,5 +1,8 @@
 //! Unit tests of the lowering (Rust syntax → IR) and snapshots of expansions.
 
+// Tests fail by panicking, with a message saying what went wrong.
+#![allow(clippy::panic)]
+
 use memdex_grammar::Value;
 use memdex_grammar::ir::{Expr, ExprKind, Lambda};
 use quote::quote;
