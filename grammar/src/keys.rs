@@ -4,7 +4,6 @@
 //! Keys are pure functions of the schema, the configuration and the values, so they
 //! live here (no I/O) where `Explain` can show them too.
 
-use crate::decimal::Digits;
 use std::fmt::Write as _;
 
 use sha2::{Digest, Sha256};
@@ -157,10 +156,7 @@ pub fn escape_text(s: &str, out: &mut String) {
 /// Appends `i` in decimal, as `{i}` formats it, without the `fmt` machinery (keys
 /// of integer ids are built for every object of every fetch).
 fn push_int(i: i64, out: &mut String) {
-    if i < 0 {
-        out.push('-');
-    }
-    out.push_str(Digits::new(i.unsigned_abs()).as_str());
+    out.push_str(itoa::Buffer::new().format(i));
 }
 
 /// Keys longer than memcached allows keep a readable prefix and end in `#` and 128

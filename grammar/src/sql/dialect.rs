@@ -468,10 +468,11 @@ impl SqlDialect for Postgres {
     /// `$n`, written without the formatting machinery: one placeholder per bound
     /// value is built on every statement.
     fn placeholder(&self, n: usize) -> String {
-        let digits = crate::decimal::Digits::new(n as u64);
-        let mut text = String::with_capacity(1 + digits.as_bytes().len());
+        let mut digits = itoa::Buffer::new();
+        let digits = digits.format(n);
+        let mut text = String::with_capacity(1 + digits.len());
         text.push('$');
-        text.push_str(digits.as_str());
+        text.push_str(digits);
         text
     }
 
