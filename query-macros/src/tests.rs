@@ -219,7 +219,7 @@ fn table_name_defaults_to_snake_case() {
 
 #[test]
 fn derive_errors_are_combined() {
-    let err = crate::derive_model_inner(quote! {
+    let err = crate::derive::derive_errors(quote! {
         #[memdex(tabel = "x")]
         #[memdex(index(a, missing))]
         struct M {
