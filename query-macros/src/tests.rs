@@ -234,3 +234,20 @@ fn derive_errors_are_combined() {
     let messages: Vec<String> = err.into_iter().map(|e| e.to_string()).collect();
     insta::assert_debug_snapshot!(messages);
 }
+
+/// After a mistake the derive emits its errors and a fallback impl, so that code
+/// using the model adds no errors of its own: the key keeps its field's type, the
+/// handles and `FIELDS` the fields', and `INDEXES` serves every disjunct.
+#[test]
+fn derive_fallback_expansion() {
+    let out = crate::derive_model_inner(quote! {
+        #[memdex(tabel = "item")]
+        pub struct Item {
+            #[memdex(key)] pub id: i64,
+            #[memdex(indx)] pub category_id: i64,
+            pub price: f64,
+        }
+    })
+    .expect("an item with attribute errors still expands");
+    insta::assert_snapshot!(pretty(out));
+}

@@ -10,11 +10,15 @@
 //! 3. [`expand`] writes the `impl Model` from that schema.
 //!
 //! Every mistake is reported at the attribute or field it is about, all of them in
-//! one compile (errors are combined, not first-only).
+//! one compile (errors are combined, not first-only). After a mistake, [`fallback`]
+//! still emits an `impl Model` that type-checks, so that the mistakes are the only
+//! errors: without it every `select!`, `Item::price()` or `store.insert(&item)` using
+//! the model would add an error of its own.
 
 mod attr;
 mod check;
 mod expand;
+mod fallback;
 mod types;
 
 use proc_macro2::{Span, TokenStream};
@@ -40,17 +44,18 @@ impl Errors {
     }
 }
 
-/// The derive: the `impl Model` of a valid model, or every error of an invalid one.
+/// The derive: the `impl Model` of a valid model; for an invalid one, its errors
+/// and the fallback impl. `Err` only when the input is not an item at all.
 pub fn derive_model_inner(input: TokenStream) -> syn::Result<TokenStream> {
     let input: DeriveInput = syn::parse2(input)?;
     let (decl, checked, errors) = read_and_check(&input);
-    match (errors.0, check::schema(&decl, &checked)) {
-        (None, Some(schema)) => Ok(expand::model(&decl, &schema)),
-        (Some(error), _) => Err(error),
+    Ok(match (errors.0, check::schema(&decl, &checked)) {
+        (None, Some(schema)) => expand::model(&decl, &schema),
+        (Some(error), _) => fallback::model(&decl, &checked, &error),
         // Checking reports every reason a schema cannot be built, so this does not
         // happen; if it did, the user would get an error rather than a broken impl.
-        (None, None) => Err(syn::Error::new(input.ident.span(), "memdex could not read this model")),
-    }
+        (None, None) => syn::Error::new(input.ident.span(), "memdex could not read this model").into_compile_error(),
+    })
 }
 
 /// Phases 1 and 2, with every error they reported.
