@@ -25,6 +25,9 @@ pub struct KeySpace {
 }
 
 impl KeySpace {
+    /// The keys of `schema`'s table under `namespace`, at cache `generation`. The
+    /// schema's hash is part of every key, so a deploy that changes how rows are
+    /// stored never reads the old bytes as the new type.
     pub fn new(namespace: &str, schema: &Schema, generation: u64) -> KeySpace {
         let mut prefix = String::new();
         escape_text(namespace, &mut prefix);
