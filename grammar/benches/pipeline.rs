@@ -10,7 +10,9 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use memdex_grammar::sql::{self, SelectSpec};
-use memdex_grammar::{Access, Dialect, ParamType, Schema, Type, Value, check, normalise, plan, prepare_text, text};
+use memdex_grammar::{
+    Access, Dialect, ParamType, Prepared, Schema, Type, Value, check, normalise, plan, prepare, prepare_text, text,
+};
 
 const QUERY: &str = r#"lambda c: c.category_id == cat and c.price > 10.0 and c.first_name.startswith("m")"#;
 
@@ -116,5 +118,40 @@ fn report(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, pipeline, report);
+/// A text parser: `text::parse` (the fast path, then pest) or `text::parse_with_pest`.
+type Parser = fn(&str) -> Result<memdex_grammar::Lambda, memdex_grammar::Errors>;
+
+/// What the text form's hand-written fast path (`text/fast.rs`) buys a text seen
+/// for the first time (a text seen before reuses the store's prepared plan and is not
+/// parsed at all): the whole preparation, and preparation plus the PostgreSQL
+/// `SELECT`, with the fast path in front of pest and with pest alone. Both variants
+/// go through `prepare` on the parsed lambda, so only the parser differs.
+fn first_seen(c: &mut Criterion) {
+    let limit = normalise::DEFAULT_DISJUNCT_LIMIT;
+    let params = [("cat", Value::Int(5))];
+    let parsers: [(&str, Parser); 2] = [("fast path", text::parse), ("pest only", text::parse_with_pest)];
+    let mut g = c.benchmark_group("first_seen");
+    for (query_name, schema, query) in [("report", report_schema(), REPORT_QUERY), ("design", item_schema(), QUERY)] {
+        for (parser_name, parse) in parsers {
+            let prepare_with = |src: &str| -> Option<Prepared> {
+                let lambda = parse(src).ok()?;
+                prepare(&schema, &lambda, &param_types, Access::Indexed, limit).ok()
+            };
+            g.bench_function(format!("{query_name}/prepare ({parser_name})"), |b| {
+                b.iter(|| black_box(prepare_with(black_box(query))))
+            });
+            g.bench_function(format!("{query_name}/prepare + postgres sql ({parser_name})"), |b| {
+                b.iter(|| {
+                    let prepared = prepare_with(black_box(query));
+                    let filter = prepared.as_ref().and_then(|p| p.filter.as_ref());
+                    let spec = SelectSpec { filter, ..SelectSpec::default() };
+                    black_box(sql::select(Dialect::Postgres, &schema, spec, &params).ok())
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, pipeline, report, first_seen);
 criterion_main!(benches);

@@ -25,14 +25,42 @@ use crate::value::{Type, Value};
 /// A checked aggregate: `avg(m.runs)` → `{ func: Avg, arg: Some(m.runs) }`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Aggregate {
+    /// Which aggregate.
     pub func: AggFunc,
+    /// The checked argument (`None` for `count()`).
     pub arg: Option<Expr>,
+    /// The whole aggregate expression.
     pub span: Span,
     /// The argument's type (`None` for `count()`).
     pub arg_type: Option<Type>,
 }
 
-/// Checks a filter body; it must be boolean.
+/// Checks a filter body against `schema`; `params` gives each parameter's type
+/// (see [`crate::params::types_of`]). Returns the body, rewritten where the text
+/// form is looser than Rust (see the module docs).
+///
+/// # Errors
+///
+/// Every problem found, each at its span: unknown fields, type mismatches, unbound
+/// parameters, unsupported constructs, a body that is not boolean.
+///
+/// ```
+/// use memdex_grammar::{ErrorKind, ParamType, Schema, Type, check, text};
+///
+/// let schema = Schema::new("Item", "item").column("id", Type::Int, false).column("price", Type::Float, false);
+/// let no_params = |_: &str| ParamType::Missing;
+///
+/// // An integer literal compared with a float field becomes a float literal.
+/// let lambda = text::parse("lambda c: c.price > 10")?;
+/// let checked = check::filter(&schema, &lambda.body, &no_params)?;
+/// assert_eq!(memdex_grammar::print::expr(&checked, "c"), "c.price > 10.0");
+///
+/// let lambda = text::parse("lambda c: c.prise > 10 and c.id == 'x'")?;
+/// let errors = check::filter(&schema, &lambda.body, &no_params).unwrap_err();
+/// assert!(matches!(errors.0[0].kind, ErrorKind::UnknownField { .. }));
+/// assert!(matches!(errors.0[1].kind, ErrorKind::TypeMismatch { .. }));
+/// # Ok::<(), memdex_grammar::Errors>(())
+/// ```
 pub fn filter(schema: &Schema, body: &Expr, params: &dyn Fn(&str) -> ParamType) -> Result<Expr, Errors> {
     let mut checker = Checker { schema, params, errors: Errors::default() };
     let (checked, ty) = checker.expr(body);
@@ -43,6 +71,23 @@ pub fn filter(schema: &Schema, body: &Expr, params: &dyn Fn(&str) -> ParamType) 
 /// Checks a view's aggregate body: exactly one of `count() sum(e) min(e) max(e) avg(e)`;
 /// `count()` takes no argument, the others one numeric, non-optional expression
 /// (`min`/`max` over strings are not offered: the dialects order strings differently).
+///
+/// # Errors
+///
+/// A body that is not one aggregate, an argument that is not numeric, and every
+/// error [`filter`] reports inside the argument.
+///
+/// ```
+/// use memdex_grammar::ir::AggFunc;
+/// use memdex_grammar::{ParamType, Schema, Type, check, text};
+///
+/// let schema = Schema::new("Master", "master").column("id", Type::Int, false).column("runs", Type::Int, false);
+/// let lambda = text::parse("lambda m: avg(m.runs)")?;
+/// let aggregate = check::aggregate(&schema, &lambda.body, &|_: &str| ParamType::Missing)?;
+/// assert_eq!(aggregate.func, AggFunc::Avg);
+/// assert_eq!(aggregate.arg_type, Some(Type::Int));
+/// # Ok::<(), memdex_grammar::Errors>(())
+/// ```
 pub fn aggregate(schema: &Schema, body: &Expr, params: &dyn Fn(&str) -> ParamType) -> Result<Aggregate, Errors> {
     let mut checker = Checker { schema, params, errors: Errors::default() };
     let ExprKind::Agg { func, arg } = &body.kind else {
@@ -529,26 +574,10 @@ fn is_pattern(e: &Expr) -> bool {
 fn did_you_mean<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<String> {
     candidates
         .filter_map(|c| {
-            let d = edit_distance(name, c);
+            let d = strsim::levenshtein(name, c);
             let prefix = c.starts_with(name) || name.starts_with(c);
             (d <= 2 || prefix).then_some((d, c))
         })
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c.to_owned())
-}
-
-/// Levenshtein distance over chars.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (above + 1).min(row[j] + 1).min(diagonal + usize::from(ca != *cb));
-            diagonal = above;
-        }
-    }
-    row[b.len()]
 }

@@ -13,28 +13,77 @@ pub enum ErrorKind {
     /// The text is not a lambda of the language. `expected` lists what would have
     /// been accepted at that point ("`and`, `or` or end of input").
     #[error("syntax error: expected {expected}")]
-    Syntax { expected: String },
+    Syntax {
+        /// What would have been accepted where the text went wrong.
+        expected: String,
+    },
+    /// `c.name` where the model has no field `name` (checking).
     #[error("`{name}` is not a field of {model}{}", did_you_mean(suggestion))]
-    UnknownField { name: String, model: String, suggestion: Option<String> },
+    UnknownField {
+        /// The name as written.
+        name: String,
+        /// The model's name.
+        model: String,
+        /// The closest field name, when one is close enough to suggest.
+        suggestion: Option<String>,
+    },
+    /// An operand of the wrong type: a string compared with a number, `starts_with`
+    /// on an integer, `%` on floats (checking).
     #[error("type mismatch: {context} expects {expected}, found {found}")]
-    TypeMismatch { context: String, expected: String, found: String },
+    TypeMismatch {
+        /// The construct that was given the operand (`the operands of \`<\``).
+        context: String,
+        /// The type it accepts.
+        expected: String,
+        /// The type it was given.
+        found: String,
+    },
     /// `c` used as a value, a second lambda parameter, a field of a field, …
     #[error("{message}")]
-    LambdaParam { message: String },
+    LambdaParam {
+        /// What was wrong and how to write it instead.
+        message: String,
+    },
     /// A function or method outside the language (`foo(c.x)`, `c.s.trim()`).
     #[error("`{name}` is not supported here; supported: {supported}")]
-    Unsupported { name: String, supported: String },
+    Unsupported {
+        /// The function, method or construct as written.
+        name: String,
+        /// What the language has instead, in words.
+        supported: String,
+    },
     /// A free name in the text form with no value bound to it.
     #[error("no value bound for parameter `{name}`")]
-    UnboundParam { name: String },
+    UnboundParam {
+        /// The free name.
+        name: String,
+    },
+    /// The lambda's body is not a boolean (`lambda c: c.price`).
     #[error("the filter must be a boolean expression, found {found}")]
-    NotBoolean { found: Type },
+    NotBoolean {
+        /// The body's type.
+        found: Type,
+    },
+    /// An aggregate inside a filter, or nested in an expression.
     #[error("an aggregate ({func}) may only be the whole body of a view's lambda")]
-    MisplacedAggregate { func: String },
+    MisplacedAggregate {
+        /// The aggregate's name (`avg`).
+        func: String,
+    },
+    /// The disjunctive normal form would have more alternatives than the limit
+    /// (normalisation), detected before it is built.
     #[error("the query expands to more than {limit} alternatives (`or` of `and`s); split it or use `in`")]
-    TooManyDisjuncts { limit: usize },
+    TooManyDisjuncts {
+        /// The limit in force.
+        limit: usize,
+    },
+    /// An alternative (disjunct) no index of the model serves (planning); the
+    /// message names the model's indexes and what to add.
     #[error("{message}")]
-    Unindexable { message: String },
+    Unindexable {
+        /// The whole message, worded the same as `select!`'s compile error.
+        message: String,
+    },
 }
 
 fn did_you_mean(s: &Option<String>) -> String {
@@ -44,31 +93,46 @@ fn did_you_mean(s: &Option<String>) -> String {
 /// One error at one place.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Error {
+    /// What went wrong.
     pub kind: ErrorKind,
+    /// Where: the syntax the error is about.
     pub span: Span,
     /// What to do about it, when there is something useful to say.
     pub hint: Option<String>,
 }
 
 impl Error {
+    /// An error of `kind` at `span`, without a hint.
     pub fn new(kind: ErrorKind, span: Span) -> Error {
         Error { kind, span, hint: None }
     }
 
+    /// The same error with a hint saying what to do about it.
     pub fn with_hint(mut self, hint: impl Into<String>) -> Error {
         self.hint = Some(hint.into());
         self
     }
 
-    /// The message with line, column, the source line and a caret under the span:
+    /// The message with line, column, the source line and a caret under the span.
+    /// `source` is the text the span points into; a span outside it is clamped.
     ///
-    /// ```text
-    /// error: `fist_name` is not a field of Customer; did you mean `first_name`?
-    ///  --> line 1, column 13
+    /// ```
+    /// use memdex_grammar::{ParamType, Schema, Type, check, text};
+    ///
+    /// let schema = Schema::new("Customer", "customer")
+    ///     .column("id", Type::Int, false)
+    ///     .column("first_name", Type::Text, false);
+    /// let source = r#"lambda c: c.fist_name == "x""#;
+    /// let lambda = text::parse(source)?;
+    /// let errors = check::filter(&schema, &lambda.body, &|_: &str| ParamType::Missing).unwrap_err();
+    /// let expected = r#"error: `fist_name` is not a field of Customer; did you mean `first_name`?
+    ///  --> line 1, column 11
     ///   |
     /// 1 | lambda c: c.fist_name == "x"
-    ///   |             ^^^^^^^^^
-    ///   = hint: …
+    ///   |           ^^^^^^^^^^^
+    ///   = hint: the fields are id, first_name"#;
+    /// assert_eq!(errors.render(source), expected);
+    /// # Ok::<(), memdex_grammar::Errors>(())
     /// ```
     pub fn render(&self, source: &str) -> String {
         let start = (self.span.start as usize).min(source.len());
@@ -119,14 +183,17 @@ impl std::error::Error for Error {}
 pub struct Errors(pub Vec<Error>);
 
 impl Errors {
+    /// A list of one error.
     pub fn one(e: Error) -> Errors {
         Errors(vec![e])
     }
 
+    /// Adds an error.
     pub fn push(&mut self, e: Error) {
         self.0.push(e);
     }
 
+    /// Whether no error was collected.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -136,10 +203,12 @@ impl Errors {
         if self.0.is_empty() { Ok(value) } else { Err(self) }
     }
 
+    /// Every error rendered as [`Error::render`] does, separated by a blank line.
     pub fn render(&self, source: &str) -> String {
         self.0.iter().map(|e| e.render(source)).collect::<Vec<_>>().join("\n\n")
     }
 
+    /// The errors, in the order they were found.
     pub fn iter(&self) -> std::slice::Iter<'_, Error> {
         self.0.iter()
     }

@@ -1,6 +1,6 @@
 //! The in-memory predicate of the text form: evaluates checked IR against a row.
 //!
-//! OWNER: helper "grammar-plan". Semantics are Rust's (DESIGN.md "Semantics"):
+//! Semantics are Rust's (DESIGN.md "Semantics"):
 //! `==`/`!=` are null-aware (`None == None`), strings compare by bytes,
 //! `starts_with`/`ends_with`/`contains` are byte-exact and case-sensitive,
 //! `to_lowercase` is Rust's `str::to_lowercase`, `eq_ignore_ascii_case` is Rust's,

@@ -1,7 +1,5 @@
 //! `Explain`: a readable plan, and a structured one for tests.
 //!
-//! OWNER: helper "grammar-plan".
-//!
 //! For each disjunct it says which access serves it (the key, or which index), the
 //! cache keys it reads (with `{param}` holes where the value is bound at run time),
 //! and what is left to filter in memory; then the SQL a miss (or a scan) runs.
@@ -17,9 +15,12 @@ use crate::value::Value;
 /// At most this many node keys are listed per disjunct; the rest are counted.
 const MAX_KEYS_SHOWN: usize = 6;
 
+/// How a query will run, for people (`Display`) and for tests (the fields).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Explain {
+    /// The model's name.
     pub model: String,
+    /// One entry per planned disjunct, in plan order.
     pub disjuncts: Vec<ExplainDisjunct>,
     /// The SQL run on a miss / by a scan, with placeholders.
     pub sql: String,
@@ -30,6 +31,7 @@ pub struct Explain {
     pub scan: bool,
 }
 
+/// How one disjunct is served.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ExplainDisjunct {
     /// The disjunct in text form.
@@ -43,7 +45,9 @@ pub struct ExplainDisjunct {
     pub residual: Option<String>,
 }
 
-/// `param` is the lambda parameter name used to print expressions.
+/// Explains `plan` (`None`: a scan, run on the database only) with node keys spelled
+/// by `keys` and `sql`, the statement a miss or a scan runs; `param` is the lambda
+/// parameter name used to print expressions. The crate docs show one printed.
 pub fn explain(schema: &Schema, plan: Option<&Plan>, keys: &KeySpace, sql: String, param: &str) -> Explain {
     let disjuncts: Vec<ExplainDisjunct> =
         plan.map(|p| p.disjuncts.iter().map(|d| disjunct(schema, d, keys, param)).collect()).unwrap_or_default();

@@ -13,18 +13,26 @@ pub struct Lambda {
     /// The parameter's name (`c`). Field references are resolved against it while
     /// parsing, so the body only contains [`ExprKind::Field`].
     pub param: String,
+    /// Where the parameter was written, for messages about it.
     pub param_span: Span,
+    /// The filter (a boolean expression) or, for a view, the aggregate.
     pub body: Expr,
+    /// The whole lambda.
     pub span: Span,
 }
 
 /// An expression node with the span of the syntax it came from.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Expr {
+    /// What the node is.
     pub kind: ExprKind,
+    /// The syntax it came from: byte offsets into the text form's source, or the
+    /// macro form's node number (see [`crate::span`]).
     pub span: Span,
 }
 
+/// The kinds of expression node, one per construct of the language (DESIGN.md,
+/// "The language"), each with its spelling in both forms.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ExprKind {
     /// `c.first_name`: a field of the model, by its Rust field name.
@@ -43,20 +51,33 @@ pub enum ExprKind {
     And(Vec<Expr>),
     /// `a or b or …`: n-ary; the parser flattens an unparenthesised chain.
     Or(Vec<Expr>),
+    /// `lhs op rhs` for `== != < <= > >=`; `==` and `!=` are null-aware, as Rust's
+    /// `Option` comparisons are.
     Cmp {
+        /// The comparison.
         op: CmpOp,
+        /// The left operand.
         lhs: Box<Expr>,
+        /// The right operand.
         rhs: Box<Expr>,
     },
+    /// `lhs op rhs` for `+ - * / %`, with Rust's integer semantics (overflow and
+    /// division by zero make the value undefined, see [`crate::eval`]).
     Arith {
+        /// The operation.
         op: ArithOp,
+        /// The left operand.
         lhs: Box<Expr>,
+        /// The right operand.
         rhs: Box<Expr>,
     },
     /// `c.s.starts_with(p)` / `c.s.startswith(p)`, `ends_with`, `contains` / `p in c.s`.
     StrTest {
+        /// Which test.
         op: StrOp,
+        /// The string tested (a field, possibly lowercased).
         subject: Box<Expr>,
+        /// What it must start with, end with or contain: a literal or a parameter.
         pattern: Box<Expr>,
     },
     /// `c.s.to_lowercase()` / `c.s.lower()`.
@@ -67,21 +88,28 @@ pub enum ExprKind {
     Len(Box<Expr>),
     /// `c.x in (1, 2)` / `[1, 2].contains(&c.x)`, or `c.x in ids` / `ids.contains(&c.x)`.
     In {
+        /// The value looked for (usually a field).
         needle: Box<Expr>,
+        /// The values it is looked for among.
         haystack: Haystack,
     },
     /// `c.o is None` (`negated: false`) / `c.o is not None` (`negated: true`).
     IsNull {
+        /// The tested value (an `Option` field).
         expr: Box<Expr>,
+        /// `is not None` rather than `is None`.
         negated: bool,
     },
     /// `avg(m.runs)`, `count()`. Only valid as the whole body of a view's lambda.
     Agg {
+        /// Which aggregate.
         func: AggFunc,
+        /// What it aggregates: `None` for `count()`.
         arg: Option<Box<Expr>>,
     },
 }
 
+/// The right-hand side of `in`.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Haystack {
     /// A literal list of items (each a literal or parameter).
@@ -90,38 +118,62 @@ pub enum Haystack {
     Param(String),
 }
 
+/// A comparison operator, spelled the same in Rust and Python.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CmpOp {
+    /// `==`
     Eq,
+    /// `!=`
     Ne,
+    /// `<`
     Lt,
+    /// `<=`
     Le,
+    /// `>`
     Gt,
+    /// `>=`
     Ge,
 }
 
+/// An arithmetic operator, spelled the same in Rust and Python.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ArithOp {
+    /// `+`
     Add,
+    /// `-`
     Sub,
+    /// `*`
     Mul,
+    /// `/`: on integers it truncates toward zero, as Rust's (not Python's `//`).
     Div,
+    /// `%`: on integers the remainder takes the dividend's sign, as Rust's; floats
+    /// have none (the checker rejects it).
     Rem,
 }
 
+/// A string test, byte-exact and case-sensitive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum StrOp {
+    /// `starts_with` / `startswith`: the only one a (prefix) index can serve.
     StartsWith,
+    /// `ends_with` / `endswith`.
     EndsWith,
+    /// `contains` / `pattern in subject`.
     Contains,
 }
 
+/// An aggregate of `view!` / a view lambda.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AggFunc {
+    /// `count()`: the number of rows.
     Count,
+    /// `sum(x)`.
     Sum,
+    /// `min(x)`.
     Min,
+    /// `max(x)`.
     Max,
+    /// `avg(x)`.
     Avg,
 }
 
@@ -164,6 +216,7 @@ impl CmpOp {
 }
 
 impl ArithOp {
+    /// The Rust / Python spelling (they agree).
     pub fn symbol(self) -> &'static str {
         match self {
             ArithOp::Add => "+",
@@ -176,6 +229,7 @@ impl ArithOp {
 }
 
 impl AggFunc {
+    /// The name both forms call it by (`avg`).
     pub fn name(self) -> &'static str {
         match self {
             AggFunc::Count => "count",
@@ -186,6 +240,7 @@ impl AggFunc {
         }
     }
 
+    /// The aggregate called `name`, if there is one.
     pub fn from_name(name: &str) -> Option<AggFunc> {
         Some(match name {
             "count" => AggFunc::Count,
@@ -199,22 +254,35 @@ impl AggFunc {
 }
 
 impl Expr {
+    /// A node of `kind` at `span`.
     pub fn new(kind: ExprKind, span: Span) -> Expr {
         Expr { kind, span }
     }
 
+    /// A field of the model, by its Rust field name.
     pub fn field(name: impl Into<String>, span: Span) -> Expr {
         Expr::new(ExprKind::Field(name.into()), span)
     }
 
+    /// A literal.
     pub fn lit(value: impl Into<Value>, span: Span) -> Expr {
         Expr::new(ExprKind::Lit(value.into()), span)
     }
 
+    /// A bound parameter, by name.
     pub fn param(name: impl Into<String>, span: Span) -> Expr {
         Expr::new(ExprKind::Param(name.into()), span)
     }
 
+    /// `lhs op rhs`.
+    ///
+    /// ```
+    /// use memdex_grammar::ir::{CmpOp, Expr};
+    /// use memdex_grammar::{Span, print};
+    ///
+    /// let e = Expr::cmp(CmpOp::Eq, Expr::field("category_id", Span::DUMMY), Expr::lit(5, Span::DUMMY), Span::DUMMY);
+    /// assert_eq!(print::expr(&e, "c"), "c.category_id == 5");
+    /// ```
     pub fn cmp(op: CmpOp, lhs: Expr, rhs: Expr, span: Span) -> Expr {
         Expr::new(ExprKind::Cmp { op, lhs: Box::new(lhs), rhs: Box::new(rhs) }, span)
     }

@@ -4,7 +4,6 @@
 //! Keys are pure functions of the schema, the configuration and the values, so they
 //! live here (no I/O) where `Explain` can show them too.
 
-use crate::decimal::Digits;
 use std::fmt::Write as _;
 
 use sha2::{Digest, Sha256};
@@ -26,6 +25,9 @@ pub struct KeySpace {
 }
 
 impl KeySpace {
+    /// The keys of `schema`'s table under `namespace`, at cache `generation`. The
+    /// schema's hash is part of every key, so a deploy that changes how rows are
+    /// stored never reads the old bytes as the new type.
     pub fn new(namespace: &str, schema: &Schema, generation: u64) -> KeySpace {
         let mut prefix = String::new();
         escape_text(namespace, &mut prefix);
@@ -157,10 +159,7 @@ pub fn escape_text(s: &str, out: &mut String) {
 /// Appends `i` in decimal, as `{i}` formats it, without the `fmt` machinery (keys
 /// of integer ids are built for every object of every fetch).
 fn push_int(i: i64, out: &mut String) {
-    if i < 0 {
-        out.push('-');
-    }
-    out.push_str(Digits::new(i.unsigned_abs()).as_str());
+    out.push_str(itoa::Buffer::new().format(i));
 }
 
 /// Keys longer than memcached allows keep a readable prefix and end in `#` and 128

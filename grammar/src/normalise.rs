@@ -9,8 +9,8 @@
 //! 4. [`count_disjuncts`] then [`distribute`]: `and` over `or`, only after the number of
 //!    disjuncts the product will have is known to be within the limit.
 //!
-//! OWNER: helper "grammar-plan". Contract: never needs a schema (the macro calls it
-//! at compile time); bounded by `limit` disjuncts — exceeding it is
+//! It never needs a schema, because the macros call it at compile time, where
+//! only the closure is known. It is bounded by `limit` disjuncts: exceeding it is
 //! `ErrorKind::TooManyDisjuncts` at the whole expression, detected *before* building
 //! the product (no exponential blow-up, no hang). Literal `True`/`False` conjuncts
 //! and disjuncts are simplified away.
@@ -31,6 +31,27 @@ pub type Conjunction = Vec<Expr>;
 
 /// The DNF of a boolean expression. An empty outer vector means "always false";
 /// an inner empty conjunction means "always true".
+///
+/// # Errors
+///
+/// `ErrorKind::TooManyDisjuncts` at the whole expression when the DNF would have
+/// more than `limit` disjuncts; it is found before the product is built.
+///
+/// ```
+/// use memdex_grammar::{normalise, print, text};
+///
+/// let lambda = text::parse("lambda c: c.a == 1 and (c.b == 2 or not (c.c == 3 or c.d))")?;
+/// let dnf = normalise::to_dnf(&lambda.body, normalise::DEFAULT_DISJUNCT_LIMIT)?;
+/// let shown: Vec<Vec<String>> =
+///     dnf.iter().map(|conjunction| conjunction.iter().map(|leaf| print::expr(leaf, "c")).collect()).collect();
+/// assert_eq!(shown, [vec!["c.a == 1", "c.b == 2"], vec!["c.a == 1", "c.c != 3", "not c.d"]]);
+///
+/// // (a or b) and (c or d) and … over 7 pairs: 128 disjuncts, over the limit.
+/// let pairs = vec!["(c.a == 1 or c.b == 2)"; 7].join(" and ");
+/// let lambda = text::parse(&format!("lambda c: {pairs}"))?;
+/// assert!(normalise::to_dnf(&lambda.body, 64).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn to_dnf(e: &Expr, limit: usize) -> Result<Vec<Conjunction>, Error> {
     let whole = e.span;
     let e = flatten(simplify_constants(push_not(e.clone())));

@@ -4,6 +4,7 @@ use crate::value::{Type, Value};
 
 /// Where bound values come from when SQL is emitted or a predicate evaluated.
 pub trait Params {
+    /// The value bound to `name`, if any.
     fn get(&self, name: &str) -> Option<&Value>;
 }
 
@@ -49,6 +50,7 @@ impl Params for Positional {
 pub enum ParamType {
     /// The macro form: rustc checks the captured expression's type itself.
     Unknown,
+    /// Bound to a non-null scalar of this type.
     Scalar(Type),
     /// Bound to `None`.
     Null,
@@ -59,6 +61,7 @@ pub enum ParamType {
 }
 
 impl ParamType {
+    /// The type of a bound value; `None` (nothing bound) is `Missing`.
     pub fn of(value: Option<&Value>) -> ParamType {
         match value {
             None => ParamType::Missing,

@@ -1,7 +1,10 @@
 //! Index planning: for each disjunct, the equality criteria that name index nodes,
 //! and the residual filter.
 //!
-//! OWNER: helper "grammar-plan". See DESIGN.md "Index planning".
+//! The rules are DESIGN.md's "Index planning": a disjunct is served by the key or
+//! by a declared index whose columns its equality criteria all cover (a prefix
+//! index by a long enough `startswith` literal); the most selective access wins;
+//! everything else in the disjunct is its residual, checked in memory.
 
 use crate::error::{Error, ErrorKind, Errors};
 use crate::eval::values_equal;
@@ -15,10 +18,13 @@ use crate::value::{Type, Value};
 /// A literal or a bound parameter: what an equality criterion compares against.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Operand {
+    /// A literal written in the query.
     Lit(Value),
+    /// A parameter, by name, bound when the query runs.
     Param(String),
 }
 
+/// The values one index column is pinned to, and so which nodes it names.
 #[derive(Clone, Debug, PartialEq)]
 pub enum LookupValues {
     /// `field == v` (also `field is None`, as `One(Lit(Null))`).
@@ -29,29 +35,45 @@ pub enum LookupValues {
     List(String),
     /// `field.starts_with(p)` against a `prefix = chars` index: the node of the first
     /// `chars` characters of `p` (the whole `starts_with` stays in the residual).
-    Prefix { operand: Operand, chars: u32 },
+    Prefix {
+        /// The `starts_with` pattern.
+        operand: Operand,
+        /// The index's prefix length in characters.
+        chars: u32,
+    },
 }
 
 /// One column of an index and the values the disjunct pins it to.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Lookup {
+    /// The column number in the schema.
     pub column: usize,
+    /// What it is pinned to.
     pub values: LookupValues,
 }
 
+/// How one disjunct reaches its rows.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Access {
     /// The key itself is pinned: objects are fetched directly, no node.
     Key(Lookup),
     /// Nodes of `schema.indexes[index]`; `lookups` follow the index's column order.
-    Index { index: usize, lookups: Vec<Lookup> },
+    Index {
+        /// The index's position in `Schema::indexes`.
+        index: usize,
+        /// One lookup per index column, in the index's column order.
+        lookups: Vec<Lookup>,
+    },
 }
 
+/// The plan of one disjunct (one alternative of the DNF).
 #[derive(Clone, Debug, PartialEq)]
 pub struct DisjunctPlan {
+    /// The disjunct's syntax, for messages.
     pub span: Span,
     /// The whole disjunct (all its conjuncts).
     pub conjuncts: Conjunction,
+    /// The key or index that serves it.
     pub access: Access,
     /// The conjuncts not answered by the nodes; filters objects in memory.
     pub residual: Vec<Expr>,
@@ -60,6 +82,7 @@ pub struct DisjunctPlan {
 /// The plan of a filter. No disjuncts: the filter is contradictory, the answer is empty.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Plan {
+    /// One plan per disjunct that can hold, in DNF order.
     pub disjuncts: Vec<DisjunctPlan>,
 }
 
@@ -72,17 +95,58 @@ pub struct Plan {
 ///
 /// Disjuncts are printed in messages with the lambda parameter `c`; use
 /// [`plan_with_param`] to print them with the parameter the user wrote.
+///
+/// # Errors
+///
+/// One `ErrorKind::Unindexable` per disjunct no index serves.
+///
+/// ```
+/// use memdex_grammar::plan::{self, Access};
+/// use memdex_grammar::{ParamType, Schema, Type, check, normalise, text};
+///
+/// let schema = Schema::new("Item", "item")
+///     .column("id", Type::Int, false)
+///     .column("category_id", Type::Int, false)
+///     .column("price", Type::Float, false)
+///     .key("id")
+///     .index(&["category_id"], None);
+/// let lambda = text::parse("lambda c: c.category_id == 5 and c.price > 10.0 or c.id == 7")?;
+/// let filter = check::filter(&schema, &lambda.body, &|_: &str| ParamType::Missing)?;
+/// let dnf = normalise::to_dnf(&filter, normalise::DEFAULT_DISJUNCT_LIMIT)?;
+/// let plan = plan::plan(&schema, &dnf)?;
+/// // The first disjunct reads the node `category_id=5` and filters on the price…
+/// assert!(matches!(plan.disjuncts[0].access, Access::Index { index: 0, .. }));
+/// assert_eq!(plan.disjuncts[0].residual.len(), 1);
+/// // …the second fetches object 7 by its key.
+/// assert!(matches!(plan.disjuncts[1].access, Access::Key(_)));
+///
+/// // No index serves `price > 10.0` alone.
+/// let lambda = text::parse("lambda c: c.price > 10.0")?;
+/// let filter = check::filter(&schema, &lambda.body, &|_: &str| ParamType::Missing)?;
+/// let dnf = normalise::to_dnf(&filter, normalise::DEFAULT_DISJUNCT_LIMIT)?;
+/// let errors = plan::plan(&schema, &dnf).unwrap_err();
+/// assert!(errors.to_string().starts_with("memdex: no index of Item serves `c.price > 10.0`"));
+/// # Ok::<(), memdex_grammar::Errors>(())
+/// ```
 pub fn plan(schema: &Schema, dnf: &[Conjunction]) -> Result<Plan, Errors> {
     plan_with_param(schema, dnf, "c")
 }
 
 /// [`plan`], printing disjuncts in error messages as `param.field …`.
+///
+/// # Errors
+///
+/// As [`plan`]'s.
 pub fn plan_with_param(schema: &Schema, dnf: &[Conjunction], param: &str) -> Result<Plan, Errors> {
     plan_dnf(schema, dnf.to_vec(), param)
 }
 
 /// [`plan_with_param`] taking the DNF by value: each planned disjunct keeps its
 /// conjunction, so the conjunctions move into the plan instead of being copied.
+///
+/// # Errors
+///
+/// As [`plan`]'s.
 pub fn plan_dnf(schema: &Schema, dnf: Vec<Conjunction>, param: &str) -> Result<Plan, Errors> {
     let mut errors = Errors::default();
     let mut disjuncts = Vec::with_capacity(dnf.len());
@@ -305,10 +369,13 @@ fn suggestion(schema: &Schema, conjunction: &[Expr]) -> String {
 /// (the macro uses it at compile time, the planner at run time: one rule for both).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Candidate {
+    /// The field the criterion pins.
     pub field: String,
+    /// How it pins it.
     pub kind: CandidateKind,
 }
 
+/// The kind of an equality criterion.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum CandidateKind {
     /// `field == operand` (either side), `field is None`.
@@ -317,7 +384,10 @@ pub enum CandidateKind {
     In,
     /// `field.starts_with(operand)`; `literal_chars` is the pattern's length in chars
     /// when it is a literal (a prefix index of n chars needs at least n).
-    Prefix { literal_chars: Option<u32> },
+    Prefix {
+        /// The pattern's length in chars when it is a literal; `None` for a parameter.
+        literal_chars: Option<u32>,
+    },
 }
 
 /// The schema-free criteria of a conjunction, in conjunct order.
@@ -514,7 +584,9 @@ pub fn unindexable_message(model: &str, disjunct: &str, suggestion: &str) -> (St
 /// column (for a prefix index, the prefix string).
 #[derive(Clone, Debug, PartialEq)]
 pub struct NodeRef {
+    /// The index's position in `Schema::indexes`; `None` for the key itself.
     pub index: Option<usize>,
+    /// One value per index column, typed to its column.
     pub values: Vec<Value>,
 }
 
@@ -542,12 +614,25 @@ fn distinct_in_order(values: Vec<Value>) -> Vec<Value> {
 /// the database instead.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum BindError {
+    /// A parameter the lookup needs has no value.
     #[error("parameter `{0}` is not bound")]
     Unbound(String),
+    /// A `starts_with` parameter is shorter than the prefix index, so no node holds
+    /// all its matches.
     #[error("starts_with pattern shorter than the {chars}-character prefix index")]
-    PrefixTooShort { chars: u32 },
+    PrefixTooShort {
+        /// The index's prefix length.
+        chars: u32,
+    },
+    /// The product of the lookups' values names more nodes than allowed.
     #[error("the query names {count} index nodes, more than the limit of {limit}")]
-    TooManyNodes { count: usize, limit: usize },
+    TooManyNodes {
+        /// How many nodes the values name.
+        count: usize,
+        /// The limit passed to [`bind`].
+        limit: usize,
+    },
+    /// `c.x in ids` where `ids` is bound to something other than a list.
     #[error("parameter `{0}` must be a list")]
     NotAList(String),
 }
@@ -562,6 +647,34 @@ pub enum BindError {
 /// integer column, NaN, `None` on a non-nullable column, a value of another type)
 /// names no node: that combination contributes nothing, exactly as Rust's `==` says.
 /// A prefix lookup names the node of the pattern's first `chars` characters.
+///
+/// # Errors
+///
+/// [`BindError`]: a parameter unbound or not a list, a prefix pattern too short, or
+/// more than `limit` nodes. The runtime then answers from the database.
+///
+/// ```
+/// use memdex_grammar::keys::KeySpace;
+/// use memdex_grammar::params::types_of;
+/// use memdex_grammar::{Access, Schema, Type, Value, prepare_text};
+///
+/// let schema = Schema::new("Item", "item")
+///     .column("id", Type::Int, false)
+///     .column("category_id", Type::Int, false)
+///     .key("id")
+///     .index(&["category_id"], None);
+/// let params = [("cats", Value::List(vec![Value::Int(5), Value::Int(6), Value::Int(5)]))];
+/// let text = "lambda c: c.category_id in cats";
+/// let prepared = prepare_text(&schema, text, &types_of(&params), Access::Indexed, 64)?;
+/// let disjunct = &prepared.plan.expect("indexed").disjuncts[0];
+///
+/// let nodes = memdex_grammar::plan::bind(&schema, disjunct, &params, 100).expect("bound");
+/// let keys = KeySpace::new("shop", &schema, 0);
+/// let keys: Vec<String> = nodes.iter().map(|n| keys.node(&schema, n)).collect();
+/// assert_eq!(keys.len(), 2, "5 is named twice but has one node");
+/// assert!(keys[0].ends_with(":category_id=5"), "{}", keys[0]);
+/// # Ok::<(), memdex_grammar::Errors>(())
+/// ```
 pub fn bind(schema: &Schema, d: &DisjunctPlan, params: &dyn Params, limit: usize) -> Result<Vec<NodeRef>, BindError> {
     let (index, lookups): (Option<usize>, &[Lookup]) = match &d.access {
         Access::Key(lookup) => (None, std::slice::from_ref(lookup)),

@@ -4,6 +4,22 @@
 
 use crate::value::Type;
 
+/// A model as the query language sees it. `#[derive(Model)]` builds one per model;
+/// by hand, use the builder:
+///
+/// ```
+/// use memdex_grammar::{Schema, Type};
+///
+/// let schema = Schema::new("Item", "item")
+///     .column("id", Type::Int, false)
+///     .column("category_id", Type::Int, false)
+///     .column("first_name", Type::Text, false)
+///     .column("deleted_at", Type::Int, true)
+///     .key("id")
+///     .index(&["category_id"], None)
+///     .index(&["first_name"], Some(1));
+/// assert_eq!(schema.describe_indexes(), "id (key), category_id, first_name (prefix 1)");
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Schema {
     /// The Rust type's name (`Item`), used in messages.
@@ -19,17 +35,20 @@ pub struct Schema {
     pub indexes: Vec<IndexDef>,
 }
 
+/// One column: a field of the model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Column {
     /// The Rust field name, as queries spell it.
     pub field: String,
     /// The SQL column name (`#[memdex(column = "…")]`, else the field name).
     pub name: String,
+    /// The column's type.
     pub ty: Type,
     /// `Option<T>` fields.
     pub nullable: bool,
 }
 
+/// A declared index: the columns whose values name its nodes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct IndexDef {
     /// Column numbers, in the index's order.
@@ -69,14 +88,22 @@ impl Schema {
         self
     }
 
+    /// The column number of the field called `field`.
     pub fn column_index(&self, field: &str) -> Option<usize> {
         self.columns.iter().position(|c| c.field == field)
     }
 
+    /// The column of the field called `field`.
     pub fn column_by_field(&self, field: &str) -> Option<&Column> {
         self.columns.iter().find(|c| c.field == field)
     }
 
+    /// The key's column.
+    ///
+    /// # Panics
+    ///
+    /// If `key` is not a column number: a schema built by the derive or the builder
+    /// always has its key among its columns, unless it has no column at all.
     pub fn key_column(&self) -> &Column {
         &self.columns[self.key]
     }

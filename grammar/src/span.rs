@@ -10,13 +10,27 @@
 /// [`crate::ir::Expr::without_spans`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Span {
+    /// The first byte (or the macro node's number).
     pub start: u32,
+    /// One past the last byte (or the node's number plus one).
     pub end: u32,
 }
 
 impl Span {
+    /// The empty span at 0, for nodes built without source (tests, rewrites) and
+    /// for comparing IR without positions.
     pub const DUMMY: Span = Span { start: 0, end: 0 };
 
+    /// The span `start..end`; offsets beyond `u32::MAX` are clamped to it.
+    ///
+    /// ```
+    /// use memdex_grammar::Span;
+    ///
+    /// let source = "lambda c: c.id == 7";
+    /// let id = Span::new(10, 14);
+    /// assert_eq!(&source[id.range()], "c.id");
+    /// assert_eq!(id.join(Span::new(18, 19)).range(), 10..19);
+    /// ```
     pub fn new(start: usize, end: usize) -> Span {
         Span { start: saturate(start), end: saturate(end) }
     }
@@ -26,6 +40,7 @@ impl Span {
         Span { start: self.start.min(other.start), end: self.end.max(other.end) }
     }
 
+    /// The span as a range, for slicing the source it points into.
     pub fn range(self) -> std::ops::Range<usize> {
         self.start as usize..self.end as usize
     }

@@ -9,20 +9,30 @@ use std::fmt;
 /// (`c.x in ids`); columns never hold lists.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Value {
+    /// `None` (SQL's NULL).
     Null,
+    /// A `bool`.
     Bool(bool),
+    /// Every integer type a column may have, widened to `i64`.
     Int(i64),
+    /// `f64` (and `f32`, widened).
     Float(f64),
+    /// A `String`.
     Text(String),
+    /// The elements of a bound list, for `c.x in ids`.
     List(Vec<Value>),
 }
 
 /// The scalar types a column or expression can have.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Type {
+    /// `bool`.
     Bool,
+    /// `i8` to `i64`, `u8` to `u32`: a 64-bit signed integer column.
     Int,
+    /// `f32`, `f64`: a double precision column.
     Float,
+    /// `String`: a text column, compared by bytes.
     Text,
 }
 
@@ -49,10 +59,12 @@ impl Value {
         }
     }
 
+    /// Whether this is `Null`.
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)
     }
 
+    /// The string of a `Text` value.
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Value::Text(s) => Some(s),
@@ -60,6 +72,7 @@ impl Value {
         }
     }
 
+    /// The integer of an `Int` value (a `Float` is not converted).
     pub fn as_i64(&self) -> Option<i64> {
         match self {
             Value::Int(i) => Some(*i),

@@ -305,7 +305,9 @@ fn index_checks(model: &syn::Path, lambda: &Lambda, lowering: &Lowering) -> Toke
         }
     };
     let mut out = TokenStream::new();
-    for conjunction in &dnf {
+    // The planner drops a disjunct that can never hold (`c.x == 1 && c.x == 2`)
+    // instead of looking for its index, so such a disjunct needs no index here either.
+    for conjunction in dnf.iter().filter(|c| !memdex_grammar::plan::contradictory(c)) {
         let candidates = memdex_grammar::plan::candidates(conjunction);
         let (first, last) = disjunct_tokens(conjunction, lambda, lowering);
         let text = disjunct_text(conjunction, lambda, lowering);

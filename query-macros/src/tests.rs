@@ -1,5 +1,8 @@
 //! Unit tests of the lowering (Rust syntax → IR) and snapshots of expansions.
 
+// Tests fail by panicking, with a message saying what went wrong.
+#![allow(clippy::panic)]
+
 use memdex_grammar::Value;
 use memdex_grammar::ir::{Expr, ExprKind, Lambda};
 use quote::quote;
@@ -216,7 +219,7 @@ fn table_name_defaults_to_snake_case() {
 
 #[test]
 fn derive_errors_are_combined() {
-    let err = crate::derive_model_inner(quote! {
+    let err = crate::derive::derive_errors(quote! {
         #[memdex(tabel = "x")]
         #[memdex(index(a, missing))]
         struct M {
@@ -230,4 +233,21 @@ fn derive_errors_are_combined() {
     .expect_err("invalid model");
     let messages: Vec<String> = err.into_iter().map(|e| e.to_string()).collect();
     insta::assert_debug_snapshot!(messages);
+}
+
+/// After a mistake the derive emits its errors and a fallback impl, so that code
+/// using the model adds no errors of its own: the key keeps its field's type, the
+/// handles and `FIELDS` the fields', and `INDEXES` serves every disjunct.
+#[test]
+fn derive_fallback_expansion() {
+    let out = crate::derive_model_inner(quote! {
+        #[memdex(tabel = "item")]
+        pub struct Item {
+            #[memdex(key)] pub id: i64,
+            #[memdex(indx)] pub category_id: i64,
+            pub price: f64,
+        }
+    })
+    .expect("an item with attribute errors still expands");
+    insta::assert_snapshot!(pretty(out));
 }

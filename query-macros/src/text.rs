@@ -139,22 +139,6 @@ fn ends_unary_pair(tokens: &[TokenTree], i: usize) -> bool {
     matches!(tokens.get(i + 1), Some(TokenTree::Punct(p)) if p.as_char() == '&')
 }
 
-/// Levenshtein distance, for did-you-mean suggestions.
-pub fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = if ca == *cb { prev } else { 1 + prev.min(cur).min(row[j]) };
-            prev = cur;
-        }
-    }
-    row[b.len()]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,12 +162,5 @@ mod tests {
         check("ids.contains(&&x)", "ids.contains(&&x)");
         check("vec![1, 2].contains(&c.x)", "vec![1, 2].contains(&c.x)");
         check("self.limit", "self.limit");
-    }
-
-    #[test]
-    fn distance() {
-        assert_eq!(edit_distance("categry_id", "category_id"), 1);
-        assert_eq!(edit_distance("", "ab"), 2);
-        assert_eq!(edit_distance("abc", "abc"), 0);
     }
 }

@@ -795,14 +795,15 @@ fn two_processes(dir: &TempDir) -> (Store, Store, memdex_tests::stepping::Steppi
     (stepped, other, stepper)
 }
 
-/// K7 (found by stress.rs with multi-node reads; OPEN): a query over two nodes where
+/// K7 (found by stress.rs with multi-node reads; fixed): a query over two nodes where
 /// one is cached and the other misses. The reader gets the cached node, then a writer
 /// moves a row from the missing node to the cached one and commits, then the reader
-/// answers the missing node from the database (the row has left it) and never sees
-/// the append to the node it already read. The row matched `cat in (1, 3)` at every
-/// moment, yet is missing. At fault: `runtime/src/exec.rs` `index_scan` mixes node
-/// contents from two moments (cache at round trip 1, database after it); answering
-/// every node of a query from the database when any of them misses would close it.
+/// answered the missing node from the database (the row has left it) and never saw
+/// the append to the node it had already read. The row matched `cat in (1, 3)` at
+/// every moment, yet was missing: `runtime/src/exec.rs` `index_scan` mixed node
+/// contents from two moments (cache at round trip 1, database after it). Fixed there:
+/// when any node of a query misses, every node of the query is answered by one SQL
+/// statement (one snapshot, `exec::snapshot_nodes`).
 #[test]
 fn k7_row_moving_between_a_cached_and_a_missed_node_is_lost() {
     if !in_own_binary() {
@@ -906,14 +907,17 @@ fn k9_lost_lazy_removal_must_not_drop_a_node_while_a_move_is_in_flight() {
     assert_eq!(read(&other, "lambda r: r.cat in (1, 3)"), vec![1, 7, 9]);
 }
 
-/// K10 (found while reconstructing K9; OPEN): the same window as K9 without any
+/// K10 (found while reconstructing K9; fixed): the same window as K9 without any
 /// lost CAS. A row moves from cat=3, which is not cached (never filled, evicted or
 /// expired), to cat=1, which is cached. After the writer's commit and before its
 /// batch appends the row to cat=1, a reader fills cat=3 from the database, where the
-/// row has already left it. A read of `cat in (1, 3)` then finds both nodes cached
+/// row has already left it. A read of `cat in (1, 3)` then found both nodes cached
 /// and the row in neither, although it matched throughout. Nothing the cache holds
-/// tells the reader; closing it needs the writer to protect the move before its
-/// commit (RELIABILITY.md, K10).
+/// tells the reader, so the writer now protects the move in its own transaction:
+/// its outbox entry names the rows it updated, and a fill reads the rows, then the
+/// entries still in the outbox, and keeps those ids in the nodes it fills
+/// (`runtime/src/outbox.rs` `Outbox::in_flight`, `exec::snapshot_nodes`;
+/// RELIABILITY.md, K10).
 #[test]
 fn k10_row_moving_out_of_an_uncached_node_is_lost_while_its_append_is_in_flight() {
     if !in_own_binary() {
@@ -948,11 +952,15 @@ fn k10_row_moving_out_of_an_uncached_node_is_lost_while_its_append_is_in_flight(
     assert_eq!(got, vec![1, 9], "row 9 was in category 3, then 1: it matched throughout");
 }
 
-/// K11 (found while reading the write path for K9; OPEN): an append the cache refuses
+/// K11 (found while reading the write path for K9; fixed): an append the cache refuses
 /// because the node would grow past the largest value it stores answers `NotStored`
 /// (both backends; memcached says "object too large" and keeps the old item), which
-/// the writer cannot tell from "node not cached". The full node stays cached without
-/// the id, and every read of it misses the row until the node is evicted or expires.
+/// the writer could not tell from "node not cached". The full node stayed cached
+/// without the id, and every read of it missed the row until the node was evicted or
+/// expired. Fixed by following every append of a write's batch with a CAS-only read
+/// of its node in the same batch (`cache::checked_appends`): an append refused while
+/// the node is cached means the node is full, and the writer deletes it, so the next
+/// read fills it from the database (RELIABILITY.md, K11).
 #[test]
 fn k11_append_refused_for_size_leaves_the_node_without_the_id() {
     if !in_own_binary() {

@@ -182,7 +182,9 @@ pub struct IndexedTextTooLong {
     pub limit: usize,
     /// `the primary key (name)`, `index (cart_id, status)`.
     pub what: String,
+    /// The database whose limit it is (`PostgreSQL`).
     pub dialect: &'static str,
+    /// The largest btree index entry of that database, in bytes.
     pub entry_limit: usize,
 }
 
@@ -197,6 +199,11 @@ fn btree_overhead(columns: usize) -> usize {
 /// Checks that `row` (in schema column order) fits every btree index entry the
 /// dialect limits ([`create_table`] makes one-column text indexes hash indexes where
 /// that matters, so only the primary key and composite indexes remain).
+///
+/// # Errors
+///
+/// [`IndexedTextTooLong`] for the first index entry the row's text would overflow;
+/// the database would refuse the write with a less helpful message.
 pub fn check_indexed_text(d: Dialect, schema: &Schema, row: &[Value]) -> Result<(), IndexedTextTooLong> {
     let dialect = d.imp();
     let Some(entry_limit) = dialect.btree_entry_limit() else { return Ok(()) };

@@ -22,19 +22,27 @@ pub(crate) type Operands<'a> = dyn FnMut(usize) -> Result<Expr, SqlError> + 'a;
 
 /// The per-dialect pieces of SQL generation.
 pub(crate) trait SqlDialect {
-    /// The identifier quote (`"` or `` ` ``).
-    fn quote(&self) -> char;
+    /// The identifier quote: the SQL standard's `"` unless the dialect says otherwise.
+    fn quote(&self) -> char {
+        '"'
+    }
 
-    /// The placeholder for the `n`th bound value (1-based).
-    fn placeholder(&self, n: usize) -> String;
+    /// The placeholder for the `n`th bound value (1-based): `?` unless the dialect
+    /// numbers its placeholders.
+    fn placeholder(&self, _n: usize) -> String {
+        "?".into()
+    }
 
     /// `a == b` (or `a != b` when `negated`) where either side may be NULL, with
     /// Rust's `Option` meaning: `None == None`, `None != Some(_)`.
     fn null_safe_eq(&self, a: Expr, b: Expr, negated: bool) -> Expr;
 
     /// The bound pattern for a case-sensitive, byte-exact `starts_with`/`ends_with`/
-    /// `contains` of `needle`, with the dialect's wildcards escaped.
-    fn match_pattern(&self, op: StrOp, needle: &str) -> String;
+    /// `contains` of `needle`, with the dialect's wildcards escaped: by default a
+    /// `LIKE` pattern escaped with [`LIKE_ESCAPE`].
+    fn match_pattern(&self, op: StrOp, needle: &str) -> String {
+        like_pattern(op, needle, LIKE_ESCAPE)
+    }
 
     /// `subject` matches the bound `pattern` built by [`SqlDialect::match_pattern`].
     fn pattern_test(&self, subject: Expr, pattern: Expr) -> Expr;
@@ -44,8 +52,11 @@ pub(crate) trait SqlDialect {
     fn bytewise(&self, e: Expr, ordering: bool) -> Expr;
 
     /// `NULLS FIRST`/`NULLS LAST` needed for Rust's order (`None` before `Some`),
-    /// or `None` when the dialect already orders NULLs that way.
-    fn nulls_first(&self, desc: bool) -> Option<bool>;
+    /// or `None` when the dialect already orders NULLs that way. By default `None`:
+    /// SQLite and MySQL sort NULL before every value, as Rust sorts `None` first.
+    fn nulls_first(&self, _desc: bool) -> Option<bool> {
+        None
+    }
 
     /// The length of a string in bytes.
     fn byte_length(&self, e: Expr) -> Expr;
@@ -54,22 +65,38 @@ pub(crate) trait SqlDialect {
     fn ascii_lower(&self, e: Expr) -> Expr;
 
     /// Unicode lowercase, for `to_lowercase` ([`super::Dialect::lower_function`]).
-    fn unicode_lower(&self) -> &'static str;
+    /// By default the built-in `LOWER`: in PostgreSQL it folds by the database's
+    /// `LC_CTYPE` (Unicode-aware under an ICU or UTF-8 libc locale, the usual setup;
+    /// ASCII-only under `C`), in MySQL by the string's character set (Unicode for
+    /// utf8mb4).
+    fn unicode_lower(&self) -> &'static str {
+        "LOWER"
+    }
 
     /// The floating point type AVG and SUM cast their argument to.
     fn float_type(&self) -> DataType;
 
-    /// Integer division truncating toward zero, as Rust's `/` on `i64`.
-    fn int_div(&self, a: Expr, b: Expr) -> Expr;
+    /// Integer division truncating toward zero, as Rust's `/` on `i64`. By default
+    /// SQL's `/`, which truncates toward zero on two integers in SQLite and
+    /// PostgreSQL.
+    fn int_div(&self, a: Expr, b: Expr) -> Expr {
+        binary(operand(a), BinaryOperator::Divide, operand(b))
+    }
 
-    /// The first `n` characters of `e`, for prefix index nodes.
-    fn prefix(&self, e: Expr, n: u32) -> Expr;
+    /// The first `n` characters of `e`, for prefix index nodes; by default
+    /// `substr(e, 1, n)`.
+    fn prefix(&self, e: Expr, n: u32) -> Expr {
+        function("substr", vec![e, number(1), number(u64::from(n))])
+    }
 
     /// A value whose type its context does not give (a bound value under `-`, in
     /// arithmetic, or compared with another bound value), made to have the SQL type
     /// of `ty` where the dialect needs it: PostgreSQL cannot type `-$1` or `$1 + $2`,
-    /// and would type `$1 > 0` int4. A no-op where the dialect does not need it.
-    fn typed(&self, e: Expr, ty: Type) -> Expr;
+    /// and would type `$1 > 0` int4. By default a no-op: SQLite and MySQL type bound
+    /// values from the values themselves.
+    fn typed(&self, e: Expr, _ty: Type) -> Expr {
+        e
+    }
 
     /// A condition that is TRUE exactly when the float `a op b` (`+ - * /`) is
     /// finite, and raises no database error for any operands (finite, ±inf, NaN).
@@ -78,12 +105,18 @@ pub(crate) trait SqlDialect {
 
     /// The float `a op b` (`+ - * /`) where [`SqlDialect::float_finite`] holds:
     /// IEEE's result, underflow to zero and subnormals included, without a database
-    /// error.
-    fn float_arith(&self, op: ArithOp, copy: &mut Operands<'_>) -> Result<Expr, SqlError>;
+    /// error. By default the plain operation: SQLite's float arithmetic is IEEE's,
+    /// and MySQL's underflows to zero without an error.
+    fn float_arith(&self, op: ArithOp, copy: &mut Operands<'_>) -> Result<Expr, SqlError> {
+        float_op(op, copy(0)?, copy(1)?)
+    }
 
     /// A condition that is TRUE exactly when the float `a` (`copy(0)`) is finite
-    /// (so `-a` is).
-    fn float_is_finite(&self, copy: &mut Operands<'_>) -> Result<Expr, SqlError>;
+    /// (so `-a` is). By default `|a| <= f64::MAX`, which is false for ±inf, and for
+    /// NaN where the database has it.
+    fn float_is_finite(&self, copy: &mut Operands<'_>) -> Result<Expr, SqlError> {
+        Ok(finite_magnitude(copy(0)?))
+    }
 
     /// `LIMIT` to emit when only `OFFSET` was asked for (SQLite and MySQL do not
     /// accept `OFFSET` alone), `None` when `OFFSET` may stand alone.
@@ -95,18 +128,31 @@ pub(crate) trait SqlDialect {
     /// An index key part for `column` of type `ty` in `CREATE INDEX`; `prefix` for
     /// a prefix index, whose nodes are filled with `prefix(column, n) = ?`
     /// ([`SqlDialect::prefix`]): an index on that exact expression serves them.
-    fn index_part(&self, column: Ident, ty: Type, prefix: Option<u32>) -> Expr;
+    fn index_part(&self, column: Ident, ty: Type, prefix: Option<u32>) -> Expr {
+        match (prefix, ty) {
+            (Some(n), Type::Text) => self.prefix(Expr::Identifier(column), n),
+            _ => Expr::Identifier(column),
+        }
+    }
 
     /// Whether a one-column text index is a hash index: memdex only looks such
-    /// indexes up by equality, and a hash entry holds a value of any length.
-    fn text_hash_index(&self) -> bool;
+    /// indexes up by equality, and a hash entry holds a value of any length. By
+    /// default no: SQLite's btrees hold keys of any length (on overflow pages), and
+    /// MySQL indexes a text column by a bounded key part.
+    fn text_hash_index(&self) -> bool {
+        false
+    }
 
     /// The largest btree index entry in bytes, where the dialect has one that a
-    /// long text value can exceed.
-    fn btree_entry_limit(&self) -> Option<usize>;
+    /// long text value can exceed; by default none.
+    fn btree_entry_limit(&self) -> Option<usize> {
+        None
+    }
 
-    /// Whether `CREATE INDEX IF NOT EXISTS` is accepted.
-    fn index_if_not_exists(&self) -> bool;
+    /// Whether `CREATE INDEX IF NOT EXISTS` is accepted; by default yes.
+    fn index_if_not_exists(&self) -> bool {
+        true
+    }
 
     /// `needle` is one of the values of a list bound as ONE parameter, for `in`
     /// lists too long for a placeholder per element (databases cap the placeholders
@@ -295,10 +341,6 @@ fn float_finite_by_operands(
 pub(crate) struct Sqlite;
 
 impl SqlDialect for Sqlite {
-    fn quote(&self) -> char {
-        '"'
-    }
-
     /// `needle IN (SELECT "value" FROM json_each(?))`: the runtime binds the list
     /// as a JSON array, which `json_each` (built into SQLite) turns back into
     /// values; an index on the needle's column still serves the lookup.
@@ -317,10 +359,6 @@ impl SqlDialect for Sqlite {
             negated: false,
             global: false,
         })
-    }
-
-    fn placeholder(&self, _n: usize) -> String {
-        "?".into()
     }
 
     /// SQLite's `IS` / `IS NOT` are its null-safe comparisons (and older than its
@@ -358,11 +396,6 @@ impl SqlDialect for Sqlite {
         e
     }
 
-    /// SQLite sorts NULL before every value, as Rust sorts `None` before `Some`.
-    fn nulls_first(&self, _desc: bool) -> Option<bool> {
-        None
-    }
-
     /// `length` of TEXT counts characters; of a BLOB, bytes.
     fn byte_length(&self, e: Expr) -> Expr {
         function("length", vec![cast(e, DataType::Blob(None))])
@@ -381,27 +414,8 @@ impl SqlDialect for Sqlite {
         DataType::Real
     }
 
-    /// SQLite's `/` on two integers truncates toward zero.
-    fn int_div(&self, a: Expr, b: Expr) -> Expr {
-        binary(operand(a), BinaryOperator::Divide, operand(b))
-    }
-
-    fn prefix(&self, e: Expr, n: u32) -> Expr {
-        function("substr", vec![e, number(1), number(u64::from(n))])
-    }
-
-    /// SQLite types bound values from the values themselves.
-    fn typed(&self, e: Expr, _ty: Type) -> Expr {
-        e
-    }
-
     fn float_finite(&self, op: ArithOp, copy: &mut Operands<'_>) -> Result<Expr, SqlError> {
         float_finite_by_result(op, copy)
-    }
-
-    /// SQLite's float arithmetic is IEEE's, underflow included, and never an error.
-    fn float_arith(&self, op: ArithOp, copy: &mut Operands<'_>) -> Result<Expr, SqlError> {
-        float_op(op, copy(0)?, copy(1)?)
     }
 
     /// `a - a` is 0 for a finite `a`, NULL (SQLite's NaN) for an infinite one.
@@ -422,26 +436,6 @@ impl SqlDialect for Sqlite {
             Type::Text => DataType::Text,
         }
     }
-
-    fn index_part(&self, column: Ident, ty: Type, prefix: Option<u32>) -> Expr {
-        match (prefix, ty) {
-            (Some(n), Type::Text) => self.prefix(Expr::Identifier(column), n),
-            _ => Expr::Identifier(column),
-        }
-    }
-
-    /// SQLite's btrees hold keys of any length (on overflow pages).
-    fn text_hash_index(&self) -> bool {
-        false
-    }
-
-    fn btree_entry_limit(&self) -> Option<usize> {
-        None
-    }
-
-    fn index_if_not_exists(&self) -> bool {
-        true
-    }
 }
 
 /// PostgreSQL.
@@ -459,10 +453,6 @@ fn collate_c(e: Expr) -> Expr {
 }
 
 impl SqlDialect for Postgres {
-    fn quote(&self) -> char {
-        '"'
-    }
-
     /// `needle = ANY($n)`, the list bound as one array: PostgreSQL infers the
     /// array's type from the needle, and a btree or hash index on its column serves
     /// the lookup.
@@ -478,20 +468,17 @@ impl SqlDialect for Postgres {
     /// `$n`, written without the formatting machinery: one placeholder per bound
     /// value is built on every statement.
     fn placeholder(&self, n: usize) -> String {
-        let digits = crate::decimal::Digits::new(n as u64);
-        let mut text = String::with_capacity(1 + digits.as_bytes().len());
+        let mut digits = itoa::Buffer::new();
+        let digits = digits.format(n);
+        let mut text = String::with_capacity(1 + digits.len());
         text.push('$');
-        text.push_str(digits.as_str());
+        text.push_str(digits);
         text
     }
 
     fn null_safe_eq(&self, a: Expr, b: Expr, negated: bool) -> Expr {
         let (a, b) = (Box::new(operand(a)), Box::new(operand(b)));
         if negated { Expr::IsDistinctFrom(a, b) } else { Expr::IsNotDistinctFrom(a, b) }
-    }
-
-    fn match_pattern(&self, op: StrOp, needle: &str) -> String {
-        like_pattern(op, needle, LIKE_ESCAPE)
     }
 
     /// PostgreSQL's `LIKE` is case-sensitive and, under a deterministic collation,
@@ -528,23 +515,8 @@ impl SqlDialect for Postgres {
         )
     }
 
-    /// PostgreSQL's `LOWER` folds by the database's `LC_CTYPE`: Unicode-aware under
-    /// an ICU or UTF-8 libc locale (the usual setup), ASCII-only under `C`.
-    fn unicode_lower(&self) -> &'static str {
-        "LOWER"
-    }
-
     fn float_type(&self) -> DataType {
         DataType::DoublePrecision
-    }
-
-    /// PostgreSQL's `/` on integers truncates toward zero.
-    fn int_div(&self, a: Expr, b: Expr) -> Expr {
-        binary(operand(a), BinaryOperator::Divide, operand(b))
-    }
-
-    fn prefix(&self, e: Expr, n: u32) -> Expr {
-        function("substr", vec![e, number(1), number(u64::from(n))])
     }
 
     /// `CAST($1 AS BIGINT)`: PostgreSQL infers a placeholder's type from its
@@ -634,10 +606,6 @@ impl SqlDialect for Postgres {
         })
     }
 
-    fn float_is_finite(&self, copy: &mut Operands<'_>) -> Result<Expr, SqlError> {
-        Ok(finite_magnitude(copy(0)?))
-    }
-
     fn limit_for_offset_only(&self) -> Option<Expr> {
         None
     }
@@ -651,13 +619,6 @@ impl SqlDialect for Postgres {
         }
     }
 
-    fn index_part(&self, column: Ident, ty: Type, prefix: Option<u32>) -> Expr {
-        match (prefix, ty) {
-            (Some(n), Type::Text) => self.prefix(Expr::Identifier(column), n),
-            _ => Expr::Identifier(column),
-        }
-    }
-
     /// A btree entry holds at most 2704 bytes ("index row size exceeds btree
     /// version 4 maximum 2704"); a hash index stores a 4-byte hash of any value.
     fn text_hash_index(&self) -> bool {
@@ -667,10 +628,6 @@ impl SqlDialect for Postgres {
     /// `BTMaxItemSize` for PostgreSQL's default 8 KB pages.
     fn btree_entry_limit(&self) -> Option<usize> {
         Some(2704)
-    }
-
-    fn index_if_not_exists(&self) -> bool {
-        true
     }
 }
 
@@ -694,18 +651,10 @@ impl SqlDialect for MySql {
         None
     }
 
-    fn placeholder(&self, _n: usize) -> String {
-        "?".into()
-    }
-
     /// `<=>` is MySQL's null-safe equality; it has no null-safe inequality.
     fn null_safe_eq(&self, a: Expr, b: Expr, negated: bool) -> Expr {
         let eq = binary(operand(a), BinaryOperator::Spaceship, operand(b));
         if negated { unary(UnaryOperator::Not, nested(eq)) } else { eq }
-    }
-
-    fn match_pattern(&self, op: StrOp, needle: &str) -> String {
-        like_pattern(op, needle, LIKE_ESCAPE)
     }
 
     /// The subject is cast to a binary string ([`SqlDialect::bytewise`]), which
@@ -721,11 +670,6 @@ impl SqlDialect for MySql {
         cast(e, DataType::Binary(None))
     }
 
-    /// MySQL sorts NULL before every value, as Rust sorts `None` before `Some`.
-    fn nulls_first(&self, _desc: bool) -> Option<bool> {
-        None
-    }
-
     /// MySQL's `LENGTH` counts bytes (`CHAR_LENGTH` counts characters).
     fn byte_length(&self, e: Expr) -> Expr {
         function("LENGTH", vec![e])
@@ -735,10 +679,6 @@ impl SqlDialect for MySql {
     /// `ieq("É", "é")` is true here while Rust's `eq_ignore_ascii_case` says false.
     fn ascii_lower(&self, e: Expr) -> Expr {
         function("LOWER", vec![e])
-    }
-
-    fn unicode_lower(&self) -> &'static str {
-        "LOWER"
     }
 
     fn float_type(&self) -> DataType {
@@ -754,24 +694,10 @@ impl SqlDialect for MySql {
         function("LEFT", vec![e, number(u64::from(n))])
     }
 
-    /// MySQL types bound values from the values themselves.
-    fn typed(&self, e: Expr, _ty: Type) -> Expr {
-        e
-    }
-
     /// MySQL raises "DOUBLE value is out of range" instead of computing an
     /// infinity, and cannot hold one: decided from the operands.
     fn float_finite(&self, op: ArithOp, copy: &mut Operands<'_>) -> Result<Expr, SqlError> {
         float_finite_by_operands(op, copy, None)
-    }
-
-    /// MySQL's float arithmetic underflows to zero without an error.
-    fn float_arith(&self, op: ArithOp, copy: &mut Operands<'_>) -> Result<Expr, SqlError> {
-        float_op(op, copy(0)?, copy(1)?)
-    }
-
-    fn float_is_finite(&self, copy: &mut Operands<'_>) -> Result<Expr, SqlError> {
-        Ok(finite_magnitude(copy(0)?))
     }
 
     /// The largest `LIMIT` MySQL accepts, its documented "no limit".
@@ -806,15 +732,7 @@ impl SqlDialect for MySql {
         }
     }
 
-    /// The key part above bounds every text entry.
-    fn text_hash_index(&self) -> bool {
-        false
-    }
-
-    fn btree_entry_limit(&self) -> Option<usize> {
-        None
-    }
-
+    /// MySQL 8 has no `CREATE INDEX IF NOT EXISTS`.
     fn index_if_not_exists(&self) -> bool {
         false
     }

@@ -1,6 +1,6 @@
 //! SQL generation through the sqlparser AST and its `Display`, per dialect.
 //!
-//! OWNER: helper "grammar-sql". Contract (DESIGN.md "The language"):
+//! What the emitted SQL guarantees (DESIGN.md "The language"):
 //! * every value is a bound parameter (`?` for SQLite/MySQL, `$1…` for PostgreSQL);
 //!   `SqlQuery::params` holds the values in placeholder order, already transformed
 //!   (LIKE patterns escaped, etc.). Nothing from a value is ever spliced into text.
@@ -12,14 +12,18 @@
 //! * `len` → length in bytes. String ordering and comparison by bytes
 //!   (PostgreSQL `COLLATE "C"`, MySQL binary). `ORDER BY` puts NULLs first (Rust's
 //!   `Option` order) in every dialect.
-//! * `x in ids` with a list parameter → one placeholder per element; an empty list
-//!   is false (and `not in` of an empty list true) without invalid `IN ()` syntax.
+//! * `x in (a, b)` and `x in ids` → one placeholder per element up to 100 values;
+//!   a longer list binds as ONE parameter where the dialect has a form for it
+//!   (`SqlDialect::in_bound_list`: PostgreSQL `= ANY($n)`, SQLite `json_each(?)`;
+//!   MySQL keeps a placeholder per element), so the statement does not grow with
+//!   the list. An empty list is false (and `not in` of an empty list true) without
+//!   invalid `IN ()` syntax.
 //!
 //! Differences between dialects are methods of the `SqlDialect` trait, never
 //! `if dialect == …` in the emitter.
 //!
-//! Modules: [`ast`] builds sqlparser nodes, [`dialect`] holds the `SqlDialect`
-//! trait and its three implementations, [`emit`] lowers IR expressions, [`ddl`]
+//! Modules: `ast` builds sqlparser nodes, `dialect` holds the `SqlDialect`
+//! trait and its three implementations, `emit` lowers IR expressions, `ddl`
 //! builds `CREATE TABLE`/`CREATE INDEX` and the write statements.
 
 mod ast;
@@ -45,41 +49,57 @@ pub use ddl::{IndexedTextTooLong, add_column, check_indexed_text, create_table, 
 /// The SQL dialects memdex emits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Dialect {
+    /// SQLite 3.35 or later (as bundled by `rusqlite`): `?` placeholders.
     Sqlite,
+    /// PostgreSQL: `$1`, `$2`, … placeholders.
     Postgres,
+    /// MySQL 8: `?` placeholders, backquoted identifiers.
     MySql,
 }
 
 /// SQL text and the values for its placeholders, in order.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SqlQuery {
+    /// The statement, with placeholders where values go.
     pub text: String,
+    /// One value per placeholder, in placeholder order (LIKE patterns escaped).
     pub params: Vec<Value>,
 }
 
 /// An error emitting SQL (a parameter missing or of the wrong shape).
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum SqlError {
+    /// A parameter the filter names has no value.
     #[error("no value bound for parameter `{0}`")]
     Unbound(String),
+    /// `c.x in ids` with `ids` bound to something other than a list.
     #[error("parameter `{0}` must be a list for `in`")]
     NotAList(String),
+    /// A filter the SQL cannot express as Rust means it (`%` on floats, arithmetic
+    /// too deeply nested); the checker rejects these before a query gets here.
     #[error("{0}")]
     Unsupported(String),
 }
 
+/// One `ORDER BY` term.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OrderBy {
+    /// The column number in the schema.
     pub column: usize,
+    /// Descending rather than ascending.
     pub desc: bool,
 }
 
 /// `SELECT <all columns, schema order> FROM t [WHERE filter] [ORDER BY …] [LIMIT] [OFFSET]`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SelectSpec<'a> {
+    /// The checked filter (`None`: every row).
     pub filter: Option<&'a Expr>,
+    /// `ORDER BY` terms, in order; the key breaks ties.
     pub order: &'a [OrderBy],
+    /// `LIMIT`, bound as a value.
     pub limit: Option<u64>,
+    /// `OFFSET`, bound as a value.
     pub offset: Option<u64>,
 }
 
@@ -117,6 +137,31 @@ fn count_value(n: u64) -> Value {
     Value::Int(i64::try_from(n).unwrap_or(i64::MAX))
 }
 
+/// The `SELECT` of every column for `spec`, in dialect `d`, with the values of
+/// `params` bound in placeholder order.
+///
+/// # Errors
+///
+/// [`SqlError`]: a parameter the filter names is unbound or of the wrong shape.
+///
+/// ```
+/// use memdex_grammar::sql::{self, SelectSpec};
+/// use memdex_grammar::{Dialect, ParamType, Schema, Type, Value, check, text};
+///
+/// let schema = Schema::new("Item", "item")
+///     .column("id", Type::Int, false)
+///     .column("name", Type::Text, false)
+///     .key("id");
+/// let lambda = text::parse("lambda c: c.name.startswith(p)")?;
+/// let filter = check::filter(&schema, &lambda.body, &|_: &str| ParamType::Scalar(Type::Text))?;
+/// let params = [("p", Value::from("50%"))];
+/// let spec = SelectSpec { filter: Some(&filter), limit: Some(10), ..SelectSpec::default() };
+/// let q = sql::select(Dialect::Postgres, &schema, spec, &params).expect("p is bound");
+/// assert_eq!(q.text, r#"SELECT "id", "name" FROM "item" WHERE "name" LIKE $1 ESCAPE '!' ORDER BY "id" ASC LIMIT $2"#);
+/// // The value is bound, never spliced; LIKE's `%` in it is escaped.
+/// assert_eq!(q.params, [Value::from("50!%%"), Value::Int(10)]);
+/// # Ok::<(), memdex_grammar::Errors>(())
+/// ```
 pub fn select(d: Dialect, schema: &Schema, spec: SelectSpec<'_>, params: &dyn Params) -> Result<SqlQuery, SqlError> {
     let mut e = Emitter::new(d.imp(), schema, params);
     let projection = all_columns(&e);
@@ -165,6 +210,10 @@ pub fn select(d: Dialect, schema: &Schema, spec: SelectSpec<'_>, params: &dyn Pa
 }
 
 /// `SELECT COUNT(*) FROM t [WHERE filter]`.
+///
+/// # Errors
+///
+/// [`SqlError`]: a parameter the filter names is unbound or of the wrong shape.
 pub fn count(d: Dialect, schema: &Schema, filter: Option<&Expr>, params: &dyn Params) -> Result<SqlQuery, SqlError> {
     let mut e = Emitter::new(d.imp(), schema, params);
     let selection = filter_sql(&mut e, filter)?;
@@ -174,6 +223,10 @@ pub fn count(d: Dialect, schema: &Schema, filter: Option<&Expr>, params: &dyn Pa
 
 /// `SELECT AVG(runs) FROM t [WHERE filter]` (the result column is one value; AVG
 /// and SUM are computed as floating point in every dialect).
+///
+/// # Errors
+///
+/// [`SqlError`]: a parameter the filter names is unbound or of the wrong shape.
 pub fn aggregate(
     d: Dialect,
     schema: &Schema,
@@ -229,6 +282,13 @@ pub fn node_rows(d: Dialect, schema: &Schema, nodes: &[(usize, &[Value])]) -> Sq
 /// nodes, which makes it exact. Prefix nodes have no list form and stay one
 /// `starts_with` each (their pattern has exactly the index's length, so it selects
 /// the node's rows).
+///
+/// In MySQL, which has no one-parameter list, each list keeps a placeholder per
+/// value.
+///
+/// # Errors
+///
+/// [`select`]'s; none arises here, since the filter only names the lists bound here.
 pub fn node_rows_by_lists(d: Dialect, schema: &Schema, nodes: &[(usize, &[Value])]) -> Result<SqlQuery, SqlError> {
     use crate::ir::{ExprKind, Haystack, StrOp};
     let at = |kind: ExprKind| Expr { kind, span: crate::span::Span::default() };
@@ -302,6 +362,10 @@ pub fn rows_by_keys(d: Dialect, schema: &Schema, keys: &[Value]) -> SqlQuery {
 }
 
 /// `DELETE FROM t WHERE filter`.
+///
+/// # Errors
+///
+/// [`SqlError`]: a parameter the filter names is unbound or of the wrong shape.
 pub fn delete_where(d: Dialect, schema: &Schema, filter: &Expr, params: &dyn Params) -> Result<SqlQuery, SqlError> {
     let mut e = Emitter::new(d.imp(), schema, params);
     let selection = e.predicate(filter)?;

@@ -51,9 +51,15 @@ pub const MAX_NESTING: usize = 64;
 /// so its depth is bounded here rather than by luck.
 pub const MAX_DEPTH: usize = 200;
 
-#[derive(pest_derive::Parser)]
-#[grammar = "text/lambda.pest"]
-struct LambdaParser;
+/// The pest parser, in a module of its own so that the `Rule` enum pest_derive
+/// generates (public, undocumented, one variant per grammar rule) stays private.
+mod grammar {
+    #[derive(pest_derive::Parser)]
+    #[grammar = "text/lambda.pest"]
+    pub(super) struct LambdaParser;
+}
+
+use grammar::{LambdaParser, Rule};
 
 /// Parses `lambda <param>: <body>`.
 ///
@@ -62,6 +68,26 @@ struct LambdaParser;
 /// stays the authority for the language and for every error message. Both build
 /// the same [`Lambda`], spans included (tested differentially in
 /// `grammar/tests/text_fast_path.rs`).
+///
+/// # Errors
+///
+/// Syntax errors and constructs outside the language, each with its span (render
+/// them with [`Errors::render`]); brackets nested deeper than [`MAX_NESTING`] or a
+/// tree deeper than [`MAX_DEPTH`].
+///
+/// ```
+/// use memdex_grammar::ir::ExprKind;
+/// use memdex_grammar::text;
+///
+/// let lambda = text::parse("lambda c: c.first_name.startswith('m') and c.id in ids")?;
+/// assert_eq!(lambda.param, "c");
+/// assert!(matches!(lambda.body.kind, ExprKind::And(ref parts) if parts.len() == 2));
+///
+/// let source = "lambda c: c.price >";
+/// let errors = text::parse(source).unwrap_err();
+/// assert!(errors.render(source).starts_with("error: syntax error: expected"));
+/// # Ok::<(), memdex_grammar::Errors>(())
+/// ```
 pub fn parse(src: &str) -> Result<Lambda, Errors> {
     check_nesting(src)?;
     if let Some(lambda) = fast::parse(src) {
@@ -72,6 +98,10 @@ pub fn parse(src: &str) -> Result<Lambda, Errors> {
 
 /// [`parse`] through the pest grammar alone, without the fast path: the reference
 /// the fast path is tested against.
+///
+/// # Errors
+///
+/// As [`parse`]'s: both give the same errors, since `parse` leaves every error to pest.
 pub fn parse_with_pest(src: &str) -> Result<Lambda, Errors> {
     check_nesting(src)?;
     parse_pest(src)
