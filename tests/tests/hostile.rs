@@ -119,7 +119,7 @@ fn injection_in_query_text_is_a_syntax_error() {
         "lambda r: r.cat == 1\u{0}; DROP TABLE diff_row",
     ] {
         for lane in &world.lanes {
-            match lane.store.recall_text::<Row>(text, &[]) {
+            match lane.store.recall_text(text, &[]) {
                 Err(Error::Query { .. }) => {}
                 other => panic!("{}: {text:?} must be a query error, got {other:?}", lane.name),
             }

@@ -1,6 +1,10 @@
 //! Every race rule of DESIGN.md as a deterministic interleaving: two "processes"
 //! (two stores on one SQLite file and one cache) and a stepping cache that runs the
 //! second one's write at exactly the point where the rule matters. No sleeps.
+//!
+//! Each test runs twice: with the stepped process on the blocking driver, and on
+//! the tokio driver (an `AsyncStore`, driven on the test runtime). Both run the same
+//! machines, so each rule must hold on both.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,7 +12,8 @@ use std::time::Duration;
 
 use memdex::cache::in_process::InProcessCache;
 use memdex::cache::{CacheBackend, CacheConfig, CacheOp};
-use memdex::{Model, Store, select};
+use memdex::{AsyncStore, Error, Model, Stats, Store, select};
+use memdex_tests::asynchronous::block_on;
 use memdex_tests::stepping::{Step, Stepping, unreachable};
 use serde::{Deserialize, Serialize};
 
@@ -26,10 +31,62 @@ fn item(id: i64, category_id: i64) -> Item {
     Item { id, category_id, name: format!("item {id}") }
 }
 
+/// Which driver the stepped process runs on.
+#[derive(Clone, Copy, Debug)]
+enum Driver {
+    Blocking,
+    Tokio,
+}
+
+const DRIVERS: [Driver; 2] = [Driver::Blocking, Driver::Tokio];
+
+/// The stepped process: a blocking store, or an async one awaited on the test
+/// runtime. Either way, its cache batches go through the stepper.
+#[derive(Clone)]
+enum Side {
+    Blocking(Store),
+    Tokio(AsyncStore),
+}
+
+impl Side {
+    fn insert(&self, row: &Item) -> Result<(), Error> {
+        match self {
+            Side::Blocking(s) => s.insert(row),
+            Side::Tokio(s) => block_on(s.insert(row)),
+        }
+    }
+
+    fn update(&self, row: &Item) -> Result<(), Error> {
+        match self {
+            Side::Blocking(s) => s.update(row),
+            Side::Tokio(s) => block_on(s.update(row)),
+        }
+    }
+
+    fn rows(&self, cat: i64) -> Vec<Item> {
+        let q = select!(Item, |i| i.category_id == cat);
+        match self {
+            Side::Blocking(s) => q.fetch(s).expect("fetch"),
+            Side::Tokio(s) => block_on(q.fetch_async(s)).expect("fetch"),
+        }
+    }
+
+    fn category(&self, cat: i64) -> Vec<i64> {
+        ids(&self.rows(cat))
+    }
+
+    fn stats(&self) -> Stats {
+        match self {
+            Side::Blocking(s) => s.stats(),
+            Side::Tokio(s) => s.stats(),
+        }
+    }
+}
+
 /// Two stores on one database file and one cache; the first one's batches go
 /// through the returned stepper.
 struct World {
-    stepped: Store,
+    stepped: Side,
     other: Store,
     stepper: Stepping,
     _dir: tempfile_dir::TempDir,
@@ -53,22 +110,24 @@ mod tempfile_dir {
     }
 }
 
-fn world(tag: &str) -> World {
-    world_with_outbox(tag, Duration::ZERO, Duration::ZERO)
+fn world(tag: &str, driver: Driver) -> World {
+    world_with_outbox(tag, driver, Duration::ZERO, Duration::ZERO)
 }
 
 /// `world` with the outbox drained every `interval`, entries older than `grace`.
-fn world_with_outbox(tag: &str, interval: Duration, grace: Duration) -> World {
-    let dir = tempfile_dir::TempDir::new(tag);
+fn world_with_outbox(tag: &str, driver: Driver, interval: Duration, grace: Duration) -> World {
+    let dir = tempfile_dir::TempDir::new(&format!("{tag}-{driver:?}"));
     let db = dir.0.join("shop.db").to_string_lossy().into_owned();
     let cache: Arc<dyn CacheBackend> = Arc::new(InProcessCache::new(CacheConfig::default()));
     let stepper = Stepping::new(cache);
-    let build = |cache: Box<dyn CacheBackend>| {
-        Store::builder().sqlite(db.clone()).cache(cache).outbox(interval, grace).build().expect("store")
+    let builder =
+        |cache: Box<dyn CacheBackend>| Store::builder().sqlite(db.clone()).cache(cache).outbox(interval, grace);
+    let other = builder(stepper.plain()).build().expect("store");
+    other.migrate::<Item>().expect("migrate");
+    let stepped = match driver {
+        Driver::Blocking => Side::Blocking(builder(Box::new(stepper.clone())).build().expect("store")),
+        Driver::Tokio => Side::Tokio(block_on(builder(Box::new(stepper.clone())).build_async()).expect("store")),
     };
-    let stepped = build(Box::new(stepper.clone()));
-    let other = build(stepper.plain());
-    stepped.migrate::<Item>().expect("migrate");
     World { stepped, other, stepper, _dir: dir }
 }
 
@@ -88,7 +147,11 @@ fn has_cas(ops: &[CacheOp<'_>]) -> bool {
 /// node never lacks the written id.
 #[test]
 fn fill_under_lease_loses_to_a_write_between_miss_and_fill() {
-    let w = world("lease");
+    DRIVERS.into_iter().for_each(fill_under_lease_loses_to_a_write_between_miss_and_fill_on);
+}
+
+fn fill_under_lease_loses_to_a_write_between_miss_and_fill_on(driver: Driver) {
+    let w = world("lease", driver);
     w.other.insert(&item(1, 5)).unwrap();
     let other = w.other.clone();
     // The reader won the lease and read the database (category 5 = [1]); before its
@@ -99,10 +162,10 @@ fn fill_under_lease_loses_to_a_write_between_miss_and_fill() {
         }
         Step::Proceed
     });
-    assert_eq!(category(&w.stepped, 5), vec![1], "the read began before the insert");
+    assert_eq!(w.stepped.category(5), vec![1], "the read began before the insert");
     w.stepper.clear();
     assert_eq!(category(&w.other, 5), vec![1, 2], "the fill must not have hidden item 2");
-    assert_eq!(category(&w.stepped, 5), vec![1, 2]);
+    assert_eq!(w.stepped.category(5), vec![1, 2]);
     assert!(w.stepped.stats().fills_lost >= 1, "{:?}", w.stepped.stats());
 }
 
@@ -110,7 +173,11 @@ fn fill_under_lease_loses_to_a_write_between_miss_and_fill() {
 /// the reader's get and its write-back survives.
 #[test]
 fn lazy_removal_write_back_keeps_a_concurrent_append() {
-    let w = world("lazy");
+    DRIVERS.into_iter().for_each(lazy_removal_write_back_keeps_a_concurrent_append_on);
+}
+
+fn lazy_removal_write_back_keeps_a_concurrent_append_on(driver: Driver) {
+    let w = world("lazy", driver);
     w.other.insert(&item(1, 5)).unwrap();
     w.other.insert(&item(2, 5)).unwrap();
     assert_eq!(category(&w.other, 5), vec![1, 2]);
@@ -122,13 +189,13 @@ fn lazy_removal_write_back_keeps_a_concurrent_append() {
         }
         Step::Proceed
     });
-    assert_eq!(category(&w.stepped, 5), vec![1]);
+    assert_eq!(w.stepped.category(5), vec![1]);
     w.stepper.clear();
     assert_eq!(category(&w.other, 5), vec![1, 3], "the append of 3 must survive the write-back");
     // Without the race the write-back lands, and the next read does no removal.
     let before = w.stepped.stats().lazy_removals;
-    assert_eq!(category(&w.stepped, 5), vec![1, 3]);
-    assert_eq!(category(&w.stepped, 5), vec![1, 3]);
+    assert_eq!(w.stepped.category(5), vec![1, 3]);
+    assert_eq!(w.stepped.category(5), vec![1, 3]);
     assert!(w.stepped.stats().lazy_removals - before <= 1);
 }
 
@@ -136,7 +203,11 @@ fn lazy_removal_write_back_keeps_a_concurrent_append() {
 /// commits never leave the older row cached.
 #[test]
 fn cache_batches_in_the_opposite_order_of_commits_leave_no_stale_object() {
-    let w = world("order");
+    DRIVERS.into_iter().for_each(cache_batches_in_the_opposite_order_of_commits_leave_no_stale_object_on);
+}
+
+fn cache_batches_in_the_opposite_order_of_commits_leave_no_stale_object_on(driver: Driver) {
+    let w = world("order", driver);
     w.other.insert(&item(1, 5)).unwrap();
     assert_eq!(category(&w.other, 5), vec![1]); // object 1 cached
     let other = w.other.clone();
@@ -155,7 +226,7 @@ fn cache_batches_in_the_opposite_order_of_commits_leave_no_stale_object() {
     assert_eq!(fired.load(Ordering::SeqCst), 1);
     let rows = select!(Item, |i| i.category_id == 5).fetch(&w.other).unwrap();
     assert_eq!(rows[0].name, "b", "B committed last");
-    let rows = select!(Item, |i| i.category_id == 5).fetch(&w.stepped).unwrap();
+    let rows = w.stepped.rows(5);
     assert_eq!(rows[0].name, "b");
 }
 
@@ -164,11 +235,15 @@ fn cache_batches_in_the_opposite_order_of_commits_leave_no_stale_object() {
 /// servers). It must not drop the id on the stale object's word.
 #[test]
 fn an_append_seen_before_the_object_invalidation_is_not_dropped() {
-    let w = world("shards");
+    DRIVERS.into_iter().for_each(an_append_seen_before_the_object_invalidation_is_not_dropped_on);
+}
+
+fn an_append_seen_before_the_object_invalidation_is_not_dropped_on(driver: Driver) {
+    let w = world("shards", driver);
     w.stepped.insert(&item(1, 5)).unwrap();
     w.stepped.insert(&item(9, 6)).unwrap();
-    assert_eq!(category(&w.stepped, 5), vec![1]);
-    assert_eq!(category(&w.stepped, 6), vec![9]); // object 9 cached with category 6
+    assert_eq!(w.stepped.category(5), vec![1]);
+    assert_eq!(w.stepped.category(6), vec![9]); // object 9 cached with category 6
     let other = w.other.clone();
     let fired = Arc::new(AtomicUsize::new(0));
     let f = fired.clone();
@@ -197,7 +272,11 @@ fn an_append_seen_before_the_object_invalidation_is_not_dropped() {
 /// and no lost id once the cache is back.
 #[test]
 fn a_cache_failure_after_commit_is_repaired_through_the_outbox() {
-    let w = world("outbox");
+    DRIVERS.into_iter().for_each(a_cache_failure_after_commit_is_repaired_through_the_outbox_on);
+}
+
+fn a_cache_failure_after_commit_is_repaired_through_the_outbox_on(driver: Driver) {
+    let w = world("outbox", driver);
     w.stepped.insert(&item(1, 5)).unwrap();
     w.stepped.insert(&item(2, 6)).unwrap();
     assert_eq!(category(&w.other, 5), vec![1]);
@@ -216,7 +295,7 @@ fn a_cache_failure_after_commit_is_repaired_through_the_outbox() {
     assert_eq!(down.load(Ordering::SeqCst), 0, "the batch was failed");
     assert_eq!(w.stepped.stats().outbox_deferred, 1);
     // The writer: right at once (it drains its own entry before reading).
-    assert_eq!(category(&w.stepped, 5), vec![1, 2]);
+    assert_eq!(w.stepped.category(5), vec![1, 2]);
     assert_eq!(category(&w.other, 6), Vec::<i64>::new());
     assert_eq!(category(&w.other, 5), vec![1, 2]);
 }
@@ -225,7 +304,11 @@ fn a_cache_failure_after_commit_is_repaired_through_the_outbox() {
 /// process.
 #[test]
 fn a_writer_that_dies_after_commit_is_repaired_by_another_process() {
-    let w = world("dies");
+    DRIVERS.into_iter().for_each(a_writer_that_dies_after_commit_is_repaired_by_another_process_on);
+}
+
+fn a_writer_that_dies_after_commit_is_repaired_by_another_process_on(driver: Driver) {
+    let w = world("dies", driver);
     w.stepped.insert(&item(1, 5)).unwrap();
     w.stepped.insert(&item(2, 6)).unwrap();
     assert_eq!(category(&w.other, 5), vec![1]);
@@ -251,7 +334,11 @@ fn a_writer_that_dies_after_commit_is_repaired_by_another_process() {
 /// the test (a drain would delete the new node and hide the bug).
 #[test]
 fn a_node_refilled_between_a_commit_and_its_batch_keeps_the_moving_id() {
-    let w = world_with_outbox("refill", Duration::from_secs(600), Duration::from_secs(600));
+    DRIVERS.into_iter().for_each(a_node_refilled_between_a_commit_and_its_batch_keeps_the_moving_id_on);
+}
+
+fn a_node_refilled_between_a_commit_and_its_batch_keeps_the_moving_id_on(driver: Driver) {
+    let w = world_with_outbox("refill", driver, Duration::from_secs(600), Duration::from_secs(600));
     w.stepped.insert(&item(1, 5)).unwrap();
     w.stepped.insert(&item(2, 6)).unwrap();
     assert_eq!(category(&w.other, 5), vec![1]);

@@ -35,7 +35,8 @@ use memdex::cache::{CacheBackend, CacheConfig, CacheError, CacheOp, CacheReply};
 use memdex::db::Database;
 use memdex::grammar::ir::{ArithOp, CmpOp, StrOp};
 use memdex::grammar::sql::{OrderBy, SelectSpec};
-use memdex::{Col, Error, Model, Schema, Store, Type, Value};
+use memdex::{AsyncStore, Col, Error, Model, Schema, Select, Store, Type, Value};
+use memdex_tests::asynchronous::block_on;
 use memdex_tests::servers::memcached::MemcachedServer;
 use serde::{Deserialize, Serialize};
 
@@ -233,11 +234,86 @@ impl CacheBackend for DownCache {
 // The world: one store per path, all holding the same rows.
 // ---------------------------------------------------------------------------
 
+/// A lane's store: blocking, or async (its calls awaited on the test runtime; its
+/// cache a memcached of its own, flushed for the cold pass).
+#[derive(Debug)]
+pub enum LaneStore {
+    Blocking(Store),
+    Tokio { store: AsyncStore, memcached: MemcachedServer },
+}
+
+impl LaneStore {
+    pub fn select_text(&self, text: &str, params: &[(&str, Value)]) -> Result<Select<'static, Row>, Error> {
+        match self {
+            LaneStore::Blocking(s) => s.select_text(text, params),
+            LaneStore::Tokio { store, .. } => store.select_text(text, params),
+        }
+    }
+
+    pub fn fetch(&self, select: &Select<'_, Row>) -> Result<Vec<Row>, Error> {
+        match self {
+            LaneStore::Blocking(s) => select.fetch(s),
+            LaneStore::Tokio { store, .. } => block_on(select.fetch_async(store)),
+        }
+    }
+
+    pub fn count(&self, select: &Select<'_, Row>) -> Result<u64, Error> {
+        match self {
+            LaneStore::Blocking(s) => select.count(s),
+            LaneStore::Tokio { store, .. } => block_on(select.count_async(store)),
+        }
+    }
+
+    pub fn recall_text(&self, text: &str, params: &[(&str, Value)]) -> Result<Vec<Row>, Error> {
+        self.select_text(text, params).and_then(|s| self.fetch(&s))
+    }
+
+    /// Deletes the rows `gone`, and writes every row of `target` that differs from
+    /// `current`, in one transaction.
+    fn load(&self, current: &BTreeMap<i64, Row>, gone: &[i64], target: &BTreeMap<i64, Row>) -> Result<(), Error> {
+        let changed =
+            |r: &Row| !matches!(current.get(&r.id), Some(old) if old == r && old.price.to_bits() == r.price.to_bits());
+        match self {
+            LaneStore::Blocking(s) => s.transaction(|tx| {
+                for id in gone {
+                    tx.delete::<Row>(id)?;
+                }
+                for r in target.values().filter(|r| changed(r)) {
+                    if current.contains_key(&r.id) { tx.update(r)? } else { tx.insert(r)? }
+                }
+                Ok(())
+            }),
+            LaneStore::Tokio { store, .. } => block_on(async {
+                let mut tx = store.begin().await?;
+                for id in gone {
+                    tx.delete::<Row>(id).await?;
+                }
+                for r in target.values().filter(|r| changed(r)) {
+                    if current.contains_key(&r.id) { tx.update(r).await? } else { tx.insert(r).await? }
+                }
+                tx.commit().await
+            }),
+        }
+    }
+
+    /// Empties the lane's cache, for the cold pass of a lane without an epoch.
+    fn flush(&self) {
+        if let LaneStore::Tokio { memcached, .. } = self {
+            use std::io::{BufRead, Write};
+            let mut stream = std::net::TcpStream::connect(memcached.addr()).expect("connect to flush");
+            stream.write_all(b"flush_all\r\n").expect("flush_all");
+            let mut line = String::new();
+            std::io::BufReader::new(stream).read_line(&mut line).expect("flush_all reply");
+            assert_eq!(line, "OK\r\n", "flush_all");
+        }
+    }
+}
+
 /// One way of answering a query.
 #[allow(missing_debug_implementations)] // holds a database handle without Debug
 pub struct Lane {
     pub name: String,
-    pub store: Store,
+    pub store: LaneStore,
     /// `None`: a store that never writes (it reads the database of a writing lane).
     pub epoch: Option<Arc<AtomicU64>>,
     pub writes: bool,
@@ -309,15 +385,19 @@ fn in_process_backend() -> Arc<dyn CacheBackend> {
     Arc::new(InProcessCache::new(CacheConfig::default()))
 }
 
-fn build(db: DbAt, cache: Box<dyn CacheBackend>, namespace: &str) -> Store {
-    let b = Store::builder().namespace(namespace).cache(cache);
+fn builder(db: DbAt, namespace: &str) -> memdex::StoreBuilder {
+    let b = Store::builder().namespace(namespace);
     let b = match db {
         DbAt::Sqlite(path) => b.sqlite(path),
         DbAt::Postgres(params) => b.postgres(params),
     };
     // The outbox of the reading lanes must not apply (and so must not race) the
     // writing lane's entries: a long grace keeps drains to their own entries.
-    b.outbox(Duration::from_millis(200), Duration::from_secs(3600)).build().expect("store builds")
+    b.outbox(Duration::from_millis(200), Duration::from_secs(3600))
+}
+
+fn build(db: DbAt, cache: Box<dyn CacheBackend>, namespace: &str) -> Store {
+    builder(db, namespace).cache(cache).build().expect("store builds")
 }
 
 #[derive(Clone)]
@@ -368,17 +448,39 @@ impl World {
                 store.migrate::<Row>().expect("migrate");
                 lanes.push(Lane {
                     name: format!("{db_name} + {cache_name}"),
-                    store,
+                    store: LaneStore::Blocking(store),
                     epoch: Some(epoch),
                     writes: true,
                     raw: (i == 0).then(|| db.open()),
                 });
             }
             if coverage == Coverage::Full {
+                // The tokio driver, with a database of its own (it writes its rows
+                // through async transactions) and a memcached of its own.
+                let db = match at[0] {
+                    DbAt::Sqlite(_) => {
+                        DbAt::Sqlite(dir.0.join(format!("{db_name}-tokio.db")).to_string_lossy().into_owned())
+                    }
+                    DbAt::Postgres(_) => {
+                        let pg = memdex_tests::backends::postgres();
+                        DbAt::Postgres(pg.create_database(&unique("difft")).expect("create database").to_string())
+                    }
+                };
+                let memcached = MemcachedServer::start().expect("memcached starts");
+                let store = block_on(builder(db, &unique("tokio")).memcached([memcached.addr()]).build_async())
+                    .expect("async store builds");
+                block_on(store.migrate::<Row>()).expect("migrate");
+                lanes.push(Lane {
+                    name: format!("{db_name} + memcached, tokio driver"),
+                    store: LaneStore::Tokio { store, memcached },
+                    epoch: None,
+                    writes: true,
+                    raw: None,
+                });
                 let store = build(at[0].clone(), Box::new(DownCache), &unique("down"));
                 lanes.push(Lane {
                     name: format!("{db_name}, cache down"),
-                    store,
+                    store: LaneStore::Blocking(store),
                     epoch: None,
                     writes: false,
                     raw: None,
@@ -396,19 +498,7 @@ impl World {
         let gone: Vec<i64> = self.rows.keys().filter(|id| !target.contains_key(id)).copied().collect();
         for lane in self.lanes.iter().filter(|l| l.writes) {
             lane.store
-                .transaction(|tx| {
-                    for id in &gone {
-                        tx.delete::<Row>(id)?;
-                    }
-                    for r in target.values() {
-                        match self.rows.get(&r.id) {
-                            Some(old) if old == r && old.price.to_bits() == r.price.to_bits() => {}
-                            Some(_) => tx.update(r)?,
-                            None => tx.insert(r)?,
-                        }
-                    }
-                    Ok(())
-                })
+                .load(&self.rows, &gone, &target)
                 .map_err(|e| format!("{}: loading rows failed: {e}\nrows: {rows:#?}", lane.name))?;
         }
         self.rows = target;
@@ -536,7 +626,7 @@ pub fn probe(world: &mut World, probe: &Probe, pred: &dyn Fn(&Row) -> bool) -> R
         )
     };
     for lane in &world.lanes {
-        let select = match lane.store.select_text::<Row>(&probe.text, &params) {
+        let select = match lane.store.select_text(&probe.text, &params) {
             Ok(s) => s,
             Err(Error::Query { errors, .. })
                 if errors.iter().all(|e| matches!(e.kind, memdex::grammar::ErrorKind::TooManyDisjuncts { .. })) =>
@@ -555,13 +645,16 @@ pub fn probe(world: &mut World, probe: &Probe, pred: &dyn Fn(&Row) -> bool) -> R
             Some(l) => select.limit(l),
             None => select,
         };
-        let passes: &[&str] = if lane.epoch.is_some() { &["warm", "cold", "hot"] } else { &["database"] };
+        let passes: &[&str] = if lane.writes { &["warm", "cold", "hot"] } else { &["database"] };
         for &pass in passes {
-            if let (Some(epoch), "cold") = (&lane.epoch, pass) {
-                epoch.fetch_add(1, Ordering::Relaxed);
+            if pass == "cold" {
+                match &lane.epoch {
+                    Some(epoch) => _ = epoch.fetch_add(1, Ordering::Relaxed),
+                    None => lane.store.flush(),
+                }
             }
             world.stats.fetches += 1;
-            let got = match select.fetch(&lane.store) {
+            let got = match lane.store.fetch(&select) {
                 Ok(got) => got,
                 Err(e) => return Err(format!("{}\nerror: {e}", context(&lane.name, pass))),
             };
@@ -579,7 +672,7 @@ pub fn probe(world: &mut World, probe: &Probe, pred: &dyn Fn(&Row) -> bool) -> R
                 }
             }
         }
-        let count = match select.count(&lane.store) {
+        let count = match lane.store.count(&select) {
             Ok(c) => c,
             Err(e) => return Err(format!("{}\nerror: {e}", context(&lane.name, "count"))),
         };
@@ -1174,18 +1267,18 @@ fn k6_database_fallback_keeps_rows_rust_accepts() {
     for probe_ in [all.clone(), all.clone().page(Some(2), 1), all.clone().page(None, 2)] {
         let (want, want_count) = expected(&world.rows, &probe_, &pred);
         for lane in &world.lanes {
-            let select = lane.store.select_text::<Row>(text, &params).unwrap_or_else(|e| panic!("{e}"));
+            let select = lane.store.select_text(text, &params).unwrap_or_else(|e| panic!("{e}"));
             let select = select.order_by_desc(Col::new(PRICE)).offset(probe_.offset);
             let select = match probe_.limit {
                 Some(l) => select.limit(l),
                 None => select,
             };
             for pass in ["cold", "hot"] {
-                let got = select.fetch(&lane.store).unwrap_or_else(|e| panic!("{}, {pass}: {e}", lane.name));
+                let got = lane.store.fetch(&select).unwrap_or_else(|e| panic!("{}, {pass}: {e}", lane.name));
                 let got: Vec<i64> = got.iter().map(|r| r.id).collect();
                 assert_eq!(got, want, "{}, {pass}\n{}", lane.name, probe_.describe());
             }
-            let count = select.count(&lane.store).unwrap_or_else(|e| panic!("{}, count: {e}", lane.name));
+            let count = lane.store.count(&select).unwrap_or_else(|e| panic!("{}, count: {e}", lane.name));
             assert_eq!(count, want_count, "{}, count", lane.name);
         }
     }
