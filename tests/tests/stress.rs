@@ -13,6 +13,10 @@
 //! began and just after it returned (commit and cache batch included). Readers record
 //! the instants around their fetch. Seeds are fixed; counts come from the
 //! environment for soak runs (docs/soak.md).
+//!
+//! The "processes" run on either driver: blocking stores called from threads, async
+//! stores awaited from threads (mixed with blocking ones on one database and one
+//! cache), or async stores driven by tokio tasks on a multi-thread runtime.
 
 // Tests fail by panicking, with a message saying what went wrong.
 #![allow(clippy::panic, clippy::unwrap_used)]
@@ -26,7 +30,8 @@ use std::time::{Duration, Instant};
 use memdex::cache::in_process::InProcessCache;
 use memdex::cache::memcached::Memcached;
 use memdex::cache::{CacheBackend, CacheConfig, CacheError, CacheOp, CacheReply};
-use memdex::{Model, Schema, Store, Type, Value};
+use memdex::{AsyncStore, Model, Schema, Store, Type, Value};
+use memdex_tests::asynchronous::{block_on, runtime};
 use memdex_tests::servers::memcached::MemcachedServer;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -109,16 +114,63 @@ impl Read {
         }
     }
 
-    fn run(&self, store: &Store) -> Result<Vec<Acct>, memdex::Error> {
+    /// The query as text, and its parameters.
+    fn text(&self) -> (&'static str, Vec<(&'static str, Value)>) {
         match self {
-            Read::Bucket(b) => store.recall_text::<Acct>("lambda a: a.bucket == b", &[("b", (*b).into())]),
-            Read::Buckets(bs, min) => store.recall_text::<Acct>(
-                "lambda a: a.bucket in bs and a.val >= m",
-                &[("bs", bs.clone().into()), ("m", (*min).into())],
-            ),
-            Read::Key(k) => store.recall_text::<Acct>("lambda a: a.id == k", &[("k", (*k).into())]),
+            Read::Bucket(b) => ("lambda a: a.bucket == b", vec![("b", (*b).into())]),
+            Read::Buckets(bs, min) => {
+                ("lambda a: a.bucket in bs and a.val >= m", vec![("bs", bs.clone().into()), ("m", (*min).into())])
+            }
+            Read::Key(k) => ("lambda a: a.id == k", vec![("k", (*k).into())]),
         }
     }
+}
+
+/// One "process": a blocking store, or an async one.
+#[derive(Clone, Debug)]
+enum Proc {
+    Blocking(Store),
+    Tokio(AsyncStore),
+}
+
+impl Proc {
+    async fn insert(&self, a: &Acct) -> Result<(), memdex::Error> {
+        match self {
+            Proc::Blocking(s) => s.insert(a),
+            Proc::Tokio(s) => s.insert(a).await,
+        }
+    }
+
+    async fn update(&self, a: &Acct) -> Result<(), memdex::Error> {
+        match self {
+            Proc::Blocking(s) => s.update(a),
+            Proc::Tokio(s) => s.update(a).await,
+        }
+    }
+
+    async fn delete(&self, id: i64) -> Result<(), memdex::Error> {
+        match self {
+            Proc::Blocking(s) => s.delete::<Acct>(&id),
+            Proc::Tokio(s) => s.delete::<Acct>(&id).await,
+        }
+    }
+
+    async fn read(&self, read: &Read) -> Result<Vec<Acct>, memdex::Error> {
+        let (text, params) = read.text();
+        match self {
+            Proc::Blocking(s) => s.recall_text::<Acct>(text, &params),
+            Proc::Tokio(s) => s.recall_text::<Acct>(text, &params).await,
+        }
+    }
+}
+
+/// How the writers and readers run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// One thread each, awaiting each call in turn.
+    Threads,
+    /// One tokio task each, on the test runtime (only async stores).
+    Tasks,
 }
 
 #[derive(Debug)]
@@ -189,99 +241,38 @@ fn namespace(tag: &str) -> String {
 }
 
 /// Runs writers and readers, then checks every read. Returns (writes, reads, checks).
-fn stress(tag: &str, stores: Vec<Store>, shape: Shape) -> (usize, usize, usize) {
-    stores[0].migrate::<Acct>().expect("migrate");
+fn stress(tag: &str, procs: Vec<Proc>, shape: Shape, mode: Mode) -> (usize, usize, usize) {
+    let seeder = procs[0].clone();
+    match &seeder {
+        Proc::Blocking(s) => s.migrate::<Acct>().expect("migrate"),
+        Proc::Tokio(s) => block_on(s.migrate::<Acct>()).expect("migrate"),
+    }
     let start = Instant::now();
     // Initial rows, committed before anything starts.
     let mut history: HashMap<i64, Vec<Version>> = HashMap::new();
     for id in 1..=shape.rows {
         let a = Acct { id, bucket: id % shape.buckets, val: id, ver: 0 };
-        stores[0].insert(&a).expect("seed row");
+        block_on(seeder.insert(&a)).expect("seed row");
         history.insert(id, vec![Version { began: start, ended: Instant::now(), state: Some(a) }]);
     }
-    let stores = Arc::new(stores);
+    let procs = Arc::new(procs);
     let writers: Vec<_> = (0..shape.writers)
         .map(|w| {
-            let stores = stores.clone();
-            let mut own: HashMap<i64, Acct> = history
+            let own: HashMap<i64, Acct> = history
                 .iter()
                 .filter(|(id, _)| (**id as usize) % shape.writers == w)
                 .map(|(id, v)| (*id, v[0].state.clone().expect("seeded")))
                 .collect();
-            thread::spawn(move || {
-                let mut rng = StdRng::seed_from_u64(shape.seed ^ ((w as u64 + 1) * 0x9E37_79B9));
-                let ids: Vec<i64> = {
-                    let mut v: Vec<i64> = own.keys().copied().collect();
-                    v.sort_unstable();
-                    v
-                };
-                let mut deleted: HashMap<i64, Acct> = HashMap::new();
-                let mut log: Vec<(i64, Version)> = Vec::new();
-                for n in 0..shape.writes_per_writer {
-                    let store = &stores[rng.gen_range(0..stores.len())];
-                    let id = ids[rng.gen_range(0..ids.len())];
-                    let began = Instant::now();
-                    let state = if let Some(mut gone) = deleted.remove(&id) {
-                        gone.ver += 1;
-                        gone.bucket = rng.gen_range(0..shape.buckets);
-                        store.insert(&gone).unwrap_or_else(|e| panic!("writer {w} op {n}: insert: {e}"));
-                        own.insert(id, gone.clone());
-                        Some(gone)
-                    } else {
-                        let mut a = own[&id].clone();
-                        a.ver += 1;
-                        match rng.gen_range(0..10) {
-                            0 => {
-                                store.delete::<Acct>(&id).unwrap_or_else(|e| panic!("writer {w} op {n}: delete: {e}"));
-                                own.remove(&id);
-                                deleted.insert(id, a);
-                                log.push((id, Version { began, ended: Instant::now(), state: None }));
-                                continue;
-                            }
-                            1..=5 => a.bucket = (a.bucket + rng.gen_range(1..shape.buckets)) % shape.buckets,
-                            _ => a.val = rng.gen_range(-50..50),
-                        }
-                        store.update(&a).unwrap_or_else(|e| panic!("writer {w} op {n}: update: {e}"));
-                        own.insert(id, a.clone());
-                        Some(a)
-                    };
-                    log.push((id, Version { began, ended: Instant::now(), state }));
-                }
-                log
-            })
+            spawn(mode, writer(w, procs.clone(), own, shape))
         })
         .collect();
-    let readers: Vec<_> = (0..shape.readers)
-        .map(|r| {
-            let stores = stores.clone();
-            thread::spawn(move || {
-                let mut rng = StdRng::seed_from_u64(shape.seed ^ ((r as u64 + 101) * 0x85EB_CA6B));
-                let mut seen = Vec::with_capacity(shape.reads_per_reader);
-                for n in 0..shape.reads_per_reader {
-                    let store = &stores[rng.gen_range(0..stores.len())];
-                    let read = match rng.gen_range(0..4) {
-                        0 | 1 => Read::Bucket(rng.gen_range(0..shape.buckets)),
-                        2 if !shape.multi_node => Read::Bucket(rng.gen_range(0..shape.buckets)),
-                        2 => Read::Buckets(
-                            (0..rng.gen_range(1..3)).map(|_| rng.gen_range(0..shape.buckets)).collect(),
-                            rng.gen_range(-60..60),
-                        ),
-                        _ => Read::Key(rng.gen_range(1..=shape.rows)),
-                    };
-                    let began = Instant::now();
-                    let rows = read.run(store).unwrap_or_else(|e| panic!("reader {r} op {n}: {e}"));
-                    seen.push(Observation { began, ended: Instant::now(), read, rows });
-                }
-                seen
-            })
-        })
-        .collect();
+    let readers: Vec<_> = (0..shape.readers).map(|r| spawn(mode, reader(r, procs.clone(), shape))).collect();
     for w in writers {
-        for (id, v) in w.join().expect("writer thread") {
+        for (id, v) in w.join() {
             history.entry(id).or_default().push(v);
         }
     }
-    let observations: Vec<Observation> = readers.into_iter().flat_map(|r| r.join().expect("reader thread")).collect();
+    let observations: Vec<Observation> = readers.into_iter().flat_map(Running::join).collect();
     // Each row's versions are in commit order already (one writer per row).
     let (checks, violations) = check(&history, &observations);
     let writes = shape.writers * shape.writes_per_writer;
@@ -298,6 +289,95 @@ fn stress(tag: &str, stores: Vec<Store>, shape: Shape) -> (usize, usize, usize) 
         violations[..violations.len().min(5)].join("\n")
     );
     (writes, reads, checks)
+}
+
+/// A writer or reader running on a thread or as a task.
+enum Running<T> {
+    Thread(thread::JoinHandle<T>),
+    Task(tokio::task::JoinHandle<T>),
+}
+
+impl<T> Running<T> {
+    fn join(self) -> T {
+        match self {
+            Running::Thread(handle) => handle.join().expect("a writer or reader thread panicked"),
+            Running::Task(handle) => block_on(handle).expect("a writer or reader task panicked"),
+        }
+    }
+}
+
+fn spawn<T: Send + 'static>(mode: Mode, work: impl std::future::Future<Output = T> + Send + 'static) -> Running<T> {
+    match mode {
+        Mode::Threads => Running::Thread(thread::spawn(move || block_on(work))),
+        Mode::Tasks => Running::Task(runtime().spawn(work)),
+    }
+}
+
+/// One writer: moves, edits, deletes and re-inserts its own rows through random
+/// processes, logging each version with the instants around its write.
+async fn writer(w: usize, procs: Arc<Vec<Proc>>, mut own: HashMap<i64, Acct>, shape: Shape) -> Vec<(i64, Version)> {
+    let mut rng = StdRng::seed_from_u64(shape.seed ^ ((w as u64 + 1) * 0x9E37_79B9));
+    let ids: Vec<i64> = {
+        let mut v: Vec<i64> = own.keys().copied().collect();
+        v.sort_unstable();
+        v
+    };
+    let mut deleted: HashMap<i64, Acct> = HashMap::new();
+    let mut log: Vec<(i64, Version)> = Vec::new();
+    for n in 0..shape.writes_per_writer {
+        let proc = &procs[rng.gen_range(0..procs.len())];
+        let id = ids[rng.gen_range(0..ids.len())];
+        let began = Instant::now();
+        let state = if let Some(mut gone) = deleted.remove(&id) {
+            gone.ver += 1;
+            gone.bucket = rng.gen_range(0..shape.buckets);
+            proc.insert(&gone).await.unwrap_or_else(|e| panic!("writer {w} op {n}: insert: {e}"));
+            own.insert(id, gone.clone());
+            Some(gone)
+        } else {
+            let mut a = own[&id].clone();
+            a.ver += 1;
+            match rng.gen_range(0..10) {
+                0 => {
+                    proc.delete(id).await.unwrap_or_else(|e| panic!("writer {w} op {n}: delete: {e}"));
+                    own.remove(&id);
+                    deleted.insert(id, a);
+                    log.push((id, Version { began, ended: Instant::now(), state: None }));
+                    continue;
+                }
+                1..=5 => a.bucket = (a.bucket + rng.gen_range(1..shape.buckets)) % shape.buckets,
+                _ => a.val = rng.gen_range(-50..50),
+            }
+            proc.update(&a).await.unwrap_or_else(|e| panic!("writer {w} op {n}: update: {e}"));
+            own.insert(id, a.clone());
+            Some(a)
+        };
+        log.push((id, Version { began, ended: Instant::now(), state }));
+    }
+    log
+}
+
+/// One reader: random single-node, multi-node and key reads through random
+/// processes, each recorded with the instants around it.
+async fn reader(r: usize, procs: Arc<Vec<Proc>>, shape: Shape) -> Vec<Observation> {
+    let mut rng = StdRng::seed_from_u64(shape.seed ^ ((r as u64 + 101) * 0x85EB_CA6B));
+    let mut seen = Vec::with_capacity(shape.reads_per_reader);
+    for n in 0..shape.reads_per_reader {
+        let proc = &procs[rng.gen_range(0..procs.len())];
+        let read = match rng.gen_range(0..4) {
+            0 | 1 => Read::Bucket(rng.gen_range(0..shape.buckets)),
+            2 if !shape.multi_node => Read::Bucket(rng.gen_range(0..shape.buckets)),
+            2 => Read::Buckets(
+                (0..rng.gen_range(1..3)).map(|_| rng.gen_range(0..shape.buckets)).collect(),
+                rng.gen_range(-60..60),
+            ),
+            _ => Read::Key(rng.gen_range(1..=shape.rows)),
+        };
+        let began = Instant::now();
+        let rows = proc.read(&read).await.unwrap_or_else(|e| panic!("reader {r} op {n}: {e}"));
+        seen.push(Observation { began, ended: Instant::now(), read, rows });
+    }
+    seen
 }
 
 /// The versions of a row that may have been current at some moment of [r0, r1].
@@ -397,7 +477,7 @@ impl Drop for TempFile {
 fn sqlite_with_the_in_process_cache() {
     let cache: Arc<dyn CacheBackend> = Arc::new(InProcessCache::new(CacheConfig::default()));
     let (stores, _file) = sqlite_stores("inproc", cache, 3);
-    stress("sqlite + in-process", stores, Shape::ci(11));
+    stress("sqlite + in-process", blocking(stores), Shape::ci(11), Mode::Threads);
 }
 
 #[test]
@@ -406,30 +486,63 @@ fn sqlite_with_memcached() {
     let cache: Arc<dyn CacheBackend> =
         Arc::new(Memcached::connect(&[server.addr()], CacheConfig::default()).expect("memcached"));
     let (stores, _file) = sqlite_stores("memcached", cache, 3);
-    stress("sqlite + memcached", stores, Shape::ci(12));
+    stress("sqlite + memcached", blocking(stores), Shape::ci(12), Mode::Threads);
+}
+
+/// A PostgreSQL database for one test, and a memcached.
+fn postgres_and_memcached(tag: &str) -> (String, String, MemcachedServer) {
+    let pg = memdex_tests::backends::postgres();
+    let ns = namespace(tag);
+    let params = pg.create_database(&ns).expect("create database").to_string();
+    (params, ns, MemcachedServer::start().expect("memcached starts"))
+}
+
+/// A blocking store on PostgreSQL, with memcached connections of its own: a
+/// separate process.
+fn blocking_pg(params: &str, ns: &str, server: &MemcachedServer) -> Proc {
+    let cache = Memcached::connect(&[server.addr()], CacheConfig::default()).expect("memcached");
+    Proc::Blocking(Store::builder().postgres(params).namespace(ns).cache(Box::new(cache)).build().expect("store"))
+}
+
+/// An async store on PostgreSQL (tokio-postgres) and memcached (tokio sockets).
+fn tokio_pg(params: &str, ns: &str, server: &MemcachedServer) -> Proc {
+    let builder = Store::builder().postgres(params).namespace(ns).memcached([server.addr()]);
+    Proc::Tokio(block_on(builder.build_async()).expect("async store"))
+}
+
+fn blocking(stores: Vec<Store>) -> Vec<Proc> {
+    stores.into_iter().map(Proc::Blocking).collect()
 }
 
 #[test]
 fn postgres_with_memcached() {
-    let pg = memdex_tests::backends::postgres();
-    let ns = namespace("pg");
-    let params = pg.create_database(&ns).expect("create database").to_string();
-    let server = MemcachedServer::start().expect("memcached starts");
-    let addr = server.addr();
+    let (params, ns, server) = postgres_and_memcached("pg");
     let shape = Shape::ci(13);
-    let stores = (0..shape.stores)
-        .map(|_| {
-            // Each store its own memcached connections: separate processes.
-            let cache = Memcached::connect(std::slice::from_ref(&addr), CacheConfig::default()).expect("memcached");
-            Store::builder()
-                .postgres(params.clone())
-                .namespace(ns.clone())
-                .cache(Box::new(cache))
-                .build()
-                .expect("store")
-        })
-        .collect();
-    stress("postgres + memcached", stores, shape);
+    let procs = (0..shape.stores).map(|_| blocking_pg(&params, &ns, &server)).collect();
+    stress("postgres + memcached", procs, shape, Mode::Threads);
+}
+
+/// Both drivers on one database and one cache: async and blocking processes take
+/// turns writing and reading the same rows.
+#[test]
+fn postgres_with_memcached_both_drivers() {
+    let (params, ns, server) = postgres_and_memcached("pgmix");
+    let shape = Shape::ci(14);
+    let procs =
+        vec![tokio_pg(&params, &ns, &server), blocking_pg(&params, &ns, &server), tokio_pg(&params, &ns, &server)];
+    stress("postgres + memcached, both drivers", procs, shape, Mode::Threads);
+}
+
+/// The async store as a service uses it: many tokio tasks on a multi-thread
+/// runtime, moving rows and reading buckets through async stores.
+#[test]
+fn postgres_with_memcached_tokio_tasks() {
+    let (params, ns, server) = postgres_and_memcached("pgtasks");
+    let mut shape = Shape::ci(15);
+    shape.writers = 4;
+    shape.readers = 8;
+    let procs = (0..shape.stores).map(|_| tokio_pg(&params, &ns, &server)).collect();
+    stress("postgres + memcached, tokio tasks", procs, shape, Mode::Tasks);
 }
 
 /// The soak run (docs/soak.md): `MEMDEX_STRESS_SCALE` times the CI counts.
@@ -446,7 +559,7 @@ fn soak() {
     let cache: Arc<dyn CacheBackend> =
         Arc::new(Memcached::connect(&[server.addr()], CacheConfig::default()).expect("memcached"));
     let (stores, _file) = sqlite_stores("soak", cache, 4);
-    stress("soak: sqlite + memcached", stores, shape);
+    stress("soak: sqlite + memcached", blocking(stores), shape, Mode::Threads);
 }
 
 /// The checker itself: a stale row and a missing row are caught.
