@@ -10,8 +10,9 @@
 //! * `to_lowercase` → the dialect's Unicode-correct lowercase (SQLite: the
 //!   `memdex_lower` function the runtime registers; see `Dialect::lower_function`).
 //! * `len` → length in bytes. String ordering and comparison by bytes
-//!   (PostgreSQL `COLLATE "C"`, MySQL binary). `ORDER BY` puts NULLs first (Rust's
-//!   `Option` order) in every dialect.
+//!   (PostgreSQL `COLLATE "C"`; MySQL `COLLATE utf8mb4_nopad_bin`, named on the
+//!   bound value so that the column's index still serves). `ORDER BY` puts NULLs
+//!   first (Rust's `Option` order) in every dialect.
 //! * `x in ids` with a list parameter → one placeholder per element; an empty list
 //!   is false (and `not in` of an empty list true) without invalid `IN ()` syntax.
 //!
@@ -277,11 +278,10 @@ fn node_conditions(e: &mut Emitter<'_>, index: usize, values: &[Value]) -> Vec<S
             .iter()
             .zip(values)
             .map(|(&col, value)| match (ix.prefix, value) {
-                (Some(n), Value::Text(_)) => {
-                    let prefix = e.dialect.prefix(e.column(col), n);
-                    let prefix = e.dialect.bytewise(prefix, false);
-                    let ph = e.bind(value.clone());
-                    ast::binary(prefix, BinaryOperator::Eq, ph)
+                (Some(n), Value::Text(text)) => {
+                    let dialect = e.dialect;
+                    let column = e.column(col);
+                    dialect.prefix_equals(column, n, text, &mut |v| e.bind(v))
                 }
                 _ => e.column_equals(col, value.clone()),
             })
@@ -294,9 +294,7 @@ fn node_conditions(e: &mut Emitter<'_>, index: usize, values: &[Value]) -> Vec<S
 pub fn rows_by_keys(d: Dialect, schema: &Schema, keys: &[Value]) -> SqlQuery {
     let mut e = Emitter::without_params(d.imp(), schema);
     let projection = all_columns(&e);
-    let key = e.column(schema.key);
-    let key = if schema.key_column().ty == Type::Text { e.dialect.bytewise(key, false) } else { key };
-    let selection = e.in_values(key, keys.to_vec());
+    let selection = e.column_in_values(schema.key, keys.to_vec());
     let select = ast::select_items(projection, e.table(), Some(selection));
     finish(Statement::Query(Box::new(ast::query(SetExpr::Select(Box::new(select))))), e)
 }
