@@ -392,6 +392,8 @@ enum DbChoice {
     Sqlite(String),
     SqliteInMemory,
     Postgres(String),
+    #[cfg(feature = "mysql")]
+    MySql(String),
     Custom(Box<dyn Database>),
 }
 
@@ -434,6 +436,14 @@ impl StoreBuilder {
     /// PostgreSQL, with a libpq-style connection string (`host=… user=… dbname=…`).
     pub fn postgres(mut self, params: impl Into<String>) -> Self {
         self.db = Some(DbChoice::Postgres(params.into()));
+        self
+    }
+
+    /// MySQL or MariaDB (feature `mysql`), with a URL:
+    /// `mysql://user:password@host:port/database`.
+    #[cfg(feature = "mysql")]
+    pub fn mysql(mut self, url: impl Into<String>) -> Self {
+        self.db = Some(DbChoice::MySql(url.into()));
         self
     }
 
@@ -553,6 +563,8 @@ impl StoreBuilder {
             Some(DbChoice::Sqlite(path)) => Box::new(Sqlite::open(&path)?),
             Some(DbChoice::SqliteInMemory) => Box::new(Sqlite::in_memory()?),
             Some(DbChoice::Postgres(params)) => Box::new(Postgres::connect(&params)?),
+            #[cfg(feature = "mysql")]
+            Some(DbChoice::MySql(url)) => Box::new(crate::db::mysql::MySql::connect(&url)?),
             Some(DbChoice::Custom(db)) => db,
         };
         let cache: Box<dyn CacheBackend> = match self.cache {

@@ -1,12 +1,14 @@
-//! Database backends: SQLite (embedded default, `rusqlite` bundled) and PostgreSQL
-//! (`postgres`). They run SQL the grammar emitted; they never build SQL themselves
-//! beyond connection set-up.
+//! Database backends: SQLite (embedded default, `rusqlite` bundled), PostgreSQL
+//! (`postgres`) and, with the `mysql` feature, MySQL/MariaDB (`mysql`). They run SQL
+//! the grammar emitted; they never build SQL themselves beyond connection set-up.
 
 use std::fmt;
 
 use memdex_grammar::sql::SqlQuery;
 use memdex_grammar::{Dialect, Type, Value};
 
+#[cfg(feature = "mysql")]
+pub mod mysql;
 pub mod postgres;
 pub mod sqlite;
 
@@ -46,4 +48,42 @@ pub trait Database: Send + Sync + fmt::Debug {
 
     /// "SQLite (in memory)", "PostgreSQL host=…", for logs.
     fn describe(&self) -> String;
+}
+
+/// `x` as an `i64` when it is a whole number in range: how every backend reads a
+/// float the database returned for an integer (SQLite's REAL from arithmetic,
+/// PostgreSQL's `float8`, MySQL's DOUBLE) and binds a float where an integer is
+/// expected, so that no information is lost either way.
+pub(crate) fn integral(x: f64) -> Option<i64> {
+    // 2^63 is exactly representable; every f64 in [-2^63, 2^63) with no fraction fits.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    (x.fract() == 0.0 && (-LIMIT..LIMIT).contains(&x)).then_some(x as i64)
+}
+
+/// What kind of value `value` is, for error messages.
+pub(crate) fn value_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "NULL",
+        Value::Bool(_) => "a bool",
+        Value::Int(_) => "an integer",
+        Value::Float(_) => "a float",
+        Value::Text(_) => "a string",
+        Value::List(_) => "a list",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::integral;
+
+    #[test]
+    fn integral_keeps_every_whole_i64_float() {
+        assert_eq!(integral(-0.0), Some(0));
+        assert_eq!(integral(3.0), Some(3));
+        assert_eq!(integral(3.5), None);
+        assert_eq!(integral(-9_223_372_036_854_775_808.0), Some(i64::MIN));
+        assert_eq!(integral(9_223_372_036_854_775_808.0), None);
+        assert_eq!(integral(f64::INFINITY), None);
+        assert_eq!(integral(f64::NAN), None);
+    }
 }

@@ -27,7 +27,7 @@ use memdex_grammar::sql::SqlQuery;
 use memdex_grammar::{Dialect, Type, Value};
 
 use super::sqlite::pool::{Pool, Pooled};
-use super::{Database, DbError, Tx};
+use super::{Database, DbError, Tx, integral, value_kind};
 
 /// Tuning knobs for [`Postgres::connect_with`].
 #[derive(Clone, Debug)]
@@ -225,7 +225,7 @@ fn bind<'a>(statement: &Statement, params: &'a [Value]) -> Result<Vec<Box<dyn To
 
 fn bind_one<'a>(position: usize, value: &'a Value, ty: &PgType) -> Result<Box<dyn ToSql + Sync + 'a>, DbError> {
     let cannot = |why: &str| {
-        DbError::Query(format!("parameter {position}: cannot bind {} as PostgreSQL {ty}{why}", kind(value)))
+        DbError::Query(format!("parameter {position}: cannot bind {} as PostgreSQL {ty}{why}", value_kind(value)))
     };
     let boxed: Box<dyn ToSql + Sync + 'a> = match (value, ty) {
         (Value::List(items), _) => bind_array(position, items, ty)?,
@@ -249,7 +249,10 @@ fn bind_one<'a>(position: usize, value: &'a Value, ty: &PgType) -> Result<Box<dy
 /// as single values of the element type are (`bind_one`).
 fn bind_array<'a>(position: usize, items: &'a [Value], ty: &PgType) -> Result<Box<dyn ToSql + Sync + 'a>, DbError> {
     let cannot = |item: &Value, why: &str| {
-        DbError::Query(format!("parameter {position}: cannot bind {} in a list as PostgreSQL {ty}{why}", kind(item)))
+        DbError::Query(format!(
+            "parameter {position}: cannot bind {} in a list as PostgreSQL {ty}{why}",
+            value_kind(item)
+        ))
     };
     fn each<'a, T: 'a>(
         items: &'a [Value],
@@ -305,24 +308,6 @@ fn typed_null(ty: &PgType) -> Option<Box<dyn ToSql + Sync>> {
         ref t if <&str as ToSql>::accepts(t) => Box::new(None::<&str>),
         _ => return None,
     })
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "NULL",
-        Value::Bool(_) => "a bool",
-        Value::Int(_) => "an integer",
-        Value::Float(_) => "a float",
-        Value::Text(_) => "a string",
-        Value::List(_) => "a list",
-    }
-}
-
-/// `x` as an `i64` when it is a whole number in range.
-fn integral(x: f64) -> Option<i64> {
-    // 2^63 is exactly representable; every f64 in [-2^63, 2^63) with no fraction fits.
-    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
-    (x.fract() == 0.0 && (-LIMIT..LIMIT).contains(&x)).then_some(x as i64)
 }
 
 fn run_query(

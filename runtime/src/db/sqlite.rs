@@ -29,7 +29,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use memdex_grammar::sql::SqlQuery;
 use memdex_grammar::{Dialect, Type, Value};
 
-use super::{Database, DbError, Tx};
+use super::{Database, DbError, Tx, integral};
 use pool::Pool;
 
 /// Tuning knobs for [`Sqlite::open_with`].
@@ -321,13 +321,6 @@ fn decode(value: ValueRef<'_>, ty: Type) -> Result<Value, String> {
         },
         _ => return Err(mismatch()),
     })
-}
-
-/// `x` as an `i64` when it is a whole number in range.
-fn integral(x: f64) -> Option<i64> {
-    // 2^63 is exactly representable; every f64 in [-2^63, 2^63) with no fraction fits.
-    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
-    (x.fract() == 0.0 && (-LIMIT..LIMIT).contains(&x)).then_some(x as i64)
 }
 
 fn describe_value(value: ValueRef<'_>) -> String {
