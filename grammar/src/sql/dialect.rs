@@ -147,11 +147,12 @@ pub(crate) trait SqlDialect {
 
     /// `needle` is one of the values of a list bound as ONE parameter, for `in`
     /// lists too long for a placeholder per element (databases cap the placeholders
-    /// of a statement: SQLite at 32,766, PostgreSQL at 65,535). `list` binds the
-    /// list (without NULLs) and returns its placeholder; it is called only when the
-    /// dialect has such a form. `None`: the dialect has none, and the list keeps one
+    /// of a statement: SQLite at 32,766, PostgreSQL and MySQL at 65,535). `ty` is
+    /// the needle's type, where known. `list` binds the list (without NULLs) and
+    /// returns its placeholder; it is called only when the dialect has such a form.
+    /// `None`: the dialect has none (for this type), and the list keeps one
     /// placeholder per element.
-    fn in_bound_list(&self, needle: Expr, list: &mut dyn FnMut() -> Expr) -> Option<Expr>;
+    fn in_bound_list(&self, needle: Expr, ty: Option<Type>, list: &mut dyn FnMut() -> Expr) -> Option<Expr>;
 }
 
 /// Escapes `%`, `_` and `escape` itself with `escape`, then adds the `%` wildcards
@@ -339,7 +340,7 @@ impl SqlDialect for Sqlite {
     /// `needle IN (SELECT "value" FROM json_each(?))`: the runtime binds the list
     /// as a JSON array, which `json_each` (built into SQLite) turns back into
     /// values; an index on the needle's column still serves the lookup.
-    fn in_bound_list(&self, needle: Expr, list: &mut dyn FnMut() -> Expr) -> Option<Expr> {
+    fn in_bound_list(&self, needle: Expr, _ty: Option<Type>, list: &mut dyn FnMut() -> Expr) -> Option<Expr> {
         let mut select = ast::select(vec![ast::column(self.quote(), "value")], ast::plain_name("json_each"), None);
         if let Some(TableFactor::Table { args, .. }) = select.from.first_mut().map(|t| &mut t.relation) {
             *args = Some(TableFunctionArgs {
@@ -503,7 +504,7 @@ impl SqlDialect for Postgres {
     /// `needle = ANY($n)`, the list bound as one array: PostgreSQL infers the
     /// array's type from the needle, and a btree or hash index on its column serves
     /// the lookup.
-    fn in_bound_list(&self, needle: Expr, list: &mut dyn FnMut() -> Expr) -> Option<Expr> {
+    fn in_bound_list(&self, needle: Expr, _ty: Option<Type>, list: &mut dyn FnMut() -> Expr) -> Option<Expr> {
         Some(Expr::AnyOp {
             left: Box::new(operand(needle)),
             compare_op: BinaryOperator::Eq,
@@ -759,11 +760,50 @@ impl SqlDialect for MySql {
         '`'
     }
 
-    /// MySQL has no array parameter (`JSON_TABLE` would need the element's SQL type
-    /// spelled out per column): lists keep one placeholder per element, up to its
-    /// 65,535 placeholders per statement.
-    fn in_bound_list(&self, _needle: Expr, _list: &mut dyn FnMut() -> Expr) -> Option<Expr> {
-        None
+    /// `needle IN (SELECT `v` FROM JSON_TABLE(?, '$[*]' COLUMNS(`v` BIGINT PATH '$'))
+    /// AS `memdex_list`)`: MySQL has no array parameter, but reads a JSON array (the
+    /// runtime binds the list as one) as a table whose column has the needle's SQL
+    /// type. The server turns the `IN` into a semi-join that looks each element up
+    /// in the needle column's index. Text elements compare byte-wise.
+    fn in_bound_list(&self, needle: Expr, ty: Option<Type>, list: &mut dyn FnMut() -> Expr) -> Option<Expr> {
+        use sqlparser::ast::{JsonTableColumn, JsonTableNamedColumn, TableAlias, Value as SqlValue};
+        let data_type = match ty? {
+            Type::Int | Type::Bool => DataType::BigInt(None),
+            Type::Float => DataType::Double(ExactNumberInfo::None),
+            Type::Text => DataType::Custom(ObjectName::from(vec![Ident::new("LONGTEXT")]), Vec::new()),
+        };
+        let element = Ident::with_quote(self.quote(), "v");
+        let column = JsonTableColumn::Named(JsonTableNamedColumn {
+            name: element.clone(),
+            r#type: data_type,
+            path: SqlValue::SingleQuotedString("$".into()).into(),
+            exists: false,
+            on_empty: None,
+            on_error: None,
+        });
+        let table = TableFactor::JsonTable {
+            json_expr: list(),
+            json_path: SqlValue::SingleQuotedString("$[*]".into()).into(),
+            columns: vec![column],
+            alias: Some(TableAlias {
+                explicit: true,
+                name: Ident::with_quote(self.quote(), "memdex_list"),
+                columns: Vec::new(),
+                at: None,
+            }),
+        };
+        let value = Expr::Identifier(element);
+        let value = if ty == Some(Type::Text) { self.bytewise(value, false) } else { value };
+        let mut select = ast::select(vec![value], ast::plain_name("memdex_list"), None);
+        if let Some(from) = select.from.first_mut() {
+            from.relation = table;
+        }
+        Some(Expr::In {
+            expr: Box::new(operand(needle)),
+            target: InTarget::Subquery(Box::new(ast::query(SetExpr::Select(Box::new(select))))),
+            negated: false,
+            global: false,
+        })
     }
 
     fn placeholder(&self, _n: usize) -> String {

@@ -575,11 +575,12 @@ impl<'a> Emitter<'a> {
             // `None`; a needle that is not an `Option` never equals `None`.
             let has_null = items.iter().any(|i| matches!(i, Ok(Value::Null)));
             let dialect = self.dialect;
+            let ty = self.type_of(needle);
             let list = |items: &[Result<Value, &IrExpr>]| {
                 Value::List(items.iter().filter_map(|i| i.as_ref().ok()).filter(|v| !v.is_null()).cloned().collect())
             };
             let mut bind_list = || self.bind(list(&items));
-            if let Some(member) = dialect.in_bound_list(needle_sql.clone(), &mut bind_list) {
+            if let Some(member) = dialect.in_bound_list(needle_sql.clone(), ty, &mut bind_list) {
                 return Ok(if optional { function("COALESCE", vec![member, ast::boolean(has_null)]) } else { member });
             }
             // No one-parameter form in this dialect: one placeholder per item.

@@ -60,6 +60,47 @@ pub(crate) fn integral(x: f64) -> Option<i64> {
     (x.fract() == 0.0 && (-LIMIT..LIMIT).contains(&x)).then_some(x as i64)
 }
 
+/// A list bound as one parameter, as the JSON array the SQL reads back as values
+/// (SQLite's `json_each`, MySQL's `JSON_TABLE`): integers as integers, booleans as
+/// 0 and 1 (as SQLite and MySQL store them), floats in Rust's shortest round-trip
+/// form (±inf as `±9e999`, which SQLite's JSON reads as ±inf and MySQL, which has
+/// no infinity, as NULL, equal to nothing), text as JSON strings, NULL as `null`.
+pub(crate) fn json_array(items: &[Value]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(items.len() * 8 + 2);
+    out.push('[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        // Writing to a `String` cannot fail.
+        let _ = match item {
+            Value::Null | Value::List(_) => write!(out, "null"),
+            Value::Bool(b) => write!(out, "{}", u8::from(*b)),
+            Value::Int(n) => write!(out, "{n}"),
+            Value::Float(x) if x.is_infinite() => write!(out, "{}9e999", if *x < 0.0 { "-" } else { "" }),
+            Value::Float(x) => write!(out, "{x:?}"),
+            Value::Text(s) => {
+                out.push('"');
+                for ch in s.chars() {
+                    match ch {
+                        '"' => out.push_str("\\\""),
+                        '\\' => out.push_str("\\\\"),
+                        c if (c as u32) < 0x20 => {
+                            let _ = write!(out, "\\u{:04x}", c as u32);
+                        }
+                        c => out.push(c),
+                    }
+                }
+                out.push('"');
+                Ok(())
+            }
+        };
+    }
+    out.push(']');
+    out
+}
+
 /// What kind of value `value` is, for error messages.
 pub(crate) fn value_kind(value: &Value) -> &'static str {
     match value {

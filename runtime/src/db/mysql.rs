@@ -30,7 +30,7 @@ use mysql::{Column, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, PooledCo
 use memdex_grammar::sql::SqlQuery;
 use memdex_grammar::{Dialect, Type, Value};
 
-use super::{Database, DbError, Tx, integral, value_kind};
+use super::{Database, DbError, Tx, integral, json_array, value_kind};
 
 /// Tuning knobs for [`MySql::connect_with`].
 #[derive(Clone, Debug)]
@@ -205,10 +205,12 @@ fn to_db_error(e: &mysql::Error) -> DbError {
     }
 }
 
-/// `params` as the driver's values. A list has no MySQL form (the dialect keeps one
-/// placeholder per `in` item), and NaN no MySQL value; both are refused here.
-fn bind(params: &[Value]) -> Result<Vec<mysql::Value>, DbError> {
-    params
+/// The values of `q` as the driver's. NaN has no MySQL value and is refused; a
+/// list (a long `in` list) binds as a JSON array, and only as the argument of
+/// `JSON_TABLE(?, …)`: anywhere else its JSON text would silently compare as a
+/// string.
+fn bind(q: &SqlQuery) -> Result<Vec<mysql::Value>, DbError> {
+    q.params
         .iter()
         .enumerate()
         .map(|(i, value)| {
@@ -221,9 +223,22 @@ fn bind(params: &[Value]) -> Result<Vec<mysql::Value>, DbError> {
                 }
                 Value::Float(x) => mysql::Value::Double(*x),
                 Value::Text(s) => mysql::Value::Bytes(s.as_bytes().to_vec()),
+                // A long `in` list, read by `JSON_TABLE(?, …)` in the SQL.
+                Value::List(items) if is_json_table_argument(&q.text, i) => {
+                    if let Some(bad) =
+                        items.iter().find(|v| matches!(v, Value::List(_)) || matches!(v, Value::Float(x) if x.is_nan()))
+                    {
+                        return Err(DbError::Query(format!(
+                            "parameter {} is a list holding {}, which MySQL cannot bind",
+                            i + 1,
+                            value_kind(bad)
+                        )));
+                    }
+                    mysql::Value::Bytes(json_array(items).into_bytes())
+                }
                 Value::List(_) => {
                     return Err(DbError::Query(format!(
-                        "parameter {} is {}; MySQL binds one value per placeholder",
+                        "parameter {} is {}; a list binds only as the argument of `JSON_TABLE(?, …)`",
                         i + 1,
                         value_kind(value)
                     )));
@@ -234,7 +249,7 @@ fn bind(params: &[Value]) -> Result<Vec<mysql::Value>, DbError> {
 }
 
 fn run_query(conn: &mut impl Queryable, q: &SqlQuery, types: &[Type]) -> Result<Vec<Vec<Value>>, DbError> {
-    let params = bind(&q.params)?;
+    let params = bind(q)?;
     let mut result = conn.exec_iter(q.text.as_str(), params).map_err(|e| to_db_error(&e))?;
     let columns = result.columns();
     let columns: Vec<Column> = columns.as_ref().to_vec();
@@ -261,7 +276,7 @@ fn run_query(conn: &mut impl Queryable, q: &SqlQuery, types: &[Type]) -> Result<
 }
 
 fn run_execute(conn: &mut impl Queryable, q: &SqlQuery) -> Result<u64, DbError> {
-    let params = bind(&q.params)?;
+    let params = bind(q)?;
     let result = conn.exec_iter(q.text.as_str(), params).map_err(|e| to_db_error(&e))?;
     let changed = result.affected_rows();
     // Reading to the end leaves the connection ready for the next statement.
@@ -299,6 +314,25 @@ fn decode(value: &mysql::Value, column: &Column, ty: Type) -> Result<Value, Stri
         },
         _ => return Err(mismatch()),
     })
+}
+
+/// Whether the `index`th `?` of `text` (0-based) is the first argument of
+/// `JSON_TABLE(`. Quoted identifiers and string literals are skipped (a `?` inside
+/// them is not a placeholder).
+fn is_json_table_argument(text: &str, index: usize) -> bool {
+    let mut quote: Option<char> = None;
+    let mut n = 0;
+    for (at, ch) in text.char_indices() {
+        match (quote, ch) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'' | '`') => quote = Some(ch),
+            (None, '?') if n == index => return text[..at].ends_with("JSON_TABLE("),
+            (None, '?') => n += 1,
+            (None, _) => {}
+        }
+    }
+    false
 }
 
 fn is_decimal(column: &Column) -> bool {
@@ -399,9 +433,11 @@ impl Database for MySql {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::panic)]
     use super::{bind, decimal_to_i64, session_setup};
     use crate::db::mysql::MySqlOptions;
     use memdex_grammar::Value;
+    use memdex_grammar::sql::SqlQuery;
     use std::time::Duration;
 
     #[test]
@@ -413,11 +449,24 @@ mod tests {
         assert_eq!(decimal_to_i64(b"-9223372036854775808"), Some(i64::MIN));
     }
 
+    fn q(text: &str, params: Vec<Value>) -> SqlQuery {
+        SqlQuery { text: text.into(), params }
+    }
+
     #[test]
-    fn nan_and_lists_are_refused() {
-        assert!(bind(&[Value::Float(f64::NAN)]).is_err());
-        assert!(bind(&[Value::List(vec![Value::Int(1)])]).is_err());
-        assert!(bind(&[Value::Float(-0.0), Value::Text("é".into()), Value::Null]).is_ok());
+    fn nan_and_stray_lists_are_refused() {
+        let list = || Value::List(vec![Value::Int(1), Value::Text("a\"b".into())]);
+        assert!(bind(&q("SELECT ?", vec![Value::Float(f64::NAN)])).is_err());
+        assert!(bind(&q("SELECT ?", vec![list()])).is_err());
+        assert!(bind(&q("SELECT ?, ?, ?", vec![Value::Float(-0.0), Value::Text("é".into()), Value::Null])).is_ok());
+        let json = "SELECT 1 FROM t WHERE '?' = ? AND x IN (SELECT v FROM JSON_TABLE(?, '$[*]' COLUMNS(v BIGINT PATH '$')) AS l)";
+        assert!(bind(&q(json, vec![list(), Value::Null])).is_err());
+        match bind(&q(json, vec![Value::Text("x".into()), list()])).as_deref().map(|v| v.get(1).cloned()) {
+            Ok(Some(mysql::Value::Bytes(b))) => assert_eq!(b, br#"[1,"a\"b"]"#),
+            other => panic!("{other:?}"),
+        }
+        let nan_inside = Value::List(vec![Value::Float(f64::NAN)]);
+        assert!(bind(&q(json, vec![Value::Text("x".into()), nan_inside])).is_err());
     }
 
     #[test]
