@@ -86,6 +86,11 @@ pub(crate) trait SqlDialect {
     /// Integer division truncating toward zero, as Rust's `/` on `i64`.
     fn int_div(&self, a: Expr, b: Expr) -> Expr;
 
+    /// Integer negation `-e` (where the emitter's checks already found it defined).
+    fn int_neg(&self, e: Expr) -> Expr {
+        unary(UnaryOperator::Minus, operand(e))
+    }
+
     /// The first `n` characters of `e`, for prefix index nodes.
     fn prefix(&self, e: Expr, n: u32) -> Expr;
 
@@ -907,6 +912,14 @@ impl SqlDialect for MySql {
     /// MySQL's `/` always returns a decimal; `DIV` truncates toward zero.
     fn int_div(&self, a: Expr, b: Expr) -> Expr {
         binary(operand(a), BinaryOperator::MyIntegerDivide, operand(b))
+    }
+
+    /// `0 - e`: MariaDB works out the type of a negated constant (a bound value,
+    /// or a negation of one) while preparing, by computing it, so `-(-?)` with
+    /// `i64::MIN` bound fails with "BIGINT value is out of range" even in a `CASE`
+    /// arm the checks never reach; a subtraction is computed only when reached.
+    fn int_neg(&self, e: Expr) -> Expr {
+        binary(number(0), BinaryOperator::Minus, operand(e))
     }
 
     fn prefix(&self, e: Expr, n: u32) -> Expr {

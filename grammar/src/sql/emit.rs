@@ -394,6 +394,10 @@ impl<'a> Emitter<'a> {
         }
         let ty = if self.type_of(e) == Some(Type::Float) { Type::Float } else { Type::Int };
         Ok(match &e.kind {
+            ExprKind::Neg(x) if ty == Type::Int => {
+                let a = self.arith_operand(x, ty)?;
+                self.dialect.int_neg(a)
+            }
             ExprKind::Neg(x) => unary(UnaryOperator::Minus, operand(self.arith_operand(x, ty)?)),
             ExprKind::Arith { op, lhs, rhs } if ty == Type::Float => {
                 let dialect = self.dialect;
