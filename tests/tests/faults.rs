@@ -3,7 +3,8 @@
 //! cuts or garbles the conversation, and a cache batch lost right after the database
 //! commit. In every phase each query must return exactly the rows the database holds
 //! (the test keeps its own copy), and once the cache is back no stale row or lost id
-//! may ever come back.
+//! may ever come back. Each test runs with the stores on a SQLite file and on
+//! MariaDB.
 
 // Tests fail by panicking, with a message saying what went wrong.
 #![allow(clippy::panic, clippy::unwrap_used)]
@@ -98,7 +99,18 @@ static SEQ: AtomicU64 = AtomicU64::new(0);
 struct Db {
     _dir: TempDir,
     path: String,
+    /// `Some(url)`: the stores use this MariaDB database instead of the SQLite file.
+    mysql: Option<String>,
     namespace: String,
+}
+
+/// The database the stores of a test share.
+#[derive(Clone, Copy, Debug)]
+enum Engine {
+    /// A SQLite file.
+    Sqlite,
+    /// A fresh database on the test binary's MariaDB.
+    MariaDb,
 }
 
 struct TempDir(std::path::PathBuf);
@@ -109,13 +121,18 @@ impl Drop for TempDir {
     }
 }
 
-fn db(tag: &str) -> Db {
+fn db(engine: Engine, tag: &str) -> Db {
     let n = SEQ.fetch_add(1, Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("memdex-faults-{tag}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join("f.db").to_string_lossy().into_owned();
-    Db { _dir: TempDir(dir), path, namespace: format!("faults_{tag}_{}_{n}", std::process::id()) }
+    let namespace = format!("faults_{tag}_{}_{n}", std::process::id());
+    let mysql = match engine {
+        Engine::Sqlite => None,
+        Engine::MariaDb => Some(memdex_tests::backends::mariadb().create_database(&namespace).expect("database")),
+    };
+    Db { _dir: TempDir(dir), path, mysql, namespace }
 }
 
 const TIMEOUT: Duration = Duration::from_millis(100);
@@ -123,8 +140,11 @@ const OUTBOX_INTERVAL: Duration = Duration::from_millis(50);
 const OUTBOX_GRACE: Duration = Duration::from_millis(200);
 
 fn store(db: &Db, cache: Box<dyn CacheBackend>) -> Store {
-    let s = Store::builder()
-        .sqlite(db.path.clone())
+    let builder = match &db.mysql {
+        Some(url) => Store::builder().mysql(url.clone()),
+        None => Store::builder().sqlite(db.path.clone()),
+    };
+    let s = builder
         .namespace(db.namespace.clone())
         .cache(cache)
         .cache_timeouts(TIMEOUT, TIMEOUT)
@@ -239,10 +259,9 @@ fn converge_wait() {
 
 /// memcached killed mid-run: queries keep answering from the database; restarted
 /// (empty): answers stay right, and a second process converges.
-#[test]
-fn memcached_killed_and_restarted() {
+fn memcached_killed_and_restarted(engine: Engine) {
     let mut mc = memcached(16, "1m");
-    let d = db("kill");
+    let d = db(engine, "kill");
     let writer = store(&d, memcached_at(sock(&mc)));
     let other = store(&d, memcached_at(sock(&mc)));
     let mut w = Workload::new(1, 20);
@@ -266,10 +285,9 @@ fn memcached_killed_and_restarted() {
 /// A memcached of 2 MB with 64 KB items and 40 KB rows: nodes and objects are evicted
 /// all the time, between a read's two round trips and between a fill's lease and its
 /// store.
-#[test]
-fn memcached_evicting_constantly() {
+fn memcached_evicting_constantly(engine: Engine) {
     let mc = memcached(2, "64k");
-    let d = db("evict");
+    let d = db(engine, "evict");
     let a = store(&d, memcached_at(sock(&mc)));
     let b = store(&d, memcached_at(sock(&mc)));
     let mut w = Workload::new(2, 40 * 1024);
@@ -286,11 +304,10 @@ fn memcached_evicting_constantly() {
 /// The proxy between the stores and memcached drops, stalls, cuts and garbles, with
 /// the mode switched every few operations. The writer's own reads are right at
 /// once; another process converges once the proxy passes again.
-#[test]
-fn proxy_drops_stalls_cuts_and_garbles() {
+fn proxy_drops_stalls_cuts_and_garbles(engine: Engine) {
     let mc = memcached(16, "1m");
     let proxy = FaultProxy::start(sock(&mc)).expect("proxy");
-    let d = db("proxy");
+    let d = db(engine, "proxy");
     let writer = store(&d, memcached_at(proxy.addr()));
     let other = store(&d, memcached_at(sock(&mc)));
     let mut w = Workload::new(3, 20);
@@ -358,11 +375,10 @@ impl CacheBackend for CutOnWriteBatch {
 
 /// Cache batches lost right after the commit, with the writer's process then dying:
 /// the other process must serve the new rows within the configured bound.
-#[test]
-fn cache_write_lost_after_commit() {
+fn cache_write_lost_after_commit(engine: Engine) {
     let mc = memcached(16, "1m");
     let proxy = Arc::new(FaultProxy::start(sock(&mc)).expect("proxy"));
-    let d = db("lost");
+    let d = db(engine, "lost");
     let other = store(&d, memcached_at(sock(&mc)));
     let mut w = Workload::new(4, 20);
     let armed = Arc::new(AtomicBool::new(false));
@@ -399,3 +415,23 @@ fn cache_write_lost_after_commit() {
     assert!(cuts.load(Ordering::Relaxed) >= 8, "the fault was injected");
     eprintln!("lost batches: {} cuts, {} writes, {} reads", cuts.load(Ordering::Relaxed), w.writes, w.reads);
 }
+
+/// Every fault test on both engines: the SQLite file, and MariaDB (its outbox,
+/// transactions and connection pool under the same cache faults).
+macro_rules! on_every_engine {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[test] fn $test() { super::$test(super::Engine::Sqlite) } )*
+        }
+        mod mariadb {
+            $( #[test] fn $test() { super::$test(super::Engine::MariaDb) } )*
+        }
+    };
+}
+
+on_every_engine!(
+    memcached_killed_and_restarted,
+    memcached_evicting_constantly,
+    proxy_drops_stalls_cuts_and_garbles,
+    cache_write_lost_after_commit,
+);
