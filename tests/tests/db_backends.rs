@@ -493,6 +493,62 @@ fn mysql_statement_timeout_cancels_slow_queries() {
     assert_eq!(db.query(&sql(&db, "SELECT 1", vec![]), &[Type::Int]).expect("still usable"), vec![vec![Value::Int(1)]]);
 }
 
+/// `to_lowercase` in the emitted MySQL SQL is Rust's, also where `LOWER`'s simple
+/// mapping is not (`İ` → `i̇`, a final `Σ` → `ς`, `ẞ` → `ß`): for each input, the
+/// row is found by its Rust lowercase, and by nothing else that was tried.
+#[test]
+fn mysql_lower_is_rusts_to_lowercase() {
+    let url = MariaDbServer::shared().expect("MariaDB").fresh_database().expect("database");
+    let db = MySql::connect(&url).expect("connect");
+    let schema =
+        memdex::Schema::new("Word", "word").column("id", Type::Int, false).column("s", Type::Text, false).key("id");
+    db.execute_ddl(&grammar::sql::create_table(Dialect::MySql, &schema)).expect("create table");
+    let inputs = [
+        "ÀÉÎ",
+        "ẞ",
+        "İ",
+        "İstanbul",
+        "ΣΑΣ",
+        "ΌΣΟΣ ΣΑΣ.",
+        "aΣ",
+        "aΣ b",
+        "ΣΣ",
+        "aΣ\u{301}",
+        "A'Σ",
+        "Σ",
+        "Straße",
+        "ǅ",
+        "ABC xyz 123",
+        "",
+        "日本",
+        "ΑΣ\u{301}Β",
+    ];
+    for (id, input) in inputs.iter().enumerate() {
+        let row = [Value::Int(id as i64), Value::Text((*input).to_owned())];
+        db.transaction(&mut |tx| tx.execute(&grammar::sql::insert(Dialect::MySql, &schema, &row)).map(drop))
+            .expect("insert");
+    }
+    let text = "lambda r: r.s.lower() == w";
+    let prepared =
+        grammar::prepare_text(&schema, text, &|_| grammar::ParamType::Scalar(Type::Text), grammar::Access::Scan, 64)
+            .unwrap_or_else(|e| panic!("{}", e.render(text)));
+    for (id, input) in inputs.iter().enumerate() {
+        let params = vec![("w".to_owned(), Value::Text(input.to_lowercase()))];
+        let spec = grammar::sql::SelectSpec { filter: prepared.filter.as_ref(), ..Default::default() };
+        let q = grammar::sql::select(Dialect::MySql, &schema, spec, &params).expect("emit");
+        let rows = db.query(&q, &[Type::Int, Type::Text]).unwrap_or_else(|e| panic!("{input:?}: {e}\n{}", q.text));
+        let ids: Vec<i64> = rows.iter().filter_map(|r| r[0].as_i64()).collect();
+        let want: Vec<i64> = inputs
+            .iter()
+            .enumerate()
+            .filter(|(_, other)| other.to_lowercase() == input.to_lowercase())
+            .map(|(i, _)| i as i64)
+            .collect();
+        assert_eq!(ids, want, "lower({input:?}) should be {:?}", input.to_lowercase());
+        assert!(want.contains(&(id as i64)));
+    }
+}
+
 #[test]
 fn mysql_bad_url_and_password_are_connect_errors() {
     let server = MariaDbServer::shared().expect("MariaDB");
