@@ -31,14 +31,14 @@
 //! (Debian's `mariadb-server`), else whatever is on `PATH`.
 
 use std::fs;
-use std::io::Read;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+
+use super::{free_port, read_log, run, start_with_retries, unique};
 
 use memdex::db::Database;
 use memdex::db::mysql::MySql;
@@ -63,7 +63,6 @@ pub struct MariaDbServer {
 }
 
 static SHARED: OnceLock<Result<MariaDbServer, String>> = OnceLock::new();
-static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl MariaDbServer {
     /// One server for the whole test binary, started on first use.
@@ -73,14 +72,7 @@ impl MariaDbServer {
 
     /// Starts a new server. A port taken between choosing and binding it is retried.
     pub fn start() -> Result<MariaDbServer, String> {
-        let mut last_error = String::new();
-        for _ in 0..3 {
-            match MariaDbServer::start_once() {
-                Ok(server) => return Ok(server),
-                Err(e) => last_error = e,
-            }
-        }
-        Err(last_error)
+        start_with_retries(MariaDbServer::start_once)
     }
 
     fn start_once() -> Result<MariaDbServer, String> {
@@ -234,11 +226,7 @@ impl MariaDbServer {
 
     /// The server's log so far, for error messages.
     pub fn log(&self) -> String {
-        let mut text = String::new();
-        if let Ok(mut file) = fs::File::open(self.base.join("server.log")) {
-            let _ = file.read_to_string(&mut text);
-        }
-        text
+        read_log(&self.base.join("server.log"))
     }
 
     /// Stops the server at once (SIGKILL, like a crash: nothing here needs a clean
@@ -259,41 +247,15 @@ impl Drop for MariaDbServer {
     }
 }
 
-/// A shell process that waits for its stdin to close, then kills the server (by
-/// its process id) and removes `base`. Values travel as arguments, never inside
-/// the script.
+/// The watchdog: kills the server (by its process id) and removes `base` once the
+/// test process is gone.
 fn spawn_watchdog(pid: u32, base: &Path) -> Result<(Child, ChildStdin), String> {
-    let script = r#"cat >/dev/null; kill -9 "$1" >/dev/null 2>&1; sleep 0.2; rm -rf "$2""#;
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .arg("memdex-mariadb-watchdog")
-        .arg(pid.to_string())
-        .arg(base)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("starting the watchdog: {e}"))?;
-    match child.stdin.take() {
-        Some(stdin) => Ok((child, stdin)),
-        None => Err("the watchdog has no stdin pipe".to_owned()),
-    }
-}
-
-/// Runs a command to completion; its output becomes the error on failure.
-fn run(command: &mut Command, what: &str) -> Result<(), String> {
-    let output = command.output().map_err(|e| format!("{what}: cannot run: {e}"))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{what} failed ({}):\n{}{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ))
-    }
+    let pid = pid.to_string();
+    super::spawn_watchdog(
+        "memdex-mariadb-watchdog",
+        r#"kill -9 "$1" >/dev/null 2>&1; sleep 0.2; rm -rf "$2""#,
+        &[pid.as_ref(), base.as_os_str()],
+    )
 }
 
 /// `mariadbd` and `mariadb-install-db`.
@@ -314,17 +276,4 @@ fn client_binary() -> PathBuf {
         Some(dir) if PathBuf::from(&dir).join("mariadb").exists() => PathBuf::from(dir).join("mariadb"),
         _ => PathBuf::from("mariadb"),
     }
-}
-
-/// A port nobody listens on right now (the kernel picks it; start-up retries if
-/// another process takes it before MariaDB binds it).
-fn free_port() -> Result<u16, String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("finding a free port: {e}"))?;
-    listener.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
-}
-
-/// A name part unique within this machine for this process's lifetime.
-fn unique() -> String {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    format!("{}_{}_{nanos}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
 }
