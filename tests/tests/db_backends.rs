@@ -406,16 +406,21 @@ fn postgres_dead_server_is_an_error_not_a_hang() {
     let mut server = PostgresServer::start().expect("start PostgreSQL");
     let options = PostgresOptions { connect_timeout: Duration::from_secs(2), ..PostgresOptions::default() };
     let db = Postgres::connect_with(&server.connection_string(), options.clone()).expect("connect");
-    assert_eq!(db.query(&sql(&db, "SELECT 1", vec![]), &[Type::Int]).expect("alive"), vec![vec![Value::Int(1)]]);
     let connection_string = server.connection_string();
-    server.stop();
+    dead_server_fails_fast(&db, || server.stop(), || Postgres::connect_with(&connection_string, options).map(drop));
+}
 
+/// `db` works; once `stop` has stopped its server, a read, a transaction and a new
+/// connection (`reconnect`) each fail with an error, all within 10 s.
+fn dead_server_fails_fast(db: &dyn Database, stop: impl FnOnce(), reconnect: impl FnOnce() -> Result<(), DbError>) {
+    assert_eq!(db.query(&sql(db, "SELECT 1", vec![]), &[Type::Int]).expect("alive"), vec![vec![Value::Int(1)]]);
+    stop();
     let started = Instant::now();
-    let result = db.query(&sql(&db, "SELECT 1", vec![]), &[Type::Int]);
+    let result = db.query(&sql(db, "SELECT 1", vec![]), &[Type::Int]);
     assert!(matches!(result, Err(DbError::Connect(_))), "{result:?}");
     let result = db.transaction(&mut |_| Ok(()));
     assert!(result.is_err(), "{result:?}");
-    let result = Postgres::connect_with(&connection_string, options);
+    let result = reconnect();
     assert!(matches!(result, Err(DbError::Connect(_))), "{result:?}");
     assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
 }
@@ -465,17 +470,7 @@ fn mysql_dead_server_is_an_error_not_a_hang() {
         ..MySqlOptions::default()
     };
     let db = MySql::connect_with(&url, options.clone()).expect("connect");
-    assert_eq!(db.query(&sql(&db, "SELECT 1", vec![]), &[Type::Int]).expect("alive"), vec![vec![Value::Int(1)]]);
-    server.stop();
-
-    let started = Instant::now();
-    let result = db.query(&sql(&db, "SELECT 1", vec![]), &[Type::Int]);
-    assert!(matches!(result, Err(DbError::Connect(_))), "{result:?}");
-    let result = db.transaction(&mut |_| Ok(()));
-    assert!(result.is_err(), "{result:?}");
-    let result = MySql::connect_with(&url, options);
-    assert!(matches!(result, Err(DbError::Connect(_))), "{result:?}");
-    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    dead_server_fails_fast(&db, || server.stop(), || MySql::connect_with(&url, options).map(drop));
 }
 
 #[test]
