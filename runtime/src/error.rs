@@ -6,6 +6,7 @@ use crate::db::DbError;
 /// they degrade to the database (and are counted in `Store::stats`), they never fail
 /// a query.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A text query that does not parse or check; the message has line, column and
     /// a caret under the offending text.
@@ -15,8 +16,18 @@ pub enum Error {
     /// fails to compile instead). Use a `scan!` or add an index.
     #[error("{message}")]
     Unindexable { message: String },
+    /// The database refused or failed (its code and the driver's error are kept:
+    /// [`DbError::code`], `std::error::Error::source`).
     #[error(transparent)]
-    Database(#[from] DbError),
+    Database(DbError),
+    /// An insert or update would duplicate a key or a unique index.
+    #[error("{source}")]
+    UniqueViolation {
+        /// The constraint's (or, on SQLite, the columns') name, when the database said.
+        constraint: Option<String>,
+        #[source]
+        source: DbError,
+    },
     /// A parameter missing or of the wrong shape at run time.
     #[error("bad parameter: {0}")]
     Param(String),
@@ -40,9 +51,30 @@ pub enum Error {
     /// refused before the database sees it.
     #[error(transparent)]
     IndexedTextTooLong(#[from] memdex_grammar::sql::IndexedTextTooLong),
+    /// A state memdex's own logic should never reach; reported rather than
+    /// panicking. Please file it as a bug.
+    #[error("memdex internal error: {0}")]
+    Internal(String),
+}
+
+impl From<DbError> for Error {
+    fn from(e: DbError) -> Error {
+        match e {
+            DbError::UniqueViolation { ref constraint, .. } => {
+                Error::UniqueViolation { constraint: constraint.clone(), source: e }
+            }
+            other => Error::Database(other),
+        }
+    }
 }
 
 impl Error {
+    /// Whether this is an insert or update that would duplicate a key or a unique
+    /// index (on every database).
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, Error::UniqueViolation { .. })
+    }
+
     pub(crate) fn from_query(errors: memdex_grammar::Errors, source: &str) -> Error {
         let unindexable: Vec<String> = errors
             .iter()

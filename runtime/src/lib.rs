@@ -11,14 +11,23 @@
 //! cached by key, index nodes listing ids per equality criterion, "add eagerly,
 //! remove lazily", leases and CAS for every race.
 
+// The module graph is one-way, bottom-up (ARCHITECTURE.md, "Code map"):
+// error, stats, trace, codec, settings, model, prepared → cache, db → outbox →
+// engine (the sans-I/O core) → exec (the drivers) → handle → query → store.
+#[cfg(feature = "tokio")]
+mod async_store;
 pub mod cache;
 mod codec;
 pub mod db;
+mod engine;
 mod error;
 mod exec;
+mod handle;
 mod model;
 mod outbox;
+mod prepared;
 mod query;
+mod settings;
 mod stats;
 mod store;
 mod trace;
@@ -27,14 +36,19 @@ mod trace;
 #[path = "private.rs"]
 pub mod __private;
 
+#[cfg(feature = "tokio")]
+pub use async_store::AsyncTransaction;
 pub use error::Error;
+#[cfg(feature = "tokio")]
+pub use handle::AsyncStore;
+pub use handle::Store;
 pub use memdex_grammar::explain::Explain;
 pub use memdex_grammar::{Dialect, Schema, Type, Value};
 pub use memdex_macros::{Model, scan, select, view};
 pub use model::{Col, Model};
 pub use query::{AggregateOutput, Scan, Select, View};
 pub use stats::Stats;
-pub use store::{Store, StoreBuilder, Transaction};
+pub use store::{StoreBuilder, Transaction};
 
 /// The query language itself (IR, parser, planner, SQL emitter), for tools.
 pub use memdex_grammar as grammar;

@@ -37,17 +37,19 @@ use memdex_grammar::ir::{CmpOp, Expr, ExprKind, Haystack};
 use memdex_grammar::sql::{self, OrderBy, SelectSpec, SqlQuery};
 use memdex_grammar::{Dialect, Schema, Span, Type, Value};
 
-use crate::cache::{CacheOp, CacheReply};
-use crate::db::{Database, DbError, Tx};
-use crate::error::Error;
-use crate::stats::Counters;
-use crate::store::{Settings, StoreInner};
+use crate::db::DbError;
+use crate::settings::Settings;
 
 const TABLE: &str = "memdex_outbox";
 /// Entries a drain handles at once; the next drain takes the rest.
 const DRAIN_BATCH: u64 = 200;
 /// Done entries deleted per piggybacked statement.
 const CLEANUP_BATCH: usize = 500;
+/// Keys of this process's failed invalidations retried in one call's batch.
+const OWN_DRAIN_KEYS: usize = 2_000;
+
+/// The types of an outbox row, in column order.
+pub(crate) const ROW_TYPES: &[Type] = &[Type::Int, Type::Text, Type::Int, Type::Text];
 
 fn schema() -> &'static Schema {
     static SCHEMA: OnceLock<Schema> = OnceLock::new();
@@ -62,13 +64,17 @@ fn schema() -> &'static Schema {
     })
 }
 
+/// One entry: its id and the keys it invalidates.
+pub(crate) type Entry = (i64, Vec<String>);
+
+/// This process's bookkeeping of the outbox. No I/O: the machines in
+/// `crate::engine` emit the statements and batches built from it.
 #[derive(Debug)]
 pub(crate) struct Outbox {
-    table_ready: OnceLock<()>,
     /// Entries whose cache batch succeeded; their rows can go.
     done: Mutex<Vec<i64>>,
     /// This process's entries whose cache batch failed.
-    pending: Mutex<Vec<(i64, Vec<String>)>>,
+    pending: Mutex<Vec<Entry>>,
     has_pending: AtomicBool,
     next_drain_ms: AtomicU64,
     interval: Duration,
@@ -76,14 +82,13 @@ pub(crate) struct Outbox {
     sequence: AtomicU64,
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Outbox {
     pub(crate) fn new(settings: &Settings) -> Outbox {
         Outbox {
-            table_ready: OnceLock::new(),
             done: Mutex::new(Vec::new()),
             pending: Mutex::new(Vec::new()),
             has_pending: AtomicBool::new(false),
@@ -92,24 +97,6 @@ impl Outbox {
             grace: settings.outbox_grace,
             sequence: AtomicU64::new(0),
         }
-    }
-
-    pub(crate) fn ensure_table(&self, db: &dyn Database) -> Result<(), DbError> {
-        if self.table_ready.get().is_some() {
-            return Ok(());
-        }
-        db.execute_ddl(&sql::create_table(db.dialect(), schema()))?;
-        // A table an older memdex created lacks `moved` (nullable, so it can be
-        // added in place): probe for it and add it.
-        let spec = SelectSpec { limit: Some(1), ..SelectSpec::default() };
-        let no_params: Vec<(String, Value)> = Vec::new();
-        let probe = sql::select(db.dialect(), schema(), spec, &no_params).map_err(|e| DbError::Query(e.to_string()))?;
-        if db.query(&probe, &[Type::Int, Type::Text, Type::Int, Type::Text]).is_err() {
-            let moved = schema().column_index("moved").unwrap_or(3);
-            db.execute_ddl(&[sql::add_column(db.dialect(), schema(), moved)])?;
-        }
-        let _ = self.table_ready.set(());
-        Ok(())
     }
 
     /// A fresh entry id: unique across processes with overwhelming probability
@@ -135,61 +122,29 @@ impl Outbox {
         sql::insert(dialect, schema(), &row)
     }
 
-    /// The keys of `table`'s rows that writes committed and not yet known to be in
-    /// the cache have updated (every entry still in the table: pending ones, and done
-    /// ones not yet cleaned up). Node fills call it *after* reading their rows.
-    pub(crate) fn in_flight(&self, inner: &StoreInner, table: &str, key_type: Type) -> Result<Vec<Value>, Error> {
-        self.ensure_table(&*inner.db)?;
+    /// Every entry that names updated rows (pending ones, and done ones not yet
+    /// cleaned up). Node fills run it *after* reading their rows; see
+    /// [`in_flight_ids`].
+    pub(crate) fn in_flight_query(&self, dialect: Dialect) -> Result<SqlQuery, DbError> {
         let filter = Expr::new(
             ExprKind::IsNull { expr: Box::new(Expr::field("moved", Span::DUMMY)), negated: true },
             Span::DUMMY,
         );
         let spec = SelectSpec { filter: Some(&filter), ..SelectSpec::default() };
         let no_params: Vec<(String, Value)> = Vec::new();
-        let q =
-            sql::select(inner.db.dialect(), schema(), spec, &no_params).map_err(|e| Error::Config(e.to_string()))?;
-        inner.count_db(1);
-        let rows = inner.db.query(&q, &[Type::Int, Type::Text, Type::Int, Type::Text])?;
-        let mut ids = Vec::new();
-        for row in &rows {
-            let Some(Value::Text(moved)) = row.get(3) else { continue };
-            for (t, key) in decode_moved(moved) {
-                if t != table {
-                    continue;
-                }
-                match key_type {
-                    Type::Int => ids.extend(key.parse::<i64>().ok().map(Value::Int)),
-                    _ => ids.push(Value::Text(key)),
-                }
-            }
-        }
-        Ok(ids)
+        sql::select(dialect, schema(), spec, &no_params).map_err(|e| DbError::query(e.to_string()))
     }
 
-    /// Deletes done entries inside the caller's write transaction (no extra round
-    /// trip on SQLite; one statement on PostgreSQL).
-    pub(crate) fn piggyback_cleanup(
-        &self,
-        tx: &mut dyn Tx,
-        dialect: Dialect,
-        inner: &StoreInner,
-    ) -> Result<(), DbError> {
-        let ids = self.take_done();
-        if ids.is_empty() {
-            return Ok(());
-        }
-        inner.count_db(1);
-        let result = delete_ids(dialect, &ids).and_then(|q| tx.execute(&q));
-        if result.is_err() {
-            self.done.lock().unwrap_or_else(|p| p.into_inner()).extend(ids);
-        }
-        result.map(|_| ())
-    }
-
-    fn take_done(&self) -> Vec<i64> {
+    /// Up to [`CLEANUP_BATCH`] done entries, to delete in the caller's transaction.
+    pub(crate) fn take_done(&self) -> Vec<i64> {
         let mut done = self.done.lock().unwrap_or_else(|p| p.into_inner());
         let n = done.len().min(CLEANUP_BATCH);
         done.drain(..n).collect()
+    }
+
+    /// Gives back done entries whose deletion did not commit.
+    pub(crate) fn restore_done(&self, ids: Vec<i64>) {
+        self.done.lock().unwrap_or_else(|p| p.into_inner()).extend(ids);
     }
 
     pub(crate) fn done(&self, id: i64) {
@@ -201,95 +156,116 @@ impl Outbox {
         self.has_pending.store(true, Ordering::Release);
     }
 
-    /// Called before every read and write: drains this process's own failed
-    /// invalidations, and every `interval` everyone's old ones. Returns whether the
-    /// cache may be trusted for reads right now (false while this process still has
-    /// invalidations it could not apply).
-    pub(crate) fn maybe_drain(&self, inner: &StoreInner) -> bool {
-        let due = now_ms() >= self.next_drain_ms.load(Ordering::Relaxed);
-        let pending = self.has_pending.load(Ordering::Acquire);
-        if due || pending {
-            if let Err(e) = self.drain(inner, false) {
-                tracing::warn!(target: "memdex::outbox", "outbox drain failed: {e}");
-            }
-        }
-        !self.has_pending.load(Ordering::Acquire)
+    /// Whether this process has invalidations it could not apply (its reads bypass
+    /// the cache meanwhile).
+    pub(crate) fn has_pending(&self) -> bool {
+        self.has_pending.load(Ordering::Acquire)
     }
 
-    /// Applies pending invalidations; `force` ignores the interval. Returns how many
-    /// entries were applied.
-    pub(crate) fn drain(&self, inner: &StoreInner, force: bool) -> Result<usize, Error> {
-        let mut applied = self.drain_own(inner);
+    /// Whether the periodic drain of everyone's old entries is due.
+    pub(crate) fn due(&self) -> bool {
+        now_ms() >= self.next_drain_ms.load(Ordering::Relaxed)
+    }
+
+    /// Starts a periodic drain now: the next one is due an interval later. Returns
+    /// the cutoff: entries created before it are drained.
+    pub(crate) fn start_table_drain(&self) -> u64 {
         let now = now_ms();
-        let next = self.next_drain_ms.load(Ordering::Relaxed);
-        if force || now >= next {
-            self.next_drain_ms.store(now + self.interval.as_millis() as u64, Ordering::Relaxed);
-            self.ensure_table(&*inner.db)?;
-            applied += self.drain_table(inner, now.saturating_sub(self.grace.as_millis() as u64))?;
-            let ids = self.take_done();
-            if !ids.is_empty() {
-                inner.count_db(1);
-                let d = inner.db.dialect();
-                let q = delete_ids(d, &ids)?;
-                inner.db.transaction(&mut |tx| tx.execute(&q).map(|_| ()))?;
-            }
-        }
-        Ok(applied)
+        self.next_drain_ms.store(now + self.interval.as_millis() as u64, Ordering::Relaxed);
+        now.saturating_sub(self.grace.as_millis() as u64)
     }
 
-    fn drain_own(&self, inner: &StoreInner) -> usize {
-        if !self.has_pending.load(Ordering::Acquire) {
-            return 0;
-        }
-        let entries: Vec<(i64, Vec<String>)> =
-            std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
-        let mut still = Vec::new();
-        let mut applied = 0;
-        for (id, keys) in entries {
-            if delete_keys(inner, &keys) {
-                self.done(id);
-                applied += 1;
-            } else {
-                still.push((id, keys));
-            }
-        }
+    /// This process's pending entries to retry in ONE batch of at most
+    /// [`OWN_DRAIN_KEYS`] keys (the rest waits for the next call; at least one entry
+    /// is tried, whatever its size, so that none waits forever).
+    pub(crate) fn take_pending(&self) -> Vec<Entry> {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let mut budget = OWN_DRAIN_KEYS;
+        let fits = pending
+            .iter()
+            .take_while(|(_, keys)| {
+                let fits = keys.len() <= budget;
+                budget = budget.saturating_sub(keys.len());
+                fits
+            })
+            .count();
+        let tried = fits.max(1).min(pending.len());
+        pending.drain(..tried).collect()
+    }
+
+    /// Puts back the entries of a retry that are still pending.
+    pub(crate) fn return_pending(&self, still: Vec<Entry>) {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         pending.extend(still);
         self.has_pending.store(!pending.is_empty(), Ordering::Release);
-        Counters::add(&inner.stats.outbox_drained, applied as u64);
-        applied
     }
+}
 
-    fn drain_table(&self, inner: &StoreInner, cutoff_ms: u64) -> Result<usize, Error> {
-        let d = inner.db.dialect();
-        let filter = Expr::cmp(
-            CmpOp::Le,
-            Expr::field("created_at", Span::DUMMY),
-            Expr::param("cutoff", Span::DUMMY),
-            Span::DUMMY,
-        );
-        let order = [OrderBy { column: 2, desc: false }];
-        let spec = SelectSpec { filter: Some(&filter), order: &order, limit: Some(DRAIN_BATCH), offset: None };
-        let params = vec![("cutoff".to_owned(), Value::Int(cutoff_ms as i64))];
-        let q = sql::select(d, schema(), spec, &params).map_err(|e| Error::Config(e.to_string()))?;
-        inner.count_db(1);
-        let rows = inner.db.query(&q, &[Type::Int, Type::Text, Type::Int, Type::Text])?;
-        let mut applied_ids = Vec::new();
-        for row in rows {
-            let (Some(Value::Int(id)), Some(Value::Text(keys))) = (row.first(), row.get(1)) else { continue };
-            let keys: Vec<String> = keys.split('\n').filter(|k| !k.is_empty()).map(str::to_owned).collect();
-            if delete_keys(inner, &keys) {
-                applied_ids.push(*id);
+/// The statements that create the outbox table and its index, if missing.
+pub(crate) fn create_statements(dialect: Dialect) -> Vec<String> {
+    sql::create_table(dialect, schema())
+}
+
+/// A query that fails on a table an older memdex created without `moved`.
+pub(crate) fn probe_query(dialect: Dialect) -> Result<SqlQuery, DbError> {
+    let spec = SelectSpec { limit: Some(1), ..SelectSpec::default() };
+    let no_params: Vec<(String, Value)> = Vec::new();
+    sql::select(dialect, schema(), spec, &no_params).map_err(|e| DbError::query(e.to_string()))
+}
+
+/// Adds `moved` (nullable, so in place) to a table an older memdex created.
+pub(crate) fn add_moved_column(dialect: Dialect) -> String {
+    let moved = schema().column_index("moved").unwrap_or(3);
+    sql::add_column(dialect, schema(), moved)
+}
+
+/// The oldest entries created before `cutoff_ms`, at most [`DRAIN_BATCH`].
+pub(crate) fn drain_query(dialect: Dialect, cutoff_ms: u64) -> Result<SqlQuery, DbError> {
+    let filter =
+        Expr::cmp(CmpOp::Le, Expr::field("created_at", Span::DUMMY), Expr::param("cutoff", Span::DUMMY), Span::DUMMY);
+    let order = [OrderBy { column: 2, desc: false }];
+    let spec = SelectSpec { filter: Some(&filter), order: &order, limit: Some(DRAIN_BATCH), offset: None };
+    let params = vec![("cutoff".to_owned(), Value::Int(cutoff_ms as i64))];
+    sql::select(dialect, schema(), spec, &params).map_err(|e| DbError::query(e.to_string()))
+}
+
+/// The entries of a [`drain_query`]'s rows.
+pub(crate) fn entries(rows: &[Vec<Value>]) -> Vec<Entry> {
+    rows.iter()
+        .filter_map(|row| match (row.first(), row.get(1)) {
+            (Some(Value::Int(id)), Some(Value::Text(keys))) => {
+                Some((*id, keys.split('\n').filter(|k| !k.is_empty()).map(str::to_owned).collect()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The keys of `table`'s rows named by the rows of an [`Outbox::in_flight_query`].
+pub(crate) fn in_flight_ids(rows: &[Vec<Value>], table: &str, key_type: Type) -> Vec<Value> {
+    let mut ids = Vec::new();
+    for row in rows {
+        let Some(Value::Text(moved)) = row.get(3) else { continue };
+        for (t, key) in decode_moved(moved) {
+            if t != table {
+                continue;
+            }
+            match key_type {
+                Type::Int => ids.extend(key.parse::<i64>().ok().map(Value::Int)),
+                _ => ids.push(Value::Text(key)),
             }
         }
-        if !applied_ids.is_empty() {
-            inner.count_db(1);
-            let q = delete_ids(d, &applied_ids)?;
-            inner.db.transaction(&mut |tx| tx.execute(&q).map(|_| ()))?;
-            Counters::add(&inner.stats.outbox_drained, applied_ids.len() as u64);
-        }
-        Ok(applied_ids.len())
     }
+    ids
+}
+
+pub(crate) fn delete_ids(dialect: Dialect, ids: &[i64]) -> Result<SqlQuery, DbError> {
+    let filter = Expr::new(
+        ExprKind::In { needle: Box::new(Expr::field("id", Span::DUMMY)), haystack: Haystack::Param("ids".into()) },
+        Span::DUMMY,
+    );
+    let params = vec![("ids".to_owned(), Value::List(ids.iter().map(|&i| Value::Int(i)).collect()))];
+    sql::delete_where(dialect, schema(), &filter, &params).map_err(|e| DbError::query(e.to_string()))
 }
 
 /// `(table, key)` pairs as length-prefixed text (`5:items2:17…`): table names and
@@ -328,21 +304,6 @@ fn decode_moved(text: &str) -> Vec<(String, String)> {
         pairs.push((table, key));
     }
     pairs
-}
-
-/// Deletes keys in one batch; true when the cache confirmed every one.
-fn delete_keys(inner: &StoreInner, keys: &[String]) -> bool {
-    let ops: Vec<CacheOp<'_>> = keys.iter().map(|key| CacheOp::Delete { key }).collect();
-    inner.cache_run(&ops).iter().all(|r| matches!(r, Ok(CacheReply::Deleted | CacheReply::NotFound)))
-}
-
-fn delete_ids(dialect: Dialect, ids: &[i64]) -> Result<SqlQuery, DbError> {
-    let filter = Expr::new(
-        ExprKind::In { needle: Box::new(Expr::field("id", Span::DUMMY)), haystack: Haystack::Param("ids".into()) },
-        Span::DUMMY,
-    );
-    let params = vec![("ids".to_owned(), Value::List(ids.iter().map(|&i| Value::Int(i)).collect()))];
-    sql::delete_where(dialect, schema(), &filter, &params).map_err(|e| DbError::Query(e.to_string()))
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 pub use const_panic;
 pub use memdex_grammar as grammar;
 
-pub use crate::query::{Compiled, compile, compile_view, scan, select, view};
+pub use crate::prepared::{Compiled, compile, compile_view};
+pub use crate::query::{scan, select, view};
 
 use memdex_grammar::ir::Lambda;
 use memdex_grammar::span::Span;

@@ -1,115 +1,30 @@
-//! Query values built by `select!`, `scan!`, `view!` and `Store::recall_text`.
+//! Query values built by `select!`, `scan!`, `view!` and `Store::select_text`, and
+//! how each runs on a store (blocking; `fetch_async` and friends with feature
+//! `tokio`).
 
-use std::any::TypeId;
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use memdex_grammar::explain::Explain;
-use memdex_grammar::ir::Lambda;
-use memdex_grammar::sql::{OrderBy, SelectSpec};
-use memdex_grammar::{Access, Aggregate, Dialect, Errors, ParamType, Positional, Prepared, Schema, Value};
+use memdex_grammar::keys::KeySpace;
+use memdex_grammar::sql::{self, OrderBy, SelectSpec};
+use memdex_grammar::{Aggregate, Dialect, Positional, Value};
 
+use crate::engine::database::{Page, aggregate_rows, paged};
 use crate::error::Error;
+#[cfg(feature = "tokio")]
+use crate::handle::AsyncStore;
+use crate::handle::Store;
 use crate::model::{Col, Model};
-use crate::store::Store;
-
-/// A query prepared once per call site (macros) or per call (text form): checked,
-/// normalised and planned IR. An error here is a bug in memdex (the macro already
-/// checked what it could at compile time) or a text-form mistake; it surfaces from
-/// `fetch`, never as a panic.
-#[derive(Debug)]
-pub struct Compiled {
-    pub(crate) schema: &'static Schema,
-    pub(crate) prepared: Result<Prepared, Errors>,
-    pub(crate) aggregate: Option<Result<Aggregate, Errors>>,
-    /// The query in text form, for messages and traces.
-    pub(crate) source: String,
-}
-
-/// Prepares a lambda built by a macro. Parameter types are left to rustc.
-pub fn compile<T: Model>(lambda: Lambda, access: Access) -> Compiled {
-    let schema = T::schema();
-    let source = memdex_grammar::print::lambda(&lambda);
-    let prepared = memdex_grammar::prepare(
-        schema,
-        &lambda,
-        &|_| ParamType::Unknown,
-        access,
-        memdex_grammar::normalise::DEFAULT_DISJUNCT_LIMIT,
-    );
-    Compiled { schema, prepared, aggregate: None, source }
-}
-
-/// Prepares a view: an optional filter lambda (indexed) and an aggregate lambda.
-pub fn compile_view<T: Model>(filter: Option<Lambda>, aggregate: Lambda) -> Compiled {
-    let schema = T::schema();
-    let agg = memdex_grammar::check::aggregate(schema, &aggregate.body, &|_| ParamType::Unknown);
-    let mut compiled = match filter {
-        Some(f) => compile::<T>(f, Access::Indexed),
-        None => Compiled {
-            schema,
-            prepared: Ok(Prepared { filter: None, plan: None, param: aggregate.param.clone() }),
-            aggregate: None,
-            source: String::new(),
-        },
-    };
-    compiled.source = format!("{} / {}", compiled.source, memdex_grammar::print::lambda(&aggregate));
-    compiled.aggregate = Some(agg);
-    compiled
-}
-
-/// The in-memory predicate: the user's closure (macro form) or the IR interpreter
-/// (text form).
-pub(crate) enum Predicate<'a, T> {
-    Closure(Box<dyn Fn(&T) -> bool + Send + Sync + 'a>),
-    Interpreted,
-}
-
-/// The parameters of a query: positional (macro form) or named (text form).
-#[derive(Clone, Debug)]
-pub(crate) enum BoundParams {
-    Positional(Positional),
-    Named(Vec<(String, Value)>),
-}
-
-impl BoundParams {
-    pub(crate) fn as_params(&self) -> &dyn memdex_grammar::Params {
-        match self {
-            BoundParams::Positional(p) => p,
-            BoundParams::Named(n) => n,
-        }
-    }
-}
+use crate::prepared::{BoundParams, Compiled, CompiledRef, Filter, Predicate};
 
 /// A query served by index scans: `select!(Item, |c| …)` or a text query.
 pub struct Select<'a, T: Model> {
-    pub(crate) compiled: CompiledRef,
-    pub(crate) params: BoundParams,
-    pub(crate) predicate: Predicate<'a, T>,
+    pub(crate) filter: Filter<'a, T>,
     pub(crate) order: Vec<OrderBy>,
     pub(crate) limit: Option<u64>,
     pub(crate) offset: u64,
-}
-
-/// Where a query's compiled form lives: a call site's static, or shared with the
-/// store's cache of prepared text queries (text form).
-#[derive(Debug)]
-pub(crate) enum CompiledRef {
-    Static(&'static Compiled),
-    Shared(Arc<Compiled>),
-}
-
-impl std::ops::Deref for CompiledRef {
-    type Target = Compiled;
-    fn deref(&self) -> &Compiled {
-        match self {
-            CompiledRef::Static(c) => c,
-            CompiledRef::Shared(c) => c,
-        }
-    }
 }
 
 /// Builds a `Select` (called by `select!`).
@@ -118,26 +33,24 @@ pub fn select<'a, T: Model>(
     params: Vec<Value>,
     predicate: impl Fn(&T) -> bool + Send + Sync + 'a,
 ) -> Select<'a, T> {
-    Select {
+    Select::new(Filter {
         compiled: CompiledRef::Static(compiled),
         params: BoundParams::Positional(Positional(params)),
         predicate: Predicate::Closure(Box::new(predicate)),
-        order: Vec::new(),
-        limit: None,
-        offset: 0,
-    }
+    })
 }
 
 impl<'a, T: Model> Select<'a, T> {
+    fn new(filter: Filter<'a, T>) -> Select<'a, T> {
+        Select { filter, order: Vec::new(), limit: None, offset: 0 }
+    }
+
     pub(crate) fn from_text(compiled: Arc<Compiled>, params: Vec<(String, Value)>) -> Select<'a, T> {
-        Select {
+        Select::new(Filter {
             compiled: CompiledRef::Shared(compiled),
             params: BoundParams::Named(params),
             predicate: Predicate::Interpreted,
-            order: Vec::new(),
-            limit: None,
-            offset: 0,
-        }
+        })
     }
 
     /// Orders by a column, ascending (`None` first, strings by bytes). May be
@@ -165,45 +78,59 @@ impl<'a, T: Model> Select<'a, T> {
         self
     }
 
+    pub(crate) fn page(&self) -> Page<'_> {
+        Page { order: &self.order, limit: self.limit, offset: self.offset }
+    }
+
     /// The matching rows: index nodes and objects from the cache, the database on
     /// a miss.
     pub fn fetch(&self, store: &Store) -> Result<Vec<T>, Error> {
-        crate::exec::fetch(store, self)
+        Ok(paged(store.driver.fetch(&self.filter)?, self.page()))
     }
 
     /// How many rows match (ignores limit and offset).
     pub fn count(&self, store: &Store) -> Result<u64, Error> {
-        crate::exec::count(store, self)
+        Ok(store.driver.fetch(&self.filter)?.len() as u64)
+    }
+
+    /// [`Select::fetch`] on the async store: the same rows, the same round trips.
+    #[cfg(feature = "tokio")]
+    pub async fn fetch_async(&self, store: &AsyncStore) -> Result<Vec<T>, Error> {
+        Ok(paged(store.driver.fetch(&self.filter).await?, self.page()))
+    }
+
+    /// [`Select::count`] on the async store.
+    #[cfg(feature = "tokio")]
+    pub async fn count_async(&self, store: &AsyncStore) -> Result<u64, Error> {
+        Ok(store.driver.fetch(&self.filter).await?.len() as u64)
     }
 
     /// The plan: per disjunct the index, the node key template and the residual;
     /// the SQL run on a miss; the round trips on a hot cache.
     pub fn explain(&self, dialect: Dialect) -> Explain {
-        crate::exec::explain(self.compiled.schema, &self.compiled, &self.params, self.spec(), dialect)
+        let compiled = &self.filter.compiled;
+        let schema = compiled.schema;
+        let sql = self.sql(dialect);
+        let keys = KeySpace::new("memdex", schema, 0);
+        match &compiled.prepared {
+            Ok(p) => memdex_grammar::explain::explain(schema, p.plan.as_ref(), &keys, sql, &p.param),
+            Err(_) => memdex_grammar::explain::explain(schema, None, &keys, sql, "c"),
+        }
     }
 
     /// The SQL this query runs on the database (placeholders, not values).
     pub fn sql(&self, dialect: Dialect) -> String {
-        crate::exec::sql_text(self.compiled.schema, &self.compiled, &self.params, self.spec(), dialect)
-    }
-
-    pub(crate) fn spec(&self) -> (Vec<OrderBy>, Option<u64>, u64) {
-        (self.order.clone(), self.limit, self.offset)
-    }
-
-    pub(crate) fn matches(&self, row: &T) -> bool {
-        match &self.predicate {
-            Predicate::Closure(f) => f(row),
-            Predicate::Interpreted => match &self.compiled.prepared {
-                Ok(Prepared { filter: Some(filter), .. }) => memdex_grammar::eval::matches(
-                    self.compiled.schema,
-                    filter,
-                    &|c| row.column_value(c),
-                    self.params.as_params(),
-                ),
-                Ok(Prepared { filter: None, .. }) => true,
-                Err(_) => false,
-            },
+        let compiled = &self.filter.compiled;
+        let filter = compiled.prepared.as_ref().ok().and_then(|p| p.filter.as_ref());
+        let spec = SelectSpec {
+            filter,
+            order: &self.order,
+            limit: self.limit,
+            offset: (self.offset > 0).then_some(self.offset),
+        };
+        match sql::select(dialect, compiled.schema, spec, self.filter.params.as_params()) {
+            Ok(q) => q.text,
+            Err(e) => format!("-- cannot emit SQL: {e}"),
         }
     }
 }
@@ -211,8 +138,8 @@ impl<'a, T: Model> Select<'a, T> {
 impl<T: Model> fmt::Debug for Select<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Select")
-            .field("query", &self.compiled.source)
-            .field("params", &self.params)
+            .field("query", &self.filter.compiled.source)
+            .field("params", &self.filter.params)
             .field("order", &self.order)
             .field("limit", &self.limit)
             .field("offset", &self.offset)
@@ -235,28 +162,45 @@ pub fn scan<'a, T: Model>(
 }
 
 impl<'a, T: Model> Scan<'a, T> {
+    /// Orders by a column, ascending (in SQL when the filter's SQL is exact).
     pub fn order_by(self, col: Col<T>) -> Self {
         Scan { inner: self.inner.order_by(col) }
     }
+    /// Orders by a column, descending.
     pub fn order_by_desc(self, col: Col<T>) -> Self {
         Scan { inner: self.inner.order_by_desc(col) }
     }
+    /// At most `n` rows.
     pub fn limit(self, n: u64) -> Self {
         Scan { inner: self.inner.limit(n) }
     }
+    /// Skips `n` rows.
     pub fn offset(self, n: u64) -> Self {
         Scan { inner: self.inner.offset(n) }
     }
     /// The matching rows, from the database (ordering, limit and offset in SQL).
     pub fn fetch(&self, store: &Store) -> Result<Vec<T>, Error> {
-        crate::exec::scan_fetch(store, &self.inner)
+        store.driver.scan(&self.inner.filter, self.inner.page())
     }
+    /// How many rows match, from the database.
     pub fn count(&self, store: &Store) -> Result<u64, Error> {
-        crate::exec::scan_count(store, &self.inner)
+        store.driver.scan_count(&self.inner.filter)
     }
+    /// [`Scan::fetch`] on the async store.
+    #[cfg(feature = "tokio")]
+    pub async fn fetch_async(&self, store: &AsyncStore) -> Result<Vec<T>, Error> {
+        store.driver.scan(&self.inner.filter, self.inner.page()).await
+    }
+    /// [`Scan::count`] on the async store.
+    #[cfg(feature = "tokio")]
+    pub async fn count_async(&self, store: &AsyncStore) -> Result<u64, Error> {
+        store.driver.scan_count(&self.inner.filter).await
+    }
+    /// The SQL this scan runs.
     pub fn sql(&self, dialect: Dialect) -> String {
         self.inner.sql(dialect)
     }
+    /// The plan (a scan reads no cache).
     pub fn explain(&self, dialect: Dialect) -> Explain {
         self.inner.explain(dialect)
     }
@@ -289,7 +233,7 @@ impl AggregateOutput for Option<f64> {
 /// database; with a filter, `view!(Master, |m| m.team == t, |m| avg(m.runs))`
 /// fetches the filtered rows through the cache and aggregates in memory.
 pub struct View<'a, T: Model, O> {
-    pub(crate) filter: Option<Select<'a, T>>,
+    pub(crate) filter: Option<Filter<'a, T>>,
     pub(crate) compiled: &'static Compiled,
     pub(crate) params: BoundParams,
     _out: PhantomData<fn() -> O>,
@@ -299,221 +243,64 @@ pub struct View<'a, T: Model, O> {
 pub fn view<'a, T: Model, O: AggregateOutput>(
     compiled: &'static Compiled,
     params: Vec<Value>,
-    predicate: Option<Box<dyn Fn(&T) -> bool + Send + Sync + 'a>>,
+    predicate: Option<crate::prepared::ClosurePredicate<'a, T>>,
 ) -> View<'a, T, O> {
-    let filter = predicate.map(|p| Select {
+    let filter = predicate.map(|p| Filter {
         compiled: CompiledRef::Static(compiled),
         params: BoundParams::Positional(Positional(params.clone())),
         predicate: Predicate::Closure(p),
-        order: Vec::new(),
-        limit: None,
-        offset: 0,
     });
     View { filter, compiled, params: BoundParams::Positional(Positional(params)), _out: PhantomData }
 }
 
 impl<T: Model, O: AggregateOutput> View<'_, T, O> {
-    pub fn fetch(&self, store: &Store) -> Result<O, Error> {
-        crate::exec::view(store, self).map(O::from_aggregate)
+    pub(crate) fn aggregate(&self) -> Result<&Aggregate, Error> {
+        match &self.compiled.aggregate {
+            Some(Ok(agg)) => Ok(agg),
+            Some(Err(e)) => Err(Error::from_query(e.clone(), &self.compiled.source)),
+            None => Err(Error::Config("a view without an aggregate".into())),
+        }
     }
 
+    /// The aggregate: whole-table views on the database; filtered ones over the
+    /// rows fetched through the cache (SQL's rules: NULLs skipped, no rows → `None`).
+    pub fn fetch(&self, store: &Store) -> Result<O, Error> {
+        let agg = self.aggregate()?;
+        let params = self.params.as_params();
+        let value = match &self.filter {
+            None => store.driver.aggregate::<T>(agg, params)?,
+            Some(filter) => aggregate_rows(&store.driver.fetch(filter)?, agg, params),
+        };
+        Ok(O::from_aggregate(value))
+    }
+
+    /// [`View::fetch`] on the async store.
+    #[cfg(feature = "tokio")]
+    pub async fn fetch_async(&self, store: &AsyncStore) -> Result<O, Error> {
+        let agg = self.aggregate()?;
+        let params = self.params.as_params();
+        let value = match &self.filter {
+            None => store.driver.aggregate::<T>(agg, params).await?,
+            Some(filter) => aggregate_rows(&store.driver.fetch(filter).await?, agg, params),
+        };
+        Ok(O::from_aggregate(value))
+    }
+
+    /// The SQL of the aggregate as the database would run it.
     pub fn sql(&self, dialect: Dialect) -> String {
-        crate::exec::view_sql(self, dialect)
+        let filter = self.compiled.prepared.as_ref().ok().and_then(|p| p.filter.as_ref());
+        match &self.compiled.aggregate {
+            Some(Ok(agg)) => match sql::aggregate(dialect, T::schema(), filter, agg, self.params.as_params()) {
+                Ok(q) => q.text,
+                Err(e) => format!("-- cannot emit SQL: {e}"),
+            },
+            _ => "-- no aggregate".into(),
+        }
     }
 }
 
 impl<T: Model, O> fmt::Debug for View<'_, T, O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("View").field("query", &self.compiled.source).finish()
-    }
-}
-
-#[allow(dead_code)]
-pub(crate) fn spec_of<'b>(
-    order: &'b [OrderBy],
-    limit: Option<u64>,
-    offset: u64,
-    filter: Option<&'b memdex_grammar::Expr>,
-) -> SelectSpec<'b> {
-    SelectSpec { filter, order, limit, offset: (offset > 0).then_some(offset) }
-}
-
-/// The store's cache of prepared text queries (`Store::select_text`): parsing,
-/// checking, normalising and planning a text costs tens of microseconds, and
-/// programs send the same few texts again and again with other values.
-///
-/// A preparation is a deterministic function of the model's schema, the text, the
-/// access kind, the disjunct limit and the *types* the checker is told for the
-/// parameters it asks about (`ParamType`: scalar type, `None`, list and its element
-/// type, missing) — never of the values themselves. So an entry records exactly the
-/// parameters its preparation asked about and the type each had, and serves a later
-/// call whose parameters have those same types: `c.cat in ids` prepared with a list
-/// of ints is not reused for a scalar `ids`, nor `c.d == d` prepared with `d = None`
-/// (planned as `IS NULL`) for an integer `d`. Parameters the text never mentions do
-/// not matter.
-///
-/// Errors are not cached: a text that fails to prepare is a mistake the program
-/// fixes, not a query it repeats on its hot path, and keeping failures would let
-/// them push out plans that are used.
-///
-/// Least recently used entries go first once `capacity` is reached. Eviction scans
-/// every entry (the capacity is a few hundred at most), which happens only on a
-/// miss, next to a preparation that costs far more. The lock is never held while
-/// preparing: two threads missing the same text at once both prepare it, and the
-/// second keeps the first one's entry.
-#[derive(Debug)]
-pub(crate) struct TextCache {
-    capacity: usize,
-    state: Mutex<TextCacheState>,
-}
-
-#[derive(Debug, Default)]
-struct TextCacheState {
-    /// Entries by text; several per text when the model or parameter types differ.
-    by_text: HashMap<String, Vec<TextEntry>>,
-    len: usize,
-    /// Advances on every use, for least-recently-used eviction.
-    clock: u64,
-}
-
-#[derive(Debug)]
-struct TextEntry {
-    model: TypeId,
-    access: Access,
-    disjunct_limit: usize,
-    /// Every parameter the preparation asked about, with the type it was told.
-    params: Box<[(String, ParamType)]>,
-    compiled: Arc<Compiled>,
-    last_used: u64,
-}
-
-impl TextEntry {
-    fn serves(&self, model: TypeId, access: Access, disjunct_limit: usize, types: &dyn Fn(&str) -> ParamType) -> bool {
-        self.model == model
-            && self.access == access
-            && self.disjunct_limit == disjunct_limit
-            && self.params.iter().all(|(name, ty)| types(name) == *ty)
-    }
-}
-
-/// What a text query is prepared for, besides its text and parameter types.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct TextQuery<'s> {
-    pub(crate) model: TypeId,
-    pub(crate) schema: &'static Schema,
-    pub(crate) text: &'s str,
-    pub(crate) access: Access,
-    pub(crate) disjunct_limit: usize,
-}
-
-/// Whether a text query was found prepared, for the store's counters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Lookup {
-    Hit,
-    Miss,
-}
-
-impl TextCache {
-    /// A cache of at most `capacity` prepared queries; 0 turns it off.
-    pub(crate) fn new(capacity: usize) -> TextCache {
-        TextCache { capacity, state: Mutex::new(TextCacheState::default()) }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, TextCacheState> {
-        // Every update below leaves the map consistent before it can panic (it does
-        // not call out), so a poisoned lock still guards a usable cache.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The prepared query for `q` with parameters of these `types`, from the cache
-    /// or prepared now (and kept when it prepared without error).
-    pub(crate) fn get_or_prepare(
-        &self,
-        q: TextQuery<'_>,
-        types: &dyn Fn(&str) -> ParamType,
-    ) -> (Result<Arc<Compiled>, Errors>, Lookup) {
-        if self.capacity > 0 {
-            let mut state = self.lock();
-            state.clock += 1;
-            let now = state.clock;
-            if let Some(entry) = state
-                .by_text
-                .get_mut(q.text)
-                .and_then(|entries| entries.iter_mut().find(|e| e.serves(q.model, q.access, q.disjunct_limit, types)))
-            {
-                entry.last_used = now;
-                return (Ok(entry.compiled.clone()), Lookup::Hit);
-            }
-        }
-
-        // Prepared outside the lock, recording what the checker asks about.
-        let asked: RefCell<Vec<(String, ParamType)>> = RefCell::new(Vec::new());
-        let recording = |name: &str| {
-            let ty = types(name);
-            let mut asked = asked.borrow_mut();
-            if !asked.iter().any(|(n, _)| n == name) {
-                asked.push((name.to_owned(), ty));
-            }
-            ty
-        };
-        let prepared = memdex_grammar::prepare_text(q.schema, q.text, &recording, q.access, q.disjunct_limit);
-        let prepared = match prepared {
-            Ok(p) => p,
-            Err(e) => return (Err(e), Lookup::Miss),
-        };
-        let compiled =
-            Arc::new(Compiled { schema: q.schema, prepared: Ok(prepared), aggregate: None, source: q.text.to_owned() });
-        if self.capacity == 0 {
-            return (Ok(compiled), Lookup::Miss);
-        }
-
-        let params = asked.into_inner().into_boxed_slice();
-        let mut state = self.lock();
-        state.clock += 1;
-        let now = state.clock;
-        let entries = state.by_text.entry(q.text.to_owned()).or_default();
-        // Another thread may have prepared the same query meanwhile: keep one.
-        if let Some(existing) = entries.iter_mut().find(|e| {
-            e.model == q.model && e.access == q.access && e.disjunct_limit == q.disjunct_limit && e.params == params
-        }) {
-            existing.last_used = now;
-            return (Ok(existing.compiled.clone()), Lookup::Miss);
-        }
-        entries.push(TextEntry {
-            model: q.model,
-            access: q.access,
-            disjunct_limit: q.disjunct_limit,
-            params,
-            compiled: compiled.clone(),
-            last_used: now,
-        });
-        state.len += 1;
-        while state.len > self.capacity {
-            state.evict_least_recently_used();
-        }
-        (Ok(compiled), Lookup::Miss)
-    }
-}
-
-impl TextCacheState {
-    fn evict_least_recently_used(&mut self) {
-        let oldest = self
-            .by_text
-            .iter()
-            .flat_map(|(text, entries)| entries.iter().enumerate().map(move |(i, e)| (e.last_used, text, i)))
-            .min_by_key(|(used, _, _)| *used)
-            .map(|(_, text, i)| (text.clone(), i));
-        let Some((text, i)) = oldest else {
-            // Nothing left to evict: `len` and the map disagree, so trust the map.
-            self.len = 0;
-            return;
-        };
-        if let Some(entries) = self.by_text.get_mut(&text) {
-            entries.swap_remove(i);
-            if entries.is_empty() {
-                self.by_text.remove(&text);
-            }
-        }
-        self.len -= 1;
     }
 }

@@ -54,8 +54,28 @@ stats! {
     writes,
     /// Outbox entries whose invalidations were applied by a drain.
     outbox_drained,
-    /// Writes whose cache batch failed after the commit (left to the outbox).
+    /// Writes whose cache batch failed after the commit (left to the outbox), and
+    /// whose process bypasses the cache until it has applied them itself.
     outbox_deferred,
+    /// Writes whose cache batch failed after the commit on a server now marked
+    /// down: the cache client deletes the keys there before the server serves again,
+    /// and the outbox tells the other processes.
+    outbox_owed,
+    /// Cache servers marked down right now (a gauge, read from the cache backend).
+    cache_servers_down,
+    /// Times a cache server was marked down after a failure or a timeout.
+    cache_markdowns,
+    /// Probes sent to cache servers marked down.
+    cache_probes,
+    /// Cache operations failed at once, without any I/O, because their server was
+    /// marked down (each was answered from the database).
+    cache_skipped_ops,
+    /// Milliseconds cache servers spent marked down, summed over servers.
+    cache_down_ms,
+    /// Database connections open right now (a gauge, read from the pool).
+    db_pool_connections,
+    /// Database connections idle in the pool right now (a gauge).
+    db_pool_idle,
     /// Text queries (`select_text`, `recall_text`) found prepared in the store's
     /// cache of text queries.
     text_cache_hits,
@@ -67,4 +87,16 @@ impl Counters {
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
+}
+
+/// Copies the database pool's gauges and the cache backend's health into a
+/// snapshot of the counters.
+pub(crate) fn merge_gauges(stats: &mut Stats, pool: crate::db::PoolState, health: crate::cache::CacheHealth) {
+    stats.db_pool_connections = u64::from(pool.connections);
+    stats.db_pool_idle = u64::from(pool.idle);
+    stats.cache_servers_down = health.servers_down;
+    stats.cache_markdowns = health.markdowns;
+    stats.cache_probes = health.probes;
+    stats.cache_skipped_ops = health.skipped_ops;
+    stats.cache_down_ms = health.down_ms;
 }

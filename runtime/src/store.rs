@@ -1,86 +1,31 @@
-//! `Store`: the database, the cache, and the settings that tie them together; the
-//! write path (database first, then one pipelined cache batch).
+//! The store façade: building a [`Store`], migrations, writes and transactions,
+//! text queries, counters. Every call runs on the blocking driver
+//! (`crate::exec::blocking`), which runs the core's machines.
 
-use std::any::TypeId;
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use memdex_grammar::keys::KeySpace;
-use memdex_grammar::plan::node_of_row;
 use memdex_grammar::sql;
 use memdex_grammar::{Dialect, Value};
 
 use crate::cache::in_process::InProcessCache;
 use crate::cache::memcached::Memcached;
-use crate::cache::{CacheBackend, CacheConfig, CacheOp, checked_appends, refused_appends};
-use crate::codec;
-use crate::db::postgres::Postgres;
-use crate::db::sqlite::Sqlite;
-use crate::db::{Database, DbError, Tx};
+use crate::cache::{CacheBackend, CacheConfig};
+use crate::db::{Database, Tx};
+use crate::engine::Context;
+use crate::engine::write::{RowWrite, WriteSet, check_storable};
 use crate::error::Error;
+use crate::exec::blocking::Driver;
+use crate::handle::Store;
 use crate::model::Model;
-use crate::outbox::Outbox;
-use crate::query::{Lookup, Select, TextCache, TextQuery};
+use crate::prepared::{Lookup, TextQuery};
+use crate::query::Select;
+use crate::settings::Settings;
 use crate::stats::{Counters, Stats};
 use crate::trace::Tracer;
 
-/// A database with a cache in front. Cheap to clone; share it between threads.
-#[derive(Clone, Debug)]
-pub struct Store {
-    pub(crate) inner: Arc<StoreInner>,
-}
-
-#[derive(Debug)]
-pub(crate) struct StoreInner {
-    pub(crate) db: Box<dyn Database>,
-    pub(crate) cache: Box<dyn CacheBackend>,
-    pub(crate) settings: Settings,
-    pub(crate) stats: Counters,
-    pub(crate) tracer: Tracer,
-    pub(crate) outbox: Outbox,
-    /// Prepared text queries, reused by `select_text` and `recall_text`.
-    text_cache: TextCache,
-    keyspaces: RwLock<HashMap<TypeId, Arc<KeySpace>>>,
-}
-
-/// Tunables, with the defaults `StoreBuilder` documents.
-#[derive(Clone, Debug)]
-pub(crate) struct Settings {
-    pub(crate) namespace: String,
-    pub(crate) generation: u64,
-    pub(crate) node_ttl: u32,
-    pub(crate) object_ttl: u32,
-    pub(crate) lease_ttl: u32,
-    pub(crate) max_nodes_per_query: usize,
-    pub(crate) disjunct_limit: usize,
-    pub(crate) outbox_interval: Duration,
-    pub(crate) outbox_grace: Duration,
-    pub(crate) text_cache_capacity: usize,
-}
-
-/// Prepared text queries a store keeps by default: far more distinct texts than a
-/// program usually sends, at a few kilobytes each.
-pub(crate) const DEFAULT_TEXT_CACHE_CAPACITY: usize = 256;
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            namespace: "memdex".into(),
-            generation: 0,
-            node_ttl: 3600,
-            object_ttl: 3600,
-            lease_ttl: 10,
-            max_nodes_per_query: 10_000,
-            disjunct_limit: memdex_grammar::normalise::DEFAULT_DISJUNCT_LIMIT,
-            outbox_interval: Duration::from_secs(1),
-            outbox_grace: Duration::from_secs(2),
-            text_cache_capacity: DEFAULT_TEXT_CACHE_CAPACITY,
-        }
-    }
-}
-
 impl Store {
+    /// A builder: choose a database (required) and a cache (default: in-process).
     pub fn builder() -> StoreBuilder {
         StoreBuilder::default()
     }
@@ -88,24 +33,24 @@ impl Store {
     /// Creates the model's table and indexes, and memdex's outbox table, if they do
     /// not exist.
     pub fn migrate<T: Model>(&self) -> Result<(), Error> {
-        let inner = &self.inner;
-        inner.outbox.ensure_table(&*inner.db)?;
-        let statements = sql::create_table(inner.db.dialect(), T::schema());
-        inner.count_db(statements.len());
-        inner.db.execute_ddl(&statements)?;
+        let driver = &self.driver;
+        driver.ensure_outbox()?;
+        let statements = sql::create_table(driver.dialect(), T::schema());
+        Counters::add(&driver.ctx.stats.db_queries, statements.len() as u64);
+        driver.db.execute_ddl(&statements)?;
         Ok(())
     }
 
     /// Inserts a row (an error if its key exists). A row memdex cannot store as it
     /// is (NaN, text too long to index) is refused before any database work.
     pub fn insert<T: Model>(&self, row: &T) -> Result<(), Error> {
-        storable::<T>(self.dialect(), &row_values(row))?;
+        check_storable(self.dialect(), row)?;
         self.transaction(|tx| tx.insert(row))
     }
 
     /// Updates the row with `row`'s key to `row` (`Error::NotFound` if there is none).
     pub fn update<T: Model>(&self, row: &T) -> Result<(), Error> {
-        storable::<T>(self.dialect(), &row_values(row))?;
+        check_storable(self.dialect(), row)?;
         self.transaction(|tx| tx.update(row))
     }
 
@@ -118,50 +63,8 @@ impl Store {
     /// only after the commit, in one pipelined batch; an `Err` from `f` rolls back
     /// and touches no cache key.
     pub fn transaction<R>(&self, f: impl FnOnce(&mut Transaction<'_>) -> Result<R, Error>) -> Result<R, Error> {
-        let inner = &*self.inner;
-        inner.outbox.ensure_table(&*inner.db)?;
-        inner.outbox.maybe_drain(inner);
-        let mut f = Some(f);
-        let mut outcome: Option<Result<R, Error>> = None;
-        let mut effects = Effects::default();
-        let entry_id = inner.outbox.new_entry_id();
-        let dialect = inner.db.dialect();
-        let committed = inner.db.transaction(&mut |tx| {
-            effects = Effects::default();
-            let Some(f) = f.take() else {
-                return Err(DbError::Query("a memdex transaction closure cannot be retried".into()));
-            };
-            let mut t = Transaction { tx, inner, effects: &mut effects, dialect };
-            match f(&mut t) {
-                Ok(r) => outcome = Some(Ok(r)),
-                Err(e) => {
-                    outcome = Some(Err(e));
-                    return Err(DbError::Query("rolled back by the caller".into()));
-                }
-            }
-            if !effects.keys.is_empty() {
-                // Race rule 4 (lost invalidations): the keys this write must
-                // invalidate are recorded in the same transaction as the write, so a
-                // cache batch that fails after the commit — or a process that dies
-                // right after it — leaves a durable record that any process drains.
-                inner.count_db(1);
-                tx.execute(&inner.outbox.insert_sql(dialect, entry_id, &effects.keys, &effects.moved))?;
-            }
-            inner.outbox.piggyback_cleanup(tx, dialect, inner)?;
-            Ok(())
-        });
-        match (committed, outcome) {
-            (_, Some(Err(e))) => Err(e),
-            (Err(e), _) => Err(Error::Database(e)),
-            (Ok(()), Some(Ok(r))) => {
-                Counters::add(&inner.stats.writes, effects.writes);
-                if !effects.keys.is_empty() {
-                    inner.apply_effects(entry_id, &effects);
-                }
-                Ok(r)
-            }
-            (Ok(()), None) => Err(Error::Config("the database did not run the transaction".into())),
-        }
+        let driver = &*self.driver;
+        driver.transaction(|tx, set| f(&mut Transaction { tx, driver, set }))
     }
 
     /// A text query (Python lambda syntax) with free names bound by name:
@@ -177,227 +80,133 @@ impl Store {
     /// store's cache of text queries ([`StoreBuilder::text_cache_capacity`]), and
     /// reused by later calls with the same text and parameters of the same types.
     pub fn select_text<T: Model>(&self, text: &str, params: &[(&str, Value)]) -> Result<Select<'static, T>, Error> {
-        let inner = &*self.inner;
-        let named: Vec<(String, Value)> = params.iter().map(|(n, v)| ((*n).to_owned(), v.clone())).collect();
-        let types = |name: &str| memdex_grammar::ParamType::of(memdex_grammar::Params::get(&named, name));
-        let query = TextQuery {
-            model: TypeId::of::<T>(),
-            schema: T::schema(),
-            text,
-            access: memdex_grammar::Access::Indexed,
-            disjunct_limit: inner.settings.disjunct_limit,
-        };
-        let (compiled, lookup) = inner.text_cache.get_or_prepare(query, &types);
-        match lookup {
-            Lookup::Hit => Counters::add(&inner.stats.text_cache_hits, 1),
-            Lookup::Miss => Counters::add(&inner.stats.text_cache_misses, 1),
-        }
-        let compiled = compiled.map_err(|e| Error::from_query(e, text))?;
-        Ok(Select::from_text(compiled, named))
+        select_text(&self.driver.ctx, text, params)
     }
 
-    /// Counters since the store was built.
+    /// Counters since the store was built, with the cache servers' health and the
+    /// database pool's gauges.
     pub fn stats(&self) -> Stats {
-        self.inner.stats.snapshot()
+        let mut stats = self.driver.ctx.stats.snapshot();
+        crate::stats::merge_gauges(&mut stats, self.driver.db.pool_state(), self.driver.cache.health());
+        stats
     }
 
     /// The SQL dialect of the database.
     pub fn dialect(&self) -> Dialect {
-        self.inner.db.dialect()
+        self.driver.dialect()
     }
 
     /// Applies pending invalidations (this process's, and any older than the grace
     /// period from other processes) now, instead of at the next periodic drain.
     pub fn drain_outbox(&self) -> Result<usize, Error> {
-        self.inner.outbox.drain(&self.inner, true)
+        self.driver.run(crate::engine::drain::Drain::new(self.driver.env(), true))
     }
 
     /// "SQLite (in memory) + in-process cache", for banners and logs.
     pub fn describe(&self) -> String {
-        format!("{} + {}", self.inner.db.describe(), self.inner.cache.describe())
+        format!("{} + {}", self.driver.db.describe(), self.driver.cache.describe())
     }
 }
 
-impl StoreInner {
-    pub(crate) fn count_db(&self, n: usize) {
-        Counters::add(&self.stats.db_queries, n as u64);
+/// A text query prepared through the context's cache of text queries.
+pub(crate) fn select_text<T: Model>(
+    ctx: &Context,
+    text: &str,
+    params: &[(&str, Value)],
+) -> Result<Select<'static, T>, Error> {
+    let named: Vec<(String, Value)> = params.iter().map(|(n, v)| ((*n).to_owned(), v.clone())).collect();
+    let types = |name: &str| memdex_grammar::ParamType::of(memdex_grammar::Params::get(&named, name));
+    let query = TextQuery {
+        model: std::any::TypeId::of::<T>(),
+        schema: T::schema(),
+        text,
+        access: memdex_grammar::Access::Indexed,
+        disjunct_limit: ctx.settings.disjunct_limit,
+    };
+    let (compiled, lookup) = ctx.text_cache.get_or_prepare(query, &types);
+    match lookup {
+        Lookup::Hit => Counters::add(&ctx.stats.text_cache_hits, 1),
+        Lookup::Miss => Counters::add(&ctx.stats.text_cache_misses, 1),
     }
-
-    /// The key space of a model under this store's namespace and generation.
-    pub(crate) fn keyspace<T: Model>(&self) -> Arc<KeySpace> {
-        let id = TypeId::of::<T>();
-        if let Some(ks) = self.keyspaces.read().unwrap_or_else(|p| p.into_inner()).get(&id) {
-            return ks.clone();
-        }
-        let ks = Arc::new(KeySpace::new(&self.settings.namespace, T::schema(), self.settings.generation));
-        self.keyspaces.write().unwrap_or_else(|p| p.into_inner()).insert(id, ks.clone());
-        ks
-    }
-
-    /// One cache round trip, counted and traced.
-    pub(crate) fn cache_run(
-        &self,
-        ops: &[CacheOp<'_>],
-    ) -> Vec<Result<crate::cache::CacheReply, crate::cache::CacheError>> {
-        if ops.is_empty() {
-            return Vec::new();
-        }
-        Counters::add(&self.stats.cache_round_trips, 1);
-        let replies = self.cache.run(ops);
-        let errors = replies.iter().filter(|r| r.is_err()).count();
-        if errors > 0 {
-            Counters::add(&self.stats.cache_errors, errors as u64);
-        }
-        self.tracer.batch(ops, &replies);
-        replies
-    }
-
-    /// After a commit: invalidate objects and append ids to nodes, in one batch.
-    fn apply_effects(&self, entry_id: i64, effects: &Effects) {
-        let mut ops: Vec<CacheOp<'_>> = Vec::with_capacity(effects.objects.len() + effects.appends.len());
-        // Invalidation, not refresh: a delete commutes with every other writer's
-        // delete, so two writers whose batches land in the opposite order of their
-        // commits cannot leave the older row cached (race rule 3). A delete also
-        // voids any fill under lease that read the row before this commit (race
-        // rule 1): the filler's CAS no longer matches.
-        ops.extend(effects.objects.iter().map(|key| CacheOp::Delete { key }));
-        // Add eagerly: append the id to the node of every index the new values map
-        // to. Append never creates a node, so a node that is not cached stays a
-        // miss (and its next fill reads this commit).
-        // Each append is checked (`cache::checked_appends`): a node too full to take
-        // the id is deleted below, rather than left cached without it (K11).
-        let appends_from = ops.len();
-        ops.extend(checked_appends(effects.appends.iter().map(|(key, record)| (key.as_str(), record.as_slice()))));
-        let replies = self.cache_run(&ops);
-        let mut failed = replies.iter().any(|r| r.is_err());
-        let full = refused_appends(&ops[appends_from..], replies.get(appends_from..).unwrap_or(&[]));
-        if !full.is_empty() {
-            let deletes: Vec<CacheOp<'_>> = full.into_iter().map(|key| CacheOp::Delete { key }).collect();
-            failed |= self.cache_run(&deletes).iter().any(|r| r.is_err());
-        }
-        if failed {
-            Counters::add(&self.stats.outbox_deferred, 1);
-            self.outbox.defer(entry_id, effects.keys.clone());
-        } else {
-            self.outbox.done(entry_id);
-        }
-    }
-}
-
-/// The cache effects of the writes of one transaction.
-#[derive(Debug, Default)]
-struct Effects {
-    objects: Vec<String>,
-    appends: Vec<(String, Vec<u8>)>,
-    /// Every key above, for the outbox.
-    keys: Vec<String>,
-    /// `(table, key)` of every updated row, for the outbox: a node filled from the
-    /// database before this write's cache batch lands keeps listing them.
-    moved: Vec<(String, Value)>,
-    writes: u64,
+    let compiled = compiled.map_err(|e| Error::from_query(e, text))?;
+    Ok(Select::from_text(compiled, named))
 }
 
 /// Writes inside `Store::transaction`.
 pub struct Transaction<'t> {
     tx: &'t mut dyn Tx,
-    inner: &'t StoreInner,
-    effects: &'t mut Effects,
-    dialect: Dialect,
+    driver: &'t Driver,
+    set: &'t mut WriteSet,
 }
 
 impl std::fmt::Debug for Transaction<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Transaction").field("writes", &self.effects.writes).finish()
+        f.debug_struct("Transaction").field("writes", &self.set.writes).finish()
     }
 }
 
 impl Transaction<'_> {
+    /// Inserts a row (an error if its key exists).
     pub fn insert<T: Model>(&mut self, row: &T) -> Result<(), Error> {
-        let values = row_values(row);
-        storable::<T>(self.dialect, &values)?;
-        self.inner.count_db(1);
-        self.tx.execute(&sql::insert(self.dialect, T::schema(), &values))?;
-        self.record_row::<T>(&values, false);
-        Ok(())
+        let write = RowWrite::insert(&self.driver.ctx, self.driver.dialect(), row)?;
+        self.driver.write(self.tx, self.set, write)
     }
 
+    /// Updates the row with `row`'s key (`Error::NotFound` if there is none).
     pub fn update<T: Model>(&mut self, row: &T) -> Result<(), Error> {
-        let values = row_values(row);
-        storable::<T>(self.dialect, &values)?;
-        self.inner.count_db(1);
-        let changed = self.tx.execute(&sql::update(self.dialect, T::schema(), &values))?;
-        if changed == 0 {
-            return Err(Error::NotFound { model: T::schema().model.clone(), key: values[T::schema().key].to_string() });
-        }
-        self.record_row::<T>(&values, true);
-        Ok(())
+        let write = RowWrite::update(&self.driver.ctx, self.driver.dialect(), row)?;
+        self.driver.write(self.tx, self.set, write)
     }
 
+    /// Deletes the row with this key (`Error::NotFound` if there is none).
     pub fn delete<T: Model>(&mut self, key: &T::Key) -> Result<(), Error> {
-        let key: Value = key.clone().into();
-        self.inner.count_db(1);
-        let changed = self.tx.execute(&sql::delete(self.dialect, T::schema(), &key))?;
-        if changed == 0 {
-            return Err(Error::NotFound { model: T::schema().model.clone(), key: key.to_string() });
-        }
-        // Nodes still list the id; readers drop it lazily when the database shows
-        // the row is gone.
-        let object = self.inner.keyspace::<T>().object(&key);
-        self.effects.keys.push(object.clone());
-        self.effects.objects.push(object);
-        self.effects.writes += 1;
-        Ok(())
-    }
-
-    /// `updated`: the row existed before this write, so it may be leaving nodes that
-    /// still list it; the outbox entry names it (see `Outbox::in_flight`).
-    fn record_row<T: Model>(&mut self, values: &[Value], updated: bool) {
-        let schema = T::schema();
-        let keys = self.inner.keyspace::<T>();
-        let id = &values[schema.key];
-        if updated && !schema.indexes.is_empty() {
-            self.effects.moved.push((schema.table.clone(), id.clone()));
-        }
-        let object = keys.object(id);
-        self.effects.keys.push(object.clone());
-        self.effects.objects.push(object);
-        let record = codec::id_record(id);
-        for index in 0..schema.indexes.len() {
-            let node = node_of_row(schema, index, &|c| values[c].clone());
-            let key = keys.node(schema, &node);
-            self.effects.keys.push(key.clone());
-            self.effects.appends.push((key, record.clone()));
-        }
-        self.effects.writes += 1;
+        let write = RowWrite::delete::<T>(&self.driver.ctx, self.driver.dialect(), key);
+        self.driver.write(self.tx, self.set, write)
     }
 }
 
-/// Refuses, before the database sees them, values no database would give back as
-/// Rust has them: NaN in a float field, and text longer than the database can index
-/// (`sql::check_indexed_text`).
-fn storable<T: Model>(dialect: Dialect, values: &[Value]) -> Result<(), Error> {
-    let schema = T::schema();
-    if let Some(c) = values.iter().position(|v| matches!(v, Value::Float(x) if x.is_nan())) {
-        return Err(Error::NotANumber { model: schema.model.clone(), field: schema.columns[c].field.clone() });
-    }
-    sql::check_indexed_text(dialect, schema, values)?;
-    Ok(())
-}
-
-fn row_values<T: Model>(row: &T) -> Vec<Value> {
-    (0..T::schema().columns.len()).map(|c| row.column_value(c)).collect()
-}
-
-enum DbChoice {
+pub(crate) enum DbChoice {
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     Sqlite(String),
     SqliteInMemory,
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     Postgres(String),
-    #[cfg(feature = "mysql")]
+    #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
     MySql(String),
     Custom(Box<dyn Database>),
 }
 
-enum CacheChoice {
+impl DbChoice {
+    /// Opens the chosen database; a backend this build left out (a cargo feature
+    /// not enabled) is a configuration error naming the feature.
+    pub(crate) fn open(self) -> Result<Box<dyn Database>, Error> {
+        Ok(match self {
+            #[cfg(feature = "sqlite")]
+            DbChoice::Sqlite(path) => Box::new(crate::db::sqlite::Sqlite::open(&path)?),
+            #[cfg(feature = "sqlite")]
+            DbChoice::SqliteInMemory => Box::new(crate::db::sqlite::Sqlite::in_memory()?),
+            #[cfg(not(feature = "sqlite"))]
+            DbChoice::Sqlite(_) | DbChoice::SqliteInMemory => return Err(missing_feature("SQLite", "sqlite")),
+            #[cfg(feature = "postgres")]
+            DbChoice::Postgres(params) => Box::new(crate::db::postgres::Postgres::connect(&params)?),
+            #[cfg(not(feature = "postgres"))]
+            DbChoice::Postgres(_) => return Err(missing_feature("PostgreSQL", "postgres")),
+            #[cfg(feature = "mysql")]
+            DbChoice::MySql(url) => Box::new(crate::db::mysql::MySql::connect(&url)?),
+            #[cfg(not(feature = "mysql"))]
+            DbChoice::MySql(_) => return Err(missing_feature("MySQL", "mysql")),
+            DbChoice::Custom(db) => db,
+        })
+    }
+}
+
+/// The error for a backend this build of memdex does not include.
+#[allow(dead_code)]
+fn missing_feature(backend: &str, feature: &str) -> Error {
+    Error::Config(format!("{backend} support is not compiled in: enable memdex's `{feature}` cargo feature"))
+}
+
+pub(crate) enum CacheChoice {
     Memcached(Vec<String>),
     InProcess,
     Custom(Box<dyn CacheBackend>),
@@ -411,7 +220,7 @@ pub struct StoreBuilder {
     cache: Option<CacheChoice>,
     settings: Settings,
     cache_config: CacheConfig,
-    trace: Option<Arc<dyn Fn(&str) + Send + Sync>>,
+    trace: Option<TraceSink>,
 }
 
 impl std::fmt::Debug for StoreBuilder {
@@ -441,7 +250,6 @@ impl StoreBuilder {
 
     /// MySQL or MariaDB (feature `mysql`), with a URL:
     /// `mysql://user:password@host:port/database`.
-    #[cfg(feature = "mysql")]
     pub fn mysql(mut self, url: impl Into<String>) -> Self {
         self.db = Some(DbChoice::MySql(url.into()));
         self
@@ -545,7 +353,7 @@ impl StoreBuilder {
 
     /// Prints the cache conversation to stderr (`get …`, `append …`, `SELECT …`).
     pub fn trace(mut self, on: bool) -> Self {
-        self.trace = on.then(|| Arc::new(|line: &str| eprintln!("  {line}")) as Arc<dyn Fn(&str) + Send + Sync>);
+        self.trace = on.then(|| Arc::new(|line: &str| eprintln!("  {line}")) as TraceSink);
         self
     }
 
@@ -555,37 +363,34 @@ impl StoreBuilder {
         self
     }
 
+    /// Opens the database and the cache and checks that memdex's outbox table
+    /// exists (creating it if missing).
     pub fn build(self) -> Result<Store, Error> {
-        let db: Box<dyn Database> = match self.db {
-            None => {
-                return Err(Error::Config("no database: call .sqlite(…), .sqlite_in_memory() or .postgres(…)".into()));
-            }
-            Some(DbChoice::Sqlite(path)) => Box::new(Sqlite::open(&path)?),
-            Some(DbChoice::SqliteInMemory) => Box::new(Sqlite::in_memory()?),
-            Some(DbChoice::Postgres(params)) => Box::new(Postgres::connect(&params)?),
-            #[cfg(feature = "mysql")]
-            Some(DbChoice::MySql(url)) => Box::new(crate::db::mysql::MySql::connect(&url)?),
-            Some(DbChoice::Custom(db)) => db,
-        };
-        let cache: Box<dyn CacheBackend> = match self.cache {
-            None | Some(CacheChoice::InProcess) => Box::new(InProcessCache::new(self.cache_config.clone())),
-            Some(CacheChoice::Memcached(servers)) => Box::new(
-                Memcached::connect(&servers, self.cache_config.clone())
-                    .map_err(|e| Error::Config(format!("memcached: {e}")))?,
+        let (db, cache, settings, cache_config, trace) = self.into_parts()?;
+        let db = db.open()?;
+        let cache: Box<dyn CacheBackend> = match cache {
+            CacheChoice::InProcess => Box::new(InProcessCache::new(cache_config)),
+            CacheChoice::Memcached(servers) => Box::new(
+                Memcached::connect(&servers, cache_config).map_err(|e| Error::Config(format!("memcached: {e}")))?,
             ),
-            Some(CacheChoice::Custom(cache)) => cache,
+            CacheChoice::Custom(cache) => cache,
         };
-        Ok(Store {
-            inner: Arc::new(StoreInner {
-                db,
-                cache,
-                outbox: Outbox::new(&self.settings),
-                text_cache: TextCache::new(self.settings.text_cache_capacity),
-                settings: self.settings,
-                stats: Counters::default(),
-                tracer: Tracer::new(self.trace),
-                keyspaces: RwLock::new(HashMap::new()),
-            }),
-        })
+        let driver = Driver { ctx: Context::new(settings, Tracer::new(trace)), db, cache };
+        driver.ensure_outbox()?;
+        Ok(Store { driver: Arc::new(driver) })
+    }
+
+    /// The choices made, for `build` and `build_async`; no database is an error.
+    pub(crate) fn into_parts(self) -> Result<BuilderParts, Error> {
+        let Some(db) = self.db else {
+            return Err(Error::Config("no database: call .sqlite(…), .sqlite_in_memory() or .postgres(…)".into()));
+        };
+        Ok((db, self.cache.unwrap_or(CacheChoice::InProcess), self.settings, self.cache_config, self.trace))
     }
 }
+
+/// A builder taken apart: database, cache, settings, cache limits, trace sink.
+pub(crate) type BuilderParts = (DbChoice, CacheChoice, Settings, CacheConfig, Option<TraceSink>);
+
+/// Where trace lines go.
+pub(crate) type TraceSink = Arc<dyn Fn(&str) + Send + Sync>;

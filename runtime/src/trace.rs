@@ -4,14 +4,13 @@
 //! `tracing` event at TRACE level on target `memdex::conversation`.
 
 use std::fmt;
-use std::sync::Arc;
 
 use crate::cache::{CacheError, CacheOp, CacheReply};
 
 /// Where trace lines go.
 #[derive(Clone, Default)]
 pub(crate) struct Tracer {
-    sink: Option<Arc<dyn Fn(&str) + Send + Sync>>,
+    sink: Option<crate::store::TraceSink>,
 }
 
 impl fmt::Debug for Tracer {
@@ -21,7 +20,7 @@ impl fmt::Debug for Tracer {
 }
 
 impl Tracer {
-    pub(crate) fn new(sink: Option<Arc<dyn Fn(&str) + Send + Sync>>) -> Tracer {
+    pub(crate) fn new(sink: Option<crate::store::TraceSink>) -> Tracer {
         Tracer { sink }
     }
 

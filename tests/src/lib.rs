@@ -2,6 +2,7 @@
 //! run (memcached from the Debian package, PostgreSQL 15 run as the `postgres`
 //! user, MariaDB run as the `mysql` user), stopped when dropped.
 
+pub mod asynchronous;
 pub mod backends;
 pub mod proxy;
 pub mod servers;

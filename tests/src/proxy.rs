@@ -13,7 +13,12 @@
 //!   request reaches a client that has moved on;
 //! * [`Mode::CutAfter`]: each reply chunk from the server is cut after `n` bytes
 //!   and the connection closed, mid-reply;
-//! * [`Mode::Garbage`]: every reply from the server is replaced by the given bytes.
+//! * [`Mode::Garbage`]: every reply from the server is replaced by the given bytes;
+//! * [`Mode::Delay`]: every reply chunk from the server is held for the given time
+//!   before it is delivered (a slow server);
+//! * [`Mode::Blackhole`]: connections are accepted and every byte either way is
+//!   read and thrown away (a black-holed route: unlike `Stall`, nothing sent
+//!   meanwhile ever arrives).
 //!
 //! Everything runs on plain threads with short read timeouts (no async runtime),
 //! and stops when the proxy is dropped.
@@ -36,6 +41,8 @@ pub enum Mode {
     Stall,
     CutAfter(usize),
     Garbage(Vec<u8>),
+    Delay(Duration),
+    Blackhole,
 }
 
 /// Counters of what the proxy did, for test reports.
@@ -239,6 +246,7 @@ fn pump(mut from: TcpStream, mut to: TcpStream, shared: &Shared, direction: Dire
         let chunk = &buf[..n];
         let counters = &shared.counters;
         let written = match (direction, shared.mode()) {
+            (_, Mode::Blackhole) => Ok(()),
             (Direction::ToServer, _) => {
                 counters.bytes_to_server.fetch_add(n as u64, Ordering::Relaxed);
                 to.write_all(chunk)
@@ -256,6 +264,11 @@ fn pump(mut from: TcpStream, mut to: TcpStream, shared: &Shared, direction: Dire
                 counters.garbage_replies.fetch_add(1, Ordering::Relaxed);
                 counters.bytes_to_client.fetch_add(garbage.len() as u64, Ordering::Relaxed);
                 to.write_all(&garbage)
+            }
+            (Direction::ToClient, Mode::Delay(delay)) => {
+                thread::sleep(delay);
+                counters.bytes_to_client.fetch_add(n as u64, Ordering::Relaxed);
+                to.write_all(chunk)
             }
             // A mode switched to Stall between the check and the read: this chunk
             // was already read, deliver it (holding only what is still unread).
@@ -366,6 +379,31 @@ mod tests {
         assert_eq!(read_some(&mut c, 4), (Vec::new(), false), "nothing comes back while stalled");
         p.set_mode(Mode::Pass);
         assert_eq!(read_some(&mut c, 4), (b"held".to_vec(), false), "the late reply arrives afterwards");
+    }
+
+    #[test]
+    fn delay_holds_each_reply_for_its_time() {
+        let e = echo();
+        let p = FaultProxy::start(e.addr).expect("proxy");
+        p.set_mode(Mode::Delay(Duration::from_millis(600)));
+        let mut c = client(&p);
+        c.write_all(b"slow").expect("write");
+        assert_eq!(read_some(&mut c, 4), (Vec::new(), false), "nothing within the client's 300 ms");
+        assert_eq!(read_some(&mut c, 4), (b"slow".to_vec(), false), "the reply arrives after the delay");
+    }
+
+    #[test]
+    fn blackhole_loses_what_is_sent_meanwhile() {
+        let e = echo();
+        let p = FaultProxy::start(e.addr).expect("proxy");
+        let mut c = client(&p);
+        p.set_mode(Mode::Blackhole);
+        thread::sleep(POLL * 4);
+        c.write_all(b"lost").expect("write");
+        assert_eq!(read_some(&mut c, 4), (Vec::new(), false));
+        p.set_mode(Mode::Pass);
+        c.write_all(b"kept").expect("write");
+        assert_eq!(read_some(&mut c, 4), (b"kept".to_vec(), false), "only what was sent after the hole");
     }
 
     #[test]

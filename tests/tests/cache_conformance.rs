@@ -15,7 +15,23 @@ use std::time::{Duration, Instant};
 use memdex::cache::in_process::{InProcessCache, ManualClock};
 use memdex::cache::memcached::Memcached;
 use memdex::cache::{CacheBackend, CacheConfig, CacheError, CacheOp, CacheReply};
+use memdex_tests::asynchronous::OnRuntime;
 use memdex_tests::servers::memcached::{FakeMemcached, MemcachedServer};
+
+/// How a test gets a memcached client: one per transport.
+type Connect = fn(&[String], CacheConfig) -> Result<Box<dyn CacheBackend>, CacheError>;
+
+/// The blocking client, and the tokio client (each batch run on the test runtime):
+/// the memcached-only tests below run on both.
+const TRANSPORTS: [(&str, Connect); 2] = [("blocking", blocking), ("tokio", tokio)];
+
+fn blocking(servers: &[String], config: CacheConfig) -> Result<Box<dyn CacheBackend>, CacheError> {
+    Ok(Box::new(Memcached::connect(servers, config)?))
+}
+
+fn tokio(servers: &[String], config: CacheConfig) -> Result<Box<dyn CacheBackend>, CacheError> {
+    Ok(Box::new(OnRuntime::connect(servers, config)?))
+}
 
 /// A backend under test and a way to let time pass for it.
 struct Subject<'a> {
@@ -75,6 +91,23 @@ fn memcached_conforms() {
     let cache = Memcached::connect(&[server.addr()], relaxed()).expect("client connects");
     assert_eq!(cache.describe(), format!("memcached {}", server.addr()));
     conforms(&Subject { cache: &cache, wait: &std::thread::sleep }, "memcached");
+}
+
+#[test]
+fn tokio_memcached_conforms() {
+    let server = MemcachedServer::start().expect("memcached starts");
+    let cache = OnRuntime::connect(&[server.addr()], relaxed()).expect("client connects");
+    assert_eq!(cache.describe(), format!("memcached {}", server.addr()));
+    conforms(&Subject { cache: &cache, wait: &std::thread::sleep }, "tokio-memcached");
+}
+
+#[test]
+fn tokio_sharded_memcached_conforms() {
+    let servers =
+        [MemcachedServer::start().expect("memcached starts"), MemcachedServer::start().expect("memcached starts")];
+    let addrs: Vec<String> = servers.iter().map(MemcachedServer::addr).collect();
+    let cache = OnRuntime::connect(&addrs, relaxed()).expect("client connects");
+    conforms(&Subject { cache: &cache, wait: &std::thread::sleep }, "tokio-sharded");
 }
 
 #[test]
@@ -364,18 +397,28 @@ fn is_transport_error(result: &Result<CacheReply, CacheError>) -> bool {
 
 #[test]
 fn a_killed_shard_fails_only_its_own_ops() {
+    for (transport, connect) in TRANSPORTS {
+        eprintln!("-- {transport}");
+        a_killed_shard_fails_only_its_own_ops_on(connect);
+    }
+}
+
+fn a_killed_shard_fails_only_its_own_ops_on(connect: Connect) {
     let mut servers =
         [MemcachedServer::start().expect("memcached starts"), MemcachedServer::start().expect("memcached starts")];
     let addrs: Vec<String> = servers.iter().map(MemcachedServer::addr).collect();
-    let cache = Memcached::connect(&addrs, relaxed()).expect("client connects");
+    let cache = connect(&addrs, relaxed()).expect("client connects");
     let keys: Vec<String> = (0..40).map(|i| format!("shard:{i}")).collect();
     for key in &keys {
-        assert_eq!(set(&cache, key, key.as_bytes()), CacheReply::Stored);
+        assert_eq!(set(&*cache, key, key.as_bytes()), CacheReply::Stored);
     }
     // Which keys live on the first server, seen through a client of that server alone.
-    let first_only = Memcached::connect(&addrs[..1], relaxed()).expect("client connects");
-    let on_first: BTreeSet<&str> =
-        keys.iter().filter(|key| matches!(get(&first_only, key), CacheReply::Hit { .. })).map(String::as_str).collect();
+    let first_only = connect(&addrs[..1], relaxed()).expect("client connects");
+    let on_first: BTreeSet<&str> = keys
+        .iter()
+        .filter(|key| matches!(get(&*first_only, key), CacheReply::Hit { .. }))
+        .map(String::as_str)
+        .collect();
     assert!(!on_first.is_empty() && on_first.len() < keys.len(), "keys spread over both servers: {on_first:?}");
 
     servers[1].kill();
@@ -393,10 +436,17 @@ fn a_killed_shard_fails_only_its_own_ops() {
 
 #[test]
 fn a_silent_server_times_out_within_the_configured_time() {
+    for (transport, connect) in TRANSPORTS {
+        eprintln!("-- {transport}");
+        a_silent_server_times_out_within_the_configured_time_on(connect);
+    }
+}
+
+fn a_silent_server_times_out_within_the_configured_time_on(connect: Connect) {
     let silent = FakeMemcached::silent().expect("listener starts");
     let io_timeout = Duration::from_millis(300);
     let config = CacheConfig { io_timeout, ..CacheConfig::default() };
-    let cache = Memcached::connect(&[silent.addr()], config).expect("client connects");
+    let cache = connect(&[silent.addr()], config).expect("client connects");
     let started = Instant::now();
     let results = cache.run(&[
         CacheOp::Get { key: "a", lease: None },
@@ -412,23 +462,72 @@ fn a_silent_server_times_out_within_the_configured_time() {
     assert!(matches!(results[2], Err(CacheError::Ambiguous { .. })), "{:?}", results[2]);
 }
 
+/// A server that cannot be reached when the client starts is marked down at once:
+/// its ops fail without any I/O (and the set is owed to it until a probe succeeds).
 #[test]
-fn a_dead_port_is_unreachable_at_once() {
+fn a_dead_port_is_marked_down_at_start() {
+    for (transport, connect) in TRANSPORTS {
+        eprintln!("-- {transport}");
+        a_dead_port_is_marked_down_at_start_on(connect);
+    }
+}
+
+fn a_dead_port_is_marked_down_at_start_on(connect: Connect) {
+    // A loopback address the test servers never bind (they listen on 127.0.0.1), so
+    // that no server started by a test running alongside takes the port meanwhile.
     let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("probe port").port();
-    let cache = Memcached::connect(&[format!("127.0.0.1:{port}")], CacheConfig::default()).expect("lazy connect");
-    let started = Instant::now();
+    let cache = connect(&[format!("127.0.0.2:{port}")], CacheConfig::default()).expect("lazy connect");
     let results = cache.run(&[CacheOp::Set { key: "a", value: b"v", ttl: 0 }]);
-    assert!(started.elapsed() < Duration::from_secs(1));
-    assert!(matches!(results[0], Err(CacheError::Unreachable { .. })), "{:?}", results[0]);
+    assert!(matches!(results[0], Err(CacheError::Down { .. })), "{:?}", results[0]);
+    assert!(cache.owes(&["a"]), "the failed set is owed to the down server");
+    let health = cache.health();
+    assert_eq!((health.servers_down, health.markdowns, health.skipped_ops), (1, 1, 1), "{health:?}");
+}
+
+/// A server that dies after the client started fails the batch that finds out
+/// (unreachable: the dial is refused), and the next batches fail at once.
+#[test]
+fn a_server_that_dies_is_marked_down_after_one_failure() {
+    for (transport, connect) in TRANSPORTS {
+        eprintln!("-- {transport}");
+        a_server_that_dies_is_marked_down_after_one_failure_on(connect);
+    }
+}
+
+fn a_server_that_dies_is_marked_down_after_one_failure_on(connect: Connect) {
+    let mut server = MemcachedServer::start().expect("memcached starts");
+    let cache = connect(&[server.addr()], CacheConfig::default()).expect("client connects");
+    assert_eq!(cache.run(&[CacheOp::Set { key: "a", value: b"v", ttl: 0 }]), vec![Ok(CacheReply::Stored)]);
+    server.kill();
+    let first = cache.run(&[CacheOp::Get { key: "a", lease: None }]);
+    assert!(matches!(first[0], Err(CacheError::Unreachable { .. })), "{first:?}");
+    let next = cache.run(&[CacheOp::Delete { key: "a" }]);
+    assert!(matches!(next[0], Err(CacheError::Down { .. })), "{next:?}");
+    assert!(cache.owes(&["a"]), "the skipped delete is owed");
+    server.restart().expect("restarts");
+    let start = Instant::now();
+    while cache.health().servers_down > 0 {
+        assert!(start.elapsed() < Duration::from_secs(10), "marked up again after the restart");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!cache.owes(&["a"]), "the probe applied the owed delete");
+    assert_eq!(cache.run(&[CacheOp::Get { key: "a", lease: None }]), vec![Ok(CacheReply::Miss)]);
 }
 
 #[test]
 fn garbage_replies_are_protocol_errors() {
+    for (transport, connect) in TRANSPORTS {
+        eprintln!("-- {transport}");
+        garbage_replies_are_protocol_errors_on(connect);
+    }
+}
+
+fn garbage_replies_are_protocol_errors_on(connect: Connect) {
     for garbage in
         [&b"HELLO THERE\r\n"[..], b"VA banana\r\n", b"VA 3 c1\r\nabcdef", b"\x00\x01\x02\r\n", b"CLIENT_ERROR bad\r\n"]
     {
         let server = FakeMemcached::replying(garbage).expect("listener starts");
-        let cache = Memcached::connect(&[server.addr()], relaxed()).expect("client connects");
+        let cache = connect(&[server.addr()], relaxed()).expect("client connects");
         let results = cache.run(&[CacheOp::Get { key: "a", lease: None }, CacheOp::Get { key: "b", lease: None }]);
         for result in &results {
             assert!(matches!(result, Err(CacheError::Protocol { .. })), "{garbage:?}: {result:?}");
@@ -438,9 +537,16 @@ fn garbage_replies_are_protocol_errors() {
 
 #[test]
 fn the_client_recovers_after_a_memcached_restart() {
+    for (transport, connect) in TRANSPORTS {
+        eprintln!("-- {transport}");
+        the_client_recovers_after_a_memcached_restart_on(connect);
+    }
+}
+
+fn the_client_recovers_after_a_memcached_restart_on(connect: Connect) {
     let mut server = MemcachedServer::start().expect("memcached starts");
-    let cache = Memcached::connect(&[server.addr()], relaxed()).expect("client connects");
-    assert_eq!(set(&cache, "k", b"before"), CacheReply::Stored);
+    let cache = connect(&[server.addr()], relaxed()).expect("client connects");
+    assert_eq!(set(&*cache, "k", b"before"), CacheReply::Stored);
     server.restart().expect("memcached restarts");
     // Pooled connections to the old process are dead; the first batch may fail,
     // a later one must succeed.
@@ -454,18 +560,25 @@ fn the_client_recovers_after_a_memcached_restart() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(reply, CacheReply::Miss, "a restarted memcached is empty");
-    assert_eq!(set(&cache, "k", b"after"), CacheReply::Stored);
-    assert_eq!(hit(get(&cache, "k")).0, b"after");
+    assert_eq!(set(&*cache, "k", b"after"), CacheReply::Stored);
+    assert_eq!(hit(get(&*cache, "k")).0, b"after");
 }
 
 #[test]
 fn a_tiny_memcached_evicts_and_rejects_without_breaking_the_stream() {
+    for (transport, connect) in TRANSPORTS {
+        eprintln!("-- {transport}");
+        a_tiny_memcached_evicts_and_rejects_without_breaking_the_stream_on(connect);
+    }
+}
+
+fn a_tiny_memcached_evicts_and_rejects_without_breaking_the_stream_on(connect: Connect) {
     // 2 MiB of memory and memcached's 1 MiB item limit. The client is told values
     // up to 2 MiB are fine, so an oversized value reaches the server, which answers
     // SERVER_ERROR and stays in step; small values evict older ones.
     let server = MemcachedServer::start_with(&["-m", "2"]).expect("memcached starts");
     let config = CacheConfig { max_value_size: 2 * 1024 * 1024, ..relaxed() };
-    let cache = Memcached::connect(&[server.addr()], config).expect("client connects");
+    let cache = connect(&[server.addr()], config).expect("client connects");
     let big = vec![b'x'; 1536 * 1024];
     let results = cache.run(&[
         CacheOp::Set { key: "big", value: &big, ttl: 0 },
@@ -482,8 +595,8 @@ fn a_tiny_memcached_evicts_and_rejects_without_breaking_the_stream() {
     for result in cache.run(&ops) {
         assert_eq!(result, Ok(CacheReply::Stored));
     }
-    assert_eq!(get(&cache, &keys[0]), CacheReply::Miss, "6 MB into 2 MB evicts the oldest");
-    assert_eq!(hit(get(&cache, &keys[599])).0, value);
+    assert_eq!(get(&*cache, &keys[0]), CacheReply::Miss, "6 MB into 2 MB evicts the oldest");
+    assert_eq!(hit(get(&*cache, &keys[599])).0, value);
 }
 
 // ---------------------------------------------------------------- measurement

@@ -416,6 +416,230 @@ fn cache_write_lost_after_commit(engine: Engine) {
     eprintln!("lost batches: {} cuts, {} writes, {} reads", cuts.load(Ordering::Relaxed), w.writes, w.reads);
 }
 
+// ---------------------------------------------------------------------------
+// Server mark-down: a hung, killed or slow server out of two.
+// ---------------------------------------------------------------------------
+
+/// A client over several servers (`TIMEOUT` for connects and exchanges).
+fn memcached_over(addrs: &[String]) -> Memcached {
+    let config = CacheConfig { connect_timeout: TIMEOUT, io_timeout: TIMEOUT, ..CacheConfig::default() };
+    Memcached::connect(addrs, config).expect("memcached client")
+}
+
+/// Switches the proxy to `mode` (a hang), and waits until its forwarding threads
+/// have seen it (a chunk read just before the switch is still delivered).
+fn hang(proxy: &FaultProxy, mode: Mode) {
+    proxy.set_mode(mode);
+    thread::sleep(Duration::from_millis(30));
+}
+
+/// Waits until the store's cache has no server marked down (the prober brought it
+/// back); panics after `limit`.
+fn wait_until_up(s: &Store, limit: Duration) {
+    let start = Instant::now();
+    while s.stats().cache_servers_down > 0 {
+        assert!(start.elapsed() < limit, "the server was not marked up within {limit:?}: {:?}", s.stats());
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The cache keys of every shelf node and every document the workload may write.
+fn doc_keys(namespace: &str) -> Vec<String> {
+    let keys = memdex::grammar::keys::KeySpace::new(namespace, Doc::schema(), 0);
+    let nodes = (0..SHELVES).map(|shelf| {
+        keys.node(Doc::schema(), &memdex::grammar::plan::NodeRef { index: Some(0), values: vec![Value::Int(shelf)] })
+    });
+    nodes.chain((1..=40).map(|id| keys.object(&Value::Int(id)))).collect()
+}
+
+/// One healthy server and one that hangs (its proxy stalls): after the first
+/// timeout the hung server is marked down, and no call waits for it again: every
+/// connection it sees from then on is a probe. Answers stay right throughout, the
+/// healthy server keeps serving its keys, the hung server's keys are never sent to
+/// the healthy one, and the writes made meanwhile do not make the writer bypass the
+/// cache (their invalidations are owed to the hung server, not pending).
+#[test]
+fn a_hung_server_is_marked_down_and_costs_no_more_timeouts() {
+    let healthy = memcached(16, "1m");
+    let hung = memcached(16, "1m");
+    let proxy = FaultProxy::start(sock(&hung)).expect("proxy");
+    let servers = [healthy.addr(), proxy.addr_string()];
+    let d = db(Engine::Sqlite, "hung");
+    let writer = store(&d, Box::new(memcached_over(&servers)));
+    let router = memcached_over(&servers);
+    let mut w = Workload::new(4, 20);
+    w.mixed(&writer, 150, "both servers up");
+    w.read_all(&writer, "both servers up");
+
+    hang(&proxy, Mode::Stall);
+    w.read_all(&writer, "the first calls after the hang");
+    let down = writer.stats();
+    assert_eq!(down.cache_servers_down, 1, "the hung server is marked down: {down:?}");
+    let connections = proxy.stats().accepted;
+    w.mixed(&writer, 300, "one server hung");
+    w.read_all(&writer, "one server hung");
+    let during = writer.stats();
+    let dialled = proxy.stats().accepted - connections;
+    assert!(
+        dialled <= during.cache_probes - down.cache_probes + 1,
+        "only probes dial the hung server: {dialled} connections, {} probes",
+        during.cache_probes - down.cache_probes
+    );
+    assert!(during.cache_skipped_ops > down.cache_skipped_ops, "ops for the hung server fail at once: {during:?}");
+    assert!(during.node_hits > down.node_hits, "the healthy server keeps serving: {during:?}");
+    assert_eq!(during.outbox_deferred, down.outbox_deferred, "writes while down are owed, not pending: {during:?}");
+    assert!(during.outbox_owed > 0, "some write touched the hung server: {during:?}");
+    // The hung server's keys never went to the healthy one.
+    let healthy_only = memcached_over(&[healthy.addr()]);
+    for key in doc_keys(&d.namespace) {
+        if router.server_for(&key) == proxy.addr_string() {
+            let reply = healthy_only.run(&[CacheOp::Get { key: &key, lease: None }]);
+            assert_eq!(reply, vec![Ok(CacheReply::Miss)], "{key} belongs to the hung server");
+        }
+    }
+
+    proxy.set_mode(Mode::Pass);
+    wait_until_up(&writer, Duration::from_secs(10));
+    w.read_all(&writer, "right after the hung server came back");
+    let back = writer.stats();
+    w.mixed(&writer, 150, "both servers up again");
+    w.read_all(&writer, "both servers up again");
+    assert!(writer.stats().node_hits > back.node_hits, "the server serves again");
+    assert!(back.cache_down_ms > 0, "down time is counted: {back:?}");
+}
+
+/// The exact damage a down server could do when it comes back: it still holds the
+/// node and the object of a row that moved while it was down, because the writer's
+/// invalidations were lost on a black-holed route. The probe deletes what the
+/// writer owes before the server serves again, so the writer's own reads are right
+/// at once; another process converges through the outbox.
+#[test]
+fn a_server_back_from_a_black_hole_never_serves_what_a_write_invalidated_meanwhile() {
+    let mc = memcached(16, "1m");
+    let proxy = FaultProxy::start(sock(&mc)).expect("proxy");
+    let d = db(Engine::Sqlite, "owed");
+    let writer = store(&d, Box::new(memcached_over(&[proxy.addr_string()])));
+    let other = store(&d, Box::new(memcached_over(&[proxy.addr_string()])));
+    let shelf = |s: &Store, k: i64| {
+        s.recall_text::<Doc>("lambda d: d.shelf == k", &[("k", k.into())])
+            .expect("read")
+            .iter()
+            .map(|d| d.id)
+            .collect::<Vec<_>>()
+    };
+    let body = |s: &Store| s.recall_text::<Doc>("lambda d: d.id == 1", &[]).expect("read")[0].body.clone();
+    writer.insert(&Doc { id: 1, shelf: 0, body: "old".into() }).unwrap();
+    writer.insert(&Doc { id: 2, shelf: 3, body: "two".into() }).unwrap();
+    assert_eq!(shelf(&writer, 0), vec![1]);
+    assert_eq!(shelf(&writer, 0), vec![1], "now cached: node, object");
+    assert_eq!(body(&writer), "old");
+    assert!(writer.stats().node_hits >= 1);
+
+    hang(&proxy, Mode::Blackhole);
+    writer.update(&Doc { id: 1, shelf: 1, body: "new".into() }).unwrap();
+    assert_eq!(writer.stats().cache_servers_down, 1);
+    writer.update(&Doc { id: 2, shelf: 3, body: "two, again".into() }).unwrap();
+    assert_eq!(shelf(&writer, 0), Vec::<i64>::new(), "down: from the database");
+    assert_eq!(shelf(&writer, 1), vec![1]);
+
+    proxy.set_mode(Mode::Pass);
+    wait_until_up(&writer, Duration::from_secs(10));
+    assert_eq!(shelf(&writer, 0), Vec::<i64>::new(), "the stale node or object must not be served");
+    assert_eq!(shelf(&writer, 1), vec![1]);
+    assert_eq!(body(&writer), "new");
+    converge_wait();
+    wait_until_up(&other, Duration::from_secs(10));
+    assert_eq!(shelf(&other, 0), Vec::<i64>::new(), "another process converges through the outbox");
+    assert_eq!(body(&other), "new");
+}
+
+/// A server killed outright (connections refused) is marked down without any
+/// timeout, and comes back when it is restarted.
+#[test]
+fn a_killed_server_is_marked_down_and_comes_back_when_restarted() {
+    let a = memcached(16, "1m");
+    let mut b = memcached(16, "1m");
+    let d = db(Engine::Sqlite, "killb");
+    let writer = store(&d, Box::new(memcached_over(&[a.addr(), b.addr()])));
+    let mut w = Workload::new(5, 20);
+    w.mixed(&writer, 150, "both servers up");
+    b.kill();
+    w.mixed(&writer, 200, "one server killed");
+    w.read_all(&writer, "one server killed");
+    let s = writer.stats();
+    assert!(s.cache_markdowns >= 1 && s.cache_skipped_ops > 0, "{s:?}");
+    b.restart().expect("memcached restarts");
+    wait_until_up(&writer, Duration::from_secs(10));
+    w.mixed(&writer, 150, "restarted");
+    w.read_all(&writer, "restarted");
+}
+
+/// A server that answers, but slower than the timeout: marked down, probed (each
+/// probe times out too, so it stays down), and back once it is fast again.
+#[test]
+fn a_slow_server_stays_down_until_it_answers_in_time() {
+    let a = memcached(16, "1m");
+    let b = memcached(16, "1m");
+    let proxy = FaultProxy::start(sock(&b)).expect("proxy");
+    let d = db(Engine::Sqlite, "slow");
+    let writer = store(&d, Box::new(memcached_over(&[a.addr(), proxy.addr_string()])));
+    let mut w = Workload::new(6, 20);
+    w.mixed(&writer, 100, "both fast");
+    proxy.set_mode(Mode::Delay(TIMEOUT * 3));
+    w.mixed(&writer, 150, "one server slow");
+    let before = writer.stats();
+    assert_eq!(before.cache_servers_down, 1, "{before:?}");
+    // Long enough for several probes, each of which must fail.
+    thread::sleep(Duration::from_millis(800));
+    let probed = writer.stats();
+    assert!(probed.cache_probes >= before.cache_probes + 2, "probed while slow: {probed:?}");
+    assert_eq!(probed.cache_servers_down, 1, "still down while slow: {probed:?}");
+    w.read_all(&writer, "one server slow");
+    proxy.set_mode(Mode::Pass);
+    wait_until_up(&writer, Duration::from_secs(10));
+    w.mixed(&writer, 100, "fast again");
+    w.read_all(&writer, "fast again");
+}
+
+/// With a backend that does not owe failed invalidations (the writer keeps them
+/// pending and bypasses the cache), the retries still cost a call one cache batch,
+/// however many writes failed: never one batch (and one timeout) per write.
+#[test]
+fn pending_invalidations_cost_a_call_one_cache_batch() {
+    use memdex::cache::in_process::InProcessCache;
+    use memdex_tests::backends::{CacheMode, SwitchCache};
+    let d = db(Engine::Sqlite, "pending");
+    let (cache, switch) = SwitchCache::new(Box::new(InProcessCache::new(CacheConfig::default())));
+    // The table drain is kept out of the way (a minute), so the only batch the read
+    // pays for pending entries is this process's own retry.
+    let writer = Store::builder()
+        .sqlite(d.path.clone())
+        .namespace(d.namespace.clone())
+        .cache(Box::new(cache))
+        .outbox(Duration::from_secs(60), Duration::from_secs(60))
+        .build()
+        .expect("store");
+    writer.migrate::<Doc>().expect("migrate");
+    for id in 1..=30 {
+        writer.insert(&Doc { id, shelf: id % SHELVES, body: "b".into() }).unwrap();
+    }
+    switch.set(CacheMode::WritesFail);
+    for id in 1..=30 {
+        writer.update(&Doc { id, shelf: (id + 1) % SHELVES, body: "c".into() }).unwrap();
+    }
+    let before = writer.stats();
+    assert_eq!(before.outbox_deferred, 30, "{before:?}");
+    let rows = writer.recall_text::<Doc>("lambda d: d.shelf == 1", &[]).unwrap();
+    assert!(rows.iter().all(|d| d.shelf == 1 && d.body == "c"), "{rows:?}");
+    let after = writer.stats();
+    assert_eq!(after.cache_round_trips - before.cache_round_trips, 1, "one retry batch for 30 pending writes");
+    assert!(after.degraded_calls > before.degraded_calls, "the read bypassed the cache");
+    switch.set(CacheMode::Up);
+    let rows = writer.recall_text::<Doc>("lambda d: d.shelf == 1", &[]).unwrap();
+    assert_eq!(rows.len(), 6);
+    assert_eq!(writer.stats().outbox_drained, 30, "{:?}", writer.stats());
+}
+
 /// Every fault test on both engines: the SQLite file, and MariaDB (its outbox,
 /// transactions and connection pool under the same cache faults).
 macro_rules! on_every_engine {

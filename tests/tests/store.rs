@@ -181,7 +181,7 @@ fn transactions_commit_together_or_not_at_all() {
             tx.insert(&item(20, 5, "dup", 1.0))?; // primary key violation
             Ok(())
         });
-        assert!(matches!(err, Err(Error::Database(_))), "{err:?}");
+        assert!(err.as_ref().is_err_and(Error::is_unique_violation), "{err:?}");
         assert_eq!(five.count(&store).unwrap(), 4, "rolled back");
         let user_abort: Result<(), Error> = store.transaction(|tx| {
             tx.insert(&item(21, 5, "b", 1.0))?;

@@ -11,6 +11,7 @@
 pub mod baselines;
 pub mod buildcost;
 pub mod data;
+pub mod hung;
 pub mod memdex_side;
 pub mod offload;
 pub mod raw;
@@ -28,8 +29,15 @@ use report::{Bar, Report, Section, Series, Table};
 use timing::{Budget, Summary, format_ns, format_ratio, measure};
 
 /// Section titles, in order; the smoke test checks that each appears.
-pub const SECTIONS: [&str; 6] =
-    ["1. Hot index scan", "2. Growth", "3. Database offload", "4. Planning", "5. Writes", "6. Build cost"];
+pub const SECTIONS: [&str; 7] = [
+    "1. Hot index scan",
+    "2. Growth",
+    "3. Database offload",
+    "4. Planning",
+    "5. Writes",
+    "6. Build cost",
+    "7. A hung cache server",
+];
 
 /// Sizes and budgets of one run.
 #[derive(Clone, Debug)]
@@ -187,6 +195,14 @@ pub fn run(cfg: &Config) -> Report {
     report.sections.push(planning(cfg));
     report.sections.push(writes(cfg, &servers, &data, &store));
     report.sections.push(build_cost(cfg));
+    report.sections.push(match servers.memcached_addrs(2) {
+        Ok(addrs) => hung::section(SECTIONS[6], &servers.db(), &addrs, cfg.write_budget),
+        Err(e) => {
+            let mut section = Section::new(SECTIONS[6]);
+            section.note(format!("unavailable: {e}"));
+            section
+        }
+    });
     let db = match (&servers.postgres, &store) {
         (Ok(_), Ok(b)) => b.describe(),
         (Err(e), _) => format!("PostgreSQL unavailable ({e}); memdex on SQLite in memory"),

@@ -8,6 +8,7 @@
 use std::fmt;
 use std::time::Duration;
 
+pub(crate) mod health;
 pub mod in_process;
 pub mod memcached;
 
@@ -36,8 +37,9 @@ pub enum CacheOp<'a> {
     Delete { key: &'a str },
 }
 
-impl CacheOp<'_> {
-    pub fn key(&self) -> &str {
+impl<'a> CacheOp<'a> {
+    /// The key the op acts on.
+    pub fn key(&self) -> &'a str {
         match self {
             CacheOp::Get { key, .. }
             | CacheOp::GetCas { key }
@@ -45,6 +47,46 @@ impl CacheOp<'_> {
             | CacheOp::Cas { key, .. }
             | CacheOp::Append { key, .. }
             | CacheOp::Delete { key } => key,
+        }
+    }
+}
+
+/// A [`CacheOp`] that owns its key and value, to send a batch to another thread.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OwnedOp {
+    Get { key: String, lease: Option<u32> },
+    GetCas { key: String },
+    Set { key: String, value: Vec<u8>, ttl: u32 },
+    Cas { key: String, value: Vec<u8>, ttl: u32, cas: u64 },
+    Append { key: String, value: Vec<u8> },
+    Delete { key: String },
+}
+
+impl From<&CacheOp<'_>> for OwnedOp {
+    fn from(op: &CacheOp<'_>) -> OwnedOp {
+        match *op {
+            CacheOp::Get { key, lease } => OwnedOp::Get { key: key.to_owned(), lease },
+            CacheOp::GetCas { key } => OwnedOp::GetCas { key: key.to_owned() },
+            CacheOp::Set { key, value, ttl } => OwnedOp::Set { key: key.to_owned(), value: value.to_vec(), ttl },
+            CacheOp::Cas { key, value, ttl, cas } => {
+                OwnedOp::Cas { key: key.to_owned(), value: value.to_vec(), ttl, cas }
+            }
+            CacheOp::Append { key, value } => OwnedOp::Append { key: key.to_owned(), value: value.to_vec() },
+            CacheOp::Delete { key } => OwnedOp::Delete { key: key.to_owned() },
+        }
+    }
+}
+
+impl OwnedOp {
+    /// The op, borrowing from this one.
+    pub fn as_op(&self) -> CacheOp<'_> {
+        match self {
+            OwnedOp::Get { key, lease } => CacheOp::Get { key, lease: *lease },
+            OwnedOp::GetCas { key } => CacheOp::GetCas { key },
+            OwnedOp::Set { key, value, ttl } => CacheOp::Set { key, value, ttl: *ttl },
+            OwnedOp::Cas { key, value, ttl, cas } => CacheOp::Cas { key, value, ttl: *ttl, cas: *cas },
+            OwnedOp::Append { key, value } => CacheOp::Append { key, value },
+            OwnedOp::Delete { key } => CacheOp::Delete { key },
         }
     }
 }
@@ -94,6 +136,35 @@ pub enum CacheError {
     Ambiguous { server: String, reason: String },
     #[error("cache protocol error from {server}: {reason}")]
     Protocol { server: String, reason: String },
+    /// The server is marked down after a failure: the op was not sent (no time is
+    /// spent on it) and, if it invalidates, it is owed to the server until a
+    /// background probe applies it (see [`CacheBackend::owes`]).
+    #[error("cache server {server} is marked down")]
+    Down { server: String },
+}
+
+impl CacheError {
+    /// Whether this failure marks its server down: the server did not answer in time,
+    /// could not be reached, or stopped speaking the protocol.
+    pub fn marks_down(&self) -> bool {
+        !matches!(self, CacheError::Down { .. })
+    }
+}
+
+/// How a backend's servers have fared, for `Store::stats` (all zero for a backend
+/// without servers).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheHealth {
+    /// Servers marked down right now.
+    pub servers_down: u64,
+    /// Times a server was marked down.
+    pub markdowns: u64,
+    /// Probes sent to down servers.
+    pub probes: u64,
+    /// Ops failed at once because their server was down (no time spent on them).
+    pub skipped_ops: u64,
+    /// Milliseconds servers spent marked down, summed over servers.
+    pub down_ms: u64,
 }
 
 /// Timeouts and limits shared by the backends.
@@ -130,6 +201,30 @@ pub trait CacheBackend: Send + Sync + fmt::Debug {
 
     /// "memcached 127.0.0.1:11211" / "in-process", for logs and the shop's banner.
     fn describe(&self) -> String;
+
+    /// Whether this backend will itself delete every one of `keys` before it serves
+    /// them again: true when each failed invalidation was recorded as owed to a
+    /// server that is marked down (memcached). The store then needs no bypass of its
+    /// own: the durable outbox still tells other processes. The default, false,
+    /// keeps the store's own path (its reads bypass the cache until it has deleted
+    /// the keys itself).
+    fn owes(&self, keys: &[&str]) -> bool {
+        let _ = keys;
+        false
+    }
+
+    /// Whether `key`'s server is expected to answer: false while it is marked down,
+    /// so that a caller can skip work whose every outcome would be a miss (the
+    /// default, for backends without servers, is true).
+    fn is_available(&self, key: &str) -> bool {
+        let _ = key;
+        true
+    }
+
+    /// Counters of mark-downs and probes.
+    fn health(&self) -> CacheHealth {
+        CacheHealth::default()
+    }
 }
 
 /// Appends of ids to nodes, each followed by a CAS-only read of the same key, in one

@@ -1,6 +1,7 @@
-//! Database backends: SQLite (embedded default, `rusqlite` bundled), PostgreSQL
-//! (`postgres`) and, with the `mysql` feature, MySQL/MariaDB (`mysql`). They run SQL
-//! the grammar emitted; they never build SQL themselves beyond connection set-up.
+//! Database backends: SQLite (feature `sqlite`, the embedded default, `rusqlite`
+//! bundled) and PostgreSQL (feature `postgres`), each pooled with `r2d2`, and
+//! MySQL/MariaDB (feature `mysql`, the `mysql` crate's own pool). They run SQL the
+//! grammar emitted; they never build SQL themselves beyond connection set-up.
 
 use std::fmt;
 
@@ -9,18 +10,74 @@ use memdex_grammar::{Dialect, Type, Value};
 
 #[cfg(feature = "mysql")]
 pub mod mysql;
+#[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(all(feature = "postgres", feature = "tokio"))]
+pub(crate) mod postgres_async;
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres_types;
+#[cfg(feature = "sqlite")]
 pub mod sqlite;
 
+/// A boxed error from a driver, kept as the source of a [`DbError`].
+pub type DriverError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What a database backend reports. Every variant keeps the driver's error as its
+/// `source()` where there is one, and its code (PostgreSQL's SQLSTATE, SQLite's
+/// extended result code) where the database gave one.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DbError {
-    #[error("database connection failed: {0}")]
-    Connect(String),
-    #[error("database error: {0}")]
-    Query(String),
+    /// No connection: the server is unreachable, refused the credentials, or the
+    /// pool had none free in time.
+    #[error("database connection failed: {message}")]
+    Connect {
+        message: String,
+        #[source]
+        source: Option<DriverError>,
+    },
+    /// The database refused a statement.
+    #[error("database error: {message}")]
+    Query {
+        message: String,
+        /// SQLSTATE (PostgreSQL), extended result code name (SQLite).
+        code: Option<String>,
+        #[source]
+        source: Option<DriverError>,
+    },
+    /// An insert or update would duplicate a key or a unique index.
+    #[error("unique constraint violated{}: {message}", constraint.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
+    UniqueViolation {
+        /// The constraint's (or index's) name, when the database said.
+        constraint: Option<String>,
+        message: String,
+        #[source]
+        source: Option<DriverError>,
+    },
     /// A value of the wrong type came back (schema drift between struct and table).
     #[error("cannot decode column {column}: {reason}")]
     Decode { column: usize, reason: String },
+}
+
+impl DbError {
+    /// A refused statement with no driver error behind it (memdex's own checks).
+    pub fn query(message: impl Into<String>) -> DbError {
+        DbError::Query { message: message.into(), code: None, source: None }
+    }
+
+    /// A connection failure with no driver error behind it.
+    pub fn connect(message: impl Into<String>) -> DbError {
+        DbError::Connect { message: message.into(), source: None }
+    }
+
+    /// The database's code for this error (SQLSTATE or SQLite result code name).
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            DbError::Query { code, .. } => code.as_deref(),
+            DbError::UniqueViolation { .. } => Some("unique_violation"),
+            _ => None,
+        }
+    }
 }
 
 /// Statements inside one transaction.
@@ -31,29 +88,79 @@ pub trait Tx {
     fn query(&mut self, q: &SqlQuery, types: &[Type]) -> Result<Vec<Vec<Value>>, DbError>;
 }
 
+/// An open transaction on a connection of its own (checked out of the pool for as
+/// long as the transaction lives). Dropped without [`TxConn::commit`], it rolls
+/// back.
+pub trait TxConn: Tx + Send {
+    /// Commits, and gives the connection back to the pool.
+    fn commit(self: Box<Self>) -> Result<(), DbError>;
+
+    /// The transaction as a [`Tx`].
+    fn as_tx(&mut self) -> &mut dyn Tx;
+}
+
+/// How a backend's connection pool is doing, for `Store::stats` and metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolState {
+    /// Connections open (idle and in use).
+    pub connections: u32,
+    /// Connections idle in the pool.
+    pub idle: u32,
+}
+
 /// A database the store can talk to. Implementations are internally pooled and
 /// safe to share between threads.
 pub trait Database: Send + Sync + fmt::Debug {
+    /// The SQL dialect the store emits for this database.
     fn dialect(&self) -> Dialect;
 
     /// Runs a read-only query outside any explicit transaction.
     fn query(&self, q: &SqlQuery, types: &[Type]) -> Result<Vec<Vec<Value>>, DbError>;
 
+    /// Opens a transaction on a connection of its own.
+    fn begin(&self) -> Result<Box<dyn TxConn>, DbError>;
+
     /// Runs `f` in one transaction: committed when `f` returns `Ok`, rolled back
     /// otherwise (and the error returned).
-    fn transaction(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<(), DbError>) -> Result<(), DbError>;
+    fn transaction(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<(), DbError>) -> Result<(), DbError> {
+        let mut tx = self.begin()?;
+        f(tx.as_tx())?;
+        tx.commit()
+    }
 
     /// Runs DDL statements (migrations), each on its own.
     fn execute_ddl(&self, statements: &[String]) -> Result<(), DbError>;
 
     /// "SQLite (in memory)", "PostgreSQL host=…", for logs.
     fn describe(&self) -> String;
+
+    /// The connection pool's gauges.
+    fn pool_state(&self) -> PoolState {
+        PoolState::default()
+    }
+}
+
+/// The threads every pool of the process shares for its housekeeping (opening
+/// connections, idle timeouts, lifetimes): `r2d2` would otherwise start three per
+/// pool, and a program (or a test suite) may build many stores. Four, so that one
+/// pool dialling an unreachable server does not hold up the others.
+pub(crate) fn pool_threads() -> std::sync::Arc<scheduled_thread_pool::ScheduledThreadPool> {
+    static POOL: std::sync::OnceLock<std::sync::Arc<scheduled_thread_pool::ScheduledThreadPool>> =
+        std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        std::sync::Arc::new(
+            scheduled_thread_pool::ScheduledThreadPool::builder()
+                .num_threads(4)
+                .thread_name_pattern("memdex-pool")
+                .build(),
+        )
+    })
+    .clone()
 }
 
 /// `x` as an `i64` when it is a whole number in range: how every backend reads a
-/// float the database returned for an integer (SQLite's REAL from arithmetic,
-/// PostgreSQL's `float8`, MySQL's DOUBLE) and binds a float where an integer is
-/// expected, so that no information is lost either way.
+/// float that stands for an integer.
 pub(crate) fn integral(x: f64) -> Option<i64> {
     // 2^63 is exactly representable; every f64 in [-2^63, 2^63) with no fraction fits.
     const LIMIT: f64 = 9_223_372_036_854_775_808.0;
@@ -65,6 +172,7 @@ pub(crate) fn integral(x: f64) -> Option<i64> {
 /// 0 and 1 (as SQLite and MySQL store them), floats in Rust's shortest round-trip
 /// form (±inf as `±9e999`, which SQLite's JSON reads as ±inf and MySQL, which has
 /// no infinity, as NULL, equal to nothing), text as JSON strings, NULL as `null`.
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
 pub(crate) fn json_array(items: &[Value]) -> String {
     use std::fmt::Write;
     let mut out = String::with_capacity(items.len() * 8 + 2);
@@ -102,6 +210,7 @@ pub(crate) fn json_array(items: &[Value]) -> String {
 }
 
 /// What kind of value `value` is, for error messages.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 pub(crate) fn value_kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "NULL",
@@ -113,18 +222,18 @@ pub(crate) fn value_kind(value: &Value) -> &'static str {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::integral;
-
-    #[test]
-    fn integral_keeps_every_whole_i64_float() {
-        assert_eq!(integral(-0.0), Some(0));
-        assert_eq!(integral(3.0), Some(3));
-        assert_eq!(integral(3.5), None);
-        assert_eq!(integral(-9_223_372_036_854_775_808.0), Some(i64::MIN));
-        assert_eq!(integral(9_223_372_036_854_775_808.0), None);
-        assert_eq!(integral(f64::INFINITY), None);
-        assert_eq!(integral(f64::NAN), None);
+/// Runs `f` so that a blocking driver that drives a runtime of its own (the
+/// `postgres` crate does) never panics with "Cannot start a runtime from within a
+/// runtime": inside a tokio runtime, `f` runs on a helper thread while this one
+/// waits. The blocking `Store` then works inside an async task, at the price of
+/// blocking that task's worker (use `AsyncStore` there).
+#[cfg(feature = "postgres")]
+pub(crate) fn outside_any_runtime<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
     }
+    std::thread::scope(|scope| match scope.spawn(f).join() {
+        Ok(r) => r,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
 }

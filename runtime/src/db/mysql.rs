@@ -25,12 +25,12 @@ use std::time::Duration;
 
 use mysql::consts::{CapabilityFlags, ColumnType};
 use mysql::prelude::Queryable;
-use mysql::{Column, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, PooledConn, TxOpts};
+use mysql::{Column, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, PooledConn};
 
 use memdex_grammar::sql::SqlQuery;
 use memdex_grammar::{Dialect, Type, Value};
 
-use super::{Database, DbError, Tx, integral, json_array, value_kind};
+use super::{Database, DbError, Tx, TxConn, integral, json_array, value_kind};
 
 /// Tuning knobs for [`MySql::connect_with`].
 #[derive(Clone, Debug)]
@@ -92,10 +92,11 @@ impl MySql {
     /// connection at once, so that a wrong address or password fails here rather
     /// than on the first query.
     pub fn connect_with(url: &str, options: MySqlOptions) -> Result<MySql, DbError> {
-        let opts = Opts::from_url(url).map_err(|e| DbError::Connect(format!("invalid MySQL URL: {e}")))?;
+        let opts = Opts::from_url(url)
+            .map_err(|e| DbError::Connect { message: format!("invalid MySQL URL: {e}"), source: Some(Box::new(e)) })?;
         let description = describe_opts(&opts);
         let constraints = PoolConstraints::new(1, options.pool_size.max(1))
-            .ok_or_else(|| DbError::Connect("invalid MySQL pool size".into()))?;
+            .ok_or_else(|| DbError::connect("invalid MySQL pool size"))?;
         // No reset on return (it would cost a round trip per query and drop the
         // connection's prepared statements) and no ping on checkout (another round
         // trip): a connection that broke is taken out of the pool by
@@ -110,8 +111,7 @@ impl MySql {
             .stmt_cache_size(options.statement_cache)
             .additional_capabilities(CapabilityFlags::CLIENT_FOUND_ROWS)
             .init(session_setup(&options));
-        let pool =
-            Pool::new(builder).map_err(|e| DbError::Connect(format!("MySQL {description}: {}", error_text(&e))))?;
+        let pool = Pool::new(builder).map_err(|e| connect_error(format!("MySQL {description}"), e))?;
         Ok(MySql { pool, options, description })
     }
 
@@ -119,7 +119,7 @@ impl MySql {
         self.pool
             .try_get_conn(self.options.pool_wait)
             .map(|conn| Checkout { conn })
-            .map_err(|e| DbError::Connect(format!("MySQL {}: {}", self.description, error_text(&e))))
+            .map_err(|e| connect_error(format!("MySQL {}", self.description), e))
     }
 
     /// One attempt at a read; the flag says whether the connection was lost (and
@@ -167,7 +167,7 @@ struct Checkout {
 impl Checkout {
     /// Whether `e` means the connection is gone; if so, marks it to leave the pool.
     fn broken_if_lost(&mut self, e: &DbError) -> bool {
-        let lost = matches!(e, DbError::Connect(_));
+        let lost = matches!(e, DbError::Connect { .. });
         if lost {
             // Resetting a connection on its return to the pool fails on a dead one,
             // and the pool then drops it (and frees its place); on a live one it
@@ -187,21 +187,39 @@ fn error_text(e: &mysql::Error) -> String {
     }
 }
 
+/// A connection that could not be had: `what` (the server) and the driver's error.
+fn connect_error(what: String, e: mysql::Error) -> DbError {
+    DbError::Connect { message: format!("{what}: {}", error_text(&e)), source: Some(Box::new(e)) }
+}
+
+/// The server's "Duplicate entry 'x' for key 'name'": a unique violation.
+const ER_DUP_ENTRY: u16 = 1062;
+
 /// A lost or unusable connection is a `Connect` error (the caller may retry on
-/// another); anything the server rejected is a `Query` error.
-fn to_db_error(e: &mysql::Error) -> DbError {
-    match e {
-        mysql::Error::IoError(_) | mysql::Error::CodecError(_) => {
-            DbError::Connect(format!("MySQL connection lost: {}", error_text(e)))
+/// another); a duplicate key is a `UniqueViolation` naming its key; anything else
+/// the server rejected is a `Query` error with its SQLSTATE.
+fn to_db_error(e: mysql::Error) -> DbError {
+    let message = error_text(&e);
+    match &e {
+        mysql::Error::MySqlError(m) if m.code == ER_DUP_ENTRY => {
+            // "… for key 'item.PRIMARY'": the key's name is the last quoted word.
+            let constraint = m.message.rsplit('\'').nth(1).map(|key| key.rsplit('.').next().unwrap_or(key).to_owned());
+            DbError::UniqueViolation { constraint, message, source: Some(Box::new(e)) }
         }
-        mysql::Error::DriverError(
+        mysql::Error::MySqlError(m) => {
+            let code = Some(m.state.clone());
+            DbError::Query { message, code, source: Some(Box::new(e)) }
+        }
+        mysql::Error::IoError(_)
+        | mysql::Error::CodecError(_)
+        | mysql::Error::DriverError(
             mysql::DriverError::ConnectTimeout
             | mysql::DriverError::CouldNotConnect(_)
             | mysql::DriverError::PacketOutOfSync
             | mysql::DriverError::UnexpectedPacket
             | mysql::DriverError::Timeout,
-        ) => DbError::Connect(format!("MySQL connection lost: {}", error_text(e))),
-        _ => DbError::Query(error_text(e)),
+        ) => DbError::Connect { message: format!("MySQL connection lost: {message}"), source: Some(Box::new(e)) },
+        _ => DbError::Query { message, code: None, source: Some(Box::new(e)) },
     }
 }
 
@@ -219,7 +237,7 @@ fn bind(q: &SqlQuery) -> Result<Vec<mysql::Value>, DbError> {
                 Value::Bool(b) => mysql::Value::Int(i64::from(*b)),
                 Value::Int(n) => mysql::Value::Int(*n),
                 Value::Float(x) if x.is_nan() => {
-                    return Err(DbError::Query(format!("parameter {} is NaN, which MySQL cannot hold", i + 1)));
+                    return Err(DbError::query(format!("parameter {} is NaN, which MySQL cannot hold", i + 1)));
                 }
                 Value::Float(x) => mysql::Value::Double(*x),
                 Value::Text(s) => mysql::Value::Bytes(s.as_bytes().to_vec()),
@@ -228,7 +246,7 @@ fn bind(q: &SqlQuery) -> Result<Vec<mysql::Value>, DbError> {
                     if let Some(bad) =
                         items.iter().find(|v| matches!(v, Value::List(_)) || matches!(v, Value::Float(x) if x.is_nan()))
                     {
-                        return Err(DbError::Query(format!(
+                        return Err(DbError::query(format!(
                             "parameter {} is a list holding {}, which MySQL cannot bind",
                             i + 1,
                             value_kind(bad)
@@ -237,7 +255,7 @@ fn bind(q: &SqlQuery) -> Result<Vec<mysql::Value>, DbError> {
                     mysql::Value::Bytes(json_array(items).into_bytes())
                 }
                 Value::List(_) => {
-                    return Err(DbError::Query(format!(
+                    return Err(DbError::query(format!(
                         "parameter {} is {}; a list binds only as the argument of `JSON_TABLE(?, …)`",
                         i + 1,
                         value_kind(value)
@@ -250,7 +268,7 @@ fn bind(q: &SqlQuery) -> Result<Vec<mysql::Value>, DbError> {
 
 fn run_query(conn: &mut impl Queryable, q: &SqlQuery, types: &[Type]) -> Result<Vec<Vec<Value>>, DbError> {
     let params = bind(q)?;
-    let mut result = conn.exec_iter(q.text.as_str(), params).map_err(|e| to_db_error(&e))?;
+    let mut result = conn.exec_iter(q.text.as_str(), params).map_err(|e| to_db_error(e))?;
     let columns = result.columns();
     let columns: Vec<Column> = columns.as_ref().to_vec();
     if columns.len() != types.len() {
@@ -261,7 +279,7 @@ fn run_query(conn: &mut impl Queryable, q: &SqlQuery, types: &[Type]) -> Result<
     }
     let mut out = Vec::new();
     for row in result.by_ref() {
-        let row = row.map_err(|e| to_db_error(&e))?;
+        let row = row.map_err(|e| to_db_error(e))?;
         let mut decoded = Vec::with_capacity(types.len());
         for (i, (ty, column)) in types.iter().zip(&columns).enumerate() {
             let value = row.as_ref(i).unwrap_or(&mysql::Value::NULL);
@@ -277,7 +295,7 @@ fn run_query(conn: &mut impl Queryable, q: &SqlQuery, types: &[Type]) -> Result<
 
 fn run_execute(conn: &mut impl Queryable, q: &SqlQuery) -> Result<u64, DbError> {
     let params = bind(q)?;
-    let result = conn.exec_iter(q.text.as_str(), params).map_err(|e| to_db_error(&e))?;
+    let result = conn.exec_iter(q.text.as_str(), params).map_err(|e| to_db_error(e))?;
     let changed = result.affected_rows();
     // Reading to the end leaves the connection ready for the next statement.
     drop(result);
@@ -362,18 +380,55 @@ fn describe_value(value: &mysql::Value, column: &Column) -> String {
     }
 }
 
-/// Statements inside one MySQL transaction.
-struct MySqlTx<'a, 'c> {
-    tx: &'a mut mysql::Transaction<'c>,
+/// An open MySQL transaction on a pooled connection of its own: `START
+/// TRANSACTION` when it began, `COMMIT` or (dropped without it) `ROLLBACK`.
+struct MySqlTx {
+    conn: Checkout,
+    open: bool,
 }
 
-impl Tx for MySqlTx<'_, '_> {
+impl Tx for MySqlTx {
     fn execute(&mut self, q: &SqlQuery) -> Result<u64, DbError> {
-        run_execute(self.tx, q)
+        let result = run_execute(&mut self.conn.conn, q);
+        if let Err(e) = &result {
+            self.conn.broken_if_lost(e);
+        }
+        result
     }
 
     fn query(&mut self, q: &SqlQuery, types: &[Type]) -> Result<Vec<Vec<Value>>, DbError> {
-        run_query(self.tx, q, types)
+        let result = run_query(&mut self.conn.conn, q, types);
+        if let Err(e) = &result {
+            self.conn.broken_if_lost(e);
+        }
+        result
+    }
+}
+
+impl TxConn for MySqlTx {
+    fn commit(mut self: Box<Self>) -> Result<(), DbError> {
+        let result = self.conn.conn.query_drop("COMMIT").map_err(to_db_error);
+        match &result {
+            Ok(()) => self.open = false,
+            Err(e) => {
+                self.conn.broken_if_lost(e);
+            }
+        }
+        result
+    }
+
+    fn as_tx(&mut self) -> &mut dyn Tx {
+        self
+    }
+}
+
+impl Drop for MySqlTx {
+    fn drop(&mut self) {
+        if self.open && self.conn.conn.query_drop("ROLLBACK").is_err() {
+            // A connection whose transaction could not be rolled back must not
+            // serve anyone again: resetting it on its return fails or clears it.
+            self.conn.conn.reset_connection(true);
+        }
     }
 }
 
@@ -392,18 +447,13 @@ impl Database for MySql {
         }
     }
 
-    fn transaction(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<(), DbError>) -> Result<(), DbError> {
+    fn begin(&self) -> Result<Box<dyn TxConn>, DbError> {
         let mut conn = self.checkout()?;
-        let outcome = (|| {
-            let mut tx = conn.conn.start_transaction(TxOpts::default()).map_err(|e| to_db_error(&e))?;
-            // Dropping `tx` without commit rolls back, also when `f` fails or panics.
-            f(&mut MySqlTx { tx: &mut tx })?;
-            tx.commit().map_err(|e| to_db_error(&e))
-        })();
-        if let Err(e) = &outcome {
-            conn.broken_if_lost(e);
+        if let Err(e) = conn.conn.query_drop("START TRANSACTION").map_err(to_db_error) {
+            conn.broken_if_lost(&e);
+            return Err(e);
         }
-        outcome
+        Ok(Box::new(MySqlTx { conn, open: true }))
     }
 
     fn execute_ddl(&self, statements: &[String]) -> Result<(), DbError> {
@@ -414,8 +464,10 @@ impl Database for MySql {
                 Err(mysql::Error::MySqlError(e))
                     if e.code == ER_DUP_KEYNAME && statement.trim_start().starts_with("CREATE INDEX") => {}
                 Err(e) => {
-                    let error = match to_db_error(&e) {
-                        DbError::Query(msg) => DbError::Query(format!("{msg} (in `{statement}`)")),
+                    let error = match to_db_error(e) {
+                        DbError::Query { message, code, source } => {
+                            DbError::Query { message: format!("{message} (in `{statement}`)"), code, source }
+                        }
                         other => other,
                     };
                     conn.broken_if_lost(&error);

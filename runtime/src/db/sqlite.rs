@@ -6,44 +6,52 @@
 //! Rust's `str::to_lowercase` (SQLite's own `LOWER` only folds ASCII, so the SQL
 //! emitter uses this function to keep Rust's semantics for `to_lowercase`).
 //!
-//! Files use a small pool of connections so that readers on different threads run in
-//! parallel (WAL lets readers proceed while one writer writes). Write transactions start
-//! with `BEGIN IMMEDIATE`: taking the write lock up front means two transactions never
-//! both hold a read lock and then deadlock trying to upgrade it (SQLITE_BUSY that no
-//! busy timeout can resolve).
+//! Files use an `r2d2` pool of connections so that readers on different threads run
+//! in parallel (WAL lets readers proceed while one writer writes), with an idle
+//! timeout and a maximum lifetime. Write transactions start with `BEGIN IMMEDIATE`:
+//! taking the write lock up front means two transactions never both hold a read lock
+//! and then deadlock trying to upgrade it (SQLITE_BUSY that no busy timeout can
+//! resolve). A connection that is still inside a transaction when it comes back
+//! (a failed COMMIT or ROLLBACK) counts as broken and is closed, never reused.
+//! Prepared statements are cached per connection by rusqlite (`prepare_cached`).
 //!
-//! An in-memory database is one connection behind the pool's mutex. The alternative,
+//! An in-memory database is one connection, the only one the pool ever holds: a
+//! second `:memory:` connection would be another, empty database. (The alternative,
 //! `file:…?mode=memory&cache=shared` with several connections, runs into shared-cache
 //! table locks: those fail with SQLITE_LOCKED at once, which the busy timeout does not
-//! retry, so concurrent readers and writers would see spurious "table is locked" errors.
-//! An in-memory database is CPU-bound anyway, so one connection costs little.
+//! retry.) An in-memory database is CPU-bound anyway, so one connection costs little.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use rusqlite::config::DbConfig;
 use rusqlite::functions::FunctionFlags;
 use rusqlite::types::{ToSqlOutput, ValueRef};
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags};
 
 use memdex_grammar::sql::SqlQuery;
 use memdex_grammar::{Dialect, Type, Value};
 
-use super::{Database, DbError, Tx, integral, json_array};
-use pool::Pool;
+use super::{Database, DbError, PoolState, Tx, TxConn, integral, json_array};
 
 /// Tuning knobs for [`Sqlite::open_with`].
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct SqliteOptions {
     /// The most connections open at once to a database file (readers run in parallel,
     /// writers take turns). In-memory databases always use one connection.
-    pub pool_size: usize,
+    pub pool_size: u32,
     /// How long a statement waits for another connection's lock before failing.
     pub busy_timeout: Duration,
     /// How long a caller waits for a free pooled connection before failing.
     pub pool_wait: Duration,
     /// Prepared statements kept per connection.
     pub statement_cache: usize,
+    /// Idle connections beyond the first are closed after this long.
+    pub idle_timeout: Option<Duration>,
+    /// Connections are closed and reopened after this long.
+    pub max_lifetime: Option<Duration>,
 }
 
 impl Default for SqliteOptions {
@@ -53,6 +61,8 @@ impl Default for SqliteOptions {
             busy_timeout: Duration::from_secs(5),
             pool_wait: Duration::from_secs(30),
             statement_cache: 128,
+            idle_timeout: Some(Duration::from_secs(600)),
+            max_lifetime: Some(Duration::from_secs(3600)),
         }
     }
 }
@@ -64,16 +74,54 @@ enum Location {
     File(PathBuf),
 }
 
+/// Opens connections for the pool. For an in-memory database it hands out the one
+/// connection opened at start, once: the pool never opens a second.
+#[derive(Debug)]
+struct Manager {
+    location: Location,
+    options: SqliteOptions,
+    /// The in-memory database's connection, until the pool has taken it.
+    memory: Mutex<Option<Connection>>,
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = Connection;
+    type Error = DbError;
+
+    fn connect(&self) -> Result<Connection, DbError> {
+        match self.location {
+            Location::File(_) => open_connection(&self.location, &self.options),
+            Location::Memory => self
+                .memory
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+                .ok_or_else(|| DbError::connect("the in-memory database's connection was lost (its data with it)")),
+        }
+    }
+
+    /// A local file needs no round trip to prove it is there; checkouts test nothing
+    /// (the pool is built with `test_on_check_out(false)`).
+    fn is_valid(&self, _: &mut Connection) -> Result<(), DbError> {
+        Ok(())
+    }
+
+    /// A file connection still inside a transaction is closed rather than reused;
+    /// the in-memory one is never given up (it *is* the database).
+    fn has_broken(&self, conn: &mut Connection) -> bool {
+        matches!(self.location, Location::File(_)) && !conn.is_autocommit()
+    }
+}
+
 /// A SQLite database, pooled and safe to share between threads.
 pub struct Sqlite {
     location: Location,
-    options: SqliteOptions,
-    pool: Pool<Connection>,
+    pool: r2d2::Pool<Manager>,
 }
 
 impl std::fmt::Debug for Sqlite {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sqlite").field("location", &self.location).field("options", &self.options).finish()
+        f.debug_struct("Sqlite").field("location", &self.location).field("pool", &self.pool.state()).finish()
     }
 }
 
@@ -88,8 +136,13 @@ impl Sqlite {
     pub fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Sqlite, DbError> {
         let location = Location::File(path.as_ref().to_path_buf());
         let first = open_connection(&location, &options)?;
-        let pool = Pool::new(options.pool_size.max(1), options.pool_wait, vec![first]);
-        Ok(Sqlite { location, options, pool })
+        drop(first);
+        let builder = r2d2::Pool::builder()
+            .max_size(options.pool_size.max(1))
+            .min_idle(Some(1))
+            .idle_timeout(options.idle_timeout)
+            .max_lifetime(options.max_lifetime);
+        Sqlite::pooled(location, options, None, builder)
     }
 
     /// A private in-memory database (gone when the value is dropped).
@@ -97,26 +150,45 @@ impl Sqlite {
         let options = SqliteOptions::default();
         let location = Location::Memory;
         let connection = open_connection(&location, &options)?;
-        // One connection, opened here and never replaced: a second `:memory:`
-        // connection would be a different, empty database.
-        let pool = Pool::new(1, options.pool_wait, vec![connection]);
-        Ok(Sqlite { location, options, pool })
+        // One connection, handed to the pool once and never closed or replaced.
+        let builder = r2d2::Pool::builder().max_size(1).min_idle(Some(1)).idle_timeout(None).max_lifetime(None);
+        Sqlite::pooled(location, options, Some(connection), builder)
     }
 
-    /// Checks out a connection, opening a new one for files when the pool has room.
-    fn connection(&self) -> Result<pool::Pooled<'_, Connection>, DbError> {
-        self.pool.get(|| match &self.location {
-            Location::File(_) => open_connection(&self.location, &self.options),
-            Location::Memory => {
-                Err(DbError::Connect("the in-memory database's connection was lost (its data with it)".into()))
-            }
-        })
+    fn pooled(
+        location: Location,
+        options: SqliteOptions,
+        memory: Option<Connection>,
+        builder: r2d2::Builder<Manager>,
+    ) -> Result<Sqlite, DbError> {
+        let wait = options.pool_wait;
+        let manager = Manager { location: location.clone(), options, memory: Mutex::new(memory) };
+        let pool = builder
+            .connection_timeout(wait)
+            .test_on_check_out(false)
+            .thread_pool(super::pool_threads())
+            .error_handler(Box::new(r2d2::LoggingErrorHandler))
+            .build(manager)
+            .map_err(pool_error)?;
+        Ok(Sqlite { location, pool })
     }
+
+    /// Checks out a connection.
+    fn connection(&self) -> Result<r2d2::PooledConnection<Manager>, DbError> {
+        self.pool.get().map_err(pool_error)
+    }
+}
+
+fn pool_error(e: r2d2::Error) -> DbError {
+    DbError::Connect { message: format!("no free database connection: {e}"), source: Some(Box::new(e)) }
 }
 
 /// Opens and sets up one connection.
 fn open_connection(location: &Location, options: &SqliteOptions) -> Result<Connection, DbError> {
-    let connect_err = |e: rusqlite::Error| DbError::Connect(format!("SQLite {}: {e}", describe(location)));
+    let connect_err = |e: rusqlite::Error| DbError::Connect {
+        message: format!("SQLite {}: {e}", describe(location)),
+        source: Some(Box::new(e)),
+    };
     // NO_MUTEX: a pooled connection is only ever used by one thread at a time, so
     // SQLite's own per-connection mutex would be pure overhead.
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -142,7 +214,7 @@ fn open_connection(location: &Location, options: &SqliteOptions) -> Result<Conne
         let mode: String =
             conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0)).map_err(connect_err)?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(DbError::Connect(format!(
+            return Err(DbError::connect(format!(
                 "SQLite {}: cannot switch to WAL journaling (journal mode is {mode})",
                 describe(location)
             )));
@@ -183,8 +255,22 @@ fn describe(location: &Location) -> String {
     }
 }
 
+/// A rusqlite error as a [`DbError`]: the extended result code as its code, a
+/// unique or primary-key violation as [`DbError::UniqueViolation`].
 fn query_error(e: rusqlite::Error) -> DbError {
-    DbError::Query(e.to_string())
+    let message = e.to_string();
+    if let rusqlite::Error::SqliteFailure(failure, detail) = &e {
+        use rusqlite::ffi;
+        let code = failure.extended_code;
+        if code == ffi::SQLITE_CONSTRAINT_UNIQUE || code == ffi::SQLITE_CONSTRAINT_PRIMARYKEY {
+            // "UNIQUE constraint failed: item.id" names the columns, not a constraint.
+            let constraint = detail.as_deref().and_then(|d| d.split_once(": ")).map(|(_, cols)| cols.to_owned());
+            return DbError::UniqueViolation { constraint, message, source: Some(Box::new(e)) };
+        }
+        let code = Some(format!("{:?}", failure.code));
+        return DbError::Query { message, code, source: Some(Box::new(e)) };
+    }
+    DbError::Query { message, code: None, source: Some(Box::new(e)) }
 }
 
 /// A bound parameter. NaN and lists of lists are rejected before binding, by
@@ -214,7 +300,7 @@ fn check_params(q: &SqlQuery) -> Result<(), DbError> {
         let in_json_each = json_each_placeholders(&q.text);
         for (i, value) in params.iter().enumerate() {
             if matches!(value, Value::List(_)) && !in_json_each.get(i).copied().unwrap_or(false) {
-                return Err(DbError::Query(format!(
+                return Err(DbError::query(format!(
                     "parameter {} is a list; a list binds only as the argument of `json_each(?)`",
                     i + 1
                 )));
@@ -226,14 +312,14 @@ fn check_params(q: &SqlQuery) -> Result<(), DbError> {
             Value::List(items)
                 if items.iter().any(|v| matches!(v, Value::List(_)) || matches!(v, Value::Float(x) if x.is_nan())) =>
             {
-                return Err(DbError::Query(format!(
+                return Err(DbError::query(format!(
                     "parameter {} is a list holding a list or NaN, which SQLite cannot bind",
                     i + 1
                 )));
             }
             // sqlite3_bind_double stores NaN as NULL: the value would silently change.
             Value::Float(x) if x.is_nan() => {
-                return Err(DbError::Query(format!(
+                return Err(DbError::query(format!(
                     "parameter {} is NaN, which SQLite cannot store (it would become NULL)",
                     i + 1
                 )));
@@ -328,18 +414,41 @@ fn run_execute(conn: &Connection, q: &SqlQuery) -> Result<u64, DbError> {
     Ok(changed as u64)
 }
 
-/// Statements inside one SQLite transaction.
-struct SqliteTx<'a> {
-    conn: &'a Connection,
+/// Statements inside one SQLite transaction, on a pooled connection of its own.
+struct SqliteTx {
+    conn: r2d2::PooledConnection<Manager>,
+    committed: bool,
 }
 
-impl Tx for SqliteTx<'_> {
+impl Tx for SqliteTx {
     fn execute(&mut self, q: &SqlQuery) -> Result<u64, DbError> {
-        run_execute(self.conn, q)
+        run_execute(&self.conn, q)
     }
 
     fn query(&mut self, q: &SqlQuery, types: &[Type]) -> Result<Vec<Vec<Value>>, DbError> {
-        run_query(self.conn, q, types)
+        run_query(&self.conn, q, types)
+    }
+}
+
+impl TxConn for SqliteTx {
+    fn commit(mut self: Box<Self>) -> Result<(), DbError> {
+        self.conn.execute_batch("COMMIT").map_err(query_error)?;
+        self.committed = true;
+        Ok(())
+    }
+
+    fn as_tx(&mut self) -> &mut dyn Tx {
+        self
+    }
+}
+
+impl Drop for SqliteTx {
+    fn drop(&mut self) {
+        if !self.committed && !self.conn.is_autocommit() {
+            // A failed ROLLBACK leaves the transaction open: the pool then closes the
+            // file connection (`has_broken`) rather than hand it to the next caller.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
     }
 }
 
@@ -353,29 +462,21 @@ impl Database for Sqlite {
         run_query(&conn, q, types)
     }
 
-    fn transaction(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<(), DbError>) -> Result<(), DbError> {
-        let mut conn = self.connection()?;
-        let outcome = (|| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(query_error)?;
-            // Dropping `tx` without commit rolls back, also when `f` panics.
-            f(&mut SqliteTx { conn: &tx })?;
-            tx.commit().map_err(query_error)
-        })();
-        if !conn.is_autocommit() {
-            // A failed COMMIT or ROLLBACK can leave the transaction open; never hand
-            // such a connection to the next caller.
-            let _ = conn.execute_batch("ROLLBACK");
-            if !conn.is_autocommit() && matches!(self.location, Location::File(_)) {
-                conn.discard();
-            }
-        }
-        outcome
+    fn begin(&self) -> Result<Box<dyn TxConn>, DbError> {
+        let conn = self.connection()?;
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(query_error)?;
+        Ok(Box::new(SqliteTx { conn, committed: false }))
     }
 
     fn execute_ddl(&self, statements: &[String]) -> Result<(), DbError> {
         let conn = self.connection()?;
         for statement in statements {
-            conn.execute_batch(statement).map_err(|e| DbError::Query(format!("{e} (in `{statement}`)")))?;
+            conn.execute_batch(statement).map_err(|e| match query_error(e) {
+                DbError::Query { message, code, source } => {
+                    DbError::Query { message: format!("{message} (in `{statement}`)"), code, source }
+                }
+                other => other,
+            })?;
         }
         Ok(())
     }
@@ -383,129 +484,9 @@ impl Database for Sqlite {
     fn describe(&self) -> String {
         describe(&self.location)
     }
-}
 
-/// A small blocking connection pool, shared by the SQLite and PostgreSQL backends.
-/// (It would sit better in `db/pool.rs`; it lives here because of file ownership.)
-pub(crate) mod pool {
-    use std::ops::{Deref, DerefMut};
-    use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
-    use std::time::{Duration, Instant};
-
-    use crate::db::DbError;
-
-    /// Up to `max` connections, opened lazily; callers wait (bounded) when all are busy.
-    pub(crate) struct Pool<C> {
-        state: Mutex<State<C>>,
-        released: Condvar,
-        max: usize,
-        wait: Duration,
-    }
-
-    struct State<C> {
-        idle: Vec<C>,
-        /// Connections in existence: idle, checked out, or being opened.
-        open: usize,
-    }
-
-    impl<C> std::fmt::Debug for Pool<C> {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            let state = self.lock();
-            f.debug_struct("Pool").field("max", &self.max).field("open", &state.open).finish()
-        }
-    }
-
-    impl<C> Pool<C> {
-        pub(crate) fn new(max: usize, wait: Duration, initial: Vec<C>) -> Pool<C> {
-            let open = initial.len();
-            Pool { state: Mutex::new(State { idle: initial, open }), released: Condvar::new(), max, wait }
-        }
-
-        /// The state is a plain list and counter that every critical section leaves
-        /// consistent, so a panic elsewhere while holding the lock cannot corrupt it.
-        fn lock(&self) -> MutexGuard<'_, State<C>> {
-            self.state.lock().unwrap_or_else(PoisonError::into_inner)
-        }
-
-        /// An idle connection, a new one from `open` if the pool has room, or the
-        /// next one released within the pool's wait time.
-        pub(crate) fn get(&self, open: impl FnOnce() -> Result<C, DbError>) -> Result<Pooled<'_, C>, DbError> {
-            let deadline = Instant::now() + self.wait;
-            let mut state = self.lock();
-            loop {
-                if let Some(conn) = state.idle.pop() {
-                    return Ok(Pooled { pool: self, conn: Some(conn), discard: false });
-                }
-                if state.open < self.max {
-                    state.open += 1;
-                    drop(state);
-                    return match open() {
-                        Ok(conn) => Ok(Pooled { pool: self, conn: Some(conn), discard: false }),
-                        Err(e) => {
-                            self.lock().open -= 1;
-                            self.released.notify_one();
-                            Err(e)
-                        }
-                    };
-                }
-                let now = Instant::now();
-                if now >= deadline {
-                    return Err(DbError::Connect(format!(
-                        "no free database connection within {:?} (all {} in use)",
-                        self.wait, self.max
-                    )));
-                }
-                state = self.released.wait_timeout(state, deadline - now).unwrap_or_else(PoisonError::into_inner).0;
-            }
-        }
-    }
-
-    /// A checked-out connection; returns to the pool on drop unless discarded.
-    pub(crate) struct Pooled<'a, C> {
-        pool: &'a Pool<C>,
-        conn: Option<C>,
-        discard: bool,
-    }
-
-    impl<C> std::fmt::Debug for Pooled<'_, C> {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.debug_struct("Pooled").field("discard", &self.discard).finish()
-        }
-    }
-
-    impl<C> Pooled<'_, C> {
-        /// Closes this connection instead of returning it (it is broken or in an
-        /// unknown state); the pool opens a fresh one when needed.
-        pub(crate) fn discard(&mut self) {
-            self.discard = true;
-        }
-    }
-
-    impl<C> Deref for Pooled<'_, C> {
-        type Target = C;
-        fn deref(&self) -> &C {
-            // Invariant: `conn` is only taken in `drop`.
-            self.conn.as_ref().unwrap_or_else(|| unreachable!("pooled connection used after release"))
-        }
-    }
-
-    impl<C> DerefMut for Pooled<'_, C> {
-        fn deref_mut(&mut self) -> &mut C {
-            self.conn.as_mut().unwrap_or_else(|| unreachable!("pooled connection used after release"))
-        }
-    }
-
-    impl<C> Drop for Pooled<'_, C> {
-        fn drop(&mut self) {
-            let Some(conn) = self.conn.take() else { return };
-            if self.discard {
-                self.pool.lock().open -= 1;
-                // Closed outside the lock: closing may do I/O.
-                drop(conn);
-            } else {
-                self.pool.lock().idle.push(conn);
-            }
-            self.pool.released.notify_one();
-        }
+    fn pool_state(&self) -> PoolState {
+        let state = self.pool.state();
+        PoolState { connections: state.connections, idle: state.idle_connections }
     }
 }

@@ -1,0 +1,200 @@
+//! The async façade (feature `tokio`): [`AsyncStore`], built by
+//! [`StoreBuilder::build_async`], with the same calls as [`Store`](crate::Store),
+//! awaited; and [`AsyncTransaction`]. Every call runs on the tokio driver
+//! (`crate::exec::asynchronous`), which runs the same machines as the blocking one.
+
+use std::sync::Arc;
+
+use memdex_grammar::sql;
+use memdex_grammar::{Dialect, Value};
+
+use crate::cache::in_process::InProcessCache;
+use crate::cache::memcached::AsyncMemcached;
+use crate::engine::Context;
+use crate::engine::drain::Drain;
+use crate::engine::write::{RowWrite, WriteSet, check_storable};
+use crate::error::Error;
+use crate::exec::asynchronous::{AsyncCache, AsyncDb, AsyncDriver, AsyncTx};
+use crate::handle::AsyncStore;
+use crate::model::Model;
+use crate::query::Select;
+use crate::stats::{Counters, Stats};
+use crate::store::{CacheChoice, StoreBuilder, select_text};
+use crate::trace::Tracer;
+
+impl StoreBuilder {
+    /// Opens the database and the cache for the async store, and checks that
+    /// memdex's outbox table exists (creating it if missing). Call it inside a
+    /// tokio runtime (it dials the servers); PostgreSQL then runs on
+    /// `tokio-postgres`, SQLite on tokio's blocking pool.
+    pub async fn build_async(self) -> Result<AsyncStore, Error> {
+        let (db, cache, settings, cache_config, trace) = self.into_parts()?;
+        let db = match db {
+            #[cfg(feature = "postgres")]
+            crate::store::DbChoice::Postgres(params) => {
+                let options = crate::db::postgres::PostgresOptions::default();
+                AsyncDb::Postgres(crate::db::postgres_async::AsyncPostgres::connect(&params, &options).await?)
+            }
+            // SQLite (and a database of your own) is blocking: opened, and later
+            // used, on the blocking pool.
+            other => {
+                let opened = tokio::task::spawn_blocking(move || other.open())
+                    .await
+                    .map_err(|e| Error::Internal(format!("opening the database failed: {e}")))??;
+                AsyncDb::Blocking(Arc::from(opened))
+            }
+        };
+        let cache = match cache {
+            CacheChoice::InProcess => AsyncCache::InProcess(InProcessCache::new(cache_config)),
+            CacheChoice::Memcached(servers) => AsyncCache::Memcached(
+                AsyncMemcached::connect(&servers, cache_config)
+                    .await
+                    .map_err(|e| Error::Config(format!("memcached: {e}")))?,
+            ),
+            CacheChoice::Custom(cache) => AsyncCache::Blocking(Arc::from(cache)),
+        };
+        let driver = AsyncDriver { ctx: Context::new(settings, Tracer::new(trace)), db, cache };
+        driver.ensure_outbox().await?;
+        Ok(AsyncStore { driver: Arc::new(driver) })
+    }
+}
+
+impl AsyncStore {
+    /// Creates the model's table and indexes, and memdex's outbox table, if they do
+    /// not exist.
+    pub async fn migrate<T: Model>(&self) -> Result<(), Error> {
+        let driver = &self.driver;
+        driver.ensure_outbox().await?;
+        let statements = sql::create_table(driver.dialect(), T::schema());
+        Counters::add(&driver.ctx.stats.db_queries, statements.len() as u64);
+        driver.db.execute_ddl(&statements).await?;
+        Ok(())
+    }
+
+    /// Inserts a row (an error if its key exists).
+    pub async fn insert<T: Model>(&self, row: &T) -> Result<(), Error> {
+        check_storable(self.dialect(), row)?;
+        let mut tx = self.begin().await?;
+        tx.insert(row).await?;
+        tx.commit().await
+    }
+
+    /// Updates the row with `row`'s key to `row` (`Error::NotFound` if there is none).
+    pub async fn update<T: Model>(&self, row: &T) -> Result<(), Error> {
+        check_storable(self.dialect(), row)?;
+        let mut tx = self.begin().await?;
+        tx.update(row).await?;
+        tx.commit().await
+    }
+
+    /// Deletes the row with this key (`Error::NotFound` if there is none).
+    pub async fn delete<T: Model>(&self, key: &T::Key) -> Result<(), Error> {
+        let mut tx = self.begin().await?;
+        tx.delete::<T>(key).await?;
+        tx.commit().await
+    }
+
+    /// Opens a transaction: its writes commit together with
+    /// [`AsyncTransaction::commit`], and only then does the cache hear of them, in
+    /// one pipelined batch. Dropped without a commit, it rolls back and touches no
+    /// cache key.
+    pub async fn begin(&self) -> Result<AsyncTransaction, Error> {
+        self.driver.maybe_drain().await;
+        let tx = self.driver.db.begin().await?;
+        Ok(AsyncTransaction { tx: Some(tx), set: WriteSet::default(), driver: self.driver.clone() })
+    }
+
+    /// A text query (Python lambda syntax) with free names bound by name, as
+    /// [`Store::recall_text`](crate::Store::recall_text).
+    pub async fn recall_text<T: Model>(&self, text: &str, params: &[(&str, Value)]) -> Result<Vec<T>, Error> {
+        self.select_text::<T>(text, params)?.fetch_async(self).await
+    }
+
+    /// The text form as a `Select` (prepared through the store's cache of text
+    /// queries), for ordering, paging, counting or explaining.
+    pub fn select_text<T: Model>(&self, text: &str, params: &[(&str, Value)]) -> Result<Select<'static, T>, Error> {
+        select_text(&self.driver.ctx, text, params)
+    }
+
+    /// Applies pending invalidations now.
+    pub async fn drain_outbox(&self) -> Result<usize, Error> {
+        self.driver.run(Drain::new(self.driver.env(), true)).await
+    }
+
+    /// Counters since the store was built, with the cache servers' health and the
+    /// database pool's gauges.
+    pub fn stats(&self) -> Stats {
+        let mut stats = self.driver.ctx.stats.snapshot();
+        crate::stats::merge_gauges(&mut stats, self.driver.db.pool_state(), self.driver.cache.health());
+        stats
+    }
+
+    /// The SQL dialect of the database.
+    pub fn dialect(&self) -> Dialect {
+        self.driver.dialect()
+    }
+
+    /// "PostgreSQL … + memcached …", for banners and logs.
+    pub fn describe(&self) -> String {
+        format!("{} + {}", self.driver.db.describe(), self.driver.cache.describe())
+    }
+}
+
+/// Writes inside [`AsyncStore::begin`]: they commit together.
+#[derive(Debug)]
+pub struct AsyncTransaction {
+    /// `None` after a statement failed (the transaction is rolled back) or once
+    /// committed.
+    tx: Option<AsyncTx>,
+    set: WriteSet,
+    driver: Arc<AsyncDriver>,
+}
+
+impl AsyncTransaction {
+    async fn write(&mut self, write: Result<RowWrite, Error>) -> Result<(), Error> {
+        let write = write?;
+        let tx = self.tx.as_mut().ok_or_else(|| Error::Config("the transaction already failed or ended".into()))?;
+        let result = self.driver.write(tx, &mut self.set, write).await;
+        if result.is_err() {
+            // A failed statement aborts the transaction on PostgreSQL; roll back now
+            // rather than let later statements fail confusingly.
+            if let Some(tx) = self.tx.take() {
+                let _ = tx.rollback().await;
+            }
+        }
+        result
+    }
+
+    /// Inserts a row (an error if its key exists).
+    pub async fn insert<T: Model>(&mut self, row: &T) -> Result<(), Error> {
+        let write = RowWrite::insert(&self.driver.ctx, self.driver.dialect(), row);
+        self.write(write).await
+    }
+
+    /// Updates the row with `row`'s key (`Error::NotFound` if there is none).
+    pub async fn update<T: Model>(&mut self, row: &T) -> Result<(), Error> {
+        let write = RowWrite::update(&self.driver.ctx, self.driver.dialect(), row);
+        self.write(write).await
+    }
+
+    /// Deletes the row with this key (`Error::NotFound` if there is none).
+    pub async fn delete<T: Model>(&mut self, key: &T::Key) -> Result<(), Error> {
+        let write = Ok(RowWrite::delete::<T>(&self.driver.ctx, self.driver.dialect(), key));
+        self.write(write).await
+    }
+
+    /// Commits the writes, then applies their cache effects in one batch.
+    pub async fn commit(mut self) -> Result<(), Error> {
+        let tx = self.tx.take().ok_or_else(|| Error::Config("the transaction already failed or ended".into()))?;
+        let set = std::mem::take(&mut self.set);
+        self.driver.commit(tx, set).await
+    }
+
+    /// Rolls the writes back; the cache never hears of them.
+    pub async fn rollback(mut self) -> Result<(), Error> {
+        match self.tx.take() {
+            Some(tx) => Ok(tx.rollback().await?),
+            None => Ok(()),
+        }
+    }
+}

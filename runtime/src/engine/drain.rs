@@ -1,0 +1,225 @@
+//! Outbox drains (race rule 4, lost invalidations; see `crate::outbox`):
+//!
+//! * this process's own failed invalidations, in ONE cache batch per call, however
+//!   many writes failed: a call never pays a round trip (or a timeout) per entry;
+//! * every `outbox_interval`, everyone's entries older than `outbox_grace`: one
+//!   select, one cache batch of their keys, one delete of the applied entries.
+//!
+//! Deleting a key is always safe (fills happen under a lease taken before their
+//! database read), so an entry applied twice, or by two processes, is harmless.
+
+use memdex_grammar::sql::SqlQuery;
+
+use super::{Env, Machine, Replies, SqlReply, SqlRequest, Step};
+use crate::cache::{CacheOp, CacheReply};
+use crate::db::DbError;
+use crate::error::Error;
+use crate::outbox::{self, Entry};
+use crate::stats::Counters;
+
+/// What one entry's deletes came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Applied {
+    /// Every key deleted (or already gone).
+    All,
+    /// Some failed, and the cache owes every one that failed (deletes them on
+    /// their server before it serves again).
+    Owed,
+    /// Some failed.
+    Not,
+}
+
+#[derive(Debug)]
+enum Phase {
+    /// The retry of this process's own entries.
+    Own(Vec<Entry>),
+    /// The periodic drain: the old entries of every process.
+    Select(SqlQuery),
+    /// Their keys, deleted in one batch.
+    Delete(Vec<Entry>),
+    /// The applied entries (and this process's done ones) removed from the table.
+    Forget(Vec<SqlQuery>),
+    Done,
+}
+
+/// One drain: own entries if any are pending; the table when `periodic`.
+#[derive(Debug)]
+pub(crate) struct Drain<'a> {
+    env: Env<'a>,
+    phase: Phase,
+    periodic: bool,
+    applied: usize,
+    error: Option<Error>,
+}
+
+impl<'a> Drain<'a> {
+    /// A drain as every call runs it: own entries when pending, the table when the
+    /// interval has passed. `None` when there is nothing to do.
+    pub(crate) fn due(env: Env<'a>) -> Option<Drain<'a>> {
+        let outbox = &env.ctx.outbox;
+        let periodic = outbox.due();
+        (periodic || outbox.has_pending()).then(|| Drain::new(env, periodic))
+    }
+
+    /// A drain of own entries and, with `periodic`, of the table now.
+    pub(crate) fn new(env: Env<'a>, periodic: bool) -> Drain<'a> {
+        let mut drain = Drain { env, phase: Phase::Done, periodic, applied: 0, error: None };
+        drain.phase =
+            if env.ctx.outbox.has_pending() { Phase::Own(env.ctx.outbox.take_pending()) } else { drain.table() };
+        drain
+    }
+
+    /// The periodic part, if due.
+    fn table(&mut self) -> Phase {
+        if !self.periodic {
+            return Phase::Done;
+        }
+        let cutoff = self.env.ctx.outbox.start_table_drain();
+        match outbox::drain_query(self.env.dialect, cutoff) {
+            Ok(query) => Phase::Select(query),
+            Err(e) => self.fail(e),
+        }
+    }
+
+    fn fail(&mut self, e: DbError) -> Phase {
+        self.error = Some(Error::from(e));
+        Phase::Done
+    }
+
+    /// The statements that forget the applied entries and this process's done ones.
+    fn forget(&mut self, applied: &[i64]) -> Phase {
+        let mut statements = Vec::new();
+        for ids in [applied.to_vec(), self.env.ctx.outbox.take_done()] {
+            if ids.is_empty() {
+                continue;
+            }
+            match outbox::delete_ids(self.env.dialect, &ids) {
+                Ok(q) => statements.push(q),
+                Err(e) => return self.fail(e),
+            }
+        }
+        if statements.is_empty() { Phase::Done } else { Phase::Forget(statements) }
+    }
+
+    /// One outcome per entry of a batch of their deletes.
+    fn outcomes(&self, entries: &[Entry], replies: &Replies) -> Vec<Applied> {
+        let mut at = 0;
+        entries
+            .iter()
+            .map(|(_, keys)| {
+                let answers = replies.get(at..at + keys.len());
+                at += keys.len();
+                let Some(answers) = answers else { return Applied::Not };
+                let failed: Vec<&str> = keys
+                    .iter()
+                    .zip(answers)
+                    .filter(|(_, reply)| !matches!(reply, Ok(CacheReply::Deleted | CacheReply::NotFound)))
+                    .map(|(key, _)| key.as_str())
+                    .collect();
+                if failed.is_empty() {
+                    Applied::All
+                } else if self.env.cache.owes(&failed) {
+                    Applied::Owed
+                } else {
+                    Applied::Not
+                }
+            })
+            .collect()
+    }
+}
+
+impl Drop for Drain<'_> {
+    fn drop(&mut self) {
+        // Dropped while retrying this process's own entries (a cancelled future):
+        // they go back, or this process would forget to apply them.
+        if let Phase::Own(entries) = std::mem::replace(&mut self.phase, Phase::Done) {
+            self.env.ctx.outbox.return_pending(entries);
+        }
+    }
+}
+
+fn deletes(entries: &[Entry]) -> Vec<CacheOp<'_>> {
+    entries.iter().flat_map(|(_, keys)| keys.iter().map(|key| CacheOp::Delete { key })).collect()
+}
+
+impl Machine for Drain<'_> {
+    type Output = usize;
+
+    fn poll(&mut self) -> Step<'_> {
+        match &self.phase {
+            Phase::Own(entries) | Phase::Delete(entries) => Step::Cache(deletes(entries)),
+            Phase::Select(query) => Step::Sql(SqlRequest::Query { query, types: outbox::ROW_TYPES }),
+            Phase::Forget(statements) => match statements.last() {
+                Some(query) => Step::Sql(SqlRequest::Execute(query)),
+                None => Step::Done,
+            },
+            Phase::Done => Step::Done,
+        }
+    }
+
+    fn handle_cache(&mut self, replies: Replies) {
+        match std::mem::replace(&mut self.phase, Phase::Done) {
+            Phase::Own(entries) => {
+                // An entry now applied is done; one whose failed keys the cache owes
+                // leaves this process's list (the table entry tells the others);
+                // the rest stays pending.
+                let outcomes = self.outcomes(&entries, &replies);
+                let mut still = Vec::new();
+                let mut applied = 0;
+                for ((id, keys), outcome) in entries.into_iter().zip(outcomes) {
+                    match outcome {
+                        Applied::All => {
+                            self.env.ctx.outbox.done(id);
+                            applied += 1;
+                        }
+                        Applied::Owed => {}
+                        Applied::Not => still.push((id, keys)),
+                    }
+                }
+                self.env.ctx.outbox.return_pending(still);
+                Counters::add(&self.env.ctx.stats.outbox_drained, applied as u64);
+                self.applied += applied;
+                self.phase = self.table();
+            }
+            Phase::Delete(entries) => {
+                let outcomes = self.outcomes(&entries, &replies);
+                let applied: Vec<i64> =
+                    entries.iter().zip(outcomes).filter(|(_, o)| *o == Applied::All).map(|((id, _), _)| *id).collect();
+                Counters::add(&self.env.ctx.stats.outbox_drained, applied.len() as u64);
+                self.applied += applied.len();
+                self.phase = self.forget(&applied);
+            }
+            other => self.phase = other,
+        }
+    }
+
+    fn handle_sql(&mut self, reply: Result<SqlReply, DbError>) {
+        let reply = match reply {
+            Ok(reply) => reply,
+            Err(e) => {
+                self.phase = self.fail(e);
+                return;
+            }
+        };
+        match std::mem::replace(&mut self.phase, Phase::Done) {
+            Phase::Select(_) => {
+                let entries = outbox::entries(&reply.into_rows());
+                self.phase = if entries.is_empty() { self.forget(&[]) } else { Phase::Delete(entries) };
+            }
+            Phase::Forget(mut statements) => {
+                statements.pop();
+                if !statements.is_empty() {
+                    self.phase = Phase::Forget(statements);
+                }
+            }
+            other => self.phase = other,
+        }
+    }
+
+    fn finish(mut self) -> Result<usize, Error> {
+        match self.error.take() {
+            Some(e) => Err(e),
+            None => Ok(self.applied),
+        }
+    }
+}

@@ -1,0 +1,631 @@
+//! The state of one index scan: the nodes and objects a fetch reads, what each
+//! reply said about them, and the pure steps between round trips (no I/O here; the
+//! phases that send things live in `fetch`).
+
+use std::collections::HashMap;
+
+use memdex_grammar::Dialect;
+use memdex_grammar::Value;
+use memdex_grammar::keys::KeySpace;
+use memdex_grammar::plan::{BindError, NodeRef, Plan, bind, node_matches, node_of_row};
+use memdex_grammar::sql::{self, SqlQuery};
+
+use super::Replies;
+use super::writeback::WriteBack;
+use crate::cache::{CacheError, CacheOp, CacheReply};
+use crate::codec::{self, NodeDecode};
+use crate::error::Error;
+use crate::model::Model;
+use crate::prepared::Filter;
+use crate::stats::Counters;
+
+use super::Context;
+
+/// The per-fetch maps hash short keys and integers from the fetch's own nodes;
+/// SipHash's strength buys nothing there, and it was a tenth of a hot fetch.
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+pub(crate) fn fast_map<K, V>(capacity: usize) -> FastMap<K, V> {
+    HashMap::with_capacity_and_hasher(capacity, foldhash::fast::RandomState::default())
+}
+
+/// An object's identity within one fetch: an integer id as itself (no key built or
+/// hashed as text), any other id by its cache key. Two ids are the same object
+/// exactly when their cache keys are equal.
+#[derive(Hash, PartialEq, Eq)]
+pub(crate) enum ObjectId {
+    Int(i64),
+    Key(String),
+}
+
+impl ObjectId {
+    pub(crate) fn of(keys: &KeySpace, id: &Value) -> ObjectId {
+        match id {
+            Value::Int(i) => ObjectId::Int(*i),
+            // Text spelled exactly as `i64`'s `Display` spells an integer has that
+            // integer's cache key, so it is the same object.
+            Value::Text(t) => match t.parse::<i64>() {
+                Ok(i) if i.to_string() == *t => ObjectId::Int(i),
+                _ => ObjectId::Key(keys.object(id)),
+            },
+            _ => ObjectId::Key(keys.object(id)),
+        }
+    }
+}
+
+/// Marks slots as seen per pass without clearing between passes: a slot is seen
+/// in the current pass when it holds the pass's number.
+struct Seen {
+    pass: u32,
+    marks: Vec<u32>,
+}
+
+impl Seen {
+    fn new(slots: usize) -> Seen {
+        Seen { pass: 0, marks: vec![0; slots] }
+    }
+
+    fn next_pass(&mut self) {
+        self.pass += 1;
+    }
+
+    /// True the first time `slot` is seen in this pass.
+    fn first(&mut self, slot: usize) -> bool {
+        let fresh = self.marks[slot] != self.pass;
+        self.marks[slot] = self.pass;
+        fresh
+    }
+}
+
+/// The most nodes a snapshot names one by one, each node's condition OR-ed to the
+/// next: SQLite refuses expressions nested deeper than 1,000, and every database caps
+/// the values one statement binds.
+const MAX_SNAPSHOT_NODES: usize = 256;
+
+/// The most prefix nodes a wide snapshot names one by one (a prefix node has no
+/// list form); a query with more, one of whose nodes misses, is answered by the
+/// database (one statement too, so one snapshot).
+const MAX_WIDE_PREFIX_NODES: usize = 64;
+
+/// Keys bound in one `WHERE key IN (…)`.
+pub(crate) const MAX_KEYS_PER_QUERY: usize = 10_000;
+
+/// A node as this fetch saw it.
+pub(crate) struct NodeState {
+    pub(crate) key: String,
+    node: NodeRef,
+    ids: Vec<Value>,
+    /// The object slot of each id (parallel to `ids`), so that each object key is
+    /// built and hashed once per fetch.
+    slots: Vec<usize>,
+    /// CAS of the node as read from the cache, when it was a complete node: the
+    /// lazy-removal write-back must match it, so a concurrent append survives
+    /// (race rule 2).
+    read_cas: Option<u64>,
+    /// CAS of the lease placeholder this fetch won, or of an unreadable value to
+    /// overwrite: the fill stores only if nobody touched the key since (race rule 1).
+    fill_cas: Option<u64>,
+}
+
+/// An object as this fetch saw it.
+struct ObjectState<T> {
+    /// Where its cache key is in the scan's key buffer: one buffer for every object
+    /// key of the fetch instead of an allocation per object.
+    key: std::ops::Range<usize>,
+    id: Value,
+    row: Option<T>,
+    /// The row came from the database during this fetch (evidence for lazy removal).
+    from_db: bool,
+    /// The cached row's bytes, kept only for a cached row that is re-read from the
+    /// database (to tell whether the cached copy is stale); a plain hit keeps none.
+    cached: Option<Vec<u8>>,
+    fill_cas: Option<u64>,
+    needs_db: bool,
+}
+
+/// Every node and object of one fetch.
+pub(crate) struct Scan<T> {
+    keys: std::sync::Arc<KeySpace>,
+    pub(crate) nodes: Vec<NodeState>,
+    /// The nodes of each disjunct (slots in `nodes`).
+    disjunct_nodes: Vec<Vec<usize>>,
+    /// The objects each disjunct names directly (key lookups; slots in `objects`).
+    direct_slots: Vec<Vec<usize>>,
+    objects: Vec<ObjectState<T>>,
+    object_slot: FastMap<ObjectId, usize>,
+    key_text: String,
+    /// Objects of key lookups, read in round trip 1 with the nodes.
+    direct_count: usize,
+    /// Whether round trip 2 re-reads the nodes' CAS (several cached nodes).
+    recheck: bool,
+}
+
+impl<T: Model> Scan<T> {
+    /// Binds every disjunct to its nodes (or, for key lookups, its objects).
+    /// `Ok(None)`: this query cannot be bound to nodes at run time (a prefix
+    /// pattern shorter than the index, too many nodes); the database answers it.
+    pub(crate) fn bind(
+        ctx: &Context,
+        plan: &Plan,
+        params: &dyn memdex_grammar::Params,
+    ) -> Result<Option<Scan<T>>, Error> {
+        let schema = T::schema();
+        let keys = ctx.keyspace::<T>();
+        let mut nodes: Vec<NodeState> = Vec::new();
+        let mut node_slot: FastMap<String, usize> = fast_map(plan.disjuncts.len());
+        let mut disjunct_nodes = Vec::with_capacity(plan.disjuncts.len());
+        let mut direct_ids: Vec<Vec<Value>> = Vec::with_capacity(plan.disjuncts.len());
+        for d in &plan.disjuncts {
+            let bound = match bind(schema, d, params, ctx.settings.max_nodes_per_query) {
+                Ok(bound) => bound,
+                Err(e @ (BindError::Unbound(_) | BindError::NotAList(_))) => return Err(Error::Param(e.to_string())),
+                Err(e) => {
+                    tracing::debug!("answering from the database: {e}");
+                    return Ok(None);
+                }
+            };
+            let mut mine = Vec::new();
+            let mut direct = Vec::new();
+            for node in bound {
+                if node.index.is_none() {
+                    direct.extend(node.values.into_iter().next());
+                    continue;
+                }
+                let key = keys.node(schema, &node);
+                let slot = *node_slot.entry(key.clone()).or_insert_with(|| {
+                    nodes.push(NodeState {
+                        key,
+                        node,
+                        ids: Vec::new(),
+                        slots: Vec::new(),
+                        read_cas: None,
+                        fill_cas: None,
+                    });
+                    nodes.len() - 1
+                });
+                mine.push(slot);
+            }
+            disjunct_nodes.push(mine);
+            direct_ids.push(direct);
+        }
+        let mut scan = Scan {
+            keys,
+            nodes,
+            disjunct_nodes,
+            direct_slots: Vec::new(),
+            objects: Vec::new(),
+            object_slot: fast_map(direct_ids.iter().map(Vec::len).sum()),
+            key_text: String::new(),
+            direct_count: 0,
+            recheck: false,
+        };
+        // Objects in first-seen order, each once; its key is built once per fetch.
+        scan.direct_slots = direct_ids.iter().map(|ids| ids.iter().map(|id| scan.want(id)).collect()).collect();
+        scan.direct_count = scan.objects.len();
+        Ok(Some(scan))
+    }
+
+    /// A scan of nothing.
+    pub(crate) fn empty() -> Scan<T> {
+        Scan {
+            keys: std::sync::Arc::new(KeySpace::new("", T::schema(), 0)),
+            nodes: Vec::new(),
+            disjunct_nodes: Vec::new(),
+            direct_slots: Vec::new(),
+            objects: Vec::new(),
+            object_slot: fast_map(0),
+            key_text: String::new(),
+            direct_count: 0,
+            recheck: false,
+        }
+    }
+
+    /// The slot of the object with key `id`, added on first sight.
+    fn want(&mut self, id: &Value) -> usize {
+        let Scan { objects, object_slot, key_text, keys, .. } = self;
+        *object_slot.entry(ObjectId::of(keys, id)).or_insert_with(|| {
+            let start = key_text.len();
+            keys.push_object(id, key_text);
+            objects.push(ObjectState {
+                key: start..key_text.len(),
+                id: id.clone(),
+                row: None,
+                from_db: false,
+                cached: None,
+                fill_cas: None,
+                needs_db: false,
+            });
+            objects.len() - 1
+        })
+    }
+
+    fn object_key(&self, slot: usize) -> &str {
+        &self.key_text[self.objects[slot].key.clone()]
+    }
+
+    /// Whether [`Scan::snapshot_query`] can read these nodes in one statement.
+    pub(crate) fn snapshot_possible(&self) -> bool {
+        let schema = T::schema();
+        self.nodes.len() <= MAX_SNAPSHOT_NODES
+            || self
+                .nodes
+                .iter()
+                .filter(|n| n.node.index.and_then(|i| schema.indexes.get(i)).is_some_and(|ix| ix.prefix.is_some()))
+                .count()
+                <= MAX_WIDE_PREFIX_NODES
+    }
+
+    /// Round trip 1: every node, plus the objects of key lookups.
+    pub(crate) fn round_one(&self, lease: Option<u32>) -> Vec<CacheOp<'_>> {
+        let mut ops: Vec<CacheOp<'_>> = self.nodes.iter().map(|n| CacheOp::Get { key: &n.key, lease }).collect();
+        ops.extend((0..self.direct_count).map(|slot| CacheOp::Get { key: self.object_key(slot), lease }));
+        ops
+    }
+
+    /// Reads round trip 1's replies; true when every node was a complete, readable
+    /// node.
+    pub(crate) fn read_round_one(&mut self, ctx: &Context, replies: &Replies) -> bool {
+        let (node_replies, object_replies) = replies.split_at(self.nodes.len().min(replies.len()));
+        let mut all_hit = node_replies.len() == self.nodes.len();
+        let key_type = T::schema().key_column().ty;
+        for (n, reply) in self.nodes.iter_mut().zip(node_replies) {
+            all_hit &= read_node(ctx, key_type, n, reply);
+        }
+        let direct = self.direct_count;
+        read_objects(ctx, &mut self.objects[..direct], object_replies);
+        all_hit
+    }
+
+    /// The one statement that reads every node of the query: one snapshot.
+    ///
+    /// Up to [`MAX_SNAPSHOT_NODES`] nodes, [`sql::node_rows`]: each node's condition
+    /// is the SQL the model's indexes are built for, one index lookup per node.
+    /// Wider, [`sql::node_rows_by_lists`]: one bound list per index column, a
+    /// superset for composite indexes that [`Scan::apply_snapshot`] makes exact by
+    /// assigning rows to nodes with `node_matches`.
+    pub(crate) fn snapshot_query(&self, dialect: Dialect) -> Result<SqlQuery, Error> {
+        let schema = T::schema();
+        let specs: Vec<(usize, &[Value])> =
+            self.nodes.iter().filter_map(|n| n.node.index.map(|i| (i, n.node.values.as_slice()))).collect();
+        if specs.len() <= MAX_SNAPSHOT_NODES {
+            return Ok(sql::node_rows(dialect, schema, &specs));
+        }
+        sql::node_rows_by_lists(dialect, schema, &specs).map_err(|e| Error::Param(e.to_string()))
+    }
+
+    /// Answers every node from the snapshot's rows, keeping as candidates the ids
+    /// of updates still in flight (read after the rows, K10). Only membership is
+    /// taken from the snapshot: the objects then go through the cache as usual.
+    pub(crate) fn apply_snapshot(&mut self, rows: &[T], in_flight: &[Value]) {
+        let schema = T::schema();
+        for n in &mut self.nodes {
+            n.ids = rows
+                .iter()
+                .filter(|r| node_matches(schema, &n.node, &|c| r.column_value(c)))
+                .map(|r| r.key().into())
+                .collect();
+            for id in in_flight {
+                if !n.ids.contains(id) {
+                    n.ids.push(id.clone());
+                }
+            }
+            // The cached list is superseded by the snapshot: nothing to clean.
+            n.read_cas = None;
+        }
+    }
+
+    /// Gives every listed id its object slot; true when round trip 2 has anything to
+    /// read (objects not known yet, or several cached nodes to re-check).
+    pub(crate) fn list_objects(&mut self) -> bool {
+        let listed: usize = self.nodes.iter().map(|n| n.ids.len()).sum();
+        self.object_slot.reserve(listed);
+        self.objects.reserve(listed);
+        // Integer keys under the default namespace are ~40 bytes; longer ones grow it.
+        self.key_text.reserve(listed * 48);
+        for n in 0..self.nodes.len() {
+            let ids = std::mem::take(&mut self.nodes[n].ids);
+            self.nodes[n].slots = ids.iter().map(|id| self.want(id)).collect();
+            self.nodes[n].ids = ids;
+        }
+        // Several nodes read from the cache were read one after another, not at one
+        // instant: an id moving between two of them (appended to its new node,
+        // removed lazily from its old one) can be missed by both reads. So their CAS
+        // tokens are read again, in the same round trip as the objects, and if any
+        // changed in between ("double collect"), the database answers instead. Every
+        // change of a node (append, write-back, delete, expiry) changes or drops its
+        // CAS, so "same CAS" is exactly "same node".
+        self.recheck = self.nodes.len() > 1 && self.nodes.iter().all(|n| n.read_cas.is_some());
+        self.objects.len() > self.direct_count || self.recheck
+    }
+
+    /// Round trip 2: every object not known yet, and the CAS re-check.
+    pub(crate) fn round_two(&self, lease: Option<u32>) -> Vec<CacheOp<'_>> {
+        let mut ops: Vec<CacheOp<'_>> = (self.direct_count..self.objects.len())
+            .map(|slot| CacheOp::Get { key: self.object_key(slot), lease })
+            .collect();
+        if self.recheck {
+            // Only the CAS: an unchanged node has the CAS it was read with, so its
+            // value need not travel again.
+            ops.extend(self.nodes.iter().map(|n| CacheOp::GetCas { key: &n.key }));
+        }
+        ops
+    }
+
+    /// Reads round trip 2's replies; false when a re-checked node changed in between
+    /// (the database must answer).
+    pub(crate) fn read_round_two(&mut self, ctx: &Context, replies: &Replies) -> bool {
+        let object_ops = self.objects.len() - self.direct_count;
+        let (object_replies, node_replies) = replies.split_at(object_ops.min(replies.len()));
+        let direct = self.direct_count;
+        read_objects(ctx, &mut self.objects[direct..], object_replies);
+        let moved = self.recheck
+            && (node_replies.len() != self.nodes.len()
+                || self.nodes.iter().zip(node_replies).any(|(n, r)| match r {
+                    Ok(CacheReply::Present { cas }) => Some(*cas) != n.read_cas,
+                    _ => true,
+                }));
+        !moved
+    }
+
+    /// A cached object that no longer belongs to a node listing it may be stale: the
+    /// writer that moved it may have appended to the new node before its
+    /// invalidation of the object landed (they can sit on different servers). Ids
+    /// are only ever dropped from a node on the database's word, so such objects are
+    /// re-read.
+    pub(crate) fn doubt_moved_objects(&mut self) {
+        let schema = T::schema();
+        for n in self.nodes.iter().filter(|n| n.read_cas.is_some()) {
+            for &slot in &n.slots {
+                let o = &mut self.objects[slot];
+                if let Some(row) = &o.row {
+                    if !o.from_db && !node_matches(schema, &n.node, &|c| row.column_value(c)) {
+                        // Objects are stored as `encode_object` wrote them, so
+                        // re-encoding the decoded row gives the cached bytes back, off
+                        // the hot path.
+                        o.cached = codec::encode_object(row);
+                        o.needs_db = true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The ids of every object missing, unreadable or in doubt, in chunks of at
+    /// most [`MAX_KEYS_PER_QUERY`] (what every dialect binds in one statement).
+    pub(crate) fn doubtful_queries(&self, dialect: Dialect) -> Vec<SqlQuery> {
+        let doubtful: Vec<Value> = self.objects.iter().filter(|o| o.needs_db).map(|o| o.id.clone()).collect();
+        doubtful.chunks(MAX_KEYS_PER_QUERY).map(|chunk| sql::rows_by_keys(dialect, T::schema(), chunk)).collect()
+    }
+
+    /// Places the rows the database returned for the doubtful objects; an object
+    /// with no row was deleted.
+    pub(crate) fn place_loaded(&mut self, rows: Vec<T>) {
+        let mut by_key: HashMap<String, T> = rows.into_iter().map(|r| (self.keys.object(&r.key().into()), r)).collect();
+        for o in self.objects.iter_mut().filter(|o| o.needs_db) {
+            o.row = by_key.remove(&self.key_text[o.key.clone()]);
+            o.from_db = true;
+        }
+    }
+
+    /// What the fetch writes back: object fills and repairs, node fills, and the
+    /// lazy removals (with the appends that must land first).
+    pub(crate) fn plan_writes(&self, ctx: &Context, max_value: usize) -> WritePlan {
+        let mut plan = WritePlan::default();
+        self.plan_object_writes(ctx, max_value, &mut plan.writes);
+        self.plan_node_writes(ctx, max_value, &mut plan);
+        plan
+    }
+
+    /// Objects: fill leases won, repair unreadable values, drop stale copies.
+    fn plan_object_writes(&self, ctx: &Context, max_value: usize, writes: &mut WriteBack) {
+        let ttl = ctx.settings.object_ttl;
+        for (slot, o) in self.objects.iter().enumerate().filter(|(_, o)| o.from_db) {
+            let key = || self.object_key(slot).to_owned();
+            let encoded = o.row.as_ref().and_then(codec::encode_object);
+            match (o.fill_cas, &encoded) {
+                (Some(cas), Some(bytes)) if bytes.len() <= max_value => writes.fill(key(), bytes.clone(), ttl, cas),
+                // No row (deleted), or too large to cache: do not leave the placeholder
+                // blocking other fills until it expires.
+                (Some(_), _) => writes.delete(key()),
+                (None, _) => {
+                    if o.cached.is_some() && o.cached != encoded {
+                        writes.delete(key());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Nodes: fill leases won; clean the ids the database says no longer belong
+    /// (remove lazily), re-homing each first.
+    fn plan_node_writes(&self, ctx: &Context, max_value: usize, plan: &mut WritePlan) {
+        let schema = T::schema();
+        let ttl = ctx.settings.node_ttl;
+        let mut seen = Seen::new(self.objects.len());
+        for n in &self.nodes {
+            if let Some(cas) = n.fill_cas {
+                let bytes = codec::encode_node(&n.ids);
+                if bytes.len() <= max_value {
+                    plan.writes.fill(n.key.clone(), bytes, ttl, cas);
+                } else {
+                    plan.writes.delete(n.key.clone());
+                }
+                continue;
+            }
+            let Some(cas) = n.read_cas else { continue };
+            seen.next_pass();
+            let mut kept = Vec::with_capacity(n.ids.len());
+            let mut removed = 0u64;
+            for (id, &slot) in n.ids.iter().zip(&n.slots) {
+                if !seen.first(slot) {
+                    continue;
+                }
+                let o = &self.objects[slot];
+                // Seen only in the cache (and matching): keep.
+                let belongs = !o.from_db
+                    || o.row.as_ref().is_some_and(|row| node_matches(schema, &n.node, &|c| row.column_value(c)));
+                if belongs {
+                    kept.push(id.clone());
+                    continue;
+                }
+                removed += 1;
+                if let (Some(row), Some(index)) = (&o.row, n.node.index) {
+                    let home = node_of_row(schema, index, &|c| row.column_value(c));
+                    // Once per (node, id): an id listed by many nodes (a fill keeps
+                    // in-flight ids in each, K10) goes home once.
+                    let entry = (self.keys.node(schema, &home), codec::id_record(id));
+                    if !plan.rehomed.contains(&entry) {
+                        plan.rehomed.push(entry);
+                    }
+                }
+            }
+            if kept.len() != n.ids.len() {
+                plan.removed += removed;
+                plan.cleaned.push((n.key.clone(), codec::encode_node(&kept), cas));
+            }
+        }
+    }
+
+    /// The answer: each disjunct's candidates through the full predicate, deduped,
+    /// ordered by key. Each object is looked at once, so its row is moved out.
+    pub(crate) fn answer(&mut self, filter: &Filter<'_, T>) -> Vec<T> {
+        let mut seen = Seen::new(self.objects.len());
+        seen.next_pass();
+        let mut rows: Vec<T> = Vec::with_capacity(self.objects.len());
+        let nodes = &self.nodes;
+        let candidates = self.disjunct_nodes.iter().zip(&self.direct_slots).flat_map(|(node_slots, direct)| {
+            node_slots.iter().flat_map(|&s| nodes[s].slots.iter()).chain(direct.iter())
+        });
+        for &slot in candidates {
+            if !seen.first(slot) {
+                continue;
+            }
+            if let Some(row) = self.objects[slot].row.take() {
+                if filter.matches(&row) {
+                    rows.push(row);
+                }
+            }
+        }
+        rows.sort_by(|a, b| a.key().into().order(&b.key().into()));
+        rows
+    }
+}
+
+/// What a fetch writes back after it read everything.
+#[derive(Default)]
+pub(crate) struct WritePlan {
+    /// Fills, repairs and deletes (the last batch).
+    pub(crate) writes: WriteBack,
+    /// `(node key, id record)`: ids appended to the node the database now puts them
+    /// in, before any node is written back without them.
+    pub(crate) rehomed: Vec<(String, Vec<u8>)>,
+    /// `(node key, cleaned bytes, CAS read)`: lazy-removal write-backs, sent only
+    /// once every re-homing append landed.
+    pub(crate) cleaned: Vec<(String, Vec<u8>, u64)>,
+    /// Ids the clean-ups drop.
+    pub(crate) removed: u64,
+}
+
+/// Reads one node's reply; `true` when it was a complete, readable node.
+fn read_node(
+    ctx: &Context,
+    key_type: memdex_grammar::Type,
+    n: &mut NodeState,
+    reply: &Result<CacheReply, CacheError>,
+) -> bool {
+    match reply {
+        Ok(CacheReply::Hit { value, cas }) => match codec::decode_node(value, key_type) {
+            Ok(ids) => {
+                Counters::add(&ctx.stats.node_hits, 1);
+                n.ids = ids;
+                n.read_cas = Some(*cas);
+                return true;
+            }
+            // A placeholder that got appends: someone else is filling it.
+            Err(NodeDecode::Unfilled) => Counters::add(&ctx.stats.lease_busy, 1),
+            // Garbage: overwrite it under its own CAS once the database answered.
+            Err(NodeDecode::Corrupt) => n.fill_cas = Some(*cas),
+        },
+        Ok(CacheReply::LeaseWon { cas }) => n.fill_cas = Some(*cas),
+        Ok(CacheReply::LeaseBusy) => Counters::add(&ctx.stats.lease_busy, 1),
+        Ok(_) | Err(_) => {}
+    }
+    Counters::add(&ctx.stats.node_misses, 1);
+    false
+}
+
+/// Reads one batch's object replies into their objects, counting the hits once.
+fn read_objects<T: Model>(ctx: &Context, objects: &mut [ObjectState<T>], replies: &[Result<CacheReply, CacheError>]) {
+    let hits = objects.iter_mut().zip(replies).map(|(o, reply)| read_object(ctx, o, reply)).filter(|&hit| hit).count();
+    Counters::add(&ctx.stats.object_hits, hits as u64);
+    // An object without a reply (a short reply list) is a miss like any other.
+    for o in objects.iter_mut().skip(replies.len()) {
+        o.needs_db = true;
+    }
+}
+
+/// Reads one object's reply; `true` for a hit, which the caller counts (one
+/// counter update per batch rather than per object).
+fn read_object<T: Model>(ctx: &Context, o: &mut ObjectState<T>, reply: &Result<CacheReply, CacheError>) -> bool {
+    match reply {
+        Ok(CacheReply::Hit { value, cas }) => match codec::decode_object::<T>(value) {
+            // A row is only this object if it carries this object's key: bytes of
+            // another row under this key (a corrupted or cross-wired value) would
+            // otherwise be returned in its place, and twice.
+            Some(row) if row.key().into() == o.id => {
+                o.row = Some(row);
+                return true;
+            }
+            // Undecodable bytes, or another row's: a miss, repaired under the
+            // value's own CAS.
+            _ => o.fill_cas = Some(*cas),
+        },
+        Ok(CacheReply::LeaseWon { cas }) => o.fill_cas = Some(*cas),
+        Ok(CacheReply::LeaseBusy) => Counters::add(&ctx.stats.lease_busy, 1),
+        Ok(_) | Err(_) => {}
+    }
+    Counters::add(&ctx.stats.object_misses, 1);
+    o.needs_db = true;
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use memdex_grammar::{Schema, Type};
+
+    use super::*;
+
+    /// The executor tells objects apart by `ObjectId`; before, it did by cache key.
+    /// Both must agree on every pair of ids, or a fetch could hold one object twice.
+    #[test]
+    fn object_identity_is_cache_key_identity() {
+        let schema = Schema::new("Thing", "thing").column("id", Type::Text, false).key("id");
+        let keys = KeySpace::new("ns", &schema, 0);
+        let identity = |id: &Value| ObjectId::of(&keys, id);
+        let ids: Vec<Value> = [
+            Value::Int(5),
+            Value::Int(-5),
+            Value::Int(0),
+            Value::Int(i64::MIN),
+            Value::Text("5".into()),
+            Value::Text("-5".into()),
+            Value::Text("05".into()),
+            Value::Text("+5".into()),
+            Value::Text("-0".into()),
+            Value::Text("0".into()),
+            Value::Text(i64::MIN.to_string()),
+            Value::Text("99999999999999999999".into()),
+            Value::Text("a b".into()),
+            Value::Text("a%20b".into()),
+            Value::Float(5.0),
+            Value::Bool(true),
+            Value::Null,
+        ]
+        .into();
+        for a in &ids {
+            for b in &ids {
+                assert_eq!(identity(a) == identity(b), keys.object(a) == keys.object(b), "{a:?} vs {b:?}");
+            }
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! Writes: the statement of each row write and the cache effects it must have, the
+//! statements a commit adds (the outbox entry), and the machine that applies the
+//! effects after the commit (DESIGN.md "Execution", write).
+//!
+//! The database commits first; then, in one pipelined batch, the object keys are
+//! invalidated and the id is appended to every node its new values map to.
+
+use memdex_grammar::plan::node_of_row;
+use memdex_grammar::sql::{self, SqlQuery};
+use memdex_grammar::{Dialect, Schema, Value};
+
+use super::{Context, Env, Machine, Replies, SqlReply, Step};
+use crate::cache::{CacheOp, checked_appends, refused_appends};
+use crate::codec;
+use crate::db::DbError;
+use crate::error::Error;
+use crate::model::Model;
+use crate::stats::Counters;
+
+/// The cache effects of the writes of one transaction.
+#[derive(Debug, Default)]
+pub(crate) struct WriteSet {
+    /// Object keys to invalidate.
+    objects: Vec<String>,
+    /// `(node key, id record)` appends ("add eagerly").
+    appends: Vec<(String, Vec<u8>)>,
+    /// Every key above, for the outbox.
+    keys: Vec<String>,
+    /// `(table, key)` of every updated row, for the outbox: a node filled from the
+    /// database before this write's cache batch lands keeps listing them (K10).
+    moved: Vec<(String, Value)>,
+    /// Writes committed (insert, update, delete).
+    pub(crate) writes: u64,
+}
+
+impl WriteSet {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    fn merge(&mut self, other: WriteSet) {
+        self.objects.extend(other.objects);
+        self.appends.extend(other.appends);
+        self.keys.extend(other.keys);
+        self.moved.extend(other.moved);
+        self.writes += other.writes;
+    }
+}
+
+/// What a row write is, for its "no row" error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Insert,
+    Update,
+    Delete,
+}
+
+/// One row write: its statement, and the effects it has once the statement changed
+/// a row.
+#[derive(Debug)]
+pub(crate) struct RowWrite {
+    pub(crate) query: SqlQuery,
+    kind: Kind,
+    model: &'static str,
+    key: Value,
+    effects: WriteSet,
+}
+
+impl RowWrite {
+    /// An insert (an error if its key exists). A row memdex cannot store as it is
+    /// (NaN, text too long to index) is refused before any database work.
+    pub(crate) fn insert<T: Model>(ctx: &Context, dialect: Dialect, row: &T) -> Result<RowWrite, Error> {
+        let values = row_values(row);
+        storable::<T>(dialect, &values)?;
+        let query = sql::insert(dialect, T::schema(), &values);
+        Ok(RowWrite::of_row::<T>(ctx, query, Kind::Insert, &values))
+    }
+
+    /// An update of the row with `row`'s key to `row`.
+    pub(crate) fn update<T: Model>(ctx: &Context, dialect: Dialect, row: &T) -> Result<RowWrite, Error> {
+        let values = row_values(row);
+        storable::<T>(dialect, &values)?;
+        let query = sql::update(dialect, T::schema(), &values);
+        Ok(RowWrite::of_row::<T>(ctx, query, Kind::Update, &values))
+    }
+
+    /// A delete of the row with this key. Nodes still list the id; readers drop it
+    /// lazily when the database shows the row is gone.
+    pub(crate) fn delete<T: Model>(ctx: &Context, dialect: Dialect, key: &T::Key) -> RowWrite {
+        let key: Value = key.clone().into();
+        let object = ctx.keyspace::<T>().object(&key);
+        let effects = WriteSet { objects: vec![object.clone()], keys: vec![object], writes: 1, ..WriteSet::default() };
+        let query = sql::delete(dialect, T::schema(), &key);
+        RowWrite { query, kind: Kind::Delete, model: model_name::<T>(), key, effects }
+    }
+
+    /// The effects of writing `values`: invalidate the object, append the id to the
+    /// node of every index the new values map to. An update names its row for the
+    /// outbox, since it may be leaving nodes that still list it.
+    fn of_row<T: Model>(ctx: &Context, query: SqlQuery, kind: Kind, values: &[Value]) -> RowWrite {
+        let schema = T::schema();
+        let keys = ctx.keyspace::<T>();
+        let id = &values[schema.key];
+        let mut effects = WriteSet { writes: 1, ..WriteSet::default() };
+        if kind == Kind::Update && !schema.indexes.is_empty() {
+            effects.moved.push((schema.table.clone(), id.clone()));
+        }
+        let object = keys.object(id);
+        effects.keys.push(object.clone());
+        effects.objects.push(object);
+        let record = codec::id_record(id);
+        for index in 0..schema.indexes.len() {
+            let node = node_of_row(schema, index, &|c| values[c].clone());
+            let key = keys.node(schema, &node);
+            effects.keys.push(key.clone());
+            effects.appends.push((key, record.clone()));
+        }
+        RowWrite { query, kind, model: model_name::<T>(), key: id.clone(), effects }
+    }
+
+    /// After the statement ran and changed `changed` rows: the effects join the
+    /// transaction's, or an update or delete of no row is `Error::NotFound`.
+    pub(crate) fn applied(self, changed: u64, set: &mut WriteSet) -> Result<(), Error> {
+        if changed == 0 && self.kind != Kind::Insert {
+            return Err(Error::NotFound { model: self.model.to_owned(), key: self.key.to_string() });
+        }
+        set.merge(self.effects);
+        Ok(())
+    }
+}
+
+fn model_name<T: Model>() -> &'static str {
+    &T::schema().model
+}
+
+/// Refuses, before the database sees them, values no database would give back as
+/// Rust has them: NaN in a float field, and text longer than the database can index
+/// (`sql::check_indexed_text`).
+fn storable<T: Model>(dialect: Dialect, values: &[Value]) -> Result<(), Error> {
+    let schema: &Schema = T::schema();
+    if let Some(c) = values.iter().position(|v| matches!(v, Value::Float(x) if x.is_nan())) {
+        return Err(Error::NotANumber { model: schema.model.clone(), field: schema.columns[c].field.clone() });
+    }
+    sql::check_indexed_text(dialect, schema, values)?;
+    Ok(())
+}
+
+/// Whether a row can be written as it is (checked before a transaction begins).
+pub(crate) fn check_storable<T: Model>(dialect: Dialect, row: &T) -> Result<(), Error> {
+    storable::<T>(dialect, &row_values(row))
+}
+
+fn row_values<T: Model>(row: &T) -> Vec<Value> {
+    (0..T::schema().columns.len()).map(|c| row.column_value(c)).collect()
+}
+
+/// The statements a commit adds to its transaction, and the done outbox entries
+/// it cleans up (given back to the outbox if the transaction fails).
+#[derive(Debug)]
+pub(crate) struct Commit {
+    pub(crate) entry_id: i64,
+    pub(crate) statements: Vec<SqlQuery>,
+    cleaned: Vec<i64>,
+}
+
+impl Commit {
+    /// Race rule 4 (lost invalidations): the keys this write must invalidate are
+    /// recorded in the same transaction as the write, so a cache batch that fails
+    /// after the commit — or a process that dies right after it — leaves a durable
+    /// record that any process drains. Done entries are deleted in the same
+    /// transaction (no extra round trip on SQLite; one statement on PostgreSQL).
+    pub(crate) fn plan(ctx: &Context, dialect: Dialect, set: &WriteSet) -> Result<Commit, Error> {
+        let entry_id = ctx.outbox.new_entry_id();
+        let mut statements = Vec::new();
+        if !set.is_empty() {
+            statements.push(ctx.outbox.insert_sql(dialect, entry_id, &set.keys, &set.moved));
+        }
+        let cleaned = ctx.outbox.take_done();
+        if !cleaned.is_empty() {
+            match crate::outbox::delete_ids(dialect, &cleaned) {
+                Ok(q) => statements.push(q),
+                Err(e) => {
+                    ctx.outbox.restore_done(cleaned);
+                    return Err(Error::from(e));
+                }
+            }
+        }
+        Ok(Commit { entry_id, statements, cleaned })
+    }
+
+    /// The transaction did not commit: the done entries it would have deleted stay
+    /// to be deleted later.
+    pub(crate) fn failed(self, ctx: &Context) {
+        ctx.outbox.restore_done(self.cleaned);
+    }
+}
+
+/// Applies a committed transaction's effects: invalidate objects and append ids to
+/// nodes, in one batch; then delete the nodes too full to take an append (K11).
+///
+/// Dropped before it finished (a cancelled future), it leaves the entry pending in
+/// this process, so that its reads bypass the cache until the entry is applied,
+/// exactly as after a failed batch.
+#[derive(Debug)]
+pub(crate) struct ApplyEffects<'a> {
+    env: Env<'a>,
+    entry_id: i64,
+    set: WriteSet,
+    phase: ApplyPhase,
+    failed: Vec<String>,
+    /// Set once the outcome is recorded in the outbox (done, owed or pending).
+    settled: bool,
+}
+
+#[derive(Debug)]
+enum ApplyPhase {
+    Batch,
+    DeleteFull(Vec<String>),
+    Done,
+}
+
+impl<'a> ApplyEffects<'a> {
+    /// The effects of a transaction about to commit (or just committed). Made
+    /// *before* the commit by a caller that can be cancelled (an async commit):
+    /// dropped while the commit's outcome is unknown, it leaves the entry pending.
+    pub(crate) fn new(env: Env<'a>, entry_id: i64, set: WriteSet) -> ApplyEffects<'a> {
+        let phase = if set.is_empty() { ApplyPhase::Done } else { ApplyPhase::Batch };
+        let settled = set.is_empty();
+        if settled {
+            Counters::add(&env.ctx.stats.writes, set.writes);
+        }
+        ApplyEffects { env, entry_id, set, phase, failed: Vec::new(), settled }
+    }
+
+    /// The transaction did not commit: there is nothing to apply and nothing pending.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn abandon(mut self) {
+        self.settled = true;
+    }
+
+    fn batch(&self) -> Vec<CacheOp<'_>> {
+        let set = &self.set;
+        let mut ops: Vec<CacheOp<'_>> = Vec::with_capacity(set.objects.len() + 2 * set.appends.len());
+        // Invalidation, not refresh: a delete commutes with every other writer's
+        // delete, so two writers whose batches land in the opposite order of their
+        // commits cannot leave the older row cached (race rule 3). A delete also
+        // voids any fill under lease that read the row before this commit (race
+        // rule 1): the filler's CAS no longer matches.
+        ops.extend(set.objects.iter().map(|key| CacheOp::Delete { key }));
+        // Add eagerly: append the id to the node of every index the new values map
+        // to. Append never creates a node, so a node that is not cached stays a
+        // miss (and its next fill reads this commit). Each append is checked
+        // (`cache::checked_appends`): a node too full to take the id is deleted
+        // next, rather than left cached without it (K11).
+        ops.extend(checked_appends(set.appends.iter().map(|(key, record)| (key.as_str(), record.as_slice()))));
+        ops
+    }
+
+    /// Records the outcome: done; owed by the cache (its backend deletes the failed
+    /// keys before it serves them again, so this process reads nothing stale and
+    /// the table entry tells the other processes); or pending in this process.
+    fn settle(&mut self) {
+        let ctx = self.env.ctx;
+        Counters::add(&ctx.stats.writes, self.set.writes);
+        let failed: Vec<&str> = self.failed.iter().map(String::as_str).collect();
+        if failed.is_empty() {
+            ctx.outbox.done(self.entry_id);
+        } else if self.env.cache.owes(&failed) {
+            Counters::add(&ctx.stats.outbox_owed, 1);
+        } else {
+            Counters::add(&ctx.stats.outbox_deferred, 1);
+            ctx.outbox.defer(self.entry_id, std::mem::take(&mut self.set.keys));
+        }
+        self.settled = true;
+        self.phase = ApplyPhase::Done;
+    }
+}
+
+fn failed_keys(ops: &[CacheOp<'_>], replies: &Replies) -> Vec<String> {
+    let missing = ops.iter().skip(replies.len()).map(|op| op.key().to_owned());
+    ops.iter()
+        .zip(replies)
+        .filter(|(_, reply)| reply.is_err())
+        .map(|(op, _)| op.key().to_owned())
+        .chain(missing)
+        .collect()
+}
+
+impl Machine for ApplyEffects<'_> {
+    type Output = ();
+
+    fn poll(&mut self) -> Step<'_> {
+        match &self.phase {
+            ApplyPhase::Batch => Step::Cache(self.batch()),
+            ApplyPhase::DeleteFull(keys) => Step::Cache(keys.iter().map(|key| CacheOp::Delete { key }).collect()),
+            ApplyPhase::Done => Step::Done,
+        }
+    }
+
+    fn handle_cache(&mut self, replies: Replies) {
+        match std::mem::replace(&mut self.phase, ApplyPhase::Done) {
+            ApplyPhase::Batch => {
+                let ops = self.batch();
+                let appends_from = self.set.objects.len();
+                let full: Vec<String> =
+                    refused_appends(&ops[appends_from..], replies.get(appends_from..).unwrap_or(&[]))
+                        .into_iter()
+                        .map(str::to_owned)
+                        .collect();
+                self.failed = failed_keys(&ops, &replies);
+                if full.is_empty() {
+                    self.settle();
+                } else {
+                    self.phase = ApplyPhase::DeleteFull(full);
+                }
+            }
+            ApplyPhase::DeleteFull(keys) => {
+                let ops: Vec<CacheOp<'_>> = keys.iter().map(|key| CacheOp::Delete { key }).collect();
+                let failed = failed_keys(&ops, &replies);
+                self.failed.extend(failed);
+                self.settle();
+            }
+            ApplyPhase::Done => {}
+        }
+    }
+
+    fn handle_sql(&mut self, _: Result<SqlReply, DbError>) {}
+
+    fn finish(mut self) -> Result<(), Error> {
+        if !self.settled {
+            self.settle();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ApplyEffects<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            // Cancelled after the commit, before the batch's outcome was known: the
+            // batch may or may not have landed, so the entry is pending (this
+            // process bypasses the cache until it has applied it; other processes
+            // drain it from the table).
+            Counters::add(&self.env.ctx.stats.outbox_deferred, 1);
+            self.env.ctx.outbox.defer(self.entry_id, std::mem::take(&mut self.set.keys));
+        }
+    }
+}

@@ -1,0 +1,399 @@
+//! The tokio driver: runs the same machines as the blocking driver, awaiting each
+//! cache batch and statement instead of blocking on it. It moves bytes and rows and
+//! knows no race rule.
+//!
+//! * Cache: memcached over `tokio::net` ([`AsyncMemcached`]); the in-process cache
+//!   called directly (it never blocks); any other [`CacheBackend`] on the blocking
+//!   thread pool (`spawn_blocking`), so a custom or test cache works too.
+//! * Database: PostgreSQL through `tokio-postgres` and `deadpool`; SQLite (and any
+//!   other [`Database`]) on the blocking thread pool, so no worker ever waits on it.
+//!
+//! Every future is `Send`. A future dropped at any `.await` leaves nothing out of
+//! step: a memcached connection mid-exchange is dropped with it, a pooled database
+//! connection mid-statement is either given back whole (tokio-postgres pairs replies
+//! with requests on its own task) or taken out of the pool (a transaction that did
+//! not commit), and an unsettled write leaves its outbox entry pending (see
+//! `engine::write::ApplyEffects`).
+
+use std::sync::Arc;
+
+use memdex_grammar::sql::SqlQuery;
+use memdex_grammar::{Dialect, Type, Value};
+
+use crate::cache::in_process::InProcessCache;
+use crate::cache::memcached::AsyncMemcached;
+use crate::cache::{CacheBackend, CacheHealth, CacheOp, OwnedOp};
+use crate::db::{Database, DbError, PoolState, TxConn};
+use crate::engine::database::{self, Page};
+use crate::engine::drain::Drain;
+use crate::engine::fetch::Fetch;
+use crate::engine::write::{ApplyEffects, Commit, RowWrite, WriteSet};
+use crate::engine::{CacheFacts, Context, Env, Machine, Replies, SqlReply, SqlRequest, Step};
+use crate::error::Error;
+use crate::model::Model;
+use crate::outbox;
+use crate::prepared::Filter;
+
+#[cfg(feature = "postgres")]
+use crate::db::postgres_async::{AsyncPgTx, AsyncPostgres};
+
+/// The cache as the tokio driver reaches it.
+#[derive(Debug)]
+pub(crate) enum AsyncCache {
+    Memcached(AsyncMemcached),
+    InProcess(InProcessCache),
+    Blocking(Arc<dyn CacheBackend>),
+}
+
+impl AsyncCache {
+    async fn run(&self, ops: &[CacheOp<'_>]) -> Replies {
+        match self {
+            AsyncCache::Memcached(memcached) => memcached.run(ops).await,
+            AsyncCache::InProcess(cache) => cache.run(ops),
+            AsyncCache::Blocking(cache) => {
+                let cache = cache.clone();
+                let owned: Vec<OwnedOp> = ops.iter().map(OwnedOp::from).collect();
+                let count = owned.len();
+                tokio::task::spawn_blocking(move || {
+                    let ops: Vec<CacheOp<'_>> = owned.iter().map(OwnedOp::as_op).collect();
+                    cache.run(&ops)
+                })
+                .await
+                .unwrap_or_else(|e| {
+                    let error = crate::cache::CacheError::Protocol {
+                        server: "blocking cache".into(),
+                        reason: format!("the cache call failed: {e}"),
+                    };
+                    vec![Err(error); count]
+                })
+            }
+        }
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            AsyncCache::Memcached(memcached) => memcached.describe(),
+            AsyncCache::InProcess(cache) => cache.describe(),
+            AsyncCache::Blocking(cache) => cache.describe(),
+        }
+    }
+
+    pub(crate) fn health(&self) -> CacheHealth {
+        match self {
+            AsyncCache::Memcached(memcached) => memcached.health(),
+            AsyncCache::InProcess(cache) => cache.health(),
+            AsyncCache::Blocking(cache) => cache.health(),
+        }
+    }
+}
+
+impl CacheFacts for AsyncCache {
+    fn max_value_size(&self) -> usize {
+        match self {
+            AsyncCache::Memcached(memcached) => memcached.max_value_size(),
+            AsyncCache::InProcess(cache) => cache.max_value_size(),
+            AsyncCache::Blocking(cache) => cache.max_value_size(),
+        }
+    }
+
+    fn is_available(&self, key: &str) -> bool {
+        match self {
+            AsyncCache::Memcached(memcached) => memcached.is_available(key),
+            AsyncCache::InProcess(cache) => cache.is_available(key),
+            AsyncCache::Blocking(cache) => cache.is_available(key),
+        }
+    }
+
+    fn owes(&self, keys: &[&str]) -> bool {
+        match self {
+            AsyncCache::Memcached(memcached) => memcached.owes(keys),
+            AsyncCache::InProcess(cache) => cache.owes(keys),
+            AsyncCache::Blocking(cache) => cache.owes(keys),
+        }
+    }
+}
+
+/// The database as the tokio driver reaches it.
+#[derive(Debug)]
+pub(crate) enum AsyncDb {
+    #[cfg(feature = "postgres")]
+    Postgres(AsyncPostgres),
+    /// A blocking database (SQLite, or one of your own), on the blocking pool.
+    Blocking(Arc<dyn Database>),
+}
+
+/// Runs `f` on tokio's blocking thread pool.
+async fn blocking<R: Send + 'static>(f: impl FnOnce() -> Result<R, DbError> + Send + 'static) -> Result<R, DbError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(DbError::query(format!("the database call on the blocking pool failed: {e}"))))
+}
+
+impl AsyncDb {
+    pub(crate) fn dialect(&self) -> Dialect {
+        match self {
+            #[cfg(feature = "postgres")]
+            AsyncDb::Postgres(_) => Dialect::Postgres,
+            AsyncDb::Blocking(db) => db.dialect(),
+        }
+    }
+
+    async fn query(&self, q: &SqlQuery, types: &[Type]) -> Result<Vec<Vec<Value>>, DbError> {
+        match self {
+            #[cfg(feature = "postgres")]
+            AsyncDb::Postgres(pg) => pg.query(q, types).await,
+            AsyncDb::Blocking(db) => {
+                let (db, q, types) = (db.clone(), q.clone(), types.to_vec());
+                blocking(move || db.query(&q, &types)).await
+            }
+        }
+    }
+
+    /// A statement on its own (autocommit).
+    async fn execute(&self, q: &SqlQuery) -> Result<u64, DbError> {
+        let mut tx = self.begin().await?;
+        let changed = tx.execute(q).await?;
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    pub(crate) async fn begin(&self) -> Result<AsyncTx, DbError> {
+        match self {
+            #[cfg(feature = "postgres")]
+            AsyncDb::Postgres(pg) => pg.begin().await.map(AsyncTx::Postgres),
+            AsyncDb::Blocking(db) => {
+                let db = db.clone();
+                blocking(move || db.begin()).await.map(|tx| AsyncTx::Blocking(Some(tx)))
+            }
+        }
+    }
+
+    pub(crate) async fn execute_ddl(&self, statements: &[String]) -> Result<(), DbError> {
+        match self {
+            #[cfg(feature = "postgres")]
+            AsyncDb::Postgres(pg) => pg.execute_ddl(statements).await,
+            AsyncDb::Blocking(db) => {
+                let (db, statements) = (db.clone(), statements.to_vec());
+                blocking(move || db.execute_ddl(&statements)).await
+            }
+        }
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            #[cfg(feature = "postgres")]
+            AsyncDb::Postgres(pg) => pg.describe(),
+            AsyncDb::Blocking(db) => db.describe(),
+        }
+    }
+
+    pub(crate) fn pool_state(&self) -> PoolState {
+        match self {
+            #[cfg(feature = "postgres")]
+            AsyncDb::Postgres(pg) => pg.pool_state(),
+            AsyncDb::Blocking(db) => db.pool_state(),
+        }
+    }
+}
+
+/// An open transaction of the async store.
+#[derive(Debug)]
+pub(crate) enum AsyncTx {
+    #[cfg(feature = "postgres")]
+    Postgres(AsyncPgTx),
+    /// A blocking transaction, moved to the blocking pool for each statement. `None`
+    /// only while a statement runs; dropped there with a cancelled future, it rolls
+    /// back.
+    Blocking(Option<Box<dyn TxConn>>),
+}
+
+impl std::fmt::Debug for dyn TxConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TxConn")
+    }
+}
+
+impl AsyncTx {
+    /// Runs `f` with the blocking transaction on the blocking pool.
+    async fn on_blocking<R: Send + 'static>(
+        slot: &mut Option<Box<dyn TxConn>>,
+        f: impl FnOnce(&mut dyn TxConn) -> Result<R, DbError> + Send + 'static,
+    ) -> Result<R, DbError> {
+        let mut tx = slot.take().ok_or_else(|| DbError::query("the transaction was lost to a failed statement"))?;
+        let (tx, result) = tokio::task::spawn_blocking(move || {
+            let result = f(&mut *tx);
+            (tx, result)
+        })
+        .await
+        .map_err(|e| DbError::query(format!("the database call on the blocking pool failed: {e}")))?;
+        *slot = Some(tx);
+        result
+    }
+
+    pub(crate) async fn execute(&mut self, q: &SqlQuery) -> Result<u64, DbError> {
+        match self {
+            #[cfg(feature = "postgres")]
+            AsyncTx::Postgres(tx) => tx.execute(q).await,
+            AsyncTx::Blocking(slot) => {
+                let q = q.clone();
+                AsyncTx::on_blocking(slot, move |tx| tx.execute(&q)).await
+            }
+        }
+    }
+
+    pub(crate) async fn commit(self) -> Result<(), DbError> {
+        match self {
+            #[cfg(feature = "postgres")]
+            AsyncTx::Postgres(tx) => tx.commit().await,
+            AsyncTx::Blocking(slot) => {
+                let tx = slot.ok_or_else(|| DbError::query("the transaction was lost to a failed statement"))?;
+                blocking(move || tx.commit()).await
+            }
+        }
+    }
+
+    pub(crate) async fn rollback(self) -> Result<(), DbError> {
+        match self {
+            #[cfg(feature = "postgres")]
+            AsyncTx::Postgres(tx) => tx.rollback().await,
+            // Dropping a blocking transaction rolls it back; on the blocking pool, as
+            // the rollback is a statement.
+            AsyncTx::Blocking(slot) => blocking(move || Ok(drop(slot))).await,
+        }
+    }
+}
+
+/// A store's context, database and cache, run on tokio.
+#[derive(Debug)]
+pub(crate) struct AsyncDriver {
+    pub(crate) ctx: Context,
+    pub(crate) db: AsyncDb,
+    pub(crate) cache: AsyncCache,
+}
+
+impl AsyncDriver {
+    pub(crate) fn env(&self) -> Env<'_> {
+        Env { ctx: &self.ctx, cache: &self.cache, dialect: self.db.dialect() }
+    }
+
+    pub(crate) fn dialect(&self) -> Dialect {
+        self.db.dialect()
+    }
+
+    /// Runs a machine to its end.
+    pub(crate) async fn run<M: Machine + Send>(&self, mut machine: M) -> Result<M::Output, Error> {
+        loop {
+            match machine.poll() {
+                Step::Cache(ops) => {
+                    let replies = self.cache_run(&ops).await;
+                    drop(ops);
+                    machine.handle_cache(replies);
+                }
+                Step::Sql(request) => {
+                    let reply = self.sql(request).await;
+                    machine.handle_sql(reply);
+                }
+                Step::Done => return machine.finish(),
+            }
+        }
+    }
+
+    /// One cache round trip, counted and traced (none for an empty batch).
+    async fn cache_run(&self, ops: &[CacheOp<'_>]) -> Replies {
+        if ops.is_empty() {
+            return Vec::new();
+        }
+        let replies = self.cache.run(ops).await;
+        self.ctx.record_batch(ops, &replies);
+        replies
+    }
+
+    /// One statement, counted and traced.
+    async fn sql(&self, request: SqlRequest<'_>) -> Result<SqlReply, DbError> {
+        match request {
+            SqlRequest::Query { query, types } => {
+                self.ctx.record_sql(query);
+                self.db.query(query, types).await.map(SqlReply::Rows)
+            }
+            SqlRequest::Execute(query) => {
+                self.ctx.record_sql(query);
+                self.db.execute(query).await.map(|_| SqlReply::Executed)
+            }
+        }
+    }
+
+    /// Creates the outbox table if it is missing.
+    pub(crate) async fn ensure_outbox(&self) -> Result<(), Error> {
+        let dialect = self.dialect();
+        self.db.execute_ddl(&outbox::create_statements(dialect)).await?;
+        let probe = outbox::probe_query(dialect)?;
+        if self.db.query(&probe, outbox::ROW_TYPES).await.is_err() {
+            self.db.execute_ddl(&[outbox::add_moved_column(dialect)]).await?;
+        }
+        Ok(())
+    }
+
+    /// As the blocking driver's: own failed invalidations, and every interval the
+    /// old ones of everyone, each in one bounded batch; a failure is logged.
+    pub(crate) async fn maybe_drain(&self) -> bool {
+        if let Some(drain) = Drain::due(self.env()) {
+            if let Err(e) = self.run(drain).await {
+                tracing::warn!(target: "memdex::outbox", "outbox drain failed: {e}");
+            }
+        }
+        !self.ctx.outbox.has_pending()
+    }
+
+    /// Every row matching `filter`, ordered by key.
+    pub(crate) async fn fetch<T: Model>(&self, filter: &Filter<'_, T>) -> Result<Vec<T>, Error> {
+        let trusted = self.maybe_drain().await;
+        self.run(Fetch::new(self.env(), filter, trusted)).await
+    }
+
+    pub(crate) async fn scan<T: Model>(&self, filter: &Filter<'_, T>, page: Page<'_>) -> Result<Vec<T>, Error> {
+        self.run(database::scan_rows(self.env(), filter, page)?).await
+    }
+
+    pub(crate) async fn scan_count<T: Model>(&self, filter: &Filter<'_, T>) -> Result<u64, Error> {
+        self.run(database::scan_count(self.env(), filter)?).await
+    }
+
+    pub(crate) async fn aggregate<T: Model>(
+        &self,
+        agg: &memdex_grammar::Aggregate,
+        params: &(dyn memdex_grammar::Params + Sync),
+    ) -> Result<Option<f64>, Error> {
+        self.run(database::aggregate::<T>(self.env(), agg, params)?).await
+    }
+
+    /// Runs one row write inside a transaction: its statement, then its effects.
+    pub(crate) async fn write(&self, tx: &mut AsyncTx, set: &mut WriteSet, write: RowWrite) -> Result<(), Error> {
+        self.ctx.record_sql(&write.query);
+        let changed = tx.execute(&write.query).await?;
+        write.applied(changed, set)
+    }
+
+    /// Commits a transaction with the outbox entry of its writes, then applies their
+    /// cache effects in one batch.
+    pub(crate) async fn commit(&self, mut tx: AsyncTx, set: WriteSet) -> Result<(), Error> {
+        let plan = Commit::plan(&self.ctx, self.dialect(), &set)?;
+        // Made before the COMMIT: should this future be dropped while the commit's
+        // outcome is unknown, the entry stays pending in this process (its reads
+        // bypass the cache until it is applied) rather than forgotten.
+        let effects = ApplyEffects::new(self.env(), plan.entry_id, set);
+        let committed = async {
+            for statement in &plan.statements {
+                self.ctx.record_sql(statement);
+                tx.execute(statement).await?;
+            }
+            tx.commit().await
+        }
+        .await;
+        if let Err(e) = committed {
+            plan.failed(&self.ctx);
+            effects.abandon();
+            return Err(e.into());
+        }
+        self.run(effects).await
+    }
+}

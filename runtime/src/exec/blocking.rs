@@ -1,0 +1,181 @@
+//! The blocking driver: runs the core's machines over a [`CacheBackend`] (std
+//! sockets) and a [`Database`] (pooled blocking connections). It moves bytes and
+//! rows and knows no race rule.
+
+use memdex_grammar::Dialect;
+
+use crate::cache::{CacheBackend, CacheOp};
+use crate::db::{Database, DbError, Tx};
+use crate::engine::database::{self, Page};
+use crate::engine::drain::Drain;
+use crate::engine::fetch::Fetch;
+use crate::engine::write::{ApplyEffects, Commit, RowWrite, WriteSet};
+use crate::engine::{Context, Env, Machine, Replies, SqlReply, SqlRequest, Step};
+use crate::error::Error;
+use crate::model::Model;
+use crate::outbox;
+use crate::prepared::Filter;
+
+/// A store's context, database and cache, run blocking.
+#[derive(Debug)]
+pub(crate) struct Driver {
+    pub(crate) ctx: Context,
+    pub(crate) db: Box<dyn Database>,
+    pub(crate) cache: Box<dyn CacheBackend>,
+}
+
+impl Driver {
+    pub(crate) fn env(&self) -> Env<'_> {
+        Env { ctx: &self.ctx, cache: &self.cache, dialect: self.db.dialect() }
+    }
+
+    pub(crate) fn dialect(&self) -> Dialect {
+        self.db.dialect()
+    }
+
+    /// Runs a machine to its end.
+    pub(crate) fn run<M: Machine>(&self, mut machine: M) -> Result<M::Output, Error> {
+        loop {
+            let replies = match machine.poll() {
+                Step::Cache(ops) => Ok(self.cache_run(&ops)),
+                Step::Sql(request) => Err(self.sql(request)),
+                Step::Done => return machine.finish(),
+            };
+            match replies {
+                Ok(replies) => machine.handle_cache(replies),
+                Err(reply) => machine.handle_sql(reply),
+            }
+        }
+    }
+
+    /// One cache round trip, counted and traced (none for an empty batch).
+    fn cache_run(&self, ops: &[CacheOp<'_>]) -> Replies {
+        if ops.is_empty() {
+            return Vec::new();
+        }
+        let replies = self.cache.run(ops);
+        self.ctx.record_batch(ops, &replies);
+        replies
+    }
+
+    /// One statement, counted and traced.
+    fn sql(&self, request: SqlRequest<'_>) -> Result<SqlReply, DbError> {
+        match request {
+            SqlRequest::Query { query, types } => {
+                self.ctx.record_sql(query);
+                self.db.query(query, types).map(SqlReply::Rows)
+            }
+            SqlRequest::Execute(query) => {
+                self.ctx.record_sql(query);
+                self.db.transaction(&mut |tx| tx.execute(query).map(drop))?;
+                Ok(SqlReply::Executed)
+            }
+        }
+    }
+
+    /// Creates the outbox table if it is missing (a table an older memdex created
+    /// gains its `moved` column in place).
+    pub(crate) fn ensure_outbox(&self) -> Result<(), Error> {
+        let dialect = self.dialect();
+        self.db.execute_ddl(&outbox::create_statements(dialect))?;
+        let probe = outbox::probe_query(dialect)?;
+        if self.db.query(&probe, outbox::ROW_TYPES).is_err() {
+            self.db.execute_ddl(&[outbox::add_moved_column(dialect)])?;
+        }
+        Ok(())
+    }
+
+    /// Before every read and write: this process's failed invalidations, and every
+    /// interval everyone's old ones, each in one bounded batch. A failure is logged,
+    /// never the call's. Returns whether the cache may be trusted for reads (false
+    /// while this process still has invalidations it could not apply).
+    pub(crate) fn maybe_drain(&self) -> bool {
+        if let Some(drain) = Drain::due(self.env()) {
+            if let Err(e) = self.run(drain) {
+                tracing::warn!(target: "memdex::outbox", "outbox drain failed: {e}");
+            }
+        }
+        !self.ctx.outbox.has_pending()
+    }
+
+    /// Every row matching `filter`, ordered by key.
+    pub(crate) fn fetch<T: Model>(&self, filter: &Filter<'_, T>) -> Result<Vec<T>, Error> {
+        let span = tracing::debug_span!("memdex.fetch", model = %T::schema().model, query = %filter.compiled.source);
+        let _entered = span.enter();
+        let trusted = self.maybe_drain();
+        self.run(Fetch::new(self.env(), filter, trusted))
+    }
+
+    pub(crate) fn scan<T: Model>(&self, filter: &Filter<'_, T>, page: Page<'_>) -> Result<Vec<T>, Error> {
+        self.run(database::scan_rows(self.env(), filter, page)?)
+    }
+
+    pub(crate) fn scan_count<T: Model>(&self, filter: &Filter<'_, T>) -> Result<u64, Error> {
+        self.run(database::scan_count(self.env(), filter)?)
+    }
+
+    pub(crate) fn aggregate<T: Model>(
+        &self,
+        agg: &memdex_grammar::Aggregate,
+        params: &dyn memdex_grammar::Params,
+    ) -> Result<Option<f64>, Error> {
+        self.run(database::aggregate::<T>(self.env(), agg, params)?)
+    }
+
+    /// Runs `body` in one database transaction, then applies the cache effects of
+    /// its writes in one batch. `body` gets the transaction and the writes' effects;
+    /// an `Err` from it rolls back and touches no cache key.
+    pub(crate) fn transaction<R>(
+        &self,
+        body: impl FnOnce(&mut dyn Tx, &mut WriteSet) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        self.maybe_drain();
+        let mut body = Some(body);
+        let mut outcome: Option<Result<R, Error>> = None;
+        let mut set = WriteSet::default();
+        let mut commit: Option<Commit> = None;
+        let committed = self.db.transaction(&mut |tx| {
+            set = WriteSet::default();
+            let Some(body) = body.take() else {
+                return Err(DbError::query("a memdex transaction closure cannot be retried"));
+            };
+            match body(tx, &mut set) {
+                Ok(r) => outcome = Some(Ok(r)),
+                Err(e) => {
+                    outcome = Some(Err(e));
+                    return Err(DbError::query("rolled back by the caller"));
+                }
+            }
+            let plan = Commit::plan(&self.ctx, self.dialect(), &set).map_err(|e| DbError::query(e.to_string()))?;
+            for statement in &plan.statements {
+                self.ctx.record_sql(statement);
+                tx.execute(statement)?;
+            }
+            commit = Some(plan);
+            Ok(())
+        });
+        match (committed, outcome, commit) {
+            (Ok(()), Some(Ok(r)), Some(plan)) => {
+                self.run(ApplyEffects::new(self.env(), plan.entry_id, set))?;
+                Ok(r)
+            }
+            (committed, outcome, plan) => {
+                if let Some(plan) = plan {
+                    plan.failed(&self.ctx);
+                }
+                match (committed, outcome) {
+                    (_, Some(Err(e))) => Err(e),
+                    (Err(e), _) => Err(Error::from(e)),
+                    _ => Err(Error::Internal("the database did not run the transaction".into())),
+                }
+            }
+        }
+    }
+
+    /// Runs one row write inside a transaction: its statement, then its effects.
+    pub(crate) fn write(&self, tx: &mut dyn Tx, set: &mut WriteSet, write: RowWrite) -> Result<(), Error> {
+        self.ctx.record_sql(&write.query);
+        let changed = tx.execute(&write.query)?;
+        write.applied(changed, set)
+    }
+}

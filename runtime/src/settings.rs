@@ -1,0 +1,38 @@
+//! A store's tunables, with the defaults `StoreBuilder` documents.
+
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    pub(crate) namespace: String,
+    pub(crate) generation: u64,
+    pub(crate) node_ttl: u32,
+    pub(crate) object_ttl: u32,
+    pub(crate) lease_ttl: u32,
+    pub(crate) max_nodes_per_query: usize,
+    pub(crate) disjunct_limit: usize,
+    pub(crate) outbox_interval: Duration,
+    pub(crate) outbox_grace: Duration,
+    pub(crate) text_cache_capacity: usize,
+}
+
+/// Prepared text queries a store keeps by default: far more distinct texts than a
+/// program usually sends, at a few kilobytes each.
+pub(crate) const DEFAULT_TEXT_CACHE_CAPACITY: usize = 256;
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            namespace: "memdex".into(),
+            generation: 0,
+            node_ttl: 3600,
+            object_ttl: 3600,
+            lease_ttl: 10,
+            max_nodes_per_query: 10_000,
+            disjunct_limit: memdex_grammar::normalise::DEFAULT_DISJUNCT_LIMIT,
+            outbox_interval: Duration::from_secs(1),
+            outbox_grace: Duration::from_secs(2),
+            text_cache_capacity: DEFAULT_TEXT_CACHE_CAPACITY,
+        }
+    }
+}
