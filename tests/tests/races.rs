@@ -327,8 +327,8 @@ fn a_mariadb_outbox_table_without_moved_is_upgraded() {
     let store = Store::builder().mysql(url).in_process_cache().build().expect("store");
     store.migrate::<Item>().expect("migrate");
     store.migrate::<Item>().expect("a second migration is a no-op");
-    store.insert(&item(1, 5)).unwrap();
-    store.update(&item(1, 6)).unwrap();
+    store.insert(&item(1, 5)).expect("insert");
+    store.update(&item(1, 6)).expect("update");
     assert_eq!(category(&store, 6), vec![1]);
     assert_eq!(category(&store, 5), Vec::<i64>::new());
 }

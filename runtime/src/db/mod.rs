@@ -209,6 +209,19 @@ pub(crate) fn json_array(items: &[Value]) -> String {
     out
 }
 
+/// A read, tried again once when its first attempt lost its connection (`once`
+/// returns the error and whether the connection was lost): an idle pooled
+/// connection may have lost its server (a restart, an idle timeout), and a read is
+/// safe to repeat on a fresh one.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub(crate) fn read_retrying_once<T>(once: impl Fn() -> Result<T, (DbError, bool)>) -> Result<T, DbError> {
+    match once() {
+        Ok(rows) => Ok(rows),
+        Err((_, true)) => once().map_err(|(e, _)| e),
+        Err((e, false)) => Err(e),
+    }
+}
+
 /// What kind of value `value` is, for error messages.
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 pub(crate) fn value_kind(value: &Value) -> &'static str {

@@ -30,7 +30,7 @@ use mysql::{Column, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, PooledCo
 use memdex_grammar::sql::SqlQuery;
 use memdex_grammar::{Dialect, Type, Value};
 
-use super::{Database, DbError, Tx, TxConn, integral, json_array, value_kind};
+use super::{Database, DbError, Tx, TxConn, integral, json_array, read_retrying_once, value_kind};
 
 /// Tuning knobs for [`MySql::connect_with`].
 #[derive(Clone, Debug)]
@@ -268,7 +268,7 @@ fn bind(q: &SqlQuery) -> Result<Vec<mysql::Value>, DbError> {
 
 fn run_query(conn: &mut impl Queryable, q: &SqlQuery, types: &[Type]) -> Result<Vec<Vec<Value>>, DbError> {
     let params = bind(q)?;
-    let mut result = conn.exec_iter(q.text.as_str(), params).map_err(|e| to_db_error(e))?;
+    let mut result = conn.exec_iter(q.text.as_str(), params).map_err(to_db_error)?;
     let columns = result.columns();
     let columns: Vec<Column> = columns.as_ref().to_vec();
     if columns.len() != types.len() {
@@ -279,7 +279,7 @@ fn run_query(conn: &mut impl Queryable, q: &SqlQuery, types: &[Type]) -> Result<
     }
     let mut out = Vec::new();
     for row in result.by_ref() {
-        let row = row.map_err(|e| to_db_error(e))?;
+        let row = row.map_err(to_db_error)?;
         let mut decoded = Vec::with_capacity(types.len());
         for (i, (ty, column)) in types.iter().zip(&columns).enumerate() {
             let value = row.as_ref(i).unwrap_or(&mysql::Value::NULL);
@@ -295,7 +295,7 @@ fn run_query(conn: &mut impl Queryable, q: &SqlQuery, types: &[Type]) -> Result<
 
 fn run_execute(conn: &mut impl Queryable, q: &SqlQuery) -> Result<u64, DbError> {
     let params = bind(q)?;
-    let result = conn.exec_iter(q.text.as_str(), params).map_err(|e| to_db_error(e))?;
+    let result = conn.exec_iter(q.text.as_str(), params).map_err(to_db_error)?;
     let changed = result.affected_rows();
     // Reading to the end leaves the connection ready for the next statement.
     drop(result);
@@ -438,13 +438,7 @@ impl Database for MySql {
     }
 
     fn query(&self, q: &SqlQuery, types: &[Type]) -> Result<Vec<Vec<Value>>, DbError> {
-        match self.query_once(q, types) {
-            Ok(rows) => Ok(rows),
-            // An idle pooled connection may have lost its server (a restart, an idle
-            // timeout); a read is safe to repeat once on a fresh connection.
-            Err((_, true)) => self.query_once(q, types).map_err(|(e, _)| e),
-            Err((e, false)) => Err(e),
-        }
+        read_retrying_once(|| self.query_once(q, types))
     }
 
     fn begin(&self) -> Result<Box<dyn TxConn>, DbError> {
