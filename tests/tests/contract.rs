@@ -2,7 +2,7 @@
 //! `check.sh` runs on the embedded SQLite store) as a test on MariaDB: every call of
 //! the public API that shared/DESIGN.md promises, once, with the same rows and the
 //! same expected answers, on MariaDB (and every other database) with the in-process
-//! cache and with memcached.
+//! cache and with memcached; and the async store on MariaDB.
 
 // Tests fail by panicking, with a message saying what went wrong.
 #![allow(clippy::panic, clippy::unwrap_used)]
@@ -90,5 +90,26 @@ fn the_contract_program_runs_on_every_backend() {
     each_backend("contract", |b: &Backends| {
         let store = b.store();
         contract(&store).unwrap_or_else(|e| panic!("{:?} + {:?}: {e}", b.db, b.cache));
+    });
+}
+
+/// The async store (feature `tokio`) on MariaDB: the blocking MySQL backend runs on
+/// tokio's blocking pool, as SQLite does, with the same answers.
+#[test]
+fn the_async_store_runs_on_mariadb() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let url = memdex_tests::backends::mariadb().fresh_database().expect("database");
+        let store = Store::builder().mysql(url).in_process_cache().build_async().await.expect("build_async");
+        store.migrate::<Customer>().await.expect("migrate");
+        for c in [customer(1, "mira", "Oslo", "gold", 12), customer(2, "Mads", "Oslo", "gold", 3)] {
+            store.insert(&c).await.expect("insert");
+        }
+        store.update(&customer(2, "Mads", "Bergen", "gold", 3)).await.expect("update");
+        let city = "Oslo".to_string();
+        let gold = select!(Customer, |c| c.city == city && c.status == "gold");
+        let rows = gold.fetch_async(&store).await.expect("fetch_async");
+        assert_eq!(rows.iter().map(|c| c.id).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(gold.count_async(&store).await.expect("count_async"), 1);
     });
 }
