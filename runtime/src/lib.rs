@@ -1,6 +1,7 @@
 //! memdex: queries written once, as Rust closures checked by rustc or as Python
 //! lambdas parsed at run time, answered as cache-aware index scans over memcached
-//! (or an in-process cache) in front of SQLite or PostgreSQL.
+//! (or an in-process cache) in front of SQLite, PostgreSQL or (feature `mysql`)
+//! MySQL/MariaDB.
 //!
 //! ```ignore
 //! let m_names = select!(Customer, |c| c.first_name.starts_with("m")).fetch(&store)?;

@@ -171,6 +171,8 @@ pub(crate) enum DbChoice {
     SqliteInMemory,
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     Postgres(String),
+    #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
+    MySql(String),
     Custom(Box<dyn Database>),
 }
 
@@ -189,6 +191,10 @@ impl DbChoice {
             DbChoice::Postgres(params) => Box::new(crate::db::postgres::Postgres::connect(&params)?),
             #[cfg(not(feature = "postgres"))]
             DbChoice::Postgres(_) => return Err(missing_feature("PostgreSQL", "postgres")),
+            #[cfg(feature = "mysql")]
+            DbChoice::MySql(url) => Box::new(crate::db::mysql::MySql::connect(&url)?),
+            #[cfg(not(feature = "mysql"))]
+            DbChoice::MySql(_) => return Err(missing_feature("MySQL", "mysql")),
             DbChoice::Custom(db) => db,
         })
     }
@@ -239,6 +245,13 @@ impl StoreBuilder {
     /// PostgreSQL, with a libpq-style connection string (`host=… user=… dbname=…`).
     pub fn postgres(mut self, params: impl Into<String>) -> Self {
         self.db = Some(DbChoice::Postgres(params.into()));
+        self
+    }
+
+    /// MySQL or MariaDB (feature `mysql`), with a URL:
+    /// `mysql://user:password@host:port/database`.
+    pub fn mysql(mut self, url: impl Into<String>) -> Self {
+        self.db = Some(DbChoice::MySql(url.into()));
         self
     }
 

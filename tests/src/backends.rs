@@ -1,5 +1,5 @@
 //! Runs one test body over every database × cache combination memdex supports:
-//! SQLite and PostgreSQL; the in-process cache and a real memcached. Each store a
+//! SQLite, PostgreSQL and MariaDB; the in-process cache and a real memcached. Each store a
 //! test asks for is fresh (its own database, its own cache namespace).
 
 use std::sync::Arc;
@@ -10,6 +10,7 @@ use memdex::cache::in_process::InProcessCache;
 use memdex::cache::memcached::Memcached;
 use memdex::cache::{CacheBackend, CacheConfig, CacheError, CacheOp, CacheReply};
 
+use crate::servers::mariadb::MariaDbServer;
 use crate::servers::memcached::MemcachedServer;
 use crate::servers::postgres::PostgresServer;
 
@@ -17,6 +18,12 @@ use crate::servers::postgres::PostgresServer;
 pub enum Db {
     Sqlite,
     Postgres,
+    MySql,
+}
+
+impl Db {
+    /// Every database, in the order tests run them.
+    pub const ALL: [Db; 3] = [Db::Sqlite, Db::Postgres, Db::MySql];
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,15 +48,25 @@ pub fn postgres() -> &'static PostgresServer {
     PostgresServer::shared().expect("PostgreSQL 15 starts (is postgresql-15 installed?)")
 }
 
+/// One MariaDB for the whole test binary: each store gets its own database.
+pub fn mariadb() -> &'static MariaDbServer {
+    MariaDbServer::shared().expect("MariaDB starts (is mariadb-server installed?)")
+}
+
+/// A builder on a fresh database `name` of `db` (SQLite: in memory).
+fn with_database(builder: memdex::StoreBuilder, db: Db, name: &str) -> memdex::StoreBuilder {
+    match db {
+        Db::Sqlite => builder.sqlite_in_memory(),
+        Db::Postgres => builder.postgres(postgres().create_database(name).expect("create database")),
+        Db::MySql => builder.mysql(mariadb().create_database(name).expect("create database")),
+    }
+}
+
 impl Backends {
     pub fn store(&self) -> Store {
         let n = SEQUENCE.fetch_add(1, Ordering::Relaxed);
         let name = format!("{}_{}_{n}", self.tag, std::process::id()).replace(['-', ' '], "_").to_lowercase();
-        let builder = Store::builder().namespace(name.clone());
-        let builder = match self.db {
-            Db::Sqlite => builder.sqlite_in_memory(),
-            Db::Postgres => builder.postgres(postgres().create_database(&name).expect("create database")),
-        };
+        let builder = with_database(Store::builder().namespace(name.clone()), self.db, &name);
         let builder = match self.cache {
             Cache::InProcess => builder.in_process_cache(),
             Cache::Memcached => builder.memcached(self.memcached.clone()),
@@ -62,11 +79,7 @@ impl Backends {
     pub fn store_with_switch(&self) -> (Store, CacheSwitch) {
         let n = SEQUENCE.fetch_add(1, Ordering::Relaxed);
         let name = format!("{}_{}_{n}", self.tag, std::process::id()).replace(['-', ' '], "_").to_lowercase();
-        let builder = Store::builder().namespace(name.clone());
-        let builder = match self.db {
-            Db::Sqlite => builder.sqlite_in_memory(),
-            Db::Postgres => builder.postgres(postgres().create_database(&name).expect("create database")),
-        };
+        let builder = with_database(Store::builder().namespace(name.clone()), self.db, &name);
         let inner: Box<dyn CacheBackend> = match (&self.cache, &self.memcached) {
             (Cache::Memcached, Some(addr)) => Box::new(
                 Memcached::connect(std::slice::from_ref(addr), CacheConfig::default()).expect("connect to memcached"),
@@ -83,7 +96,7 @@ impl Backends {
 /// call returns, so none outlives the test binary).
 pub fn each_backend(tag: &str, body: impl Fn(&Backends)) {
     let server = MemcachedServer::start().expect("memcached starts (is the memcached package installed?)");
-    for db in [Db::Sqlite, Db::Postgres] {
+    for db in Db::ALL {
         for cache in [Cache::InProcess, Cache::Memcached] {
             let memcached = (cache == Cache::Memcached).then(|| server.addr());
             let b = Backends { db, cache, tag: tag.to_owned(), memcached };

@@ -3,7 +3,8 @@
 //! cuts or garbles the conversation, and a cache batch lost right after the database
 //! commit. In every phase each query must return exactly the rows the database holds
 //! (the test keeps its own copy), and once the cache is back no stale row or lost id
-//! may ever come back.
+//! may ever come back. Each test runs with the stores on a SQLite file and on
+//! MariaDB.
 
 // Tests fail by panicking, with a message saying what went wrong.
 #![allow(clippy::panic, clippy::unwrap_used)]
@@ -98,7 +99,18 @@ static SEQ: AtomicU64 = AtomicU64::new(0);
 struct Db {
     _dir: TempDir,
     path: String,
+    /// `Some(url)`: the stores use this MariaDB database instead of the SQLite file.
+    mysql: Option<String>,
     namespace: String,
+}
+
+/// The database the stores of a test share.
+#[derive(Clone, Copy, Debug)]
+enum Engine {
+    /// A SQLite file.
+    Sqlite,
+    /// A fresh database on the test binary's MariaDB.
+    MariaDb,
 }
 
 struct TempDir(std::path::PathBuf);
@@ -109,13 +121,18 @@ impl Drop for TempDir {
     }
 }
 
-fn db(tag: &str) -> Db {
+fn db(engine: Engine, tag: &str) -> Db {
     let n = SEQ.fetch_add(1, Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("memdex-faults-{tag}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join("f.db").to_string_lossy().into_owned();
-    Db { _dir: TempDir(dir), path, namespace: format!("faults_{tag}_{}_{n}", std::process::id()) }
+    let namespace = format!("faults_{tag}_{}_{n}", std::process::id());
+    let mysql = match engine {
+        Engine::Sqlite => None,
+        Engine::MariaDb => Some(memdex_tests::backends::mariadb().create_database(&namespace).expect("database")),
+    };
+    Db { _dir: TempDir(dir), path, mysql, namespace }
 }
 
 const TIMEOUT: Duration = Duration::from_millis(100);
@@ -123,8 +140,11 @@ const OUTBOX_INTERVAL: Duration = Duration::from_millis(50);
 const OUTBOX_GRACE: Duration = Duration::from_millis(200);
 
 fn store(db: &Db, cache: Box<dyn CacheBackend>) -> Store {
-    let s = Store::builder()
-        .sqlite(db.path.clone())
+    let builder = match &db.mysql {
+        Some(url) => Store::builder().mysql(url.clone()),
+        None => Store::builder().sqlite(db.path.clone()),
+    };
+    let s = builder
         .namespace(db.namespace.clone())
         .cache(cache)
         .cache_timeouts(TIMEOUT, TIMEOUT)
@@ -239,10 +259,9 @@ fn converge_wait() {
 
 /// memcached killed mid-run: queries keep answering from the database; restarted
 /// (empty): answers stay right, and a second process converges.
-#[test]
-fn memcached_killed_and_restarted() {
+fn memcached_killed_and_restarted(engine: Engine) {
     let mut mc = memcached(16, "1m");
-    let d = db("kill");
+    let d = db(engine, "kill");
     let writer = store(&d, memcached_at(sock(&mc)));
     let other = store(&d, memcached_at(sock(&mc)));
     let mut w = Workload::new(1, 20);
@@ -266,10 +285,9 @@ fn memcached_killed_and_restarted() {
 /// A memcached of 2 MB with 64 KB items and 40 KB rows: nodes and objects are evicted
 /// all the time, between a read's two round trips and between a fill's lease and its
 /// store.
-#[test]
-fn memcached_evicting_constantly() {
+fn memcached_evicting_constantly(engine: Engine) {
     let mc = memcached(2, "64k");
-    let d = db("evict");
+    let d = db(engine, "evict");
     let a = store(&d, memcached_at(sock(&mc)));
     let b = store(&d, memcached_at(sock(&mc)));
     let mut w = Workload::new(2, 40 * 1024);
@@ -286,11 +304,10 @@ fn memcached_evicting_constantly() {
 /// The proxy between the stores and memcached drops, stalls, cuts and garbles, with
 /// the mode switched every few operations. The writer's own reads are right at
 /// once; another process converges once the proxy passes again.
-#[test]
-fn proxy_drops_stalls_cuts_and_garbles() {
+fn proxy_drops_stalls_cuts_and_garbles(engine: Engine) {
     let mc = memcached(16, "1m");
     let proxy = FaultProxy::start(sock(&mc)).expect("proxy");
-    let d = db("proxy");
+    let d = db(engine, "proxy");
     let writer = store(&d, memcached_at(proxy.addr()));
     let other = store(&d, memcached_at(sock(&mc)));
     let mut w = Workload::new(3, 20);
@@ -358,11 +375,10 @@ impl CacheBackend for CutOnWriteBatch {
 
 /// Cache batches lost right after the commit, with the writer's process then dying:
 /// the other process must serve the new rows within the configured bound.
-#[test]
-fn cache_write_lost_after_commit() {
+fn cache_write_lost_after_commit(engine: Engine) {
     let mc = memcached(16, "1m");
     let proxy = Arc::new(FaultProxy::start(sock(&mc)).expect("proxy"));
-    let d = db("lost");
+    let d = db(engine, "lost");
     let other = store(&d, memcached_at(sock(&mc)));
     let mut w = Workload::new(4, 20);
     let armed = Arc::new(AtomicBool::new(false));
@@ -448,7 +464,7 @@ fn a_hung_server_is_marked_down_and_costs_no_more_timeouts() {
     let hung = memcached(16, "1m");
     let proxy = FaultProxy::start(sock(&hung)).expect("proxy");
     let servers = [healthy.addr(), proxy.addr_string()];
-    let d = db("hung");
+    let d = db(Engine::Sqlite, "hung");
     let writer = store(&d, Box::new(memcached_over(&servers)));
     let router = memcached_over(&servers);
     let mut w = Workload::new(4, 20);
@@ -501,7 +517,7 @@ fn a_hung_server_is_marked_down_and_costs_no_more_timeouts() {
 fn a_server_back_from_a_black_hole_never_serves_what_a_write_invalidated_meanwhile() {
     let mc = memcached(16, "1m");
     let proxy = FaultProxy::start(sock(&mc)).expect("proxy");
-    let d = db("owed");
+    let d = db(Engine::Sqlite, "owed");
     let writer = store(&d, Box::new(memcached_over(&[proxy.addr_string()])));
     let other = store(&d, Box::new(memcached_over(&[proxy.addr_string()])));
     let shelf = |s: &Store, k: i64| {
@@ -543,7 +559,7 @@ fn a_server_back_from_a_black_hole_never_serves_what_a_write_invalidated_meanwhi
 fn a_killed_server_is_marked_down_and_comes_back_when_restarted() {
     let a = memcached(16, "1m");
     let mut b = memcached(16, "1m");
-    let d = db("killb");
+    let d = db(Engine::Sqlite, "killb");
     let writer = store(&d, Box::new(memcached_over(&[a.addr(), b.addr()])));
     let mut w = Workload::new(5, 20);
     w.mixed(&writer, 150, "both servers up");
@@ -565,7 +581,7 @@ fn a_slow_server_stays_down_until_it_answers_in_time() {
     let a = memcached(16, "1m");
     let b = memcached(16, "1m");
     let proxy = FaultProxy::start(sock(&b)).expect("proxy");
-    let d = db("slow");
+    let d = db(Engine::Sqlite, "slow");
     let writer = store(&d, Box::new(memcached_over(&[a.addr(), proxy.addr_string()])));
     let mut w = Workload::new(6, 20);
     w.mixed(&writer, 100, "both fast");
@@ -592,7 +608,7 @@ fn a_slow_server_stays_down_until_it_answers_in_time() {
 fn pending_invalidations_cost_a_call_one_cache_batch() {
     use memdex::cache::in_process::InProcessCache;
     use memdex_tests::backends::{CacheMode, SwitchCache};
-    let d = db("pending");
+    let d = db(Engine::Sqlite, "pending");
     let (cache, switch) = SwitchCache::new(Box::new(InProcessCache::new(CacheConfig::default())));
     // The table drain is kept out of the way (a minute), so the only batch the read
     // pays for pending entries is this process's own retry.
@@ -623,3 +639,23 @@ fn pending_invalidations_cost_a_call_one_cache_batch() {
     assert_eq!(rows.len(), 6);
     assert_eq!(writer.stats().outbox_drained, 30, "{:?}", writer.stats());
 }
+
+/// Every fault test on both engines: the SQLite file, and MariaDB (its outbox,
+/// transactions and connection pool under the same cache faults).
+macro_rules! on_every_engine {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[test] fn $test() { super::$test(super::Engine::Sqlite) } )*
+        }
+        mod mariadb {
+            $( #[test] fn $test() { super::$test(super::Engine::MariaDb) } )*
+        }
+    };
+}
+
+on_every_engine!(
+    memcached_killed_and_restarted,
+    memcached_evicting_constantly,
+    proxy_drops_stalls_cuts_and_garbles,
+    cache_write_lost_after_commit,
+);

@@ -46,60 +46,63 @@ fn injection_strings_are_only_values() {
         .enumerate()
         .map(|(i, s)| Row { tag: (*s).into(), name: format!("{s}{i}"), note: Some((*s).into()), ..row(i as i64 + 1) })
         .collect();
-    let mut world = World::new(Coverage::Full);
-    world.load(&rows).unwrap_or_else(|e| panic!("{e}"));
-    for s in INJECTIONS {
-        let s = (*s).to_owned();
-        let checks: Vec<(Probe, Box<dyn Fn(&Row) -> bool>)> = vec![
-            (
-                Probe::new("lambda r: r.tag == t", &[("t", s.clone().into())]),
-                Box::new({
-                    let s = s.clone();
-                    move |r: &Row| r.tag == s
-                }),
-            ),
-            (
-                Probe::new(&format!("lambda r: r.tag == {}", py_str(&s)), &[]),
-                Box::new({
-                    let s = s.clone();
-                    move |r: &Row| r.tag == s
-                }),
-            ),
-            (
-                Probe::new("lambda r: r.cat == 1 and r.name.startswith(t)", &[("t", s.clone().into())]),
-                Box::new({
-                    let s = s.clone();
-                    move |r: &Row| r.name.starts_with(&s)
-                }),
-            ),
-            (
-                Probe::new("lambda r: r.cat == 1 and r.note == t", &[("t", s.clone().into())]),
-                Box::new({
-                    let s = s.clone();
-                    move |r: &Row| r.note.as_deref() == Some(s.as_str())
-                }),
-            ),
-            (
-                Probe::new(
-                    "lambda r: r.tag in ts and ieq(r.name, n)",
-                    &[("ts", vec![s.clone()].into()), ("n", format!("{s}0").into())],
+    // Every lane of SQLite and PostgreSQL, then every lane of MariaDB (a world of its own).
+    for coverage in [Coverage::Full, Coverage::MariaDb] {
+        let mut world = World::new(coverage);
+        world.load(&rows).unwrap_or_else(|e| panic!("{e}"));
+        for s in INJECTIONS {
+            let s = (*s).to_owned();
+            let checks: Vec<(Probe, Box<dyn Fn(&Row) -> bool>)> = vec![
+                (
+                    Probe::new("lambda r: r.tag == t", &[("t", s.clone().into())]),
+                    Box::new({
+                        let s = s.clone();
+                        move |r: &Row| r.tag == s
+                    }),
                 ),
-                Box::new({
-                    let s = s.clone();
-                    move |r: &Row| r.tag == s && r.name.eq_ignore_ascii_case(&format!("{s}0"))
-                }),
-            ),
-        ];
-        for (p, pred) in checks {
-            match probe(&mut world, &p, &*pred) {
-                Ok(Outcome::Agreed) => {}
-                other => panic!("{other:?}"),
+                (
+                    Probe::new(&format!("lambda r: r.tag == {}", py_str(&s)), &[]),
+                    Box::new({
+                        let s = s.clone();
+                        move |r: &Row| r.tag == s
+                    }),
+                ),
+                (
+                    Probe::new("lambda r: r.cat == 1 and r.name.startswith(t)", &[("t", s.clone().into())]),
+                    Box::new({
+                        let s = s.clone();
+                        move |r: &Row| r.name.starts_with(&s)
+                    }),
+                ),
+                (
+                    Probe::new("lambda r: r.cat == 1 and r.note == t", &[("t", s.clone().into())]),
+                    Box::new({
+                        let s = s.clone();
+                        move |r: &Row| r.note.as_deref() == Some(s.as_str())
+                    }),
+                ),
+                (
+                    Probe::new(
+                        "lambda r: r.tag in ts and ieq(r.name, n)",
+                        &[("ts", vec![s.clone()].into()), ("n", format!("{s}0").into())],
+                    ),
+                    Box::new({
+                        let s = s.clone();
+                        move |r: &Row| r.tag == s && r.name.eq_ignore_ascii_case(&format!("{s}0"))
+                    }),
+                ),
+            ];
+            for (p, pred) in checks {
+                match probe(&mut world, &p, &*pred) {
+                    Ok(Outcome::Agreed) => {}
+                    other => panic!("{other:?}"),
+                }
             }
         }
+        // The table is intact: every row is still there on every lane.
+        let all = Probe::new("lambda r: r.cat == 1", &[]);
+        assert_eq!(probe(&mut world, &all, &|_| true), Ok(Outcome::Agreed));
     }
-    // The table is intact: every row is still there on every lane.
-    let all = Probe::new("lambda r: r.cat == 1", &[]);
-    assert_eq!(probe(&mut world, &all, &|_| true), Ok(Outcome::Agreed));
 }
 
 /// Query text that tries to smuggle SQL in is rejected as text, and runs nothing.
@@ -154,32 +157,42 @@ fn awkward_key_values() {
         format!("{}y", "x".repeat(300)),
     ];
     let rows: Vec<Row> = tags.iter().enumerate().map(|(i, t)| Row { tag: t.clone(), ..row(i as i64 + 1) }).collect();
-    let mut world = World::new(Coverage::Full);
-    world.load(&rows).unwrap_or_else(|e| panic!("{e}"));
-    for t in &tags {
-        let want = t.clone();
-        let p = Probe::new("lambda r: r.tag == t", &[("t", t.clone().into())]);
-        assert_eq!(probe(&mut world, &p, &|r| r.tag == want), Ok(Outcome::Agreed));
-        let want = t.clone();
-        let p = Probe::new("lambda r: r.cat == 1 and r.name.startswith(t)", &[("t", t.clone().into())]);
-        assert_eq!(probe(&mut world, &p, &|r| r.name.starts_with(&want)), Ok(Outcome::Agreed));
-    }
-    // Move every row to another tag and back: the nodes of the awkward keys must
-    // follow.
-    let moved: Vec<Row> = rows.iter().map(|r| Row { tag: format!("{}!", r.tag), ..r.clone() }).collect();
-    world.load(&moved).unwrap_or_else(|e| panic!("{e}"));
-    for t in &tags {
-        let p = Probe::new("lambda r: r.tag == t", &[("t", t.clone().into())]);
-        assert_eq!(probe(&mut world, &p, &|_| false), Ok(Outcome::Agreed));
+    // Every lane of SQLite and PostgreSQL, then every lane of MariaDB (a world of its own).
+    for coverage in [Coverage::Full, Coverage::MariaDb] {
+        let mut world = World::new(coverage);
+        world.load(&rows).unwrap_or_else(|e| panic!("{e}"));
+        for t in &tags {
+            let want = t.clone();
+            let p = Probe::new("lambda r: r.tag == t", &[("t", t.clone().into())]);
+            assert_eq!(probe(&mut world, &p, &|r| r.tag == want), Ok(Outcome::Agreed));
+            let want = t.clone();
+            let p = Probe::new("lambda r: r.cat == 1 and r.name.startswith(t)", &[("t", t.clone().into())]);
+            assert_eq!(probe(&mut world, &p, &|r| r.name.starts_with(&want)), Ok(Outcome::Agreed));
+        }
+        // Move every row to another tag and back: the nodes of the awkward keys must
+        // follow.
+        let moved: Vec<Row> = rows.iter().map(|r| Row { tag: format!("{}!", r.tag), ..r.clone() }).collect();
+        world.load(&moved).unwrap_or_else(|e| panic!("{e}"));
+        for t in &tags {
+            let p = Probe::new("lambda r: r.tag == t", &[("t", t.clone().into())]);
+            assert_eq!(probe(&mut world, &p, &|_| false), Ok(Outcome::Agreed));
+        }
     }
 }
 
-/// A NUL byte in a value: SQLite stores it; PostgreSQL refuses text with NUL. Either
+/// A NUL byte in a value: SQLite and MariaDB store it; PostgreSQL refuses text with NUL. Either
 /// way memdex must not panic, and what it answers must be right.
 #[test]
 fn nul_bytes_in_values() {
     let mut world = World::new(Coverage::Sqlite);
     let rows = vec![Row { tag: "a\u{0}b".into(), name: "\u{0}\u{0}".into(), ..row(1) }, row(2)];
+    world.load(&rows).unwrap_or_else(|e| panic!("{e}"));
+    let p = Probe::new("lambda r: r.tag == t", &[("t", "a\u{0}b".into())]);
+    assert_eq!(probe(&mut world, &p, &|r| r.tag == "a\u{0}b"), Ok(Outcome::Agreed));
+    let p = Probe::new("lambda r: r.cat == 1 and r.name.startswith(t)", &[("t", "\u{0}".into())]);
+    assert_eq!(probe(&mut world, &p, &|r| r.name.starts_with('\u{0}')), Ok(Outcome::Agreed));
+    // MariaDB keeps a NUL in text, as SQLite does.
+    let mut world = World::new(Coverage::MariaDb);
     world.load(&rows).unwrap_or_else(|e| panic!("{e}"));
     let p = Probe::new("lambda r: r.tag == t", &[("t", "a\u{0}b".into())]);
     assert_eq!(probe(&mut world, &p, &|r| r.tag == "a\u{0}b"), Ok(Outcome::Agreed));
@@ -210,21 +223,24 @@ fn objects_over_one_megabyte() {
         Row { name: "ab".repeat(1000), note: Some("x".repeat(1_100_000)), ..row(2) },
         row(3),
     ];
-    let mut world = World::new(Coverage::Full);
-    world.load(&rows).unwrap_or_else(|e| panic!("{e}"));
-    for _ in 0..2 {
-        let p = Probe::new("lambda r: r.cat == 1", &[]);
-        assert_eq!(probe(&mut world, &p, &|_| true), Ok(Outcome::Agreed));
-        let p = Probe::new("lambda r: r.cat == 1 and r.note is not None", &[]);
-        assert_eq!(probe(&mut world, &p, &|r| r.note.is_some()), Ok(Outcome::Agreed));
-        let p = Probe::new("lambda r: r.id in ids", &[("ids", vec![1i64, 2].into())]);
-        assert_eq!(probe(&mut world, &p, &|r| r.id <= 2), Ok(Outcome::Agreed));
+    // Every lane of SQLite and PostgreSQL, then every lane of MariaDB (a world of its own).
+    for coverage in [Coverage::Full, Coverage::MariaDb] {
+        let mut world = World::new(coverage);
+        world.load(&rows).unwrap_or_else(|e| panic!("{e}"));
+        for _ in 0..2 {
+            let p = Probe::new("lambda r: r.cat == 1", &[]);
+            assert_eq!(probe(&mut world, &p, &|_| true), Ok(Outcome::Agreed));
+            let p = Probe::new("lambda r: r.cat == 1 and r.note is not None", &[]);
+            assert_eq!(probe(&mut world, &p, &|r| r.note.is_some()), Ok(Outcome::Agreed));
+            let p = Probe::new("lambda r: r.id in ids", &[("ids", vec![1i64, 2].into())]);
+            assert_eq!(probe(&mut world, &p, &|r| r.id <= 2), Ok(Outcome::Agreed));
+        }
+        // A node too large to cache: 2 000 ids under one value.
+        let many: Vec<Row> = (1..=2000).map(row).collect();
+        world.load(&many).unwrap_or_else(|e| panic!("{e}"));
+        let p = Probe::new("lambda r: r.cat == 1 and r.id > 1990", &[]);
+        assert_eq!(probe(&mut world, &p, &|r| r.id > 1990), Ok(Outcome::Agreed));
     }
-    // A node too large to cache: 2 000 ids under one value.
-    let many: Vec<Row> = (1..=2000).map(row).collect();
-    world.load(&many).unwrap_or_else(|e| panic!("{e}"));
-    let p = Probe::new("lambda r: r.cat == 1 and r.id > 1990", &[]);
-    assert_eq!(probe(&mut world, &p, &|r| r.id > 1990), Ok(Outcome::Agreed));
 }
 
 /// A cache shared with the test, so that it can write under memdex's keys.

@@ -396,3 +396,26 @@ fn an_outbox_table_without_moved_is_upgraded() {
     assert_eq!(category(&store, 6), vec![1]);
     assert_eq!(category(&store, 5), Vec::<i64>::new());
 }
+
+/// The same upgrade on MariaDB: `ALTER TABLE … ADD COLUMN` from the grammar, on a
+/// table of the old layout in the server's default (case-insensitive) collation.
+#[test]
+fn a_mariadb_outbox_table_without_moved_is_upgraded() {
+    let server = memdex_tests::backends::mariadb();
+    let url = server.fresh_database().expect("database");
+    let old = memdex::db::mysql::MySql::connect(&url).expect("connect");
+    memdex::db::Database::execute_ddl(
+        &old,
+        &["CREATE TABLE memdex_outbox (id BIGINT NOT NULL PRIMARY KEY, `keys` LONGTEXT NOT NULL, created_at BIGINT \
+           NOT NULL)"
+            .to_owned()],
+    )
+    .expect("old outbox");
+    let store = Store::builder().mysql(url).in_process_cache().build().expect("store");
+    store.migrate::<Item>().expect("migrate");
+    store.migrate::<Item>().expect("a second migration is a no-op");
+    store.insert(&item(1, 5)).expect("insert");
+    store.update(&item(1, 6)).expect("update");
+    assert_eq!(category(&store, 6), vec![1]);
+    assert_eq!(category(&store, 5), Vec::<i64>::new());
+}

@@ -11,7 +11,10 @@
 //! * the same stores with a cache that is down (every operation fails), which must
 //!   answer from the database alone;
 //! * the SQL memdex emits, run directly on SQLite and on PostgreSQL (what `scan!`
-//!   and every database fallback run).
+//!   and every database fallback run);
+//! * the same three kinds of lane on MariaDB, in a world of its own
+//!   ([`Coverage::MariaDb`]), run by a test of its own so that it runs next to the
+//!   others.
 //!
 //! `tests/tests/differential.rs` includes this file and drives it with random rows
 //! and random queries; the tests below are the cases it (and the other reliability
@@ -328,6 +331,9 @@ pub struct World {
     pub lanes: Vec<Lane>,
     pub rows: BTreeMap<i64, Row>,
     pub stats: WorldStats,
+    /// The databases hold no infinity (MariaDB): rows are stored, and checked by
+    /// the oracle, with ±`f64::MAX` for a ±inf price.
+    finite_floats: bool,
     _dir: TempDir,
     /// This world's own memcached, stopped with it.
     _memcached: MemcachedServer,
@@ -369,6 +375,9 @@ pub enum Coverage {
     Sqlite,
     /// SQLite and PostgreSQL, both caches, and the cache-down lanes.
     Full,
+    /// MariaDB, both caches, and the cache-down lane. MariaDB stores no infinity,
+    /// so a row's ±inf price is stored (and seen by the oracle) as ±`f64::MAX`.
+    MariaDb,
 }
 
 static WORLD_SEQ: AtomicU64 = AtomicU64::new(0);
@@ -390,6 +399,7 @@ fn builder(db: DbAt, namespace: &str) -> memdex::StoreBuilder {
     let b = match db {
         DbAt::Sqlite(path) => b.sqlite(path),
         DbAt::Postgres(params) => b.postgres(params),
+        DbAt::MySql(url) => b.mysql(url),
     };
     // The outbox of the reading lanes must not apply (and so must not race) the
     // writing lane's entries: a long grace keeps drains to their own entries.
@@ -404,6 +414,7 @@ fn build(db: DbAt, cache: Box<dyn CacheBackend>, namespace: &str) -> Store {
 enum DbAt {
     Sqlite(String),
     Postgres(String),
+    MySql(String),
 }
 
 impl DbAt {
@@ -411,6 +422,7 @@ impl DbAt {
         match self {
             DbAt::Sqlite(path) => Box::new(memdex::db::sqlite::Sqlite::open(path).expect("open sqlite")),
             DbAt::Postgres(params) => Box::new(memdex::db::postgres::Postgres::connect(params).expect("connect pg")),
+            DbAt::MySql(url) => Box::new(memdex::db::mysql::MySql::connect(url).expect("connect MariaDB")),
         }
     }
 }
@@ -420,13 +432,23 @@ impl World {
         let dir = TempDir::new("diff");
         let memcached = MemcachedServer::start().expect("memcached starts");
         let mut lanes = Vec::new();
-        let mut dbs: Vec<(&str, Vec<DbAt>)> = vec![(
-            "sqlite",
-            vec![
-                DbAt::Sqlite(dir.0.join("a.db").to_string_lossy().into_owned()),
-                DbAt::Sqlite(dir.0.join("b.db").to_string_lossy().into_owned()),
-            ],
-        )];
+        let mut dbs: Vec<(&str, Vec<DbAt>)> = Vec::new();
+        if coverage != Coverage::MariaDb {
+            dbs.push((
+                "sqlite",
+                vec![
+                    DbAt::Sqlite(dir.0.join("a.db").to_string_lossy().into_owned()),
+                    DbAt::Sqlite(dir.0.join("b.db").to_string_lossy().into_owned()),
+                ],
+            ));
+        }
+        if coverage == Coverage::MariaDb {
+            // One database per lane for the whole run, brought to each case's rows
+            // by `load` (deletes, updates, inserts), never recreated.
+            let server = memdex_tests::backends::mariadb();
+            let url = |tag: &str| server.create_database(&unique(tag)).expect("create database");
+            dbs.push(("mariadb", vec![DbAt::MySql(url("diffa")), DbAt::MySql(url("diffb"))]));
+        }
         if coverage == Coverage::Full {
             let pg = memdex_tests::backends::postgres();
             let a = unique("diffa");
@@ -454,7 +476,7 @@ impl World {
                     raw: (i == 0).then(|| db.open()),
                 });
             }
-            if coverage == Coverage::Full {
+            if coverage != Coverage::Sqlite {
                 // The tokio driver, with a database of its own (it writes its rows
                 // through async transactions) and a memcached of its own.
                 let db = match at[0] {
@@ -465,6 +487,9 @@ impl World {
                         let pg = memdex_tests::backends::postgres();
                         DbAt::Postgres(pg.create_database(&unique("difft")).expect("create database").to_string())
                     }
+                    DbAt::MySql(_) => DbAt::MySql(
+                        memdex_tests::backends::mariadb().create_database(&unique("difft")).expect("create database"),
+                    ),
                 };
                 let memcached = MemcachedServer::start().expect("memcached starts");
                 let store = block_on(builder(db, &unique("tokio")).memcached([memcached.addr()]).build_async())
@@ -487,14 +512,25 @@ impl World {
                 });
             }
         }
-        World { lanes, rows: BTreeMap::new(), stats: WorldStats::default(), _dir: dir, _memcached: memcached }
+        World {
+            lanes,
+            rows: BTreeMap::new(),
+            stats: WorldStats::default(),
+            finite_floats: coverage == Coverage::MariaDb,
+            _dir: dir,
+            _memcached: memcached,
+        }
     }
 
     /// Makes every lane hold exactly `rows` (one transaction per lane: deletes,
     /// updates and inserts, so that nodes and objects cached by earlier cases go
     /// stale the way they do in production).
     pub fn load(&mut self, rows: &[Row]) -> Result<(), String> {
-        let target: BTreeMap<i64, Row> = rows.iter().map(|r| (r.id, r.clone())).collect();
+        let storable = |r: &Row| match r.price {
+            x if self.finite_floats && x.is_infinite() => Row { price: f64::MAX.copysign(x), ..r.clone() },
+            _ => r.clone(),
+        };
+        let target: BTreeMap<i64, Row> = rows.iter().map(|r| (r.id, storable(r))).collect();
         let gone: Vec<i64> = self.rows.keys().filter(|id| !target.contains_key(id)).copied().collect();
         for lane in self.lanes.iter().filter(|l| l.writes) {
             lane.store

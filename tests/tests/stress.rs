@@ -545,6 +545,25 @@ fn postgres_with_memcached_tokio_tasks() {
     stress("postgres + memcached, tokio tasks", procs, shape, Mode::Tasks);
 }
 
+#[test]
+fn mariadb_with_memcached() {
+    let ns = namespace("my");
+    let url = memdex_tests::backends::mariadb().create_database(&ns).expect("create database");
+    let server = MemcachedServer::start().expect("memcached starts");
+    let addr = server.addr();
+    let shape = Shape::ci(16);
+    let stores = (0..shape.stores)
+        .map(|_| {
+            // Each store its own memcached connections and its own database pool:
+            // separate processes.
+            let cache = Memcached::connect(std::slice::from_ref(&addr), CacheConfig::default()).expect("memcached");
+            let store = Store::builder().mysql(url.clone()).namespace(ns.clone()).cache(Box::new(cache));
+            Proc::Blocking(store.build().expect("store"))
+        })
+        .collect();
+    stress("mariadb + memcached", stores, shape, Mode::Threads);
+}
+
 /// The soak run (docs/soak.md): `MEMDEX_STRESS_SCALE` times the CI counts.
 #[test]
 #[ignore = "soak run: see docs/soak.md"]

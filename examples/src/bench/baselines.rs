@@ -1,6 +1,6 @@
-//! The databases on their own: the same query on PostgreSQL (prepared statement,
-//! B-tree index on `category_id`) and on SQLite in memory, rows decoded into the
-//! same struct memdex returns. Also the plain PostgreSQL update that memdex's write
+//! The databases on their own: the same query on PostgreSQL and MariaDB (prepared
+//! statement, B-tree index on `category_id`) and on SQLite in memory, rows decoded
+//! into the same struct memdex returns. Also the plain PostgreSQL update that memdex's write
 //! path is compared with.
 
 use postgres::{Client, NoTls, Statement};
@@ -78,6 +78,79 @@ impl PgBaseline {
             .client
             .query(&format!("EXPLAIN SELECT {COLUMNS} FROM plain_item WHERE category_id = {category}"), &[])?;
         Ok(rows.iter().filter_map(|r| r.try_get::<_, String>(0).ok()).collect::<Vec<_>>().join("\n"))
+    }
+}
+
+/// MariaDB through the `mysql` crate (binary protocol), the statement prepared once.
+/// InnoDB keeps rows in key order, so a category's rows, whose ids are spread over
+/// the table, are as scattered as in PostgreSQL's heap: each found through the
+/// secondary index, then the primary key.
+pub struct MySqlBaseline {
+    conn: mysql::Conn,
+    by_category: mysql::Statement,
+}
+
+impl std::fmt::Debug for MySqlBaseline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MySqlBaseline").finish_non_exhaustive()
+    }
+}
+
+impl MySqlBaseline {
+    /// Creates and fills `plain_item` (dropping an older one), indexes and analyses it.
+    pub fn setup(url: &str, rows: &[Row]) -> Result<MySqlBaseline, mysql::Error> {
+        use mysql::prelude::Queryable;
+        let mut conn = mysql::Conn::new(mysql::Opts::from_url(url)?)?;
+        conn.query_drop("DROP TABLE IF EXISTS plain_item")?;
+        conn.query_drop(
+            "CREATE TABLE plain_item (id BIGINT PRIMARY KEY, category_id BIGINT NOT NULL, name LONGTEXT NOT NULL,
+                 price DOUBLE NOT NULL, deleted_at BIGINT, description LONGTEXT NOT NULL,
+                 INDEX plain_item_category (category_id)) CHARACTER SET utf8mb4",
+        )?;
+        let mut tx = conn.start_transaction(mysql::TxOpts::default())?;
+        let insert = tx.prep(format!("INSERT INTO plain_item ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"))?;
+        for r in rows {
+            tx.exec_drop(&insert, (r.id, r.category_id, &r.name, r.price, r.deleted_at, &r.description))?;
+        }
+        tx.commit()?;
+        conn.query_drop("ANALYZE TABLE plain_item")?;
+        let by_category = conn.prep(format!("SELECT {COLUMNS} FROM plain_item WHERE category_id = ?"))?;
+        Ok(MySqlBaseline { conn, by_category })
+    }
+
+    pub fn by_category(&mut self, category: i64) -> Result<Vec<Row>, mysql::Error> {
+        use mysql::prelude::Queryable;
+        let rows: Vec<(i64, i64, String, f64, Option<i64>, String)> = self.conn.exec(&self.by_category, (category,))?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, category_id, name, price, deleted_at, description)| Row {
+                id,
+                category_id,
+                name,
+                price,
+                deleted_at,
+                description,
+            })
+            .collect())
+    }
+
+    /// The access the plan takes for `plain_item` (`ref` through an index).
+    pub fn explain(&mut self, category: i64) -> Result<String, mysql::Error> {
+        use mysql::prelude::Queryable;
+        let rows: Vec<mysql::Row> =
+            self.conn.exec(format!("EXPLAIN SELECT {COLUMNS} FROM plain_item WHERE category_id = ?"), (category,))?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let get = |name: &str| r.get_opt::<Option<String>, _>(name).and_then(Result::ok).flatten();
+                format!(
+                    "type {}, key {}",
+                    get("type").unwrap_or_default(),
+                    get("key").unwrap_or_else(|| "(none)".into())
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; "))
     }
 }
 

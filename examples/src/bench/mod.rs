@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use data::Dataset;
 use memdex_side::{Bench, DbTarget};
+use memdex_tests::servers::mariadb::MariaDbServer;
 use report::{Bar, Report, Section, Series, Table};
 use timing::{Budget, Summary, format_ns, format_ratio, measure};
 
@@ -286,6 +287,22 @@ fn hot_scan(
     });
     cases.push(case("PostgreSQL (prepared, indexed)", "1 db", pg));
 
+    // MariaDB from a fresh data directory of its own, on a free loopback port,
+    // stopped when this case ends.
+    let mariadb = MariaDbServer::start().and_then(|server| {
+        let url = server.fresh_database()?;
+        let mut base = baselines::MySqlBaseline::setup(&url, &data.rows).map_err(|e| e.to_string())?;
+        let n = base.by_category(HOT).map_err(|e| e.to_string())?.len();
+        if n != ids.len() {
+            return Err(format!("MariaDB returned {n} rows"));
+        }
+        if let Ok(plan) = base.explain(HOT) {
+            section.note(format!("MariaDB plan: {plan}"));
+        }
+        measure(cfg.budget, || base.by_category(HOT).map(drop)).map_err(|e| e.to_string())
+    });
+    cases.push(case("MariaDB (prepared, indexed)", "1 db", mariadb));
+
     let sqlite = baselines::SqliteBaseline::setup(&data.rows)
         .map_err(|e| e.to_string())
         .and_then(|base| measure(cfg.budget, || base.by_category(HOT).map(drop)).map_err(|e| e.to_string()));
@@ -294,7 +311,7 @@ fn hot_scan(
     let memdex_ns = median(&cases[0]);
     let floor_ns = median(&cases[1]);
     let mut table = Table::new(["case", "median", "p10", "p90", "round trips", "÷ floor", "÷ memdex"]);
-    let short = ["memdex", "floor", "naive", "PostgreSQL", "SQLite"];
+    let short = ["memdex", "floor", "naive", "PostgreSQL", "MariaDB", "SQLite"];
     for (i, c) in cases.iter().enumerate() {
         match &c.summary {
             Ok(s) => {

@@ -22,8 +22,13 @@ pub fn add_column(d: Dialect, schema: &Schema, column: usize) -> String {
     let dialect = d.imp();
     let q = dialect.quote();
     let c = &schema.columns[column];
-    let column_def =
-        ColumnDef { name: ident(q, &c.name), data_type: dialect.column_type(c.ty, false), options: Vec::new() };
+    let options = match (c.ty, dialect.text_collation()) {
+        (Type::Text, Some(collation)) => {
+            vec![ColumnOptionDef { name: None, option: ColumnOption::Collation(collation) }]
+        }
+        _ => Vec::new(),
+    };
+    let column_def = ColumnDef { name: ident(q, &c.name), data_type: dialect.column_type(c.ty, false), options };
     Statement::AlterTable(sqlparser::ast::AlterTable {
         name: ast::object_name(q, &schema.table),
         if_exists: false,
@@ -48,7 +53,12 @@ pub fn add_column(d: Dialect, schema: &Schema, column: usize) -> String {
 ///
 /// Every index serves the exact SQL memdex looks nodes up with:
 /// * a prefix index is an index on `substr(col, 1, n)`, the expression of the
-///   prefix node fill (MySQL: a 255-character key part);
+///   prefix node fill (MySQL: a key part of the column's first `n` characters,
+///   which serves the fill's `col LIKE 'ab%'`);
+/// * on MySQL, text columns are `LONGTEXT` under `utf8mb4_nopad_bin` (Rust's `str`
+///   comparison) and indexed through prefix key parts, exact for any length; a
+///   text primary key is `VARCHAR(768)`, and a longer key is refused by
+///   [`check_indexed_text`];
 /// * on PostgreSQL, a one-column text index is a hash index (a btree entry holds at
 ///   most 2704 bytes; a hash entry any value), with a partial index on the key
 ///   `WHERE col IS NULL` for an optional column, since hash indexes skip NULLs;
@@ -82,6 +92,9 @@ pub fn create_table(d: Dialect, schema: &Schema) -> Vec<String> {
                     }),
                 });
             }
+            if let (Type::Text, Some(collation)) = (c.ty, dialect.text_collation()) {
+                options.push(ColumnOptionDef { name: None, option: ColumnOption::Collation(collation) });
+            }
             ColumnDef { name: ident(q, &c.name), data_type: dialect.column_type(c.ty, primary_key), options }
         })
         .collect();
@@ -108,12 +121,13 @@ pub fn create_table(d: Dialect, schema: &Schema) -> Vec<String> {
             index_name.push_str("_hash");
         }
         index_name.push_str("_idx");
+        let text_parts = ix.columns.iter().filter(|&&c| schema.columns[c].ty == Type::Text).count();
         let columns = ix
             .columns
             .iter()
             .map(|&c| {
                 let col = &schema.columns[c];
-                index_column(dialect.index_part(ident(q, &col.name), col.ty, ix.prefix))
+                index_column(dialect.index_part(ident(q, &col.name), col.ty, ix.prefix, text_parts))
             })
             .collect();
         let mut index = create_index(dialect, ast::object_name(q, &schema.table), ident(q, &index_name), columns);
@@ -170,16 +184,18 @@ fn create_index(dialect: &dyn SqlDialect, table: ObjectName, name: Ident, column
 /// composite index with a text column (PostgreSQL's hash indexes have one column).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "{field} is too long to index on {dialect}: {what} holds at most {limit} bytes of text per row, this row has \
+    "{field} is too long to index on {dialect}: {what} holds at most {limit} {unit} of text per row, this row has \
      {bytes} (a {dialect} btree entry holds at most {entry_limit} bytes)"
 )]
 pub struct IndexedTextTooLong {
     /// The field (Rust name) of the longest text column of that index.
     pub field: String,
-    /// The bytes of text the row puts into that index entry.
+    /// The text the row puts into that index entry, in `unit`s.
     pub bytes: usize,
-    /// The most text bytes one entry of that index takes.
+    /// The most text one entry of that index takes, in `unit`s.
     pub limit: usize,
+    /// `bytes` (PostgreSQL's limits), or `characters` (MySQL's `VARCHAR` key).
+    pub unit: &'static str,
     /// `the primary key (name)`, `index (cart_id, status)`.
     pub what: String,
     /// The database whose limit it is (`PostgreSQL`).
@@ -206,6 +222,23 @@ fn btree_overhead(columns: usize) -> usize {
 /// the database would refuse the write with a less helpful message.
 pub fn check_indexed_text(d: Dialect, schema: &Schema, row: &[Value]) -> Result<(), IndexedTextTooLong> {
     let dialect = d.imp();
+    if let (Some(limit), Type::Text, Some(Value::Text(key))) =
+        (dialect.text_key_chars(), schema.key_column().ty, row.get(schema.key))
+    {
+        let chars = key.chars().count();
+        if chars > limit {
+            return Err(IndexedTextTooLong {
+                field: format!("{}.{}", schema.model, schema.key_column().field),
+                bytes: chars,
+                limit,
+                unit: "characters",
+                what: format!("the primary key ({})", schema.key_column().field),
+                dialect: dialect_name(d),
+                // Four bytes per `utf8mb4` character.
+                entry_limit: limit * 4,
+            });
+        }
+    }
     let Some(entry_limit) = dialect.btree_entry_limit() else { return Ok(()) };
     let key = [schema.key];
     let mut btrees: Vec<(&[usize], Option<u32>, String)> = Vec::new();
@@ -239,6 +272,7 @@ pub fn check_indexed_text(d: Dialect, schema: &Schema, row: &[Value]) -> Result<
                 field: format!("{}.{}", schema.model, schema.columns[c].field),
                 bytes,
                 limit,
+                unit: "bytes",
                 what,
                 dialect: dialect_name(d),
                 entry_limit,
@@ -426,11 +460,19 @@ mod tests {
     }
 
     #[test]
-    fn other_dialects_have_no_limit() {
-        for d in [Dialect::Sqlite, Dialect::MySql] {
-            check(d, &schema(), &[Some(1), Some(100_000), None], "ok");
-            check(d, &text_key(), &[Some(100_000), Some(1)], "ok");
-        }
+    fn sqlite_has_no_limit() {
+        check(Dialect::Sqlite, &schema(), &[Some(1), Some(100_000), None], "ok");
+        check(Dialect::Sqlite, &text_key(), &[Some(100_000), Some(1)], "ok");
+    }
+
+    #[test]
+    fn mysql_refuses_only_a_text_key_over_its_varchar() {
+        let (my, item, tag) = (Dialect::MySql, schema(), text_key());
+        // Indexes are prefix key parts: any length.
+        check(my, &item, &[Some(100_000), Some(100_000), Some(100_000)], "ok");
+        // The key is VARCHAR(768), in characters.
+        check(my, &tag, &[Some(768), Some(100_000)], "ok");
+        check(my, &tag, &[Some(769), Some(1)], "Tag.name 769/768 the primary key (name)");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::ast::{
     unary,
 };
 use crate::ir::{ArithOp, StrOp};
-use crate::value::Type;
+use crate::value::{Type, Value};
 
 /// Emits a fresh copy of an operand of a float operation: `0` for `a`, `1` for `b`.
 /// Copies must be asked for in the order they appear in the SQL text, because
@@ -51,6 +51,30 @@ pub(crate) trait SqlDialect {
     /// for `< <= > >=` and `ORDER BY`, false for equality.
     fn bytewise(&self, e: Expr, ordering: bool) -> Expr;
 
+    /// Whether [`SqlDialect::bytewise`] goes on the bound value of a comparison with
+    /// a column (`col = ? COLLATE …`) rather than on the column. Where the collation
+    /// is an explicit clause that wins over the column's own (MySQL), naming it on
+    /// the value keeps the column bare, and an index on the column serves the
+    /// comparison whenever the index has that collation; named on the column, no
+    /// index could.
+    fn bytewise_on_values(&self) -> bool {
+        false
+    }
+
+    /// `prefix(column, n) = value` for a prefix index node, `value` bound by `bind`
+    /// (in text order). `value` is the node's prefix: the first `n` characters of
+    /// the rows' text, or all of it for shorter text.
+    fn prefix_equals(&self, column: Expr, n: u32, value: &str, bind: &mut dyn FnMut(Value) -> Expr) -> Expr {
+        let prefix = self.bytewise(self.prefix(column, n), false);
+        binary(prefix, BinaryOperator::Eq, bind(Value::Text(value.to_owned())))
+    }
+
+    /// Rust's `to_lowercase` of `e` ([`SqlDialect::unicode_lower`] applied to it);
+    /// `bind` binds any value the dialect's form needs, in text order.
+    fn lower(&self, e: Expr, _bind: &mut dyn FnMut(Value) -> Expr) -> Expr {
+        function(self.unicode_lower(), vec![e])
+    }
+
     /// `NULLS FIRST`/`NULLS LAST` needed for Rust's order (`None` before `Some`),
     /// or `None` when the dialect already orders NULLs that way. By default `None`:
     /// SQLite and MySQL sort NULL before every value, as Rust sorts `None` first.
@@ -81,6 +105,11 @@ pub(crate) trait SqlDialect {
     /// PostgreSQL.
     fn int_div(&self, a: Expr, b: Expr) -> Expr {
         binary(operand(a), BinaryOperator::Divide, operand(b))
+    }
+
+    /// Integer negation `-e` (where the emitter's checks already found it defined).
+    fn int_neg(&self, e: Expr) -> Expr {
+        unary(UnaryOperator::Minus, operand(e))
     }
 
     /// The first `n` characters of `e`, for prefix index nodes; by default
@@ -126,9 +155,11 @@ pub(crate) trait SqlDialect {
     fn column_type(&self, ty: Type, primary_key: bool) -> DataType;
 
     /// An index key part for `column` of type `ty` in `CREATE INDEX`; `prefix` for
-    /// a prefix index, whose nodes are filled with `prefix(column, n) = ?`
-    /// ([`SqlDialect::prefix`]): an index on that exact expression serves them.
-    fn index_part(&self, column: Ident, ty: Type, prefix: Option<u32>) -> Expr {
+    /// a prefix index, whose nodes are filled by [`SqlDialect::prefix_equals`]: an
+    /// index on that exact expression (or, in MySQL, on the leading characters)
+    /// serves them. `text_parts` is the number of text columns of the index. By
+    /// default the column, or `prefix(column, n)` ([`SqlDialect::prefix`]).
+    fn index_part(&self, column: Ident, ty: Type, prefix: Option<u32>, _text_parts: usize) -> Expr {
         match (prefix, ty) {
             (Some(n), Type::Text) => self.prefix(Expr::Identifier(column), n),
             _ => Expr::Identifier(column),
@@ -154,13 +185,26 @@ pub(crate) trait SqlDialect {
         true
     }
 
+    /// The collation of text columns in `CREATE TABLE`, where the database's default
+    /// would not compare them the way Rust compares `str` (`None`: the default does).
+    fn text_collation(&self) -> Option<ObjectName> {
+        None
+    }
+
+    /// The most characters a text primary key holds, where the dialect stores it in
+    /// a column of bounded length (MySQL cannot key a column of unbounded text).
+    fn text_key_chars(&self) -> Option<usize> {
+        None
+    }
+
     /// `needle` is one of the values of a list bound as ONE parameter, for `in`
     /// lists too long for a placeholder per element (databases cap the placeholders
-    /// of a statement: SQLite at 32,766, PostgreSQL at 65,535). `list` binds the
-    /// list (without NULLs) and returns its placeholder; it is called only when the
-    /// dialect has such a form. `None`: the dialect has none, and the list keeps one
+    /// of a statement: SQLite at 32,766, PostgreSQL and MySQL at 65,535). `ty` is
+    /// the needle's type, where known. `list` binds the list (without NULLs) and
+    /// returns its placeholder; it is called only when the dialect has such a form.
+    /// `None`: the dialect has none (for this type), and the list keeps one
     /// placeholder per element.
-    fn in_bound_list(&self, needle: Expr, list: &mut dyn FnMut() -> Expr) -> Option<Expr>;
+    fn in_bound_list(&self, needle: Expr, ty: Option<Type>, list: &mut dyn FnMut() -> Expr) -> Option<Expr>;
 }
 
 /// Escapes `%`, `_` and `escape` itself with `escape`, then adds the `%` wildcards
@@ -344,7 +388,7 @@ impl SqlDialect for Sqlite {
     /// `needle IN (SELECT "value" FROM json_each(?))`: the runtime binds the list
     /// as a JSON array, which `json_each` (built into SQLite) turns back into
     /// values; an index on the needle's column still serves the lookup.
-    fn in_bound_list(&self, needle: Expr, list: &mut dyn FnMut() -> Expr) -> Option<Expr> {
+    fn in_bound_list(&self, needle: Expr, _ty: Option<Type>, list: &mut dyn FnMut() -> Expr) -> Option<Expr> {
         let mut select = ast::select(vec![ast::column(self.quote(), "value")], ast::plain_name("json_each"), None);
         if let Some(TableFactor::Table { args, .. }) = select.from.first_mut().map(|t| &mut t.relation) {
             *args = Some(TableFunctionArgs {
@@ -456,7 +500,7 @@ impl SqlDialect for Postgres {
     /// `needle = ANY($n)`, the list bound as one array: PostgreSQL infers the
     /// array's type from the needle, and a btree or hash index on its column serves
     /// the lookup.
-    fn in_bound_list(&self, needle: Expr, list: &mut dyn FnMut() -> Expr) -> Option<Expr> {
+    fn in_bound_list(&self, needle: Expr, _ty: Option<Type>, list: &mut dyn FnMut() -> Expr) -> Option<Expr> {
         Some(Expr::AnyOp {
             left: Box::new(operand(needle)),
             compare_op: BinaryOperator::Eq,
@@ -631,24 +675,98 @@ impl SqlDialect for Postgres {
     }
 }
 
-/// MySQL 8.
+/// MySQL, as MariaDB (10.10 or later) runs it: the collations named below are
+/// MariaDB's.
 #[derive(Debug)]
 pub(crate) struct MySql;
 
-/// How many leading characters of a TEXT column MySQL indexes (it cannot index a
-/// whole TEXT): 255 characters of utf8mb4 stay under InnoDB's 3072-byte key limit.
-const MYSQL_TEXT_KEY_CHARS: u64 = 255;
+/// The collation under which MariaDB compares text as Rust compares `str`: by code
+/// point (the order of UTF-8 bytes), case and accents significant, and trailing
+/// spaces significant too (`NO PAD`; `utf8mb4_bin` is `PAD SPACE`: `'a' = 'a '`).
+const MYSQL_BYTEWISE: &str = "utf8mb4_nopad_bin";
+
+/// The collation whose case mapping `LOWER` uses for `to_lowercase`: Unicode 14's
+/// (the default `utf8mb4` tables predate `ẞ` → `ß` and others).
+const MYSQL_LOWER: &str = "utf8mb4_uca1400_as_cs";
+
+/// `e COLLATE <name>` (a MariaDB collation name is a plain identifier).
+fn collate(e: Expr, name: &str) -> Expr {
+    Expr::Collate { expr: Box::new(operand(e)), collation: ObjectName::from(vec![Ident::new(name)]) }
+}
+
+/// The longest prefix of a text column MySQL indexes: a key part of TEXT needs a
+/// length in characters, and an index entry holds at most 3072 bytes (InnoDB's
+/// DYNAMIC rows), 4 bytes per `utf8mb4` character. Lookups through a prefix key
+/// part stay exact: the server checks each row it finds against the whole value.
+const MYSQL_KEY_BYTES: usize = 3072;
+const MYSQL_TEXT_KEY_CHARS: usize = 255;
+
+/// A text primary key is `VARCHAR(768)`: a primary key cannot be a prefix of a
+/// value (it would make rows that differ later collide), and 768 `utf8mb4`
+/// characters fill InnoDB's 3072-byte key.
+const MYSQL_TEXT_PRIMARY_KEY_CHARS: usize = MYSQL_KEY_BYTES / 4;
+
+/// Rust's `eq_ignore_ascii_case` folds exactly these 26 letters.
+const ASCII_UPPER: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
+/// `Final_Sigma` (Unicode's SpecialCasing, as Rust's `to_lowercase` applies it): a
+/// capital sigma preceded by a cased letter (across case-ignorable characters) and
+/// not followed by one becomes `ς`, every other one `σ`. PCRE (MariaDB's
+/// `REGEXP_REPLACE`) has no variable-length look-behind, so the preceding letter is
+/// matched and put back (`\1`); no final sigma can be the preceding letter of
+/// another, so consecutive matches never overlap.
+const FINAL_SIGMA: &str = r"(\p{Cased}\p{Case_Ignorable}*)Σ(?!\p{Case_Ignorable}*\p{Cased})";
+const FINAL_SIGMA_REPLACEMENT: &str = r"\1ς";
 
 impl SqlDialect for MySql {
     fn quote(&self) -> char {
         '`'
     }
 
-    /// MySQL has no array parameter (`JSON_TABLE` would need the element's SQL type
-    /// spelled out per column): lists keep one placeholder per element, up to its
-    /// 65,535 placeholders per statement.
-    fn in_bound_list(&self, _needle: Expr, _list: &mut dyn FnMut() -> Expr) -> Option<Expr> {
-        None
+    /// `needle IN (SELECT `v` FROM JSON_TABLE(?, '$[*]' COLUMNS(`v` BIGINT PATH '$'))
+    /// AS `memdex_list`)`: MySQL has no array parameter, but reads a JSON array (the
+    /// runtime binds the list as one) as a table whose column has the needle's SQL
+    /// type. The server turns the `IN` into a semi-join that looks each element up
+    /// in the needle column's index. Text elements compare byte-wise.
+    fn in_bound_list(&self, needle: Expr, ty: Option<Type>, list: &mut dyn FnMut() -> Expr) -> Option<Expr> {
+        use sqlparser::ast::{JsonTableColumn, JsonTableNamedColumn, TableAlias, Value as SqlValue};
+        let data_type = match ty? {
+            Type::Int | Type::Bool => DataType::BigInt(None),
+            Type::Float => DataType::Double(ExactNumberInfo::None),
+            Type::Text => DataType::Custom(ObjectName::from(vec![Ident::new("LONGTEXT")]), Vec::new()),
+        };
+        let element = Ident::with_quote(self.quote(), "v");
+        let column = JsonTableColumn::Named(JsonTableNamedColumn {
+            name: element.clone(),
+            r#type: data_type,
+            path: SqlValue::SingleQuotedString("$".into()).into(),
+            exists: false,
+            on_empty: None,
+            on_error: None,
+        });
+        let table = TableFactor::JsonTable {
+            json_expr: list(),
+            json_path: SqlValue::SingleQuotedString("$[*]".into()).into(),
+            columns: vec![column],
+            alias: Some(TableAlias {
+                explicit: true,
+                name: Ident::with_quote(self.quote(), "memdex_list"),
+                columns: Vec::new(),
+                at: None,
+            }),
+        };
+        let value = Expr::Identifier(element);
+        let value = if ty == Some(Type::Text) { self.bytewise(value, false) } else { value };
+        let mut select = ast::select(vec![value], ast::plain_name("memdex_list"), None);
+        if let Some(from) = select.from.first_mut() {
+            from.relation = table;
+        }
+        Some(Expr::In {
+            expr: Box::new(operand(needle)),
+            target: InTarget::Subquery(Box::new(ast::query(SetExpr::Select(Box::new(select))))),
+            negated: false,
+            global: false,
+        })
     }
 
     /// `<=>` is MySQL's null-safe equality; it has no null-safe inequality.
@@ -657,17 +775,41 @@ impl SqlDialect for MySql {
         if negated { unary(UnaryOperator::Not, nested(eq)) } else { eq }
     }
 
-    /// The subject is cast to a binary string ([`SqlDialect::bytewise`]), which
-    /// makes `LIKE` compare bytes, case-sensitively.
-    fn pattern_test(&self, subject: Expr, pattern: Expr) -> Expr {
-        like(self.bytewise(subject, false), pattern)
+    fn match_pattern(&self, op: StrOp, needle: &str) -> String {
+        like_pattern(op, needle, LIKE_ESCAPE)
     }
 
-    /// MySQL's default collations ignore case and accents, and `PAD SPACE`
-    /// collations (including `utf8mb4_bin`) ignore trailing spaces in `=`. A binary
-    /// string compares bytes, in equality and order alike.
+    /// `LIKE` under the byte-wise collation, named on the pattern (a value), so that
+    /// an index on the subject column serves a `starts_with` (prefix nodes).
+    fn pattern_test(&self, subject: Expr, pattern: Expr) -> Expr {
+        like(subject, self.bytewise(pattern, false))
+    }
+
+    /// MariaDB's default collations ignore case and accents, and `PAD SPACE`
+    /// collations (`utf8mb4_bin` included) ignore trailing spaces in `=`:
+    /// `COLLATE utf8mb4_nopad_bin` compares code points, in equality and order alike.
+    /// An explicit `COLLATE` wins over a column's collation, so this holds for bound
+    /// values and for tables memdex did not create too.
     fn bytewise(&self, e: Expr, _ordering: bool) -> Expr {
-        cast(e, DataType::Binary(None))
+        collate(e, MYSQL_BYTEWISE)
+    }
+
+    fn bytewise_on_values(&self) -> bool {
+        true
+    }
+
+    /// `col LIKE 'ab%' AND LEFT(col, n) = 'ab'`: MariaDB has no index on an
+    /// expression, but a `LIKE` with a fixed start is a range over an index on the
+    /// column; `LEFT` then makes the test exact for text shorter than `n`.
+    fn prefix_equals(&self, column: Expr, n: u32, value: &str, bind: &mut dyn FnMut(Value) -> Expr) -> Expr {
+        let pattern = bind(Value::Text(self.match_pattern(StrOp::StartsWith, value)));
+        let range = self.pattern_test(column.clone(), pattern);
+        let exact = binary(
+            self.prefix(column, n),
+            BinaryOperator::Eq,
+            self.bytewise(bind(Value::Text(value.to_owned())), false),
+        );
+        and(range, exact)
     }
 
     /// MySQL's `LENGTH` counts bytes (`CHAR_LENGTH` counts characters).
@@ -675,10 +817,37 @@ impl SqlDialect for MySql {
         function("LENGTH", vec![e])
     }
 
-    /// MySQL has no ASCII-only lowercase: `LOWER` also folds non-ASCII letters, so
-    /// `ieq("É", "é")` is true here while Rust's `eq_ignore_ascii_case` says false.
+    /// MySQL has no ASCII-only lowercase (`LOWER` folds `É` too): the 26 capitals
+    /// are replaced one by one (`REPLACE` matches case-sensitively whatever the
+    /// collation).
     fn ascii_lower(&self, e: Expr) -> Expr {
-        function("LOWER", vec![e])
+        ASCII_UPPER.chars().fold(e, |inner, upper| {
+            let lower = upper.to_ascii_lowercase();
+            function(
+                "REPLACE",
+                vec![
+                    inner,
+                    constant_string(upper.encode_utf8(&mut [0; 4])),
+                    constant_string(lower.encode_utf8(&mut [0; 4])),
+                ],
+            )
+        })
+    }
+
+    /// `LOWER` maps one character to one, by Unicode's simple case mapping, while
+    /// Rust's `to_lowercase` applies the full mapping: `İ` becomes `i̇` (two
+    /// characters, the only unconditional difference) and a final capital sigma `ς`.
+    /// Both are rewritten first, under the byte-wise collation (a case-insensitive
+    /// one would make `REGEXP_REPLACE` match `σ` for `Σ`); the pattern and its
+    /// replacement are bound, so no backslash depends on the SQL mode. The result
+    /// is compared byte-wise again.
+    fn lower(&self, e: Expr, bind: &mut dyn FnMut(Value) -> Expr) -> Expr {
+        let exact = collate(e, MYSQL_BYTEWISE);
+        let dotted = function("REPLACE", vec![exact, constant_string("İ"), constant_string("i\u{307}")]);
+        let pattern = bind(Value::Text(FINAL_SIGMA.to_owned()));
+        let replacement = bind(Value::Text(FINAL_SIGMA_REPLACEMENT.to_owned()));
+        let sigma = function("REGEXP_REPLACE", vec![dotted, pattern, replacement]);
+        collate(function("LOWER", vec![collate(sigma, MYSQL_LOWER)]), MYSQL_BYTEWISE)
     }
 
     fn float_type(&self) -> DataType {
@@ -688,6 +857,14 @@ impl SqlDialect for MySql {
     /// MySQL's `/` always returns a decimal; `DIV` truncates toward zero.
     fn int_div(&self, a: Expr, b: Expr) -> Expr {
         binary(operand(a), BinaryOperator::MyIntegerDivide, operand(b))
+    }
+
+    /// `0 - e`: MariaDB works out the type of a negated constant (a bound value,
+    /// or a negation of one) while preparing, by computing it, so `-(-?)` with
+    /// `i64::MIN` bound fails with "BIGINT value is out of range" even in a `CASE`
+    /// arm the checks never reach; a subtraction is computed only when reached.
+    fn int_neg(&self, e: Expr) -> Expr {
+        binary(number(0), BinaryOperator::Minus, operand(e))
     }
 
     fn prefix(&self, e: Expr, n: u32) -> Expr {
@@ -705,35 +882,50 @@ impl SqlDialect for MySql {
         Some(ast::constant_number_text("18446744073709551615"))
     }
 
-    /// A TEXT primary key is not possible in MySQL (no key length); such keys are
-    /// VARCHAR(255).
+    /// Text is `LONGTEXT` (TEXT holds only 64 KB), a text primary key
+    /// `VARCHAR(768)` ([`MYSQL_TEXT_PRIMARY_KEY_CHARS`]).
     fn column_type(&self, ty: Type, primary_key: bool) -> DataType {
         match ty {
             Type::Int => DataType::BigInt(None),
             Type::Float => DataType::Double(ExactNumberInfo::None),
             Type::Text if primary_key => DataType::Varchar(Some(sqlparser::ast::CharacterLength::IntegerLength {
-                length: MYSQL_TEXT_KEY_CHARS,
+                length: MYSQL_TEXT_PRIMARY_KEY_CHARS as u64,
                 unit: None,
             })),
-            Type::Text => DataType::Text,
+            Type::Text => DataType::Custom(ObjectName::from(vec![Ident::new("LONGTEXT")]), Vec::new()),
             Type::Bool => DataType::Boolean,
         }
     }
 
-    /// A TEXT column is indexed by a prefix key part, `` `name`(255) ``, whose
-    /// syntax is a call's: the quoted column name applied to the length.
-    fn index_part(&self, column: Ident, ty: Type, _prefix: Option<u32>) -> Expr {
+    /// A text column is indexed by its leading characters, `` `name`(255) `` (a
+    /// prefix index by its `n`), shared out so that the entry stays within 3072
+    /// bytes; the key part's syntax is a call's: the quoted column name applied to
+    /// the length.
+    fn index_part(&self, column: Ident, ty: Type, prefix: Option<u32>, text_parts: usize) -> Expr {
         match ty {
-            Type::Text => function_with_args(
-                ObjectName::from(vec![column]),
-                [FunctionArg::Unnamed(FunctionArgExpr::Expr(number(MYSQL_TEXT_KEY_CHARS)))],
-            ),
+            Type::Text => {
+                let share = MYSQL_KEY_BYTES / 4 / text_parts.max(1) - 1;
+                let chars = prefix.map_or(MYSQL_TEXT_KEY_CHARS, |n| n as usize).min(MYSQL_TEXT_KEY_CHARS).min(share);
+                function_with_args(
+                    ObjectName::from(vec![column]),
+                    [FunctionArg::Unnamed(FunctionArgExpr::Expr(number(chars as u64)))],
+                )
+            }
             _ => Expr::Identifier(column),
         }
     }
 
-    /// MySQL 8 has no `CREATE INDEX IF NOT EXISTS`.
+    /// MariaDB accepts `CREATE INDEX IF NOT EXISTS`, MySQL 8 does not: the runtime
+    /// takes "Duplicate key name" for done instead.
     fn index_if_not_exists(&self) -> bool {
         false
+    }
+
+    fn text_collation(&self) -> Option<ObjectName> {
+        Some(ObjectName::from(vec![Ident::new(MYSQL_BYTEWISE)]))
+    }
+
+    fn text_key_chars(&self) -> Option<usize> {
+        Some(MYSQL_TEXT_PRIMARY_KEY_CHARS)
     }
 }

@@ -113,9 +113,39 @@ impl<'a> Emitter<'a> {
         if value.is_null() {
             return Expr::IsNull(Box::new(col));
         }
-        let col = self.text_side(col, self.schema.columns[i].ty, false);
+        let ty = self.schema.columns[i].ty;
+        if self.dialect.bytewise_on_values() {
+            let ph = self.bind(value);
+            return binary(col, BinaryOperator::Eq, self.text_side(ph, ty, false));
+        }
+        let col = self.text_side(col, ty, false);
         let ph = self.bind(value);
         binary(col, BinaryOperator::Eq, ph)
+    }
+
+    /// `column IN (?, …)` over values for the column `i`, comparing text byte-wise
+    /// (on the column, or on each value: [`SqlDialect::bytewise_on_values`]).
+    pub(crate) fn column_in_values(&mut self, i: usize, values: Vec<Value>) -> Expr {
+        let col = self.column(i);
+        let ty = self.schema.columns[i].ty;
+        if values.is_empty() {
+            return constant_false();
+        }
+        if self.dialect.bytewise_on_values() {
+            let mut list = Vec::with_capacity(values.len());
+            for value in values {
+                let ph = self.bind(value);
+                list.push(self.text_side(ph, ty, false));
+            }
+            return Expr::In {
+                expr: Box::new(operand(col)),
+                target: sqlparser::ast::InTarget::List(list),
+                negated: false,
+                global: false,
+            };
+        }
+        let col = self.text_side(col, ty, false);
+        self.in_values(col, values)
     }
 
     fn text_side(&self, e: Expr, ty: Type, ordering: bool) -> Expr {
@@ -364,6 +394,10 @@ impl<'a> Emitter<'a> {
         }
         let ty = if self.type_of(e) == Some(Type::Float) { Type::Float } else { Type::Int };
         Ok(match &e.kind {
+            ExprKind::Neg(x) if ty == Type::Int => {
+                let a = self.arith_operand(x, ty)?;
+                self.dialect.int_neg(a)
+            }
             ExprKind::Neg(x) => unary(UnaryOperator::Minus, operand(self.arith_operand(x, ty)?)),
             ExprKind::Arith { op, lhs, rhs } if ty == Type::Float => {
                 let dialect = self.dialect;
@@ -502,7 +536,11 @@ impl<'a> Emitter<'a> {
         };
         if text {
             let is_value = |e: &IrExpr| matches!(e.kind, ExprKind::Lit(_) | ExprKind::Param(_));
-            if is_value(lhs) && !is_value(rhs) {
+            let (lhs_value, rhs_value) = (is_value(lhs), is_value(rhs));
+            // The side that names the collation: the value where the dialect wants
+            // it there (the column stays bare for its index), else the other side.
+            let on_rhs = if self.dialect.bytewise_on_values() { rhs_value } else { lhs_value && !rhs_value };
+            if on_rhs {
                 b = self.dialect.bytewise(b, ordering);
             } else {
                 a = self.dialect.bytewise(a, ordering);
@@ -515,7 +553,10 @@ impl<'a> Emitter<'a> {
         let optional = self.optional(needle)?;
         let text = self.type_of(needle) == Some(Type::Text);
         let needle_sql = if has_column(needle) { self.value(needle)? } else { self.typed_value(needle)? };
-        let needle_sql = if text { self.dialect.bytewise(needle_sql, false) } else { needle_sql };
+        // Text compares byte-wise: the needle names the collation, or, where the
+        // dialect names it on values, each item does (`membership_items`).
+        let collate_items = text && self.dialect.bytewise_on_values();
+        let needle_sql = if text && !collate_items { self.dialect.bytewise(needle_sql, false) } else { needle_sql };
         // Items as values when every item is one (the usual case), else as
         // expressions (`c.x in (c.y, 3)`).
         let items: Vec<Result<Value, &IrExpr>> = match haystack {
@@ -538,16 +579,17 @@ impl<'a> Emitter<'a> {
             // `None`; a needle that is not an `Option` never equals `None`.
             let has_null = items.iter().any(|i| matches!(i, Ok(Value::Null)));
             let dialect = self.dialect;
+            let ty = self.type_of(needle);
             let list = |items: &[Result<Value, &IrExpr>]| {
                 Value::List(items.iter().filter_map(|i| i.as_ref().ok()).filter(|v| !v.is_null()).cloned().collect())
             };
             let mut bind_list = || self.bind(list(&items));
-            if let Some(member) = dialect.in_bound_list(needle_sql.clone(), &mut bind_list) {
+            if let Some(member) = dialect.in_bound_list(needle_sql.clone(), ty, &mut bind_list) {
                 return Ok(if optional { function("COALESCE", vec![member, ast::boolean(has_null)]) } else { member });
             }
             // No one-parameter form in this dialect: one placeholder per item.
         }
-        self.membership_items(needle_sql, items, optional)
+        self.membership_items(needle_sql, items, optional, collate_items)
     }
 
     /// `needle` among `items`, one placeholder per item.
@@ -556,7 +598,9 @@ impl<'a> Emitter<'a> {
         needle_sql: Expr,
         items: Vec<Result<Value, &IrExpr>>,
         optional: bool,
+        collate_items: bool,
     ) -> Result<Expr, SqlError> {
+        let collate = |s: &Self, e: Expr| if collate_items { s.dialect.bytewise(e, false) } else { e };
         if optional {
             // `IN` is `=` per item, which is never true for NULL: an `Option` needle
             // is compared null-safely item by item instead.
@@ -566,6 +610,7 @@ impl<'a> Emitter<'a> {
                     Ok(v) => self.bind(v),
                     Err(e) => self.value(e)?,
                 };
+                let item = collate(self, item);
                 parts.push(self.dialect.null_safe_eq(needle_sql.clone(), item, false));
             }
             return Ok(ast::fold(parts, BinaryOperator::Or).map_or_else(constant_false, nested));
@@ -578,10 +623,11 @@ impl<'a> Emitter<'a> {
         }
         let mut list = Vec::with_capacity(items.len());
         for item in items {
-            list.push(match item {
+            let item = match item {
                 Ok(v) => self.bind(v),
                 Err(e) => self.value(e)?,
-            });
+            };
+            list.push(collate(self, item));
         }
         Ok(Expr::In {
             expr: Box::new(operand(needle_sql)),
@@ -613,7 +659,8 @@ impl<'a> Emitter<'a> {
             ExprKind::Arith { .. } => self.arithmetic(e)?,
             ExprKind::Lower(x) => {
                 let inner = self.value(x)?;
-                function(self.dialect.unicode_lower(), vec![inner])
+                let dialect = self.dialect;
+                dialect.lower(inner, &mut |v| self.bind(v))
             }
             ExprKind::Len(x) => {
                 let inner = self.value(x)?;

@@ -10,14 +10,15 @@
 //! * `to_lowercase` → the dialect's Unicode-correct lowercase (SQLite: the
 //!   `memdex_lower` function the runtime registers; see `Dialect::lower_function`).
 //! * `len` → length in bytes. String ordering and comparison by bytes
-//!   (PostgreSQL `COLLATE "C"`, MySQL binary). `ORDER BY` puts NULLs first (Rust's
-//!   `Option` order) in every dialect.
+//!   (PostgreSQL `COLLATE "C"`; MySQL `COLLATE utf8mb4_nopad_bin`, named on the
+//!   bound value so that the column's index still serves). `ORDER BY` puts NULLs
+//!   first (Rust's `Option` order) in every dialect.
 //! * `x in (a, b)` and `x in ids` → one placeholder per element up to 100 values;
 //!   a longer list binds as ONE parameter where the dialect has a form for it
-//!   (`SqlDialect::in_bound_list`: PostgreSQL `= ANY($n)`, SQLite `json_each(?)`;
-//!   MySQL keeps a placeholder per element), so the statement does not grow with
-//!   the list. An empty list is false (and `not in` of an empty list true) without
-//!   invalid `IN ()` syntax.
+//!   (`SqlDialect::in_bound_list`: PostgreSQL `= ANY($n)`, SQLite `json_each(?)`,
+//!   MySQL `JSON_TABLE(?)`), so the statement does not grow with the list. An
+//!   empty list is false (and `not in` of an empty list true) without invalid
+//!   `IN ()` syntax.
 //!
 //! Differences between dialects are methods of the `SqlDialect` trait, never
 //! `if dialect == …` in the emitter.
@@ -337,11 +338,10 @@ fn node_conditions(e: &mut Emitter<'_>, index: usize, values: &[Value]) -> Vec<S
             .iter()
             .zip(values)
             .map(|(&col, value)| match (ix.prefix, value) {
-                (Some(n), Value::Text(_)) => {
-                    let prefix = e.dialect.prefix(e.column(col), n);
-                    let prefix = e.dialect.bytewise(prefix, false);
-                    let ph = e.bind(value.clone());
-                    ast::binary(prefix, BinaryOperator::Eq, ph)
+                (Some(n), Value::Text(text)) => {
+                    let dialect = e.dialect;
+                    let column = e.column(col);
+                    dialect.prefix_equals(column, n, text, &mut |v| e.bind(v))
                 }
                 _ => e.column_equals(col, value.clone()),
             })
@@ -354,9 +354,7 @@ fn node_conditions(e: &mut Emitter<'_>, index: usize, values: &[Value]) -> Vec<S
 pub fn rows_by_keys(d: Dialect, schema: &Schema, keys: &[Value]) -> SqlQuery {
     let mut e = Emitter::without_params(d.imp(), schema);
     let projection = all_columns(&e);
-    let key = e.column(schema.key);
-    let key = if schema.key_column().ty == Type::Text { e.dialect.bytewise(key, false) } else { key };
-    let selection = e.in_values(key, keys.to_vec());
+    let selection = e.column_in_values(schema.key, keys.to_vec());
     let select = ast::select_items(projection, e.table(), Some(selection));
     finish(Statement::Query(Box::new(ast::query(SetExpr::Select(Box::new(select))))), e)
 }

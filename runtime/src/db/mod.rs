@@ -1,13 +1,15 @@
 //! Database backends: SQLite (feature `sqlite`, the embedded default, `rusqlite`
-//! bundled) and PostgreSQL (feature `postgres`), each pooled with `r2d2`. They run
-//! SQL the grammar emitted; they never build SQL themselves beyond connection
-//! set-up.
+//! bundled) and PostgreSQL (feature `postgres`), each pooled with `r2d2`, and
+//! MySQL/MariaDB (feature `mysql`, the `mysql` crate's own pool). They run SQL the
+//! grammar emitted; they never build SQL themselves beyond connection set-up.
 
 use std::fmt;
 
 use memdex_grammar::sql::SqlQuery;
 use memdex_grammar::{Dialect, Type, Value};
 
+#[cfg(feature = "mysql")]
+pub mod mysql;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(all(feature = "postgres", feature = "tokio"))]
@@ -163,6 +165,74 @@ pub(crate) fn integral(x: f64) -> Option<i64> {
     // 2^63 is exactly representable; every f64 in [-2^63, 2^63) with no fraction fits.
     const LIMIT: f64 = 9_223_372_036_854_775_808.0;
     (x.fract() == 0.0 && (-LIMIT..LIMIT).contains(&x)).then_some(x as i64)
+}
+
+/// A list bound as one parameter, as the JSON array the SQL reads back as values
+/// (SQLite's `json_each`, MySQL's `JSON_TABLE`): integers as integers, booleans as
+/// 0 and 1 (as SQLite and MySQL store them), floats in Rust's shortest round-trip
+/// form (±inf as `±9e999`, which SQLite's JSON reads as ±inf and MySQL, which has
+/// no infinity, as NULL, equal to nothing), text as JSON strings, NULL as `null`.
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
+pub(crate) fn json_array(items: &[Value]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(items.len() * 8 + 2);
+    out.push('[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        // Writing to a `String` cannot fail.
+        let _ = match item {
+            Value::Null | Value::List(_) => write!(out, "null"),
+            Value::Bool(b) => write!(out, "{}", u8::from(*b)),
+            Value::Int(n) => write!(out, "{n}"),
+            Value::Float(x) if x.is_infinite() => write!(out, "{}9e999", if *x < 0.0 { "-" } else { "" }),
+            Value::Float(x) => write!(out, "{x:?}"),
+            Value::Text(s) => {
+                out.push('"');
+                for ch in s.chars() {
+                    match ch {
+                        '"' => out.push_str("\\\""),
+                        '\\' => out.push_str("\\\\"),
+                        c if (c as u32) < 0x20 => {
+                            let _ = write!(out, "\\u{:04x}", c as u32);
+                        }
+                        c => out.push(c),
+                    }
+                }
+                out.push('"');
+                Ok(())
+            }
+        };
+    }
+    out.push(']');
+    out
+}
+
+/// A read, tried again once when its first attempt lost its connection (`once`
+/// returns the error and whether the connection was lost): an idle pooled
+/// connection may have lost its server (a restart, an idle timeout), and a read is
+/// safe to repeat on a fresh one.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub(crate) fn read_retrying_once<T>(once: impl Fn() -> Result<T, (DbError, bool)>) -> Result<T, DbError> {
+    match once() {
+        Ok(rows) => Ok(rows),
+        Err((_, true)) => once().map_err(|(e, _)| e),
+        Err((e, false)) => Err(e),
+    }
+}
+
+/// What kind of value `value` is, for error messages.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub(crate) fn value_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "NULL",
+        Value::Bool(_) => "a bool",
+        Value::Int(_) => "an integer",
+        Value::Float(_) => "a float",
+        Value::Text(_) => "a string",
+        Value::List(_) => "a list",
+    }
 }
 
 /// Runs `f` so that a blocking driver that drives a runtime of its own (the

@@ -32,7 +32,7 @@ use memdex_grammar::sql::SqlQuery;
 use memdex_grammar::{Dialect, Type, Value};
 
 use super::postgres_types::{bind, decode_rows, describe_config, error_text, parse_config, refs, to_db_error};
-use super::{Database, DbError, PoolState, Tx, TxConn, outside_any_runtime};
+use super::{Database, DbError, PoolState, Tx, TxConn, outside_any_runtime, read_retrying_once};
 
 /// Tuning knobs for [`Postgres::connect_with`].
 #[derive(Clone, Debug)]
@@ -281,13 +281,7 @@ impl Database for Postgres {
     }
 
     fn query(&self, q: &SqlQuery, types: &[Type]) -> Result<Vec<Vec<Value>>, DbError> {
-        match self.query_once(q, types) {
-            Ok(rows) => Ok(rows),
-            // An idle pooled client may have lost its connection (server restart);
-            // a read is safe to repeat once on a fresh client.
-            Err((_, true)) => self.query_once(q, types).map_err(|(e, _)| e),
-            Err((e, false)) => Err(e),
-        }
+        read_retrying_once(|| self.query_once(q, types))
     }
 
     fn begin(&self) -> Result<Box<dyn TxConn>, DbError> {

@@ -17,7 +17,7 @@ use tokio_postgres::{Row, Statement};
 use memdex_grammar::{Type, Value};
 
 use super::postgres::PostgresOptions;
-use super::{DbError, integral};
+use super::{DbError, integral, value_kind};
 
 /// The full message: the server's message, SQLSTATE, detail and hint for server
 /// errors; the chain of causes otherwise (`postgres::Error`'s own text is terse).
@@ -128,7 +128,7 @@ pub(crate) fn bind<'a>(
 
 fn bind_one<'a>(position: usize, value: &'a Value, ty: &PgType) -> Result<Box<dyn ToSql + Sync + Send + 'a>, DbError> {
     let cannot = |why: &str| {
-        DbError::query(format!("parameter {position}: cannot bind {} as PostgreSQL {ty}{why}", kind(value)))
+        DbError::query(format!("parameter {position}: cannot bind {} as PostgreSQL {ty}{why}", value_kind(value)))
     };
     let boxed: Box<dyn ToSql + Sync + Send + 'a> = match (value, ty) {
         (Value::List(items), _) => bind_array(position, items, ty)?,
@@ -156,7 +156,10 @@ fn bind_array<'a>(
     ty: &PgType,
 ) -> Result<Box<dyn ToSql + Sync + Send + 'a>, DbError> {
     let cannot = |item: &Value, why: &str| {
-        DbError::query(format!("parameter {position}: cannot bind {} in a list as PostgreSQL {ty}{why}", kind(item)))
+        DbError::query(format!(
+            "parameter {position}: cannot bind {} in a list as PostgreSQL {ty}{why}",
+            value_kind(item)
+        ))
     };
     fn each<'a, T: 'a>(
         items: &'a [Value],
@@ -212,17 +215,6 @@ fn typed_null(ty: &PgType) -> Option<Box<dyn ToSql + Sync + Send>> {
         ref t if <&str as ToSql>::accepts(t) => Box::new(None::<&str>),
         _ => return None,
     })
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "NULL",
-        Value::Bool(_) => "a bool",
-        Value::Int(_) => "an integer",
-        Value::Float(_) => "a float",
-        Value::Text(_) => "a string",
-        Value::List(_) => "a list",
-    }
 }
 
 /// Decodes column `i` of `row` to the requested type.

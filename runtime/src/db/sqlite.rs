@@ -33,7 +33,7 @@ use rusqlite::{Connection, OpenFlags};
 use memdex_grammar::sql::SqlQuery;
 use memdex_grammar::{Dialect, Type, Value};
 
-use super::{Database, DbError, PoolState, Tx, TxConn, integral};
+use super::{Database, DbError, PoolState, Tx, TxConn, integral, json_array};
 
 /// Tuning knobs for [`Sqlite::open_with`].
 #[derive(Clone, Debug)]
@@ -345,46 +345,6 @@ fn json_each_placeholders(text: &str) -> Vec<bool> {
             (None, _) => {}
         }
     }
-    out
-}
-
-/// A list as the JSON array `json_each` reads back as the same SQLite values:
-/// integers as integers, booleans as 0 and 1 (as SQLite stores them), floats in
-/// Rust's shortest round-trip form (±inf as `±9e999`, which SQLite's JSON reads as
-/// ±inf), text as JSON strings, NULL as `null`.
-fn json_array(items: &[Value]) -> String {
-    use std::fmt::Write;
-    let mut out = String::with_capacity(items.len() * 8 + 2);
-    out.push('[');
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        // Writing to a `String` cannot fail.
-        let _ = match item {
-            Value::Null | Value::List(_) => write!(out, "null"),
-            Value::Bool(b) => write!(out, "{}", u8::from(*b)),
-            Value::Int(n) => write!(out, "{n}"),
-            Value::Float(x) if x.is_infinite() => write!(out, "{}9e999", if *x < 0.0 { "-" } else { "" }),
-            Value::Float(x) => write!(out, "{x:?}"),
-            Value::Text(s) => {
-                out.push('"');
-                for ch in s.chars() {
-                    match ch {
-                        '"' => out.push_str("\\\""),
-                        '\\' => out.push_str("\\\\"),
-                        c if (c as u32) < 0x20 => {
-                            let _ = write!(out, "\\u{:04x}", c as u32);
-                        }
-                        c => out.push(c),
-                    }
-                }
-                out.push('"');
-                Ok(())
-            }
-        };
-    }
-    out.push(']');
     out
 }
 

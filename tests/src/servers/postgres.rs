@@ -21,14 +21,14 @@
 //! `/usr/lib/postgresql/*/bin`, else whatever `initdb`/`postgres` are on `PATH`.
 
 use std::fs;
-use std::io::Read;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+
+use super::{free_port, read_log, run, start_with_retries, unique};
 
 use memdex::db::Database;
 use memdex::db::postgres::Postgres;
@@ -52,7 +52,6 @@ pub struct PostgresServer {
 }
 
 static SHARED: OnceLock<Result<PostgresServer, String>> = OnceLock::new();
-static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl PostgresServer {
     /// One server for the whole test binary, started on first use.
@@ -62,14 +61,7 @@ impl PostgresServer {
 
     /// Starts a new server. A port taken between choosing and binding it is retried.
     pub fn start() -> Result<PostgresServer, String> {
-        let mut last_error = String::new();
-        for _ in 0..3 {
-            match PostgresServer::start_once() {
-                Ok(server) => return Ok(server),
-                Err(e) => last_error = e,
-            }
-        }
-        Err(last_error)
+        start_with_retries(PostgresServer::start_once)
     }
 
     fn start_once() -> Result<PostgresServer, String> {
@@ -185,11 +177,7 @@ impl PostgresServer {
 
     /// The server's log so far, for error messages.
     pub fn log(&self) -> String {
-        let mut text = String::new();
-        if let Ok(mut file) = fs::File::open(self.base.join("server.log")) {
-            let _ = file.read_to_string(&mut text);
-        }
-        text
+        read_log(&self.base.join("server.log"))
     }
 
     /// Stops the server at once (no checkpoint); later connections fail.
@@ -214,30 +202,20 @@ impl Drop for PostgresServer {
     }
 }
 
-/// A shell process that waits for its stdin to close, then stops the server in
-/// `base/data` and removes `base`. Paths travel as arguments, never inside the script.
+/// The watchdog: stops the server in `base/data` and removes `base` once the test
+/// process is gone.
 fn spawn_watchdog(bin: &Path, base: &Path, as_postgres_user: bool) -> Result<(Child, ChildStdin), String> {
     let stop = if as_postgres_user {
         r#"runuser -u postgres -- "$1" stop -D "$2/data" -m immediate -w"#
     } else {
         r#""$1" stop -D "$2/data" -m immediate -w"#
     };
-    let script = format!(r#"cat >/dev/null; {stop} >/dev/null 2>&1; rm -rf "$2""#);
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .arg("memdex-pg-watchdog")
-        .arg(bin.join("pg_ctl"))
-        .arg(base)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("starting the watchdog: {e}"))?;
-    match child.stdin.take() {
-        Some(stdin) => Ok((child, stdin)),
-        None => Err("the watchdog has no stdin pipe".to_owned()),
-    }
+    let pg_ctl = bin.join("pg_ctl");
+    super::spawn_watchdog(
+        "memdex-pg-watchdog",
+        &format!(r#"{stop} >/dev/null 2>&1; rm -rf "$2""#),
+        &[pg_ctl.as_os_str(), base.as_os_str()],
+    )
 }
 
 /// `program`, run as the `postgres` user when the tests run as root.
@@ -248,21 +226,6 @@ fn command(as_postgres_user: bool, program: &Path) -> Command {
         c
     } else {
         Command::new(program)
-    }
-}
-
-/// Runs a command to completion; its output becomes the error on failure.
-fn run(command: &mut Command, what: &str) -> Result<(), String> {
-    let output = command.output().map_err(|e| format!("{what}: cannot run: {e}"))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{what} failed ({}):\n{}{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ))
     }
 }
 
@@ -285,17 +248,4 @@ fn find_bin_dir() -> PathBuf {
         // An empty directory makes `bin.join("initdb")` a bare name, found on PATH.
         None => PathBuf::new(),
     }
-}
-
-/// A port nobody listens on right now (the kernel picks it; start-up retries if
-/// another process takes it before PostgreSQL binds it).
-fn free_port() -> Result<u16, String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("finding a free port: {e}"))?;
-    listener.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
-}
-
-/// A name part unique within this machine for this process's lifetime.
-fn unique() -> String {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    format!("{}_{}_{nanos}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
 }
