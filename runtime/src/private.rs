@@ -349,3 +349,16 @@ pub struct LoweredQuery {
     pub aggregate: Option<Lambda>,
     pub params: Vec<Value>,
 }
+
+/// The ids a cached index node lists, for tests that inspect the cache: `None` for
+/// bytes that are not a complete node (a lease placeholder, possibly with appends,
+/// or garbage).
+pub fn decode_node_ids(bytes: &[u8], key_type: memdex_grammar::Type) -> Option<Vec<Value>> {
+    crate::codec::decode_node(bytes, key_type).ok()
+}
+
+/// A cached object decoded as `T`, for tests that inspect the cache: `None` for bytes
+/// that are not one (a placeholder, another shape).
+pub fn decode_object<T: Model>(bytes: &[u8]) -> Option<T> {
+    crate::codec::decode_object(bytes)
+}

@@ -70,7 +70,8 @@ impl Default for PostgresOptions {
 
 /// One pooled connection and its prepared statements.
 pub(crate) struct PgClient {
-    client: Client,
+    /// `None` only while being dropped (see the `Drop` impl).
+    client: Option<Client>,
     statements: LruCache<String, Statement>,
     /// The DDL generation the cached statements were prepared under.
     generation: u64,
@@ -79,13 +80,21 @@ pub(crate) struct PgClient {
 }
 
 impl PgClient {
+    fn client(&mut self) -> Result<&mut Client, DbError> {
+        self.client.as_mut().ok_or_else(|| DbError::connect("the PostgreSQL client was closed"))
+    }
+
+    fn is_closed(&self) -> bool {
+        self.client.as_ref().is_none_or(Client::is_closed)
+    }
+
     /// The cached prepared statement for `text`, preparing it on a miss. Dropping
     /// an evicted `Statement` closes it on the server.
     fn prepare(&mut self, text: &str) -> Result<Statement, DbError> {
         if let Some(statement) = self.statements.get(text) {
             return Ok(statement.clone());
         }
-        let statement = self.client.prepare(text).map_err(to_db_error)?;
+        let statement = self.client()?.prepare(text).map_err(to_db_error)?;
         self.statements.put(text.to_owned(), statement.clone());
         Ok(statement)
     }
@@ -94,7 +103,7 @@ impl PgClient {
         outside_any_runtime(|| {
             let statement = self.prepare(&q.text)?;
             let bound = bind(&statement, &q.params)?;
-            let rows = self.client.query(&statement, &refs(&bound)).map_err(to_db_error)?;
+            let rows = self.client()?.query(&statement, &refs(&bound)).map_err(to_db_error)?;
             decode_rows(&statement, &rows, types)
         })
     }
@@ -103,12 +112,12 @@ impl PgClient {
         outside_any_runtime(|| {
             let statement = self.prepare(&q.text)?;
             let bound = bind(&statement, &q.params)?;
-            self.client.execute(&statement, &refs(&bound)).map_err(to_db_error)
+            self.client()?.execute(&statement, &refs(&bound)).map_err(to_db_error)
         })
     }
 
     fn batch(&mut self, sql: &str) -> Result<(), DbError> {
-        outside_any_runtime(|| self.client.batch_execute(sql).map_err(to_db_error))
+        outside_any_runtime(|| self.client()?.batch_execute(sql).map_err(to_db_error))
     }
 }
 
@@ -138,7 +147,7 @@ impl r2d2::ManageConnection for Manager {
     }
 
     fn has_broken(&self, conn: &mut PgClient) -> bool {
-        conn.in_transaction || conn.client.is_closed()
+        conn.in_transaction || conn.is_closed()
     }
 }
 
@@ -217,7 +226,7 @@ impl Postgres {
     /// One read; `true` with the error when the client's connection was lost.
     fn query_once(&self, q: &SqlQuery, types: &[Type]) -> Result<Vec<Vec<Value>>, (DbError, bool)> {
         let mut conn = self.client().map_err(|e| (e, false))?;
-        conn.query(q, types).map_err(|e| (e, conn.client.is_closed()))
+        conn.query(q, types).map_err(|e| (e, conn.is_closed()))
     }
 }
 
@@ -236,7 +245,18 @@ fn open_client(
         source: Some(Box::new(e)),
     })?;
     let capacity = NonZeroUsize::new(options.statement_cache).unwrap_or(NonZeroUsize::MIN);
-    Ok(PgClient { client, statements: LruCache::new(capacity), generation, in_transaction: false })
+    Ok(PgClient { client: Some(client), statements: LruCache::new(capacity), generation, in_transaction: false })
+}
+
+impl Drop for PgClient {
+    /// Closing a `postgres::Client` drives its runtime too: it must not happen on a
+    /// thread that runs a tokio runtime (a store dropped inside an async task).
+    fn drop(&mut self) {
+        self.statements.clear();
+        if let Some(client) = self.client.take() {
+            outside_any_runtime(move || drop(client));
+        }
+    }
 }
 
 /// Statements inside one PostgreSQL transaction, on a pooled client of its own.
