@@ -18,6 +18,7 @@
 mod async_store;
 pub mod cache;
 mod codec;
+mod config;
 pub mod db;
 mod engine;
 mod error;

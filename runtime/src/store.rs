@@ -218,6 +218,8 @@ pub(crate) enum CacheChoice {
 pub struct StoreBuilder {
     db: Option<DbChoice>,
     cache: Option<CacheChoice>,
+    /// A bad URL or environment value, reported by `build`.
+    config_error: Option<Error>,
     settings: Settings,
     cache_config: CacheConfig,
     trace: Option<TraceSink>,
@@ -230,6 +232,50 @@ impl std::fmt::Debug for StoreBuilder {
 }
 
 impl StoreBuilder {
+    /// The database a URL names: `sqlite://path` (a file, created if missing;
+    /// `sqlite:///abs/path` for an absolute path), `sqlite::memory:`,
+    /// `postgres://user:password@host:port/db?sslmode=…` (also `postgresql://`),
+    /// `mysql://user:password@host:port/db` (also `mariadb://`). A URL that cannot
+    /// be understood makes [`StoreBuilder::build`] fail with `Error::Config`,
+    /// naming what is wrong.
+    pub fn url(mut self, url: &str) -> Self {
+        self.use_url(url, "database URL");
+        self
+    }
+
+    fn use_url(&mut self, url: &str, what: &str) {
+        match crate::config::database_url(url, what) {
+            Ok(crate::config::DatabaseUrl::SqliteFile(path)) => self.db = Some(DbChoice::Sqlite(path)),
+            Ok(crate::config::DatabaseUrl::SqliteMemory) => self.db = Some(DbChoice::SqliteInMemory),
+            Ok(crate::config::DatabaseUrl::Postgres(url)) => self.db = Some(DbChoice::Postgres(url)),
+            Ok(crate::config::DatabaseUrl::MySql(url)) => self.db = Some(DbChoice::MySql(url)),
+            Err(e) => self.config_error = Some(e),
+        }
+    }
+
+    /// Configuration from the environment: the database from `MEMDEX_DATABASE_URL`
+    /// (else `DATABASE_URL`), as [`StoreBuilder::url`] reads it; memcached servers
+    /// from `MEMDEX_MEMCACHED` (`host:port,host:port`), else the cache chosen so far
+    /// (by default the in-process cache). A variable that is not set leaves that
+    /// choice as it is; a value that cannot be understood makes `build` fail with
+    /// `Error::Config` naming the variable.
+    pub fn from_env(self) -> Self {
+        self.from_vars(&|name| std::env::var(name).ok())
+    }
+
+    fn from_vars(mut self, get: &dyn Fn(&str) -> Option<String>) -> Self {
+        if let Some((name, url)) = crate::config::first_var(&crate::config::DATABASE_VARS, get) {
+            self.use_url(&url, name);
+        }
+        if let Some((name, list)) = crate::config::first_var(&[crate::config::MEMCACHED_VAR], get) {
+            match crate::config::memcached_servers(&list, name) {
+                Ok(servers) => self.cache = Some(CacheChoice::Memcached(servers)),
+                Err(e) => self.config_error = Some(e),
+            }
+        }
+        self
+    }
+
     /// SQLite in a file (created if missing).
     pub fn sqlite(mut self, path: impl Into<String>) -> Self {
         self.db = Some(DbChoice::Sqlite(path.into()));
@@ -382,6 +428,9 @@ impl StoreBuilder {
 
     /// The choices made, for `build` and `build_async`; no database is an error.
     pub(crate) fn into_parts(self) -> Result<BuilderParts, Error> {
+        if let Some(e) = self.config_error {
+            return Err(e);
+        }
         let Some(db) = self.db else {
             return Err(Error::Config("no database: call .sqlite(…), .sqlite_in_memory() or .postgres(…)".into()));
         };
@@ -394,3 +443,48 @@ pub(crate) type BuilderParts = (DbChoice, CacheChoice, Settings, CacheConfig, Op
 
 /// Where trace lines go.
 pub(crate) type TraceSink = Arc<dyn Fn(&str) + Send + Sync>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| (*v).to_owned())
+    }
+
+    fn config_error(builder: StoreBuilder) -> String {
+        match builder.build() {
+            Err(Error::Config(message)) => message,
+            other => panic!("expected a configuration error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_url_or_the_environment_chooses_the_database_and_the_cache() {
+        let store = Store::builder().url("sqlite::memory:").build().expect("an in-memory store");
+        assert_eq!(store.describe(), "SQLite (in memory) + in-process");
+        let store = Store::builder()
+            .from_vars(&env(&[("DATABASE_URL", "sqlite::memory:"), ("MEMDEX_DATABASE_URL", "")]))
+            .build()
+            .expect("DATABASE_URL when MEMDEX_DATABASE_URL is empty");
+        assert_eq!(store.dialect(), Dialect::Sqlite);
+        // Nothing set: the choices made in code stand.
+        let store = Store::builder().sqlite_in_memory().from_vars(&env(&[])).build().expect("store");
+        assert_eq!(store.describe(), "SQLite (in memory) + in-process");
+    }
+
+    #[test]
+    fn a_bad_value_is_a_config_error_naming_its_source() {
+        let message = config_error(Store::builder().url("redis://localhost"));
+        assert!(message.contains("unknown scheme `redis`"), "{message}");
+        let message = config_error(
+            Store::builder()
+                .from_vars(&env(&[("MEMDEX_DATABASE_URL", "sqlite::memory:"), ("MEMDEX_MEMCACHED", "cache1")])),
+        );
+        assert!(message.starts_with("MEMDEX_MEMCACHED: `cache1` is not host:port"), "{message}");
+        let message = config_error(Store::builder().from_vars(&env(&[("DATABASE_URL", "shop.db")])));
+        assert!(message.starts_with("DATABASE_URL: `shop.db` is not a URL"), "{message}");
+        let message = config_error(Store::builder());
+        assert!(message.starts_with("no database"), "{message}");
+    }
+}
