@@ -82,6 +82,7 @@ pub(crate) fn first_var(vars: &[&'static str], get: &dyn Fn(&str) -> Option<Stri
 }
 
 #[cfg(test)]
+#[allow(clippy::panic)] // a test fails by panicking
 mod tests {
     use super::*;
 
