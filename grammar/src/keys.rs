@@ -1,5 +1,11 @@
-//! Cache keys: `{namespace}:{table}:{schema-hash}:{generation}:{col}={value}[&…]` for
-//! index nodes, `…:{key}` for objects (DESIGN.md "Keys and cached values").
+//! Cache keys: `{namespace}:{table}:{generation}:{col}={value}[&…]` for index nodes,
+//! `…:{key}` for objects (DESIGN.md "Keys and cached values").
+//!
+//! A key names the table, the key's value, and the index definition (its columns
+//! and, for a prefix index, the prefix length) — never the whole struct. Two versions
+//! of a model that share a table (a rolling deploy) therefore share keys, and each
+//! one's writes reach the other's reads; the object *values* carry the shape they
+//! were encoded with, so neither decodes the other's bytes as its own.
 //!
 //! Keys are pure functions of the schema, the configuration and the values, so they
 //! live here (no I/O) where `Explain` can show them too.
@@ -25,15 +31,13 @@ pub struct KeySpace {
 }
 
 impl KeySpace {
-    /// The keys of `schema`'s table under `namespace`, at cache `generation`. The
-    /// schema's hash is part of every key, so a deploy that changes how rows are
-    /// stored never reads the old bytes as the new type.
+    /// The keys of `schema`'s table under `namespace`, at cache `generation`.
     pub fn new(namespace: &str, schema: &Schema, generation: u64) -> KeySpace {
         let mut prefix = String::new();
         escape_text(namespace, &mut prefix);
         prefix.push(':');
         escape_text(&schema.table, &mut prefix);
-        let _ = write!(prefix, ":{:08x}:{generation}:", schema.schema_hash());
+        let _ = write!(prefix, ":{generation}:");
         KeySpace { prefix }
     }
 

@@ -354,11 +354,11 @@ pub struct LoweredQuery {
 /// bytes that are not a complete node (a lease placeholder, possibly with appends,
 /// or garbage).
 pub fn decode_node_ids(bytes: &[u8], key_type: memdex_grammar::Type) -> Option<Vec<Value>> {
-    crate::codec::decode_node(bytes, key_type).ok()
+    crate::codec::decode_node(bytes, key_type).ok().map(|entries| entries.into_iter().map(|(id, _)| id).collect())
 }
 
 /// A cached object decoded as `T`, for tests that inspect the cache: `None` for bytes
 /// that are not one (a placeholder, another shape).
 pub fn decode_object<T: Model>(bytes: &[u8]) -> Option<T> {
-    crate::codec::decode_object(bytes)
+    crate::codec::decode_object(bytes, T::schema().schema_hash())
 }

@@ -180,6 +180,12 @@ pub(crate) trait SqlDialect {
         None
     }
 
+    /// Whether `SELECT … FOR UPDATE` locks rows; by default yes. SQLite has no
+    /// such clause (its write transactions lock the whole database).
+    fn locks_rows(&self) -> bool {
+        true
+    }
+
     /// Whether `CREATE INDEX IF NOT EXISTS` is accepted; by default yes.
     fn index_if_not_exists(&self) -> bool {
         true
@@ -479,6 +485,10 @@ impl SqlDialect for Sqlite {
             Type::Float => DataType::Real,
             Type::Text => DataType::Text,
         }
+    }
+
+    fn locks_rows(&self) -> bool {
+        false
     }
 }
 

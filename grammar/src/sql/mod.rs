@@ -359,6 +359,27 @@ pub fn rows_by_keys(d: Dialect, schema: &Schema, keys: &[Value]) -> SqlQuery {
     finish(Statement::Query(Box::new(ast::query(SetExpr::Select(Box::new(select))))), e)
 }
 
+/// `SELECT <every column> FROM t WHERE key = ?`, locking the row until the end of
+/// the transaction where the dialect can (`FOR UPDATE`; SQLite's write transactions
+/// hold the whole database already): a write reads the row it is about to change,
+/// to learn the index nodes it is leaving.
+pub fn row_for_update(d: Dialect, schema: &Schema, key: &Value) -> SqlQuery {
+    let imp = d.imp();
+    let mut e = Emitter::without_params(imp, schema);
+    let projection = all_columns(&e);
+    let selection = e.column_in_values(schema.key, vec![key.clone()]);
+    let select = ast::select_items(projection, e.table(), Some(selection));
+    let mut query = ast::query(SetExpr::Select(Box::new(select)));
+    if imp.locks_rows() {
+        query.locks.push(sqlparser::ast::LockClause {
+            lock_type: sqlparser::ast::LockType::Update,
+            of: None,
+            nonblock: None,
+        });
+    }
+    finish(Statement::Query(Box::new(query)), e)
+}
+
 /// `DELETE FROM t WHERE filter`.
 ///
 /// # Errors

@@ -152,6 +152,10 @@ impl AsyncPgTx {
         execute_on(self.client()?, q).await
     }
 
+    pub(crate) async fn query(&mut self, q: &SqlQuery, types: &[Type]) -> Result<Vec<Vec<Value>>, DbError> {
+        query_on(self.client()?, q, types).await
+    }
+
     /// Rolls back and gives the client back to the pool (a failed ROLLBACK closes it).
     pub(crate) async fn rollback(mut self) -> Result<(), DbError> {
         let client = self.client()?;

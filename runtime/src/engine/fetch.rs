@@ -157,7 +157,7 @@ impl<'a, T: Model> Fetch<'a, T> {
     fn objects_read(&mut self) -> Phase<T> {
         let dialect = self.env.dialect;
         let scan = self.scan();
-        scan.doubt_moved_objects();
+        scan.doubt_changed_objects();
         let queries = scan.doubtful_queries(dialect);
         if queries.is_empty() { self.plan_writes() } else { Phase::LoadObjects { queries, loaded: Vec::new() } }
     }

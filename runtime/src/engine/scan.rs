@@ -13,7 +13,7 @@ use memdex_grammar::sql::{self, SqlQuery};
 use super::Replies;
 use super::writeback::WriteBack;
 use crate::cache::{CacheError, CacheOp, CacheReply};
-use crate::codec::{self, NodeDecode};
+use crate::codec::{self, Entry, NodeDecode};
 use crate::error::Error;
 use crate::model::Model;
 use crate::prepared::Filter;
@@ -94,9 +94,10 @@ pub(crate) const MAX_KEYS_PER_QUERY: usize = 10_000;
 pub(crate) struct NodeState {
     pub(crate) key: String,
     node: NodeRef,
-    ids: Vec<Value>,
-    /// The object slot of each id (parallel to `ids`), so that each object key is
-    /// built and hashed once per fetch.
+    /// Its entries: each id with the etag of the version the node was told of.
+    entries: Vec<Entry>,
+    /// The object slot of each entry (parallel to `entries`), so that each object
+    /// key is built and hashed once per fetch.
     slots: Vec<usize>,
     /// CAS of the node as read from the cache, when it was a complete node: the
     /// lazy-removal write-back must match it, so a concurrent append survives
@@ -107,6 +108,29 @@ pub(crate) struct NodeState {
     fill_cas: Option<u64>,
 }
 
+/// What the nodes listing an object say of its version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Listed {
+    /// No node of this fetch lists it (a key lookup).
+    Unlisted,
+    /// Every entry names this version.
+    Version(u64),
+    /// Entries name several versions, or one that is unknown: the row changed
+    /// since a node was filled, and only the database says which version is current.
+    Changed,
+}
+
+impl Listed {
+    fn with(self, etag: u64) -> Listed {
+        match self {
+            _ if etag == codec::UNKNOWN_ETAG => Listed::Changed,
+            Listed::Unlisted => Listed::Version(etag),
+            Listed::Version(e) if e == etag => self,
+            _ => Listed::Changed,
+        }
+    }
+}
+
 /// An object as this fetch saw it.
 struct ObjectState<T> {
     /// Where its cache key is in the scan's key buffer: one buffer for every object
@@ -114,11 +138,18 @@ struct ObjectState<T> {
     key: std::ops::Range<usize>,
     id: Value,
     row: Option<T>,
+    /// The etag of the cached bytes the row was decoded from (a hit), or of the
+    /// row's encoding (read from the database).
+    etag: Option<u64>,
+    listed: Listed,
     /// The row came from the database during this fetch (evidence for lazy removal).
     from_db: bool,
-    /// The cached row's bytes, kept only for a cached row that is re-read from the
-    /// database (to tell whether the cached copy is stale); a plain hit keeps none.
-    cached: Option<Vec<u8>>,
+    /// The etag of the cached copy, kept when the database is asked about a row the
+    /// cache had (to delete a copy the database shows is stale).
+    cached_etag: Option<u64>,
+    /// The row's bytes as memdex encodes it, when read from the database (to fill
+    /// the cache and to spell its entries).
+    encoded: Option<Vec<u8>>,
     fill_cas: Option<u64>,
     needs_db: bool,
 }
@@ -126,6 +157,8 @@ struct ObjectState<T> {
 /// Every node and object of one fetch.
 pub(crate) struct Scan<T> {
     keys: std::sync::Arc<KeySpace>,
+    /// The shape tag of this model's encoded objects.
+    tag: u32,
     pub(crate) nodes: Vec<NodeState>,
     /// The nodes of each disjunct (slots in `nodes`).
     disjunct_nodes: Vec<Vec<usize>>,
@@ -176,7 +209,7 @@ impl<T: Model> Scan<T> {
                     nodes.push(NodeState {
                         key,
                         node,
-                        ids: Vec::new(),
+                        entries: Vec::new(),
                         slots: Vec::new(),
                         read_cas: None,
                         fill_cas: None,
@@ -190,6 +223,7 @@ impl<T: Model> Scan<T> {
         }
         let mut scan = Scan {
             keys,
+            tag: schema.schema_hash(),
             nodes,
             disjunct_nodes,
             direct_slots: Vec::new(),
@@ -209,6 +243,7 @@ impl<T: Model> Scan<T> {
     pub(crate) fn empty() -> Scan<T> {
         Scan {
             keys: std::sync::Arc::new(KeySpace::new("", T::schema(), 0)),
+            tag: T::schema().schema_hash(),
             nodes: Vec::new(),
             disjunct_nodes: Vec::new(),
             direct_slots: Vec::new(),
@@ -230,8 +265,11 @@ impl<T: Model> Scan<T> {
                 key: start..key_text.len(),
                 id: id.clone(),
                 row: None,
+                etag: None,
+                listed: Listed::Unlisted,
                 from_db: false,
-                cached: None,
+                cached_etag: None,
+                encoded: None,
                 fill_cas: None,
                 needs_db: false,
             });
@@ -272,7 +310,7 @@ impl<T: Model> Scan<T> {
             all_hit &= read_node(ctx, key_type, n, reply);
         }
         let direct = self.direct_count;
-        read_objects(ctx, &mut self.objects[..direct], object_replies);
+        read_objects(ctx, self.tag, &mut self.objects[..direct], object_replies);
         all_hit
     }
 
@@ -294,19 +332,25 @@ impl<T: Model> Scan<T> {
     }
 
     /// Answers every node from the snapshot's rows, keeping as candidates the ids
-    /// of updates still in flight (read after the rows, K10). Only membership is
-    /// taken from the snapshot: the objects then go through the cache as usual.
+    /// of updates still in flight (read after the rows, K10, listed with an unknown
+    /// version). Only membership is taken from the snapshot: the objects then go
+    /// through the cache as usual.
     pub(crate) fn apply_snapshot(&mut self, rows: &[T], in_flight: &[Value]) {
         let schema = T::schema();
+        let etags: Vec<u64> = rows
+            .iter()
+            .map(|r| codec::encode_object(r, self.tag).map_or(codec::UNKNOWN_ETAG, |b| codec::etag(&b)))
+            .collect();
         for n in &mut self.nodes {
-            n.ids = rows
+            n.entries = rows
                 .iter()
-                .filter(|r| node_matches(schema, &n.node, &|c| r.column_value(c)))
-                .map(|r| r.key().into())
+                .zip(&etags)
+                .filter(|(r, _)| node_matches(schema, &n.node, &|c| r.column_value(c)))
+                .map(|(r, &etag)| (r.key().into(), etag))
                 .collect();
             for id in in_flight {
-                if !n.ids.contains(id) {
-                    n.ids.push(id.clone());
+                if !n.entries.iter().any(|(listed, _)| listed == id) {
+                    n.entries.push((id.clone(), codec::UNKNOWN_ETAG));
                 }
             }
             // The cached list is superseded by the snapshot: nothing to clean.
@@ -317,15 +361,22 @@ impl<T: Model> Scan<T> {
     /// Gives every listed id its object slot; true when round trip 2 has anything to
     /// read (objects not known yet, or several cached nodes to re-check).
     pub(crate) fn list_objects(&mut self) -> bool {
-        let listed: usize = self.nodes.iter().map(|n| n.ids.len()).sum();
+        let listed: usize = self.nodes.iter().map(|n| n.entries.len()).sum();
         self.object_slot.reserve(listed);
         self.objects.reserve(listed);
         // Integer keys under the default namespace are ~40 bytes; longer ones grow it.
         self.key_text.reserve(listed * 48);
         for n in 0..self.nodes.len() {
-            let ids = std::mem::take(&mut self.nodes[n].ids);
-            self.nodes[n].slots = ids.iter().map(|id| self.want(id)).collect();
-            self.nodes[n].ids = ids;
+            let entries = std::mem::take(&mut self.nodes[n].entries);
+            let mut slots = Vec::with_capacity(entries.len());
+            for (id, etag) in &entries {
+                let slot = self.want(id);
+                let o = &mut self.objects[slot];
+                o.listed = o.listed.with(*etag);
+                slots.push(slot);
+            }
+            self.nodes[n].slots = slots;
+            self.nodes[n].entries = entries;
         }
         // Several nodes read from the cache were read one after another, not at one
         // instant: an id moving between two of them (appended to its new node,
@@ -357,7 +408,7 @@ impl<T: Model> Scan<T> {
         let object_ops = self.objects.len() - self.direct_count;
         let (object_replies, node_replies) = replies.split_at(object_ops.min(replies.len()));
         let direct = self.direct_count;
-        read_objects(ctx, &mut self.objects[direct..], object_replies);
+        read_objects(ctx, self.tag, &mut self.objects[direct..], object_replies);
         let moved = self.recheck
             && (node_replies.len() != self.nodes.len()
                 || self.nodes.iter().zip(node_replies).any(|(n, r)| match r {
@@ -367,22 +418,26 @@ impl<T: Model> Scan<T> {
         !moved
     }
 
-    /// A cached object that no longer belongs to a node listing it may be stale: the
-    /// writer that moved it may have appended to the new node before its
-    /// invalidation of the object landed (they can sit on different servers). Ids
-    /// are only ever dropped from a node on the database's word, so such objects are
-    /// re-read.
-    pub(crate) fn doubt_moved_objects(&mut self) {
+    /// Which cached objects the database must confirm: one whose nodes name
+    /// several versions (the row changed since a node was filled), or a version other
+    /// than the cached bytes' (the object is stale, or newer than the node heard of:
+    /// the writer's invalidation and append land on different servers in no fixed
+    /// order). And, as a last check, one that no longer belongs to a node listing it.
+    /// Ids are only ever dropped from a node on the database's word.
+    pub(crate) fn doubt_changed_objects(&mut self) {
         let schema = T::schema();
+        for o in self.objects.iter_mut().filter(|o| o.row.is_some() && !o.from_db) {
+            o.needs_db |= match o.listed {
+                Listed::Unlisted => false,
+                Listed::Changed => true,
+                Listed::Version(etag) => o.etag != Some(etag),
+            };
+        }
         for n in self.nodes.iter().filter(|n| n.read_cas.is_some()) {
             for &slot in &n.slots {
                 let o = &mut self.objects[slot];
                 if let Some(row) = &o.row {
                     if !o.from_db && !node_matches(schema, &n.node, &|c| row.column_value(c)) {
-                        // Objects are stored as `encode_object` wrote them, so
-                        // re-encoding the decoded row gives the cached bytes back, off
-                        // the hot path.
-                        o.cached = codec::encode_object(row);
                         o.needs_db = true;
                     }
                 }
@@ -397,12 +452,15 @@ impl<T: Model> Scan<T> {
         doubtful.chunks(MAX_KEYS_PER_QUERY).map(|chunk| sql::rows_by_keys(dialect, T::schema(), chunk)).collect()
     }
 
-    /// Places the rows the database returned for the doubtful objects; an object
-    /// with no row was deleted.
+    /// Places the rows the database returned for the doubtful objects, encoded as
+    /// the cache holds them; an object with no row was deleted.
     pub(crate) fn place_loaded(&mut self, rows: Vec<T>) {
         let mut by_key: HashMap<String, T> = rows.into_iter().map(|r| (self.keys.object(&r.key().into()), r)).collect();
         for o in self.objects.iter_mut().filter(|o| o.needs_db) {
+            o.cached_etag = o.row.as_ref().and(o.etag);
             o.row = by_key.remove(&self.key_text[o.key.clone()]);
+            o.encoded = o.row.as_ref().and_then(|r| codec::encode_object(r, self.tag));
+            o.etag = Some(o.encoded.as_deref().map_or(codec::DELETED_ETAG, codec::etag));
             o.from_db = true;
         }
     }
@@ -416,35 +474,34 @@ impl<T: Model> Scan<T> {
         plan
     }
 
-    /// Objects: fill leases won, repair unreadable values, drop stale copies.
+    /// Objects: fill leases won, repair unreadable values, drop copies the database
+    /// shows are stale (their writer deletes them too; doing it now spares the other
+    /// readers the same trip to the database).
     fn plan_object_writes(&self, ctx: &Context, max_value: usize, writes: &mut WriteBack) {
         let ttl = ctx.settings.object_ttl;
         for (slot, o) in self.objects.iter().enumerate().filter(|(_, o)| o.from_db) {
             let key = || self.object_key(slot).to_owned();
-            let encoded = o.row.as_ref().and_then(codec::encode_object);
-            match (o.fill_cas, &encoded) {
+            match (o.fill_cas, &o.encoded) {
                 (Some(cas), Some(bytes)) if bytes.len() <= max_value => writes.fill(key(), bytes.clone(), ttl, cas),
                 // No row (deleted), or too large to cache: do not leave the placeholder
                 // blocking other fills until it expires.
                 (Some(_), _) => writes.delete(key()),
-                (None, _) => {
-                    if o.cached.is_some() && o.cached != encoded {
-                        writes.delete(key());
-                    }
-                }
+                (None, _) if o.cached_etag.is_some_and(|cached| Some(cached) != o.etag) => writes.delete(key()),
+                (None, _) => {}
             }
         }
     }
 
-    /// Nodes: fill leases won; clean the ids the database says no longer belong
-    /// (remove lazily), re-homing each first.
+    /// Nodes: fill leases won; write cached nodes back clean: each id the database
+    /// was asked about listed once with its current version, or dropped when it no
+    /// longer belongs (re-homed first); repeated entries of one version collapsed.
     fn plan_node_writes(&self, ctx: &Context, max_value: usize, plan: &mut WritePlan) {
         let schema = T::schema();
         let ttl = ctx.settings.node_ttl;
         let mut seen = Seen::new(self.objects.len());
         for n in &self.nodes {
             if let Some(cas) = n.fill_cas {
-                let bytes = codec::encode_node(&n.ids);
+                let bytes = codec::encode_node(&n.entries);
                 if bytes.len() <= max_value {
                     plan.writes.fill(n.key.clone(), bytes, ttl, cas);
                 } else {
@@ -454,32 +511,35 @@ impl<T: Model> Scan<T> {
             }
             let Some(cas) = n.read_cas else { continue };
             seen.next_pass();
-            let mut kept = Vec::with_capacity(n.ids.len());
+            let mut kept: Vec<Entry> = Vec::with_capacity(n.entries.len());
             let mut removed = 0u64;
-            for (id, &slot) in n.ids.iter().zip(&n.slots) {
+            for ((id, etag), &slot) in n.entries.iter().zip(&n.slots) {
                 if !seen.first(slot) {
                     continue;
                 }
                 let o = &self.objects[slot];
-                // Seen only in the cache (and matching): keep.
-                let belongs = !o.from_db
-                    || o.row.as_ref().is_some_and(|row| node_matches(schema, &n.node, &|c| row.column_value(c)));
-                if belongs {
-                    kept.push(id.clone());
+                if !o.from_db {
+                    // Seen only in the cache, one version throughout: keep.
+                    kept.push((id.clone(), *etag));
+                    continue;
+                }
+                let row = o.row.as_ref().filter(|row| node_matches(schema, &n.node, &|c| row.column_value(c)));
+                if row.is_some() {
+                    kept.push((id.clone(), o.etag.unwrap_or(codec::UNKNOWN_ETAG)));
                     continue;
                 }
                 removed += 1;
-                if let (Some(row), Some(index)) = (&o.row, n.node.index) {
+                if let (Some(row), Some(index), Some(etag)) = (&o.row, n.node.index, o.etag) {
                     let home = node_of_row(schema, index, &|c| row.column_value(c));
                     // Once per (node, id): an id listed by many nodes (a fill keeps
                     // in-flight ids in each, K10) goes home once.
-                    let entry = (self.keys.node(schema, &home), codec::id_record(id));
+                    let entry = (self.keys.node(schema, &home), codec::entry_record(id, etag));
                     if !plan.rehomed.contains(&entry) {
                         plan.rehomed.push(entry);
                     }
                 }
             }
-            if kept.len() != n.ids.len() {
+            if kept.len() != n.entries.len() || kept.iter().zip(&n.entries).any(|(k, e)| k != e) {
                 plan.removed += removed;
                 plan.cleaned.push((n.key.clone(), codec::encode_node(&kept), cas));
             }
@@ -535,9 +595,9 @@ fn read_node(
 ) -> bool {
     match reply {
         Ok(CacheReply::Hit { value, cas }) => match codec::decode_node(value, key_type) {
-            Ok(ids) => {
+            Ok(entries) => {
                 Counters::add(&ctx.stats.node_hits, 1);
-                n.ids = ids;
+                n.entries = entries;
                 n.read_cas = Some(*cas);
                 return true;
             }
@@ -555,8 +615,14 @@ fn read_node(
 }
 
 /// Reads one batch's object replies into their objects, counting the hits once.
-fn read_objects<T: Model>(ctx: &Context, objects: &mut [ObjectState<T>], replies: &[Result<CacheReply, CacheError>]) {
-    let hits = objects.iter_mut().zip(replies).map(|(o, reply)| read_object(ctx, o, reply)).filter(|&hit| hit).count();
+fn read_objects<T: Model>(
+    ctx: &Context,
+    tag: u32,
+    objects: &mut [ObjectState<T>],
+    replies: &[Result<CacheReply, CacheError>],
+) {
+    let hits =
+        objects.iter_mut().zip(replies).map(|(o, reply)| read_object(ctx, tag, o, reply)).filter(|&hit| hit).count();
     Counters::add(&ctx.stats.object_hits, hits as u64);
     // An object without a reply (a short reply list) is a miss like any other.
     for o in objects.iter_mut().skip(replies.len()) {
@@ -566,14 +632,20 @@ fn read_objects<T: Model>(ctx: &Context, objects: &mut [ObjectState<T>], replies
 
 /// Reads one object's reply; `true` for a hit, which the caller counts (one
 /// counter update per batch rather than per object).
-fn read_object<T: Model>(ctx: &Context, o: &mut ObjectState<T>, reply: &Result<CacheReply, CacheError>) -> bool {
+fn read_object<T: Model>(
+    ctx: &Context,
+    tag: u32,
+    o: &mut ObjectState<T>,
+    reply: &Result<CacheReply, CacheError>,
+) -> bool {
     match reply {
-        Ok(CacheReply::Hit { value, cas }) => match codec::decode_object::<T>(value) {
+        Ok(CacheReply::Hit { value, cas }) => match codec::decode_object::<T>(value, tag) {
             // A row is only this object if it carries this object's key: bytes of
             // another row under this key (a corrupted or cross-wired value) would
             // otherwise be returned in its place, and twice.
             Some(row) if row.key().into() == o.id => {
                 o.row = Some(row);
+                o.etag = Some(codec::etag(value));
                 return true;
             }
             // Undecodable bytes, or another row's: a miss, repaired under the

@@ -5,6 +5,9 @@
 //! The database commits first; then, in one pipelined batch, the object keys are
 //! invalidated and the id is appended to every node its new values map to.
 
+use std::sync::Arc;
+
+use memdex_grammar::keys::KeySpace;
 use memdex_grammar::plan::node_of_row;
 use memdex_grammar::sql::{self, SqlQuery};
 use memdex_grammar::{Dialect, Schema, Value};
@@ -55,14 +58,22 @@ enum Kind {
     Delete,
 }
 
-/// One row write: its statement, and the effects it has once the statement changed
-/// a row.
+/// One row write: the statement that reads the row it changes (updates and deletes),
+/// its own statement, and the effects it has once the statement changed a row.
 #[derive(Debug)]
 pub(crate) struct RowWrite {
+    /// Reads (and locks) the row before an update or delete: the write appends its
+    /// entry to the nodes the row was in, not only to those it is in.
+    pub(crate) before: Option<SqlQuery>,
     pub(crate) query: SqlQuery,
+    /// The row types of `before`'s reply.
+    pub(crate) types: Vec<memdex_grammar::Type>,
     kind: Kind,
-    model: &'static str,
+    schema: &'static Schema,
+    keys: Arc<KeySpace>,
     key: Value,
+    /// The etag of the row as written ([`codec::DELETED_ETAG`] for a delete).
+    etag: u64,
     effects: WriteSet,
 }
 
@@ -73,64 +84,103 @@ impl RowWrite {
         let values = row_values(row);
         storable::<T>(dialect, &values)?;
         let query = sql::insert(dialect, T::schema(), &values);
-        Ok(RowWrite::of_row::<T>(ctx, query, Kind::Insert, &values))
+        Ok(RowWrite::of_row(ctx, query, None, Kind::Insert, row, &values))
     }
 
     /// An update of the row with `row`'s key to `row`.
     pub(crate) fn update<T: Model>(ctx: &Context, dialect: Dialect, row: &T) -> Result<RowWrite, Error> {
         let values = row_values(row);
         storable::<T>(dialect, &values)?;
-        let query = sql::update(dialect, T::schema(), &values);
-        Ok(RowWrite::of_row::<T>(ctx, query, Kind::Update, &values))
+        let schema = T::schema();
+        let query = sql::update(dialect, schema, &values);
+        let before = sql::row_for_update(dialect, schema, &values[schema.key]);
+        Ok(RowWrite::of_row(ctx, query, Some(before), Kind::Update, row, &values))
     }
 
-    /// A delete of the row with this key. Nodes still list the id; readers drop it
-    /// lazily when the database shows the row is gone.
+    /// A delete of the row with this key: its object goes, and its entry in the
+    /// nodes it was in says so (readers then drop the id on the database's word).
     pub(crate) fn delete<T: Model>(ctx: &Context, dialect: Dialect, key: &T::Key) -> RowWrite {
+        let schema = T::schema();
         let key: Value = key.clone().into();
-        let object = ctx.keyspace::<T>().object(&key);
+        let keys = ctx.keyspace::<T>();
+        let object = keys.object(&key);
         let effects = WriteSet { objects: vec![object.clone()], keys: vec![object], writes: 1, ..WriteSet::default() };
-        let query = sql::delete(dialect, T::schema(), &key);
-        RowWrite { query, kind: Kind::Delete, model: model_name::<T>(), key, effects }
+        RowWrite {
+            before: Some(sql::row_for_update(dialect, schema, &key)),
+            query: sql::delete(dialect, schema, &key),
+            types: super::column_types::<T>(),
+            kind: Kind::Delete,
+            schema,
+            keys,
+            key,
+            etag: codec::DELETED_ETAG,
+            effects,
+        }
     }
 
-    /// The effects of writing `values`: invalidate the object, append the id to the
-    /// node of every index the new values map to. An update names its row for the
-    /// outbox, since it may be leaving nodes that still list it.
-    fn of_row<T: Model>(ctx: &Context, query: SqlQuery, kind: Kind, values: &[Value]) -> RowWrite {
+    /// The effects of writing `row` (whose column values are `values`): invalidate
+    /// the object, append the row's entry to the node of every index the new values
+    /// map to (and, once [`RowWrite::read_before`] knows them, to the nodes of the
+    /// old values). An update names its row for the outbox, since it may be leaving
+    /// nodes that still list it (K10).
+    fn of_row<T: Model>(
+        ctx: &Context,
+        query: SqlQuery,
+        before: Option<SqlQuery>,
+        kind: Kind,
+        row: &T,
+        values: &[Value],
+    ) -> RowWrite {
         let schema = T::schema();
         let keys = ctx.keyspace::<T>();
-        let id = &values[schema.key];
+        let id = values[schema.key].clone();
+        let etag = codec::encode_object(row, schema.schema_hash()).map_or(codec::UNKNOWN_ETAG, |b| codec::etag(&b));
         let mut effects = WriteSet { writes: 1, ..WriteSet::default() };
         if kind == Kind::Update && !schema.indexes.is_empty() {
             effects.moved.push((schema.table.clone(), id.clone()));
         }
-        let object = keys.object(id);
+        let object = keys.object(&id);
         effects.keys.push(object.clone());
         effects.objects.push(object);
-        let record = codec::id_record(id);
-        for index in 0..schema.indexes.len() {
-            let node = node_of_row(schema, index, &|c| values[c].clone());
-            let key = keys.node(schema, &node);
-            effects.keys.push(key.clone());
-            effects.appends.push((key, record.clone()));
+        let mut write =
+            RowWrite { before, query, types: super::column_types::<T>(), kind, schema, keys, key: id, etag, effects };
+        write.append_to_nodes_of(values);
+        write
+    }
+
+    /// Appends this write's entry to the node of every index `values` map to (once
+    /// per node).
+    fn append_to_nodes_of(&mut self, values: &[Value]) {
+        let record = codec::entry_record(&self.key, self.etag);
+        for index in 0..self.schema.indexes.len() {
+            let node = node_of_row(self.schema, index, &|c| values[c].clone());
+            let key = self.keys.node(self.schema, &node);
+            if self.effects.appends.iter().any(|(k, _)| *k == key) {
+                continue;
+            }
+            self.effects.keys.push(key.clone());
+            self.effects.appends.push((key, record.clone()));
         }
-        RowWrite { query, kind, model: model_name::<T>(), key: id.clone(), effects }
+    }
+
+    /// The reply of [`RowWrite::before`]: the row as it was. Its nodes get this
+    /// write's entry too, so that a reader of a node the row leaves (or of one it
+    /// stays in, for an edit) sees that the row changed.
+    pub(crate) fn read_before(&mut self, rows: Vec<Vec<Value>>) {
+        if let Some(old) = rows.into_iter().next() {
+            self.append_to_nodes_of(&old);
+        }
     }
 
     /// After the statement ran and changed `changed` rows: the effects join the
     /// transaction's, or an update or delete of no row is `Error::NotFound`.
     pub(crate) fn applied(self, changed: u64, set: &mut WriteSet) -> Result<(), Error> {
         if changed == 0 && self.kind != Kind::Insert {
-            return Err(Error::NotFound { model: self.model.to_owned(), key: self.key.to_string() });
+            return Err(Error::NotFound { model: self.schema.model.clone(), key: self.key.to_string() });
         }
         set.merge(self.effects);
         Ok(())
     }
-}
-
-fn model_name<T: Model>() -> &'static str {
-    &T::schema().model
 }
 
 /// Refuses, before the database sees them, values no database would give back as

@@ -241,6 +241,17 @@ impl AsyncTx {
         }
     }
 
+    pub(crate) async fn query(&mut self, q: &SqlQuery, types: &[Type]) -> Result<Vec<Vec<Value>>, DbError> {
+        match self {
+            #[cfg(feature = "postgres")]
+            AsyncTx::Postgres(tx) => tx.query(q, types).await,
+            AsyncTx::Blocking(slot) => {
+                let (q, types) = (q.clone(), types.to_vec());
+                AsyncTx::on_blocking(slot, move |tx| tx.query(&q, &types)).await
+            }
+        }
+    }
+
     pub(crate) async fn commit(self) -> Result<(), DbError> {
         match self {
             #[cfg(feature = "postgres")]
@@ -367,7 +378,12 @@ impl AsyncDriver {
     }
 
     /// Runs one row write inside a transaction: its statement, then its effects.
-    pub(crate) async fn write(&self, tx: &mut AsyncTx, set: &mut WriteSet, write: RowWrite) -> Result<(), Error> {
+    pub(crate) async fn write(&self, tx: &mut AsyncTx, set: &mut WriteSet, mut write: RowWrite) -> Result<(), Error> {
+        if let Some(before) = &write.before {
+            self.ctx.record_sql(before);
+            let rows = tx.query(before, &write.types).await?;
+            write.read_before(rows);
+        }
         self.ctx.record_sql(&write.query);
         let changed = tx.execute(&write.query).await?;
         write.applied(changed, set)

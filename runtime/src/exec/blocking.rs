@@ -173,7 +173,12 @@ impl Driver {
     }
 
     /// Runs one row write inside a transaction: its statement, then its effects.
-    pub(crate) fn write(&self, tx: &mut dyn Tx, set: &mut WriteSet, write: RowWrite) -> Result<(), Error> {
+    pub(crate) fn write(&self, tx: &mut dyn Tx, set: &mut WriteSet, mut write: RowWrite) -> Result<(), Error> {
+        if let Some(before) = &write.before {
+            self.ctx.record_sql(before);
+            let rows = tx.query(before, &write.types)?;
+            write.read_before(rows);
+        }
         self.ctx.record_sql(&write.query);
         let changed = tx.execute(&write.query)?;
         write.applied(changed, set)
