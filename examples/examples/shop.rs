@@ -6,66 +6,16 @@
 //! `cargo run --example shop` (set `MEMDEX_MEMCACHED=host:port` to pick a server;
 //! `127.0.0.1:11211` is tried by default).
 
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use memdex::{Dialect, Model, Store, select, view};
-use serde::{Deserialize, Serialize};
-
-#[derive(Model, Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[memdex(table = "item")]
-pub struct Item {
-    #[memdex(key)]
-    pub id: i64,
-    #[memdex(index)]
-    pub category_id: i64,
-    pub name: String,
-    pub price: f64,
-}
-
-#[derive(Model, Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[memdex(table = "cart_line")]
-pub struct CartLine {
-    #[memdex(key)]
-    pub id: i64,
-    #[memdex(index)]
-    pub cart_id: i64,
-    pub item_id: i64,
-    pub position: i64,
-}
-
-#[derive(Model, Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[memdex(table = "customer")]
-pub struct Customer {
-    #[memdex(key)]
-    pub id: i64,
-    #[memdex(index(prefix = 1))]
-    pub first_name: String,
-    pub last_name: String,
-}
-
-#[derive(Model, Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[memdex(table = "master")]
-pub struct Master {
-    #[memdex(key)]
-    pub id: i64,
-    #[memdex(index)]
-    pub team: String,
-    pub name: String,
-    pub runs: i64,
-}
+use memdex::{Dialect, Store, select, view};
+use memdex_examples::shop_models::{self, CartLine, Customer, Item, Master, memcached_address};
 
 /// The cart query of the post: one index node serves every page.
 fn get_items_in_cart(store: &Store, cart: i64, limit: u64, offset: u64) -> Result<Vec<CartLine>, memdex::Error> {
     select!(CartLine, |l| l.cart_id == cart).order_by(CartLine::position()).limit(limit).offset(offset).fetch(store)
-}
-
-fn memcached_address() -> Option<SocketAddr> {
-    let wanted = std::env::var("MEMDEX_MEMCACHED").unwrap_or_else(|_| "127.0.0.1:11211".into());
-    let addr = wanted.to_socket_addrs().ok()?.next()?;
-    TcpStream::connect_timeout(&addr, Duration::from_millis(150)).ok().map(|_| addr)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -87,39 +37,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("memdex shop on {} (cache: {cache})", store.describe());
     let trace = |on: bool| tracing_on.store(on, Ordering::Relaxed);
 
-    store.migrate::<Item>()?;
-    store.migrate::<CartLine>()?;
-    store.migrate::<Customer>()?;
-    store.migrate::<Master>()?;
+    shop_models::migrate(&store)?;
 
     // Sample data: the post's four items in category 5, more in other categories,
     // a 1,000-line cart, customers, and a baseball roster.
     let started = Instant::now();
-    store.transaction(|tx| {
-        for (id, name, price) in
-            [(1111, "lamp", 19.5), (2222, "desk", 129.0), (3333, "chair", 49.0), (4444, "rug", 80.0)]
-        {
-            tx.insert(&Item { id, category_id: 5, name: name.into(), price })?;
-        }
-        for id in 1..=200 {
-            tx.insert(&Item { id, category_id: 10 + id % 10, name: format!("item {id}"), price: id as f64 })?;
-        }
-        for position in 0..1000 {
-            tx.insert(&CartLine { id: 10_000 + position, cart_id: 42, item_id: position % 200 + 1, position })?;
-        }
-        for (id, first, last) in
-            [(1, "mira", "Holm"), (2, "Mads", "Berg"), (3, "mikkel", "Dahl"), (4, "nora", "Lie"), (5, "max", "Ek")]
-        {
-            tx.insert(&Customer { id, first_name: first.into(), last_name: last.into() })?;
-        }
-        for (id, team, name, runs) in
-            [(1, "SEA", "Ichiro", 127), (2, "SEA", "Edgar", 102), (3, "NYY", "Derek", 110), (4, "NYY", "Bernie", 98)]
-        {
-            tx.insert(&Master { id, team: team.into(), name: name.into(), runs })?;
-        }
-        Ok(())
-    })?;
-    println!("sample data: 204 items, a 1,000-line cart, 5 customers, 4 players ({:?})\n", started.elapsed());
+    shop_models::insert_sample_data(&store)?;
+    println!("sample data: {} ({:?})\n", shop_models::SAMPLE_DATA, started.elapsed());
 
     println!("1. items in category 5, cold cache (node and objects filled from SQL under leases):");
     let cat = 5;

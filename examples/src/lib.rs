@@ -1,1 +1,9 @@
-//! Shared pieces of the memdex examples.
+//! Shared pieces of the memdex examples: the shop's models and sample data, the
+//! LINQ-post report (`cargo run --example linq`) and the query console
+//! (`cargo run --example console`), kept here so that their tests can call them.
+
+pub mod console;
+pub mod conversation;
+pub mod linq;
+pub mod shop_models;
+pub mod table;
