@@ -697,7 +697,7 @@ error: syntax error: expected an operator, `.`, `(`, `,`, `]`, `and` or `or`
             ":explain customer: lambda c: c.first_name.startswith('m') and c.last_name != 'Ek'",
             "plan for Customer: 1 disjunct, 2 round trips on a hot cache
   [1] c.first_name.startswith(\"m\") and c.last_name != \"Ek\"
-      index first_name (prefix 1)  →  get memdex:customer:89d5aad1:0:first_name[:1]=m
+      index first_name (prefix 1)  →  get memdex:customer:0:first_name[:1]=m
       residual: c.first_name.startswith(\"m\") and c.last_name != \"Ek\"
 sql (on a miss): SELECT \"id\", \"first_name\", \"last_name\" FROM \"customer\" WHERE \"first_name\" GLOB ? AND \"last_name\" <> ?
 ",

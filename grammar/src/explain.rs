@@ -175,7 +175,7 @@ impl fmt::Display for Explain {
     /// ```text
     /// plan for Item: 2 disjuncts, 2 round trips on a hot cache
     ///   [1] c.category_id == cat and c.price > 10.0
-    ///       index category_id  →  get memdex:item:1a2b3c4d:0:category_id={cat}
+    ///       index category_id  →  get memdex:item:0:category_id={cat}
     ///       residual: c.price > 10.0
     ///   …
     /// sql (on a miss): SELECT …

@@ -53,7 +53,7 @@
 //! assert_eq!(explained.disjuncts[0].residual.as_deref(), Some("c.price > 10.0"));
 //! let expected = r#"plan for Item: 1 disjunct, 2 round trips on a hot cache
 //!   [1] c.category_id == cat and c.price > 10.0
-//!       index category_id  →  get shop:item:3d7ad0ee:0:category_id={cat}
+//!       index category_id  →  get shop:item:0:category_id={cat}
 //!       residual: c.price > 10.0
 //! sql (on a miss): SELECT "id", "category_id", "price" FROM "item" WHERE "category_id" = $1 AND "price" > $2"#;
 //! assert_eq!(explained.to_string(), expected);
