@@ -25,6 +25,7 @@ mod error;
 mod exec;
 mod handle;
 mod model;
+mod near;
 mod outbox;
 mod prepared;
 mod query;

@@ -14,7 +14,11 @@ pub(crate) struct Settings {
     pub(crate) outbox_interval: Duration,
     pub(crate) outbox_grace: Duration,
     pub(crate) text_cache_capacity: usize,
+    pub(crate) near_cache_capacity: usize,
 }
+
+/// Bytes of decoded objects a store keeps in its near cache by default.
+pub(crate) const DEFAULT_NEAR_CACHE_CAPACITY: usize = 64 * 1024 * 1024;
 
 /// Prepared text queries a store keeps by default: far more distinct texts than a
 /// program usually sends, at a few kilobytes each.
@@ -33,6 +37,7 @@ impl Default for Settings {
             outbox_interval: Duration::from_secs(1),
             outbox_grace: Duration::from_secs(2),
             text_cache_capacity: DEFAULT_TEXT_CACHE_CAPACITY,
+            near_cache_capacity: DEFAULT_NEAR_CACHE_CAPACITY,
         }
     }
 }

@@ -32,6 +32,12 @@ stats! {
     object_hits,
     /// Objects missing or unreadable in the cache.
     object_misses,
+    /// Objects served from this process's near cache: kept at exactly the version
+    /// every node listing them names (no object read at all).
+    near_hits,
+    /// Objects whose version the nodes named was not kept in the near cache (read
+    /// from the cache or the database, then kept).
+    near_misses,
     /// Fills (nodes or objects) this store won the lease for and stored.
     fills_won,
     /// Fills that lost: a write touched the key between the miss and the fill.

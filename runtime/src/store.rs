@@ -400,6 +400,15 @@ impl StoreBuilder {
         self
     }
 
+    /// Bytes of decoded objects this process keeps in its near cache (default
+    /// 64 MiB; 0 turns it off). A fetch serves a kept object only when the index
+    /// nodes it reads name exactly the kept version, so a hot fetch is one round
+    /// trip (the nodes) and exactly as fresh as reading every object.
+    pub fn near_cache_capacity(mut self, bytes: usize) -> Self {
+        self.settings.near_cache_capacity = bytes;
+        self
+    }
+
     /// Prints the cache conversation to stderr (`get …`, `append …`, `SELECT …`).
     pub fn trace(mut self, on: bool) -> Self {
         self.trace = on.then(|| Arc::new(|line: &str| eprintln!("  {line}")) as TraceSink);

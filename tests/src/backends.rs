@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
-use memdex::Store;
 use memdex::cache::in_process::InProcessCache;
 use memdex::cache::memcached::Memcached;
 use memdex::cache::{CacheBackend, CacheConfig, CacheError, CacheOp, CacheReply};
+use memdex::{Store, StoreBuilder};
 
 use crate::servers::mariadb::MariaDbServer;
 use crate::servers::memcached::MemcachedServer;
@@ -64,6 +64,12 @@ fn with_database(builder: memdex::StoreBuilder, db: Db, name: &str) -> memdex::S
 
 impl Backends {
     pub fn store(&self) -> Store {
+        self.store_with(|builder| builder)
+    }
+
+    /// A fresh store, its builder first passed through `configure` (to set a
+    /// tunable on top of this combination's database and cache).
+    pub fn store_with(&self, configure: impl FnOnce(StoreBuilder) -> StoreBuilder) -> Store {
         let n = SEQUENCE.fetch_add(1, Ordering::Relaxed);
         let name = format!("{}_{}_{n}", self.tag, std::process::id()).replace(['-', ' '], "_").to_lowercase();
         let builder = with_database(Store::builder().namespace(name.clone()), self.db, &name);
@@ -71,7 +77,7 @@ impl Backends {
             Cache::InProcess => builder.in_process_cache(),
             Cache::Memcached => builder.memcached(self.memcached.clone()),
         };
-        builder.build().expect("store builds")
+        configure(builder).build().expect("store builds")
     }
 
     /// A fresh store whose cache (this combination's kind) sits behind a

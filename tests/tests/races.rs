@@ -42,7 +42,7 @@ const DRIVERS: [Driver; 2] = [Driver::Blocking, Driver::Tokio];
 
 /// The stepped process: a blocking store, or an async one awaited on the test
 /// runtime. Either way, its cache batches go through the stepper.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 enum Side {
     Blocking(Store),
     Tokio(AsyncStore),
@@ -89,6 +89,8 @@ struct World {
     stepped: Side,
     other: Store,
     stepper: Stepping,
+    /// The database file both processes share.
+    db_path: String,
     _dir: tempfile_dir::TempDir,
 }
 
@@ -128,7 +130,7 @@ fn world_with_outbox(tag: &str, driver: Driver, interval: Duration, grace: Durat
         Driver::Blocking => Side::Blocking(builder(Box::new(stepper.clone())).build().expect("store")),
         Driver::Tokio => Side::Tokio(block_on(builder(Box::new(stepper.clone())).build_async()).expect("store")),
     };
-    World { stepped, other, stepper, _dir: dir }
+    World { stepped, other, stepper, db_path: db, _dir: dir }
 }
 
 fn ids(items: &[Item]) -> Vec<i64> {
@@ -316,7 +318,7 @@ fn a_writer_that_dies_after_commit_is_repaired_by_another_process_on(driver: Dri
     w.stepper.on_batch(|ops, _| Step::Reply(unreachable(ops)));
     w.stepped.update(&item(2, 5)).unwrap();
     // The writing process is gone before it could drain anything.
-    let World { stepped, other, stepper, _dir } = w;
+    let World { stepped, other, stepper, _dir, .. } = w;
     drop(stepped);
     stepper.clear();
     // The other process drains at its next read (interval and grace are zero here).
@@ -418,4 +420,99 @@ fn a_mariadb_outbox_table_without_moved_is_upgraded() {
     store.update(&item(1, 6)).expect("update");
     assert_eq!(category(&store, 6), vec![1]);
     assert_eq!(category(&store, 5), Vec::<i64>::new());
+}
+
+// ---------------------------------------------------------------------------
+// The near cache: a process keeps decoded objects by version; it serves one only
+// when the nodes it reads name that very version.
+// ---------------------------------------------------------------------------
+
+/// Another process edits a row the reader keeps (same node: the row stays in
+/// category 5) and moves another one out: the reader's next read shows the edit
+/// and drops the moved row, from the nodes' word alone.
+#[test]
+fn a_kept_object_is_never_served_after_another_process_changed_it() {
+    DRIVERS.into_iter().for_each(a_kept_object_is_never_served_after_another_process_changed_it_on);
+}
+
+fn a_kept_object_is_never_served_after_another_process_changed_it_on(driver: Driver) {
+    let w = world_with_outbox("near_edit", driver, Duration::from_secs(600), Duration::from_secs(600));
+    w.other.insert(&item(1, 5)).unwrap();
+    w.other.insert(&item(2, 5)).unwrap();
+    assert_eq!(w.stepped.category(5), vec![1, 2]);
+    assert_eq!(w.stepped.category(5), vec![1, 2]);
+    let warm = w.stepped.stats();
+    assert!(warm.near_hits >= 2, "the reader keeps both objects: {warm:?}");
+    w.other.update(&Item { id: 1, category_id: 5, name: "renamed".into() }).unwrap();
+    w.other.update(&item(2, 6)).unwrap();
+    let rows = w.stepped.rows(5);
+    assert_eq!(ids(&rows), vec![1], "the moved row is gone from category 5");
+    assert_eq!(rows[0].name, "renamed", "the edit is seen, not the kept version");
+    assert_eq!(w.stepped.category(6), vec![2]);
+    // Once the node is clean again, the new versions are kept and served.
+    let before = w.stepped.stats();
+    assert_eq!(w.stepped.rows(5), rows);
+    let after = w.stepped.stats();
+    assert_eq!(after.near_hits - before.near_hits, 1, "{after:?}");
+    assert_eq!(after.cache_round_trips - before.cache_round_trips, 1, "hot again: one round trip");
+}
+
+/// A writer's batch lands in pieces (the object's delete and the node's append sit
+/// on different servers): once its append to the node the reader reads has landed,
+/// the reader no longer serves its kept version, even though the old object's
+/// delete has not landed yet.
+#[test]
+fn an_append_that_landed_before_the_objects_delete_retires_the_kept_version() {
+    DRIVERS.into_iter().for_each(an_append_that_landed_before_the_objects_delete_retires_the_kept_version_on);
+}
+
+fn an_append_that_landed_before_the_objects_delete_retires_the_kept_version_on(driver: Driver) {
+    let w = world_with_outbox("near_split", driver, Duration::from_secs(600), Duration::from_secs(600));
+    w.stepped.insert(&item(1, 5)).unwrap();
+    assert_eq!(w.stepped.category(5), vec![1]);
+    assert_eq!(w.stepped.category(5), vec![1]);
+    let fired = Arc::new(AtomicUsize::new(0));
+    // A third process renames item 1; its batch lands append first, then the reader
+    // (the stepped process) reads, then the delete lands.
+    let split = SplitBatches { inner: w.stepper.plain(), reader: w.stepped.clone(), fired: fired.clone() };
+    let writer = Store::builder()
+        .sqlite(w.db_path.clone())
+        .cache(Box::new(split))
+        .outbox(Duration::from_secs(600), Duration::from_secs(600))
+        .build()
+        .expect("writer store");
+    writer.update(&Item { id: 1, category_id: 5, name: "renamed".into() }).unwrap();
+    assert_eq!(fired.load(Ordering::SeqCst), 1, "the reader read between the append and the delete");
+    assert_eq!(w.stepped.rows(5)[0].name, "renamed");
+}
+
+/// A cache that runs a write batch's appends first, then lets the reader read
+/// category 5 (which must show the new version), then runs the rest.
+#[derive(Debug)]
+struct SplitBatches {
+    inner: Box<dyn CacheBackend>,
+    reader: Side,
+    fired: Arc<AtomicUsize>,
+}
+
+impl CacheBackend for SplitBatches {
+    fn run(&self, ops: &[CacheOp<'_>]) -> Vec<Result<memdex::cache::CacheReply, memdex::cache::CacheError>> {
+        let appends: Vec<CacheOp<'_>> = ops.iter().filter(|op| matches!(op, CacheOp::Append { .. })).copied().collect();
+        if appends.is_empty() || self.fired.fetch_add(1, Ordering::SeqCst) > 0 {
+            return self.inner.run(ops);
+        }
+        let _ = self.inner.run(&appends);
+        let seen = self.reader.rows(5);
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].name, "renamed", "the kept version was served after the append landed");
+        self.inner.run(ops)
+    }
+
+    fn max_value_size(&self) -> usize {
+        self.inner.max_value_size()
+    }
+
+    fn describe(&self) -> String {
+        "split batches".into()
+    }
 }

@@ -150,7 +150,10 @@ impl<'a, T: Model> Fetch<'a, T> {
 
     /// After the nodes are known (from the cache or a snapshot).
     fn objects_listed(&mut self) {
-        self.phase = if self.scan().list_objects() { Phase::ReadObjects } else { self.objects_read() };
+        let ctx = self.env.ctx;
+        let scan = self.scan();
+        let more = scan.list_objects() && scan.use_near(ctx);
+        self.phase = if more { Phase::ReadObjects } else { self.objects_read() };
     }
 
     /// After round trip 2 (or when it had nothing to read).
@@ -183,7 +186,15 @@ impl<'a, T: Model> Fetch<'a, T> {
     }
 
     fn answer(&mut self) -> Phase<T> {
-        let rows = self.scan.take().map(|mut scan| scan.answer(self.filter)).unwrap_or_default();
+        let ctx = self.env.ctx;
+        let rows = self
+            .scan
+            .take()
+            .map(|mut scan| {
+                scan.keep_near(ctx);
+                scan.answer(self.filter)
+            })
+            .unwrap_or_default();
         self.result = Some(Ok(rows));
         Phase::Done
     }

@@ -36,6 +36,7 @@ use crate::cache::{CacheError, CacheOp, CacheReply};
 use crate::db::DbError;
 use crate::error::Error;
 use crate::model::Model;
+use crate::near::NearCache;
 use crate::outbox::Outbox;
 use crate::prepared::TextCache;
 use crate::settings::Settings;
@@ -45,7 +46,7 @@ use crate::trace::Tracer;
 pub(crate) mod database;
 pub(crate) mod drain;
 pub(crate) mod fetch;
-mod scan;
+pub(crate) mod scan;
 pub(crate) mod write;
 mod writeback;
 
@@ -140,6 +141,7 @@ pub(crate) struct Context {
     pub(crate) tracer: Tracer,
     pub(crate) outbox: Outbox,
     pub(crate) text_cache: TextCache,
+    pub(crate) near: NearCache,
     keyspaces: RwLock<HashMap<TypeId, Arc<KeySpace>>>,
 }
 
@@ -148,6 +150,7 @@ impl Context {
         Context {
             outbox: Outbox::new(&settings),
             text_cache: TextCache::new(settings.text_cache_capacity),
+            near: NearCache::new(settings.near_cache_capacity),
             settings,
             stats: Counters::default(),
             tracer,

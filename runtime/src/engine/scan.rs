@@ -16,6 +16,7 @@ use crate::cache::{CacheError, CacheOp, CacheReply};
 use crate::codec::{self, Entry, NodeDecode};
 use crate::error::Error;
 use crate::model::Model;
+use crate::near::ObjectId;
 use crate::prepared::Filter;
 use crate::stats::Counters;
 
@@ -27,30 +28,6 @@ pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 pub(crate) fn fast_map<K, V>(capacity: usize) -> FastMap<K, V> {
     HashMap::with_capacity_and_hasher(capacity, foldhash::fast::RandomState::default())
-}
-
-/// An object's identity within one fetch: an integer id as itself (no key built or
-/// hashed as text), any other id by its cache key. Two ids are the same object
-/// exactly when their cache keys are equal.
-#[derive(Hash, PartialEq, Eq)]
-pub(crate) enum ObjectId {
-    Int(i64),
-    Key(String),
-}
-
-impl ObjectId {
-    pub(crate) fn of(keys: &KeySpace, id: &Value) -> ObjectId {
-        match id {
-            Value::Int(i) => ObjectId::Int(*i),
-            // Text spelled exactly as `i64`'s `Display` spells an integer has that
-            // integer's cache key, so it is the same object.
-            Value::Text(t) => match t.parse::<i64>() {
-                Ok(i) if i.to_string() == *t => ObjectId::Int(i),
-                _ => ObjectId::Key(keys.object(id)),
-            },
-            _ => ObjectId::Key(keys.object(id)),
-        }
-    }
 }
 
 /// Marks slots as seen per pass without clearing between passes: a slot is seen
@@ -144,6 +121,8 @@ struct ObjectState<T> {
     listed: Listed,
     /// The row came from the database during this fetch (evidence for lazy removal).
     from_db: bool,
+    /// The row came from this process's near cache (nothing to keep, nothing read).
+    from_near: bool,
     /// The etag of the cached copy, kept when the database is asked about a row the
     /// cache had (to delete a copy the database shows is stale).
     cached_etag: Option<u64>,
@@ -171,6 +150,9 @@ pub(crate) struct Scan<T> {
     direct_count: usize,
     /// Whether round trip 2 re-reads the nodes' CAS (several cached nodes).
     recheck: bool,
+    /// The objects round trip 2 reads (those neither known from round trip 1 nor
+    /// kept in the near cache).
+    round_two: Vec<usize>,
 }
 
 impl<T: Model> Scan<T> {
@@ -232,6 +214,7 @@ impl<T: Model> Scan<T> {
             key_text: String::new(),
             direct_count: 0,
             recheck: false,
+            round_two: Vec::new(),
         };
         // Objects in first-seen order, each once; its key is built once per fetch.
         scan.direct_slots = direct_ids.iter().map(|ids| ids.iter().map(|id| scan.want(id)).collect()).collect();
@@ -252,6 +235,7 @@ impl<T: Model> Scan<T> {
             key_text: String::new(),
             direct_count: 0,
             recheck: false,
+            round_two: Vec::new(),
         }
     }
 
@@ -268,6 +252,7 @@ impl<T: Model> Scan<T> {
                 etag: None,
                 listed: Listed::Unlisted,
                 from_db: false,
+                from_near: false,
                 cached_etag: None,
                 encoded: None,
                 fill_cas: None,
@@ -386,14 +371,59 @@ impl<T: Model> Scan<T> {
         // change of a node (append, write-back, delete, expiry) changes or drops its
         // CAS, so "same CAS" is exactly "same node".
         self.recheck = self.nodes.len() > 1 && self.nodes.iter().all(|n| n.read_cas.is_some());
-        self.objects.len() > self.direct_count || self.recheck
+        self.round_two = (self.direct_count..self.objects.len()).collect();
+        !self.round_two.is_empty() || self.recheck
+    }
+
+    /// Serves from the near cache every listed object kept at the one version its
+    /// nodes name; round trip 2 then reads only the others (and the CAS re-check).
+    /// Returns whether round trip 2 still has anything to do.
+    pub(crate) fn use_near(&mut self, ctx: &Context) -> bool {
+        let near = &ctx.near;
+        if near.is_on() {
+            let (mut hits, mut misses) = (0u64, 0u64);
+            let keys = &self.keys;
+            let objects = &mut self.objects;
+            self.round_two.retain(|&slot| {
+                let o = &mut objects[slot];
+                let Listed::Version(etag) = o.listed else { return true };
+                match near.get::<T>(&ObjectId::of(keys, &o.id), etag) {
+                    Some(row) => {
+                        o.row = Some(row);
+                        o.etag = Some(etag);
+                        o.from_near = true;
+                        hits += 1;
+                        false
+                    }
+                    None => {
+                        misses += 1;
+                        true
+                    }
+                }
+            });
+            Counters::add(&ctx.stats.near_hits, hits);
+            Counters::add(&ctx.stats.near_misses, misses);
+        }
+        !self.round_two.is_empty() || self.recheck
+    }
+
+    /// Keeps in the near cache the objects this fetch decoded (from the cache's
+    /// bytes, or the database's rows), under the etag of their encoding.
+    pub(crate) fn keep_near(&self, ctx: &Context) {
+        if !ctx.near.is_on() {
+            return;
+        }
+        for o in self.objects.iter().filter(|o| !o.from_near) {
+            let (Some(row), Some(etag)) = (&o.row, o.etag) else { continue };
+            let len = o.encoded.as_ref().map_or(256, Vec::len);
+            ctx.near.keep(ObjectId::of(&self.keys, &o.id), etag, row.clone(), len);
+        }
     }
 
     /// Round trip 2: every object not known yet, and the CAS re-check.
     pub(crate) fn round_two(&self, lease: Option<u32>) -> Vec<CacheOp<'_>> {
-        let mut ops: Vec<CacheOp<'_>> = (self.direct_count..self.objects.len())
-            .map(|slot| CacheOp::Get { key: self.object_key(slot), lease })
-            .collect();
+        let mut ops: Vec<CacheOp<'_>> =
+            self.round_two.iter().map(|&slot| CacheOp::Get { key: self.object_key(slot), lease }).collect();
         if self.recheck {
             // Only the CAS: an unchanged node has the CAS it was read with, so its
             // value need not travel again.
@@ -405,10 +435,17 @@ impl<T: Model> Scan<T> {
     /// Reads round trip 2's replies; false when a re-checked node changed in between
     /// (the database must answer).
     pub(crate) fn read_round_two(&mut self, ctx: &Context, replies: &Replies) -> bool {
-        let object_ops = self.objects.len() - self.direct_count;
+        let object_ops = self.round_two.len();
         let (object_replies, node_replies) = replies.split_at(object_ops.min(replies.len()));
-        let direct = self.direct_count;
-        read_objects(ctx, self.tag, &mut self.objects[direct..], object_replies);
+        let mut hits = 0u64;
+        for (at, &slot) in self.round_two.iter().enumerate() {
+            match object_replies.get(at) {
+                Some(reply) => hits += u64::from(read_object(ctx, self.tag, &mut self.objects[slot], reply)),
+                // An object without a reply (a short reply list) is a miss like any other.
+                None => self.objects[slot].needs_db = true,
+            }
+        }
+        Counters::add(&ctx.stats.object_hits, hits);
         let moved = self.recheck
             && (node_replies.len() != self.nodes.len()
                 || self.nodes.iter().zip(node_replies).any(|(n, r)| match r {

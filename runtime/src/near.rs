@@ -1,0 +1,148 @@
+//! The near cache: decoded objects kept in this process, by model, id and etag,
+//! bounded in bytes (`StoreBuilder::near_cache_capacity`, 0 = off).
+//!
+//! It is content-addressed: an entry maps the hash of an object's encoded bytes to
+//! those bytes decoded, which is true forever. Whether a kept version is *current*
+//! is never the near cache's to say: a fetch serves a kept object only when every
+//! index node listing the id (read in that same fetch) names exactly that version —
+//! the condition under which it would serve the object read from memcached (see
+//! `crate::codec` and `engine::scan`). A hot fetch whose ids are all kept at the
+//! versions their nodes name is therefore one round trip: the nodes.
+//!
+//! Its condition does not rest on memcached's CAS numbers (a cold restart reuses
+//! them, and a server started with `-C` has none): etags come from the bytes the
+//! database's rows encode to, listed in nodes by the writes and fills themselves.
+
+use std::any::{Any, TypeId};
+use std::sync::Arc;
+
+use quick_cache::Weighter;
+use quick_cache::sync::Cache;
+
+use memdex_grammar::Value;
+use memdex_grammar::keys::KeySpace;
+
+/// An object's identity within one fetch: an integer id as itself (no key built or
+/// hashed as text), any other id by its cache key. Two ids are the same object
+/// exactly when their cache keys are equal.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub(crate) enum ObjectId {
+    Int(i64),
+    Key(String),
+}
+
+impl ObjectId {
+    pub(crate) fn of(keys: &KeySpace, id: &Value) -> ObjectId {
+        match id {
+            Value::Int(i) => ObjectId::Int(*i),
+            // Text spelled exactly as `i64`'s `Display` spells an integer has that
+            // integer's cache key, so it is the same object.
+            Value::Text(t) => match t.parse::<i64>() {
+                Ok(i) if i.to_string() == *t => ObjectId::Int(i),
+                _ => ObjectId::Key(keys.object(id)),
+            },
+            _ => ObjectId::Key(keys.object(id)),
+        }
+    }
+}
+
+/// Which object at which version.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub(crate) struct NearKey {
+    model: TypeId,
+    id: ObjectId,
+    etag: u64,
+}
+
+/// A kept object: the decoded row, and what it weighs (its encoded size, plus the
+/// entry's bookkeeping).
+#[derive(Clone)]
+struct Kept {
+    row: Arc<dyn Any + Send + Sync>,
+    weight: u32,
+}
+
+#[derive(Clone)]
+struct ByWeight;
+
+impl Weighter<NearKey, Kept> for ByWeight {
+    fn weight(&self, _: &NearKey, kept: &Kept) -> u64 {
+        u64::from(kept.weight)
+    }
+}
+
+/// Bytes charged per entry on top of the object's encoded size: the key, the `Arc`,
+/// the decoded struct's own allocations (a rough, deliberately generous figure).
+const ENTRY_OVERHEAD: u32 = 96;
+
+/// The near cache of one store.
+pub(crate) struct NearCache {
+    kept: Option<Cache<NearKey, Kept, ByWeight>>,
+}
+
+impl std::fmt::Debug for NearCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.kept {
+            Some(cache) => f.debug_struct("NearCache").field("bytes", &cache.weight()).finish(),
+            None => f.write_str("NearCache(off)"),
+        }
+    }
+}
+
+impl NearCache {
+    /// A near cache of at most `capacity` bytes; 0 turns it off.
+    pub(crate) fn new(capacity: usize) -> NearCache {
+        let kept = (capacity > 0).then(|| {
+            // A first guess of how many objects fit, for the table's initial size.
+            let estimated = (capacity / 512).clamp(16, 1 << 20);
+            Cache::with_weighter(estimated, capacity as u64, ByWeight)
+        });
+        NearCache { kept }
+    }
+
+    pub(crate) fn is_on(&self) -> bool {
+        self.kept.is_some()
+    }
+
+    /// The kept object `id` of model `T` at version `etag`.
+    pub(crate) fn get<T: Clone + Send + Sync + 'static>(&self, id: &ObjectId, etag: u64) -> Option<T> {
+        let kept = self.kept.as_ref()?.get(&NearKey { model: TypeId::of::<T>(), id: id.clone(), etag })?;
+        kept.row.downcast_ref::<T>().cloned()
+    }
+
+    /// Keeps `row`, whose encoding (`encoded_len` bytes long) hashes to `etag`.
+    pub(crate) fn keep<T: Send + Sync + 'static>(&self, id: ObjectId, etag: u64, row: T, encoded_len: usize) {
+        let Some(cache) = &self.kept else { return };
+        let weight = u32::try_from(encoded_len).unwrap_or(u32::MAX).saturating_add(ENTRY_OVERHEAD);
+        cache.insert(NearKey { model: TypeId::of::<T>(), id, etag }, Kept { row: Arc::new(row), weight });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_objects_are_found_by_model_id_and_version_only() {
+        let near = NearCache::new(1 << 20);
+        near.keep(ObjectId::Int(1), 7, String::from("one at 7"), 8);
+        assert_eq!(near.get::<String>(&ObjectId::Int(1), 7).as_deref(), Some("one at 7"));
+        assert_eq!(near.get::<String>(&ObjectId::Int(1), 8), None, "another version");
+        assert_eq!(near.get::<String>(&ObjectId::Int(2), 7), None, "another id");
+        assert_eq!(near.get::<u64>(&ObjectId::Int(1), 7), None, "another model");
+        let off = NearCache::new(0);
+        off.keep(ObjectId::Int(1), 7, String::from("x"), 1);
+        assert_eq!(off.get::<String>(&ObjectId::Int(1), 7), None);
+        assert!(!off.is_on());
+    }
+
+    #[test]
+    fn the_bound_is_in_bytes() {
+        let near = NearCache::new(64 * 1024);
+        for id in 0..10_000 {
+            near.keep(ObjectId::Int(id), 1, vec![0u8; 200], 200);
+        }
+        let kept = (0..10_000).filter(|&id| near.get::<Vec<u8>>(&ObjectId::Int(id), 1).is_some()).count();
+        assert!(kept > 0 && kept < 400, "64 KiB holds about 220 objects of ~300 bytes, kept {kept}");
+    }
+}
