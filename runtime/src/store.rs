@@ -22,7 +22,7 @@ use crate::prepared::{Lookup, TextQuery};
 use crate::query::Select;
 use crate::settings::Settings;
 use crate::stats::{Counters, Stats};
-use crate::trace::Tracer;
+use crate::trace::{TraceSink, Tracer};
 
 impl Store {
     /// A builder: choose a database (required) and a cache (default: in-process).
@@ -452,9 +452,6 @@ impl StoreBuilder {
 
 /// A builder taken apart: database, cache, settings, cache limits, trace sink.
 pub(crate) type BuilderParts = (DbChoice, CacheChoice, Settings, CacheConfig, Option<TraceSink>);
-
-/// Where trace lines go.
-pub(crate) type TraceSink = Arc<dyn Fn(&str) + Send + Sync>;
 
 #[cfg(test)]
 #[allow(clippy::panic)] // a test fails by panicking

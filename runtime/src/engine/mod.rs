@@ -16,7 +16,7 @@
 //! ```
 //!
 //! The blocking driver (`crate::exec::blocking`) runs it over std sockets and pooled
-//! database connections, the tokio driver (`crate::exec::tokio`, feature `tokio`)
+//! database connections, the tokio driver (`crate::exec::asynchronous`, feature `tokio`)
 //! over `tokio::net` and an async pool. Neither knows a race rule: every rule of
 //! ARCHITECTURE.md's table is written once, here, next to the phase it belongs to.
 //! Tests drive the machines directly, with any interleaving of replies.
