@@ -1,6 +1,7 @@
 //! `fetch` as a machine: the cache-aware index scan, phase by phase (DESIGN.md
-//! "Execution"). A hot fetch is two round trips whatever the number of disjuncts,
-//! `in` values or objects:
+//! "Execution"). A hot fetch is at most two round trips whatever the number of
+//! disjuncts, `in` values or objects, and one when the near cache keeps every listed
+//! object at the version its nodes name (round trip 2 then has nothing to read):
 //!
 //! 1. [`Phase::ReadNodes`]: one pipelined get of every index node of every disjunct
 //!    (and of the objects of key lookups), each with a lease on miss;
