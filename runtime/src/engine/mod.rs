@@ -42,10 +42,12 @@ use crate::prepared::TextCache;
 use crate::settings::Settings;
 use crate::stats::Counters;
 use crate::trace::Tracer;
+pub(crate) use observe::{Label, Observation, Outcome};
 
 pub(crate) mod database;
 pub(crate) mod drain;
 pub(crate) mod fetch;
+pub(crate) mod observe;
 pub(crate) mod scan;
 pub(crate) mod write;
 mod writeback;
@@ -95,6 +97,14 @@ impl SqlReply {
 /// again; `finish` is called once, after `poll` said [`Step::Done`].
 pub(crate) trait Machine {
     type Output;
+
+    /// The operation's name and model, for its span and metrics.
+    fn label(&self) -> Label;
+
+    /// What it learned about the cache, read by the driver before `finish`.
+    fn outcome(&self) -> Outcome {
+        Outcome::default()
+    }
 
     /// What to do next. Never blocks, never does I/O.
     fn poll(&mut self) -> Step<'_>;

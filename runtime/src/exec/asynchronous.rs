@@ -17,6 +17,8 @@
 
 use std::sync::Arc;
 
+use tracing::Instrument;
+
 use memdex_grammar::sql::SqlQuery;
 use memdex_grammar::{Dialect, Type, Value};
 
@@ -28,7 +30,7 @@ use crate::engine::database::{self, Page};
 use crate::engine::drain::Drain;
 use crate::engine::fetch::Fetch;
 use crate::engine::write::{ApplyEffects, Commit, RowWrite, WriteSet};
-use crate::engine::{CacheFacts, Context, Env, Machine, Replies, SqlReply, SqlRequest, Step};
+use crate::engine::{CacheFacts, Context, Env, Machine, Observation, Outcome, Replies, SqlReply, SqlRequest, Step};
 use crate::error::Error;
 use crate::model::Model;
 use crate::outbox;
@@ -291,20 +293,37 @@ impl AsyncDriver {
         self.db.dialect()
     }
 
-    /// Runs a machine to its end.
-    pub(crate) async fn run<M: Machine + Send>(&self, mut machine: M) -> Result<M::Output, Error> {
+    /// Runs a machine to its end, inside its span (`engine::observe`).
+    pub(crate) async fn run<M: Machine + Send>(&self, machine: M) -> Result<M::Output, Error> {
+        let mut seen = Observation::start(machine.label(), self.dialect());
+        let span = seen.span().clone();
+        let (outcome, result) = self.steps(machine, &mut seen).instrument(span).await;
+        seen.finish(outcome, result.is_ok());
+        result
+    }
+
+    /// The driving loop of [`AsyncDriver::run`].
+    async fn steps<M: Machine + Send>(
+        &self,
+        mut machine: M,
+        seen: &mut Observation,
+    ) -> (Outcome, Result<M::Output, Error>) {
         loop {
             match machine.poll() {
                 Step::Cache(ops) => {
+                    if !ops.is_empty() {
+                        seen.round_trip();
+                    }
                     let replies = self.cache_run(&ops).await;
                     drop(ops);
                     machine.handle_cache(replies);
                 }
                 Step::Sql(request) => {
+                    seen.statement();
                     let reply = self.sql(request).await;
                     machine.handle_sql(reply);
                 }
-                Step::Done => return machine.finish(),
+                Step::Done => return (machine.outcome(), machine.finish()),
             }
         }
     }

@@ -10,7 +10,7 @@ use crate::engine::database::{self, Page};
 use crate::engine::drain::Drain;
 use crate::engine::fetch::Fetch;
 use crate::engine::write::{ApplyEffects, Commit, RowWrite, WriteSet};
-use crate::engine::{Context, Env, Machine, Replies, SqlReply, SqlRequest, Step};
+use crate::engine::{Context, Env, Label, Machine, Observation, Outcome, Replies, SqlReply, SqlRequest, Step};
 use crate::error::Error;
 use crate::model::Model;
 use crate::outbox;
@@ -33,13 +33,29 @@ impl Driver {
         self.db.dialect()
     }
 
-    /// Runs a machine to its end.
+    /// Runs a machine to its end, inside its span (`engine::observe`).
     pub(crate) fn run<M: Machine>(&self, mut machine: M) -> Result<M::Output, Error> {
+        let mut seen = Observation::start(machine.label(), self.dialect());
+        let span = seen.span().clone();
+        let _entered = span.enter();
         loop {
             let replies = match machine.poll() {
-                Step::Cache(ops) => Ok(self.cache_run(&ops)),
-                Step::Sql(request) => Err(self.sql(request)),
-                Step::Done => return machine.finish(),
+                Step::Cache(ops) => {
+                    if !ops.is_empty() {
+                        seen.round_trip();
+                    }
+                    Ok(self.cache_run(&ops))
+                }
+                Step::Sql(request) => {
+                    seen.statement();
+                    Err(self.sql(request))
+                }
+                Step::Done => {
+                    let outcome = machine.outcome();
+                    let result = machine.finish();
+                    seen.finish(outcome, result.is_ok());
+                    return result;
+                }
             };
             match replies {
                 Ok(replies) => machine.handle_cache(replies),
@@ -100,8 +116,6 @@ impl Driver {
 
     /// Every row matching `filter`, ordered by key.
     pub(crate) fn fetch<T: Model>(&self, filter: &Filter<'_, T>) -> Result<Vec<T>, Error> {
-        let span = tracing::debug_span!("memdex.fetch", model = %T::schema().model, query = %filter.compiled.source);
-        let _entered = span.enter();
         let trusted = self.maybe_drain();
         self.run(Fetch::new(self.env(), filter, trusted))
     }
@@ -126,6 +140,20 @@ impl Driver {
     /// its writes in one batch. `body` gets the transaction and the writes' effects;
     /// an `Err` from it rolls back and touches no cache key.
     pub(crate) fn transaction<R>(
+        &self,
+        body: impl FnOnce(&mut dyn Tx, &mut WriteSet) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        // The transaction's span holds the spans of its cache effects and drains;
+        // its own statements are counted in `Stats`, not on the span.
+        let seen = Observation::start(Label { op: "transaction", model: "" }, self.dialect());
+        let span = seen.span().clone();
+        let _entered = span.enter();
+        let result = self.transaction_in_span(body);
+        seen.finish(Outcome::default(), result.is_ok());
+        result
+    }
+
+    fn transaction_in_span<R>(
         &self,
         body: impl FnOnce(&mut dyn Tx, &mut WriteSet) -> Result<R, Error>,
     ) -> Result<R, Error> {
