@@ -46,6 +46,17 @@ impl PgBaseline {
         Ok((PgBaseline::setup_table(params, "scattered_item", &rows)?, first))
     }
 
+    /// Another connection to a table a `setup` made (one per client thread).
+    pub fn connect(&self, params: &str) -> Result<PgBaseline, postgres::Error> {
+        PgBaseline::prepare(Client::connect(params, NoTls)?, &self.table)
+    }
+
+    fn prepare(mut client: Client, table: &str) -> Result<PgBaseline, postgres::Error> {
+        let by_category = client.prepare(&format!("SELECT {COLUMNS} FROM {table} WHERE category_id = $1"))?;
+        let update_price = client.prepare(&format!("UPDATE {table} SET price = $2 WHERE id = $1"))?;
+        Ok(PgBaseline { client, table: table.to_owned(), by_category, update_price })
+    }
+
     fn setup_table(params: &str, table: &str, rows: &[Row]) -> Result<PgBaseline, postgres::Error> {
         let mut client = Client::connect(params, NoTls)?;
         client.batch_execute(&format!(
@@ -61,9 +72,7 @@ impl PgBaseline {
         }
         tx.commit()?;
         client.batch_execute(&format!("VACUUM ANALYZE {table}"))?;
-        let by_category = client.prepare(&format!("SELECT {COLUMNS} FROM {table} WHERE category_id = $1"))?;
-        let update_price = client.prepare(&format!("UPDATE {table} SET price = $2 WHERE id = $1"))?;
-        Ok(PgBaseline { client, table: table.to_owned(), by_category, update_price })
+        PgBaseline::prepare(client, table)
     }
 
     pub fn by_category(&mut self, category: i64) -> Result<Vec<Row>, postgres::Error> {

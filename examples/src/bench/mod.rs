@@ -402,21 +402,25 @@ fn hot_table(section: &mut Section, cases: &[Case], bars: &mut Vec<Bar>) {
     let memdex_ns = median(&cases[0]);
     let floor_1 = median(&cases[3]);
     let floor_2 = [median(&cases[4]), median(&cases[5])].into_iter().flatten().reduce(f64::min);
-    let mut table =
-        Table::new(["case", "median", "p10", "p90", "round trips", "÷ floor of its round trips", "÷ memdex"]);
+    let mut table = Table::new([
+        "case",
+        "median",
+        "p10",
+        "p90",
+        "round trips",
+        "÷ floor of its round trips",
+        "÷ memdex",
+        "at 200 µs RTT",
+        "at 500 µs RTT",
+    ]);
     for (i, c) in cases.iter().enumerate() {
         let floor = if c.round_trips.starts_with("1 cache") { floor_1 } else { floor_2 };
         let Ok(s) = &c.summary else {
             let reason = c.summary.as_ref().err().cloned().unwrap_or_default();
-            table.row([
-                c.label.clone(),
-                format!("unavailable: {reason}"),
-                "".into(),
-                "".into(),
-                c.round_trips.clone(),
-                "".into(),
-                "".into(),
-            ]);
+            let mut cells = vec![c.label.clone(), format!("unavailable: {reason}"), "".into(), "".into()];
+            cells.push(c.round_trips.clone());
+            cells.resize(9, String::new());
+            table.row(cells);
             continue;
         };
         let is_cache = c.round_trips.contains("cache") && !c.round_trips.contains("db") || i < 3;
@@ -428,6 +432,8 @@ fn hot_table(section: &mut Section, cases: &[Case], bars: &mut Vec<Bar>) {
             c.round_trips.clone(),
             floor.filter(|_| is_cache).map_or("–".into(), |f| format_ratio(s.median_ns, f)),
             memdex_ns.map_or("–".into(), |m| format_ratio(s.median_ns, m)),
+            at_rtt(s.median_ns, &c.round_trips, 200.0),
+            at_rtt(s.median_ns, &c.round_trips, 500.0),
         ]);
         bars.push(Bar {
             label: HOT_CASES[i].1.to_owned(),
@@ -437,6 +443,14 @@ fn hot_table(section: &mut Section, cases: &[Case], bars: &mut Vec<Bar>) {
         });
     }
     section.tables.push(table);
+}
+
+/// A case's time on a network with round-trip time `rtt_us`: the loopback median
+/// plus one RTT per round trip (cache and database alike; an in-process case pays
+/// none). A model, not a measurement: it says what the round-trip counts cost.
+fn at_rtt(median_ns: f64, round_trips: &str, rtt_us: f64) -> String {
+    let trips: u32 = round_trips.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse::<u32>().ok()).sum();
+    format_ns(median_ns + f64::from(trips) * rtt_us * 1000.0)
 }
 
 /// The targets of section 1, each as measured in this run.
@@ -569,6 +583,24 @@ fn growth(
             Err(e) => table.row([format!("{threads} threads, one Store"), format!("unavailable: {e}"), String::new()]),
         }
     }
+    // PostgreSQL's own throughput on the scattered table: a connection per thread.
+    let pg = servers.postgres.as_ref().map_err(|e| e.to_string()).and_then(|pg| {
+        let params = pg.params();
+        let (base, category) =
+            baselines::PgBaseline::setup_scattered(&params, SCATTERED_BASE).map_err(|e| e.to_string())?;
+        Ok((base, category, params))
+    });
+    for &threads in &cfg.threads {
+        let label = format!("{threads} threads, PostgreSQL (scattered table)");
+        match pg
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|(base, category, params)| pg_throughput(base, params, *category, threads, cfg.throughput_time))
+        {
+            Ok((rate, per)) => table.row([label, format!("{rate:.0}"), format_ns(per)]),
+            Err(e) => table.row([label, format!("unavailable: {e}"), String::new()]),
+        }
+    }
     // The same from tasks on one AsyncStore, on a runtime of two workers (the cores).
     let asynchronous = servers.memcached_addrs(1).and_then(|a| memdex_side::open_async(&servers.db(), &a, 2));
     for tasks in [1, 4] {
@@ -641,6 +673,43 @@ fn throughput(b: &Bench, threads: usize, time: Duration) -> Result<(f64, f64), S
     let n = all.len();
     let per = Summary::of(all).map_or(f64::NAN, |s| s.median_ns);
     Ok((n as f64 / time.as_secs_f64(), per))
+}
+
+/// Queries per second from `threads` threads, each on its own connection to the
+/// table `base` was set up on, and the median time of one query.
+fn pg_throughput(
+    base: &baselines::PgBaseline,
+    params: &str,
+    category: i64,
+    threads: usize,
+    time: Duration,
+) -> Result<(f64, f64), String> {
+    let mut conns: Vec<baselines::PgBaseline> =
+        (0..threads).map(|_| base.connect(params).map_err(|e| e.to_string())).collect::<Result<_, _>>()?;
+    let deadline = Instant::now() + time;
+    let results: Vec<Result<Vec<f64>, String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = conns
+            .iter_mut()
+            .map(|conn| {
+                s.spawn(move || {
+                    let mut samples = Vec::new();
+                    while Instant::now() < deadline {
+                        let t = Instant::now();
+                        conn.by_category(category).map_err(|e| e.to_string())?;
+                        samples.push(t.elapsed().as_nanos() as f64);
+                    }
+                    Ok(samples)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("a client thread panicked".into()))).collect()
+    });
+    let mut all = Vec::new();
+    for r in results {
+        all.extend(r?);
+    }
+    let n = all.len();
+    Ok((n as f64 / time.as_secs_f64(), Summary::of(all).map_or(f64::NAN, |s| s.median_ns)))
 }
 
 fn cell(r: &Result<Summary, String>) -> String {
