@@ -1,6 +1,9 @@
 //! The runtime without the macros: a hand-written `Model` and text queries, over
 //! SQLite in memory and the in-process cache.
 
+// Tests fail by panicking, with a message saying what went wrong.
+#![allow(clippy::panic, clippy::unwrap_used)]
+
 use std::sync::OnceLock;
 
 use memdex::__private::IndexInfo;

@@ -143,38 +143,6 @@ pub fn format_ratio(a: f64, b: f64) -> String {
     if !(a.is_finite() && b.is_finite()) || b == 0.0 { "–".to_owned() } else { format!("{:.2}x", a / b) }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percentiles_interpolate_between_ranks() {
-        let s = [1.0, 2.0, 3.0, 4.0, 5.0];
-        assert_eq!(percentile(&s, 0.5), 3.0);
-        assert_eq!(percentile(&s, 0.0), 1.0);
-        assert_eq!(percentile(&s, 1.0), 5.0);
-        assert_eq!(percentile(&s, 0.125), 1.5);
-        assert_eq!(percentile(&[7.0], 0.9), 7.0);
-        assert!(percentile(&[], 0.5).is_nan());
-    }
-
-    #[test]
-    fn summary_sorts_before_ranking() {
-        let s = Summary::of(vec![5.0, 1.0, 3.0]).expect("three samples");
-        assert_eq!((s.median_ns, s.p10_ns, s.iterations), (3.0, 1.4, 3));
-        assert_eq!(Summary::of(Vec::new()), None);
-    }
-
-    #[test]
-    fn units_and_ratios_format() {
-        assert_eq!(format_ns(950.0), "950 ns");
-        assert_eq!(format_ns(12_340.0), "12.3 µs");
-        assert_eq!(format_ns(2_500_000.0), "2.50 ms");
-        assert_eq!(format_ratio(3.0, 2.0), "1.50x");
-        assert_eq!(format_ratio(1.0, 0.0), "–");
-    }
-}
-
 /// One case of an interleaved comparison: a run of it, or why it could not be set up.
 pub type Probe<'a> = Result<Box<dyn FnMut() -> Result<(), String> + 'a>, String>;
 
@@ -214,4 +182,36 @@ pub fn measure_interleaved(budget: Budget, probes: Vec<Probe<'_>>) -> Vec<Result
         done += n;
     }
     samples.into_iter().map(|s| s.and_then(|v| Summary::of(v).ok_or_else(|| "no samples".to_owned()))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_interpolate_between_ranks() {
+        let s = [1.0, 2.0, 3.0, 4.0, 5.0];
+        assert_eq!(percentile(&s, 0.5), 3.0);
+        assert_eq!(percentile(&s, 0.0), 1.0);
+        assert_eq!(percentile(&s, 1.0), 5.0);
+        assert_eq!(percentile(&s, 0.125), 1.5);
+        assert_eq!(percentile(&[7.0], 0.9), 7.0);
+        assert!(percentile(&[], 0.5).is_nan());
+    }
+
+    #[test]
+    fn summary_sorts_before_ranking() {
+        let s = Summary::of(vec![5.0, 1.0, 3.0]).expect("three samples");
+        assert_eq!((s.median_ns, s.p10_ns, s.iterations), (3.0, 1.4, 3));
+        assert_eq!(Summary::of(Vec::new()), None);
+    }
+
+    #[test]
+    fn units_and_ratios_format() {
+        assert_eq!(format_ns(950.0), "950 ns");
+        assert_eq!(format_ns(12_340.0), "12.3 µs");
+        assert_eq!(format_ns(2_500_000.0), "2.50 ms");
+        assert_eq!(format_ratio(3.0, 2.0), "1.50x");
+        assert_eq!(format_ratio(1.0, 0.0), "–");
+    }
 }

@@ -13,6 +13,11 @@ use crate::error::Error;
 use crate::model::Model;
 use crate::prepared::Filter;
 
+/// What a [`OneQuery`] makes of its statement's rows.
+pub(crate) trait Finish<O>: FnOnce(Vec<Vec<Value>>) -> Result<O, Error> {}
+
+impl<O, F: FnOnce(Vec<Vec<Value>>) -> Result<O, Error>> Finish<O> for F {}
+
 /// One statement and what to make of its rows.
 pub(crate) struct OneQuery<O, F> {
     label: Label,
@@ -79,7 +84,7 @@ pub(crate) fn scan_rows<'f, T: Model>(
     env: Env<'_>,
     filter: &'f Filter<'f, T>,
     page: Page<'f>,
-) -> Result<OneQuery<Vec<T>, impl FnOnce(Vec<Vec<Value>>) -> Result<Vec<T>, Error> + 'f>, Error> {
+) -> Result<OneQuery<Vec<T>, impl Finish<Vec<T>> + 'f>, Error> {
     let prepared = filter.prepared()?;
     let params = filter.params.as_params();
     let exact = prepared.filter.as_ref().is_none_or(|f| relax::superset(f, params).exact);
@@ -107,7 +112,7 @@ pub(crate) fn scan_rows<'f, T: Model>(
 pub(crate) fn scan_count<'f, T: Model>(
     env: Env<'_>,
     filter: &'f Filter<'f, T>,
-) -> Result<OneQuery<u64, impl FnOnce(Vec<Vec<Value>>) -> Result<u64, Error> + 'f>, Error> {
+) -> Result<OneQuery<u64, impl Finish<u64> + 'f>, Error> {
     let prepared = filter.prepared()?;
     let params = filter.params.as_params();
     let exact = prepared.filter.as_ref().is_none_or(|f| relax::superset(f, params).exact);
@@ -131,7 +136,7 @@ pub(crate) fn aggregate<T: Model>(
     env: Env<'_>,
     agg: &Aggregate,
     params: &dyn memdex_grammar::Params,
-) -> Result<OneQuery<Option<f64>, impl FnOnce(Vec<Vec<Value>>) -> Result<Option<f64>, Error>>, Error> {
+) -> Result<OneQuery<Option<f64>, impl Finish<Option<f64>>>, Error> {
     let query = sql::aggregate(env.dialect, T::schema(), None, agg, params).map_err(|e| Error::Param(e.to_string()))?;
     Ok(OneQuery::new(label::<T>("view"), query, vec![Type::Float], |rows| {
         Ok(rows.first().and_then(|r| r.first()).and_then(Value::as_f64))
