@@ -47,6 +47,7 @@ pub(crate) mod database;
 pub(crate) mod drain;
 pub(crate) mod fetch;
 pub(crate) mod scan;
+pub(crate) mod schema;
 pub(crate) mod write;
 mod writeback;
 
