@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["codec", "settings", "model", "cache", "db", "near"],
     &["error", "stats", "trace"],
     &["prepared", "outbox", "config"],
-    &["engine"],
+    &["engine", "ddl"],
     &["exec"],
     &["handle"],
     &["query"],

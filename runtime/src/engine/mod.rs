@@ -49,6 +49,7 @@ pub(crate) mod drain;
 pub(crate) mod fetch;
 pub(crate) mod observe;
 pub(crate) mod scan;
+pub(crate) mod schema;
 pub(crate) mod write;
 mod writeback;
 

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use tracing::Instrument;
 
 use memdex_grammar::sql::SqlQuery;
-use memdex_grammar::{Dialect, Type, Value};
+use memdex_grammar::{Dialect, Schema, Type, Value};
 
 use crate::cache::in_process::InProcessCache;
 use crate::cache::memcached::AsyncMemcached;
@@ -29,6 +29,7 @@ use crate::db::{Database, DbError, PoolState, TxConn};
 use crate::engine::database::{self, Page};
 use crate::engine::drain::Drain;
 use crate::engine::fetch::Fetch;
+use crate::engine::schema::{CheckSchema, no_drift, outbox_usable};
 use crate::engine::write::{ApplyEffects, Commit, RowWrite, WriteSet};
 use crate::engine::{CacheFacts, Context, Env, Machine, Observation, Outcome, Replies, SqlReply, SqlRequest, Step};
 use crate::error::Error;
@@ -361,8 +362,13 @@ impl AsyncDriver {
         }
     }
 
-    /// Creates the outbox table if it is missing.
+    /// Creates the outbox table if it is missing, as the blocking driver's; a store
+    /// that does not manage its schema checks it instead.
     pub(crate) async fn ensure_outbox(&self) -> Result<(), Error> {
+        if !self.ctx.settings.manage_schema {
+            let drift = self.run(CheckSchema::new(self.dialect(), outbox::schema())?).await?;
+            return outbox_usable(&outbox::schema().table, &drift);
+        }
         let dialect = self.dialect();
         self.db.execute_ddl(&outbox::create_statements(dialect)).await?;
         let probe = outbox::probe_query(dialect)?;
@@ -370,6 +376,12 @@ impl AsyncDriver {
             self.db.execute_ddl(&[outbox::add_moved_column(dialect)]).await?;
         }
         Ok(())
+    }
+
+    /// Checks that `schema`'s table has every column and index memdex creates for it.
+    pub(crate) async fn check_schema(&self, schema: &'static Schema) -> Result<(), Error> {
+        let drift = self.run(CheckSchema::new(self.dialect(), schema)?).await?;
+        no_drift(&schema.table, &drift)
     }
 
     /// As the blocking driver's: own failed invalidations, and every interval the

@@ -2,13 +2,14 @@
 //! sockets) and a [`Database`] (pooled blocking connections). It moves bytes and
 //! rows and knows no race rule.
 
-use memdex_grammar::Dialect;
+use memdex_grammar::{Dialect, Schema};
 
 use crate::cache::{CacheBackend, CacheOp};
 use crate::db::{Database, DbError, Tx};
 use crate::engine::database::{self, Page};
 use crate::engine::drain::Drain;
 use crate::engine::fetch::Fetch;
+use crate::engine::schema::{CheckSchema, no_drift, outbox_usable};
 use crate::engine::write::{ApplyEffects, Commit, RowWrite, WriteSet};
 use crate::engine::{Context, Env, Label, Machine, Observation, Outcome, Replies, SqlReply, SqlRequest, Step};
 use crate::error::Error;
@@ -90,8 +91,13 @@ impl Driver {
     }
 
     /// Creates the outbox table if it is missing (a table an older memdex created
-    /// gains its `moved` column in place).
+    /// gains its `moved` column in place). A store that does not manage its schema
+    /// runs no DDL: it checks that the table and its columns are there instead.
     pub(crate) fn ensure_outbox(&self) -> Result<(), Error> {
+        if !self.ctx.settings.manage_schema {
+            let drift = self.run(CheckSchema::new(self.dialect(), outbox::schema())?)?;
+            return outbox_usable(&outbox::schema().table, &drift);
+        }
         let dialect = self.dialect();
         self.db.execute_ddl(&outbox::create_statements(dialect))?;
         let probe = outbox::probe_query(dialect)?;
@@ -99,6 +105,12 @@ impl Driver {
             self.db.execute_ddl(&[outbox::add_moved_column(dialect)])?;
         }
         Ok(())
+    }
+
+    /// Checks that `schema`'s table has every column and index memdex creates for it.
+    pub(crate) fn check_schema(&self, schema: &'static Schema) -> Result<(), Error> {
+        let drift = self.run(CheckSchema::new(self.dialect(), schema)?)?;
+        no_drift(&schema.table, &drift)
     }
 
     /// Before every read and write: this process's failed invalidations, and every
