@@ -11,6 +11,8 @@
 //! cached by key, index nodes listing ids per equality criterion, "add eagerly,
 //! remove lazily", leases and CAS for every race.
 
+#![warn(missing_docs)]
+
 // The module graph is one-way, bottom-up (ARCHITECTURE.md, "Code map"):
 // error, stats, trace, codec, settings, model, prepared → cache, db → outbox →
 // engine (the sans-I/O core), ddl → exec (the drivers) → handle → query → store.
