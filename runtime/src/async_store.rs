@@ -28,6 +28,22 @@ impl StoreBuilder {
     /// [`StoreBuilder::manage_schema`] is off). Call it inside a
     /// tokio runtime (it dials the servers); PostgreSQL then runs on
     /// `tokio-postgres`, SQLite on tokio's blocking pool.
+    ///
+    /// It fails as [`StoreBuilder::build`] does.
+    ///
+    /// ```no_run
+    /// use memdex::{AsyncStore, Store};
+    ///
+    /// # async fn run() -> Result<(), memdex::Error> {
+    /// // PostgreSQL (feature `postgres`) on tokio-postgres, memcached over tokio::net.
+    /// let store: AsyncStore = Store::builder()
+    ///     .url("postgres://shop@db.internal/shop")
+    ///     .memcached(["cache1.internal:11211"])
+    ///     .build_async()
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn build_async(self) -> Result<AsyncStore, Error> {
         let (db, cache, settings, cache_config, trace) = self.into_parts()?;
         let db = match db {

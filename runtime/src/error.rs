@@ -11,11 +11,22 @@ pub enum Error {
     /// A text query that does not parse or check; the message has line, column and
     /// a caret under the offending text.
     #[error("{rendered}")]
-    Query { rendered: String, errors: memdex_grammar::Errors },
+    Query {
+        /// Every error of the text, each as a message followed by the offending line
+        /// with a caret under the span it is about (what `Display` prints).
+        rendered: String,
+        /// The same errors as values, each with its kind and its span in the text,
+        /// for tools that place their own markers.
+        errors: memdex_grammar::Errors,
+    },
     /// A query some alternative of which no index serves (text form; the macro form
     /// fails to compile instead). Use a `scan!` or add an index.
     #[error("{message}")]
-    Unindexable { message: String },
+    Unindexable {
+        /// Which alternative of the query no index serves, the indexes the model
+        /// has, and what to add (the words `select!` uses at compile time).
+        message: String,
+    },
     /// The database refused or failed (its code and the driver's error are kept:
     /// [`DbError::code`], `std::error::Error::source`).
     #[error(transparent)]
@@ -25,6 +36,7 @@ pub enum Error {
     UniqueViolation {
         /// The constraint's (or, on SQLite, the columns') name, when the database said.
         constraint: Option<String>,
+        /// The database's own error, with the driver's error as its source.
         #[source]
         source: DbError,
     },
@@ -33,10 +45,24 @@ pub enum Error {
     Param(String),
     /// A row the database returned that does not fit the struct.
     #[error("cannot decode a {model} row: {reason}")]
-    Decode { model: String, reason: String },
+    Decode {
+        /// The name of the model (the struct) the row was read for.
+        model: String,
+        /// Which field or column did not fit, and why.
+        reason: String,
+    },
     /// `update` or `delete` of a key that has no row.
     #[error("no {model} with key {key}")]
-    NotFound { model: String, key: String },
+    NotFound {
+        /// The name of the model (the struct) that was written.
+        model: String,
+        /// The key that names no row, as text.
+        key: String,
+    },
+    /// A store that cannot be built as configured: no database chosen, a URL or
+    /// environment variable that cannot be understood (the message names it), a
+    /// backend whose cargo feature is not enabled, a memcached address that does
+    /// not resolve, or an `AsyncTransaction` used after it failed or ended.
     #[error("configuration: {0}")]
     Config(String),
     /// A write of NaN into a float field, refused before the database sees it:
@@ -45,7 +71,12 @@ pub enum Error {
     #[error(
         "{model}.{field} is NaN; memdex does not store NaN (SQLite would store NULL, PostgreSQL order it above every number)"
     )]
-    NotANumber { model: String, field: String },
+    NotANumber {
+        /// The name of the model (the struct) the row belongs to.
+        model: String,
+        /// The float field that holds NaN.
+        field: String,
+    },
     /// A text value longer than the database can put into a btree index entry
     /// (PostgreSQL: a text primary key, or a text column of a composite index),
     /// refused before the database sees it.

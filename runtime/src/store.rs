@@ -26,6 +26,14 @@ use crate::trace::{TraceSink, Tracer};
 
 impl Store {
     /// A builder: choose a database (required) and a cache (default: in-process).
+    ///
+    /// ```
+    /// use memdex::{Dialect, Store};
+    ///
+    /// let store = Store::builder().sqlite_in_memory().in_process_cache().build()?;
+    /// assert_eq!(store.dialect(), Dialect::Sqlite);
+    /// # Ok::<(), memdex::Error>(())
+    /// ```
     pub fn builder() -> StoreBuilder {
         StoreBuilder::default()
     }
@@ -83,6 +91,31 @@ impl Store {
     /// Runs several writes in one database transaction. The cache hears of them
     /// only after the commit, in one pipelined batch; an `Err` from `f` rolls back
     /// and touches no cache key.
+    ///
+    /// ```
+    /// # use memdex::{Model, Store, select};
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Model, Clone, Debug, PartialEq, Serialize, Deserialize)]
+    /// # pub struct Account {
+    /// #     #[memdex(key)] pub id: i64,
+    /// #     #[memdex(index)] pub owner: String,
+    /// #     pub balance: i64,
+    /// # }
+    /// # let store = Store::builder().sqlite_in_memory().build()?;
+    /// # store.migrate::<Account>()?;
+    /// # store.insert(&Account { id: 1, owner: "ann".into(), balance: 100 })?;
+    /// # store.insert(&Account { id: 2, owner: "bob".into(), balance: 0 })?;
+    /// // Both updates commit, or neither does.
+    /// let moved = store.transaction(|tx| {
+    ///     tx.update(&Account { id: 1, owner: "ann".into(), balance: 70 })?;
+    ///     tx.update(&Account { id: 2, owner: "bob".into(), balance: 30 })?;
+    ///     Ok(30)
+    /// })?;
+    /// assert_eq!(moved, 30);
+    /// let bob = select!(Account, |a| a.owner == "bob").fetch(&store)?;
+    /// assert_eq!(bob[0].balance, 30);
+    /// # Ok::<(), memdex::Error>(())
+    /// ```
     pub fn transaction<R>(&self, f: impl FnOnce(&mut Transaction<'_>) -> Result<R, Error>) -> Result<R, Error> {
         let driver = &*self.driver;
         driver.transaction(|tx, set| f(&mut Transaction { tx, driver, set }))
@@ -235,6 +268,26 @@ pub(crate) enum CacheChoice {
 
 /// Configures a [`Store`]: a database (required), a cache (default: in-process),
 /// and tunables.
+///
+/// Every method takes the builder and returns it; [`StoreBuilder::build`] (or
+/// `build_async`, feature `tokio`) opens the store and reports the first mistake.
+///
+/// ```
+/// use std::time::Duration;
+/// use memdex::Store;
+///
+/// let store = Store::builder()
+///     .sqlite_in_memory()
+///     .in_process_cache()
+///     .namespace("shop")                  // every cache key starts `shop:`
+///     .ttl(600, 3600)                     // index nodes 10 min, objects 1 h
+///     .cache_timeouts(Duration::from_millis(100), Duration::from_millis(150))
+///     .near_cache_capacity(16 << 20)      // 16 MiB of decoded objects
+///     .text_cache_capacity(64)            // prepared text queries kept
+///     .build()?;
+/// assert_eq!(store.stats().writes, 0);
+/// # Ok::<(), memdex::Error>(())
+/// ```
 #[derive(Default)]
 pub struct StoreBuilder {
     db: Option<DbChoice>,
@@ -259,6 +312,17 @@ impl StoreBuilder {
     /// `mysql://user:password@host:port/db` (also `mariadb://`). A URL that cannot
     /// be understood makes [`StoreBuilder::build`] fail with `Error::Config`,
     /// naming what is wrong.
+    ///
+    /// ```
+    /// use memdex::{Error, Store};
+    ///
+    /// let store = Store::builder().url("sqlite::memory:").build()?;
+    /// assert_eq!(store.describe(), "SQLite (in memory) + in-process");
+    ///
+    /// let err = Store::builder().url("redis://localhost").build().unwrap_err();
+    /// assert!(matches!(err, Error::Config(ref why) if why.contains("unknown scheme `redis`")), "{err}");
+    /// # Ok::<(), memdex::Error>(())
+    /// ```
     pub fn url(mut self, url: &str) -> Self {
         self.use_url(url, "database URL");
         self
@@ -280,6 +344,20 @@ impl StoreBuilder {
     /// (by default the in-process cache). A variable that is not set leaves that
     /// choice as it is; a value that cannot be understood makes `build` fail with
     /// `Error::Config` naming the variable.
+    ///
+    /// Choices made in code before `from_env` are defaults the environment may
+    /// override; so a service can run on SQLite and the in-process cache in
+    /// development, and on the servers its deployment names in production:
+    ///
+    /// ```no_run
+    /// use memdex::Store;
+    ///
+    /// // MEMDEX_DATABASE_URL=postgres://shop@db.internal/shop
+    /// // MEMDEX_MEMCACHED=cache1.internal:11211,cache2.internal:11211
+    /// let store = Store::builder().sqlite("dev.db").from_env().build()?;
+    /// println!("memdex on {}", store.describe());
+    /// # Ok::<(), memdex::Error>(())
+    /// ```
     // A builder step, named as DESIGN.md names it (`.from_env()` after `builder()`).
     #[allow(clippy::wrong_self_convention)]
     pub fn from_env(self) -> Self {
@@ -469,6 +547,26 @@ impl StoreBuilder {
     /// Opens the database and the cache and checks that memdex's outbox table
     /// exists (creating it if missing, unless [`StoreBuilder::manage_schema`] is
     /// off: then a missing table or column is [`Error::SchemaDrift`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when no database was chosen, a URL or environment value
+    /// could not be understood, the chosen backend's cargo feature is not enabled,
+    /// or a memcached address does not resolve; [`Error::Database`] when the
+    /// database cannot be opened or reached; [`Error::SchemaDrift`] when
+    /// [`StoreBuilder::manage_schema`] is off and the outbox table or one of its
+    /// columns is missing. A memcached server that cannot be reached is not an
+    /// error: it is marked down and probed until it answers.
+    ///
+    /// ```
+    /// use memdex::{Error, Store};
+    ///
+    /// let store = Store::builder().sqlite_in_memory().build()?;
+    ///
+    /// let err = Store::builder().in_process_cache().build().unwrap_err();
+    /// assert!(matches!(err, Error::Config(ref why) if why.starts_with("no database")), "{err}");
+    /// # Ok::<(), memdex::Error>(())
+    /// ```
     pub fn build(self) -> Result<Store, Error> {
         let (db, cache, settings, cache_config, trace) = self.into_parts()?;
         let db = db.open()?;

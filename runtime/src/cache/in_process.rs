@@ -50,6 +50,7 @@ pub(crate) fn invalid_key_reason(key: &str) -> Option<String> {
 
 /// A source of the current time, as a duration since an arbitrary fixed origin.
 pub trait Clock: Send + Sync + fmt::Debug {
+    /// The time elapsed since the clock's origin; it never goes backwards.
     fn now(&self) -> Duration;
 }
 
@@ -79,6 +80,7 @@ pub struct ManualClock {
 }
 
 impl ManualClock {
+    /// A clock standing at its origin (zero) until [`ManualClock::advance`] moves it.
     pub fn new() -> Self {
         ManualClock::default()
     }

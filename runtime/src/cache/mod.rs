@@ -19,22 +19,56 @@ pub enum CacheOp<'a> {
     /// creates an empty placeholder living `ttl` seconds and the caller who created
     /// it wins the lease ([`CacheReply::LeaseWon`]); others see
     /// [`CacheReply::LeaseBusy`] until the placeholder is replaced or expires.
-    Get { key: &'a str, lease: Option<u32> },
+    Get {
+        /// The cache key to read.
+        key: &'a str,
+        /// `Some(ttl)` to take a lease on a miss, the placeholder living `ttl`
+        /// seconds; `None` for a plain read that changes nothing.
+        lease: Option<u32>,
+    },
     /// Only the CAS token of a stored item, without its value (memcached's
     /// `mg <key> c`): [`CacheReply::Present`] or [`CacheReply::Miss`]. Never takes a
     /// lease and never changes anything; it answers "is this still the item I read?"
     /// without moving the value again. A lease placeholder is an item like any other.
-    GetCas { key: &'a str },
+    GetCas {
+        /// The cache key whose CAS token is wanted.
+        key: &'a str,
+    },
     /// Stores unconditionally.
-    Set { key: &'a str, value: &'a [u8], ttl: u32 },
+    Set {
+        /// The cache key to store under.
+        key: &'a str,
+        /// The bytes to store; a value over the backend's size limit is not stored.
+        value: &'a [u8],
+        /// Seconds the item lives; 0 means until evicted.
+        ttl: u32,
+    },
     /// Stores only when the item still has CAS `cas` (a fill under lease, a
     /// lazy-removal write-back). `Exists` when it changed, `NotFound` when gone.
-    Cas { key: &'a str, value: &'a [u8], ttl: u32, cas: u64 },
+    Cas {
+        /// The cache key to store under.
+        key: &'a str,
+        /// The bytes to store in place of the current value.
+        value: &'a [u8],
+        /// Seconds the new item lives; 0 means until evicted.
+        ttl: u32,
+        /// The CAS token the item must still have (from a `Hit`, `Present` or
+        /// `LeaseWon` reply) for the store to happen.
+        cas: u64,
+    },
     /// Appends to an existing item and changes its CAS; never creates an item
     /// (`NotStored` when absent). Appending to a lease placeholder is allowed.
-    Append { key: &'a str, value: &'a [u8] },
+    Append {
+        /// The cache key of the existing item to extend.
+        key: &'a str,
+        /// The bytes to add at the end of the item's value.
+        value: &'a [u8],
+    },
     /// Removes the item (`Deleted` or `NotFound`).
-    Delete { key: &'a str },
+    Delete {
+        /// The cache key to remove.
+        key: &'a str,
+    },
 }
 
 impl<'a> CacheOp<'a> {
@@ -54,12 +88,51 @@ impl<'a> CacheOp<'a> {
 /// A [`CacheOp`] that owns its key and value, to send a batch to another thread.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OwnedOp {
-    Get { key: String, lease: Option<u32> },
-    GetCas { key: String },
-    Set { key: String, value: Vec<u8>, ttl: u32 },
-    Cas { key: String, value: Vec<u8>, ttl: u32, cas: u64 },
-    Append { key: String, value: Vec<u8> },
-    Delete { key: String },
+    /// An owned [`CacheOp::Get`]: the value and CAS of `key`, taking a lease on a
+    /// miss when `lease` gives the placeholder's time to live in seconds.
+    Get {
+        /// The cache key to read.
+        key: String,
+        /// `Some(ttl)` to take a lease on a miss; `None` for a plain read.
+        lease: Option<u32>,
+    },
+    /// An owned [`CacheOp::GetCas`]: only the CAS token of `key`.
+    GetCas {
+        /// The cache key whose CAS token is wanted.
+        key: String,
+    },
+    /// An owned [`CacheOp::Set`]: stores `value` under `key` unconditionally.
+    Set {
+        /// The cache key to store under.
+        key: String,
+        /// The bytes to store.
+        value: Vec<u8>,
+        /// Seconds the item lives; 0 means until evicted.
+        ttl: u32,
+    },
+    /// An owned [`CacheOp::Cas`]: stores `value` only if the item still has `cas`.
+    Cas {
+        /// The cache key to store under.
+        key: String,
+        /// The bytes to store in place of the current value.
+        value: Vec<u8>,
+        /// Seconds the new item lives; 0 means until evicted.
+        ttl: u32,
+        /// The CAS token the item must still have for the store to happen.
+        cas: u64,
+    },
+    /// An owned [`CacheOp::Append`]: extends an existing item, never creates one.
+    Append {
+        /// The cache key of the existing item to extend.
+        key: String,
+        /// The bytes to add at the end of the item's value.
+        value: Vec<u8>,
+    },
+    /// An owned [`CacheOp::Delete`]: removes the item.
+    Delete {
+        /// The cache key to remove.
+        key: String,
+    },
 }
 
 impl From<&CacheOp<'_>> for OwnedOp {
@@ -97,11 +170,14 @@ pub enum CacheReply {
     /// A stored item (possibly a lease placeholder that got appends: the node codec
     /// tells those apart by their missing header).
     Hit {
+        /// The stored bytes (empty for a bare lease placeholder).
         value: Vec<u8>,
+        /// The item's CAS token, to pass to a later [`CacheOp::Cas`].
         cas: u64,
     },
     /// Present, with this CAS (the answer to a [`CacheOp::GetCas`]).
     Present {
+        /// The item's current CAS token; it changes on every mutation of the item.
         cas: u64,
     },
     /// Absent (a `Get` without lease, or a `GetCas`).
@@ -109,16 +185,22 @@ pub enum CacheReply {
     /// Absent; this caller created the placeholder and should fill it with
     /// `Cas { cas, .. }`.
     LeaseWon {
+        /// The CAS token of the placeholder this caller created.
         cas: u64,
     },
     /// Absent or a placeholder, and another caller holds the lease: answer from the
     /// database without filling.
     LeaseBusy,
+    /// A `Set`, `Cas` or `Append` stored its value.
     Stored,
+    /// A `Set`, `Cas` or `Append` stored nothing: an append onto an absent item, or
+    /// a value (or an appended item) over the size limit, or no room for it.
     NotStored,
-    /// CAS mismatch.
+    /// A `Cas` found the item changed since its CAS token was read (CAS mismatch).
     Exists,
+    /// A `Cas` or `Delete` found no item under the key.
     NotFound,
+    /// A `Delete` removed the item.
     Deleted,
 }
 
@@ -126,21 +208,50 @@ pub enum CacheReply {
 /// a lost invalidation for writes (see the outbox in `crate::outbox`).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CacheError {
+    /// The server could not be dialled, or its connection failed before a read was
+    /// answered (a read is safe to count as a miss).
     #[error("cache server {server} unreachable: {reason}")]
-    Unreachable { server: String, reason: String },
+    Unreachable {
+        /// The server as configured (`host:port`).
+        server: String,
+        /// The socket error, in words.
+        reason: String,
+    },
+    /// The server did not accept a connection or answer a read within the
+    /// configured timeouts ([`CacheConfig::connect_timeout`],
+    /// [`CacheConfig::io_timeout`]).
     #[error("cache server {server} timed out")]
-    Timeout { server: String },
+    Timeout {
+        /// The server as configured (`host:port`).
+        server: String,
+    },
     /// The request was written but no answer came back: it may or may not have
     /// been applied.
     #[error("cache server {server}: request sent, no answer ({reason})")]
-    Ambiguous { server: String, reason: String },
+    Ambiguous {
+        /// The server as configured (`host:port`).
+        server: String,
+        /// What happened to the connection after the request was written.
+        reason: String,
+    },
+    /// The server answered something that is not a valid reply to the request, or
+    /// the request itself was refused before sending (a key memcached cannot take:
+    /// empty, over 250 bytes, or with whitespace or control bytes).
     #[error("cache protocol error from {server}: {reason}")]
-    Protocol { server: String, reason: String },
+    Protocol {
+        /// The server as configured (`host:port`), or the backend's description.
+        server: String,
+        /// What was wrong with the reply or the key.
+        reason: String,
+    },
     /// The server is marked down after a failure: the op was not sent (no time is
     /// spent on it) and, if it invalidates, it is owed to the server until a
     /// background probe applies it (see [`CacheBackend::owes`]).
     #[error("cache server {server} is marked down")]
-    Down { server: String },
+    Down {
+        /// The server as configured (`host:port`).
+        server: String,
+    },
 }
 
 impl CacheError {
@@ -170,7 +281,11 @@ pub struct CacheHealth {
 /// Timeouts and limits shared by the backends.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CacheConfig {
+    /// How long dialling a server may take before it counts as unreachable
+    /// (default 200 ms).
     pub connect_timeout: Duration,
+    /// How long one exchange (a batch written and its replies read) may take before
+    /// the server counts as timed out (default 250 ms).
     pub io_timeout: Duration,
     /// Values larger than this are not stored (memcached's default item limit is 1 MiB).
     pub max_value_size: usize,

@@ -32,16 +32,21 @@ pub enum DbError {
     /// pool had none free in time.
     #[error("database connection failed: {message}")]
     Connect {
+        /// What failed, in words (the server, the pool's timeout, the driver's text).
         message: String,
+        /// The driver's or the pool's own error, when there is one.
         #[source]
         source: Option<DriverError>,
     },
     /// The database refused a statement.
     #[error("database error: {message}")]
     Query {
+        /// The database's or the driver's message about the statement.
         message: String,
         /// SQLSTATE (PostgreSQL), extended result code name (SQLite).
         code: Option<String>,
+        /// The driver's own error, when the refusal came from the database rather
+        /// than from memdex's checks.
         #[source]
         source: Option<DriverError>,
     },
@@ -50,13 +55,20 @@ pub enum DbError {
     UniqueViolation {
         /// The constraint's (or index's) name, when the database said.
         constraint: Option<String>,
+        /// The database's message about the duplicate.
         message: String,
+        /// The driver's own error, when there is one.
         #[source]
         source: Option<DriverError>,
     },
     /// A value of the wrong type came back (schema drift between struct and table).
     #[error("cannot decode column {column}: {reason}")]
-    Decode { column: usize, reason: String },
+    Decode {
+        /// The position of the offending column in the row (schema order, from 0).
+        column: usize,
+        /// The column's name and why its value does not fit the requested type.
+        reason: String,
+    },
 }
 
 impl DbError {
