@@ -5,5 +5,6 @@
 pub mod console;
 pub mod conversation;
 pub mod linq;
+pub mod service;
 pub mod shop_models;
 pub mod table;
