@@ -597,13 +597,18 @@ pub fn builder_from_env() -> StoreBuilder {
             builder = builder.sqlite(path.to_string_lossy()).namespace(format!("{namespace}-{}", std::process::id()));
         }
     }
-    // With MEMDEX_MEMCACHED set, `from_env` below takes it as given, reachable or not;
-    // without it, memcached on the default port is used only when it answers.
+    with_local_memcached(builder).from_env()
+}
+
+/// `builder` with memcached on 127.0.0.1:11211 when something answers there and
+/// `MEMDEX_MEMCACHED` is not set (when it is set, `StoreBuilder::from_env` takes it
+/// as given, reachable or not).
+pub fn with_local_memcached(builder: StoreBuilder) -> StoreBuilder {
     let memcached_configured = std::env::var_os("MEMDEX_MEMCACHED").is_some();
-    if let Some(addr) = (!memcached_configured).then(memcached_address).flatten() {
-        builder = builder.memcached([addr.to_string()]);
+    match (!memcached_configured).then(memcached_address).flatten() {
+        Some(addr) => builder.memcached([addr.to_string()]),
+        None => builder,
     }
-    builder.from_env()
 }
 
 /// The SQLite file [`builder_from_env`] uses when no database is configured (the
