@@ -759,7 +759,8 @@ impl Drop for Running {
     }
 }
 
-/// Serves `shop` on `listener` in a new task (bind `127.0.0.1:0` for a free port).
+/// Serves `shop` on `listener` in a new task of the current tokio runtime (bind
+/// `127.0.0.1:0` for a free port).
 ///
 /// # Errors
 ///
