@@ -23,10 +23,35 @@
 //! * `MEMDEX_LISTEN=host:port` (default 127.0.0.1:3000) is where it listens.
 //!
 //! Sample data (10,000 items in 100 categories, 200 carts of 50 lines) is written
-//! when the item table is empty. Ctrl-C stops it.
+//! when the item table is empty. Ctrl-C (or SIGTERM) stops it.
 
 use memdex_examples::service::{self, ReadPath, Seed, Shop};
 use tokio::net::TcpListener;
+
+/// Ctrl-C or SIGTERM: either stops the service cleanly, so that its private
+/// database file is removed. A signal that cannot be watched is never awaited.
+async fn stop_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -40,11 +65,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("memdex shop service on http://{} ({})", listener.local_addr()?, store.describe());
     println!("try: curl http://{}/items/42", listener.local_addr()?);
     let shop = Shop::new(store, ReadPath::Cache);
-    service::serve(listener, shop, async {
-        // Without a signal handler the service still stops when killed.
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    service::serve(listener, shop, stop_signal()).await?;
     println!("stopped");
     // The private database lived for this run only.
     if let Some(path) = service::private_database() {
