@@ -24,7 +24,8 @@ use crate::trace::Tracer;
 
 impl StoreBuilder {
     /// Opens the database and the cache for the async store, and checks that
-    /// memdex's outbox table exists (creating it if missing). Call it inside a
+    /// memdex's outbox table exists (creating it if missing, unless
+    /// [`StoreBuilder::manage_schema`] is off). Call it inside a
     /// tokio runtime (it dials the servers); PostgreSQL then runs on
     /// `tokio-postgres`, SQLite on tokio's blocking pool.
     pub async fn build_async(self) -> Result<AsyncStore, Error> {
@@ -61,14 +62,24 @@ impl StoreBuilder {
 
 impl AsyncStore {
     /// Creates the model's table and indexes, and memdex's outbox table, if they do
-    /// not exist.
+    /// not exist; on a store that does not manage its schema, checks the model's
+    /// table instead, as [`Store::migrate`](crate::Store::migrate).
     pub async fn migrate<T: Model>(&self) -> Result<(), Error> {
         let driver = &self.driver;
+        if !driver.ctx.settings.manage_schema {
+            return self.check_schema::<T>().await;
+        }
         driver.ensure_outbox().await?;
         let statements = sql::create_table(driver.dialect(), T::schema());
         Counters::add(&driver.ctx.stats.db_queries, statements.len() as u64);
         driver.db.execute_ddl(&statements).await?;
         Ok(())
+    }
+
+    /// Checks that the model's table exists with every column and index
+    /// [`crate::ddl`] creates for it, as [`Store::check_schema`](crate::Store::check_schema).
+    pub async fn check_schema<T: Model>(&self) -> Result<(), Error> {
+        self.driver.check_schema(T::schema()).await
     }
 
     /// Inserts a row (an error if its key exists).
@@ -163,6 +174,12 @@ impl AsyncTransaction {
             }
         }
         result
+    }
+
+    /// Checks that the model's table exists with every column and index
+    /// [`crate::ddl`] creates for it, as [`Store::check_schema`](crate::Store::check_schema).
+    pub async fn check_schema<T: Model>(&self) -> Result<(), Error> {
+        self.driver.check_schema(T::schema()).await
     }
 
     /// Inserts a row (an error if its key exists).

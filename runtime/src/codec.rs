@@ -56,7 +56,7 @@ pub enum NodeDecode {
 /// One entry of a node: an id and the etag of its row's version.
 pub type Entry = (Value, u64);
 
-/// The etag of an encoded object: never [`UNKNOWN_ETAG`] or [`DELETED_ETAG`], which
+/// The etag of an encoded object: never `UNKNOWN_ETAG` or `DELETED_ETAG`, which
 /// name no version.
 pub fn etag(bytes: &[u8]) -> u64 {
     match xxhash_rust::xxh3::xxh3_64(bytes) {

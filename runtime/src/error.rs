@@ -51,6 +51,22 @@ pub enum Error {
     /// refused before the database sees it.
     #[error(transparent)]
     IndexedTextTooLong(#[from] memdex_grammar::sql::IndexedTextTooLong),
+    /// A table is not what memdex expects of it: missing, or missing a column or an
+    /// index `memdex::ddl` (`memdex::outbox_ddl` for `memdex_outbox`) creates. Reported
+    /// by `Store::check_schema`, by `migrate` and by `build` when the store does not
+    /// manage its schema (`StoreBuilder::manage_schema(false)`).
+    #[error(
+        "table `{table}` is not as memdex expects it: {}; memdex::ddl and memdex::outbox_ddl give the statements \
+         that create what it expects",
+        problems.join("; ")
+    )]
+    SchemaDrift {
+        /// The table's name.
+        table: String,
+        /// One sentence per problem: `the table does not exist`, ``column `note` is
+        /// missing``, ``index `item_note_idx` on (`note`) is missing``.
+        problems: Vec<String>,
+    },
     /// A state memdex's own logic should never reach; reported rather than
     /// panicking. Please file it as a bug.
     #[error("memdex internal error: {0}")]

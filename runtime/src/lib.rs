@@ -13,13 +13,14 @@
 
 // The module graph is one-way, bottom-up (ARCHITECTURE.md, "Code map"):
 // error, stats, trace, codec, settings, model, prepared → cache, db → outbox →
-// engine (the sans-I/O core) → exec (the drivers) → handle → query → store.
+// engine (the sans-I/O core), ddl → exec (the drivers) → handle → query → store.
 #[cfg(feature = "tokio")]
 mod async_store;
 pub mod cache;
 mod codec;
 mod config;
 pub mod db;
+mod ddl;
 mod engine;
 mod error;
 mod exec;
@@ -40,6 +41,7 @@ pub mod __private;
 
 #[cfg(feature = "tokio")]
 pub use async_store::AsyncTransaction;
+pub use ddl::{ddl, outbox_ddl};
 pub use error::Error;
 #[cfg(feature = "tokio")]
 pub use handle::AsyncStore;

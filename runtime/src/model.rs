@@ -6,6 +6,16 @@ use memdex_grammar::{Schema, Value};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+/// One index as `select!`'s const check sees it: column field names, and the
+/// prefix length (0: not a prefix index). Generated code names it through
+/// `memdex::__private`; it lives here so that the model layer imports nothing above it.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub struct IndexInfo {
+    pub columns: &'static [&'static str],
+    pub prefix: u32,
+}
+
 /// A struct stored in a table and cached as objects and index nodes.
 ///
 /// Implemented by `#[derive(Model)]`; the attributes name the table, the key and
@@ -20,7 +30,7 @@ pub trait Model: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
 
     /// Compile-time facts for `select!`'s indexability check: the key first
     /// (`prefix: 0`), then each declared index.
-    const INDEXES: &'static [crate::__private::IndexInfo];
+    const INDEXES: &'static [IndexInfo];
 
     /// The same list in words, as `Schema::describe_indexes` writes it.
     const INDEX_LIST: &'static str;

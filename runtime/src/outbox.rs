@@ -51,7 +51,9 @@ const OWN_DRAIN_KEYS: usize = 2_000;
 /// The types of an outbox row, in column order.
 pub(crate) const ROW_TYPES: &[Type] = &[Type::Int, Type::Text, Type::Int, Type::Text];
 
-fn schema() -> &'static Schema {
+/// The outbox table as a schema: its statements, and the schema check of a store
+/// that does not manage its schema.
+pub(crate) fn schema() -> &'static Schema {
     static SCHEMA: OnceLock<Schema> = OnceLock::new();
     SCHEMA.get_or_init(|| {
         Schema::new("MemdexOutbox", TABLE)
@@ -201,7 +203,8 @@ impl Outbox {
     }
 }
 
-/// The statements that create the outbox table and its index, if missing.
+/// The statements that create the outbox table and its index, if missing: what
+/// `memdex::outbox_ddl` hands to a team's own migrations.
 pub(crate) fn create_statements(dialect: Dialect) -> Vec<String> {
     sql::create_table(dialect, schema())
 }

@@ -13,13 +13,7 @@ use memdex_grammar::{Errors, Value};
 
 use crate::model::Model;
 
-/// One index as `select!`'s const check sees it: column field names, and the
-/// prefix length (0: not a prefix index).
-#[derive(Clone, Copy, Debug)]
-pub struct IndexInfo {
-    pub columns: &'static [&'static str],
-    pub prefix: u32,
-}
+pub use crate::model::IndexInfo;
 
 /// Marks a `starts_with` pattern whose length is only known at run time.
 pub const RUNTIME_PREFIX: u32 = u32::MAX;

@@ -15,6 +15,9 @@ pub(crate) struct Settings {
     pub(crate) outbox_grace: Duration,
     pub(crate) text_cache_capacity: usize,
     pub(crate) near_cache_capacity: usize,
+    /// Whether the store runs DDL (creates the outbox table at build, the model's
+    /// table in `migrate`), or only checks that the tables are there.
+    pub(crate) manage_schema: bool,
 }
 
 /// Bytes of decoded objects a store keeps in its near cache by default.
@@ -38,6 +41,7 @@ impl Default for Settings {
             outbox_grace: Duration::from_secs(2),
             text_cache_capacity: DEFAULT_TEXT_CACHE_CAPACITY,
             near_cache_capacity: DEFAULT_NEAR_CACHE_CAPACITY,
+            manage_schema: true,
         }
     }
 }

@@ -98,6 +98,7 @@ impl Counters {
 /// Copies the database pool's gauges and the cache backend's health into a
 /// snapshot of the counters.
 pub(crate) fn merge_gauges(stats: &mut Stats, pool: crate::db::PoolState, health: crate::cache::CacheHealth) {
+    emit_gauges(pool, health);
     stats.db_pool_connections = u64::from(pool.connections);
     stats.db_pool_idle = u64::from(pool.idle);
     stats.cache_servers_down = health.servers_down;
@@ -105,4 +106,17 @@ pub(crate) fn merge_gauges(stats: &mut Stats, pool: crate::db::PoolState, health
     stats.cache_probes = health.probes;
     stats.cache_skipped_ops = health.skipped_ops;
     stats.cache_down_ms = health.down_ms;
+}
+
+/// The pool and cache gauges on the `metrics` facade (feature `metrics`): set
+/// whenever the store's [`Stats`] are read and after every outbox drain, so an
+/// exporter sees them refreshed at least every `outbox_interval`.
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+pub(crate) fn emit_gauges(pool: crate::db::PoolState, health: crate::cache::CacheHealth) {
+    #[cfg(feature = "metrics")]
+    {
+        metrics::gauge!("memdex_db_pool_connections").set(f64::from(pool.connections));
+        metrics::gauge!("memdex_db_pool_idle").set(f64::from(pool.idle));
+        metrics::gauge!("memdex_cache_servers_down").set(health.servers_down as f64);
+    }
 }

@@ -22,7 +22,7 @@ use crate::prepared::{Lookup, TextQuery};
 use crate::query::Select;
 use crate::settings::Settings;
 use crate::stats::{Counters, Stats};
-use crate::trace::Tracer;
+use crate::trace::{TraceSink, Tracer};
 
 impl Store {
     /// A builder: choose a database (required) and a cache (default: in-process).
@@ -31,14 +31,35 @@ impl Store {
     }
 
     /// Creates the model's table and indexes, and memdex's outbox table, if they do
-    /// not exist.
+    /// not exist ([`crate::ddl`] gives the statements).
+    ///
+    /// On a store built with [`StoreBuilder::manage_schema(false)`] it runs no DDL:
+    /// it checks the model's table as [`Store::check_schema`] does, and fails with
+    /// [`Error::SchemaDrift`] naming what is missing. A `migrate` call at start-up
+    /// thus stays right whoever owns the schema: it creates the tables, or it proves
+    /// that the team's migrations did.
     pub fn migrate<T: Model>(&self) -> Result<(), Error> {
         let driver = &self.driver;
+        if !driver.ctx.settings.manage_schema {
+            return self.check_schema::<T>();
+        }
         driver.ensure_outbox()?;
         let statements = sql::create_table(driver.dialect(), T::schema());
         Counters::add(&driver.ctx.stats.db_queries, statements.len() as u64);
         driver.db.execute_ddl(&statements)?;
         Ok(())
+    }
+
+    /// Checks that the model's table exists with every column and index
+    /// [`crate::ddl`] creates for it (an index counts when one of the table's has its
+    /// name, or exactly its columns), and runs no DDL. Column types are not compared.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SchemaDrift`] naming the table and each problem: the table does not
+    /// exist, a column is missing, an index (with its columns) is missing.
+    pub fn check_schema<T: Model>(&self) -> Result<(), Error> {
+        self.driver.check_schema(T::schema())
     }
 
     /// Inserts a row (an error if its key exists). A row memdex cannot store as it
@@ -409,6 +430,30 @@ impl StoreBuilder {
         self
     }
 
+    /// Whether the store runs DDL (default `true`): creates memdex's outbox table
+    /// when it is built and the model's table in [`Store::migrate`].
+    ///
+    /// With `false` the store runs no DDL at all, so the application's database
+    /// role needs no right to create or alter tables: the tables come from the
+    /// team's own migrations ([`crate::ddl`], [`crate::outbox_ddl`]). `build` then
+    /// checks that the outbox table exists with its columns and fails with
+    /// [`Error::SchemaDrift`] naming what is missing (a missing outbox index is only
+    /// logged); `migrate` and [`Store::check_schema`] check a model's table.
+    ///
+    /// ```
+    /// use memdex::{Error, Store};
+    ///
+    /// // An empty database has no outbox table, and this store may not create it.
+    /// let error = Store::builder().sqlite_in_memory().manage_schema(false).build();
+    /// let Err(Error::SchemaDrift { table, problems }) = error else { panic!("{error:?}") };
+    /// assert_eq!(table, "memdex_outbox");
+    /// assert_eq!(problems, ["the table does not exist"]);
+    /// ```
+    pub fn manage_schema(mut self, manage: bool) -> Self {
+        self.settings.manage_schema = manage;
+        self
+    }
+
     /// Prints the cache conversation to stderr (`get …`, `append …`, `SELECT …`).
     pub fn trace(mut self, on: bool) -> Self {
         self.trace = on.then(|| Arc::new(|line: &str| eprintln!("  {line}")) as TraceSink);
@@ -422,7 +467,8 @@ impl StoreBuilder {
     }
 
     /// Opens the database and the cache and checks that memdex's outbox table
-    /// exists (creating it if missing).
+    /// exists (creating it if missing, unless [`StoreBuilder::manage_schema`] is
+    /// off: then a missing table or column is [`Error::SchemaDrift`]).
     pub fn build(self) -> Result<Store, Error> {
         let (db, cache, settings, cache_config, trace) = self.into_parts()?;
         let db = db.open()?;
@@ -452,9 +498,6 @@ impl StoreBuilder {
 
 /// A builder taken apart: database, cache, settings, cache limits, trace sink.
 pub(crate) type BuilderParts = (DbChoice, CacheChoice, Settings, CacheConfig, Option<TraceSink>);
-
-/// Where trace lines go.
-pub(crate) type TraceSink = Arc<dyn Fn(&str) + Send + Sync>;
 
 #[cfg(test)]
 #[allow(clippy::panic)] // a test fails by panicking

@@ -7,10 +7,13 @@ use std::fmt;
 
 use crate::cache::{CacheError, CacheOp, CacheReply};
 
+/// A function that receives each trace line.
+pub(crate) type TraceSink = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
+
 /// Where trace lines go.
 #[derive(Clone, Default)]
 pub(crate) struct Tracer {
-    sink: Option<crate::store::TraceSink>,
+    sink: Option<TraceSink>,
 }
 
 impl fmt::Debug for Tracer {
@@ -20,7 +23,7 @@ impl fmt::Debug for Tracer {
 }
 
 impl Tracer {
-    pub(crate) fn new(sink: Option<crate::store::TraceSink>) -> Tracer {
+    pub(crate) fn new(sink: Option<TraceSink>) -> Tracer {
         Tracer { sink }
     }
 

@@ -37,6 +37,9 @@ const INJECTIONS: &[&str] = &[
     "' || (SELECT 1) || '",
 ];
 
+/// What a probe's rows must satisfy.
+type RowCheck = Box<dyn Fn(&Row) -> bool>;
+
 /// Injection strings stored as values and searched for with parameters, literals,
 /// `startswith`, `in` and `ieq`: they are values, never SQL.
 #[test]
@@ -52,7 +55,7 @@ fn injection_strings_are_only_values() {
         world.load(&rows).unwrap_or_else(|e| panic!("{e}"));
         for s in INJECTIONS {
             let s = (*s).to_owned();
-            let checks: Vec<(Probe, Box<dyn Fn(&Row) -> bool>)> = vec![
+            let checks: Vec<(Probe, RowCheck)> = vec![
                 (
                     Probe::new("lambda r: r.tag == t", &[("t", s.clone().into())]),
                     Box::new({

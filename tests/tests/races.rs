@@ -6,6 +6,9 @@
 //! the tokio driver (an `AsyncStore`, driven on the test runtime). Both run the same
 //! machines, so each rule must hold on both.
 
+// Tests fail by panicking, with a message saying what went wrong.
+#![allow(clippy::panic, clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;

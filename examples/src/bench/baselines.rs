@@ -19,6 +19,7 @@ const SQLITE_BY_CATEGORY: &str = concat!("SELECT ", columns!(), " FROM plain_ite
 /// PostgreSQL through the `postgres` crate, statements prepared once.
 pub struct PgBaseline {
     client: Client,
+    table: String,
     by_category: Statement,
     update_price: Statement,
 }
@@ -31,24 +32,47 @@ impl std::fmt::Debug for PgBaseline {
 
 impl PgBaseline {
     /// Creates and fills `plain_item` (dropping an older one), indexes and analyses it.
+    /// Its rows go in in id order, a category's rows next to each other on the heap.
     pub fn setup(params: &str, rows: &[Row]) -> Result<PgBaseline, postgres::Error> {
+        PgBaseline::setup_table(params, "plain_item", rows)
+    }
+
+    /// The realistic peer: `scattered_item`, 10,000 rows in 100 categories, row `id`
+    /// in category `first + id % 100`, so that one category's 100 rows lie on 100
+    /// different heap pages and the index scan visits each (as rows written over
+    /// months do). Returns the baseline and the category to query.
+    pub fn setup_scattered(params: &str, first: i64) -> Result<(PgBaseline, i64), postgres::Error> {
+        let rows: Vec<Row> = (1..=10_000).map(|id| super::data::row(1_000_000 + id, first + id % 100)).collect();
+        Ok((PgBaseline::setup_table(params, "scattered_item", &rows)?, first))
+    }
+
+    /// Another connection to a table a `setup` made (one per client thread).
+    pub fn connect(&self, params: &str) -> Result<PgBaseline, postgres::Error> {
+        PgBaseline::prepare(Client::connect(params, NoTls)?, &self.table)
+    }
+
+    fn prepare(mut client: Client, table: &str) -> Result<PgBaseline, postgres::Error> {
+        let by_category = client.prepare(&format!("SELECT {COLUMNS} FROM {table} WHERE category_id = $1"))?;
+        let update_price = client.prepare(&format!("UPDATE {table} SET price = $2 WHERE id = $1"))?;
+        Ok(PgBaseline { client, table: table.to_owned(), by_category, update_price })
+    }
+
+    fn setup_table(params: &str, table: &str, rows: &[Row]) -> Result<PgBaseline, postgres::Error> {
         let mut client = Client::connect(params, NoTls)?;
-        client.batch_execute(
-            "DROP TABLE IF EXISTS plain_item;
-             CREATE TABLE plain_item (id BIGINT PRIMARY KEY, category_id BIGINT NOT NULL, name TEXT NOT NULL,
+        client.batch_execute(&format!(
+            "DROP TABLE IF EXISTS {table};
+             CREATE TABLE {table} (id BIGINT PRIMARY KEY, category_id BIGINT NOT NULL, name TEXT NOT NULL,
                  price DOUBLE PRECISION NOT NULL, deleted_at BIGINT, description TEXT NOT NULL);
-             CREATE INDEX plain_item_category ON plain_item (category_id);",
-        )?;
+             CREATE INDEX {table}_category ON {table} (category_id);"
+        ))?;
         let mut tx = client.transaction()?;
-        let insert = tx.prepare(&format!("INSERT INTO plain_item ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"))?;
+        let insert = tx.prepare(&format!("INSERT INTO {table} ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"))?;
         for r in rows {
             tx.execute(&insert, &[&r.id, &r.category_id, &r.name, &r.price, &r.deleted_at, &r.description])?;
         }
         tx.commit()?;
-        client.batch_execute("ANALYZE plain_item")?;
-        let by_category = client.prepare(&format!("SELECT {COLUMNS} FROM plain_item WHERE category_id = $1"))?;
-        let update_price = client.prepare("UPDATE plain_item SET price = $2 WHERE id = $1")?;
-        Ok(PgBaseline { client, by_category, update_price })
+        client.batch_execute(&format!("VACUUM ANALYZE {table}"))?;
+        PgBaseline::prepare(client, table)
     }
 
     pub fn by_category(&mut self, category: i64) -> Result<Vec<Row>, postgres::Error> {
@@ -76,7 +100,7 @@ impl PgBaseline {
     pub fn explain(&mut self, category: i64) -> Result<String, postgres::Error> {
         let rows = self
             .client
-            .query(&format!("EXPLAIN SELECT {COLUMNS} FROM plain_item WHERE category_id = {category}"), &[])?;
+            .query(&format!("EXPLAIN SELECT {COLUMNS} FROM {} WHERE category_id = {category}", self.table), &[])?;
         Ok(rows.iter().filter_map(|r| r.try_get::<_, String>(0).ok()).collect::<Vec<_>>().join("\n"))
     }
 }

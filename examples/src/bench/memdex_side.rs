@@ -9,7 +9,7 @@ use memdex::grammar::keys::KeySpace;
 use memdex::grammar::plan::NodeRef;
 use memdex::grammar::sql::{self, SelectSpec};
 use memdex::grammar::{Access, ParamType, Type};
-use memdex::{Dialect, Model, Select, Store, Value, select};
+use memdex::{AsyncStore, Dialect, Model, Select, Store, Value, select};
 
 use super::data::{self, Row};
 use super::offload::Strategy;
@@ -87,6 +87,86 @@ pub fn open(db: &DbTarget, memcached: &[String]) -> Result<Bench, String> {
     let store = builder(db, memcached).build().map_err(err)?;
     store.migrate::<Item>().map_err(err)?;
     Ok(Bench { store, trace: None })
+}
+
+/// A store like [`open`]'s without the near cache: every hot fetch reads its
+/// objects from memcached again (two round trips).
+pub fn open_without_near(db: &DbTarget, memcached: &[String]) -> Result<Bench, String> {
+    let store = builder(db, memcached).near_cache_capacity(0).build().map_err(err)?;
+    store.migrate::<Item>().map_err(err)?;
+    Ok(Bench { store, trace: None })
+}
+
+/// An [`AsyncStore`] on a tokio runtime of its own.
+pub struct AsyncBench {
+    store: AsyncStore,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl std::fmt::Debug for AsyncBench {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncBench").field("store", &self.store).finish_non_exhaustive()
+    }
+}
+
+/// An async store over the same servers. `workers: 0` runs it on a current-thread
+/// runtime (each fetch on the calling thread, as the blocking store's: the latency
+/// comparison); otherwise on a multi-thread runtime with that many workers (the
+/// throughput of many tasks).
+pub fn open_async(db: &DbTarget, memcached: &[String], workers: usize) -> Result<AsyncBench, String> {
+    let runtime = if workers == 0 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build()
+    }
+    .map_err(err)?;
+    // Sockets belong to the runtime that opened them: the store is built on its own.
+    let store = runtime.block_on(builder(db, memcached).build_async()).map_err(err)?;
+    runtime.block_on(store.migrate::<Item>()).map_err(err)?;
+    Ok(AsyncBench { store, runtime })
+}
+
+impl AsyncBench {
+    /// The hot query, `fetch_async`, driven to completion on this thread.
+    pub fn hot(&self, category: i64) -> Result<usize, String> {
+        let rows = self
+            .runtime
+            .block_on(select!(Item, |i| i.category_id == category).fetch_async(&self.store))
+            .map_err(err)?;
+        Ok(black_box(rows).len())
+    }
+
+    pub fn counters(&self) -> Counters {
+        let s = self.store.stats();
+        Counters { cache_round_trips: s.cache_round_trips, db_queries: s.db_queries }
+    }
+
+    /// Fetches per second from `tasks` tasks sharing this store for `time`, and the
+    /// median time of one fetch.
+    pub fn throughput(&self, tasks: usize, category: i64, time: std::time::Duration) -> Result<(f64, f64), String> {
+        let deadline = std::time::Instant::now() + time;
+        let handles: Vec<_> = (0..tasks)
+            .map(|_| {
+                let store = self.store.clone();
+                self.runtime.spawn(async move {
+                    let mut samples = Vec::new();
+                    while std::time::Instant::now() < deadline {
+                        let t = std::time::Instant::now();
+                        let rows = select!(Item, |i| i.category_id == category).fetch_async(&store).await;
+                        rows.map_err(err)?;
+                        samples.push(t.elapsed().as_nanos() as f64);
+                    }
+                    Ok::<_, String>(samples)
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for handle in handles {
+            all.extend(self.runtime.block_on(handle).map_err(err)??);
+        }
+        let n = all.len();
+        Ok((n as f64 / time.as_secs_f64(), Summary::of(all).map_or(f64::NAN, |s| s.median_ns)))
+    }
 }
 
 /// The same, recording every line of the cache conversation.

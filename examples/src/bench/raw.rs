@@ -60,13 +60,19 @@ impl RawConn {
 
     /// Sends a prebuilt classic `get` of one key and frames its reply.
     pub fn get_prebuilt(&mut self, request: &[u8]) -> io::Result<usize> {
+        self.multi_get(request).map(|(bytes, _)| bytes)
+    }
+
+    /// Sends a prebuilt classic `get` of any number of keys and frames the reply
+    /// stream: the value bytes and how many values came.
+    pub fn multi_get(&mut self, request: &[u8]) -> io::Result<(usize, usize)> {
         self.stream.write_all(request)?;
-        let mut size = 0;
+        let (mut size, mut values) = (0, 0);
         loop {
             let range = self.read_line()?;
             let line = &self.buf[range];
             if line == b"END" {
-                return Ok(size);
+                return Ok((size, values));
             }
             let Some(rest) = line.strip_prefix(b"VALUE ") else {
                 return Err(unexpected(line));
@@ -74,6 +80,7 @@ impl RawConn {
             let n = parse_size(rest.rsplit(|&b| b == b' ').next().unwrap_or_default())?;
             self.skip(n + 2)?;
             size += n;
+            values += 1;
         }
     }
 
@@ -199,5 +206,58 @@ impl NaiveProbe {
             total += self.conn.get_prebuilt(req)?;
         }
         Ok(total)
+    }
+}
+
+/// The one-round-trip floor: the node alone (`mg <node> v`, `mn`). This is all a
+/// hot fetch has to move when the objects it lists are already decoded in the
+/// process, at the versions the node names.
+#[derive(Debug)]
+pub struct NodeOnlyProbe {
+    conn: RawConn,
+    request: Vec<u8>,
+}
+
+impl NodeOnlyProbe {
+    pub fn new(addr: &str, node_keys: &[String]) -> io::Result<NodeOnlyProbe> {
+        Ok(NodeOnlyProbe {
+            conn: RawConn::connect(addr)?,
+            request: meta_get_request(node_keys.iter().map(String::as_str)),
+        })
+    }
+
+    pub fn run(&mut self) -> io::Result<usize> {
+        let nodes = self.conn.pipelined(&self.request)?;
+        if nodes.misses > 0 {
+            return Err(protocol(format!("node-only probe: {} node misses", nodes.misses)));
+        }
+        Ok(nodes.value_bytes)
+    }
+}
+
+/// The classic text protocol's multi-get, two round trips: `get <node>`, then one
+/// `get <k1> … <kn>` of every object (memcached answers it as one reply stream,
+/// the cheapest way to move these bytes).
+#[derive(Debug)]
+pub struct MultiGetProbe {
+    conn: RawConn,
+    nodes: Vec<u8>,
+    objects: Vec<u8>,
+}
+
+impl MultiGetProbe {
+    pub fn new(addr: &str, node_keys: &[String], object_keys: &[String]) -> io::Result<MultiGetProbe> {
+        let line = |keys: &[String]| format!("get {}\r\n", keys.join(" ")).into_bytes();
+        Ok(MultiGetProbe { conn: RawConn::connect(addr)?, nodes: line(node_keys), objects: line(object_keys) })
+    }
+
+    /// Returns the value bytes received; an error when a node or object is missing.
+    pub fn run(&mut self, expected_objects: usize) -> io::Result<usize> {
+        let (node_bytes, nodes) = self.conn.multi_get(&self.nodes)?;
+        let (object_bytes, objects) = self.conn.multi_get(&self.objects)?;
+        if nodes == 0 || objects != expected_objects {
+            return Err(protocol(format!("multi-get probe: {nodes} nodes, {objects} of {expected_objects} objects")));
+        }
+        Ok(node_bytes + object_bytes)
     }
 }

@@ -143,6 +143,47 @@ pub fn format_ratio(a: f64, b: f64) -> String {
     if !(a.is_finite() && b.is_finite()) || b == 0.0 { "–".to_owned() } else { format!("{:.2}x", a / b) }
 }
 
+/// One case of an interleaved comparison: a run of it, or why it could not be set up.
+pub type Probe<'a> = Result<Box<dyn FnMut() -> Result<(), String> + 'a>, String>;
+
+/// Runs of each case in one round before the next case's: long enough to keep each
+/// case's connections and caches warm, short enough that a change of machine load
+/// (another process, a frequency step) hits every case alike.
+const INTERLEAVE_ROUND: usize = 50;
+
+/// Times every probe, interleaved in rounds of [`INTERLEAVE_ROUND`] runs, until each
+/// has `budget.iterations` samples or the time is up (after `min_iterations`). A
+/// probe that fails is dropped from the rounds and reported with its error.
+pub fn measure_interleaved(budget: Budget, probes: Vec<Probe<'_>>) -> Vec<Result<Summary, String>> {
+    let mut probes = probes;
+    let mut samples: Vec<Result<Vec<f64>, String>> = probes
+        .iter_mut()
+        .map(|probe| {
+            let run = probe.as_mut().map_err(|e| e.clone())?;
+            (0..budget.warmup).try_for_each(|_| run())?;
+            Ok(Vec::with_capacity(budget.iterations))
+        })
+        .collect();
+    let started = Instant::now();
+    let mut done = 0;
+    while done < budget.iterations && !(done >= budget.min_iterations && started.elapsed() > budget.max_time) {
+        let n = INTERLEAVE_ROUND.min(budget.iterations - done);
+        for (probe, kept) in probes.iter_mut().zip(&mut samples) {
+            let (Ok(run), Ok(list)) = (probe.as_mut(), kept.as_mut()) else { continue };
+            for _ in 0..n {
+                let t = Instant::now();
+                if let Err(e) = run() {
+                    *kept = Err(e);
+                    break;
+                }
+                list.push(t.elapsed().as_nanos() as f64);
+            }
+        }
+        done += n;
+    }
+    samples.into_iter().map(|s| s.and_then(|v| Summary::of(v).ok_or_else(|| "no samples".to_owned()))).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

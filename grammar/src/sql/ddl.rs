@@ -101,7 +101,36 @@ pub fn create_table(d: Dialect, schema: &Schema) -> Vec<String> {
     let table =
         CreateTableBuilder::new(ast::object_name(q, &schema.table)).if_not_exists(true).columns(columns).build();
     let mut out = vec![Statement::CreateTable(table).to_string()];
+    out.extend(
+        planned_indexes(dialect, schema).into_iter().map(|(_, index)| Statement::CreateIndex(index).to_string()),
+    );
+    out
+}
 
+/// An index [`create_table`] creates, as the database's catalog shows it: a schema
+/// check looks for it by name, or by its columns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexSpec {
+    /// The index's name (`item_cart_id_status_idx`).
+    pub name: String,
+    /// The SQL names of the columns it is on, in order.
+    pub columns: Vec<String>,
+    /// Whether it covers only some rows (`WHERE col IS NULL`): only its name
+    /// identifies it then, since an index on the same columns over every row is a
+    /// different index.
+    pub partial: bool,
+}
+
+/// The indexes [`create_table`] creates for `schema`, in its order.
+pub fn index_specs(d: Dialect, schema: &Schema) -> Vec<IndexSpec> {
+    planned_indexes(d.imp(), schema).into_iter().map(|(spec, _)| spec).collect()
+}
+
+/// Each index of `schema` with its `CREATE INDEX`: the declared ones, and on
+/// PostgreSQL the partial companion of a hash index on an optional column.
+fn planned_indexes(dialect: &dyn SqlDialect, schema: &Schema) -> Vec<(IndexSpec, CreateIndex)> {
+    let q = dialect.quote();
+    let mut out = Vec::new();
     for ix in &schema.indexes {
         let names: Vec<&str> = ix.columns.iter().map(|&c| schema.columns[c].name.as_str()).collect();
         // A one-column text index is looked up by equality only (node fills): where
@@ -132,24 +161,32 @@ pub fn create_table(d: Dialect, schema: &Schema) -> Vec<String> {
             .collect();
         let mut index = create_index(dialect, ast::object_name(q, &schema.table), ident(q, &index_name), columns);
         index.using = hash.then_some(IndexType::Hash);
-        out.push(Statement::CreateIndex(index).to_string());
+        let spec =
+            IndexSpec { name: index_name, columns: names.iter().map(|&n| n.to_owned()).collect(), partial: false };
+        out.push((spec, index));
         // A hash index does not index NULL: the `None` node of an optional column is
         // filled with `col IS NULL`, served by a partial index of its rows.
         if let (true, Some(c)) = (hash, single_text.filter(|&c| schema.columns[c].nullable)) {
-            let col = &schema.columns[c];
-            let key = &schema.columns[schema.key];
-            let name = format!("{}_{}_null_idx", schema.table, col.name);
-            let mut index = create_index(
-                dialect,
-                ast::object_name(q, &schema.table),
-                ident(q, &name),
-                vec![index_column(SqlExpr::Identifier(ident(q, &key.name)))],
-            );
-            index.predicate = Some(SqlExpr::IsNull(Box::new(SqlExpr::Identifier(ident(q, &col.name)))));
-            out.push(Statement::CreateIndex(index).to_string());
+            out.push(null_companion(dialect, schema, c));
         }
     }
     out
+}
+
+/// `CREATE INDEX t_col_null_idx ON t (key) WHERE col IS NULL`.
+fn null_companion(dialect: &dyn SqlDialect, schema: &Schema, column: usize) -> (IndexSpec, CreateIndex) {
+    let q = dialect.quote();
+    let col = &schema.columns[column];
+    let key = &schema.columns[schema.key];
+    let name = format!("{}_{}_null_idx", schema.table, col.name);
+    let mut index = create_index(
+        dialect,
+        ast::object_name(q, &schema.table),
+        ident(q, &name),
+        vec![index_column(SqlExpr::Identifier(ident(q, &key.name)))],
+    );
+    index.predicate = Some(SqlExpr::IsNull(Box::new(SqlExpr::Identifier(ident(q, &col.name)))));
+    (IndexSpec { name, columns: vec![key.name.clone()], partial: true }, index)
 }
 
 fn index_column(expr: SqlExpr) -> IndexColumn {

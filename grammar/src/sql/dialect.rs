@@ -211,6 +211,35 @@ pub(crate) trait SqlDialect {
     /// `None`: the dialect has none (for this type), and the list keeps one
     /// placeholder per element.
     fn in_bound_list(&self, needle: Expr, ty: Option<Type>, list: &mut dyn FnMut() -> Expr) -> Option<Expr>;
+
+    /// A query for the columns of the table the one bound parameter names, one row
+    /// per column, in order: its name. By default the SQL standard's
+    /// `information_schema`, in the schema [`SqlDialect::current_schema`] names.
+    fn columns_query(&self) -> String {
+        format!(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = {} AND table_name = {} \
+             ORDER BY ordinal_position",
+            self.current_schema(),
+            self.placeholder(1)
+        )
+    }
+
+    /// The schema (MySQL: the database) unqualified table names resolve to.
+    fn current_schema(&self) -> &'static str {
+        "CURRENT_SCHEMA"
+    }
+
+    /// A query for the indexes of the table the one bound parameter names, one row
+    /// per key part, by index and then position: the index's name, the column's
+    /// name (NULL for an expression), and 1 for a partial index, else 0. The SQL
+    /// standard has no catalog of indexes, so every dialect says its own.
+    fn indexes_query(&self) -> String;
+
+    /// Whether the database matches table, column and index names ignoring ASCII
+    /// case (SQLite does, and MySQL for columns and indexes); by default not.
+    fn identifiers_ignore_case(&self) -> bool {
+        false
+    }
 }
 
 /// Escapes `%`, `_` and `escape` itself with `escape`, then adds the `%` wildcards
@@ -391,6 +420,21 @@ fn float_finite_by_operands(
 pub(crate) struct Sqlite;
 
 impl SqlDialect for Sqlite {
+    fn columns_query(&self) -> String {
+        "SELECT name FROM pragma_table_info(?) ORDER BY cid".into()
+    }
+
+    // An expression part (a prefix index's `substr`) has no name in `index_info`.
+    fn indexes_query(&self) -> String {
+        "SELECT il.name, ii.name, il.partial FROM pragma_index_list(?) AS il, pragma_index_info(il.name) AS ii \
+         ORDER BY il.name, ii.seqno"
+            .into()
+    }
+
+    fn identifiers_ignore_case(&self) -> bool {
+        true
+    }
+
     /// `needle IN (SELECT "value" FROM json_each(?))`: the runtime binds the list
     /// as a JSON array, which `json_each` (built into SQLite) turns back into
     /// values; an index on the needle's column still serves the lookup.
@@ -507,6 +551,28 @@ fn collate_c(e: Expr) -> Expr {
 }
 
 impl SqlDialect for Postgres {
+    // The catalog rather than `information_schema`: a table is found the way the
+    // emitted SQL finds it, through the search path (`pg_table_is_visible`), where
+    // `information_schema` would look in one schema only.
+    fn columns_query(&self) -> String {
+        "SELECT a.attname FROM pg_catalog.pg_attribute AS a JOIN pg_catalog.pg_class AS t ON t.oid = a.attrelid \
+         WHERE t.relname = $1 AND t.relkind IN ('r', 'p') AND pg_catalog.pg_table_is_visible(t.oid) \
+         AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum"
+            .into()
+    }
+
+    // `indkey` is 0-based and names attribute 0 for an expression, which the
+    // outer join leaves NULL; an index has at most 32 key parts.
+    fn indexes_query(&self) -> String {
+        "SELECT i.relname, a.attname, CASE WHEN x.indpred IS NULL THEN 0 ELSE 1 END \
+         FROM pg_catalog.pg_index AS x JOIN pg_catalog.pg_class AS t ON t.oid = x.indrelid \
+         JOIN pg_catalog.pg_class AS i ON i.oid = x.indexrelid \
+         JOIN generate_series(0, 31) AS k(n) ON k.n < x.indnkeyatts \
+         LEFT JOIN pg_catalog.pg_attribute AS a ON a.attrelid = x.indrelid AND a.attnum = x.indkey[k.n] \
+         WHERE t.relname = $1 AND pg_catalog.pg_table_is_visible(t.oid) ORDER BY i.relname, k.n"
+            .into()
+    }
+
     /// `needle = ANY($n)`, the list bound as one array: PostgreSQL infers the
     /// array's type from the needle, and a btree or hash index on its column serves
     /// the lookup.
@@ -729,6 +795,21 @@ const FINAL_SIGMA: &str = r"(\p{Cased}\p{Case_Ignorable}*)Σ(?!\p{Case_Ignorable
 const FINAL_SIGMA_REPLACEMENT: &str = r"\1ς";
 
 impl SqlDialect for MySql {
+    fn current_schema(&self) -> &'static str {
+        "DATABASE()"
+    }
+
+    // A prefix key part names its column (`SUB_PART` says how much of it).
+    fn indexes_query(&self) -> String {
+        "SELECT INDEX_NAME, COLUMN_NAME, 0 FROM information_schema.STATISTICS \
+         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? ORDER BY INDEX_NAME, SEQ_IN_INDEX"
+            .into()
+    }
+
+    fn identifiers_ignore_case(&self) -> bool {
+        true
+    }
+
     fn quote(&self) -> char {
         '`'
     }

@@ -25,12 +25,14 @@
 //!
 //! Modules: `ast` builds sqlparser nodes, `dialect` holds the `SqlDialect`
 //! trait and its three implementations, `emit` lowers IR expressions, `ddl`
-//! builds `CREATE TABLE`/`CREATE INDEX` and the write statements.
+//! builds `CREATE TABLE`/`CREATE INDEX` and the write statements, `introspect` reads
+//! a table's shape back from the catalog and names how it differs from a schema.
 
 mod ast;
 mod ddl;
 mod dialect;
 mod emit;
+mod introspect;
 
 use sqlparser::ast::{
     BinaryOperator, Expr as SqlExpr, LimitClause, Offset, OffsetRows, OrderByExpr, OrderByKind, OrderByOptions,
@@ -45,7 +47,10 @@ use crate::value::{Type, Value};
 use dialect::SqlDialect;
 use emit::Emitter;
 
-pub use ddl::{IndexedTextTooLong, add_column, check_indexed_text, create_table, delete, insert, update};
+pub use ddl::{
+    IndexSpec, IndexedTextTooLong, add_column, check_indexed_text, create_table, delete, index_specs, insert, update,
+};
+pub use introspect::{COLUMN_ROW, Drift, FoundIndex, INDEX_ROW, TableShape, columns_query, drift, indexes_query};
 
 /// The SQL dialects memdex emits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -144,7 +144,9 @@ pub trait Database: Send + Sync + fmt::Debug {
 /// The threads every pool of the process shares for its housekeeping (opening
 /// connections, idle timeouts, lifetimes): `r2d2` would otherwise start three per
 /// pool, and a program (or a test suite) may build many stores. Four, so that one
-/// pool dialling an unreachable server does not hold up the others.
+/// pool dialling an unreachable server does not hold up the others. (MySQL's pool
+/// is the `mysql` crate's own and needs none.)
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn pool_threads() -> std::sync::Arc<scheduled_thread_pool::ScheduledThreadPool> {
     static POOL: std::sync::OnceLock<std::sync::Arc<scheduled_thread_pool::ScheduledThreadPool>> =
         std::sync::OnceLock::new();

@@ -7,7 +7,7 @@
 //! runs is prepared (binary protocol), so values always travel as bound parameters
 //! and come back typed.
 //!
-//! Every connection is set up the same way (see [`session_setup`]): `utf8mb4`, so
+//! Every connection is set up the same way (see `session_setup`): `utf8mb4`, so
 //! that text is UTF-8 both ways; strict SQL mode, so that a value the column cannot
 //! hold is an error rather than silently changed; `READ COMMITTED`, the isolation
 //! memdex's race rules are written for (PostgreSQL's default); and a

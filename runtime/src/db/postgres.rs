@@ -14,7 +14,7 @@
 //!
 //! The `postgres` crate drives a tokio runtime of its own for each call, which
 //! panics inside another runtime; every call goes through
-//! [`outside_any_runtime`](super::outside_any_runtime), so the blocking store works
+//! `outside_any_runtime`, so the blocking store works
 //! (blocking its worker) even inside an async task.
 //!
 //! TEXT cannot hold the NUL character in PostgreSQL; binding a string containing one

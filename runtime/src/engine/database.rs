@@ -7,14 +7,20 @@ use memdex_grammar::sql::{self, OrderBy, SelectSpec, SqlQuery};
 use memdex_grammar::{Aggregate, Type, Value};
 
 use super::fetch::superset_query;
-use super::{Env, Machine, Replies, SqlReply, SqlRequest, Step, column_types, decode_rows};
+use super::{Env, Label, Machine, Replies, SqlReply, SqlRequest, Step, column_types, decode_rows};
 use crate::db::DbError;
 use crate::error::Error;
 use crate::model::Model;
 use crate::prepared::Filter;
 
+/// What a [`OneQuery`] makes of its statement's rows.
+pub(crate) trait Finish<O>: FnOnce(Vec<Vec<Value>>) -> Result<O, Error> {}
+
+impl<O, F: FnOnce(Vec<Vec<Value>>) -> Result<O, Error>> Finish<O> for F {}
+
 /// One statement and what to make of its rows.
 pub(crate) struct OneQuery<O, F> {
+    label: Label,
     query: SqlQuery,
     types: Vec<Type>,
     finish: Option<F>,
@@ -22,13 +28,17 @@ pub(crate) struct OneQuery<O, F> {
 }
 
 impl<O, F: FnOnce(Vec<Vec<Value>>) -> Result<O, Error>> OneQuery<O, F> {
-    pub(crate) fn new(query: SqlQuery, types: Vec<Type>, finish: F) -> OneQuery<O, F> {
-        OneQuery { query, types, finish: Some(finish), result: None }
+    pub(crate) fn new(label: Label, query: SqlQuery, types: Vec<Type>, finish: F) -> OneQuery<O, F> {
+        OneQuery { label, query, types, finish: Some(finish), result: None }
     }
 }
 
 impl<O, F: FnOnce(Vec<Vec<Value>>) -> Result<O, Error>> Machine for OneQuery<O, F> {
     type Output = O;
+
+    fn label(&self) -> Label {
+        self.label
+    }
 
     fn poll(&mut self) -> Step<'_> {
         match self.result {
@@ -53,6 +63,10 @@ impl<O, F: FnOnce(Vec<Vec<Value>>) -> Result<O, Error>> Machine for OneQuery<O, 
     }
 }
 
+fn label<T: Model>(op: &'static str) -> Label {
+    Label { op, model: &T::schema().model }
+}
+
 /// How `scan!` pages its rows.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Page<'p> {
@@ -70,7 +84,7 @@ pub(crate) fn scan_rows<'f, T: Model>(
     env: Env<'_>,
     filter: &'f Filter<'f, T>,
     page: Page<'f>,
-) -> Result<OneQuery<Vec<T>, impl FnOnce(Vec<Vec<Value>>) -> Result<Vec<T>, Error> + 'f>, Error> {
+) -> Result<OneQuery<Vec<T>, impl Finish<Vec<T>> + 'f>, Error> {
     let prepared = filter.prepared()?;
     let params = filter.params.as_params();
     let exact = prepared.filter.as_ref().is_none_or(|f| relax::superset(f, params).exact);
@@ -85,7 +99,7 @@ pub(crate) fn scan_rows<'f, T: Model>(
     } else {
         superset_query::<T>(env, filter, prepared)?
     };
-    Ok(OneQuery::new(query, column_types::<T>(), move |rows| {
+    Ok(OneQuery::new(label::<T>("scan"), query, column_types::<T>(), move |rows| {
         // The SQL is the predicate's own when exact; the predicate still has the
         // last word, so that no path ever returns a row it rejects.
         let rows: Vec<T> = decode_rows::<T>(rows)?.into_iter().filter(|r| filter.matches(r)).collect();
@@ -98,7 +112,7 @@ pub(crate) fn scan_rows<'f, T: Model>(
 pub(crate) fn scan_count<'f, T: Model>(
     env: Env<'_>,
     filter: &'f Filter<'f, T>,
-) -> Result<OneQuery<u64, impl FnOnce(Vec<Vec<Value>>) -> Result<u64, Error> + 'f>, Error> {
+) -> Result<OneQuery<u64, impl Finish<u64> + 'f>, Error> {
     let prepared = filter.prepared()?;
     let params = filter.params.as_params();
     let exact = prepared.filter.as_ref().is_none_or(|f| relax::superset(f, params).exact);
@@ -109,7 +123,7 @@ pub(crate) fn scan_count<'f, T: Model>(
     } else {
         (superset_query::<T>(env, filter, prepared)?, column_types::<T>())
     };
-    Ok(OneQuery::new(query, types, move |rows| {
+    Ok(OneQuery::new(label::<T>("scan_count"), query, types, move |rows| {
         if !exact {
             return Ok(decode_rows::<T>(rows)?.into_iter().filter(|r| filter.matches(r)).count() as u64);
         }
@@ -122,9 +136,11 @@ pub(crate) fn aggregate<T: Model>(
     env: Env<'_>,
     agg: &Aggregate,
     params: &dyn memdex_grammar::Params,
-) -> Result<OneQuery<Option<f64>, impl FnOnce(Vec<Vec<Value>>) -> Result<Option<f64>, Error>>, Error> {
+) -> Result<OneQuery<Option<f64>, impl Finish<Option<f64>>>, Error> {
     let query = sql::aggregate(env.dialect, T::schema(), None, agg, params).map_err(|e| Error::Param(e.to_string()))?;
-    Ok(OneQuery::new(query, vec![Type::Float], |rows| Ok(rows.first().and_then(|r| r.first()).and_then(Value::as_f64))))
+    Ok(OneQuery::new(label::<T>("view"), query, vec![Type::Float], |rows| {
+        Ok(rows.first().and_then(|r| r.first()).and_then(Value::as_f64))
+    }))
 }
 
 /// A filtered view's aggregate over the rows the fetch returned, with SQL's rules:

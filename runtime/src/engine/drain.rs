@@ -10,7 +10,7 @@
 
 use memdex_grammar::sql::SqlQuery;
 
-use super::{Env, Machine, Replies, SqlReply, SqlRequest, Step};
+use super::{Env, Label, Machine, Replies, SqlReply, SqlRequest, Step};
 use crate::cache::{CacheOp, CacheReply};
 use crate::db::DbError;
 use crate::error::Error;
@@ -144,6 +144,10 @@ fn deletes(entries: &[Entry]) -> Vec<CacheOp<'_>> {
 
 impl Machine for Drain<'_> {
     type Output = usize;
+
+    fn label(&self) -> Label {
+        Label { op: "outbox_drain", model: "" }
+    }
 
     fn poll(&mut self) -> Step<'_> {
         match &self.phase {

@@ -1,6 +1,7 @@
 //! `fetch` as a machine: the cache-aware index scan, phase by phase (DESIGN.md
-//! "Execution"). A hot fetch is two round trips whatever the number of disjuncts,
-//! `in` values or objects:
+//! "Execution"). A hot fetch is at most two round trips whatever the number of
+//! disjuncts, `in` values or objects, and one when the near cache keeps every listed
+//! object at the version its nodes name (round trip 2 then has nothing to read):
 //!
 //! 1. [`Phase::ReadNodes`]: one pipelined get of every index node of every disjunct
 //!    (and of the objects of key lookups), each with a lease on miss;
@@ -19,7 +20,7 @@ use memdex_grammar::{Prepared, Type};
 
 use super::scan::{Scan, WritePlan};
 use super::writeback::WriteBack;
-use super::{Env, Machine, Replies, SqlReply, SqlRequest, Step, column_types, decode_rows};
+use super::{Env, Label, Machine, Outcome, Replies, SqlReply, SqlRequest, Step, column_types, decode_rows};
 use crate::cache::{CacheOp, checked_appends, refused_appends};
 use crate::db::DbError;
 use crate::error::Error;
@@ -66,13 +67,26 @@ pub(crate) struct Fetch<'a, T: Model> {
     phase: Phase<T>,
     scan: Option<Scan<T>>,
     result: Option<Result<Vec<T>, Error>>,
+    /// The database answered the whole query.
+    degraded: bool,
+    /// What the scan found, kept when `answer` consumes it.
+    answered: Outcome,
 }
 
 impl<'a, T: Model> Fetch<'a, T> {
     /// A fetch of `filter`. `cache_trusted`: false while this process has
     /// invalidations it could not apply (the database answers).
     pub(crate) fn new(env: Env<'a>, filter: &'a Filter<'a, T>, cache_trusted: bool) -> Fetch<'a, T> {
-        let mut fetch = Fetch { env, filter, types: column_types::<T>(), phase: Phase::Done, scan: None, result: None };
+        let mut fetch = Fetch {
+            env,
+            filter,
+            types: column_types::<T>(),
+            phase: Phase::Done,
+            scan: None,
+            result: None,
+            degraded: false,
+            answered: Outcome::default(),
+        };
         match fetch.start(cache_trusted) {
             Ok(phase) => fetch.phase = phase,
             Err(e) => fetch.result = Some(Err(e)),
@@ -102,8 +116,9 @@ impl<'a, T: Model> Fetch<'a, T> {
     /// The query on the database alone: the database selects a superset of the
     /// matching rows (`relax::superset`: the filter without the literals whose SQL
     /// may disagree with Rust), and the in-memory predicate decides.
-    fn degrade(&self, prepared: &Prepared) -> Result<Phase<T>, Error> {
+    fn degrade(&mut self, prepared: &Prepared) -> Result<Phase<T>, Error> {
         Counters::add(&self.env.ctx.stats.degraded_calls, 1);
+        self.degraded = true;
         Ok(Phase::Database(superset_query::<T>(self.env, self.filter, prepared)?))
     }
 
@@ -191,6 +206,7 @@ impl<'a, T: Model> Fetch<'a, T> {
             .scan
             .take()
             .map(|mut scan| {
+                self.answered = scan.outcome();
                 scan.keep_near(ctx);
                 scan.answer(self.filter)
             })
@@ -202,6 +218,16 @@ impl<'a, T: Model> Fetch<'a, T> {
 
 impl<T: Model> Machine for Fetch<'_, T> {
     type Output = Vec<T>;
+
+    fn label(&self) -> Label {
+        Label { op: "fetch", model: &T::schema().model }
+    }
+
+    fn outcome(&self) -> Outcome {
+        let mut outcome = self.scan.as_ref().map_or(self.answered, Scan::outcome);
+        outcome.degraded = self.degraded;
+        outcome
+    }
 
     fn poll(&mut self) -> Step<'_> {
         let lease = self.lease();

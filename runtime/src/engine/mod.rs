@@ -16,7 +16,7 @@
 //! ```
 //!
 //! The blocking driver (`crate::exec::blocking`) runs it over std sockets and pooled
-//! database connections, the tokio driver (`crate::exec::tokio`, feature `tokio`)
+//! database connections, the tokio driver (`crate::exec::asynchronous`, feature `tokio`)
 //! over `tokio::net` and an async pool. Neither knows a race rule: every rule of
 //! ARCHITECTURE.md's table is written once, here, next to the phase it belongs to.
 //! Tests drive the machines directly, with any interleaving of replies.
@@ -42,11 +42,14 @@ use crate::prepared::TextCache;
 use crate::settings::Settings;
 use crate::stats::Counters;
 use crate::trace::Tracer;
+pub(crate) use observe::{Label, Observation, Outcome};
 
 pub(crate) mod database;
 pub(crate) mod drain;
 pub(crate) mod fetch;
+pub(crate) mod observe;
 pub(crate) mod scan;
+pub(crate) mod schema;
 pub(crate) mod write;
 mod writeback;
 
@@ -95,6 +98,14 @@ impl SqlReply {
 /// again; `finish` is called once, after `poll` said [`Step::Done`].
 pub(crate) trait Machine {
     type Output;
+
+    /// The operation's name and model, for its span and metrics.
+    fn label(&self) -> Label;
+
+    /// What it learned about the cache, read by the driver before `finish`.
+    fn outcome(&self) -> Outcome {
+        Outcome::default()
+    }
 
     /// What to do next. Never blocks, never does I/O.
     fn poll(&mut self) -> Step<'_>;

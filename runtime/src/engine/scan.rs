@@ -20,7 +20,7 @@ use crate::near::ObjectId;
 use crate::prepared::Filter;
 use crate::stats::Counters;
 
-use super::Context;
+use super::{Context, Outcome};
 
 /// The per-fetch maps hash short keys and integers from the fetch's own nodes;
 /// SipHash's strength buys nothing there, and it was a tenth of a hot fetch.
@@ -480,6 +480,22 @@ impl<T: Model> Scan<T> {
                 }
             }
         }
+    }
+
+    /// What this scan found in the cache, for the fetch's span and metrics.
+    pub(crate) fn outcome(&self) -> Outcome {
+        let node_hits = self.nodes.iter().filter(|n| n.read_cas.is_some()).count() as u64;
+        let mut outcome = Outcome { node_hits, node_misses: self.nodes.len() as u64 - node_hits, ..Outcome::default() };
+        for o in &self.objects {
+            if o.from_near {
+                outcome.near_hits += 1;
+            } else if o.from_db {
+                outcome.object_misses += 1;
+            } else if o.row.is_some() {
+                outcome.object_hits += 1;
+            }
+        }
+        outcome
     }
 
     /// The ids of every object missing, unreadable or in doubt, in chunks of at

@@ -12,7 +12,7 @@ use memdex_grammar::plan::node_of_row;
 use memdex_grammar::sql::{self, SqlQuery};
 use memdex_grammar::{Dialect, Schema, Value};
 
-use super::{Context, Env, Machine, Replies, SqlReply, Step};
+use super::{Context, Env, Label, Machine, Replies, SqlReply, Step};
 use crate::cache::{CacheOp, checked_appends, refused_appends};
 use crate::codec;
 use crate::db::DbError;
@@ -338,6 +338,10 @@ fn failed_keys(ops: &[CacheOp<'_>], replies: &Replies) -> Vec<String> {
 
 impl Machine for ApplyEffects<'_> {
     type Output = ();
+
+    fn label(&self) -> Label {
+        Label { op: "apply_effects", model: "" }
+    }
 
     fn poll(&mut self) -> Step<'_> {
         match &self.phase {

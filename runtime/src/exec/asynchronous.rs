@@ -17,8 +17,10 @@
 
 use std::sync::Arc;
 
+use tracing::Instrument;
+
 use memdex_grammar::sql::SqlQuery;
-use memdex_grammar::{Dialect, Type, Value};
+use memdex_grammar::{Dialect, Schema, Type, Value};
 
 use crate::cache::in_process::InProcessCache;
 use crate::cache::memcached::AsyncMemcached;
@@ -27,8 +29,9 @@ use crate::db::{Database, DbError, PoolState, TxConn};
 use crate::engine::database::{self, Page};
 use crate::engine::drain::Drain;
 use crate::engine::fetch::Fetch;
+use crate::engine::schema::{CheckSchema, no_drift, outbox_usable};
 use crate::engine::write::{ApplyEffects, Commit, RowWrite, WriteSet};
-use crate::engine::{CacheFacts, Context, Env, Machine, Replies, SqlReply, SqlRequest, Step};
+use crate::engine::{CacheFacts, Context, Env, Machine, Observation, Outcome, Replies, SqlReply, SqlRequest, Step};
 use crate::error::Error;
 use crate::model::Model;
 use crate::outbox;
@@ -198,6 +201,9 @@ impl AsyncDb {
 
 /// An open transaction of the async store.
 #[derive(Debug)]
+// One per transaction in flight, moved rarely: boxing the larger variant would add an
+// allocation per transaction for no measurable gain.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum AsyncTx {
     #[cfg(feature = "postgres")]
     Postgres(AsyncPgTx),
@@ -269,7 +275,13 @@ impl AsyncTx {
             AsyncTx::Postgres(tx) => tx.rollback().await,
             // Dropping a blocking transaction rolls it back; on the blocking pool, as
             // the rollback is a statement.
-            AsyncTx::Blocking(slot) => blocking(move || Ok(drop(slot))).await,
+            AsyncTx::Blocking(slot) => {
+                blocking(move || {
+                    drop(slot);
+                    Ok(())
+                })
+                .await
+            }
         }
     }
 }
@@ -291,20 +303,37 @@ impl AsyncDriver {
         self.db.dialect()
     }
 
-    /// Runs a machine to its end.
-    pub(crate) async fn run<M: Machine + Send>(&self, mut machine: M) -> Result<M::Output, Error> {
+    /// Runs a machine to its end, inside its span (`engine::observe`).
+    pub(crate) async fn run<M: Machine + Send>(&self, machine: M) -> Result<M::Output, Error> {
+        let mut seen = Observation::start(machine.label(), self.dialect());
+        let span = seen.span().clone();
+        let (outcome, result) = self.steps(machine, &mut seen).instrument(span).await;
+        seen.finish(outcome, result.is_ok());
+        result
+    }
+
+    /// The driving loop of [`AsyncDriver::run`].
+    async fn steps<M: Machine + Send>(
+        &self,
+        mut machine: M,
+        seen: &mut Observation,
+    ) -> (Outcome, Result<M::Output, Error>) {
         loop {
             match machine.poll() {
                 Step::Cache(ops) => {
+                    if !ops.is_empty() {
+                        seen.round_trip();
+                    }
                     let replies = self.cache_run(&ops).await;
                     drop(ops);
                     machine.handle_cache(replies);
                 }
                 Step::Sql(request) => {
+                    seen.statement();
                     let reply = self.sql(request).await;
                     machine.handle_sql(reply);
                 }
-                Step::Done => return machine.finish(),
+                Step::Done => return (machine.outcome(), machine.finish()),
             }
         }
     }
@@ -333,8 +362,13 @@ impl AsyncDriver {
         }
     }
 
-    /// Creates the outbox table if it is missing.
+    /// Creates the outbox table if it is missing, as the blocking driver's; a store
+    /// that does not manage its schema checks it instead.
     pub(crate) async fn ensure_outbox(&self) -> Result<(), Error> {
+        if !self.ctx.settings.manage_schema {
+            let drift = self.run(CheckSchema::new(self.dialect(), outbox::schema())?).await?;
+            return outbox_usable(&outbox::schema().table, &drift);
+        }
         let dialect = self.dialect();
         self.db.execute_ddl(&outbox::create_statements(dialect)).await?;
         let probe = outbox::probe_query(dialect)?;
@@ -342,6 +376,12 @@ impl AsyncDriver {
             self.db.execute_ddl(&[outbox::add_moved_column(dialect)]).await?;
         }
         Ok(())
+    }
+
+    /// Checks that `schema`'s table has every column and index memdex creates for it.
+    pub(crate) async fn check_schema(&self, schema: &'static Schema) -> Result<(), Error> {
+        let drift = self.run(CheckSchema::new(self.dialect(), schema)?).await?;
+        no_drift(&schema.table, &drift)
     }
 
     /// As the blocking driver's: own failed invalidations, and every interval the

@@ -2,15 +2,16 @@
 //! sockets) and a [`Database`] (pooled blocking connections). It moves bytes and
 //! rows and knows no race rule.
 
-use memdex_grammar::Dialect;
+use memdex_grammar::{Dialect, Schema};
 
 use crate::cache::{CacheBackend, CacheOp};
 use crate::db::{Database, DbError, Tx};
 use crate::engine::database::{self, Page};
 use crate::engine::drain::Drain;
 use crate::engine::fetch::Fetch;
+use crate::engine::schema::{CheckSchema, no_drift, outbox_usable};
 use crate::engine::write::{ApplyEffects, Commit, RowWrite, WriteSet};
-use crate::engine::{Context, Env, Machine, Replies, SqlReply, SqlRequest, Step};
+use crate::engine::{Context, Env, Label, Machine, Observation, Outcome, Replies, SqlReply, SqlRequest, Step};
 use crate::error::Error;
 use crate::model::Model;
 use crate::outbox;
@@ -33,13 +34,29 @@ impl Driver {
         self.db.dialect()
     }
 
-    /// Runs a machine to its end.
+    /// Runs a machine to its end, inside its span (`engine::observe`).
     pub(crate) fn run<M: Machine>(&self, mut machine: M) -> Result<M::Output, Error> {
+        let mut seen = Observation::start(machine.label(), self.dialect());
+        let span = seen.span().clone();
+        let _entered = span.enter();
         loop {
             let replies = match machine.poll() {
-                Step::Cache(ops) => Ok(self.cache_run(&ops)),
-                Step::Sql(request) => Err(self.sql(request)),
-                Step::Done => return machine.finish(),
+                Step::Cache(ops) => {
+                    if !ops.is_empty() {
+                        seen.round_trip();
+                    }
+                    Ok(self.cache_run(&ops))
+                }
+                Step::Sql(request) => {
+                    seen.statement();
+                    Err(self.sql(request))
+                }
+                Step::Done => {
+                    let outcome = machine.outcome();
+                    let result = machine.finish();
+                    seen.finish(outcome, result.is_ok());
+                    return result;
+                }
             };
             match replies {
                 Ok(replies) => machine.handle_cache(replies),
@@ -74,8 +91,13 @@ impl Driver {
     }
 
     /// Creates the outbox table if it is missing (a table an older memdex created
-    /// gains its `moved` column in place).
+    /// gains its `moved` column in place). A store that does not manage its schema
+    /// runs no DDL: it checks that the table and its columns are there instead.
     pub(crate) fn ensure_outbox(&self) -> Result<(), Error> {
+        if !self.ctx.settings.manage_schema {
+            let drift = self.run(CheckSchema::new(self.dialect(), outbox::schema())?)?;
+            return outbox_usable(&outbox::schema().table, &drift);
+        }
         let dialect = self.dialect();
         self.db.execute_ddl(&outbox::create_statements(dialect))?;
         let probe = outbox::probe_query(dialect)?;
@@ -83,6 +105,12 @@ impl Driver {
             self.db.execute_ddl(&[outbox::add_moved_column(dialect)])?;
         }
         Ok(())
+    }
+
+    /// Checks that `schema`'s table has every column and index memdex creates for it.
+    pub(crate) fn check_schema(&self, schema: &'static Schema) -> Result<(), Error> {
+        let drift = self.run(CheckSchema::new(self.dialect(), schema)?)?;
+        no_drift(&schema.table, &drift)
     }
 
     /// Before every read and write: this process's failed invalidations, and every
@@ -100,8 +128,6 @@ impl Driver {
 
     /// Every row matching `filter`, ordered by key.
     pub(crate) fn fetch<T: Model>(&self, filter: &Filter<'_, T>) -> Result<Vec<T>, Error> {
-        let span = tracing::debug_span!("memdex.fetch", model = %T::schema().model, query = %filter.compiled.source);
-        let _entered = span.enter();
         let trusted = self.maybe_drain();
         self.run(Fetch::new(self.env(), filter, trusted))
     }
@@ -126,6 +152,20 @@ impl Driver {
     /// its writes in one batch. `body` gets the transaction and the writes' effects;
     /// an `Err` from it rolls back and touches no cache key.
     pub(crate) fn transaction<R>(
+        &self,
+        body: impl FnOnce(&mut dyn Tx, &mut WriteSet) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        // The transaction's span holds the spans of its cache effects and drains;
+        // its own statements are counted in `Stats`, not on the span.
+        let seen = Observation::start(Label { op: "transaction", model: "" }, self.dialect());
+        let span = seen.span().clone();
+        let _entered = span.enter();
+        let result = self.transaction_in_span(body);
+        seen.finish(Outcome::default(), result.is_ok());
+        result
+    }
+
+    fn transaction_in_span<R>(
         &self,
         body: impl FnOnce(&mut dyn Tx, &mut WriteSet) -> Result<R, Error>,
     ) -> Result<R, Error> {

@@ -166,11 +166,12 @@ impl MariaDbServer {
     }
 
     /// Creates the tests' user with its password, as root over the unix socket (the
-    /// only way root can log in). The password travels on stdin, never in argv.
+    /// only way root can log in). It may grant what it has, so that a test can make
+    /// a user of narrower rights (an application's role without DDL). The password travels on stdin, never in argv.
     fn create_user(&self, socket: &Path) -> Result<(), String> {
         let sql = format!(
             "CREATE USER '{USER}'@'127.0.0.1' IDENTIFIED BY '{pw}';\nGRANT ALL PRIVILEGES ON *.* TO \
-             '{USER}'@'127.0.0.1';\n",
+             '{USER}'@'127.0.0.1' WITH GRANT OPTION;\n",
             pw = self.password
         );
         let mut client = Command::new(client_binary())
@@ -205,6 +206,11 @@ impl MariaDbServer {
     /// The URL of database `name` on this server.
     pub fn url_for(&self, name: &str) -> String {
         format!("mysql://{USER}:{}@127.0.0.1:{}/{name}", self.password, self.port)
+    }
+
+    /// The URL of database `name` for another user (one a test created).
+    pub fn url_as(&self, user: &str, password: &str, name: &str) -> String {
+        format!("mysql://{user}:{password}@127.0.0.1:{}/{name}", self.port)
     }
 
     /// Creates database `name` (letters, digits, `_`) and returns its URL. The

@@ -159,6 +159,12 @@ impl PostgresServer {
         format!("host=127.0.0.1 port={} user=postgres dbname={dbname} connect_timeout=5", self.port)
     }
 
+    /// Parameters for database `dbname` as another role (one a test created; the
+    /// server trusts every local login).
+    pub fn connection_string_as(&self, role: &str, dbname: &str) -> String {
+        format!("host=127.0.0.1 port={} user={role} dbname={dbname} connect_timeout=5", self.port)
+    }
+
     /// Creates database `name` (an SQL identifier: letters, digits, `_`) and returns
     /// its connection string.
     pub fn create_database(&self, name: &str) -> Result<String, String> {

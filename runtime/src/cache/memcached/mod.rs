@@ -1,9 +1,9 @@
 //! memcached through the meta protocol (`mg`/`ms`/`md`), pipelined, with keys
 //! sharded over servers by rendezvous hashing.
 //!
-//! * [`wire`]: requests encoded into a reused buffer, replies framed in place out
+//! * `wire`: requests encoded into a reused buffer, replies framed in place out
 //!   of the connection's read buffer (no I/O, shared by both transports);
-//! * [`blocking`]: [`Memcached`], std sockets;
+//! * `blocking`: [`Memcached`], std sockets;
 //! * `tokio_io` (feature `tokio`): `AsyncMemcached`, `tokio::net` sockets;
 //! * this module: what both share — the servers and their routing, each server's
 //!   health (mark-down, owed invalidations, see `crate::cache::health`), the
@@ -188,8 +188,7 @@ impl Shared {
     /// first call does not wait for it); returns the connections that could be
     /// dialled, to warm a pool with.
     fn dial_all(self: &Arc<Self>) -> Vec<Option<Connection>> {
-        let dialled = self
-            .servers
+        self.servers
             .iter()
             .map(|server| match Connection::dial(&server.name, self.config.connect_timeout) {
                 Ok(connection) => Some(connection),
@@ -200,8 +199,7 @@ impl Shared {
                     None
                 }
             })
-            .collect();
-        dialled
+            .collect()
     }
 
     /// Puts a batch's answers back in op order.

@@ -1,0 +1,175 @@
+//! Every operation is observable: a `tracing` span named `memdex` with its fields,
+//! and (feature `metrics`) counters, a latency histogram and pool gauges on the
+//! `metrics` facade, read here from a recorder.
+
+// Tests fail by panicking, with a message saying what went wrong.
+#![allow(clippy::panic, clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use memdex::{Model, Store, select};
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use serde::{Deserialize, Serialize};
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+
+#[derive(Model, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[memdex(table = "gadget")]
+pub struct Gadget {
+    #[memdex(key)]
+    pub id: i64,
+    #[memdex(index)]
+    pub shelf: i64,
+    pub name: String,
+}
+
+fn store() -> Store {
+    let store = Store::builder().sqlite_in_memory().in_process_cache().build().unwrap();
+    store.migrate::<Gadget>().unwrap();
+    store
+        .transaction(|tx| {
+            for id in 1..=4 {
+                tx.insert(&Gadget { id, shelf: id % 2, name: format!("g{id}") })?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    store
+}
+
+fn fetch_shelf(store: &Store) -> Vec<Gadget> {
+    select!(Gadget, |g| g.shelf == 1).fetch(store).unwrap()
+}
+
+/// The fields of every closed `memdex` span, in the order they closed.
+#[derive(Clone, Default)]
+struct Spans {
+    open: Arc<Mutex<HashMap<u64, HashMap<String, String>>>>,
+    closed: Arc<Mutex<Vec<HashMap<String, String>>>>,
+}
+
+struct Fields<'a>(&'a mut HashMap<String, String>);
+
+impl Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0.insert(field.name().to_owned(), format!("{value:?}").trim_matches('"').to_owned());
+    }
+}
+
+impl<S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>> Layer<S> for Spans {
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, _: Context<'_, S>) {
+        if attrs.metadata().name() == "memdex" {
+            let mut fields = HashMap::new();
+            attrs.record(&mut Fields(&mut fields));
+            self.open.lock().unwrap().insert(id.into_u64(), fields);
+        }
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, _: Context<'_, S>) {
+        if let Some(fields) = self.open.lock().unwrap().get_mut(&id.into_u64()) {
+            values.record(&mut Fields(fields));
+        }
+    }
+
+    fn on_close(&self, id: Id, _: Context<'_, S>) {
+        if let Some(fields) = self.open.lock().unwrap().remove(&id.into_u64()) {
+            self.closed.lock().unwrap().push(fields);
+        }
+    }
+}
+
+/// One test, not two: `tracing` caches per call site whether anyone listens, and a
+/// second test thread without a subscriber could race that cache.
+#[test]
+fn spans_and_metrics() {
+    every_fetch_has_a_span_with_what_it_did();
+    metrics_count_operations_hits_and_latency();
+}
+
+fn every_fetch_has_a_span_with_what_it_did() {
+    let spans = Spans::default();
+    let subscriber = tracing_subscriber::registry().with(spans.clone());
+    tracing::subscriber::with_default(subscriber, || {
+        let store = store();
+        spans.closed.lock().unwrap().clear();
+        assert_eq!(fetch_shelf(&store).len(), 2);
+        assert_eq!(fetch_shelf(&store).len(), 2);
+        store.update(&Gadget { id: 1, shelf: 0, name: "moved".into() }).unwrap();
+    });
+    let closed = spans.closed.lock().unwrap();
+    let fetches: Vec<_> = closed.iter().filter(|f| f.get("op").map(String::as_str) == Some("fetch")).collect();
+    assert_eq!(fetches.len(), 2, "one span per fetch: {closed:?}");
+    let (cold, hot) = (fetches[0], fetches[1]);
+    for span in [cold, hot] {
+        assert_eq!(span["model"], "Gadget");
+        assert_eq!(span["db.system"], "sqlite");
+        assert_eq!(span["ok"], "true");
+        assert_eq!(span["degraded"], "false");
+    }
+    // Cold: the node misses and the database answers (a snapshot and the in-flight
+    // check), then the fills. Hot: the node hits, both objects come from the near
+    // cache, in one round trip and no statement.
+    assert_eq!((cold["node_hits"].as_str(), cold["node_misses"].as_str()), ("0", "1"), "{cold:?}");
+    assert_ne!(cold["db_queries"], "0", "{cold:?}");
+    assert_eq!((hot["node_hits"].as_str(), hot["node_misses"].as_str()), ("1", "0"), "{hot:?}");
+    assert_eq!((hot["round_trips"].as_str(), hot["db_queries"].as_str()), ("1", "0"), "{hot:?}");
+    assert_eq!(hot["near_hits"], "2", "{hot:?}");
+    // The update: a transaction whose cache effects are a span of their own.
+    assert!(closed.iter().any(|f| f["op"] == "transaction" && f["ok"] == "true"), "{closed:?}");
+    assert!(closed.iter().any(|f| f["op"] == "apply_effects" && f["round_trips"] == "1"), "{closed:?}");
+}
+
+/// The value of one metric with these labels (as `name{k=v,…}`), from a snapshot.
+fn metric<'v>(values: &'v HashMap<String, DebugValue>, name: &str, labels: &[(&str, &str)]) -> Option<&'v DebugValue> {
+    let mut spelled: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    spelled.sort();
+    values.get(&format!("{name}{{{}}}", spelled.join(",")))
+}
+
+fn counter(values: &HashMap<String, DebugValue>, name: &str, labels: &[(&str, &str)]) -> u64 {
+    match metric(values, name, labels) {
+        Some(DebugValue::Counter(n)) => *n,
+        other => panic!("{name} {labels:?}: {other:?} in {:?}", values.keys().collect::<Vec<_>>()),
+    }
+}
+
+fn metrics_count_operations_hits_and_latency() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    metrics::with_local_recorder(&recorder, || {
+        let store = store();
+        fetch_shelf(&store);
+        fetch_shelf(&store);
+        let stats = store.stats();
+        assert_eq!(stats.db_pool_connections, 1);
+    });
+    let values: HashMap<String, DebugValue> = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .map(|(key, _, _, value)| {
+            let key = key.key();
+            let mut labels: Vec<String> = key.labels().map(|l| format!("{}={}", l.key(), l.value())).collect();
+            labels.sort();
+            (format!("{}{{{}}}", key.name(), labels.join(",")), value)
+        })
+        .collect();
+    let fetch = [("op", "fetch"), ("model", "Gadget")];
+    assert_eq!(counter(&values, "memdex_operations_total", &[fetch[0], fetch[1], ("ok", "true")]), 2);
+    assert_eq!(counter(&values, "memdex_node_misses_total", &fetch), 1);
+    assert_eq!(counter(&values, "memdex_node_hits_total", &fetch), 1);
+    assert_eq!(counter(&values, "memdex_near_hits_total", &fetch), 2);
+    // The cold fetch reads the node and writes its fills back; the hot one reads.
+    let round_trips = counter(&values, "memdex_cache_round_trips_total", &fetch);
+    assert!(round_trips >= 3, "{round_trips} round trips");
+    match metric(&values, "memdex_operation_seconds", &fetch) {
+        Some(DebugValue::Histogram(samples)) => assert_eq!(samples.len(), 2),
+        other => panic!("latency histogram: {other:?}"),
+    }
+    match metric(&values, "memdex_db_pool_connections", &[]) {
+        Some(DebugValue::Gauge(n)) => assert_eq!(n.into_inner(), 1.0),
+        other => panic!("pool gauge: {other:?}"),
+    }
+}
