@@ -5,5 +5,7 @@
 pub mod console;
 pub mod conversation;
 pub mod linq;
+pub mod load;
+pub mod service;
 pub mod shop_models;
 pub mod table;
