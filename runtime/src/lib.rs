@@ -34,7 +34,8 @@
 //! * [EXPLAIN and SQL](#explain-and-sql)
 //! * [Counters and the cache conversation](#counters-and-the-cache-conversation)
 //! * [Errors](#errors)
-//! * [Configuration](#configuration), [async](#async) and [cargo features](#cargo-features)
+//! * [Configuration](#configuration), [schema ownership](#schema-ownership), [async](#async)
+//!   and [cargo features](#cargo-features)
 //! * [Where to read next](#where-to-read-next)
 //!
 //! # A first store
@@ -761,6 +762,38 @@
 //! invalidations in an outbox table in the same database transaction, so that a
 //! process dying right after its commit still leaves no stale entry behind for long
 //! ([`StoreBuilder::outbox`], [`Store::drain_outbox`]).
+//!
+//! # Schema ownership
+//!
+//! By default a store creates what it needs: memdex's outbox table when it is
+//! built, and a model's table and indexes in [`Store::migrate`]. A team that owns
+//! its schema takes the statements from [`ddl`] and [`outbox_ddl`] into its own
+//! migrations and builds the store with
+//! [`manage_schema(false)`](StoreBuilder::manage_schema): it then runs no DDL at
+//! all, and `migrate` checks instead of creating. [`Store::check_schema`] names
+//! what is missing either way, as [`Error::SchemaDrift`].
+//!
+//! ```
+//! # use memdex::{Model, Store};
+//! # use serde::{Deserialize, Serialize};
+//! # #[derive(Model, Clone, Debug, PartialEq, Serialize, Deserialize)]
+//! # #[memdex(table = "customer")]
+//! # pub struct Customer {
+//! #     #[memdex(key)] pub id: i64,
+//! #     #[memdex(index(prefix = 1))] pub first_name: String,
+//! # }
+//! use memdex::{Dialect, Error};
+//!
+//! let statements = memdex::ddl::<Customer>(Dialect::Postgres);
+//! assert!(statements[0].starts_with(r#"CREATE TABLE IF NOT EXISTS "customer""#));
+//!
+//! let store = Store::builder().sqlite_in_memory().build()?;
+//! let err = store.check_schema::<Customer>().unwrap_err();
+//! assert!(matches!(err, Error::SchemaDrift { ref problems, .. } if problems == &["the table does not exist"]));
+//! store.migrate::<Customer>()?;
+//! store.check_schema::<Customer>()?;
+//! # Ok::<(), memdex::Error>(())
+//! ```
 //!
 //! # Async
 //!

@@ -41,9 +41,10 @@ impl Store {
     /// Creates the model's table and indexes, and memdex's outbox table, if they do
     /// not exist ([`crate::ddl`] gives the statements).
     ///
-    /// On a store built with [`StoreBuilder::manage_schema(false)`] it runs no DDL:
-    /// it checks the model's table as [`Store::check_schema`] does, and fails with
-    /// [`Error::SchemaDrift`] naming what is missing. A `migrate` call at start-up
+    /// On a store built with
+    /// [`StoreBuilder::manage_schema(false)`](StoreBuilder::manage_schema) it runs no
+    /// DDL: it checks the model's table as [`Store::check_schema`] does, and fails
+    /// with [`Error::SchemaDrift`] naming what is missing. A `migrate` call at start-up
     /// thus stays right whoever owns the schema: it creates the tables, or it proves
     /// that the team's migrations did.
     pub fn migrate<T: Model>(&self) -> Result<(), Error> {
