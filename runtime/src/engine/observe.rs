@@ -52,8 +52,11 @@ fn db_system(dialect: Dialect) -> &'static str {
 /// One operation in flight: its span, its start, what the driver counted.
 #[derive(Debug)]
 pub(crate) struct Observation {
+    // The label and the start are read only by the metrics (feature `metrics`).
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     label: Label,
     span: Span,
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     started: Instant,
     round_trips: u64,
     db_queries: u64,
