@@ -414,7 +414,14 @@ fn migrate_both<V1: Version, V2: Version>(_: &Shared, v1: &Store, v2: &Store) {
 
 fn migrate_adding_note<V1: Version, V2: Version>(shared: &Shared, v1: &Store, v2: &Store) {
     v1.migrate::<V1>().expect("v1 migrates");
+    // Before the column exists, v2's schema check says so: a build can refuse to
+    // start ahead of its migration.
+    match v2.check_schema::<V2>() {
+        Err(Error::SchemaDrift { problems, .. }) if problems.iter().any(|p| p.contains("`note`")) => {}
+        other => panic!("{:?}: v2's check before the migration: expected `note` missing, got {other:?}", shared.db),
+    }
     shared.ddl("ALTER TABLE item ADD COLUMN note TEXT");
+    v2.check_schema::<V2>().unwrap_or_else(|e| panic!("{:?}: v2's check after the migration: {e}", shared.db));
     v2.migrate::<V2>().expect("v2 migrates");
 }
 
