@@ -123,9 +123,10 @@ impl Schema {
         parts.join(", ")
     }
 
-    /// A stable hash of everything that decides how rows are stored and cached
-    /// (table, column names, types, nullability, key). It is part of every cache key,
-    /// so a deploy that changes the struct never decodes old bytes as the new type.
+    /// A stable hash (FNV-1a) of everything that decides how rows are stored and
+    /// cached (table, column names, types, nullability, key). Every cached object
+    /// carries it as its shape tag, so a build whose struct differs treats another
+    /// build's bytes as a miss instead of decoding them as the wrong type.
     pub fn schema_hash(&self) -> u32 {
         // FNV-1a: tiny, stable across Rust versions (unlike `DefaultHasher`).
         let mut h: u32 = 0x811c_9dc5;
