@@ -11,8 +11,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use memdex::cache::in_process::InProcessCache;
-use memdex::cache::{CacheBackend, CacheConfig, CacheOp};
-use memdex::{AsyncStore, Error, Model, Stats, Store, select};
+use memdex::cache::{CacheBackend, CacheConfig, CacheOp, CacheReply};
+use memdex::grammar::keys::KeySpace;
+use memdex::grammar::plan::NodeRef;
+use memdex::{AsyncStore, Error, Model, Stats, Store, Value, select};
 use memdex_tests::asynchronous::block_on;
 use memdex_tests::stepping::{Step, Stepping, unreachable};
 use serde::{Deserialize, Serialize};
@@ -141,6 +143,18 @@ fn category(store: &Store, cat: i64) -> Vec<i64> {
     ids(&select!(Item, |i| i.category_id == cat).fetch(store).expect("fetch"))
 }
 
+/// The ids cached node `category` lists, in order, each as often as it is listed,
+/// read straight from the shared cache (no store involved). `None`: not a complete
+/// node (missing, a lease placeholder, garbage).
+fn node_ids(w: &World, category: i64) -> Option<Vec<i64>> {
+    let keys = KeySpace::new("memdex", Item::schema(), 0);
+    let node = keys.node(Item::schema(), &NodeRef { index: Some(0), values: vec![Value::Int(category)] });
+    let reply = w.stepper.plain().run(&[CacheOp::Get { key: &node, lease: None }]).remove(0).expect("cache answers");
+    let CacheReply::Hit { value, .. } = reply else { return None };
+    let listed = memdex::__private::decode_node_ids(&value, memdex::Type::Int)?;
+    Some(listed.iter().filter_map(Value::as_i64).collect())
+}
+
 fn has_cas(ops: &[CacheOp<'_>]) -> bool {
     ops.iter().any(|op| matches!(op, CacheOp::Cas { .. }))
 }
@@ -199,6 +213,50 @@ fn lazy_removal_write_back_keeps_a_concurrent_append_on(driver: Driver) {
     assert_eq!(w.stepped.category(5), vec![1, 3]);
     assert_eq!(w.stepped.category(5), vec![1, 3]);
     assert!(w.stepped.stats().lazy_removals - before <= 1);
+}
+
+/// The other half of lazy removal: a row the database still puts in its node stays
+/// listed, once, at its new version. An edit of a field no index reads appends the
+/// new version to the row's own node; the next read loads the row from the database
+/// (its object was invalidated) and must write the node back clean: no removal, no
+/// "re-homing" append to the very node the row is in (which would change the
+/// node's CAS, lose the clean-up, and leave the node growing by one duplicate per
+/// read). Answers alone cannot tell: they are right either way.
+#[test]
+fn an_edit_that_keeps_a_row_in_its_node_is_not_a_lazy_removal() {
+    DRIVERS.into_iter().for_each(an_edit_that_keeps_a_row_in_its_node_is_not_a_lazy_removal_on);
+}
+
+fn an_edit_that_keeps_a_row_in_its_node_is_not_a_lazy_removal_on(driver: Driver) {
+    // No drain during the test: a drain deletes the edited row's node, and the
+    // refill from the database would leave it clean whatever the write-back did.
+    let w = world_with_outbox("edit", driver, Duration::from_secs(600), Duration::from_secs(600));
+    w.other.insert(&item(1, 5)).unwrap();
+    w.other.insert(&item(2, 5)).unwrap();
+    assert_eq!(w.stepped.category(5), vec![1, 2]);
+    assert_eq!(node_ids(&w, 5), Some(vec![1, 2]), "filled from the database");
+    w.other.update(&Item { id: 1, category_id: 5, name: "renamed".into() }).unwrap();
+    let appended = node_ids(&w, 5).expect("the node stays cached");
+    assert!(appended.len() > 2 && appended[..2] == [1, 2], "the edit appends its new version: {appended:?}");
+    assert!(appended[2..].iter().all(|&id| id == 1), "{appended:?}");
+
+    let before = w.stepped.stats();
+    let rows = w.stepped.rows(5);
+    assert_eq!(ids(&rows), vec![1, 2]);
+    assert_eq!(rows[0].name, "renamed");
+    let after = w.stepped.stats();
+    assert_eq!(after.lazy_removals, before.lazy_removals, "no id left its node: {after:?}");
+    assert_eq!(after.fills_lost, before.fills_lost, "the clean-up must not race its own append: {after:?}");
+    assert_eq!(node_ids(&w, 5), Some(vec![1, 2]), "written back clean: each id once, nothing appended");
+
+    // Clean, the node names the versions the reader kept: the next read needs
+    // neither the database nor a write.
+    let before = w.stepped.stats();
+    assert_eq!(w.stepped.rows(5), rows);
+    let after = w.stepped.stats();
+    assert_eq!(after.db_queries, before.db_queries, "{after:?}");
+    assert_eq!(after.lazy_removals, before.lazy_removals, "{after:?}");
+    assert_eq!(node_ids(&w, 5), Some(vec![1, 2]));
 }
 
 /// Rule 3: two writers whose cache batches land in the opposite order of their
