@@ -230,8 +230,38 @@ fn fill_under_lease_loses_to_a_write_between_miss_and_fill_on(driver: Driver) {
     w.stepper.clear();
     assert_ne!(node_ids(&w, 5), Some(vec![1]), "the fill stored a node without item 2");
     assert_eq!(category(&w.other, 5), vec![1, 2], "the fill must not have hidden item 2");
+    // The lost fill deleted its placeholder (which held the append but no header and
+    // would have blocked every fill until its lease expired), so that read filled it.
+    assert_eq!(node_ids(&w, 5), Some(vec![1, 2]), "the placeholder of the lost fill was left behind");
     assert_eq!(w.stepped.category(5), vec![1, 2]);
     assert!(w.stepped.stats().fills_lost >= 1, "{:?}", w.stepped.stats());
+    w.assert_nothing_drained();
+}
+
+/// Rule 1's other end: a lease won for an object whose row is gone (deleted since
+/// its node listed it) has nothing to fill, and is released at once rather than left
+/// to block other readers' fills until it expires.
+#[test]
+fn a_lease_with_nothing_to_fill_is_released() {
+    DRIVERS.into_iter().for_each(a_lease_with_nothing_to_fill_is_released_on);
+}
+
+fn a_lease_with_nothing_to_fill_is_released_on(driver: Driver) {
+    let w = world("release", driver);
+    w.other.insert(&item(1, 5)).unwrap();
+    w.other.insert(&item(2, 5)).unwrap();
+    assert_eq!(w.stepped.category(5), vec![1, 2]);
+    w.other.delete::<Item>(&2).unwrap();
+    assert_eq!(node_ids(&w, 5).map(|ids| ids.contains(&2)), Some(true), "the delete's entry names 2");
+    let before = w.stepped.stats();
+    assert_eq!(w.stepped.category(5), vec![1]);
+    let after = w.stepped.stats();
+    assert!(after.object_misses > before.object_misses, "object 2 was read under a lease: {after:?}");
+    let keys = KeySpace::new("memdex", Item::schema(), 0);
+    let key = keys.object(&Value::Int(2));
+    let reply = w.stepper.plain().run(&[CacheOp::Get { key: &key, lease: None }]).remove(0);
+    assert_eq!(reply, Ok(CacheReply::Miss), "the placeholder of a row that is gone was left behind");
+    assert_eq!(node_ids(&w, 5), Some(vec![1]), "and the node was cleaned");
     w.assert_nothing_drained();
 }
 
