@@ -440,16 +440,26 @@ fn a_cache_failure_after_commit_is_repaired_through_the_outbox_on(driver: Driver
     // The writer's cache dies for exactly its write batch.
     let down = Arc::new(AtomicUsize::new(1));
     let d = down.clone();
+    let failed_ops = Arc::new(AtomicUsize::new(0));
+    let failed = failed_ops.clone();
     w.stepper.on_batch(move |ops, _| {
         if d.load(Ordering::SeqCst) > 0 && ops.iter().any(|op| matches!(op, CacheOp::Append { .. })) {
             d.store(0, Ordering::SeqCst);
+            failed.store(ops.len(), Ordering::SeqCst);
             return Step::Reply(unreachable(ops));
         }
         Step::Proceed
     });
+    let before = w.stepped.stats();
     w.stepped.update(&item(2, 5)).unwrap();
     assert_eq!(down.load(Ordering::SeqCst), 0, "the batch was failed");
-    assert_eq!(w.stepped.stats().outbox_deferred, 1);
+    let after = w.stepped.stats();
+    assert_eq!(after.outbox_deferred, 1);
+    assert_eq!(
+        after.cache_errors - before.cache_errors,
+        failed_ops.load(Ordering::SeqCst) as u64,
+        "every failed op of the batch is counted: {after:?}"
+    );
     assert_eq!(node_ids(&w, 5), Some(vec![1]), "the append to the new node was lost");
     assert_eq!(cached_object(&w, 2), Some(item(2, 6)), "the stale object is still cached");
     // The writer: right at once (it applies its own entry before reading).
