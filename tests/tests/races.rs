@@ -328,6 +328,7 @@ fn an_edit_that_keeps_a_row_in_its_node_is_not_a_lazy_removal_on(driver: Driver)
     assert_eq!(ids(&rows), vec![1, 2]);
     assert_eq!(rows[0].name, "renamed");
     let after = w.stepped.stats();
+    assert_eq!(after.db_queries - before.db_queries, 1, "one statement loads the edited row: {after:?}");
     assert_eq!(after.lazy_removals, before.lazy_removals, "no id left its node: {after:?}");
     assert_eq!(after.fills_lost, before.fills_lost, "the clean-up must not race its own append: {after:?}");
     assert_eq!(node_ids(&w, 5), Some(vec![1, 2]), "written back clean: each id once, nothing appended");
