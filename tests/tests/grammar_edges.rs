@@ -174,3 +174,21 @@ fn the_fast_path_reads_division_leading_dot_floats_and_ieq() {
         assert_eq!(format!("{fast:?}"), format!("{pest:?}"), "{source}");
     }
 }
+
+/// The advice of an unindexable query: a `startswith` pattern of some length is
+/// served by adding a prefix index; an empty one is served by none (it matches
+/// every row), so it is not advised. (Mutant: `plan.rs` `suggestion`, `known(…) &&
+/// non-empty prefix` → `||`.)
+#[test]
+fn an_empty_startswith_is_not_advised_a_prefix_index() {
+    let schema = schema();
+    let advice = |source: &str| {
+        let errors = prepare_text(&schema, source, &|_: &str| ParamType::Missing, Access::Indexed, 64)
+            .expect_err("no index serves it");
+        errors.render(source)
+    };
+    let some = advice("lambda c: c.name.startswith(\"ab\")");
+    assert!(some.contains("index(prefix = 1))] on `name`"), "{some}");
+    let empty = advice("lambda c: c.name.startswith(\"\")");
+    assert!(!empty.contains("index(prefix"), "an empty pattern needs no prefix index: {empty}");
+}
