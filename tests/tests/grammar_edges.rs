@@ -192,3 +192,31 @@ fn an_empty_startswith_is_not_advised_a_prefix_index() {
     let empty = advice("lambda c: c.name.startswith(\"\")");
     assert!(!empty.contains("index(prefix"), "an empty pattern needs no prefix index: {empty}");
 }
+
+/// Brackets nest at most `MAX_NESTING` deep: one more is a syntax error naming the
+/// limit, at the bracket that exceeds it, whichever parser would have read it (the
+/// check runs before both, bounding pest's stack), also after a string literal
+/// (whose own brackets do not count). (Mutant: `text/mod.rs` `check_nesting`, a
+/// string ending at `b == q || b == b'\n'` → `&&`: no string ever ended, so no
+/// bracket after the first quote was counted.)
+#[test]
+fn brackets_nest_at_most_max_nesting_deep() {
+    // Two brackets inside the string literal, which the limit does not count.
+    let before = "lambda c: c.name == \"((\" or ";
+    let round = |depth: usize| format!("{before}{}c.id == 1{}", "(".repeat(depth), ")".repeat(depth));
+    let deepest = round(text::MAX_NESTING);
+    if let Err(e) = text::parse(&deepest) {
+        panic!("{}", e.render(&deepest));
+    }
+    let over = text::MAX_NESTING + 1;
+    let square = format!("{before}c.id in {}1{}", "[".repeat(over), "]".repeat(over));
+    for (what, src) in [("round", round(over)), ("square", square)] {
+        for parse in [text::parse, text::parse_with_pest] {
+            let errors = parse(&src).expect_err("one level too deep");
+            let rendered = errors.render(&src);
+            assert!(rendered.contains(&format!("at most {} levels", text::MAX_NESTING)), "{what}: {rendered}");
+            let at = errors.0[0].span.start as usize;
+            assert_eq!(src[..at].matches(['(', '[']).count() - 2, text::MAX_NESTING, "{what}: {rendered}");
+        }
+    }
+}
