@@ -489,6 +489,12 @@ fn a_hung_server_is_marked_down_and_costs_no_more_timeouts() {
     assert!(during.node_hits > down.node_hits, "the healthy server keeps serving: {during:?}");
     assert_eq!(during.outbox_deferred, down.outbox_deferred, "writes while down are owed, not pending: {during:?}");
     assert!(during.outbox_owed > 0, "some write touched the hung server: {during:?}");
+    // A read of a node on the hung server goes to the database at once (one
+    // statement), without taking leases that nobody would fill.
+    assert!(
+        during.degraded_calls > down.degraded_calls,
+        "reads of the hung server's nodes degrade at once: {during:?}"
+    );
     // The hung server's keys never went to the healthy one.
     let healthy_only = memcached_over(&[healthy.addr()]);
     for key in doc_keys(&d.namespace) {
