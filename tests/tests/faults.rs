@@ -595,9 +595,15 @@ fn a_slow_server_stays_down_until_it_answers_in_time() {
     w.mixed(&writer, 150, "one server slow");
     let before = writer.stats();
     assert_eq!(before.cache_servers_down, 1, "{before:?}");
-    // Long enough for several probes, each of which must fail.
-    thread::sleep(Duration::from_millis(800));
-    let probed = writer.stats();
+    // Several probes, each of which must fail. Waited for rather than slept on: the
+    // backoff doubles from 50 ms and each probe waits out its timeout, so on a
+    // loaded machine two probes can take longer than any fixed pause.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut probed = writer.stats();
+    while probed.cache_probes < before.cache_probes + 2 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+        probed = writer.stats();
+    }
     assert!(probed.cache_probes >= before.cache_probes + 2, "probed while slow: {probed:?}");
     assert_eq!(probed.cache_servers_down, 1, "still down while slow: {probed:?}");
     w.read_all(&writer, "one server slow");
