@@ -21,6 +21,8 @@ pub(crate) struct Settings {
 }
 
 /// Bytes of decoded objects a store keeps in its near cache by default.
+/// The near cache size the tests and the benchmark opt into.
+#[allow(dead_code)]
 pub(crate) const DEFAULT_NEAR_CACHE_CAPACITY: usize = 64 * 1024 * 1024;
 
 /// Prepared text queries a store keeps by default: far more distinct texts than a
@@ -40,7 +42,9 @@ impl Default for Settings {
             outbox_interval: Duration::from_secs(1),
             outbox_grace: Duration::from_secs(2),
             text_cache_capacity: DEFAULT_TEXT_CACHE_CAPACITY,
-            near_cache_capacity: DEFAULT_NEAR_CACHE_CAPACITY,
+            // Off by default: the stress test on PostgreSQL + memcached with tokio
+            // tasks found a stale read with it on (RELIABILITY.md), not yet explained.
+            near_cache_capacity: 0,
             manage_schema: true,
         }
     }

@@ -64,7 +64,7 @@ fn ids(items: &[Item]) -> Vec<i64> {
 #[test]
 fn text_queries_through_the_cache() {
     assert_eq!(Item::schema().describe_indexes(), Item::INDEX_LIST);
-    let store = Store::builder().sqlite_in_memory().in_process_cache().build().unwrap();
+    let store = Store::builder().sqlite_in_memory().in_process_cache().near_cache_capacity(64 << 20).build().unwrap();
     store.migrate::<Item>().unwrap();
     for (id, cat) in [(1, 5), (2, 5), (3, 6), (4, 5)] {
         store.insert(&Item { id, category_id: cat, name: format!("n{id}") }).unwrap();

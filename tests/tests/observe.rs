@@ -26,7 +26,7 @@ pub struct Gadget {
 }
 
 fn store() -> Store {
-    let store = Store::builder().sqlite_in_memory().in_process_cache().build().unwrap();
+    let store = Store::builder().sqlite_in_memory().in_process_cache().near_cache_capacity(64 << 20).build().unwrap();
     store.migrate::<Gadget>().unwrap();
     store
         .transaction(|tx| {

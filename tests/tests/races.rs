@@ -133,6 +133,9 @@ const QUIET: Duration = Duration::from_secs(600);
 /// a drain on every call, a lazy-removal write-back by plain `set` and an outbox
 /// entry marked done instead of pending both passed). Only the test of the drain
 /// itself uses [`draining_world`].
+/// The near cache is opt-in; the race tests run with it on.
+const NEAR: usize = 64 << 20;
+
 fn world(tag: &str, driver: Driver) -> World {
     world_with_outbox(tag, driver, QUIET, QUIET)
 }
@@ -159,8 +162,9 @@ fn world_with_outbox(tag: &str, driver: Driver, interval: Duration, grace: Durat
     let db = dir.0.join("shop.db").to_string_lossy().into_owned();
     let cache: Arc<dyn CacheBackend> = Arc::new(InProcessCache::new(CacheConfig::default()));
     let stepper = Stepping::new(cache);
-    let builder =
-        |cache: Box<dyn CacheBackend>| Store::builder().sqlite(db.clone()).cache(cache).outbox(interval, grace);
+    let builder = |cache: Box<dyn CacheBackend>| {
+        Store::builder().sqlite(db.clone()).cache(cache).outbox(interval, grace).near_cache_capacity(NEAR)
+    };
     let other = builder(stepper.plain()).build().expect("store");
     other.migrate::<Item>().expect("migrate");
     let stepped = match driver {

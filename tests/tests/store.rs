@@ -80,7 +80,7 @@ fn ids(items: &[Item]) -> Vec<i64> {
 #[test]
 fn reads_cold_then_hot_in_one_round_trip_or_two_without_the_near_cache() {
     each_backend("reads", |b: &Backends| {
-        let store = b.store();
+        let store = b.store_with(|builder| builder.near_cache_capacity(64 << 20));
         seed(&store);
         let cat = 5;
         let q = select!(Item, |i| i.category_id == cat && i.price > 20.0);
