@@ -618,8 +618,8 @@
 //!
 //! Captured values appear as `p0`, `p1`, … (text parameters by their names). The
 //! two round trips are the nodes, then the objects they list; when this process's
-//! near cache holds those objects at the versions the nodes name (the default,
-//! [`StoreBuilder::near_cache_capacity`]), the second is skipped.
+//! near cache holds those objects at the versions the nodes name (opt-in and
+//! experimental, [`StoreBuilder::near_cache_capacity`]), the second is skipped.
 //!
 //! # Counters and the cache conversation
 //!
@@ -662,6 +662,7 @@
 //! let store = Store::builder()
 //!     .sqlite_in_memory()
 //!     .in_process_cache()
+//!     .near_cache_capacity(16 << 20) // opt-in: decoded objects kept by version
 //!     .trace_to(move |line| sink.lock().unwrap().push(line.to_owned()))
 //!     .build()?;
 //! store.migrate::<Customer>()?;
