@@ -23,6 +23,17 @@
 //! several (or with [`UNKNOWN_ETAG`]) names a row that changed since the node was
 //! filled: its reader asks the database and writes the node back clean.
 //!
+//! The header says how many bytes of entries follow it **verified**: written by a
+//! fill from the database or by a reader's write-back, under CAS, each entry checked
+//! against the database or the object's own cached bytes. Everything after them was
+//! appended since, and an append can land arbitrarily late (a writer's batch, or a
+//! lazy removal's re-homing, delayed after the row changed again and a reader
+//! cleaned the node of its newer entries): it names a version that *was* current
+//! once. So the near cache serves a kept object only for an id whose entries are all
+//! verified; an appended entry sends its reader to the object's cached bytes (whose
+//! invalidation by every write is what makes them authoritative), and the reader's
+//! write-back then makes it verified (K12 in RELIABILITY.md).
+//!
 //! Entry formats are self-delimiting so appends need no framing: an integer key is
 //! its decimal digits and `,` (`1111,`), a text key `<byte length>:<bytes>`, each
 //! followed by the etag as 16 lowercase hex digits.
@@ -30,8 +41,13 @@
 use memdex_grammar::decimal::Digits;
 use memdex_grammar::{Type, Value};
 
-/// The header of a completely filled node (version 2: entries carry etags).
-pub const NODE_HEADER: &[u8] = b"#2\n";
+/// The header of a complete node (version 3) starts with these bytes, followed by
+/// the byte length of the verified entries as 8 hex digits and a newline. Any other
+/// value starting with `#` (an older format) is corrupt, and rewritten under CAS.
+pub const NODE_HEADER_TAG: &[u8] = b"#3";
+
+/// Header bytes: the tag, 8 hex digits, a newline.
+const NODE_HEADER_LEN: usize = NODE_HEADER_TAG.len() + 8 + 1;
 
 /// The first byte of every object value memdex writes (version 2, tagged).
 const OBJECT_MAGIC: u8 = 0xB2;
@@ -56,6 +72,16 @@ pub enum NodeDecode {
 /// One entry of a node: an id and the etag of its row's version.
 pub type Entry = (Value, u64);
 
+/// A decoded node: its entries in stored order (repeats included), the first
+/// `verified` of which were written by a fill or a write-back, the rest appended.
+#[derive(Debug, PartialEq)]
+pub struct Node {
+    /// Every entry, in stored order.
+    pub entries: Vec<Entry>,
+    /// How many of the first entries the header declares verified.
+    pub verified: usize,
+}
+
 /// The etag of an encoded object: never `UNKNOWN_ETAG` or `DELETED_ETAG`, which
 /// name no version.
 pub fn etag(bytes: &[u8]) -> u64 {
@@ -69,10 +95,9 @@ pub fn etag(bytes: &[u8]) -> u64 {
 /// Appends one entry.
 pub fn push_entry(out: &mut Vec<u8>, id: &Value, etag: u64) {
     push_id(out, id);
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for shift in (0..16).rev() {
-        out.push(HEX[((etag >> (shift * 4)) & 0xf) as usize]);
-    }
+    let at = out.len();
+    out.resize(at + 16, 0);
+    push_hex(&mut out[at..], etag);
 }
 
 fn push_id(out: &mut Vec<u8>, id: &Value) {
@@ -101,24 +126,57 @@ fn push_digits(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(Digits::new(n).as_bytes());
 }
 
-/// A complete node: header and the given entries.
+/// A complete node: header and the given entries, all verified.
 pub fn encode_node(entries: &[Entry]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(NODE_HEADER.len() + entries.len() * 24);
-    out.extend_from_slice(NODE_HEADER);
+    let mut out = Vec::with_capacity(NODE_HEADER_LEN + entries.len() * 24);
+    out.extend_from_slice(NODE_HEADER_TAG);
+    out.extend_from_slice(&[b'0'; 9]);
     for (id, etag) in entries {
         push_entry(&mut out, id, *etag);
     }
+    // Values are capped far below 4 GiB (memcached's item limit); a longer node
+    // would not be stored anyway.
+    let verified = u32::try_from(out.len() - NODE_HEADER_LEN).unwrap_or(u32::MAX);
+    let mut digits = [0u8; 8];
+    push_hex(&mut digits, u64::from(verified));
+    out[NODE_HEADER_TAG.len()..NODE_HEADER_LEN - 1].copy_from_slice(&digits);
+    out[NODE_HEADER_LEN - 1] = b'\n';
     out
+}
+
+/// Writes the low `out.len()` hex digits of `n` into `out`.
+fn push_hex(out: &mut [u8], n: u64) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let len = out.len();
+    for (at, digit) in out.iter_mut().enumerate() {
+        *digit = HEX[((n >> ((len - 1 - at) * 4)) & 0xf) as usize];
+    }
 }
 
 /// The entries of a node, in stored order, repeats included (a write appends its
 /// entry whether or not the node lists the id already; readers resolve them).
-pub fn decode_node(bytes: &[u8], key_type: Type) -> Result<Vec<Entry>, NodeDecode> {
-    let Some(mut rest) = bytes.strip_prefix(NODE_HEADER) else {
-        return Err(NodeDecode::Unfilled);
+pub fn decode_node(bytes: &[u8], key_type: Type) -> Result<Node, NodeDecode> {
+    let Some(after_tag) = bytes.strip_prefix(NODE_HEADER_TAG) else {
+        // Entries never start with `#`: a value that does is a node of another
+        // format (or garbage), not a placeholder.
+        return Err(if bytes.first() == Some(&b'#') { NodeDecode::Corrupt } else { NodeDecode::Unfilled });
     };
+    let (Some(digits), Some(b'\n')) = (after_tag.get(..8), after_tag.get(8)) else {
+        return Err(NodeDecode::Corrupt);
+    };
+    let verified_bytes = usize::try_from(parse_hex(digits).ok_or(NodeDecode::Corrupt)?).unwrap_or(usize::MAX);
+    let body = &after_tag[9..];
+    if verified_bytes > body.len() {
+        return Err(NodeDecode::Corrupt);
+    }
+    let mut rest = body;
     let mut entries = Vec::with_capacity(rest.len() / 24);
+    // Where the verified entries end: at an entry's start, or at the end.
+    let mut verified = None;
     while !rest.is_empty() {
+        if body.len() - rest.len() == verified_bytes {
+            verified = Some(entries.len());
+        }
         let (id, after) = match key_type {
             Type::Text => {
                 let colon = rest.iter().position(|&b| b == b':').ok_or(NodeDecode::Corrupt)?;
@@ -136,7 +194,11 @@ pub fn decode_node(bytes: &[u8], key_type: Type) -> Result<Vec<Entry>, NodeDecod
         entries.push((id, parse_hex(hex).ok_or(NodeDecode::Corrupt)?));
         rest = &after[16..];
     }
-    Ok(entries)
+    if verified_bytes == body.len() {
+        verified = Some(entries.len());
+    }
+    // `None`: the verified length falls inside an entry.
+    Ok(Node { entries, verified: verified.ok_or(NodeDecode::Corrupt)? })
 }
 
 fn parse_hex(digits: &[u8]) -> Option<u64> {
@@ -208,6 +270,11 @@ pub fn decode_object<T: serde::de::DeserializeOwned>(bytes: &[u8], tag: u32) -> 
 mod tests {
     use super::*;
 
+    fn all_verified(entries: Vec<Entry>) -> Result<Node, NodeDecode> {
+        let verified = entries.len();
+        Ok(Node { entries, verified })
+    }
+
     #[test]
     fn nodes_round_trip_for_both_key_types() {
         let ints = vec![
@@ -218,27 +285,47 @@ mod tests {
             (Value::Int(i64::MIN), DELETED_ETAG),
         ];
         let encoded = encode_node(&ints);
-        assert!(encoded.starts_with(b"#2\n1111,0000000000000007-3,fffffffffffffffe"));
-        assert_eq!(decode_node(&encoded, Type::Int), Ok(ints));
+        let body = encoded.len() - NODE_HEADER_LEN;
+        assert!(encoded.starts_with(format!("#3{body:08x}\n1111,0000000000000007-3,fffffffffffffffe").as_bytes()));
+        assert_eq!(decode_node(&encoded, Type::Int), all_verified(ints));
         let texts =
-            vec![(Value::Text("a,b:c".into()), 5), (Value::Text(String::new()), 6), (Value::Text("ü\n#2".into()), 9)];
-        assert_eq!(decode_node(&encode_node(&texts), Type::Text), Ok(texts));
+            vec![(Value::Text("a,b:c".into()), 5), (Value::Text(String::new()), 6), (Value::Text("ü\n#3".into()), 9)];
+        assert_eq!(decode_node(&encode_node(&texts), Type::Text), all_verified(texts));
+        assert_eq!(decode_node(&encode_node(&[]), Type::Int), all_verified(vec![]));
     }
 
     #[test]
-    fn appends_extend_a_filled_node_and_leave_a_placeholder_unfilled() {
+    fn appends_extend_a_filled_node_unverified_and_leave_a_placeholder_unfilled() {
         let mut node = encode_node(&[(Value::Int(1), 10)]);
         node.extend(entry_record(&Value::Int(2), 20));
         node.extend(entry_record(&Value::Int(1), 11));
-        assert_eq!(
-            decode_node(&node, Type::Int),
-            Ok(vec![(Value::Int(1), 10), (Value::Int(2), 20), (Value::Int(1), 11)])
-        );
+        let entries = vec![(Value::Int(1), 10), (Value::Int(2), 20), (Value::Int(1), 11)];
+        assert_eq!(decode_node(&node, Type::Int), Ok(Node { entries, verified: 1 }));
+        let mut empty = encode_node(&[]);
+        empty.extend(entry_record(&Value::Int(2), 20));
+        assert_eq!(decode_node(&empty, Type::Int), Ok(Node { entries: vec![(Value::Int(2), 20)], verified: 0 }));
         let placeholder_with_append = entry_record(&Value::Int(2), 20);
         assert_eq!(decode_node(&placeholder_with_append, Type::Int), Err(NodeDecode::Unfilled));
         assert_eq!(decode_node(b"", Type::Int), Err(NodeDecode::Unfilled));
-        let text_append = entry_record(&Value::Text("#2\nx".into()), 3);
+        let text_append = entry_record(&Value::Text("#3\nx".into()), 3);
         assert_eq!(decode_node(&text_append, Type::Text), Err(NodeDecode::Unfilled));
+    }
+
+    #[test]
+    fn headers_that_do_not_fit_their_entries_are_corrupt() {
+        let one = encode_node(&[(Value::Int(1), 10)]);
+        for bad in [
+            b"#2\n1,000000000000000a".to_vec(),
+            b"#3\n".to_vec(),
+            b"#3zzzzzzzz\n".to_vec(),
+            b"#300000005".to_vec(),
+            // More verified bytes than there are.
+            [&b"#3000000ff\n"[..], &one[NODE_HEADER_LEN..]].concat(),
+            // A verified length inside an entry.
+            [&b"#300000003\n"[..], &one[NODE_HEADER_LEN..]].concat(),
+        ] {
+            assert_eq!(decode_node(&bad, Type::Int), Err(NodeDecode::Corrupt), "{}", String::from_utf8_lossy(&bad));
+        }
     }
 
     #[test]

@@ -348,7 +348,7 @@ pub struct LoweredQuery {
 /// bytes that are not a complete node (a lease placeholder, possibly with appends,
 /// or garbage).
 pub fn decode_node_ids(bytes: &[u8], key_type: memdex_grammar::Type) -> Option<Vec<Value>> {
-    crate::codec::decode_node(bytes, key_type).ok().map(|entries| entries.into_iter().map(|(id, _)| id).collect())
+    crate::codec::decode_node(bytes, key_type).ok().map(|node| node.entries.into_iter().map(|(id, _)| id).collect())
 }
 
 /// A cached object decoded as `T`, for tests that inspect the cache: `None` for bytes
@@ -360,5 +360,5 @@ pub fn decode_object<T: Model>(bytes: &[u8]) -> Option<T> {
 /// The node codec the executor runs, for the runtime's criterion benches (which
 /// measure this very code rather than a copy of it).
 pub mod node_codec {
-    pub use crate::codec::{Entry, decode_node, encode_node, etag};
+    pub use crate::codec::{Entry, Node, decode_node, encode_node, etag};
 }

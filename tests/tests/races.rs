@@ -133,7 +133,8 @@ const QUIET: Duration = Duration::from_secs(600);
 /// a drain on every call, a lazy-removal write-back by plain `set` and an outbox
 /// entry marked done instead of pending both passed). Only the test of the drain
 /// itself uses [`draining_world`].
-/// The near cache is opt-in; the race tests run with it on.
+/// The race tests run with the near cache on (the default), named here because some
+/// tests compare a store without it.
 const NEAR: usize = 64 << 20;
 
 fn world(tag: &str, driver: Driver) -> World {
@@ -147,6 +148,24 @@ fn draining_world(tag: &str, driver: Driver) -> World {
 }
 
 impl World {
+    /// A third process on the same database and cache, unstepped, never draining,
+    /// with a near cache of `near` bytes.
+    fn third_process(&self, near: usize) -> Store {
+        Store::builder()
+            .sqlite(self.db_path.clone())
+            .cache(self.stepper.plain())
+            .outbox(QUIET, QUIET)
+            .near_cache_capacity(near)
+            .build()
+            .expect("third store")
+    }
+
+    /// Deletes object `id` from the shared cache (an eviction).
+    fn evict_object(&self, id: i64) {
+        let key = KeySpace::new("memdex", Item::schema(), 0).object(&Value::Int(id));
+        self.stepper.plain().run(&[CacheOp::Delete { key: &key }]);
+    }
+
     /// Neither process applied an outbox entry: whatever the test saw, no drain
     /// repaired it.
     fn assert_nothing_drained(&self) {
@@ -695,4 +714,138 @@ impl CacheBackend for SplitBatches {
     fn describe(&self) -> String {
         "split batches".into()
     }
+}
+
+/// A writer's batch cut short on its one server (a timeout: the server applied the
+/// ops it had read, the client closed the connection, the rest never ran), at every
+/// point of the batch, for an edit and for a move. Another process reading with the
+/// near cache must then answer exactly what a third process reading the values
+/// answers: the near cache trusts a node's versions only as far as the batch's
+/// order makes that as fresh as the objects (appends land before the deletes).
+#[test]
+fn a_write_batch_cut_short_leaves_the_near_cache_no_staler_than_the_values() {
+    for (what, new) in [("edit", Item { id: 1, category_id: 5, name: "renamed".into() }), ("move", item(1, 6))] {
+        for cut in 0..8 {
+            near_read_after_a_cut_batch(what, &new, cut);
+        }
+    }
+}
+
+fn near_read_after_a_cut_batch(what: &str, new: &Item, cut: usize) {
+    let w = world(&format!("near_cut_{what}_{cut}"), Driver::Blocking);
+    let values = w.third_process(0);
+    w.stepped.insert(&item(1, 5)).unwrap();
+    w.stepped.insert(&item(2, 5)).unwrap();
+    for cat in [5, 6] {
+        category(&w.other, cat);
+        category(&w.other, cat);
+        category(&values, cat);
+    }
+    assert!(w.other.stats().near_hits >= 2, "the near reader keeps the objects: {:?}", w.other.stats());
+    let batch_len = Arc::new(AtomicUsize::new(0));
+    let seen = batch_len.clone();
+    w.stepper.on_batch(move |ops, inner| {
+        if !ops.iter().any(|op| matches!(op, CacheOp::Append { .. })) || seen.load(Ordering::SeqCst) > 0 {
+            return Step::Proceed;
+        }
+        seen.store(ops.len(), Ordering::SeqCst);
+        let landed = cut.min(ops.len());
+        let mut replies = inner.run(&ops[..landed]);
+        replies.extend(
+            ops[landed..]
+                .iter()
+                .map(|_| Err(memdex::cache::CacheError::Ambiguous { server: "stepped".into(), reason: "cut".into() })),
+        );
+        Step::Reply(replies)
+    });
+    w.stepped.update(new).unwrap();
+    w.stepper.clear();
+    assert!(batch_len.load(Ordering::SeqCst) > 0, "{what}, cut {cut}: the write sent its batch");
+    for cat in [5, 6] {
+        // The near reader first: a value read's clean-up would repair the node.
+        let near = select!(Item, |i| i.category_id == cat).fetch(&w.other).expect("near read");
+        let read = select!(Item, |i| i.category_id == cat).fetch(&values).expect("value read");
+        assert_eq!(near, read, "{what}, batch cut after {cut} ops, category {cat}");
+    }
+    w.assert_nothing_drained();
+}
+
+/// K12, a writer's append landing late: a rename of item 1 commits and its batch is
+/// held; meanwhile a reader keeps the renamed version, another process deletes the
+/// row, and the reader's lazy removal cleans node 5 of it. The held batch then
+/// appends the renamed version to node 5, which names that version alone. The
+/// reader must not serve the deleted row from its near cache: an appended entry is
+/// not verified, so the reader reads the object's cached bytes (deleted by the
+/// late batch too) and asks the database.
+#[test]
+fn a_late_append_after_a_lazy_removal_does_not_bring_a_deleted_row_back() {
+    DRIVERS.into_iter().for_each(a_late_append_after_a_lazy_removal_does_not_bring_a_deleted_row_back_on);
+}
+
+fn a_late_append_after_a_lazy_removal_does_not_bring_a_deleted_row_back_on(driver: Driver) {
+    let w = world("near_late_append", driver);
+    let deleter = w.third_process(0);
+    w.other.insert(&item(1, 5)).unwrap();
+    assert_eq!(category(&w.other, 5), vec![1]);
+    w.evict_object(1);
+    let fired = Arc::new(AtomicUsize::new(0));
+    let (reader, seen) = (w.other.clone(), fired.clone());
+    w.stepper.on_batch(move |ops, _| {
+        if !ops.iter().any(|op| matches!(op, CacheOp::Append { .. })) || seen.fetch_add(1, Ordering::SeqCst) > 0 {
+            return Step::Proceed;
+        }
+        // The rename has committed; its batch waits here.
+        let by_key = select!(Item, |i| i.id == 1).fetch(&reader).expect("key lookup");
+        assert_eq!(by_key[0].name, "renamed", "read from the database, kept by version");
+        deleter.delete::<Item>(&1).unwrap();
+        assert_eq!(category(&reader, 5), Vec::<i64>::new(), "the delete is seen");
+        Step::Proceed
+    });
+    w.stepped.update(&Item { id: 1, category_id: 5, name: "renamed".into() }).unwrap();
+    w.stepper.clear();
+    assert_eq!(fired.load(Ordering::SeqCst), 1, "the reader ran while the rename's batch was held");
+    assert_eq!(category(&w.other, 5), Vec::<i64>::new(), "the deleted row stays deleted after the late append");
+    assert_eq!(category(&w.third_process(NEAR), 5), Vec::<i64>::new());
+    w.assert_nothing_drained();
+}
+
+/// K12, a lazy removal's re-homing append landing late: a reader finds item 1 moved
+/// from category 5 to 6 and re-homes it to node 6; its append is held while another
+/// process deletes the row and a near reader's lazy removal cleans node 6 of it.
+/// The late re-homing append then makes node 6 name the moved version alone; the
+/// near reader, which keeps that version, must not serve it: the entry is appended,
+/// not verified, so it reads the object (gone) and asks the database.
+#[test]
+fn a_late_rehoming_append_does_not_bring_a_deleted_row_back() {
+    DRIVERS.into_iter().for_each(a_late_rehoming_append_does_not_bring_a_deleted_row_back_on);
+}
+
+fn a_late_rehoming_append_does_not_bring_a_deleted_row_back_on(driver: Driver) {
+    let w = world("near_late_rehome", driver);
+    let writer = w.third_process(0);
+    writer.insert(&item(1, 5)).unwrap();
+    for cat in [5, 6] {
+        assert_eq!(w.stepped.category(cat), category(&w.other, cat));
+    }
+    writer.update(&item(1, 6)).unwrap();
+    assert_eq!(category(&w.other, 6), vec![1], "the near reader keeps the moved version");
+    let fired = Arc::new(AtomicUsize::new(0));
+    let (near, seen) = (w.other.clone(), fired.clone());
+    let deleter = w.third_process(0);
+    w.stepper.on_batch(move |ops, _| {
+        let rehoming =
+            !ops.is_empty() && ops.iter().all(|op| matches!(op, CacheOp::Append { .. } | CacheOp::GetCas { .. }));
+        if !rehoming || seen.fetch_add(1, Ordering::SeqCst) > 0 {
+            return Step::Proceed;
+        }
+        // The re-homing append to node 6 waits here.
+        deleter.delete::<Item>(&1).unwrap();
+        assert_eq!(category(&near, 6), Vec::<i64>::new(), "the delete is seen");
+        Step::Proceed
+    });
+    assert_eq!(w.stepped.category(5), Vec::<i64>::new(), "the stepped reader removes item 1 from node 5");
+    w.stepper.clear();
+    assert_eq!(fired.load(Ordering::SeqCst), 1, "the re-homing append was held");
+    assert_eq!(category(&w.other, 6), Vec::<i64>::new(), "the deleted row stays deleted after the late append");
+    w.assert_nothing_drained();
 }

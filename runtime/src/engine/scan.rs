@@ -73,6 +73,9 @@ pub(crate) struct NodeState {
     node: NodeRef,
     /// Its entries: each id with the etag of the version the node was told of.
     entries: Vec<Entry>,
+    /// How many of `entries` (the first ones) a fill or a write-back verified; the
+    /// rest were appended since, possibly late (`codec`, K12).
+    verified: usize,
     /// The object slot of each entry (parallel to `entries`), so that each object
     /// key is built and hashed once per fetch.
     slots: Vec<usize>,
@@ -119,6 +122,9 @@ struct ObjectState<T> {
     /// row's encoding (read from the database).
     etag: Option<u64>,
     listed: Listed,
+    /// A node lists it by an appended entry, not yet verified: its cached bytes are
+    /// read even when the near cache keeps the version named (K12).
+    appended: bool,
     /// The row came from the database during this fetch (evidence for lazy removal).
     from_db: bool,
     /// The row came from this process's near cache (nothing to keep, nothing read).
@@ -192,6 +198,7 @@ impl<T: Model> Scan<T> {
                         key,
                         node,
                         entries: Vec::new(),
+                        verified: 0,
                         slots: Vec::new(),
                         read_cas: None,
                         fill_cas: None,
@@ -251,6 +258,7 @@ impl<T: Model> Scan<T> {
                 row: None,
                 etag: None,
                 listed: Listed::Unlisted,
+                appended: false,
                 from_db: false,
                 from_near: false,
                 cached_etag: None,
@@ -338,6 +346,7 @@ impl<T: Model> Scan<T> {
                     n.entries.push((id.clone(), codec::UNKNOWN_ETAG));
                 }
             }
+            n.verified = n.entries.len();
             // The cached list is superseded by the snapshot: nothing to clean.
             n.read_cas = None;
         }
@@ -353,11 +362,13 @@ impl<T: Model> Scan<T> {
         self.key_text.reserve(listed * 48);
         for n in 0..self.nodes.len() {
             let entries = std::mem::take(&mut self.nodes[n].entries);
+            let verified = self.nodes[n].verified;
             let mut slots = Vec::with_capacity(entries.len());
-            for (id, etag) in &entries {
+            for (at, (id, etag)) in entries.iter().enumerate() {
                 let slot = self.want(id);
                 let o = &mut self.objects[slot];
                 o.listed = o.listed.with(*etag);
+                o.appended |= at >= verified;
                 slots.push(slot);
             }
             self.nodes[n].slots = slots;
@@ -387,6 +398,9 @@ impl<T: Model> Scan<T> {
             self.round_two.retain(|&slot| {
                 let o = &mut objects[slot];
                 let Listed::Version(etag) = o.listed else { return true };
+                if o.appended {
+                    return true;
+                }
                 match near.get::<T>(&ObjectId::of(keys, &o.id), etag) {
                     Some(row) => {
                         o.row = Some(row);
@@ -592,7 +606,10 @@ impl<T: Model> Scan<T> {
                     }
                 }
             }
-            if kept.len() != n.entries.len() || kept.iter().zip(&n.entries).any(|(k, e)| k != e) {
+            // Written back also when nothing changed but appended entries: they are
+            // verified now (each by the database or by its object's cached bytes).
+            let changed = kept.len() != n.entries.len() || kept.iter().zip(&n.entries).any(|(k, e)| k != e);
+            if changed || n.verified < n.entries.len() {
                 plan.removed += removed;
                 plan.cleaned.push((n.key.clone(), codec::encode_node(&kept), cas));
             }
@@ -648,9 +665,10 @@ fn read_node(
 ) -> bool {
     match reply {
         Ok(CacheReply::Hit { value, cas }) => match codec::decode_node(value, key_type) {
-            Ok(entries) => {
+            Ok(node) => {
                 Counters::add(&ctx.stats.node_hits, 1);
-                n.entries = entries;
+                n.entries = node.entries;
+                n.verified = node.verified;
                 n.read_cas = Some(*cas);
                 return true;
             }

@@ -290,19 +290,28 @@ impl<'a> ApplyEffects<'a> {
 
     fn batch(&self) -> Vec<CacheOp<'_>> {
         let set = &self.set;
-        let mut ops: Vec<CacheOp<'_>> = Vec::with_capacity(set.objects.len() + 2 * set.appends.len());
-        // Invalidation, not refresh: a delete commutes with every other writer's
-        // delete, so two writers whose batches land in the opposite order of their
-        // commits cannot leave the older row cached (race rule 3). A delete also
-        // voids any fill under lease that read the row before this commit (race
-        // rule 1): the filler's CAS no longer matches.
-        ops.extend(set.objects.iter().map(|key| CacheOp::Delete { key }));
+        let mut ops: Vec<CacheOp<'_>> = Vec::with_capacity(2 * set.appends.len() + set.objects.len());
         // Add eagerly: append the id to the node of every index the new values map
         // to. Append never creates a node, so a node that is not cached stays a
         // miss (and its next fill reads this commit). Each append is checked
         // (`cache::checked_appends`): a node too full to take the id is deleted
         // next, rather than left cached without it (K11).
         ops.extend(checked_appends(set.appends.iter().map(|(key, record)| (key.as_str(), record.as_slice()))));
+        // Invalidation, not refresh: a delete commutes with every other writer's
+        // delete, so two writers whose batches land in the opposite order of their
+        // commits cannot leave the older row cached (race rule 3). A delete also
+        // voids any fill under lease that read the row before this commit (race
+        // rule 1): the filler's CAS no longer matches.
+        //
+        // The deletes go last. A server runs one connection's commands in order, and
+        // a batch cut short (a timeout: the client closes the connection, the server
+        // drops what it had not run) lands a prefix of it. The near cache serves a
+        // kept object when its nodes name no newer version, so an object deleted
+        // while its node missed the append would be served stale from memory though
+        // a read of the values would go to the database; appends first make any
+        // landed delete imply landed appends (`races.rs`,
+        // `a_write_batch_cut_short_leaves_the_near_cache_no_staler_than_the_values`).
+        ops.extend(set.objects.iter().map(|key| CacheOp::Delete { key }));
         ops
     }
 
@@ -355,9 +364,9 @@ impl Machine for ApplyEffects<'_> {
         match std::mem::replace(&mut self.phase, ApplyPhase::Done) {
             ApplyPhase::Batch => {
                 let ops = self.batch();
-                let appends_from = self.set.objects.len();
+                let appends = ops.len() - self.set.objects.len();
                 let full: Vec<String> =
-                    refused_appends(&ops[appends_from..], replies.get(appends_from..).unwrap_or(&[]))
+                    refused_appends(&ops[..appends], replies.get(..appends.min(replies.len())).unwrap_or(&[]))
                         .into_iter()
                         .map(str::to_owned)
                         .collect();
