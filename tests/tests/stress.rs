@@ -134,6 +134,13 @@ enum Proc {
 }
 
 impl Proc {
+    fn stats(&self) -> memdex::Stats {
+        match self {
+            Proc::Blocking(s) => s.stats(),
+            Proc::Tokio(s) => s.stats(),
+        }
+    }
+
     async fn insert(&self, a: &Acct) -> Result<(), memdex::Error> {
         match self {
             Proc::Blocking(s) => s.insert(a),
@@ -277,11 +284,20 @@ fn stress(tag: &str, procs: Vec<Proc>, shape: Shape, mode: Mode) -> (usize, usiz
     let (checks, violations) = check(&history, &observations);
     let writes = shape.writers * shape.writes_per_writer;
     let reads = observations.len();
+    let stats: Vec<memdex::Stats> = procs.iter().map(Proc::stats).collect();
+    let sum = |f: fn(&memdex::Stats) -> u64| stats.iter().map(f).sum::<u64>();
     eprintln!(
-        "stress {tag}: {writes} writes, {reads} reads, {checks} checks, {} violations, {:.1?}",
+        "stress {tag}: {writes} writes, {reads} reads, {checks} checks, {} violations, {:.1?}; \
+         cache errors {}, mark-downs {}, owed {}, deferred {}, near hits {}",
         violations.len(),
-        start.elapsed()
+        start.elapsed(),
+        sum(|s| s.cache_errors),
+        sum(|s| s.cache_markdowns),
+        sum(|s| s.outbox_owed),
+        sum(|s| s.outbox_deferred),
+        sum(|s| s.near_hits),
     );
+    assert_eq!(sum(|s| s.cache_errors), 0, "stress {tag}: the cache failed, so the run tested nothing: {stats:?}");
     assert!(
         violations.is_empty(),
         "stress {tag}: {} violations, first ones:\n{}",
@@ -289,6 +305,16 @@ fn stress(tag: &str, procs: Vec<Proc>, shape: Shape, mode: Mode) -> (usize, usiz
         violations[..violations.len().min(5)].join("\n")
     );
     (writes, reads, checks)
+}
+
+/// A cache timeout no loaded machine reaches. This test checks the race rules on a
+/// working cache; a cache batch that fails after a commit leaves other processes
+/// stale until the outbox drains (race rule 4's bound, which `faults.rs` tests), and
+/// a timeout caused by the load alone would look like a race here.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+fn patient() -> CacheConfig {
+    CacheConfig { connect_timeout: PATIENCE, io_timeout: PATIENCE, ..CacheConfig::default() }
 }
 
 /// A writer or reader running on a thread or as a task.
@@ -483,8 +509,7 @@ fn sqlite_with_the_in_process_cache() {
 #[test]
 fn sqlite_with_memcached() {
     let server = MemcachedServer::start().expect("memcached starts");
-    let cache: Arc<dyn CacheBackend> =
-        Arc::new(Memcached::connect(&[server.addr()], CacheConfig::default()).expect("memcached"));
+    let cache: Arc<dyn CacheBackend> = Arc::new(Memcached::connect(&[server.addr()], patient()).expect("memcached"));
     let (stores, _file) = sqlite_stores("memcached", cache, 3);
     stress("sqlite + memcached", blocking(stores), Shape::ci(12), Mode::Threads);
 }
@@ -500,13 +525,14 @@ fn postgres_and_memcached(tag: &str) -> (String, String, MemcachedServer) {
 /// A blocking store on PostgreSQL, with memcached connections of its own: a
 /// separate process.
 fn blocking_pg(params: &str, ns: &str, server: &MemcachedServer) -> Proc {
-    let cache = Memcached::connect(&[server.addr()], CacheConfig::default()).expect("memcached");
+    let cache = Memcached::connect(&[server.addr()], patient()).expect("memcached");
     Proc::Blocking(Store::builder().postgres(params).namespace(ns).cache(Box::new(cache)).build().expect("store"))
 }
 
 /// An async store on PostgreSQL (tokio-postgres) and memcached (tokio sockets).
 fn tokio_pg(params: &str, ns: &str, server: &MemcachedServer) -> Proc {
-    let builder = Store::builder().postgres(params).namespace(ns).memcached([server.addr()]);
+    let builder =
+        Store::builder().postgres(params).namespace(ns).memcached([server.addr()]).cache_timeouts(PATIENCE, PATIENCE);
     Proc::Tokio(block_on(builder.build_async()).expect("async store"))
 }
 
@@ -556,7 +582,7 @@ fn mariadb_with_memcached() {
         .map(|_| {
             // Each store its own memcached connections and its own database pool:
             // separate processes.
-            let cache = Memcached::connect(std::slice::from_ref(&addr), CacheConfig::default()).expect("memcached");
+            let cache = Memcached::connect(std::slice::from_ref(&addr), patient()).expect("memcached");
             let store = Store::builder().mysql(url.clone()).namespace(ns.clone()).cache(Box::new(cache));
             Proc::Blocking(store.build().expect("store"))
         })
@@ -575,8 +601,7 @@ fn soak() {
     shape.writes_per_writer *= 20;
     shape.reads_per_reader *= 20;
     let server = MemcachedServer::start().expect("memcached starts");
-    let cache: Arc<dyn CacheBackend> =
-        Arc::new(Memcached::connect(&[server.addr()], CacheConfig::default()).expect("memcached"));
+    let cache: Arc<dyn CacheBackend> = Arc::new(Memcached::connect(&[server.addr()], patient()).expect("memcached"));
     let (stores, _file) = sqlite_stores("soak", cache, 4);
     stress("soak: sqlite + memcached", blocking(stores), shape, Mode::Threads);
 }
