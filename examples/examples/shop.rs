@@ -54,7 +54,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let items = select!(Item, |i| i.category_id == cat).fetch(&store)?;
     trace(false);
     println!("   -> {:?}", items.iter().map(|i| i.id).collect::<Vec<_>>());
-    println!("   again, hot cache (two round trips: the node, then its objects):");
+    println!("   again, hot cache (one round trip: the node; its objects are in this process's near cache):");
     trace(true);
     let items = select!(Item, |i| i.category_id == cat).fetch(&store)?;
     trace(false);

@@ -618,8 +618,8 @@
 //!
 //! Captured values appear as `p0`, `p1`, … (text parameters by their names). The
 //! two round trips are the nodes, then the objects they list; when this process's
-//! near cache holds those objects at the versions the nodes name (opt-in and
-//! experimental, [`StoreBuilder::near_cache_capacity`]), the second is skipped.
+//! near cache holds those objects at the versions the nodes name (on by default,
+//! [`StoreBuilder::near_cache_capacity`]), the second is skipped.
 //!
 //! # Counters and the cache conversation
 //!
@@ -662,7 +662,7 @@
 //! let store = Store::builder()
 //!     .sqlite_in_memory()
 //!     .in_process_cache()
-//!     .near_cache_capacity(16 << 20) // opt-in: decoded objects kept by version
+//!     .near_cache_capacity(16 << 20) // decoded objects kept by version (default 64 MiB)
 //!     .trace_to(move |line| sink.lock().unwrap().push(line.to_owned()))
 //!     .build()?;
 //! store.migrate::<Customer>()?;

@@ -21,8 +21,7 @@ pub(crate) struct Settings {
 }
 
 /// Bytes of decoded objects a store keeps in its near cache by default.
-/// The near cache size the tests and the benchmark opt into.
-#[allow(dead_code)]
+/// The near cache a store keeps by default (DESIGN.md "Near cache": on by default).
 pub(crate) const DEFAULT_NEAR_CACHE_CAPACITY: usize = 64 * 1024 * 1024;
 
 /// Prepared text queries a store keeps by default: far more distinct texts than a
@@ -44,7 +43,7 @@ impl Default for Settings {
             text_cache_capacity: DEFAULT_TEXT_CACHE_CAPACITY,
             // Off by default: the stress test on PostgreSQL + memcached with tokio
             // tasks found a stale read with it on (RELIABILITY.md), not yet explained.
-            near_cache_capacity: 0,
+            near_cache_capacity: DEFAULT_NEAR_CACHE_CAPACITY,
             manage_schema: true,
         }
     }

@@ -500,12 +500,12 @@ impl StoreBuilder {
         self
     }
 
-    /// Bytes of decoded objects this process keeps in its near cache (default 0:
-    /// off). A fetch serves a kept object only when the index nodes it reads name
-    /// exactly the kept version, so a hot fetch is one round trip (the nodes).
-    /// **Experimental:** a stress run on PostgreSQL + memcached with tokio tasks
-    /// returned a stale row with it on (see RELIABILITY.md); it stays off by
-    /// default until that is explained and fixed.
+    /// Bytes of decoded objects this process keeps in its near cache (default 64
+    /// MiB; 0 turns it off). A fetch serves a kept object only when the index nodes
+    /// it reads name exactly the kept version in entries a fill or a reader's
+    /// write-back verified, so a hot fetch is one round trip (the nodes); an id a
+    /// write appended since is read from its cached bytes, as without the near
+    /// cache (ARCHITECTURE.md, "Near cache").
     pub fn near_cache_capacity(mut self, bytes: usize) -> Self {
         self.settings.near_cache_capacity = bytes;
         self
