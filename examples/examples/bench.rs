@@ -6,7 +6,8 @@
 //! instead; `--out DIR` writes the report files into DIR; `--hot-loop N` only runs
 //! the hot query N times next to its floor and prints both medians (for profilers and
 //! quick comparisons); with `--servers S` also on a store sharded over S servers, with
-//! `--disjuncts D` also a D-way disjunction next to its floor.
+//! `--disjuncts D` also a D-way disjunction next to its floor. `--no-build-cost`
+//! skips timing the two from-scratch builds of the build-cost section.
 
 // Shared with the smoke test through `#[path]`; each uses a different subset (the
 // derive's column handles, for one, are used by neither).
@@ -24,6 +25,7 @@ fn main() -> std::process::ExitCode {
     let mut hot_loop: Option<usize> = None;
     let mut hot_servers = 1;
     let mut hot_disjuncts = 0;
+    let mut build_cost = true;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -32,16 +34,22 @@ fn main() -> std::process::ExitCode {
             "--hot-loop" => hot_loop = args.next().and_then(|n| n.parse().ok()),
             "--servers" => hot_servers = args.next().and_then(|n| n.parse().ok()).unwrap_or(1),
             "--disjuncts" => hot_disjuncts = args.next().and_then(|n| n.parse().ok()).unwrap_or(0),
+            "--no-build-cost" => build_cost = false,
             "--bench" => {} // passed by `cargo bench`
             other => {
                 eprintln!(
-                    "unknown argument {other:?}; usage: bench [--tiny] [--out DIR] [--hot-loop N [--servers S] [--disjuncts D]]"
+                    "unknown argument {other:?}; usage: bench [--tiny] [--out DIR] [--no-build-cost] [--hot-loop N [--servers S] [--disjuncts D]]"
                 );
                 return std::process::ExitCode::FAILURE;
             }
         }
     }
-    let cfg = if tiny { bench::Config::tiny(workspace.clone()) } else { bench::Config::full(workspace.clone()) };
+    let mut cfg = if tiny { bench::Config::tiny(workspace.clone()) } else { bench::Config::full(workspace.clone()) };
+    if !build_cost {
+        // The build-cost section compiles two crates from scratch (minutes on two
+        // cores); this generates them without timing a build.
+        cfg.build_runs = 0;
+    }
     if let Some(n) = hot_loop {
         // For profilers (callgrind, perf): only the hot query, n times.
         let spec = bench::HotLoop { iterations: n, servers: hot_servers, disjuncts: hot_disjuncts };
