@@ -538,6 +538,7 @@ pub fn stats_json(stats: &Stats) -> serde_json::Value {
         object_misses,
         near_hits,
         near_misses,
+        near_unverified,
         fills_won,
         fills_lost,
         lease_busy,
@@ -563,7 +564,7 @@ pub fn stats_json(stats: &Stats) -> serde_json::Value {
     json!({
         "node_hits": node_hits, "node_misses": node_misses,
         "object_hits": object_hits, "object_misses": object_misses,
-        "near_hits": near_hits, "near_misses": near_misses,
+        "near_hits": near_hits, "near_misses": near_misses, "near_unverified": near_unverified,
         "fills_won": fills_won, "fills_lost": fills_lost, "lease_busy": lease_busy,
         "lazy_removals": lazy_removals, "db_queries": db_queries,
         "cache_round_trips": cache_round_trips, "cache_errors": cache_errors,

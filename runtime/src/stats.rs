@@ -38,6 +38,11 @@ stats! {
     /// Objects whose version the nodes named was not kept in the near cache (read
     /// from the cache or the database, then kept).
     near_misses,
+    /// Objects listed by an entry a write appended and no reader verified yet: read
+    /// from their cached bytes rather than served from the near cache, then
+    /// verified by the fetch's write-back (an append can land late, naming a version
+    /// the row has left; see `codec`).
+    near_unverified,
     /// Fills (nodes or objects) this store won the lease for and stored.
     fills_won,
     /// Fills that lost: a write touched the key between the miss and the fill.

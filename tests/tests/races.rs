@@ -804,7 +804,10 @@ fn a_late_append_after_a_lazy_removal_does_not_bring_a_deleted_row_back_on(drive
     w.stepped.update(&Item { id: 1, category_id: 5, name: "renamed".into() }).unwrap();
     w.stepper.clear();
     assert_eq!(fired.load(Ordering::SeqCst), 1, "the reader ran while the rename's batch was held");
+    let before = w.other.stats();
     assert_eq!(category(&w.other, 5), Vec::<i64>::new(), "the deleted row stays deleted after the late append");
+    let after = w.other.stats();
+    assert_eq!(after.near_unverified - before.near_unverified, 1, "the appended entry was not trusted: {after:?}");
     assert_eq!(category(&w.third_process(NEAR), 5), Vec::<i64>::new());
     w.assert_nothing_drained();
 }
@@ -846,6 +849,9 @@ fn a_late_rehoming_append_does_not_bring_a_deleted_row_back_on(driver: Driver) {
     assert_eq!(w.stepped.category(5), Vec::<i64>::new(), "the stepped reader removes item 1 from node 5");
     w.stepper.clear();
     assert_eq!(fired.load(Ordering::SeqCst), 1, "the re-homing append was held");
+    let before = w.other.stats();
     assert_eq!(category(&w.other, 6), Vec::<i64>::new(), "the deleted row stays deleted after the late append");
+    let after = w.other.stats();
+    assert_eq!(after.near_unverified - before.near_unverified, 1, "the appended entry was not trusted: {after:?}");
     w.assert_nothing_drained();
 }

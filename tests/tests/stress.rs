@@ -288,7 +288,7 @@ fn stress(tag: &str, procs: Vec<Proc>, shape: Shape, mode: Mode) -> (usize, usiz
     let sum = |f: fn(&memdex::Stats) -> u64| stats.iter().map(f).sum::<u64>();
     eprintln!(
         "stress {tag}: {writes} writes, {reads} reads, {checks} checks, {} violations, {:.1?}; \
-         cache errors {}, mark-downs {}, owed {}, deferred {}, near hits {}",
+         cache errors {}, mark-downs {}, owed {}, deferred {}, near hits {}, near unverified {}",
         violations.len(),
         start.elapsed(),
         sum(|s| s.cache_errors),
@@ -296,6 +296,7 @@ fn stress(tag: &str, procs: Vec<Proc>, shape: Shape, mode: Mode) -> (usize, usiz
         sum(|s| s.outbox_owed),
         sum(|s| s.outbox_deferred),
         sum(|s| s.near_hits),
+        sum(|s| s.near_unverified),
     );
     assert_eq!(sum(|s| s.cache_errors), 0, "stress {tag}: the cache failed, so the run tested nothing: {stats:?}");
     assert!(

@@ -392,13 +392,14 @@ impl<T: Model> Scan<T> {
     pub(crate) fn use_near(&mut self, ctx: &Context) -> bool {
         let near = &ctx.near;
         if near.is_on() {
-            let (mut hits, mut misses) = (0u64, 0u64);
+            let (mut hits, mut misses, mut unverified) = (0u64, 0u64, 0u64);
             let keys = &self.keys;
             let objects = &mut self.objects;
             self.round_two.retain(|&slot| {
                 let o = &mut objects[slot];
                 let Listed::Version(etag) = o.listed else { return true };
                 if o.appended {
+                    unverified += 1;
                     return true;
                 }
                 match near.get::<T>(&ObjectId::of(keys, &o.id), etag) {
@@ -417,6 +418,7 @@ impl<T: Model> Scan<T> {
             });
             Counters::add(&ctx.stats.near_hits, hits);
             Counters::add(&ctx.stats.near_misses, misses);
+            Counters::add(&ctx.stats.near_unverified, unverified);
         }
         !self.round_two.is_empty() || self.recheck
     }
