@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use memdex::cache::memcached::Memcached;
 use memdex::cache::{CacheBackend, CacheConfig, CacheError, CacheOp, CacheReply};
-use memdex::{Model, Schema, Store, Type, Value};
+use memdex::{AsyncStore, Model, Schema, Store, Type, Value};
+use memdex_tests::asynchronous::block_on;
 use memdex_tests::proxy::{FaultProxy, Mode};
 use memdex_tests::servers::memcached::MemcachedServer;
 use rand::rngs::StdRng;
@@ -162,6 +163,45 @@ fn memcached_at(addr: impl ToString) -> Box<dyn CacheBackend> {
 
 const SHELVES: i64 = 5;
 
+/// What the workload needs of a "process": the blocking store, or an async one
+/// awaited here (the tokio driver, with its own memcached transport).
+trait Process {
+    fn insert(&self, d: &Doc) -> Result<(), memdex::Error>;
+    fn update(&self, d: &Doc) -> Result<(), memdex::Error>;
+    fn delete(&self, id: i64) -> Result<(), memdex::Error>;
+    fn recall(&self, text: &str, params: &[(&str, Value)]) -> Result<Vec<Doc>, memdex::Error>;
+}
+
+impl Process for Store {
+    fn insert(&self, d: &Doc) -> Result<(), memdex::Error> {
+        Store::insert(self, d)
+    }
+    fn update(&self, d: &Doc) -> Result<(), memdex::Error> {
+        Store::update(self, d)
+    }
+    fn delete(&self, id: i64) -> Result<(), memdex::Error> {
+        Store::delete::<Doc>(self, &id)
+    }
+    fn recall(&self, text: &str, params: &[(&str, Value)]) -> Result<Vec<Doc>, memdex::Error> {
+        self.recall_text(text, params)
+    }
+}
+
+impl Process for AsyncStore {
+    fn insert(&self, d: &Doc) -> Result<(), memdex::Error> {
+        block_on(AsyncStore::insert(self, d))
+    }
+    fn update(&self, d: &Doc) -> Result<(), memdex::Error> {
+        block_on(AsyncStore::update(self, d))
+    }
+    fn delete(&self, id: i64) -> Result<(), memdex::Error> {
+        block_on(AsyncStore::delete::<Doc>(self, &id))
+    }
+    fn recall(&self, text: &str, params: &[(&str, Value)]) -> Result<Vec<Doc>, memdex::Error> {
+        block_on(self.recall_text(text, params))
+    }
+}
+
 /// The test's copy of the table, and a random workload over it.
 struct Workload {
     rows: BTreeMap<i64, Doc>,
@@ -182,7 +222,7 @@ impl Workload {
     }
 
     /// One random write through `s`.
-    fn write(&mut self, s: &Store) {
+    fn write(&mut self, s: &impl Process) {
         self.writes += 1;
         let id = self.rng.gen_range(1..=40);
         let body = self.body(id);
@@ -193,7 +233,7 @@ impl Workload {
                 self.rows.insert(id, d);
             }
             (Some(_), 0) => {
-                s.delete::<Doc>(&id).expect("delete");
+                s.delete(id).expect("delete");
                 self.rows.remove(&id);
             }
             (Some(mut d), _) => {
@@ -206,18 +246,18 @@ impl Workload {
     }
 
     /// One random read through `s`, checked against the copy.
-    fn read(&mut self, s: &Store, phase: &str) {
+    fn read(&mut self, s: &impl Process, phase: &str) {
         self.reads += 1;
         if self.rng.gen_bool(0.2) {
             let id = self.rng.gen_range(1..=40);
-            let got = s.recall_text::<Doc>("lambda d: d.id == k", &[("k", id.into())]).expect("key read");
+            let got = s.recall("lambda d: d.id == k", &[("k", id.into())]).expect("key read");
             let want: Vec<Doc> = self.rows.get(&id).cloned().into_iter().collect();
             assert_eq!(got, want, "{phase}: key {id}");
             return;
         }
         let shelves: Vec<i64> = (0..self.rng.gen_range(1..3)).map(|_| self.rng.gen_range(0..SHELVES)).collect();
         let got = s
-            .recall_text::<Doc>("lambda d: d.shelf in shelves", &[("shelves", shelves.clone().into())])
+            .recall("lambda d: d.shelf in shelves", &[("shelves", shelves.clone().into())])
             .unwrap_or_else(|e| panic!("{phase}: read failed: {e}"));
         let want: Vec<Doc> = self.rows.values().filter(|d| shelves.contains(&d.shelf)).cloned().collect();
         if got != want {
@@ -227,10 +267,10 @@ impl Workload {
     }
 
     /// Every shelf through `s`, checked (used after recovery).
-    fn read_all(&mut self, s: &Store, phase: &str) {
+    fn read_all(&mut self, s: &impl Process, phase: &str) {
         for shelf in 0..SHELVES {
             self.reads += 1;
-            let got = s.recall_text::<Doc>("lambda d: d.shelf == k", &[("k", shelf.into())]).expect("read");
+            let got = s.recall("lambda d: d.shelf == k", &[("k", shelf.into())]).expect("read");
             let want: Vec<Doc> = self.rows.values().filter(|d| d.shelf == shelf).cloned().collect();
             assert_eq!(
                 got.iter().map(|d| (d.id, &d.body)).collect::<Vec<_>>(),
@@ -240,7 +280,7 @@ impl Workload {
         }
     }
 
-    fn mixed(&mut self, s: &Store, ops: usize, phase: &str) {
+    fn mixed(&mut self, s: &impl Process, ops: usize, phase: &str) {
         for _ in 0..ops {
             if self.rng.gen_bool(0.4) { self.write(s) } else { self.read(s, phase) }
         }
@@ -526,6 +566,64 @@ fn a_hung_server_is_marked_down_and_costs_no_more_timeouts() {
     w.read_all(&writer, "both servers up again");
     assert!(writer.stats().node_hits > back.node_hits, "the server serves again");
     assert!(back.cache_down_ms > 0, "down time is counted: {back:?}");
+}
+
+/// The same hung server under the tokio driver (an `AsyncStore` with its own
+/// memcached transport): marked down after the first timeout, only probes dial it,
+/// its nodes' reads degrade at once, answers stay right, and it serves again once it
+/// answers.
+#[test]
+fn a_hung_server_is_marked_down_on_the_tokio_driver_too() {
+    let healthy = memcached(16, "1m");
+    let hung = memcached(16, "1m");
+    let proxy = FaultProxy::start(sock(&hung)).expect("proxy");
+    let servers = [healthy.addr(), proxy.addr_string()];
+    let router = memcached_over(&servers);
+    let mut d = db(Engine::Sqlite, "hung_tokio");
+    while !spread_over_both(&router, &d.namespace) {
+        d.namespace.push('x');
+    }
+    let builder = Store::builder()
+        .sqlite(d.path.clone())
+        .namespace(d.namespace.clone())
+        .memcached(servers.clone())
+        .cache_timeouts(TIMEOUT, TIMEOUT)
+        .outbox(OUTBOX_INTERVAL, OUTBOX_GRACE);
+    let writer = block_on(builder.build_async()).expect("async store");
+    block_on(writer.migrate::<Doc>()).expect("migrate");
+    let mut w = Workload::new(6, 20);
+    w.mixed(&writer, 150, "tokio: both servers up");
+    w.read_all(&writer, "tokio: both servers up");
+
+    hang(&proxy, Mode::Stall);
+    w.read_all(&writer, "tokio: the first calls after the hang");
+    let down = writer.stats();
+    assert_eq!(down.cache_servers_down, 1, "the hung server is marked down: {down:?}");
+    let connections = proxy.stats().accepted;
+    w.mixed(&writer, 300, "tokio: one server hung");
+    w.read_all(&writer, "tokio: one server hung");
+    let during = writer.stats();
+    let dialled = proxy.stats().accepted - connections;
+    assert!(
+        dialled <= during.cache_probes - down.cache_probes + 1,
+        "only probes dial the hung server: {dialled} connections, {} probes",
+        during.cache_probes - down.cache_probes
+    );
+    assert!(during.cache_skipped_ops > down.cache_skipped_ops, "ops for the hung server fail at once: {during:?}");
+    assert!(during.degraded_calls > down.degraded_calls, "reads of the hung server's nodes degrade: {during:?}");
+    assert!(during.node_hits > down.node_hits, "the healthy server keeps serving: {during:?}");
+
+    proxy.set_mode(Mode::Pass);
+    let start = Instant::now();
+    while writer.stats().cache_servers_down > 0 {
+        assert!(start.elapsed() < Duration::from_secs(10), "not marked up: {:?}", writer.stats());
+        thread::sleep(Duration::from_millis(10));
+    }
+    w.read_all(&writer, "tokio: right after the hung server came back");
+    let back = writer.stats();
+    w.mixed(&writer, 150, "tokio: both servers up again");
+    w.read_all(&writer, "tokio: both servers up again");
+    assert!(writer.stats().node_hits > back.node_hits, "the server serves again");
 }
 
 /// The exact damage a down server could do when it comes back: it still holds the
