@@ -106,11 +106,12 @@ impl PgBaseline {
 }
 
 /// MariaDB through the `mysql` crate (binary protocol), the statement prepared once.
-/// InnoDB keeps rows in key order, so a category's rows, whose ids are spread over
-/// the table, are as scattered as in PostgreSQL's heap: each found through the
-/// secondary index, then the primary key.
+/// InnoDB keeps rows in primary-key order, so on the scattered table (ids of one
+/// category 100 apart) a category's rows lie on different pages, each found through
+/// the secondary index, then the primary key.
 pub struct MySqlBaseline {
     conn: mysql::Conn,
+    table: String,
     by_category: mysql::Statement,
 }
 
@@ -121,25 +122,33 @@ impl std::fmt::Debug for MySqlBaseline {
 }
 
 impl MySqlBaseline {
-    /// Creates and fills `plain_item` (dropping an older one), indexes and analyses it.
-    pub fn setup(url: &str, rows: &[Row]) -> Result<MySqlBaseline, mysql::Error> {
+    /// The same realistic table as [`PgBaseline::setup_scattered`]'s (10,000 rows,
+    /// 100 categories, row `id` in category `first + id % 100`). Returns the baseline
+    /// and the category to query.
+    pub fn setup_scattered(url: &str, first: i64) -> Result<(MySqlBaseline, i64), mysql::Error> {
+        let rows: Vec<Row> = (1..=10_000).map(|id| super::data::row(1_000_000 + id, first + id % 100)).collect();
+        Ok((MySqlBaseline::setup_table(url, "scattered_item", &rows)?, first))
+    }
+
+    /// Creates and fills `table` (dropping an older one), indexes and analyses it.
+    fn setup_table(url: &str, table: &str, rows: &[Row]) -> Result<MySqlBaseline, mysql::Error> {
         use mysql::prelude::Queryable;
         let mut conn = mysql::Conn::new(mysql::Opts::from_url(url)?)?;
-        conn.query_drop("DROP TABLE IF EXISTS plain_item")?;
-        conn.query_drop(
-            "CREATE TABLE plain_item (id BIGINT PRIMARY KEY, category_id BIGINT NOT NULL, name LONGTEXT NOT NULL,
+        conn.query_drop(format!("DROP TABLE IF EXISTS {table}"))?;
+        conn.query_drop(format!(
+            "CREATE TABLE {table} (id BIGINT PRIMARY KEY, category_id BIGINT NOT NULL, name LONGTEXT NOT NULL,
                  price DOUBLE NOT NULL, deleted_at BIGINT, description LONGTEXT NOT NULL,
-                 INDEX plain_item_category (category_id)) CHARACTER SET utf8mb4",
-        )?;
+                 INDEX {table}_category (category_id)) CHARACTER SET utf8mb4"
+        ))?;
         let mut tx = conn.start_transaction(mysql::TxOpts::default())?;
-        let insert = tx.prep(format!("INSERT INTO plain_item ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"))?;
+        let insert = tx.prep(format!("INSERT INTO {table} ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"))?;
         for r in rows {
             tx.exec_drop(&insert, (r.id, r.category_id, &r.name, r.price, r.deleted_at, &r.description))?;
         }
         tx.commit()?;
-        conn.query_drop("ANALYZE TABLE plain_item")?;
-        let by_category = conn.prep(format!("SELECT {COLUMNS} FROM plain_item WHERE category_id = ?"))?;
-        Ok(MySqlBaseline { conn, by_category })
+        conn.query_drop(format!("ANALYZE TABLE {table}"))?;
+        let by_category = conn.prep(format!("SELECT {COLUMNS} FROM {table} WHERE category_id = ?"))?;
+        Ok(MySqlBaseline { conn, table: table.to_owned(), by_category })
     }
 
     pub fn by_category(&mut self, category: i64) -> Result<Vec<Row>, mysql::Error> {
@@ -158,11 +167,11 @@ impl MySqlBaseline {
             .collect())
     }
 
-    /// The access the plan takes for `plain_item` (`ref` through an index).
+    /// The access the plan takes (`ref` through an index).
     pub fn explain(&mut self, category: i64) -> Result<String, mysql::Error> {
         use mysql::prelude::Queryable;
-        let rows: Vec<mysql::Row> =
-            self.conn.exec(format!("EXPLAIN SELECT {COLUMNS} FROM plain_item WHERE category_id = ?"), (category,))?;
+        let query = format!("EXPLAIN SELECT {COLUMNS} FROM {} WHERE category_id = ?", self.table);
+        let rows: Vec<mysql::Row> = self.conn.exec(query, (category,))?;
         Ok(rows
             .iter()
             .map(|r| {
