@@ -1,10 +1,11 @@
 //! Every race rule of DESIGN.md as a deterministic interleaving: two "processes"
-//! (two stores on one SQLite file and one cache) and a stepping cache that runs the
+//! (two stores on one database and one cache) and a stepping cache that runs the
 //! second one's write at exactly the point where the rule matters. No sleeps.
 //!
-//! Each test runs twice: with the stepped process on the blocking driver, and on
-//! the tokio driver (an `AsyncStore`, driven on the test runtime). Both run the same
-//! machines, so each rule must hold on both.
+//! Each test runs four times: with the stepped process on the blocking driver and on
+//! the tokio driver (an `AsyncStore`, driven on the test runtime), each over a SQLite
+//! file and over a MariaDB database. Both drivers run the same machines, so each
+//! rule must hold on both; the databases differ in how a write reads its old row.
 //!
 //! Each test isolates its own rule: no outbox drain runs during it (see `world`),
 //! since a drain repairs the cache whatever rule was broken; only the drain's own
@@ -41,14 +42,50 @@ fn item(id: i64, category_id: i64) -> Item {
     Item { id, category_id, name: format!("item {id}") }
 }
 
-/// Which driver the stepped process runs on.
+/// Which driver the stepped process runs on, over which database the processes
+/// share.
 #[derive(Clone, Copy, Debug)]
-enum Driver {
-    Blocking,
-    Tokio,
+struct Driver {
+    tokio: bool,
+    backend: Backend,
 }
 
-const DRIVERS: [Driver; 2] = [Driver::Blocking, Driver::Tokio];
+#[derive(Clone, Copy, Debug)]
+enum Backend {
+    /// One SQLite file.
+    Sqlite,
+    /// A fresh database on the test binary's MariaDB.
+    MariaDb,
+}
+
+const BLOCKING: Driver = Driver { tokio: false, backend: Backend::Sqlite };
+
+/// Every rule on both drivers and on both an embedded and a server database (the
+/// write path reads the old row `FOR UPDATE` on MariaDB, under SQLite's write lock
+/// on SQLite).
+const DRIVERS: [Driver; 4] = [
+    BLOCKING,
+    Driver { tokio: true, backend: Backend::Sqlite },
+    Driver { tokio: false, backend: Backend::MariaDb },
+    Driver { tokio: true, backend: Backend::MariaDb },
+];
+
+/// Where the processes of a world keep their rows.
+#[derive(Clone, Debug)]
+enum DbAt {
+    Sqlite(String),
+    MySql(String),
+}
+
+impl DbAt {
+    /// A builder on this database, nothing else set.
+    fn builder(&self) -> memdex::StoreBuilder {
+        match self {
+            DbAt::Sqlite(path) => Store::builder().sqlite(path.clone()),
+            DbAt::MySql(url) => Store::builder().mysql(url.clone()),
+        }
+    }
+}
 
 /// The stepped process: a blocking store, or an async one awaited on the test
 /// runtime. Either way, its cache batches go through the stepper.
@@ -99,8 +136,8 @@ struct World {
     stepped: Side,
     other: Store,
     stepper: Stepping,
-    /// The database file both processes share.
-    db_path: String,
+    /// The database both processes share.
+    db: DbAt,
     _dir: tempfile_dir::TempDir,
 }
 
@@ -151,8 +188,8 @@ impl World {
     /// A third process on the same database and cache, unstepped, never draining,
     /// with a near cache of `near` bytes.
     fn third_process(&self, near: usize) -> Store {
-        Store::builder()
-            .sqlite(self.db_path.clone())
+        self.db
+            .builder()
             .cache(self.stepper.plain())
             .outbox(QUIET, QUIET)
             .near_cache_capacity(near)
@@ -178,19 +215,26 @@ impl World {
 /// `world` with the outbox drained every `interval`, entries older than `grace`.
 fn world_with_outbox(tag: &str, driver: Driver, interval: Duration, grace: Duration) -> World {
     let dir = tempfile_dir::TempDir::new(&format!("{tag}-{driver:?}"));
-    let db = dir.0.join("shop.db").to_string_lossy().into_owned();
+    let db = match driver.backend {
+        Backend::Sqlite => DbAt::Sqlite(dir.0.join("shop.db").to_string_lossy().into_owned()),
+        Backend::MariaDb => {
+            static SEQ: AtomicUsize = AtomicUsize::new(0);
+            let name = format!("races_{}_{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
+            DbAt::MySql(memdex_tests::backends::mariadb().create_database(&name).expect("database"))
+        }
+    };
     let cache: Arc<dyn CacheBackend> = Arc::new(InProcessCache::new(CacheConfig::default()));
     let stepper = Stepping::new(cache);
-    let builder = |cache: Box<dyn CacheBackend>| {
-        Store::builder().sqlite(db.clone()).cache(cache).outbox(interval, grace).near_cache_capacity(NEAR)
-    };
+    let builder =
+        |cache: Box<dyn CacheBackend>| db.builder().cache(cache).outbox(interval, grace).near_cache_capacity(NEAR);
     let other = builder(stepper.plain()).build().expect("store");
     other.migrate::<Item>().expect("migrate");
-    let stepped = match driver {
-        Driver::Blocking => Side::Blocking(builder(Box::new(stepper.clone())).build().expect("store")),
-        Driver::Tokio => Side::Tokio(block_on(builder(Box::new(stepper.clone())).build_async()).expect("store")),
+    let stepped = if driver.tokio {
+        Side::Tokio(block_on(builder(Box::new(stepper.clone())).build_async()).expect("store"))
+    } else {
+        Side::Blocking(builder(Box::new(stepper.clone())).build().expect("store"))
     };
-    World { stepped, other, stepper, db_path: db, _dir: dir }
+    World { stepped, other, stepper, db, _dir: dir }
 }
 
 fn ids(items: &[Item]) -> Vec<i64> {
@@ -672,12 +716,7 @@ fn an_append_that_landed_before_the_objects_delete_retires_the_kept_version_on(d
     // A third process renames item 1; its batch lands append first, then the reader
     // (the stepped process) reads, then the delete lands.
     let split = SplitBatches { inner: w.stepper.plain(), reader: w.stepped.clone(), fired: fired.clone() };
-    let writer = Store::builder()
-        .sqlite(w.db_path.clone())
-        .cache(Box::new(split))
-        .outbox(QUIET, QUIET)
-        .build()
-        .expect("writer store");
+    let writer = w.db.builder().cache(Box::new(split)).outbox(QUIET, QUIET).build().expect("writer store");
     writer.update(&Item { id: 1, category_id: 5, name: "renamed".into() }).unwrap();
     assert_eq!(fired.load(Ordering::SeqCst), 1, "the reader read between the append and the delete");
     assert_eq!(w.stepped.rows(5)[0].name, "renamed");
@@ -732,7 +771,7 @@ fn a_write_batch_cut_short_leaves_the_near_cache_no_staler_than_the_values() {
 }
 
 fn near_read_after_a_cut_batch(what: &str, new: &Item, cut: usize) {
-    let w = world(&format!("near_cut_{what}_{cut}"), Driver::Blocking);
+    let w = world(&format!("near_cut_{what}_{cut}"), BLOCKING);
     let values = w.third_process(0);
     w.stepped.insert(&item(1, 5)).unwrap();
     w.stepped.insert(&item(2, 5)).unwrap();
