@@ -9,11 +9,7 @@
 //! `--disjuncts D` also a D-way disjunction next to its floor. `--no-build-cost`
 //! skips timing the two from-scratch builds of the build-cost section.
 
-// Shared with the smoke test through `#[path]`; each uses a different subset (the
-// derive's column handles, for one, are used by neither).
-#[path = "../src/bench/mod.rs"]
-#[allow(dead_code)]
-mod bench;
+use memdex_examples::bench;
 
 use std::path::PathBuf;
 

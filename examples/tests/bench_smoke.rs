@@ -3,9 +3,7 @@
 //! generator, and the Markdown and SVG writers. It asserts that the report has every
 //! section and its files are written — never a timing.
 
-#[path = "../src/bench/mod.rs"]
-#[allow(dead_code)]
-mod bench;
+use memdex_examples::bench;
 
 use std::path::PathBuf;
 

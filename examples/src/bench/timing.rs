@@ -149,7 +149,7 @@ pub type Probe<'a> = Result<Box<dyn FnMut() -> Result<(), String> + 'a>, String>
 /// Runs of each case in one round before the next case's: long enough to keep each
 /// case's connections and caches warm, short enough that a change of machine load
 /// (another process, a frequency step) hits every case alike.
-const INTERLEAVE_ROUND: usize = 50;
+pub const INTERLEAVE_ROUND: usize = 50;
 
 /// Times every probe, interleaved in rounds of [`INTERLEAVE_ROUND`] runs, until each
 /// has `budget.iterations` samples or the time is up (after `min_iterations`). A
