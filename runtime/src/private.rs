@@ -360,5 +360,5 @@ pub fn decode_object<T: Model>(bytes: &[u8]) -> Option<T> {
 /// The node codec the executor runs, for the runtime's criterion benches (which
 /// measure this very code rather than a copy of it).
 pub mod node_codec {
-    pub use crate::codec::{Entry, Node, decode_node, encode_node, etag};
+    pub use crate::codec::{Entry, Node, decode_node, encode_node, entry_record, etag};
 }

@@ -278,10 +278,22 @@ fn malformed_cached_values() {
         ("in-process", Arc::new(InProcessCache::new(CacheConfig::default()))),
         ("memcached", Arc::new(Memcached::connect(&[mc], CacheConfig::default()).expect("memcached"))),
     ];
-    // Malformed nodes, and well-formed ones listing extra or repeated ids. (A
-    // well-formed node that omits ids is a lie memdex cannot detect, by design: it
-    // trusts a complete node until a write appends or a reader cleans it.)
+    // Malformed nodes (older formats among them), and well-formed ones listing extra
+    // or repeated ids at versions no row has, verified or appended. (A well-formed
+    // node that omits ids is a lie memdex cannot detect, by design: it trusts a
+    // complete node until a write appends or a reader cleans it.)
+    let well_formed = |entries: &[(i64, u64)], appended: &[(i64, u64)]| {
+        let entries: Vec<(Value, u64)> = entries.iter().map(|&(id, etag)| (Value::Int(id), etag)).collect();
+        let mut node = memdex::__private::node_codec::encode_node(&entries);
+        for &(id, etag) in appended {
+            node.extend(memdex::__private::node_codec::entry_record(&Value::Int(id), etag));
+        }
+        node
+    };
     let node_garbage: Vec<Vec<u8>> = vec![
+        well_formed(&[(1, 7), (1, 7), (3, 7), (3, 8), (5, 9), (999, 1)], &[]),
+        well_formed(&[], &[(1, 7), (3, 7), (5, 7), (2, 7), (2, 7), (-5, 3)]),
+        well_formed(&[(1, 7)], &[(1, 7), (3, 0), (5, u64::MAX)]),
         b"".to_vec(),
         b"#1\nxyz".to_vec(),
         b"#1\n99999999999999999999999,".to_vec(),
