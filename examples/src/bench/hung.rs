@@ -136,7 +136,9 @@ fn run(db: &DbTarget, memcached: &[String], budget: Budget, section: &mut Sectio
     let first = std::time::Instant::now();
     w.insert()?;
     let first = first.elapsed();
+    let before_reads = w.store.stats();
     let hung_read = measure(budget, || w.read());
+    let after_reads = w.store.stats();
     let hung_insert = measure(budget, || w.insert());
     let stats = w.store.stats();
     proxy.set_mode(Mode::Pass);
@@ -148,6 +150,21 @@ fn run(db: &DbTarget, memcached: &[String], budget: Budget, section: &mut Sectio
     table.row(cells("read, one of two servers hung", &hung_read));
     table.row(cells("insert, both servers up", &healthy_insert));
     table.row(cells("insert, one of two servers hung", &hung_insert));
+    let per_read = |f: fn(&memdex::Stats) -> u64| {
+        let reads = (after_reads.degraded_calls + after_reads.node_hits)
+            .saturating_sub(before_reads.degraded_calls + before_reads.node_hits)
+            .max(1);
+        (f(&after_reads) - f(&before_reads)) as f64 / reads as f64
+    };
+    section.note(format!(
+        "While one server hung, per read: {:.2} database statements, {:.2} degraded calls, {:.2} cache ops \
+         failed at once, {:.1} near-cache hits, {:.2} object reads.",
+        per_read(|s| s.db_queries),
+        per_read(|s| s.degraded_calls),
+        per_read(|s| s.cache_skipped_ops),
+        per_read(|s| s.near_hits),
+        per_read(|s| s.object_hits + s.object_misses),
+    ));
     section.note(format!(
         "The first call after the hang took {} (one I/O timeout: the client marks the server down); \
          afterwards {} ops went to the database at once, {} probes, {} write(s) owed to the hung server, {} \
