@@ -618,6 +618,50 @@ fn a_node_refilled_between_a_commit_and_its_batch_keeps_the_moving_id_on(driver:
     w.assert_nothing_drained();
 }
 
+/// Rule 4's bookkeeping: a write's outbox entry, once its cache batch has landed, is
+/// deleted in the same process's next transaction, so the table holds the last
+/// write's entry and no more (node fills read the entries in flight, and keep every
+/// row they name as a candidate: applied entries left behind would cost every fill).
+/// A failed batch's entry stays until it is applied.
+#[test]
+fn applied_outbox_entries_leave_the_table_with_the_next_commit() {
+    let dir = tempfile_dir::TempDir::new("outbox_done");
+    let db = dir.0.join("o.db");
+    let cache: Arc<dyn CacheBackend> = Arc::new(InProcessCache::new(CacheConfig::default()));
+    let stepper = Stepping::new(cache);
+    let store = Store::builder()
+        .sqlite(db.to_string_lossy())
+        .cache(Box::new(stepper.clone()))
+        .outbox(QUIET, QUIET)
+        .build()
+        .expect("store");
+    store.migrate::<Item>().expect("migrate");
+    let entries = || {
+        let conn = rusqlite::Connection::open(&db).expect("open");
+        conn.query_row("SELECT COUNT(*) FROM memdex_outbox", [], |r| r.get::<_, i64>(0)).expect("count")
+    };
+    for id in 1..=5 {
+        store.insert(&item(id, 5)).unwrap();
+        assert_eq!(entries(), 1, "after write {id}: only its own entry is left");
+    }
+    // A batch that fails: its entry stays, beside the next write's.
+    stepper.on_batch(|ops, _| {
+        if ops.iter().any(|op| matches!(op, CacheOp::Append { .. })) {
+            Step::Reply(unreachable(ops))
+        } else {
+            Step::Proceed
+        }
+    });
+    store.update(&item(3, 6)).unwrap();
+    stepper.clear();
+    assert_eq!(entries(), 1, "the last applied entry went with this write's transaction; this one is pending");
+    assert_eq!(store.stats().outbox_deferred, 1);
+    // The next call applies the pending entry; the write after it removes both.
+    assert_eq!(category(&store, 6), vec![3]);
+    store.insert(&item(6, 5)).unwrap();
+    assert_eq!(entries(), 1, "the applied pending entry left with the next write: {:?}", store.stats());
+}
+
 /// An outbox table created before entries named their updated rows gains the
 /// `moved` column in place, and the store works on it.
 #[test]
