@@ -170,6 +170,7 @@ trait Process {
     fn update(&self, d: &Doc) -> Result<(), memdex::Error>;
     fn delete(&self, id: i64) -> Result<(), memdex::Error>;
     fn recall(&self, text: &str, params: &[(&str, Value)]) -> Result<Vec<Doc>, memdex::Error>;
+    fn stats(&self) -> memdex::Stats;
 }
 
 impl Process for Store {
@@ -185,6 +186,9 @@ impl Process for Store {
     fn recall(&self, text: &str, params: &[(&str, Value)]) -> Result<Vec<Doc>, memdex::Error> {
         self.recall_text(text, params)
     }
+    fn stats(&self) -> memdex::Stats {
+        Store::stats(self)
+    }
 }
 
 impl Process for AsyncStore {
@@ -199,6 +203,9 @@ impl Process for AsyncStore {
     }
     fn recall(&self, text: &str, params: &[(&str, Value)]) -> Result<Vec<Doc>, memdex::Error> {
         block_on(self.recall_text(text, params))
+    }
+    fn stats(&self) -> memdex::Stats {
+        AsyncStore::stats(self)
     }
 }
 
@@ -475,7 +482,7 @@ fn hang(proxy: &FaultProxy, mode: Mode) {
 
 /// Waits until the store's cache has no server marked down (the prober brought it
 /// back); panics after `limit`.
-fn wait_until_up(s: &Store, limit: Duration) {
+fn wait_until_up(s: &impl Process, limit: Duration) {
     let start = Instant::now();
     while s.stats().cache_servers_down > 0 {
         assert!(start.elapsed() < limit, "the server was not marked up within {limit:?}: {:?}", s.stats());
@@ -507,123 +514,117 @@ fn doc_keys(namespace: &str) -> Vec<String> {
 /// cache (their invalidations are owed to the hung server, not pending).
 #[test]
 fn a_hung_server_is_marked_down_and_costs_no_more_timeouts() {
-    let healthy = memcached(16, "1m");
-    let hung = memcached(16, "1m");
-    let proxy = FaultProxy::start(sock(&hung)).expect("proxy");
-    let servers = [healthy.addr(), proxy.addr_string()];
-    let router = memcached_over(&servers);
-    let mut d = db(Engine::Sqlite, "hung");
-    // The key space depends on the namespace and the proxy's port, both new each
-    // run; with five shelves, one run in 32 would put every shelf node on one
-    // server and the test would not test what it names. Pick a namespace whose
-    // shelves are spread over both servers (SQLite ignores the namespace).
-    while !spread_over_both(&router, &d.namespace) {
-        d.namespace.push('x');
-    }
-    let writer = store(&d, Box::new(memcached_over(&servers)));
-    let mut w = Workload::new(4, 20);
-    w.mixed(&writer, 150, "both servers up");
-    w.read_all(&writer, "both servers up");
-
-    hang(&proxy, Mode::Stall);
-    w.read_all(&writer, "the first calls after the hang");
-    let down = writer.stats();
-    assert_eq!(down.cache_servers_down, 1, "the hung server is marked down: {down:?}");
-    let connections = proxy.stats().accepted;
-    w.mixed(&writer, 300, "one server hung");
-    w.read_all(&writer, "one server hung");
-    let during = writer.stats();
-    let dialled = proxy.stats().accepted - connections;
-    assert!(
-        dialled <= during.cache_probes - down.cache_probes + 1,
-        "only probes dial the hung server: {dialled} connections, {} probes",
-        during.cache_probes - down.cache_probes
-    );
-    assert!(during.cache_skipped_ops > down.cache_skipped_ops, "ops for the hung server fail at once: {during:?}");
-    assert!(during.node_hits > down.node_hits, "the healthy server keeps serving: {during:?}");
-    assert_eq!(during.outbox_deferred, down.outbox_deferred, "writes while down are owed, not pending: {during:?}");
-    assert!(during.outbox_owed > 0, "some write touched the hung server: {during:?}");
-    // A read of a node on the hung server goes to the database at once (one
-    // statement), without taking leases that nobody would fill.
-    assert!(
-        during.degraded_calls > down.degraded_calls,
-        "reads of the hung server's nodes degrade at once: {during:?}"
-    );
-    // The hung server's keys never went to the healthy one.
-    let healthy_only = memcached_over(&[healthy.addr()]);
-    for key in doc_keys(&d.namespace) {
-        if router.server_for(&key) == proxy.addr_string() {
-            let reply = healthy_only.run(&[CacheOp::Get { key: &key, lease: None }]);
-            assert_eq!(reply, vec![Ok(CacheReply::Miss)], "{key} belongs to the hung server");
-        }
-    }
-
-    proxy.set_mode(Mode::Pass);
-    wait_until_up(&writer, Duration::from_secs(10));
-    w.read_all(&writer, "right after the hung server came back");
-    let back = writer.stats();
-    w.mixed(&writer, 150, "both servers up again");
-    w.read_all(&writer, "both servers up again");
-    assert!(writer.stats().node_hits > back.node_hits, "the server serves again");
+    let hung = HungServer::start("hung");
+    let writer = store(&hung.db, Box::new(memcached_over(&hung.servers)));
+    let back = hung.run(&writer, Workload::new(4, 20), "blocking", |down, during| {
+        assert_eq!(during.outbox_deferred, down.outbox_deferred, "writes while down are owed, not pending: {during:?}");
+        assert!(during.outbox_owed > 0, "some write touched the hung server: {during:?}");
+    });
     assert!(back.cache_down_ms > 0, "down time is counted: {back:?}");
 }
 
 /// The same hung server under the tokio driver (an `AsyncStore` with its own
-/// memcached transport): marked down after the first timeout, only probes dial it,
-/// its nodes' reads degrade at once, answers stay right, and it serves again once it
-/// answers.
+/// memcached transport).
 #[test]
 fn a_hung_server_is_marked_down_on_the_tokio_driver_too() {
-    let healthy = memcached(16, "1m");
-    let hung = memcached(16, "1m");
-    let proxy = FaultProxy::start(sock(&hung)).expect("proxy");
-    let servers = [healthy.addr(), proxy.addr_string()];
-    let router = memcached_over(&servers);
-    let mut d = db(Engine::Sqlite, "hung_tokio");
-    while !spread_over_both(&router, &d.namespace) {
-        d.namespace.push('x');
-    }
+    let hung = HungServer::start("hung_tokio");
     let builder = Store::builder()
-        .sqlite(d.path.clone())
-        .namespace(d.namespace.clone())
-        .memcached(servers.clone())
+        .sqlite(hung.db.path.clone())
+        .namespace(hung.db.namespace.clone())
+        .memcached(hung.servers.clone())
         .cache_timeouts(TIMEOUT, TIMEOUT)
         .outbox(OUTBOX_INTERVAL, OUTBOX_GRACE);
     let writer = block_on(builder.build_async()).expect("async store");
     block_on(writer.migrate::<Doc>()).expect("migrate");
-    let mut w = Workload::new(6, 20);
-    w.mixed(&writer, 150, "tokio: both servers up");
-    w.read_all(&writer, "tokio: both servers up");
+    hung.run(&writer, Workload::new(6, 20), "tokio", |_, _| {});
+}
 
-    hang(&proxy, Mode::Stall);
-    w.read_all(&writer, "tokio: the first calls after the hang");
-    let down = writer.stats();
-    assert_eq!(down.cache_servers_down, 1, "the hung server is marked down: {down:?}");
-    let connections = proxy.stats().accepted;
-    w.mixed(&writer, 300, "tokio: one server hung");
-    w.read_all(&writer, "tokio: one server hung");
-    let during = writer.stats();
-    let dialled = proxy.stats().accepted - connections;
-    assert!(
-        dialled <= during.cache_probes - down.cache_probes + 1,
-        "only probes dial the hung server: {dialled} connections, {} probes",
-        during.cache_probes - down.cache_probes
-    );
-    assert!(during.cache_skipped_ops > down.cache_skipped_ops, "ops for the hung server fail at once: {during:?}");
-    assert!(during.degraded_calls > down.degraded_calls, "reads of the hung server's nodes degrade: {during:?}");
-    assert!(during.node_hits > down.node_hits, "the healthy server keeps serving: {during:?}");
+/// Two memcached servers, the second behind a proxy that can hang it, and a
+/// database whose shelf nodes are spread over both.
+struct HungServer {
+    healthy: MemcachedServer,
+    _hung: MemcachedServer,
+    proxy: FaultProxy,
+    /// The healthy server, then the proxy.
+    servers: [String; 2],
+    /// A client over both, for where each key lives.
+    router: Memcached,
+    db: Db,
+}
 
-    proxy.set_mode(Mode::Pass);
-    let start = Instant::now();
-    while writer.stats().cache_servers_down > 0 {
-        assert!(start.elapsed() < Duration::from_secs(10), "not marked up: {:?}", writer.stats());
-        thread::sleep(Duration::from_millis(10));
+impl HungServer {
+    fn start(tag: &str) -> HungServer {
+        let healthy = memcached(16, "1m");
+        let hung = memcached(16, "1m");
+        let proxy = FaultProxy::start(sock(&hung)).expect("proxy");
+        let servers = [healthy.addr(), proxy.addr_string()];
+        let router = memcached_over(&servers);
+        let mut db = db(Engine::Sqlite, tag);
+        // The key space depends on the namespace and the proxy's port, both new each
+        // run; with five shelves, one run in 32 would put every shelf node on one
+        // server and the test would not test what it names. Pick a namespace whose
+        // shelves are spread over both servers (SQLite ignores the namespace).
+        while !spread_over_both(&router, &db.namespace) {
+            db.namespace.push('x');
+        }
+        HungServer { healthy, _hung: hung, proxy, servers, router, db }
     }
-    w.read_all(&writer, "tokio: right after the hung server came back");
-    let back = writer.stats();
-    w.mixed(&writer, 150, "tokio: both servers up again");
-    w.read_all(&writer, "tokio: both servers up again");
-    assert!(writer.stats().node_hits > back.node_hits, "the server serves again");
+
+    /// Both servers up, then the hang, then the server back, with `writer` (either
+    /// driver) working and reading throughout; `while_hung` adds checks on the stats
+    /// at the hang and after the work done meanwhile. Returns the stats right after
+    /// the server came back.
+    fn run(
+        &self,
+        writer: &impl Process,
+        mut w: Workload,
+        label: &str,
+        while_hung: impl FnOnce(&memdex::Stats, &memdex::Stats),
+    ) -> memdex::Stats {
+        w.mixed(writer, 150, &format!("{label}: both servers up"));
+        w.read_all(writer, &format!("{label}: both servers up"));
+
+        hang(&self.proxy, Mode::Stall);
+        w.read_all(writer, &format!("{label}: the first calls after the hang"));
+        let down = writer.stats();
+        assert_eq!(down.cache_servers_down, 1, "the hung server is marked down: {down:?}");
+        let connections = self.proxy.stats().accepted;
+        w.mixed(writer, 300, &format!("{label}: one server hung"));
+        w.read_all(writer, &format!("{label}: one server hung"));
+        let during = writer.stats();
+        let dialled = self.proxy.stats().accepted - connections;
+        assert!(
+            dialled <= during.cache_probes - down.cache_probes + 1,
+            "only probes dial the hung server: {dialled} connections, {} probes",
+            during.cache_probes - down.cache_probes
+        );
+        assert!(during.cache_skipped_ops > down.cache_skipped_ops, "ops for the hung server fail at once: {during:?}");
+        assert!(during.node_hits > down.node_hits, "the healthy server keeps serving: {during:?}");
+        // A read of a node on the hung server goes to the database at once (one
+        // statement), without taking leases that nobody would fill.
+        assert!(
+            during.degraded_calls > down.degraded_calls,
+            "reads of the hung server's nodes degrade at once: {during:?}"
+        );
+        while_hung(&down, &during);
+        // The hung server's keys never went to the healthy one.
+        let healthy_only = memcached_over(&[self.healthy.addr()]);
+        for key in doc_keys(&self.db.namespace) {
+            if self.router.server_for(&key) == self.proxy.addr_string() {
+                let reply = healthy_only.run(&[CacheOp::Get { key: &key, lease: None }]);
+                assert_eq!(reply, vec![Ok(CacheReply::Miss)], "{key} belongs to the hung server");
+            }
+        }
+
+        self.proxy.set_mode(Mode::Pass);
+        wait_until_up(writer, Duration::from_secs(10));
+        w.read_all(writer, &format!("{label}: right after the hung server came back"));
+        let back = writer.stats();
+        w.mixed(writer, 150, &format!("{label}: both servers up again"));
+        w.read_all(writer, &format!("{label}: both servers up again"));
+        assert!(writer.stats().node_hits > back.node_hits, "the server serves again");
+        back
+    }
 }
 
 /// The exact damage a down server could do when it comes back: it still holds the
