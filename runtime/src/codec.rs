@@ -130,17 +130,15 @@ fn push_digits(out: &mut Vec<u8>, n: u64) {
 pub fn encode_node(entries: &[Entry]) -> Vec<u8> {
     let mut out = Vec::with_capacity(NODE_HEADER_LEN + entries.len() * 24);
     out.extend_from_slice(NODE_HEADER_TAG);
-    out.extend_from_slice(&[b'0'; 9]);
+    // The verified length, filled in once the entries are written.
+    out.extend_from_slice(b"00000000\n");
     for (id, etag) in entries {
         push_entry(&mut out, id, *etag);
     }
-    // Values are capped far below 4 GiB (memcached's item limit); a longer node
-    // would not be stored anyway.
-    let verified = u32::try_from(out.len() - NODE_HEADER_LEN).unwrap_or(u32::MAX);
-    let mut digits = [0u8; 8];
-    push_hex(&mut digits, u64::from(verified));
-    out[NODE_HEADER_TAG.len()..NODE_HEADER_LEN - 1].copy_from_slice(&digits);
-    out[NODE_HEADER_LEN - 1] = b'\n';
+    // Eight hex digits hold 4 GiB, far above any cache's item limit (a node that
+    // long would not be stored anyway).
+    let verified = u64::try_from(out.len() - NODE_HEADER_LEN).unwrap_or(u64::MAX);
+    push_hex(&mut out[NODE_HEADER_TAG.len()..NODE_HEADER_LEN - 1], verified);
     out
 }
 
