@@ -8,8 +8,6 @@
 // A test reports failure by panicking, with the backend named in the message.
 #![allow(clippy::panic)]
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use memdex::grammar;
@@ -381,8 +379,8 @@ fn sqlite_memdex_lower_is_rusts_to_lowercase() {
 
 #[test]
 fn sqlite_file_is_shared_between_handles_and_reopens() {
-    let dir = TempDir::new();
-    let path = dir.0.join("shared.db");
+    let dir = scratch_dir();
+    let path = dir.path().join("shared.db");
     {
         let first = Sqlite::open(&path).expect("open");
         setup(&first);
@@ -399,8 +397,8 @@ fn sqlite_file_is_shared_between_handles_and_reopens() {
 
 #[test]
 fn sqlite_open_in_a_missing_directory_is_a_connect_error() {
-    let dir = TempDir::new();
-    let result = Sqlite::open(dir.0.join("no/such/dir/x.db"));
+    let dir = scratch_dir();
+    let result = Sqlite::open(dir.path().join("no/such/dir/x.db"));
     assert!(matches!(result, Err(DbError::Connect { .. })), "{result:?}");
 }
 
@@ -618,7 +616,7 @@ fn arithmetic_at_the_extremes_matches_eval(db: &dyn Database) {
 /// A database for one test plus whatever must outlive it (a temporary directory).
 struct Backend {
     db: Box<dyn Database>,
-    _dir: Option<TempDir>,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Backend {
@@ -627,8 +625,8 @@ impl Backend {
     }
 
     fn file() -> Backend {
-        let dir = TempDir::new();
-        let db = Sqlite::open(dir.0.join("test.db")).expect("SQLite file");
+        let dir = scratch_dir();
+        let db = Sqlite::open(dir.path().join("test.db")).expect("SQLite file");
         Backend { db: Box::new(db), _dir: Some(dir) }
     }
 
@@ -641,25 +639,6 @@ impl Backend {
     fn mysql() -> Backend {
         let url = MariaDbServer::shared().expect("MariaDB").fresh_database().expect("database");
         Backend { db: Box::new(MySql::connect(&url).expect("connect")), _dir: None }
-    }
-}
-
-/// A directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let name = format!("memdex-db-test-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
-        let path = std::env::temp_dir().join(name);
-        std::fs::create_dir_all(&path).expect("temp dir");
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -940,4 +919,9 @@ fn fill_lookup_table(db: &dyn Database, schema: &memdex::Schema) {
     })
     .expect("fill");
     db.execute_ddl(&[format!("ANALYZE TABLE `{}`", schema.table)]).expect("analyze");
+}
+
+/// A directory under the system temp dir, removed on drop.
+fn scratch_dir() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("memdex-db-test-").tempdir().expect("temp dir")
 }

@@ -22,6 +22,7 @@ use memdex::{AsyncStore, Model, Schema, Store, Type, Value};
 use memdex_tests::asynchronous::block_on;
 use memdex_tests::proxy::{FaultProxy, Mode};
 use memdex_tests::servers::memcached::MemcachedServer;
+use memdex_tests::shared_db::{Engine, SharedDb};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -95,45 +96,17 @@ fn sock(mc: &MemcachedServer) -> SocketAddr {
 // The model of the table, and checks against it.
 // ---------------------------------------------------------------------------
 
-static SEQ: AtomicU64 = AtomicU64::new(0);
-
+/// The database the stores of a test share, and the cache namespace they use (a
+/// test may pick another one for where its keys land).
 struct Db {
-    _dir: TempDir,
-    path: String,
-    /// `Some(url)`: the stores use this MariaDB database instead of the SQLite file.
-    mysql: Option<String>,
+    shared: SharedDb,
     namespace: String,
 }
 
-/// The database the stores of a test share.
-#[derive(Clone, Copy, Debug)]
-enum Engine {
-    /// A SQLite file.
-    Sqlite,
-    /// A fresh database on the test binary's MariaDB.
-    MariaDb,
-}
-
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn db(engine: Engine, tag: &str) -> Db {
-    let n = SEQ.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("memdex-faults-{tag}-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join("f.db").to_string_lossy().into_owned();
-    let namespace = format!("faults_{tag}_{}_{n}", std::process::id());
-    let mysql = match engine {
-        Engine::Sqlite => None,
-        Engine::MariaDb => Some(memdex_tests::backends::mariadb().create_database(&namespace).expect("database")),
-    };
-    Db { _dir: TempDir(dir), path, mysql, namespace }
+    let shared = SharedDb::new(engine, &format!("faults_{tag}"));
+    let namespace = shared.name().to_owned();
+    Db { shared, namespace }
 }
 
 const TIMEOUT: Duration = Duration::from_millis(100);
@@ -141,11 +114,9 @@ const OUTBOX_INTERVAL: Duration = Duration::from_millis(50);
 const OUTBOX_GRACE: Duration = Duration::from_millis(200);
 
 fn store(db: &Db, cache: Box<dyn CacheBackend>) -> Store {
-    let builder = match &db.mysql {
-        Some(url) => Store::builder().mysql(url.clone()),
-        None => Store::builder().sqlite(db.path.clone()),
-    };
-    let s = builder
+    let s = db
+        .shared
+        .builder()
         .namespace(db.namespace.clone())
         .cache(cache)
         .cache_timeouts(TIMEOUT, TIMEOUT)
@@ -528,8 +499,10 @@ fn a_hung_server_is_marked_down_and_costs_no_more_timeouts() {
 #[test]
 fn a_hung_server_is_marked_down_on_the_tokio_driver_too() {
     let hung = HungServer::start("hung_tokio");
-    let builder = Store::builder()
-        .sqlite(hung.db.path.clone())
+    let builder = hung
+        .db
+        .shared
+        .builder()
         .namespace(hung.db.namespace.clone())
         .memcached(hung.servers.clone())
         .cache_timeouts(TIMEOUT, TIMEOUT)
@@ -737,8 +710,9 @@ fn pending_invalidations_cost_a_call_one_cache_batch() {
     let (cache, switch) = SwitchCache::new(Box::new(InProcessCache::new(CacheConfig::default())));
     // The table drain is kept out of the way (a minute), so the only batch the read
     // pays for pending entries is this process's own retry.
-    let writer = Store::builder()
-        .sqlite(d.path.clone())
+    let writer = d
+        .shared
+        .builder()
         .namespace(d.namespace.clone())
         .cache(Box::new(cache))
         .outbox(Duration::from_secs(60), Duration::from_secs(60))

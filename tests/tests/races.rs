@@ -25,6 +25,7 @@ use memdex::grammar::keys::KeySpace;
 use memdex::grammar::plan::NodeRef;
 use memdex::{AsyncStore, Error, Model, Stats, Store, Value, select};
 use memdex_tests::asynchronous::block_on;
+use memdex_tests::shared_db::{Engine, SharedDb};
 use memdex_tests::stepping::{Step, Stepping, unreachable};
 use serde::{Deserialize, Serialize};
 
@@ -47,45 +48,20 @@ fn item(id: i64, category_id: i64) -> Item {
 #[derive(Clone, Copy, Debug)]
 struct Driver {
     tokio: bool,
-    backend: Backend,
+    backend: Engine,
 }
 
-#[derive(Clone, Copy, Debug)]
-enum Backend {
-    /// One SQLite file.
-    Sqlite,
-    /// A fresh database on the test binary's MariaDB.
-    MariaDb,
-}
-
-const BLOCKING: Driver = Driver { tokio: false, backend: Backend::Sqlite };
+const BLOCKING: Driver = Driver { tokio: false, backend: Engine::Sqlite };
 
 /// Every rule on both drivers and on both an embedded and a server database (the
 /// write path reads the old row `FOR UPDATE` on MariaDB, under SQLite's write lock
 /// on SQLite).
 const DRIVERS: [Driver; 4] = [
     BLOCKING,
-    Driver { tokio: true, backend: Backend::Sqlite },
-    Driver { tokio: false, backend: Backend::MariaDb },
-    Driver { tokio: true, backend: Backend::MariaDb },
+    Driver { tokio: true, backend: Engine::Sqlite },
+    Driver { tokio: false, backend: Engine::MariaDb },
+    Driver { tokio: true, backend: Engine::MariaDb },
 ];
-
-/// Where the processes of a world keep their rows.
-#[derive(Clone, Debug)]
-enum DbAt {
-    Sqlite(String),
-    MySql(String),
-}
-
-impl DbAt {
-    /// A builder on this database, nothing else set.
-    fn builder(&self) -> memdex::StoreBuilder {
-        match self {
-            DbAt::Sqlite(path) => Store::builder().sqlite(path.clone()),
-            DbAt::MySql(url) => Store::builder().mysql(url.clone()),
-        }
-    }
-}
 
 /// The stepped process: a blocking store, or an async one awaited on the test
 /// runtime. Either way, its cache batches go through the stepper.
@@ -137,26 +113,7 @@ struct World {
     other: Store,
     stepper: Stepping,
     /// The database both processes share.
-    db: DbAt,
-    _dir: tempfile_dir::TempDir,
-}
-
-mod tempfile_dir {
-    /// A temporary directory removed on drop (std only).
-    pub struct TempDir(pub std::path::PathBuf);
-    impl TempDir {
-        pub fn new(tag: &str) -> TempDir {
-            let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-            let p = std::env::temp_dir().join(format!("memdex-{tag}-{}-{n}", std::process::id()));
-            std::fs::create_dir_all(&p).expect("temp dir");
-            TempDir(p)
-        }
-    }
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    db: SharedDb,
 }
 
 /// Longer than any test: in a [`world`], no outbox entry is ever drained.
@@ -228,15 +185,7 @@ impl World {
 
 /// `world` with the outbox drained every `interval`, entries older than `grace`.
 fn world_with_outbox(tag: &str, driver: Driver, interval: Duration, grace: Duration) -> World {
-    let dir = tempfile_dir::TempDir::new(&format!("{tag}-{driver:?}"));
-    let db = match driver.backend {
-        Backend::Sqlite => DbAt::Sqlite(dir.0.join("shop.db").to_string_lossy().into_owned()),
-        Backend::MariaDb => {
-            static SEQ: AtomicUsize = AtomicUsize::new(0);
-            let name = format!("races_{}_{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
-            DbAt::MySql(memdex_tests::backends::mariadb().create_database(&name).expect("database"))
-        }
-    };
+    let db = SharedDb::new(driver.backend, &format!("races_{tag}_{}", driver.tokio));
     let cache: Arc<dyn CacheBackend> = Arc::new(InProcessCache::new(CacheConfig::default()));
     let stepper = Stepping::new(cache);
     let builder =
@@ -248,7 +197,7 @@ fn world_with_outbox(tag: &str, driver: Driver, interval: Duration, grace: Durat
     } else {
         Side::Blocking(builder(Box::new(stepper.clone())).build().expect("store"))
     };
-    World { stepped, other, stepper, db, _dir: dir }
+    World { stepped, other, stepper, db }
 }
 
 fn ids(items: &[Item]) -> Vec<i64> {
@@ -571,7 +520,7 @@ fn a_writer_that_dies_after_commit_is_repaired_by_another_process_on(driver: Dri
     w.stepper.on_batch(|ops, _| Step::Reply(unreachable(ops)));
     w.stepped.update(&item(2, 5)).unwrap();
     // The writing process is gone before it could drain anything.
-    let World { stepped, other, stepper, _dir, .. } = w;
+    let World { stepped, other, stepper, db: _db } = w;
     drop(stepped);
     stepper.clear();
     // The other process drains at its next read (interval and grace are zero here).
@@ -639,19 +588,14 @@ fn a_node_refilled_between_a_commit_and_its_batch_keeps_the_moving_id_on(driver:
 /// A failed batch's entry stays until it is applied.
 #[test]
 fn applied_outbox_entries_leave_the_table_with_the_next_commit() {
-    let dir = tempfile_dir::TempDir::new("outbox_done");
-    let db = dir.0.join("o.db");
+    let db = SharedDb::new(Engine::Sqlite, "outbox_done");
+    let file = db.sqlite_file().expect("a SQLite file");
     let cache: Arc<dyn CacheBackend> = Arc::new(InProcessCache::new(CacheConfig::default()));
     let stepper = Stepping::new(cache);
-    let store = Store::builder()
-        .sqlite(db.to_string_lossy())
-        .cache(Box::new(stepper.clone()))
-        .outbox(QUIET, QUIET)
-        .build()
-        .expect("store");
+    let store = db.builder().cache(Box::new(stepper.clone())).outbox(QUIET, QUIET).build().expect("store");
     store.migrate::<Item>().expect("migrate");
     let entries = || {
-        let conn = rusqlite::Connection::open(&db).expect("open");
+        let conn = rusqlite::Connection::open(file).expect("open");
         conn.query_row("SELECT COUNT(*) FROM memdex_outbox", [], |r| r.get::<_, i64>(0)).expect("count")
     };
     for id in 1..=5 {
@@ -680,16 +624,15 @@ fn applied_outbox_entries_leave_the_table_with_the_next_commit() {
 /// `moved` column in place, and the store works on it.
 #[test]
 fn an_outbox_table_without_moved_is_upgraded() {
-    let dir = tempfile_dir::TempDir::new("upgrade");
-    let db = dir.0.join("old.db");
+    let db = SharedDb::new(Engine::Sqlite, "upgrade");
     {
-        let conn = rusqlite::Connection::open(&db).expect("open");
+        let conn = rusqlite::Connection::open(db.sqlite_file().expect("a SQLite file")).expect("open");
         conn.execute_batch(
             "CREATE TABLE memdex_outbox (id INTEGER NOT NULL PRIMARY KEY, keys TEXT NOT NULL, created_at INTEGER NOT NULL)",
         )
         .expect("old outbox");
     }
-    let store = Store::builder().sqlite(db.to_string_lossy()).in_process_cache().build().expect("store");
+    let store = db.builder().in_process_cache().build().expect("store");
     store.migrate::<Item>().expect("migrate");
     store.insert(&item(1, 5)).unwrap();
     store.update(&item(1, 6)).unwrap();

@@ -1,0 +1,82 @@
+//! One database that several stores share, as the processes of one deployment do:
+//! every store built from a [`SharedDb`] is another process of the same application
+//! (its own pool, near cache and pending outbox entries) over the same rows. The
+//! fault, race and regression tests need that; [`crate::backends`] gives each store a
+//! database of its own instead.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use memdex::{Store, StoreBuilder};
+
+use crate::backends::{mariadb, postgres};
+
+/// Where a [`SharedDb`] keeps its rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// A SQLite file in the database's scratch directory (several connections, so
+    /// several stores, can open a file; an in-memory database is one connection's).
+    Sqlite,
+    /// A fresh database on the test binary's PostgreSQL.
+    Postgres,
+    /// A fresh database on the test binary's MariaDB.
+    MariaDb,
+}
+
+/// A database for several stores, and a scratch directory removed with it.
+#[derive(Debug)]
+pub struct SharedDb {
+    engine: Engine,
+    /// The SQLite file's path, or the server database's URL.
+    location: String,
+    name: String,
+    dir: tempfile::TempDir,
+}
+
+impl SharedDb {
+    /// A new, empty database; `tag` names the test in the database's and the
+    /// directory's names (so a leftover says whose it is).
+    pub fn new(engine: Engine, tag: &str) -> SharedDb {
+        static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+        let n = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+        let name = format!("{tag}_{}_{n}", std::process::id()).replace(['-', ' '], "_").to_lowercase();
+        let dir = tempfile::Builder::new().prefix(&format!("memdex-{name}-")).tempdir().expect("temp dir");
+        let location = match engine {
+            Engine::Sqlite => dir.path().join("shared.db").to_string_lossy().into_owned(),
+            Engine::Postgres => postgres().create_database(&name).expect("PostgreSQL database"),
+            Engine::MariaDb => mariadb().create_database(&name).expect("MariaDB database"),
+        };
+        SharedDb { engine, location, name, dir }
+    }
+
+    /// The engine the rows live on.
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// A name unique to this database in the test binary: a good cache namespace
+    /// for the stores that share it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The SQLite file, for a test that opens it directly (`None` on a server).
+    pub fn sqlite_file(&self) -> Option<&str> {
+        (self.engine == Engine::Sqlite).then_some(self.location.as_str())
+    }
+
+    /// A directory for the test's other files, removed with the database.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A builder on this database and nothing else: one more process.
+    pub fn builder(&self) -> StoreBuilder {
+        let builder = Store::builder();
+        match self.engine {
+            Engine::Sqlite => builder.sqlite(self.location.clone()),
+            Engine::Postgres => builder.postgres(self.location.clone()),
+            Engine::MariaDb => builder.mysql(self.location.clone()),
+        }
+    }
+}
