@@ -72,6 +72,13 @@ enum Side {
 }
 
 impl Side {
+    fn migrate(&self) {
+        match self {
+            Side::Blocking(s) => s.migrate::<Item>().expect("migrate"),
+            Side::Tokio(s) => block_on(s.migrate::<Item>()).expect("migrate"),
+        }
+    }
+
     fn insert(&self, row: &Item) -> Result<(), Error> {
         match self {
             Side::Blocking(s) => s.insert(row),
@@ -618,6 +625,41 @@ fn applied_outbox_entries_leave_the_table_with_the_next_commit() {
     assert_eq!(category(&store, 6), vec![3]);
     store.insert(&item(6, 5)).unwrap();
     assert_eq!(entries(), 1, "the applied pending entry left with the next write: {:?}", store.stats());
+}
+
+/// Rule 4's bookkeeping when a transaction fails after it took this process's done
+/// entries for deletion (here its outbox insert is refused by a trigger, as a full
+/// disk or a lost connection would refuse it): the entries are given back, and the
+/// next commit deletes them. Forgotten, they would stay in the table until a drain,
+/// and every node fill meanwhile would keep the rows they name as candidates.
+#[test]
+fn a_failed_commit_gives_back_the_done_entries_it_took() {
+    for driver in [BLOCKING, Driver { tokio: true, backend: Engine::Sqlite }] {
+        let db = SharedDb::new(Engine::Sqlite, "outbox_failed");
+        let builder = db.builder().in_process_cache().outbox(QUIET, QUIET);
+        let store = if driver.tokio {
+            Side::Tokio(block_on(builder.build_async()).expect("store"))
+        } else {
+            Side::Blocking(builder.build().expect("store"))
+        };
+        store.migrate();
+        let conn = rusqlite::Connection::open(db.sqlite_file().expect("a SQLite file")).expect("open");
+        let entries =
+            || conn.query_row("SELECT COUNT(*) FROM memdex_outbox", [], |r| r.get::<_, i64>(0)).expect("count");
+        store.insert(&item(1, 5)).unwrap();
+        store.insert(&item(2, 5)).unwrap();
+        assert_eq!(entries(), 1, "{driver:?}: the second write deleted the first one's entry");
+        conn.execute_batch(
+            "CREATE TRIGGER refuse BEFORE INSERT ON memdex_outbox BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+        )
+        .expect("trigger");
+        assert!(store.insert(&item(3, 5)).is_err(), "{driver:?}: the outbox insert is refused");
+        assert_eq!(entries(), 1, "{driver:?}: rolled back, the second write's entry is still there");
+        conn.execute_batch("DROP TRIGGER refuse").expect("drop trigger");
+        store.insert(&item(4, 5)).unwrap();
+        assert_eq!(entries(), 1, "{driver:?}: the next commit deleted the entry the failed one had taken");
+        assert_eq!(store.category(5), vec![1, 2, 4], "{driver:?}");
+    }
 }
 
 /// An outbox table created before entries named their updated rows gains the

@@ -18,6 +18,7 @@ use crate::codec;
 use crate::db::DbError;
 use crate::error::Error;
 use crate::model::Model;
+use crate::outbox::Outbox;
 use crate::stats::Counters;
 
 /// The cache effects of the writes of one transaction.
@@ -205,43 +206,52 @@ fn row_values<T: Model>(row: &T) -> Vec<Value> {
 }
 
 /// The statements a commit adds to its transaction, and the done outbox entries
-/// it cleans up (given back to the outbox if the transaction fails).
+/// it cleans up.
+///
+/// Dropped without [`Commit::committed`] — a statement or the COMMIT failed, the body
+/// failed after planning, or the future was cancelled — it gives the done entries
+/// back to the outbox, to be deleted by a later commit. That is safe whatever the
+/// transaction's fate: deleting an entry that is already gone deletes nothing, while
+/// an entry forgotten would stay in the table until a drain, and every node fill
+/// meanwhile would keep the rows it names as candidates.
 #[derive(Debug)]
-pub(crate) struct Commit {
+pub(crate) struct Commit<'a> {
     pub(crate) entry_id: i64,
     pub(crate) statements: Vec<SqlQuery>,
+    outbox: &'a Outbox,
     cleaned: Vec<i64>,
 }
 
-impl Commit {
+impl<'a> Commit<'a> {
     /// Race rule 4 (lost invalidations): the keys this write must invalidate are
     /// recorded in the same transaction as the write, so a cache batch that fails
     /// after the commit — or a process that dies right after it — leaves a durable
     /// record that any process drains. Done entries are deleted in the same
     /// transaction (no extra round trip on SQLite; one statement on PostgreSQL).
-    pub(crate) fn plan(ctx: &Context, dialect: Dialect, set: &WriteSet) -> Result<Commit, Error> {
+    pub(crate) fn plan(ctx: &'a Context, dialect: Dialect, set: &WriteSet) -> Result<Commit<'a>, Error> {
         let entry_id = ctx.outbox.new_entry_id();
-        let mut statements = Vec::new();
+        let mut commit = Commit { entry_id, statements: Vec::new(), outbox: &ctx.outbox, cleaned: Vec::new() };
         if !set.is_empty() {
-            statements.push(ctx.outbox.insert_sql(dialect, entry_id, &set.keys, &set.moved));
+            commit.statements.push(ctx.outbox.insert_sql(dialect, entry_id, &set.keys, &set.moved));
         }
-        let cleaned = ctx.outbox.take_done();
-        if !cleaned.is_empty() {
-            match crate::outbox::delete_ids(dialect, &cleaned) {
-                Ok(q) => statements.push(q),
-                Err(e) => {
-                    ctx.outbox.restore_done(cleaned);
-                    return Err(Error::from(e));
-                }
-            }
+        commit.cleaned = ctx.outbox.take_done();
+        if !commit.cleaned.is_empty() {
+            commit.statements.push(crate::outbox::delete_ids(dialect, &commit.cleaned)?);
         }
-        Ok(Commit { entry_id, statements, cleaned })
+        Ok(commit)
     }
 
-    /// The transaction did not commit: the done entries it would have deleted stay
-    /// to be deleted later.
-    pub(crate) fn failed(self, ctx: &Context) {
-        ctx.outbox.restore_done(self.cleaned);
+    /// The transaction committed: the done entries it cleaned up are gone.
+    pub(crate) fn committed(mut self) {
+        self.cleaned.clear();
+    }
+}
+
+impl Drop for Commit<'_> {
+    fn drop(&mut self) {
+        if !self.cleaned.is_empty() {
+            self.outbox.restore_done(std::mem::take(&mut self.cleaned));
+        }
     }
 }
 

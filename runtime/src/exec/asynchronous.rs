@@ -446,10 +446,10 @@ impl AsyncDriver {
         }
         .await;
         if let Err(e) = committed {
-            plan.failed(&self.ctx);
             effects.abandon();
             return Err(e.into());
         }
+        plan.committed();
         self.run(effects).await
     }
 }

@@ -173,7 +173,7 @@ impl Driver {
         let mut body = Some(body);
         let mut outcome: Option<Result<R, Error>> = None;
         let mut set = WriteSet::default();
-        let mut commit: Option<Commit> = None;
+        let mut commit: Option<Commit<'_>> = None;
         let committed = self.db.transaction(&mut |tx| {
             set = WriteSet::default();
             let Some(body) = body.take() else {
@@ -186,29 +186,28 @@ impl Driver {
                     return Err(DbError::query("rolled back by the caller"));
                 }
             }
-            let plan = Commit::plan(&self.ctx, self.dialect(), &set).map_err(|e| DbError::query(e.to_string()))?;
+            // Kept outside the closure before its statements run: should one fail,
+            // the plan is dropped after the rollback and gives its done entries back.
+            let plan = commit
+                .insert(Commit::plan(&self.ctx, self.dialect(), &set).map_err(|e| DbError::query(e.to_string()))?);
             for statement in &plan.statements {
                 self.ctx.record_sql(statement);
                 tx.execute(statement)?;
             }
-            commit = Some(plan);
             Ok(())
         });
         match (committed, outcome, commit) {
             (Ok(()), Some(Ok(r)), Some(plan)) => {
-                self.run(ApplyEffects::new(self.env(), plan.entry_id, set))?;
+                let entry_id = plan.entry_id;
+                plan.committed();
+                self.run(ApplyEffects::new(self.env(), entry_id, set))?;
                 Ok(r)
             }
-            (committed, outcome, plan) => {
-                if let Some(plan) = plan {
-                    plan.failed(&self.ctx);
-                }
-                match (committed, outcome) {
-                    (_, Some(Err(e))) => Err(e),
-                    (Err(e), _) => Err(Error::from(e)),
-                    _ => Err(Error::Internal("the database did not run the transaction".into())),
-                }
-            }
+            (committed, outcome, _not_committed) => match (committed, outcome) {
+                (_, Some(Err(e))) => Err(e),
+                (Err(e), _) => Err(Error::from(e)),
+                _ => Err(Error::Internal("the database did not run the transaction".into())),
+            },
         }
     }
 
