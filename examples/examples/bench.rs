@@ -7,7 +7,9 @@
 //! the hot query N times next to its floor and prints both medians (for profilers and
 //! quick comparisons); with `--servers S` also on a store sharded over S servers, with
 //! `--disjuncts D` also a D-way disjunction next to its floor. `--no-build-cost`
-//! skips timing the two from-scratch builds of the build-cost section.
+//! skips timing the two from-scratch builds of the build-cost section. `--cpu-split N`
+//! only runs the two-round-trip path (near cache off) N times next to its floor and
+//! splits each side's CPU time between the client and memcached.
 
 use memdex_examples::bench;
 
@@ -22,6 +24,7 @@ fn main() -> std::process::ExitCode {
     let mut hot_servers = 1;
     let mut hot_disjuncts = 0;
     let mut build_cost = true;
+    let mut cpu_split: Option<usize> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -31,10 +34,11 @@ fn main() -> std::process::ExitCode {
             "--servers" => hot_servers = args.next().and_then(|n| n.parse().ok()).unwrap_or(1),
             "--disjuncts" => hot_disjuncts = args.next().and_then(|n| n.parse().ok()).unwrap_or(0),
             "--no-build-cost" => build_cost = false,
+            "--cpu-split" => cpu_split = args.next().and_then(|n| n.parse().ok()),
             "--bench" => {} // passed by `cargo bench`
             other => {
                 eprintln!(
-                    "unknown argument {other:?}; usage: bench [--tiny] [--out DIR] [--no-build-cost] [--hot-loop N [--servers S] [--disjuncts D]]"
+                    "unknown argument {other:?}; usage: bench [--tiny] [--out DIR] [--no-build-cost] [--hot-loop N [--servers S] [--disjuncts D]] [--cpu-split N]"
                 );
                 return std::process::ExitCode::FAILURE;
             }
@@ -45,6 +49,29 @@ fn main() -> std::process::ExitCode {
         // The build-cost section compiles two crates from scratch (minutes on two
         // cores); this generates them without timing a build.
         cfg.build_runs = 0;
+    }
+    if let Some(n) = cpu_split {
+        return match bench::cpu_split::two_round_trips(cfg.hot_objects, n) {
+            Ok(s) => {
+                println!("two round trips x{n}, near cache off: median wall, and CPU per fetch (client + memcached)");
+                for (name, side) in
+                    [("memdex", s.memdex), ("pipelined mg floor", s.pipelined), ("classic get floor", s.classic)]
+                {
+                    println!(
+                        "  {name:<20} {:>7.1} µs  ({:.2}x classic)   CPU {:>6.1} + {:>5.1} µs",
+                        side.median,
+                        side.median / s.classic.median,
+                        side.client_cpu,
+                        side.memcached_cpu
+                    );
+                }
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("cpu split: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
     }
     if let Some(n) = hot_loop {
         // For profilers (callgrind, perf): only the hot query, n times.

@@ -10,6 +10,7 @@
 
 pub mod baselines;
 pub mod buildcost;
+pub mod cpu_split;
 pub mod data;
 pub mod hung;
 pub mod memdex_side;
