@@ -354,6 +354,14 @@ fn writes() {
     insta::assert_snapshot!("insert", render(|d| Ok(sql::insert(d, &schema, &row))));
     insta::assert_snapshot!("update", render(|d| Ok(sql::update(d, &schema, &row))));
     insta::assert_snapshot!("delete", render(|d| Ok(sql::delete(d, &schema, &Value::Int(1)))));
+    // A write that reads the row it changes in the same statement, where the dialect
+    // can (PostgreSQL); elsewhere there is none, and the write reads it first.
+    let or_none = |q: Option<SqlQuery>| q.ok_or(SqlError::Unsupported("none".into()));
+    insta::assert_snapshot!("update_returning_old", render(|d| or_none(sql::update_returning_old(d, &schema, &row))));
+    insta::assert_snapshot!(
+        "delete_returning_old",
+        render(|d| or_none(sql::delete_returning_old(d, &schema, &Value::Int(1))))
+    );
     let filter = and(vec![cmp(f("category_id"), CmpOp::Eq, p("cat")), is_null(f("deleted_at"), true)]);
     let params: [Binding; 1] = [("cat", Value::Int(4))];
     insta::assert_snapshot!("delete_where", render(|d| sql::delete_where(d, &schema, &filter, &bound(&params))));

@@ -53,14 +53,17 @@ struct Driver {
 
 const BLOCKING: Driver = Driver { tokio: false, backend: Engine::Sqlite };
 
-/// Every rule on both drivers and on both an embedded and a server database (the
-/// write path reads the old row `FOR UPDATE` on MariaDB, under SQLite's write lock
-/// on SQLite).
-const DRIVERS: [Driver; 4] = [
+/// Every rule on both drivers and on an embedded and two server databases (the write
+/// path reads the old row under SQLite's write lock on SQLite, with `SELECT … FOR
+/// UPDATE` on MariaDB, and in the write's own statement — `RETURNING` — on
+/// PostgreSQL).
+const DRIVERS: [Driver; 6] = [
     BLOCKING,
     Driver { tokio: true, backend: Engine::Sqlite },
     Driver { tokio: false, backend: Engine::MariaDb },
     Driver { tokio: true, backend: Engine::MariaDb },
+    Driver { tokio: false, backend: Engine::Postgres },
+    Driver { tokio: true, backend: Engine::Postgres },
 ];
 
 /// The stepped process: a blocking store, or an async one awaited on the test

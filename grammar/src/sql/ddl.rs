@@ -6,7 +6,8 @@ use sqlparser::ast::helpers::stmt_create_table::CreateTableBuilder;
 use sqlparser::ast::{
     Assignment, AssignmentTarget, BinaryOperator, ColumnDef, ColumnOption, ColumnOptionDef, CreateIndex, Delete,
     Expr as SqlExpr, FromTable, Ident, IndexColumn, IndexType, Insert, ObjectName, OrderByExpr, OrderByOptions, Parens,
-    PrimaryKeyConstraint, SetExpr, Statement, TableObject, Update, Values,
+    PrimaryKeyConstraint, SelectItem, SetExpr, Statement, TableAlias, TableFactor, TableObject, TableWithJoins, Update,
+    UpdateTableFromKind, Values,
 };
 
 use super::ast::{self, binary, ident};
@@ -385,7 +386,67 @@ fn key_equals(e: &mut Emitter<'_>, key: &Value) -> SqlExpr {
 /// `UPDATE t SET <every non-key column> = ? WHERE key = ?`; `row` in schema order.
 pub fn update(d: Dialect, schema: &Schema, row: &[Value]) -> SqlQuery {
     let mut e = Emitter::without_params(d.imp(), schema);
+    let assignments = assignments(&mut e, row);
+    let key = row.get(schema.key).cloned().unwrap_or(Value::Null);
+    let selection = key_equals(&mut e, &key);
+    let statement = update_statement(ast::table(e.table()), assignments, None, selection, None);
+    finish(Statement::Update(statement), e)
+}
+
+/// [`update`] that also returns the row as it was, read and locked in the same
+/// statement — `UPDATE t AS memdex_new SET … FROM (SELECT <every column> FROM t WHERE
+/// key = ? FOR UPDATE) AS memdex_old WHERE memdex_new.key = memdex_old.key RETURNING
+/// memdex_old.<every column>` — where the dialect can; `None` elsewhere (the write
+/// then reads the row with [`super::row_for_update`] first).
+///
+/// The locking subquery runs before the update touches the row, so the old values
+/// are those of the latest committed version, exactly as a separate `SELECT … FOR
+/// UPDATE` in the same transaction would read them.
+pub fn update_returning_old(d: Dialect, schema: &Schema, row: &[Value]) -> Option<SqlQuery> {
+    let imp = d.imp();
+    if !imp.returns_old_rows() {
+        return None;
+    }
+    let mut e = Emitter::without_params(imp, schema);
+    let q = imp.quote();
+    let assignments = assignments(&mut e, row);
+    let key = row.get(schema.key).cloned().unwrap_or(Value::Null);
+    let old_row = TableFactor::Derived {
+        lateral: false,
+        subquery: Box::new(super::locked_row(&mut e, &key)),
+        alias: Some(alias(OLD)),
+        sample: None,
+    };
+    let mut target = ast::table(e.table());
+    if let TableFactor::Table { alias: target_alias, .. } = &mut target.relation {
+        *target_alias = Some(alias(NEW));
+    }
+    let key_name = &schema.columns[schema.key].name;
+    let selection = binary(qualified(NEW, q, key_name), BinaryOperator::Eq, qualified(OLD, q, key_name));
+    let from = UpdateTableFromKind::AfterSet(vec![TableWithJoins { relation: old_row, joins: Vec::new() }]);
+    let returning = schema.columns.iter().map(|c| SelectItem::UnnamedExpr(qualified(OLD, q, &c.name))).collect();
+    let statement = update_statement(target, assignments, Some(from), selection, Some(returning));
+    Some(finish(Statement::Update(statement), e))
+}
+
+/// The alias of the row being written, and of the row as it was, in
+/// [`update_returning_old`].
+const NEW: &str = "memdex_new";
+const OLD: &str = "memdex_old";
+
+fn alias(name: &str) -> TableAlias {
+    TableAlias { explicit: true, name: Ident::new(name), columns: Vec::new(), at: None }
+}
+
+/// `alias.column`.
+fn qualified(alias: &str, quote: char, column: &str) -> SqlExpr {
+    SqlExpr::CompoundIdentifier(vec![Ident::new(alias), ident(quote, column)])
+}
+
+/// `<column> = ?` for every non-key column of `row`.
+fn assignments(e: &mut Emitter<'_>, row: &[Value]) -> Vec<Assignment> {
     let q = e.dialect.quote();
+    let schema = e.schema;
     let mut assignments = Vec::new();
     for (i, (c, v)) in schema.columns.iter().zip(row).enumerate() {
         if i != schema.key {
@@ -396,24 +457,31 @@ pub fn update(d: Dialect, schema: &Schema, row: &[Value]) -> SqlQuery {
             });
         }
     }
-    let key = row.get(schema.key).cloned().unwrap_or(Value::Null);
-    let selection = key_equals(&mut e, &key);
-    let statement = Update {
+    assignments
+}
+
+fn update_statement(
+    table: TableWithJoins,
+    assignments: Vec<Assignment>,
+    from: Option<UpdateTableFromKind>,
+    selection: SqlExpr,
+    returning: Option<Vec<SelectItem>>,
+) -> Update {
+    Update {
         update_token: AttachedToken::empty(),
         optimizer_hints: Vec::new(),
-        table: ast::table(e.table()),
+        table,
         on_cluster: None,
         assignments,
-        from: None,
+        from,
         selection: Some(selection),
-        returning: None,
+        returning,
         output: None,
         or: None,
         order_by: Vec::new(),
         limit: None,
         settings: None,
-    };
-    finish(Statement::Update(statement), e)
+    }
 }
 
 /// `DELETE FROM t WHERE key = ?`.
@@ -422,6 +490,24 @@ pub fn delete(d: Dialect, schema: &Schema, key: &Value) -> SqlQuery {
     let selection = key_equals(&mut e, key);
     let statement = delete_statement(&e, selection);
     finish(statement, e)
+}
+
+/// [`delete`] that also returns the row it deleted (`… RETURNING <every column>`),
+/// where the dialect can; `None` elsewhere (the write then reads the row with
+/// [`super::row_for_update`] first). The deleted row is the latest committed
+/// version: the delete waits for any writer holding it.
+pub fn delete_returning_old(d: Dialect, schema: &Schema, key: &Value) -> Option<SqlQuery> {
+    let imp = d.imp();
+    if !imp.returns_old_rows() {
+        return None;
+    }
+    let mut e = Emitter::without_params(imp, schema);
+    let selection = key_equals(&mut e, key);
+    let mut statement = delete_statement(&e, selection);
+    if let Statement::Delete(delete) = &mut statement {
+        delete.returning = Some(super::all_columns(&e));
+    }
+    Some(finish(statement, e))
 }
 
 /// `DELETE FROM t WHERE <selection>`.

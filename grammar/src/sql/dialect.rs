@@ -186,6 +186,15 @@ pub(crate) trait SqlDialect {
         true
     }
 
+    /// Whether a write can read the row it changes in its own statement (`UPDATE …
+    /// FROM (SELECT … FOR UPDATE) … RETURNING`, `DELETE … RETURNING`), saving the
+    /// round trip of a separate `SELECT … FOR UPDATE`; by default no (MySQL has no
+    /// `RETURNING` on `UPDATE`; SQLite is in-process, where a statement costs no
+    /// round trip).
+    fn returns_old_rows(&self) -> bool {
+        false
+    }
+
     /// Whether `CREATE INDEX IF NOT EXISTS` is accepted; by default yes.
     fn index_if_not_exists(&self) -> bool {
         true
@@ -551,6 +560,10 @@ fn collate_c(e: Expr) -> Expr {
 }
 
 impl SqlDialect for Postgres {
+    fn returns_old_rows(&self) -> bool {
+        true
+    }
+
     // The catalog rather than `information_schema`: a table is found the way the
     // emitted SQL finds it, through the search path (`pg_table_is_visible`), where
     // `information_schema` would look in one schema only.

@@ -48,7 +48,8 @@ use dialect::SqlDialect;
 use emit::Emitter;
 
 pub use ddl::{
-    IndexSpec, IndexedTextTooLong, add_column, check_indexed_text, create_table, delete, index_specs, insert, update,
+    IndexSpec, IndexedTextTooLong, add_column, check_indexed_text, create_table, delete, delete_returning_old,
+    index_specs, insert, update, update_returning_old,
 };
 pub use introspect::{COLUMN_ROW, Drift, FoundIndex, INDEX_ROW, TableShape, columns_query, drift, indexes_query};
 
@@ -369,20 +370,25 @@ pub fn rows_by_keys(d: Dialect, schema: &Schema, keys: &[Value]) -> SqlQuery {
 /// hold the whole database already): a write reads the row it is about to change,
 /// to learn the index nodes it is leaving.
 pub fn row_for_update(d: Dialect, schema: &Schema, key: &Value) -> SqlQuery {
-    let imp = d.imp();
-    let mut e = Emitter::without_params(imp, schema);
-    let projection = all_columns(&e);
-    let selection = e.column_in_values(schema.key, vec![key.clone()]);
+    let mut e = Emitter::without_params(d.imp(), schema);
+    let query = locked_row(&mut e, key);
+    finish(Statement::Query(Box::new(query)), e)
+}
+
+/// The query of [`row_for_update`], for a statement that embeds it.
+fn locked_row(e: &mut Emitter<'_>, key: &Value) -> sqlparser::ast::Query {
+    let projection = all_columns(e);
+    let selection = e.column_in_values(e.schema.key, vec![key.clone()]);
     let select = ast::select_items(projection, e.table(), Some(selection));
     let mut query = ast::query(SetExpr::Select(Box::new(select)));
-    if imp.locks_rows() {
+    if e.dialect.locks_rows() {
         query.locks.push(sqlparser::ast::LockClause {
             lock_type: sqlparser::ast::LockType::Update,
             of: None,
             nonblock: None,
         });
     }
-    finish(Statement::Query(Box::new(query)), e)
+    query
 }
 
 /// `DELETE FROM t WHERE filter`.

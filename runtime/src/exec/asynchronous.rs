@@ -425,7 +425,14 @@ impl AsyncDriver {
             write.read_before(rows);
         }
         self.ctx.record_sql(&write.query);
-        let changed = tx.execute(&write.query).await?;
+        let changed = if write.returns_old {
+            let rows = tx.query(&write.query, &write.types).await?;
+            let changed = rows.len() as u64;
+            write.read_before(rows);
+            changed
+        } else {
+            tx.execute(&write.query).await?
+        };
         write.applied(changed, set)
     }
 

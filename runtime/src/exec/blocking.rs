@@ -219,7 +219,14 @@ impl Driver {
             write.read_before(rows);
         }
         self.ctx.record_sql(&write.query);
-        let changed = tx.execute(&write.query)?;
+        let changed = if write.returns_old {
+            let rows = tx.query(&write.query, &write.types)?;
+            let changed = rows.len() as u64;
+            write.read_before(rows);
+            changed
+        } else {
+            tx.execute(&write.query)?
+        };
         write.applied(changed, set)
     }
 }
