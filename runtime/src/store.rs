@@ -243,7 +243,10 @@ impl DbChoice {
             #[cfg(not(feature = "sqlite"))]
             DbChoice::Sqlite(_) | DbChoice::SqliteInMemory => return Err(missing_feature("SQLite", "sqlite")),
             #[cfg(feature = "postgres")]
-            DbChoice::Postgres(params) => Box::new(crate::db::postgres::Postgres::connect(&params)?),
+            DbChoice::Postgres(params) => {
+                check_postgres_tls(&params)?;
+                Box::new(crate::db::postgres::Postgres::connect(&params)?)
+            }
             #[cfg(not(feature = "postgres"))]
             DbChoice::Postgres(_) => return Err(missing_feature("PostgreSQL", "postgres")),
             #[cfg(feature = "mysql")]
@@ -253,6 +256,14 @@ impl DbChoice {
             DbChoice::Custom(db) => db,
         })
     }
+}
+
+/// PostgreSQL TLS settings that cannot work (a bad `sslmode`, an unreadable
+/// `sslrootcert`, TLS asked for without the `tls` feature) are a configuration
+/// error, found before any connection is tried.
+#[cfg(feature = "postgres")]
+pub(crate) fn check_postgres_tls(params: &str) -> Result<(), Error> {
+    crate::db::postgres_tls::prepare(params).map(drop).map_err(|why| Error::Config(format!("PostgreSQL: {why}")))
 }
 
 /// The error for a backend this build of memdex does not include.
@@ -341,8 +352,11 @@ impl StoreBuilder {
 
     /// Configuration from the environment: the database from `MEMDEX_DATABASE_URL`
     /// (else `DATABASE_URL`), as [`StoreBuilder::url`] reads it; memcached servers
-    /// from `MEMDEX_MEMCACHED` (`host:port,host:port`), else the cache chosen so far
-    /// (by default the in-process cache). A variable that is not set leaves that
+    /// from `MEMDEX_MEMCACHED` (`host:port,host:port`, an entry written
+    /// `tls://host:port` dialled over TLS), else the cache chosen so far (by
+    /// default the in-process cache); with the `tls` feature,
+    /// `MEMDEX_MEMCACHED_TLS_CA=/path/ca.pem` dials every memcached server over TLS
+    /// trusting that CA (see [`StoreBuilder::memcached_tls`]). A variable that is not set leaves that
     /// choice as it is; a value that cannot be understood makes `build` fail with
     /// `Error::Config` naming the variable.
     ///
@@ -375,6 +389,11 @@ impl StoreBuilder {
                 Ok(servers) => self.cache = Some(CacheChoice::Memcached(servers)),
                 Err(e) => self.config_error = Some(e),
             }
+        }
+        #[cfg(feature = "tls")]
+        if let Some((_, ca_file)) = crate::config::first_var(&[crate::config::MEMCACHED_CA_VAR], get) {
+            let tls = self.cache_config.tls.take().unwrap_or_default();
+            self.cache_config.tls = Some(tls.ca_file(ca_file.trim()));
         }
         self
     }
@@ -417,6 +436,31 @@ impl StoreBuilder {
         S: Into<String>,
     {
         self.cache = Some(CacheChoice::Memcached(servers.into_iter().map(Into::into).collect()));
+        self
+    }
+
+    /// memcached over TLS (feature `tls`) for every server, verified against
+    /// `tls`'s CA file (else the Mozilla roots) and name (else each server's host).
+    /// A single server can also be written `tls://host:port` (in
+    /// [`StoreBuilder::memcached`] or `MEMDEX_MEMCACHED`), which needs no settings
+    /// when its certificate is publicly trusted. The handshake is part of
+    /// connecting: it must end within the cache's connect timeout, and a server
+    /// whose certificate does not verify is unreachable (marked down, probed). A CA
+    /// file that cannot be read makes [`StoreBuilder::build`] fail with
+    /// `Error::Config`.
+    ///
+    /// ```no_run
+    /// use memdex::cache::memcached::MemcachedTls;
+    /// let store = memdex::Store::builder()
+    ///     .sqlite_in_memory()
+    ///     .memcached(["cache1.internal:11211"])
+    ///     .memcached_tls(MemcachedTls::new().ca_file("/etc/memcached/ca.pem"))
+    ///     .build()?;
+    /// # Ok::<(), memdex::Error>(())
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn memcached_tls(mut self, tls: crate::cache::memcached::MemcachedTls) -> Self {
+        self.cache_config.tls = Some(tls);
         self
     }
 

@@ -4,6 +4,7 @@
 
 pub mod asynchronous;
 pub mod backends;
+pub mod certs;
 pub mod proxy;
 pub mod servers;
 pub mod stepping;
