@@ -688,4 +688,19 @@ mod tests {
         let message = config_error(Store::builder());
         assert!(message.starts_with("no database"), "{message}");
     }
+
+    /// TLS asked for in a build without the `tls` feature is a configuration error
+    /// naming it, found before any connection is tried (port 1 refuses anyway); a
+    /// memcached server written `tls://` likewise.
+    #[cfg(all(feature = "postgres", not(feature = "tls")))]
+    #[test]
+    fn tls_without_the_feature_is_a_configuration_error() {
+        for mode in ["require", "verify-ca", "verify-full"] {
+            let url = format!("postgres://u@127.0.0.1:1/db?sslmode={mode}");
+            let message = config_error(Store::builder().url(&url));
+            assert!(message.contains("`tls` cargo feature"), "{mode}: {message}");
+        }
+        let message = config_error(Store::builder().url("sqlite::memory:").memcached(["tls://127.0.0.1:1"]));
+        assert!(message.contains("`tls` cargo feature"), "{message}");
+    }
 }

@@ -85,12 +85,13 @@ struct TlsTarget {
     name: rustls::pki_types::ServerName<'static>,
 }
 
-/// The TLS client configuration for a server list, built once: `None` when no
-/// server is to be dialled over TLS.
-#[cfg(feature = "tls")]
-pub(super) type TlsSetup = Option<Arc<rustls::ClientConfig>>;
-#[cfg(not(feature = "tls"))]
-pub(super) type TlsSetup = ();
+/// The TLS client configuration for a server list, built once (`None` when no
+/// server is to be dialled over TLS; nothing at all without the feature).
+#[derive(Debug)]
+pub(super) struct TlsSetup {
+    #[cfg(feature = "tls")]
+    config: Option<Arc<rustls::ClientConfig>>,
+}
 
 /// The TLS configuration the entries and `config` ask for; the error in words.
 pub(super) fn tls_setup(entries: &[&str], config: &super::CacheConfig) -> Result<TlsSetup, String> {
@@ -99,9 +100,10 @@ pub(super) fn tls_setup(entries: &[&str], config: &super::CacheConfig) -> Result
     {
         let ca_file = config.tls.as_ref().and_then(|tls| tls.ca_file.as_deref());
         if !wanted && config.tls.is_none() {
-            return Ok(None);
+            return Ok(TlsSetup { config: None });
         }
-        crate::tls::client_config(crate::tls::Verify::Full, ca_file).map(Some)
+        let config = crate::tls::client_config(crate::tls::Verify::Full, ca_file)?;
+        Ok(TlsSetup { config: Some(config) })
     }
     #[cfg(not(feature = "tls"))]
     {
@@ -109,7 +111,7 @@ pub(super) fn tls_setup(entries: &[&str], config: &super::CacheConfig) -> Result
         if wanted {
             return Err("TLS support is not compiled in: enable memdex's `tls` cargo feature".to_owned());
         }
-        Ok(())
+        Ok(TlsSetup {})
     }
 }
 
@@ -120,7 +122,7 @@ impl Endpoint {
         let address = entry.strip_prefix(TLS_SCHEME).unwrap_or(entry).to_owned();
         #[cfg(feature = "tls")]
         {
-            let tls = match setup {
+            let tls = match &setup.config {
                 Some(tls_config) => Some(TlsTarget {
                     config: tls_config.clone(),
                     name: server_name(&address, config.tls.as_ref().and_then(|tls| tls.server_name.as_deref()))?,
@@ -325,12 +327,22 @@ impl AsyncStream {
         }
     }
 
-    /// Sends what a TLS stream still buffers; nothing to do on plain TCP.
-    pub(super) async fn flush_records(&mut self) -> io::Result<()> {
+    /// Sends what a TLS stream still buffers, by `deadline`; nothing to do (not
+    /// even a timer) on plain TCP.
+    #[cfg_attr(not(feature = "tls"), allow(clippy::unused_async))]
+    pub(super) async fn flush_records(&mut self, deadline: tokio::time::Instant) -> io::Result<()> {
         match self {
-            AsyncStream::Plain(_) => Ok(()),
+            AsyncStream::Plain(_) => {
+                let _ = deadline;
+                Ok(())
+            }
             #[cfg(feature = "tls")]
-            AsyncStream::Tls(tls) => tokio::io::AsyncWriteExt::flush(tls).await,
+            AsyncStream::Tls(tls) => {
+                match tokio::time::timeout_at(deadline, tokio::io::AsyncWriteExt::flush(tls)).await {
+                    Ok(flushed) => flushed,
+                    Err(_) => Err(io::ErrorKind::TimedOut.into()),
+                }
+            }
         }
     }
 }
@@ -381,5 +393,23 @@ impl tokio::io::AsyncWrite for AsyncStream {
             #[cfg(feature = "tls")]
             AsyncStream::Tls(tls) => std::pin::Pin::new(tls.as_mut()).poll_shutdown(cx),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_entries_need_the_tls_feature() {
+        let config = super::super::CacheConfig::default();
+        let outcome = tls_setup(&["127.0.0.1:11211", "tls://127.0.0.1:11212"], &config);
+        if cfg!(feature = "tls") {
+            assert!(outcome.is_ok(), "{outcome:?}");
+        } else {
+            assert!(matches!(outcome, Err(ref why) if why.contains("`tls` cargo feature")), "{outcome:?}");
+        }
+        // Plain entries never need it.
+        assert!(tls_setup(&["127.0.0.1:11211"], &config).is_ok());
     }
 }
