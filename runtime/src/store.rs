@@ -703,4 +703,20 @@ mod tests {
         let message = config_error(Store::builder().url("sqlite::memory:").memcached(["tls://127.0.0.1:1"]));
         assert!(message.contains("`tls` cargo feature"), "{message}");
     }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn the_memcached_tls_ca_file_comes_from_the_environment() {
+        use crate::cache::memcached::MemcachedTls;
+        static VARS: [(&str, &str); 2] =
+            [("MEMDEX_MEMCACHED", "tls://cache1:11211"), ("MEMDEX_MEMCACHED_TLS_CA", " /etc/ca.pem ")];
+        let vars = &VARS;
+        let builder = Store::builder().from_vars(&env(vars));
+        assert_eq!(builder.cache_config.tls, Some(MemcachedTls::new().ca_file("/etc/ca.pem")));
+        // A name set in code stays; the environment adds the CA file.
+        let builder = Store::builder().memcached_tls(MemcachedTls::new().server_name("cache")).from_vars(&env(vars));
+        assert_eq!(builder.cache_config.tls, Some(MemcachedTls::new().server_name("cache").ca_file("/etc/ca.pem")));
+        let builder = Store::builder().from_vars(&env(&vars[..1]));
+        assert_eq!(builder.cache_config.tls, None);
+    }
 }
