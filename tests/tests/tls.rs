@@ -12,10 +12,12 @@ use std::time::{Duration, Instant};
 use memdex::cache::memcached::{AsyncMemcached, Memcached, MemcachedTls};
 use memdex::cache::{CacheBackend, CacheConfig, CacheError, CacheOp, CacheReply};
 use memdex::db::Database;
+use memdex::db::mysql::MySql;
 use memdex::db::postgres::Postgres;
 use memdex::grammar::sql::SqlQuery;
 use memdex::{Error, Model, Store, Type, Value, select};
 use memdex_tests::certs::{ServerCert, TestCa};
+use memdex_tests::servers::mariadb::MariaDbServer;
 use memdex_tests::servers::memcached::{FakeMemcached, MemcachedServer};
 use memdex_tests::servers::postgres::PostgresServer;
 use serde::{Deserialize, Serialize};
@@ -278,4 +280,34 @@ fn bad_tls_settings_are_configuration_errors() {
             .memcached_tls(MemcachedTls::new().server_name("not a name")),
         "not a name",
     );
+}
+
+/// MySQL/MariaDB: with `tls` the `mysql` crate's rustls takes the URL's TLS
+/// parameters; `root_cert_path` turns TLS on, verified against that CA and the
+/// host name.
+#[test]
+fn mysql_over_tls_with_the_url_s_root_certificate() {
+    let (ca, cert) = ca_and_cert();
+    let server = MariaDbServer::start_tls(&cert).expect("mariadb with TLS");
+    let base = server.create_database("tls_my").expect("database").replace("@127.0.0.1:", "@localhost:");
+    let url = |root: &std::path::Path| format!("{base}?prefer_socket=false&root_cert_path={}", root.display());
+    let db = MySql::connect(&url(&ca.ca_file())).expect("MySQL over TLS");
+    let q = SqlQuery {
+        text: "SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME = 'Ssl_cipher'".into(),
+        params: vec![],
+    };
+    let rows = db.query(&q, &[Type::Text]).expect("session status");
+    assert!(
+        matches!(rows.as_slice(), [row] if matches!(&row[0], Value::Text(cipher) if !cipher.is_empty())),
+        "{rows:?}"
+    );
+    let plain = MySql::connect(&server.create_database("tls_my_plain").expect("database")).expect("plaintext");
+    let rows = plain.query(&q, &[Type::Text]).expect("session status");
+    assert!(matches!(rows.as_slice(), [row] if row[0] == Value::Text(String::new())), "{rows:?}");
+
+    let stranger = TestCa::new("another CA").expect("CA");
+    match MySql::connect(&url(&stranger.ca_file())) {
+        Err(e) => assert!(format!("{e}").contains("UnknownIssuer"), "{e}"),
+        Ok(_) => panic!("connected with a certificate from an unknown CA"),
+    }
 }

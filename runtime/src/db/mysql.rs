@@ -1,4 +1,4 @@
-//! MySQL / MariaDB backend via the blocking `mysql` crate (no TLS):
+//! MySQL / MariaDB backend via the blocking `mysql` crate (TLS only with the `tls` feature):
 //! [`MySql::connect`] with a URL, `mysql://user:password@host:port/database`.
 //!
 //! Connections live in the crate's own [`mysql::Pool`], opened lazily up to a bound
@@ -88,7 +88,9 @@ impl MySql {
         MySql::connect_with(url, MySqlOptions::default())
     }
 
-    /// Parses `url` (`mysql://user:password@host:port/database`) and opens one
+    /// Parses `url` (`mysql://user:password@host:port/database`; with the `tls`
+    /// feature, `?root_cert_path=/path/ca.pem` connects over TLS verified against
+    /// that CA, the `mysql` crate's rustls) and opens one
     /// connection at once, so that a wrong address or password fails here rather
     /// than on the first query.
     pub fn connect_with(url: &str, options: MySqlOptions) -> Result<MySql, DbError> {
