@@ -250,7 +250,10 @@ impl DbChoice {
             #[cfg(not(feature = "postgres"))]
             DbChoice::Postgres(_) => return Err(missing_feature("PostgreSQL", "postgres")),
             #[cfg(feature = "mysql")]
-            DbChoice::MySql(url) => Box::new(crate::db::mysql::MySql::connect(&url)?),
+            DbChoice::MySql(url) => {
+                crate::db::mysql::check_tls(&url).map_err(|why| Error::Config(format!("MySQL: {why}")))?;
+                Box::new(crate::db::mysql::MySql::connect(&url)?)
+            }
             #[cfg(not(feature = "mysql"))]
             DbChoice::MySql(_) => return Err(missing_feature("MySQL", "mysql")),
             DbChoice::Custom(db) => db,
@@ -702,6 +705,17 @@ mod tests {
         }
         let message = config_error(Store::builder().url("sqlite::memory:").memcached(["tls://127.0.0.1:1"]));
         assert!(message.contains("`tls` cargo feature"), "{message}");
+    }
+
+    /// The `mysql` crate panics on a TLS connection without TLS support: memdex
+    /// refuses the URL first.
+    #[cfg(all(feature = "mysql", not(feature = "tls")))]
+    #[test]
+    fn mysql_tls_without_the_feature_is_a_configuration_error() {
+        let message = config_error(Store::builder().url("mysql://u:p@127.0.0.1:1/db?root_cert_path=/ca.pem"));
+        assert!(message.contains("`tls` cargo feature"), "{message}");
+        let direct = crate::db::mysql::MySql::connect("mysql://u:p@127.0.0.1:1/db?root_cert_path=/ca.pem");
+        assert!(matches!(direct, Err(crate::db::DbError::Connect { ref message, .. }) if message.contains("`tls`")));
     }
 
     #[cfg(feature = "tls")]

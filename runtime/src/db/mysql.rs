@@ -96,6 +96,9 @@ impl MySql {
     pub fn connect_with(url: &str, options: MySqlOptions) -> Result<MySql, DbError> {
         let opts = Opts::from_url(url)
             .map_err(|e| DbError::Connect { message: format!("invalid MySQL URL: {e}"), source: Some(Box::new(e)) })?;
+        if let Some(why) = tls_unavailable(&opts) {
+            return Err(DbError::connect(why));
+        }
         let description = describe_opts(&opts);
         let constraints = PoolConstraints::new(1, options.pool_size.max(1))
             .ok_or_else(|| DbError::connect("invalid MySQL pool size"))?;
@@ -147,6 +150,21 @@ fn session_setup(options: &MySqlOptions) -> Vec<String> {
         "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED".to_owned(),
         format!("SET SESSION max_statement_time = {}.{:03}", millis / 1000, millis % 1000),
     ]
+}
+
+/// Why a URL asking for TLS (`root_cert_path` and the like) cannot be served: this
+/// build has no TLS, and the `mysql` crate would panic rather than fail.
+fn tls_unavailable(opts: &Opts) -> Option<String> {
+    (!cfg!(feature = "tls") && opts.get_ssl_opts().is_some()).then(|| {
+        "the MySQL URL asks for TLS, which this build of memdex does not include: enable memdex's `tls` cargo feature"
+            .to_owned()
+    })
+}
+
+/// A URL asking for TLS in a build without it, as a sentence for `Error::Config`
+/// (a URL that does not parse is left for [`MySql::connect`] to report).
+pub(crate) fn check_tls(url: &str) -> Result<(), String> {
+    Opts::from_url(url).ok().as_ref().and_then(tls_unavailable).map_or(Ok(()), Err)
 }
 
 /// `host:port/database user=…`, never the password.
