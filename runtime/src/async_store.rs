@@ -49,6 +49,7 @@ impl StoreBuilder {
         let db = match db {
             #[cfg(feature = "postgres")]
             crate::store::DbChoice::Postgres(params) => {
+                crate::store::check_postgres_tls(&params)?;
                 let options = crate::db::postgres::PostgresOptions::default();
                 AsyncDb::Postgres(crate::db::postgres_async::AsyncPostgres::connect(&params, &options).await?)
             }

@@ -56,14 +56,21 @@ pub(crate) fn database_url(url: &str, what: &str) -> Result<DatabaseUrl, Error> 
     }
 }
 
-/// Parses `host:port,host:port`; `what` names where it came from, for the error.
+/// The environment variable naming a PEM file of the CA to trust for memcached over
+/// TLS (feature `tls`); setting it dials every server over TLS.
+#[cfg(feature = "tls")]
+pub(crate) const MEMCACHED_CA_VAR: &str = "MEMDEX_MEMCACHED_TLS_CA";
+
+/// Parses `host:port,host:port` (each optionally `tls://host:port`); `what` names
+/// where it came from, for the error.
 pub(crate) fn memcached_servers(list: &str, what: &str) -> Result<Vec<String>, Error> {
     let servers: Vec<String> = list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
     if servers.is_empty() {
         return Err(Error::Config(format!("{what}: no server in `{list}` (expected host:port,host:port)")));
     }
     for server in &servers {
-        let port = server.rsplit_once(':').map(|(host, port)| (host, port.parse::<u16>()));
+        let address = server.strip_prefix("tls://").unwrap_or(server);
+        let port = address.rsplit_once(':').map(|(host, port)| (host, port.parse::<u16>()));
         match port {
             Some((host, Ok(port))) if !host.is_empty() && port > 0 => {}
             _ => {
@@ -123,7 +130,8 @@ mod tests {
     fn memcached_lists() {
         assert_eq!(memcached_servers("a:1, b:2", "X").ok(), Some(vec!["a:1".to_owned(), "b:2".to_owned()]));
         assert_eq!(memcached_servers("[::1]:11211", "X").ok(), Some(vec!["[::1]:11211".to_owned()]));
-        for bad in ["", " , ", "host", "host:", ":11211", "host:0", "host:99999", "host:port"] {
+        assert_eq!(memcached_servers("tls://a:1,b:2", "X").ok(), Some(vec!["tls://a:1".to_owned(), "b:2".to_owned()]));
+        for bad in ["", " , ", "host", "host:", ":11211", "host:0", "host:99999", "host:port", "tls://", "tls://h"] {
             match memcached_servers(bad, "MEMDEX_MEMCACHED") {
                 Err(Error::Config(message)) => assert!(message.starts_with("MEMDEX_MEMCACHED: "), "{message}"),
                 other => panic!("{bad:?}: {other:?}"),

@@ -858,9 +858,12 @@
 //! | `mysql` | MySQL/MariaDB through the `mysql` crate: [`StoreBuilder::mysql`], `mysql://` URLs |
 //! | `tokio` | `AsyncStore`, `AsyncTransaction`, `build_async` and the `*_async` query methods |
 //! | `metrics` | counters, a latency histogram and pool gauges on the `metrics` facade |
+//! | `tls` | TLS through rustls (ring; never OpenSSL): PostgreSQL's `sslmode` (`disable`, `prefer`, `require`, `verify-ca`, `verify-full`, libpq's meanings) and `sslrootcert` in the URL or parameters, on both drivers; memcached servers written `tls://host:port` or configured with [`StoreBuilder::memcached_tls`] (`MEMDEX_MEMCACHED_TLS_CA=path` from the environment); with `mysql`, the `mysql` crate's rustls, so `mysql://…?root_cert_path=/path/ca.pem` connects over TLS verified against that CA |
 //!
 //! A backend whose feature is not enabled is an [`Error::Config`] naming the
-//! feature when the store is built. `--no-default-features --features postgres`
+//! feature when the store is built; so is a PostgreSQL URL asking for TLS
+//! (`sslmode=require` or stronger) or a `tls://` memcached server in a build
+//! without `tls` (never a silent plaintext connection). `--no-default-features --features postgres`
 //! compiles no SQLite.
 //!
 //! # Where to read next
@@ -904,6 +907,8 @@ mod query;
 mod settings;
 mod stats;
 mod store;
+#[cfg(feature = "tls")]
+mod tls;
 mod trace;
 
 #[doc(hidden)]

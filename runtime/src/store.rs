@@ -243,16 +243,30 @@ impl DbChoice {
             #[cfg(not(feature = "sqlite"))]
             DbChoice::Sqlite(_) | DbChoice::SqliteInMemory => return Err(missing_feature("SQLite", "sqlite")),
             #[cfg(feature = "postgres")]
-            DbChoice::Postgres(params) => Box::new(crate::db::postgres::Postgres::connect(&params)?),
+            DbChoice::Postgres(params) => {
+                check_postgres_tls(&params)?;
+                Box::new(crate::db::postgres::Postgres::connect(&params)?)
+            }
             #[cfg(not(feature = "postgres"))]
             DbChoice::Postgres(_) => return Err(missing_feature("PostgreSQL", "postgres")),
             #[cfg(feature = "mysql")]
-            DbChoice::MySql(url) => Box::new(crate::db::mysql::MySql::connect(&url)?),
+            DbChoice::MySql(url) => {
+                crate::db::mysql::check_tls(&url).map_err(|why| Error::Config(format!("MySQL: {why}")))?;
+                Box::new(crate::db::mysql::MySql::connect(&url)?)
+            }
             #[cfg(not(feature = "mysql"))]
             DbChoice::MySql(_) => return Err(missing_feature("MySQL", "mysql")),
             DbChoice::Custom(db) => db,
         })
     }
+}
+
+/// PostgreSQL TLS settings that cannot work (a bad `sslmode`, an unreadable
+/// `sslrootcert`, TLS asked for without the `tls` feature) are a configuration
+/// error, found before any connection is tried.
+#[cfg(feature = "postgres")]
+pub(crate) fn check_postgres_tls(params: &str) -> Result<(), Error> {
+    crate::db::postgres_tls::prepare(params).map(drop).map_err(|why| Error::Config(format!("PostgreSQL: {why}")))
 }
 
 /// The error for a backend this build of memdex does not include.
@@ -341,8 +355,11 @@ impl StoreBuilder {
 
     /// Configuration from the environment: the database from `MEMDEX_DATABASE_URL`
     /// (else `DATABASE_URL`), as [`StoreBuilder::url`] reads it; memcached servers
-    /// from `MEMDEX_MEMCACHED` (`host:port,host:port`), else the cache chosen so far
-    /// (by default the in-process cache). A variable that is not set leaves that
+    /// from `MEMDEX_MEMCACHED` (`host:port,host:port`, an entry written
+    /// `tls://host:port` dialled over TLS), else the cache chosen so far (by
+    /// default the in-process cache); with the `tls` feature,
+    /// `MEMDEX_MEMCACHED_TLS_CA=/path/ca.pem` dials every memcached server over TLS
+    /// trusting that CA (see [`StoreBuilder::memcached_tls`]). A variable that is not set leaves that
     /// choice as it is; a value that cannot be understood makes `build` fail with
     /// `Error::Config` naming the variable.
     ///
@@ -375,6 +392,11 @@ impl StoreBuilder {
                 Ok(servers) => self.cache = Some(CacheChoice::Memcached(servers)),
                 Err(e) => self.config_error = Some(e),
             }
+        }
+        #[cfg(feature = "tls")]
+        if let Some((_, ca_file)) = crate::config::first_var(&[crate::config::MEMCACHED_CA_VAR], get) {
+            let tls = self.cache_config.tls.take().unwrap_or_default();
+            self.cache_config.tls = Some(tls.ca_file(ca_file.trim()));
         }
         self
     }
@@ -417,6 +439,31 @@ impl StoreBuilder {
         S: Into<String>,
     {
         self.cache = Some(CacheChoice::Memcached(servers.into_iter().map(Into::into).collect()));
+        self
+    }
+
+    /// memcached over TLS (feature `tls`) for every server, verified against
+    /// `tls`'s CA file (else the Mozilla roots) and name (else each server's host).
+    /// A single server can also be written `tls://host:port` (in
+    /// [`StoreBuilder::memcached`] or `MEMDEX_MEMCACHED`), which needs no settings
+    /// when its certificate is publicly trusted. The handshake is part of
+    /// connecting: it must end within the cache's connect timeout, and a server
+    /// whose certificate does not verify is unreachable (marked down, probed). A CA
+    /// file that cannot be read makes [`StoreBuilder::build`] fail with
+    /// `Error::Config`.
+    ///
+    /// ```no_run
+    /// use memdex::cache::memcached::MemcachedTls;
+    /// let store = memdex::Store::builder()
+    ///     .sqlite_in_memory()
+    ///     .memcached(["cache1.internal:11211"])
+    ///     .memcached_tls(MemcachedTls::new().ca_file("/etc/memcached/ca.pem"))
+    ///     .build()?;
+    /// # Ok::<(), memdex::Error>(())
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn memcached_tls(mut self, tls: crate::cache::memcached::MemcachedTls) -> Self {
+        self.cache_config.tls = Some(tls);
         self
     }
 
@@ -643,5 +690,47 @@ mod tests {
         assert!(message.starts_with("DATABASE_URL: `shop.db` is not a URL"), "{message}");
         let message = config_error(Store::builder());
         assert!(message.starts_with("no database"), "{message}");
+    }
+
+    /// TLS asked for in a build without the `tls` feature is a configuration error
+    /// naming it, found before any connection is tried (port 1 refuses anyway); a
+    /// memcached server written `tls://` likewise.
+    #[cfg(all(feature = "postgres", not(feature = "tls")))]
+    #[test]
+    fn tls_without_the_feature_is_a_configuration_error() {
+        for mode in ["require", "verify-ca", "verify-full"] {
+            let url = format!("postgres://u@127.0.0.1:1/db?sslmode={mode}");
+            let message = config_error(Store::builder().url(&url));
+            assert!(message.contains("`tls` cargo feature"), "{mode}: {message}");
+        }
+        let message = config_error(Store::builder().url("sqlite::memory:").memcached(["tls://127.0.0.1:1"]));
+        assert!(message.contains("`tls` cargo feature"), "{message}");
+    }
+
+    /// The `mysql` crate panics on a TLS connection without TLS support: memdex
+    /// refuses the URL first.
+    #[cfg(all(feature = "mysql", not(feature = "tls")))]
+    #[test]
+    fn mysql_tls_without_the_feature_is_a_configuration_error() {
+        let message = config_error(Store::builder().url("mysql://u:p@127.0.0.1:1/db?root_cert_path=/ca.pem"));
+        assert!(message.contains("`tls` cargo feature"), "{message}");
+        let direct = crate::db::mysql::MySql::connect("mysql://u:p@127.0.0.1:1/db?root_cert_path=/ca.pem");
+        assert!(matches!(direct, Err(crate::db::DbError::Connect { ref message, .. }) if message.contains("`tls`")));
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn the_memcached_tls_ca_file_comes_from_the_environment() {
+        use crate::cache::memcached::MemcachedTls;
+        static VARS: [(&str, &str); 2] =
+            [("MEMDEX_MEMCACHED", "tls://cache1:11211"), ("MEMDEX_MEMCACHED_TLS_CA", " /etc/ca.pem ")];
+        let vars = &VARS;
+        let builder = Store::builder().from_vars(&env(vars));
+        assert_eq!(builder.cache_config.tls, Some(MemcachedTls::new().ca_file("/etc/ca.pem")));
+        // A name set in code stays; the environment adds the CA file.
+        let builder = Store::builder().memcached_tls(MemcachedTls::new().server_name("cache")).from_vars(&env(vars));
+        assert_eq!(builder.cache_config.tls, Some(MemcachedTls::new().server_name("cache").ca_file("/etc/ca.pem")));
+        let builder = Store::builder().from_vars(&env(&vars[..1]));
+        assert_eq!(builder.cache_config.tls, None);
     }
 }

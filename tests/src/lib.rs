@@ -8,6 +8,7 @@
 
 pub mod asynchronous;
 pub mod backends;
+pub mod certs;
 pub mod proxy;
 pub mod servers;
 pub mod shared_db;

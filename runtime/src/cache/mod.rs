@@ -291,6 +291,11 @@ pub struct CacheConfig {
     pub max_value_size: usize,
     /// In-process cache only: total bytes of keys and values before LRU eviction.
     pub capacity_bytes: usize,
+    /// memcached only (feature `tls`): dial every server over TLS with these
+    /// settings. Servers written `tls://host:port` use TLS without them (the
+    /// Mozilla roots, the host's name).
+    #[cfg(feature = "tls")]
+    pub tls: Option<memcached::MemcachedTls>,
 }
 
 impl Default for CacheConfig {
@@ -300,6 +305,8 @@ impl Default for CacheConfig {
             io_timeout: Duration::from_millis(250),
             max_value_size: 1024 * 1024 - 512,
             capacity_bytes: 64 * 1024 * 1024,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }

@@ -15,6 +15,8 @@ pub mod postgres;
 #[cfg(all(feature = "postgres", feature = "tokio"))]
 pub(crate) mod postgres_async;
 #[cfg(feature = "postgres")]
+pub(crate) mod postgres_tls;
+#[cfg(feature = "postgres")]
 pub(crate) mod postgres_types;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;

@@ -1,4 +1,4 @@
-//! MySQL / MariaDB backend via the blocking `mysql` crate (no TLS):
+//! MySQL / MariaDB backend via the blocking `mysql` crate (TLS only with the `tls` feature):
 //! [`MySql::connect`] with a URL, `mysql://user:password@host:port/database`.
 //!
 //! Connections live in the crate's own [`mysql::Pool`], opened lazily up to a bound
@@ -88,12 +88,17 @@ impl MySql {
         MySql::connect_with(url, MySqlOptions::default())
     }
 
-    /// Parses `url` (`mysql://user:password@host:port/database`) and opens one
+    /// Parses `url` (`mysql://user:password@host:port/database`; with the `tls`
+    /// feature, `?root_cert_path=/path/ca.pem` connects over TLS verified against
+    /// that CA, the `mysql` crate's rustls) and opens one
     /// connection at once, so that a wrong address or password fails here rather
     /// than on the first query.
     pub fn connect_with(url: &str, options: MySqlOptions) -> Result<MySql, DbError> {
         let opts = Opts::from_url(url)
             .map_err(|e| DbError::Connect { message: format!("invalid MySQL URL: {e}"), source: Some(Box::new(e)) })?;
+        if let Some(why) = tls_unavailable(&opts) {
+            return Err(DbError::connect(why));
+        }
         let description = describe_opts(&opts);
         let constraints = PoolConstraints::new(1, options.pool_size.max(1))
             .ok_or_else(|| DbError::connect("invalid MySQL pool size"))?;
@@ -145,6 +150,21 @@ fn session_setup(options: &MySqlOptions) -> Vec<String> {
         "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED".to_owned(),
         format!("SET SESSION max_statement_time = {}.{:03}", millis / 1000, millis % 1000),
     ]
+}
+
+/// Why a URL asking for TLS (`root_cert_path` and the like) cannot be served: this
+/// build has no TLS, and the `mysql` crate would panic rather than fail.
+fn tls_unavailable(opts: &Opts) -> Option<String> {
+    (!cfg!(feature = "tls") && opts.get_ssl_opts().is_some()).then(|| {
+        "the MySQL URL asks for TLS, which this build of memdex does not include: enable memdex's `tls` cargo feature"
+            .to_owned()
+    })
+}
+
+/// A URL asking for TLS in a build without it, as a sentence for `Error::Config`
+/// (a URL that does not parse is left for [`MySql::connect`] to report).
+pub(crate) fn check_tls(url: &str) -> Result<(), String> {
+    Opts::from_url(url).ok().as_ref().and_then(tls_unavailable).map_or(Ok(()), Err)
 }
 
 /// `host:port/database user=…`, never the password.

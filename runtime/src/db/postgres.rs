@@ -8,6 +8,9 @@
 //! its prepared statements in an LRU cache by SQL text. Values and errors are
 //! converted by `postgres_types`, shared with the async backend.
 //!
+//! TLS (feature `tls`): `sslmode` and `sslrootcert` in the parameters, with libpq's
+//! meanings, over rustls (see `postgres_tls`).
+//!
 //! Timeouts: `connect_timeout` (unless the parameters set one) and a per-session
 //! `statement_timeout`, both configurable through [`PostgresOptions`], so a slow or
 //! dead server yields a [`DbError`] rather than a hang.
@@ -31,6 +34,7 @@ use postgres::{Client, Config, Statement};
 use memdex_grammar::sql::SqlQuery;
 use memdex_grammar::{Dialect, Type, Value};
 
+use super::postgres_tls::{PgTls, Prepared, prepare};
 use super::postgres_types::{bind, decode_rows, describe_config, error_text, parse_config, refs, to_db_error};
 use super::{Database, DbError, PoolState, Tx, TxConn, outside_any_runtime, read_retrying_once};
 
@@ -125,6 +129,7 @@ impl PgClient {
 #[derive(Debug)]
 struct Manager {
     config: Config,
+    tls: PgTls,
     /// The server, for errors (never the password).
     description: String,
     options: PostgresOptions,
@@ -139,7 +144,7 @@ impl r2d2::ManageConnection for Manager {
 
     fn connect(&self) -> Result<PgClient, DbError> {
         let generation = self.ddl_generation.load(Ordering::Acquire);
-        outside_any_runtime(|| open_client(&self.config, &self.description, &self.options, generation))
+        outside_any_runtime(|| open_client(&self.config, &self.tls, &self.description, &self.options, generation))
     }
 
     fn is_valid(&self, conn: &mut PgClient) -> Result<(), DbError> {
@@ -176,18 +181,21 @@ impl Postgres {
     /// at once, so a wrong address or password fails here rather than on the first
     /// query.
     pub fn connect_with(params: &str, options: PostgresOptions) -> Result<Postgres, DbError> {
-        let config: tokio_postgres::Config = parse_config(params, &options)?;
-        let description = describe_config(&config);
+        let Prepared { params, driver_mode, tls, settings } = prepare(params).map_err(DbError::connect)?;
+        let mut config: tokio_postgres::Config = parse_config(&params, &options)?;
+        config.ssl_mode(driver_mode);
+        let description = format!("{} sslmode={}", describe_config(&config), settings.mode);
         let connect_wait =
             config.get_connect_timeout().copied().unwrap_or(options.connect_timeout).min(options.pool_wait);
         let config = Config::from(config);
         let ddl_generation = Arc::new(AtomicU64::new(0));
         // The first client is opened here, on this thread, so that its error (a
         // wrong password, say) is this call's rather than a pool timeout's.
-        let first = outside_any_runtime(|| open_client(&config, &description, &options, 0))?;
+        let first = outside_any_runtime(|| open_client(&config, &tls, &description, &options, 0))?;
         drop(first);
         let manager = Manager {
             config,
+            tls,
             description: description.clone(),
             options: options.clone(),
             ddl_generation: ddl_generation.clone(),
@@ -236,11 +244,17 @@ fn pool_error(e: r2d2::Error) -> DbError {
 
 fn open_client(
     config: &Config,
+    tls: &PgTls,
     description: &str,
     options: &PostgresOptions,
     generation: u64,
 ) -> Result<PgClient, DbError> {
-    let client = config.connect(postgres::NoTls).map_err(|e| DbError::Connect {
+    let connected = match tls {
+        PgTls::Plain => config.connect(postgres::NoTls),
+        #[cfg(feature = "tls")]
+        PgTls::Rustls(connector) => config.connect(connector.clone()),
+    };
+    let client = connected.map_err(|e| DbError::Connect {
         message: format!("PostgreSQL {description}: {}", error_text(&e)),
         source: Some(Box::new(e)),
     })?;

@@ -17,6 +17,7 @@ use memdex_grammar::sql::SqlQuery;
 use memdex_grammar::{Type, Value};
 
 use super::postgres::PostgresOptions;
+use super::postgres_tls::{PgTls, Prepared, prepare};
 use super::postgres_types::{bind, decode_rows, describe_config, parse_config, refs, to_db_error};
 use super::{DbError, PoolState};
 
@@ -36,15 +37,18 @@ impl AsyncPostgres {
     /// Parses `params` (key=value pairs or a `postgres://` URL) and opens one client
     /// at once, so that a wrong address or password fails here.
     pub(crate) async fn connect(params: &str, options: &PostgresOptions) -> Result<AsyncPostgres, DbError> {
-        let config = parse_config(params, options)?;
-        let description = describe_config(&config);
-        let manager = Manager::from_config(
-            config.clone(),
-            tokio_postgres::NoTls,
-            // Recycling checks only that the connection is open: no round trip per
-            // checkout (a read retries once on a connection found closed).
-            ManagerConfig { recycling_method: RecyclingMethod::Fast },
-        );
+        let Prepared { params, driver_mode, tls, settings } = prepare(params).map_err(DbError::connect)?;
+        let mut config = parse_config(&params, options)?;
+        config.ssl_mode(driver_mode);
+        let description = format!("{} sslmode={}", describe_config(&config), settings.mode);
+        // Recycling checks only that the connection is open: no round trip per
+        // checkout (a read retries once on a connection found closed).
+        let recycling = ManagerConfig { recycling_method: RecyclingMethod::Fast };
+        let manager = match tls {
+            PgTls::Plain => Manager::from_config(config.clone(), tokio_postgres::NoTls, recycling),
+            #[cfg(feature = "tls")]
+            PgTls::Rustls(connector) => Manager::from_config(config.clone(), connector, recycling),
+        };
         let connect_timeout = config.get_connect_timeout().copied().unwrap_or(options.connect_timeout);
         let pool = Pool::builder(manager)
             .max_size(options.pool_size.max(1) as usize)

@@ -72,10 +72,16 @@ impl MariaDbServer {
 
     /// Starts a new server. A port taken between choosing and binding it is retried.
     pub fn start() -> Result<MariaDbServer, String> {
-        start_with_retries(MariaDbServer::start_once)
+        start_with_retries(|| MariaDbServer::start_once(None))
     }
 
-    fn start_once() -> Result<MariaDbServer, String> {
+    /// Starts a new server with TLS on, presenting `cert`; clients may still
+    /// connect in plaintext.
+    pub fn start_tls(cert: &crate::certs::ServerCert) -> Result<MariaDbServer, String> {
+        start_with_retries(|| MariaDbServer::start_once(Some(cert)))
+    }
+
+    fn start_once(tls: Option<&crate::certs::ServerCert>) -> Result<MariaDbServer, String> {
         let (mariadbd, install_db) = find_binaries();
         let base = std::env::temp_dir().join(format!("memdex-mariadb-{}-{}", std::process::id(), unique()));
         fs::create_dir_all(&base).map_err(|e| format!("creating {}: {e}", base.display()))?;
@@ -98,6 +104,10 @@ impl MariaDbServer {
             install.arg("--user=mysql");
         }
         run(&mut install, "mariadb-install-db").map_err(cleanup_on_error)?;
+        let tls_args = match tls {
+            Some(cert) => install_cert(cert, &base, as_mysql_user).map_err(cleanup_on_error)?,
+            None => Vec::new(),
+        };
 
         let port = free_port().map_err(cleanup_on_error)?;
         let log = fs::File::create(base.join("server.log")).map_err(|e| cleanup_on_error(e.to_string()))?;
@@ -124,6 +134,7 @@ impl MariaDbServer {
                 // usual MariaDB way and the tests see the emitted SQL compensate.
                 "--collation-server=utf8mb4_general_ci",
             ]);
+        mariadbd_cmd.args(&tls_args);
         if as_mysql_user {
             mariadbd_cmd.arg("--user=mysql");
         }
@@ -282,4 +293,21 @@ fn client_binary() -> PathBuf {
         Some(dir) if PathBuf::from(&dir).join("mariadb").exists() => PathBuf::from(dir).join("mariadb"),
         _ => PathBuf::from("mariadb"),
     }
+}
+
+/// Copies the certificate and key next to the data directory, readable by the
+/// server's user; returns the options that use them.
+fn install_cert(cert: &crate::certs::ServerCert, base: &Path, as_mysql_user: bool) -> Result<Vec<String>, String> {
+    let mut args = Vec::new();
+    for (from, to, option) in
+        [(&cert.cert_file, "server.crt", "--ssl-cert"), (&cert.key_file, "server.key", "--ssl-key")]
+    {
+        let target = base.join(to);
+        fs::copy(from, &target).map_err(|e| format!("copying {} to {}: {e}", from.display(), target.display()))?;
+        if as_mysql_user {
+            run(Command::new("chown").arg("mysql:mysql").arg(&target), "chown")?;
+        }
+        args.push(format!("{option}={}", target.display()));
+    }
+    Ok(args)
 }

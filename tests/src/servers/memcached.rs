@@ -47,6 +47,12 @@ impl MemcachedServer {
         Err(last_error)
     }
 
+    /// A memcached that speaks only TLS (`-Z`), presenting `cert`.
+    pub fn start_tls(cert: &crate::certs::ServerCert) -> io::Result<MemcachedServer> {
+        let files = format!("ssl_chain_cert={},ssl_key={}", cert.cert_file.display(), cert.key_file.display());
+        MemcachedServer::start_with(&["-Z", "-o", &files])
+    }
+
     /// `127.0.0.1:<port>`, stable across [`restart`](Self::restart).
     pub fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)

@@ -29,6 +29,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::{free_port, read_log, run, start_with_retries, unique};
+use crate::certs::ServerCert;
 
 use memdex::db::Database;
 use memdex::db::postgres::Postgres;
@@ -61,10 +62,16 @@ impl PostgresServer {
 
     /// Starts a new server. A port taken between choosing and binding it is retried.
     pub fn start() -> Result<PostgresServer, String> {
-        start_with_retries(PostgresServer::start_once)
+        start_with_retries(|| PostgresServer::start_once(None))
     }
 
-    fn start_once() -> Result<PostgresServer, String> {
+    /// Starts a new server with TLS on (`ssl=on`) presenting `cert`; clients may
+    /// still connect in plaintext (`sslmode=disable`).
+    pub fn start_tls(cert: &ServerCert) -> Result<PostgresServer, String> {
+        start_with_retries(|| PostgresServer::start_once(Some(cert)))
+    }
+
+    fn start_once(tls: Option<&ServerCert>) -> Result<PostgresServer, String> {
         let bin = find_bin_dir();
         let base = std::env::temp_dir().join(format!("memdex-pg-{}-{}", std::process::id(), unique()));
         fs::create_dir_all(base.join("sock")).map_err(|e| format!("creating {}: {e}", base.display()))?;
@@ -83,6 +90,10 @@ impl PostgresServer {
         initdb.arg("-D").arg(&data).args(["-A", "trust", "-U", "postgres", "--locale=C.UTF-8", "-E", "UTF8"]);
         initdb.args(["--no-sync", "--no-instructions"]);
         run(&mut initdb, "initdb").map_err(cleanup_on_error)?;
+        let tls_settings = match tls {
+            Some(cert) => install_cert(cert, &data, as_postgres_user).map_err(cleanup_on_error)?,
+            None => Vec::new(),
+        };
 
         let port = free_port().map_err(cleanup_on_error)?;
         let log = fs::File::create(base.join("server.log")).map_err(|e| cleanup_on_error(e.to_string()))?;
@@ -97,7 +108,10 @@ impl PostgresServer {
             "shared_buffers=16MB",
             "max_connections=200",
             "logging_collector=off",
-        ] {
+        ]
+        .into_iter()
+        .chain(tls_settings.iter().map(String::as_str))
+        {
             postgres.arg("-c").arg(setting);
         }
         let server = postgres
@@ -206,6 +220,21 @@ impl Drop for PostgresServer {
         drop(self.watchdog_stdin.take());
         let _ = self.watchdog.wait();
     }
+}
+
+/// Copies the certificate and key into the data directory, readable by the server
+/// only (PostgreSQL refuses a key others can read); returns the settings to use them.
+fn install_cert(cert: &ServerCert, data: &Path, as_postgres_user: bool) -> Result<Vec<String>, String> {
+    use std::os::unix::fs::PermissionsExt;
+    for (from, to) in [(&cert.cert_file, "server.crt"), (&cert.key_file, "server.key")] {
+        let target = data.join(to);
+        fs::copy(from, &target).map_err(|e| format!("copying {} to {}: {e}", from.display(), target.display()))?;
+        fs::set_permissions(&target, fs::Permissions::from_mode(0o600)).map_err(|e| format!("chmod {to}: {e}"))?;
+        if as_postgres_user {
+            run(Command::new("chown").arg("postgres:postgres").arg(&target), "chown")?;
+        }
+    }
+    Ok(vec!["ssl=on".into(), "ssl_cert_file=server.crt".into(), "ssl_key_file=server.key".into()])
 }
 
 /// The watchdog: stops the server in `base/data` and removes `base` once the test

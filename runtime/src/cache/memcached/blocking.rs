@@ -23,8 +23,9 @@ use std::net::TcpStream;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::stream::{Endpoint, Stream};
 use super::wire::{ReadBuf, Reply, encode, interpret, mutates};
-use super::{Failure, OpResult, Shared, resolve, transport_error};
+use super::{Failure, OpResult, Shared, transport_error};
 use crate::cache::CacheOp;
 
 /// Idle connections kept per server; more are dialled under load and closed
@@ -45,7 +46,7 @@ impl Pool {
     /// A pooled connection that is still in step and open, if there is one.
     fn pooled(&self) -> Option<Connection> {
         loop {
-            let pooled = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop()?;
+            let mut pooled = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop()?;
             if pooled.is_reusable() {
                 return Some(pooled);
             }
@@ -113,13 +114,13 @@ fn connect_parts(shared: &Shared, parts: &mut [Part<'_>]) {
         parts.iter_mut().filter(|part| matches!(part.state, PartState::Idle)).collect();
     let dialled: Vec<io::Result<Connection>> = match to_dial.as_slice() {
         [] => Vec::new(),
-        [part] => vec![Connection::dial(shared.name(part.server), timeout)],
+        [part] => vec![Connection::dial(shared.endpoint(part.server), timeout)],
         _ => std::thread::scope(|scope| {
             let handles: Vec<_> = to_dial
                 .iter()
                 .map(|part| {
-                    let name = shared.name(part.server);
-                    scope.spawn(move || Connection::dial(name, timeout))
+                    let endpoint = shared.endpoint(part.server);
+                    scope.spawn(move || Connection::dial(endpoint, timeout))
                 })
                 .collect();
             handles
@@ -205,9 +206,9 @@ fn receive(shared: &Shared, ops: &[CacheOp<'_>], part: &mut Part<'_>) {
     part.state = PartState::Done(results);
 }
 
-/// One TCP connection, always in step between exchanges.
+/// One connection (TCP, or TLS over it), always in step between exchanges.
 pub(super) struct Connection {
-    stream: TcpStream,
+    stream: Stream,
     /// Received bytes not consumed yet.
     read: ReadBuf,
     /// The request buffer, kept to be reused by the next exchange.
@@ -226,39 +227,21 @@ impl std::fmt::Debug for Connection {
 }
 
 impl Connection {
-    pub(super) fn dial(name: &str, timeout: Duration) -> io::Result<Connection> {
-        let mut last_error = io::Error::new(io::ErrorKind::NotFound, "address resolves to nothing");
-        for address in resolve(name)? {
-            match TcpStream::connect_timeout(&address, timeout) {
-                Ok(stream) => {
-                    stream.set_nodelay(true)?;
-                    return Ok(Connection {
-                        stream,
-                        read: ReadBuf::default(),
-                        out: Vec::new(),
-                        written: 0,
-                        read_armed: None,
-                        write_armed: None,
-                    });
-                }
-                Err(error) => last_error = error,
-            }
-        }
-        Err(last_error)
+    pub(super) fn dial(endpoint: &Endpoint, timeout: Duration) -> io::Result<Connection> {
+        Ok(Connection {
+            stream: endpoint.dial(timeout)?,
+            read: ReadBuf::default(),
+            out: Vec::new(),
+            written: 0,
+            read_armed: None,
+            write_armed: None,
+        })
     }
 
     /// A quiet connection has nothing to read between exchanges; a readable EOF
-    /// or stray bytes mean it is closed or out of step. One non-blocking peek.
-    fn is_reusable(&self) -> bool {
-        if !self.read.is_empty() {
-            return false;
-        }
-        if self.stream.set_nonblocking(true).is_err() {
-            return false;
-        }
-        let mut probe = [0u8; 1];
-        let quiet = matches!(self.stream.peek(&mut probe), Err(error) if error.kind() == io::ErrorKind::WouldBlock);
-        self.stream.set_nonblocking(false).is_ok() && quiet
+    /// or stray bytes mean it is closed or out of step. One non-blocking look.
+    fn is_reusable(&mut self) -> bool {
+        self.read.is_empty() && self.stream.is_quiet()
     }
 
     /// Makes the socket's timeout end no earlier than `deadline` and at most
@@ -292,7 +275,7 @@ impl Connection {
     pub(super) fn write_all_by(&mut self, mut payload: &[u8], deadline: Instant) -> io::Result<()> {
         self.written = 0;
         while !payload.is_empty() {
-            if !Connection::arm(&self.stream, &mut self.write_armed, true, deadline)? {
+            if !Connection::arm(self.stream.tcp(), &mut self.write_armed, true, deadline)? {
                 return Err(io::ErrorKind::TimedOut.into());
             }
             let written = self.stream.write(payload).map_err(timeout_kind)?;
@@ -302,18 +285,19 @@ impl Connection {
             self.written += written;
             payload = &payload[written..];
         }
-        Ok(())
+        // TLS records rustls still holds go out now (plain TCP holds nothing).
+        self.stream.flush().map_err(timeout_kind)
     }
 
     /// Reads more bytes, waiting until `deadline` at most. After the deadline,
     /// bytes that already arrived are still taken, without waiting for more.
     fn read_more(&mut self, deadline: Instant) -> io::Result<()> {
-        let read = if Connection::arm(&self.stream, &mut self.read_armed, false, deadline)? {
+        let read = if Connection::arm(self.stream.tcp(), &mut self.read_armed, false, deadline)? {
             self.stream.read(self.read.spare()).map_err(timeout_kind)?
         } else {
-            self.stream.set_nonblocking(true)?;
+            self.stream.tcp().set_nonblocking(true)?;
             let read = self.stream.read(self.read.spare());
-            self.stream.set_nonblocking(false)?;
+            self.stream.tcp().set_nonblocking(false)?;
             read.map_err(timeout_kind)?
         };
         if read == 0 {
@@ -335,6 +319,6 @@ impl Connection {
 }
 
 /// Socket timeouts surface as `WouldBlock` on Unix; call them what they are.
-fn timeout_kind(error: io::Error) -> io::Error {
+pub(super) fn timeout_kind(error: io::Error) -> io::Error {
     if error.kind() == io::ErrorKind::WouldBlock { io::Error::new(io::ErrorKind::TimedOut, error) } else { error }
 }

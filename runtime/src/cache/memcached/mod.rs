@@ -1,6 +1,9 @@
 //! memcached through the meta protocol (`mg`/`ms`/`md`), pipelined, with keys
 //! sharded over servers by rendezvous hashing.
 //!
+//! * `stream`: where a server is dialled and the byte stream that results, plain
+//!   TCP or TLS (feature `tls`: servers written `tls://host:port`, or every server
+//!   when the configuration carries a [`MemcachedTls`]);
 //! * `wire`: requests encoded into a reused buffer, replies framed in place out
 //!   of the connection's read buffer (no I/O, shared by both transports);
 //! * `blocking`: [`Memcached`], std sockets;
@@ -29,14 +32,18 @@ use super::in_process::invalid_key_reason;
 use super::{CacheBackend, CacheConfig, CacheError, CacheHealth, CacheOp, CacheReply};
 
 mod blocking;
+mod stream;
 #[cfg(feature = "tokio")]
 mod tokio_io;
 pub(crate) mod wire;
 
+#[cfg(feature = "tls")]
+pub use stream::MemcachedTls;
 #[cfg(feature = "tokio")]
 pub use tokio_io::AsyncMemcached;
 
 use blocking::{Connection, Part, PartState, Pool};
+use stream::Endpoint;
 use wire::{Reply, encode, interpret, mutates};
 
 type OpResult = Result<CacheReply, CacheError>;
@@ -44,11 +51,14 @@ type OpResult = Result<CacheReply, CacheError>;
 /// One configured server.
 #[derive(Debug)]
 struct Server {
-    /// The address as configured: the identity keys are routed by, and the name
-    /// in errors.
+    /// The entry as configured (`host:port` or `tls://host:port`): the name in
+    /// errors.
     name: String,
-    /// The routing weight seed, a stable hash of `name`.
+    /// The routing weight seed, a stable hash of the address (without any
+    /// `tls://`, so that turning TLS on moves no key).
     seed: u64,
+    /// Where and how it is dialled.
+    endpoint: Endpoint,
     health: Health,
 }
 
@@ -65,8 +75,9 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Resolves every address (dialling none). Fails when the list is empty or an
-    /// address does not resolve.
+    /// Resolves every address (dialling none). Fails when the list is empty, an
+    /// address does not resolve, or the TLS settings cannot work (an unreadable CA
+    /// file, a name no certificate can carry, TLS without the `tls` feature).
     fn new(servers: &[impl AsRef<str>], config: CacheConfig) -> Result<Arc<Shared>, CacheError> {
         if servers.is_empty() {
             return Err(CacheError::Unreachable {
@@ -74,13 +85,17 @@ impl Shared {
                 reason: "no memcached servers configured".to_owned(),
             });
         }
+        let entries: Vec<&str> = servers.iter().map(AsRef::as_ref).collect();
+        let unusable = |server: &str, reason: String| CacheError::Unreachable { server: server.to_owned(), reason };
+        let setup = stream::tls_setup(&entries, &config).map_err(|reason| unusable(&entries.join(","), reason))?;
         let mut resolved = Vec::with_capacity(servers.len());
-        for server in servers {
-            let name = server.as_ref().to_owned();
-            if let Err(error) = resolve(&name) {
-                return Err(CacheError::Unreachable { server: name, reason: error.to_string() });
+        for name in entries {
+            let endpoint = Endpoint::new(name, &setup, &config).map_err(|reason| unusable(name, reason))?;
+            if let Err(error) = resolve(&endpoint.address) {
+                return Err(unusable(name, error.to_string()));
             }
-            resolved.push(Server { seed: fnv1a(name.as_bytes()), name, health: Health::default() });
+            let seed = fnv1a(endpoint.address.as_bytes());
+            resolved.push(Server { name: name.to_owned(), seed, endpoint, health: Health::default() });
         }
         Ok(Arc::new(Shared {
             servers: resolved,
@@ -92,6 +107,10 @@ impl Shared {
 
     fn name(&self, server: usize) -> &str {
         &self.servers[server].name
+    }
+
+    fn endpoint(&self, server: usize) -> &Endpoint {
+        &self.servers[server].endpoint
     }
 
     /// The index of the server `key` lives on: rendezvous hashing, so adding or
@@ -190,7 +209,7 @@ impl Shared {
     fn dial_all(self: &Arc<Self>) -> Vec<Option<Connection>> {
         self.servers
             .iter()
-            .map(|server| match Connection::dial(&server.name, self.config.connect_timeout) {
+            .map(|server| match Connection::dial(&server.endpoint, self.config.connect_timeout) {
                 Ok(connection) => Some(connection),
                 Err(error) => {
                     tracing::warn!(server = %server.name, %error, "memcached not reachable at start; marked down");
@@ -249,7 +268,7 @@ impl Shared {
     /// of it was answered in time and nothing more became owed meanwhile.
     fn probe(&self, server: &Server) {
         self.counters.probes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let outcome = Connection::dial(&server.name, self.config.connect_timeout).map_err(Failure::Io).and_then(
+        let outcome = Connection::dial(&server.endpoint, self.config.connect_timeout).map_err(Failure::Io).and_then(
             |mut connection| loop {
                 let owed = server.health.take_owed();
                 self.apply_owed(&mut connection, &owed.keys)?;

@@ -12,9 +12,9 @@ use std::sync::{Arc, Mutex};
 
 use futures_util::future::join_all;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::time::{Instant, timeout, timeout_at};
+use tokio::time::{Instant, timeout_at};
 
+use super::stream::{AsyncStream, Endpoint};
 use super::wire::{ReadBuf, Reply, encode, interpret, mutates};
 use super::{Failure, OpResult, Shared, transport_error, unanswered};
 use crate::cache::{CacheConfig, CacheError, CacheHealth, CacheOp};
@@ -40,7 +40,7 @@ struct Pool {
 impl Pool {
     fn pooled(&self) -> Option<Connection> {
         loop {
-            let connection = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()?;
+            let mut connection = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()?;
             if connection.is_reusable() {
                 return Some(connection);
             }
@@ -62,26 +62,21 @@ impl Pool {
 /// One connection, in step between exchanges.
 #[derive(Debug)]
 struct Connection {
-    stream: TcpStream,
+    stream: AsyncStream,
     read: ReadBuf,
     out: Vec<u8>,
 }
 
 impl Connection {
-    async fn dial(name: &str, config: &CacheConfig) -> std::io::Result<Connection> {
-        let stream = match timeout(config.connect_timeout, TcpStream::connect(name)).await {
-            Ok(stream) => stream?,
-            Err(_) => return Err(std::io::ErrorKind::TimedOut.into()),
-        };
-        stream.set_nodelay(true)?;
+    /// Connects (and, for TLS, handshakes) within the connect timeout.
+    async fn dial(endpoint: &Endpoint, config: &CacheConfig) -> std::io::Result<Connection> {
+        let stream = endpoint.dial_async(config.connect_timeout).await?;
         Ok(Connection { stream, read: ReadBuf::default(), out: Vec::new() })
     }
 
     /// Nothing left over and nothing arrived since (no EOF, no stray bytes).
-    fn is_reusable(&self) -> bool {
-        let mut probe = [0u8; 1];
-        self.read.is_empty()
-            && matches!(self.stream.try_read(&mut probe), Err(error) if error.kind() == std::io::ErrorKind::WouldBlock)
+    fn is_reusable(&mut self) -> bool {
+        self.read.is_empty() && self.stream.is_quiet()
     }
 
     /// Writes the request, counting the bytes the kernel took (a failure after some
@@ -96,7 +91,8 @@ impl Connection {
                 Err(_) => return Err((std::io::ErrorKind::TimedOut.into(), written > 0)),
             }
         }
-        Ok(())
+        // Records rustls still holds may not have left: mutations are ambiguous.
+        self.stream.flush_records(deadline).await.map_err(|error| (error, true))
     }
 
     async fn receive(&mut self, deadline: Instant) -> Result<Reply, Failure> {
@@ -126,7 +122,7 @@ impl AsyncMemcached {
     pub async fn connect(servers: &[impl AsRef<str>], config: CacheConfig) -> Result<AsyncMemcached, CacheError> {
         let shared = Shared::new(servers, config)?;
         let pools: Vec<Pool> = shared.servers.iter().map(|_| Pool::default()).collect();
-        let dialled = join_all(shared.servers.iter().map(|s| Connection::dial(&s.name, &shared.config))).await;
+        let dialled = join_all(shared.servers.iter().map(|s| Connection::dial(&s.endpoint, &shared.config))).await;
         for ((server, pool), dialled) in shared.servers.iter().zip(&pools).zip(dialled) {
             match dialled {
                 Ok(connection) => pool.release(connection),
@@ -172,7 +168,7 @@ impl AsyncMemcached {
         let name = self.shared.name(server);
         let mut connection = match self.pools[server].pooled() {
             Some(connection) => connection,
-            None => match Connection::dial(name, config).await {
+            None => match Connection::dial(self.shared.endpoint(server), config).await {
                 Ok(connection) => connection,
                 Err(error) => {
                     let error = transport_error(name, &error, false);
