@@ -132,6 +132,16 @@ pub fn escape_value(v: &Value, out: &mut String) {
             let _ = write!(out, "{x:?}");
         }
         Value::Text(s) => escape_text(s, out),
+        // `x` then two hex digits a byte: `x` alone is the empty string, and hex
+        // digits never spell `~`.
+        Value::Bytes(b) => {
+            out.push('x');
+            push_hex(b, out);
+        }
+        Value::Timestamp(us) => push_int(*us, out),
+        Value::Uuid(u) => push_hex(u, out),
+        // Never in a key (JSON is not indexable); spelled injectively all the same.
+        Value::Json(j) => escape_text(j, out),
         Value::List(items) => {
             out.push('(');
             for (i, item) in items.iter().enumerate() {
@@ -142,6 +152,15 @@ pub fn escape_value(v: &Value, out: &mut String) {
             }
             out.push(')');
         }
+    }
+}
+
+/// Appends two lower-case hex digits per byte.
+fn push_hex(bytes: &[u8], out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
     }
 }
 

@@ -896,6 +896,8 @@ mod engine;
 mod error;
 mod exec;
 mod handle;
+#[cfg(feature = "json")]
+pub mod json;
 mod model;
 mod near;
 mod outbox;

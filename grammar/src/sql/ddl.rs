@@ -128,15 +128,22 @@ pub fn index_specs(d: Dialect, schema: &Schema) -> Vec<IndexSpec> {
 
 /// Each index of `schema` with its `CREATE INDEX`: the declared ones, and on
 /// PostgreSQL the partial companion of a hash index on an optional column.
+/// Whether values of `ty` have no bound on their length (text, bytes): the types
+/// whose index entries a dialect may have to hash or cut to a prefix.
+fn unbounded(ty: Type) -> bool {
+    matches!(ty, Type::Text | Type::Bytes)
+}
+
 fn planned_indexes(dialect: &dyn SqlDialect, schema: &Schema) -> Vec<(IndexSpec, CreateIndex)> {
     let q = dialect.quote();
     let mut out = Vec::new();
     for ix in &schema.indexes {
         let names: Vec<&str> = ix.columns.iter().map(|&c| schema.columns[c].name.as_str()).collect();
-        // A one-column text index is looked up by equality only (node fills): where
-        // a btree entry has a size limit, a hash index takes values of any length.
+        // A one-column text (or bytes) index is looked up by equality only (node
+        // fills): where a btree entry has a size limit, a hash index takes values of
+        // any length.
         let single_text = match ix.columns.as_slice() {
-            [c] => Some(*c).filter(|&c| schema.columns[c].ty == Type::Text),
+            [c] => Some(*c).filter(|&c| unbounded(schema.columns[c].ty)),
             _ => None,
         };
         let hash = single_text.is_some() && dialect.text_hash_index();
@@ -150,7 +157,7 @@ fn planned_indexes(dialect: &dyn SqlDialect, schema: &Schema) -> Vec<(IndexSpec,
             index_name.push_str("_hash");
         }
         index_name.push_str("_idx");
-        let text_parts = ix.columns.iter().filter(|&&c| schema.columns[c].ty == Type::Text).count();
+        let text_parts = ix.columns.iter().filter(|&&c| unbounded(schema.columns[c].ty)).count();
         let columns = ix
             .columns
             .iter()

@@ -31,6 +31,8 @@ pub(super) fn model(decl: &ModelDecl<'_>, errors: &mut Errors) -> Checked {
     let key = key(decl, &kinds, errors);
     columns_are_unique(fields, errors);
     let indexes = resolve_indexes(decl, fields, key, errors);
+    indexes_are_comparable(decl, fields, &kinds, errors);
+    json_fields_have_adapters(fields, &kinds, errors);
     Checked { kinds, key, indexes }
 }
 
@@ -88,9 +90,52 @@ fn key(decl: &ModelDecl<'_>, kinds: &[Option<(Type, bool)>], errors: &mut Errors
         Some((Type::Float, _)) => {
             errors.at(key_field.ty.span(), "the key cannot be a float: NaN is not equal to itself");
         }
+        // Index nodes and the outbox spell keys as integers or strings.
+        Some((Type::Bytes | Type::Timestamp | Type::Uuid | Type::Json, _)) => {
+            errors.at(key_field.ty.span(), "the key must be an integer or a `String`");
+        }
         _ => {}
     }
     Some(first)
+}
+
+/// An index lists rows by equal values, which a JSON document does not have.
+fn indexes_are_comparable(
+    decl: &ModelDecl<'_>,
+    fields: &[FieldDecl<'_>],
+    kinds: &[Option<(Type, bool)>],
+    errors: &mut Errors,
+) {
+    for (name, span) in decl.indexes.iter().flat_map(|ix| &ix.fields) {
+        let Some(i) = fields.iter().position(|f| &f.name == name) else { continue };
+        if kinds[i].is_some_and(|(ty, _)| !ty.comparable()) {
+            errors.at(
+                *span,
+                format!(
+                    "`{name}` is a JSON document, which cannot be indexed: JSON is stored and read back, never compared"
+                ),
+            );
+        }
+    }
+}
+
+/// A JSON field is cached as its text, through `memdex::json`'s serde adapter:
+/// without it the cached object could be written but never read back.
+fn json_fields_have_adapters(fields: &[FieldDecl<'_>], kinds: &[Option<(Type, bool)>], errors: &mut Errors) {
+    for (f, kind) in fields.iter().zip(kinds) {
+        let Some((Type::Json, nullable)) = kind else { continue };
+        if !f.json_adapter {
+            let adapter = if *nullable { "memdex::json::option" } else { "memdex::json" };
+            errors.at(
+                f.ty.span(),
+                format!(
+                    "a JSON field is cached as its text: add `#[serde(with = \"{adapter}\")]` to `{}` \
+                     (serde_json::Value cannot be read back from memdex's compact cache format otherwise)",
+                    f.name
+                ),
+            );
+        }
+    }
 }
 
 /// Two fields cannot share a column name (`#[memdex(column = "…")]` can make them).
