@@ -108,11 +108,46 @@
 //! assert_eq!(Customer::visits().field(), "visits"); // a column handle, for order_by
 //! ```
 //!
-//! Field types: `i64`, `i32`, `i16`, `i8`, `u32`, `u16`, `u8` (an integer column),
-//! `f64`, `f32` (a double), `String` (text, compared and ordered by bytes in every
-//! database), `bool`, and an `Option` of one of those (nullable; `None` is NULL).
+//! Field types, and an `Option` of any of them (nullable; `None` is NULL):
+//!
+//! | field type | feature | SQLite | PostgreSQL | MySQL/MariaDB | queries and indexes |
+//! |---|---|---|---|---|---|
+//! | `i64` `i32` `i16` `i8` `u32` `u16` `u8` | | `INTEGER` | `BIGINT` | `BIGINT` | every comparison, arithmetic |
+//! | `f64` `f32` | | `REAL` | `DOUBLE PRECISION` | `DOUBLE` | every comparison, arithmetic |
+//! | `String` | | `TEXT` | `TEXT` | `LONGTEXT` | every comparison (by bytes), string methods |
+//! | `bool` | | `INTEGER` | `BOOLEAN` | `BOOLEAN` | `==`, `!=`, as a condition |
+//! | `Vec<u8>` | always | `BLOB` | `BYTEA` | `LONGBLOB` | every comparison (by bytes), indexable |
+//! | `chrono::DateTime<Utc>` | `chrono` | `INTEGER` (µs since 1970) | `TIMESTAMPTZ` | `BIGINT` (µs since 1970) | every comparison (in time), indexable |
+//! | `time::OffsetDateTime` | `time` | as above | as above | as above | as above |
+//! | `uuid::Uuid` | `uuid` | `BLOB` (16 bytes) | `UUID` | `BINARY(16)` | every comparison (by bytes), indexable |
+//! | `serde_json::Value` | `json` | `TEXT` | `JSONB` | `JSON` | none: stored and read back only |
+//!
 //! `u64`, `usize`, `i128` and the like are refused: they do not fit the database's
-//! `i64` exactly.
+//! `i64` exactly. The key is an integer or a `String`.
+//!
+//! * **Instants** are stored with microsecond precision (what every database keeps),
+//!   as microseconds since 1970 where the database has no exact type of its own:
+//!   equality and order are the same in SQL, in memory and in index node keys.
+//!   Write instants with whole microseconds (`DateTime::from_timestamp_micros`,
+//!   `OffsetDateTime::replace_microsecond`); finer digits are cut when stored, and an
+//!   object cached before that cut would not equal the row read back. An
+//!   `OffsetDateTime` reads back in UTC: the same instant, with offset zero.
+//! * **Bytes** are a whole-value column. A query parameter that is a `Vec<u8>`,
+//!   `&[u8]` or `[u8; N]` is one byte string (`c.data == bytes`);
+//!   `list.contains(&c.small)` with a list of `u8` still tests membership.
+//! * **JSON** (`serde_json::Value`) is stored and read back, never compared:
+//!   a JSON field in a filter is a compile error at the field (in the text form, an
+//!   error naming the field), and so is an index on one. The field needs
+//!   `#[serde(with = "memdex::json")]` (`memdex::json::option` for an `Option`), since
+//!   memdex caches objects in a compact format that a `serde_json::Value` cannot be
+//!   read back from otherwise (`memdex::json`); the derive says so if it is missing.
+//! * The text form has no literals of these types: bind them as parameters, as
+//!   [`Value::Timestamp`] (microseconds since 1970), [`Value::Uuid`] (its 16 bytes,
+//!   `*uuid.as_bytes()`) and [`Value::Bytes`]:
+//!   `store.recall_text::<Event>("lambda e: e.at >= since", &[("since", Value::Timestamp(t.timestamp_micros()))])`.
+//!   A value of another type (an integer for a timestamp) is a type error.
+//! * `in` lists of these types bind one placeholder per element, where lists of
+//!   numbers and strings longer than 100 bind as one parameter.
 //!
 //! The derive also generates a column handle per field with the field's visibility,
 //! `Customer::visits() -> Col<Customer>`, for [`Select::order_by`].
@@ -858,6 +893,13 @@
 //! | `mysql` | MySQL/MariaDB through the `mysql` crate: [`StoreBuilder::mysql`], `mysql://` URLs |
 //! | `tokio` | `AsyncStore`, `AsyncTransaction`, `build_async` and the `*_async` query methods |
 //! | `metrics` | counters, a latency histogram and pool gauges on the `metrics` facade |
+//! | `chrono` | `chrono::DateTime<Utc>` fields and parameters (instants) |
+//! | `time` | `time::OffsetDateTime` fields and parameters (instants) |
+//! | `uuid` | `uuid::Uuid` fields and parameters |
+//! | `json` | `serde_json::Value` fields (stored, never queried) and the `memdex::json` serde adapter |
+//!
+//! `Vec<u8>` fields need no feature: they convert without any other crate. The type
+//! features only add conversions; with one off, nothing of its crate is compiled.
 //!
 //! A backend whose feature is not enabled is an [`Error::Config`] naming the
 //! feature when the store is built. `--no-default-features --features postgres`
