@@ -281,6 +281,27 @@ mod tests {
         assert_ne!(n, t);
     }
 
+    /// Bytes, instants and UUIDs spell as hex or decimal, distinct from `None` and
+    /// from each other within their type (empty bytes included).
+    #[test]
+    fn bytes_instants_and_uuids() {
+        let spell = |v: Value| {
+            let mut out = String::new();
+            escape_value(&v, &mut out);
+            out
+        };
+        assert_eq!(spell(Value::Bytes(Vec::new())), "x");
+        assert_eq!(spell(Value::Bytes(vec![0, 0xab, 0xff])), "x00abff");
+        assert_ne!(spell(Value::Bytes(vec![0])), spell(Value::Bytes(vec![0, 0])));
+        assert_eq!(spell(Value::Timestamp(-1)), "-1");
+        let mut u = [0u8; 16];
+        u[15] = 0x1f;
+        assert_eq!(spell(Value::Uuid(u)), "0000000000000000000000000000001f");
+        for v in [Value::Bytes(Vec::new()), Value::Timestamp(0), Value::Uuid([0; 16])] {
+            assert_ne!(spell(v), spell(Value::Null));
+        }
+    }
+
     #[test]
     fn long_keys_are_shortened_keeping_a_prefix() {
         let s = schema();
