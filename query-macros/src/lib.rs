@@ -100,6 +100,7 @@ fn expand(
 /// | `DateTime<Utc>` (chrono, feature `chrono`), `OffsetDateTime` (time, feature `time`) | an instant, microsecond precision |
 /// | `Uuid` (uuid, feature `uuid`) | a UUID, compared by bytes |
 /// | `serde_json::Value` (feature `json`; spelled with `serde_json::`) | a JSON document: stored, never compared or indexed; needs `#[serde(with = "memdex::json")]` (`memdex::json::option` for an `Option`) |
+/// | an enum of unit variants, with `#[memdex(text)]` and `memdex::text_enum!(Enum)` | text: the variant's serde name |
 /// | `Option<T>` of one of those | the same, nullable (`None` is NULL) |
 ///
 /// `u64`, `usize`, `isize`, `i128` and `u128` are refused: they do not fit a

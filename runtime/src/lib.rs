@@ -121,6 +121,7 @@
 //! | `time::OffsetDateTime` | `time` | as above | as above | as above | as above |
 //! | `uuid::Uuid` | `uuid` | `BLOB` (16 bytes) | `UUID` | `BINARY(16)` | every comparison (by bytes), indexable |
 //! | `serde_json::Value` | `json` | `TEXT` | `JSONB` | `JSON` | none: stored and read back only |
+//! | an enum of unit variants, `#[memdex(text)]` | | as `String` | as `String` | as `String` | `==`, `!=`, `in`, indexable |
 //!
 //! `u64`, `usize`, `i128` and the like are refused: they do not fit the database's
 //! `i64` exactly. The key is an integer or a `String`.
@@ -141,6 +142,12 @@
 //!   `#[serde(with = "memdex::json")]` (`memdex::json::option` for an `Option`), since
 //!   memdex caches objects in a compact format that a `serde_json::Value` cannot be
 //!   read back from otherwise (`memdex::json`); the derive says so if it is missing.
+//! * **Enums** of unit variants with serde's derives are stored as their variants'
+//!   serde names (renames honoured) once [`text_enum!`] has made the type a column
+//!   type and the field says `#[memdex(text)]`. Compare them with `==`, `!=` and
+//!   `in`; an ordering comparison would compare the names in SQL but the declaration
+//!   order in Rust, so leave `PartialOrd` off such enums. In the text form an enum
+//!   field is a string (`e.kind == 'payment_failed'`).
 //! * The text form has no literals of these types: bind them as parameters, as
 //!   [`Value::Timestamp`] (microseconds since 1970), [`Value::Uuid`] (its 16 bytes,
 //!   `*uuid.as_bytes()`) and [`Value::Bytes`]:
@@ -161,6 +168,7 @@
 //! | `#[memdex(key)]` | field | The primary key; exactly one field has it. A query that pins the key reads the objects directly, without an index node. It cannot be an `Option` or a float. |
 //! | `#[memdex(index)]` | field | An index on this field alone: one node per value (`…:team_id=7`), listing the keys of the rows with that value. Serves `==`, `in` and `is_none()`. Not on the key (always indexed). |
 //! | `#[memdex(index(prefix = n))]` | field | A prefix index on a `String` field (not an `Option`): one node per first `n` characters (`n ≥ 1`). Serves `starts_with(p)` when `p` is a literal of at least `n` characters or a captured value (a shorter value at run time is answered by the database). |
+//! | `#[memdex(text)]` | field | The field is an enum made a column type by [`text_enum!`], stored as its variant's serde name (a text column). Combines with `index`. |
 //! | `#[memdex(column = "visits_total")]` | field | The SQL column. Default: the field's name. Queries still name the field. No two fields may share a column. |
 //!
 //! Options combine in one attribute or several: `#[memdex(key, column = "item_id")]`,
@@ -935,6 +943,7 @@ mod config;
 pub mod db;
 mod ddl;
 mod engine;
+mod enum_text;
 mod error;
 mod exec;
 mod handle;

@@ -15,6 +15,9 @@ use crate::model::Model;
 
 pub use crate::model::IndexInfo;
 
+/// The conversions of [`text_enum!`](crate::text_enum).
+pub use crate::enum_text::{from_text as enum_from_text, value as enum_value};
+
 /// Marks a `starts_with` pattern whose length is only known at run time.
 pub const RUNTIME_PREFIX: u32 = u32::MAX;
 
@@ -499,4 +502,52 @@ pub fn decode_object<T: Model>(bytes: &[u8]) -> Option<T> {
 /// measure this very code rather than a copy of it).
 pub mod node_codec {
     pub use crate::codec::{Entry, Node, decode_node, encode_node, entry_record, etag};
+}
+
+/// Makes an enum of unit variants (with serde's `Serialize` and `Deserialize`) a
+/// text column type: a field of it marked `#[memdex(text)]` is stored as the
+/// variant's serde name, and a query compares it by `==`, `!=` and `in` (through
+/// an index too). Ordering comparisons compare the stored names, not the
+/// declaration order: do not derive `PartialOrd` for an enum you order by in queries.
+///
+/// ```
+/// use memdex::{Model, select};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+/// #[serde(rename_all = "snake_case")]
+/// pub enum Status {
+///     Open,
+///     Paid,
+/// }
+/// memdex::text_enum!(Status);
+///
+/// #[derive(Model, Clone, Debug, Serialize, Deserialize)]
+/// pub struct Order {
+///     #[memdex(key)]
+///     pub id: i64,
+///     #[memdex(text, index)]
+///     pub status: Status,
+/// }
+///
+/// let paid = select!(Order, |o| o.status == Status::Paid);
+/// ```
+#[macro_export]
+macro_rules! text_enum {
+    ($($t:ty),+ $(,)?) => {$(
+        impl $crate::__private::ToValue for $t {
+            fn to_value(&self) -> $crate::__private::grammar::Value {
+                $crate::__private::enum_value(self)
+            }
+        }
+        impl $crate::__private::FromValue for $t {
+            fn from_value(v: $crate::__private::grammar::Value) -> ::std::result::Result<Self, ::std::string::String> {
+                match v {
+                    $crate::__private::grammar::Value::Text(text) => $crate::__private::enum_from_text(text),
+                    other => ::std::result::Result::Err(::std::format!("expected a variant's name, found {other:?}")),
+                }
+            }
+        }
+        impl $crate::__private::Queryable for $t {}
+    )+};
 }

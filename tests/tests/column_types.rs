@@ -12,6 +12,17 @@ use memdex_tests::backends::{Backends, each_backend};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// An enum stored as its variants' serde names.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Signup,
+    PaymentFailed,
+    #[serde(rename = "other kind")]
+    Other,
+}
+memdex::text_enum!(Kind);
+
 #[derive(Model, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[memdex(table = "event")]
 pub struct Event {
@@ -30,6 +41,10 @@ pub struct Event {
     pub doc: serde_json::Value,
     #[serde(with = "memdex::json::option")]
     pub extra: Option<serde_json::Value>,
+    #[memdex(text, index)]
+    pub kind: Kind,
+    #[memdex(text)]
+    pub previous: Option<Kind>,
 }
 
 /// An instant from microseconds since 1970.
@@ -63,6 +78,8 @@ fn events() -> Vec<Event> {
             small: None,
             doc: serde_json::json!({"a": [1, 2.5, {"b": null}], "s": "ü\"\n"}),
             extra: None,
+            kind: Kind::Signup,
+            previous: None,
         },
         Event {
             id: 2,
@@ -74,6 +91,8 @@ fn events() -> Vec<Event> {
             small: Some(vec![0, 255, 0]),
             doc: serde_json::json!([]),
             extra: Some(serde_json::json!({"k": 1})),
+            kind: Kind::PaymentFailed,
+            previous: Some(Kind::Signup),
         },
         Event {
             id: 3,
@@ -85,6 +104,8 @@ fn events() -> Vec<Event> {
             small: Some(Vec::new()),
             doc: serde_json::json!("text"),
             extra: Some(serde_json::json!(null)),
+            kind: Kind::Other,
+            previous: Some(Kind::Other),
         },
         Event {
             id: 4,
@@ -96,6 +117,8 @@ fn events() -> Vec<Event> {
             small: None,
             doc: serde_json::json!(7),
             extra: None,
+            kind: Kind::PaymentFailed,
+            previous: None,
         },
     ]
 }
@@ -187,6 +210,15 @@ fn equality_on_instants_uuids_and_bytes_goes_through_index_nodes() {
             select!(Event, |e| e.blob == empty).fetch(&store).unwrap()
         });
         assert_eq!(found, vec![1, 4]);
+        let failed = Kind::PaymentFailed;
+        let found = twice_second_from_cache(b, &store, "kind ==", || {
+            select!(Event, |e| e.kind == failed).fetch(&store).unwrap()
+        });
+        assert_eq!(found, vec![2, 4]);
+        let found = twice_second_from_cache(b, &store, "kind in", || {
+            select!(Event, |e| [Kind::Other, Kind::Signup].contains(&e.kind)).fetch(&store).unwrap()
+        });
+        assert_eq!(found, vec![1, 3]);
         let big = big_bytes();
         let found = twice_second_from_cache(b, &store, "blob == big", || {
             select!(Event, |e| e.blob == big).fetch(&store).unwrap()
@@ -251,6 +283,9 @@ fn the_text_form_takes_these_types_as_bound_values() {
             &[("u", Value::Uuid(*uuid(2).as_bytes())), ("t", since)],
         );
         assert_eq!(ids(&found.unwrap().fetch(&store).unwrap()), expected(&rows, |e| e.ext == uuid(2) && e.at > at(0)));
+        // An enum field is text: its serde name, renames included.
+        let found = store.recall_text::<Event>("lambda e: e.kind == 'other kind'", &[]).unwrap();
+        assert_eq!(ids(&found), vec![3], "{b:?}");
         // A value of the wrong type is a type error, not a silent miss.
         let err = store.recall_text::<Event>("lambda e: e.at == t", &[("t", Value::Int(MAY_2024))]).unwrap_err();
         assert!(err.to_string().contains("timestamp"), "{b:?}: {err}");

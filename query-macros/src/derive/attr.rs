@@ -42,6 +42,9 @@ pub(super) struct FieldDecl<'a> {
     /// Whether a `#[serde(with = "memdex::json…")]` adapter is on the field (a
     /// JSON field needs one to be cached; see `memdex::json`).
     pub(super) json_adapter: bool,
+    /// `#[memdex(text)]`: an enum made a column type by `memdex::text_enum!`, stored
+    /// as its variant's name.
+    pub(super) text: bool,
 }
 
 /// An index as declared: field names with their spans, and the prefix length.
@@ -188,8 +191,16 @@ fn field<'a>(field: &'a syn::Field, indexes: &mut Vec<IndexDecl>, errors: &mut E
         a.path().is_ident("serde")
             && crate::text::tokens(a.meta.to_token_stream()).replace(' ', "").contains("memdex::json")
     });
-    let mut decl =
-        FieldDecl { ident, column: name.clone(), name, vis: &field.vis, ty: &field.ty, key: None, json_adapter };
+    let mut decl = FieldDecl {
+        ident,
+        column: name.clone(),
+        name,
+        vis: &field.vis,
+        ty: &field.ty,
+        key: None,
+        json_adapter,
+        text: false,
+    };
     let mut column_given = false;
     for attr in memdex_attributes(&field.attrs) {
         let result = attr.parse_nested_meta(|meta| {
@@ -198,6 +209,11 @@ fn field<'a>(field: &'a syn::Field, indexes: &mut Vec<IndexDecl>, errors: &mut E
                     errors.at(meta.path.span(), "`key` is given twice");
                 }
                 decl.key = Some(meta.path.span());
+            } else if meta.path.is_ident("text") {
+                if decl.text {
+                    errors.at(meta.path.span(), "`text` is given twice");
+                }
+                decl.text = true;
             } else if meta.path.is_ident("column") {
                 column_option(&meta, &mut decl.column, &mut column_given, errors)?;
             } else if meta.path.is_ident("index") {
@@ -213,7 +229,7 @@ fn field<'a>(field: &'a syn::Field, indexes: &mut Vec<IndexDecl>, errors: &mut E
                     meta.path.span(),
                     format!(
                         "unknown memdex option `{}` on a field; expected `key`, `index`, \
-                         `index(prefix = n)` or `column = \"…\"`",
+                         `index(prefix = n)`, `text` or `column = \"…\"`",
                         path_text(&meta.path)
                     ),
                 );

@@ -9,7 +9,7 @@ use syn::spanned::Spanned;
 
 use super::Errors;
 use super::attr::{FieldDecl, IndexDecl, ModelDecl};
-use super::types::classify;
+use super::types::{classify, option_inner};
 
 /// What checking found out, even when it reported errors (the fallback expansion
 /// uses it too).
@@ -26,7 +26,7 @@ pub(super) struct Checked {
 /// Checks the declaration, reporting every inconsistency into `errors`.
 pub(super) fn model(decl: &ModelDecl<'_>, errors: &mut Errors) -> Checked {
     let fields = decl.fields.as_deref().unwrap_or_default();
-    let kinds: Vec<_> = fields.iter().map(|f| classify(f.ty).map_err(|e| errors.push(e)).ok()).collect();
+    let kinds: Vec<_> = fields.iter().map(|f| kind(f).map_err(|e| errors.push(e)).ok()).collect();
     prefix_indexes_are_on_strings(decl, fields, &kinds, errors);
     let key = key(decl, &kinds, errors);
     columns_are_unique(fields, errors);
@@ -34,6 +34,15 @@ pub(super) fn model(decl: &ModelDecl<'_>, errors: &mut Errors) -> Checked {
     indexes_are_comparable(decl, fields, &kinds, errors);
     json_fields_have_adapters(fields, &kinds, errors);
     Checked { kinds, key, indexes }
+}
+
+/// A field's column type and nullability: text for a `#[memdex(text)]` enum (or an
+/// `Option` of one), else what its type says.
+fn kind(f: &FieldDecl<'_>) -> syn::Result<(Type, bool)> {
+    if f.text {
+        return Ok((Type::Text, option_inner(f.ty).is_some()));
+    }
+    classify(f.ty)
 }
 
 /// A prefix index serves `starts_with`, which only a `String` field has.

@@ -82,7 +82,7 @@ fn generic_scalar(last: &syn::PathSegment) -> Option<Type> {
     }
 }
 
-fn option_inner(ty: &syn::Type) -> Option<&syn::Type> {
+pub(super) fn option_inner(ty: &syn::Type) -> Option<&syn::Type> {
     let syn::Type::Path(p) = ty else { return None };
     let last = p.path.segments.last()?;
     if last.ident != "Option" {
