@@ -333,6 +333,14 @@ impl Checker<'_> {
 
     fn field(&mut self, name: &str, span: Span) -> Ty {
         match self.schema.column_by_field(name) {
+            Some(col) if !col.ty.comparable() => {
+                // A JSON document has no comparison Rust and every database agree on
+                // (key order, number spelling): it is stored, never queried.
+                let supported = "storing and reading JSON fields; queries compare bools, numbers, strings, \
+                                 bytes, timestamps and UUIDs";
+                self.unsupported(&format!("the JSON field `{name}` in a query"), supported, span);
+                Ty::Error
+            }
             Some(col) => Ty::Value { ty: col.ty, nullable: col.nullable },
             None => {
                 let suggestion = did_you_mean(name, self.schema.columns.iter().map(|c| c.field.as_str()));

@@ -59,6 +59,9 @@ pub fn values_equal(a: &Value, b: &Value) -> bool {
         (Null, Null) => true,
         (Bool(x), Bool(y)) => x == y,
         (Text(x), Text(y)) => x == y,
+        (Bytes(x), Bytes(y)) => x == y,
+        (Timestamp(x), Timestamp(y)) => x == y,
+        (Uuid(x), Uuid(y)) => x == y,
         (List(x), List(y)) => x.len() == y.len() && x.iter().zip(y).all(|(x, y)| values_equal(x, y)),
         (Int(_) | Float(_), Int(_) | Float(_)) => numeric_cmp(a, b) == Some(Ordering::Equal),
         _ => false,
@@ -72,6 +75,9 @@ pub fn values_cmp(a: &Value, b: &Value) -> Option<Ordering> {
     match (a, b) {
         (Bool(x), Bool(y)) => Some(x.cmp(y)),
         (Text(x), Text(y)) => Some(x.as_bytes().cmp(y.as_bytes())),
+        (Bytes(x), Bytes(y)) => Some(x.cmp(y)),
+        (Timestamp(x), Timestamp(y)) => Some(x.cmp(y)),
+        (Uuid(x), Uuid(y)) => Some(x.cmp(y)),
         (Int(_) | Float(_), Int(_) | Float(_)) => numeric_cmp(a, b),
         _ => None,
     }

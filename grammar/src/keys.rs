@@ -132,6 +132,16 @@ pub fn escape_value(v: &Value, out: &mut String) {
             let _ = write!(out, "{x:?}");
         }
         Value::Text(s) => escape_text(s, out),
+        // `x` then two hex digits a byte: `x` alone is the empty string, and hex
+        // digits never spell `~`.
+        Value::Bytes(b) => {
+            out.push('x');
+            push_hex(b, out);
+        }
+        Value::Timestamp(us) => push_int(*us, out),
+        Value::Uuid(u) => push_hex(u, out),
+        // Never in a key (JSON is not indexable); spelled injectively all the same.
+        Value::Json(j) => escape_text(j, out),
         Value::List(items) => {
             out.push('(');
             for (i, item) in items.iter().enumerate() {
@@ -142,6 +152,15 @@ pub fn escape_value(v: &Value, out: &mut String) {
             }
             out.push(')');
         }
+    }
+}
+
+/// Appends two lower-case hex digits per byte.
+fn push_hex(bytes: &[u8], out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
     }
 }
 
@@ -260,6 +279,27 @@ mod tests {
         let mut t = String::new();
         escape_value(&Value::Text("~".into()), &mut t);
         assert_ne!(n, t);
+    }
+
+    /// Bytes, instants and UUIDs spell as hex or decimal, distinct from `None` and
+    /// from each other within their type (empty bytes included).
+    #[test]
+    fn bytes_instants_and_uuids() {
+        let spell = |v: Value| {
+            let mut out = String::new();
+            escape_value(&v, &mut out);
+            out
+        };
+        assert_eq!(spell(Value::Bytes(Vec::new())), "x");
+        assert_eq!(spell(Value::Bytes(vec![0, 0xab, 0xff])), "x00abff");
+        assert_ne!(spell(Value::Bytes(vec![0])), spell(Value::Bytes(vec![0, 0])));
+        assert_eq!(spell(Value::Timestamp(-1)), "-1");
+        let mut u = [0u8; 16];
+        u[15] = 0x1f;
+        assert_eq!(spell(Value::Uuid(u)), "0000000000000000000000000000001f");
+        for v in [Value::Bytes(Vec::new()), Value::Timestamp(0), Value::Uuid([0; 16])] {
+            assert_ne!(spell(v), spell(Value::Null));
+        }
     }
 
     #[test]

@@ -757,6 +757,10 @@ pub fn column_value(column: &Column, v: &Value) -> Option<Value> {
         (Type::Float, Value::Int(i)) => Some(Value::Float(*i as f64)),
         (Type::Text, Value::Text(s)) => Some(Value::Text(s.clone())),
         (Type::Bool, Value::Bool(b)) => Some(Value::Bool(*b)),
+        (Type::Bytes, Value::Bytes(b)) => Some(Value::Bytes(b.clone())),
+        (Type::Timestamp, Value::Timestamp(us)) => Some(Value::Timestamp(*us)),
+        (Type::Uuid, Value::Uuid(u)) => Some(Value::Uuid(*u)),
+        // A JSON column is never indexed (nor compared).
         _ => None,
     }
 }

@@ -234,6 +234,9 @@ fn literal(v: &Value, out: &mut String) {
         Value::Int(i) => out.push_str(&i.to_string()),
         Value::Float(x) => out.push_str(&float(*x)),
         Value::Text(s) => string(s, out),
+        // The text form has no literals of these types (they are bound parameters;
+        // the IR never holds one as a literal): the spelling is for messages only.
+        Value::Bytes(_) | Value::Timestamp(_) | Value::Uuid(_) | Value::Json(_) => out.push_str(&v.to_string()),
         Value::List(items) => {
             out.push('(');
             for (i, item) in items.iter().enumerate() {

@@ -21,6 +21,17 @@ pub enum Value {
     Text(String),
     /// The elements of a bound list, for `c.x in ids`.
     List(Vec<Value>),
+    /// A byte string (`Vec<u8>`), compared byte by byte.
+    Bytes(Vec<u8>),
+    /// An instant, as microseconds since 1970-01-01T00:00:00Z (negative before it):
+    /// `chrono::DateTime<Utc>`, `time::OffsetDateTime`. Microseconds are what every
+    /// supported database stores exactly, so equality and order are the integers'.
+    Timestamp(i64),
+    /// A UUID's 16 bytes in network order; ordered as bytes, as every database orders it.
+    Uuid([u8; 16]),
+    /// A JSON document (`serde_json::Value`) as JSON text. It can be stored and read
+    /// back, never compared: queries and indexes reject a JSON column.
+    Json(String),
 }
 
 /// The scalar types a column or expression can have.
@@ -34,6 +45,23 @@ pub enum Type {
     Float,
     /// `String`: a text column, compared by bytes.
     Text,
+    /// `Vec<u8>`: a byte string column, compared by bytes.
+    Bytes,
+    /// `chrono::DateTime<Utc>`, `time::OffsetDateTime`: an instant with microsecond
+    /// precision, ordered in time.
+    Timestamp,
+    /// `uuid::Uuid`: 16 bytes, compared by bytes.
+    Uuid,
+    /// `serde_json::Value`: stored and read back, never compared or indexed.
+    Json,
+}
+
+impl Type {
+    /// Whether values of this type can be compared in a query or listed by an index
+    /// node (every type but JSON: JSON documents have no equality SQL and Rust agree on).
+    pub fn comparable(self) -> bool {
+        self != Type::Json
+    }
 }
 
 impl fmt::Display for Type {
@@ -43,6 +71,10 @@ impl fmt::Display for Type {
             Type::Int => "integer",
             Type::Float => "float",
             Type::Text => "string",
+            Type::Bytes => "bytes",
+            Type::Timestamp => "timestamp",
+            Type::Uuid => "uuid",
+            Type::Json => "json",
         })
     }
 }
@@ -55,6 +87,10 @@ impl Value {
             Value::Int(_) => Some(Type::Int),
             Value::Float(_) => Some(Type::Float),
             Value::Text(_) => Some(Type::Text),
+            Value::Bytes(_) => Some(Type::Bytes),
+            Value::Timestamp(_) => Some(Type::Timestamp),
+            Value::Uuid(_) => Some(Type::Uuid),
+            Value::Json(_) => Some(Type::Json),
             Value::Null | Value::List(_) => None,
         }
     }
@@ -102,6 +138,10 @@ impl Value {
             (Bool(a), Bool(b)) => a.cmp(b),
             (Int(a), Int(b)) => a.cmp(b),
             (Text(a), Text(b)) => a.as_bytes().cmp(b.as_bytes()),
+            (Bytes(a), Bytes(b)) => a.cmp(b),
+            (Timestamp(a), Timestamp(b)) => a.cmp(b),
+            (Uuid(a), Uuid(b)) => a.cmp(b),
+            (Json(a), Json(b)) => a.cmp(b),
             (Int(_) | Float(_), Int(_) | Float(_)) => {
                 let (a, b) = (self.as_f64().unwrap_or(f64::NAN), other.as_f64().unwrap_or(f64::NAN));
                 a.partial_cmp(&b).unwrap_or_else(|| a.is_nan().cmp(&b.is_nan()))
@@ -120,6 +160,10 @@ impl Value {
             Value::Int(_) | Value::Float(_) => 2,
             Value::Text(_) => 3,
             Value::List(_) => 4,
+            Value::Bytes(_) => 5,
+            Value::Timestamp(_) => 6,
+            Value::Uuid(_) => 7,
+            Value::Json(_) => 8,
         }
     }
 }
@@ -135,6 +179,21 @@ impl fmt::Display for Value {
             Value::Float(x) if x.is_finite() && x.fract() == 0.0 && x.abs() < 1e15 => write!(f, "{x:.1}"),
             Value::Float(x) => write!(f, "{x:?}"),
             Value::Text(s) => write!(f, "{s:?}"),
+            // Python's spelling of a bytes literal, every byte escaped.
+            Value::Bytes(b) => {
+                f.write_str("b'")?;
+                b.iter().try_for_each(|x| write!(f, "\\x{x:02x}"))?;
+                f.write_str("'")
+            }
+            // There are no literals of these types in the text form: they are bound
+            // parameters, and this spelling is for messages only.
+            Value::Timestamp(us) => write!(f, "timestamp({us})"),
+            Value::Uuid(u) => {
+                f.write_str("uuid('")?;
+                write_uuid(u, f)?;
+                f.write_str("')")
+            }
+            Value::Json(j) => write!(f, "json({j:?})"),
             Value::List(items) => {
                 f.write_str("(")?;
                 for (i, v) in items.iter().enumerate() {
@@ -150,6 +209,17 @@ impl fmt::Display for Value {
             }
         }
     }
+}
+
+/// The hyphenated lower-case spelling of a UUID (`8-4-4-4-12` hex digits).
+pub fn write_uuid(u: &[u8; 16], out: &mut impl fmt::Write) -> fmt::Result {
+    for (i, b) in u.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.write_char('-')?;
+        }
+        write!(out, "{b:02x}")?;
+    }
+    Ok(())
 }
 
 macro_rules! from_int {

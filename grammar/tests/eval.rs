@@ -23,6 +23,7 @@ fn row(values: &[(&str, Value)]) -> Vec<Value> {
             Type::Float => Value::Float(0.0),
             Type::Text => Value::Text(String::new()),
             Type::Bool => Value::Bool(false),
+            other => unreachable!("item_schema has no {other} column"),
         })
         .collect();
     for (field, value) in values {

@@ -460,6 +460,7 @@ fn row(values: &[(&str, Value)]) -> impl Fn(usize) -> Value + use<> {
             memdex_grammar::Type::Float => Value::Float(0.0),
             memdex_grammar::Type::Text => Value::Text(String::new()),
             memdex_grammar::Type::Bool => Value::Bool(false),
+            other => unreachable!("item_schema has no {other} column"),
         })
         .collect();
     for (field, value) in values {

@@ -150,6 +150,18 @@ fn value(v: &Value) -> TokenStream {
             let items = items.iter().map(value);
             quote!(::memdex::Value::List(::std::vec![#(#items),*]))
         }
+        // Closures have no literals of these types (they are captured values), but
+        // every value has its spelling, so the IR always round-trips.
+        Value::Bytes(b) => quote!(::memdex::Value::Bytes(::std::vec![#(#b),*])),
+        Value::Timestamp(us) => {
+            let lit = Literal::i64_suffixed(*us);
+            quote!(::memdex::Value::Timestamp(#lit))
+        }
+        Value::Uuid(u) => quote!(::memdex::Value::Uuid([#(#u),*])),
+        Value::Json(j) => {
+            let lit = Literal::string(j);
+            quote!(::memdex::Value::Json(::std::string::String::from(#lit)))
+        }
     }
 }
 

@@ -96,6 +96,11 @@ fn expand(
 /// | `f64`, `f32` | double precision float |
 /// | `String` | text, compared and ordered by bytes in every database |
 /// | `bool` | boolean |
+/// | `Vec<u8>` | bytes, compared and ordered by bytes |
+/// | `DateTime<Utc>` (chrono, feature `chrono`), `OffsetDateTime` (time, feature `time`) | an instant, microsecond precision |
+/// | `Uuid` (uuid, feature `uuid`) | a UUID, compared by bytes |
+/// | `serde_json::Value` (feature `json`; spelled with `serde_json::`) | a JSON document: stored, never compared or indexed; needs `#[serde(with = "memdex::json")]` (`memdex::json::option` for an `Option`) |
+/// | an enum of unit variants, with `#[memdex(text)]` and `memdex::text_enum!(Enum)` | text: the variant's serde name |
 /// | `Option<T>` of one of those | the same, nullable (`None` is NULL) |
 ///
 /// `u64`, `usize`, `isize`, `i128` and `u128` are refused: they do not fit a
@@ -122,7 +127,9 @@ fn expand(
 /// index on a field that is not a `String`, `prefix` or a non-field in a struct's
 /// `index(…)`, a field an index names that does not exist (with a did-you-mean), a
 /// field listed twice in one index, the key indexed alone, an index declared twice,
-/// no key or two keys, an `Option` or float key, two fields with one column name,
+/// no key or two keys, an `Option` or float key, a key that is not an integer or a
+/// `String`, an index on a JSON field, a JSON field without its serde adapter, two
+/// fields with one column name,
 /// an unsupported field type, a generic struct, a tuple or unit struct, an enum or a
 /// union.
 ///

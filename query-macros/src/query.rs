@@ -112,6 +112,8 @@ fn filter_query(input: TokenStream, kind: Kind) -> syn::Result<TokenStream> {
     let lambda_code = emit::lambda(&lambda);
     let params = params(&lowering);
     let predicate = predicate(model, &closure);
+    let field_checks = field_checks(model, &closure);
+    let checks = quote!(#checks #field_checks);
 
     if input.probe {
         return Ok(quote! {{
@@ -193,6 +195,8 @@ pub fn view_inner(input: TokenStream) -> syn::Result<TokenStream> {
         (Some(Some(c)), Some(l)) => Some((c, l)),
         _ => None,
     };
+    let field_checks = filter.as_ref().map(|(c, _)| field_checks(model, c));
+    let checks = quote!(#checks #field_checks);
 
     // rustc checks the aggregate's argument in a closure that never runs: the field
     // exists and is numeric.
@@ -261,6 +265,37 @@ fn param_type(model: &syn::Path, c: &Closure) -> TokenStream {
     match &c.ty {
         Some(t) => t.to_token_stream(),
         None => quote!(&#model),
+    }
+}
+
+/// rustc checks, in a closure that never runs, that each field the filter reads
+/// can be compared in a query (a JSON field cannot), with the error at the field.
+fn field_checks(model: &syn::Path, c: &Closure) -> TokenStream {
+    struct Fields<'a> {
+        param: &'a syn::Ident,
+        found: Vec<&'a syn::ExprField>,
+    }
+    impl<'a> syn::visit::Visit<'a> for Fields<'a> {
+        fn visit_expr_field(&mut self, f: &'a syn::ExprField) {
+            match &*f.base {
+                syn::Expr::Path(p) if p.path.is_ident(self.param) => self.found.push(f),
+                _ => syn::visit::visit_expr_field(self, f),
+            }
+        }
+    }
+    let Some(param) = &c.param else { return TokenStream::new() };
+    let mut fields = Fields { param, found: Vec::new() };
+    syn::visit::Visit::visit_expr(&mut fields, &c.body);
+    if fields.found.is_empty() {
+        return TokenStream::new();
+    }
+    let uses = fields.found.iter().map(|f| {
+        let span = crate::lower::first_span(&f.member);
+        quote_spanned!(span=> ::memdex::__private::queryable(&#f);)
+    });
+    let (pat, ty) = (&c.pat, param_type(model, c));
+    quote! {
+        let _ = |#pat: #ty| { #(#uses)* };
     }
 }
 

@@ -108,11 +108,53 @@
 //! assert_eq!(Customer::visits().field(), "visits"); // a column handle, for order_by
 //! ```
 //!
-//! Field types: `i64`, `i32`, `i16`, `i8`, `u32`, `u16`, `u8` (an integer column),
-//! `f64`, `f32` (a double), `String` (text, compared and ordered by bytes in every
-//! database), `bool`, and an `Option` of one of those (nullable; `None` is NULL).
+//! Field types, and an `Option` of any of them (nullable; `None` is NULL):
+//!
+//! | field type | feature | SQLite | PostgreSQL | MySQL/MariaDB | queries and indexes |
+//! |---|---|---|---|---|---|
+//! | `i64` `i32` `i16` `i8` `u32` `u16` `u8` | | `INTEGER` | `BIGINT` | `BIGINT` | every comparison, arithmetic |
+//! | `f64` `f32` | | `REAL` | `DOUBLE PRECISION` | `DOUBLE` | every comparison, arithmetic |
+//! | `String` | | `TEXT` | `TEXT` | `LONGTEXT` | every comparison (by bytes), string methods |
+//! | `bool` | | `INTEGER` | `BOOLEAN` | `BOOLEAN` | `==`, `!=`, as a condition |
+//! | `Vec<u8>` | always | `BLOB` | `BYTEA` | `LONGBLOB` | every comparison (by bytes), indexable |
+//! | `chrono::DateTime<Utc>` | `chrono` | `INTEGER` (µs since 1970) | `TIMESTAMPTZ` | `BIGINT` (µs since 1970) | every comparison (in time), indexable |
+//! | `time::OffsetDateTime` | `time` | as above | as above | as above | as above |
+//! | `uuid::Uuid` | `uuid` | `BLOB` (16 bytes) | `UUID` | `BINARY(16)` | every comparison (by bytes), indexable |
+//! | `serde_json::Value` | `json` | `TEXT` | `JSONB` | `JSON` | none: stored and read back only |
+//! | an enum of unit variants, `#[memdex(text)]` | | as `String` | as `String` | as `String` | `==`, `!=`, `in`, indexable |
+//!
 //! `u64`, `usize`, `i128` and the like are refused: they do not fit the database's
-//! `i64` exactly.
+//! `i64` exactly. The key is an integer or a `String`.
+//!
+//! * **Instants** are stored with microsecond precision (what every database keeps),
+//!   as microseconds since 1970 where the database has no exact type of its own:
+//!   equality and order are the same in SQL, in memory and in index node keys.
+//!   Write instants with whole microseconds (`DateTime::from_timestamp_micros`,
+//!   `OffsetDateTime::replace_microsecond`); finer digits are cut when stored, and an
+//!   object cached before that cut would not equal the row read back. An
+//!   `OffsetDateTime` reads back in UTC: the same instant, with offset zero.
+//! * **Bytes** are a whole-value column. A query parameter that is a `Vec<u8>`,
+//!   `&[u8]` or `[u8; N]` is one byte string (`c.data == bytes`);
+//!   `list.contains(&c.small)` with a list of `u8` still tests membership.
+//! * **JSON** (`serde_json::Value`) is stored and read back, never compared:
+//!   a JSON field in a filter is a compile error at the field (in the text form, an
+//!   error naming the field), and so is an index on one. The field needs
+//!   `#[serde(with = "memdex::json")]` (`memdex::json::option` for an `Option`), since
+//!   memdex caches objects in a compact format that a `serde_json::Value` cannot be
+//!   read back from otherwise (`memdex::json`); the derive says so if it is missing.
+//! * **Enums** of unit variants with serde's derives are stored as their variants'
+//!   serde names (renames honoured) once [`text_enum!`] has made the type a column
+//!   type and the field says `#[memdex(text)]`. Compare them with `==`, `!=` and
+//!   `in`; an ordering comparison would compare the names in SQL but the declaration
+//!   order in Rust, so leave `PartialOrd` off such enums. In the text form an enum
+//!   field is a string (`e.kind == 'payment_failed'`).
+//! * The text form has no literals of these types: bind them as parameters, as
+//!   [`Value::Timestamp`] (microseconds since 1970), [`Value::Uuid`] (its 16 bytes,
+//!   `*uuid.as_bytes()`) and [`Value::Bytes`]:
+//!   `store.recall_text::<Event>("lambda e: e.at >= since", &[("since", Value::Timestamp(t.timestamp_micros()))])`.
+//!   A value of another type (an integer for a timestamp) is a type error.
+//! * `in` lists of these types bind one placeholder per element, where lists of
+//!   numbers and strings longer than 100 bind as one parameter.
 //!
 //! The derive also generates a column handle per field with the field's visibility,
 //! `Customer::visits() -> Col<Customer>`, for [`Select::order_by`].
@@ -126,6 +168,7 @@
 //! | `#[memdex(key)]` | field | The primary key; exactly one field has it. A query that pins the key reads the objects directly, without an index node. It cannot be an `Option` or a float. |
 //! | `#[memdex(index)]` | field | An index on this field alone: one node per value (`…:team_id=7`), listing the keys of the rows with that value. Serves `==`, `in` and `is_none()`. Not on the key (always indexed). |
 //! | `#[memdex(index(prefix = n))]` | field | A prefix index on a `String` field (not an `Option`): one node per first `n` characters (`n ≥ 1`). Serves `starts_with(p)` when `p` is a literal of at least `n` characters or a captured value (a shorter value at run time is answered by the database). |
+//! | `#[memdex(text)]` | field | The field is an enum made a column type by [`text_enum!`], stored as its variant's serde name (a text column). Combines with `index`. |
 //! | `#[memdex(column = "visits_total")]` | field | The SQL column. Default: the field's name. Queries still name the field. No two fields may share a column. |
 //!
 //! Options combine in one attribute or several: `#[memdex(key, column = "item_id")]`,
@@ -859,6 +902,13 @@
 //! | `tokio` | `AsyncStore`, `AsyncTransaction`, `build_async` and the `*_async` query methods |
 //! | `metrics` | counters, a latency histogram and pool gauges on the `metrics` facade |
 //! | `tls` | TLS through rustls (ring; never OpenSSL): PostgreSQL's `sslmode` (`disable`, `prefer`, `require`, `verify-ca`, `verify-full`, libpq's meanings) and `sslrootcert` in the URL or parameters, on both drivers; memcached servers written `tls://host:port` or configured with [`StoreBuilder::memcached_tls`] (`MEMDEX_MEMCACHED_TLS_CA=path` from the environment); with `mysql`, the `mysql` crate's rustls, so `mysql://…?root_cert_path=/path/ca.pem` connects over TLS verified against that CA |
+//! | `chrono` | `chrono::DateTime<Utc>` fields and parameters (instants) |
+//! | `time` | `time::OffsetDateTime` fields and parameters (instants) |
+//! | `uuid` | `uuid::Uuid` fields and parameters |
+//! | `json` | `serde_json::Value` fields (stored, never queried) and the `memdex::json` serde adapter |
+//!
+//! `Vec<u8>` fields need no feature: they convert without any other crate. The type
+//! features only add conversions; with one off, nothing of its crate is compiled.
 //!
 //! A backend whose feature is not enabled is an [`Error::Config`] naming the
 //! feature when the store is built; so is a PostgreSQL URL asking for TLS
@@ -896,9 +946,12 @@ mod config;
 pub mod db;
 mod ddl;
 mod engine;
+mod enum_text;
 mod error;
 mod exec;
 mod handle;
+#[cfg(feature = "json")]
+pub mod json;
 mod model;
 mod near;
 mod outbox;

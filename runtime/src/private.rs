@@ -15,6 +15,9 @@ use crate::model::Model;
 
 pub use crate::model::IndexInfo;
 
+/// The conversions of [`text_enum!`](crate::text_enum).
+pub use crate::enum_text::{from_text as enum_from_text, value as enum_value};
+
 /// Marks a `starts_with` pattern whose length is only known at run time.
 pub const RUNTIME_PREFIX: u32 = u32::MAX;
 
@@ -123,10 +126,24 @@ pub const fn assert_indexable(
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a memdex query parameter",
     label = "captured values become bound parameters; this one has no SQL value",
-    note = "supported: i8, i16, i32, i64, u8, u16, u32, f32, f64, bool, String, &str, and Option, slices, arrays or Vecs of those"
+    note = "supported: i8, i16, i32, i64, u8, u16, u32, f32, f64, bool, String, &str, Vec<u8> and &[u8] (bytes), chrono::DateTime<Utc>, time::OffsetDateTime, uuid::Uuid (with their features), and Option, slices, arrays or Vecs of those"
 )]
 pub trait ToValue {
     fn to_value(&self) -> Value;
+
+    /// A slice of these as one value: a list, except that bytes (`&[u8]`,
+    /// `Vec<u8>`) are one byte string.
+    fn slice_to_value(items: &[Self]) -> Value
+    where
+        Self: Sized,
+    {
+        list_value(items)
+    }
+}
+
+/// The elements of a slice, each as a value.
+fn list_value<T: ToValue>(items: &[T]) -> Value {
+    Value::List(items.iter().map(ToValue::to_value).collect())
 }
 
 macro_rules! to_value_via_into {
@@ -136,7 +153,17 @@ macro_rules! to_value_via_into {
         }
     )*};
 }
-to_value_via_into!(i8, i16, i32, i64, u8, u16, u32, f32, f64, bool, String);
+to_value_via_into!(i8, i16, i32, i64, u16, u32, f32, f64, bool, String);
+
+impl ToValue for u8 {
+    fn to_value(&self) -> Value {
+        Value::Int(i64::from(*self))
+    }
+
+    fn slice_to_value(items: &[u8]) -> Value {
+        Value::Bytes(items.to_vec())
+    }
+}
 
 impl ToValue for str {
     fn to_value(&self) -> Value {
@@ -155,7 +182,7 @@ impl<T: ToValue> ToValue for Option<T> {
 }
 impl<T: ToValue> ToValue for [T] {
     fn to_value(&self) -> Value {
-        Value::List(self.iter().map(ToValue::to_value).collect())
+        T::slice_to_value(self)
     }
 }
 impl<T: ToValue, const N: usize> ToValue for [T; N] {
@@ -186,19 +213,20 @@ pub trait ToListValue {
     fn to_list_value(&self) -> Value;
 }
 
+// Always a list, even of `u8`: `ids.contains(&c.small)` tests membership.
 impl<T: ToValue> ToListValue for [T] {
     fn to_list_value(&self) -> Value {
-        self.to_value()
+        list_value(self)
     }
 }
 impl<T: ToValue, const N: usize> ToListValue for [T; N] {
     fn to_list_value(&self) -> Value {
-        self.to_value()
+        list_value(self)
     }
 }
 impl<T: ToValue> ToListValue for Vec<T> {
     fn to_list_value(&self) -> Value {
-        self.to_value()
+        list_value(self)
     }
 }
 impl<T: ToListValue + ?Sized> ToListValue for &T {
@@ -279,6 +307,14 @@ impl FromValue for String {
         }
     }
 }
+impl FromValue for Vec<u8> {
+    fn from_value(v: Value) -> Result<Vec<u8>, String> {
+        match v {
+            Value::Bytes(b) => Ok(b),
+            other => Err(format!("expected bytes, found {}", found(&other))),
+        }
+    }
+}
 impl<T: FromValue> FromValue for Option<T> {
     fn from_value(v: Value) -> Result<Option<T>, String> {
         match v {
@@ -287,6 +323,111 @@ impl<T: FromValue> FromValue for Option<T> {
         }
     }
 }
+
+/// Microseconds since 1970 of a timestamp value; the error names what was found.
+#[cfg(any(feature = "chrono", feature = "time"))]
+fn timestamp_micros(v: Value) -> Result<i64, String> {
+    match v {
+        Value::Timestamp(us) => Ok(us),
+        other => Err(format!("expected a timestamp, found {}", found(&other))),
+    }
+}
+
+/// `chrono::DateTime<Utc>`: microseconds since 1970. Sub-microsecond digits are
+/// cut (toward the past), as every database stores microseconds.
+#[cfg(feature = "chrono")]
+impl ToValue for chrono::DateTime<chrono::Utc> {
+    fn to_value(&self) -> Value {
+        Value::Timestamp(self.timestamp_micros())
+    }
+}
+#[cfg(feature = "chrono")]
+impl FromValue for chrono::DateTime<chrono::Utc> {
+    fn from_value(v: Value) -> Result<Self, String> {
+        let us = timestamp_micros(v)?;
+        chrono::DateTime::from_timestamp_micros(us)
+            .ok_or_else(|| format!("{us} µs since 1970 is beyond chrono's range"))
+    }
+}
+
+/// `time::OffsetDateTime`: the instant, as microseconds since 1970 (the offset is
+/// not stored: the value reads back in UTC, equal to the one written).
+#[cfg(feature = "time")]
+impl ToValue for time::OffsetDateTime {
+    fn to_value(&self) -> Value {
+        // The range of `OffsetDateTime` (±9999 years) fits i64 microseconds.
+        let us = self.unix_timestamp_nanos().div_euclid(1000);
+        Value::Timestamp(i64::try_from(us).unwrap_or(if us < 0 { i64::MIN } else { i64::MAX }))
+    }
+}
+#[cfg(feature = "time")]
+impl FromValue for time::OffsetDateTime {
+    fn from_value(v: Value) -> Result<Self, String> {
+        let us = timestamp_micros(v)?;
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000)
+            .map_err(|_| format!("{us} µs since 1970 is beyond the time crate's range"))
+    }
+}
+
+/// `uuid::Uuid`: its 16 bytes.
+#[cfg(feature = "uuid")]
+impl ToValue for uuid::Uuid {
+    fn to_value(&self) -> Value {
+        Value::Uuid(*self.as_bytes())
+    }
+}
+#[cfg(feature = "uuid")]
+impl FromValue for uuid::Uuid {
+    fn from_value(v: Value) -> Result<Self, String> {
+        match v {
+            Value::Uuid(u) => Ok(uuid::Uuid::from_bytes(u)),
+            other => Err(format!("expected a uuid, found {}", found(&other))),
+        }
+    }
+}
+
+/// `serde_json::Value`: its JSON text. Stored and read back only; no query takes
+/// one (it is not [`Queryable`]).
+#[cfg(feature = "json")]
+impl ToValue for serde_json::Value {
+    fn to_value(&self) -> Value {
+        Value::Json(self.to_string())
+    }
+}
+#[cfg(feature = "json")]
+impl FromValue for serde_json::Value {
+    fn from_value(v: Value) -> Result<Self, String> {
+        match v {
+            Value::Json(text) => serde_json::from_str(&text).map_err(|e| format!("holds invalid JSON: {e}")),
+            other => Err(format!("expected JSON, found {}", found(&other))),
+        }
+    }
+}
+
+/// The field types a query may compare: every column type but JSON. `select!`
+/// checks each field its filter reads, so `c.doc == x` on a JSON field fails to
+/// compile at the field.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be compared in a memdex query",
+    label = "a JSON field is stored and read back, never compared, filtered on or indexed",
+    note = "queries compare bools, numbers, strings, bytes, timestamps and UUIDs"
+)]
+pub trait Queryable {}
+macro_rules! queryable {
+    ($($t:ty),*) => {$( impl Queryable for $t {} )*};
+}
+queryable!(i8, i16, i32, i64, u8, u16, u32, f32, f64, bool, String, Vec<u8>);
+#[cfg(feature = "chrono")]
+impl Queryable for chrono::DateTime<chrono::Utc> {}
+#[cfg(feature = "time")]
+impl Queryable for time::OffsetDateTime {}
+#[cfg(feature = "uuid")]
+impl Queryable for uuid::Uuid {}
+impl<T: Queryable> Queryable for Option<T> {}
+impl<T: Queryable + ?Sized> Queryable for &T {}
+
+/// `queryable(&c.field)` in the never-run closure `select!` emits.
+pub fn queryable<V: Queryable + ?Sized>(_: &V) {}
 
 /// One column of a row for `Model::from_values`: the value converted to the field's
 /// type, or an error naming the field and its column.
@@ -361,4 +502,52 @@ pub fn decode_object<T: Model>(bytes: &[u8]) -> Option<T> {
 /// measure this very code rather than a copy of it).
 pub mod node_codec {
     pub use crate::codec::{Entry, Node, decode_node, encode_node, entry_record, etag};
+}
+
+/// Makes an enum of unit variants (with serde's `Serialize` and `Deserialize`) a
+/// text column type: a field of it marked `#[memdex(text)]` is stored as the
+/// variant's serde name, and a query compares it by `==`, `!=` and `in` (through
+/// an index too). Ordering comparisons compare the stored names, not the
+/// declaration order: do not derive `PartialOrd` for an enum you order by in queries.
+///
+/// ```
+/// use memdex::{Model, select};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+/// #[serde(rename_all = "snake_case")]
+/// pub enum Status {
+///     Open,
+///     Paid,
+/// }
+/// memdex::text_enum!(Status);
+///
+/// #[derive(Model, Clone, Debug, Serialize, Deserialize)]
+/// pub struct Order {
+///     #[memdex(key)]
+///     pub id: i64,
+///     #[memdex(text, index)]
+///     pub status: Status,
+/// }
+///
+/// let paid = select!(Order, |o| o.status == Status::Paid);
+/// ```
+#[macro_export]
+macro_rules! text_enum {
+    ($($t:ty),+ $(,)?) => {$(
+        impl $crate::__private::ToValue for $t {
+            fn to_value(&self) -> $crate::__private::grammar::Value {
+                $crate::__private::enum_value(self)
+            }
+        }
+        impl $crate::__private::FromValue for $t {
+            fn from_value(v: $crate::__private::grammar::Value) -> ::std::result::Result<Self, ::std::string::String> {
+                match v {
+                    $crate::__private::grammar::Value::Text(text) => $crate::__private::enum_from_text(text),
+                    other => ::std::result::Result::Err(::std::format!("expected a variant's name, found {other:?}")),
+                }
+            }
+        }
+        impl $crate::__private::Queryable for $t {}
+    )+};
 }

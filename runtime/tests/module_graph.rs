@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 /// The layers, lowest first. A module may import any module of a lower layer.
 const LAYERS: &[&[&str]] = &[
-    &["codec", "settings", "model", "cache", "db", "near"],
+    &["codec", "settings", "model", "cache", "db", "near", "json", "enum_text"],
     &["error", "stats", "trace"],
     &["prepared", "outbox", "config"],
     &["engine", "ddl"],

@@ -101,6 +101,21 @@ enum B {
     },
     /// 0: `r.flag`, 1: `r.flag == True`, 2: `r.flag != False`.
     Flag(u8),
+    /// `r.at <op> p`, an instant (microseconds since 1970) bound as a parameter:
+    /// the text form has no timestamp literals.
+    CmpAt(CmpOp, i64),
+    /// `r.blob <op> p`, bytes bound as a parameter.
+    CmpBlob(CmpOp, Vec<u8>),
+    /// `r.ext == p` / `!=`, a UUID bound as a parameter.
+    EqExt {
+        ne: bool,
+        v: [u8; 16],
+    },
+    /// `r.ext [not] in p`, a list of UUIDs bound as one parameter.
+    InExt {
+        list: Vec<[u8; 16]>,
+        negated: bool,
+    },
 }
 
 // ---------------------------------------------------------------------------
@@ -183,6 +198,10 @@ fn ev_b(e: &B, r: &Row) -> bool {
         B::InI { col, list, negated } => list_values(list).contains(&int_col(r, *col)) != *negated,
         B::InT { col, list, negated } => list_values(list).iter().any(|v| v == text_col(r, *col)) != *negated,
         B::Flag(_) => r.flag,
+        B::CmpAt(op, v) => cmp_holds(*op, r.at, *v),
+        B::CmpBlob(op, v) => cmp_holds(*op, r.blob.as_slice(), v.as_slice()),
+        B::EqExt { ne, v } => (r.ext == *v) != *ne,
+        B::InExt { list, negated } => list.contains(&r.ext) != *negated,
     }
 }
 
@@ -324,6 +343,13 @@ impl Render {
             B::Flag(0) => "r.flag".into(),
             B::Flag(1) => "(r.flag == True)".into(),
             B::Flag(_) => "(r.flag != False)".into(),
+            B::CmpAt(op, v) => format!("(r.at {} {})", op.symbol(), self.bind(Value::Timestamp(*v))),
+            B::CmpBlob(op, v) => format!("(r.blob {} {})", op.symbol(), self.bind(Value::Bytes(v.clone()))),
+            B::EqExt { ne, v } => format!("(r.ext {} {})", if *ne { "!=" } else { "==" }, self.bind(Value::Uuid(*v))),
+            B::InExt { list, negated } => {
+                let l = self.bind(Value::List(list.iter().map(|u| Value::Uuid(*u)).collect()));
+                format!("(r.ext {}in {l})", if *negated { "not " } else { "" })
+            }
         }
     }
 }
@@ -385,6 +411,28 @@ const ALPHABET: &[char] = &[
     '😀', '\u{301}', '\n', '\t', '\u{1}', '\u{7f}', ':', '&', '=', '[',
 ];
 
+/// Instants in microseconds since 1970: before and after it by one microsecond,
+/// 1900, year 1 and year 9999 (within every database's range), and a present-day one.
+const INSTANTS: &[i64] =
+    &[0, -1, 1, 1_715_000_000_123_456, -2_208_988_800_000_007, -62_135_596_800_000_000, 253_402_300_799_999_999];
+/// UUIDs: nil, max, and two whose first bytes order them differently than their last.
+const UUIDS: &[[u8; 16]] = &[
+    [0; 16],
+    [0xff; 16],
+    [1, 2, 3, 4, 5, 6, 0x47, 8, 0x89, 10, 11, 12, 13, 14, 15, 0xf0],
+    [0x80, 0, 0, 0, 0, 0, 0x40, 0, 0x80, 0, 0, 0, 0, 0, 0, 1],
+];
+
+fn instant() -> BoxedStrategy<i64> {
+    prop_oneof![4 => select(INSTANTS), 1 => -4_000_000_000_000_000i64..4_000_000_000_000_000].boxed()
+}
+
+/// Byte strings of 0 to 3 bytes from {0, 1, 255}: empty, prefixes of one another,
+/// and bytes above 127 (which a signed comparison would misorder).
+fn bytes_val() -> BoxedStrategy<Vec<u8>> {
+    proptest::collection::vec(select(&[0u8, 1, 255][..]), 0..4).boxed()
+}
+
 fn int_val() -> BoxedStrategy<i64> {
     prop_oneof![4 => select(INTS), 2 => -3i64..=3, 1 => any::<i64>()].boxed()
 }
@@ -413,7 +461,7 @@ fn leaf<V: std::fmt::Debug + Clone + 'static>(v: BoxedStrategy<V>) -> BoxedStrat
 }
 
 fn row_strategy() -> impl Strategy<Value = Row> {
-    (
+    let columns = (
         select(IDS),
         prop_oneof![3 => select(CATS), 1 => any::<i64>()],
         proptest::option::of(select(&[0i64, 1, 2, -1][..])),
@@ -423,8 +471,9 @@ fn row_strategy() -> impl Strategy<Value = Row> {
         int_val(),
         proptest::option::of(text_val()),
         any::<bool>(),
-    )
-        .prop_map(|(id, cat, grp, name, tag, price, qty, note, flag)| Row {
+    );
+    (columns, instant(), select(UUIDS), bytes_val()).prop_map(
+        |((id, cat, grp, name, tag, price, qty, note, flag), at, ext, blob)| Row {
             id,
             cat,
             grp,
@@ -434,7 +483,11 @@ fn row_strategy() -> impl Strategy<Value = Row> {
             qty,
             note,
             flag,
-        })
+            at,
+            ext,
+            blob,
+        },
+    )
 }
 
 fn cmp_op() -> impl Strategy<Value = CmpOp> {
@@ -543,6 +596,11 @@ fn residual() -> BoxedStrategy<B> {
         2 => (select(&[NAME, TAG][..]), list_of(text_val()), any::<bool>())
             .prop_map(|(col, list, negated)| B::InT { col, list, negated }),
         1 => (0u8..3).prop_map(B::Flag),
+        2 => (cmp_op(), instant()).prop_map(|(op, v)| B::CmpAt(op, v)),
+        1 => (cmp_op(), bytes_val()).prop_map(|(op, v)| B::CmpBlob(op, v)),
+        1 => (any::<bool>(), select(UUIDS)).prop_map(|(ne, v)| B::EqExt { ne, v }),
+        1 => (proptest::collection::vec(select(UUIDS), 0..3), any::<bool>())
+            .prop_map(|(list, negated)| B::InExt { list, negated }),
     ];
     atom.prop_recursive(3, 8, 3, |inner| {
         prop_oneof![
@@ -582,6 +640,10 @@ fn criterion() -> BoxedStrategy<B> {
         }),
         1 => leaf(select(IDS).boxed()).prop_map(|v| eq(ID, v)),
         1 => list_of(select(IDS).boxed()).prop_map(|list| B::InI { col: ID, list, negated: false }),
+        1 => instant().prop_map(|v| B::CmpAt(CmpOp::Eq, v)),
+        1 => select(UUIDS).prop_map(|v| B::EqExt { ne: false, v }),
+        1 => proptest::collection::vec(select(UUIDS), 1..3).prop_map(|list| B::InExt { list, negated: false }),
+        1 => bytes_val().prop_map(|v| B::CmpBlob(CmpOp::Eq, v)),
     ]
     .boxed()
 }

@@ -60,6 +60,12 @@ pub struct Row {
     pub qty: i64,
     pub note: Option<String>,
     pub flag: bool,
+    /// An instant, in microseconds since 1970 (a `Type::Timestamp` column).
+    pub at: i64,
+    /// A UUID's bytes (a `Type::Uuid` column).
+    pub ext: [u8; 16],
+    /// A byte string (a `Type::Bytes` column).
+    pub blob: Vec<u8>,
 }
 
 pub const ID: usize = 0;
@@ -71,7 +77,11 @@ pub const PRICE: usize = 5;
 pub const QTY: usize = 6;
 pub const NOTE: usize = 7;
 pub const FLAG: usize = 8;
-pub const COLUMNS: [&str; 9] = ["id", "cat", "grp", "name", "tag", "price", "qty", "note", "flag"];
+pub const AT: usize = 9;
+pub const EXT: usize = 10;
+pub const BLOB: usize = 11;
+pub const COLUMNS: [&str; 12] =
+    ["id", "cat", "grp", "name", "tag", "price", "qty", "note", "flag", "at", "ext", "blob"];
 
 impl Model for Row {
     type Key = i64;
@@ -89,11 +99,17 @@ impl Model for Row {
                 .column("qty", Type::Int, false)
                 .column("note", Type::Text, true)
                 .column("flag", Type::Bool, false)
+                .column("at", Type::Timestamp, false)
+                .column("ext", Type::Uuid, false)
+                .column("blob", Type::Bytes, false)
                 .key("id")
                 .index(&["cat"], None)
                 .index(&["name"], Some(2))
                 .index(&["tag"], None)
                 .index(&["cat", "grp"], None)
+                .index(&["at"], None)
+                .index(&["ext"], None)
+                .index(&["blob"], None)
         })
     }
 
@@ -103,8 +119,11 @@ impl Model for Row {
         memdex::__private::IndexInfo { columns: &["name"], prefix: 2 },
         memdex::__private::IndexInfo { columns: &["tag"], prefix: 0 },
         memdex::__private::IndexInfo { columns: &["cat", "grp"], prefix: 0 },
+        memdex::__private::IndexInfo { columns: &["at"], prefix: 0 },
+        memdex::__private::IndexInfo { columns: &["ext"], prefix: 0 },
+        memdex::__private::IndexInfo { columns: &["blob"], prefix: 0 },
     ];
-    const INDEX_LIST: &'static str = "id (key), cat, name (prefix 2), tag, (cat, grp)";
+    const INDEX_LIST: &'static str = "id (key), cat, name (prefix 2), tag, (cat, grp), at, ext, blob";
 
     fn column_value(&self, column: usize) -> Value {
         match column {
@@ -117,13 +136,16 @@ impl Model for Row {
             QTY => Value::Int(self.qty),
             NOTE => self.note.clone().map_or(Value::Null, Value::Text),
             FLAG => Value::Bool(self.flag),
+            AT => Value::Timestamp(self.at),
+            EXT => Value::Uuid(self.ext),
+            BLOB => Value::Bytes(self.blob.clone()),
             _ => Value::Null,
         }
     }
 
     fn from_values(values: Vec<Value>) -> Result<Self, String> {
-        let [id, cat, grp, name, tag, price, qty, note, flag]: [Value; 9] =
-            values.try_into().map_err(|v: Vec<Value>| format!("{} columns, expected 9", v.len()))?;
+        let [id, cat, grp, name, tag, price, qty, note, flag, at, ext, blob]: [Value; 12] =
+            values.try_into().map_err(|v: Vec<Value>| format!("{} columns, expected 12", v.len()))?;
         let int = |v: Value, c: &str| match v {
             Value::Int(i) => Ok(i),
             other => Err(format!("{c}: expected an integer, got {other:?}")),
@@ -148,6 +170,18 @@ impl Model for Row {
                 Value::Bool(b) => b,
                 other => return Err(format!("flag: expected a bool, got {other:?}")),
             },
+            at: match at {
+                Value::Timestamp(us) => us,
+                other => return Err(format!("at: expected a timestamp, got {other:?}")),
+            },
+            ext: match ext {
+                Value::Uuid(u) => u,
+                other => return Err(format!("ext: expected a uuid, got {other:?}")),
+            },
+            blob: match blob {
+                Value::Bytes(b) => b,
+                other => return Err(format!("blob: expected bytes, got {other:?}")),
+            },
         })
     }
 
@@ -158,7 +192,20 @@ impl Model for Row {
 
 /// A row with neutral values, for hand-written cases.
 pub fn row(id: i64) -> Row {
-    Row { id, cat: 1, grp: None, name: "ab".into(), tag: "t".into(), price: 0.0, qty: 0, note: None, flag: false }
+    Row {
+        id,
+        cat: 1,
+        grp: None,
+        name: "ab".into(),
+        tag: "t".into(),
+        price: 0.0,
+        qty: 0,
+        note: None,
+        flag: false,
+        at: 0,
+        ext: [0; 16],
+        blob: Vec::new(),
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -620,6 +667,9 @@ fn compare_column(a: &Row, b: &Row, c: usize) -> std::cmp::Ordering {
         PRICE => a.price.partial_cmp(&b.price).unwrap_or(std::cmp::Ordering::Equal),
         QTY => a.qty.cmp(&b.qty),
         NOTE => a.note.as_deref().map(str::as_bytes).cmp(&b.note.as_deref().map(str::as_bytes)),
+        AT => a.at.cmp(&b.at),
+        EXT => a.ext.cmp(&b.ext),
+        BLOB => a.blob.cmp(&b.blob),
         _ => a.flag.cmp(&b.flag),
     }
 }

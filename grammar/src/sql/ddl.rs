@@ -129,15 +129,22 @@ pub fn index_specs(d: Dialect, schema: &Schema) -> Vec<IndexSpec> {
 
 /// Each index of `schema` with its `CREATE INDEX`: the declared ones, and on
 /// PostgreSQL the partial companion of a hash index on an optional column.
+/// Whether values of `ty` have no bound on their length (text, bytes): the types
+/// whose index entries a dialect may have to hash or cut to a prefix.
+fn unbounded(ty: Type) -> bool {
+    matches!(ty, Type::Text | Type::Bytes)
+}
+
 fn planned_indexes(dialect: &dyn SqlDialect, schema: &Schema) -> Vec<(IndexSpec, CreateIndex)> {
     let q = dialect.quote();
     let mut out = Vec::new();
     for ix in &schema.indexes {
         let names: Vec<&str> = ix.columns.iter().map(|&c| schema.columns[c].name.as_str()).collect();
-        // A one-column text index is looked up by equality only (node fills): where
-        // a btree entry has a size limit, a hash index takes values of any length.
+        // A one-column text (or bytes) index is looked up by equality only (node
+        // fills): where a btree entry has a size limit, a hash index takes values of
+        // any length.
         let single_text = match ix.columns.as_slice() {
-            [c] => Some(*c).filter(|&c| schema.columns[c].ty == Type::Text),
+            [c] => Some(*c).filter(|&c| unbounded(schema.columns[c].ty)),
             _ => None,
         };
         let hash = single_text.is_some() && dialect.text_hash_index();
@@ -151,7 +158,7 @@ fn planned_indexes(dialect: &dyn SqlDialect, schema: &Schema) -> Vec<(IndexSpec,
             index_name.push_str("_hash");
         }
         index_name.push_str("_idx");
-        let text_parts = ix.columns.iter().filter(|&&c| schema.columns[c].ty == Type::Text).count();
+        let text_parts = ix.columns.iter().filter(|&&c| unbounded(schema.columns[c].ty)).count();
         let columns = ix
             .columns
             .iter()
@@ -295,10 +302,13 @@ pub fn check_indexed_text(d: Dialect, schema: &Schema, row: &[Value]) -> Result<
         let mut bytes = 0;
         let mut longest: Option<(usize, usize)> = None;
         for &c in columns {
-            let Some(Value::Text(s)) = row.get(c) else { continue };
-            let len = match prefix {
-                Some(n) => s.chars().take(n as usize).map(char::len_utf8).sum(),
-                None => s.len(),
+            // Byte strings have no length bound either, and only a prefix index
+            // of text cuts its values.
+            let len = match (row.get(c), prefix) {
+                (Some(Value::Text(s)), Some(n)) => s.chars().take(n as usize).map(char::len_utf8).sum(),
+                (Some(Value::Text(s)), None) => s.len(),
+                (Some(Value::Bytes(b)), _) => b.len(),
+                _ => continue,
             };
             bytes += len;
             if longest.is_none_or(|(_, l)| len > l) {
@@ -596,6 +606,47 @@ mod tests {
         // The key is VARCHAR(768), in characters.
         check(my, &tag, &[Some(768), Some(100_000)], "ok");
         check(my, &tag, &[Some(769), Some(1)], "Tag.name 769/768 the primary key (name)");
+    }
+
+    #[test]
+    fn postgres_counts_bytes_columns_like_text() {
+        let with_bytes = Schema::new("B", "b")
+            .column("id", Type::Int, false)
+            .column("cat", Type::Int, false)
+            .column("data", Type::Bytes, false)
+            .key("id")
+            .index(&["data"], None)
+            .index(&["cat", "data"], None);
+        let row = |n: usize| vec![Value::Int(1), Value::Int(2), Value::Bytes(vec![0; n])];
+        assert_eq!(check_indexed_text(Dialect::Postgres, &with_bytes, &row(2656)), Ok(()));
+        let refused = check_indexed_text(Dialect::Postgres, &with_bytes, &row(2657)).map_err(|e| (e.field, e.what));
+        assert_eq!(refused, Err(("B.data".to_owned(), "index (cat, data)".to_owned())));
+        // The one-column index is a hash index: any length.
+        let ddl = create_table(Dialect::Postgres, &with_bytes).join("\n");
+        assert!(ddl.contains("USING HASH (\"data\")"), "{ddl}");
+        assert!(ddl.contains("\"data\" BYTEA NOT NULL"), "{ddl}");
+    }
+
+    /// The column types of the new value types, per dialect, as `CREATE TABLE` writes them.
+    #[test]
+    fn column_types_per_dialect() {
+        let types = Schema::new("T", "t")
+            .column("id", Type::Int, false)
+            .column("at", Type::Timestamp, false)
+            .column("u", Type::Uuid, true)
+            .column("b", Type::Bytes, false)
+            .column("j", Type::Json, true)
+            .key("id");
+        for (d, expect) in [
+            (Dialect::Sqlite, ["\"at\" INTEGER NOT NULL", "\"u\" BLOB", "\"b\" BLOB NOT NULL", "\"j\" TEXT"]),
+            (Dialect::Postgres, ["\"at\" TIMESTAMPTZ NOT NULL", "\"u\" UUID", "\"b\" BYTEA NOT NULL", "\"j\" JSONB"]),
+            (Dialect::MySql, ["`at` BIGINT NOT NULL", "`u` BINARY(16)", "`b` LONGBLOB NOT NULL", "`j` JSON"]),
+        ] {
+            let ddl = create_table(d, &types).join("\n");
+            for column in expect {
+                assert!(ddl.contains(column), "{d:?}: {column} in {ddl}");
+            }
+        }
     }
 
     #[test]

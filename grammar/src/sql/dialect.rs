@@ -447,7 +447,10 @@ impl SqlDialect for Sqlite {
     /// `needle IN (SELECT "value" FROM json_each(?))`: the runtime binds the list
     /// as a JSON array, which `json_each` (built into SQLite) turns back into
     /// values; an index on the needle's column still serves the lookup.
-    fn in_bound_list(&self, needle: Expr, _ty: Option<Type>, list: &mut dyn FnMut() -> Expr) -> Option<Expr> {
+    fn in_bound_list(&self, needle: Expr, ty: Option<Type>, list: &mut dyn FnMut() -> Expr) -> Option<Expr> {
+        if !json_list_type(ty) {
+            return None;
+        }
         let mut select = ast::select(vec![ast::column(self.quote(), "value")], ast::plain_name("json_each"), None);
         if let Some(TableFactor::Table { args, .. }) = select.from.first_mut().map(|t| &mut t.relation) {
             *args = Some(TableFunctionArgs {
@@ -534,9 +537,10 @@ impl SqlDialect for Sqlite {
     /// `INTEGER PRIMARY KEY` makes the key the rowid; booleans are 0/1 integers.
     fn column_type(&self, ty: Type, _primary_key: bool) -> DataType {
         match ty {
-            Type::Int | Type::Bool => DataType::Integer(None),
+            Type::Int | Type::Bool | Type::Timestamp => DataType::Integer(None),
             Type::Float => DataType::Real,
-            Type::Text => DataType::Text,
+            Type::Text | Type::Json => DataType::Text,
+            Type::Bytes | Type::Uuid => DataType::Blob(None),
         }
     }
 
@@ -552,6 +556,18 @@ pub(crate) struct Postgres;
 /// PostgreSQL's +inf (a float literal beyond the range would be NUMERIC, not inf).
 fn pg_infinity() -> Expr {
     cast(constant_string("Infinity"), DataType::DoublePrecision)
+}
+
+/// `TIMESTAMPTZ`: an instant with microsecond precision, whatever the session's time zone.
+fn pg_timestamptz() -> DataType {
+    DataType::Timestamp(None, sqlparser::ast::TimezoneInfo::Tz)
+}
+
+/// Whether a bound list of `ty` can go as one parameter (a JSON array or a
+/// PostgreSQL array): for the scalar types a JSON array holds as they are. Lists
+/// of bytes, timestamps and UUIDs keep a placeholder per element.
+fn json_list_type(ty: Option<Type>) -> bool {
+    matches!(ty, Some(Type::Int | Type::Float | Type::Bool | Type::Text) | None)
 }
 
 /// The collation that orders text by bytes, whatever the database's locale.
@@ -589,7 +605,10 @@ impl SqlDialect for Postgres {
     /// `needle = ANY($n)`, the list bound as one array: PostgreSQL infers the
     /// array's type from the needle, and a btree or hash index on its column serves
     /// the lookup.
-    fn in_bound_list(&self, needle: Expr, _ty: Option<Type>, list: &mut dyn FnMut() -> Expr) -> Option<Expr> {
+    fn in_bound_list(&self, needle: Expr, ty: Option<Type>, list: &mut dyn FnMut() -> Expr) -> Option<Expr> {
+        if !json_list_type(ty) {
+            return None;
+        }
         Some(Expr::AnyOp {
             left: Box::new(operand(needle)),
             compare_op: BinaryOperator::Eq,
@@ -660,6 +679,10 @@ impl SqlDialect for Postgres {
             Type::Int => cast(e, DataType::BigInt(None)),
             Type::Float => cast(e, DataType::DoublePrecision),
             Type::Bool => cast(e, DataType::Boolean),
+            Type::Timestamp => cast(e, pg_timestamptz()),
+            Type::Uuid => cast(e, DataType::Uuid),
+            Type::Bytes => cast(e, DataType::Bytea),
+            Type::Json => cast(e, DataType::JSONB),
             Type::Text => e,
         }
     }
@@ -749,6 +772,10 @@ impl SqlDialect for Postgres {
             Type::Float => DataType::DoublePrecision,
             Type::Text => DataType::Text,
             Type::Bool => DataType::Boolean,
+            Type::Timestamp => pg_timestamptz(),
+            Type::Uuid => DataType::Uuid,
+            Type::Bytes => DataType::Bytea,
+            Type::Json => DataType::JSONB,
         }
     }
 
@@ -838,6 +865,7 @@ impl SqlDialect for MySql {
             Type::Int | Type::Bool => DataType::BigInt(None),
             Type::Float => DataType::Double(ExactNumberInfo::None),
             Type::Text => DataType::Custom(ObjectName::from(vec![Ident::new("LONGTEXT")]), Vec::new()),
+            Type::Bytes | Type::Timestamp | Type::Uuid | Type::Json => return None,
         };
         let element = Ident::with_quote(self.quote(), "v");
         let column = JsonTableColumn::Named(JsonTableNamedColumn {
@@ -998,6 +1026,13 @@ impl SqlDialect for MySql {
             })),
             Type::Text => DataType::Custom(ObjectName::from(vec![Ident::new("LONGTEXT")]), Vec::new()),
             Type::Bool => DataType::Boolean,
+            // Microseconds since 1970 as a BIGINT: exact over every instant Rust's
+            // types hold, where DATETIME(6) stops at the years 1000 and 9999 and
+            // depends on the session's time zone.
+            Type::Timestamp => DataType::BigInt(None),
+            Type::Uuid => DataType::Binary(Some(16)),
+            Type::Bytes => DataType::Custom(ObjectName::from(vec![Ident::new("LONGBLOB")]), Vec::new()),
+            Type::Json => DataType::JSON,
         }
     }
 
@@ -1007,7 +1042,7 @@ impl SqlDialect for MySql {
     /// the length.
     fn index_part(&self, column: Ident, ty: Type, prefix: Option<u32>, text_parts: usize) -> Expr {
         match ty {
-            Type::Text => {
+            Type::Text | Type::Bytes => {
                 let share = MYSQL_KEY_BYTES / 4 / text_parts.max(1) - 1;
                 let chars = prefix.map_or(MYSQL_TEXT_KEY_CHARS, |n| n as usize).min(MYSQL_TEXT_KEY_CHARS).min(share);
                 function_with_args(

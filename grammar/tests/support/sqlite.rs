@@ -11,6 +11,10 @@ pub fn sqlite_value(v: &Value) -> SqliteValue {
         Value::Int(i) => SqliteValue::Integer(*i),
         Value::Float(x) => SqliteValue::Real(*x),
         Value::Text(s) => SqliteValue::Text(s.clone()),
+        Value::Bytes(b) => SqliteValue::Blob(b.clone()),
+        Value::Uuid(u) => SqliteValue::Blob(u.to_vec()),
+        Value::Timestamp(us) => SqliteValue::Integer(*us),
+        Value::Json(j) => SqliteValue::Text(j.clone()),
         Value::List(_) => unreachable!("the emitter binds list elements one by one"),
     }
 }

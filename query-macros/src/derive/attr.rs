@@ -5,7 +5,7 @@
 //! types) is [`super::check`]'s job.
 
 use proc_macro2::Span;
-use quote::quote;
+use quote::{ToTokens, quote};
 use syn::ext::IdentExt;
 use syn::meta::ParseNestedMeta;
 use syn::punctuated::Punctuated;
@@ -39,6 +39,12 @@ pub(super) struct FieldDecl<'a> {
     pub(super) ty: &'a syn::Type,
     /// Where `#[memdex(key)]` was written, if it was.
     pub(super) key: Option<Span>,
+    /// Whether a `#[serde(with = "memdex::json…")]` adapter is on the field (a
+    /// JSON field needs one to be cached; see `memdex::json`).
+    pub(super) json_adapter: bool,
+    /// `#[memdex(text)]`: an enum made a column type by `memdex::text_enum!`, stored
+    /// as its variant's name.
+    pub(super) text: bool,
 }
 
 /// An index as declared: field names with their spans, and the prefix length.
@@ -181,7 +187,20 @@ fn field<'a>(field: &'a syn::Field, indexes: &mut Vec<IndexDecl>, errors: &mut E
     // Named fields always have an ident.
     let ident = field.ident.as_ref()?;
     let name = ident.unraw().to_string();
-    let mut decl = FieldDecl { ident, column: name.clone(), name, vis: &field.vis, ty: &field.ty, key: None };
+    let json_adapter = field.attrs.iter().any(|a| {
+        a.path().is_ident("serde")
+            && crate::text::tokens(a.meta.to_token_stream()).replace(' ', "").contains("memdex::json")
+    });
+    let mut decl = FieldDecl {
+        ident,
+        column: name.clone(),
+        name,
+        vis: &field.vis,
+        ty: &field.ty,
+        key: None,
+        json_adapter,
+        text: false,
+    };
     let mut column_given = false;
     for attr in memdex_attributes(&field.attrs) {
         let result = attr.parse_nested_meta(|meta| {
@@ -190,6 +209,11 @@ fn field<'a>(field: &'a syn::Field, indexes: &mut Vec<IndexDecl>, errors: &mut E
                     errors.at(meta.path.span(), "`key` is given twice");
                 }
                 decl.key = Some(meta.path.span());
+            } else if meta.path.is_ident("text") {
+                if decl.text {
+                    errors.at(meta.path.span(), "`text` is given twice");
+                }
+                decl.text = true;
             } else if meta.path.is_ident("column") {
                 column_option(&meta, &mut decl.column, &mut column_given, errors)?;
             } else if meta.path.is_ident("index") {
@@ -205,7 +229,7 @@ fn field<'a>(field: &'a syn::Field, indexes: &mut Vec<IndexDecl>, errors: &mut E
                     meta.path.span(),
                     format!(
                         "unknown memdex option `{}` on a field; expected `key`, `index`, \
-                         `index(prefix = n)` or `column = \"…\"`",
+                         `index(prefix = n)`, `text` or `column = \"…\"`",
                         path_text(&meta.path)
                     ),
                 );

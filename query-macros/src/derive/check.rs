@@ -9,7 +9,7 @@ use syn::spanned::Spanned;
 
 use super::Errors;
 use super::attr::{FieldDecl, IndexDecl, ModelDecl};
-use super::types::classify;
+use super::types::{classify, option_inner};
 
 /// What checking found out, even when it reported errors (the fallback expansion
 /// uses it too).
@@ -26,12 +26,23 @@ pub(super) struct Checked {
 /// Checks the declaration, reporting every inconsistency into `errors`.
 pub(super) fn model(decl: &ModelDecl<'_>, errors: &mut Errors) -> Checked {
     let fields = decl.fields.as_deref().unwrap_or_default();
-    let kinds: Vec<_> = fields.iter().map(|f| classify(f.ty).map_err(|e| errors.push(e)).ok()).collect();
+    let kinds: Vec<_> = fields.iter().map(|f| kind(f).map_err(|e| errors.push(e)).ok()).collect();
     prefix_indexes_are_on_strings(decl, fields, &kinds, errors);
     let key = key(decl, &kinds, errors);
     columns_are_unique(fields, errors);
     let indexes = resolve_indexes(decl, fields, key, errors);
+    indexes_are_comparable(decl, fields, &kinds, errors);
+    json_fields_have_adapters(fields, &kinds, errors);
     Checked { kinds, key, indexes }
+}
+
+/// A field's column type and nullability: text for a `#[memdex(text)]` enum (or an
+/// `Option` of one), else what its type says.
+fn kind(f: &FieldDecl<'_>) -> syn::Result<(Type, bool)> {
+    if f.text {
+        return Ok((Type::Text, option_inner(f.ty).is_some()));
+    }
+    classify(f.ty)
 }
 
 /// A prefix index serves `starts_with`, which only a `String` field has.
@@ -88,9 +99,52 @@ fn key(decl: &ModelDecl<'_>, kinds: &[Option<(Type, bool)>], errors: &mut Errors
         Some((Type::Float, _)) => {
             errors.at(key_field.ty.span(), "the key cannot be a float: NaN is not equal to itself");
         }
+        // Index nodes and the outbox spell keys as integers or strings.
+        Some((Type::Bytes | Type::Timestamp | Type::Uuid | Type::Json, _)) => {
+            errors.at(key_field.ty.span(), "the key must be an integer or a `String`");
+        }
         _ => {}
     }
     Some(first)
+}
+
+/// An index lists rows by equal values, which a JSON document does not have.
+fn indexes_are_comparable(
+    decl: &ModelDecl<'_>,
+    fields: &[FieldDecl<'_>],
+    kinds: &[Option<(Type, bool)>],
+    errors: &mut Errors,
+) {
+    for (name, span) in decl.indexes.iter().flat_map(|ix| &ix.fields) {
+        let Some(i) = fields.iter().position(|f| &f.name == name) else { continue };
+        if kinds[i].is_some_and(|(ty, _)| !ty.comparable()) {
+            errors.at(
+                *span,
+                format!(
+                    "`{name}` is a JSON document, which cannot be indexed: JSON is stored and read back, never compared"
+                ),
+            );
+        }
+    }
+}
+
+/// A JSON field is cached as its text, through `memdex::json`'s serde adapter:
+/// without it the cached object could be written but never read back.
+fn json_fields_have_adapters(fields: &[FieldDecl<'_>], kinds: &[Option<(Type, bool)>], errors: &mut Errors) {
+    for (f, kind) in fields.iter().zip(kinds) {
+        let Some((Type::Json, nullable)) = kind else { continue };
+        if !f.json_adapter {
+            let adapter = if *nullable { "memdex::json::option" } else { "memdex::json" };
+            errors.at(
+                f.ty.span(),
+                format!(
+                    "a JSON field is cached as its text: add `#[serde(with = \"{adapter}\")]` to `{}` \
+                     (serde_json::Value cannot be read back from memdex's compact cache format otherwise)",
+                    f.name
+                ),
+            );
+        }
+    }
 }
 
 /// Two fields cannot share a column name (`#[memdex(column = "…")]` can make them).

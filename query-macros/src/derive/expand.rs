@@ -171,5 +171,9 @@ fn type_tokens(ty: Type) -> TokenStream {
         Type::Int => quote!(::memdex::Type::Int),
         Type::Float => quote!(::memdex::Type::Float),
         Type::Text => quote!(::memdex::Type::Text),
+        Type::Bytes => quote!(::memdex::Type::Bytes),
+        Type::Timestamp => quote!(::memdex::Type::Timestamp),
+        Type::Uuid => quote!(::memdex::Type::Uuid),
+        Type::Json => quote!(::memdex::Type::Json),
     }
 }

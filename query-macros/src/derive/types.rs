@@ -5,7 +5,8 @@ use memdex_grammar::Type;
 use quote::quote;
 use syn::spanned::Spanned;
 
-const SUPPORTED_TYPES: &str = "i64, i32, i16, i8, u32, u16, u8, f64, f32, String, bool, or an Option of one of those";
+const SUPPORTED_TYPES: &str = "i64, i32, i16, i8, u32, u16, u8, f64, f32, String, bool, Vec<u8>, \
+     chrono::DateTime<Utc>, time::OffsetDateTime, uuid::Uuid, serde_json::Value, or an Option of one of those";
 
 /// The column type of a field type, and whether it is nullable, by its last path
 /// segment (type aliases cannot be seen through by a macro, so they are reported as
@@ -32,14 +33,26 @@ fn scalar(ty: &syn::Type) -> syn::Result<Type> {
         return Err(unsupported());
     }
     let Some(last) = p.path.segments.last() else { return Err(unsupported()) };
+    if let Some(ty) = generic_scalar(last) {
+        return Ok(ty);
+    }
     if !last.arguments.is_none() {
         return Err(unsupported());
+    }
+    if last.ident == "Value" {
+        // `Value` alone could be any crate's (memdex has one too): only the full
+        // `serde_json::Value` names a JSON document.
+        let in_serde_json =
+            p.path.segments.len() >= 2 && p.path.segments[p.path.segments.len() - 2].ident == "serde_json";
+        return if in_serde_json { Ok(Type::Json) } else { Err(unsupported()) };
     }
     Ok(match last.ident.to_string().as_str() {
         "i64" | "i32" | "i16" | "i8" | "u32" | "u16" | "u8" => Type::Int,
         "f64" | "f32" => Type::Float,
         "String" => Type::Text,
         "bool" => Type::Bool,
+        "OffsetDateTime" => Type::Timestamp,
+        "Uuid" => Type::Uuid,
         "u64" | "usize" | "isize" | "i128" | "u128" => {
             return Err(syn::Error::new(
                 ty.span(),
@@ -53,7 +66,23 @@ fn scalar(ty: &syn::Type) -> syn::Result<Type> {
     })
 }
 
-fn option_inner(ty: &syn::Type) -> Option<&syn::Type> {
+/// The column types spelled with generic arguments: `Vec<u8>` (bytes) and
+/// `DateTime<Utc>` (an instant). A type of another crate with the same name fails
+/// to compile at the field all the same, since it has no memdex conversion.
+fn generic_scalar(last: &syn::PathSegment) -> Option<Type> {
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else { return None };
+    let [syn::GenericArgument::Type(syn::Type::Path(arg))] = args.args.iter().collect::<Vec<_>>()[..] else {
+        return None;
+    };
+    let arg = arg.path.segments.last()?;
+    match (last.ident.to_string().as_str(), arg.ident.to_string().as_str()) {
+        ("Vec", "u8") => Some(Type::Bytes),
+        ("DateTime", "Utc") => Some(Type::Timestamp),
+        _ => None,
+    }
+}
+
+pub(super) fn option_inner(ty: &syn::Type) -> Option<&syn::Type> {
     let syn::Type::Path(p) = ty else { return None };
     let last = p.path.segments.last()?;
     if last.ident != "Option" {

@@ -199,7 +199,11 @@ pub(crate) fn json_array(items: &[Value]) -> String {
         }
         // Writing to a `String` cannot fail.
         let _ = match item {
-            Value::Null | Value::List(_) => write!(out, "null"),
+            // Lists of bytes, instants, UUIDs and JSON keep a placeholder per element
+            // (`SqlDialect::in_bound_list`), so those never reach a JSON array.
+            Value::Null | Value::List(_) | Value::Bytes(_) | Value::Timestamp(_) | Value::Uuid(_) | Value::Json(_) => {
+                write!(out, "null")
+            }
             Value::Bool(b) => write!(out, "{}", u8::from(*b)),
             Value::Int(n) => write!(out, "{n}"),
             Value::Float(x) if x.is_infinite() => write!(out, "{}9e999", if *x < 0.0 { "-" } else { "" }),
@@ -248,6 +252,19 @@ pub(crate) fn value_kind(value: &Value) -> &'static str {
         Value::Float(_) => "a float",
         Value::Text(_) => "a string",
         Value::List(_) => "a list",
+        Value::Bytes(_) => "bytes",
+        Value::Timestamp(_) => "a timestamp",
+        Value::Uuid(_) => "a uuid",
+        Value::Json(_) => "a JSON document",
+    }
+}
+
+/// Text read from a database as a `String`; the error says why it is not one.
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
+pub(crate) fn utf8(bytes: &[u8]) -> Result<String, String> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Ok(s.to_owned()),
+        Err(e) => Err(format!("is not valid UTF-8: {e}")),
     }
 }
 

@@ -30,7 +30,7 @@ use mysql::{Column, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, PooledCo
 use memdex_grammar::sql::SqlQuery;
 use memdex_grammar::{Dialect, Type, Value};
 
-use super::{Database, DbError, Tx, TxConn, integral, json_array, read_retrying_once, value_kind};
+use super::{Database, DbError, Tx, TxConn, integral, json_array, read_retrying_once, utf8, value_kind};
 
 /// Tuning knobs for [`MySql::connect_with`].
 #[derive(Clone, Debug)]
@@ -260,7 +260,12 @@ fn bind(q: &SqlQuery) -> Result<Vec<mysql::Value>, DbError> {
                     return Err(DbError::query(format!("parameter {} is NaN, which MySQL cannot hold", i + 1)));
                 }
                 Value::Float(x) => mysql::Value::Double(*x),
-                Value::Text(s) => mysql::Value::Bytes(s.as_bytes().to_vec()),
+                Value::Text(s) | Value::Json(s) => mysql::Value::Bytes(s.as_bytes().to_vec()),
+                // LONGBLOB and BINARY(16) columns compare these bytes as memcmp does.
+                Value::Bytes(b) => mysql::Value::Bytes(b.clone()),
+                Value::Uuid(u) => mysql::Value::Bytes(u.to_vec()),
+                // A BIGINT of microseconds since 1970.
+                Value::Timestamp(us) => mysql::Value::Int(*us),
                 // A long `in` list, read by `JSON_TABLE(?, …)` in the SQL.
                 Value::List(items) if is_json_table_argument(&q.text, i) => {
                     if let Some(bad) =
@@ -346,10 +351,12 @@ fn decode(value: &mysql::Value, column: &Column, ty: Type) -> Result<Value, Stri
         // BOOLEAN is TINYINT(1): 0 and 1 are the values memdex writes.
         (V::Int(0) | V::UInt(0), Type::Bool) => Value::Bool(false),
         (V::Int(1) | V::UInt(1), Type::Bool) => Value::Bool(true),
-        (V::Bytes(b), Type::Text) if !is_decimal(column) => match std::str::from_utf8(b) {
-            Ok(s) => Value::Text(s.to_owned()),
-            Err(e) => return Err(format!("is not valid UTF-8: {e}")),
-        },
+        (V::Bytes(b), Type::Text) if !is_decimal(column) => Value::Text(utf8(b)?),
+        (V::Bytes(b), Type::Json) => Value::Json(utf8(b)?),
+        (V::Bytes(b), Type::Bytes) => Value::Bytes(b.clone()),
+        (V::Bytes(b), Type::Uuid) => Value::Uuid(b.as_slice().try_into().map_err(|_| mismatch())?),
+        (V::Int(us), Type::Timestamp) => Value::Timestamp(*us),
+        (V::UInt(us), Type::Timestamp) => Value::Timestamp(i64::try_from(*us).map_err(|_| mismatch())?),
         _ => return Err(mismatch()),
     })
 }

@@ -6,12 +6,14 @@
 //! expects `float8` is sent as a float and a NULL is sent as a NULL of the expected
 //! type. Rows are decoded to the types the caller asks for.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio_postgres::Config;
 use tokio_postgres::config::Host;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::{FromSql, ToSql, Type as PgType};
+// The buffer type of `ToSql`, as the driver's own `to_sql_checked!` names it.
+use tokio_postgres::types::private::BytesMut;
+use tokio_postgres::types::{FromSql, IsNull, ToSql, Type as PgType, to_sql_checked};
 use tokio_postgres::{Row, Statement};
 
 use memdex_grammar::{Type, Value};
@@ -143,6 +145,12 @@ fn bind_one<'a>(position: usize, value: &'a Value, ty: &PgType) -> Result<Box<dy
         (Value::Float(x), &PgType::INT8) => Box::new(integral(*x).ok_or_else(|| cannot(" (not a whole number)"))?),
         (Value::Bool(b), &PgType::BOOL) => Box::new(*b),
         (Value::Text(s), t) if <&str as ToSql>::accepts(t) => Box::new(s.as_str()),
+        (Value::Bytes(b), &PgType::BYTEA) => Box::new(b.as_slice()),
+        (Value::Timestamp(us), &PgType::TIMESTAMPTZ) => {
+            Box::new(system_time(*us).ok_or_else(|| cannot(" (out of range)"))?)
+        }
+        (Value::Uuid(u), &PgType::UUID) => Box::new(PgUuid(*u)),
+        (Value::Json(j), &PgType::JSONB | &PgType::JSON) => Box::new(PgJson(j.clone())),
         _ => return Err(cannot("")),
     };
     Ok(boxed)
@@ -212,6 +220,10 @@ fn typed_null(ty: &PgType) -> Option<Box<dyn ToSql + Sync + Send>> {
         PgType::FLOAT8 => Box::new(None::<f64>),
         PgType::FLOAT4 => Box::new(None::<f32>),
         PgType::BOOL => Box::new(None::<bool>),
+        PgType::BYTEA => Box::new(None::<&[u8]>),
+        PgType::TIMESTAMPTZ => Box::new(None::<SystemTime>),
+        PgType::UUID => Box::new(None::<PgUuid>),
+        PgType::JSONB | PgType::JSON => Box::new(None::<PgJson>),
         ref t if <&str as ToSql>::accepts(t) => Box::new(None::<&str>),
         _ => return None,
     })
@@ -254,10 +266,103 @@ pub(crate) fn decode(row: &Row, i: usize, ty: Type) -> Result<Value, DbError> {
         (Type::Float, &PgType::NUMERIC) => get::<Numeric>(row, i)?.map(|n| Value::Float(n.to_f64())),
         (Type::Bool, &PgType::BOOL) => get::<bool>(row, i)?.map(Value::Bool),
         (Type::Text, t) if <&str as FromSql<'_>>::accepts(t) => get::<String>(row, i)?.map(Value::Text),
+        (Type::Bytes, &PgType::BYTEA) => get::<Vec<u8>>(row, i)?.map(Value::Bytes),
+        (Type::Timestamp, &PgType::TIMESTAMPTZ | &PgType::TIMESTAMP) => match get::<SystemTime>(row, i)? {
+            None => None,
+            Some(t) => {
+                Some(Value::Timestamp(micros(t).ok_or_else(|| mismatch("holds an instant out of range".into()))?))
+            }
+        },
+        (Type::Uuid, &PgType::UUID) => get::<PgUuid>(row, i)?.map(|u| Value::Uuid(u.0)),
+        (Type::Json, &PgType::JSONB | &PgType::JSON) => get::<PgJson>(row, i)?.map(|j| Value::Json(j.0)),
         _ => return Err(wrong_type()),
     };
     Ok(value.unwrap_or(Value::Null))
 }
+
+/// The instant `us` microseconds after 1970 (before it when negative), as the
+/// driver binds `timestamptz`; `None` beyond what `SystemTime` holds.
+fn system_time(us: i64) -> Option<SystemTime> {
+    let magnitude = Duration::from_micros(us.unsigned_abs());
+    if us >= 0 { UNIX_EPOCH.checked_add(magnitude) } else { UNIX_EPOCH.checked_sub(magnitude) }
+}
+
+/// Microseconds since 1970 of an instant read from a `timestamptz` (which holds
+/// whole microseconds, so nothing is cut).
+fn micros(t: SystemTime) -> Option<i64> {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_micros()).ok(),
+        Err(before) => i64::try_from(before.duration().as_micros()).ok().map(|us| -us),
+    }
+}
+
+/// A `uuid` on the wire: its 16 bytes. (The driver converts UUIDs only through an
+/// optional `uuid` dependency; the wire format is the bytes themselves.)
+#[derive(Debug)]
+struct PgUuid([u8; 16]);
+
+impl ToSql for PgUuid {
+    fn to_sql(&self, _: &PgType, out: &mut BytesMut) -> Result<IsNull, BoxError> {
+        out.extend_from_slice(&self.0);
+        Ok(IsNull::No)
+    }
+
+    fn accepts(ty: &PgType) -> bool {
+        *ty == PgType::UUID
+    }
+
+    to_sql_checked!();
+}
+
+impl<'a> FromSql<'a> for PgUuid {
+    fn from_sql(_: &PgType, raw: &'a [u8]) -> Result<Self, BoxError> {
+        Ok(PgUuid(raw.try_into().map_err(|_| format!("a uuid of {} bytes", raw.len()))?))
+    }
+
+    fn accepts(ty: &PgType) -> bool {
+        *ty == PgType::UUID
+    }
+}
+
+/// A `jsonb` or `json` value as JSON text: `jsonb`'s binary format is a version
+/// byte (1) before the text, `json`'s is the text alone.
+#[derive(Debug)]
+struct PgJson(String);
+
+const JSONB_VERSION: u8 = 1;
+
+impl ToSql for PgJson {
+    fn to_sql(&self, ty: &PgType, out: &mut BytesMut) -> Result<IsNull, BoxError> {
+        if *ty == PgType::JSONB {
+            out.extend_from_slice(&[JSONB_VERSION]);
+        }
+        out.extend_from_slice(self.0.as_bytes());
+        Ok(IsNull::No)
+    }
+
+    fn accepts(ty: &PgType) -> bool {
+        matches!(*ty, PgType::JSONB | PgType::JSON)
+    }
+
+    to_sql_checked!();
+}
+
+impl<'a> FromSql<'a> for PgJson {
+    fn from_sql(ty: &PgType, raw: &'a [u8]) -> Result<Self, BoxError> {
+        let text = match (ty, raw.split_first()) {
+            (&PgType::JSONB, Some((&JSONB_VERSION, rest))) => rest,
+            (&PgType::JSONB, _) => return Err("an unknown jsonb format version".into()),
+            _ => raw,
+        };
+        Ok(PgJson(std::str::from_utf8(text)?.to_owned()))
+    }
+
+    fn accepts(ty: &PgType) -> bool {
+        matches!(*ty, PgType::JSONB | PgType::JSON)
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Sync + Send>;
 
 /// Decodes any non-NULL value without looking at it: tells NULL apart from the rest.
 struct NotNull;

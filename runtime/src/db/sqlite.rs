@@ -33,7 +33,7 @@ use rusqlite::{Connection, OpenFlags};
 use memdex_grammar::sql::SqlQuery;
 use memdex_grammar::{Dialect, Type, Value};
 
-use super::{Database, DbError, PoolState, Tx, TxConn, integral, json_array};
+use super::{Database, DbError, PoolState, Tx, TxConn, integral, json_array, utf8};
 
 /// Tuning knobs for [`Sqlite::open_with`].
 #[derive(Clone, Debug)]
@@ -287,6 +287,12 @@ impl rusqlite::ToSql for Param<'_> {
             Value::Float(x) => ToSqlOutput::Borrowed(ValueRef::Real(*x)),
             Value::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
             Value::List(items) => ToSqlOutput::Owned(rusqlite::types::Value::Text(json_array(items))),
+            // Bytes and UUIDs are BLOBs (compared as memcmp, as Rust compares them);
+            // an instant is its microseconds since 1970 (ordered as in time).
+            Value::Bytes(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
+            Value::Uuid(u) => ToSqlOutput::Borrowed(ValueRef::Blob(u)),
+            Value::Timestamp(us) => ToSqlOutput::Borrowed(ValueRef::Integer(*us)),
+            Value::Json(j) => ToSqlOutput::Borrowed(ValueRef::Text(j.as_bytes())),
         })
     }
 }
@@ -361,10 +367,11 @@ fn decode(value: ValueRef<'_>, ty: Type) -> Result<Value, String> {
         (ValueRef::Real(x), Type::Float) => Value::Float(x),
         (ValueRef::Integer(0), Type::Bool) => Value::Bool(false),
         (ValueRef::Integer(1), Type::Bool) => Value::Bool(true),
-        (ValueRef::Text(bytes), Type::Text) => match std::str::from_utf8(bytes) {
-            Ok(s) => Value::Text(s.to_owned()),
-            Err(e) => return Err(format!("is not valid UTF-8: {e}")),
-        },
+        (ValueRef::Text(bytes), Type::Text) => Value::Text(utf8(bytes)?),
+        (ValueRef::Text(bytes), Type::Json) => Value::Json(utf8(bytes)?),
+        (ValueRef::Blob(b), Type::Bytes) => Value::Bytes(b.to_vec()),
+        (ValueRef::Blob(b), Type::Uuid) => Value::Uuid(b.try_into().map_err(|_| mismatch())?),
+        (ValueRef::Integer(us), Type::Timestamp) => Value::Timestamp(us),
         _ => return Err(mismatch()),
     })
 }

@@ -1,0 +1,13 @@
+use memdex::Model;
+use serde::{Deserialize, Serialize};
+
+#[derive(Model, Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Order {
+    #[memdex(key)]
+    pub id: i64,
+    #[memdex(index)]
+    #[serde(with = "memdex::json")]
+    pub details: serde_json::Value,
+}
+
+fn main() {}
