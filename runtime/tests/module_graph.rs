@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 
 /// The layers, lowest first. A module may import any module of a lower layer.
 const LAYERS: &[&[&str]] = &[
+    // The rustls client configurations (feature `tls`), below the cache and the
+    // database backends that both use them.
+    &["tls"],
     &["codec", "settings", "model", "cache", "db", "near", "json", "enum_text"],
     &["error", "stats", "trace"],
     &["prepared", "outbox", "config"],
