@@ -9,7 +9,8 @@
 //! `--disjuncts D` also a D-way disjunction next to its floor. `--no-build-cost`
 //! skips timing the two from-scratch builds of the build-cost section. `--cpu-split N`
 //! only runs the two-round-trip path (near cache off) N times next to its floor and
-//! splits each side's CPU time between the client and memcached.
+//! splits each side's CPU time between the client and memcached. `--writes` only runs
+//! the writes section (memdex's update against a plain PostgreSQL UPDATE).
 
 use memdex_examples::bench;
 
@@ -25,6 +26,7 @@ fn main() -> std::process::ExitCode {
     let mut hot_disjuncts = 0;
     let mut build_cost = true;
     let mut cpu_split: Option<usize> = None;
+    let mut writes_only = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -35,10 +37,11 @@ fn main() -> std::process::ExitCode {
             "--disjuncts" => hot_disjuncts = args.next().and_then(|n| n.parse().ok()).unwrap_or(0),
             "--no-build-cost" => build_cost = false,
             "--cpu-split" => cpu_split = args.next().and_then(|n| n.parse().ok()),
+            "--writes" => writes_only = true,
             "--bench" => {} // passed by `cargo bench`
             other => {
                 eprintln!(
-                    "unknown argument {other:?}; usage: bench [--tiny] [--out DIR] [--no-build-cost] [--hot-loop N [--servers S] [--disjuncts D]] [--cpu-split N]"
+                    "unknown argument {other:?}; usage: bench [--tiny] [--out DIR] [--no-build-cost] [--hot-loop N [--servers S] [--disjuncts D]] [--cpu-split N] [--writes]"
                 );
                 return std::process::ExitCode::FAILURE;
             }
@@ -49,6 +52,10 @@ fn main() -> std::process::ExitCode {
         // The build-cost section compiles two crates from scratch (minutes on two
         // cores); this generates them without timing a build.
         cfg.build_runs = 0;
+    }
+    if writes_only {
+        print!("{}", bench::writes_only(&cfg).to_text());
+        return std::process::ExitCode::SUCCESS;
     }
     if let Some(n) = cpu_split {
         return match bench::cpu_split::two_round_trips(cfg.hot_objects, n) {

@@ -175,6 +175,20 @@ impl Servers {
     }
 }
 
+/// Runs only the writes section (`bench --writes`): memdex's update against a plain
+/// PostgreSQL UPDATE, on the same servers and data as the full run.
+pub fn writes_only(cfg: &Config) -> Report {
+    let servers = Servers::start(cfg);
+    let data = Dataset::new(&layout(cfg));
+    let store = servers
+        .memcached_addrs(1)
+        .and_then(|addrs| memdex_side::open(&servers.db(), &addrs))
+        .and_then(|b| b.load(&data.rows).map(|()| b));
+    let mut report = Report { settings: format!("{} run, writes only", cfg.name), ..Report::default() };
+    report.sections.push(writes(cfg, &servers, &data, &store));
+    report
+}
+
 /// Runs every section and returns the report.
 pub fn run(cfg: &Config) -> Report {
     let started = Instant::now();
