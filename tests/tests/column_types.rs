@@ -1,7 +1,8 @@
 //! The column types beyond numbers and strings — bytes, instants (`chrono` and
 //! `time`), UUIDs and JSON documents — end to end on every database and cache:
 //! they round-trip exactly (extremes included), equality finds rows through an index
-//! node, instants order as in time, and the text form takes them as bound values.
+//! node, instants order as in time, and the text form takes them as bound values;
+//! the tokio driver (its own PostgreSQL client) round-trips and indexes them too.
 
 // Tests fail by panicking, with a message saying what went wrong.
 #![allow(clippy::panic, clippy::unwrap_used)]
@@ -303,4 +304,58 @@ fn json_is_stored_but_never_queried() {
         let message = err.to_string();
         assert!(message.contains("JSON field `doc`"), "{b:?}: {message}");
     });
+}
+
+/// The tokio driver shares the conversions but binds and reads through its own
+/// PostgreSQL client (`tokio-postgres`): every type round-trips through it, and an
+/// equality on each indexed type finds its rows, the second time from index nodes.
+#[test]
+fn the_async_store_round_trips_and_indexes_every_type() {
+    use memdex_tests::asynchronous::block_on;
+    let memcached = memdex_tests::servers::memcached::MemcachedServer::start().expect("memcached");
+    let databases = [
+        ("SQLite", Store::builder().sqlite_in_memory()),
+        (
+            "PostgreSQL",
+            Store::builder().postgres(memdex_tests::backends::postgres().fresh_database().expect("database")),
+        ),
+    ];
+    for (name, builder) in databases {
+        let namespace = format!("types_async_{}_{name}", std::process::id()).to_lowercase();
+        let store = block_on(builder.namespace(namespace).memcached(vec![memcached.addr()]).build_async())
+            .expect("async store");
+        block_on(store.migrate::<Event>()).unwrap();
+        let rows = events();
+        for e in &rows {
+            block_on(store.insert(e)).unwrap();
+        }
+        for row in &rows {
+            let id = row.id;
+            let q = select!(Event, |e| e.id == id);
+            assert_eq!(block_on(q.fetch_async(&store)).unwrap(), vec![row.clone()], "{name}: row {id}");
+        }
+        let (may, nil, empty, signup) = (at(MAY_2024), Uuid::nil(), Vec::<u8>::new(), Kind::Signup);
+        let found = fetch_ids(&store, || select!(Event, |e| e.at == may));
+        assert_eq!(found, expected(&rows, |e| e.at == may), "{name}: at ==");
+        let found = fetch_ids(&store, || select!(Event, |e| e.ext == nil));
+        assert_eq!(found, expected(&rows, |e| e.ext == nil), "{name}: ext ==");
+        let found = fetch_ids(&store, || select!(Event, |e| e.blob == empty));
+        assert_eq!(found, expected(&rows, |e| e.blob.is_empty()), "{name}: blob ==");
+        let found = fetch_ids(&store, || select!(Event, |e| e.kind == signup));
+        assert_eq!(found, expected(&rows, |e| e.kind == signup), "{name}: kind ==");
+    }
+}
+
+/// The ids a query finds through an async store, asked twice: the second answer is
+/// the first, from index nodes without a database query.
+fn fetch_ids<'a>(store: &memdex::AsyncStore, query: impl Fn() -> memdex::Select<'a, Event>) -> Vec<i64> {
+    use memdex_tests::asynchronous::block_on;
+    let first = block_on(query().fetch_async(store)).unwrap();
+    let before = store.stats();
+    let second = block_on(query().fetch_async(store)).unwrap();
+    let after = store.stats();
+    assert_eq!(after.db_queries, before.db_queries, "the second read asks the database nothing");
+    assert!(after.node_hits > before.node_hits, "read through an index node: {after:?}");
+    assert_eq!(ids(&first), ids(&second));
+    ids(&second)
 }
