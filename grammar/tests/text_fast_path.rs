@@ -16,6 +16,7 @@
 //! generated lambdas, well-formed and not.
 
 use memdex_grammar::text;
+use memdex_testkit::soup::Soup;
 use proptest::prelude::*;
 
 /// What one input did, for the coverage figures.
@@ -177,78 +178,8 @@ fn whitespace_variations_agree() {
 /// sequence, so a failure reproduces).
 #[test]
 fn inserted_tokens_agree() {
-    const TOKENS: &[&str] = &[
-        " ",
-        "(",
-        ")",
-        "[",
-        "]",
-        ",",
-        ".",
-        ":",
-        "-",
-        "--",
-        "+",
-        "*",
-        "/",
-        "%",
-        "=",
-        "==",
-        "!",
-        "!=",
-        "<",
-        "<=",
-        ">",
-        "not ",
-        " not",
-        " in ",
-        "not in",
-        " is ",
-        " is not ",
-        "and",
-        " or ",
-        "lambda",
-        "True",
-        "None",
-        "c",
-        "c.x",
-        "x",
-        "_",
-        "é",
-        "1",
-        "0",
-        "007",
-        "1e",
-        "1.",
-        ".5",
-        "1_0",
-        "e5",
-        "'",
-        "\"",
-        "\\",
-        "\\x4",
-        "\\u00e9",
-        "'a'",
-        "\"\\n\"",
-        "\n",
-        "\t",
-        "\r",
-        "#",
-        "assert",
-        "len(",
-        "()",
-        "(,)",
-        "[1,]",
-        ".lower()",
-        ".startswith(",
-        "ieq(a,b)",
-        "count()",
-        "9223372036854775808",
-        "-9223372036854775808",
-        "1e999",
-        "\u{2028}",
-        "\0",
-    ];
+    let soup = Soup::new("c", &["x"]);
+    let tokens = soup.vocabulary();
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = move |n: usize| {
         // xorshift64*: enough to spread the insertions.
@@ -262,7 +193,7 @@ fn inserted_tokens_agree() {
         let boundaries: Vec<usize> = src.char_indices().map(|(i, _)| i).chain([src.len()]).collect();
         for _ in 0..24 {
             let at = boundaries[next(boundaries.len())];
-            let token = TOKENS[next(TOKENS.len())];
+            let token = &tokens[next(tokens.len())];
             tally.add(&format!("{}{token}{}", &src[..at], &src[at..]));
         }
     }
@@ -405,18 +336,6 @@ const BINARY: &[&str] = &[
     "=", "<>", "**", "&&",
 ];
 
-/// Generated token soup after `lambda c:`: mostly ill-formed.
-fn soup() -> impl Strategy<Value = String> {
-    prop::collection::vec(
-        prop::sample::select(vec![
-            "c", ".", "x", "(", ")", "[", "]", ",", "1", "-", "not", "in", "is", "None", "and", "or", "==", "<", "+",
-            "'s'", "len", "lower", ":", "lambda", " ", "\n", "é", "\"", "\\",
-        ]),
-        0..14,
-    )
-    .prop_map(|tokens| format!("lambda c: {}", tokens.concat()))
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 600, failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -426,7 +345,7 @@ proptest! {
     }
 
     #[test]
-    fn generated_token_soup_agrees(src in soup()) {
+    fn generated_token_soup_agrees(src in Soup::new("c", &["x"]).lambda(14, "")) {
         agree(&src);
     }
 }
