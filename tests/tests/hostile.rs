@@ -7,18 +7,16 @@
 // Tests fail by panicking, with a message saying what went wrong.
 #![allow(clippy::panic, clippy::unwrap_used)]
 
-#[path = "regressions.rs"]
-mod harness;
-
 use std::sync::Arc;
 
-use harness::*;
 use memdex::cache::in_process::InProcessCache;
 use memdex::cache::memcached::Memcached;
 use memdex::cache::{CacheBackend, CacheConfig, CacheError, CacheOp, CacheReply};
 use memdex::grammar::keys::KeySpace;
 use memdex::grammar::plan::node_of_row;
 use memdex::{Error, Model, Store, Value};
+use memdex_testkit::soup::Soup;
+use memdex_tests::differential::*;
 use memdex_tests::proxy::{FaultProxy, Mode};
 use memdex_tests::servers::memcached::MemcachedServer;
 use proptest::prelude::*;
@@ -306,10 +304,10 @@ fn malformed_cached_values() {
         b"#1\n1,3,5,".iter().copied().chain(b"7,".repeat(20_000)).collect(),
     ];
     for (name, cache) in backends {
-        let dir = TempDir::new("malformed");
+        let dir = tempfile::Builder::new().prefix("memdex-malformed-").tempdir().expect("temp dir");
         let ns = format!("malformed_{name}_{}", std::process::id()).replace('-', "_");
         let store = Store::builder()
-            .sqlite(dir.0.join("m.db").to_string_lossy().into_owned())
+            .sqlite(dir.path().join("m.db").to_string_lossy().into_owned())
             .namespace(ns.clone())
             .cache(Box::new(Shared(cache.clone())))
             .build()
@@ -372,14 +370,14 @@ fn memcached_answering_garbage() {
     let server = MemcachedServer::start().expect("memcached starts");
     let upstream: std::net::SocketAddr = server.addr().parse().expect("addr");
     let proxy = FaultProxy::start(upstream).expect("proxy");
-    let dir = TempDir::new("garbage");
+    let dir = tempfile::Builder::new().prefix("memdex-garbage-").tempdir().expect("temp dir");
     let config = CacheConfig {
         connect_timeout: std::time::Duration::from_millis(100),
         io_timeout: std::time::Duration::from_millis(100),
         ..CacheConfig::default()
     };
     let store = Store::builder()
-        .sqlite(dir.0.join("g.db").to_string_lossy().into_owned())
+        .sqlite(dir.path().join("g.db").to_string_lossy().into_owned())
         .namespace(format!("garbage_{}", std::process::id()))
         .cache(Box::new(Memcached::connect(&[proxy.addr_string()], config).expect("memcached")))
         .build()
@@ -427,92 +425,9 @@ fn memcached_answering_garbage() {
 // target in fuzz/).
 // ---------------------------------------------------------------------------
 
-const TOKENS: &[&str] = &[
-    "lambda",
-    "r",
-    "c",
-    ":",
-    ".",
-    "(",
-    ")",
-    "[",
-    "]",
-    ",",
-    "and",
-    "or",
-    "not",
-    "in",
-    "is",
-    "None",
-    "True",
-    "False",
-    "==",
-    "!=",
-    "<",
-    "<=",
-    ">",
-    ">=",
-    "+",
-    "-",
-    "*",
-    "/",
-    "%",
-    "cat",
-    "grp",
-    "name",
-    "tag",
-    "price",
-    "qty",
-    "note",
-    "flag",
-    "id",
-    "r.cat",
-    "r.name",
-    "r.tag",
-    "r.price",
-    "r.grp",
-    "r.note",
-    "startswith",
-    "endswith",
-    "lower",
-    "len",
-    "ieq",
-    "avg",
-    "count",
-    "sum",
-    "p",
-    "ids",
-    "1",
-    "-9223372036854775808",
-    "9223372036854775808",
-    "1.5",
-    "1e999",
-    ".5",
-    "1_0",
-    "'a'",
-    "\"b\"",
-    "'\\u00e9'",
-    "'\\x'",
-    "'",
-    "\"",
-    "\\",
-    "#",
-    "lambda r:",
-    "r.cat ==",
-    "((((",
-    "))))",
-    "not not not",
-    "😀",
-    "\u{0}",
-    "\n",
-];
-
-fn token_soup() -> impl Strategy<Value = String> {
-    proptest::collection::vec(proptest::sample::select(TOKENS), 0..24).prop_map(|t| t.join(" "))
-}
-
+/// Token soup over the differential `Row`'s fields, as the hostile client writes it.
 fn lambda_soup() -> impl Strategy<Value = String> {
-    token_soup().prop_map(|body| format!("lambda r: {body}"))
+    Soup::new("r", &COLUMNS).lambda(24, " ")
 }
 
 fn prepare_everything(src: &str) {
