@@ -22,20 +22,10 @@ use memdex::grammar::keys::KeySpace;
 use memdex::grammar::plan::NodeRef;
 use memdex::{AsyncStore, Model, Store, Value, scan, select};
 use memdex_tests::asynchronous::block_on;
+use memdex_tests::models::Item;
 use memdex_tests::servers::memcached::MemcachedServer;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde::{Deserialize, Serialize};
-
-#[derive(Model, Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[memdex(table = "cancel_item")]
-pub struct Item {
-    #[memdex(key)]
-    pub id: i64,
-    #[memdex(index)]
-    pub category_id: i64,
-    pub name: String,
-}
 
 const CATEGORIES: i64 = 4;
 const IDS: i64 = 16;

@@ -25,23 +25,9 @@ use memdex::grammar::keys::KeySpace;
 use memdex::grammar::plan::NodeRef;
 use memdex::{AsyncStore, Error, Model, Stats, Store, Value, select};
 use memdex_tests::asynchronous::block_on;
+use memdex_tests::models::{Item, item};
 use memdex_tests::shared_db::{Engine, SharedDb};
 use memdex_tests::stepping::{Step, Stepping, unreachable};
-use serde::{Deserialize, Serialize};
-
-#[derive(Model, Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[memdex(table = "item")]
-pub struct Item {
-    #[memdex(key)]
-    pub id: i64,
-    #[memdex(index)]
-    pub category_id: i64,
-    pub name: String,
-}
-
-fn item(id: i64, category_id: i64) -> Item {
-    Item { id, category_id, name: format!("item {id}") }
-}
 
 /// Which driver the stepped process runs on, over which database the processes
 /// share.
