@@ -81,7 +81,6 @@ pub(crate) struct Outbox {
     next_drain_ms: AtomicU64,
     interval: Duration,
     grace: Duration,
-    sequence: AtomicU64,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -97,21 +96,15 @@ impl Outbox {
             next_drain_ms: AtomicU64::new(0),
             interval: settings.outbox_interval,
             grace: settings.outbox_grace,
-            sequence: AtomicU64::new(0),
         }
     }
 
-    /// A fresh entry id: unique across processes with overwhelming probability
-    /// (time, process id and a per-process sequence, mixed).
+    /// A fresh entry id, drawn at random from the 63 bits of a non-negative `i64`:
+    /// unique across processes with overwhelming probability (entries leave the table
+    /// once applied, so few are live at once), without coordination. `fastrand`'s
+    /// generator is seeded per thread from the process's random hash keys.
     pub(crate) fn new_entry_id(&self) -> i64 {
-        let seq = self.sequence.fetch_add(1, Ordering::Relaxed);
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-        let mut x = nanos ^ (u64::from(std::process::id()) << 40) ^ seq.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        // splitmix64 finaliser
-        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        x ^= x >> 31;
-        (x >> 1) as i64
+        fastrand::i64(0..=i64::MAX)
     }
 
     pub(crate) fn insert_sql(&self, dialect: Dialect, id: i64, keys: &[String], moved: &[(String, Value)]) -> SqlQuery {
