@@ -326,4 +326,17 @@ mod tests {
         assert_eq!(decode_moved("99:item"), Vec::<(String, String)>::new());
         assert_eq!(decode_moved("2:aü1:b"), Vec::<(String, String)>::new());
     }
+
+    /// Node fills read only the entries that name updated rows: an outbox full of
+    /// insert and delete entries (which name none) must not be read on every fill.
+    #[test]
+    fn node_fills_read_only_entries_naming_moved_rows() {
+        let outbox = Outbox::new(&Settings::default());
+        for dialect in [Dialect::Sqlite, Dialect::Postgres, Dialect::MySql] {
+            let query = outbox.in_flight_query(dialect).expect("the in-flight query");
+            let text = query.text.to_ascii_lowercase();
+            let where_clause = text.split(" where ").nth(1).unwrap_or_default();
+            assert!(where_clause.contains("moved") && where_clause.contains("is not null"), "{dialect:?}: {text}");
+        }
+    }
 }
