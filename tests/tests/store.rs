@@ -895,8 +895,15 @@ fn very_wide_node_snapshots_stay_one_statement() {
         // missing, read in one statement.
         let ten_thousand: Vec<i64> = (0..10_000).collect();
         let q10 = select!(Item, |c| ten_thousand.contains(&c.category_id) && c.id >= 30);
+        let before = store.stats();
         assert_eq!(ids(&q10.fetch(&store).unwrap()), vec![30, 31, 32, 33, 34]);
+        let filled = store.stats();
         assert_eq!(ids(&q10.fetch(&store).unwrap()), vec![30, 31, 32, 33, 34]);
+        let after = store.stats();
+        // Taken as one snapshot (not answered from the database alone), so the nodes
+        // were filled and the second read finds every one of them cached.
+        assert_eq!(after.degraded_calls, before.degraded_calls, "{:?}: {after:?}", b.db);
+        assert_eq!(after.node_misses, filled.node_misses, "{:?}: the second read misses: {after:?}", b.db);
         // A write moves a row between two nodes of the query; the next read sees it.
         store.update(&Item { cart_id: 5_101, status: "paid".into(), ..item(30, 9, "snap", 2.0) }).unwrap();
         assert_eq!(ids(&q.fetch(&store).unwrap()), vec![30, 31, 32, 33]);
