@@ -616,6 +616,76 @@ fn applied_outbox_entries_leave_the_table_with_the_next_commit() {
     assert_eq!(entries(), 1, "the applied pending entry left with the next write: {:?}", store.stats());
 }
 
+/// The drain's own bookkeeping, on one SQLite file and one in-process cache: a
+/// drainer (draining everything, no grace) has written item 3 (its entry applied,
+/// done, still in the table); then a writer whose cache batches were all lost wrote
+/// items 1 (category 5) and 2 (category 6) and died, leaving their entries. Returns
+/// the drainer, its stepper and a count of the outbox's rows.
+fn drain_world(tag: &str) -> (SharedDb, Store, Stepping, impl Fn() -> i64) {
+    let db = SharedDb::new(Engine::Sqlite, tag);
+    let file = db.sqlite_file().expect("a SQLite file").to_owned();
+    let cache: Arc<dyn CacheBackend> = Arc::new(InProcessCache::new(CacheConfig::default()));
+    let (writer_steps, drainer_steps) = (Stepping::new(cache.clone()), Stepping::new(cache));
+    let build = |cache: Stepping, grace: Duration| {
+        db.builder().namespace("drain").cache(Box::new(cache)).outbox(QUIET, grace).build().expect("store")
+    };
+    let drainer = build(drainer_steps.clone(), Duration::ZERO);
+    drainer.migrate::<Item>().expect("migrate");
+    drainer.insert(&item(3, 7)).unwrap();
+    let writer = build(writer_steps.clone(), QUIET);
+    writer_steps.on_batch(|ops, _| Step::Reply(unreachable(ops)));
+    writer.insert(&item(1, 5)).unwrap();
+    writer.insert(&item(2, 6)).unwrap();
+    drop(writer);
+    let entries = move || {
+        let conn = rusqlite::Connection::open(&file).expect("open");
+        conn.query_row("SELECT COUNT(*) FROM memdex_outbox", [], |r| r.get::<_, i64>(0)).expect("count")
+    };
+    assert_eq!(entries(), 3, "items 1 and 2 left their entries; item 3's is done, not yet deleted");
+    // Entries are drained when created before the drain's start (in milliseconds).
+    std::thread::sleep(Duration::from_millis(5));
+    (db, drainer, drainer_steps, entries)
+}
+
+/// A drain forgets, in one call, both the entries it applied and this process's own
+/// done ones (two statements): an applied entry left in the table would be applied
+/// again by every later drain, deleting its keys each time.
+#[test]
+fn a_drain_forgets_the_entries_it_applied_and_its_own_done_ones() {
+    let (_db, drainer, _, entries) = drain_world("drain_forgets");
+    assert_eq!(drainer.drain_outbox().unwrap(), 3, "{:?}", drainer.stats());
+    assert_eq!(entries(), 0, "every applied entry and the done one left the table");
+}
+
+/// A drain judges each entry by the replies to its own keys: when the delete of one
+/// entry's key fails, that entry stays (to be applied later), and the others go.
+/// Judged by another entry's replies, it would leave the table with its key never
+/// deleted — a lost invalidation.
+#[test]
+fn a_drain_keeps_exactly_the_entry_whose_keys_it_could_not_delete() {
+    let (_db, drainer, steps, entries) = drain_world("drain_partial");
+    let object_2 = KeySpace::new("drain", Item::schema(), 0).object(&Value::Int(2));
+    let failing = object_2.clone();
+    steps.on_batch(move |ops, inner| {
+        let replies = ops
+            .iter()
+            .map(|op| {
+                if op.key() == failing {
+                    unreachable(std::slice::from_ref(op)).remove(0)
+                } else {
+                    inner.run(std::slice::from_ref(op)).remove(0)
+                }
+            })
+            .collect();
+        Step::Reply(replies)
+    });
+    drainer.drain_outbox().unwrap();
+    assert_eq!(entries(), 1, "only item 2's entry (its object's delete failed) stays: {:?}", drainer.stats());
+    steps.clear();
+    drainer.drain_outbox().unwrap();
+    assert_eq!(entries(), 0, "the next drain applies it");
+}
+
 /// Rule 4's bookkeeping when a transaction fails after it took this process's done
 /// entries for deletion (here its outbox insert is refused by a trigger, as a full
 /// disk or a lost connection would refuse it): the entries are given back, and the
