@@ -911,3 +911,36 @@ fn very_wide_node_snapshots_stay_one_statement() {
         assert_eq!(ids(&q.fetch(&store).unwrap()), vec![31, 32, 33]);
     });
 }
+
+/// A model whose table no migration created: every read of it fails in the database.
+#[derive(Model, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[memdex(table = "never_created")]
+pub struct Ghost {
+    #[memdex(key)]
+    pub id: i64,
+    #[memdex(index)]
+    pub shelf: i64,
+}
+
+/// A database error in the middle of a fetch (the node misses, the fill's read
+/// fails) is the fetch's answer: an error, at once — not an empty result, not a
+/// retry of the failing statement forever. Runs on its own thread so that a hang
+/// fails the test instead of stalling the suite.
+#[test]
+fn a_database_error_during_a_fetch_is_its_answer() {
+    each_backend("db-error", |b| {
+        let store = b.store();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let indexed = select!(Ghost, |g| g.shelf == 1).fetch(&store).map(|rows| rows.len());
+            let by_text = store.recall_text::<Ghost>("lambda g: g.id == 3", &[]).map(|rows| rows.len());
+            let _ = tx.send((indexed, by_text));
+        });
+        let (indexed, by_text) = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("{:?}: a fetch over a missing table did not return", b.db));
+        for (what, answer) in [("index node", indexed), ("key lookup", by_text)] {
+            assert!(matches!(answer, Err(Error::Database(_))), "{:?}, {what}: {answer:?}", b.db);
+        }
+    });
+}
