@@ -101,6 +101,8 @@ fn reads_cold_then_hot_in_one_round_trip_or_two_without_the_near_cache() {
         let after = far.stats();
         assert_eq!(after.cache_round_trips - before.cache_round_trips, 2, "{after:?}");
         assert_eq!((after.near_hits, after.near_misses), (0, 0), "no near cache: {after:?}");
+        assert_eq!(after.node_hits - before.node_hits, 1, "the one node came from the cache: {after:?}");
+        assert_eq!(after.object_hits - before.object_hits, 4, "every listed object from the cache: {after:?}");
         assert_eq!(after.db_queries, before.db_queries, "hot path asks the database nothing");
     });
 }
