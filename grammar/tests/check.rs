@@ -144,11 +144,24 @@ fn every_error_is_collected() {
 
 #[test]
 fn rewrites_int_literals_against_floats() {
-    let l = text::parse("lambda c: c.price > 10 and 2 * c.price < 3 and c.price in (1, 2)").unwrap_or_else(|e| {
-        unreachable!("{e}");
-    });
+    let l = text::parse("lambda c: c.price > 10 and 2 * c.price < 3 and c.price in (1, 2) and 4 <= c.price")
+        .unwrap_or_else(|e| {
+            unreachable!("{e}");
+        });
     let checked = check::filter(&item_schema(), &l.body, &param_types).map(|e| print::expr(&e, "c"));
-    assert_eq!(checked.as_deref(), Ok("c.price > 10.0 and 2.0 * c.price < 3.0 and c.price in (1.0, 2.0)"));
+    assert_eq!(
+        checked.as_deref(),
+        Ok("c.price > 10.0 and 2.0 * c.price < 3.0 and c.price in (1.0, 2.0) and 4.0 <= c.price")
+    );
+}
+
+/// An operand that is already an error (an unknown field) makes its arithmetic an
+/// error too, without a second, cascaded message about the arithmetic's types.
+#[test]
+fn an_erroneous_operand_is_reported_once() {
+    for src in ["lambda c: c.nope + 1 > 2", "lambda c: 2 * c.nope < c.price", "lambda c: c.price - c.nope > 0.5"] {
+        assert_eq!(kinds(src).len(), 1, "{src}: {:?}", kinds(src));
+    }
 }
 
 /// Parses and checks `src` as a view's aggregate.

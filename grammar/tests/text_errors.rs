@@ -138,3 +138,26 @@ fn depth_limits() {
 fn depth_error_message() {
     check("depth_error_message", &[&format!("lambda c: {}c.x{} == 1", "(".repeat(65), ")".repeat(65))]);
 }
+
+/// An error on a line other than the last shows that line alone, with its caret.
+#[test]
+fn an_error_on_an_earlier_line_shows_that_line() {
+    let src = "lambda c: c.x ==\n  and c.y == 1\n  # the end";
+    let rendered = text::parse(src).err().unwrap_or_default().render(src);
+    assert!(rendered.contains("--> line 2, column 3"), "{rendered}");
+    assert!(rendered.contains("2 |   and c.y == 1\n"), "{rendered}");
+    assert!(!rendered.contains("the end"), "{rendered}");
+}
+
+/// A span that does not fall on a character boundary (a caller's own span over
+/// multi-byte text) renders from the boundary before it instead of panicking.
+#[test]
+fn a_span_inside_a_character_renders_without_panicking() {
+    use memdex_grammar::{Error, Errors, Span};
+    let src = "lambda c: c.name == 'é'";
+    let inside = src.find('é').map_or(0, |at| at + 1);
+    let error = Error::new(ErrorKind::Syntax { expected: "x".into() }, Span::new(inside, inside + 1));
+    let rendered = Errors::from(error).render(src);
+    assert!(rendered.contains("^"), "{rendered}");
+    assert_eq!(Errors::from(Error::new(ErrorKind::Syntax { expected: "x".into() }, Span::new(0, 1))).iter().count(), 1);
+}
