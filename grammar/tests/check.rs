@@ -155,11 +155,18 @@ fn rewrites_int_literals_against_floats() {
     );
 }
 
-/// An operand that is already an error (an unknown field) makes its arithmetic an
-/// error too, without a second, cascaded message about the arithmetic's types.
+/// An operand that is already an error (an unknown field, text in arithmetic) makes
+/// its arithmetic an error too, without a second, cascaded message about the
+/// arithmetic's types.
 #[test]
 fn an_erroneous_operand_is_reported_once() {
-    for src in ["lambda c: c.nope + 1 > 2", "lambda c: 2 * c.nope < c.price", "lambda c: c.price - c.nope > 0.5"] {
+    for src in [
+        "lambda c: c.nope + 1 > 2",
+        "lambda c: 2 * c.nope < c.price",
+        "lambda c: c.price - c.first_name > 0.5",
+        "lambda c: c.first_name * c.price > 0.5",
+        "lambda c: c.category_id % c.first_name == 1",
+    ] {
         assert_eq!(kinds(src).len(), 1, "{src}: {:?}", kinds(src));
     }
 }
