@@ -238,3 +238,25 @@ fn unbound_parameters_and_aggregates_never_panic() {
     check_value(p("nope"), &[], Value::Null);
     check(eq(f("no_such_field"), lit(1)), &[], false);
 }
+
+/// Equality of every kind of value, including the column types the language has no
+/// literal for (bytes, instants, UUIDs, which arrive as bound values): equal when the
+/// values are, unequal otherwise, and never equal across kinds.
+#[test]
+fn values_of_every_kind_compare_by_value() {
+    use memdex_grammar::eval::values_equal;
+    let cases = [
+        (Value::Bool(true), Value::Bool(true), Value::Bool(false)),
+        (Value::Text("é".into()), Value::Text("é".into()), Value::Text("e".into())),
+        (Value::Bytes(vec![0, 255]), Value::Bytes(vec![0, 255]), Value::Bytes(vec![0, 254])),
+        (Value::Timestamp(-5), Value::Timestamp(-5), Value::Timestamp(5)),
+        (Value::Uuid([7; 16]), Value::Uuid([7; 16]), Value::Uuid([8; 16])),
+        (Value::from(vec![1, 2]), Value::from(vec![1, 2]), Value::from(vec![2, 1])),
+    ];
+    for (value, same, other) in &cases {
+        assert!(values_equal(value, same), "{value:?} == {same:?}");
+        assert!(!values_equal(value, other), "{value:?} != {other:?}");
+    }
+    assert!(!values_equal(&Value::Uuid([0; 16]), &Value::Bytes(vec![0; 16])), "kinds differ");
+    assert!(!values_equal(&Value::Timestamp(1), &Value::Int(1)), "kinds differ");
+}
