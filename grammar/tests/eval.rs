@@ -260,3 +260,24 @@ fn values_of_every_kind_compare_by_value() {
     assert!(!values_equal(&Value::Uuid([0; 16]), &Value::Bytes(vec![0; 16])), "kinds differ");
     assert!(!values_equal(&Value::Timestamp(1), &Value::Int(1)), "kinds differ");
 }
+
+/// Ordering of every kind of value Rust orders: by value (text and bytes by their
+/// bytes, instants by time, UUIDs by their bytes), and no order across kinds.
+#[test]
+fn values_of_every_kind_order_by_value() {
+    use memdex_grammar::eval::values_cmp;
+    use std::cmp::Ordering::{Greater, Less};
+    let cases = [
+        (Value::Bool(false), Value::Bool(true)),
+        (Value::Text("Z".into()), Value::Text("a".into())),
+        (Value::Bytes(vec![1, 255]), Value::Bytes(vec![2])),
+        (Value::Timestamp(-5), Value::Timestamp(5)),
+        (Value::Uuid([7; 16]), Value::Uuid([8; 16])),
+        (Value::Int(i64::MAX - 1), Value::Float(9.3e18)),
+    ];
+    for (small, large) in &cases {
+        assert_eq!(values_cmp(small, large), Some(Less), "{small:?} < {large:?}");
+        assert_eq!(values_cmp(large, small), Some(Greater), "{large:?} > {small:?}");
+    }
+    assert_eq!(values_cmp(&Value::Uuid([0; 16]), &Value::Bytes(vec![1])), None, "kinds differ");
+}
