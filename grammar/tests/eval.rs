@@ -281,3 +281,24 @@ fn values_of_every_kind_order_by_value() {
     }
     assert_eq!(values_cmp(&Value::Uuid([0; 16]), &Value::Bytes(vec![1])), None, "kinds differ");
 }
+
+/// Integers against floats exactly, at the edges of `i64`: -2^63 is both an `i64`
+/// and a float, 2^63 only a float, and 2^53 + 1 no float at all.
+#[test]
+fn integers_and_floats_compare_exactly_at_the_edges() {
+    use memdex_grammar::eval::{values_cmp, values_equal};
+    use std::cmp::Ordering::{Equal, Greater, Less};
+    let two_63 = 9_223_372_036_854_775_808.0_f64;
+    for (int, float, order) in [
+        (i64::MIN, -two_63, Equal),
+        (i64::MIN + 1, -two_63, Greater),
+        (i64::MAX, two_63, Less),
+        ((1 << 53) + 1, 9_007_199_254_740_992.0, Greater),
+        (-3, -2.5, Less),
+        (2, 2.0, Equal),
+    ] {
+        assert_eq!(values_cmp(&Value::Int(int), &Value::Float(float)), Some(order), "{int} vs {float}");
+        assert_eq!(values_cmp(&Value::Float(float), &Value::Int(int)), Some(order.reverse()), "{float} vs {int}");
+        assert_eq!(values_equal(&Value::Int(int), &Value::Float(float)), order == Equal, "{int} == {float}");
+    }
+}
