@@ -686,6 +686,46 @@ fn a_drain_keeps_exactly_the_entry_whose_keys_it_could_not_delete() {
     assert_eq!(entries(), 0, "the next drain applies it");
 }
 
+/// A reader that finds a cached object older than the version its node names (the
+/// writer's append landed, its delete of the object has not yet) asks the database
+/// and then deletes the stale copy itself, sparing every other reader the same trip;
+/// a copy the database confirms stays cached.
+#[test]
+fn a_reader_drops_the_stale_copy_the_database_showed_it() {
+    let db = SharedDb::new(Engine::Sqlite, "stale_copy");
+    let cache: Arc<dyn CacheBackend> = Arc::new(InProcessCache::new(CacheConfig::default()));
+    let writer_steps = Stepping::new(cache.clone());
+    let build = |cache: Box<dyn CacheBackend>| {
+        db.builder().namespace("stale").cache(cache).near_cache_capacity(0).outbox(QUIET, QUIET).build().expect("store")
+    };
+    let reader = build(Box::new(Stepping::new(cache.clone())));
+    let writer = build(Box::new(writer_steps.clone()));
+    reader.migrate::<Item>().expect("migrate");
+    reader.insert(&item(1, 5)).unwrap();
+    reader.insert(&item(2, 5)).unwrap();
+    let q = select!(Item, |i| i.category_id == 5);
+    assert_eq!(q.fetch(&reader).unwrap().len(), 2, "warm: node and both objects cached");
+    // The writer's delete of item 1's object is held back (answered, not sent).
+    writer_steps.on_batch(|ops, inner| {
+        let replies = ops
+            .iter()
+            .map(|op| match op {
+                CacheOp::Delete { .. } => Ok(CacheReply::Deleted),
+                _ => inner.run(std::slice::from_ref(op)).remove(0),
+            })
+            .collect();
+        Step::Reply(replies)
+    });
+    writer.update(&Item { name: "renamed".into(), ..item(1, 5) }).unwrap();
+    let object = |id: i64| KeySpace::new("stale", Item::schema(), 0).object(&Value::Int(id));
+    let cached = |id: i64| cache.run(&[CacheOp::Get { key: &object(id), lease: None }]).remove(0);
+    assert!(matches!(cached(1), Ok(CacheReply::Hit { .. })), "the stale copy is still cached");
+    let rows = q.fetch(&reader).unwrap();
+    assert_eq!(rows.iter().find(|r| r.id == 1).map(|r| r.name.as_str()), Some("renamed"), "{rows:?}");
+    assert!(matches!(cached(1), Ok(CacheReply::Miss)), "the reader deleted the stale copy: {:?}", cached(1));
+    assert!(matches!(cached(2), Ok(CacheReply::Hit { .. })), "the fresh copy stays: {:?}", cached(2));
+}
+
 /// Rule 4's bookkeeping when a transaction fails after it took this process's done
 /// entries for deletion (here its outbox insert is refused by a trigger, as a full
 /// disk or a lost connection would refuse it): the entries are given back, and the
