@@ -950,3 +950,25 @@ fn a_database_error_during_a_fetch_is_its_answer() {
         }
     });
 }
+
+/// `Stats::writes` counts every row write a committed transaction made, and single
+/// writes one each.
+#[test]
+fn writes_are_counted_one_per_row() {
+    each_backend("write-count", |b| {
+        let store = b.store();
+        seed(&store);
+        let before = store.stats().writes;
+        store
+            .transaction(|tx| {
+                tx.insert(&item(40, 9, "forty", 1.0))?;
+                tx.insert(&item(41, 9, "forty-one", 1.0))?;
+                tx.update(&item(40, 8, "forty", 2.0))?;
+                tx.delete::<Item>(&41)
+            })
+            .unwrap();
+        assert_eq!(store.stats().writes - before, 4, "{:?}: {:?}", b.db, store.stats());
+        store.insert(&item(42, 9, "forty-two", 1.0)).unwrap();
+        assert_eq!(store.stats().writes - before, 5, "{:?}: {:?}", b.db, store.stats());
+    });
+}
