@@ -726,6 +726,40 @@ fn a_reader_drops_the_stale_copy_the_database_showed_it() {
     assert!(matches!(cached(2), Ok(CacheReply::Hit { .. })), "the fresh copy stays: {:?}", cached(2));
 }
 
+/// A node entry the reader had verified (the node was filled, nothing appended
+/// since) whose row is gone — deleted behind memdex's back, its object evicted — is
+/// dropped on the database's word, and the node is written back without it, so the
+/// next read asks the database nothing.
+#[test]
+fn a_lazy_removal_of_a_verified_entry_is_written_back() {
+    let db = SharedDb::new(Engine::Sqlite, "verified_removal");
+    let cache: Arc<dyn CacheBackend> = Arc::new(InProcessCache::new(CacheConfig::default()));
+    let store = db
+        .builder()
+        .namespace("verified")
+        .cache(Box::new(Stepping::new(cache.clone())))
+        .near_cache_capacity(0)
+        .outbox(QUIET, QUIET)
+        .build()
+        .expect("store");
+    store.migrate::<Item>().expect("migrate");
+    store.insert(&item(1, 5)).unwrap();
+    store.insert(&item(2, 5)).unwrap();
+    let q = select!(Item, |i| i.category_id == 5);
+    assert_eq!(q.fetch(&store).unwrap().len(), 2, "cold: the node is filled");
+    assert_eq!(q.fetch(&store).unwrap().len(), 2, "hot");
+    let conn = rusqlite::Connection::open(db.sqlite_file().expect("a SQLite file")).expect("open");
+    conn.execute("DELETE FROM item WHERE id = 2", []).expect("delete behind memdex's back");
+    let object = KeySpace::new("verified", Item::schema(), 0).object(&Value::Int(2));
+    cache.run(&[CacheOp::Delete { key: &object }]);
+    let before = store.stats();
+    assert_eq!(q.fetch(&store).unwrap().iter().map(|i| i.id).collect::<Vec<_>>(), vec![1]);
+    let after = store.stats();
+    assert_eq!(after.lazy_removals - before.lazy_removals, 1, "{after:?}");
+    assert_eq!(q.fetch(&store).unwrap().len(), 1);
+    assert_eq!(store.stats().db_queries, after.db_queries, "the node no longer lists the gone row");
+}
+
 /// Rule 4's bookkeeping when a transaction fails after it took this process's done
 /// entries for deletion (here its outbox insert is refused by a trigger, as a full
 /// disk or a lost connection would refuse it): the entries are given back, and the
