@@ -15,6 +15,7 @@ use std::fmt::Write as _;
 use sha2::{Digest, Sha256};
 
 use crate::plan::NodeRef;
+use crate::schema::IndexDef;
 use crate::schema::Schema;
 use crate::value::Value;
 
@@ -66,8 +67,21 @@ impl KeySpace {
         let Some(index) = node.index else {
             return node.values.first().map_or_else(|| self.object(&Value::Null), |v| self.object(v));
         };
+        let Some(ix) = schema.indexes.get(index) else {
+            return self.object(&Value::Null);
+        };
+        self.node_of_index(schema, ix, &node.values)
+    }
+
+    /// The key of the node of `ix`, an index on `schema`'s columns that need not be
+    /// one of `schema.indexes` (one another version of the model declares, found in
+    /// the index registry and bound to this schema's columns by
+    /// [`RegisteredIndex::bind`]), named by `values` (`plan::node_values`). Spelled
+    /// exactly as [`KeySpace::node`] spells the declaring version's node, since a key
+    /// names only the table, the column names, the prefix length and the values.
+    pub fn node_of_index(&self, schema: &Schema, ix: &IndexDef, values: &[Value]) -> String {
         let mut k = self.prefix.clone();
-        write_node_suffix(schema, index, node.values.iter().map(Some), &mut k);
+        write_node_suffix(schema, ix, values.iter().map(Some), &mut k);
         shorten(k)
     }
 
@@ -94,11 +108,10 @@ impl KeySpace {
 
 fn write_node_suffix<'a>(
     schema: &Schema,
-    index: usize,
+    ix: &IndexDef,
     values: impl Iterator<Item = Option<&'a Value>>,
     k: &mut String,
 ) {
-    let ix = &schema.indexes[index];
     for (i, (&col, v)) in ix.columns.iter().zip(values).enumerate() {
         if i > 0 {
             k.push('&');
@@ -116,6 +129,89 @@ fn write_column(schema: &Schema, col: usize, prefix: Option<u32>, k: &mut String
         let _ = write!(k, "[:{n}]");
     }
     k.push('=');
+}
+
+/// An index definition as the index registry stores it: the SQL names of its
+/// columns and its prefix length, which is all a node key says of an index. A
+/// version of a model that does not declare the index binds it to its own columns
+/// ([`RegisteredIndex::bind`]) and spells its nodes' keys as the declaring version
+/// does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegisteredIndex {
+    /// The SQL column names, in the index's order.
+    pub columns: Vec<String>,
+    /// The prefix length of a prefix index.
+    pub prefix: Option<u32>,
+}
+
+impl RegisteredIndex {
+    /// The definition of `schema.indexes[index]`.
+    pub fn of(schema: &Schema, ix: &IndexDef) -> RegisteredIndex {
+        RegisteredIndex {
+            columns: ix.columns.iter().map(|&c| schema.columns[c].name.clone()).collect(),
+            prefix: ix.prefix,
+        }
+    }
+
+    /// The definition as text, the node key's suffix without its values
+    /// (`category_id&name`, `name[:1]`): column names escaped as in keys, so `&`
+    /// and `[` inside a name cannot be mistaken for separators.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        for (i, name) in self.columns.iter().enumerate() {
+            if i > 0 {
+                out.push('&');
+            }
+            escape_text(name, &mut out);
+        }
+        if let Some(n) = self.prefix {
+            let _ = write!(out, "[:{n}]");
+        }
+        out
+    }
+
+    /// The definition of [`RegisteredIndex::encode`]'s text; `None` for text it did
+    /// not produce (a damaged or foreign row names no index).
+    pub fn decode(text: &str) -> Option<RegisteredIndex> {
+        let (names, prefix) = match text.strip_suffix(']').and_then(|t| t.rsplit_once("[:")) {
+            Some((names, n)) => (names, Some(n.parse::<u32>().ok()?)),
+            None => (text, None),
+        };
+        let columns = names.split('&').map(unescape_text).collect::<Option<Vec<String>>>()?;
+        if columns.iter().any(String::is_empty) {
+            return None;
+        }
+        Some(RegisteredIndex { columns, prefix })
+    }
+
+    /// The index on `schema`'s columns of the same names, or `None` when `schema`
+    /// lacks one of them.
+    pub fn bind(&self, schema: &Schema) -> Option<IndexDef> {
+        let columns = self
+            .columns
+            .iter()
+            .map(|name| schema.columns.iter().position(|c| c.name == *name))
+            .collect::<Option<Vec<usize>>>()?;
+        Some(IndexDef { columns, prefix: self.prefix })
+    }
+}
+
+/// The text [`escape_text`] escaped; `None` for text it cannot have produced.
+fn unescape_text(s: &str) -> Option<String> {
+    let mut bytes = Vec::with_capacity(s.len());
+    let mut it = s.bytes();
+    while let Some(b) = it.next() {
+        if b == b'%' {
+            let hi = char::from(it.next()?).to_digit(16)?;
+            let lo = char::from(it.next()?).to_digit(16)?;
+            bytes.push((hi * 16 + lo) as u8);
+        } else if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-') {
+            bytes.push(b);
+        } else {
+            return None;
+        }
+    }
+    String::from_utf8(bytes).ok()
 }
 
 /// Appends a value in key-safe spelling. Within one column every value has the same
@@ -299,6 +395,58 @@ mod tests {
         assert_eq!(spell(Value::Uuid(u)), "0000000000000000000000000000001f");
         for v in [Value::Bytes(Vec::new()), Value::Timestamp(0), Value::Uuid([0; 16])] {
             assert_ne!(spell(v), spell(Value::Null));
+        }
+    }
+
+    /// A version that does not declare an index spells its node keys from the
+    /// registry's definition exactly as the declaring version's `KeySpace::node`
+    /// does: same namespace, table and generation, different structs (columns in
+    /// another order, fields renamed onto the same columns, one more column).
+    #[test]
+    fn a_registered_index_is_spelled_as_its_declaring_version_spells_it() {
+        let declaring = schema();
+        let mut other = Schema::new("ItemOld", "item")
+            .column("label", Type::Text, true)
+            .column("name", Type::Text, false)
+            .column("id", Type::Int, false)
+            .column("category_id", Type::Int, false)
+            .key("id");
+        other.columns[1].field = "title".into();
+        let ours = KeySpace::new("memdex", &declaring, 3);
+        let theirs = KeySpace::new("memdex", &other, 3);
+        let long = "ü".repeat(300);
+        let rows: [[Value; 3]; 4] = [
+            [5.into(), "a b:c".into(), 1.into()],
+            [(-1).into(), "é&[:2]".into(), 2.into()],
+            [0.into(), Value::Text(long), 3.into()],
+            [7.into(), Value::Text(String::new()), 4.into()],
+        ];
+        for (index, ix) in declaring.indexes.iter().enumerate() {
+            let text = RegisteredIndex::of(&declaring, ix).encode();
+            let registered = RegisteredIndex::decode(&text).expect("the registry's text decodes");
+            assert_eq!(registered, RegisteredIndex::of(&declaring, ix));
+            let bound = registered.bind(&other).expect("the other version has the columns");
+            for [category, name, id] in &rows {
+                // Columns of `declaring`: id, category_id, name.
+                let declared = [id.clone(), category.clone(), name.clone()];
+                let node = crate::plan::node_of_row(&declaring, index, &|c| declared[c].clone());
+                // Columns of `other`: label, name, id, category_id.
+                let as_other = [Value::Null, name.clone(), id.clone(), category.clone()];
+                let values = crate::plan::node_values(&bound, &|c| as_other[c].clone());
+                assert_eq!(theirs.node_of_index(&other, &bound, &values), ours.node(&declaring, &node), "{text}");
+            }
+        }
+        // A column the other version lacks: the index cannot be bound.
+        let lacking = RegisteredIndex { columns: vec!["price".into()], prefix: None };
+        assert_eq!(lacking.bind(&other), None);
+        // Names with separators round-trip; foreign text decodes to nothing.
+        let odd = RegisteredIndex { columns: vec!["a&b".into(), "c[:1]".into(), "ü".into()], prefix: None };
+        assert_eq!(RegisteredIndex::decode(&odd.encode()), Some(odd));
+        let prefixed = RegisteredIndex { columns: vec!["name".into()], prefix: Some(12) };
+        assert_eq!(prefixed.encode(), "name[:12]");
+        assert_eq!(RegisteredIndex::decode("name[:12]"), Some(prefixed));
+        for bad in ["", "a&&b", "a b", "%zz", "name[:x]", "%FF"] {
+            assert_eq!(RegisteredIndex::decode(bad), None, "{bad:?}");
         }
     }
 

@@ -11,7 +11,7 @@ use crate::eval::values_equal;
 use crate::ir::{CmpOp, Expr, ExprKind, Haystack, StrOp};
 use crate::normalise::Conjunction;
 use crate::params::Params;
-use crate::schema::{Column, Schema};
+use crate::schema::{Column, IndexDef, Schema};
 use crate::span::Span;
 use crate::value::{Type, Value};
 
@@ -799,19 +799,25 @@ fn node_value_eq(have: &Value, want: &Value) -> bool {
 /// The node of `schema.indexes[index]` that a row with these column values belongs
 /// to (writes append the row's key there).
 pub fn node_of_row(schema: &Schema, index: usize, column: &dyn Fn(usize) -> Value) -> NodeRef {
-    let values = schema.indexes.get(index).map_or_else(Vec::new, |ix| {
-        ix.columns
-            .iter()
-            .map(|&col| {
-                let v = (column)(col);
-                match (ix.prefix, v) {
-                    (Some(n), Value::Text(s)) => Value::Text(prefix_of(&s, n)),
-                    // One key for both zeros, as `escape_value` also ensures.
-                    (_, Value::Float(0.0)) => Value::Float(0.0),
-                    (_, v) => v,
-                }
-            })
-            .collect()
-    });
+    let values = schema.indexes.get(index).map_or_else(Vec::new, |ix| node_values(ix, column));
     NodeRef { index: Some(index), values }
+}
+
+/// The values naming the node of index `ix` that a row with these column values
+/// belongs to: the column values, a prefix index's text cut to its prefix. The
+/// index need not be one of the schema's own (an index another version of the
+/// model declares, read from the index registry; see `keys::RegisteredIndex`).
+pub fn node_values(ix: &IndexDef, column: &dyn Fn(usize) -> Value) -> Vec<Value> {
+    ix.columns
+        .iter()
+        .map(|&col| {
+            let v = (column)(col);
+            match (ix.prefix, v) {
+                (Some(n), Value::Text(s)) => Value::Text(prefix_of(&s, n)),
+                // One key for both zeros, as `escape_value` also ensures.
+                (_, Value::Float(0.0)) => Value::Float(0.0),
+                (_, v) => v,
+            }
+        })
+        .collect()
 }

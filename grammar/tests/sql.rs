@@ -488,3 +488,42 @@ fn long_in_lists_bind_as_one_parameter() {
         }
     }
 }
+
+/// The statements of memdex's index registry (`memdex_indexes`, built by the
+/// runtime's `registry` module over a schema of this shape): its table, a writer's
+/// lookup of the tables it wrote, a registration's insert, and the locks a
+/// registration takes first and, on MySQL, releases last.
+#[test]
+fn index_registry() {
+    let registry = Schema::new("MemdexIndexes", "memdex_indexes")
+        .column("id", Type::Text, false)
+        .column("table_name", Type::Text, false)
+        .column("definition", Type::Text, false)
+        .column("created_at", Type::Int, false)
+        .key("id");
+    let out: String =
+        DIALECTS.iter().map(|&d| format!("{d:?}:\n{}\n", sql::create_table(d, &registry).join(";\n"))).collect();
+    insta::assert_snapshot!("registry_create_table", out);
+    let filter = Expr::new(
+        ExprKind::In { needle: Box::new(f("table_name")), haystack: Haystack::Param("tables".into()) },
+        Span::DUMMY,
+    );
+    let params: [Binding; 1] = [("tables", Value::List(vec![Value::from("item"), Value::from("cart")]))];
+    let spec = SelectSpec { filter: Some(&filter), ..SelectSpec::default() };
+    insta::assert_snapshot!("registry_lookup", render(|d| sql::select(d, &registry, spec, &bound(&params))));
+    let row =
+        [Value::from("item\nname[:3]"), Value::from("item"), Value::from("name[:3]"), Value::Int(1_700_000_000_000)];
+    insta::assert_snapshot!("registry_insert", render(|d| Ok(sql::insert_or_keep(d, &registry, &row))));
+    let item = schema();
+    let out: String = DIALECTS
+        .iter()
+        .map(|&d| {
+            let lock: Vec<String> =
+                sql::lock_for_registration(d, &item, &registry).into_iter().map(|q| q.text).collect();
+            let hold: Vec<String> = sql::hold_for_registration(d, &item).into_iter().map(|q| q.text).collect();
+            let unlock = sql::unlock_after_registration(d).map(|q| q.text);
+            format!("{d:?}:\n  hold: {hold:?}\n  lock: {lock:?}\n  unlock: {unlock:?}\n")
+        })
+        .collect();
+    insta::assert_snapshot!("registry_locks", out);
+}

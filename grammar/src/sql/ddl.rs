@@ -340,6 +340,18 @@ fn dialect_name(d: Dialect) -> &'static str {
 
 /// `INSERT INTO t (all columns) VALUES (…)`; `row` in schema column order.
 pub fn insert(d: Dialect, schema: &Schema, row: &[Value]) -> SqlQuery {
+    insert_with(d, schema, row, None)
+}
+
+/// [`insert`], except that a row whose key exists is kept as it is, without an
+/// error (`ON CONFLICT DO NOTHING`; MySQL `ON DUPLICATE KEY UPDATE key = key`): for
+/// rows that several processes may insert at once, all alike.
+pub fn insert_or_keep(d: Dialect, schema: &Schema, row: &[Value]) -> SqlQuery {
+    let key = ident(d.imp().quote(), &schema.key_column().name);
+    insert_with(d, schema, row, Some(d.imp().keep_existing(key)))
+}
+
+fn insert_with(d: Dialect, schema: &Schema, row: &[Value], on: Option<sqlparser::ast::OnInsert>) -> SqlQuery {
     let mut e = Emitter::without_params(d.imp(), schema);
     let q = e.dialect.quote();
     let columns = schema.columns.iter().map(|c| ObjectName::from(vec![ident(q, &c.name)])).collect();
@@ -370,7 +382,7 @@ pub fn insert(d: Dialect, schema: &Schema, row: &[Value]) -> SqlQuery {
         after_columns: Vec::new(),
         overriding: None,
         has_table_keyword: false,
-        on: None,
+        on,
         returning: None,
         output: None,
         replace_into: false,

@@ -3,8 +3,9 @@
 //! asks which dialect it is emitting for.
 
 use sqlparser::ast::{
-    BinaryOperator, DataType, ExactNumberInfo, Expr, FunctionArg, FunctionArgExpr, Ident, InTarget, ObjectName,
-    SetExpr, TableFactor, TableFunctionArgs, UnaryOperator,
+    Assignment, AssignmentTarget, BinaryOperator, DataType, ExactNumberInfo, Expr, FunctionArg, FunctionArgExpr, Ident,
+    InTarget, Lock, LockTable, LockTableMode, LockTableTarget, LockTableType, ObjectName, OnConflict, OnConflictAction,
+    OnInsert, SetExpr, Statement, TableFactor, TableFunctionArgs, UnaryOperator,
 };
 
 use super::SqlError;
@@ -25,6 +26,34 @@ pub(crate) trait SqlDialect {
     /// The identifier quote: the SQL standard's `"` unless the dialect says otherwise.
     fn quote(&self) -> char {
         '"'
+    }
+
+    /// The statements that begin an index registration: they lock `registry` against
+    /// other registrations, and `table` so that the lock waits for every write
+    /// transaction in flight on it and holds off new ones until the registration
+    /// commits. None by default: SQLite's one write lock, which a write transaction
+    /// (`BEGIN IMMEDIATE`) holds from its start, already does both.
+    fn lock_for_registration(&self, _table: &str, _registry: &str) -> Vec<Statement> {
+        Vec::new()
+    }
+
+    /// The statements that begin an index registration on a connection of their own,
+    /// held until the registration's transaction (on another connection) has
+    /// committed, then released by [`SqlDialect::unlock_after_registration`]: for a
+    /// dialect whose table lock cannot be taken inside the registration's
+    /// transaction. None by default.
+    fn hold_for_registration(&self, _table: &str) -> Vec<Statement> {
+        Vec::new()
+    }
+
+    /// The statement that releases what [`SqlDialect::hold_for_registration`] took.
+    fn unlock_after_registration(&self) -> Option<Statement> {
+        None
+    }
+
+    /// The clause of an insert that keeps an existing row with the same key.
+    fn keep_existing(&self, _key: Ident) -> OnInsert {
+        OnInsert::OnConflict(OnConflict { conflict_target: None, action: OnConflictAction::DoNothing })
     }
 
     /// The placeholder for the `n`th bound value (1-based): `?` unless the dialect
@@ -576,6 +605,27 @@ fn collate_c(e: Expr) -> Expr {
 }
 
 impl SqlDialect for Postgres {
+    /// `LOCK TABLE registry IN SHARE ROW EXCLUSIVE MODE` (self-conflicting, so two
+    /// registrations run one after the other; it does not conflict with the ACCESS
+    /// SHARE lock of a writer's SELECT of the registry), then `LOCK TABLE t IN SHARE
+    /// MODE`, which conflicts with the ROW EXCLUSIVE lock every writer of `t` holds
+    /// until it ends: it waits for the writers in flight, and new writers queue
+    /// behind it. Both are released by the commit.
+    fn lock_for_registration(&self, table: &str, registry: &str) -> Vec<Statement> {
+        let lock = |name: &str, mode: LockTableMode| {
+            Statement::Lock(Lock {
+                tables: vec![LockTableTarget {
+                    name: ast::object_name(self.quote(), name),
+                    only: false,
+                    has_asterisk: false,
+                }],
+                lock_mode: Some(mode),
+                nowait: false,
+            })
+        };
+        vec![lock(registry, LockTableMode::ShareRowExclusive), lock(table, LockTableMode::Share)]
+    }
+
     fn returns_old_rows(&self) -> bool {
         true
     }
@@ -835,6 +885,37 @@ const FINAL_SIGMA: &str = r"(\p{Cased}\p{Case_Ignorable}*)Σ(?!\p{Case_Ignorable
 const FINAL_SIGMA_REPLACEMENT: &str = r"\1ς";
 
 impl SqlDialect for MySql {
+    /// `LOCK TABLES t READ`, on a connection of its own: its metadata lock waits for
+    /// every transaction that has touched `t` (each holds a shared-write metadata
+    /// lock on it until it ends) and blocks new writers of `t` until `UNLOCK
+    /// TABLES`. The registry is written meanwhile on another connection: a session
+    /// under `LOCK TABLES` can use only the tables it locked, and locking the
+    /// registry too (`memdex_indexes WRITE`) deadlocks with a writer in flight,
+    /// which holds `t` and reads the registry before it commits (tried: MariaDB
+    /// detects the deadlock and fails the writer).
+    fn hold_for_registration(&self, table: &str) -> Vec<Statement> {
+        vec![Statement::LockTables {
+            tables: vec![LockTable {
+                table: Ident::with_quote(self.quote(), table),
+                alias: None,
+                lock_type: LockTableType::Read { local: false },
+            }],
+        }]
+    }
+
+    fn unlock_after_registration(&self) -> Option<Statement> {
+        Some(Statement::UnlockTables)
+    }
+
+    /// `ON DUPLICATE KEY UPDATE key = key`: MySQL has no `ON CONFLICT`, and `INSERT
+    /// IGNORE` would also turn other errors into warnings.
+    fn keep_existing(&self, key: Ident) -> OnInsert {
+        OnInsert::DuplicateKeyUpdate(vec![Assignment {
+            target: AssignmentTarget::ColumnName(ObjectName::from(vec![key.clone()])),
+            value: Expr::Identifier(key),
+        }])
+    }
+
     fn current_schema(&self) -> &'static str {
         "DATABASE()"
     }

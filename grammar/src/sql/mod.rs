@@ -49,7 +49,7 @@ use emit::Emitter;
 
 pub use ddl::{
     IndexSpec, IndexedTextTooLong, add_column, check_indexed_text, create_table, delete, delete_returning_old,
-    index_specs, insert, update, update_returning_old,
+    index_specs, insert, insert_or_keep, update, update_returning_old,
 };
 pub use introspect::{COLUMN_ROW, Drift, FoundIndex, INDEX_ROW, TableShape, columns_query, drift, indexes_query};
 
@@ -400,6 +400,34 @@ pub fn delete_where(d: Dialect, schema: &Schema, filter: &Expr, params: &dyn Par
     let mut e = Emitter::new(d.imp(), schema, params);
     let selection = e.predicate(filter)?;
     Ok(finish(ddl::delete_statement(&e, selection), e))
+}
+
+/// The statements that begin an index registration in its transaction: they lock
+/// `registry`'s table against other registrations, and `table`'s so that the
+/// registration waits for the write transactions in flight on it and new ones wait
+/// for the registration (none on SQLite, whose write transactions take its one
+/// write lock at their start).
+pub fn lock_for_registration(d: Dialect, table: &Schema, registry: &Schema) -> Vec<SqlQuery> {
+    let statements = d.imp().lock_for_registration(&table.table, &registry.table);
+    statements.into_iter().map(|s| SqlQuery { text: s.to_string(), params: Vec::new() }).collect()
+}
+
+/// The statements that begin an index registration on a connection of their own,
+/// held until the registration's transaction has committed (MySQL: `LOCK TABLES t
+/// READ`, which waits for the write transactions in flight on `t` and holds off new
+/// ones); none where [`lock_for_registration`] does it inside the transaction.
+pub fn hold_for_registration(d: Dialect, table: &Schema) -> Vec<SqlQuery> {
+    d.imp()
+        .hold_for_registration(&table.table)
+        .into_iter()
+        .map(|s| SqlQuery { text: s.to_string(), params: Vec::new() })
+        .collect()
+}
+
+/// The statement that releases what [`hold_for_registration`] took (MySQL's `UNLOCK
+/// TABLES`), or `None`.
+pub fn unlock_after_registration(d: Dialect) -> Option<SqlQuery> {
+    d.imp().unlock_after_registration().map(|s| SqlQuery { text: s.to_string(), params: Vec::new() })
 }
 
 impl Dialect {
