@@ -80,17 +80,22 @@ impl StoreBuilder {
 impl AsyncStore {
     /// Creates the model's table and indexes, and memdex's outbox table, if they do
     /// not exist; on a store that does not manage its schema, checks the model's
-    /// table instead, as [`Store::migrate`](crate::Store::migrate).
+    /// table instead; then registers the model's indexes in memdex's index registry,
+    /// as [`Store::migrate`](crate::Store::migrate).
     pub async fn migrate<T: Model>(&self) -> Result<(), Error> {
         let driver = &self.driver;
         if !driver.ctx.settings.manage_schema {
-            return self.check_schema::<T>().await;
+            self.check_schema::<T>().await?;
+        } else {
+            driver.ensure_outbox().await?;
+            let statements = sql::create_table(driver.dialect(), T::schema());
+            Counters::add(&driver.ctx.stats.db_queries, statements.len() as u64);
+            driver.db.execute_ddl(&statements).await?;
         }
-        driver.ensure_outbox().await?;
-        let statements = sql::create_table(driver.dialect(), T::schema());
-        Counters::add(&driver.ctx.stats.db_queries, statements.len() as u64);
-        driver.db.execute_ddl(&statements).await?;
-        Ok(())
+        // Registration is no DDL: a store that does not manage its schema registers
+        // its model's indexes too, or the other versions' writes would not append to
+        // the nodes of the indexes only this version declares.
+        driver.register_indexes(T::schema()).await
     }
 
     /// Checks that the model's table exists with every column and index

@@ -8,6 +8,7 @@ use memdex_grammar::sql;
 
 use crate::model::Model;
 use crate::outbox;
+use crate::registry;
 
 /// The `CREATE TABLE` and `CREATE INDEX` statements of `T`'s table in `dialect`:
 /// exactly what [`Store::migrate::<T>()`](crate::Store::migrate) runs on a store
@@ -48,9 +49,12 @@ pub fn ddl<T: Model>(dialect: Dialect) -> Vec<String> {
 
 /// The statements that create memdex's outbox table (`memdex_outbox`, where every
 /// write records the cache keys it invalidates, in the write's own transaction) and
-/// its index, in `dialect`. A store that manages its schema runs them when it is
-/// built; one built with `manage_schema(false)` instead checks that the table and
-/// its columns are there and fails to build otherwise. Run them once per database,
+/// its index, and memdex's index registry (`memdex_indexes`, where `migrate` records
+/// the indexes each model declares, so that every version of a model running in a
+/// rolling deploy keeps the other versions' index nodes right), in `dialect`. A
+/// store that manages its schema runs them when it is built; one built with
+/// `manage_schema(false)` instead checks that the tables and their columns are there
+/// and fails to build otherwise. Run them once per database,
 /// whatever the number of models.
 ///
 /// An outbox table an older memdex created lacks the nullable `moved` column; a
@@ -89,5 +93,7 @@ pub fn ddl<T: Model>(dialect: Dialect) -> Vec<String> {
 /// # }
 /// ```
 pub fn outbox_ddl(dialect: Dialect) -> Vec<String> {
-    outbox::create_statements(dialect)
+    let mut statements = outbox::create_statements(dialect);
+    statements.extend(registry::create_statements(dialect));
+    statements
 }

@@ -957,6 +957,7 @@ mod near;
 mod outbox;
 mod prepared;
 mod query;
+mod registry;
 mod settings;
 mod stats;
 mod store;

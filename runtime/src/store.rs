@@ -47,16 +47,28 @@ impl Store {
     /// with [`Error::SchemaDrift`] naming what is missing. A `migrate` call at start-up
     /// thus stays right whoever owns the schema: it creates the tables, or it proves
     /// that the team's migrations did.
+    ///
+    /// Either way it then records the model's indexes in memdex's index registry
+    /// (`memdex_indexes`), so that every other version of the model running at the
+    /// same time (a rolling deploy) appends its writes to the nodes of these indexes
+    /// too. The registration locks the model's table until it commits, after the
+    /// write transactions in flight on it (on MariaDB with `LOCK TABLES`, a right of
+    /// its own). Call `migrate` before the store serves queries through a newly
+    /// declared index.
     pub fn migrate<T: Model>(&self) -> Result<(), Error> {
         let driver = &self.driver;
         if !driver.ctx.settings.manage_schema {
-            return self.check_schema::<T>();
+            self.check_schema::<T>()?;
+        } else {
+            driver.ensure_outbox()?;
+            let statements = sql::create_table(driver.dialect(), T::schema());
+            Counters::add(&driver.ctx.stats.db_queries, statements.len() as u64);
+            driver.db.execute_ddl(&statements)?;
         }
-        driver.ensure_outbox()?;
-        let statements = sql::create_table(driver.dialect(), T::schema());
-        Counters::add(&driver.ctx.stats.db_queries, statements.len() as u64);
-        driver.db.execute_ddl(&statements)?;
-        Ok(())
+        // Registration is no DDL: a store that does not manage its schema registers
+        // its model's indexes too, or the other versions' writes would not append to
+        // the nodes of the indexes only this version declares.
+        driver.register_indexes(T::schema())
     }
 
     /// Checks that the model's table exists with every column and index

@@ -17,7 +17,7 @@ const LAYERS: &[&[&str]] = &[
     &["tls"],
     &["codec", "settings", "model", "cache", "db", "near", "json", "enum_text"],
     &["error", "stats", "trace"],
-    &["prepared", "outbox", "config"],
+    &["prepared", "outbox", "registry", "config"],
     &["engine", "ddl"],
     &["exec"],
     &["handle"],

@@ -13,11 +13,12 @@
 //! * a version renames fields and maps them to the old columns
 //!   (`#[memdex(column = "…")]`), and declares them in another order;
 //! * a version adds an index on an existing column the other does not declare: the
-//!   reads through the shared indexes are right; the reads through the new index after
-//!   the *other* version wrote are NOT (the writer appends only to the nodes of the
-//!   indexes it declares) — that test is `#[ignore]`d until the index registry exists;
-//!   adding the index in two deploys (declared first, queried once the old build is
-//!   gone) is right today.
+//!   reads through it are right after the *other* version wrote, cold and hot, because
+//!   `migrate` records the index in memdex's index registry and every writer appends
+//!   to the nodes of the registered indexes on columns it has; the registration waits
+//!   for writes in flight on PostgreSQL and MariaDB
+//!   (`a_registration_waits_for_a_write_in_flight`); adding the index in two deploys
+//!   (declared first, queried once the old build is gone) is right too.
 //!
 //! The writer moves item 3 from category 5 to 6, renames item 1, inserts item 5 and
 //! deletes item 2; the reader's answers (every field, not only ids) are compared with
@@ -383,6 +384,18 @@ impl Shared {
         builder.build().unwrap_or_else(|e| panic!("{:?}: the store builds: {e}", self.db))
     }
 
+    /// A store that runs no DDL (its `migrate` checks the table, then registers the
+    /// model's indexes).
+    fn store_not_managing(&self, memcached: &str, namespace: &str) -> Store {
+        let builder = Store::builder().namespace(namespace).memcached([memcached]).manage_schema(false);
+        let builder = match self.db {
+            Db::Sqlite => builder.sqlite(self.target.clone()),
+            Db::Postgres => builder.postgres(self.target.clone()),
+            Db::MySql => builder.mysql(self.target.clone()),
+        };
+        builder.build().unwrap_or_else(|e| panic!("{:?}: the store builds: {e}", self.db))
+    }
+
     fn ddl(&self, statement: &str) {
         self.raw.execute_ddl(&[statement.to_owned()]).unwrap_or_else(|e| panic!("{:?}: `{statement}`: {e}", self.db));
     }
@@ -701,15 +714,90 @@ fn an_index_only_the_new_version_declares_what_holds_today() {
 /// v1 (no index on label) renames, inserts and deletes while v2's label nodes are
 /// cached: v2's reads through its label index must see every change.
 #[test]
-#[ignore = "issue 15: needs the index registry; fails today: v1 appends only to the nodes of the indexes it \
-            declares, so v2's cached label nodes keep naming the rows as they were. On SQLite, PostgreSQL and \
-            MariaDB, in both warm orders, v2's label reads return item 1 under its old label, the deleted item 2 \
-            and item 3 with its old category (the node names the old version, which v2 still holds), and miss \
-            item 1 under its new label and the inserted item 5: 90 wrong answers, still wrong after further reads"]
 fn an_index_only_the_new_version_declares_hot() {
     use indexed::{ItemV1, ItemV2};
     let problems = run_shape::<ItemV1, ItemV2>("index on label", migrate_both::<ItemV1, ItemV2>, &HOT, &[]);
     assert_right("an index only v2 declares, v1 writing, hot", problems);
+}
+
+/// The registration's lock on PostgreSQL and MariaDB: v2's `migrate` (which records
+/// v2's label index in the index registry) waits for v1's write transaction in flight
+/// on the table, and v1's write reaches v2's label reads either way: the write in
+/// flight did not see the registration (it had not committed), so v2's nodes are
+/// filled from the database after it; the write after the registration appends to
+/// v2's cached label nodes. v2's table and index exist beforehand and v2 runs no DDL
+/// (`manage_schema(false)`), so the wait is the registration's own, not a `CREATE
+/// INDEX`'s.
+#[test]
+fn a_registration_waits_for_a_write_in_flight() {
+    use indexed::{ItemV1, ItemV2};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let memcached = MemcachedServer::start().expect("memcached starts (is the memcached package installed?)");
+    let memcached = memcached.addr();
+    for db in [Db::Postgres, Db::MySql] {
+        let shared = Shared::new(db, "registration waits");
+        let namespace = unique("ns");
+        let v1 = shared.store(&memcached, &namespace);
+        v1.migrate::<ItemV1>().expect("v1 migrates");
+        let dialect = match db {
+            Db::Postgres => memdex::Dialect::Postgres,
+            _ => memdex::Dialect::MySql,
+        };
+        for statement in memdex::ddl::<ItemV2>(dialect) {
+            shared.ddl(&statement);
+        }
+        let v2 = shared.store_not_managing(&memcached, &namespace);
+        v1.insert(&ItemV1 { id: 1, category_id: 5, label: "before".into() }).expect("insert");
+        v1.insert(&ItemV1 { id: 2, category_id: 5, label: "other".into() }).expect("insert");
+
+        let (started_tx, started) = mpsc::channel::<()>();
+        let (release, release_rx) = mpsc::channel::<()>();
+        let (migrated_tx, migrated) = mpsc::channel::<Result<(), Error>>();
+        let (v1, v2) = (&v1, &v2);
+        std::thread::scope(|scope| {
+            let writer = scope.spawn(move || {
+                v1.transaction(|tx| {
+                    tx.update(&ItemV1 { id: 1, category_id: 5, label: "during".into() })?;
+                    started_tx.send(()).ok();
+                    release_rx.recv().ok();
+                    Ok(())
+                })
+            });
+            started.recv_timeout(Duration::from_secs(30)).expect("the write transaction started");
+            scope.spawn(move || migrated_tx.send(v2.migrate::<ItemV2>()).ok());
+            let early = migrated.recv_timeout(Duration::from_millis(700));
+            // Released before any verdict, so that a failure does not leave the
+            // writer (and this scope) waiting forever.
+            release.send(()).ok();
+            match early {
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                other => panic!("{db:?}: v2's migrate returned while v1's write was in flight: {other:?}"),
+            }
+            writer.join().expect("the writer thread").unwrap_or_else(|e| panic!("{db:?}: v1's write: {e}"));
+            migrated
+                .recv_timeout(Duration::from_secs(30))
+                .expect("v2's migrate returned after the write committed")
+                .unwrap_or_else(|e| panic!("{db:?}: v2 migrates: {e}"));
+        });
+
+        let ids = |label: &str| -> Vec<(i64, String)> {
+            let rows = ItemV2::by_label(v2, label).expect("v2 queries labels");
+            rows.unwrap_or_else(|e| panic!("{db:?}: v2's read by label {label:?}: {e}"))
+                .into_iter()
+                .map(|r| (r.id, r.label))
+                .collect()
+        };
+        // The write in flight: v2's nodes are filled after it committed.
+        assert_eq!(ids("during"), vec![(1, "during".to_owned())], "{db:?}");
+        assert_eq!(ids("before"), vec![], "{db:?}");
+        assert_eq!(ids("after"), vec![], "{db:?}");
+        // A write after the registration appends to v2's cached label nodes.
+        v1.update(&ItemV1 { id: 1, category_id: 5, label: "after".into() }).expect("update");
+        assert_eq!(ids("during"), vec![], "{db:?}: the node v1's row left");
+        assert_eq!(ids("after"), vec![(1, "after".to_owned())], "{db:?}: the node v1's row joined");
+    }
 }
 
 /// What a team can do today to add an index in a rolling deploy: deploy first a build

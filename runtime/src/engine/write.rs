@@ -4,11 +4,15 @@
 //!
 //! The database commits first; then, in one pipelined batch, the object keys are
 //! invalidated and the id is appended to every node its new values map to.
+//!
+//! Before the commit, after the row statements, the transaction reads the index
+//! registry of the tables it wrote (`crate::registry`) and appends to the nodes of
+//! the indexes another version of the model declares too ([`Commit::complete`]).
 
 use std::sync::Arc;
 
-use memdex_grammar::keys::KeySpace;
-use memdex_grammar::plan::node_of_row;
+use memdex_grammar::keys::{KeySpace, RegisteredIndex};
+use memdex_grammar::plan::{node_of_row, node_values};
 use memdex_grammar::sql::{self, SqlQuery};
 use memdex_grammar::{Dialect, Schema, Value};
 
@@ -19,6 +23,7 @@ use crate::db::DbError;
 use crate::error::Error;
 use crate::model::Model;
 use crate::outbox::Outbox;
+use crate::registry;
 use crate::stats::Counters;
 
 /// The cache effects of the writes of one transaction.
@@ -35,6 +40,21 @@ pub(crate) struct WriteSet {
     moved: Vec<(String, Value)>,
     /// Writes committed (insert, update, delete).
     pub(crate) writes: u64,
+    /// The rows written, with their images, for the registered indexes their model
+    /// does not declare ([`WriteSet::add_registered`]).
+    rows: Vec<Written>,
+}
+
+/// A row write as the index registry needs it: whose row, its entry, and its
+/// images (the values written, and the row as it was for an update or delete).
+#[derive(Debug)]
+struct Written {
+    schema: &'static Schema,
+    keys: Arc<KeySpace>,
+    key: Value,
+    etag: u64,
+    updated: bool,
+    images: Vec<Vec<Value>>,
 }
 
 impl WriteSet {
@@ -48,6 +68,65 @@ impl WriteSet {
         self.keys.extend(other.keys);
         self.moved.extend(other.moved);
         self.writes += other.writes;
+        self.rows.extend(other.rows);
+    }
+
+    /// The registry lookup of the tables written, or `None` when no row was.
+    fn registry_lookup(&self, dialect: Dialect) -> Result<Option<SqlQuery>, DbError> {
+        let mut tables: Vec<&str> = Vec::new();
+        for row in &self.rows {
+            if !tables.contains(&row.schema.table.as_str()) {
+                tables.push(&row.schema.table);
+            }
+        }
+        if tables.is_empty() {
+            return Ok(None);
+        }
+        registry::lookup_query(dialect, &tables).map(Some)
+    }
+
+    /// Add eagerly, for every version of the model: each row written appends its
+    /// entry to the nodes its images map to in every index registered for its table
+    /// that its own model does not declare (those it declares have their appends
+    /// already) but whose columns it has, exactly as for its own indexes. The keys
+    /// go into the outbox entry too, so a lost cache batch is repaired by a drain.
+    /// An index on a column the model lacks cannot be spelled from its images and
+    /// is left out.
+    fn add_registered(&mut self, rows: &[Vec<Value>]) {
+        let registered = registry::registered(rows);
+        if registered.is_empty() {
+            return;
+        }
+        let WriteSet { appends, keys, moved, rows: written, .. } = self;
+        for row in written.iter() {
+            let mut added: Vec<String> = Vec::new();
+            let record = codec::entry_record(&row.key, row.etag);
+            for (table, index) in &registered {
+                if *table != row.schema.table
+                    || row.schema.indexes.iter().any(|own| RegisteredIndex::of(row.schema, own) == *index)
+                {
+                    continue;
+                }
+                let Some(def) = index.bind(row.schema) else { continue };
+                for image in &row.images {
+                    let values = node_values(&def, &|c| image.get(c).cloned().unwrap_or(Value::Null));
+                    let key = row.keys.node_of_index(row.schema, &def, &values);
+                    if !added.contains(&key) {
+                        added.push(key);
+                    }
+                }
+            }
+            // An update may be leaving a node of the registered index that a fill
+            // reads before this batch lands (K10); a model with indexes of its own
+            // named the row already.
+            if row.updated && row.schema.indexes.is_empty() && !added.is_empty() {
+                moved.push((row.schema.table.clone(), row.key.clone()));
+            }
+            for key in added {
+                keys.push(key.clone());
+                appends.push((key, record.clone()));
+            }
+        }
     }
 }
 
@@ -81,6 +160,8 @@ pub(crate) struct RowWrite {
     /// The etag of the row as written ([`codec::DELETED_ETAG`] for a delete).
     etag: u64,
     effects: WriteSet,
+    /// The values written and, once read, the row as it was.
+    images: Vec<Vec<Value>>,
 }
 
 impl RowWrite {
@@ -133,6 +214,7 @@ impl RowWrite {
             key,
             etag: codec::DELETED_ETAG,
             effects,
+            images: Vec::new(),
         }
     }
 
@@ -171,6 +253,7 @@ impl RowWrite {
             key: id,
             etag,
             effects,
+            images: vec![values.to_vec()],
         };
         write.append_to_nodes_of(values);
         write
@@ -197,6 +280,7 @@ impl RowWrite {
     pub(crate) fn read_before(&mut self, rows: Vec<Vec<Value>>) {
         if let Some(old) = rows.into_iter().next() {
             self.append_to_nodes_of(&old);
+            self.images.push(old);
         }
     }
 
@@ -207,6 +291,14 @@ impl RowWrite {
             return Err(Error::NotFound { model: self.schema.model.clone(), key: self.key.to_string() });
         }
         set.merge(self.effects);
+        set.rows.push(Written {
+            schema: self.schema,
+            keys: self.keys,
+            key: self.key,
+            etag: self.etag,
+            updated: self.kind == Kind::Update,
+            images: self.images,
+        });
         Ok(())
     }
 }
@@ -244,7 +336,13 @@ fn row_values<T: Model>(row: &T) -> Vec<Value> {
 #[derive(Debug)]
 pub(crate) struct Commit<'a> {
     pub(crate) entry_id: i64,
+    /// The index registry's rows for the tables written, read in the transaction
+    /// after its row statements (see `crate::registry` for why then); its rows go to
+    /// [`Commit::complete`]. `None` when no row was written.
+    pub(crate) lookup: Option<SqlQuery>,
+    /// The statements to run last, once [`Commit::complete`] made them.
     pub(crate) statements: Vec<SqlQuery>,
+    dialect: Dialect,
     outbox: &'a Outbox,
     cleaned: Vec<i64>,
 }
@@ -255,17 +353,28 @@ impl<'a> Commit<'a> {
     /// after the commit — or a process that dies right after it — leaves a durable
     /// record that any process drains. Done entries are deleted in the same
     /// transaction (no extra round trip on SQLite; one statement on PostgreSQL).
+    ///
+    /// The driver runs [`Commit::lookup`] (if any) in the transaction, hands its rows
+    /// to [`Commit::complete`], then runs [`Commit::statements`] and commits.
     pub(crate) fn plan(ctx: &'a Context, dialect: Dialect, set: &WriteSet) -> Result<Commit<'a>, Error> {
         let entry_id = ctx.outbox.new_entry_id();
-        let mut commit = Commit { entry_id, statements: Vec::new(), outbox: &ctx.outbox, cleaned: Vec::new() };
+        let lookup = set.registry_lookup(dialect)?;
+        let cleaned = ctx.outbox.take_done();
+        Ok(Commit { entry_id, lookup, statements: Vec::new(), dialect, outbox: &ctx.outbox, cleaned })
+    }
+
+    /// Adds the appends the registry's `registered` rows (the reply to
+    /// [`Commit::lookup`]) call for to `set`, then makes the statements: the outbox
+    /// entry of every key `set` touches, and the clean-up of done entries.
+    pub(crate) fn complete(&mut self, set: &mut WriteSet, registered: &[Vec<Value>]) -> Result<(), Error> {
+        set.add_registered(registered);
         if !set.is_empty() {
-            commit.statements.push(ctx.outbox.insert_sql(dialect, entry_id, &set.keys, &set.moved));
+            self.statements.push(self.outbox.insert_sql(self.dialect, self.entry_id, &set.keys, &set.moved));
         }
-        commit.cleaned = ctx.outbox.take_done();
-        if !commit.cleaned.is_empty() {
-            commit.statements.push(crate::outbox::delete_ids(dialect, &commit.cleaned)?);
+        if !self.cleaned.is_empty() {
+            self.statements.push(crate::outbox::delete_ids(self.dialect, &self.cleaned)?);
         }
-        Ok(commit)
+        Ok(())
     }
 
     /// The transaction committed: the done entries it cleaned up are gone.

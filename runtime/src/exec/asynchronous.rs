@@ -36,6 +36,7 @@ use crate::error::Error;
 use crate::model::Model;
 use crate::outbox;
 use crate::prepared::Filter;
+use crate::registry::{self, Registration};
 
 #[cfg(feature = "postgres")]
 use crate::db::postgres_async::{AsyncPgTx, AsyncPostgres};
@@ -367,7 +368,9 @@ impl AsyncDriver {
     pub(crate) async fn ensure_outbox(&self) -> Result<(), Error> {
         if !self.ctx.settings.manage_schema {
             let drift = self.run(CheckSchema::new(self.dialect(), outbox::schema())?).await?;
-            return outbox_usable(&outbox::schema().table, &drift);
+            outbox_usable(&outbox::schema().table, &drift)?;
+            let drift = self.run(CheckSchema::new(self.dialect(), registry::schema())?).await?;
+            return no_drift(&registry::schema().table, &drift);
         }
         let dialect = self.dialect();
         self.db.execute_ddl(&outbox::create_statements(dialect)).await?;
@@ -375,7 +378,55 @@ impl AsyncDriver {
         if self.db.query(&probe, outbox::ROW_TYPES).await.is_err() {
             self.db.execute_ddl(&[outbox::add_moved_column(dialect)]).await?;
         }
+        self.db.execute_ddl(&registry::create_statements(dialect)).await?;
         Ok(())
+    }
+
+    /// Records `schema`'s indexes in the index registry, as the blocking driver's.
+    pub(crate) async fn register_indexes(&self, schema: &'static Schema) -> Result<(), Error> {
+        let Some(registration) = Registration::new(self.dialect(), schema)? else { return Ok(()) };
+        let mut held = None;
+        if !registration.hold.is_empty() {
+            let mut conn = self.db.begin().await?;
+            for statement in &registration.hold {
+                self.ctx.record_sql(statement);
+                conn.execute(statement).await?;
+            }
+            held = Some(conn);
+        }
+        let mut tx = self.db.begin().await?;
+        let ran = async {
+            for statement in &registration.begin {
+                self.ctx.record_sql(statement);
+                tx.execute(statement).await?;
+            }
+            self.ctx.record_sql(&registration.lookup);
+            let rows = tx.query(&registration.lookup, registry::ROW_TYPES).await?;
+            for insert in registration.inserts(&rows) {
+                self.ctx.record_sql(&insert);
+                tx.execute(&insert).await?;
+            }
+            Ok::<(), DbError>(())
+        }
+        .await;
+        let registered = match ran {
+            Ok(()) => tx.commit().await,
+            Err(e) => {
+                tx.rollback().await.ok();
+                Err(e)
+            }
+        };
+        // Released whatever happened: a rollback would not release these locks, and
+        // the connection goes back to the pool.
+        if let (Some(mut conn), Some(end)) = (held, &registration.end) {
+            self.ctx.record_sql(end);
+            let released = conn.execute(end).await;
+            registered?;
+            released?;
+            conn.commit().await?;
+            return Ok(());
+        }
+        Ok(registered?)
     }
 
     /// Checks that `schema`'s table has every column and index memdex creates for it.
@@ -438,8 +489,22 @@ impl AsyncDriver {
 
     /// Commits a transaction with the outbox entry of its writes, then applies their
     /// cache effects in one batch.
-    pub(crate) async fn commit(&self, mut tx: AsyncTx, set: WriteSet) -> Result<(), Error> {
-        let plan = Commit::plan(&self.ctx, self.dialect(), &set)?;
+    pub(crate) async fn commit(&self, mut tx: AsyncTx, mut set: WriteSet) -> Result<(), Error> {
+        let mut plan = Commit::plan(&self.ctx, self.dialect(), &set)?;
+        let registered = match &plan.lookup {
+            Some(lookup) => {
+                self.ctx.record_sql(lookup);
+                match tx.query(lookup, registry::ROW_TYPES).await {
+                    Ok(rows) => rows,
+                    Err(e) => {
+                        tx.rollback().await.ok();
+                        return Err(e.into());
+                    }
+                }
+            }
+            None => Vec::new(),
+        };
+        plan.complete(&mut set, &registered)?;
         // Made before the COMMIT: should this future be dropped while the commit's
         // outcome is unknown, the entry stays pending in this process (its reads
         // bypass the cache until it is applied) rather than forgotten.

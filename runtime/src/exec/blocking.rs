@@ -16,6 +16,7 @@ use crate::error::Error;
 use crate::model::Model;
 use crate::outbox;
 use crate::prepared::Filter;
+use crate::registry::{self, Registration};
 
 /// A store's context, database and cache, run blocking.
 #[derive(Debug)]
@@ -96,7 +97,9 @@ impl Driver {
     pub(crate) fn ensure_outbox(&self) -> Result<(), Error> {
         if !self.ctx.settings.manage_schema {
             let drift = self.run(CheckSchema::new(self.dialect(), outbox::schema())?)?;
-            return outbox_usable(&outbox::schema().table, &drift);
+            outbox_usable(&outbox::schema().table, &drift)?;
+            let drift = self.run(CheckSchema::new(self.dialect(), registry::schema())?)?;
+            return no_drift(&registry::schema().table, &drift);
         }
         let dialect = self.dialect();
         self.db.execute_ddl(&outbox::create_statements(dialect))?;
@@ -104,7 +107,47 @@ impl Driver {
         if self.db.query(&probe, outbox::ROW_TYPES).is_err() {
             self.db.execute_ddl(&[outbox::add_moved_column(dialect)])?;
         }
+        self.db.execute_ddl(&registry::create_statements(dialect))?;
         Ok(())
+    }
+
+    /// Records `schema`'s indexes in the index registry, in one transaction taken
+    /// under the registration's locks (`crate::registry`).
+    pub(crate) fn register_indexes(&self, schema: &'static Schema) -> Result<(), Error> {
+        let Some(registration) = Registration::new(self.dialect(), schema)? else { return Ok(()) };
+        let mut held = None;
+        if !registration.hold.is_empty() {
+            let mut conn = self.db.begin()?;
+            for statement in &registration.hold {
+                self.ctx.record_sql(statement);
+                conn.as_tx().execute(statement)?;
+            }
+            held = Some(conn);
+        }
+        let registered = self.db.transaction(&mut |tx| {
+            for statement in &registration.begin {
+                self.ctx.record_sql(statement);
+                tx.execute(statement)?;
+            }
+            self.ctx.record_sql(&registration.lookup);
+            let rows = tx.query(&registration.lookup, registry::ROW_TYPES)?;
+            for insert in registration.inserts(&rows) {
+                self.ctx.record_sql(&insert);
+                tx.execute(&insert)?;
+            }
+            Ok(())
+        });
+        // Released whatever happened: a rollback would not release these locks, and
+        // the connection goes back to the pool.
+        if let (Some(mut conn), Some(end)) = (held, &registration.end) {
+            self.ctx.record_sql(end);
+            let released = conn.as_tx().execute(end);
+            registered?;
+            released?;
+            conn.commit()?;
+            return Ok(());
+        }
+        Ok(registered?)
     }
 
     /// Checks that `schema`'s table has every column and index memdex creates for it.
@@ -190,6 +233,14 @@ impl Driver {
             // the plan is dropped after the rollback and gives its done entries back.
             let plan = commit
                 .insert(Commit::plan(&self.ctx, self.dialect(), &set).map_err(|e| DbError::query(e.to_string()))?);
+            let registered = match &plan.lookup {
+                Some(lookup) => {
+                    self.ctx.record_sql(lookup);
+                    tx.query(lookup, registry::ROW_TYPES)?
+                }
+                None => Vec::new(),
+            };
+            plan.complete(&mut set, &registered).map_err(|e| DbError::query(e.to_string()))?;
             for statement in &plan.statements {
                 self.ctx.record_sql(statement);
                 tx.execute(statement)?;
