@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use memdex::cache::in_process::InProcessCache;
 use memdex::cache::{CacheBackend, CacheConfig, CacheOp};
-use memdex::{Col, Error, Store, Value};
+use memdex::{Col, Error, Model, Store, Value};
 use memdex_tests::differential::*;
 
 // ---------------------------------------------------------------------------
@@ -232,19 +232,74 @@ fn k10_row_moving_out_of_an_uncached_node_is_lost_while_its_append_is_in_flight(
 /// read fills it from the database (RELIABILITY.md, K11).
 #[test]
 fn k11_append_refused_for_size_leaves_the_node_without_the_id() {
-    let store = Store::builder().sqlite_in_memory().in_process_cache().max_value_size(64).build().expect("store");
-    store.migrate::<Row>().expect("migrate");
-    // Node cat=1 lists ids 10..=29: "#1\n" and twenty "NN," records, 63 bytes.
+    let (store, _steps) = k11_store();
     for id in 10..30 {
         store.insert(&Row { cat: 1, ..row(id) }).expect("insert");
     }
     store.insert(&Row { cat: 2, ..row(30) }).expect("insert");
-    let ids = |store: &Store| -> Vec<i64> {
-        store.recall_text::<Row>("lambda r: r.cat == 1", &[]).expect("read").iter().map(|r| r.id).collect()
-    };
-    assert_eq!(ids(&store), (10..30).collect::<Vec<_>>(), "cat=1 filled");
+    assert_eq!(k11_ids(&store), (10..30).collect::<Vec<_>>(), "cat=1 filled");
+    assert_eq!(k11_ids(&store), (10..30).collect::<Vec<_>>(), "cat=1 hot");
+    assert_eq!(store.stats().node_hits, 1, "the node is cached: {:?}", store.stats());
     store.update(&Row { cat: 1, ..row(30) }).expect("move row 30 into the full node");
-    assert_eq!(ids(&store), (10..31).collect::<Vec<_>>(), "row 30 is in category 1");
+    assert_eq!(k11_ids(&store), (10..31).collect::<Vec<_>>(), "row 30 is in category 1");
+}
+
+/// A store whose cache is full for node `cat == 1`: every append to it is refused
+/// (`NotStored`, as memcached answers "object too large") while the node stays
+/// cached, exactly K11's condition whatever the node format's record size.
+fn k11_store() -> (Store, memdex_tests::stepping::Stepping) {
+    let steps = memdex_tests::stepping::Stepping::new(Arc::new(InProcessCache::new(CacheConfig::default())));
+    let schema = Row::schema();
+    let index = schema.indexes.iter().position(|ix| ix.columns == [CAT]).expect("an index on cat");
+    let full = memdex::grammar::keys::KeySpace::new("k11", schema, 0)
+        .node(schema, &memdex::grammar::plan::NodeRef { index: Some(index), values: vec![Value::Int(1)] });
+    steps.on_batch(move |ops, inner| {
+        let replies = ops
+            .iter()
+            .map(|op| match op {
+                CacheOp::Append { key, .. } if *key == full => Ok(memdex::cache::CacheReply::NotStored),
+                _ => inner.run(std::slice::from_ref(op)).remove(0),
+            })
+            .collect();
+        memdex_tests::stepping::Step::Reply(replies)
+    });
+    let store = Store::builder()
+        .sqlite_in_memory()
+        .namespace("k11")
+        .cache(Box::new(steps.clone()))
+        .near_cache_capacity(0)
+        .build()
+        .expect("store");
+    store.migrate::<Row>().expect("migrate");
+    (store, steps)
+}
+
+fn k11_ids(store: &Store) -> Vec<i64> {
+    store.recall_text::<Row>("lambda r: r.cat == 1", &[]).expect("read").iter().map(|r| r.id).collect()
+}
+
+/// K11 in a transaction of several writes: the refused append of its *last* write
+/// is found as well as its first's, however many appends the writes before it made
+/// (the batch holds every write's appends, each followed by its check, then the
+/// object deletes).
+#[test]
+fn k11_the_refused_append_of_any_write_of_a_transaction_is_found() {
+    let (store, _steps) = k11_store();
+    for id in 10..30 {
+        store.insert(&Row { cat: 1, ..row(id) }).expect("insert");
+    }
+    store.insert(&Row { cat: 2, ..row(30) }).expect("insert");
+    store.insert(&Row { cat: 3, ..row(31) }).expect("insert");
+    store.insert(&Row { cat: 3, ..row(32) }).expect("insert");
+    assert_eq!(k11_ids(&store), (10..30).collect::<Vec<_>>(), "cat=1 filled");
+    store
+        .transaction(|tx| {
+            tx.update(&Row { cat: 3, name: "renamed".into(), tag: "u".into(), ..row(31) })?;
+            tx.update(&Row { cat: 3, name: "renamed".into(), tag: "u".into(), ..row(32) })?;
+            tx.update(&Row { cat: 1, ..row(30) })
+        })
+        .expect("edit rows 31 and 32, then move row 30 into the full node");
+    assert_eq!(k11_ids(&store), (10..31).collect::<Vec<_>>(), "row 30 is in category 1");
 }
 
 // Bugs found by the differential run. K1–K5 are fixed (RELIABILITY.md, "What was
