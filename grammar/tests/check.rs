@@ -207,3 +207,11 @@ fn aggregates() {
     let text: Vec<String> = inputs.iter().map(|s| format!("{s}\n{}\n", aggregate(s))).collect();
     insta::assert_snapshot!("aggregates", text.join("\n"));
 }
+
+/// An integer parameter compares numerically with a float field, on either side.
+#[test]
+fn an_int_parameter_compares_with_a_float_field_on_either_side() {
+    for src in ["lambda c: c.price > cat", "lambda c: cat < c.price", "lambda c: cat == c.price or c.price != cat"] {
+        assert_eq!(kinds(src), vec![], "{src}");
+    }
+}
