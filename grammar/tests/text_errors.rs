@@ -157,7 +157,11 @@ fn a_span_inside_a_character_renders_without_panicking() {
     let src = "lambda c: c.name == 'é'";
     let inside = src.find('é').map_or(0, |at| at + 1);
     let error = Error::new(ErrorKind::Syntax { expected: "x".into() }, Span::new(inside, inside + 1));
-    let rendered = Errors::from(error).render(src);
+    let errors = Errors::from(error);
+    assert!(!errors.is_empty() && Errors::default().is_empty());
+    let rendered = errors.render(src);
+    // The caret starts at the character the span falls inside (column 22), not after it.
+    assert!(rendered.contains("--> line 1, column 22\n"), "{rendered}");
     assert!(rendered.contains("^"), "{rendered}");
     assert_eq!(Errors::from(Error::new(ErrorKind::Syntax { expected: "x".into() }, Span::new(0, 1))).iter().count(), 1);
 }
