@@ -16,6 +16,14 @@ use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 fn main() {
+    // `exit` runs no destructors: the survey returns first, so that the world's
+    // memcached servers and databases are stopped and dropped before the process ends.
+    let disagreements = survey();
+    std::process::exit(disagreements.min(255) as i32);
+}
+
+/// Runs the cases and prints every disagreement; returns how many queries disagreed.
+fn survey() -> u32 {
     let mut world = World::new(Coverage::Full);
     let seed = env_u64("MEMDEX_DIFF_SEED", 1);
     let mut seed_bytes = [0u8; 32];
@@ -45,7 +53,7 @@ fn main() {
         }
     }
     println!("{cases} cases (seed {seed}): {disagreements} disagreeing queries");
-    std::process::exit(disagreements.min(255) as i32);
+    disagreements
 }
 
 /// One line per disagreement (the query, its lane, and the line that says what
