@@ -215,3 +215,17 @@ fn an_int_parameter_compares_with_a_float_field_on_either_side() {
         assert_eq!(kinds(src), vec![], "{src}");
     }
 }
+
+/// Rejected without fail, each with its own message: an integer field plus a float
+/// field (no implicit widening of a column), a list as the needle of `in`, and a JSON
+/// field in a filter (stored, never queried).
+#[test]
+fn mixed_types_list_needles_and_json_fields_are_rejected() {
+    for src in ["lambda c: c.category_id + c.price > 1", "lambda c: ids in (1, 2)", "lambda c: ids in ids"] {
+        assert!(matches!(kinds(src).as_slice(), [ErrorKind::TypeMismatch { .. }, ..]), "{src}: {:?}", kinds(src));
+    }
+    let docs = Schema::new("Doc", "doc").column("id", Type::Int, false).column("body", Type::Json, false).key("id");
+    let lambda = text::parse("lambda d: d.body == 'x' or d.id == 1").unwrap_or_else(|e| unreachable!("{e}"));
+    let errors = check::filter(&docs, &lambda.body, &param_types).err().unwrap_or_default();
+    assert_eq!(errors.iter().count(), 1, "{errors:?}");
+}
