@@ -225,7 +225,10 @@ fn mixed_types_list_needles_and_json_fields_are_rejected() {
         assert!(matches!(kinds(src).as_slice(), [ErrorKind::TypeMismatch { .. }, ..]), "{src}: {:?}", kinds(src));
     }
     let docs = Schema::new("Doc", "doc").column("id", Type::Int, false).column("body", Type::Json, false).key("id");
-    let lambda = text::parse("lambda d: d.body == 'x' or d.id == 1").unwrap_or_else(|e| unreachable!("{e}"));
+    let src = "lambda d: d.body == 'x' or d.id == 1";
+    let lambda = text::parse(src).unwrap_or_else(|e| unreachable!("{e}"));
     let errors = check::filter(&docs, &lambda.body, &param_types).err().unwrap_or_default();
     assert_eq!(errors.iter().count(), 1, "{errors:?}");
+    let rendered = errors.render(src);
+    assert!(rendered.contains("storing and reading JSON fields"), "the JSON field is named as such: {rendered}");
 }
