@@ -101,10 +101,10 @@ impl WriteSet {
         for row in written.iter() {
             let mut added: Vec<String> = Vec::new();
             let record = codec::entry_record(&row.key, row.etag);
+            let own: Vec<RegisteredIndex> =
+                row.schema.indexes.iter().map(|ix| RegisteredIndex::of(row.schema, ix)).collect();
             for (table, index) in &registered {
-                if *table != row.schema.table
-                    || row.schema.indexes.iter().any(|own| RegisteredIndex::of(row.schema, own) == *index)
-                {
+                if *table != row.schema.table || own.contains(index) {
                     continue;
                 }
                 let Some(def) = index.bind(row.schema) else { continue };
