@@ -698,7 +698,7 @@ fn a_reader_drops_the_stale_copy_the_database_showed_it() {
     let build = |cache: Box<dyn CacheBackend>| {
         db.builder().namespace("stale").cache(cache).near_cache_capacity(0).outbox(QUIET, QUIET).build().expect("store")
     };
-    let reader = build(Box::new(Stepping::new(cache.clone())));
+    let reader = build(writer_steps.plain());
     let writer = build(Box::new(writer_steps.clone()));
     reader.migrate::<Item>().expect("migrate");
     reader.insert(&item(1, 5)).unwrap();

@@ -232,7 +232,7 @@ fn k10_row_moving_out_of_an_uncached_node_is_lost_while_its_append_is_in_flight(
 /// read fills it from the database (RELIABILITY.md, K11).
 #[test]
 fn k11_append_refused_for_size_leaves_the_node_without_the_id() {
-    let (store, _steps) = k11_store();
+    let store = k11_store();
     for id in 10..30 {
         store.insert(&Row { cat: 1, ..row(id) }).expect("insert");
     }
@@ -247,7 +247,7 @@ fn k11_append_refused_for_size_leaves_the_node_without_the_id() {
 /// A store whose cache is full for node `cat == 1`: every append to it is refused
 /// (`NotStored`, as memcached answers "object too large") while the node stays
 /// cached, exactly K11's condition whatever the node format's record size.
-fn k11_store() -> (Store, memdex_tests::stepping::Stepping) {
+fn k11_store() -> Store {
     let steps = memdex_tests::stepping::Stepping::new(Arc::new(InProcessCache::new(CacheConfig::default())));
     let schema = Row::schema();
     let index = schema.indexes.iter().position(|ix| ix.columns == [CAT]).expect("an index on cat");
@@ -266,12 +266,12 @@ fn k11_store() -> (Store, memdex_tests::stepping::Stepping) {
     let store = Store::builder()
         .sqlite_in_memory()
         .namespace("k11")
-        .cache(Box::new(steps.clone()))
+        .cache(Box::new(steps))
         .near_cache_capacity(0)
         .build()
         .expect("store");
     store.migrate::<Row>().expect("migrate");
-    (store, steps)
+    store
 }
 
 fn k11_ids(store: &Store) -> Vec<i64> {
@@ -284,7 +284,7 @@ fn k11_ids(store: &Store) -> Vec<i64> {
 /// object deletes).
 #[test]
 fn k11_the_refused_append_of_any_write_of_a_transaction_is_found() {
-    let (store, _steps) = k11_store();
+    let store = k11_store();
     for id in 10..30 {
         store.insert(&Row { cat: 1, ..row(id) }).expect("insert");
     }
