@@ -62,6 +62,7 @@
 
 #![warn(missing_docs)]
 
+pub mod capture;
 pub mod check;
 pub mod decimal;
 pub mod error;

@@ -7,10 +7,13 @@
 
 use sqlparser::ast::helpers::attached_token::AttachedToken;
 use sqlparser::ast::{
-    BinaryOperator, CaseWhen, CastKind, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
-    FunctionArguments, GroupByExpr, Ident, ObjectName, Query, Select, SelectFlavor, SelectItem, SetExpr, TableFactor,
-    TableWithJoins, UnaryOperator, Value as SqlValue,
+    BeginEndStatements, BinaryOperator, CaseWhen, CastKind, ConditionalStatements, CreateFunction, CreateFunctionBody,
+    CreateTrigger, DataType, DollarQuotedString, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
+    FunctionArguments, FunctionDesc, FunctionReturnType, GroupByExpr, Ident, ObjectName, Query, Select, SelectFlavor,
+    SelectItem, SetExpr, Statement, TableFactor, TableWithJoins, TriggerEvent, TriggerExecBody, TriggerExecBodyType,
+    TriggerObject, TriggerObjectKind, TriggerPeriod, UnaryOperator, Value as SqlValue,
 };
+use sqlparser::tokenizer::{Token, TokenWithSpan};
 
 /// A quoted identifier (`"order"`, `` `order` ``): tables and columns may be keywords.
 pub(crate) fn ident(quote: char, name: &str) -> Ident {
@@ -140,6 +143,15 @@ pub(crate) fn select(projection: Vec<Expr>, from: ObjectName, selection: Option<
 /// [`select`] over projection items built by the caller (all columns are built as
 /// items directly, without a vector of expressions in between).
 pub(crate) fn select_items(projection: Vec<SelectItem>, from: ObjectName, selection: Option<Expr>) -> Select {
+    select_over(projection, vec![table(from)], selection)
+}
+
+/// `SELECT <projection> [WHERE <selection>]` with no `FROM`: one row, or none.
+pub(crate) fn select_values(projection: Vec<Expr>, selection: Option<Expr>) -> Select {
+    select_over(projection.into_iter().map(SelectItem::UnnamedExpr).collect(), Vec::new(), selection)
+}
+
+fn select_over(projection: Vec<SelectItem>, from: Vec<TableWithJoins>, selection: Option<Expr>) -> Select {
     Select {
         select_token: AttachedToken::empty(),
         optimizer_hints: Vec::new(),
@@ -150,7 +162,7 @@ pub(crate) fn select_items(projection: Vec<SelectItem>, from: ObjectName, select
         projection,
         exclude: None,
         into: None,
-        from: vec![table(from)],
+        from,
         lateral_views: Vec::new(),
         prewhere: None,
         selection,
@@ -215,4 +227,90 @@ pub(crate) fn float(x: f64) -> Expr {
 /// needs, such as MySQL's maximal `LIMIT`).
 pub(crate) fn constant_number_text(digits: &str) -> Expr {
     Expr::value(SqlValue::Number(digits.to_owned(), false))
+}
+
+/// What a trigger runs.
+pub(crate) enum TriggerBody {
+    /// `BEGIN s1; s2; END`.
+    Statements(Vec<Statement>),
+    /// `EXECUTE FUNCTION f()` (PostgreSQL).
+    Function(ObjectName),
+}
+
+/// `CREATE [OR REPLACE] TRIGGER name AFTER event ON table FOR EACH ROW body`.
+pub(crate) fn create_trigger(
+    name: ObjectName,
+    table: ObjectName,
+    event: TriggerEvent,
+    or_replace: bool,
+    body: TriggerBody,
+) -> Statement {
+    let (exec_body, statements) = match body {
+        TriggerBody::Statements(statements) => (
+            None,
+            Some(ConditionalStatements::BeginEnd(BeginEndStatements {
+                begin_token: AttachedToken(TokenWithSpan::wrap(Token::make_keyword("BEGIN"))),
+                statements,
+                end_token: AttachedToken(TokenWithSpan::wrap(Token::make_keyword("END"))),
+            })),
+        ),
+        TriggerBody::Function(name) => (
+            Some(TriggerExecBody {
+                exec_type: TriggerExecBodyType::Function,
+                func_desc: FunctionDesc { name, args: Some(Vec::new()) },
+            }),
+            None,
+        ),
+    };
+    Statement::CreateTrigger(CreateTrigger {
+        or_alter: false,
+        temporary: false,
+        or_replace,
+        is_constraint: false,
+        name,
+        period: Some(TriggerPeriod::After),
+        period_before_table: true,
+        events: vec![event],
+        table_name: table,
+        referenced_table_name: None,
+        referencing: Vec::new(),
+        trigger_object: Some(TriggerObjectKind::ForEach(TriggerObject::Row)),
+        condition: None,
+        exec_body,
+        statements_as: false,
+        statements,
+        characteristics: None,
+    })
+}
+
+/// `CREATE OR REPLACE FUNCTION name() RETURNS returns AS $memdex$body$memdex$
+/// LANGUAGE language`. The body is text memdex rendered itself, from its own
+/// statements, which never hold `$memdex$`.
+pub(crate) fn create_function(name: ObjectName, returns: DataType, language: &str, body: String) -> CreateFunction {
+    CreateFunction {
+        or_alter: false,
+        or_replace: true,
+        temporary: false,
+        if_not_exists: false,
+        name,
+        args: Some(Vec::new()),
+        return_type: Some(FunctionReturnType::DataType(returns)),
+        function_body: Some(CreateFunctionBody::AsBeforeOptions {
+            body: Expr::value(SqlValue::DollarQuotedString(DollarQuotedString {
+                value: body,
+                tag: Some("memdex".to_owned()),
+            })),
+            link_symbol: None,
+        }),
+        behavior: None,
+        called_on_null: None,
+        parallel: None,
+        security: None,
+        set_params: Vec::new(),
+        using: None,
+        language: Some(Ident::new(language)),
+        determinism_specifier: None,
+        options: None,
+        remote_connection: None,
+    }
 }

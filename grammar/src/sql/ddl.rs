@@ -67,6 +67,12 @@ pub fn add_column(d: Dialect, schema: &Schema, column: usize) -> String {
 ///   longer than PostgreSQL can index is refused by [`check_indexed_text`] before
 ///   it reaches the database.
 pub fn create_table(d: Dialect, schema: &Schema) -> Vec<String> {
+    create_table_with(d, schema, false)
+}
+
+/// [`create_table`]; with `auto_key`, the (integer) key numbers the rows itself
+/// when an insert leaves it out (`SqlDialect::auto_key`).
+pub(crate) fn create_table_with(d: Dialect, schema: &Schema, auto_key: bool) -> Vec<String> {
     let dialect = d.imp();
     let q = dialect.quote();
     let columns = schema
@@ -92,6 +98,9 @@ pub fn create_table(d: Dialect, schema: &Schema) -> Vec<String> {
                         characteristics: None,
                     }),
                 });
+                if auto_key {
+                    options.extend(dialect.auto_key().into_iter().map(|option| ColumnOptionDef { name: None, option }));
+                }
             }
             if let (Type::Text, Some(collation)) = (c.ty, dialect.text_collation()) {
                 options.push(ColumnOptionDef { name: None, option: ColumnOption::Collation(collation) });
@@ -365,13 +374,24 @@ fn insert_with(d: Dialect, schema: &Schema, row: &[Value], on: Option<sqlparser:
             closing_token: AttachedToken::empty(),
         }],
     }));
-    let statement = Insert {
+    let statement = insert_statement(e.table(), columns, source, on);
+    finish(Statement::Insert(statement), e)
+}
+
+/// `INSERT INTO table (columns) source [on]`.
+pub(crate) fn insert_statement(
+    table: ObjectName,
+    columns: Vec<ObjectName>,
+    source: sqlparser::ast::Query,
+    on: Option<sqlparser::ast::OnInsert>,
+) -> Insert {
+    Insert {
         insert_token: AttachedToken::empty(),
         optimizer_hints: Vec::new(),
         or: None,
         ignore: false,
         into: true,
-        table: TableObject::TableName(e.table()),
+        table: TableObject::TableName(table),
         table_alias: None,
         columns,
         by_name: false,
@@ -394,8 +414,7 @@ fn insert_with(d: Dialect, schema: &Schema, row: &[Value], on: Option<sqlparser:
         multi_table_into_clauses: Vec::new(),
         multi_table_when_clauses: Vec::new(),
         multi_table_else_clause: None,
-    };
-    finish(Statement::Insert(statement), e)
+    }
 }
 
 /// `key = ?` for the schema's key.

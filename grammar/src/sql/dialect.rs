@@ -3,16 +3,19 @@
 //! asks which dialect it is emitting for.
 
 use sqlparser::ast::{
-    Assignment, AssignmentTarget, BinaryOperator, DataType, ExactNumberInfo, Expr, FunctionArg, FunctionArgExpr, Ident,
-    InTarget, Lock, LockTable, LockTableMode, LockTableTarget, LockTableType, ObjectName, OnConflict, OnConflictAction,
-    OnInsert, SetExpr, Statement, TableFactor, TableFunctionArgs, UnaryOperator,
+    Assignment, AssignmentTarget, BinaryOperator, ColumnOption, DataType, DateTimeField, DropTrigger, ExactNumberInfo,
+    Expr, ExtractSyntax, FunctionArg, FunctionArgExpr, GeneratedAs, Ident, InTarget, Lock, LockTable, LockTableMode,
+    LockTableTarget, LockTableType, ObjectName, OnConflict, OnConflictAction, OnInsert, SetExpr, Statement,
+    TableFactor, TableFunctionArgs, TriggerEvent, UnaryOperator,
 };
+use sqlparser::tokenizer::Token;
 
 use super::SqlError;
 use super::ast::{
     self, binary, boolean, case, cast, constant_string, float, function, function_with_args, nested, number, operand,
     unary,
 };
+use crate::capture::SessionMark;
 use crate::ir::{ArithOp, StrOp};
 use crate::value::{Type, Value};
 
@@ -277,6 +280,60 @@ pub(crate) trait SqlDialect {
     /// case (SQLite does, and MySQL for columns and indexes); by default not.
     fn identifiers_ignore_case(&self) -> bool {
         false
+    }
+
+    /// The options that make an integer primary key number its rows itself (the
+    /// captured changes' ids); by default none: SQLite's `INTEGER PRIMARY KEY` is
+    /// the rowid, assigned when an insert leaves it out.
+    fn auto_key(&self) -> Vec<ColumnOption> {
+        Vec::new()
+    }
+
+    /// A row image as a capture trigger records it: a JSON array of `values`
+    /// ([`SqlDialect::image_value`]), as text.
+    fn image(&self, values: Vec<Expr>) -> Expr {
+        function("json_array", values)
+    }
+
+    /// `column` (of type `ty`) as an element of [`SqlDialect::image`] that the drain
+    /// turns back into exactly the value a key spells. By default the column itself
+    /// (integers, text, booleans and timestamps are JSON numbers, strings or
+    /// booleans as they are), byte strings and UUIDs as hex, and floats as the 17
+    /// significant digits that read back as the same double (SQLite's JSON writes
+    /// 15).
+    fn image_value(&self, column: Expr, ty: Type) -> Expr {
+        match ty {
+            Type::Bytes | Type::Uuid => function("hex", vec![column]),
+            Type::Float => function("printf", vec![constant_string("%!.17g"), column]),
+            _ => column,
+        }
+    }
+
+    /// The condition under which a capture trigger records a write: the session is
+    /// not one of memdex's, which keep the cache right themselves
+    /// (`capture::SessionMark`, set on every connection memdex opens).
+    fn outside_memdex(&self) -> Expr;
+
+    /// The statements that install the trigger `name` on `table`, running `body`
+    /// for each row `event` touches, in place of one by that name. By default
+    /// SQLite's: `DROP TRIGGER IF EXISTS` then `CREATE TRIGGER … BEGIN body; END`
+    /// (run in one transaction, so no write goes uncaptured in between).
+    fn capture_trigger(&self, name: &str, table: &str, event: TriggerEvent, body: Statement) -> Vec<Statement> {
+        let q = self.quote();
+        let drop = Statement::DropTrigger(DropTrigger {
+            if_exists: true,
+            trigger_name: ast::object_name(q, name),
+            table_name: None,
+            option: None,
+        });
+        let create = ast::create_trigger(
+            ast::object_name(q, name),
+            ast::object_name(q, table),
+            event,
+            false,
+            ast::TriggerBody::Statements(vec![body]),
+        );
+        vec![drop, create]
     }
 }
 
@@ -576,6 +633,18 @@ impl SqlDialect for Sqlite {
     fn locks_rows(&self) -> bool {
         false
     }
+
+    /// `(SELECT cache_size FROM pragma_cache_size) <> -8191`: SQLite has no session
+    /// variables, and a trigger may not read a connection's `temp` tables, but it
+    /// may read the connection's page cache size, which memdex sets on its own
+    /// connections to a size no other client picks by accident.
+    fn outside_memdex(&self) -> Expr {
+        let size =
+            ast::select(vec![Expr::Identifier(Ident::new("cache_size"))], ast::plain_name("pragma_cache_size"), None);
+        let size = Expr::Subquery(Box::new(ast::query(SetExpr::Select(Box::new(size)))));
+        let mark = unary(UnaryOperator::Minus, number(SessionMark::SQLITE_CACHE_SIZE.unsigned_abs()));
+        binary(size, BinaryOperator::NotEq, mark)
+    }
 }
 
 /// PostgreSQL.
@@ -628,6 +697,65 @@ impl SqlDialect for Postgres {
 
     fn returns_old_rows(&self) -> bool {
         true
+    }
+
+    fn auto_key(&self) -> Vec<ColumnOption> {
+        vec![ColumnOption::Generated {
+            generated_as: GeneratedAs::ByDefault,
+            sequence_options: None,
+            generation_expr: None,
+            generation_expr_mode: None,
+            generated_keyword: true,
+        }]
+    }
+
+    fn image(&self, values: Vec<Expr>) -> Expr {
+        function("json_build_array", values)
+    }
+
+    /// Timestamps as microseconds since 1970 (`EXTRACT(EPOCH …)` is an exact
+    /// numeric), byte strings as hex; floats are exact as they are (PostgreSQL
+    /// writes the shortest text that reads back as the same double, and
+    /// `"Infinity"`/`"NaN"` as strings), UUIDs as their text.
+    fn image_value(&self, column: Expr, ty: Type) -> Expr {
+        match ty {
+            Type::Timestamp => {
+                let epoch =
+                    Expr::Extract { field: DateTimeField::Epoch, syntax: ExtractSyntax::From, expr: Box::new(column) };
+                cast(nested(binary(epoch, BinaryOperator::Multiply, number(1_000_000))), DataType::BigInt(None))
+            }
+            Type::Bytes => function("encode", vec![column, constant_string("hex")]),
+            _ => column,
+        }
+    }
+
+    /// `current_setting('memdex.writer', true) IS DISTINCT FROM 'on'`: memdex sets
+    /// the custom setting in the startup packet of its connections; `true` makes an
+    /// unset one NULL rather than an error.
+    fn outside_memdex(&self) -> Expr {
+        let setting = function("current_setting", vec![constant_string(SessionMark::POSTGRES_SETTING), boolean(true)]);
+        Expr::IsDistinctFrom(Box::new(setting), Box::new(constant_string("on")))
+    }
+
+    /// A trigger function in PL/pgSQL (`CREATE OR REPLACE FUNCTION … RETURNS TRIGGER`)
+    /// running `body`, and `CREATE OR REPLACE TRIGGER … EXECUTE FUNCTION` (both
+    /// replace in place, so no write goes uncaptured in between).
+    fn capture_trigger(&self, name: &str, table: &str, event: TriggerEvent, body: Statement) -> Vec<Statement> {
+        let q = self.quote();
+        let function = Statement::CreateFunction(ast::create_function(
+            ast::object_name(q, name),
+            DataType::Trigger,
+            "plpgsql",
+            format!("BEGIN {body}; RETURN NULL; END"),
+        ));
+        let trigger = ast::create_trigger(
+            ast::object_name(q, name),
+            ast::object_name(q, table),
+            event,
+            true,
+            ast::TriggerBody::Function(ast::object_name(q, name)),
+        );
+        vec![function, trigger]
     }
 
     // The catalog rather than `information_schema`: a table is found the way the
@@ -929,6 +1057,42 @@ impl SqlDialect for MySql {
 
     fn identifiers_ignore_case(&self) -> bool {
         true
+    }
+
+    fn auto_key(&self) -> Vec<ColumnOption> {
+        vec![ColumnOption::DialectSpecific(vec![Token::make_keyword("AUTO_INCREMENT")])]
+    }
+
+    fn image(&self, values: Vec<Expr>) -> Expr {
+        function("JSON_ARRAY", values)
+    }
+
+    /// Byte strings and UUIDs (`BINARY(16)`) as hex; doubles are exact as they are
+    /// (MariaDB writes the shortest text that reads back as the same double).
+    fn image_value(&self, column: Expr, ty: Type) -> Expr {
+        match ty {
+            Type::Bytes | Type::Uuid => function("HEX", vec![column]),
+            _ => column,
+        }
+    }
+
+    /// `@memdex_writer IS NULL`: memdex sets the user variable on its connections
+    /// (the pool's init statements, run again after every connection reset).
+    fn outside_memdex(&self) -> Expr {
+        Expr::IsNull(Box::new(Expr::Identifier(Ident::new(SessionMark::MYSQL_VARIABLE))))
+    }
+
+    /// `CREATE OR REPLACE TRIGGER … BEGIN body; END`: replaced in place, since
+    /// every DDL statement commits on its own in MySQL.
+    fn capture_trigger(&self, name: &str, table: &str, event: TriggerEvent, body: Statement) -> Vec<Statement> {
+        let q = self.quote();
+        vec![ast::create_trigger(
+            ast::object_name(q, name),
+            ast::object_name(q, table),
+            event,
+            true,
+            ast::TriggerBody::Statements(vec![body]),
+        )]
     }
 
     fn quote(&self) -> char {

@@ -29,6 +29,7 @@
 //! a table's shape back from the catalog and names how it differs from a schema.
 
 mod ast;
+mod capture;
 mod ddl;
 mod dialect;
 mod emit;
@@ -47,6 +48,7 @@ use crate::value::{Type, Value};
 use dialect::SqlDialect;
 use emit::Emitter;
 
+pub use capture::{capture_triggers, create_changes_table};
 pub use ddl::{
     IndexSpec, IndexedTextTooLong, add_column, check_indexed_text, create_table, delete, delete_returning_old,
     index_specs, insert, insert_or_keep, update, update_returning_old,
