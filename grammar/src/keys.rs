@@ -197,7 +197,7 @@ impl RegisteredIndex {
 }
 
 /// The text [`escape_text`] escaped; `None` for text it cannot have produced.
-pub(crate) fn unescape_text(s: &str) -> Option<String> {
+pub fn unescape_text(s: &str) -> Option<String> {
     let mut bytes = Vec::with_capacity(s.len());
     let mut it = s.bytes();
     while let Some(b) = it.next() {

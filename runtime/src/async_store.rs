@@ -11,6 +11,7 @@ use memdex_grammar::{Dialect, Value};
 use crate::cache::in_process::InProcessCache;
 use crate::cache::memcached::AsyncMemcached;
 use crate::engine::Context;
+use crate::engine::changes::ApplyChanges;
 use crate::engine::drain::Drain;
 use crate::engine::write::{RowWrite, WriteSet, check_storable};
 use crate::error::Error;
@@ -95,7 +96,11 @@ impl AsyncStore {
         // Registration is no DDL: a store that does not manage its schema registers
         // its model's indexes too, or the other versions' writes would not append to
         // the nodes of the indexes only this version declares.
-        driver.register_indexes(T::schema()).await
+        driver.register_indexes(T::schema()).await?;
+        if driver.ctx.settings.capture_outside_writes && driver.ctx.settings.manage_schema {
+            driver.install_capture(T::schema()).await?;
+        }
+        Ok(())
     }
 
     /// Checks that the model's table exists with every column and index
@@ -149,9 +154,14 @@ impl AsyncStore {
         select_text(&self.driver.ctx, text, params)
     }
 
-    /// Applies pending invalidations now.
+    /// Applies pending invalidations now (and the captured outside writes), as
+    /// [`Store::drain_outbox`](crate::Store::drain_outbox).
     pub async fn drain_outbox(&self) -> Result<usize, Error> {
-        self.driver.run(Drain::new(self.driver.env(), true)).await
+        let mut applied = self.driver.run(Drain::new(self.driver.env(), true)).await?;
+        if self.driver.ctx.capture.is_some() {
+            applied += self.driver.run(ApplyChanges::new(self.driver.env())).await?;
+        }
+        Ok(applied)
     }
 
     /// Counters since the store was built, with the cache servers' health and the

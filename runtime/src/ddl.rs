@@ -6,6 +6,7 @@
 use memdex_grammar::Dialect;
 use memdex_grammar::sql;
 
+use crate::capture;
 use crate::model::Model;
 use crate::outbox;
 use crate::registry;
@@ -95,5 +96,19 @@ pub fn ddl<T: Model>(dialect: Dialect) -> Vec<String> {
 pub fn outbox_ddl(dialect: Dialect) -> Vec<String> {
     let mut statements = outbox::create_statements(dialect);
     statements.extend(registry::create_statements(dialect));
+    statements
+}
+
+/// The statements that capture the writes made to `T`'s table outside memdex
+/// ([`StoreBuilder::capture_outside_writes`](crate::StoreBuilder::capture_outside_writes)):
+/// the table of captured changes (`memdex_changes`) if missing, and the triggers
+/// that fill it, replacing this version's earlier ones. A store that manages its
+/// schema runs them in `migrate` when it captures; with `manage_schema(false)` run
+/// them in one transaction of your own migration (on PostgreSQL and SQLite; MySQL
+/// commits each on its own). They need the right to create triggers (and, on
+/// PostgreSQL, functions).
+pub fn capture_ddl<T: Model>(dialect: Dialect) -> Vec<String> {
+    let mut statements = capture::create_statements(dialect);
+    statements.extend(capture::trigger_statements(dialect, T::schema()));
     statements
 }

@@ -941,6 +941,7 @@
 #[cfg(feature = "tokio")]
 mod async_store;
 pub mod cache;
+mod capture;
 mod codec;
 mod config;
 pub mod db;
@@ -971,7 +972,7 @@ pub mod __private;
 
 #[cfg(feature = "tokio")]
 pub use async_store::AsyncTransaction;
-pub use ddl::{ddl, outbox_ddl};
+pub use ddl::{capture_ddl, ddl, outbox_ddl};
 pub use error::Error;
 #[cfg(feature = "tokio")]
 pub use handle::AsyncStore;

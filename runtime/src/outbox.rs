@@ -33,7 +33,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use memdex_grammar::decimal::Digits;
-use memdex_grammar::ir::{CmpOp, Expr, ExprKind, Haystack};
+use memdex_grammar::ir::{CmpOp, Expr, ExprKind};
 use memdex_grammar::sql::{self, OrderBy, SelectSpec, SqlQuery};
 use memdex_grammar::{Dialect, Schema, Span, Type, Value};
 
@@ -256,12 +256,8 @@ pub(crate) fn in_flight_ids(rows: &[Vec<Value>], table: &str, key_type: Type) ->
 }
 
 pub(crate) fn delete_ids(dialect: Dialect, ids: &[i64]) -> Result<SqlQuery, DbError> {
-    let filter = Expr::new(
-        ExprKind::In { needle: Box::new(Expr::field("id", Span::DUMMY)), haystack: Haystack::Param("ids".into()) },
-        Span::DUMMY,
-    );
-    let params = vec![("ids".to_owned(), Value::List(ids.iter().map(|&i| Value::Int(i)).collect()))];
-    sql::delete_where(dialect, schema(), &filter, &params).map_err(|e| DbError::query(e.to_string()))
+    let keys: Vec<Value> = ids.iter().map(|&i| Value::Int(i)).collect();
+    sql::delete_keys(dialect, schema(), &keys).map_err(|e| DbError::query(e.to_string()))
 }
 
 /// `(table, key)` pairs as length-prefixed text (`5:items2:17…`): table names and

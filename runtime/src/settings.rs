@@ -18,6 +18,9 @@ pub(crate) struct Settings {
     /// Whether the store runs DDL (creates the outbox table at build, the model's
     /// table in `migrate`), or only checks that the tables are there.
     pub(crate) manage_schema: bool,
+    /// Whether `migrate` installs capture triggers and drains apply the changes
+    /// they record (`crate::capture`).
+    pub(crate) capture_outside_writes: bool,
 }
 
 /// Bytes of decoded objects a store keeps in its near cache by default.
@@ -41,10 +44,9 @@ impl Default for Settings {
             outbox_interval: Duration::from_secs(1),
             outbox_grace: Duration::from_secs(2),
             text_cache_capacity: DEFAULT_TEXT_CACHE_CAPACITY,
-            // Off by default: the stress test on PostgreSQL + memcached with tokio
-            // tasks found a stale read with it on (RELIABILITY.md), not yet explained.
             near_cache_capacity: DEFAULT_NEAR_CACHE_CAPACITY,
             manage_schema: true,
+            capture_outside_writes: false,
         }
     }
 }

@@ -65,6 +65,9 @@ stats! {
     writes,
     /// Outbox entries whose invalidations were applied by a drain.
     outbox_drained,
+    /// Rows written outside memdex whose cache keys a drain deleted (captured by
+    /// the triggers of `StoreBuilder::capture_outside_writes`).
+    outside_changes_applied,
     /// Writes whose cache batch failed after the commit (left to the outbox), and
     /// whose process bypasses the cache until it has applied them itself.
     outbox_deferred,

@@ -68,7 +68,11 @@ impl Store {
         // Registration is no DDL: a store that does not manage its schema registers
         // its model's indexes too, or the other versions' writes would not append to
         // the nodes of the indexes only this version declares.
-        driver.register_indexes(T::schema())
+        driver.register_indexes(T::schema())?;
+        if driver.ctx.settings.capture_outside_writes && driver.ctx.settings.manage_schema {
+            driver.install_capture(T::schema())?;
+        }
+        Ok(())
     }
 
     /// Checks that the model's table exists with every column and index
@@ -164,9 +168,15 @@ impl Store {
     }
 
     /// Applies pending invalidations (this process's, and any older than the grace
-    /// period from other processes) now, instead of at the next periodic drain.
+    /// period from other processes) now, instead of at the next periodic drain; with
+    /// [`StoreBuilder::capture_outside_writes`], the captured outside writes too.
+    /// Returns how many entries and changes it applied.
     pub fn drain_outbox(&self) -> Result<usize, Error> {
-        self.driver.run(crate::engine::drain::Drain::new(self.driver.env(), true))
+        let mut applied = self.driver.run(crate::engine::drain::Drain::new(self.driver.env(), true))?;
+        if self.driver.ctx.capture.is_some() {
+            applied += self.driver.run(crate::engine::changes::ApplyChanges::new(self.driver.env()))?;
+        }
+        Ok(applied)
     }
 
     /// "SQLite (in memory) + in-process cache", for banners and logs.
@@ -591,6 +601,28 @@ impl StoreBuilder {
     /// ```
     pub fn manage_schema(mut self, manage: bool) -> Self {
         self.settings.manage_schema = manage;
+        self
+    }
+
+    /// Whether this store keeps the cache right after writes made outside memdex —
+    /// a `psql` session, another service, a data migration (default `false`).
+    ///
+    /// With `true`, [`Store::migrate`] installs triggers on the model's table that
+    /// record the key and indexed columns of every row such a write touches, before
+    /// and after, in `memdex_changes` (in the write's own transaction; memdex's own
+    /// sessions are skipped). Each drain — every outbox interval, before a read or a
+    /// write ([`StoreBuilder::outbox`]) — deletes the cache keys those rows name and
+    /// then the rows. A read that starts more than an interval plus one drain after
+    /// an outside write committed sees it, from every process (as long as fewer
+    /// than 500 changes wait at once; each drain takes 500). Until then a read may
+    /// return what the cache held before the write.
+    ///
+    /// The cost falls on the outside writers: one more insert per row written, in
+    /// their transaction. memdex's own writes pay a comparison per row. Writes made
+    /// before the triggers exist are not captured. See
+    /// docs/outside-writers.md.
+    pub fn capture_outside_writes(mut self, capture: bool) -> Self {
+        self.settings.capture_outside_writes = capture;
         self
     }
 

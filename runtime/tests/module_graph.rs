@@ -17,7 +17,7 @@ const LAYERS: &[&[&str]] = &[
     &["tls"],
     &["codec", "settings", "model", "cache", "db", "near", "json", "enum_text"],
     &["error", "stats", "trace"],
-    &["prepared", "outbox", "registry", "config"],
+    &["prepared", "outbox", "registry", "capture", "config"],
     &["engine", "ddl"],
     &["exec"],
     &["handle"],

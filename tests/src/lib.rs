@@ -13,6 +13,7 @@ pub mod backends;
 pub mod certs;
 pub mod differential;
 pub mod models;
+pub mod outside;
 pub mod proxy;
 pub mod servers;
 pub mod shared_db;

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use memdex::{Store, StoreBuilder};
 
 use crate::backends::{mariadb, postgres};
+use crate::outside::OutsideSession;
 
 /// Where a [`SharedDb`] keeps its rows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,6 +69,11 @@ impl SharedDb {
     /// A directory for the test's other files, removed with the database.
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// A session on this database that is not memdex's (`crate::outside`).
+    pub fn outside(&self) -> OutsideSession {
+        OutsideSession::open(self.engine, &self.location)
     }
 
     /// A builder on this database and nothing else: one more process.

@@ -296,15 +296,16 @@ pub(crate) trait SqlDialect {
     }
 
     /// `column` (of type `ty`) as an element of [`SqlDialect::image`] that the drain
-    /// turns back into exactly the value a key spells. By default the column itself
+    /// turns back into the value a key spells. By default the column itself
     /// (integers, text, booleans and timestamps are JSON numbers, strings or
-    /// booleans as they are), byte strings and UUIDs as hex, and floats as the 17
-    /// significant digits that read back as the same double (SQLite's JSON writes
-    /// 15).
+    /// booleans as they are), byte strings and UUIDs as hex, and floats as decimal
+    /// text with 27 significant digits, which SQLite (whose JSON writes only 15)
+    /// converts to within one unit in the last place of the double, not exactly:
+    /// the drain reads such a float as approximate (`runtime::capture`).
     fn image_value(&self, column: Expr, ty: Type) -> Expr {
         match ty {
             Type::Bytes | Type::Uuid => function("hex", vec![column]),
-            Type::Float => function("printf", vec![constant_string("%!.17g"), column]),
+            Type::Float => function("printf", vec![constant_string("%!.26e"), column]),
             _ => column,
         }
     }

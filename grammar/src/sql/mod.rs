@@ -404,6 +404,25 @@ pub fn delete_where(d: Dialect, schema: &Schema, filter: &Expr, params: &dyn Par
     Ok(finish(ddl::delete_statement(&e, selection), e))
 }
 
+/// `DELETE FROM t WHERE key IN (keys)`: the rows of `schema`'s table with these keys
+/// (the applied entries of memdex's own tables).
+///
+/// # Errors
+///
+/// [`SqlError`]: never for a schema whose key column exists.
+pub fn delete_keys(d: Dialect, schema: &Schema, keys: &[Value]) -> Result<SqlQuery, SqlError> {
+    let key = &schema.key_column().field;
+    let filter = Expr::new(
+        crate::ir::ExprKind::In {
+            needle: Box::new(Expr::field(key, crate::span::Span::DUMMY)),
+            haystack: crate::ir::Haystack::Param("keys".into()),
+        },
+        crate::span::Span::DUMMY,
+    );
+    let params = vec![("keys".to_owned(), Value::List(keys.to_vec()))];
+    delete_where(d, schema, &filter, &params)
+}
+
 /// The statements that begin an index registration in its transaction: they lock
 /// `registry`'s table against other registrations, and `table`'s so that the
 /// registration waits for the write transactions in flight on it and new ones wait

@@ -27,6 +27,7 @@ use mysql::consts::{CapabilityFlags, ColumnType};
 use mysql::prelude::Queryable;
 use mysql::{Column, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, PooledConn};
 
+use memdex_grammar::capture::SessionMark;
 use memdex_grammar::sql::SqlQuery;
 use memdex_grammar::{Dialect, Type, Value};
 
@@ -149,6 +150,8 @@ fn session_setup(options: &MySqlOptions) -> Vec<String> {
         "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,ERROR_FOR_DIVISION_BY_ZERO'".to_owned(),
         "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED".to_owned(),
         format!("SET SESSION max_statement_time = {}.{:03}", millis / 1000, millis % 1000),
+        // The mark capture triggers skip (`memdex_grammar::capture::SessionMark`).
+        format!("SET {} = 1", SessionMark::MYSQL_VARIABLE),
     ]
 }
 

@@ -16,6 +16,7 @@ use tokio_postgres::types::private::BytesMut;
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type as PgType, to_sql_checked};
 use tokio_postgres::{Row, Statement};
 
+use memdex_grammar::capture::SessionMark;
 use memdex_grammar::{Type, Value};
 
 use super::postgres::PostgresOptions;
@@ -81,10 +82,11 @@ pub(crate) fn parse_config(params: &str, options: &PostgresOptions) -> Result<Co
     Ok(config)
 }
 
-/// Sets the session's `statement_timeout` in the startup packet (no round trip per
-/// client), after any options the parameters already carry.
+/// Sets the session's `statement_timeout`, and the mark capture triggers skip
+/// (`memdex_grammar::capture::SessionMark`), in the startup packet (no round trip
+/// per client), after any options the parameters already carry.
 fn set_statement_timeout(config: &mut Config, timeout: Duration) {
-    let setting = format!("-c statement_timeout={}", timeout.as_millis());
+    let setting = format!("-c statement_timeout={} -c {}=on", timeout.as_millis(), SessionMark::POSTGRES_SETTING);
     let options = match config.get_options() {
         Some(existing) if !existing.is_empty() => format!("{existing} {setting}"),
         _ => setting,

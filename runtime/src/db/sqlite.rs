@@ -30,6 +30,7 @@ use rusqlite::functions::FunctionFlags;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags};
 
+use memdex_grammar::capture::SessionMark;
 use memdex_grammar::sql::SqlQuery;
 use memdex_grammar::{Dialect, Type, Value};
 
@@ -221,6 +222,8 @@ fn open_connection(location: &Location, options: &SqliteOptions) -> Result<Conne
         }
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(connect_err)?;
     }
+    // The mark capture triggers skip (`memdex_grammar::capture::SessionMark`).
+    conn.pragma_update(None, "cache_size", SessionMark::SQLITE_CACHE_SIZE).map_err(connect_err)?;
     register_functions(&conn).map_err(connect_err)?;
     Ok(conn)
 }

@@ -10,7 +10,7 @@
 
 use memdex_grammar::sql::SqlQuery;
 
-use super::{Env, Label, Machine, Replies, SqlReply, SqlRequest, Step};
+use super::{CacheFacts, Env, Label, Machine, Replies, SqlReply, SqlRequest, Step};
 use crate::cache::{CacheOp, CacheReply};
 use crate::db::DbError;
 use crate::error::Error;
@@ -19,7 +19,7 @@ use crate::stats::Counters;
 
 /// What one entry's deletes came to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Applied {
+pub(super) enum Applied {
     /// Every key deleted (or already gone).
     All,
     /// Some failed, and the cache owes every one that failed (deletes them on
@@ -101,31 +101,35 @@ impl<'a> Drain<'a> {
         if statements.is_empty() { Phase::Done } else { Phase::Forget(statements) }
     }
 
-    /// One outcome per entry of a batch of their deletes.
     fn outcomes(&self, entries: &[Entry], replies: &Replies) -> Vec<Applied> {
-        let mut at = 0;
-        entries
-            .iter()
-            .map(|(_, keys)| {
-                let answers = replies.get(at..at + keys.len());
-                at += keys.len();
-                let Some(answers) = answers else { return Applied::Not };
-                let failed: Vec<&str> = keys
-                    .iter()
-                    .zip(answers)
-                    .filter(|(_, reply)| !matches!(reply, Ok(CacheReply::Deleted | CacheReply::NotFound)))
-                    .map(|(key, _)| key.as_str())
-                    .collect();
-                if failed.is_empty() {
-                    Applied::All
-                } else if self.env.cache.owes(&failed) {
-                    Applied::Owed
-                } else {
-                    Applied::Not
-                }
-            })
-            .collect()
+        outcomes(self.env.cache, entries, replies)
     }
+}
+
+/// One outcome per entry of a batch of their deletes ([`deletes`]).
+pub(super) fn outcomes(cache: &dyn CacheFacts, entries: &[Entry], replies: &Replies) -> Vec<Applied> {
+    let mut at = 0;
+    entries
+        .iter()
+        .map(|(_, keys)| {
+            let answers = replies.get(at..at + keys.len());
+            at += keys.len();
+            let Some(answers) = answers else { return Applied::Not };
+            let failed: Vec<&str> = keys
+                .iter()
+                .zip(answers)
+                .filter(|(_, reply)| !matches!(reply, Ok(CacheReply::Deleted | CacheReply::NotFound)))
+                .map(|(key, _)| key.as_str())
+                .collect();
+            if failed.is_empty() {
+                Applied::All
+            } else if cache.owes(&failed) {
+                Applied::Owed
+            } else {
+                Applied::Not
+            }
+        })
+        .collect()
 }
 
 impl Drop for Drain<'_> {
@@ -138,7 +142,8 @@ impl Drop for Drain<'_> {
     }
 }
 
-fn deletes(entries: &[Entry]) -> Vec<CacheOp<'_>> {
+/// One batch deleting every key of `entries`, in entry order.
+pub(super) fn deletes(entries: &[Entry]) -> Vec<CacheOp<'_>> {
     entries.iter().flat_map(|(_, keys)| keys.iter().map(|key| CacheOp::Delete { key })).collect()
 }
 

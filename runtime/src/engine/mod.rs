@@ -33,6 +33,7 @@ use memdex_grammar::sql::SqlQuery;
 use memdex_grammar::{Type, Value};
 
 use crate::cache::{CacheError, CacheOp, CacheReply};
+use crate::capture::Capture;
 use crate::db::DbError;
 use crate::error::Error;
 use crate::model::Model;
@@ -44,6 +45,7 @@ use crate::stats::Counters;
 use crate::trace::Tracer;
 pub(crate) use observe::{Label, Observation, Outcome};
 
+pub(crate) mod changes;
 pub(crate) mod database;
 pub(crate) mod drain;
 pub(crate) mod fetch;
@@ -151,6 +153,8 @@ pub(crate) struct Context {
     pub(crate) stats: Counters,
     pub(crate) tracer: Tracer,
     pub(crate) outbox: Outbox,
+    /// `None` unless the store captures writes made outside memdex.
+    pub(crate) capture: Option<Capture>,
     pub(crate) text_cache: TextCache,
     pub(crate) near: NearCache,
     keyspaces: RwLock<HashMap<TypeId, Arc<KeySpace>>>,
@@ -160,6 +164,7 @@ impl Context {
     pub(crate) fn new(settings: Settings, tracer: Tracer) -> Context {
         Context {
             outbox: Outbox::new(&settings),
+            capture: Capture::new(&settings),
             text_cache: TextCache::new(settings.text_cache_capacity),
             near: NearCache::new(settings.near_cache_capacity),
             settings,

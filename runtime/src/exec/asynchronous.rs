@@ -25,7 +25,9 @@ use memdex_grammar::{Dialect, Schema, Type, Value};
 use crate::cache::in_process::InProcessCache;
 use crate::cache::memcached::AsyncMemcached;
 use crate::cache::{CacheBackend, CacheHealth, CacheOp, OwnedOp};
+use crate::capture;
 use crate::db::{Database, DbError, PoolState, TxConn};
+use crate::engine::changes::ApplyChanges;
 use crate::engine::database::{self, Page};
 use crate::engine::drain::Drain;
 use crate::engine::fetch::Fetch;
@@ -429,6 +431,27 @@ impl AsyncDriver {
         Ok(registered?)
     }
 
+    /// Installs `schema`'s capture triggers, as the blocking driver's.
+    pub(crate) async fn install_capture(&self, schema: &'static Schema) -> Result<(), Error> {
+        let install = capture::Install::new(self.dialect(), schema, registry::schema());
+        let mut tx = self.db.begin().await?;
+        let ran = async {
+            for statement in install.statements() {
+                self.ctx.record_sql(statement);
+                tx.execute(statement).await?;
+            }
+            Ok::<(), DbError>(())
+        }
+        .await;
+        match ran {
+            Ok(()) => Ok(tx.commit().await?),
+            Err(e) => {
+                tx.rollback().await.ok();
+                Err(e.into())
+            }
+        }
+    }
+
     /// Checks that `schema`'s table has every column and index memdex creates for it.
     pub(crate) async fn check_schema(&self, schema: &'static Schema) -> Result<(), Error> {
         let drift = self.run(CheckSchema::new(self.dialect(), schema)?).await?;
@@ -441,6 +464,11 @@ impl AsyncDriver {
         if let Some(drain) = Drain::due(self.env()) {
             if let Err(e) = self.run(drain).await {
                 tracing::warn!(target: "memdex::outbox", "outbox drain failed: {e}");
+            }
+        }
+        if let Some(apply) = ApplyChanges::due(self.env()) {
+            if let Err(e) = self.run(apply).await {
+                tracing::warn!(target: "memdex::capture", "applying captured changes failed: {e}");
             }
         }
         !self.ctx.outbox.has_pending()

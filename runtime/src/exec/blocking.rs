@@ -5,7 +5,9 @@
 use memdex_grammar::{Dialect, Schema};
 
 use crate::cache::{CacheBackend, CacheOp};
+use crate::capture;
 use crate::db::{Database, DbError, Tx};
+use crate::engine::changes::ApplyChanges;
 use crate::engine::database::{self, Page};
 use crate::engine::drain::Drain;
 use crate::engine::fetch::Fetch;
@@ -111,6 +113,20 @@ impl Driver {
         Ok(())
     }
 
+    /// Installs `schema`'s capture triggers (and the changes table), in one
+    /// transaction that first takes the registration's locks, so that processes
+    /// migrating at once replace the triggers one after the other.
+    pub(crate) fn install_capture(&self, schema: &'static Schema) -> Result<(), Error> {
+        let install = capture::Install::new(self.dialect(), schema, registry::schema());
+        Ok(self.db.transaction(&mut |tx| {
+            for statement in install.statements() {
+                self.ctx.record_sql(statement);
+                tx.execute(statement)?;
+            }
+            Ok(())
+        })?)
+    }
+
     /// Records `schema`'s indexes in the index registry, in one transaction taken
     /// under the registration's locks (`crate::registry`).
     pub(crate) fn register_indexes(&self, schema: &'static Schema) -> Result<(), Error> {
@@ -164,6 +180,11 @@ impl Driver {
         if let Some(drain) = Drain::due(self.env()) {
             if let Err(e) = self.run(drain) {
                 tracing::warn!(target: "memdex::outbox", "outbox drain failed: {e}");
+            }
+        }
+        if let Some(apply) = ApplyChanges::due(self.env()) {
+            if let Err(e) = self.run(apply) {
+                tracing::warn!(target: "memdex::capture", "applying captured changes failed: {e}");
             }
         }
         !self.ctx.outbox.has_pending()
