@@ -46,6 +46,12 @@ impl PgBaseline {
         Ok((PgBaseline::setup_table(params, "scattered_item", &rows)?, first))
     }
 
+    /// A connection to an existing table of the benchmark's columns (one memdex
+    /// created), as a writer outside memdex.
+    pub fn on_table(params: &str, table: &str) -> Result<PgBaseline, postgres::Error> {
+        PgBaseline::prepare(Client::connect(params, NoTls)?, table)
+    }
+
     /// Another connection to a table a `setup` made (one per client thread).
     pub fn connect(&self, params: &str) -> Result<PgBaseline, postgres::Error> {
         PgBaseline::prepare(Client::connect(params, NoTls)?, &self.table)

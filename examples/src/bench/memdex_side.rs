@@ -42,6 +42,58 @@ impl From<&Row> for Item {
     }
 }
 
+/// The same item on a table of its own, whose writes outside memdex are captured:
+/// the table of the capture cost's cases (`capturing`).
+#[derive(Model, Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[memdex(table = "captured_item")]
+pub struct CapturedItem {
+    #[memdex(key)]
+    pub id: i64,
+    #[memdex(index)]
+    pub category_id: i64,
+    pub name: String,
+    pub price: f64,
+    pub deleted_at: Option<i64>,
+    pub description: String,
+}
+
+impl From<&Row> for CapturedItem {
+    fn from(r: &Row) -> CapturedItem {
+        let Item { id, category_id, name, price, deleted_at, description } = Item::from(r);
+        CapturedItem { id, category_id, name, price, deleted_at, description }
+    }
+}
+
+/// A store that captures outside writes (`capture_outside_writes`) on
+/// `captured_item`, whose `migrate` installs the capture triggers, loaded with
+/// `rows`. It drains once an hour, so that its timed writes are writes alone.
+#[derive(Debug)]
+pub struct Capturing {
+    store: Store,
+}
+
+pub fn capturing(db: &DbTarget, memcached: &[String], rows: &[Row]) -> Result<Capturing, String> {
+    let hour = std::time::Duration::from_secs(3600);
+    let store = builder(db, memcached).capture_outside_writes(true).outbox(hour, hour).build().map_err(err)?;
+    store.migrate::<CapturedItem>().map_err(err)?;
+    let c = rows.first().map_or(0, |r| r.category_id);
+    if select!(CapturedItem, |i| i.category_id == c).fetch(&store).map_err(err)?.is_empty() {
+        store.transaction(|tx| rows.iter().try_for_each(|r| tx.insert(&CapturedItem::from(r)))).map_err(err)?;
+    }
+    Ok(Capturing { store })
+}
+
+impl Capturing {
+    pub fn update_price(&self, row: &Row) -> Result<(), String> {
+        self.store.update(&CapturedItem::from(row)).map_err(err)
+    }
+
+    /// Drains the changes the outside writers' timed UPDATEs left.
+    pub fn drain(&self) -> Result<usize, String> {
+        self.store.drain_outbox().map_err(err)
+    }
+}
+
 /// Which database the store uses.
 #[derive(Clone, Debug)]
 pub enum DbTarget {

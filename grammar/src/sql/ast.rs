@@ -237,14 +237,18 @@ pub(crate) enum TriggerBody {
     Function(ObjectName),
 }
 
-/// `CREATE [OR REPLACE] TRIGGER name AFTER event ON table FOR EACH ROW body`.
-pub(crate) fn create_trigger(
-    name: ObjectName,
-    table: ObjectName,
-    event: TriggerEvent,
-    or_replace: bool,
-    body: TriggerBody,
-) -> Statement {
+/// A row trigger to create: `CREATE [OR REPLACE] TRIGGER name AFTER event ON table
+/// FOR EACH ROW [WHEN (when)] body`.
+pub(crate) struct Trigger {
+    pub(crate) name: ObjectName,
+    pub(crate) table: ObjectName,
+    pub(crate) event: TriggerEvent,
+    pub(crate) when: Option<Expr>,
+}
+
+/// The statement that creates `trigger`, running `body`.
+pub(crate) fn create_trigger(trigger: Trigger, or_replace: bool, body: TriggerBody) -> Statement {
+    let Trigger { name, table, event, when } = trigger;
     let (exec_body, statements) = match body {
         TriggerBody::Statements(statements) => (
             None,
@@ -275,7 +279,7 @@ pub(crate) fn create_trigger(
         referenced_table_name: None,
         referencing: Vec::new(),
         trigger_object: Some(TriggerObjectKind::ForEach(TriggerObject::Row)),
-        condition: None,
+        condition: when,
         exec_body,
         statements_as: false,
         statements,

@@ -49,7 +49,12 @@ pub fn capture_triggers(d: Dialect, model: &Schema, changes: &Schema) -> Vec<Str
         let old = if event.has_old() { image("OLD") } else { null() };
         let new = if event.has_new() { image("NEW") } else { null() };
         let row = vec![constant_string(&table), constant_string(&shape.encode()), old, new];
-        let select = ast::select_values(row, Some(dialect.outside_memdex()));
+        let (when, filter) = match dialect.trigger_has_when() {
+            // PostgreSQL requires the parentheses.
+            true => (Some(ast::nested(dialect.outside_memdex())), None),
+            false => (None, Some(dialect.outside_memdex())),
+        };
+        let select = ast::select_values(row, filter);
         let source = ast::query(SetExpr::Select(Box::new(select)));
         let insert = insert_statement(ast::object_name(q, &changes.table), columns.clone(), source, None);
         let trigger_event = match event {
@@ -57,8 +62,13 @@ pub fn capture_triggers(d: Dialect, model: &Schema, changes: &Schema) -> Vec<Str
             Event::Update => TriggerEvent::Update(Vec::new()),
             Event::Delete => TriggerEvent::Delete,
         };
-        let name = shape.trigger_name(&model.table, event);
-        statements.extend(dialect.capture_trigger(&name, &model.table, trigger_event, Statement::Insert(insert)));
+        let trigger = ast::Trigger {
+            name: ast::object_name(q, &shape.trigger_name(&model.table, event)),
+            table: ast::object_name(q, &model.table),
+            event: trigger_event,
+            when,
+        };
+        statements.extend(dialect.capture_trigger(trigger, Statement::Insert(insert)));
     }
     statements.iter().map(ToString::to_string).collect()
 }

@@ -6,7 +6,7 @@ use sqlparser::ast::{
     Assignment, AssignmentTarget, BinaryOperator, ColumnOption, DataType, DateTimeField, DropTrigger, ExactNumberInfo,
     Expr, ExtractSyntax, FunctionArg, FunctionArgExpr, GeneratedAs, Ident, InTarget, Lock, LockTable, LockTableMode,
     LockTableTarget, LockTableType, ObjectName, OnConflict, OnConflictAction, OnInsert, SetExpr, Statement,
-    TableFactor, TableFunctionArgs, TriggerEvent, UnaryOperator,
+    TableFactor, TableFunctionArgs, UnaryOperator,
 };
 use sqlparser::tokenizer::Token;
 
@@ -315,26 +315,26 @@ pub(crate) trait SqlDialect {
     /// (`capture::SessionMark`, set on every connection memdex opens).
     fn outside_memdex(&self) -> Expr;
 
-    /// The statements that install the trigger `name` on `table`, running `body`
-    /// for each row `event` touches, in place of one by that name. By default
-    /// SQLite's: `DROP TRIGGER IF EXISTS` then `CREATE TRIGGER … BEGIN body; END`
-    /// (run in one transaction, so no write goes uncaptured in between).
-    fn capture_trigger(&self, name: &str, table: &str, event: TriggerEvent, body: Statement) -> Vec<Statement> {
-        let q = self.quote();
+    /// Whether a row trigger takes a `WHEN` condition, which the database checks
+    /// before it runs (or, for an `AFTER` trigger, queues) the trigger's body at
+    /// all: memdex's own writes then pay only the condition. By default yes; where
+    /// not, the condition goes into the body's statement.
+    fn trigger_has_when(&self) -> bool {
+        true
+    }
+
+    /// The statements that install `trigger`, running `body`, in place of one by
+    /// that name. By default SQLite's: `DROP TRIGGER IF EXISTS` then `CREATE
+    /// TRIGGER … BEGIN body; END` (run in one transaction, so no write goes
+    /// uncaptured in between).
+    fn capture_trigger(&self, trigger: ast::Trigger, body: Statement) -> Vec<Statement> {
         let drop = Statement::DropTrigger(DropTrigger {
             if_exists: true,
-            trigger_name: ast::object_name(q, name),
+            trigger_name: trigger.name.clone(),
             table_name: None,
             option: None,
         });
-        let create = ast::create_trigger(
-            ast::object_name(q, name),
-            ast::object_name(q, table),
-            event,
-            false,
-            ast::TriggerBody::Statements(vec![body]),
-        );
-        vec![drop, create]
+        vec![drop, ast::create_trigger(trigger, false, ast::TriggerBody::Statements(vec![body]))]
     }
 }
 
@@ -740,23 +740,16 @@ impl SqlDialect for Postgres {
 
     /// A trigger function in PL/pgSQL (`CREATE OR REPLACE FUNCTION … RETURNS TRIGGER`)
     /// running `body`, and `CREATE OR REPLACE TRIGGER … EXECUTE FUNCTION` (both
-    /// replace in place, so no write goes uncaptured in between).
-    fn capture_trigger(&self, name: &str, table: &str, event: TriggerEvent, body: Statement) -> Vec<Statement> {
-        let q = self.quote();
+    /// replace in place, so no write goes uncaptured in between), named alike.
+    fn capture_trigger(&self, trigger: ast::Trigger, body: Statement) -> Vec<Statement> {
         let function = Statement::CreateFunction(ast::create_function(
-            ast::object_name(q, name),
+            trigger.name.clone(),
             DataType::Trigger,
             "plpgsql",
             format!("BEGIN {body}; RETURN NULL; END"),
         ));
-        let trigger = ast::create_trigger(
-            ast::object_name(q, name),
-            ast::object_name(q, table),
-            event,
-            true,
-            ast::TriggerBody::Function(ast::object_name(q, name)),
-        );
-        vec![function, trigger]
+        let name = trigger.name.clone();
+        vec![function, ast::create_trigger(trigger, true, ast::TriggerBody::Function(name))]
     }
 
     // The catalog rather than `information_schema`: a table is found the way the
@@ -1083,17 +1076,15 @@ impl SqlDialect for MySql {
         Expr::IsNull(Box::new(Expr::Identifier(Ident::new(SessionMark::MYSQL_VARIABLE))))
     }
 
+    /// MySQL's triggers have no `WHEN`.
+    fn trigger_has_when(&self) -> bool {
+        false
+    }
+
     /// `CREATE OR REPLACE TRIGGER … BEGIN body; END`: replaced in place, since
     /// every DDL statement commits on its own in MySQL.
-    fn capture_trigger(&self, name: &str, table: &str, event: TriggerEvent, body: Statement) -> Vec<Statement> {
-        let q = self.quote();
-        vec![ast::create_trigger(
-            ast::object_name(q, name),
-            ast::object_name(q, table),
-            event,
-            true,
-            ast::TriggerBody::Statements(vec![body]),
-        )]
+    fn capture_trigger(&self, trigger: ast::Trigger, body: Statement) -> Vec<Statement> {
+        vec![ast::create_trigger(trigger, true, ast::TriggerBody::Statements(vec![body]))]
     }
 
     fn quote(&self) -> char {
