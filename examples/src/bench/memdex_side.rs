@@ -42,11 +42,26 @@ impl From<&Row> for Item {
     }
 }
 
-/// The same item on a table of its own, whose writes outside memdex are captured:
-/// the table of the capture cost's cases (`capturing`).
+/// The same item on a table of its own whose writes outside memdex are captured:
+/// the capture cost's table (`TableWriter`).
 #[derive(Model, Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[memdex(table = "captured_item")]
 pub struct CapturedItem {
+    #[memdex(key)]
+    pub id: i64,
+    #[memdex(index)]
+    pub category_id: i64,
+    pub name: String,
+    pub price: f64,
+    pub deleted_at: Option<i64>,
+    pub description: String,
+}
+
+/// The same item on a table of its own of the same rows, without capture: the
+/// capture cost's peer.
+#[derive(Model, Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[memdex(table = "uncaptured_item")]
+pub struct UncapturedItem {
     #[memdex(key)]
     pub id: i64,
     #[memdex(index)]
@@ -64,28 +79,40 @@ impl From<&Row> for CapturedItem {
     }
 }
 
-/// A store that captures outside writes (`capture_outside_writes`) on
-/// `captured_item`, whose `migrate` installs the capture triggers, loaded with
-/// `rows`. It drains once an hour, so that its timed writes are writes alone.
-#[derive(Debug)]
-pub struct Capturing {
-    store: Store,
-}
-
-pub fn capturing(db: &DbTarget, memcached: &[String], rows: &[Row]) -> Result<Capturing, String> {
-    let hour = std::time::Duration::from_secs(3600);
-    let store = builder(db, memcached).capture_outside_writes(true).outbox(hour, hour).build().map_err(err)?;
-    store.migrate::<CapturedItem>().map_err(err)?;
-    let c = rows.first().map_or(0, |r| r.category_id);
-    if select!(CapturedItem, |i| i.category_id == c).fetch(&store).map_err(err)?.is_empty() {
-        store.transaction(|tx| rows.iter().try_for_each(|r| tx.insert(&CapturedItem::from(r)))).map_err(err)?;
+impl From<&Row> for UncapturedItem {
+    fn from(r: &Row) -> UncapturedItem {
+        let Item { id, category_id, name, price, deleted_at, description } = Item::from(r);
+        UncapturedItem { id, category_id, name, price, deleted_at, description }
     }
-    Ok(Capturing { store })
 }
 
-impl Capturing {
+/// A store writing one model `T` on a table of its own, created and loaded with
+/// `rows` by [`table_writer`].
+#[derive(Debug)]
+pub struct TableWriter<T> {
+    store: Store,
+    model: std::marker::PhantomData<T>,
+}
+
+/// A store on `T`'s table (fresh: the benchmark's PostgreSQL is), capturing outside
+/// writes when `capture` (its `migrate` installs the triggers). It drains once an
+/// hour, so that its timed writes are writes alone.
+pub fn table_writer<T: Model + for<'r> From<&'r Row>>(
+    db: &DbTarget,
+    memcached: &[String],
+    rows: &[Row],
+    capture: bool,
+) -> Result<TableWriter<T>, String> {
+    let hour = std::time::Duration::from_secs(3600);
+    let store = builder(db, memcached).capture_outside_writes(capture).outbox(hour, hour).build().map_err(err)?;
+    store.migrate::<T>().map_err(err)?;
+    store.transaction(|tx| rows.iter().try_for_each(|r| tx.insert(&T::from(r)))).map_err(err)?;
+    Ok(TableWriter { store, model: std::marker::PhantomData })
+}
+
+impl<T: Model + for<'r> From<&'r Row>> TableWriter<T> {
     pub fn update_price(&self, row: &Row) -> Result<(), String> {
-        self.store.update(&CapturedItem::from(row)).map_err(err)
+        self.store.update(&T::from(row)).map_err(err)
     }
 
     /// Drains the changes the outside writers' timed UPDATEs left.
