@@ -17,6 +17,17 @@
 //! The "processes" run on either driver: blocking stores called from threads, async
 //! stores awaited from threads (mixed with blocking ones on one database and one
 //! cache), or async stores driven by tokio tasks on a multi-thread runtime.
+//!
+//! The `two_versions_*` runs put two versions of the model on the table at once, as a
+//! rolling deploy does (issue 15; `rolling_deploy.rs` tests each shape step by step):
+//! `Acct` (v1) and `AcctV2`, which maps a nullable column `note` as well and declares
+//! an index on `val` that v1 does not. v1 migrates first (creating the table), the
+//! team's migration adds `note`, then v2 migrates (creating its index and registering
+//! it in `memdex_indexes`). Processes of both versions then write and read the same
+//! rows, v2 also through its index on `val`, whose nodes v1's writes reach only through
+//! the registry. Each read is checked as above on the fields its version maps: a v1
+//! update leaves `note` as it was (its statement names only v1's columns), a v1 insert
+//! leaves it NULL, and a v2 write sets it.
 
 // Tests fail by panicking, with a message saying what went wrong.
 #![allow(clippy::panic, clippy::unwrap_used)]
@@ -30,6 +41,10 @@ use std::time::{Duration, Instant};
 use memdex::cache::in_process::InProcessCache;
 use memdex::cache::memcached::Memcached;
 use memdex::cache::{CacheBackend, CacheConfig, CacheError, CacheOp, CacheReply};
+use memdex::db::Database;
+use memdex::db::mysql::MySql;
+use memdex::db::postgres::Postgres;
+use memdex::db::sqlite::Sqlite;
 use memdex::{AsyncStore, Model, Schema, Store, Type, Value};
 use memdex_tests::asynchronous::{block_on, runtime};
 use memdex_tests::servers::memcached::MemcachedServer;
@@ -88,14 +103,94 @@ impl Model for Acct {
     }
 }
 
+/// The second version of `Acct`, on the same table, as a rolling deploy runs it next
+/// to the first: it maps a nullable column `note` (added by the team's migration before
+/// this version is deployed) and declares an index on `val`, which v1 does not.
+#[derive(Model, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[memdex(table = "stress_acct")]
+pub struct AcctV2 {
+    #[memdex(key)]
+    pub id: i64,
+    #[memdex(index)]
+    pub bucket: i64,
+    #[memdex(index)]
+    pub val: i64,
+    pub ver: i64,
+    pub note: Option<String>,
+}
+
+/// A row as the table holds it, every column: the oracle's record and what the
+/// writers and readers trade in. v2 maps every column; in the runs of v1 alone,
+/// `note` stays `None`.
+type Row = AcctV2;
+
+/// Which version of the model a process runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Build {
+    V1,
+    V2,
+}
+
+impl Build {
+    /// The row as this version reads it.
+    fn sees(self, row: &Row) -> Row {
+        match self {
+            Build::V1 => Acct::from_row(row).into_row(),
+            Build::V2 => row.clone(),
+        }
+    }
+
+    /// `note` after a write through this version: v2 writes `fresh`; v1's statements
+    /// name no `note`, so its update leaves the one the row had (`was`) and its insert
+    /// leaves NULL (`was` is `None`).
+    fn note(self, fresh: String, was: Option<String>) -> Option<String> {
+        match self {
+            Build::V1 => was,
+            Build::V2 => Some(fresh),
+        }
+    }
+}
+
+/// A version's struct, made from and turned into the table's row.
+trait Edition: Model<Key = i64> {
+    fn from_row(row: &Row) -> Self;
+    fn into_row(self) -> Row;
+}
+
+impl Edition for Acct {
+    fn from_row(r: &Row) -> Acct {
+        Acct { id: r.id, bucket: r.bucket, val: r.val, ver: r.ver }
+    }
+    fn into_row(self) -> Row {
+        Row { id: self.id, bucket: self.bucket, val: self.val, ver: self.ver, note: None }
+    }
+}
+
+impl Edition for AcctV2 {
+    fn from_row(r: &Row) -> AcctV2 {
+        r.clone()
+    }
+    fn into_row(self) -> Row {
+        self
+    }
+}
+
 /// One committed version of a row: `None` when the write deleted it. `began` is
 /// taken before the write started, `ended` after it returned; the commit happened
-/// in between.
-#[derive(Clone, Debug)]
+/// in between. `by` is the version of the model that wrote it.
+#[derive(Clone)]
 struct Version {
     began: Instant,
     ended: Instant,
-    state: Option<Acct>,
+    by: Build,
+    state: Option<Row>,
+}
+
+/// The state and its writer (the instants say nothing once printed).
+impl std::fmt::Debug for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?} by {:?}", self.state, self.by)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -103,14 +198,17 @@ enum Read {
     Bucket(i64),
     Buckets(Vec<i64>, i64),
     Key(i64),
+    /// Through v2's index on `val` (one node, or several).
+    Vals(Vec<i64>),
 }
 
 impl Read {
-    fn matches(&self, a: &Acct) -> bool {
+    fn matches(&self, a: &Row) -> bool {
         match self {
             Read::Bucket(b) => a.bucket == *b,
             Read::Buckets(bs, min) => bs.contains(&a.bucket) && a.val >= *min,
             Read::Key(k) => a.id == *k,
+            Read::Vals(vs) => vs.contains(&a.val),
         }
     }
 
@@ -122,53 +220,106 @@ impl Read {
                 ("lambda a: a.bucket in bs and a.val >= m", vec![("bs", bs.clone().into()), ("m", (*min).into())])
             }
             Read::Key(k) => ("lambda a: a.id == k", vec![("k", (*k).into())]),
+            Read::Vals(vs) => match vs[..] {
+                [v] => ("lambda a: a.val == v", vec![("v", v.into())]),
+                _ => ("lambda a: a.val in vs", vec![("vs", vs.clone().into())]),
+            },
         }
     }
 }
 
-/// One "process": a blocking store, or an async one.
+/// A write, as the table sees it.
 #[derive(Clone, Debug)]
-enum Proc {
+enum Write {
+    Insert(Row),
+    Update(Row),
+    Delete(i64),
+}
+
+/// A blocking store, or an async one.
+#[derive(Clone, Debug)]
+enum Handle {
     Blocking(Store),
     Tokio(AsyncStore),
 }
 
-impl Proc {
+impl Handle {
     fn stats(&self) -> memdex::Stats {
         match self {
-            Proc::Blocking(s) => s.stats(),
-            Proc::Tokio(s) => s.stats(),
+            Handle::Blocking(s) => s.stats(),
+            Handle::Tokio(s) => s.stats(),
         }
     }
 
-    async fn insert(&self, a: &Acct) -> Result<(), memdex::Error> {
+    async fn migrate<M: Edition>(&self) -> Result<(), memdex::Error> {
         match self {
-            Proc::Blocking(s) => s.insert(a),
-            Proc::Tokio(s) => s.insert(a).await,
+            Handle::Blocking(s) => s.migrate::<M>(),
+            Handle::Tokio(s) => s.migrate::<M>().await,
         }
     }
 
-    async fn update(&self, a: &Acct) -> Result<(), memdex::Error> {
-        match self {
-            Proc::Blocking(s) => s.update(a),
-            Proc::Tokio(s) => s.update(a).await,
+    /// `write` through version `M`, which writes the columns it maps.
+    async fn write<M: Edition>(&self, write: &Write) -> Result<(), memdex::Error> {
+        match (self, write) {
+            (Handle::Blocking(s), Write::Insert(a)) => s.insert(&M::from_row(a)),
+            (Handle::Blocking(s), Write::Update(a)) => s.update(&M::from_row(a)),
+            (Handle::Blocking(s), Write::Delete(id)) => s.delete::<M>(id),
+            (Handle::Tokio(s), Write::Insert(a)) => s.insert(&M::from_row(a)).await,
+            (Handle::Tokio(s), Write::Update(a)) => s.update(&M::from_row(a)).await,
+            (Handle::Tokio(s), Write::Delete(id)) => s.delete::<M>(id).await,
         }
     }
 
-    async fn delete(&self, id: i64) -> Result<(), memdex::Error> {
-        match self {
-            Proc::Blocking(s) => s.delete::<Acct>(&id),
-            Proc::Tokio(s) => s.delete::<Acct>(&id).await,
-        }
-    }
-
-    async fn read(&self, read: &Read) -> Result<Vec<Acct>, memdex::Error> {
+    /// `read` through version `M`, its rows as `M` sees them.
+    async fn read<M: Edition>(&self, read: &Read) -> Result<Vec<Row>, memdex::Error> {
         let (text, params) = read.text();
-        match self {
-            Proc::Blocking(s) => s.recall_text::<Acct>(text, &params),
-            Proc::Tokio(s) => s.recall_text::<Acct>(text, &params).await,
+        let rows = match self {
+            Handle::Blocking(s) => s.recall_text::<M>(text, &params)?,
+            Handle::Tokio(s) => s.recall_text::<M>(text, &params).await?,
+        };
+        Ok(rows.into_iter().map(M::into_row).collect())
+    }
+}
+
+/// One "process": a store, running one version of the model.
+#[derive(Clone, Debug)]
+struct Proc {
+    store: Handle,
+    build: Build,
+}
+
+impl Proc {
+    async fn migrate(&self) -> Result<(), memdex::Error> {
+        match self.build {
+            Build::V1 => self.store.migrate::<Acct>().await,
+            Build::V2 => self.store.migrate::<AcctV2>().await,
         }
     }
+
+    async fn write(&self, write: &Write) -> Result<(), memdex::Error> {
+        match self.build {
+            Build::V1 => self.store.write::<Acct>(write).await,
+            Build::V2 => self.store.write::<AcctV2>(write).await,
+        }
+    }
+
+    async fn read(&self, read: &Read) -> Result<Vec<Row>, memdex::Error> {
+        match self.build {
+            Build::V1 => self.store.read::<Acct>(read).await,
+            Build::V2 => self.store.read::<AcctV2>(read).await,
+        }
+    }
+}
+
+/// Processes on `stores`, every one running v1.
+fn v1_only(stores: impl IntoIterator<Item = Handle>) -> Vec<Proc> {
+    stores.into_iter().map(|store| Proc { store, build: Build::V1 }).collect()
+}
+
+/// Processes on `stores` running v1 and v2 in turn (v1 first).
+fn both_versions(stores: impl IntoIterator<Item = Handle>) -> Vec<Proc> {
+    let builds = [Build::V1, Build::V2].into_iter().cycle();
+    stores.into_iter().zip(builds).map(|(store, build)| Proc { store, build }).collect()
 }
 
 /// How the writers and readers run.
@@ -184,8 +335,10 @@ enum Mode {
 struct Observation {
     began: Instant,
     ended: Instant,
+    /// The version that read: the rows are as it sees them.
+    build: Build,
     read: Read,
-    rows: Vec<Acct>,
+    rows: Vec<Row>,
 }
 
 /// A cache shared by several stores (several "processes" on one cache).
@@ -218,6 +371,8 @@ struct Shape {
     /// moving between a node answered by the database and one answered by the
     /// cache); on by default since its fix, `MEMDEX_STRESS_MULTI=0` turns them off.
     multi_node: bool,
+    /// Writers set `val` in `-vals..vals`, and v2 reads those values.
+    vals: i64,
 }
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -237,7 +392,14 @@ impl Shape {
             reads_per_reader: 250 * scale,
             seed: std::env::var("MEMDEX_STRESS_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(seed),
             multi_node: env_usize("MEMDEX_STRESS_MULTI", 1) == 1,
+            vals: 50,
         }
+    }
+
+    /// Two versions at once: two processes of each, and few enough values of `val`
+    /// that v2's nodes of its index on `val` hold several rows each.
+    fn two_versions(seed: u64) -> Shape {
+        Shape { stores: 4, vals: 4, ..Shape::ci(seed) }
     }
 }
 
@@ -247,25 +409,41 @@ fn namespace(tag: &str) -> String {
     format!("stress_{tag}_{}_{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed))
 }
 
-/// Runs writers and readers, then checks every read. Returns (writes, reads, checks).
+/// Migrates v1, then runs writers and readers and checks every read. Returns
+/// (writes, reads, checks).
 fn stress(tag: &str, procs: Vec<Proc>, shape: Shape, mode: Mode) -> (usize, usize, usize) {
+    block_on(procs[0].migrate()).expect("migrate");
+    run(tag, procs, shape, mode)
+}
+
+/// The stress run with two versions of the model at once, in a rolling deploy's
+/// order: v1 migrates (creating the table), the team's migration adds `note` through
+/// `db` (memdex's `migrate` never adds a column), then v2 migrates (its index on `val`
+/// is created and registered). `procs` holds processes of both versions, v1 first.
+/// Every run has a database of its own, so `stress_acct` there is this run's table.
+fn stress_two_versions(tag: &str, procs: Vec<Proc>, db: &dyn Database, shape: Shape) -> (usize, usize, usize) {
+    let first = |build| procs.iter().find(|p| p.build == build).expect("a process of each version");
+    block_on(first(Build::V1).migrate()).expect("v1 migrates");
+    db.execute_ddl(&["ALTER TABLE stress_acct ADD COLUMN note TEXT".to_owned()]).expect("the migration adds `note`");
+    block_on(first(Build::V2).migrate()).expect("v2 migrates");
+    run(tag, procs, shape, Mode::Threads)
+}
+
+/// Runs writers and readers on a migrated table, then checks every read.
+fn run(tag: &str, procs: Vec<Proc>, shape: Shape, mode: Mode) -> (usize, usize, usize) {
     let seeder = procs[0].clone();
-    match &seeder {
-        Proc::Blocking(s) => s.migrate::<Acct>().expect("migrate"),
-        Proc::Tokio(s) => block_on(s.migrate::<Acct>()).expect("migrate"),
-    }
     let start = Instant::now();
     // Initial rows, committed before anything starts.
     let mut history: HashMap<i64, Vec<Version>> = HashMap::new();
     for id in 1..=shape.rows {
-        let a = Acct { id, bucket: id % shape.buckets, val: id, ver: 0 };
-        block_on(seeder.insert(&a)).expect("seed row");
-        history.insert(id, vec![Version { began: start, ended: Instant::now(), state: Some(a) }]);
+        let a = Row { id, bucket: id % shape.buckets, val: id, ver: 0, note: None };
+        block_on(seeder.write(&Write::Insert(a.clone()))).expect("seed row");
+        history.insert(id, vec![Version { began: start, ended: Instant::now(), by: seeder.build, state: Some(a) }]);
     }
     let procs = Arc::new(procs);
     let writers: Vec<_> = (0..shape.writers)
         .map(|w| {
-            let own: HashMap<i64, Acct> = history
+            let own: HashMap<i64, Row> = history
                 .iter()
                 .filter(|(id, _)| (**id as usize) % shape.writers == w)
                 .map(|(id, v)| (*id, v[0].state.clone().expect("seeded")))
@@ -284,7 +462,7 @@ fn stress(tag: &str, procs: Vec<Proc>, shape: Shape, mode: Mode) -> (usize, usiz
     let (checks, violations) = check(&history, &observations);
     let writes = shape.writers * shape.writes_per_writer;
     let reads = observations.len();
-    let stats: Vec<memdex::Stats> = procs.iter().map(Proc::stats).collect();
+    let stats: Vec<memdex::Stats> = procs.iter().map(|p| p.store.stats()).collect();
     let sum = |f: fn(&memdex::Stats) -> u64| stats.iter().map(f).sum::<u64>();
     eprintln!(
         "stress {tag}: {writes} writes, {reads} reads, {checks} checks, {} violations, {:.1?}; \
@@ -341,57 +519,72 @@ fn spawn<T: Send + 'static>(mode: Mode, work: impl std::future::Future<Output = 
 }
 
 /// One writer: moves, edits, deletes and re-inserts its own rows through random
-/// processes, logging each version with the instants around its write.
-async fn writer(w: usize, procs: Arc<Vec<Proc>>, mut own: HashMap<i64, Acct>, shape: Shape) -> Vec<(i64, Version)> {
+/// processes (of either version, where both run), logging each version with the
+/// instants around its write.
+async fn writer(w: usize, procs: Arc<Vec<Proc>>, mut own: HashMap<i64, Row>, shape: Shape) -> Vec<(i64, Version)> {
     let mut rng = StdRng::seed_from_u64(shape.seed ^ ((w as u64 + 1) * 0x9E37_79B9));
     let ids: Vec<i64> = {
         let mut v: Vec<i64> = own.keys().copied().collect();
         v.sort_unstable();
         v
     };
-    let mut deleted: HashMap<i64, Acct> = HashMap::new();
+    let mut deleted: HashMap<i64, Row> = HashMap::new();
     let mut log: Vec<(i64, Version)> = Vec::new();
     for n in 0..shape.writes_per_writer {
         let proc = &procs[rng.gen_range(0..procs.len())];
         let id = ids[rng.gen_range(0..ids.len())];
         let began = Instant::now();
-        let state = if let Some(mut gone) = deleted.remove(&id) {
+        let note = format!("writer {w}, op {n}");
+        let write = if let Some(mut gone) = deleted.remove(&id) {
             gone.ver += 1;
             gone.bucket = rng.gen_range(0..shape.buckets);
-            proc.insert(&gone).await.unwrap_or_else(|e| panic!("writer {w} op {n}: insert: {e}"));
-            own.insert(id, gone.clone());
-            Some(gone)
+            gone.note = proc.build.note(note, None);
+            Write::Insert(gone)
         } else {
-            let mut a = own[&id].clone();
+            let mut a = own.remove(&id).expect("a row not deleted is current");
             a.ver += 1;
             match rng.gen_range(0..10) {
                 0 => {
-                    proc.delete(id).await.unwrap_or_else(|e| panic!("writer {w} op {n}: delete: {e}"));
-                    own.remove(&id);
                     deleted.insert(id, a);
-                    log.push((id, Version { began, ended: Instant::now(), state: None }));
-                    continue;
+                    Write::Delete(id)
                 }
-                1..=5 => a.bucket = (a.bucket + rng.gen_range(1..shape.buckets)) % shape.buckets,
-                _ => a.val = rng.gen_range(-50..50),
+                roll => {
+                    if roll <= 5 {
+                        a.bucket = (a.bucket + rng.gen_range(1..shape.buckets)) % shape.buckets;
+                    } else {
+                        a.val = rng.gen_range(-shape.vals..shape.vals);
+                    }
+                    a.note = proc.build.note(note, a.note.take());
+                    Write::Update(a)
+                }
             }
-            proc.update(&a).await.unwrap_or_else(|e| panic!("writer {w} op {n}: update: {e}"));
-            own.insert(id, a.clone());
-            Some(a)
         };
-        log.push((id, Version { began, ended: Instant::now(), state }));
+        proc.write(&write).await.unwrap_or_else(|e| panic!("writer {w} op {n}, {:?}: {write:?}: {e}", proc.build));
+        let state = match write {
+            Write::Insert(a) | Write::Update(a) => {
+                own.insert(id, a.clone());
+                Some(a)
+            }
+            Write::Delete(_) => None,
+        };
+        log.push((id, Version { began, ended: Instant::now(), by: proc.build, state }));
     }
     log
 }
 
 /// One reader: random single-node, multi-node and key reads through random
-/// processes, each recorded with the instants around it.
+/// processes, and reads through v2's index on `val` when the process runs v2, each
+/// recorded with the instants around it.
 async fn reader(r: usize, procs: Arc<Vec<Proc>>, shape: Shape) -> Vec<Observation> {
     let mut rng = StdRng::seed_from_u64(shape.seed ^ ((r as u64 + 101) * 0x85EB_CA6B));
     let mut seen = Vec::with_capacity(shape.reads_per_reader);
     for n in 0..shape.reads_per_reader {
         let proc = &procs[rng.gen_range(0..procs.len())];
+        let through_val = proc.build == Build::V2 && rng.gen_bool(0.4);
         let read = match rng.gen_range(0..4) {
+            _ if through_val => {
+                Read::Vals((0..rng.gen_range(1..3)).map(|_| rng.gen_range(-shape.vals..shape.vals)).collect())
+            }
             0 | 1 => Read::Bucket(rng.gen_range(0..shape.buckets)),
             2 if !shape.multi_node => Read::Bucket(rng.gen_range(0..shape.buckets)),
             2 => Read::Buckets(
@@ -401,14 +594,14 @@ async fn reader(r: usize, procs: Arc<Vec<Proc>>, shape: Shape) -> Vec<Observatio
             _ => Read::Key(rng.gen_range(1..=shape.rows)),
         };
         let began = Instant::now();
-        let rows = proc.read(&read).await.unwrap_or_else(|e| panic!("reader {r} op {n}: {e}"));
-        seen.push(Observation { began, ended: Instant::now(), read, rows });
+        let rows = proc.read(&read).await.unwrap_or_else(|e| panic!("reader {r} op {n}, {:?}: {e}", proc.build));
+        seen.push(Observation { began, ended: Instant::now(), build: proc.build, read, rows });
     }
     seen
 }
 
 /// The versions of a row that may have been current at some moment of [r0, r1].
-fn possibly_current(versions: &[Version], r0: Instant, r1: Instant) -> Vec<&Option<Acct>> {
+fn possibly_current(versions: &[Version], r0: Instant, r1: Instant) -> Vec<&Version> {
     versions
         .iter()
         .enumerate()
@@ -417,7 +610,7 @@ fn possibly_current(versions: &[Version], r0: Instant, r1: Instant) -> Vec<&Opti
             let next_could_end_after = versions.get(i + 1).is_none_or(|next| next.ended >= r0);
             could_start && next_could_end_after
         })
-        .map(|(_, v)| &v.state)
+        .map(|(_, v)| v)
         .collect()
 }
 
@@ -429,33 +622,35 @@ fn check(history: &HashMap<i64, Vec<Version>>, observations: &[Observation]) -> 
         ids.sort_unstable();
         ids.dedup();
         checks += 1;
+        let read = format!("{:?} read {:?}", o.build, o.read);
         if ids.len() != o.rows.len() {
-            violations.push(format!("{:?}: a row returned twice: {:?}", o.read, o.rows));
+            violations.push(format!("{read}: a row returned twice: {:?}", o.rows));
         }
         for row in &o.rows {
             checks += 1;
             let Some(versions) = history.get(&row.id) else {
-                violations.push(format!("{:?}: returned a row that never existed: {row:?}", o.read));
+                violations.push(format!("{read}: returned a row that never existed: {row:?}"));
                 continue;
             };
             let current = possibly_current(versions, o.began, o.ended);
-            if !o.read.matches(row) || !current.iter().any(|s| s.as_ref() == Some(row)) {
+            // Compared on the fields the reading version maps.
+            let held = |v: &&Version| v.state.as_ref().is_some_and(|s| o.build.sees(s) == *row);
+            if !o.read.matches(row) || !current.iter().any(held) {
                 violations.push(format!(
-                    "{:?}: returned {row:?}, which did not match at any moment of the read; versions then: {current:?}",
-                    o.read
+                    "{read}: returned {row:?}, which did not match at any moment of the read; versions then: {current:?}"
                 ));
             }
         }
         for (id, versions) in history {
             let current = possibly_current(versions, o.began, o.ended);
             let throughout =
-                !current.is_empty() && current.iter().all(|s| s.as_ref().is_some_and(|a| o.read.matches(a)));
+                !current.is_empty() && current.iter().all(|v| v.state.as_ref().is_some_and(|a| o.read.matches(a)));
             if throughout {
                 checks += 1;
                 if !ids.contains(id) {
                     violations.push(format!(
-                        "{:?}: row {id} matched throughout the read but is missing; versions then: {current:?}; got {:?}",
-                        o.read, o.rows
+                        "{read}: row {id} matched throughout the read but is missing; versions then: {current:?}; got {:?}",
+                        o.rows
                     ));
                 }
             }
@@ -504,7 +699,7 @@ impl Drop for TempFile {
 fn sqlite_with_the_in_process_cache() {
     let cache: Arc<dyn CacheBackend> = Arc::new(InProcessCache::new(CacheConfig::default()));
     let (stores, _file) = sqlite_stores("inproc", cache, 3);
-    stress("sqlite + in-process", blocking(stores), Shape::ci(11), Mode::Threads);
+    stress("sqlite + in-process", v1_only(blocking(stores)), Shape::ci(11), Mode::Threads);
 }
 
 #[test]
@@ -512,7 +707,18 @@ fn sqlite_with_memcached() {
     let server = MemcachedServer::start().expect("memcached starts");
     let cache: Arc<dyn CacheBackend> = Arc::new(Memcached::connect(&[server.addr()], patient()).expect("memcached"));
     let (stores, _file) = sqlite_stores("memcached", cache, 3);
-    stress("sqlite + memcached", blocking(stores), Shape::ci(12), Mode::Threads);
+    stress("sqlite + memcached", v1_only(blocking(stores)), Shape::ci(12), Mode::Threads);
+}
+
+/// Two versions at once on one SQLite file and one memcached.
+#[test]
+fn two_versions_on_sqlite_with_memcached() {
+    let server = MemcachedServer::start().expect("memcached starts");
+    let cache: Arc<dyn CacheBackend> = Arc::new(Memcached::connect(&[server.addr()], patient()).expect("memcached"));
+    let shape = Shape::two_versions(17);
+    let (stores, file) = sqlite_stores("twov", cache, shape.stores);
+    let db = Sqlite::open(&file.0).expect("open the SQLite file");
+    stress_two_versions("two versions, sqlite + memcached", both_versions(blocking(stores)), &db, shape);
 }
 
 /// A PostgreSQL database for one test, and a memcached.
@@ -525,27 +731,27 @@ fn postgres_and_memcached(tag: &str) -> (String, String, MemcachedServer) {
 
 /// A blocking store on PostgreSQL, with memcached connections of its own: a
 /// separate process.
-fn blocking_pg(params: &str, ns: &str, server: &MemcachedServer) -> Proc {
+fn blocking_pg(params: &str, ns: &str, server: &MemcachedServer) -> Handle {
     let cache = Memcached::connect(&[server.addr()], patient()).expect("memcached");
-    Proc::Blocking(Store::builder().postgres(params).namespace(ns).cache(Box::new(cache)).build().expect("store"))
+    Handle::Blocking(Store::builder().postgres(params).namespace(ns).cache(Box::new(cache)).build().expect("store"))
 }
 
 /// An async store on PostgreSQL (tokio-postgres) and memcached (tokio sockets).
-fn tokio_pg(params: &str, ns: &str, server: &MemcachedServer) -> Proc {
+fn tokio_pg(params: &str, ns: &str, server: &MemcachedServer) -> Handle {
     let builder =
         Store::builder().postgres(params).namespace(ns).memcached([server.addr()]).cache_timeouts(PATIENCE, PATIENCE);
-    Proc::Tokio(block_on(builder.build_async()).expect("async store"))
+    Handle::Tokio(block_on(builder.build_async()).expect("async store"))
 }
 
-fn blocking(stores: Vec<Store>) -> Vec<Proc> {
-    stores.into_iter().map(Proc::Blocking).collect()
+fn blocking(stores: Vec<Store>) -> Vec<Handle> {
+    stores.into_iter().map(Handle::Blocking).collect()
 }
 
 #[test]
 fn postgres_with_memcached() {
     let (params, ns, server) = postgres_and_memcached("pg");
     let shape = Shape::ci(13);
-    let procs = (0..shape.stores).map(|_| blocking_pg(&params, &ns, &server)).collect();
+    let procs = v1_only((0..shape.stores).map(|_| blocking_pg(&params, &ns, &server)));
     stress("postgres + memcached", procs, shape, Mode::Threads);
 }
 
@@ -556,7 +762,7 @@ fn postgres_with_memcached_both_drivers() {
     let (params, ns, server) = postgres_and_memcached("pgmix");
     let shape = Shape::ci(14);
     let procs =
-        vec![tokio_pg(&params, &ns, &server), blocking_pg(&params, &ns, &server), tokio_pg(&params, &ns, &server)];
+        v1_only([tokio_pg(&params, &ns, &server), blocking_pg(&params, &ns, &server), tokio_pg(&params, &ns, &server)]);
     stress("postgres + memcached, both drivers", procs, shape, Mode::Threads);
 }
 
@@ -568,27 +774,56 @@ fn postgres_with_memcached_tokio_tasks() {
     let mut shape = Shape::ci(15);
     shape.writers = 4;
     shape.readers = 8;
-    let procs = (0..shape.stores).map(|_| tokio_pg(&params, &ns, &server)).collect();
+    let procs = v1_only((0..shape.stores).map(|_| tokio_pg(&params, &ns, &server)));
     stress("postgres + memcached, tokio tasks", procs, shape, Mode::Tasks);
+}
+
+/// Two versions at once on PostgreSQL, each version on a blocking and an async
+/// process.
+#[test]
+fn two_versions_on_postgres_with_memcached() {
+    let (params, ns, server) = postgres_and_memcached("pgtwov");
+    let shape = Shape::two_versions(18);
+    let procs = both_versions([
+        blocking_pg(&params, &ns, &server),
+        blocking_pg(&params, &ns, &server),
+        tokio_pg(&params, &ns, &server),
+        tokio_pg(&params, &ns, &server),
+    ]);
+    let db = Postgres::connect(&params).expect("connect to PostgreSQL");
+    stress_two_versions("two versions, postgres + memcached", procs, &db, shape);
+}
+
+/// A MariaDB database for one test, and a memcached.
+fn mariadb_and_memcached(tag: &str) -> (String, String, MemcachedServer) {
+    let ns = namespace(tag);
+    let url = memdex_tests::backends::mariadb().create_database(&ns).expect("create database");
+    (url, ns, MemcachedServer::start().expect("memcached starts"))
+}
+
+/// A store on MariaDB with its own memcached connections and its own database pool:
+/// a separate process.
+fn mariadb_store(url: &str, ns: &str, server: &MemcachedServer) -> Handle {
+    let cache = Memcached::connect(&[server.addr()], patient()).expect("memcached");
+    Handle::Blocking(Store::builder().mysql(url).namespace(ns).cache(Box::new(cache)).build().expect("store"))
 }
 
 #[test]
 fn mariadb_with_memcached() {
-    let ns = namespace("my");
-    let url = memdex_tests::backends::mariadb().create_database(&ns).expect("create database");
-    let server = MemcachedServer::start().expect("memcached starts");
-    let addr = server.addr();
+    let (url, ns, server) = mariadb_and_memcached("my");
     let shape = Shape::ci(16);
-    let stores = (0..shape.stores)
-        .map(|_| {
-            // Each store its own memcached connections and its own database pool:
-            // separate processes.
-            let cache = Memcached::connect(std::slice::from_ref(&addr), patient()).expect("memcached");
-            let store = Store::builder().mysql(url.clone()).namespace(ns.clone()).cache(Box::new(cache));
-            Proc::Blocking(store.build().expect("store"))
-        })
-        .collect();
-    stress("mariadb + memcached", stores, shape, Mode::Threads);
+    let procs = v1_only((0..shape.stores).map(|_| mariadb_store(&url, &ns, &server)));
+    stress("mariadb + memcached", procs, shape, Mode::Threads);
+}
+
+/// Two versions at once on MariaDB.
+#[test]
+fn two_versions_on_mariadb_with_memcached() {
+    let (url, ns, server) = mariadb_and_memcached("mytwov");
+    let shape = Shape::two_versions(19);
+    let procs = both_versions((0..shape.stores).map(|_| mariadb_store(&url, &ns, &server)));
+    let db = MySql::connect(&url).expect("connect to MariaDB");
+    stress_two_versions("two versions, mariadb + memcached", procs, &db, shape);
 }
 
 /// The soak run (docs/soak.md): `MEMDEX_STRESS_SCALE` times the CI counts.
@@ -604,7 +839,7 @@ fn soak() {
     let server = MemcachedServer::start().expect("memcached starts");
     let cache: Arc<dyn CacheBackend> = Arc::new(Memcached::connect(&[server.addr()], patient()).expect("memcached"));
     let (stores, _file) = sqlite_stores("soak", cache, 4);
-    stress("soak: sqlite + memcached", blocking(stores), shape, Mode::Threads);
+    stress("soak: sqlite + memcached", v1_only(blocking(stores)), shape, Mode::Threads);
 }
 
 /// The checker itself: a stale row and a missing row are caught.
@@ -612,16 +847,17 @@ fn soak() {
 fn checker_catches_stale_and_missing_rows() {
     let t0 = Instant::now();
     let at = |ms: u64| t0 + Duration::from_millis(ms);
-    let v = |id, bucket, ver| Some(Acct { id, bucket, val: 0, ver });
+    let v = |id, bucket, ver| Some(Row { id, bucket, val: 0, ver, note: None });
+    let version = |began, state| Version { began: at(began), ended: at(began + 1), by: Build::V1, state };
     let mut history = HashMap::new();
-    history.insert(
-        1,
-        vec![
-            Version { began: at(0), ended: at(1), state: v(1, 0, 0) },
-            Version { began: at(10), ended: at(11), state: v(1, 1, 1) },
-        ],
-    );
-    let obs = |began, ended, rows| Observation { began: at(began), ended: at(ended), read: Read::Bucket(0), rows };
+    history.insert(1, vec![version(0, v(1, 0, 0)), version(10, v(1, 1, 1))]);
+    let obs = |began, ended, rows| Observation {
+        began: at(began),
+        ended: at(ended),
+        build: Build::V1,
+        read: Read::Bucket(0),
+        rows,
+    };
     // During [2, 5] the row is in bucket 0: it must be returned, and may be.
     assert_eq!(check(&history, &[obs(2, 5, v(1, 0, 0).into_iter().collect())]).1.len(), 0);
     assert_eq!(check(&history, &[obs(2, 5, vec![])]).1.len(), 1, "missing row");
@@ -630,4 +866,28 @@ fn checker_catches_stale_and_missing_rows() {
     // A read overlapping the move may return either.
     assert_eq!(check(&history, &[obs(5, 10, vec![])]).1.len(), 0);
     assert_eq!(check(&history, &[obs(5, 10, v(1, 0, 0).into_iter().collect())]).1.len(), 0);
+}
+
+/// The checker compares a row on the fields the reading version maps: v1 reads a
+/// row v2 wrote without its note, and v2 must read the note the row holds.
+#[test]
+fn checker_compares_the_fields_the_reader_maps() {
+    let t0 = Instant::now();
+    let noted = Row { id: 1, bucket: 0, val: 0, ver: 0, note: Some("written by v2".into()) };
+    let written =
+        Version { began: t0, ended: t0 + Duration::from_millis(1), by: Build::V2, state: Some(noted.clone()) };
+    let history = HashMap::from([(1, vec![written])]);
+    let read = |build, row: &Row| Observation {
+        began: t0 + Duration::from_millis(2),
+        ended: t0 + Duration::from_millis(5),
+        build,
+        read: Read::Bucket(0),
+        rows: vec![row.clone()],
+    };
+    let without_note = Build::V1.sees(&noted);
+    assert_eq!(without_note.note, None);
+    assert_eq!(check(&history, &[read(Build::V1, &without_note)]).1.len(), 0, "v1 maps no note");
+    assert_eq!(check(&history, &[read(Build::V2, &noted)]).1.len(), 0, "v2 reads the note");
+    assert_eq!(check(&history, &[read(Build::V2, &without_note)]).1.len(), 1, "v2 lost the note");
+    assert_eq!(check(&history, &[read(Build::V1, &noted)]).1.len(), 1, "v1 cannot read a note");
 }
