@@ -1064,3 +1064,113 @@ fn a_late_rehoming_append_does_not_bring_a_deleted_row_back_on(driver: Driver) {
     w.assert_late_append_not_trusted(6);
     w.assert_nothing_drained();
 }
+
+// ------------------------------------------------ captured outside writes (issue 15)
+
+/// A reader and a drainer capturing outside writes, on one database of `engine` and
+/// one in-process cache; the reader's batches go through the stepper, and it keeps
+/// a near cache of `near` bytes. Neither drains by itself during the test (a
+/// store's first call drains; the interval is ten minutes): the test runs the
+/// drains.
+fn capture_world(tag: &str, engine: Engine, near: usize) -> (SharedDb, Store, Store, Stepping) {
+    let db = SharedDb::new(engine, &format!("races_capture_{tag}"));
+    let cache: Arc<dyn CacheBackend> = Arc::new(InProcessCache::new(CacheConfig::default()));
+    let stepper = Stepping::new(cache);
+    let build = |cache: Box<dyn CacheBackend>| {
+        let builder = db.builder().cache(cache).capture_outside_writes(true).outbox(QUIET, QUIET);
+        builder.near_cache_capacity(near).build().expect("store")
+    };
+    let drainer = build(stepper.plain());
+    drainer.migrate::<Item>().expect("migrate");
+    let reader = build(Box::new(stepper.clone()));
+    reader.migrate::<Item>().expect("migrate");
+    drainer.insert(&item(1, 5)).unwrap();
+    (db, reader, drainer, stepper)
+}
+
+const CAPTURE_ENGINES: [Engine; 2] = [Engine::Sqlite, Engine::Postgres];
+
+/// Rule 1 against a drain of captured changes: a reader won the fill lease and read
+/// the database; before its fill lands, a session outside memdex inserts a row into
+/// the node and a drain applies the change (deleting the node's key, lease and
+/// all). The fill must lose: stored, it would hide the outside row until the TTL.
+#[test]
+fn a_fill_that_read_before_an_outside_write_loses_to_its_drain() {
+    for engine in CAPTURE_ENGINES {
+        let (db, reader, drainer, stepper) = capture_world("fill", engine, NEAR);
+        let (outside_drainer, mut outside) = (drainer.clone(), db.outside());
+        stepper.on_batch(move |ops, _| {
+            if has_cas(ops) {
+                outside.execute("INSERT INTO item (id, category_id, name) VALUES (2, 5, 'outside')");
+                assert_eq!(outside_drainer.drain_outbox().unwrap(), 1, "the drain applies the outside insert");
+            }
+            Step::Proceed
+        });
+        assert_eq!(category(&reader, 5), vec![1], "{engine:?}: the read began before the outside insert");
+        stepper.clear();
+        assert!(reader.stats().fills_lost >= 1, "{engine:?}: the fill was stored: {:?}", reader.stats());
+        assert_eq!(category(&reader, 5), vec![1, 2], "{engine:?}: the outside row is hidden");
+        assert_eq!(category(&drainer, 5), vec![1, 2], "{engine:?}");
+    }
+}
+
+/// A drain lands between a reader's node batch and its object batch (the two round
+/// trips of a read without a near cache): the node it read still lists the row an
+/// outside UPDATE moved away, and the object it then reads is gone (the drain
+/// deleted it), so it reads the row from the database and drops it — never
+/// returning a row that does not match. Reads after the drain see the row in its
+/// new node.
+#[test]
+fn a_drain_between_a_readers_node_and_object_batches_drops_the_moved_row() {
+    for engine in CAPTURE_ENGINES {
+        let (db, reader, drainer, stepper) = capture_world("between", engine, 0);
+        drainer.insert(&item(2, 5)).unwrap();
+        // Both nodes, both objects cached and verified, in the reader's near cache too.
+        assert_eq!(category(&reader, 5), vec![1, 2]);
+        assert_eq!(category(&reader, 6), Vec::<i64>::new());
+        let (outside_drainer, mut outside) = (drainer.clone(), db.outside());
+        let mut batches = 0;
+        stepper.on_batch(move |_, _| {
+            batches += 1;
+            if batches == 2 {
+                outside.execute("UPDATE item SET category_id = 6 WHERE id = 1");
+                assert_eq!(outside_drainer.drain_outbox().unwrap(), 1);
+            }
+            Step::Proceed
+        });
+        let before = reader.stats().object_misses;
+        let found = select!(Item, |i| i.category_id == 5).fetch(&reader).unwrap();
+        stepper.clear();
+        assert!(reader.stats().object_misses > before, "{engine:?}: the object batch found the object");
+        assert!(found.iter().all(|i| i.category_id == 5), "{engine:?}: a row that does not match: {found:?}");
+        assert_eq!(category(&reader, 5), vec![2], "{engine:?}");
+        assert_eq!(category(&reader, 6), vec![1], "{engine:?}: the moved row is missing from its new node");
+    }
+}
+
+/// Two processes drain the same captured changes at once: the second finishes its
+/// whole drain between the first's select and its cache batch. Both succeed (the
+/// deletes of keys already gone, and of rows already gone, are no error), each
+/// change is applied, and the table ends empty.
+#[test]
+fn two_processes_draining_the_same_changes_both_succeed() {
+    for engine in CAPTURE_ENGINES {
+        let (db, reader, drainer, stepper) = capture_world("twice", engine, NEAR);
+        assert_eq!(category(&reader, 5), vec![1]);
+        let mut outside = db.outside();
+        outside.execute("UPDATE item SET category_id = 6 WHERE id = 1");
+        outside.execute("INSERT INTO item (id, category_id, name) VALUES (3, 6, 'outside')");
+        let other = drainer.clone();
+        stepper.on_batch(move |ops, _| {
+            if ops.iter().all(|op| matches!(op, CacheOp::Delete { .. })) {
+                assert_eq!(other.drain_outbox().unwrap(), 2, "the other process drains both changes first");
+            }
+            Step::Proceed
+        });
+        assert_eq!(reader.drain_outbox().unwrap(), 2, "{engine:?}: the first drain's deletes all count as applied");
+        stepper.clear();
+        assert_eq!(db.outside().integer("SELECT COUNT(*) FROM memdex_changes"), 0, "{engine:?}");
+        assert_eq!(category(&reader, 5), Vec::<i64>::new(), "{engine:?}");
+        assert_eq!(category(&reader, 6), vec![1, 3], "{engine:?}");
+    }
+}
