@@ -109,7 +109,7 @@ impl Shape {
             }
             escape_text(name, &mut out);
             out.push(':');
-            out.push_str(type_tag(*ty));
+            out.push_str(ty.tag());
         }
         out
     }
@@ -122,7 +122,7 @@ impl Shape {
                 let (name, tag) = part.split_once(':')?;
                 let name = unescape_text(name)?;
                 (!name.is_empty()).then_some(())?;
-                Some((name, tag_type(tag)?))
+                Some((name, Type::from_tag(tag)?))
             })
             .collect::<Option<Vec<_>>>()?;
         Some(Shape { columns })
@@ -154,33 +154,6 @@ impl Shape {
         }
         name
     }
-}
-
-fn type_tag(ty: Type) -> &'static str {
-    match ty {
-        Type::Bool => "bool",
-        Type::Int => "int",
-        Type::Float => "float",
-        Type::Text => "text",
-        Type::Bytes => "bytes",
-        Type::Timestamp => "ts",
-        Type::Uuid => "uuid",
-        Type::Json => "json",
-    }
-}
-
-fn tag_type(tag: &str) -> Option<Type> {
-    Some(match tag {
-        "bool" => Type::Bool,
-        "int" => Type::Int,
-        "float" => Type::Float,
-        "text" => Type::Text,
-        "bytes" => Type::Bytes,
-        "ts" => Type::Timestamp,
-        "uuid" => Type::Uuid,
-        "json" => Type::Json,
-        _ => return None,
-    })
 }
 
 #[cfg(test)]

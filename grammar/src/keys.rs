@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use crate::plan::NodeRef;
 use crate::schema::IndexDef;
 use crate::schema::Schema;
-use crate::value::Value;
+use crate::value::{Type, Value};
 
 /// memcached's limit on key length, in bytes.
 pub const MAX_KEY_LEN: usize = 250;
@@ -142,6 +142,11 @@ pub struct RegisteredIndex {
     pub columns: Vec<String>,
     /// The prefix length of a prefix index.
     pub prefix: Option<u32>,
+    /// The columns' types, in the same order (empty when the definition does not
+    /// say): a version of the model without one of the columns reads its values in
+    /// the write's transaction, and needs their types to spell them as the
+    /// declaring version does.
+    pub types: Vec<Type>,
 }
 
 impl RegisteredIndex {
@@ -150,12 +155,14 @@ impl RegisteredIndex {
         RegisteredIndex {
             columns: ix.columns.iter().map(|&c| schema.columns[c].name.clone()).collect(),
             prefix: ix.prefix,
+            types: ix.columns.iter().map(|&c| schema.columns[c].ty).collect(),
         }
     }
 
-    /// The definition as text, the node key's suffix without its values
-    /// (`category_id&name`, `name[:1]`): column names escaped as in keys, so `&`
-    /// and `[` inside a name cannot be mistaken for separators.
+    /// The definition as text, the node key's suffix without its values, each
+    /// column with its type (`category_id:int&name:text`, `name:text[:1]`): column
+    /// names escaped as in keys, so `&`, `:` and `[` inside a name cannot be
+    /// mistaken for separators.
     pub fn encode(&self) -> String {
         let mut out = String::new();
         for (i, name) in self.columns.iter().enumerate() {
@@ -163,6 +170,10 @@ impl RegisteredIndex {
                 out.push('&');
             }
             escape_text(name, &mut out);
+            if let Some(ty) = self.types.get(i) {
+                out.push(':');
+                out.push_str(ty.tag());
+            }
         }
         if let Some(n) = self.prefix {
             let _ = write!(out, "[:{n}]");
@@ -170,18 +181,44 @@ impl RegisteredIndex {
         out
     }
 
-    /// The definition of [`RegisteredIndex::encode`]'s text; `None` for text it did
-    /// not produce (a damaged or foreign row names no index).
+    /// The definition of [`RegisteredIndex::encode`]'s text (or of one without
+    /// types); `None` for text it did not produce (a damaged or foreign row names no
+    /// index).
     pub fn decode(text: &str) -> Option<RegisteredIndex> {
-        let (names, prefix) = match text.strip_suffix(']').and_then(|t| t.rsplit_once("[:")) {
-            Some((names, n)) => (names, Some(n.parse::<u32>().ok()?)),
+        let (parts, prefix) = match text.strip_suffix(']').and_then(|t| t.rsplit_once("[:")) {
+            Some((parts, n)) => (parts, Some(n.parse::<u32>().ok()?)),
             None => (text, None),
         };
-        let columns = names.split('&').map(unescape_text).collect::<Option<Vec<String>>>()?;
-        if columns.iter().any(String::is_empty) {
-            return None;
+        let mut columns = Vec::new();
+        let mut types = Vec::new();
+        for part in parts.split('&') {
+            let (name, ty) = match part.split_once(':') {
+                Some((name, tag)) => (name, Some(Type::from_tag(tag)?)),
+                None => (part, None),
+            };
+            let name = unescape_text(name)?;
+            if name.is_empty() {
+                return None;
+            }
+            columns.push(name);
+            types.extend(ty);
         }
-        Some(RegisteredIndex { columns, prefix })
+        if types.len() != columns.len() {
+            types.clear();
+        }
+        Some(RegisteredIndex { columns, prefix, types })
+    }
+
+    /// The columns of this index `schema` lacks, with their types; `None` when the
+    /// definition does not say a missing column's type.
+    pub fn missing_columns(&self, schema: &Schema) -> Option<Vec<(String, Type)>> {
+        let mut missing = Vec::new();
+        for (i, name) in self.columns.iter().enumerate() {
+            if !schema.columns.iter().any(|c| c.name == *name) {
+                missing.push((name.clone(), *self.types.get(i)?));
+            }
+        }
+        Some(missing)
     }
 
     /// The index on `schema`'s columns of the same names, or `None` when `schema`
@@ -436,16 +473,28 @@ mod tests {
                 assert_eq!(theirs.node_of_index(&other, &bound, &values), ours.node(&declaring, &node), "{text}");
             }
         }
-        // A column the other version lacks: the index cannot be bound.
-        let lacking = RegisteredIndex { columns: vec!["price".into()], prefix: None };
+        // A column the other version lacks: the index cannot be bound, and the
+        // definition names the column with its type.
+        let lacking = RegisteredIndex { columns: vec!["price".into(), "name".into()], prefix: None, types: vec![] };
         assert_eq!(lacking.bind(&other), None);
-        // Names with separators round-trip; foreign text decodes to nothing.
-        let odd = RegisteredIndex { columns: vec!["a&b".into(), "c[:1]".into(), "ü".into()], prefix: None };
+        assert_eq!(lacking.missing_columns(&other), None, "no types: the missing column cannot be read");
+        let typed = RegisteredIndex { types: vec![Type::Float, Type::Text], ..lacking };
+        assert_eq!(typed.missing_columns(&other), Some(vec![("price".to_owned(), Type::Float)]));
+        assert_eq!(typed.encode(), "price:float&name:text");
+        // Names with separators round-trip, with and without types; foreign text
+        // decodes to nothing.
+        let columns: Vec<String> = vec!["a&b".into(), "c[:1]:x".into(), "ü".into()];
+        let odd = RegisteredIndex { columns: columns.clone(), prefix: None, types: vec![] };
         assert_eq!(RegisteredIndex::decode(&odd.encode()), Some(odd));
-        let prefixed = RegisteredIndex { columns: vec!["name".into()], prefix: Some(12) };
-        assert_eq!(prefixed.encode(), "name[:12]");
-        assert_eq!(RegisteredIndex::decode("name[:12]"), Some(prefixed));
-        for bad in ["", "a&&b", "a b", "%zz", "name[:x]", "%FF"] {
+        let odd = RegisteredIndex { columns, prefix: Some(3), types: vec![Type::Bool, Type::Uuid, Type::Timestamp] };
+        assert_eq!(RegisteredIndex::decode(&odd.encode()), Some(odd));
+        let prefixed = RegisteredIndex { columns: vec!["name".into()], prefix: Some(12), types: vec![Type::Text] };
+        assert_eq!(prefixed.encode(), "name:text[:12]");
+        assert_eq!(RegisteredIndex::decode("name:text[:12]"), Some(prefixed.clone()));
+        let untyped = RegisteredIndex { types: vec![], ..prefixed };
+        assert_eq!(RegisteredIndex::decode("name[:12]"), Some(untyped.clone()));
+        assert_eq!(RegisteredIndex::decode("a:int&name[:12]").map(|ix| ix.types), Some(vec![]), "partly typed");
+        for bad in ["", "a&&b", "a b", "%zz", "name[:x]", "%FF", "a:integer", ":int", "a:"] {
             assert_eq!(RegisteredIndex::decode(bad), None, "{bad:?}");
         }
     }

@@ -57,6 +57,36 @@ pub enum Type {
 }
 
 impl Type {
+    /// A short ASCII name of the type, for the texts memdex stores in the database
+    /// (the index registry's definitions, the captured changes' shapes).
+    pub fn tag(self) -> &'static str {
+        match self {
+            Type::Bool => "bool",
+            Type::Int => "int",
+            Type::Float => "float",
+            Type::Text => "text",
+            Type::Bytes => "bytes",
+            Type::Timestamp => "ts",
+            Type::Uuid => "uuid",
+            Type::Json => "json",
+        }
+    }
+
+    /// The type [`Type::tag`] names.
+    pub fn from_tag(tag: &str) -> Option<Type> {
+        Some(match tag {
+            "bool" => Type::Bool,
+            "int" => Type::Int,
+            "float" => Type::Float,
+            "text" => Type::Text,
+            "bytes" => Type::Bytes,
+            "ts" => Type::Timestamp,
+            "uuid" => Type::Uuid,
+            "json" => Type::Json,
+            _ => return None,
+        })
+    }
+
     /// Whether values of this type can be compared in a query or listed by an index
     /// node (every type but JSON: JSON documents have no equality SQL and Rust agree on).
     pub fn comparable(self) -> bool {

@@ -409,7 +409,10 @@ mod tests {
             .indexes
             .iter()
             .map(|ix| ("odd table".to_owned(), RegisteredIndex::of(&model, ix)))
-            .chain([("other".to_owned(), RegisteredIndex { columns: vec!["category_id".into()], prefix: None })])
+            .chain([(
+                "other".to_owned(),
+                RegisteredIndex { columns: vec!["category_id".into()], prefix: None, types: vec![] },
+            )])
             .collect();
         let settings = Settings::default();
         let mut keys = Vec::new();

@@ -13,8 +13,9 @@ use std::sync::Arc;
 
 use memdex_grammar::keys::{KeySpace, RegisteredIndex};
 use memdex_grammar::plan::{node_of_row, node_values};
+use memdex_grammar::schema::IndexDef;
 use memdex_grammar::sql::{self, SqlQuery};
-use memdex_grammar::{Dialect, Schema, Value};
+use memdex_grammar::{Dialect, Schema, Type, Value};
 
 use super::{Context, Env, Label, Machine, Replies, SqlReply, Step};
 use crate::cache::{CacheOp, checked_appends, refused_appends};
@@ -43,6 +44,9 @@ pub(crate) struct WriteSet {
     /// The rows written, with their images, for the registered indexes their model
     /// does not declare ([`WriteSet::add_registered`]).
     rows: Vec<Written>,
+    /// Registered indexes on columns a written row's model lacks, waiting for the
+    /// columns' values ([`WriteSet::column_reads`]).
+    unbound: Vec<Unbound>,
 }
 
 /// A row write as the index registry needs it: whose row, its entry, and its
@@ -68,7 +72,9 @@ impl WriteSet {
         self.keys.extend(other.keys);
         self.moved.extend(other.moved);
         self.writes += other.writes;
+        let offset = self.rows.len();
         self.rows.extend(other.rows);
+        self.unbound.extend(other.unbound.into_iter().map(|u| Unbound { row: u.row + offset, ..u }));
     }
 
     /// The registry lookup of the tables written, or `None` when no row was.
@@ -88,45 +94,153 @@ impl WriteSet {
     /// Add eagerly, for every version of the model: each row written appends its
     /// entry to the nodes its images map to in every index registered for its table
     /// that its own model does not declare (those it declares have their appends
-    /// already) but whose columns it has, exactly as for its own indexes. The keys
-    /// go into the outbox entry too, so a lost cache batch is repaired by a drain.
-    /// An index on a column the model lacks cannot be spelled from its images and
-    /// is left out.
+    /// already), exactly as for its own indexes. The keys go into the outbox entry
+    /// too, so a lost cache batch is repaired by a drain. An index on a column the
+    /// model lacks (one a newer version added) cannot be spelled from the images:
+    /// it waits for the column's values, read in the transaction
+    /// ([`WriteSet::column_reads`], [`WriteSet::add_read_columns`]).
     fn add_registered(&mut self, rows: &[Vec<Value>]) {
         let registered = registry::registered(rows);
-        if registered.is_empty() {
-            return;
-        }
-        let WriteSet { appends, keys, moved, rows: written, .. } = self;
-        for row in written.iter() {
-            let mut added: Vec<String> = Vec::new();
-            let record = codec::entry_record(&row.key, row.etag);
+        for at in 0..self.rows.len() {
+            let row = &self.rows[at];
             let own: Vec<RegisteredIndex> =
                 row.schema.indexes.iter().map(|ix| RegisteredIndex::of(row.schema, ix)).collect();
+            let mut added = Vec::new();
             for (table, index) in &registered {
                 if *table != row.schema.table || own.contains(index) {
                     continue;
                 }
-                let Some(def) = index.bind(row.schema) else { continue };
-                for image in &row.images {
-                    let values = node_values(&def, &|c| image.get(c).cloned().unwrap_or(Value::Null));
-                    let key = row.keys.node_of_index(row.schema, &def, &values);
-                    if !added.contains(&key) {
-                        added.push(key);
-                    }
+                match index.bind(row.schema) {
+                    Some(def) => row.node_keys(row.schema, &def, &row.images, &mut added),
+                    None => self.unbound.extend(index.missing_columns(row.schema).map(|missing| Unbound {
+                        row: at,
+                        index: index.clone(),
+                        missing,
+                    })),
                 }
             }
-            // An update may be leaving a node of the registered index that a fill
-            // reads before this batch lands (K10); a model with indexes of its own
-            // named the row already.
-            if row.updated && row.schema.indexes.is_empty() && !added.is_empty() {
-                moved.push((row.schema.table.clone(), row.key.clone()));
+            self.add_appends(at, added);
+        }
+    }
+
+    /// Appends row `at`'s entry to the nodes `added` names (each once).
+    fn add_appends(&mut self, at: usize, added: Vec<String>) {
+        let row = &self.rows[at];
+        // An update may be leaving a node of the registered index that a fill reads
+        // before this batch lands (K10); a model with indexes of its own named the
+        // row already.
+        let moving = (row.schema.table.clone(), row.key.clone());
+        if row.updated && !added.is_empty() && row.schema.indexes.is_empty() && !self.moved.contains(&moving) {
+            self.moved.push(moving);
+        }
+        let record = codec::entry_record(&row.key, row.etag);
+        for key in added {
+            self.keys.push(key.clone());
+            self.appends.push((key, record.clone()));
+        }
+    }
+
+    /// The reads, one per table, of the columns the registered indexes name that
+    /// the written rows' models lack: the key and those columns of each such row, as
+    /// the transaction sees them after its row statements. A model never writes a
+    /// column it does not have, so the row held the same values before the write
+    /// (an inserted row holds the column's default): they stand for both images.
+    fn column_reads(&self, dialect: Dialect) -> Vec<ColumnRead> {
+        let mut reads: Vec<ColumnRead> = Vec::new();
+        for unbound in &self.unbound {
+            let row = &self.rows[unbound.row];
+            let at = match reads.iter().position(|r| r.schema.table == row.schema.table) {
+                Some(at) => at,
+                None => {
+                    let key = row.schema.key_column();
+                    let schema = Schema::new(&row.schema.table, &row.schema.table).column(&key.name, key.ty, false);
+                    reads.push(ColumnRead { schema, keys: Vec::new(), query: None });
+                    reads.len() - 1
+                }
+            };
+            let read = &mut reads[at];
+            for (name, ty) in &unbound.missing {
+                if read.schema.column_index(name).is_none() {
+                    read.schema = std::mem::replace(&mut read.schema, Schema::new("", "")).column(name, *ty, true);
+                }
             }
-            for key in added {
-                keys.push(key.clone());
-                appends.push((key, record.clone()));
+            if !read.keys.contains(&row.key) {
+                read.keys.push(row.key.clone());
             }
         }
+        for read in &mut reads {
+            read.query = Some(sql::rows_by_keys(dialect, &read.schema, &read.keys));
+        }
+        reads
+    }
+
+    /// The appends of the indexes that waited for their columns' values, from the
+    /// replies to [`WriteSet::column_reads`] (a row gone — deleted — has none: the
+    /// nodes it leaves keep its entry, which readers drop, as after any delete).
+    fn add_read_columns(&mut self, reads: &[ColumnRead], replies: &[Vec<Vec<Value>>]) {
+        for unbound in std::mem::take(&mut self.unbound) {
+            let row = &self.rows[unbound.row];
+            let Some((read, found)) = reads.iter().zip(replies).find(|(r, _)| r.schema.table == row.schema.table)
+            else {
+                continue;
+            };
+            let Some(values) = found.iter().find(|values| values.first() == Some(&row.key)) else { continue };
+            // The model's columns, then the ones it lacks, with their values.
+            let mut schema = row.schema.clone();
+            let mut extra = Vec::new();
+            for (name, ty) in &unbound.missing {
+                schema = schema.column(name, *ty, true);
+                let column = read.schema.column_index(name);
+                extra.push(column.and_then(|c| values.get(c)).cloned().unwrap_or(Value::Null));
+            }
+            let Some(def) = unbound.index.bind(&schema) else { continue };
+            let images: Vec<Vec<Value>> =
+                row.images.iter().map(|image| image.iter().chain(&extra).cloned().collect()).collect();
+            let mut added = Vec::new();
+            row.node_keys(&schema, &def, &images, &mut added);
+            self.add_appends(unbound.row, added);
+        }
+    }
+}
+
+impl Written {
+    /// The keys of the nodes of `def` (an index on `schema`'s columns) that
+    /// `images` (rows of `schema`) belong to, added to `added` once each.
+    fn node_keys(&self, schema: &Schema, def: &IndexDef, images: &[Vec<Value>], added: &mut Vec<String>) {
+        for image in images {
+            let values = node_values(def, &|c| image.get(c).cloned().unwrap_or(Value::Null));
+            let key = self.keys.node_of_index(schema, def, &values);
+            if !added.contains(&key) {
+                added.push(key);
+            }
+        }
+    }
+}
+
+/// A registered index on a column the written row's model lacks.
+#[derive(Debug)]
+struct Unbound {
+    /// The row, in [`WriteSet::rows`].
+    row: usize,
+    index: RegisteredIndex,
+    /// The columns the model lacks, with their types (from the registry).
+    missing: Vec<(String, Type)>,
+}
+
+/// One read of columns a model lacks ([`WriteSet::column_reads`]): the key and the
+/// columns, of the written rows of one table.
+#[derive(Debug)]
+pub(crate) struct ColumnRead {
+    /// The key column, then the columns read.
+    schema: Schema,
+    keys: Vec<Value>,
+    query: Option<SqlQuery>,
+}
+
+impl ColumnRead {
+    /// The statement, and the types of its rows' values.
+    pub(crate) fn request(&self) -> Option<(&SqlQuery, Vec<Type>)> {
+        Some((self.query.as_ref()?, self.schema.columns.iter().map(|c| c.ty).collect()))
     }
 }
 
@@ -342,6 +456,7 @@ pub(crate) struct Commit<'a> {
     pub(crate) lookup: Option<SqlQuery>,
     /// The statements to run last, once [`Commit::complete`] made them.
     pub(crate) statements: Vec<SqlQuery>,
+    column_reads: Vec<ColumnRead>,
     dialect: Dialect,
     outbox: &'a Outbox,
     cleaned: Vec<i64>,
@@ -360,14 +475,42 @@ impl<'a> Commit<'a> {
         let entry_id = ctx.outbox.new_entry_id();
         let lookup = set.registry_lookup(dialect)?;
         let cleaned = ctx.outbox.take_done();
-        Ok(Commit { entry_id, lookup, statements: Vec::new(), dialect, outbox: &ctx.outbox, cleaned })
+        Ok(Commit {
+            entry_id,
+            lookup,
+            statements: Vec::new(),
+            column_reads: Vec::new(),
+            dialect,
+            outbox: &ctx.outbox,
+            cleaned,
+        })
     }
 
     /// Adds the appends the registry's `registered` rows (the reply to
-    /// [`Commit::lookup`]) call for to `set`, then makes the statements: the outbox
+    /// [`Commit::lookup`]) call for to `set`. Then, unless they need the values of
+    /// columns the written models lack ([`Commit::column_reads`], which the driver
+    /// runs and hands to [`Commit::add_columns`]), makes the statements: the outbox
     /// entry of every key `set` touches, and the clean-up of done entries.
     pub(crate) fn complete(&mut self, set: &mut WriteSet, registered: &[Vec<Value>]) -> Result<(), Error> {
         set.add_registered(registered);
+        self.column_reads = set.column_reads(self.dialect);
+        if self.column_reads.is_empty() { self.make_statements(set) } else { Ok(()) }
+    }
+
+    /// The reads of columns the written rows' models lack, to run in the
+    /// transaction after [`Commit::complete`]; usually none.
+    pub(crate) fn column_reads(&self) -> &[ColumnRead] {
+        &self.column_reads
+    }
+
+    /// Adds the appends that waited for [`Commit::column_reads`] (`replies`, one per
+    /// read, in order), then makes the statements.
+    pub(crate) fn add_columns(&mut self, set: &mut WriteSet, replies: &[Vec<Vec<Value>>]) -> Result<(), Error> {
+        set.add_read_columns(&self.column_reads, replies);
+        self.make_statements(set)
+    }
+
+    fn make_statements(&mut self, set: &WriteSet) -> Result<(), Error> {
         if !set.is_empty() {
             self.statements.push(self.outbox.insert_sql(self.dialect, self.entry_id, &set.keys, &set.moved));
         }

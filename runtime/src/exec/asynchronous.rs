@@ -32,7 +32,7 @@ use crate::engine::database::{self, Page};
 use crate::engine::drain::Drain;
 use crate::engine::fetch::Fetch;
 use crate::engine::schema::{CheckSchema, no_drift, outbox_usable};
-use crate::engine::write::{ApplyEffects, Commit, RowWrite, WriteSet};
+use crate::engine::write::{ApplyEffects, ColumnRead, Commit, RowWrite, WriteSet};
 use crate::engine::{CacheFacts, Context, Env, Machine, Observation, Outcome, Replies, SqlReply, SqlRequest, Step};
 use crate::error::Error;
 use crate::model::Model;
@@ -533,6 +533,20 @@ impl AsyncDriver {
             None => Vec::new(),
         };
         plan.complete(&mut set, &registered)?;
+        if !plan.column_reads().is_empty() {
+            let mut replies = Vec::new();
+            for (query, types) in plan.column_reads().iter().filter_map(ColumnRead::request) {
+                self.ctx.record_sql(query);
+                match tx.query(query, &types).await {
+                    Ok(rows) => replies.push(rows),
+                    Err(e) => {
+                        tx.rollback().await.ok();
+                        return Err(e.into());
+                    }
+                }
+            }
+            plan.add_columns(&mut set, &replies)?;
+        }
         // Made before the COMMIT: should this future be dropped while the commit's
         // outcome is unknown, the entry stays pending in this process (its reads
         // bypass the cache until it is applied) rather than forgotten.
