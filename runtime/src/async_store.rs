@@ -127,6 +127,14 @@ impl AsyncStore {
 
     /// Deletes the row with this key (`Error::NotFound` if there is none).
     pub async fn delete<T: Model>(&self, key: &T::Key) -> Result<(), Error> {
+        match self.delete_once::<T>(key).await {
+            // As `Store::delete`: the rolled-back delete runs again, once.
+            Err(Error::RegistryChanged { .. }) => self.delete_once::<T>(key).await,
+            done => done,
+        }
+    }
+
+    async fn delete_once<T: Model>(&self, key: &T::Key) -> Result<(), Error> {
         let mut tx = self.begin().await?;
         tx.delete::<T>(key).await?;
         tx.commit().await

@@ -59,6 +59,20 @@ pub enum Error {
         /// The key that names no row, as text.
         key: String,
     },
+    /// A transaction that deleted a row of `table` while another version of its
+    /// model had registered an index on a column this version lacks (a rolling
+    /// deploy), which this process had not seen yet: the row's node of that index
+    /// could not be spelled once the row was gone, so the transaction was rolled
+    /// back. Running it again succeeds (the store knows the index now);
+    /// `Store::delete` and `AsyncStore::delete` do so themselves.
+    #[error(
+        "the index registry of `{table}` changed during the transaction (another version of the model \
+         registered an index on a column this one lacks); it was rolled back: run it again"
+    )]
+    RegistryChanged {
+        /// The table whose registry changed.
+        table: String,
+    },
     /// A store that cannot be built as configured: no database chosen, a URL or
     /// environment variable that cannot be understood (the message names it), a
     /// backend whose cargo feature is not enabled, a memcached address that does

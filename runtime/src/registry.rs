@@ -24,7 +24,8 @@
 //! An index on a column the writer's model does not have cannot be maintained by
 //! that writer: it is left out (docs/deploying-schema-changes.md).
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{OnceLock, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use memdex_grammar::ir::{Expr, ExprKind, Haystack};
@@ -88,6 +89,44 @@ pub(crate) fn registered(rows: &[Vec<Value>]) -> Vec<(String, RegisteredIndex)> 
             _ => None,
         })
         .collect()
+}
+
+/// The registered indexes this process read last, per table: a delete reads, with
+/// the row as it was, the columns of the registered indexes its model lacks (an
+/// index a newer version added on a column of its own), since once the row is gone
+/// its transaction can no longer read them (`engine::write::RowWrite::delete`).
+/// The registry read after the transaction's row statements stays the authority: a
+/// delete whose snapshot missed such an index fails the transaction
+/// ([`crate::Error::RegistryChanged`]), after which the snapshot has it.
+#[derive(Debug, Default)]
+pub(crate) struct Snapshot {
+    tables: RwLock<HashMap<String, Vec<RegisteredIndex>>>,
+}
+
+impl Snapshot {
+    /// Replaces what the snapshot holds for `tables` with their `registered` rows.
+    pub(crate) fn update(&self, tables: &[&str], registered: &[(String, RegisteredIndex)]) {
+        let mut held = self.tables.write().unwrap_or_else(|p| p.into_inner());
+        for table in tables {
+            let indexes = registered.iter().filter(|(t, _)| t == table).map(|(_, ix)| ix.clone()).collect();
+            held.insert((*table).to_owned(), indexes);
+        }
+    }
+
+    /// The columns `schema` lacks of the indexes registered on its table, with
+    /// their types, each once.
+    pub(crate) fn missing_columns(&self, schema: &Schema) -> Vec<(String, Type)> {
+        let held = self.tables.read().unwrap_or_else(|p| p.into_inner());
+        let mut missing: Vec<(String, Type)> = Vec::new();
+        for ix in held.get(&schema.table).into_iter().flatten() {
+            for column in ix.missing_columns(schema).unwrap_or_default() {
+                if !missing.contains(&column) {
+                    missing.push(column);
+                }
+            }
+        }
+        missing
+    }
 }
 
 /// The registration of one model's indexes, as the statements of one transaction:

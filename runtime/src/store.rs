@@ -102,7 +102,12 @@ impl Store {
 
     /// Deletes the row with this key (`Error::NotFound` if there is none).
     pub fn delete<T: Model>(&self, key: &T::Key) -> Result<(), Error> {
-        self.transaction(|tx| tx.delete::<T>(key))
+        match self.transaction(|tx| tx.delete::<T>(key)) {
+            // Once per process and registration, during a rolling deploy: the
+            // rolled-back delete runs again, now reading the index's columns.
+            Err(Error::RegistryChanged { .. }) => self.transaction(|tx| tx.delete::<T>(key)),
+            done => done,
+        }
     }
 
     /// Runs several writes in one database transaction. The cache hears of them

@@ -40,6 +40,7 @@ use crate::model::Model;
 use crate::near::NearCache;
 use crate::outbox::Outbox;
 use crate::prepared::TextCache;
+use crate::registry;
 use crate::settings::Settings;
 use crate::stats::Counters;
 use crate::trace::Tracer;
@@ -155,6 +156,8 @@ pub(crate) struct Context {
     pub(crate) outbox: Outbox,
     /// `None` unless the store captures writes made outside memdex.
     pub(crate) capture: Option<Capture>,
+    /// The registered indexes this process read last (deletes read their columns).
+    pub(crate) registry: registry::Snapshot,
     pub(crate) text_cache: TextCache,
     pub(crate) near: NearCache,
     keyspaces: RwLock<HashMap<TypeId, Arc<KeySpace>>>,
@@ -165,6 +168,7 @@ impl Context {
         Context {
             outbox: Outbox::new(&settings),
             capture: Capture::new(&settings),
+            registry: registry::Snapshot::default(),
             text_cache: TextCache::new(settings.text_cache_capacity),
             near: NearCache::new(settings.near_cache_capacity),
             settings,

@@ -47,6 +47,9 @@ pub(crate) struct WriteSet {
     /// Registered indexes on columns a written row's model lacks, waiting for the
     /// columns' values ([`WriteSet::column_reads`]).
     unbound: Vec<Unbound>,
+    /// Tables a row was deleted from without the values of a registered index's
+    /// columns its model lacks (the registry snapshot missed the index).
+    registry_changed: Vec<String>,
 }
 
 /// A row write as the index registry needs it: whose row, its entry, and its
@@ -58,7 +61,11 @@ struct Written {
     key: Value,
     etag: u64,
     updated: bool,
+    deleted: bool,
     images: Vec<Vec<Value>>,
+    /// For a delete: the columns its model lacks that the registry snapshot named,
+    /// read with the row as it was ([`RowWrite::delete`]).
+    read_before: Vec<((String, Type), Value)>,
 }
 
 impl WriteSet {
@@ -75,16 +82,23 @@ impl WriteSet {
         let offset = self.rows.len();
         self.rows.extend(other.rows);
         self.unbound.extend(other.unbound.into_iter().map(|u| Unbound { row: u.row + offset, ..u }));
+        self.registry_changed.extend(other.registry_changed);
     }
 
-    /// The registry lookup of the tables written, or `None` when no row was.
-    fn registry_lookup(&self, dialect: Dialect) -> Result<Option<SqlQuery>, DbError> {
+    /// The tables rows were written to, each once.
+    fn tables(&self) -> Vec<&str> {
         let mut tables: Vec<&str> = Vec::new();
         for row in &self.rows {
             if !tables.contains(&row.schema.table.as_str()) {
                 tables.push(&row.schema.table);
             }
         }
+        tables
+    }
+
+    /// The registry lookup of the tables written, or `None` when no row was.
+    fn registry_lookup(&self, dialect: Dialect) -> Result<Option<SqlQuery>, DbError> {
+        let tables = self.tables();
         if tables.is_empty() {
             return Ok(None);
         }
@@ -110,13 +124,19 @@ impl WriteSet {
                 if *table != row.schema.table || own.contains(index) {
                     continue;
                 }
+                let Some(missing) = index.missing_columns(row.schema) else { continue };
                 match index.bind(row.schema) {
                     Some(def) => row.node_keys(row.schema, &def, &row.images, &mut added),
-                    None => self.unbound.extend(index.missing_columns(row.schema).map(|missing| Unbound {
-                        row: at,
-                        index: index.clone(),
-                        missing,
-                    })),
+                    None if !row.deleted => self.unbound.push(Unbound { row: at, index: index.clone(), missing }),
+                    // The row is gone: only the columns it read before can spell
+                    // its node.
+                    None => match row.extend_with(&missing, &row.read_before) {
+                        Some((schema, images)) => match index.bind(&schema) {
+                            Some(def) => row.node_keys(&schema, &def, &images, &mut added),
+                            None => self.registry_changed.push(row.schema.table.clone()),
+                        },
+                        None => self.registry_changed.push(row.schema.table.clone()),
+                    },
                 }
             }
             self.add_appends(at, added);
@@ -185,17 +205,12 @@ impl WriteSet {
                 continue;
             };
             let Some(values) = found.iter().find(|values| values.first() == Some(&row.key)) else { continue };
-            // The model's columns, then the ones it lacks, with their values.
-            let mut schema = row.schema.clone();
-            let mut extra = Vec::new();
-            for (name, ty) in &unbound.missing {
-                schema = schema.column(name, *ty, true);
-                let column = read.schema.column_index(name);
-                extra.push(column.and_then(|c| values.get(c)).cloned().unwrap_or(Value::Null));
-            }
+            let read_values: Vec<((String, Type), Value)> = (read.schema.columns.iter().zip(values))
+                .skip(1)
+                .map(|(c, v)| ((c.name.clone(), c.ty), v.clone()))
+                .collect();
+            let Some((schema, images)) = row.extend_with(&unbound.missing, &read_values) else { continue };
             let Some(def) = unbound.index.bind(&schema) else { continue };
-            let images: Vec<Vec<Value>> =
-                row.images.iter().map(|image| image.iter().chain(&extra).cloned().collect()).collect();
             let mut added = Vec::new();
             row.node_keys(&schema, &def, &images, &mut added);
             self.add_appends(unbound.row, added);
@@ -204,6 +219,23 @@ impl WriteSet {
 }
 
 impl Written {
+    /// The model's schema and images extended with the `missing` columns, their
+    /// values taken from `values`; `None` if `values` lacks one of them.
+    fn extend_with(
+        &self,
+        missing: &[(String, Type)],
+        values: &[((String, Type), Value)],
+    ) -> Option<(Schema, Vec<Vec<Value>>)> {
+        let mut schema = self.schema.clone();
+        let mut extra = Vec::new();
+        for column in missing {
+            extra.push(values.iter().find(|(c, _)| c == column)?.1.clone());
+            schema = schema.column(&column.0, column.1, true);
+        }
+        let images = self.images.iter().map(|image| image.iter().chain(&extra).cloned().collect()).collect();
+        Some((schema, images))
+    }
+
     /// The keys of the nodes of `def` (an index on `schema`'s columns) that
     /// `images` (rows of `schema`) belong to, added to `added` once each.
     fn node_keys(&self, schema: &Schema, def: &IndexDef, images: &[Vec<Value>], added: &mut Vec<String>) {
@@ -276,6 +308,11 @@ pub(crate) struct RowWrite {
     effects: WriteSet,
     /// The values written and, once read, the row as it was.
     images: Vec<Vec<Value>>,
+    /// For a delete: the columns its model lacks that registered indexes name, read
+    /// after the model's own in [`RowWrite::before`] (or the `RETURNING`), and once
+    /// read, their values.
+    extra: Vec<(String, Type)>,
+    read_before: Vec<((String, Type), Value)>,
 }
 
 impl RowWrite {
@@ -307,21 +344,26 @@ impl RowWrite {
 
     /// A delete of the row with this key: its object goes, and its entry in the
     /// nodes it was in says so (readers then drop the id on the database's word).
+    /// The row as it was is read with the columns of the registered indexes its
+    /// model lacks, as far as this process knows them (`registry::Snapshot`): once
+    /// the row is gone, nothing else can name its nodes of those indexes.
     pub(crate) fn delete<T: Model>(ctx: &Context, dialect: Dialect, key: &T::Key) -> RowWrite {
         let schema = T::schema();
         let key: Value = key.clone().into();
         let keys = ctx.keyspace::<T>();
         let object = keys.object(&key);
         let effects = WriteSet { objects: vec![object.clone()], keys: vec![object], writes: 1, ..WriteSet::default() };
-        let (before, query, returns_old) = match sql::delete_returning_old(dialect, schema, &key) {
+        let extra = ctx.registry.missing_columns(schema);
+        let read = (extra.iter()).fold(schema.clone(), |read, (name, ty)| read.column(name, *ty, true));
+        let (before, query, returns_old) = match sql::delete_returning_old(dialect, &read, &key) {
             Some(query) => (None, query, true),
-            None => (Some(sql::row_for_update(dialect, schema, &key)), sql::delete(dialect, schema, &key), false),
+            None => (Some(sql::row_for_update(dialect, &read, &key)), sql::delete(dialect, schema, &key), false),
         };
         RowWrite {
             before,
             query,
             returns_old,
-            types: super::column_types::<T>(),
+            types: read.columns.iter().map(|c| c.ty).collect(),
             kind: Kind::Delete,
             schema,
             keys,
@@ -329,6 +371,8 @@ impl RowWrite {
             etag: codec::DELETED_ETAG,
             effects,
             images: Vec::new(),
+            extra,
+            read_before: Vec::new(),
         }
     }
 
@@ -368,6 +412,8 @@ impl RowWrite {
             etag,
             effects,
             images: vec![values.to_vec()],
+            extra: Vec::new(),
+            read_before: Vec::new(),
         };
         write.append_to_nodes_of(values);
         write
@@ -392,7 +438,9 @@ impl RowWrite {
     /// write's entry too, so that a reader of a node the row leaves (or of one it
     /// stays in, for an edit) sees that the row changed.
     pub(crate) fn read_before(&mut self, rows: Vec<Vec<Value>>) {
-        if let Some(old) = rows.into_iter().next() {
+        if let Some(mut old) = rows.into_iter().next() {
+            let extra = old.split_off(self.schema.columns.len().min(old.len()));
+            self.read_before = self.extra.iter().cloned().zip(extra).collect();
             self.append_to_nodes_of(&old);
             self.images.push(old);
         }
@@ -411,7 +459,9 @@ impl RowWrite {
             key: self.key,
             etag: self.etag,
             updated: self.kind == Kind::Update,
+            deleted: self.kind == Kind::Delete,
             images: self.images,
+            read_before: self.read_before,
         });
         Ok(())
     }
@@ -459,6 +509,7 @@ pub(crate) struct Commit<'a> {
     column_reads: Vec<ColumnRead>,
     dialect: Dialect,
     outbox: &'a Outbox,
+    registry: &'a registry::Snapshot,
     cleaned: Vec<i64>,
 }
 
@@ -482,6 +533,7 @@ impl<'a> Commit<'a> {
             column_reads: Vec::new(),
             dialect,
             outbox: &ctx.outbox,
+            registry: &ctx.registry,
             cleaned,
         })
     }
@@ -492,7 +544,11 @@ impl<'a> Commit<'a> {
     /// runs and hands to [`Commit::add_columns`]), makes the statements: the outbox
     /// entry of every key `set` touches, and the clean-up of done entries.
     pub(crate) fn complete(&mut self, set: &mut WriteSet, registered: &[Vec<Value>]) -> Result<(), Error> {
+        self.registry.update(&set.tables(), &registry::registered(registered));
         set.add_registered(registered);
+        if let Some(table) = set.registry_changed.first() {
+            return Err(Error::RegistryChanged { table: table.clone() });
+        }
         self.column_reads = set.column_reads(self.dialect);
         if self.column_reads.is_empty() { self.make_statements(set) } else { Ok(()) }
     }

@@ -519,33 +519,32 @@ impl AsyncDriver {
     /// cache effects in one batch.
     pub(crate) async fn commit(&self, mut tx: AsyncTx, mut set: WriteSet) -> Result<(), Error> {
         let mut plan = Commit::plan(&self.ctx, self.dialect(), &set)?;
-        let registered = match &plan.lookup {
-            Some(lookup) => {
-                self.ctx.record_sql(lookup);
-                match tx.query(lookup, registry::ROW_TYPES).await {
-                    Ok(rows) => rows,
-                    Err(e) => {
-                        tx.rollback().await.ok();
-                        return Err(e.into());
-                    }
+        // The registry lookup, and the reads of columns it calls for, in the
+        // transaction; any failure (the registry changed under a delete, the
+        // database) rolls it back.
+        let completed = async {
+            let registered = match &plan.lookup {
+                Some(lookup) => {
+                    self.ctx.record_sql(lookup);
+                    tx.query(lookup, registry::ROW_TYPES).await?
                 }
-            }
-            None => Vec::new(),
-        };
-        plan.complete(&mut set, &registered)?;
-        if !plan.column_reads().is_empty() {
-            let mut replies = Vec::new();
-            for (query, types) in plan.column_reads().iter().filter_map(ColumnRead::request) {
-                self.ctx.record_sql(query);
-                match tx.query(query, &types).await {
-                    Ok(rows) => replies.push(rows),
-                    Err(e) => {
-                        tx.rollback().await.ok();
-                        return Err(e.into());
-                    }
+                None => Vec::new(),
+            };
+            plan.complete(&mut set, &registered)?;
+            if !plan.column_reads().is_empty() {
+                let mut replies = Vec::new();
+                for (query, types) in plan.column_reads().iter().filter_map(ColumnRead::request) {
+                    self.ctx.record_sql(query);
+                    replies.push(tx.query(query, &types).await?);
                 }
+                plan.add_columns(&mut set, &replies)?;
             }
-            plan.add_columns(&mut set, &replies)?;
+            Ok::<(), Error>(())
+        }
+        .await;
+        if let Err(e) = completed {
+            tx.rollback().await.ok();
+            return Err(e);
         }
         // Made before the COMMIT: should this future be dropped while the commit's
         // outcome is unknown, the entry stays pending in this process (its reads

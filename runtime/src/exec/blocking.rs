@@ -252,8 +252,7 @@ impl Driver {
             }
             // Kept outside the closure before its statements run: should one fail,
             // the plan is dropped after the rollback and gives its done entries back.
-            let plan = commit
-                .insert(Commit::plan(&self.ctx, self.dialect(), &set).map_err(|e| DbError::query(e.to_string()))?);
+            let plan = commit.insert(kept(&mut outcome, Commit::plan(&self.ctx, self.dialect(), &set))?);
             let registered = match &plan.lookup {
                 Some(lookup) => {
                     self.ctx.record_sql(lookup);
@@ -261,14 +260,14 @@ impl Driver {
                 }
                 None => Vec::new(),
             };
-            plan.complete(&mut set, &registered).map_err(|e| DbError::query(e.to_string()))?;
+            kept(&mut outcome, plan.complete(&mut set, &registered))?;
             if !plan.column_reads().is_empty() {
                 let mut replies = Vec::new();
                 for (query, types) in plan.column_reads().iter().filter_map(ColumnRead::request) {
                     self.ctx.record_sql(query);
                     replies.push(tx.query(query, &types)?);
                 }
-                plan.add_columns(&mut set, &replies).map_err(|e| DbError::query(e.to_string()))?;
+                kept(&mut outcome, plan.add_columns(&mut set, &replies))?;
             }
             for statement in &plan.statements {
                 self.ctx.record_sql(statement);
@@ -290,7 +289,20 @@ impl Driver {
             },
         }
     }
+}
 
+/// `result`, its error kept in `outcome` (where the caller of the transaction finds
+/// it, with its variant) and the transaction rolled back by a database error that
+/// says the same.
+fn kept<T, R>(outcome: &mut Option<Result<R, Error>>, result: Result<T, Error>) -> Result<T, DbError> {
+    result.map_err(|e| {
+        let message = e.to_string();
+        *outcome = Some(Err(e));
+        DbError::query(message)
+    })
+}
+
+impl Driver {
     /// Runs one row write inside a transaction: its statement, then its effects.
     pub(crate) fn write(&self, tx: &mut dyn Tx, set: &mut WriteSet, mut write: RowWrite) -> Result<(), Error> {
         if let Some(before) = &write.before {
