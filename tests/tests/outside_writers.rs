@@ -135,28 +135,38 @@ fn memdex_own_writes_are_not_captured() {
     });
 }
 
-/// The async driver's sessions carry the mark too (PostgreSQL on tokio-postgres).
+/// The async driver's sessions carry the mark too (PostgreSQL on tokio-postgres),
+/// and its drains apply the captured changes before its reads, as the blocking
+/// driver's do.
 #[test]
-fn async_writes_are_not_captured() {
+fn the_async_driver_skips_its_own_writes_and_applies_outside_ones() {
     let memcached = MemcachedServer::start().expect("memcached starts");
     let db = SharedDb::new(Engine::Postgres, "outside_async");
+    // The outside session is a blocking client: it runs between the awaits, on this
+    // thread, never inside the runtime.
     let runtime = memdex_tests::asynchronous::runtime();
+    let builder = db
+        .builder()
+        .namespace(db.name())
+        .memcached([memcached.addr()])
+        .capture_outside_writes(true)
+        .outbox(INTERVAL, Duration::from_secs(2));
+    let store = runtime.block_on(builder.build_async()).expect("an async store");
     runtime.block_on(async {
-        let store = db
-            .builder()
-            .namespace(db.name())
-            .memcached([memcached.addr()])
-            .capture_outside_writes(true)
-            .build_async()
-            .await
-            .expect("an async store");
         store.migrate::<Item>().await.expect("migrate");
         store.insert(&item(1, 5)).await.expect("insert");
         store.update(&item(1, 6)).await.expect("update");
     });
     assert_eq!(changes_waiting(&db), 0, "the async store's writes were captured");
+    let in_six = || runtime.block_on(select!(Item, |i| i.category_id == 6).fetch_async(&store)).expect("fetch");
+    assert_eq!(in_six().len(), 1);
+    assert_eq!(in_six().len(), 1, "hot");
     db.outside().execute("DELETE FROM item WHERE id = 1");
     assert_eq!(changes_waiting(&db), 1);
+    std::thread::sleep(INTERVAL);
+    assert_eq!(in_six(), Vec::<Item>::new(), "the outside delete, one interval later");
+    assert_eq!(store.stats().outside_changes_applied, 1);
+    assert_eq!(changes_waiting(&db), 0);
 }
 
 /// A column of every indexable type, each indexed on its own: an outside write
