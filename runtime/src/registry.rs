@@ -24,7 +24,7 @@
 //! An index on a column the writer's model does not have cannot be maintained by
 //! that writer: it is left out (docs/deploying-schema-changes.md).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{OnceLock, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -101,6 +101,10 @@ pub(crate) fn registered(rows: &[Vec<Value>]) -> Vec<(String, RegisteredIndex)> 
 #[derive(Debug, Default)]
 pub(crate) struct Snapshot {
     tables: RwLock<HashMap<String, Vec<RegisteredIndex>>>,
+    /// `(table, column)`s a write found in the table's catalog: only those are
+    /// read by deletes (a registered index may name a column since dropped, and a
+    /// delete naming it would fail).
+    live: RwLock<HashSet<(String, String)>>,
 }
 
 impl Snapshot {
@@ -113,14 +117,22 @@ impl Snapshot {
         }
     }
 
-    /// The columns `schema` lacks of the indexes registered on its table, with
-    /// their types, each once.
+    /// Records which of the columns `table` lacked were in its catalog: `live`.
+    pub(crate) fn verify(&self, table: &str, live: &[(String, Type)]) {
+        let mut held = self.live.write().unwrap_or_else(|p| p.into_inner());
+        held.retain(|(t, _)| t != table);
+        held.extend(live.iter().map(|(column, _)| (table.to_owned(), column.clone())));
+    }
+
+    /// The columns `schema` lacks of the indexes registered on its table that a
+    /// write found in the table, with their types, each once.
     pub(crate) fn missing_columns(&self, schema: &Schema) -> Vec<(String, Type)> {
         let held = self.tables.read().unwrap_or_else(|p| p.into_inner());
+        let live = self.live.read().unwrap_or_else(|p| p.into_inner());
         let mut missing: Vec<(String, Type)> = Vec::new();
         for ix in held.get(&schema.table).into_iter().flatten() {
             for column in ix.missing_columns(schema).unwrap_or_default() {
-                if !missing.contains(&column) {
+                if !missing.contains(&column) && live.contains(&(schema.table.clone(), column.0.clone())) {
                     missing.push(column);
                 }
             }

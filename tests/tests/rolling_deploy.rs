@@ -1174,3 +1174,40 @@ fn a_delete_with_a_stale_registry_snapshot_runs_again() {
         assert_eq!(in_node(), Vec::<i64>::new(), "{db:?}: after the last delete");
     }
 }
+
+/// An index on a column that is later dropped stays in the registry (its row is
+/// never removed by itself): a build without the column finds it missing from the
+/// table's catalog and skips the index, so its inserts, updates and deletes go on
+/// (a read of the dropped column would fail each of them), and its reads are right.
+#[test]
+fn a_registered_index_on_a_dropped_column_is_skipped() {
+    use indexed_new_column::{ItemV1, ItemV2};
+    let memcached = MemcachedServer::start().expect("memcached starts (is the memcached package installed?)");
+    let memcached = memcached.addr();
+    for db in Db::ALL {
+        let shared = Shared::new(db, "dropped indexed column");
+        let namespace = unique("ns");
+        let v1 = shared.store(&memcached, &namespace);
+        v1.migrate::<ItemV1>().expect("v1 migrates");
+        shared.ddl("ALTER TABLE item ADD COLUMN note TEXT");
+        let v2 = shared.store(&memcached, &namespace);
+        v2.migrate::<ItemV2>().expect("v2 migrates");
+        v2.insert(&ItemV2 { id: 1, category_id: 5, label: "one".into(), note: Some("n".into()) }).expect("insert");
+        // v2 is retired; the team drops its index and column (SQLite refuses to drop
+        // an indexed column), and leaves the registry as it is.
+        drop(v2);
+        shared.ddl(match db {
+            Db::MySql => "DROP INDEX item_category_id_note_idx ON item",
+            _ => "DROP INDEX item_category_id_note_idx",
+        });
+        shared.ddl("ALTER TABLE item DROP COLUMN note");
+        let other = shared.store(&memcached, &namespace);
+        assert_eq!(ItemV1::in_category(&other, 5).expect("read").len(), 1, "{db:?}");
+        v1.insert(&ItemV1 { id: 2, category_id: 5, label: "two".into() }).unwrap_or_else(|e| panic!("{db:?}: {e}"));
+        v1.update(&ItemV1 { id: 1, category_id: 6, label: "one".into() }).unwrap_or_else(|e| panic!("{db:?}: {e}"));
+        v1.delete::<ItemV1>(&2).unwrap_or_else(|e| panic!("{db:?}: {e}"));
+        v1.delete::<ItemV1>(&1).unwrap_or_else(|e| panic!("{db:?}: a second delete: {e}"));
+        assert_eq!(ItemV1::in_category(&other, 5).expect("read"), Vec::<ItemV1>::new(), "{db:?}");
+        assert_eq!(ItemV1::in_category(&other, 6).expect("read"), Vec::<ItemV1>::new(), "{db:?}");
+    }
+}

@@ -45,11 +45,8 @@ pub(crate) struct WriteSet {
     /// does not declare ([`WriteSet::add_registered`]).
     rows: Vec<Written>,
     /// Registered indexes on columns a written row's model lacks, waiting for the
-    /// columns' values ([`WriteSet::column_reads`]).
+    /// columns' values ([`ColumnReads`]).
     unbound: Vec<Unbound>,
-    /// Tables a row was deleted from without the values of a registered index's
-    /// columns its model lacks (the registry snapshot missed the index).
-    registry_changed: Vec<String>,
 }
 
 /// A row write as the index registry needs it: whose row, its entry, and its
@@ -82,7 +79,6 @@ impl WriteSet {
         let offset = self.rows.len();
         self.rows.extend(other.rows);
         self.unbound.extend(other.unbound.into_iter().map(|u| Unbound { row: u.row + offset, ..u }));
-        self.registry_changed.extend(other.registry_changed);
     }
 
     /// The tables rows were written to, each once.
@@ -112,7 +108,7 @@ impl WriteSet {
     /// too, so a lost cache batch is repaired by a drain. An index on a column the
     /// model lacks (one a newer version added) cannot be spelled from the images:
     /// it waits for the column's values, read in the transaction
-    /// ([`WriteSet::column_reads`], [`WriteSet::add_read_columns`]).
+    /// ([`ColumnReads`], [`WriteSet::add_read_columns`]).
     fn add_registered(&mut self, rows: &[Vec<Value>]) {
         let registered = registry::registered(rows);
         for at in 0..self.rows.len() {
@@ -127,16 +123,7 @@ impl WriteSet {
                 let Some(missing) = index.missing_columns(row.schema) else { continue };
                 match index.bind(row.schema) {
                     Some(def) => row.node_keys(row.schema, &def, &row.images, &mut added),
-                    None if !row.deleted => self.unbound.push(Unbound { row: at, index: index.clone(), missing }),
-                    // The row is gone: only the columns it read before can spell
-                    // its node.
-                    None => match row.extend_with(&missing, &row.read_before) {
-                        Some((schema, images)) => match index.bind(&schema) {
-                            Some(def) => row.node_keys(&schema, &def, &images, &mut added),
-                            None => self.registry_changed.push(row.schema.table.clone()),
-                        },
-                        None => self.registry_changed.push(row.schema.table.clone()),
-                    },
+                    None => self.unbound.push(Unbound { row: at, index: index.clone(), missing }),
                 }
             }
             self.add_appends(at, added);
@@ -160,61 +147,154 @@ impl WriteSet {
         }
     }
 
-    /// The reads, one per table, of the columns the registered indexes name that
-    /// the written rows' models lack: the key and those columns of each such row, as
-    /// the transaction sees them after its row statements. A model never writes a
-    /// column it does not have, so the row held the same values before the write
-    /// (an inserted row holds the column's default): they stand for both images.
-    fn column_reads(&self, dialect: Dialect) -> Vec<ColumnRead> {
-        let mut reads: Vec<ColumnRead> = Vec::new();
-        for unbound in &self.unbound {
-            let row = &self.rows[unbound.row];
-            let at = match reads.iter().position(|r| r.schema.table == row.schema.table) {
-                Some(at) => at,
-                None => {
-                    let key = row.schema.key_column();
-                    let schema = Schema::new(&row.schema.table, &row.schema.table).column(&key.name, key.ty, false);
-                    reads.push(ColumnRead { schema, keys: Vec::new(), query: None });
-                    reads.len() - 1
-                }
-            };
-            let read = &mut reads[at];
-            for (name, ty) in &unbound.missing {
-                if read.schema.column_index(name).is_none() {
-                    read.schema = std::mem::replace(&mut read.schema, Schema::new("", "")).column(name, *ty, true);
-                }
-            }
-            if !read.keys.contains(&row.key) {
-                read.keys.push(row.key.clone());
-            }
-        }
-        for read in &mut reads {
-            read.query = Some(sql::rows_by_keys(dialect, &read.schema, &read.keys));
-        }
-        reads
-    }
-
-    /// The appends of the indexes that waited for their columns' values, from the
-    /// replies to [`WriteSet::column_reads`] (a row gone — deleted — has none: the
-    /// nodes it leaves keep its entry, which readers drop, as after any delete).
-    fn add_read_columns(&mut self, reads: &[ColumnRead], replies: &[Vec<Vec<Value>>]) {
+    /// The unbound indexes' appends, once `reads` has every reply: for a row still
+    /// there, from the values read after the row statements (a model never writes a
+    /// column it does not have, so the row held the same values before the write,
+    /// and an inserted row holds the column's default: they stand for both images);
+    /// for a deleted row, from the values its delete read with the row as it was
+    /// (`RowWrite::delete`). An index on a column the table no longer has is dead
+    /// and skipped. Returns a table whose deleted row lacks the values of a live
+    /// index's columns (the process's registry snapshot missed the index).
+    fn add_read_columns(&mut self, reads: &ColumnReads) -> Option<String> {
+        let mut changed = None;
         for unbound in std::mem::take(&mut self.unbound) {
             let row = &self.rows[unbound.row];
-            let Some((read, found)) = reads.iter().zip(replies).find(|(r, _)| r.schema.table == row.schema.table)
-            else {
+            let Some(read) = reads.tables.iter().find(|r| r.schema.table == row.schema.table) else { continue };
+            if !unbound.missing.iter().all(|column| read.live.contains(column)) {
+                continue;
+            }
+            let values: Vec<((String, Type), Value)> = if row.deleted {
+                row.read_before.clone()
+            } else {
+                let Some(found) = read.rows.iter().find(|values| values.first() == Some(&row.key)) else { continue };
+                (read.schema.columns.iter().zip(found))
+                    .skip(1)
+                    .map(|(c, v)| ((c.name.clone(), c.ty), v.clone()))
+                    .collect()
+            };
+            let Some((schema, images)) = row.extend_with(&unbound.missing, &values) else {
+                changed = Some(row.schema.table.clone());
                 continue;
             };
-            let Some(values) = found.iter().find(|values| values.first() == Some(&row.key)) else { continue };
-            let read_values: Vec<((String, Type), Value)> = (read.schema.columns.iter().zip(values))
-                .skip(1)
-                .map(|(c, v)| ((c.name.clone(), c.ty), v.clone()))
-                .collect();
-            let Some((schema, images)) = row.extend_with(&unbound.missing, &read_values) else { continue };
             let Some(def) = unbound.index.bind(&schema) else { continue };
             let mut added = Vec::new();
             row.node_keys(&schema, &def, &images, &mut added);
             self.add_appends(unbound.row, added);
         }
+        changed
+    }
+}
+
+/// The reads of the columns registered indexes name that the written rows' models
+/// lack, per table: first the table's columns from the catalog (an index on a
+/// column since dropped is dead, and a read of it would fail the write), then the
+/// key and the live ones of each row still there. Run by the driver in the
+/// transaction, after the registry lookup ([`Commit::next_read`]).
+#[derive(Debug, Default)]
+pub(crate) struct ColumnReads {
+    tables: Vec<TableColumns>,
+    /// Replies taken so far: two per table.
+    replies: usize,
+}
+
+#[derive(Debug)]
+struct TableColumns {
+    /// The key column, then the missing columns, once each.
+    schema: Schema,
+    /// The keys of the rows still there (deleted rows read theirs before).
+    keys: Vec<Value>,
+    /// The missing columns the table has.
+    live: Vec<(String, Type)>,
+    rows: Vec<Vec<Value>>,
+}
+
+impl ColumnReads {
+    fn new(set: &WriteSet) -> ColumnReads {
+        let mut tables: Vec<TableColumns> = Vec::new();
+        for unbound in &set.unbound {
+            let row = &set.rows[unbound.row];
+            let at = match tables.iter().position(|t| t.schema.table == row.schema.table) {
+                Some(at) => at,
+                None => {
+                    let key = row.schema.key_column();
+                    let schema = Schema::new(&row.schema.table, &row.schema.table).column(&key.name, key.ty, false);
+                    tables.push(TableColumns { schema, keys: Vec::new(), live: Vec::new(), rows: Vec::new() });
+                    tables.len() - 1
+                }
+            };
+            let table = &mut tables[at];
+            for (name, ty) in &unbound.missing {
+                if table.schema.column_index(name).is_none() {
+                    table.schema = std::mem::replace(&mut table.schema, Schema::new("", "")).column(name, *ty, true);
+                }
+            }
+            if !row.deleted && !table.keys.contains(&row.key) {
+                table.keys.push(row.key.clone());
+            }
+        }
+        ColumnReads { tables, replies: 0 }
+    }
+
+    /// Whether every reply is in.
+    fn done(&self) -> bool {
+        self.replies >= 2 * self.tables.len()
+    }
+
+    /// The next statement and the types of its rows; `None` once every reply is in.
+    fn next(&self, dialect: Dialect) -> Result<Option<(SqlQuery, Vec<Type>)>, Error> {
+        let Some(table) = self.tables.get(self.replies / 2) else { return Ok(None) };
+        if self.replies % 2 == 0 {
+            let query = sql::columns_query(dialect, &table.schema.table).map_err(|e| Error::Internal(e.to_string()))?;
+            return Ok(Some((query, sql::COLUMN_ROW.to_vec())));
+        }
+        // The key, then the live columns.
+        let key = table.schema.key_column();
+        let read = std::iter::once((key.name.clone(), key.ty))
+            .chain(table.live.iter().cloned())
+            .fold(Schema::new(&table.schema.table, &table.schema.table), |s, (n, t)| s.column(&n, t, true));
+        Ok(Some((sql::rows_by_keys(dialect, &read, &table.keys), read.columns.iter().map(|c| c.ty).collect())))
+    }
+
+    /// Takes the reply to [`ColumnReads::next`]'s statement; returns the
+    /// columns found live (after a catalog reply).
+    fn take(&mut self, rows: Vec<Vec<Value>>) -> Option<(String, Vec<(String, Type)>)> {
+        let at = self.replies / 2;
+        let catalog = self.replies % 2 == 0;
+        self.replies += 1;
+        let table = self.tables.get_mut(at)?;
+        if !catalog {
+            // Reorder to the table's columns: the key, then the missing ones (NULL
+            // for a dead column, which no live index uses).
+            table.rows = rows
+                .into_iter()
+                .map(|row| {
+                    let mut values = row.into_iter();
+                    let key = values.next().unwrap_or(Value::Null);
+                    let live: Vec<Value> = values.collect();
+                    std::iter::once(key)
+                        .chain(table.schema.columns.iter().skip(1).map(|c| {
+                            let at = table.live.iter().position(|(n, _)| *n == c.name);
+                            at.and_then(|i| live.get(i)).cloned().unwrap_or(Value::Null)
+                        }))
+                        .collect()
+                })
+                .collect();
+            return None;
+        }
+        let names: Vec<String> = rows
+            .into_iter()
+            .filter_map(|r| r.into_iter().next())
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect();
+        table.live = (table.schema.columns.iter().skip(1))
+            .filter(|c| names.iter().any(|n| n.eq_ignore_ascii_case(&c.name)))
+            .map(|c| (c.name.clone(), c.ty))
+            .collect();
+        if table.keys.is_empty() || table.live.is_empty() {
+            // Nothing to read: skip the second statement.
+            self.replies += 1;
+        }
+        Some((table.schema.table.clone(), table.live.clone()))
     }
 }
 
@@ -257,23 +337,6 @@ struct Unbound {
     index: RegisteredIndex,
     /// The columns the model lacks, with their types (from the registry).
     missing: Vec<(String, Type)>,
-}
-
-/// One read of columns a model lacks ([`WriteSet::column_reads`]): the key and the
-/// columns, of the written rows of one table.
-#[derive(Debug)]
-pub(crate) struct ColumnRead {
-    /// The key column, then the columns read.
-    schema: Schema,
-    keys: Vec<Value>,
-    query: Option<SqlQuery>,
-}
-
-impl ColumnRead {
-    /// The statement, and the types of its rows' values.
-    pub(crate) fn request(&self) -> Option<(&SqlQuery, Vec<Type>)> {
-        Some((self.query.as_ref()?, self.schema.columns.iter().map(|c| c.ty).collect()))
-    }
 }
 
 /// What a row write is, for its "no row" error.
@@ -506,7 +569,8 @@ pub(crate) struct Commit<'a> {
     pub(crate) lookup: Option<SqlQuery>,
     /// The statements to run last, once [`Commit::complete`] made them.
     pub(crate) statements: Vec<SqlQuery>,
-    column_reads: Vec<ColumnRead>,
+    /// The reads of columns the written models lack, when a registered index needs them.
+    columns: Option<ColumnReads>,
     dialect: Dialect,
     outbox: &'a Outbox,
     registry: &'a registry::Snapshot,
@@ -530,7 +594,7 @@ impl<'a> Commit<'a> {
             entry_id,
             lookup,
             statements: Vec::new(),
-            column_reads: Vec::new(),
+            columns: None,
             dialect,
             outbox: &ctx.outbox,
             registry: &ctx.registry,
@@ -540,29 +604,44 @@ impl<'a> Commit<'a> {
 
     /// Adds the appends the registry's `registered` rows (the reply to
     /// [`Commit::lookup`]) call for to `set`. Then, unless they need the values of
-    /// columns the written models lack ([`Commit::column_reads`], which the driver
-    /// runs and hands to [`Commit::add_columns`]), makes the statements: the outbox
+    /// columns the written models lack ([`Commit::next_read`], which the driver
+    /// runs and hands to [`Commit::read_reply`]), makes the statements: the outbox
     /// entry of every key `set` touches, and the clean-up of done entries.
     pub(crate) fn complete(&mut self, set: &mut WriteSet, registered: &[Vec<Value>]) -> Result<(), Error> {
         self.registry.update(&set.tables(), &registry::registered(registered));
         set.add_registered(registered);
-        if let Some(table) = set.registry_changed.first() {
-            return Err(Error::RegistryChanged { table: table.clone() });
+        if set.unbound.is_empty() {
+            return self.make_statements(set);
         }
-        self.column_reads = set.column_reads(self.dialect);
-        if self.column_reads.is_empty() { self.make_statements(set) } else { Ok(()) }
+        self.columns = Some(ColumnReads::new(set));
+        Ok(())
     }
 
-    /// The reads of columns the written rows' models lack, to run in the
-    /// transaction after [`Commit::complete`]; usually none.
-    pub(crate) fn column_reads(&self) -> &[ColumnRead] {
-        &self.column_reads
+    /// The next statement to run in the transaction after [`Commit::complete`] (the
+    /// reads of columns the written rows' models lack; usually none), with the
+    /// types of its rows; its reply goes to [`Commit::read_reply`].
+    pub(crate) fn next_read(&self) -> Result<Option<(SqlQuery, Vec<Type>)>, Error> {
+        match &self.columns {
+            Some(columns) => columns.next(self.dialect),
+            None => Ok(None),
+        }
     }
 
-    /// Adds the appends that waited for [`Commit::column_reads`] (`replies`, one per
-    /// read, in order), then makes the statements.
-    pub(crate) fn add_columns(&mut self, set: &mut WriteSet, replies: &[Vec<Vec<Value>>]) -> Result<(), Error> {
-        set.add_read_columns(&self.column_reads, replies);
+    /// The reply to [`Commit::next_read`]'s statement. After the last one, the
+    /// appends that waited for the columns, then the statements; a deleted row that
+    /// lacked a live index's columns fails the transaction
+    /// ([`Error::RegistryChanged`]), after which this process's snapshot names them.
+    pub(crate) fn read_reply(&mut self, set: &mut WriteSet, rows: Vec<Vec<Value>>) -> Result<(), Error> {
+        let Some(columns) = &mut self.columns else { return Ok(()) };
+        if let Some((table, live)) = columns.take(rows) {
+            self.registry.verify(&table, &live);
+        }
+        if !columns.done() {
+            return Ok(());
+        }
+        if let Some(table) = set.add_read_columns(columns) {
+            return Err(Error::RegistryChanged { table });
+        }
         self.make_statements(set)
     }
 

@@ -32,7 +32,7 @@ use crate::engine::database::{self, Page};
 use crate::engine::drain::Drain;
 use crate::engine::fetch::Fetch;
 use crate::engine::schema::{CheckSchema, no_drift, outbox_usable};
-use crate::engine::write::{ApplyEffects, ColumnRead, Commit, RowWrite, WriteSet};
+use crate::engine::write::{ApplyEffects, Commit, RowWrite, WriteSet};
 use crate::engine::{CacheFacts, Context, Env, Machine, Observation, Outcome, Replies, SqlReply, SqlRequest, Step};
 use crate::error::Error;
 use crate::model::Model;
@@ -531,13 +531,10 @@ impl AsyncDriver {
                 None => Vec::new(),
             };
             plan.complete(&mut set, &registered)?;
-            if !plan.column_reads().is_empty() {
-                let mut replies = Vec::new();
-                for (query, types) in plan.column_reads().iter().filter_map(ColumnRead::request) {
-                    self.ctx.record_sql(query);
-                    replies.push(tx.query(query, &types).await?);
-                }
-                plan.add_columns(&mut set, &replies)?;
+            while let Some((query, types)) = plan.next_read()? {
+                self.ctx.record_sql(&query);
+                let rows = tx.query(&query, &types).await?;
+                plan.read_reply(&mut set, rows)?;
             }
             Ok::<(), Error>(())
         }

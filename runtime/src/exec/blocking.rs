@@ -12,7 +12,7 @@ use crate::engine::database::{self, Page};
 use crate::engine::drain::Drain;
 use crate::engine::fetch::Fetch;
 use crate::engine::schema::{CheckSchema, no_drift, outbox_usable};
-use crate::engine::write::{ApplyEffects, ColumnRead, Commit, RowWrite, WriteSet};
+use crate::engine::write::{ApplyEffects, Commit, RowWrite, WriteSet};
 use crate::engine::{Context, Env, Label, Machine, Observation, Outcome, Replies, SqlReply, SqlRequest, Step};
 use crate::error::Error;
 use crate::model::Model;
@@ -261,13 +261,10 @@ impl Driver {
                 None => Vec::new(),
             };
             kept(&mut outcome, plan.complete(&mut set, &registered))?;
-            if !plan.column_reads().is_empty() {
-                let mut replies = Vec::new();
-                for (query, types) in plan.column_reads().iter().filter_map(ColumnRead::request) {
-                    self.ctx.record_sql(query);
-                    replies.push(tx.query(query, &types)?);
-                }
-                kept(&mut outcome, plan.add_columns(&mut set, &replies))?;
+            while let Some((query, types)) = kept(&mut outcome, plan.next_read())? {
+                self.ctx.record_sql(&query);
+                let rows = tx.query(&query, &types)?;
+                kept(&mut outcome, plan.read_reply(&mut set, rows))?;
             }
             for statement in &plan.statements {
                 self.ctx.record_sql(statement);
