@@ -111,6 +111,9 @@ impl WriteSet {
     /// ([`ColumnReads`], [`WriteSet::add_read_columns`]).
     fn add_registered(&mut self, rows: &[Vec<Value>]) {
         let registered = registry::registered(rows);
+        if registered.is_empty() {
+            return;
+        }
         for at in 0..self.rows.len() {
             let row = &self.rows[at];
             let own: Vec<RegisteredIndex> =
