@@ -372,8 +372,30 @@ mod tests {
         assert!(zeros[1] < 0.0 && zeros[3] > 0.0 && zeros[1] == -zeros[3], "{zeros:?}");
         assert_eq!(nearby(f64::MAX).count(), 3, "no infinity next to the largest double");
         assert_eq!(nearby(f64::INFINITY).collect::<Vec<_>>(), [f64::INFINITY]);
+        // +0.0 and -0.0 are one point of the ordering: the same neighbours.
+        assert_eq!(nearby(0.0).collect::<Vec<_>>(), zeros, "the neighbours of +0.0");
         let image = Image { values: vec![Value::Int(1), Value::Float(below)], approximate: vec![1] };
         assert_eq!(image.variants().len(), 5);
+    }
+
+    /// A drain of the changes is due at the store's first call, then once an
+    /// interval, however often the store is called in between: the cost the docs
+    /// promise is one `SELECT` of the changes per interval and process.
+    #[test]
+    fn a_drain_is_due_once_an_interval() {
+        assert!(Capture::new(&Settings::default()).is_none(), "capture is off unless asked for");
+        let interval = Duration::from_secs(10);
+        let settings = Settings { capture_outside_writes: true, outbox_interval: interval, ..Settings::default() };
+        let mut capture = Capture::new(&settings).expect("capture is on");
+        // The store was built a minute ago; moving `start` back moves the clock on.
+        let built = |ago: Duration| Instant::now().checked_sub(ago).expect("the machine has been up for minutes");
+        capture.start = built(Duration::from_secs(60));
+        assert!(capture.take_due(), "the first call drains");
+        assert!(!capture.take_due(), "the next call, within the interval, does not");
+        assert!(!capture.take_due(), "nor the one after it");
+        capture.start = built(Duration::from_secs(60) + interval + Duration::from_secs(1));
+        assert!(capture.take_due(), "due again once the interval has passed");
+        assert!(!capture.take_due(), "and then not before the next interval");
     }
 
     #[test]
