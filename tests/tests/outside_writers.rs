@@ -14,6 +14,7 @@
 #![allow(clippy::panic, clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use memdex::{Model, Store, select};
@@ -23,6 +24,7 @@ use memdex_tests::servers::memcached::MemcachedServer;
 use memdex_tests::servers::postgres::PostgresServer;
 use memdex_tests::shared_db::{Engine, SharedDb};
 use serde::{Deserialize, Serialize};
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 
 /// How often each store drains: the bound's first term.
 const INTERVAL: Duration = Duration::from_millis(100);
@@ -306,6 +308,26 @@ fn a_long_queue_drains_in_batches() {
     });
 }
 
+/// Each drain takes the oldest changes, by id, whatever order the table keeps them
+/// in: otherwise, while more than a batch waits, an old change could wait behind
+/// newer ones for as long as they keep coming. PostgreSQL's heap is the order that
+/// differs (a row goes where there is room, so after a VACUUM newer changes can
+/// sit before older ones; SQLite's rowid table and InnoDB's clustered key keep the
+/// ids' order): here the changes are stored newest first.
+#[test]
+fn each_drain_takes_the_oldest_changes() {
+    let memcached = MemcachedServer::start().expect("memcached starts");
+    let db = SharedDb::new(Engine::Postgres, "outside_oldest");
+    let store = process(&db, &memcached.addr());
+    store.migrate::<Item>().expect("migrate");
+    let changes: Vec<String> = (1..=600).rev().map(|id| format!("({id}, 'item', 'id:int', '[{id}]', NULL)")).collect();
+    let mut outside = db.outside();
+    let insert = "INSERT INTO memdex_changes (id, table_name, shape, old_image, new_image) VALUES";
+    assert_eq!(outside.execute(&format!("{insert} {}", changes.join(", "))), 600);
+    assert_eq!(store.drain_outbox().expect("drain"), 500);
+    assert_eq!(outside.integer("SELECT MIN(id) FROM memdex_changes"), 501, "the drain left older changes waiting");
+}
+
 /// A row in the changes table that memdex's triggers did not write (damaged, or
 /// written by hand) names no key: the drain deletes it with a warning and applies
 /// the rest, never failing or panicking on it.
@@ -328,7 +350,44 @@ fn a_damaged_change_is_dropped() {
         outside.execute(&format!("INSERT INTO memdex_changes (table_name, shape, old_image, new_image) VALUES {bad}"));
     }
     outside.execute("UPDATE item SET category_id = 6 WHERE id = 1");
-    assert_eq!(store.drain_outbox().expect("the drain does not fail"), 1);
+    let (drained, warnings) = warnings_while(|| store.drain_outbox().expect("the drain does not fail"));
+    assert_eq!(drained, 1);
     assert_eq!(changes_waiting(&db), 0);
     assert_eq!(ids_in(&store, 6), BTreeSet::from([1]));
+    assert!(
+        matches!(&warnings[..], [one] if one.starts_with("memdex::capture: deleting 4 captured changes that do not parse")),
+        "one warning names the changes dropped: {warnings:?}"
+    );
+}
+
+/// The warnings logged on this thread while `body` runs (`target: message`), and
+/// what `body` returned.
+fn warnings_while<R>(body: impl FnOnce() -> R) -> (R, Vec<String>) {
+    let warnings = Warnings::default();
+    let result = tracing::subscriber::with_default(tracing_subscriber::registry().with(warnings.clone()), body);
+    let logged = warnings.0.lock().unwrap().clone();
+    (result, logged)
+}
+
+#[derive(Clone, Default)]
+struct Warnings(Arc<Mutex<Vec<String>>>);
+
+impl<S: tracing::Subscriber> Layer<S> for Warnings {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        if *event.metadata().level() == tracing::Level::WARN {
+            let mut message = Message(String::new());
+            event.record(&mut message);
+            self.0.lock().unwrap().push(format!("{}: {}", event.metadata().target(), message.0));
+        }
+    }
+}
+
+struct Message(String);
+
+impl tracing::field::Visit for Message {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
+        }
+    }
 }
