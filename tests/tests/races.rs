@@ -28,6 +28,7 @@ use memdex_tests::asynchronous::block_on;
 use memdex_tests::models::{Item, item};
 use memdex_tests::shared_db::{Engine, SharedDb};
 use memdex_tests::stepping::{Step, Stepping, unreachable};
+use serde::{Deserialize, Serialize};
 
 /// Which driver the stepped process runs on, over which database the processes
 /// share.
@@ -373,6 +374,25 @@ fn an_edit_that_keeps_a_row_in_its_node_is_not_a_lazy_removal_on(driver: Driver)
     w.assert_nothing_drained();
 }
 
+/// The registry names the indexes the writer declares as well as those it does not;
+/// a write appends its entry to each node once all the same (a second append of the
+/// same entry would grow the node by two entries a write, toward the size at which
+/// a node is deleted, K11).
+#[test]
+fn a_write_appends_its_entry_to_each_node_once() {
+    let w = world("append_once", BLOCKING);
+    w.other.insert(&item(1, 5)).unwrap();
+    w.other.insert(&item(2, 6)).unwrap();
+    assert_eq!(w.stepped.category(5), vec![1]);
+    assert_eq!(w.stepped.category(6), vec![2]);
+    w.other.update(&item(1, 6)).unwrap();
+    assert_eq!(node_ids(&w, 5), Some(vec![1, 1]), "the node the row left: one entry appended");
+    assert_eq!(node_ids(&w, 6), Some(vec![2, 1]), "the node the row joined: one entry appended");
+    w.other.update(&Item { id: 1, category_id: 6, name: "renamed".into() }).unwrap();
+    assert_eq!(node_ids(&w, 6), Some(vec![2, 1, 1]), "an edit in place: one entry appended");
+    w.assert_nothing_drained();
+}
+
 /// Rule 3: two writers whose cache batches land in the opposite order of their
 /// commits never leave the older row cached. A read through an index node would
 /// not show it (the node names both new versions, so the database confirms the
@@ -575,6 +595,64 @@ fn a_node_refilled_between_a_commit_and_its_batch_keeps_the_moving_id_on(driver:
     assert_eq!(category(&w.other, 5), Vec::<i64>::new());
     assert_eq!(category(&w.other, 6), vec![1, 2]);
     w.assert_nothing_drained();
+}
+
+/// `Item` as a build that declares no index: same table and columns. Its writes
+/// append to the nodes of the index `Item` registered (`migrate`), from its own
+/// images, as a build of a rolling deploy does.
+#[derive(Model, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[memdex(table = "item")]
+pub struct Unindexed {
+    #[memdex(key)]
+    pub id: i64,
+    pub category_id: i64,
+    pub name: String,
+}
+
+/// K10 for a writer that reaches an index's nodes through the registry alone (it
+/// declares no index): its update of a row that moves between nodes names the row
+/// in its outbox entry too, so a node refilled from the database between its commit
+/// and its batch keeps the moving id. (A model with indexes of its own names its
+/// updated rows anyway; this one has no other reason to.)
+#[test]
+fn a_node_refilled_before_the_batch_of_a_writer_without_the_index_keeps_the_moving_id() {
+    let db = SharedDb::new(Engine::Sqlite, "races_refill_unindexed");
+    let stepper = Stepping::new(Arc::new(InProcessCache::new(CacheConfig::default())));
+    let reader = db.builder().cache(stepper.plain()).outbox(QUIET, QUIET).build().expect("store");
+    reader.migrate::<Item>().expect("migrate: registers the index on category_id");
+    let writer = db.builder().cache(Box::new(stepper.clone())).outbox(QUIET, QUIET).build().expect("store");
+    writer.migrate::<Unindexed>().expect("migrate");
+    reader.insert(&item(1, 5)).unwrap();
+    reader.insert(&item(2, 6)).unwrap();
+    assert_eq!(category(&reader, 5), vec![1]);
+    assert_eq!(category(&reader, 6), vec![2]);
+    let keys = KeySpace::new("memdex", Item::schema(), 0);
+    let node = |c: i64| keys.node(Item::schema(), &NodeRef { index: Some(0), values: vec![Value::Int(c)] });
+    let (old_node, new_node) = (node(5), node(6));
+    let other = reader.clone();
+    let fired = Arc::new(AtomicUsize::new(0));
+    let f = fired.clone();
+    stepper.on_batch(move |ops, inner| {
+        let appends_to_new = ops.iter().any(|op| matches!(op, CacheOp::Append { key, .. } if *key == new_node));
+        if !appends_to_new || f.fetch_add(1, Ordering::SeqCst) > 0 {
+            return Step::Proceed;
+        }
+        // Committed, batch not sent: the old node is evicted and refilled from the
+        // database, which already has the move.
+        let _ = inner.run(&[CacheOp::Delete { key: &old_node }]);
+        let _ = category(&other, 5);
+        let both = ids(&select!(Item, |i| [5, 6].contains(&i.category_id)).fetch(&other).expect("fetch"));
+        assert_eq!(both, vec![1, 2], "a row that matched throughout was missed");
+        Step::Proceed
+    });
+    writer.update(&Unindexed { id: 1, category_id: 6, name: "item 1".into() }).unwrap();
+    stepper.clear();
+    assert_eq!(fired.load(Ordering::SeqCst), 1, "the writer appends to the registered index's new node");
+    assert_eq!(category(&reader, 6), vec![1, 2]);
+    assert_eq!(category(&reader, 5), Vec::<i64>::new());
+    for store in [&reader, &writer] {
+        assert_eq!(store.stats().outbox_drained, 0, "an outbox drain ran during the test: {:?}", store.stats());
+    }
 }
 
 /// Rule 4's bookkeeping: a write's outbox entry, once its cache batch has landed, is
