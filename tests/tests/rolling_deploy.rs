@@ -1113,6 +1113,47 @@ fn versions_never_decode_each_others_bytes() {
     }
 }
 
+/// One transaction of v1 moves two rows while v2's nodes of its index on the new
+/// column are hot: the transaction reads `note` of every row it wrote (one read of
+/// the table for all their keys) and appends each row to its nodes, the second
+/// row as well as the first.
+#[test]
+fn a_transaction_moving_several_rows_reaches_the_index_on_the_new_column() {
+    use indexed_new_column::{ItemV1, ItemV2};
+    let memcached = MemcachedServer::start().expect("memcached starts (is the memcached package installed?)");
+    let memcached = memcached.addr();
+    for db in Db::ALL {
+        let shared = Shared::new(db, "several rows");
+        let namespace = unique("ns");
+        let (v1, v2) = (shared.store(&memcached, &namespace), shared.store(&memcached, &namespace));
+        migrate_adding_indexed_note::<ItemV1, ItemV2>(&shared, &v1, &v2);
+        let note = Some("kept by v2".to_owned());
+        for id in 1..=3 {
+            v2.insert(&ItemV2 { id, category_id: 5, label: format!("item {id}"), note: note.clone() }).expect("insert");
+        }
+        let in_node = |category: i64| {
+            let n = note.clone();
+            let rows = select!(ItemV2, |i| i.category_id == category && i.note == n).fetch(&v2).expect("fetch");
+            rows.into_iter().map(|i| i.id).collect::<Vec<i64>>()
+        };
+        for when in ["warm", "hot"] {
+            assert_eq!(in_node(5), [1, 2, 3], "{db:?}: v2's node of category 5, {when}");
+            assert_eq!(in_node(6), Vec::<i64>::new(), "{db:?}: v2's node of category 6, {when}");
+        }
+        v1.transaction(|tx| {
+            for id in [1, 2] {
+                tx.update(&ItemV1 { id, category_id: 6, label: format!("item {id}") })?;
+            }
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{db:?}: v1's transaction: {e}"));
+        let hits = v2.stats().node_hits;
+        assert_eq!(in_node(6), [1, 2], "{db:?}: the node both rows joined");
+        assert_eq!(in_node(5), [3], "{db:?}: the node both rows left");
+        assert_eq!(v2.stats().node_hits - hits, 2, "{db:?}: v2 read its nodes from the cache");
+    }
+}
+
 /// A delete by v1 in a process that has not read the registry since v2 registered
 /// its index on `(category_id, note)` (its snapshot is stale): the transaction
 /// learns of the index only after its DELETE, when the row's `note` is gone, so it
