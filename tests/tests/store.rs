@@ -972,3 +972,33 @@ fn writes_are_counted_one_per_row() {
         assert_eq!(store.stats().writes - before, 5, "{:?}: {:?}", b.db, store.stats());
     });
 }
+
+/// A model without an index: rows are read by key alone, from their objects.
+#[derive(Model, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[memdex(table = "setting")]
+pub struct Setting {
+    #[memdex(key)]
+    pub name: String,
+    pub value: i64,
+}
+
+/// A delete of a row no index node lists still invalidates its cached object (and
+/// records the key in its outbox entry): its appends are none, so the object's key
+/// is the whole of what the write tells the cache.
+#[test]
+fn a_delete_of_a_row_of_a_model_without_indexes_invalidates_its_object() {
+    each_backend("delete-unindexed", |b| {
+        let store = b.store();
+        store.migrate::<Setting>().unwrap();
+        let name = "limit".to_owned();
+        store.insert(&Setting { name: name.clone(), value: 3 }).unwrap();
+        let by_name = || {
+            let n = name.clone();
+            select!(Setting, |s| s.name == n).fetch(&store).unwrap()
+        };
+        assert_eq!(by_name(), [Setting { name: name.clone(), value: 3 }], "{:?}", b.db);
+        assert_eq!(by_name().len(), 1, "{:?}: hot", b.db);
+        store.delete::<Setting>(&name).unwrap();
+        assert_eq!(by_name(), [], "{:?}: the deleted row is read from the cache", b.db);
+    });
+}
