@@ -170,10 +170,7 @@ impl WriteSet {
                 row.read_before.clone()
             } else {
                 let Some(found) = read.rows.iter().find(|values| values.first() == Some(&row.key)) else { continue };
-                (read.schema.columns.iter().zip(found))
-                    .skip(1)
-                    .map(|(c, v)| ((c.name.clone(), c.ty), v.clone()))
-                    .collect()
+                read.live.iter().cloned().zip(found.iter().skip(1).cloned()).collect()
             };
             let Some((schema, images)) = row.extend_with(&unbound.missing, &values) else {
                 changed = Some(row.schema.table.clone());
@@ -208,6 +205,7 @@ struct TableColumns {
     keys: Vec<Value>,
     /// The missing columns the table has.
     live: Vec<(String, Type)>,
+    /// The reply to the read: the key, then the `live` columns, in that order.
     rows: Vec<Vec<Value>>,
 }
 
@@ -266,22 +264,8 @@ impl ColumnReads {
         self.replies += 1;
         let table = self.tables.get_mut(at)?;
         if !catalog {
-            // Reorder to the table's columns: the key, then the missing ones (NULL
-            // for a dead column, which no live index uses).
-            table.rows = rows
-                .into_iter()
-                .map(|row| {
-                    let mut values = row.into_iter();
-                    let key = values.next().unwrap_or(Value::Null);
-                    let live: Vec<Value> = values.collect();
-                    std::iter::once(key)
-                        .chain(table.schema.columns.iter().skip(1).map(|c| {
-                            let at = table.live.iter().position(|(n, _)| *n == c.name);
-                            at.and_then(|i| live.get(i)).cloned().unwrap_or(Value::Null)
-                        }))
-                        .collect()
-                })
-                .collect();
+            // Each row: the key, then the live columns in `live`'s order.
+            table.rows = rows;
             return None;
         }
         let names: Vec<String> = rows
