@@ -15,76 +15,56 @@ use super::data::{self, Row};
 use super::offload::Strategy;
 use super::timing::{Budget, Summary, measure, measure_batched};
 
-/// The shop item of `data::Row`, as memdex stores it.
-#[derive(Model, Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-#[memdex(table = "item")]
-pub struct Item {
-    #[memdex(key)]
-    pub id: i64,
-    #[memdex(index)]
-    pub category_id: i64,
-    pub name: String,
-    pub price: f64,
-    pub deleted_at: Option<i64>,
-    pub description: String,
-}
-
-impl From<&Row> for Item {
-    fn from(r: &Row) -> Item {
-        Item {
-            id: r.id,
-            category_id: r.category_id,
-            name: r.name.clone(),
-            price: r.price,
-            deleted_at: r.deleted_at,
-            description: r.description.clone(),
+/// Declares the shop item of `data::Row` as a memdex model on `$table`: the
+/// benchmark's item, and the copies on tables of their own for the capture cost.
+macro_rules! item_model {
+    ($(#[$doc:meta])* $name:ident, $table:literal) => {
+        $(#[$doc])*
+        #[derive(Model, Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+        #[memdex(table = $table)]
+        pub struct $name {
+            #[memdex(key)]
+            pub id: i64,
+            #[memdex(index)]
+            pub category_id: i64,
+            pub name: String,
+            pub price: f64,
+            pub deleted_at: Option<i64>,
+            pub description: String,
         }
-    }
+
+        impl From<&Row> for $name {
+            fn from(r: &Row) -> $name {
+                $name {
+                    id: r.id,
+                    category_id: r.category_id,
+                    name: r.name.clone(),
+                    price: r.price,
+                    deleted_at: r.deleted_at,
+                    description: r.description.clone(),
+                }
+            }
+        }
+    };
 }
 
-/// The same item on a table of its own whose writes outside memdex are captured:
-/// the capture cost's table (`TableWriter`).
-#[derive(Model, Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-#[memdex(table = "captured_item")]
-pub struct CapturedItem {
-    #[memdex(key)]
-    pub id: i64,
-    #[memdex(index)]
-    pub category_id: i64,
-    pub name: String,
-    pub price: f64,
-    pub deleted_at: Option<i64>,
-    pub description: String,
-}
-
-/// The same item on a table of its own of the same rows, without capture: the
-/// capture cost's peer.
-#[derive(Model, Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-#[memdex(table = "uncaptured_item")]
-pub struct UncapturedItem {
-    #[memdex(key)]
-    pub id: i64,
-    #[memdex(index)]
-    pub category_id: i64,
-    pub name: String,
-    pub price: f64,
-    pub deleted_at: Option<i64>,
-    pub description: String,
-}
-
-impl From<&Row> for CapturedItem {
-    fn from(r: &Row) -> CapturedItem {
-        let Item { id, category_id, name, price, deleted_at, description } = Item::from(r);
-        CapturedItem { id, category_id, name, price, deleted_at, description }
-    }
-}
-
-impl From<&Row> for UncapturedItem {
-    fn from(r: &Row) -> UncapturedItem {
-        let Item { id, category_id, name, price, deleted_at, description } = Item::from(r);
-        UncapturedItem { id, category_id, name, price, deleted_at, description }
-    }
-}
+item_model!(
+    /// The shop item of `data::Row`, as memdex stores it.
+    Item,
+    "item"
+);
+item_model!(
+    /// The same item on a table of its own whose writes outside memdex are
+    /// captured: the capture cost's table (`TableWriter`).
+    CapturedItem,
+    "captured_item"
+);
+item_model!(
+    /// The same item on a table of its own of the same rows, without capture: the
+    /// capture cost's peer.
+    UncapturedItem,
+    "uncaptured_item"
+);
 
 /// A store writing one model `T` on a table of its own, created and loaded with
 /// `rows` by [`table_writer`].
@@ -463,5 +443,20 @@ impl Strategy for MemdexOffload {
             .filter_map(|l| l.split(' ').next())
             .collect();
         keys.len()
+    }
+}
+
+#[cfg(test)]
+mod model_tests {
+    use super::*;
+
+    /// The capture cost compares tables of the same rows: each copy of the item is
+    /// on a table of its own, with the item's columns and index.
+    #[test]
+    fn the_item_copies_are_on_tables_of_their_own() {
+        let tables = [Item::schema(), CapturedItem::schema(), UncapturedItem::schema()].map(|s| s.table.as_str());
+        assert_eq!(tables, ["item", "captured_item", "uncaptured_item"]);
+        assert_eq!(CapturedItem::schema().columns, Item::schema().columns);
+        assert_eq!(UncapturedItem::schema().indexes, Item::schema().indexes);
     }
 }
