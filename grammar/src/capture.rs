@@ -83,11 +83,12 @@ impl Event {
 
 impl Shape {
     /// What `schema`'s capture triggers record: its key, then the columns its
-    /// indexes name.
+    /// indexes name (an ordered index's order column too: its nodes' keys name it,
+    /// and an index binds only to a schema that has it).
     pub fn of(schema: &Schema) -> Shape {
         let mut picked = vec![schema.key];
         for ix in &schema.indexes {
-            for &c in &ix.columns {
+            for &c in ix.columns.iter().chain(ix.order.as_ref().map(|o| &o.column)) {
                 if !picked.contains(&c) {
                     picked.push(c);
                 }

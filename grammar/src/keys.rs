@@ -15,8 +15,7 @@ use std::fmt::Write as _;
 use sha2::{Digest, Sha256};
 
 use crate::plan::NodeRef;
-use crate::schema::IndexDef;
-use crate::schema::Schema;
+use crate::schema::{IndexDef, IndexOrder, Schema};
 use crate::value::{Type, Value};
 
 /// memcached's limit on key length, in bytes.
@@ -102,6 +101,7 @@ impl KeySpace {
                 None => k.push('?'),
             }
         }
+        write_order(schema, ix, &mut k);
         k
     }
 }
@@ -120,6 +120,17 @@ fn write_node_suffix<'a>(
         if let Some(v) = v {
             escape_value(v, k);
         }
+    }
+    write_order(schema, ix, k);
+}
+
+/// An ordered index's nodes hold entries of another format (each id with its order
+/// value), so their keys differ from those of an unordered index on the same
+/// columns: `cart_id=5>position`. Escaping never produces `>`.
+fn write_order(schema: &Schema, ix: &IndexDef, k: &mut String) {
+    if let Some(order) = ix.order {
+        k.push('>');
+        escape_text(&schema.columns[order.column].name, k);
     }
 }
 
@@ -147,6 +158,10 @@ pub struct RegisteredIndex {
     /// the write's transaction, and needs their types to spell them as the
     /// declaring version does.
     pub types: Vec<Type>,
+    /// An ordered index's order column, with its type when the definition says it.
+    /// Appends carry no order value (a reader asks the object), so a version binds
+    /// the index as soon as it has the column.
+    pub order: Option<(String, Option<Type>)>,
 }
 
 impl RegisteredIndex {
@@ -156,6 +171,7 @@ impl RegisteredIndex {
             columns: ix.columns.iter().map(|&c| schema.columns[c].name.clone()).collect(),
             prefix: ix.prefix,
             types: ix.columns.iter().map(|&c| schema.columns[c].ty).collect(),
+            order: ix.order.map(|o| (schema.columns[o.column].name.clone(), Some(schema.columns[o.column].ty))),
         }
     }
 
@@ -175,6 +191,14 @@ impl RegisteredIndex {
                 out.push_str(ty.tag());
             }
         }
+        if let Some((name, ty)) = &self.order {
+            out.push('>');
+            escape_text(name, &mut out);
+            if let Some(ty) = ty {
+                out.push(':');
+                out.push_str(ty.tag());
+            }
+        }
         if let Some(n) = self.prefix {
             let _ = write!(out, "[:{n}]");
         }
@@ -189,24 +213,31 @@ impl RegisteredIndex {
             Some((parts, n)) => (parts, Some(n.parse::<u32>().ok()?)),
             None => (text, None),
         };
+        let (parts, order) = match parts.split_once('>') {
+            Some((parts, order)) => (parts, Some(Self::decode_column(order)?)),
+            None => (parts, None),
+        };
         let mut columns = Vec::new();
         let mut types = Vec::new();
         for part in parts.split('&') {
-            let (name, ty) = match part.split_once(':') {
-                Some((name, tag)) => (name, Some(Type::from_tag(tag)?)),
-                None => (part, None),
-            };
-            let name = unescape_text(name)?;
-            if name.is_empty() {
-                return None;
-            }
+            let (name, ty) = Self::decode_column(part)?;
             columns.push(name);
             types.extend(ty);
         }
         if types.len() != columns.len() {
             types.clear();
         }
-        Some(RegisteredIndex { columns, prefix, types })
+        Some(RegisteredIndex { columns, prefix, types, order })
+    }
+
+    /// `name` or `name:type`, the name escaped.
+    fn decode_column(part: &str) -> Option<(String, Option<Type>)> {
+        let (name, ty) = match part.split_once(':') {
+            Some((name, tag)) => (name, Some(Type::from_tag(tag)?)),
+            None => (part, None),
+        };
+        let name = unescape_text(name)?;
+        (!name.is_empty()).then_some((name, ty))
     }
 
     /// The columns of this index `schema` lacks, with their types; `None` when the
@@ -216,6 +247,11 @@ impl RegisteredIndex {
         for (i, name) in self.columns.iter().enumerate() {
             if !schema.columns.iter().any(|c| c.name == *name) {
                 missing.push((name.clone(), *self.types.get(i)?));
+            }
+        }
+        if let Some((name, ty)) = &self.order {
+            if !schema.columns.iter().any(|c| c.name == *name) {
+                missing.push((name.clone(), (*ty)?));
             }
         }
         Some(missing)
@@ -229,7 +265,14 @@ impl RegisteredIndex {
             .iter()
             .map(|name| schema.columns.iter().position(|c| c.name == *name))
             .collect::<Option<Vec<usize>>>()?;
-        Some(IndexDef { columns, prefix: self.prefix })
+        let order = match &self.order {
+            Some((name, _)) => {
+                let column = schema.columns.iter().position(|c| c.name == *name)?;
+                Some(IndexOrder { column, descending: false })
+            }
+            None => None,
+        };
+        Some(IndexDef { columns, prefix: self.prefix, order })
     }
 }
 
@@ -353,6 +396,7 @@ mod tests {
             .index(&["category_id"], None)
             .index(&["name"], Some(1))
             .index(&["category_id", "name"], None)
+            .ordered_index(&["category_id"], "name", true)
     }
 
     fn check(node: NodeRef, expect: &str) {
@@ -475,7 +519,8 @@ mod tests {
         }
         // A column the other version lacks: the index cannot be bound, and the
         // definition names the column with its type.
-        let lacking = RegisteredIndex { columns: vec!["price".into(), "name".into()], prefix: None, types: vec![] };
+        let lacking =
+            RegisteredIndex { columns: vec!["price".into(), "name".into()], prefix: None, types: vec![], order: None };
         assert_eq!(lacking.bind(&other), None);
         assert_eq!(lacking.missing_columns(&other), None, "no types: the missing column cannot be read");
         let typed = RegisteredIndex { types: vec![Type::Float, Type::Text], ..lacking };
@@ -484,19 +529,55 @@ mod tests {
         // Names with separators round-trip, with and without types; foreign text
         // decodes to nothing.
         let columns: Vec<String> = vec!["a&b".into(), "c[:1]:x".into(), "ü".into()];
-        let odd = RegisteredIndex { columns: columns.clone(), prefix: None, types: vec![] };
+        let odd = RegisteredIndex { columns: columns.clone(), prefix: None, types: vec![], order: None };
         assert_eq!(RegisteredIndex::decode(&odd.encode()), Some(odd));
-        let odd = RegisteredIndex { columns, prefix: Some(3), types: vec![Type::Bool, Type::Uuid, Type::Timestamp] };
+        let odd = RegisteredIndex {
+            columns,
+            prefix: Some(3),
+            types: vec![Type::Bool, Type::Uuid, Type::Timestamp],
+            order: None,
+        };
         assert_eq!(RegisteredIndex::decode(&odd.encode()), Some(odd));
-        let prefixed = RegisteredIndex { columns: vec!["name".into()], prefix: Some(12), types: vec![Type::Text] };
+        let prefixed =
+            RegisteredIndex { columns: vec!["name".into()], prefix: Some(12), types: vec![Type::Text], order: None };
         assert_eq!(prefixed.encode(), "name:text[:12]");
         assert_eq!(RegisteredIndex::decode("name:text[:12]"), Some(prefixed.clone()));
         let untyped = RegisteredIndex { types: vec![], ..prefixed };
         assert_eq!(RegisteredIndex::decode("name[:12]"), Some(untyped.clone()));
         assert_eq!(RegisteredIndex::decode("a:int&name[:12]").map(|ix| ix.types), Some(vec![]), "partly typed");
-        for bad in ["", "a&&b", "a b", "%zz", "name[:x]", "%FF", "a:integer", ":int", "a:"] {
+        // An ordered index: its order column after `>`; a version lacking the column
+        // reads it like any other missing column.
+        let ordered = RegisteredIndex {
+            columns: vec!["cart_id".into()],
+            prefix: None,
+            types: vec![Type::Int],
+            order: Some(("pos>x".into(), Some(Type::Float))),
+        };
+        assert_eq!(ordered.encode(), "cart_id:int>pos%3Ex:float");
+        assert_eq!(RegisteredIndex::decode(&ordered.encode()), Some(ordered.clone()));
+        assert_eq!(
+            ordered.missing_columns(&other),
+            Some(vec![("cart_id".into(), Type::Int), ("pos>x".into(), Type::Float)])
+        );
+        assert_eq!(ordered.bind(&other), None);
+        for bad in ["", "a&&b", "a b", "%zz", "name[:x]", "%FF", "a:integer", ":int", "a:", "a>", "a>b>c", ">a"] {
             assert_eq!(RegisteredIndex::decode(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn ordered_nodes_name_their_order_column() {
+        let s = schema();
+        let ks = KeySpace::new("memdex", &s, 0);
+        let ordered = NodeRef { index: Some(3), values: vec![5.into()] };
+        let plain = NodeRef { index: Some(0), values: vec![5.into()] };
+        assert_eq!(ks.node(&s, &ordered), "memdex:item:0:category_id=5>name");
+        assert_ne!(ks.node(&s, &ordered), ks.node(&s, &plain), "entries of another format, another key");
+        assert_eq!(ks.node_template(&s, 3, &[Err("cat".into())]), "memdex:item:0:category_id={cat}>name");
+        assert_eq!(
+            s.describe_indexes(),
+            "id (key), category_id, name (prefix 1), (category_id, name), category_id (ordered by name desc)"
+        );
     }
 
     #[test]

@@ -86,7 +86,7 @@ pub use error::{Error, ErrorKind, Errors};
 pub use ir::{Expr, ExprKind, Lambda};
 pub use params::{ParamType, Params, Positional};
 pub use plan::Plan;
-pub use schema::{Column, IndexDef, Schema};
+pub use schema::{Column, IndexDef, IndexOrder, Schema};
 pub use span::Span;
 pub use sql::Dialect;
 pub use value::{Type, Value};

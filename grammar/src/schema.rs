@@ -56,6 +56,29 @@ pub struct IndexDef {
     /// `index(prefix = n)`: the node holds the ids whose value starts with the same
     /// first `n` characters (Unicode scalar values). Only on a single text column.
     pub prefix: Option<u32>,
+    /// `index(a, order_by = b)`: the node keeps each id with its row's value of `b`,
+    /// so a page of `order_by(b)` reads only the objects of the page.
+    pub order: Option<IndexOrder>,
+}
+
+impl IndexDef {
+    /// The columns of the database's index serving this one: the node's columns,
+    /// then an ordered index's order column (so the database answers a page of the
+    /// node in index order too).
+    pub fn sql_columns(&self) -> Vec<usize> {
+        self.columns.iter().copied().chain(self.order.map(|o| o.column)).collect()
+    }
+}
+
+/// The column an ordered index keeps with each id, and the direction it was
+/// declared with. A node serves either direction (the reader sorts the entries);
+/// the declared one is the direction of the database's index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IndexOrder {
+    /// The column number of the order column.
+    pub column: usize,
+    /// `order_by = b desc`.
+    pub descending: bool,
 }
 
 impl Schema {
@@ -83,7 +106,17 @@ impl Schema {
     pub fn index(mut self, fields: &[&str], prefix: Option<u32>) -> Schema {
         let columns: Option<Vec<usize>> = fields.iter().map(|f| self.column_index(f)).collect();
         if let Some(columns) = columns {
-            self.indexes.push(IndexDef { columns, prefix });
+            self.indexes.push(IndexDef { columns, prefix, order: None });
+        }
+        self
+    }
+
+    /// Builder: declares an ordered index over `fields`, keeping `order_field`'s
+    /// value with each id (`#[memdex(index(cart_id, order_by = position))]`).
+    pub fn ordered_index(mut self, fields: &[&str], order_field: &str, descending: bool) -> Schema {
+        let columns: Option<Vec<usize>> = fields.iter().map(|f| self.column_index(f)).collect();
+        if let (Some(columns), Some(column)) = (columns, self.column_index(order_field)) {
+            self.indexes.push(IndexDef { columns, prefix: None, order: Some(IndexOrder { column, descending }) });
         }
         self
     }
@@ -117,6 +150,10 @@ impl Schema {
             let mut s = if names.len() == 1 { names[0].to_string() } else { format!("({})", names.join(", ")) };
             if let Some(n) = ix.prefix {
                 s.push_str(&format!(" (prefix {n})"));
+            }
+            if let Some(order) = ix.order {
+                let desc = if order.descending { " desc" } else { "" };
+                s.push_str(&format!(" (ordered by {}{desc})", self.columns[order.column].field));
             }
             parts.push(s);
         }

@@ -383,6 +383,19 @@ fn ddl() {
     let out: String =
         DIALECTS.iter().map(|&d| format!("{d:?}:\n{}\n", sql::create_table(d, &text_key).join(";\n"))).collect();
     insta::assert_snapshot!("create_table_text_key", out);
+    // Ordered indexes: the database's index adds the order column (in the declared
+    // direction), so a page of the node is an index range there too.
+    let lines = Schema::new("CartLine", "cart_line")
+        .column("id", Type::Int, false)
+        .column("cart_id", Type::Int, false)
+        .column("position", Type::Int, false)
+        .column("label", Type::Text, false)
+        .key("id")
+        .ordered_index(&["cart_id"], "position", false)
+        .ordered_index(&["label"], "position", true);
+    let out: String =
+        DIALECTS.iter().map(|&d| format!("{d:?}:\n{}\n", sql::create_table(d, &lines).join(";\n"))).collect();
+    insta::assert_snapshot!("create_table_ordered", out);
 }
 
 #[test]

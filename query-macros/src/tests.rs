@@ -174,6 +174,7 @@ fn derive_expansion() {
     let out = crate::derive_model_inner(quote! {
         #[memdex(table = "item")]
         #[memdex(index(cart_id, status))]
+        #[memdex(index(cart_id, order_by = price desc))]
         pub struct Item {
             #[memdex(key)] pub id: i64,
             #[memdex(index)] pub category_id: i64,
@@ -222,6 +223,12 @@ fn derive_errors_are_combined() {
     let err = crate::derive::derive_errors(quote! {
         #[memdex(tabel = "x")]
         #[memdex(index(a, missing))]
+        #[memdex(index(n, order_by = n))]
+        #[memdex(index(n, order_by = nope))]
+        #[memdex(index(n, order_by = t sideways))]
+        #[memdex(index(n, order_by = t, order_by = a))]
+        #[memdex(index(s, order_by = t))]
+        #[memdex(index(s, order_by = t desc))]
         struct M {
             #[memdex(key)] a: i64,
             #[memdex(key)] b: i64,

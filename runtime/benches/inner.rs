@@ -43,10 +43,10 @@ fn node_codec(c: &mut Criterion) {
         // etag of some encoded object bytes.
         let ids: Vec<codec::Entry> =
             (1..=n as i64).map(|i| (Value::Int(100_000 + i), codec::etag(&i.to_le_bytes()))).collect();
-        let bytes = codec::encode_node(&ids);
-        group.bench_with_input(BenchmarkId::new("encode", n), &ids, |b, ids| b.iter(|| codec::encode_node(ids)));
+        let bytes = codec::encode_node(&ids, &[]);
+        group.bench_with_input(BenchmarkId::new("encode", n), &ids, |b, ids| b.iter(|| codec::encode_node(ids, &[])));
         group.bench_with_input(BenchmarkId::new("decode", n), &bytes, |b, bytes| {
-            b.iter(|| codec::decode_node(bytes, Type::Int))
+            b.iter(|| codec::decode_node(bytes, Type::Int, None))
         });
     }
     group.finish();

@@ -433,7 +433,7 @@ mod tests {
             .map(|ix| ("odd table".to_owned(), RegisteredIndex::of(&model, ix)))
             .chain([(
                 "other".to_owned(),
-                RegisteredIndex { columns: vec!["category_id".into()], prefix: None, types: vec![] },
+                RegisteredIndex { columns: vec!["category_id".into()], prefix: None, types: vec![], order: None },
             )])
             .collect();
         let settings = Settings::default();

@@ -37,6 +37,15 @@
 //! Entry formats are self-delimiting so appends need no framing: an integer key is
 //! its decimal digits and `,` (`1111,`), a text key `<byte length>:<bytes>`, each
 //! followed by the etag as 16 lowercase hex digits.
+//!
+//! **Ordered nodes** (an index with `order_by`) hold the same entries, each verified
+//! one preceded by `^` and the row's order value at that version (an integer or
+//! instant as digits and `,`, a float as its 16 hex bits, a bool `0`/`1`, text and
+//! bytes as `<byte length>:<bytes>`, a UUID as 32 hex digits, NULL `~`). Appends
+//! stay plain entries: a writer need not know the order column (another version's
+//! may lack it), and an appended entry's value would not be trusted anyway, since it
+//! is not verified. So a reader trusts an order value exactly when it trusts the
+//! entry: verified, and the id's only version in the node.
 
 use memdex_grammar::decimal::Digits;
 use memdex_grammar::{Type, Value};
@@ -80,7 +89,13 @@ pub struct Node {
     pub entries: Vec<Entry>,
     /// How many of the first entries the header declares verified.
     pub verified: usize,
+    /// An ordered node's order values, parallel to `entries` (`None` for an entry
+    /// without one: an append); empty for a node of an unordered index.
+    pub orders: Vec<Option<Value>>,
 }
+
+/// Marks an entry of an ordered node that carries its order value.
+const ORDER_MARK: u8 = b'^';
 
 /// The etag of an encoded object: never `UNKNOWN_ETAG` or `DELETED_ETAG`, which
 /// name no version.
@@ -109,11 +124,7 @@ fn push_id(out: &mut Vec<u8>, id: &Value) {
             push_digits(out, i.unsigned_abs());
             out.push(b',');
         }
-        Value::Text(s) => {
-            push_digits(out, s.len() as u64);
-            out.push(b':');
-            out.extend_from_slice(s.as_bytes());
-        }
+        Value::Text(s) => push_counted(out, s.as_bytes()),
         // Keys are integers or strings (the derive rejects other key types); any
         // other value is written as its text spelling so that it still round-trips
         // as a string key rather than corrupting the node.
@@ -126,13 +137,51 @@ fn push_digits(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(Digits::new(n).as_bytes());
 }
 
-/// A complete node: header and the given entries, all verified.
-pub fn encode_node(entries: &[Entry]) -> Vec<u8> {
+/// Appends an order value (`^` and its spelling; see the module's docs).
+fn push_order(out: &mut Vec<u8>, value: &Value) {
+    out.push(ORDER_MARK);
+    match value {
+        Value::Null => out.push(b'~'),
+        Value::Bool(b) => out.push(if *b { b'1' } else { b'0' }),
+        Value::Int(i) | Value::Timestamp(i) => push_id(out, &Value::Int(*i)),
+        Value::Float(x) => {
+            let at = out.len();
+            out.resize(at + 16, 0);
+            push_hex(&mut out[at..], x.to_bits());
+        }
+        Value::Text(t) => push_counted(out, t.as_bytes()),
+        Value::Bytes(b) => push_counted(out, b),
+        Value::Uuid(u) => {
+            for half in [&u[..8], &u[8..]] {
+                let at = out.len();
+                out.resize(at + 16, 0);
+                push_hex(&mut out[at..], u64::from_be_bytes(half.try_into().unwrap_or_default()));
+            }
+        }
+        // Never an order column (the derive rejects JSON; lists are not columns):
+        // spelled as text so that the node still decodes.
+        other => push_id(out, &Value::Text(other.to_string())),
+    }
+}
+
+/// `<byte length>:<bytes>`.
+fn push_counted(out: &mut Vec<u8>, bytes: &[u8]) {
+    push_digits(out, bytes.len() as u64);
+    out.push(b':');
+    out.extend_from_slice(bytes);
+}
+
+/// A complete node: header and the given entries, all verified. `orders` is empty
+/// for a node of an unordered index, else parallel to `entries`.
+pub fn encode_node(entries: &[Entry], orders: &[Option<Value>]) -> Vec<u8> {
     let mut out = Vec::with_capacity(NODE_HEADER_LEN + entries.len() * 24);
     out.extend_from_slice(NODE_HEADER_TAG);
     // The verified length, filled in once the entries are written.
     out.extend_from_slice(b"00000000\n");
-    for (id, etag) in entries {
+    for (at, (id, etag)) in entries.iter().enumerate() {
+        if let Some(Some(order)) = orders.get(at) {
+            push_order(&mut out, order);
+        }
         push_entry(&mut out, id, *etag);
     }
     // Eight hex digits hold 4 GiB, far above any cache's item limit (a node that
@@ -153,7 +202,8 @@ fn push_hex(out: &mut [u8], n: u64) {
 
 /// The entries of a node, in stored order, repeats included (a write appends its
 /// entry whether or not the node lists the id already; readers resolve them).
-pub fn decode_node(bytes: &[u8], key_type: Type) -> Result<Node, NodeDecode> {
+/// `order`: the order column's type, for a node of an ordered index.
+pub fn decode_node(bytes: &[u8], key_type: Type, order: Option<Type>) -> Result<Node, NodeDecode> {
     let Some(after_tag) = bytes.strip_prefix(NODE_HEADER_TAG) else {
         // Entries never start with `#`: a value that does is a node of another
         // format (or garbage), not a placeholder.
@@ -169,23 +219,32 @@ pub fn decode_node(bytes: &[u8], key_type: Type) -> Result<Node, NodeDecode> {
     }
     let mut rest = body;
     let mut entries = Vec::with_capacity(rest.len() / 24);
+    let mut orders = Vec::new();
     // Where the verified entries end: at an entry's start, or at the end.
     let mut verified = None;
     while !rest.is_empty() {
         if body.len() - rest.len() == verified_bytes {
             verified = Some(entries.len());
         }
+        if let Some(order_type) = order {
+            let value = match rest.strip_prefix(&[ORDER_MARK]) {
+                Some(marked) => {
+                    let (value, after) = parse_order(marked, order_type).ok_or(NodeDecode::Corrupt)?;
+                    rest = after;
+                    Some(value)
+                }
+                None => None,
+            };
+            orders.push(value);
+        }
         let (id, after) = match key_type {
             Type::Text => {
-                let colon = rest.iter().position(|&b| b == b':').ok_or(NodeDecode::Corrupt)?;
-                let len: usize = parse_digits(&rest[..colon]).ok_or(NodeDecode::Corrupt)?;
-                let body = rest.get(colon + 1..colon + 1 + len).ok_or(NodeDecode::Corrupt)?;
-                let s = std::str::from_utf8(body).map_err(|_| NodeDecode::Corrupt)?;
-                (Value::Text(s.to_owned()), &rest[colon + 1 + len..])
+                let (s, after) = parse_text(rest).ok_or(NodeDecode::Corrupt)?;
+                (Value::Text(s), after)
             }
             _ => {
-                let comma = rest.iter().position(|&b| b == b',').ok_or(NodeDecode::Corrupt)?;
-                (Value::Int(parse_int(&rest[..comma]).ok_or(NodeDecode::Corrupt)?), &rest[comma + 1..])
+                let (i, after) = parse_int_field(rest).ok_or(NodeDecode::Corrupt)?;
+                (Value::Int(i), after)
             }
         };
         let hex = after.get(..16).ok_or(NodeDecode::Corrupt)?;
@@ -196,7 +255,59 @@ pub fn decode_node(bytes: &[u8], key_type: Type) -> Result<Node, NodeDecode> {
         verified = Some(entries.len());
     }
     // `None`: the verified length falls inside an entry.
-    Ok(Node { entries, verified: verified.ok_or(NodeDecode::Corrupt)? })
+    Ok(Node { entries, verified: verified.ok_or(NodeDecode::Corrupt)?, orders })
+}
+
+/// `<byte length>:<bytes>` at the start of `rest`, and what follows.
+fn parse_counted(rest: &[u8]) -> Option<(&[u8], &[u8])> {
+    let colon = rest.iter().position(|&b| b == b':')?;
+    let len: usize = parse_digits(&rest[..colon])?;
+    let body = rest.get(colon + 1..colon.checked_add(1 + len)?)?;
+    Some((body, &rest[colon + 1 + len..]))
+}
+
+fn parse_text(rest: &[u8]) -> Option<(String, &[u8])> {
+    let (body, after) = parse_counted(rest)?;
+    Some((std::str::from_utf8(body).ok()?.to_owned(), after))
+}
+
+/// Decimal digits and `,` at the start of `rest`, and what follows.
+fn parse_int_field(rest: &[u8]) -> Option<(i64, &[u8])> {
+    let comma = rest.iter().position(|&b| b == b',')?;
+    Some((parse_int(&rest[..comma])?, &rest[comma + 1..]))
+}
+
+/// `n` hex digits at the start of `rest` as a number, and what follows.
+fn fixed_hex(rest: &[u8], n: usize) -> Option<(u64, &[u8])> {
+    Some((parse_hex(rest.get(..n)?)?, rest.get(n..)?))
+}
+
+/// An order value of type `ty` (after its `^`), and what follows.
+fn parse_order(rest: &[u8], ty: Type) -> Option<(Value, &[u8])> {
+    if let Some(after) = rest.strip_prefix(b"~") {
+        return Some((Value::Null, after));
+    }
+    match ty {
+        Type::Bool => match rest.split_first()? {
+            (b'0', after) => Some((Value::Bool(false), after)),
+            (b'1', after) => Some((Value::Bool(true), after)),
+            _ => None,
+        },
+        Type::Int => parse_int_field(rest).map(|(i, after)| (Value::Int(i), after)),
+        Type::Timestamp => parse_int_field(rest).map(|(i, after)| (Value::Timestamp(i), after)),
+        Type::Float => fixed_hex(rest, 16).map(|(bits, after)| (Value::Float(f64::from_bits(bits)), after)),
+        Type::Text => parse_text(rest).map(|(s, after)| (Value::Text(s), after)),
+        Type::Bytes => parse_counted(rest).map(|(b, after)| (Value::Bytes(b.to_vec()), after)),
+        Type::Uuid => {
+            let (high, rest) = fixed_hex(rest, 16)?;
+            let (low, after) = fixed_hex(rest, 16)?;
+            let mut u = [0u8; 16];
+            u[..8].copy_from_slice(&high.to_be_bytes());
+            u[8..].copy_from_slice(&low.to_be_bytes());
+            Some((Value::Uuid(u), after))
+        }
+        Type::Json => None,
+    }
 }
 
 fn parse_hex(digits: &[u8]) -> Option<u64> {
@@ -270,7 +381,7 @@ mod tests {
 
     fn all_verified(entries: Vec<Entry>) -> Result<Node, NodeDecode> {
         let verified = entries.len();
-        Ok(Node { entries, verified })
+        Ok(Node { entries, verified, orders: Vec::new() })
     }
 
     #[test]
@@ -282,36 +393,79 @@ mod tests {
             (Value::Int(i64::MAX), UNKNOWN_ETAG),
             (Value::Int(i64::MIN), DELETED_ETAG),
         ];
-        let encoded = encode_node(&ints);
+        let encoded = encode_node(&ints, &[]);
         let body = encoded.len() - NODE_HEADER_LEN;
         assert!(encoded.starts_with(format!("#3{body:08x}\n1111,0000000000000007-3,fffffffffffffffe").as_bytes()));
-        assert_eq!(decode_node(&encoded, Type::Int), all_verified(ints));
+        assert_eq!(decode_node(&encoded, Type::Int, None), all_verified(ints));
         let texts =
             vec![(Value::Text("a,b:c".into()), 5), (Value::Text(String::new()), 6), (Value::Text("ü\n#3".into()), 9)];
-        assert_eq!(decode_node(&encode_node(&texts), Type::Text), all_verified(texts));
-        assert_eq!(decode_node(&encode_node(&[]), Type::Int), all_verified(vec![]));
+        assert_eq!(decode_node(&encode_node(&texts, &[]), Type::Text, None), all_verified(texts));
+        assert_eq!(decode_node(&encode_node(&[], &[]), Type::Int, None), all_verified(vec![]));
     }
 
     #[test]
     fn appends_extend_a_filled_node_unverified_and_leave_a_placeholder_unfilled() {
-        let mut node = encode_node(&[(Value::Int(1), 10)]);
+        let mut node = encode_node(&[(Value::Int(1), 10)], &[]);
         node.extend(entry_record(&Value::Int(2), 20));
         node.extend(entry_record(&Value::Int(1), 11));
         let entries = vec![(Value::Int(1), 10), (Value::Int(2), 20), (Value::Int(1), 11)];
-        assert_eq!(decode_node(&node, Type::Int), Ok(Node { entries, verified: 1 }));
-        let mut empty = encode_node(&[]);
+        assert_eq!(decode_node(&node, Type::Int, None), Ok(Node { entries, verified: 1, orders: Vec::new() }));
+        let mut empty = encode_node(&[], &[]);
         empty.extend(entry_record(&Value::Int(2), 20));
-        assert_eq!(decode_node(&empty, Type::Int), Ok(Node { entries: vec![(Value::Int(2), 20)], verified: 0 }));
+        assert_eq!(
+            decode_node(&empty, Type::Int, None),
+            Ok(Node { entries: vec![(Value::Int(2), 20)], verified: 0, orders: Vec::new() })
+        );
         let placeholder_with_append = entry_record(&Value::Int(2), 20);
-        assert_eq!(decode_node(&placeholder_with_append, Type::Int), Err(NodeDecode::Unfilled));
-        assert_eq!(decode_node(b"", Type::Int), Err(NodeDecode::Unfilled));
+        assert_eq!(decode_node(&placeholder_with_append, Type::Int, None), Err(NodeDecode::Unfilled));
+        assert_eq!(decode_node(b"", Type::Int, None), Err(NodeDecode::Unfilled));
         let text_append = entry_record(&Value::Text("#3\nx".into()), 3);
-        assert_eq!(decode_node(&text_append, Type::Text), Err(NodeDecode::Unfilled));
+        assert_eq!(decode_node(&text_append, Type::Text, None), Err(NodeDecode::Unfilled));
+    }
+
+    #[test]
+    fn ordered_nodes_keep_each_verified_entry_with_its_order_value() {
+        let check = |ty: Type, values: Vec<Value>| {
+            let entries: Vec<Entry> = (0..values.len()).map(|i| (Value::Int(i as i64), 7 + i as u64)).collect();
+            let orders: Vec<Option<Value>> = values.into_iter().map(Some).collect();
+            let mut bytes = encode_node(&entries, &orders);
+            // An append names no order value: a plain entry.
+            bytes.extend(entry_record(&Value::Int(99), 5));
+            let node = decode_node(&bytes, Type::Int, Some(ty)).expect("decodes");
+            assert_eq!(node.entries[..entries.len()], entries[..], "{ty:?}");
+            assert_eq!(node.entries.last(), Some(&(Value::Int(99), 5)));
+            assert_eq!(node.verified, entries.len());
+            assert_eq!(node.orders[..orders.len()], orders[..], "{ty:?}");
+            assert_eq!(node.orders.last(), Some(&None), "the append has no order value");
+            // A reader of the unordered format sees garbage, never wrong ids.
+            if !entries.is_empty() {
+                assert_eq!(decode_node(&bytes, Type::Int, None), Err(NodeDecode::Corrupt));
+            }
+        };
+        check(Type::Int, vec![Value::Int(3), Value::Int(-1), Value::Null, Value::Int(i64::MIN)]);
+        check(Type::Timestamp, vec![Value::Timestamp(1_700_000_000_000_000), Value::Timestamp(-5)]);
+        check(Type::Float, vec![Value::Float(1.5), Value::Float(-0.0), Value::Float(f64::INFINITY)]);
+        check(Type::Text, vec![Value::Text("a,b:^c".into()), Value::Text(String::new()), Value::Text("ü~".into())]);
+        check(Type::Bytes, vec![Value::Bytes(vec![0, b'^', 255]), Value::Bytes(vec![])]);
+        check(Type::Bool, vec![Value::Bool(true), Value::Bool(false), Value::Null]);
+        check(Type::Uuid, vec![Value::Uuid([0xab; 16]), Value::Uuid(*b"0123456789abcdef")]);
+        check(Type::Int, vec![]);
+        // NaN survives bit for bit (equality on the value would not say so).
+        let nan = encode_node(&[(Value::Int(1), 2)], &[Some(Value::Float(f64::NAN))]);
+        let node = decode_node(&nan, Type::Int, Some(Type::Float)).expect("decodes");
+        assert!(matches!(node.orders[0], Some(Value::Float(x)) if x.is_nan()));
+        // Damaged order values are corrupt, not a panic.
+        for bad in [&b"^"[..], b"^x1,", b"^12", b"^5:ab", b"^zzzzzzzzzzzzzzzz1,0000000000000001"] {
+            let bytes = [&b"#300000000\n"[..], bad].concat();
+            for ty in [Type::Int, Type::Text, Type::Float, Type::Bool, Type::Uuid, Type::Json] {
+                assert_eq!(decode_node(&bytes, Type::Int, Some(ty)), Err(NodeDecode::Corrupt), "{ty:?} {bad:?}");
+            }
+        }
     }
 
     #[test]
     fn headers_that_do_not_fit_their_entries_are_corrupt() {
-        let one = encode_node(&[(Value::Int(1), 10)]);
+        let one = encode_node(&[(Value::Int(1), 10)], &[]);
         for bad in [
             b"#2\n1,000000000000000a".to_vec(),
             b"#3\n".to_vec(),
@@ -322,7 +476,12 @@ mod tests {
             // A verified length inside an entry.
             [&b"#300000003\n"[..], &one[NODE_HEADER_LEN..]].concat(),
         ] {
-            assert_eq!(decode_node(&bad, Type::Int), Err(NodeDecode::Corrupt), "{}", String::from_utf8_lossy(&bad));
+            assert_eq!(
+                decode_node(&bad, Type::Int, None),
+                Err(NodeDecode::Corrupt),
+                "{}",
+                String::from_utf8_lossy(&bad)
+            );
         }
     }
 
@@ -368,15 +527,18 @@ mod tests {
             b"12,000000000000000F",
         ] {
             assert_eq!(
-                decode_node(&node(bad), Type::Int),
+                decode_node(&node(bad), Type::Int, None),
                 Err(NodeDecode::Corrupt),
                 "{}",
                 String::from_utf8_lossy(bad)
             );
         }
-        assert_eq!(decode_node(&node(b"5:ab"), Type::Text), Err(NodeDecode::Corrupt));
-        assert_eq!(decode_node(&node(b"999999999999999:ab"), Type::Text), Err(NodeDecode::Corrupt));
-        assert!(decode_node(&node(b"12,000000000000000a"), Type::Int).is_ok(), "the header itself is well-formed");
+        assert_eq!(decode_node(&node(b"5:ab"), Type::Text, None), Err(NodeDecode::Corrupt));
+        assert_eq!(decode_node(&node(b"999999999999999:ab"), Type::Text, None), Err(NodeDecode::Corrupt));
+        assert!(
+            decode_node(&node(b"12,000000000000000a"), Type::Int, None).is_ok(),
+            "the header itself is well-formed"
+        );
     }
 
     #[test]

@@ -488,8 +488,14 @@ pub struct LoweredQuery {
 /// The ids a cached index node lists, for tests that inspect the cache: `None` for
 /// bytes that are not a complete node (a lease placeholder, possibly with appends,
 /// or garbage).
-pub fn decode_node_ids(bytes: &[u8], key_type: memdex_grammar::Type) -> Option<Vec<Value>> {
-    crate::codec::decode_node(bytes, key_type).ok().map(|node| node.entries.into_iter().map(|(id, _)| id).collect())
+pub fn decode_node_ids(
+    bytes: &[u8],
+    key_type: memdex_grammar::Type,
+    order: Option<memdex_grammar::Type>,
+) -> Option<Vec<Value>> {
+    crate::codec::decode_node(bytes, key_type, order)
+        .ok()
+        .map(|node| node.entries.into_iter().map(|(id, _)| id).collect())
 }
 
 /// A cached object decoded as `T`, for tests that inspect the cache: `None` for bytes

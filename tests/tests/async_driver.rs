@@ -74,7 +74,7 @@ fn check_cache(raw: &Memcached, namespace: &str, rows: &BTreeMap<i64, Item>, pha
         let CacheReply::Hit { value, .. } = reply else { continue };
         // A placeholder (a lease that was never filled, possibly with appends) is not
         // a node, and memdex never reads it as one.
-        let Some(listed) = memdex::__private::decode_node_ids(&value, memdex::Type::Int) else { continue };
+        let Some(listed) = memdex::__private::decode_node_ids(&value, memdex::Type::Int, None) else { continue };
         let listed: Vec<i64> = listed.iter().filter_map(Value::as_i64).collect();
         for row in rows.values().filter(|r| r.category_id == category) {
             assert!(listed.contains(&row.id), "{phase}: node {category} lacks {} (lists {listed:?})", row.id);

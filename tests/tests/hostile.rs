@@ -282,7 +282,7 @@ fn malformed_cached_values() {
     // complete node until a write appends or a reader cleans it.)
     let well_formed = |entries: &[(i64, u64)], appended: &[(i64, u64)]| {
         let entries: Vec<(Value, u64)> = entries.iter().map(|&(id, etag)| (Value::Int(id), etag)).collect();
-        let mut node = memdex::__private::node_codec::encode_node(&entries);
+        let mut node = memdex::__private::node_codec::encode_node(&entries, &[]);
         for &(id, etag) in appended {
             node.extend(memdex::__private::node_codec::entry_record(&Value::Int(id), etag));
         }

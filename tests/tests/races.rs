@@ -213,7 +213,7 @@ fn node_ids(w: &World, category: i64) -> Option<Vec<i64>> {
     let node = keys.node(Item::schema(), &NodeRef { index: Some(0), values: vec![Value::Int(category)] });
     let reply = w.stepper.plain().run(&[CacheOp::Get { key: &node, lease: None }]).remove(0).expect("cache answers");
     let CacheReply::Hit { value, .. } = reply else { return None };
-    let listed = memdex::__private::decode_node_ids(&value, memdex::Type::Int)?;
+    let listed = memdex::__private::decode_node_ids(&value, memdex::Type::Int, None)?;
     Some(listed.iter().filter_map(Value::as_i64).collect())
 }
 

@@ -5,16 +5,16 @@ use sqlparser::ast::helpers::attached_token::AttachedToken;
 use sqlparser::ast::helpers::stmt_create_table::CreateTableBuilder;
 use sqlparser::ast::{
     Assignment, AssignmentTarget, BinaryOperator, ColumnDef, ColumnOption, ColumnOptionDef, CreateIndex, Delete,
-    Expr as SqlExpr, FromTable, Ident, IndexColumn, IndexType, Insert, ObjectName, OrderByExpr, OrderByOptions, Parens,
-    PrimaryKeyConstraint, SelectItem, SetExpr, Statement, TableAlias, TableFactor, TableObject, TableWithJoins, Update,
-    UpdateTableFromKind, Values,
+    Expr as SqlExpr, FromTable, Ident, IndexColumn, IndexType, Insert, ObjectName, OrderByExpr, OrderByOptions,
+    OrderBySort, Parens, PrimaryKeyConstraint, SelectItem, SetExpr, Statement, TableAlias, TableFactor, TableObject,
+    TableWithJoins, Update, UpdateTableFromKind, Values,
 };
 
 use super::ast::{self, binary, ident};
 use super::dialect::SqlDialect;
 use super::emit::Emitter;
 use super::{Dialect, SqlQuery, finish};
-use crate::schema::Schema;
+use crate::schema::{IndexDef, Schema};
 use crate::value::{Type, Value};
 
 /// `ALTER TABLE t ADD COLUMN c <type>`: a nullable column added in place to a table
@@ -148,11 +148,12 @@ fn planned_indexes(dialect: &dyn SqlDialect, schema: &Schema) -> Vec<(IndexSpec,
     let q = dialect.quote();
     let mut out = Vec::new();
     for ix in &schema.indexes {
-        let names: Vec<&str> = ix.columns.iter().map(|&c| schema.columns[c].name.as_str()).collect();
+        let sql_columns = ix.sql_columns();
+        let names: Vec<&str> = sql_columns.iter().map(|&c| schema.columns[c].name.as_str()).collect();
         // A one-column text (or bytes) index is looked up by equality only (node
         // fills): where a btree entry has a size limit, a hash index takes values of
         // any length.
-        let single_text = match ix.columns.as_slice() {
+        let single_text = match sql_columns.as_slice() {
             [c] => Some(*c).filter(|&c| unbounded(schema.columns[c].ty)),
             _ => None,
         };
@@ -166,16 +167,22 @@ fn planned_indexes(dialect: &dyn SqlDialect, schema: &Schema) -> Vec<(IndexSpec,
         if hash {
             index_name.push_str("_hash");
         }
+        let descending = ix.order.is_some_and(|o| o.descending);
+        if descending {
+            index_name.push_str("_desc");
+        }
         index_name.push_str("_idx");
-        let text_parts = ix.columns.iter().filter(|&&c| unbounded(schema.columns[c].ty)).count();
-        let columns = ix
-            .columns
+        let text_parts = sql_columns.iter().filter(|&&c| unbounded(schema.columns[c].ty)).count();
+        let mut columns: Vec<IndexColumn> = sql_columns
             .iter()
             .map(|&c| {
                 let col = &schema.columns[c];
                 index_column(dialect.index_part(ident(q, &col.name), col.ty, ix.prefix, text_parts))
             })
             .collect();
+        if let (true, Some(last)) = (descending, columns.last_mut()) {
+            last.column.options.sort = Some(OrderBySort::Desc);
+        }
         let mut index = create_index(dialect, ast::object_name(q, &schema.table), ident(q, &index_name), columns);
         index.using = hash.then_some(IndexType::Hash);
         let spec =
@@ -299,11 +306,12 @@ pub fn check_indexed_text(d: Dialect, schema: &Schema, row: &[Value]) -> Result<
     if schema.key_column().ty == Type::Text {
         btrees.push((&key, None, format!("the primary key ({})", schema.key_column().field)));
     }
-    for ix in &schema.indexes {
-        let hashed = ix.columns.len() == 1 && dialect.text_hash_index();
+    let sql_columns: Vec<Vec<usize>> = schema.indexes.iter().map(IndexDef::sql_columns).collect();
+    for (ix, columns) in schema.indexes.iter().zip(&sql_columns) {
+        let hashed = columns.len() == 1 && dialect.text_hash_index();
         if !hashed {
-            let fields: Vec<&str> = ix.columns.iter().map(|&c| schema.columns[c].field.as_str()).collect();
-            btrees.push((&ix.columns, ix.prefix, format!("index ({})", fields.join(", "))));
+            let fields: Vec<&str> = columns.iter().map(|&c| schema.columns[c].field.as_str()).collect();
+            btrees.push((columns, ix.prefix, format!("index ({})", fields.join(", "))));
         }
     }
     for (columns, prefix, what) in btrees {

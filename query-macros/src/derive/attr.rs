@@ -47,11 +47,19 @@ pub(super) struct FieldDecl<'a> {
     pub(super) text: bool,
 }
 
-/// An index as declared: field names with their spans, and the prefix length.
+/// An index as declared: field names with their spans, the prefix length, and an
+/// ordered index's order field.
 pub(super) struct IndexDecl {
     pub(super) fields: Vec<(String, Span)>,
     pub(super) prefix: Option<u32>,
+    pub(super) order: Option<OrderDecl>,
     pub(super) span: Span,
+}
+
+/// `order_by = position` or `order_by = position desc` inside `index(…)`.
+pub(super) struct OrderDecl {
+    pub(super) field: (String, Span),
+    pub(super) descending: bool,
 }
 
 /// Reads the whole input. Every malformed attribute is reported; reading goes on
@@ -156,7 +164,17 @@ fn composite_index(meta: &ParseNestedMeta<'_>, errors: &mut Errors) -> syn::Resu
         return Ok(None);
     }
     let mut fields = Vec::new();
+    let mut order = None;
     meta.parse_nested_meta(|inner| {
+        if inner.path.is_ident("order_by") {
+            let parsed = order_by(&inner, errors)?;
+            if order.is_some() {
+                errors.at(inner.path.span(), "`order_by` is given twice; an index keeps one order column");
+            } else {
+                order = parsed;
+            }
+            return Ok(());
+        }
         if inner.path.is_ident("prefix") {
             skip_value(&inner)?;
             errors.at(
@@ -179,7 +197,25 @@ fn composite_index(meta: &ParseNestedMeta<'_>, errors: &mut Errors) -> syn::Resu
         errors.at(span, "an index needs at least one field: `index(a, b)`");
         return Ok(None);
     }
-    Ok(Some(IndexDecl { fields, prefix: None, span }))
+    Ok(Some(IndexDecl { fields, prefix: None, order, span }))
+}
+
+/// `order_by = field` with an optional `asc` or `desc` after the field.
+fn order_by(meta: &ParseNestedMeta<'_>, errors: &mut Errors) -> syn::Result<Option<OrderDecl>> {
+    let value = meta.value()?;
+    let field = Ident::parse_any(value)?;
+    let mut descending = false;
+    if value.peek(Ident::peek_any) {
+        let direction = Ident::parse_any(value)?;
+        match direction.to_string().as_str() {
+            "desc" => descending = true,
+            "asc" => {}
+            other => {
+                errors.at(direction.span(), format!("expected `asc` or `desc` after the order field, found `{other}`"));
+            }
+        }
+    }
+    Ok(Some(OrderDecl { field: (field.unraw().to_string(), field.span()), descending }))
 }
 
 /// One field and its options; an index it declares is pushed onto `indexes`.
@@ -221,6 +257,7 @@ fn field<'a>(field: &'a syn::Field, indexes: &mut Vec<IndexDecl>, errors: &mut E
                 indexes.push(IndexDecl {
                     fields: vec![(decl.name.clone(), ident.span())],
                     prefix,
+                    order: None,
                     span: meta.path.span(),
                 });
             } else {
@@ -274,7 +311,8 @@ fn index_options(meta: &ParseNestedMeta<'_>, errors: &mut Errors) -> syn::Result
                 inner.path.span(),
                 format!(
                     "unknown index option `{}` on a field; expected `prefix = n` \
-                     (composite indexes go on the struct: `#[memdex(index(a, b))]`)",
+                     (composite and ordered indexes go on the struct: `#[memdex(index(a, b))]`, \
+                     `#[memdex(index(a, order_by = b))]`)",
                     path_text(&inner.path)
                 ),
             );

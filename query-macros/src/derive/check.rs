@@ -4,7 +4,7 @@
 //! runtime gets from `Model::schema()`. Every inconsistency is reported at the
 //! attribute or field it is about.
 
-use memdex_grammar::{IndexDef, Schema, Type};
+use memdex_grammar::{IndexDef, IndexOrder, Schema, Type};
 use syn::spanned::Spanned;
 
 use super::Errors;
@@ -115,7 +115,8 @@ fn indexes_are_comparable(
     kinds: &[Option<(Type, bool)>],
     errors: &mut Errors,
 ) {
-    for (name, span) in decl.indexes.iter().flat_map(|ix| &ix.fields) {
+    let order_fields = decl.indexes.iter().filter_map(|ix| ix.order.as_ref().map(|o| &o.field));
+    for (name, span) in decl.indexes.iter().flat_map(|ix| &ix.fields).chain(order_fields) {
         let Some(i) = fields.iter().position(|f| &f.name == name) else { continue };
         if kinds[i].is_some_and(|(ty, _)| !ty.comparable()) {
             errors.at(
@@ -167,11 +168,12 @@ fn resolve_indexes(
     let mut resolved: Vec<IndexDef> = Vec::new();
     for ix in &decl.indexes {
         let Some(columns) = index_columns(decl, fields, ix, errors) else { continue };
-        let index = IndexDef { columns, prefix: ix.prefix };
+        let Ok(order) = index_order(decl, fields, ix, &columns, errors) else { continue };
+        let index = IndexDef { columns, prefix: ix.prefix, order };
         if index.columns.len() == 1 && Some(index.columns[0]) == key && index.prefix.is_none() {
             errors.at(ix.span, "the key is always indexed; remove this index");
-        } else if resolved.contains(&index) {
-            errors.at(ix.span, "this index is declared twice");
+        } else if resolved.iter().any(|r| same_nodes(r, &index)) {
+            errors.at(ix.span, "this index is declared twice (an ordered index serves both directions)");
         } else {
             resolved.push(index);
         }
@@ -198,6 +200,39 @@ fn index_columns(
         }
     }
     (columns.len() == ix.fields.len()).then_some(columns)
+}
+
+/// Whether two indexes name the same nodes: the direction an ordered index was
+/// declared with is only the database index's, a node serves both.
+fn same_nodes(a: &IndexDef, b: &IndexDef) -> bool {
+    a.columns == b.columns && a.prefix == b.prefix && a.order.map(|o| o.column) == b.order.map(|o| o.column)
+}
+
+/// An ordered index's order column: a field of the model, not one of the index's
+/// own (every id of a node has the same value there). `Err` when reported.
+fn index_order(
+    decl: &ModelDecl<'_>,
+    fields: &[FieldDecl<'_>],
+    ix: &IndexDecl,
+    columns: &[usize],
+    errors: &mut Errors,
+) -> Result<Option<IndexOrder>, ()> {
+    let Some(order) = &ix.order else { return Ok(None) };
+    let (name, span) = &order.field;
+    match fields.iter().position(|f| &f.name == name) {
+        Some(c) if columns.contains(&c) => {
+            errors.at(
+                *span,
+                format!("`{name}` is a column of this index: every id of one node has the same `{name}`, so ordering by it orders nothing"),
+            );
+            Err(())
+        }
+        Some(column) => Ok(Some(IndexOrder { column, descending: order.descending })),
+        None => {
+            errors.at(*span, format!("`{name}` is not a field of `{}`{}", decl.name, did_you_mean(name, fields)));
+            Err(())
+        }
+    }
 }
 
 fn did_you_mean(name: &str, fields: &[FieldDecl<'_>]) -> String {

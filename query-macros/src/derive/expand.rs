@@ -68,8 +68,22 @@ pub(super) fn schema_fn(schema: &Schema) -> TokenStream {
             Some(n) => quote!(::std::option::Option::Some(#n)),
             None => quote!(::std::option::Option::None),
         };
+        let order = match ix.order {
+            Some(o) => {
+                let (column, descending) = (o.column, o.descending);
+                quote!(::std::option::Option::Some(::memdex::__private::grammar::IndexOrder {
+                    column: #column,
+                    descending: #descending,
+                }))
+            }
+            None => quote!(::std::option::Option::None),
+        };
         quote! {
-            ::memdex::__private::grammar::IndexDef { columns: ::std::vec![#(#cols),*], prefix: #prefix }
+            ::memdex::__private::grammar::IndexDef {
+                columns: ::std::vec![#(#cols),*],
+                prefix: #prefix,
+                order: #order,
+            }
         }
     });
     let schema_static = format_ident!("SCHEMA", span = Span::mixed_site());

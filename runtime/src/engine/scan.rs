@@ -73,6 +73,10 @@ pub(crate) struct NodeState {
     node: NodeRef,
     /// Its entries: each id with the etag of the version the node was told of.
     entries: Vec<Entry>,
+    /// An ordered index's order column (its nodes keep each verified id's value).
+    order: Option<usize>,
+    /// The order values of `entries` (parallel) in an ordered node, else empty.
+    orders: Vec<Option<Value>>,
     /// How many of `entries` (the first ones) a fill or a write-back verified; the
     /// rest were appended since, possibly late (`codec`, K12).
     verified: usize,
@@ -193,11 +197,14 @@ impl<T: Model> Scan<T> {
                     continue;
                 }
                 let key = keys.node(schema, &node);
+                let order = node.index.and_then(|i| schema.indexes.get(i)).and_then(|ix| ix.order).map(|o| o.column);
                 let slot = *node_slot.entry(key.clone()).or_insert_with(|| {
                     nodes.push(NodeState {
                         key,
                         node,
                         entries: Vec::new(),
+                        order,
+                        orders: Vec::new(),
                         verified: 0,
                         slots: Vec::new(),
                         read_cas: None,
@@ -298,9 +305,9 @@ impl<T: Model> Scan<T> {
     pub(crate) fn read_round_one(&mut self, ctx: &Context, replies: &Replies) -> bool {
         let (node_replies, object_replies) = replies.split_at(self.nodes.len().min(replies.len()));
         let mut all_hit = node_replies.len() == self.nodes.len();
-        let key_type = T::schema().key_column().ty;
+        let schema = T::schema();
         for (n, reply) in self.nodes.iter_mut().zip(node_replies) {
-            all_hit &= read_node(ctx, key_type, n, reply);
+            all_hit &= read_node(ctx, schema, n, reply);
         }
         let direct = self.direct_count;
         read_objects(ctx, self.tag, &mut self.objects[..direct], object_replies);
@@ -335,15 +342,18 @@ impl<T: Model> Scan<T> {
             .map(|r| codec::encode_object(r, self.tag).map_or(codec::UNKNOWN_ETAG, |b| codec::etag(&b)))
             .collect();
         for n in &mut self.nodes {
-            n.entries = rows
-                .iter()
-                .zip(&etags)
-                .filter(|(r, _)| node_matches(schema, &n.node, &|c| r.column_value(c)))
-                .map(|(r, &etag)| (r.key().into(), etag))
-                .collect();
+            let members =
+                rows.iter().zip(&etags).filter(|(r, _)| node_matches(schema, &n.node, &|c| r.column_value(c)));
+            n.entries = members.clone().map(|(r, &etag)| (r.key().into(), etag)).collect();
+            if let Some(column) = n.order {
+                n.orders = members.map(|(r, _)| Some(r.column_value(column))).collect();
+            }
             for id in in_flight {
                 if !n.entries.iter().any(|(listed, _)| listed == id) {
                     n.entries.push((id.clone(), codec::UNKNOWN_ETAG));
+                    if n.order.is_some() {
+                        n.orders.push(None);
+                    }
                 }
             }
             n.verified = n.entries.len();
@@ -570,7 +580,7 @@ impl<T: Model> Scan<T> {
         let mut seen = Seen::new(self.objects.len());
         for n in &self.nodes {
             if let Some(cas) = n.fill_cas {
-                let bytes = codec::encode_node(&n.entries);
+                let bytes = codec::encode_node(&n.entries, &n.orders);
                 if bytes.len() <= max_value {
                     plan.writes.fill(n.key.clone(), bytes, ttl, cas);
                 } else {
@@ -581,20 +591,26 @@ impl<T: Model> Scan<T> {
             let Some(cas) = n.read_cas else { continue };
             seen.next_pass();
             let mut kept: Vec<Entry> = Vec::with_capacity(n.entries.len());
+            let mut kept_orders: Vec<Option<Value>> = Vec::new();
             let mut removed = 0u64;
             for ((id, etag), &slot) in n.entries.iter().zip(&n.slots) {
                 if !seen.first(slot) {
                     continue;
                 }
                 let o = &self.objects[slot];
+                // The order value of the version kept: the row's, read at that
+                // version (from the cache's bytes of that etag or the database).
+                let order_of = |row: Option<&T>| n.order.and_then(|c| row.map(|r| r.column_value(c)));
                 if !o.from_db {
                     // Seen only in the cache, one version throughout: keep.
                     kept.push((id.clone(), *etag));
+                    kept_orders.push(order_of(o.row.as_ref()));
                     continue;
                 }
                 let row = o.row.as_ref().filter(|row| node_matches(schema, &n.node, &|c| row.column_value(c)));
                 if row.is_some() {
                     kept.push((id.clone(), o.etag.unwrap_or(codec::UNKNOWN_ETAG)));
+                    kept_orders.push(order_of(row));
                     continue;
                 }
                 removed += 1;
@@ -611,9 +627,13 @@ impl<T: Model> Scan<T> {
             // Written back also when nothing changed but appended entries: they are
             // verified now (each by the database or by its object's cached bytes).
             let changed = kept.len() != n.entries.len() || kept.iter().zip(&n.entries).any(|(k, e)| k != e);
-            if changed || n.verified < n.entries.len() {
+            // An ordered node's entry without its order value (or with another) is
+            // written back with the value, so that the next page read trusts it.
+            let reordered = n.order.is_some() && kept_orders != n.orders;
+            if changed || reordered || n.verified < n.entries.len() {
                 plan.removed += removed;
-                plan.cleaned.push((n.key.clone(), codec::encode_node(&kept), cas));
+                let orders = if n.order.is_some() { kept_orders } else { Vec::new() };
+                plan.cleaned.push((n.key.clone(), codec::encode_node(&kept, &orders), cas));
             }
         }
     }
@@ -661,15 +681,18 @@ pub(crate) struct WritePlan {
 /// Reads one node's reply; `true` when it was a complete, readable node.
 fn read_node(
     ctx: &Context,
-    key_type: memdex_grammar::Type,
+    schema: &memdex_grammar::Schema,
     n: &mut NodeState,
     reply: &Result<CacheReply, CacheError>,
 ) -> bool {
+    let key_type = schema.key_column().ty;
+    let order_type = n.order.and_then(|c| schema.columns.get(c)).map(|c| c.ty);
     match reply {
-        Ok(CacheReply::Hit { value, cas }) => match codec::decode_node(value, key_type) {
+        Ok(CacheReply::Hit { value, cas }) => match codec::decode_node(value, key_type, order_type) {
             Ok(node) => {
                 Counters::add(&ctx.stats.node_hits, 1);
                 n.entries = node.entries;
+                n.orders = node.orders;
                 n.verified = node.verified;
                 n.read_cas = Some(*cas);
                 return true;
