@@ -29,6 +29,10 @@ pub struct Explain {
     pub hot_round_trips: u32,
     /// No plan: the query runs on the database only (`scan!`, or no filter).
     pub scan: bool,
+    /// How the rows are ordered and paged, when the query orders or pages them
+    /// (set by the runtime, which knows the page: from an ordered index, or in
+    /// memory).
+    pub page: Option<String>,
 }
 
 /// How one disjunct is served.
@@ -59,7 +63,7 @@ pub fn explain(schema: &Schema, plan: Option<&Plan>, keys: &KeySpace, sql: Strin
         // Nodes in one multi-get, then objects in another.
         Some(_) => 2,
     };
-    Explain { model: schema.model.clone(), disjuncts, sql, hot_round_trips, scan: plan.is_none() }
+    Explain { model: schema.model.clone(), disjuncts, sql, hot_round_trips, scan: plan.is_none(), page: None }
 }
 
 fn disjunct(schema: &Schema, d: &DisjunctPlan, keys: &KeySpace, param: &str) -> ExplainDisjunct {
@@ -84,6 +88,9 @@ fn disjunct(schema: &Schema, d: &DisjunctPlan, keys: &KeySpace, param: &str) -> 
                 if names.len() == 1 { format!("index {}", names[0]) } else { format!("index ({})", names.join(", ")) };
             if let Some(n) = ix.prefix {
                 access.push_str(&format!(" (prefix {n})"));
+            }
+            if let Some(order) = ix.order {
+                access.push_str(&format!(" (ordered by {})", field(order.column)));
             }
             let per_lookup: Vec<Vec<Result<Value, String>>> = lookups.iter().map(|l| alternatives(schema, l)).collect();
             let templates = product(&per_lookup).into_iter().map(|values| keys.node_template(schema, *index, &values));
@@ -204,6 +211,9 @@ impl fmt::Display for Explain {
             if let Some(r) = &d.residual {
                 writeln!(f, "  {indent}residual: {r}")?;
             }
+        }
+        if let Some(page) = &self.page {
+            writeln!(f, "page: {page}")?;
         }
         write!(f, "sql (on a miss): {}", self.sql)
     }

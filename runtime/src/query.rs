@@ -11,7 +11,8 @@ use memdex_grammar::keys::KeySpace;
 use memdex_grammar::sql::{self, OrderBy, SelectSpec};
 use memdex_grammar::{Aggregate, Dialect, Positional, Value};
 
-use crate::engine::database::{Page, aggregate_rows, paged};
+use crate::engine::database::{Page, aggregate_rows};
+use crate::engine::window;
 use crate::error::Error;
 #[cfg(feature = "tokio")]
 use crate::handle::AsyncStore;
@@ -25,6 +26,8 @@ pub struct Select<'a, T: Model> {
     pub(crate) order: Vec<OrderBy>,
     pub(crate) limit: Option<u64>,
     pub(crate) offset: u64,
+    /// Keyset paging: every column value of the last row seen.
+    pub(crate) after: Option<Vec<Value>>,
 }
 
 /// Builds a `Select` (called by `select!`).
@@ -42,7 +45,7 @@ pub fn select<'a, T: Model>(
 
 impl<'a, T: Model> Select<'a, T> {
     fn new(filter: Filter<'a, T>) -> Select<'a, T> {
-        Select { filter, order: Vec::new(), limit: None, offset: 0 }
+        Select { filter, order: Vec::new(), limit: None, offset: 0, after: None }
     }
 
     pub(crate) fn from_text(compiled: Arc<Compiled>, params: Vec<(String, Value)>) -> Select<'a, T> {
@@ -78,31 +81,42 @@ impl<'a, T: Model> Select<'a, T> {
         self
     }
 
+    /// Keyset paging: only the rows after `last` in this query's order (its
+    /// `order_by` columns, then the key), typically the last row of the previous
+    /// page. Unlike `offset`, the next page neither repeats nor skips a row when
+    /// rows before it are inserted or deleted in between; and on an ordered index
+    /// it reads only the page's objects however deep the page is.
+    pub fn after(mut self, last: &T) -> Self {
+        let columns = T::schema().columns.len();
+        self.after = Some((0..columns).map(|c| last.column_value(c)).collect());
+        self
+    }
+
     pub(crate) fn page(&self) -> Page<'_> {
-        Page { order: &self.order, limit: self.limit, offset: self.offset }
+        Page { order: &self.order, limit: self.limit, offset: self.offset, after: self.after.as_deref() }
     }
 
     /// The matching rows: index nodes and objects from the cache, the database on
     /// a miss.
     pub fn fetch(&self, store: &Store) -> Result<Vec<T>, Error> {
-        Ok(paged(store.driver.fetch(&self.filter)?, self.page()))
+        store.driver.fetch(&self.filter, self.page())
     }
 
     /// How many rows match (ignores limit and offset).
     pub fn count(&self, store: &Store) -> Result<u64, Error> {
-        Ok(store.driver.fetch(&self.filter)?.len() as u64)
+        Ok(store.driver.fetch(&self.filter, Page::ALL)?.len() as u64)
     }
 
     /// [`Select::fetch`] on the async store: the same rows, the same round trips.
     #[cfg(feature = "tokio")]
     pub async fn fetch_async(&self, store: &AsyncStore) -> Result<Vec<T>, Error> {
-        Ok(paged(store.driver.fetch(&self.filter).await?, self.page()))
+        store.driver.fetch(&self.filter, self.page()).await
     }
 
     /// [`Select::count`] on the async store.
     #[cfg(feature = "tokio")]
     pub async fn count_async(&self, store: &AsyncStore) -> Result<u64, Error> {
-        Ok(store.driver.fetch(&self.filter).await?.len() as u64)
+        Ok(store.driver.fetch(&self.filter, Page::ALL).await?.len() as u64)
     }
 
     /// The plan: per disjunct the index, the node key template and the residual;
@@ -112,10 +126,15 @@ impl<'a, T: Model> Select<'a, T> {
         let schema = compiled.schema;
         let sql = self.sql(dialect);
         let keys = KeySpace::new("memdex", schema, 0);
-        match &compiled.prepared {
-            Ok(p) => memdex_grammar::explain::explain(schema, p.plan.as_ref(), &keys, sql, &p.param),
-            Err(_) => memdex_grammar::explain::explain(schema, None, &keys, sql, "c"),
-        }
+        let Ok(p) = &compiled.prepared else {
+            return memdex_grammar::explain::explain(schema, None, &keys, sql, "c");
+        };
+        let page = self.page();
+        let ordered = p.plan.as_ref().and_then(|plan| window::ordered_plan::<T>(plan, &page));
+        let plan = ordered.as_ref().map(|(plan, _)| plan).or(p.plan.as_ref());
+        let mut explain = memdex_grammar::explain::explain(schema, plan, &keys, sql, &p.param);
+        explain.page = describe_page(schema, &page, ordered.as_ref().map(|(_, window)| window));
+        explain
     }
 
     /// The SQL this query runs on the database (placeholders, not values).
@@ -133,6 +152,45 @@ impl<'a, T: Model> Select<'a, T> {
             Err(e) => format!("-- cannot emit SQL: {e}"),
         }
     }
+}
+
+/// EXPLAIN's page line: the order and window, and whether an ordered index reads
+/// only the page's objects or every listed object is read and sorted in memory.
+fn describe_page(schema: &memdex_grammar::Schema, page: &Page<'_>, window: Option<&window::Window>) -> Option<String> {
+    if page.order.is_empty() && page.limit.is_none() && page.offset == 0 && page.after.is_none() {
+        return None;
+    }
+    let field = |c: usize| schema.columns.get(c).map_or("?", |c| c.field.as_str());
+    let mut text = String::new();
+    if !page.order.is_empty() {
+        let order: Vec<String> =
+            page.order.iter().map(|o| format!("{}{}", field(o.column), if o.desc { " desc" } else { "" })).collect();
+        text.push_str(&format!("order by {}, then {}", order.join(", "), field(schema.key)));
+    }
+    let mut window_text = Vec::new();
+    if page.after.is_some() {
+        window_text.push("after the last row seen".to_owned());
+    }
+    if page.offset > 0 {
+        window_text.push(format!("offset {}", page.offset));
+    }
+    if let Some(limit) = page.limit {
+        window_text.push(format!("limit {limit}"));
+    }
+    if !window_text.is_empty() {
+        if !text.is_empty() {
+            text.push_str("; ");
+        }
+        text.push_str(&window_text.join(", "));
+    }
+    text.push_str(match window {
+        Some(_) => {
+            " — from the ordered index: the node, then only the page's objects (every object the node \
+                    lists when a write since its last verified read left it unordered)"
+        }
+        None => " — in memory: every object the nodes list is read, then sorted and paged",
+    });
+    Some(text)
 }
 
 impl<T: Model> fmt::Debug for Select<'_, T> {
@@ -269,7 +327,7 @@ impl<T: Model, O: AggregateOutput> View<'_, T, O> {
         let params = self.params.as_params();
         let value = match &self.filter {
             None => store.driver.aggregate::<T>(agg, params)?,
-            Some(filter) => aggregate_rows(&store.driver.fetch(filter)?, agg, params),
+            Some(filter) => aggregate_rows(&store.driver.fetch(filter, Page::ALL)?, agg, params),
         };
         Ok(O::from_aggregate(value))
     }
@@ -281,7 +339,7 @@ impl<T: Model, O: AggregateOutput> View<'_, T, O> {
         let params = self.params.as_params();
         let value = match &self.filter {
             None => store.driver.aggregate::<T>(agg, params).await?,
-            Some(filter) => aggregate_rows(&store.driver.fetch(filter).await?, agg, params),
+            Some(filter) => aggregate_rows(&store.driver.fetch(filter, Page::ALL).await?, agg, params),
         };
         Ok(O::from_aggregate(value))
     }

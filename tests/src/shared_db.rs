@@ -11,6 +11,28 @@ use memdex::{Store, StoreBuilder};
 
 use crate::backends::{mariadb, postgres};
 use crate::outside::OutsideSession;
+use crate::servers::mariadb::MariaDbServer;
+use crate::servers::memcached::MemcachedServer;
+use crate::servers::postgres::PostgresServer;
+
+/// Every engine, in the order [`each_engine`] runs them.
+pub const ENGINES: [Engine; 3] = [Engine::Sqlite, Engine::Postgres, Engine::MariaDb];
+
+/// Runs `body` on a fresh database of each engine with one memcached (its address
+/// the second argument), started for the call and stopped when it returns.
+pub fn each_engine(tag: &str, body: impl Fn(&SharedDb, &str)) {
+    let memcached = MemcachedServer::start().expect("memcached starts (is the memcached package installed?)");
+    // Both servers start (once per test binary) while the SQLite run goes.
+    let starting =
+        [std::thread::spawn(|| drop(PostgresServer::shared())), std::thread::spawn(|| drop(MariaDbServer::shared()))];
+    for engine in ENGINES {
+        eprintln!("-- {tag}: {engine:?}");
+        body(&SharedDb::new(engine, tag), &memcached.addr());
+    }
+    for thread in starting {
+        thread.join().expect("the start-up thread does not panic");
+    }
+}
 
 /// Where a [`SharedDb`] keeps its rows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -19,31 +19,13 @@ use std::time::{Duration, Instant};
 
 use memdex::{Model, Store, select};
 use memdex_tests::models::{Item, item};
-use memdex_tests::servers::mariadb::MariaDbServer;
 use memdex_tests::servers::memcached::MemcachedServer;
-use memdex_tests::servers::postgres::PostgresServer;
-use memdex_tests::shared_db::{Engine, SharedDb};
+use memdex_tests::shared_db::{Engine, SharedDb, each_engine};
 use serde::{Deserialize, Serialize};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 
 /// How often each store drains: the bound's first term.
 const INTERVAL: Duration = Duration::from_millis(100);
-
-const ENGINES: [Engine; 3] = [Engine::Sqlite, Engine::Postgres, Engine::MariaDb];
-
-/// Runs `body` on a fresh database of each engine with one memcached.
-fn each_engine(tag: &str, body: impl Fn(&SharedDb, &str)) {
-    let memcached = MemcachedServer::start().expect("memcached starts (is the memcached package installed?)");
-    // Both servers start (once per test binary) while the SQLite run goes.
-    let starting =
-        [std::thread::spawn(|| drop(PostgresServer::shared())), std::thread::spawn(|| drop(MariaDbServer::shared()))];
-    for engine in ENGINES {
-        body(&SharedDb::new(engine, tag), &memcached.addr());
-    }
-    for thread in starting {
-        thread.join().expect("the start-up thread does not panic");
-    }
-}
 
 /// One process of the service: capture on, draining every [`INTERVAL`].
 fn process(db: &SharedDb, memcached: &str) -> Store {

@@ -67,12 +67,20 @@ fn label<T: Model>(op: &'static str) -> Label {
     Label { op, model: &T::schema().model }
 }
 
-/// How `scan!` pages its rows.
+/// How a query pages its rows.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Page<'p> {
     pub(crate) order: &'p [OrderBy],
     pub(crate) limit: Option<u64>,
     pub(crate) offset: u64,
+    /// Keyset paging: every column value of the last row seen; the page holds only
+    /// rows after it in `order` (then key) order.
+    pub(crate) after: Option<&'p [Value]>,
+}
+
+impl Page<'_> {
+    /// Every row, ordered by key.
+    pub(crate) const ALL: Page<'static> = Page { order: &[], limit: None, offset: 0, after: None };
 }
 
 /// `scan!`: the query on the database. When the filter's SQL is exact (no
@@ -174,21 +182,35 @@ fn by_key<T: Model>(mut rows: Vec<T>) -> Vec<T> {
 }
 
 /// Orders (by the requested columns, then by key so that every path returns the
-/// same order), then skips `offset` and keeps `limit`.
+/// same order), drops the rows up to `after`, then skips `offset` and keeps `limit`.
 pub(crate) fn paged<T: Model>(mut rows: Vec<T>, page: Page<'_>) -> Vec<T> {
+    let key = T::schema().key;
     if !page.order.is_empty() {
-        rows.sort_by(|a, b| {
-            for o in page.order {
-                let ord = a.column_value(o.column).order(&b.column_value(o.column));
-                let ord = if o.desc { ord.reverse() } else { ord };
-                if ord.is_ne() {
-                    return ord;
-                }
-            }
-            a.key().into().order(&b.key().into())
-        });
+        rows.sort_by(|a, b| page_order(page.order, key, &|c| a.column_value(c), &|c| b.column_value(c)));
+    }
+    if let Some(after) = page.after {
+        let last = |c: usize| after.get(c).cloned().unwrap_or(Value::Null);
+        rows.retain(|row| page_order(page.order, key, &|c| row.column_value(c), &last).is_gt());
     }
     let offset = usize::try_from(page.offset).unwrap_or(usize::MAX);
     let limit = page.limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
     rows.into_iter().skip(offset).take(limit).collect()
+}
+
+/// Two rows (their column values) in a page's order: the order columns, each
+/// reversed when descending, then the key ascending.
+fn page_order(
+    order: &[OrderBy],
+    key: usize,
+    a: &dyn Fn(usize) -> Value,
+    b: &dyn Fn(usize) -> Value,
+) -> std::cmp::Ordering {
+    for o in order {
+        let ord = a(o.column).order(&b(o.column));
+        let ord = if o.desc { ord.reverse() } else { ord };
+        if ord.is_ne() {
+            return ord;
+        }
+    }
+    a(key).order(&b(key))
 }

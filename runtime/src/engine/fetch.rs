@@ -18,7 +18,9 @@ use memdex_grammar::relax;
 use memdex_grammar::sql::{self, SelectSpec, SqlQuery};
 use memdex_grammar::{Prepared, Type};
 
+use super::database::{Page, paged};
 use super::scan::{Scan, WritePlan};
+use super::window;
 use super::writeback::WriteBack;
 use super::{Env, Label, Machine, Outcome, Replies, SqlReply, SqlRequest, Step, column_types, decode_rows};
 use crate::cache::{CacheOp, checked_appends, refused_appends};
@@ -59,10 +61,11 @@ enum Phase<T> {
     Done,
 }
 
-/// One `fetch` (or `count`): every row matching the filter, ordered by key.
+/// One `fetch` (or `count`): the rows matching the filter, paged by `page`.
 pub(crate) struct Fetch<'a, T: Model> {
     env: Env<'a>,
     filter: &'a Filter<'a, T>,
+    page: Page<'a>,
     types: Vec<Type>,
     phase: Phase<T>,
     scan: Option<Scan<T>>,
@@ -76,10 +79,11 @@ pub(crate) struct Fetch<'a, T: Model> {
 impl<'a, T: Model> Fetch<'a, T> {
     /// A fetch of `filter`. `cache_trusted`: false while this process has
     /// invalidations it could not apply (the database answers).
-    pub(crate) fn new(env: Env<'a>, filter: &'a Filter<'a, T>, cache_trusted: bool) -> Fetch<'a, T> {
+    pub(crate) fn new(env: Env<'a>, filter: &'a Filter<'a, T>, page: Page<'a>, cache_trusted: bool) -> Fetch<'a, T> {
         let mut fetch = Fetch {
             env,
             filter,
+            page,
             types: column_types::<T>(),
             phase: Phase::Done,
             scan: None,
@@ -99,9 +103,16 @@ impl<'a, T: Model> Fetch<'a, T> {
         let Some(plan) = prepared.plan.as_ref().filter(|_| cache_trusted) else {
             return self.degrade(prepared);
         };
-        let Some(scan) = Scan::bind(self.env.ctx, plan, self.filter.params.as_params())? else {
+        // A page of an ordered index reads that index's node, and only the page's
+        // objects when the node can order itself (`window`).
+        let ordered = window::ordered_plan::<T>(plan, &self.page);
+        let plan = ordered.as_ref().map_or(plan, |(plan, _)| plan);
+        let Some(mut scan) = Scan::bind(self.env.ctx, plan, self.filter.params.as_params())? else {
             return self.degrade(prepared);
         };
+        if let Some((_, window)) = ordered {
+            scan.set_window(window);
+        }
         // A node on a cache server marked down cannot hit, and one missing node sends
         // the query to a snapshot from the database anyway: answer it there at once,
         // without taking leases that nobody would fill.
@@ -143,6 +154,11 @@ impl<'a, T: Model> Fetch<'a, T> {
         let (ctx, dialect) = (self.env.ctx, self.env.dialect);
         let all_hit = self.scan().read_round_one(ctx, replies);
         let scan = self.scan();
+        if all_hit && scan.list_window() {
+            let more = scan.use_near(ctx);
+            self.phase = if more { Phase::ReadObjects } else { self.objects_read() };
+            return;
+        }
         if all_hit || scan.nodes.is_empty() {
             return self.objects_listed();
         }
@@ -173,7 +189,22 @@ impl<'a, T: Model> Fetch<'a, T> {
 
     /// After round trip 2 (or when it had nothing to read).
     fn objects_read(&mut self) -> Phase<T> {
-        let dialect = self.env.dialect;
+        let (ctx, dialect, filter) = (self.env.ctx, self.env.dialect, self.filter);
+        let scan = self.scan();
+        if scan.paging() {
+            if let Some(rows) = scan.window_answer(ctx, filter) {
+                self.answered = scan.outcome();
+                self.scan = None;
+                self.result = Some(Ok(rows));
+                return Phase::Done;
+            }
+            // An object of the page missed or changed since the node was read: the
+            // rest of the node is read as an unordered scan reads it.
+            tracing::debug!("a page object missed or changed; reading the whole ordered node");
+            if scan.abandon_window() && scan.use_near(ctx) {
+                return Phase::ReadObjects;
+            }
+        }
         let scan = self.scan();
         scan.doubt_changed_objects();
         let queries = scan.doubtful_queries(dialect);
@@ -211,7 +242,7 @@ impl<'a, T: Model> Fetch<'a, T> {
                 scan.answer(self.filter)
             })
             .unwrap_or_default();
-        self.result = Some(Ok(rows));
+        self.result = Some(Ok(paged(rows, self.page)));
         Phase::Done
     }
 }
@@ -328,7 +359,7 @@ impl<T: Model> Machine for Fetch<'_, T> {
                 Ok(rows) => {
                     let mut rows: Vec<T> = rows.into_iter().filter(|r| self.filter.matches(r)).collect();
                     rows.sort_by(|a, b| a.key().into().order(&b.key().into()));
-                    self.result = Some(Ok(rows));
+                    self.result = Some(Ok(paged(rows, self.page)));
                 }
                 Err(e) => self.fail(e),
             },

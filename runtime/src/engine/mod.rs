@@ -53,6 +53,7 @@ pub(crate) mod fetch;
 pub(crate) mod observe;
 pub(crate) mod scan;
 pub(crate) mod schema;
+pub(crate) mod window;
 pub(crate) mod write;
 mod writeback;
 

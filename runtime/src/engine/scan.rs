@@ -11,6 +11,7 @@ use memdex_grammar::plan::{BindError, NodeRef, Plan, bind, node_matches, node_of
 use memdex_grammar::sql::{self, SqlQuery};
 
 use super::Replies;
+use super::window::Window;
 use super::writeback::WriteBack;
 use crate::cache::{CacheError, CacheOp, CacheReply};
 use crate::codec::{self, Entry, NodeDecode};
@@ -163,6 +164,10 @@ pub(crate) struct Scan<T> {
     /// The objects round trip 2 reads (those neither known from round trip 1 nor
     /// kept in the near cache).
     round_two: Vec<usize>,
+    /// The page to read from an ordered node (`window`), when the query has one.
+    window: Option<Window>,
+    /// The page's objects, in page order, once the node ordered itself.
+    page: Option<Vec<usize>>,
 }
 
 impl<T: Model> Scan<T> {
@@ -229,6 +234,8 @@ impl<T: Model> Scan<T> {
             direct_count: 0,
             recheck: false,
             round_two: Vec::new(),
+            window: None,
+            page: None,
         };
         // Objects in first-seen order, each once; its key is built once per fetch.
         scan.direct_slots = direct_ids.iter().map(|ids| ids.iter().map(|id| scan.want(id)).collect()).collect();
@@ -250,7 +257,74 @@ impl<T: Model> Scan<T> {
             direct_count: 0,
             recheck: false,
             round_two: Vec::new(),
+            window: None,
+            page: None,
         }
+    }
+
+    /// Reads only `window` of the node, should it order itself (`window`): a query
+    /// of one node and no key lookups.
+    pub(crate) fn set_window(&mut self, window: Window) {
+        if self.nodes.len() == 1 && self.objects.is_empty() {
+            self.window = Some(window);
+        }
+    }
+
+    /// When the one node was read from the cache and orders itself, gives the
+    /// page's objects their slots and makes round trip 2 read only them; false when
+    /// the whole node must be read ([`Scan::list_objects`]).
+    pub(crate) fn list_window(&mut self) -> bool {
+        let (Some(window), [n]) = (&self.window, self.nodes.as_slice()) else { return false };
+        if n.read_cas.is_none() {
+            return false;
+        }
+        let Some(positions) = window.page_of(&n.entries, &n.orders, n.verified) else { return false };
+        let entries: Vec<Entry> = positions.iter().map(|&at| n.entries[at].clone()).collect();
+        let slots: Vec<usize> = entries
+            .iter()
+            .map(|(id, etag)| {
+                let slot = self.want(id);
+                let o = &mut self.objects[slot];
+                o.listed = o.listed.with(*etag);
+                slot
+            })
+            .collect();
+        self.round_two = slots.clone();
+        self.page = Some(slots);
+        true
+    }
+
+    /// The page read from an ordered node: every object of it at the version the
+    /// node names, and matching (the node's word, checked again). `None` when one
+    /// missed or changed since the node was read: [`Scan::abandon_window`].
+    pub(crate) fn window_answer(&mut self, ctx: &Context, filter: &Filter<'_, T>) -> Option<Vec<T>> {
+        let page = self.page.as_ref()?;
+        let usable = page.iter().all(|&slot| {
+            let o = &self.objects[slot];
+            let current = matches!(o.listed, Listed::Version(etag) if o.etag == Some(etag));
+            current && !o.needs_db && o.row.as_ref().is_some_and(|row| filter.matches(row))
+        });
+        if !usable {
+            return None;
+        }
+        self.keep_near(ctx);
+        let page = self.page.take().unwrap_or_default();
+        Some(page.iter().filter_map(|&slot| self.objects[slot].row.take()).collect())
+    }
+
+    /// Goes on as an unordered scan after a page read: every listed object, round
+    /// trip 2 reading those the page did not. True when it has anything to read.
+    pub(crate) fn abandon_window(&mut self) -> bool {
+        let read = self.page.take().unwrap_or_default();
+        self.window = None;
+        self.list_objects();
+        self.round_two.retain(|slot| !read.contains(slot));
+        !self.round_two.is_empty()
+    }
+
+    /// Whether this scan reads a page of an ordered node.
+    pub(crate) fn paging(&self) -> bool {
+        self.page.is_some()
     }
 
     /// The slot of the object with key `id`, added on first sight.

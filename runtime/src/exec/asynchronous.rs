@@ -474,10 +474,10 @@ impl AsyncDriver {
         !self.ctx.outbox.has_pending()
     }
 
-    /// Every row matching `filter`, ordered by key.
-    pub(crate) async fn fetch<T: Model>(&self, filter: &Filter<'_, T>) -> Result<Vec<T>, Error> {
+    /// The rows matching `filter`, paged by `page` ([`Page::ALL`]: every one, ordered by key).
+    pub(crate) async fn fetch<T: Model>(&self, filter: &Filter<'_, T>, page: Page<'_>) -> Result<Vec<T>, Error> {
         let trusted = self.maybe_drain().await;
-        self.run(Fetch::new(self.env(), filter, trusted)).await
+        self.run(Fetch::new(self.env(), filter, page, trusted)).await
     }
 
     pub(crate) async fn scan<T: Model>(&self, filter: &Filter<'_, T>, page: Page<'_>) -> Result<Vec<T>, Error> {

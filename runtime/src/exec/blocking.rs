@@ -190,10 +190,10 @@ impl Driver {
         !self.ctx.outbox.has_pending()
     }
 
-    /// Every row matching `filter`, ordered by key.
-    pub(crate) fn fetch<T: Model>(&self, filter: &Filter<'_, T>) -> Result<Vec<T>, Error> {
+    /// The rows matching `filter`, paged by `page` ([`Page::ALL`]: every one, ordered by key).
+    pub(crate) fn fetch<T: Model>(&self, filter: &Filter<'_, T>, page: Page<'_>) -> Result<Vec<T>, Error> {
         let trusted = self.maybe_drain();
-        self.run(Fetch::new(self.env(), filter, trusted))
+        self.run(Fetch::new(self.env(), filter, page, trusted))
     }
 
     pub(crate) fn scan<T: Model>(&self, filter: &Filter<'_, T>, page: Page<'_>) -> Result<Vec<T>, Error> {
