@@ -10,7 +10,8 @@
 //! skips timing the two from-scratch builds of the build-cost section. `--cpu-split N`
 //! only runs the two-round-trip path (near cache off) N times next to its floor and
 //! splits each side's CPU time between the client and memcached. `--writes` only runs
-//! the writes section (memdex's update against a plain PostgreSQL UPDATE).
+//! the writes section (memdex's update against a plain PostgreSQL UPDATE); `--pages`
+//! only the paging section (a page of a cart on an ordered index against its peers).
 
 use memdex_examples::bench;
 
@@ -27,6 +28,7 @@ fn main() -> std::process::ExitCode {
     let mut build_cost = true;
     let mut cpu_split: Option<usize> = None;
     let mut writes_only = false;
+    let mut pages_only = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -38,10 +40,11 @@ fn main() -> std::process::ExitCode {
             "--no-build-cost" => build_cost = false,
             "--cpu-split" => cpu_split = args.next().and_then(|n| n.parse().ok()),
             "--writes" => writes_only = true,
+            "--pages" => pages_only = true,
             "--bench" => {} // passed by `cargo bench`
             other => {
                 eprintln!(
-                    "unknown argument {other:?}; usage: bench [--tiny] [--out DIR] [--no-build-cost] [--hot-loop N [--servers S] [--disjuncts D]] [--cpu-split N] [--writes]"
+                    "unknown argument {other:?}; usage: bench [--tiny] [--out DIR] [--no-build-cost] [--hot-loop N [--servers S] [--disjuncts D]] [--cpu-split N] [--writes] [--pages]"
                 );
                 return std::process::ExitCode::FAILURE;
             }
@@ -55,6 +58,10 @@ fn main() -> std::process::ExitCode {
     }
     if writes_only {
         print!("{}", bench::writes_only(&cfg).to_text());
+        return std::process::ExitCode::SUCCESS;
+    }
+    if pages_only {
+        print!("{}", bench::pages_only(&cfg).to_text());
         return std::process::ExitCode::SUCCESS;
     }
     if let Some(n) = cpu_split {

@@ -172,16 +172,30 @@ fn push_counted(out: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 /// A complete node: header and the given entries, all verified. `orders` is empty
-/// for a node of an unordered index, else parallel to `entries`.
+/// for a node of an unordered index, else parallel to `entries`: an ordered node is
+/// written sorted by order value, then key (entries without a value last), so that
+/// its reader finds a page by position instead of sorting the node.
 pub fn encode_node(entries: &[Entry], orders: &[Option<Value>]) -> Vec<u8> {
     let mut out = Vec::with_capacity(NODE_HEADER_LEN + entries.len() * 24);
     out.extend_from_slice(NODE_HEADER_TAG);
     // The verified length, filled in once the entries are written.
     out.extend_from_slice(b"00000000\n");
-    for (at, (id, etag)) in entries.iter().enumerate() {
+    let mut sequence: Vec<usize> = (0..entries.len()).collect();
+    if !orders.is_empty() {
+        sequence.sort_by(|&a, &b| {
+            let order = |at: usize| orders.get(at).and_then(Option::as_ref);
+            match (order(a), order(b)) {
+                (Some(x), Some(y)) => x.order(y),
+                (x, y) => x.is_none().cmp(&y.is_none()),
+            }
+            .then_with(|| entries[a].0.order(&entries[b].0))
+        });
+    }
+    for at in sequence {
         if let Some(Some(order)) = orders.get(at) {
             push_order(&mut out, order);
         }
+        let (id, etag) = &entries[at];
         push_entry(&mut out, id, *etag);
     }
     // Eight hex digits hold 4 GiB, far above any cache's item limit (a node that
@@ -256,6 +270,92 @@ pub fn decode_node(bytes: &[u8], key_type: Type, order: Option<Type>) -> Result<
     }
     // `None`: the verified length falls inside an entry.
     Ok(Node { entries, verified: verified.ok_or(NodeDecode::Corrupt)?, orders })
+}
+
+/// An ordered node whose every entry is verified and carries its order value, as
+/// its writer left it: sorted by order value, then key, each id once (a fill lists
+/// rows, a write-back keeps an id once). Only the entries' positions are found when
+/// it is read; an entry is decoded when a page asks for it, so a page of a large
+/// node costs a scan of its bytes, not a decode and a sort of every entry.
+#[derive(Debug)]
+pub struct OrderedNode<'b> {
+    body: &'b [u8],
+    /// Where each entry starts in `body` (at its `^`).
+    starts: Vec<u32>,
+    key_type: Type,
+    order_type: Type,
+}
+
+/// The ordered node in `bytes`, if it is complete and every entry is verified and
+/// carries its order value; `None` otherwise (an append since the last verified
+/// write, an in-flight id without a value, a placeholder, damage): the caller then
+/// decodes it whole with [`decode_node`], which says which.
+pub fn ordered_node(bytes: &[u8], key_type: Type, order_type: Type) -> Option<OrderedNode<'_>> {
+    let after_tag = bytes.strip_prefix(NODE_HEADER_TAG)?;
+    let (digits, b'\n') = (after_tag.get(..8)?, *after_tag.get(8)?) else { return None };
+    let body = &after_tag[9..];
+    if usize::try_from(parse_hex(digits)?).ok()? != body.len() || u32::try_from(body.len()).is_err() {
+        return None;
+    }
+    let mut starts = Vec::with_capacity(body.len() / 28);
+    let mut rest = body;
+    while !rest.is_empty() {
+        starts.push((body.len() - rest.len()) as u32);
+        let after_value = skip_order(rest.strip_prefix(&[ORDER_MARK])?, order_type)?;
+        let after_id = match key_type {
+            Type::Text => parse_counted(after_value)?.1,
+            _ => &after_value[after_value.iter().position(|&b| b == b',')? + 1..],
+        };
+        rest = after_id.get(16..)?;
+    }
+    Some(OrderedNode { body, starts, key_type, order_type })
+}
+
+/// What follows an order value of type `ty`, without decoding it.
+fn skip_order(rest: &[u8], ty: Type) -> Option<&[u8]> {
+    if let Some(after) = rest.strip_prefix(b"~") {
+        return Some(after);
+    }
+    match ty {
+        Type::Bool => rest.get(1..),
+        Type::Int | Type::Timestamp => Some(&rest[rest.iter().position(|&b| b == b',')? + 1..]),
+        Type::Float => rest.get(16..),
+        Type::Uuid => rest.get(32..),
+        Type::Text | Type::Bytes => Some(parse_counted(rest)?.1),
+        Type::Json => None,
+    }
+}
+
+impl OrderedNode<'_> {
+    /// How many entries (ids) the node lists.
+    pub(crate) fn len(&self) -> usize {
+        self.starts.len()
+    }
+
+    /// Entry `at`: its order value, id and etag; `None` past the end or for
+    /// damaged bytes.
+    pub(crate) fn get(&self, at: usize) -> Option<(Value, Entry)> {
+        let rest = self.body.get(*self.starts.get(at)? as usize..)?.strip_prefix(&[ORDER_MARK])?;
+        let (order, rest) = parse_order(rest, self.order_type)?;
+        let (id, rest) = match self.key_type {
+            Type::Text => {
+                let (s, after) = parse_text(rest)?;
+                (Value::Text(s), after)
+            }
+            _ => {
+                let (i, after) = parse_int_field(rest)?;
+                (Value::Int(i), after)
+            }
+        };
+        let (etag, _) = fixed_hex(rest, 16)?;
+        Some((order, (id, etag)))
+    }
+
+    /// The order value of entry `at`.
+    pub(crate) fn order_at(&self, at: usize) -> Option<Value> {
+        let rest = self.body.get(*self.starts.get(at)? as usize..)?.strip_prefix(&[ORDER_MARK])?;
+        parse_order(rest, self.order_type).map(|(order, _)| order)
+    }
 }
 
 /// `<byte length>:<bytes>` at the start of `rest`, and what follows.
@@ -425,7 +525,9 @@ mod tests {
 
     #[test]
     fn ordered_nodes_keep_each_verified_entry_with_its_order_value() {
-        let check = |ty: Type, values: Vec<Value>| {
+        let check = |ty: Type, mut values: Vec<Value>| {
+            // Written sorted by value, then key: given sorted, read back as given.
+            values.sort_by(Value::order);
             let entries: Vec<Entry> = (0..values.len()).map(|i| (Value::Int(i as i64), 7 + i as u64)).collect();
             let orders: Vec<Option<Value>> = values.into_iter().map(Some).collect();
             let mut bytes = encode_node(&entries, &orders);
@@ -461,6 +563,21 @@ mod tests {
                 assert_eq!(decode_node(&bytes, Type::Int, Some(ty)), Err(NodeDecode::Corrupt), "{ty:?} {bad:?}");
             }
         }
+    }
+
+    #[test]
+    fn ordered_nodes_are_written_sorted_by_value_then_key() {
+        let entries: Vec<Entry> = [5, 3, 9, 1, 4].iter().map(|&id| (Value::Int(id), 10 + id as u64)).collect();
+        let orders = vec![Some(Value::Int(20)), Some(Value::Int(10)), None, Some(Value::Int(20)), Some(Value::Null)];
+        let node = decode_node(&encode_node(&entries, &orders), Type::Int, Some(Type::Int)).expect("decodes");
+        let ids: Vec<i64> = node.entries.iter().filter_map(|(id, _)| id.as_i64()).collect();
+        // NULL first (as `order_by` sorts it), ties by key, no value last.
+        assert_eq!(ids, [4, 3, 1, 5, 9]);
+        assert_eq!(
+            node.orders,
+            [Some(Value::Null), Some(Value::Int(10)), Some(Value::Int(20)), Some(Value::Int(20)), None]
+        );
+        assert_eq!(node.entries[0].1, 14, "each id keeps its own etag");
     }
 
     #[test]

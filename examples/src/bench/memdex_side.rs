@@ -132,7 +132,7 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
-fn builder(db: &DbTarget, memcached: &[String]) -> memdex::StoreBuilder {
+pub(super) fn builder(db: &DbTarget, memcached: &[String]) -> memdex::StoreBuilder {
     let b = Store::builder();
     let b = match db {
         DbTarget::Postgres(params) => b.postgres(params.clone()),

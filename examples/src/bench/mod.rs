@@ -15,6 +15,7 @@ pub mod data;
 pub mod hung;
 pub mod memdex_side;
 pub mod offload;
+pub mod paging;
 pub mod raw;
 pub mod report;
 pub mod servers;
@@ -30,7 +31,7 @@ use report::{Bar, Report, Section, Series, Table};
 use timing::{Budget, Probe, Summary, format_ns, format_ratio, measure, measure_interleaved};
 
 /// Section titles, in order; the smoke test checks that each appears.
-pub const SECTIONS: [&str; 7] = [
+pub const SECTIONS: [&str; 8] = [
     "1. Hot index scan",
     "2. Growth",
     "3. Database offload",
@@ -38,6 +39,7 @@ pub const SECTIONS: [&str; 7] = [
     "5. Writes",
     "6. Build cost",
     "7. A hung cache server",
+    "8. Paging a cart",
 ];
 
 /// Sizes and budgets of one run.
@@ -60,6 +62,8 @@ pub struct Config {
     pub servers: Vec<usize>,
     pub offload: offload::Workload,
     pub cart_items: u64,
+    /// Carts of 10 lines shuffled in with the paged cart of `cart_items` lines.
+    pub other_carts: i64,
     pub planning_budget: Budget,
     pub write_budget: Budget,
     pub build_queries: usize,
@@ -92,6 +96,7 @@ impl Config {
                 seed: 42,
             },
             cart_items: 1_000,
+            other_carts: 900,
             planning_budget: Budget::new(200, 5_000, Duration::from_secs(3)),
             write_budget: Budget::new(50, 1_000, Duration::from_secs(4)),
             build_queries: 100,
@@ -122,6 +127,7 @@ impl Config {
                 seed: 42,
             },
             cart_items: 30,
+            other_carts: 3,
             planning_budget: Budget::new(2, 20, Duration::from_millis(100)),
             write_budget: Budget::new(1, 10, Duration::from_millis(200)),
             build_queries: 2,
@@ -189,6 +195,21 @@ pub fn writes_only(cfg: &Config) -> Report {
     report
 }
 
+/// Runs only the paging section (`bench --pages`): a page of a cart on an ordered
+/// index against a hot 10-object fetch, an unordered index and PostgreSQL.
+pub fn pages_only(cfg: &Config) -> Report {
+    let servers = Servers::start(cfg);
+    let mut report = Report { settings: format!("{} run, paging only", cfg.name), ..Report::default() };
+    report.sections.push(paging_section(cfg, &servers));
+    report
+}
+
+fn paging_section(cfg: &Config, servers: &Servers) -> Section {
+    let memcached = servers.memcached_addrs(1).and_then(|a| a.into_iter().next().ok_or_else(|| "no memcached".into()));
+    let sizes = paging::Sizes { cart_lines: cfg.cart_items as i64, other_carts: cfg.other_carts, budget: cfg.budget };
+    paging::section(SECTIONS[7], &servers.db(), memcached, sizes)
+}
+
 /// Runs every section and returns the report.
 pub fn run(cfg: &Config) -> Report {
     let started = Instant::now();
@@ -218,6 +239,7 @@ pub fn run(cfg: &Config) -> Report {
             section
         }
     });
+    report.sections.push(paging_section(cfg, &servers));
     let db = match (&servers.postgres, &store) {
         (Ok(_), Ok(b)) => b.describe(),
         (Err(e), _) => format!("PostgreSQL unavailable ({e}); memdex on SQLite in memory"),

@@ -201,8 +201,17 @@ impl<'a, T: Model> Fetch<'a, T> {
             // An object of the page missed or changed since the node was read: the
             // rest of the node is read as an unordered scan reads it.
             tracing::debug!("a page object missed or changed; reading the whole ordered node");
-            if scan.abandon_window() && scan.use_near(ctx) {
-                return Phase::ReadObjects;
+            match scan.abandon_window() {
+                Some(true) if scan.use_near(ctx) => return Phase::ReadObjects,
+                Some(_) => {}
+                None => {
+                    let prepared = self.filter.prepared();
+                    self.scan = None;
+                    return prepared.and_then(|p| self.degrade(p)).unwrap_or_else(|e| {
+                        self.result = Some(Err(e));
+                        Phase::Done
+                    });
+                }
             }
         }
         let scan = self.scan();

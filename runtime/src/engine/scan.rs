@@ -78,6 +78,11 @@ pub(crate) struct NodeState {
     order: Option<usize>,
     /// The order values of `entries` (parallel) in an ordered node, else empty.
     orders: Vec<Option<Value>>,
+    /// A page read from this ordered node's bytes alone (`Window::page_from`): the
+    /// bytes, decoded whole only if the fetch must read every object after all.
+    raw: Option<Vec<u8>>,
+    /// That page's entries, each with its order value, in page order.
+    page: Option<Vec<(Value, Entry)>>,
     /// How many of `entries` (the first ones) a fill or a write-back verified; the
     /// rest were appended since, possibly late (`codec`, K12).
     verified: usize,
@@ -210,6 +215,8 @@ impl<T: Model> Scan<T> {
                         entries: Vec::new(),
                         order,
                         orders: Vec::new(),
+                        raw: None,
+                        page: None,
                         verified: 0,
                         slots: Vec::new(),
                         read_cas: None,
@@ -274,12 +281,9 @@ impl<T: Model> Scan<T> {
     /// page's objects their slots and makes round trip 2 read only them; false when
     /// the whole node must be read ([`Scan::list_objects`]).
     pub(crate) fn list_window(&mut self) -> bool {
-        let (Some(window), [n]) = (&self.window, self.nodes.as_slice()) else { return false };
-        if n.read_cas.is_none() {
-            return false;
-        }
-        let Some(positions) = window.page_of(&n.entries, &n.orders, n.verified) else { return false };
-        let entries: Vec<Entry> = positions.iter().map(|&at| n.entries[at].clone()).collect();
+        let (Some(_), [n]) = (&self.window, self.nodes.as_slice()) else { return false };
+        let Some(page) = &n.page else { return false };
+        let entries: Vec<Entry> = page.iter().map(|(_, entry)| entry.clone()).collect();
         let slots: Vec<usize> = entries
             .iter()
             .map(|(id, etag)| {
@@ -314,12 +318,21 @@ impl<T: Model> Scan<T> {
 
     /// Goes on as an unordered scan after a page read: every listed object, round
     /// trip 2 reading those the page did not. True when it has anything to read.
-    pub(crate) fn abandon_window(&mut self) -> bool {
+    /// `None` when the node's bytes, read for the page alone, do not decode whole
+    /// (damage outside the page): the database answers.
+    pub(crate) fn abandon_window(&mut self) -> Option<bool> {
         let read = self.page.take().unwrap_or_default();
         self.window = None;
+        let schema = T::schema();
+        for n in &mut self.nodes {
+            let Some(raw) = n.raw.take() else { continue };
+            let order_type = n.order.and_then(|c| schema.columns.get(c)).map(|c| c.ty);
+            let node = codec::decode_node(&raw, schema.key_column().ty, order_type).ok()?;
+            (n.entries, n.orders, n.verified) = (node.entries, node.orders, node.verified);
+        }
         self.list_objects();
         self.round_two.retain(|slot| !read.contains(slot));
-        !self.round_two.is_empty()
+        Some(!self.round_two.is_empty())
     }
 
     /// Whether this scan reads a page of an ordered node.
@@ -381,6 +394,11 @@ impl<T: Model> Scan<T> {
         let mut all_hit = node_replies.len() == self.nodes.len();
         let schema = T::schema();
         for (n, reply) in self.nodes.iter_mut().zip(node_replies) {
+            if let Some(window) = &self.window {
+                if read_page(ctx, schema, window, n, reply) {
+                    continue;
+                }
+            }
             all_hit &= read_node(ctx, schema, n, reply);
         }
         let direct = self.direct_count;
@@ -750,6 +768,27 @@ pub(crate) struct WritePlan {
     pub(crate) cleaned: Vec<(String, Vec<u8>, u64)>,
     /// Ids the clean-ups drop.
     pub(crate) removed: u64,
+}
+
+/// Reads an ordered node's reply for a page alone: `true` when the node is
+/// complete, every entry verified with its value, and the page found in its bytes
+/// (the rest of the node stays undecoded). Otherwise [`read_node`] reads it whole.
+fn read_page(
+    ctx: &Context,
+    schema: &memdex_grammar::Schema,
+    window: &Window,
+    n: &mut NodeState,
+    reply: &Result<CacheReply, CacheError>,
+) -> bool {
+    let Ok(CacheReply::Hit { value, cas }) = reply else { return false };
+    let Some(order_type) = n.order.and_then(|c| schema.columns.get(c)).map(|c| c.ty) else { return false };
+    let Some(node) = codec::ordered_node(value, schema.key_column().ty, order_type) else { return false };
+    let Some(page) = window.page_from(&node) else { return false };
+    Counters::add(&ctx.stats.node_hits, 1);
+    n.page = Some(page);
+    n.raw = Some(value.to_vec());
+    n.read_cas = Some(*cas);
+    true
 }
 
 /// Reads one node's reply; `true` when it was a complete, readable node.

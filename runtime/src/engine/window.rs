@@ -23,7 +23,7 @@ use memdex_grammar::plan::{Access, DisjunctPlan, Plan};
 use memdex_grammar::sql::OrderBy;
 
 use super::database::Page;
-use crate::codec::{self, Entry};
+use crate::codec::{Entry, OrderedNode};
 use crate::model::Model;
 
 /// The slice of an ordered node a page is.
@@ -79,16 +79,99 @@ impl Window {
         by_value.then_with(|| a.1.order(b.1))
     }
 
+    /// The page of `node` (sorted by value, then key, as its writer left it), each
+    /// entry with its order value, in page order. Ascending pages are slices of the
+    /// node; descending ones are slices of it read backwards, taken with the whole
+    /// runs of equal values at their ends and re-sorted, since ties still go by
+    /// ascending key. Keyset paging finds its start by binary search. `None` when
+    /// an entry is damaged or out of order (the caller reads the node whole).
+    pub(crate) fn page_from(&self, node: &OrderedNode<'_>) -> Option<Vec<(Value, Entry)>> {
+        let n = node.len();
+        let order_at = |at: usize| node.order_at(at).unwrap_or(Value::Null);
+        if !self.descending {
+            let start = match &self.after {
+                Some((value, key)) => partition(n, |at| {
+                    node.get(at).is_some_and(|(v, (id, _))| self.compare((&v, &id), (value, key)).is_le())
+                }),
+                None => 0,
+            };
+            let from = start.saturating_add(self.offset).min(n);
+            let to = from.saturating_add(self.limit).min(n);
+            return self.decoded(node, from, to);
+        }
+        // Descending: first the rows of the `after` value's run with a greater key
+        // (they follow `after` in this order), then the rows of smaller values.
+        let (mut taken, below) = match &self.after {
+            Some((value, key)) => {
+                let low = partition(n, |at| order_at(at).order(value).is_lt());
+                let high = partition(n, |at| order_at(at).order(value).is_le());
+                let first = low
+                    + partition(high - low, |i| node.get(low + i).is_some_and(|(_, (id, _))| id.order(key).is_le()));
+                let run = self.decoded(node, first, high)?;
+                (run, low)
+            }
+            None => (Vec::new(), n),
+        };
+        let skip = self.offset.min(taken.len());
+        taken.drain(..skip);
+        taken.truncate(self.limit);
+        let offset = self.offset - skip;
+        let wanted = self.limit - taken.len();
+        taken.extend(self.backwards(node, below, offset, wanted)?);
+        Some(taken)
+    }
+
+    /// Entries `offset..offset + wanted` of the first `len` entries of `node` in
+    /// descending order (ties by ascending key).
+    fn backwards(
+        &self,
+        node: &OrderedNode<'_>,
+        len: usize,
+        offset: usize,
+        wanted: usize,
+    ) -> Option<Vec<(Value, Entry)>> {
+        if wanted == 0 || offset >= len {
+            return Some(Vec::new());
+        }
+        let order_at = |at: usize| node.order_at(at);
+        let mut high = len - offset;
+        let mut low = high.saturating_sub(wanted);
+        // Whole runs of equal values at both ends: their keys order them.
+        while low > 0 && order_at(low - 1)?.order(&order_at(low)?).is_eq() {
+            low -= 1;
+        }
+        while high < len && order_at(high)?.order(&order_at(high - 1)?).is_eq() {
+            high += 1;
+        }
+        let mut slice = self.decoded(node, low, high)?;
+        slice.sort_by(|(a, (ak, _)), (b, (bk, _))| self.compare((a, ak), (b, bk)));
+        // The first of `slice` has rank `len - high` in descending order.
+        let skip = offset - (len - high);
+        Some(slice.into_iter().skip(skip).take(wanted).collect())
+    }
+
+    /// Entries `from..to` of `node`, checked to be in the node's order.
+    fn decoded(&self, node: &OrderedNode<'_>, from: usize, to: usize) -> Option<Vec<(Value, Entry)>> {
+        let entries: Vec<(Value, Entry)> = (from..to).map(|at| node.get(at)).collect::<Option<_>>()?;
+        let sorted = entries.windows(2).all(|pair| {
+            let ((a, (ak, _)), (b, (bk, _))) = (&pair[0], &pair[1]);
+            a.order(b).then_with(|| ak.order(bk)).is_lt()
+        });
+        sorted.then_some(entries)
+    }
+
     /// The positions in `entries` of the page's ids, in page order; `None` when the
     /// node cannot order itself (an entry appended, of an unknown or deleted
-    /// version, without its order value, or an id listed with two versions).
+    /// version, without its order value, or an id listed with two versions). The
+    /// definition [`Window::page_from`] is tested against: it sorts the decoded node.
+    #[cfg(test)]
     pub(crate) fn page_of(&self, entries: &[Entry], orders: &[Option<Value>], verified: usize) -> Option<Vec<usize>> {
         if verified < entries.len() || orders.len() != entries.len() {
             return None;
         }
         let mut members: Vec<usize> = Vec::with_capacity(entries.len());
         for (at, ((_, etag), order)) in entries.iter().zip(orders).enumerate() {
-            if *etag == codec::UNKNOWN_ETAG || *etag == codec::DELETED_ETAG || order.is_none() {
+            if *etag == crate::codec::UNKNOWN_ETAG || *etag == crate::codec::DELETED_ETAG || order.is_none() {
                 return None;
             }
             members.push(at);
@@ -119,8 +202,23 @@ impl Window {
     }
 }
 
+/// The first of `0..len` for which `before` is false (`before` holds for a prefix).
+fn partition(len: usize, before: impl Fn(usize) -> bool) -> usize {
+    let (mut low, mut high) = (0, len);
+    while low < high {
+        let mid = low + (high - low) / 2;
+        if before(mid) {
+            low = mid + 1;
+        } else {
+            high = mid;
+        }
+    }
+    low
+}
+
 /// Whether no id is listed twice among `picked`: repeats of an id with different
 /// order values do not sort next to each other.
+#[cfg(test)]
 fn ids_unique(entries: &[Entry], picked: &[usize]) -> bool {
     let mut ids: Vec<&Value> = picked.iter().map(|&at| &entries[at].0).collect();
     ids.sort_by(|a, b| a.order(b));
@@ -129,7 +227,10 @@ fn ids_unique(entries: &[Entry], picked: &[usize]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use memdex_grammar::Type;
+
     use super::*;
+    use crate::codec;
 
     fn window(descending: bool, offset: usize, limit: usize) -> Window {
         Window { descending, offset, limit, after: None }
@@ -179,6 +280,56 @@ mod tests {
         check(&after(10, 2, true), &node, 5, Some(&[4]));
     }
 
+    /// `page_from` (positions in the node's bytes, binary search, runs re-sorted)
+    /// against `page_of` (the definition: decode everything, sort) on random nodes
+    /// with many ties and NULLs, random windows in both directions, offsets past
+    /// the end and `after` rows that are in the node or not.
+    #[test]
+    fn a_page_from_the_bytes_is_the_page_of_the_sorted_node() {
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |n: u64| {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) % n.max(1)
+        };
+        for case in 0..3_000 {
+            let len = next(40) as usize;
+            let mut ids: Vec<i64> = (0..len as i64 * 2).collect();
+            let entries: Vec<Entry> = (0..len)
+                .map(|_| {
+                    let id = ids.swap_remove(next(ids.len() as u64) as usize);
+                    (Value::Int(id - 10), 1 + id as u64)
+                })
+                .collect();
+            let orders: Vec<Option<Value>> =
+                (0..len).map(|_| Some(if next(8) == 0 { Value::Null } else { Value::Int(next(6) as i64) })).collect();
+            let bytes = codec::encode_node(&entries, &orders);
+            let node = codec::decode_node(&bytes, Type::Int, Some(Type::Int)).expect("decodes");
+            let ordered = codec::ordered_node(&bytes, Type::Int, Type::Int).expect("a clean node");
+            let after = match next(3) {
+                0 => None,
+                1 if len > 0 => {
+                    let at = next(len as u64) as usize;
+                    Some((node.orders[at].clone().unwrap_or(Value::Null), node.entries[at].0.clone()))
+                }
+                _ => Some((Value::Int(next(7) as i64 - 1), Value::Int(next(90) as i64 - 10))),
+            };
+            let w = Window {
+                descending: next(2) == 0,
+                offset: next(len as u64 + 5) as usize,
+                limit: 1 + next(12) as usize,
+                after,
+            };
+            let expected: Vec<Entry> = w
+                .page_of(&node.entries, &node.orders, node.verified)
+                .expect("a verified node orders itself")
+                .into_iter()
+                .map(|at| node.entries[at].clone())
+                .collect();
+            let got: Vec<Entry> = w.page_from(&ordered).expect("reads").into_iter().map(|(_, entry)| entry).collect();
+            assert_eq!(got, expected, "case {case}: {w:?} over {:?}", node.orders);
+        }
+    }
+
     #[test]
     fn an_uncertain_node_cannot_order_itself() {
         let node = [(1, 11, Some(30)), (2, 12, Some(10)), (3, 13, Some(20))];
@@ -190,6 +341,15 @@ mod tests {
         // with two versions or two values.
         check(&w, &[node[0], (2, codec::UNKNOWN_ETAG, Some(10))], 2, None);
         check(&w, &[node[0], (2, codec::DELETED_ETAG, Some(10))], 2, None);
+        // The node's own bytes say the same: no page is read from them.
+        let appended_bytes = {
+            let entries: Vec<Entry> = node.iter().map(|&(id, etag, _)| (Value::Int(id), etag)).collect();
+            let orders: Vec<Option<Value>> = node.iter().map(|&(_, _, o)| o.map(Value::Int)).collect();
+            let mut bytes = codec::encode_node(&entries, &orders);
+            bytes.extend(codec::entry_record(&Value::Int(2), 19));
+            bytes
+        };
+        assert!(codec::ordered_node(&appended_bytes, Type::Int, Type::Int).is_none());
         check(&w, &[node[0], (2, 12, None)], 2, None);
         check(&w, &[node[0], (2, 12, Some(10)), (2, 13, Some(10))], 3, None);
         check(&w, &[(2, 12, Some(10)), node[0], (2, 12, Some(50))], 3, None);
