@@ -11,7 +11,8 @@
 //! only runs the two-round-trip path (near cache off) N times next to its floor and
 //! splits each side's CPU time between the client and memcached. `--writes` only runs
 //! the writes section (memdex's update against a plain PostgreSQL UPDATE); `--pages`
-//! only the paging section (a page of a cart on an ordered index against its peers).
+//! only the paging section (a page of a cart on an ordered index against its peers);
+//! `--page-loop N` only that page and a hot 10-line cart, N times each (for profilers).
 
 use memdex_examples::bench;
 
@@ -29,6 +30,7 @@ fn main() -> std::process::ExitCode {
     let mut cpu_split: Option<usize> = None;
     let mut writes_only = false;
     let mut pages_only = false;
+    let mut page_loop: Option<usize> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -41,10 +43,11 @@ fn main() -> std::process::ExitCode {
             "--cpu-split" => cpu_split = args.next().and_then(|n| n.parse().ok()),
             "--writes" => writes_only = true,
             "--pages" => pages_only = true,
+            "--page-loop" => page_loop = args.next().and_then(|n| n.parse().ok()),
             "--bench" => {} // passed by `cargo bench`
             other => {
                 eprintln!(
-                    "unknown argument {other:?}; usage: bench [--tiny] [--out DIR] [--no-build-cost] [--hot-loop N [--servers S] [--disjuncts D]] [--cpu-split N] [--writes] [--pages]"
+                    "unknown argument {other:?}; usage: bench [--tiny] [--out DIR] [--no-build-cost] [--hot-loop N [--servers S] [--disjuncts D]] [--cpu-split N] [--writes] [--pages] [--page-loop N]"
                 );
                 return std::process::ExitCode::FAILURE;
             }
@@ -59,6 +62,23 @@ fn main() -> std::process::ExitCode {
     if writes_only {
         print!("{}", bench::writes_only(&cfg).to_text());
         return std::process::ExitCode::SUCCESS;
+    }
+    if let Some(n) = page_loop {
+        return match bench::paging::page_loop(n) {
+            Ok((page, small)) => {
+                println!(
+                    "page of 10 of a 1,000-line cart: {:.1} µs; hot 10-line cart: {:.1} µs ({:.2}x)",
+                    page / 1e3,
+                    small / 1e3,
+                    page / small
+                );
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("page loop: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
     }
     if pages_only {
         print!("{}", bench::pages_only(&cfg).to_text());

@@ -75,10 +75,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let after = store.stats();
     println!(
-        "   {pages} more pages after the first ({} lines): {} database queries, {} node hits — one node `cart_id=42`, not one key per page\n",
+        "   {pages} more pages after the first ({} lines): {} database queries, {} node hits — one node \
+         `cart_id=42>position`, not one key per page; {} lines read in all, only the pages' own (the node is \
+         ordered by position)\n",
         first.len(),
         after.db_queries - before.db_queries,
-        after.node_hits - before.node_hits
+        after.node_hits - before.node_hits,
+        (after.object_hits + after.near_hits + after.object_misses)
+            - (before.object_hits + before.near_hits + before.object_misses)
     );
 
     println!("3. move item 3333 from category 5 to 6 (add eagerly to 6, remove lazily from 5):");

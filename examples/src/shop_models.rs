@@ -25,15 +25,16 @@ pub struct Item {
 }
 
 /// One line of a cart: the post's `get_items_in_cart(cart_id, limit, offset)` pages
-/// these, and one index node on `cart_id` serves every page.
+/// these, and one index node on `cart_id` serves every page. The node is ordered by
+/// `position` (it keeps each line's position), so a page reads only its own lines.
 #[derive(Model, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[memdex(table = "cart_line")]
+#[memdex(index(cart_id, order_by = position))]
 pub struct CartLine {
     /// The line's id.
     #[memdex(key)]
     pub id: i64,
     /// The cart the line belongs to.
-    #[memdex(index)]
     pub cart_id: i64,
     /// The item on this line.
     pub item_id: i64,

@@ -23,6 +23,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Model, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[memdex(table = "item")]
 #[memdex(index(cart_id, status))]
+// Ordered, descending: the database's index has the order column last, DESC.
+#[memdex(index(cart_id, order_by = price desc))]
 pub struct Item {
     #[memdex(key)]
     pub id: i64,
@@ -161,6 +163,7 @@ fn ddl_is_what_a_checking_store_expects_and_drift_is_named() {
         fresh.ddl(&[
             fresh.drop_index("item_cart_id_status_idx"),
             fresh.drop_index(name_index(d)),
+            fresh.drop_index("item_cart_id_price_desc_idx"),
             fresh.drop_column("item", "price"),
         ]);
         let (table, problems) = drift(db, store.check_schema::<Item>());
@@ -170,6 +173,7 @@ fn ddl_is_what_a_checking_store_expects_and_drift_is_named() {
             [
                 "column `price` is missing".to_owned(),
                 "index `item_cart_id_status_idx` on (`cart_id`, `status`) is missing".to_owned(),
+                "index `item_cart_id_price_desc_idx` on (`cart_id`, `price`) is missing".to_owned(),
                 format!("index `{}` on (`name`) is missing", name_index(d)),
             ],
             "{db:?}"

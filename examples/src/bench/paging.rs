@@ -393,3 +393,22 @@ pub fn section(title: &str, db: &DbTarget, memcached: Result<String, String>, si
     );
     section
 }
+
+/// `bench --page-loop N`: the page of 10 (near cache on) and the hot 10-line cart, N
+/// times each on SQLite in memory and a memcached of its own, for profilers; the
+/// two medians.
+pub fn page_loop(n: usize) -> Result<(f64, f64), String> {
+    let memcached = super::servers::Memcached::start(64).map_err(err)?;
+    let sizes = Sizes { cart_lines: 1_000, other_carts: 900, budget: Budget::new(0, n, std::time::Duration::MAX) };
+    let stores = stores(&DbTarget::SqliteInMemory, &memcached.addr(), sizes)?;
+    let near = &stores.near;
+    let summaries = measure_interleaved(
+        sizes.budget,
+        vec![
+            Ok(Box::new(move || expect_len(page(near, 500), 10))),
+            Ok(Box::new(move || expect_len(small_cart(near), SMALL_LINES as usize))),
+        ],
+    );
+    let median = |at: usize| summaries[at].as_ref().map(|s| s.median_ns).map_err(Clone::clone);
+    Ok((median(0)?, median(1)?))
+}

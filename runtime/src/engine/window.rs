@@ -300,18 +300,24 @@ mod tests {
                     (Value::Int(id - 10), 1 + id as u64)
                 })
                 .collect();
+            // Integer values give the fixed-width layout, text ones the text layout.
+            let (ty, value): (Type, fn(u64) -> Value) = if case % 2 == 0 {
+                (Type::Int, |n| Value::Int(n as i64))
+            } else {
+                (Type::Text, |n| Value::Text(format!("v{n}")))
+            };
             let orders: Vec<Option<Value>> =
-                (0..len).map(|_| Some(if next(8) == 0 { Value::Null } else { Value::Int(next(6) as i64) })).collect();
+                (0..len).map(|_| Some(if next(8) == 0 { Value::Null } else { value(next(6)) })).collect();
             let bytes = codec::encode_node(&entries, &orders);
-            let node = codec::decode_node(&bytes, Type::Int, Some(Type::Int)).expect("decodes");
-            let ordered = codec::ordered_node(&bytes, Type::Int, Type::Int).expect("a clean node");
+            let node = codec::decode_node(&bytes, Type::Int, Some(ty)).expect("decodes");
+            let ordered = codec::ordered_node(&bytes, Type::Int, ty).expect("a clean node");
             let after = match next(3) {
                 0 => None,
                 1 if len > 0 => {
                     let at = next(len as u64) as usize;
                     Some((node.orders[at].clone().unwrap_or(Value::Null), node.entries[at].0.clone()))
                 }
-                _ => Some((Value::Int(next(7) as i64 - 1), Value::Int(next(90) as i64 - 10))),
+                _ => Some((value(next(7)), Value::Int(next(90) as i64 - 10))),
             };
             let w = Window {
                 descending: next(2) == 0,
