@@ -270,3 +270,56 @@ fn the_blocking_store_works_inside_a_tokio_task() {
     let single = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     assert_eq!(single.block_on(body(store, 2)).expect("blocking calls in a current-thread runtime"), 2);
 }
+
+/// Lines of a cart kept in the order of `position` (issue 16).
+#[derive(memdex::Model, Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[memdex(table = "cart_line")]
+#[memdex(index(cart_id, order_by = position))]
+pub struct CartLine {
+    #[memdex(key)]
+    pub id: i64,
+    pub cart_id: i64,
+    pub position: i64,
+}
+
+/// The async driver runs the same paging machine: a hot page of an ordered index is
+/// the node and the page's objects alone (two round trips, no statement), and equals
+/// the database's page.
+#[test]
+fn a_hot_page_of_an_ordered_index_reads_only_its_objects_on_the_async_store() {
+    let memcached = MemcachedServer::start().expect("memcached starts");
+    let ns = namespace("ordered");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = block_on(
+        Store::builder()
+            .sqlite(dir.path().join("ordered.db").to_string_lossy())
+            .namespace(ns)
+            .memcached([memcached.addr()])
+            .near_cache_capacity(0)
+            .build_async(),
+    )
+    .expect("async store");
+    block_on(async {
+        store.migrate::<CartLine>().await.expect("migrate");
+        for id in 1..=60 {
+            store.insert(&CartLine { id, cart_id: 1, position: (id * 37) % 61 }).await.expect("insert");
+        }
+        let page = || select!(CartLine, |l| l.cart_id == 1).order_by_desc(CartLine::position()).limit(10).offset(20);
+        let want = scan!(CartLine, |l| l.cart_id == 1)
+            .order_by_desc(CartLine::position())
+            .limit(10)
+            .offset(20)
+            .fetch_async(&store)
+            .await
+            .expect("scan");
+        assert_eq!(page().fetch_async(&store).await.expect("cold page"), want);
+        assert_eq!(page().fetch_async(&store).await.expect("warm page"), want);
+        let before = store.stats();
+        assert_eq!(page().fetch_async(&store).await.expect("hot page"), want);
+        let after = store.stats();
+        assert_eq!(after.object_hits - before.object_hits, 10, "the page's objects alone: {after:?}");
+        assert_eq!(after.node_hits - before.node_hits, 1, "{after:?}");
+        assert_eq!(after.cache_round_trips - before.cache_round_trips, 2, "the node, then the page: {after:?}");
+        assert_eq!(after.db_queries, before.db_queries, "{after:?}");
+    });
+}

@@ -101,6 +101,29 @@ impl Side {
             Side::Tokio(s) => s.stats(),
         }
     }
+
+    fn update_line(&self, line: &Line) -> Result<(), Error> {
+        match self {
+            Side::Blocking(s) => s.update(line),
+            Side::Tokio(s) => block_on(s.update(line)),
+        }
+    }
+
+    /// Page `p` of a cart, through the ordered index when the query allows it.
+    fn page(&self, p: &Page) -> Vec<Line> {
+        let cart = p.cart;
+        let q = select!(Line, |l| l.cart_id == cart);
+        let q = if p.descending { q.order_by_desc(Line::position()) } else { q.order_by(Line::position()) };
+        let q = q.limit(p.limit).offset(p.offset);
+        let q = match &p.after {
+            Some(last) => q.after(last),
+            None => q,
+        };
+        match self {
+            Side::Blocking(s) => q.fetch(s).expect("page"),
+            Side::Tokio(s) => block_on(q.fetch_async(s)).expect("page"),
+        }
+    }
 }
 
 /// Two stores on one database file and one cache; the first one's batches go
@@ -129,13 +152,13 @@ const QUIET: Duration = Duration::from_secs(600);
 const NEAR: usize = 64 << 20;
 
 fn world(tag: &str, driver: Driver) -> World {
-    world_with_outbox(tag, driver, QUIET, QUIET)
+    world_with_outbox(tag, driver, QUIET, QUIET, NEAR)
 }
 
 /// A world where every call of every store drains every outbox entry (interval and
 /// grace zero): for the test of the drain itself.
 fn draining_world(tag: &str, driver: Driver) -> World {
-    world_with_outbox(tag, driver, Duration::ZERO, Duration::ZERO)
+    world_with_outbox(tag, driver, Duration::ZERO, Duration::ZERO, NEAR)
 }
 
 impl World {
@@ -180,19 +203,22 @@ impl World {
     }
 }
 
-/// `world` with the outbox drained every `interval`, entries older than `grace`.
-fn world_with_outbox(tag: &str, driver: Driver, interval: Duration, grace: Duration) -> World {
+/// `world` with the outbox drained every `interval`, entries older than `grace`, and
+/// a near cache of `stepped_near` bytes in the stepped process (`other` keeps one of
+/// [`NEAR`]).
+fn world_with_outbox(tag: &str, driver: Driver, interval: Duration, grace: Duration, stepped_near: usize) -> World {
     let db = SharedDb::new(driver.backend, &format!("races_{tag}_{}", driver.tokio));
     let cache: Arc<dyn CacheBackend> = Arc::new(InProcessCache::new(CacheConfig::default()));
     let stepper = Stepping::new(cache);
-    let builder =
-        |cache: Box<dyn CacheBackend>| db.builder().cache(cache).outbox(interval, grace).near_cache_capacity(NEAR);
-    let other = builder(stepper.plain()).build().expect("store");
+    let builder = |cache: Box<dyn CacheBackend>, near: usize| {
+        db.builder().cache(cache).outbox(interval, grace).near_cache_capacity(near)
+    };
+    let other = builder(stepper.plain(), NEAR).build().expect("store");
     other.migrate::<Item>().expect("migrate");
     let stepped = if driver.tokio {
-        Side::Tokio(block_on(builder(Box::new(stepper.clone())).build_async()).expect("store"))
+        Side::Tokio(block_on(builder(Box::new(stepper.clone()), stepped_near).build_async()).expect("store"))
     } else {
-        Side::Blocking(builder(Box::new(stepper.clone())).build().expect("store"))
+        Side::Blocking(builder(Box::new(stepper.clone()), stepped_near).build().expect("store"))
     };
     World { stepped, other, stepper, db }
 }
@@ -1251,4 +1277,368 @@ fn two_processes_draining_the_same_changes_both_succeed() {
         assert_eq!(category(&reader, 5), Vec::<i64>::new(), "{engine:?}");
         assert_eq!(category(&reader, 6), vec![1, 3], "{engine:?}");
     }
+}
+
+// ------------------------------------------------ ordered index nodes (issue 16)
+//
+// A page of `order_by(position)` on an ordered node reads the node, sorts its verified
+// entries by their order values, and reads only the page's objects. Each test below
+// runs one write at the point where that shortcut could go wrong and checks the page
+// against the database's rows, before and after the write: a write in flight during
+// the read may or may not be seen, one that returned before a read began must be.
+
+/// A cart's lines, kept in the order of `position` by an ordered index.
+#[derive(Model, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[memdex(table = "cart_line")]
+#[memdex(index(cart_id, order_by = position))]
+pub struct Line {
+    #[memdex(key)]
+    pub id: i64,
+    pub cart_id: i64,
+    pub position: i64,
+    pub label: String,
+}
+
+/// Line `id` of cart 1 at position `id * 10`.
+fn line(id: i64) -> Line {
+    Line { id, cart_id: 1, position: id * 10, label: format!("line {id}") }
+}
+
+/// One page of a cart's lines.
+#[derive(Clone, Debug)]
+struct Page {
+    cart: i64,
+    descending: bool,
+    limit: u64,
+    offset: u64,
+    /// Keyset paging: the rows after this one.
+    after: Option<Line>,
+}
+
+/// Cart 1, ascending, `limit` rows from `offset`.
+fn window(limit: u64, offset: u64) -> Page {
+    Page { cart: 1, descending: false, limit, offset, after: None }
+}
+
+impl Page {
+    /// This page of `rows` (any rows of the table), ordered and cut here — by
+    /// position (reversed when descending), ties by ascending id — without memdex's
+    /// paging.
+    fn of(&self, mut rows: Vec<Line>) -> Vec<Line> {
+        let order = |l: &Line| (if self.descending { -l.position } else { l.position }, l.id);
+        rows.retain(|l| l.cart_id == self.cart && self.after.as_ref().is_none_or(|last| order(l) > order(last)));
+        rows.sort_by_key(order);
+        let (offset, limit) = (usize::try_from(self.offset).unwrap(), usize::try_from(self.limit).unwrap());
+        rows.into_iter().skip(offset).take(limit).collect()
+    }
+
+    /// What the database says the page is now.
+    fn in_database(&self, store: &Store) -> Vec<Line> {
+        let cart = self.cart;
+        self.of(memdex::scan!(Line, |l| l.cart_id == cart).fetch(store).expect("scan"))
+    }
+}
+
+/// The ids of `lines`, for messages.
+fn line_ids(lines: &[Line]) -> Vec<i64> {
+    lines.iter().map(|l| l.id).collect()
+}
+
+/// A world of `Line`s: cart 1 holds lines 1 to 12 at positions 10 to 120, cart 2
+/// lines 101 to 103. The stepped process keeps no near cache, so that a hot page
+/// reads its objects in a round trip of its own (where the tests step in); `other`
+/// keeps one.
+fn lines_world(tag: &str, driver: Driver) -> World {
+    let w = world_with_outbox(tag, driver, QUIET, QUIET, 0);
+    w.other.migrate::<Line>().expect("migrate");
+    w.other
+        .transaction(|tx| {
+            for id in 1..=12 {
+                tx.insert(&line(id))?;
+            }
+            for id in 101..=103 {
+                tx.insert(&Line { id, cart_id: 2, position: id, label: "other cart".into() })?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    w
+}
+
+impl World {
+    /// Reads page `p` through the stepped process until it is hot (node filled with
+    /// every order value, objects cached), and through `other` (keeping its near
+    /// cache); returns the page.
+    fn warm(&self, p: &Page) -> Vec<Line> {
+        let want = p.in_database(&self.other);
+        for _ in 0..2 {
+            assert_eq!(self.stepped.page(p), want, "warming {p:?}");
+            assert_eq!(Side::Blocking(self.other.clone()).page(p), want, "warming {p:?}");
+        }
+        want
+    }
+
+    /// Runs `between` once, when the stepped process sends its first batch reading
+    /// `Line` objects — after its node round trip, before its object round trip.
+    /// Returns the number of objects that batch read (0: it never came).
+    fn between_node_and_objects(&self, between: impl FnOnce() + Send + 'static) -> Arc<AtomicUsize> {
+        let read = Arc::new(AtomicUsize::new(0));
+        let seen = read.clone();
+        let mut between = Some(between);
+        self.stepper.on_batch(move |ops, _| {
+            let objects = ops.iter().filter(|op| matches!(op, CacheOp::Get { key, .. } if is_line_object(key))).count();
+            if objects > 0
+                && let Some(between) = between.take()
+            {
+                seen.store(objects, Ordering::SeqCst);
+                between();
+            }
+            Step::Proceed
+        });
+        read
+    }
+
+    /// The page, read again after the write returned, by the stepped process, by
+    /// `other` (with its near cache) and by a new process keeping one: each must
+    /// show the write.
+    #[track_caller]
+    fn assert_page_shows_the_write(&self, p: &Page, what: &str) {
+        let want = p.in_database(&self.other);
+        assert_eq!(line_ids(&self.stepped.page(p)), line_ids(&want), "{what}: the stepped process, after the write");
+        assert_eq!(self.stepped.page(p), want, "{what}: the stepped process, after the write");
+        let other = Side::Blocking(self.other.clone());
+        assert_eq!(other.page(p), want, "{what}: the near reader, after the write");
+        assert_eq!(other.page(p), want, "{what}: the near reader, hot again");
+        let third = Side::Blocking(self.third_process(NEAR));
+        assert_eq!(third.page(p), want, "{what}: a third process");
+    }
+}
+
+/// Whether `key` is the cache key of a `Line` object (not of a node).
+fn is_line_object(key: &str) -> bool {
+    let zero = KeySpace::new("memdex", Line::schema(), 0).object(&Value::Int(0));
+    let prefix = zero.strip_suffix('0').expect("an integer key ends the object key");
+    key.strip_prefix(prefix).is_some_and(|id| id.parse::<i64>().is_ok())
+}
+
+/// The page read while a write ran: the database's page before it or after it.
+#[track_caller]
+fn assert_before_or_after(got: &[Line], before: &[Line], after: &[Line], what: &str) {
+    assert!(
+        got == before || got == after,
+        "{what}: the page is neither the one before the write nor the one after it:\n  got    {got:?}\n  before {before:?}\n  after  {after:?}"
+    );
+}
+
+/// A line of the page moves far behind it (another process changed its position)
+/// between the reader's node round trip and its object round trip, and a third read
+/// by key refills its object at the new version. The node the reader sorted still
+/// names the old version: the page must not serve the moved line at its old place
+/// (the object's etag differs from the entry's, so the reader reads the whole node
+/// and the database confirms the line).
+#[test]
+fn a_line_moving_out_of_the_page_between_its_node_and_objects_is_not_served_at_its_old_place() {
+    DRIVERS
+        .into_iter()
+        .for_each(a_line_moving_out_of_the_page_between_its_node_and_objects_is_not_served_at_its_old_place_on);
+}
+
+fn a_line_moving_out_of_the_page_between_its_node_and_objects_is_not_served_at_its_old_place_on(driver: Driver) {
+    let w = lines_world("ordered_out", driver);
+    let p = window(4, 4);
+    let before = w.warm(&p);
+    assert_eq!(line_ids(&before), vec![5, 6, 7, 8]);
+    let other = w.other.clone();
+    let read = w.between_node_and_objects(move || {
+        other.update(&Line { position: 1_000, ..line(6) }).unwrap();
+        let refilled = select!(Line, |l| l.id == 6).fetch(&other).unwrap();
+        assert_eq!(refilled[0].position, 1_000);
+    });
+    let got = w.stepped.page(&p);
+    w.stepper.clear();
+    assert_eq!(read.load(Ordering::SeqCst), 4, "the reader read the page's objects alone, from the sorted node");
+    let after = p.in_database(&w.other);
+    assert_eq!(line_ids(&after), vec![5, 7, 8, 9]);
+    assert_before_or_after(&got, &before, &after, "line 6 moved out");
+    w.assert_page_shows_the_write(&p, "line 6 moved out");
+    w.assert_nothing_drained();
+}
+
+/// A writer's batch lands in two parts (its appends and its object deletes sit on
+/// different servers): the append of a line moving out of the page lands, then
+/// another process — which keeps the page's lines in its near cache — reads the
+/// page, then the object's delete lands. The appended entry makes the node unable to
+/// order itself, so the reader reads the whole node and asks the database about the
+/// line listed with two versions: it shows the move at once (as unordered reads do
+/// once an append is visible) and never serves the kept old version afterwards.
+#[test]
+fn a_writers_append_seen_before_its_object_delete_makes_the_page_show_the_move() {
+    DRIVERS.into_iter().for_each(a_writers_append_seen_before_its_object_delete_makes_the_page_show_the_move_on);
+}
+
+fn a_writers_append_seen_before_its_object_delete_makes_the_page_show_the_move_on(driver: Driver) {
+    let w = lines_world("ordered_split", driver);
+    let p = window(4, 4);
+    let before = w.warm(&p);
+    assert!(w.other.stats().near_hits >= 4, "the reader keeps the page's lines: {:?}", w.other.stats());
+    let reader = Side::Blocking(w.other.clone());
+    let seen: Arc<std::sync::Mutex<Vec<Vec<Line>>>> = Arc::default();
+    let (pages, q) = (seen.clone(), p.clone());
+    w.stepper.on_batch(move |ops, inner| {
+        let is_append = |op: &CacheOp<'_>| matches!(op, CacheOp::Append { .. });
+        if !ops.iter().any(is_append) || !pages.lock().unwrap().is_empty() {
+            return Step::Proceed;
+        }
+        // The appends land; the reader reads twice; then the rest of the batch (the
+        // appends' CAS checks and the object deletes) lands, in the batch's order.
+        let (appends, rest): (Vec<usize>, Vec<usize>) = (0..ops.len()).partition(|&at| is_append(&ops[at]));
+        let mut replies: Vec<Option<_>> = (0..ops.len()).map(|_| None).collect();
+        for part in [appends, rest] {
+            let batch: Vec<CacheOp<'_>> = part.iter().map(|&at| ops[at]).collect();
+            for (at, reply) in part.iter().zip(inner.run(&batch)) {
+                replies[*at] = Some(reply);
+            }
+            let mut pages = pages.lock().unwrap();
+            if pages.is_empty() {
+                pages.push(reader.page(&q));
+                pages.push(reader.page(&q));
+            }
+        }
+        Step::Reply(replies.into_iter().map(|r| r.expect("every op answered")).collect())
+    });
+    w.stepped.update_line(&Line { position: 1_000, ..line(6) }).unwrap();
+    w.stepper.clear();
+    let after = p.in_database(&w.other);
+    assert_eq!(line_ids(&after), vec![5, 7, 8, 9]);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "the reader read between the append and the delete");
+    for got in &seen {
+        assert_before_or_after(got, &before, &after, "between the append and the delete");
+        assert_eq!(got, &after, "the move is visible once its append is");
+    }
+    w.assert_page_shows_the_write(&p, "line 6 moved out, batch split");
+    w.assert_nothing_drained();
+}
+
+/// A line from behind the page moves into it (keyset paging: the rows after line 4)
+/// between the reader's node round trip and its object round trip. That read may
+/// miss it (the write had not returned when it began); every read after the write
+/// returned must show it, although the line's verified entry still names its old
+/// place: the appended entry makes the node unable to order itself.
+#[test]
+fn a_line_moving_into_the_page_is_seen_once_the_write_returned() {
+    DRIVERS.into_iter().for_each(a_line_moving_into_the_page_is_seen_once_the_write_returned_on);
+}
+
+fn a_line_moving_into_the_page_is_seen_once_the_write_returned_on(driver: Driver) {
+    let w = lines_world("ordered_in", driver);
+    let p = Page { after: Some(line(4)), ..window(4, 0) };
+    let before = w.warm(&p);
+    assert_eq!(line_ids(&before), vec![5, 6, 7, 8]);
+    let other = w.other.clone();
+    let read = w.between_node_and_objects(move || other.update(&Line { position: 65, ..line(11) }).unwrap());
+    let got = w.stepped.page(&p);
+    w.stepper.clear();
+    assert_eq!(read.load(Ordering::SeqCst), 4, "the reader read the page's objects alone, from the sorted node");
+    let after = p.in_database(&w.other);
+    assert_eq!(line_ids(&after), vec![5, 6, 11, 7]);
+    assert_before_or_after(&got, &before, &after, "line 11 moved in");
+    w.assert_page_shows_the_write(&p, "line 11 moved in");
+    w.assert_nothing_drained();
+}
+
+/// A node that cannot order itself (a line was edited since it was filled) sends the
+/// page to the whole node, whose write-back under CAS stores the node verified with
+/// every order value. A line moves into the page between the reader's read and that
+/// write-back: its append changes the node's CAS, so the write-back loses and the
+/// append stays, and the next pages show the line. (Written back regardless, the
+/// node would name the line's old place as verified, and pages would miss it.)
+#[test]
+fn an_append_during_the_whole_node_write_back_makes_it_lose() {
+    DRIVERS.into_iter().for_each(an_append_during_the_whole_node_write_back_makes_it_lose_on);
+}
+
+fn an_append_during_the_whole_node_write_back_makes_it_lose_on(driver: Driver) {
+    let w = lines_world("ordered_write_back", driver);
+    let p = window(4, 4);
+    w.warm(&p);
+    w.other.update(&Line { label: "relabelled".into(), ..line(2) }).unwrap();
+    let before = p.in_database(&w.other);
+    let other = w.other.clone();
+    let fired = Arc::new(AtomicUsize::new(0));
+    let f = fired.clone();
+    w.stepper.on_batch(move |ops, _| {
+        if writes_cache(ops) && f.fetch_add(1, Ordering::SeqCst) == 0 {
+            other.update(&Line { position: 55, ..line(12) }).unwrap();
+        }
+        Step::Proceed
+    });
+    let before_stats = w.stepped.stats();
+    let got = w.stepped.page(&p);
+    let lost = w.stepped.stats().fills_lost - before_stats.fills_lost;
+    w.stepper.clear();
+    assert_eq!(fired.load(Ordering::SeqCst), 1, "the reader wrote the node back");
+    let after = p.in_database(&w.other);
+    assert_eq!(line_ids(&after), vec![5, 12, 6, 7]);
+    assert_before_or_after(&got, &before, &after, "line 12 moved in during the write-back");
+    w.assert_page_shows_the_write(&p, "line 12 moved in during the write-back");
+    assert_eq!(lost, 1, "the write-back lost to the append");
+    w.assert_nothing_drained();
+}
+
+/// A line of a descending page is deleted between the reader's node round trip and
+/// its object round trip: its object is gone, so the page is read from the whole node
+/// and the database, and the line after the page takes its place — never a page one
+/// line short.
+#[test]
+fn a_line_deleted_from_the_page_between_its_node_and_objects_is_not_served() {
+    DRIVERS.into_iter().for_each(a_line_deleted_from_the_page_between_its_node_and_objects_is_not_served_on);
+}
+
+fn a_line_deleted_from_the_page_between_its_node_and_objects_is_not_served_on(driver: Driver) {
+    let w = lines_world("ordered_delete", driver);
+    let p = Page { descending: true, ..window(4, 2) };
+    let before = w.warm(&p);
+    assert_eq!(line_ids(&before), vec![10, 9, 8, 7]);
+    let other = w.other.clone();
+    let read = w.between_node_and_objects(move || other.delete::<Line>(&9).unwrap());
+    let got = w.stepped.page(&p);
+    w.stepper.clear();
+    assert_eq!(read.load(Ordering::SeqCst), 4, "the reader read the page's objects alone, from the sorted node");
+    let after = p.in_database(&w.other);
+    assert_eq!(line_ids(&after), vec![10, 8, 7, 6]);
+    assert_before_or_after(&got, &before, &after, "line 9 deleted");
+    w.assert_page_shows_the_write(&p, "line 9 deleted");
+    w.assert_nothing_drained();
+}
+
+/// An object of the page is evicted between the reader's node round trip and its
+/// object round trip (no write at all): the page is read from the whole node, right
+/// and whole, and the next read is hot again — the page's objects alone.
+#[test]
+fn an_evicted_page_object_sends_the_page_to_the_whole_node() {
+    DRIVERS.into_iter().for_each(an_evicted_page_object_sends_the_page_to_the_whole_node_on);
+}
+
+fn an_evicted_page_object_sends_the_page_to_the_whole_node_on(driver: Driver) {
+    let w = lines_world("ordered_evict", driver);
+    let p = window(4, 4);
+    let want = w.warm(&p);
+    let plain = w.stepper.plain();
+    let read = w.between_node_and_objects(move || {
+        let key = KeySpace::new("memdex", Line::schema(), 0).object(&Value::Int(7));
+        plain.run(&[CacheOp::Delete { key: &key }]);
+    });
+    let before = w.stepped.stats();
+    assert_eq!(w.stepped.page(&p), want, "the page with line 7 evicted");
+    w.stepper.clear();
+    let after = w.stepped.stats();
+    assert_eq!(read.load(Ordering::SeqCst), 4, "the reader read the page's objects alone, from the sorted node");
+    assert_eq!(after.object_misses - before.object_misses, 1, "{after:?}");
+    assert_eq!(after.object_hits - before.object_hits, 3 + 8, "the page's other 3, then the node's other 8: {after:?}");
+    let before = after;
+    assert_eq!(w.stepped.page(&p), want);
+    let after = w.stepped.stats();
+    assert_eq!(after.object_hits - before.object_hits, 4, "hot again: the page's objects alone: {after:?}");
+    w.assert_nothing_drained();
 }

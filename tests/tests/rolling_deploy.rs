@@ -1252,3 +1252,163 @@ fn a_registered_index_on_a_dropped_column_is_skipped() {
         assert_eq!(ItemV1::in_category(&other, 6).expect("read"), Vec::<ItemV1>::new(), "{db:?}");
     }
 }
+
+// ---------------------------------------------------------------- an ordered index added
+
+/// v1 of a cart's lines indexes `cart_id` alone; v2 declares the ordered index
+/// `(cart_id, order_by = position)` (issue 16) on the same table, and pages through
+/// it. v1 appends to v2's ordered nodes only because v2's `migrate` registered the
+/// index: its appends are plain entries (no order value), which make v2's node unable
+/// to order itself until a read writes it back verified.
+pub mod ordered {
+    use super::*;
+
+    #[derive(Model, Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[memdex(table = "cart_line")]
+    pub struct LineV1 {
+        #[memdex(key)]
+        pub id: i64,
+        #[memdex(index)]
+        pub cart_id: i64,
+        pub position: i64,
+        pub label: String,
+    }
+
+    #[derive(Model, Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[memdex(table = "cart_line")]
+    #[memdex(index(cart_id, order_by = position))]
+    pub struct LineV2 {
+        #[memdex(key)]
+        pub id: i64,
+        pub cart_id: i64,
+        pub position: i64,
+        pub label: String,
+    }
+}
+
+/// The pages v2 reads: `(cart, descending, limit, offset, after the line with this
+/// id)`, ascending and descending, by offset and by keyset.
+const LINE_PAGES: [(i64, bool, u64, u64, Option<i64>); 7] = [
+    (1, false, 4, 0, None),
+    (1, false, 4, 4, None),
+    (1, false, 5, 8, None),
+    (1, true, 4, 0, None),
+    (1, true, 3, 5, None),
+    (1, false, 4, 0, Some(5)),
+    (2, false, 3, 0, None),
+];
+
+/// Every page of [`LINE_PAGES`] as v2 reads it, against the table as the test knows
+/// it (ordered by position, reversed when descending, ties by ascending id).
+fn check_line_pages(v2: &Store, table: &BTreeMap<i64, ordered::LineV2>, when: &str, problems: &mut Vec<String>) {
+    use ordered::LineV2;
+    for (cart, descending, limit, offset, after) in LINE_PAGES {
+        let order = |l: &LineV2| (if descending { -l.position } else { l.position }, l.id);
+        let after = after.and_then(|id| table.get(&id)).cloned();
+        let mut want: Vec<LineV2> = table
+            .values()
+            .filter(|l| l.cart_id == cart && after.as_ref().is_none_or(|last| order(l) > order(last)))
+            .cloned()
+            .collect();
+        want.sort_by_key(order);
+        let want: Vec<LineV2> = want.into_iter().skip(offset as usize).take(limit as usize).collect();
+        let q = select!(LineV2, |l| l.cart_id == cart);
+        let q = if descending { q.order_by_desc(LineV2::position()) } else { q.order_by(LineV2::position()) };
+        let q = q.limit(limit).offset(offset);
+        let q = match &after {
+            Some(last) => q.after(last),
+            None => q,
+        };
+        let what =
+            format!("cart {cart}, desc {descending}, limit {limit}, offset {offset}, after {:?}", after.map(|l| l.id));
+        match q.fetch(v2) {
+            Ok(got) if got == want => {}
+            Ok(got) => problems.push(format!("{when}: v2's page {what}:\n      got  {got:?}\n      want {want:?}")),
+            Err(e) => problems.push(format!("{when}: v2's page {what}: error {e}")),
+        }
+    }
+}
+
+/// One write of v1: `(id, cart, position)` for an update or an insert.
+#[derive(Clone, Copy)]
+enum LineWrite {
+    Update(i64, i64, i64),
+    Insert(i64, i64, i64),
+    Relabel(i64),
+    Delete(i64),
+}
+
+/// v1 (no ordered index) reorders, moves between carts, inserts, relabels and
+/// deletes lines while v2's ordered nodes are cold and hot; v2's pages, read after
+/// each write (twice: the read after a clean-up orders the node itself again), are
+/// right on every database.
+#[test]
+fn an_ordered_index_only_the_new_version_declares() {
+    use ordered::{LineV1, LineV2};
+    let problems = each_db("ordered index", |shared, memcached| {
+        let namespace = unique("migrate");
+        shared.store(memcached, &namespace).migrate::<LineV1>().expect("v1 migrates");
+        shared.store(memcached, &namespace).migrate::<LineV2>().expect("v2 migrates: registers its ordered index");
+        let mut problems = Vec::new();
+        for warm in [Warm::Cold, Warm::ReaderLast] {
+            let context = format!("{:?}, an ordered index only v2 declares, {warm:?}", shared.db);
+            shared.ddl("DELETE FROM cart_line");
+            let namespace = unique("ns");
+            let (v1, v2) = (shared.store(memcached, &namespace), shared.store(memcached, &namespace));
+            let mut table: BTreeMap<i64, LineV2> = BTreeMap::new();
+            let lines = (1..=12).map(|id| (id, 1, id * 10)).chain((101..=103).map(|id| (id, 2, id)));
+            for (id, cart_id, position) in lines {
+                let line = LineV2 { id, cart_id, position, label: format!("line {id}") };
+                table.insert(id, line.clone());
+                v1.insert(&LineV1 { id, cart_id, position, label: line.label }).expect("seed");
+            }
+            if warm != Warm::Cold {
+                check_line_pages(&v2, &table, "warming", &mut problems);
+                check_line_pages(&v2, &table, "warming, hot", &mut problems);
+            }
+            let writes = [
+                ("line 6 moves behind the others", LineWrite::Update(6, 1, 1_000)),
+                ("line 11 moves into the first pages", LineWrite::Update(11, 1, 25)),
+                ("line 3 leaves for cart 2", LineWrite::Update(3, 2, 30)),
+                ("line 102 arrives from cart 2", LineWrite::Update(102, 1, 45)),
+                ("line 13 is inserted first", LineWrite::Insert(13, 1, 5)),
+                ("line 4 is relabelled in place", LineWrite::Relabel(4)),
+                ("line 8 is deleted", LineWrite::Delete(8)),
+            ];
+            for (what, change) in writes {
+                let written = match change {
+                    LineWrite::Delete(id) => v1.delete::<LineV1>(&id).map(|()| drop(table.remove(&id))),
+                    LineWrite::Update(id, cart_id, position) | LineWrite::Insert(id, cart_id, position) => {
+                        let line = LineV1 { id, cart_id, position, label: format!("line {id}") };
+                        table.insert(id, LineV2 { id, cart_id, position, label: line.label.clone() });
+                        if matches!(change, LineWrite::Insert(..)) { v1.insert(&line) } else { v1.update(&line) }
+                    }
+                    LineWrite::Relabel(id) => {
+                        let was = table.get(&id).cloned().expect("a line of the table");
+                        let line =
+                            LineV1 { id, cart_id: was.cart_id, position: was.position, label: "relabelled".into() };
+                        table.insert(id, LineV2 { label: line.label.clone(), ..was });
+                        v1.update(&line)
+                    }
+                };
+                written.unwrap_or_else(|e| panic!("{context}: v1: {what}: {e}"));
+                check_line_pages(&v2, &table, &format!("after {what}"), &mut problems);
+                check_line_pages(&v2, &table, &format!("after {what}, again"), &mut problems);
+            }
+            // The pages went through the cache, and the last read found the node
+            // ordering itself again: a page reads its objects alone.
+            let before = v2.stats();
+            check_line_pages(&v2, &table, "hot at the end", &mut problems);
+            let after = v2.stats();
+            if after.degraded_calls != before.degraded_calls || after.node_hits - before.node_hits != 7 {
+                problems.push(format!("{context}: v2's last pages did not all read their nodes: {after:?}"));
+            }
+            problems = problems
+                .into_iter()
+                .map(|p| if p.starts_with(&context) { p } else { format!("{context}\n    {p}") })
+                .collect();
+        }
+        problems
+    });
+    assert_right("an ordered index only v2 declares", problems);
+}

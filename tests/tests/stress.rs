@@ -45,7 +45,7 @@ use memdex::db::Database;
 use memdex::db::mysql::MySql;
 use memdex::db::postgres::Postgres;
 use memdex::db::sqlite::Sqlite;
-use memdex::{AsyncStore, Model, Schema, Store, Type, Value};
+use memdex::{AsyncStore, Model, Schema, Store, Type, Value, select};
 use memdex_tests::asynchronous::{block_on, runtime};
 use memdex_tests::servers::memcached::MemcachedServer;
 use rand::rngs::StdRng;
@@ -119,6 +119,20 @@ pub struct AcctV2 {
     pub note: Option<String>,
 }
 
+/// `Acct` with an ordered index instead of its index on `bucket`: a bucket is a cart
+/// whose rows are kept in the order of `val` (issue 16), for the paging runs
+/// (`*_pages_*`), which run this version alone on a table of its own.
+#[derive(Model, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[memdex(table = "stress_acct")]
+#[memdex(index(bucket, order_by = val))]
+pub struct AcctOrdered {
+    #[memdex(key)]
+    pub id: i64,
+    pub bucket: i64,
+    pub val: i64,
+    pub ver: i64,
+}
+
 /// A row as the table holds it, every column: the oracle's record and what the
 /// writers and readers trade in. v2 maps every column; in the runs of v1 alone,
 /// `note` stays `None`.
@@ -129,13 +143,15 @@ type Row = AcctV2;
 enum Build {
     V1,
     V2,
+    /// `AcctOrdered`: v1's columns, an ordered index.
+    Ordered,
 }
 
 impl Build {
     /// The row as this version reads it.
     fn sees(self, row: &Row) -> Row {
         match self {
-            Build::V1 => Acct::from_row(row).into_row(),
+            Build::V1 | Build::Ordered => Acct::from_row(row).into_row(),
             Build::V2 => row.clone(),
         }
     }
@@ -145,7 +161,7 @@ impl Build {
     /// leaves NULL (`was` is `None`).
     fn note(self, fresh: String, was: Option<String>) -> Option<String> {
         match self {
-            Build::V1 => was,
+            Build::V1 | Build::Ordered => was,
             Build::V2 => Some(fresh),
         }
     }
@@ -160,6 +176,15 @@ trait Edition: Model<Key = i64> {
 impl Edition for Acct {
     fn from_row(r: &Row) -> Acct {
         Acct { id: r.id, bucket: r.bucket, val: r.val, ver: r.ver }
+    }
+    fn into_row(self) -> Row {
+        Row { id: self.id, bucket: self.bucket, val: self.val, ver: self.ver, note: None }
+    }
+}
+
+impl Edition for AcctOrdered {
+    fn from_row(r: &Row) -> AcctOrdered {
+        AcctOrdered { id: r.id, bucket: r.bucket, val: r.val, ver: r.ver }
     }
     fn into_row(self) -> Row {
         Row { id: self.id, bucket: self.bucket, val: self.val, ver: self.ver, note: None }
@@ -200,6 +225,51 @@ enum Read {
     Key(i64),
     /// Through v2's index on `val` (one node, or several).
     Vals(Vec<i64>),
+    /// A page of a bucket in the order of `val` (the paging runs).
+    Page(PageRead),
+}
+
+/// A page of bucket `bucket` ordered by `val` (descending: reversed), ties by `id`:
+/// `limit` rows from `offset`, of the rows after `after` (keyset paging: the `(val,
+/// id)` of the last row of the previous page).
+#[derive(Clone, Debug)]
+struct PageRead {
+    bucket: i64,
+    descending: bool,
+    limit: u64,
+    offset: u64,
+    after: Option<(i64, i64)>,
+}
+
+impl PageRead {
+    /// A row's place in the page's order.
+    fn place(&self, val: i64, id: i64) -> (i64, i64) {
+        (if self.descending { -val } else { val }, id)
+    }
+
+    fn matches(&self, a: &Row) -> bool {
+        a.bucket == self.bucket && self.after.is_none_or(|(val, id)| self.place(a.val, a.id) > self.place(val, id))
+    }
+
+    /// Whether the page must hold a row that matched throughout the read and whose
+    /// every possibly-current version is at `places`: a page is a slice of the
+    /// matching rows in order, so every matching row strictly between its first and
+    /// its last row belongs in it; before its first only when it starts at the first
+    /// matching row (`offset` 0), after its last only when it is short (the end).
+    fn must_hold(&self, rows: &[Row], places: &[(i64, i64)]) -> bool {
+        let at = |r: &Row| self.place(r.val, r.id);
+        let above_first = match (self.offset, rows.first()) {
+            (0, _) => true,
+            (_, Some(first)) => places.iter().all(|p| *p > at(first)),
+            (_, None) => false,
+        };
+        let below_last = match rows.last() {
+            _ if (rows.len() as u64) < self.limit => true,
+            Some(last) => places.iter().all(|p| *p < at(last)),
+            None => true,
+        };
+        above_first && below_last
+    }
 }
 
 impl Read {
@@ -209,6 +279,7 @@ impl Read {
             Read::Buckets(bs, min) => bs.contains(&a.bucket) && a.val >= *min,
             Read::Key(k) => a.id == *k,
             Read::Vals(vs) => vs.contains(&a.val),
+            Read::Page(p) => p.matches(a),
         }
     }
 
@@ -220,6 +291,7 @@ impl Read {
                 ("lambda a: a.bucket in bs and a.val >= m", vec![("bs", bs.clone().into()), ("m", (*min).into())])
             }
             Read::Key(k) => ("lambda a: a.id == k", vec![("k", (*k).into())]),
+            Read::Page(p) => ("lambda a: a.bucket == b", vec![("b", p.bucket.into())]),
             Read::Vals(vs) => match vs[..] {
                 [v] => ("lambda a: a.val == v", vec![("v", v.into())]),
                 _ => ("lambda a: a.val in vs", vec![("vs", vs.clone().into())]),
@@ -270,6 +342,24 @@ impl Handle {
         }
     }
 
+    /// A page through `AcctOrdered`'s ordered index.
+    async fn page(&self, p: &PageRead) -> Result<Vec<Row>, memdex::Error> {
+        let bucket = p.bucket;
+        let q = select!(AcctOrdered, |a| a.bucket == bucket);
+        let q = if p.descending { q.order_by_desc(AcctOrdered::val()) } else { q.order_by(AcctOrdered::val()) };
+        let q = q.limit(p.limit).offset(p.offset);
+        // Keyset paging reads the order column and the key of the row it is given.
+        let q = match p.after {
+            Some((val, id)) => q.after(&AcctOrdered { id, bucket, val, ver: 0 }),
+            None => q,
+        };
+        let rows = match self {
+            Handle::Blocking(s) => q.fetch(s)?,
+            Handle::Tokio(s) => q.fetch_async(s).await?,
+        };
+        Ok(rows.into_iter().map(AcctOrdered::into_row).collect())
+    }
+
     /// `read` through version `M`, its rows as `M` sees them.
     async fn read<M: Edition>(&self, read: &Read) -> Result<Vec<Row>, memdex::Error> {
         let (text, params) = read.text();
@@ -293,6 +383,7 @@ impl Proc {
         match self.build {
             Build::V1 => self.store.migrate::<Acct>().await,
             Build::V2 => self.store.migrate::<AcctV2>().await,
+            Build::Ordered => self.store.migrate::<AcctOrdered>().await,
         }
     }
 
@@ -300,13 +391,19 @@ impl Proc {
         match self.build {
             Build::V1 => self.store.write::<Acct>(write).await,
             Build::V2 => self.store.write::<AcctV2>(write).await,
+            Build::Ordered => self.store.write::<AcctOrdered>(write).await,
         }
     }
 
     async fn read(&self, read: &Read) -> Result<Vec<Row>, memdex::Error> {
         match self.build {
+            _ if matches!(read, Read::Page(_)) => match (self.build, read) {
+                (Build::Ordered, Read::Page(p)) => self.store.page(p).await,
+                _ => panic!("pages are read through the ordered build only, not {:?}", self.build),
+            },
             Build::V1 => self.store.read::<Acct>(read).await,
             Build::V2 => self.store.read::<AcctV2>(read).await,
+            Build::Ordered => self.store.read::<AcctOrdered>(read).await,
         }
     }
 }
@@ -314,6 +411,11 @@ impl Proc {
 /// Processes on `stores`, every one running v1.
 fn v1_only(stores: impl IntoIterator<Item = Handle>) -> Vec<Proc> {
     stores.into_iter().map(|store| Proc { store, build: Build::V1 }).collect()
+}
+
+/// Processes on `stores`, every one running the ordered build.
+fn ordered_only(stores: impl IntoIterator<Item = Handle>) -> Vec<Proc> {
+    stores.into_iter().map(|store| Proc { store, build: Build::Ordered }).collect()
 }
 
 /// Processes on `stores` running v1 and v2 in turn (v1 first).
@@ -373,6 +475,8 @@ struct Shape {
     multi_node: bool,
     /// Writers set `val` in `-vals..vals`, and v2 reads those values.
     vals: i64,
+    /// Readers page through buckets (`page_reader`) instead of `reader`'s reads.
+    pages: bool,
 }
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -393,7 +497,14 @@ impl Shape {
             seed: std::env::var("MEMDEX_STRESS_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(seed),
             multi_node: env_usize("MEMDEX_STRESS_MULTI", 1) == 1,
             vals: 50,
+            pages: false,
         }
+    }
+
+    /// Paging: two buckets of about twelve rows each, and few values of `val`, so
+    /// that pages cut through ties (broken by `id`).
+    fn pages(seed: u64) -> Shape {
+        Shape { buckets: 2, vals: 8, pages: true, ..Shape::ci(seed) }
     }
 
     /// Two versions at once: two processes of each, and few enough values of `val`
@@ -451,7 +562,15 @@ fn run(tag: &str, procs: Vec<Proc>, shape: Shape, mode: Mode) -> (usize, usize, 
             spawn(mode, writer(w, procs.clone(), own, shape))
         })
         .collect();
-    let readers: Vec<_> = (0..shape.readers).map(|r| spawn(mode, reader(r, procs.clone(), shape))).collect();
+    let readers: Vec<_> = (0..shape.readers)
+        .map(|r| {
+            if shape.pages {
+                spawn(mode, page_reader(r, procs.clone(), shape))
+            } else {
+                spawn(mode, reader(r, procs.clone(), shape))
+            }
+        })
+        .collect();
     for w in writers {
         for (id, v) in w.join() {
             history.entry(id).or_default().push(v);
@@ -600,6 +719,38 @@ async fn reader(r: usize, procs: Arc<Vec<Proc>>, shape: Shape) -> Vec<Observatio
     seen
 }
 
+/// One paging reader: walks a random bucket page by page, ascending or descending,
+/// by `offset` or by keyset (`after` the last row of the previous page), through a
+/// random process for each page, each page recorded with the instants around it. A
+/// walk ends at a short page or after six pages.
+async fn page_reader(r: usize, procs: Arc<Vec<Proc>>, shape: Shape) -> Vec<Observation> {
+    let mut rng = StdRng::seed_from_u64(shape.seed ^ ((r as u64 + 211) * 0xC2B2_AE35));
+    let mut seen = Vec::with_capacity(shape.reads_per_reader);
+    while seen.len() < shape.reads_per_reader {
+        let (bucket, descending, keyset) = (rng.gen_range(0..shape.buckets), rng.gen_bool(0.5), rng.gen_bool(0.5));
+        let limit = rng.gen_range(2..6);
+        let mut page = PageRead { bucket, descending, limit, offset: 0, after: None };
+        for _ in 0..6 {
+            let proc = &procs[rng.gen_range(0..procs.len())];
+            let read = Read::Page(page.clone());
+            let began = Instant::now();
+            let rows = proc.read(&read).await.unwrap_or_else(|e| panic!("page reader {r}, {page:?}: {e}"));
+            seen.push(Observation { began, ended: Instant::now(), build: proc.build, read, rows: rows.clone() });
+            match rows.last() {
+                Some(last) if rows.len() as u64 == limit => {
+                    if keyset {
+                        page.after = Some((last.val, last.id));
+                    } else {
+                        page.offset += limit;
+                    }
+                }
+                _ => break,
+            }
+        }
+    }
+    seen
+}
+
 /// The versions of a row that may have been current at some moment of [r0, r1].
 fn possibly_current(versions: &[Version], r0: Instant, r1: Instant) -> Vec<&Version> {
     versions
@@ -626,6 +777,14 @@ fn check(history: &HashMap<i64, Vec<Version>>, observations: &[Observation]) -> 
         if ids.len() != o.rows.len() {
             violations.push(format!("{read}: a row returned twice: {:?}", o.rows));
         }
+        if let Read::Page(p) = &o.read {
+            checks += 1;
+            if p.limit < o.rows.len() as u64
+                || !o.rows.windows(2).all(|w| p.place(w[0].val, w[0].id) < p.place(w[1].val, w[1].id))
+            {
+                violations.push(format!("{read}: the page is out of order or too long: {:?}", o.rows));
+            }
+        }
         for row in &o.rows {
             checks += 1;
             let Some(versions) = history.get(&row.id) else {
@@ -645,7 +804,16 @@ fn check(history: &HashMap<i64, Vec<Version>>, observations: &[Observation]) -> 
             let current = possibly_current(versions, o.began, o.ended);
             let throughout =
                 !current.is_empty() && current.iter().all(|v| v.state.as_ref().is_some_and(|a| o.read.matches(a)));
-            if throughout {
+            // A page holds only the rows of its stretch of the order.
+            let in_page = || match &o.read {
+                Read::Page(p) => {
+                    let places: Vec<(i64, i64)> =
+                        current.iter().filter_map(|v| v.state.as_ref()).map(|a| p.place(a.val, a.id)).collect();
+                    p.must_hold(&o.rows, &places)
+                }
+                _ => true,
+            };
+            if throughout && in_page() {
                 checks += 1;
                 if !ids.contains(id) {
                     violations.push(format!(
@@ -794,6 +962,32 @@ fn two_versions_on_postgres_with_memcached() {
     stress_two_versions("two versions, postgres + memcached", procs, &db, shape);
 }
 
+/// Paging (issue 16): readers page through the buckets of an ordered index, by
+/// `offset` and by keyset, while the writers reorder rows (`val`), move them between
+/// buckets, delete and re-insert them; three processes on one SQLite file and one
+/// memcached.
+#[test]
+fn sqlite_pages_with_memcached() {
+    let server = MemcachedServer::start().expect("memcached starts");
+    let cache: Arc<dyn CacheBackend> = Arc::new(Memcached::connect(&[server.addr()], patient()).expect("memcached"));
+    let shape = Shape::pages(21);
+    let (stores, _file) = sqlite_stores("pages", cache, shape.stores);
+    stress("pages, sqlite + memcached", ordered_only(blocking(stores)), shape, Mode::Threads);
+}
+
+/// Paging on PostgreSQL and memcached, through async and blocking processes.
+#[test]
+fn postgres_pages_with_memcached_both_drivers() {
+    let (params, ns, server) = postgres_and_memcached("pgpages");
+    let shape = Shape::pages(22);
+    let procs = ordered_only([
+        tokio_pg(&params, &ns, &server),
+        blocking_pg(&params, &ns, &server),
+        tokio_pg(&params, &ns, &server),
+    ]);
+    stress("pages, postgres + memcached, both drivers", procs, shape, Mode::Threads);
+}
+
 /// A MariaDB database for one test, and a memcached.
 fn mariadb_and_memcached(tag: &str) -> (String, String, MemcachedServer) {
     let ns = namespace(tag);
@@ -890,4 +1084,38 @@ fn checker_compares_the_fields_the_reader_maps() {
     assert_eq!(check(&history, &[read(Build::V2, &noted)]).1.len(), 0, "v2 reads the note");
     assert_eq!(check(&history, &[read(Build::V2, &without_note)]).1.len(), 1, "v2 lost the note");
     assert_eq!(check(&history, &[read(Build::V1, &noted)]).1.len(), 1, "v1 cannot read a note");
+}
+
+/// The checker on pages: a page is a stretch of the order, so a row that matched
+/// throughout and sits inside that stretch must be in it, and nothing else is asked
+/// of a page; rows out of order are caught.
+#[test]
+fn checker_catches_pages_out_of_order_and_with_a_row_missing() {
+    let t0 = Instant::now();
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    let row = |id, val| Row { id, bucket: 0, val, ver: 0, note: None };
+    let history: HashMap<i64, Vec<Version>> = [(1, 10), (2, 20), (3, 30), (4, 40)]
+        .into_iter()
+        .map(|(id, val)| {
+            (id, vec![Version { began: at(0), ended: at(1), by: Build::Ordered, state: Some(row(id, val)) }])
+        })
+        .collect();
+    let page = |offset, after, rows: &[(i64, i64)]| Observation {
+        began: at(2),
+        ended: at(5),
+        build: Build::Ordered,
+        read: Read::Page(PageRead { bucket: 0, descending: false, limit: 2, offset, after }),
+        rows: rows.iter().map(|&(id, val)| row(id, val)).collect(),
+    };
+    let violations = |o: Observation| check(&history, &[o]).1.len();
+    assert_eq!(violations(page(0, None, &[(1, 10), (2, 20)])), 0);
+    assert_eq!(violations(page(1, None, &[(2, 20), (3, 30)])), 0, "rows before an offset page are not asked for");
+    assert_eq!(violations(page(2, None, &[(3, 30), (4, 40)])), 0);
+    assert_eq!(violations(page(0, Some((20, 2)), &[(3, 30), (4, 40)])), 0);
+    assert_eq!(violations(page(0, None, &[(2, 20), (3, 30)])), 1, "the first row is missing");
+    assert_eq!(violations(page(1, None, &[(2, 20), (4, 40)])), 1, "a row inside the page is missing");
+    assert_eq!(violations(page(3, None, &[])), 0, "an empty page after an offset asks for nothing");
+    assert_eq!(violations(page(2, None, &[(3, 30)])), 1, "a short page is the end: row 4 is missing");
+    assert_eq!(violations(page(0, Some((20, 2)), &[(4, 40), (3, 30)])), 1, "out of order");
+    assert_eq!(violations(page(0, Some((20, 2)), &[(2, 20), (3, 30)])), 1, "not after the cursor");
 }
