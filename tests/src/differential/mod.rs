@@ -12,6 +12,11 @@
 //! * the same three kinds of lane on MariaDB, in a world of its own
 //!   ([`Coverage::MariaDb`]).
 //!
+//! A probe may page its answer (an order column, `limit`, `offset`, keyset `after`),
+//! and the model has ordered indexes (issue 16), so the pages an ordered index
+//! answers alone and the pages cut in memory are both compared; a probe written for
+//! an ordered index also checks, once settled, that only its page's objects were read.
+//!
 //! [`query`] holds the random queries (the oracle's own predicate language, its
 //! meaning over [`Row`], its rendering to the text form, and the generators).
 //! `tests/tests/differential.rs` drives both with random rows and queries,
@@ -107,6 +112,17 @@ impl Model for Row {
                 .index(&["at"], None)
                 .index(&["ext"], None)
                 .index(&["blob"], None)
+                // Ordered indexes (issue 16), declared after every plain index so
+                // that declaration order keeps the plain ones serving every query
+                // they served before (same plans, same node keys); a page ordered
+                // by an order column moves onto these. `grp` is nullable with many
+                // ties, `price` a float (signed zeros, infinities) declared
+                // descending, `name` text ordered by bytes; `(cat, grp)` by `qty`
+                // is a composite ordered index.
+                .ordered_index(&["cat"], "grp", false)
+                .ordered_index(&["cat"], "price", true)
+                .ordered_index(&["cat"], "name", false)
+                .ordered_index(&["cat", "grp"], "qty", false)
         })
     }
 
@@ -119,8 +135,13 @@ impl Model for Row {
         memdex::__private::IndexInfo { columns: &["at"], prefix: 0 },
         memdex::__private::IndexInfo { columns: &["ext"], prefix: 0 },
         memdex::__private::IndexInfo { columns: &["blob"], prefix: 0 },
+        memdex::__private::IndexInfo { columns: &["cat"], prefix: 0 },
+        memdex::__private::IndexInfo { columns: &["cat"], prefix: 0 },
+        memdex::__private::IndexInfo { columns: &["cat"], prefix: 0 },
+        memdex::__private::IndexInfo { columns: &["cat", "grp"], prefix: 0 },
     ];
-    const INDEX_LIST: &'static str = "id (key), cat, name (prefix 2), tag, (cat, grp), at, ext, blob";
+    const INDEX_LIST: &'static str = "id (key), cat, name (prefix 2), tag, (cat, grp), at, ext, blob, \
+        cat (ordered by grp), cat (ordered by price desc), cat (ordered by name), (cat, grp) (ordered by qty)";
 
     fn column_value(&self, column: usize) -> Value {
         match column {
@@ -311,6 +332,13 @@ impl LaneStore {
         }
     }
 
+    pub fn stats(&self) -> memdex::Stats {
+        match self {
+            LaneStore::Blocking(s) => s.stats(),
+            LaneStore::Tokio { store, .. } => store.stats(),
+        }
+    }
+
     pub fn recall_text(&self, text: &str, params: &[(&str, Value)]) -> Result<Vec<Row>, Error> {
         self.select_text(text, params).and_then(|s| self.fetch(&s))
     }
@@ -389,6 +417,13 @@ pub struct WorldStats {
     pub fetches: u64,
     pub sql_runs: u64,
     pub skipped_too_many_disjuncts: u64,
+    /// Settled passes of probes written for an ordered index ([`Probe::ordered_page`])
+    /// whose page is shorter than the matching rows, so that reading the page alone
+    /// and reading the whole node differ in how many objects they read.
+    pub ordered_pages: u64,
+    /// Those of them that read no more objects than the page holds: the ordered
+    /// index really answered them.
+    pub windowed: u64,
 }
 
 /// Which lanes a world has.
@@ -578,6 +613,16 @@ pub struct Probe {
     pub order: Option<(usize, bool)>,
     pub limit: Option<u64>,
     pub offset: u64,
+    /// Keyset paging: only the rows after this one in the probe's order (its
+    /// column, then the key). It need not be stored: a deleted row, or one whose
+    /// values changed since, places the page by the values given.
+    pub after: Option<Row>,
+    /// Set by a generator that wrote the probe to be answered from an ordered index
+    /// when hot (one equality on exactly an ordered index's columns, nothing else in
+    /// the filter, ordered by its order column, with a limit): it is read once more
+    /// when hot ("settled"), which counts whether it read only the page's objects
+    /// ([`WorldStats::windowed`]).
+    pub ordered_page: bool,
 }
 
 impl Probe {
@@ -588,6 +633,8 @@ impl Probe {
             order: None,
             limit: None,
             offset: 0,
+            after: None,
+            ordered_page: false,
         }
     }
 
@@ -602,6 +649,11 @@ impl Probe {
         self
     }
 
+    pub fn after(mut self, last: Row) -> Probe {
+        self.after = Some(last);
+        self
+    }
+
     pub fn describe(&self) -> String {
         let mut s = format!("query:  {}\n", self.text);
         for (n, v) in &self.params {
@@ -613,6 +665,9 @@ impl Probe {
         if self.limit.is_some() || self.offset > 0 {
             let _ = writeln!(s, "  limit {:?} offset {}", self.limit, self.offset);
         }
+        if let Some(after) = &self.after {
+            let _ = writeln!(s, "  after {after:?}");
+        }
         s
     }
 }
@@ -620,16 +675,29 @@ impl Probe {
 /// Orders rows as memdex promises: by the column (None first, strings by bytes,
 /// numbers numerically), then by key.
 pub fn oracle_order(rows: &mut [Row], order: Option<(usize, bool)>) {
-    rows.sort_by(|a, b| {
-        if let Some((c, desc)) = order {
-            let o = compare_column(a, b, c);
-            let o = if desc { o.reverse() } else { o };
-            if o.is_ne() {
-                return o;
-            }
+    rows.sort_by(|a, b| oracle_cmp(a, b, order));
+}
+
+/// Two rows in memdex's promised order (see [`oracle_order`]).
+pub fn oracle_cmp(a: &Row, b: &Row, order: Option<(usize, bool)>) -> std::cmp::Ordering {
+    if let Some((c, desc)) = order {
+        let o = compare_column(a, b, c);
+        let o = if desc { o.reverse() } else { o };
+        if o.is_ne() {
+            return o;
         }
-        a.id.cmp(&b.id)
-    });
+    }
+    a.id.cmp(&b.id)
+}
+
+/// The oracle's paging of rows already in [`oracle_order`]: drops every row at or
+/// before `after` in that order, then skips `offset` rows and keeps `limit`.
+pub fn oracle_page(rows: Vec<Row>, probe: &Probe) -> Vec<Row> {
+    rows.into_iter()
+        .filter(|r| probe.after.as_ref().is_none_or(|last| oracle_cmp(r, last, probe.order).is_gt()))
+        .skip(probe.offset as usize)
+        .take(probe.limit.map_or(usize::MAX, |l| l as usize))
+        .collect()
 }
 
 fn compare_column(a: &Row, b: &Row, c: usize) -> std::cmp::Ordering {
@@ -655,12 +723,7 @@ pub fn expected(rows: &BTreeMap<i64, Row>, probe: &Probe, pred: &dyn Fn(&Row) ->
     let mut matching: Vec<Row> = rows.values().filter(|r| pred(r)).cloned().collect();
     let total = matching.len() as u64;
     oracle_order(&mut matching, probe.order);
-    let page = matching
-        .into_iter()
-        .skip(probe.offset as usize)
-        .take(probe.limit.map_or(usize::MAX, |l| l as usize))
-        .map(|r| r.id)
-        .collect();
+    let page = oracle_page(matching, probe).into_iter().map(|r| r.id).collect();
     (page, total)
 }
 
@@ -707,7 +770,21 @@ pub fn probe(world: &mut World, probe: &Probe, pred: &dyn Fn(&Row) -> bool) -> R
             Some(l) => select.limit(l),
             None => select,
         };
-        let passes: &[&str] = if lane.writes { &["warm", "cold", "hot"] } else { &["database"] };
+        let select = match &probe.after {
+            Some(last) => select.after(last),
+            None => select,
+        };
+        // A probe written for an ordered index is read once more: a fill from the
+        // database lists, besides the rows, the ids of recent moves whose outbox
+        // entries are not cleaned up yet (K10: their new node may not list them
+        // yet), of no known version, so the node cannot order itself until a read
+        // has checked those ids and written the node back. The read after that
+        // ("settled") must come from the ordered index alone.
+        let passes: &[&str] = match (lane.writes, probe.ordered_page) {
+            (true, false) => &["warm", "cold", "hot"],
+            (true, true) => &["warm", "cold", "hot", "settled"],
+            (false, _) => &["database"],
+        };
         for &pass in passes {
             if pass == "cold" {
                 match &lane.epoch {
@@ -716,10 +793,18 @@ pub fn probe(world: &mut World, probe: &Probe, pred: &dyn Fn(&Row) -> bool) -> R
                 }
             }
             world.stats.fetches += 1;
+            let before = lane.store.stats();
             let got = match lane.store.fetch(&select) {
                 Ok(got) => got,
                 Err(e) => return Err(format!("{}\nerror: {e}", context(&lane.name, pass))),
             };
+            if pass == "settled" && (want.len() as u64) < want_count {
+                let after = lane.store.stats();
+                let read = (after.object_hits + after.object_misses + after.near_hits)
+                    - (before.object_hits + before.object_misses + before.near_hits);
+                world.stats.ordered_pages += 1;
+                world.stats.windowed += u64::from(read <= want.len() as u64);
+            }
             let got_ids: Vec<i64> = got.iter().map(|r| r.id).collect();
             if got_ids != want {
                 return Err(format!("{}\nexpected ids {want:?}\n     got ids {got_ids:?}", context(&lane.name, pass)));
@@ -756,7 +841,10 @@ pub fn probe(world: &mut World, probe: &Probe, pred: &dyn Fn(&Row) -> bool) -> R
 }
 
 /// Prepares the query as `scan!` would and runs the emitted SQL directly, ordered by
-/// the probe's column and then the key (so that ties are deterministic).
+/// the probe's column and then the key (so that ties are deterministic). The SQL
+/// memdex emits has no keyset condition (`scan!` has no `after`): a probe with one
+/// runs the ordered SQL without `LIMIT`/`OFFSET` and pages the database's order here,
+/// with the oracle's `after` test.
 pub fn run_sql(db: &dyn Database, probe: &Probe) -> Result<Vec<i64>, String> {
     let schema = Row::schema();
     let types = |name: &str| memdex::grammar::ParamType::of(memdex::grammar::Params::get(&probe.params, name));
@@ -764,21 +852,25 @@ pub fn run_sql(db: &dyn Database, probe: &Probe) -> Result<Vec<i64>, String> {
         .map_err(|e| format!("prepare (scan) failed: {}", e.render(&probe.text)))?;
     let mut order: Vec<OrderBy> = probe.order.map(|(column, desc)| OrderBy { column, desc }).into_iter().collect();
     order.push(OrderBy { column: ID, desc: false });
+    let keyset = probe.after.is_some();
     let spec = SelectSpec {
         filter: prepared.filter.as_ref(),
         order: &order,
-        limit: probe.limit,
-        offset: (probe.offset > 0).then_some(probe.offset),
+        limit: if keyset { None } else { probe.limit },
+        offset: (probe.offset > 0 && !keyset).then_some(probe.offset),
     };
     let q = memdex::grammar::sql::select(db.dialect(), schema, spec, &probe.params)
         .map_err(|e| format!("emitting SQL failed: {e}"))?;
     let column_types: Vec<Type> = schema.columns.iter().map(|c| c.ty).collect();
     let raw =
         db.query(&q, &column_types).map_err(|e| format!("SQL failed: {e}\nsql: {}\nparams: {:?}", q.text, q.params))?;
-    raw.into_iter()
-        .map(|values| Row::from_values(values).map(|r| r.id))
+    let rows = raw
+        .into_iter()
+        .map(Row::from_values)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("decode: {e}\nsql: {}", q.text))
+        .map_err(|e| format!("decode: {e}\nsql: {}", q.text))?;
+    let rows = if keyset { oracle_page(rows, probe) } else { rows };
+    Ok(rows.into_iter().map(|r| r.id).collect())
 }
 
 /// Loads `rows` and checks one query against a hand-written oracle.

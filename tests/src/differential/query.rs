@@ -684,6 +684,237 @@ impl Query {
     pub fn probe(&self) -> Probe {
         let mut r = Render::default();
         let text = format!("lambda r: {}", r.b(&self.pred));
-        Probe { text, params: r.params, order: self.order, limit: self.limit, offset: self.offset }
+        Probe {
+            text,
+            params: r.params,
+            order: self.order,
+            limit: self.limit,
+            offset: self.offset,
+            after: None,
+            ordered_page: false,
+        }
     }
+}
+
+// ---------------------------------------------------------------------------
+// Ordered pages (issue 16): rounds of small writes, each followed by pages of the
+// ordered indexes and pages that must be cut in memory.
+// ---------------------------------------------------------------------------
+
+/// The columns the model's ordered indexes on `cat` order by.
+pub const CAT_ORDERS: &[usize] = &[GRP, PRICE, NAME];
+
+/// Prices with ties, both zeros (equal, so their order is the key's), both
+/// infinities and the extremes.
+pub const ORDER_FLOATS: &[f64] =
+    &[0.0, -0.0, 1.5, -1.5, 2.0, f64::INFINITY, f64::NEG_INFINITY, f64::MAX, f64::MIN, 5e-324];
+
+/// Names with ties, a prefix of another, a capital that sorts before every lower
+/// case letter by bytes, and a multi-byte letter that sorts after them all.
+pub const ORDER_NAMES: &[&str] = &["", "a", "ab", "ab ", "B", "b", "é", "a%", "😀"];
+
+/// Where a keyset probe's `after` row comes from, resolved when the probe runs.
+#[derive(Clone, Debug)]
+pub enum AfterPick {
+    /// The n-th stored row (modulo their number), as stored now.
+    Stored(usize),
+    /// A row that is not stored: the last row this case deleted when it is still
+    /// gone, else this one (its id is outside the stored range).
+    Gone(Row),
+}
+
+/// One write of a round: a column of the n-th stored row (modulo their number)
+/// changed, a row inserted (or overwritten, when its id is stored) or deleted.
+#[derive(Clone, Debug)]
+pub enum Mutation {
+    Grp(usize, Option<i64>),
+    Price(usize, f64),
+    Name(usize, String),
+    Qty(usize, i64),
+    /// A move to another group of every `cat` index.
+    Cat(usize, i64),
+    Insert(Row),
+    Delete(usize),
+}
+
+impl Mutation {
+    /// Applies the write to `rows`; a deleted row goes to `deleted`.
+    pub fn apply(&self, rows: &mut BTreeMap<i64, Row>, deleted: &mut Vec<Row>) {
+        if let Mutation::Insert(r) = self {
+            rows.insert(r.id, r.clone());
+            return;
+        }
+        let (Mutation::Grp(n, _)
+        | Mutation::Price(n, _)
+        | Mutation::Name(n, _)
+        | Mutation::Qty(n, _)
+        | Mutation::Cat(n, _)
+        | Mutation::Delete(n)) = self
+        else {
+            return;
+        };
+        let Some(id) = rows.keys().nth(n % rows.len().max(1)).copied() else { return };
+        let Some(r) = rows.get_mut(&id) else { return };
+        match self {
+            Mutation::Grp(_, v) => r.grp = *v,
+            Mutation::Price(_, v) => r.price = *v,
+            Mutation::Name(_, v) => r.name.clone_from(v),
+            Mutation::Qty(_, v) => r.qty = *v,
+            Mutation::Cat(_, v) => r.cat = *v,
+            Mutation::Delete(_) => deleted.extend(rows.remove(&id)),
+            Mutation::Insert(_) => {}
+        }
+    }
+}
+
+/// A query of an ordered round, with its keyset row and whether a hot cache should
+/// answer it from an ordered index.
+#[derive(Clone, Debug)]
+pub struct OrderedQuery {
+    pub query: Query,
+    pub after: Option<AfterPick>,
+    pub ordered_page: bool,
+}
+
+impl OrderedQuery {
+    /// The probe, with its `after` row resolved against the stored `rows`.
+    pub fn probe(&self, rows: &BTreeMap<i64, Row>, deleted: &[Row]) -> Probe {
+        let mut p = self.query.probe();
+        p.ordered_page = self.ordered_page;
+        p.after = match &self.after {
+            None => None,
+            Some(AfterPick::Stored(n)) => rows.values().nth(n % rows.len().max(1)).cloned(),
+            Some(AfterPick::Gone(r)) => {
+                Some(deleted.iter().rev().find(|d| !rows.contains_key(&d.id)).unwrap_or(r).clone())
+            }
+        };
+        p
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Round {
+    pub mutations: Vec<Mutation>,
+    pub queries: Vec<OrderedQuery>,
+}
+
+#[derive(Clone, Debug)]
+pub struct OrderedCase {
+    pub rows: Vec<Row>,
+    pub rounds: Vec<Round>,
+}
+
+/// A row of an ordered case: mostly two groups, so that groups are longer than
+/// pages (a page cut before a residual filter then differs from one cut after), and
+/// order values with ties; the other columns as random as ever.
+pub fn ordered_row(ids: std::ops::RangeInclusive<i64>) -> BoxedStrategy<Row> {
+    (
+        row_strategy(),
+        ids,
+        prop_oneof![6 => 0i64..2, 1 => select(CATS)],
+        proptest::option::weighted(0.75, -1i64..3),
+        select(ORDER_FLOATS),
+        select(ORDER_NAMES),
+        -2i64..3,
+    )
+        .prop_map(|(r, id, cat, grp, price, name, qty)| Row { id, cat, grp, price, name: name.into(), qty, ..r })
+        .boxed()
+}
+
+pub fn mutation() -> BoxedStrategy<Mutation> {
+    let n = || 0usize..32;
+    prop_oneof![
+        3 => (n(), proptest::option::weighted(0.75, -1i64..3)).prop_map(|(n, v)| Mutation::Grp(n, v)),
+        3 => (n(), select(ORDER_FLOATS)).prop_map(|(n, v)| Mutation::Price(n, v)),
+        2 => (n(), select(ORDER_NAMES)).prop_map(|(n, v)| Mutation::Name(n, v.into())),
+        2 => (n(), -2i64..3).prop_map(|(n, v)| Mutation::Qty(n, v)),
+        2 => (n(), 0i64..3).prop_map(|(n, v)| Mutation::Cat(n, v)),
+        2 => ordered_row(1..=32).prop_map(Mutation::Insert),
+        2 => n().prop_map(Mutation::Delete),
+    ]
+    .boxed()
+}
+
+pub fn after_pick() -> BoxedStrategy<Option<AfterPick>> {
+    prop_oneof![
+        3 => Just(None),
+        2 => (0usize..32).prop_map(|n| Some(AfterPick::Stored(n))),
+        1 => ordered_row(90..=99).prop_map(|r| Some(AfterPick::Gone(r))),
+    ]
+    .boxed()
+}
+
+/// A query of an ordered round: mostly pages an ordered index answers (one
+/// equality on its columns alone, ordered by its order column, with a limit and
+/// offsets up to past the end), and pages that must be cut in memory: a residual
+/// filter, an `in` list of several nodes, another order column, no limit.
+pub fn ordered_query() -> BoxedStrategy<OrderedQuery> {
+    let cat = || leaf(prop_oneof![6 => 0i64..2, 1 => 2i64..4].boxed());
+    let limit = || proptest::option::weighted(0.9, prop_oneof![1 => Just(0u64), 6 => 1u64..6]).boxed();
+    // Mostly pages inside a group of a few rows, sometimes past its end.
+    let offset = || prop_oneof![3 => Just(0u64), 2 => 0u64..4, 1 => 0u64..10].boxed();
+    let page = |pred: BoxedStrategy<B>,
+                order: BoxedStrategy<(usize, bool)>,
+                limit: BoxedStrategy<Option<u64>>,
+                offset: BoxedStrategy<u64>,
+                ordered: bool| {
+        (pred, order, limit, offset, after_pick())
+            .prop_map(move |(pred, order, limit, offset, after)| OrderedQuery {
+                ordered_page: ordered && limit.is_some(),
+                query: Query { pred, order: Some(order), limit, offset },
+                after,
+            })
+            .boxed()
+    };
+    let by = |columns: &'static [usize]| (select(columns), any::<bool>()).boxed();
+    let grp = || {
+        proptest::option::weighted(0.75, leaf((-1i64..3).boxed())).prop_map(|g| match g {
+            Some(v) => B::OptI { ne: false, v: Some(v) },
+            None => B::IsNull { col: GRP, negated: false },
+        })
+    };
+    let cat_only = || cat().prop_map(|c| eq(CAT, c)).boxed();
+    // A residual filter with short pages past a few rows: a page cut from the node's
+    // order before the filter would then skip rows the filter drops.
+    let with_residual = (cat(), group_split()).prop_map(|(c, r)| B::And(vec![eq(CAT, c), r])).boxed();
+    let short = proptest::option::weighted(0.9, 1u64..3).boxed();
+    let past_a_few = prop_oneof![1 => Just(0u64), 3 => 1u64..4].boxed();
+    let several_nodes = proptest::collection::vec(leaf((0i64..4).boxed()), 2..4)
+        .prop_map(|items| B::InI { col: CAT, list: List::Items(items, false), negated: false })
+        .boxed();
+    prop_oneof![
+        6 => page(cat_only(), by(CAT_ORDERS), limit(), offset(), true),
+        2 => page(
+            (cat(), grp()).prop_map(|(c, g)| B::And(vec![eq(CAT, c), g])).boxed(),
+            by(&[QTY]),
+            limit(),
+            offset(),
+            true
+        ),
+        3 => page(with_residual, by(CAT_ORDERS), short, past_a_few, false),
+        2 => page(several_nodes, by(CAT_ORDERS), limit(), offset(), false),
+        1 => page(cat_only(), by(&[ID, TAG, QTY, NOTE, AT, FLAG]), limit(), offset(), false),
+    ]
+    .boxed()
+}
+
+/// A residual filter for an ordered round: mostly simple tests that keep some rows
+/// of a group and drop others (so that a page cut before the filter would differ
+/// from one cut after it), sometimes anything the language has.
+pub fn group_split() -> BoxedStrategy<B> {
+    let simple = prop_oneof![
+        (cmp_op(), -1i64..2).prop_map(|(op, v)| B::CmpI(op, I::Col(QTY), I::Leaf(Leaf { v, param: false }))),
+        (0u8..3).prop_map(B::Flag),
+        (cmp_op(), select(&[0.0, 1.5][..])).prop_map(|(op, v)| B::CmpF(op, F::Col, F::Leaf(Leaf { v, param: true }))),
+        Just(B::Str(StrOp::StartsWith, T::Col(NAME), Leaf { v: "a".into(), param: false })),
+        any::<bool>().prop_map(|negated| B::IsNull { col: GRP, negated }),
+    ];
+    prop_oneof![3 => simple, 1 => residual()].boxed()
+}
+
+pub fn ordered_case() -> impl Strategy<Value = OrderedCase> {
+    let round = (proptest::collection::vec(mutation(), 0..4), proptest::collection::vec(ordered_query(), 1..4))
+        .prop_map(|(mutations, queries)| Round { mutations, queries });
+    (proptest::collection::vec(ordered_row(1..=32), 0..24), proptest::collection::vec(round, 1..4))
+        .prop_map(|(rows, rounds)| OrderedCase { rows, rounds })
 }
