@@ -373,3 +373,47 @@ impl tracing::field::Visit for Message {
         }
     }
 }
+
+/// A cart line on an ordered index: the capture triggers record its order column
+/// too, so that a drain names the ordered node (`cart_id=1>position`).
+#[derive(Model, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[memdex(table = "cart_line")]
+#[memdex(index(cart_id, order_by = position))]
+pub struct CartLine {
+    #[memdex(key)]
+    pub id: i64,
+    pub cart_id: i64,
+    pub position: i64,
+}
+
+/// Outside writes that reorder a cart, move a line out of it and delete one reach
+/// the pages every process reads from its ordered node, within the bound.
+#[test]
+fn outside_reorders_reach_the_pages_of_an_ordered_index() {
+    each_engine("outside_ordered", |db, memcached| {
+        let (a, b) = (process(db, memcached), process(db, memcached));
+        a.migrate::<CartLine>().expect("a migrates");
+        b.migrate::<CartLine>().expect("b migrates");
+        for id in 1..=20 {
+            a.insert(&CartLine { id, cart_id: 1, position: id * 10 }).expect("insert");
+        }
+        let page = |store: &Store| -> Vec<i64> {
+            let q = select!(CartLine, |l| l.cart_id == 1).order_by(CartLine::position()).limit(5).offset(2);
+            q.fetch(store).expect("page").into_iter().map(|l| l.id).collect()
+        };
+        for store in [&a, &b] {
+            for _ in 0..3 {
+                assert_eq!(page(store), [3, 4, 5, 6, 7], "{:?}: before", db.engine());
+            }
+        }
+        let mut outside = db.outside();
+        assert_eq!(outside.execute("UPDATE cart_line SET position = 5 WHERE id = 15"), 1);
+        assert_eq!(outside.execute("UPDATE cart_line SET cart_id = 2 WHERE id = 4"), 1);
+        assert_eq!(outside.execute("DELETE FROM cart_line WHERE id = 6"), 1);
+        std::thread::sleep(INTERVAL);
+        // Positions now: 15 at 5, then 1, 2, 3, 5, 7, 8, …
+        for (name, store) in [("a", &a), ("b", &b)] {
+            assert_eq!(page(store), [2, 3, 5, 7, 8], "{:?}, process {name}", db.engine());
+        }
+    });
+}
