@@ -284,3 +284,43 @@ fn the_text_form_pages_on_the_ordered_index_too() {
     let explain = in_memory.explain(Dialect::Sqlite).to_string();
     assert!(explain.contains("page: order by position, then id; limit 3 — in memory"), "{explain}");
 }
+
+#[test]
+fn damaged_ordered_nodes_are_refilled_not_served() {
+    let cache: Arc<dyn CacheBackend> = Arc::new(InProcessCache::new(CacheConfig::default()));
+    let stepper = Stepping::new(cache);
+    let store = Store::builder().sqlite_in_memory().cache(stepper.plain()).near_cache_capacity(0).build().unwrap();
+    seed(&store, 40);
+    let node_key = KeySpace::new("memdex", CartLine::schema(), 0).node_of_index(
+        CartLine::schema(),
+        &CartLine::schema().indexes[0],
+        &[Value::Int(1)],
+    );
+    assert_page(&store, 1, false, 10, 5);
+    assert_page(&store, 1, false, 10, 5);
+    let good = match stepper.plain().run(&[CacheOp::Get { key: &node_key, lease: None }]).remove(0) {
+        Ok(memdex::cache::CacheReply::Hit { value, .. }) => value,
+        other => panic!("the node is cached after two reads: {other:?}"),
+    };
+    let header_len = 11;
+    let records = &good[header_len..];
+    let header = |len: usize| format!("#3{len:08x}\n").into_bytes();
+    let mut bad_flag = good.clone();
+    bad_flag[header_len + 1 + 25 * 7] = 9;
+    let damaged: Vec<Vec<u8>> = vec![
+        b"#3zzzzzzzz\n".to_vec(),
+        [header(records.len() - 3), records[..records.len() - 3].to_vec()].concat(),
+        [header(records.len() + 5), records.to_vec()].concat(),
+        bad_flag,
+        [header(records.len()), vec![b'='; records.len()]].concat(),
+        [header(5), b"^1,2,".to_vec()].concat(),
+        b"garbage".to_vec(),
+    ];
+    for (n, bytes) in damaged.iter().enumerate() {
+        stepper.plain().run(&[CacheOp::Set { key: &node_key, value: bytes, ttl: 0 }]);
+        for (descending, offset) in [(false, 5), (true, 0), (false, 39)] {
+            let (cached, sql) = page(&store, 1, descending, 10, offset);
+            assert_eq!(cached, sql, "damage {n}: desc {descending} offset {offset}");
+        }
+    }
+}
