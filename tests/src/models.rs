@@ -25,3 +25,27 @@ pub struct Item {
 pub fn item(id: i64, category_id: i64) -> Item {
     Item { id, category_id, name: format!("item {id}") }
 }
+
+/// A line of a cart on an ordered index (issue 16): the node of a cart keeps each
+/// line's `position`, so a page of `order_by(position)` reads only its own lines.
+#[derive(Model, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[memdex(table = "cart_line")]
+#[memdex(index(cart_id, order_by = position))]
+pub struct CartLine {
+    /// The key.
+    #[memdex(key)]
+    pub id: i64,
+    /// The cart: `cart_id == c` is served from the cart's one ordered node.
+    pub cart_id: i64,
+    /// The order the node keeps.
+    pub position: i64,
+    /// A column no index covers.
+    pub label: String,
+    /// Another, for residual filters (`qty > 1`).
+    pub qty: i64,
+}
+
+/// Line `id` of cart `cart_id` at `position`, labelled after its id, quantity 1.
+pub fn line(id: i64, cart_id: i64, position: i64) -> CartLine {
+    CartLine { id, cart_id, position, label: format!("line {id}"), qty: 1 }
+}

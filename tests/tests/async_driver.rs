@@ -23,6 +23,7 @@ use memdex::grammar::plan::NodeRef;
 use memdex::{AsyncStore, Model, Store, Value, scan, select};
 use memdex_tests::asynchronous::block_on;
 use memdex_tests::models::Item;
+use memdex_tests::models::{CartLine, line};
 use memdex_tests::servers::memcached::MemcachedServer;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -271,17 +272,6 @@ fn the_blocking_store_works_inside_a_tokio_task() {
     assert_eq!(single.block_on(body(store, 2)).expect("blocking calls in a current-thread runtime"), 2);
 }
 
-/// Lines of a cart kept in the order of `position` (issue 16).
-#[derive(memdex::Model, Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-#[memdex(table = "cart_line")]
-#[memdex(index(cart_id, order_by = position))]
-pub struct CartLine {
-    #[memdex(key)]
-    pub id: i64,
-    pub cart_id: i64,
-    pub position: i64,
-}
-
 /// The async driver runs the same paging machine: a hot page of an ordered index is
 /// the node and the page's objects alone (two round trips, no statement), and equals
 /// the database's page.
@@ -302,7 +292,7 @@ fn a_hot_page_of_an_ordered_index_reads_only_its_objects_on_the_async_store() {
     block_on(async {
         store.migrate::<CartLine>().await.expect("migrate");
         for id in 1..=60 {
-            store.insert(&CartLine { id, cart_id: 1, position: (id * 37) % 61 }).await.expect("insert");
+            store.insert(&line(id, 1, (id * 37) % 61)).await.expect("insert");
         }
         let page = || select!(CartLine, |l| l.cart_id == 1).order_by_desc(CartLine::position()).limit(10).offset(20);
         let want = scan!(CartLine, |l| l.cart_id == 1)

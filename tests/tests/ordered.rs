@@ -15,21 +15,9 @@ use memdex::cache::{CacheBackend, CacheConfig, CacheOp};
 use memdex::grammar::keys::KeySpace;
 use memdex::{Dialect, Model, Store, Value, scan, select};
 use memdex_tests::backends::{Backends, each_backend};
+use memdex_tests::models::{CartLine, line};
 use memdex_tests::shared_db::{SharedDb, each_engine};
 use memdex_tests::stepping::Stepping;
-use serde::{Deserialize, Serialize};
-
-#[derive(Model, Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[memdex(table = "cart_line")]
-#[memdex(index(cart_id, order_by = position))]
-pub struct CartLine {
-    #[memdex(key)]
-    pub id: i64,
-    pub cart_id: i64,
-    pub position: i64,
-    pub label: String,
-    pub qty: i64,
-}
 
 /// Lines of cart 1 (positions scattered, every tenth position shared by two lines,
 /// so ties break by key) and a few of cart 2.
@@ -39,10 +27,10 @@ fn seed(store: &Store, lines: i64) {
         .transaction(|tx| {
             for id in 1..=lines {
                 let position = (id * 7919) % lines / if id % 10 == 0 { 2 } else { 1 };
-                tx.insert(&CartLine { id, cart_id: 1, position, label: format!("line {id}"), qty: id % 4 })?;
+                tx.insert(&CartLine { qty: id % 4, ..line(id, 1, position) })?;
             }
             for id in 1..=5 {
-                tx.insert(&CartLine { id: 10_000 + id, cart_id: 2, position: id, label: "other".into(), qty: 1 })?;
+                tx.insert(&line(10_000 + id, 2, id))?;
             }
             Ok(())
         })
@@ -183,7 +171,7 @@ fn pages_stay_right_while_writes_reorder_insert_delete_and_move_rows() {
         check("moved to the back by the other process");
         // A new line inside the window, a deleted one, a line leaving for cart 2 and
         // one arriving from it.
-        store.insert(&CartLine { id: 500, cart_id: 1, position: 46, label: "new".into(), qty: 1 }).unwrap();
+        store.insert(&line(500, 1, 46)).unwrap();
         check("inserted");
         store.delete::<CartLine>(&50).unwrap();
         check("deleted");

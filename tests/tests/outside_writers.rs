@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use memdex::{Model, Store, select};
-use memdex_tests::models::{Item, item};
+use memdex_tests::models::{CartLine, Item, item, line};
 use memdex_tests::servers::memcached::MemcachedServer;
 use memdex_tests::shared_db::{Engine, SharedDb, each_engine};
 use serde::{Deserialize, Serialize};
@@ -374,18 +374,6 @@ impl tracing::field::Visit for Message {
     }
 }
 
-/// A cart line on an ordered index: the capture triggers record its order column
-/// too, so that a drain names the ordered node (`cart_id=1>position`).
-#[derive(Model, Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[memdex(table = "cart_line")]
-#[memdex(index(cart_id, order_by = position))]
-pub struct CartLine {
-    #[memdex(key)]
-    pub id: i64,
-    pub cart_id: i64,
-    pub position: i64,
-}
-
 /// Outside writes that reorder a cart, move a line out of it and delete one reach
 /// the pages every process reads from its ordered node, within the bound.
 #[test]
@@ -395,7 +383,7 @@ fn outside_reorders_reach_the_pages_of_an_ordered_index() {
         a.migrate::<CartLine>().expect("a migrates");
         b.migrate::<CartLine>().expect("b migrates");
         for id in 1..=20 {
-            a.insert(&CartLine { id, cart_id: 1, position: id * 10 }).expect("insert");
+            a.insert(&line(id, 1, id * 10)).expect("insert");
         }
         let page = |store: &Store| -> Vec<i64> {
             let q = select!(CartLine, |l| l.cart_id == 1).order_by(CartLine::position()).limit(5).offset(2);
