@@ -312,3 +312,41 @@ fn damaged_ordered_nodes_are_refilled_not_served() {
         }
     }
 }
+
+/// The post's "keys per cart": every page of a 300-line cart (limits 5 to 20, every
+/// offset, both directions, and keyset pages) reads one node key, the cart's.
+#[test]
+fn every_page_of_a_cart_reads_its_one_node() {
+    let cache: Arc<dyn CacheBackend> = Arc::new(InProcessCache::new(CacheConfig::default()));
+    let stepper = Stepping::new(cache);
+    let store = Store::builder().sqlite_in_memory().cache(Box::new(stepper.clone())).build().unwrap();
+    seed(&store, 300);
+    let nodes = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::<String>::new()));
+    let seen = nodes.clone();
+    stepper.on_batch(move |ops, _| {
+        for op in ops {
+            if let CacheOp::Get { key, .. } | CacheOp::GetCas { key } = op
+                && key.contains("cart_id=")
+            {
+                seen.lock().unwrap().insert((*key).to_owned());
+            }
+        }
+        memdex_tests::stepping::Step::Proceed
+    });
+    let mut pages = 0;
+    for limit in 5..=20u64 {
+        for descending in [false, true] {
+            let mut offset = 0;
+            while offset < 300 {
+                let q = select!(CartLine, |l| l.cart_id == 1);
+                let q =
+                    if descending { q.order_by_desc(CartLine::position()) } else { q.order_by(CartLine::position()) };
+                assert_eq!(q.limit(limit).offset(offset).fetch(&store).unwrap().len() as u64, limit.min(300 - offset));
+                offset += limit;
+                pages += 1;
+            }
+        }
+    }
+    let nodes = nodes.lock().unwrap().clone();
+    assert_eq!(nodes.into_iter().collect::<Vec<_>>(), ["memdex:cart_line:0:cart_id=1>position"], "{pages} pages");
+}
