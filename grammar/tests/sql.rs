@@ -333,6 +333,25 @@ fn node_keys_and_rows_by_keys() {
     insta::assert_snapshot!("rows_by_no_keys", render(|d| Ok(sql::rows_by_keys(d, &schema, &[]))));
 }
 
+/// An insert and a delete by keys in one statement where the dialect runs a `DELETE`
+/// inside an `INSERT`'s `WITH` (PostgreSQL), and nowhere else; the values bound in
+/// text order, and the statement one PostgreSQL's grammar accepts.
+#[test]
+fn insert_and_delete_keys_in_one_statement() {
+    let schema = schema();
+    let keys = [Value::Int(7), Value::Int(8)];
+    let out = render(|d| {
+        Ok(match sql::insert_and_delete_keys(d, &schema, &row(), &keys)? {
+            Some(q) => q,
+            None => SqlQuery { text: "(two statements)".into(), params: Vec::new() },
+        })
+    });
+    insta::assert_snapshot!("insert_and_delete_keys", out);
+    let pg = sql::insert_and_delete_keys(Dialect::Postgres, &schema, &row(), &keys).expect("emits").expect("one");
+    let parsed = sqlparser::parser::Parser::parse_sql(&sqlparser::dialect::PostgreSqlDialect {}, &pg.text);
+    assert!(parsed.is_ok(), "{}: {parsed:?}", pg.text);
+}
+
 fn row() -> Vec<Value> {
     vec![
         Value::Int(1),

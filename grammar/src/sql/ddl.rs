@@ -370,8 +370,15 @@ pub fn insert_or_keep(d: Dialect, schema: &Schema, row: &[Value]) -> SqlQuery {
 
 fn insert_with(d: Dialect, schema: &Schema, row: &[Value], on: Option<sqlparser::ast::OnInsert>) -> SqlQuery {
     let mut e = Emitter::without_params(d.imp(), schema);
+    let mut statement = insert_values(&mut e, row);
+    statement.on = on;
+    finish(Statement::Insert(statement), e)
+}
+
+/// `INSERT INTO table (columns) VALUES (row)`, the values bound in `e`.
+pub(super) fn insert_values(e: &mut Emitter<'_>, row: &[Value]) -> Insert {
     let q = e.dialect.quote();
-    let columns = schema.columns.iter().map(|c| ObjectName::from(vec![ident(q, &c.name)])).collect();
+    let columns = e.schema.columns.iter().map(|c| ObjectName::from(vec![ident(q, &c.name)])).collect();
     let values: Vec<SqlExpr> = row.iter().map(|v| e.bind(v.clone())).collect();
     let source = ast::query(SetExpr::Values(Values {
         explicit_row: false,
@@ -382,8 +389,7 @@ fn insert_with(d: Dialect, schema: &Schema, row: &[Value], on: Option<sqlparser:
             closing_token: AttachedToken::empty(),
         }],
     }));
-    let statement = insert_statement(e.table(), columns, source, on);
-    finish(Statement::Insert(statement), e)
+    insert_statement(e.table(), columns, source, None)
 }
 
 /// `INSERT INTO table (columns) source [on]`.

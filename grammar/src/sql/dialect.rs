@@ -227,6 +227,13 @@ pub(crate) trait SqlDialect {
         false
     }
 
+    /// Whether `DELETE` may run inside an `INSERT`'s `WITH` clause, so that two
+    /// writes of one transaction go in one statement (one round trip); by default
+    /// no (SQLite's and MySQL's `WITH` hold queries only).
+    fn data_modifying_with(&self) -> bool {
+        false
+    }
+
     /// Whether `CREATE INDEX IF NOT EXISTS` is accepted; by default yes.
     fn index_if_not_exists(&self) -> bool {
         true
@@ -954,6 +961,12 @@ impl SqlDialect for Postgres {
     /// A btree entry holds at most 2704 bytes ("index row size exceeds btree
     /// version 4 maximum 2704"); a hash index stores a 4-byte hash of any value.
     fn text_hash_index(&self) -> bool {
+        true
+    }
+
+    /// `WITH d AS (DELETE …) INSERT …`: PostgreSQL runs every data-modifying
+    /// statement of a `WITH`, referenced or not.
+    fn data_modifying_with(&self) -> bool {
         true
     }
 

@@ -569,7 +569,8 @@ impl<'a> Commit<'a> {
     /// recorded in the same transaction as the write, so a cache batch that fails
     /// after the commit — or a process that dies right after it — leaves a durable
     /// record that any process drains. Done entries are deleted in the same
-    /// transaction (no extra round trip on SQLite; one statement on PostgreSQL).
+    /// transaction: on PostgreSQL in the entry's own statement (`WITH … DELETE …
+    /// INSERT`), elsewhere in one more (no round trip on SQLite).
     ///
     /// The driver runs [`Commit::lookup`] (if any) in the transaction, hands its rows
     /// to [`Commit::complete`], then runs [`Commit::statements`] and commits.
@@ -633,6 +634,13 @@ impl<'a> Commit<'a> {
     }
 
     fn make_statements(&mut self, set: &WriteSet) -> Result<(), Error> {
+        if !set.is_empty() && !self.cleaned.is_empty() {
+            let entry = (set.keys.as_slice(), set.moved.as_slice());
+            if let Some(both) = self.outbox.insert_forgetting_sql(self.dialect, self.entry_id, entry, &self.cleaned)? {
+                self.statements.push(both);
+                return Ok(());
+            }
+        }
         if !set.is_empty() {
             self.statements.push(self.outbox.insert_sql(self.dialect, self.entry_id, &set.keys, &set.moved));
         }
