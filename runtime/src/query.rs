@@ -102,7 +102,7 @@ impl<'a, T: Model> Select<'a, T> {
         store.driver.fetch(&self.filter, self.page())
     }
 
-    /// How many rows match (ignores limit and offset).
+    /// How many rows match (ignores limit, offset and `after`).
     pub fn count(&self, store: &Store) -> Result<u64, Error> {
         Ok(store.driver.fetch(&self.filter, Page::ALL)?.len() as u64)
     }
