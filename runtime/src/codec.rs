@@ -274,10 +274,9 @@ fn push_hex(out: &mut [u8], n: u64) {
     }
 }
 
-/// The entries of a node, in stored order, repeats included (a write appends its
-/// entry whether or not the node lists the id already; readers resolve them).
-/// `order`: the order column's type, for a node of an ordered index.
-pub fn decode_node(bytes: &[u8], key_type: Type, order: Option<Type>) -> Result<Node, NodeDecode> {
+/// A node's header: the byte length of its verified entries, and the body (every
+/// entry) after it.
+fn split_header(bytes: &[u8]) -> Result<(usize, &[u8]), NodeDecode> {
     let Some(after_tag) = bytes.strip_prefix(NODE_HEADER_TAG) else {
         // Entries never start with `#`: a value that does is a node of another
         // format (or garbage), not a placeholder.
@@ -291,6 +290,14 @@ pub fn decode_node(bytes: &[u8], key_type: Type, order: Option<Type>) -> Result<
     if verified_bytes > body.len() {
         return Err(NodeDecode::Corrupt);
     }
+    Ok((verified_bytes, body))
+}
+
+/// The entries of a node, in stored order, repeats included (a write appends its
+/// entry whether or not the node lists the id already; readers resolve them).
+/// `order`: the order column's type, for a node of an ordered index.
+pub fn decode_node(bytes: &[u8], key_type: Type, order: Option<Type>) -> Result<Node, NodeDecode> {
+    let (verified_bytes, body) = split_header(bytes)?;
     let mut rest = body;
     let mut entries = Vec::with_capacity(rest.len() / 24);
     let mut orders = Vec::new();
@@ -325,16 +332,7 @@ pub fn decode_node(bytes: &[u8], key_type: Type, order: Option<Type>) -> Result<
             };
             orders.push(value);
         }
-        let (id, after) = match key_type {
-            Type::Text => {
-                let (s, after) = parse_text(rest).ok_or(NodeDecode::Corrupt)?;
-                (Value::Text(s), after)
-            }
-            _ => {
-                let (i, after) = parse_int_field(rest).ok_or(NodeDecode::Corrupt)?;
-                (Value::Int(i), after)
-            }
-        };
+        let (id, after) = parse_id(rest, key_type).ok_or(NodeDecode::Corrupt)?;
         let hex = after.get(..16).ok_or(NodeDecode::Corrupt)?;
         entries.push((id, parse_hex(hex).ok_or(NodeDecode::Corrupt)?));
         rest = &after[16..];
@@ -373,10 +371,8 @@ enum Layout {
 /// write, an in-flight id without a value, a placeholder, damage): the caller then
 /// decodes it whole with [`decode_node`], which says which.
 pub fn ordered_node(bytes: &[u8], key_type: Type, order_type: Type) -> Option<OrderedNode<'_>> {
-    let after_tag = bytes.strip_prefix(NODE_HEADER_TAG)?;
-    let (digits, b'\n') = (after_tag.get(..8)?, *after_tag.get(8)?) else { return None };
-    let body = &after_tag[9..];
-    if usize::try_from(parse_hex(digits)?).ok()? != body.len() || u32::try_from(body.len()).is_err() {
+    let (verified_bytes, body) = split_header(bytes).ok()?;
+    if verified_bytes != body.len() || u32::try_from(body.len()).is_err() {
         return None;
     }
     if let Some(region) = body.strip_prefix(&[FIXED_MARK]) {
@@ -442,16 +438,7 @@ impl OrderedNode<'_> {
         }
         let rest = self.text_entry(at)?;
         let (order, rest) = parse_order(rest, self.order_type)?;
-        let (id, rest) = match self.key_type {
-            Type::Text => {
-                let (s, after) = parse_text(rest)?;
-                (Value::Text(s), after)
-            }
-            _ => {
-                let (i, after) = parse_int_field(rest)?;
-                (Value::Int(i), after)
-            }
-        };
+        let (id, rest) = parse_id(rest, self.key_type)?;
         let (etag, _) = fixed_hex(rest, 16)?;
         Some((order, (id, etag)))
     }
@@ -471,6 +458,15 @@ fn parse_counted(rest: &[u8]) -> Option<(&[u8], &[u8])> {
     let len: usize = parse_digits(&rest[..colon])?;
     let body = rest.get(colon + 1..colon.checked_add(1 + len)?)?;
     Some((body, &rest[colon + 1 + len..]))
+}
+
+/// An entry's id of type `key_type` (a text key counted, any other an integer),
+/// and what follows.
+fn parse_id(rest: &[u8], key_type: Type) -> Option<(Value, &[u8])> {
+    match key_type {
+        Type::Text => parse_text(rest).map(|(s, after)| (Value::Text(s), after)),
+        _ => parse_int_field(rest).map(|(i, after)| (Value::Int(i), after)),
+    }
 }
 
 fn parse_text(rest: &[u8]) -> Option<(String, &[u8])> {

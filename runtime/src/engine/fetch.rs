@@ -150,7 +150,7 @@ impl<'a, T: Model> Fetch<'a, T> {
     }
 
     /// After round trip 1.
-    fn nodes_read(&mut self, replies: &Replies) {
+    fn nodes_read(&mut self, replies: &mut Replies) {
         let (ctx, dialect) = (self.env.ctx, self.env.dialect);
         let all_hit = self.scan().read_round_one(ctx, replies);
         let scan = self.scan();
@@ -297,9 +297,9 @@ impl<T: Model> Machine for Fetch<'_, T> {
         }
     }
 
-    fn handle_cache(&mut self, replies: Replies) {
+    fn handle_cache(&mut self, mut replies: Replies) {
         match std::mem::replace(&mut self.phase, Phase::Done) {
-            Phase::ReadNodes => self.nodes_read(&replies),
+            Phase::ReadNodes => self.nodes_read(&mut replies),
             Phase::ReadObjects => {
                 let ctx = self.env.ctx;
                 if self.scan().read_round_two(ctx, &replies) {

@@ -98,6 +98,13 @@ pub(crate) struct NodeState {
     fill_cas: Option<u64>,
 }
 
+impl NodeState {
+    /// The type of an ordered node's order column (`None` for an unordered node).
+    fn order_type(&self, schema: &memdex_grammar::Schema) -> Option<memdex_grammar::Type> {
+        self.order.and_then(|c| schema.columns.get(c)).map(|c| c.ty)
+    }
+}
+
 /// What the nodes listing an object say of its version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Listed {
@@ -326,7 +333,7 @@ impl<T: Model> Scan<T> {
         let schema = T::schema();
         for n in &mut self.nodes {
             let Some(raw) = n.raw.take() else { continue };
-            let order_type = n.order.and_then(|c| schema.columns.get(c)).map(|c| c.ty);
+            let order_type = n.order_type(schema);
             let node = codec::decode_node(&raw, schema.key_column().ty, order_type).ok()?;
             (n.entries, n.orders, n.verified) = (node.entries, node.orders, node.verified);
         }
@@ -389,8 +396,9 @@ impl<T: Model> Scan<T> {
 
     /// Reads round trip 1's replies; true when every node was a complete, readable
     /// node.
-    pub(crate) fn read_round_one(&mut self, ctx: &Context, replies: &Replies) -> bool {
-        let (node_replies, object_replies) = replies.split_at(self.nodes.len().min(replies.len()));
+    pub(crate) fn read_round_one(&mut self, ctx: &Context, replies: &mut Replies) -> bool {
+        let at = self.nodes.len().min(replies.len());
+        let (node_replies, object_replies) = replies.split_at_mut(at);
         let mut all_hit = node_replies.len() == self.nodes.len();
         let schema = T::schema();
         for (n, reply) in self.nodes.iter_mut().zip(node_replies) {
@@ -778,15 +786,16 @@ fn read_page(
     schema: &memdex_grammar::Schema,
     window: &Window,
     n: &mut NodeState,
-    reply: &Result<CacheReply, CacheError>,
+    reply: &mut Result<CacheReply, CacheError>,
 ) -> bool {
     let Ok(CacheReply::Hit { value, cas }) = reply else { return false };
-    let Some(order_type) = n.order.and_then(|c| schema.columns.get(c)).map(|c| c.ty) else { return false };
+    let Some(order_type) = n.order_type(schema) else { return false };
     let Some(node) = codec::ordered_node(value, schema.key_column().ty, order_type) else { return false };
     let Some(page) = window.page_from(&node) else { return false };
     Counters::add(&ctx.stats.node_hits, 1);
     n.page = Some(page);
-    n.raw = Some(value.to_vec());
+    // The reply's own bytes, not a copy: nothing reads the reply after this.
+    n.raw = Some(std::mem::take(value));
     n.read_cas = Some(*cas);
     true
 }
@@ -799,7 +808,7 @@ fn read_node(
     reply: &Result<CacheReply, CacheError>,
 ) -> bool {
     let key_type = schema.key_column().ty;
-    let order_type = n.order.and_then(|c| schema.columns.get(c)).map(|c| c.ty);
+    let order_type = n.order_type(schema);
     match reply {
         Ok(CacheReply::Hit { value, cas }) => match codec::decode_node(value, key_type, order_type) {
             Ok(node) => {
