@@ -959,6 +959,54 @@ fn a_mariadb_outbox_table_without_moved_is_upgraded() {
 /// Another process edits a row the reader keeps (same node: the row stays in
 /// category 5) and moves another one out: the reader's next read shows the edit
 /// and drops the moved row, from the nodes' word alone.
+/// A hot fetch reads its objects without leases (one multi-key command on
+/// memcached) and takes a lease only for those that missed, in a round of their
+/// own. A write between that plain miss and the lease read is seen: the lease read
+/// misses again (the writer deleted the object), the database is read after the
+/// lease was taken, and the fill stores the version the write left — never the one
+/// the node named when the plain read missed.
+#[test]
+fn a_write_between_a_plain_miss_and_its_lease_read_is_seen_and_filled() {
+    DRIVERS.into_iter().for_each(a_write_between_a_plain_miss_and_its_lease_read_is_seen_and_filled_on);
+}
+
+fn a_write_between_a_plain_miss_and_its_lease_read_is_seen_and_filled_on(driver: Driver) {
+    // No near cache in the stepped process: every fetch reads its objects.
+    let w = world_with_outbox("plain_miss", driver, QUIET, QUIET, 0);
+    w.other.insert(&item(1, 5)).unwrap();
+    w.other.insert(&item(2, 5)).unwrap();
+    assert_eq!(w.stepped.category(5), vec![1, 2]);
+    w.other.update(&Item { id: 2, category_id: 5, name: "second".into() }).unwrap();
+    let object_key = KeySpace::new("memdex", Item::schema(), 0).object(&Value::Int(2));
+    let other = w.other.clone();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let seen_in_hook = seen.clone();
+    w.stepper.on_batch(move |ops, _| {
+        let reads = |lease: bool| {
+            ops.iter()
+                .any(|op| matches!(op, CacheOp::Get { key, lease: l } if *key == object_key && l.is_some() == lease))
+        };
+        if reads(false) {
+            seen_in_hook.fetch_or(1, Ordering::SeqCst);
+        } else if reads(true) && seen_in_hook.fetch_or(2, Ordering::SeqCst) & 2 == 0 {
+            // The plain read of object 2 missed; before its lease read, another
+            // process writes the row again.
+            other.update(&Item { id: 2, category_id: 5, name: "third".into() }).unwrap();
+        }
+        Step::Proceed
+    });
+    let rows = w.stepped.rows(5);
+    w.stepper.clear();
+    assert_eq!(seen.load(Ordering::SeqCst), 3, "object 2 was read plain, missed, then read under lease");
+    assert_eq!(ids(&rows), vec![1, 2]);
+    assert_eq!(rows[1].name, "third", "the write before the lease read is seen");
+    assert_eq!(cached_object(&w, 2).map(|i| i.name), Some("third".into()), "the fill stored the current version");
+    let names: Vec<String> =
+        select!(Item, |i| i.category_id == 5).fetch(&w.other).unwrap().into_iter().map(|i| i.name).collect();
+    assert_eq!(names, vec!["item 1".to_owned(), "third".to_owned()], "and the other process sees it too");
+    w.assert_nothing_drained();
+}
+
 #[test]
 fn a_kept_object_is_never_served_after_another_process_changed_it() {
     DRIVERS.into_iter().for_each(a_kept_object_is_never_served_after_another_process_changed_it_on);

@@ -44,6 +44,9 @@ enum Phase<T> {
     },
     /// Round trip 2: the objects the nodes list, and the CAS re-check.
     ReadObjects,
+    /// The objects round trip 2 read without a lease and missed, read again under
+    /// lease (only when some missed).
+    LeaseObjects,
     /// The rows of missing or doubtful objects, a chunk per statement.
     LoadObjects {
         queries: Vec<SqlQuery>,
@@ -147,6 +150,15 @@ impl<'a, T: Model> Fetch<'a, T> {
 
     fn lease(&self) -> Option<u32> {
         Some(self.env.ctx.settings.lease_ttl)
+    }
+
+    /// The lease round trip 2 takes: none when every node came from the cache, so
+    /// the objects go as plain reads (one multi-key command on memcached, far
+    /// cheaper for the server than a leased read per object) and only those that
+    /// miss are leased, in a round of their own; at once when a node came from the
+    /// database, whose objects are likely cold too.
+    fn objects_lease(&self) -> Option<u32> {
+        self.lease().filter(|_| self.scan.as_ref().is_some_and(Scan::nodes_from_database))
     }
 
     /// After round trip 1.
@@ -280,7 +292,11 @@ impl<T: Model> Machine for Fetch<'_, T> {
                 let lease = lease.filter(|_| scan.is_some_and(|s| s.snapshot_possible()));
                 Step::Cache(scan.map(|s| s.round_one(lease)).unwrap_or_default())
             }
-            Phase::ReadObjects => Step::Cache(self.scan.as_ref().map(|s| s.round_two(lease)).unwrap_or_default()),
+            Phase::ReadObjects => {
+                let lease = self.objects_lease();
+                Step::Cache(self.scan.as_ref().map(|s| s.round_two(lease)).unwrap_or_default())
+            }
+            Phase::LeaseObjects => Step::Cache(self.scan.as_ref().map(|s| s.lease_round(lease)).unwrap_or_default()),
             Phase::Snapshot(query) | Phase::InFlight { query, .. } | Phase::Database(query) => {
                 Step::Sql(SqlRequest::Query { query, types: self.types_for(query) })
             }
@@ -301,15 +317,20 @@ impl<T: Model> Machine for Fetch<'_, T> {
         match std::mem::replace(&mut self.phase, Phase::Done) {
             Phase::ReadNodes => self.nodes_read(&mut replies),
             Phase::ReadObjects => {
-                let ctx = self.env.ctx;
-                if self.scan().read_round_two(ctx, &replies) {
-                    self.phase = self.objects_read();
+                let (ctx, leased) = (self.env.ctx, self.objects_lease().is_some());
+                if self.scan().read_round_two(ctx, &replies, leased) {
+                    self.phase = if self.scan().has_lease_round() { Phase::LeaseObjects } else { self.objects_read() };
                 } else {
                     tracing::debug!("index nodes changed during the read; answering from the database");
                     let next = self.filter.prepared().and_then(|p| self.degrade(p));
                     self.scan = None;
                     self.go(next);
                 }
+            }
+            Phase::LeaseObjects => {
+                let ctx = self.env.ctx;
+                self.scan().read_lease_round(ctx, &replies);
+                self.phase = self.objects_read();
             }
             Phase::Rehome(mut plan) => {
                 // An append refused by a node too full to take it (K11) means that

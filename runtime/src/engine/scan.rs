@@ -176,6 +176,9 @@ pub(crate) struct Scan<T> {
     /// The objects round trip 2 reads (those neither known from round trip 1 nor
     /// kept in the near cache).
     round_two: Vec<usize>,
+    /// The objects round trip 2 read without leases and did not find: read again,
+    /// taking leases, in a round of their own.
+    lease_round: Vec<usize>,
     /// The page to read from an ordered node (`window`), when the query has one.
     window: Option<Window>,
     /// The page's objects, in page order, once the node ordered itself.
@@ -248,6 +251,7 @@ impl<T: Model> Scan<T> {
             direct_count: 0,
             recheck: false,
             round_two: Vec::new(),
+            lease_round: Vec::new(),
             window: None,
             page: None,
         };
@@ -271,6 +275,7 @@ impl<T: Model> Scan<T> {
             direct_count: 0,
             recheck: false,
             round_two: Vec::new(),
+            lease_round: Vec::new(),
             window: None,
             page: None,
         }
@@ -546,7 +551,17 @@ impl<T: Model> Scan<T> {
         }
     }
 
-    /// Round trip 2: every object not known yet, and the CAS re-check.
+    /// Whether a node of this fetch came from the database rather than the cache:
+    /// its objects are likely cold too, so round trip 2 takes leases at once
+    /// instead of in a round of its own.
+    pub(crate) fn nodes_from_database(&self) -> bool {
+        self.nodes.iter().any(|n| n.read_cas.is_none())
+    }
+
+    /// Round trip 2: every object not known yet, and the CAS re-check. Without a
+    /// lease the objects are plain reads, which the memcached backend sends as one
+    /// multi-key command; those that miss are read again under lease
+    /// ([`Scan::lease_round`]) before the database is asked.
     pub(crate) fn round_two(&self, lease: Option<u32>) -> Vec<CacheOp<'_>> {
         let mut ops: Vec<CacheOp<'_>> =
             self.round_two.iter().map(|&slot| CacheOp::Get { key: self.object_key(slot), lease }).collect();
@@ -558,17 +573,24 @@ impl<T: Model> Scan<T> {
         ops
     }
 
-    /// Reads round trip 2's replies; false when a re-checked node changed in between
-    /// (the database must answer).
-    pub(crate) fn read_round_two(&mut self, ctx: &Context, replies: &Replies) -> bool {
+    /// Reads round trip 2's replies (`leased`: whether its gets took leases);
+    /// false when a re-checked node changed in between (the database must answer).
+    pub(crate) fn read_round_two(&mut self, ctx: &Context, replies: &Replies, leased: bool) -> bool {
         let object_ops = self.round_two.len();
         let (object_replies, node_replies) = replies.split_at(object_ops.min(replies.len()));
         let mut hits = 0u64;
+        self.lease_round.clear();
         for (at, &slot) in self.round_two.iter().enumerate() {
+            let o = &mut self.objects[slot];
             match object_replies.get(at) {
-                Some(reply) => hits += u64::from(read_object(ctx, self.tag, &mut self.objects[slot], reply)),
+                Some(reply) if leased => hits += u64::from(read_object(ctx, self.tag, o, reply)),
+                Some(reply) => match read_plain_object(self.tag, o, reply) {
+                    Some(true) => hits += 1,
+                    Some(false) => self.lease_round.push(slot),
+                    None => fail_object(ctx, o),
+                },
                 // An object without a reply (a short reply list) is a miss like any other.
-                None => self.objects[slot].needs_db = true,
+                None => o.needs_db = true,
             }
         }
         Counters::add(&ctx.stats.object_hits, hits);
@@ -579,6 +601,30 @@ impl<T: Model> Scan<T> {
                     _ => true,
                 }));
         !moved
+    }
+
+    /// The objects round trip 2 read without a lease and missed, read again with
+    /// one: a miss now takes the lease its fill needs. Empty when none missed.
+    pub(crate) fn lease_round(&self, lease: Option<u32>) -> Vec<CacheOp<'_>> {
+        self.lease_round.iter().map(|&slot| CacheOp::Get { key: self.object_key(slot), lease }).collect()
+    }
+
+    /// Whether some objects of round trip 2 wait for the lease round.
+    pub(crate) fn has_lease_round(&self) -> bool {
+        !self.lease_round.is_empty()
+    }
+
+    /// Reads the lease round's replies, exactly as a leased round trip 2's.
+    pub(crate) fn read_lease_round(&mut self, ctx: &Context, replies: &Replies) {
+        let slots = std::mem::take(&mut self.lease_round);
+        let mut hits = 0u64;
+        for (at, &slot) in slots.iter().enumerate() {
+            match replies.get(at) {
+                Some(reply) => hits += u64::from(read_object(ctx, self.tag, &mut self.objects[slot], reply)),
+                None => self.objects[slot].needs_db = true,
+            }
+        }
+        Counters::add(&ctx.stats.object_hits, hits);
     }
 
     /// Which cached objects the database must confirm: one whose nodes name
@@ -848,6 +894,42 @@ fn read_objects<T: Model>(
     }
 }
 
+/// Takes a hit that is this object's row. The decoded row must carry this object's
+/// key: bytes of another row under this key (a corrupted or cross-wired value) would
+/// otherwise be returned in its place, and twice.
+fn take_hit<T: Model>(tag: u32, o: &mut ObjectState<T>, value: &[u8]) -> bool {
+    match codec::decode_object::<T>(value, tag) {
+        Some(row) if row.key().into() == o.id => {
+            o.row = Some(row);
+            o.etag = Some(codec::etag(value));
+            true
+        }
+        _ => false,
+    }
+}
+
+/// A miss (or a failed read) the database answers, counted.
+fn fail_object<T>(ctx: &Context, o: &mut ObjectState<T>) {
+    Counters::add(&ctx.stats.object_misses, 1);
+    o.needs_db = true;
+}
+
+/// Reads one object's reply to a plain get (no lease): `Some(true)` for a hit (the
+/// caller counts it), `Some(false)` when it must be read again under lease (a miss,
+/// a lease placeholder, unreadable bytes to repair under their CAS), `None` when
+/// the server failed (the database answers; a lease round would fail alike).
+fn read_plain_object<T: Model>(
+    tag: u32,
+    o: &mut ObjectState<T>,
+    reply: &Result<CacheReply, CacheError>,
+) -> Option<bool> {
+    match reply {
+        Ok(CacheReply::Hit { value, .. }) => Some(take_hit(tag, o, value)),
+        Ok(CacheReply::Miss) => Some(false),
+        Ok(_) | Err(_) => None,
+    }
+}
+
 /// Reads one object's reply; `true` for a hit, which the caller counts (one
 /// counter update per batch rather than per object).
 fn read_object<T: Model>(
@@ -857,25 +939,19 @@ fn read_object<T: Model>(
     reply: &Result<CacheReply, CacheError>,
 ) -> bool {
     match reply {
-        Ok(CacheReply::Hit { value, cas }) => match codec::decode_object::<T>(value, tag) {
-            // A row is only this object if it carries this object's key: bytes of
-            // another row under this key (a corrupted or cross-wired value) would
-            // otherwise be returned in its place, and twice.
-            Some(row) if row.key().into() == o.id => {
-                o.row = Some(row);
-                o.etag = Some(codec::etag(value));
+        Ok(CacheReply::Hit { value, cas }) => {
+            if take_hit(tag, o, value) {
                 return true;
             }
             // Undecodable bytes, or another row's: a miss, repaired under the
             // value's own CAS.
-            _ => o.fill_cas = Some(*cas),
-        },
+            o.fill_cas = Some(*cas);
+        }
         Ok(CacheReply::LeaseWon { cas }) => o.fill_cas = Some(*cas),
         Ok(CacheReply::LeaseBusy) => Counters::add(&ctx.stats.lease_busy, 1),
         Ok(_) | Err(_) => {}
     }
-    Counters::add(&ctx.stats.object_misses, 1);
-    o.needs_db = true;
+    fail_object(ctx, o);
     false
 }
 

@@ -24,7 +24,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::stream::{Endpoint, Stream};
-use super::wire::{ReadBuf, Reply, encode, interpret, mutates};
+use super::wire::{PartExchange, ReadBuf, Reply, mutates};
 use super::{Failure, OpResult, Shared, transport_error};
 use crate::cache::CacheOp;
 
@@ -82,8 +82,8 @@ pub(super) enum PartState {
     Idle,
     /// Connected; nothing written yet.
     Ready(Connection),
-    /// Requests written, replies due by the deadline.
-    Sent(Connection, Instant),
+    /// Requests written, replies due by the deadline, read by the exchange.
+    Sent(Connection, Instant, PartExchange),
     /// Answered (or failed), one result per position.
     Done(Vec<OpResult>),
 }
@@ -151,14 +151,12 @@ fn send(shared: &Shared, ops: &[CacheOp<'_>], part: &mut Part<'_>) {
     };
     let mut payload = std::mem::take(&mut connection.out);
     payload.clear();
-    for &position in part.positions {
-        encode(&ops[position], &mut payload);
-    }
+    let exchange = PartExchange::encode(ops, part.positions, &mut payload);
     let deadline = Instant::now() + shared.config.io_timeout;
     let written = connection.write_all_by(&payload, deadline);
     connection.out = payload;
     part.state = match written {
-        Ok(()) => PartState::Sent(connection, deadline),
+        Ok(()) => PartState::Sent(connection, deadline, exchange),
         Err(error) => {
             // Bytes may have left before the failure: mutations are ambiguous.
             let sent = connection.written > 0;
@@ -175,34 +173,35 @@ fn send(shared: &Shared, ops: &[CacheOp<'_>], part: &mut Part<'_>) {
 
 /// Reads a part's replies, in order, by its deadline.
 fn receive(shared: &Shared, ops: &[CacheOp<'_>], part: &mut Part<'_>) {
-    let (mut connection, deadline) = match std::mem::replace(&mut part.state, PartState::Idle) {
-        PartState::Sent(connection, deadline) => (connection, deadline),
+    let (mut connection, deadline, mut exchange) = match std::mem::replace(&mut part.state, PartState::Idle) {
+        PartState::Sent(connection, deadline, exchange) => (connection, deadline, exchange),
         other => {
             part.state = other;
             return;
         }
     };
-    let name = shared.name(part.server);
     let positions = part.positions;
-    let mut results = Vec::with_capacity(positions.len());
-    for (answered, &position) in positions.iter().enumerate() {
-        let failure = match connection.receive(deadline) {
-            Ok(reply) => match interpret(&ops[position], reply) {
-                Ok(reply) => {
-                    results.push(Ok(reply));
-                    continue;
+    let failure = loop {
+        match exchange.advance(ops, positions, &mut connection.read) {
+            Ok(true) => break None,
+            Ok(false) => {
+                if let Err(error) = connection.read_more(deadline) {
+                    break Some(Failure::Io(error));
                 }
-                // The stream can no longer be trusted to pair replies with
-                // requests: this op and every later one fail.
-                Err(reason) => Failure::Garbage(reason),
-            },
-            Err(failure) => failure,
-        };
-        results.extend(super::unanswered(name, ops, &positions[answered..], &failure));
-        part.state = PartState::Done(results);
-        return;
+            }
+            // The stream can no longer be trusted to pair replies with requests:
+            // every op not answered yet fails.
+            Err(reason) => break Some(Failure::Garbage(reason)),
+        }
+    };
+    let answered = exchange.answered();
+    let mut results: Vec<OpResult> = exchange.into_replies().into_iter().map(Ok).collect();
+    match failure {
+        None => part.pool.release(connection),
+        Some(failure) => {
+            results.extend(super::unanswered(shared.name(part.server), ops, &positions[answered..], &failure))
+        }
     }
-    part.pool.release(connection);
     part.state = PartState::Done(results);
 }
 

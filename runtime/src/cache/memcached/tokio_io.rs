@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{Instant, timeout_at};
 
 use super::stream::{AsyncStream, Endpoint};
-use super::wire::{ReadBuf, Reply, encode, interpret, mutates};
+use super::wire::{PartExchange, ReadBuf, mutates};
 use super::{Failure, OpResult, Shared, transport_error, unanswered};
 use crate::cache::{CacheConfig, CacheError, CacheHealth, CacheOp};
 
@@ -95,23 +95,20 @@ impl Connection {
         self.stream.flush_records(deadline).await.map_err(|error| (error, true))
     }
 
-    async fn receive(&mut self, deadline: Instant) -> Result<Reply, Failure> {
-        loop {
-            if let Some(reply) = self.read.next_reply().map_err(Failure::Garbage)? {
-                return Ok(reply);
-            }
-            let read = match timeout_at(deadline, self.stream.read(self.read.spare())).await {
-                Ok(read) => read?,
-                Err(_) => return Err(Failure::Io(std::io::ErrorKind::TimedOut.into())),
-            };
-            if read == 0 {
-                return Err(Failure::Io(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "server closed the connection",
-                )));
-            }
-            self.read.filled(read);
+    /// Reads more bytes, waiting until `deadline` at most.
+    async fn read_more(&mut self, deadline: Instant) -> Result<(), Failure> {
+        let read = match timeout_at(deadline, self.stream.read(self.read.spare())).await {
+            Ok(read) => read?,
+            Err(_) => return Err(Failure::Io(std::io::ErrorKind::TimedOut.into())),
+        };
+        if read == 0 {
+            return Err(Failure::Io(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "server closed the connection",
+            )));
         }
+        self.read.filled(read);
+        Ok(())
     }
 }
 
@@ -177,9 +174,7 @@ impl AsyncMemcached {
             },
         };
         connection.out.clear();
-        for &position in positions {
-            encode(&ops[position], &mut connection.out);
-        }
+        let mut exchange = PartExchange::encode(ops, positions, &mut connection.out);
         let deadline = Instant::now() + config.io_timeout;
         if let Err((error, sent)) = connection.send(deadline).await {
             return positions
@@ -187,22 +182,23 @@ impl AsyncMemcached {
                 .map(|&position| Err(transport_error(name, &error, sent && mutates(&ops[position]))))
                 .collect();
         }
-        let mut results = Vec::with_capacity(positions.len());
-        for (answered, &position) in positions.iter().enumerate() {
-            let failure = match connection.receive(deadline).await {
-                Ok(reply) => match interpret(&ops[position], reply) {
-                    Ok(reply) => {
-                        results.push(Ok(reply));
-                        continue;
+        let failure = loop {
+            match exchange.advance(ops, positions, &mut connection.read) {
+                Ok(true) => break None,
+                Ok(false) => {
+                    if let Err(failure) = connection.read_more(deadline).await {
+                        break Some(failure);
                     }
-                    Err(reason) => Failure::Garbage(reason),
-                },
-                Err(failure) => failure,
-            };
-            results.extend(unanswered(name, ops, &positions[answered..], &failure));
-            return results;
+                }
+                Err(reason) => break Some(Failure::Garbage(reason)),
+            }
+        };
+        let answered = exchange.answered();
+        let mut results: Vec<OpResult> = exchange.into_replies().into_iter().map(Ok).collect();
+        match failure {
+            None => self.pools[server].release(connection),
+            Some(failure) => results.extend(unanswered(name, ops, &positions[answered..], &failure)),
         }
-        self.pools[server].release(connection);
         results
     }
 

@@ -289,9 +289,39 @@ impl ReadBuf {
         self.end = (self.end + n).min(self.buf.len());
     }
 
-    /// The next complete reply, consumed; `None` until enough bytes arrived. An
-    /// error means the stream is not a meta reply: the connection is out of step.
+    /// The next complete meta reply, consumed; `None` until enough bytes arrived.
+    /// An error means the stream is not a meta reply: the connection is out of step.
     pub(crate) fn next_reply(&mut self) -> Result<Option<Reply>, String> {
+        let framed = self.next_frame(|line| {
+            if let Some(message) = line.strip_prefix(b"SERVER_ERROR") {
+                return Ok((Err(String::from_utf8_lossy(message).trim().to_owned()), None));
+            }
+            let header = Header::parse(line)?;
+            let length = header.length;
+            Ok((Ok(header), length))
+        })?;
+        Ok(framed.map(|(line, value)| match line {
+            Ok(header) => Reply::Meta(header, value),
+            Err(message) => Reply::ServerError(message),
+        }))
+    }
+
+    /// The next complete frame of a classic `gets` reply: a `VALUE` of the key
+    /// `position_of` places among the keys asked for, or the closing `END`.
+    fn next_classic(
+        &mut self,
+        position_of: impl FnOnce(&[u8]) -> Option<usize>,
+    ) -> Result<Option<Frame<Classic>>, String> {
+        self.next_frame(|line| Classic::parse(line, position_of))
+    }
+
+    /// Frames one reply: a header line `parse` reads (giving the length of the data
+    /// block that follows, if any), then that block. Nothing is consumed until the
+    /// whole frame is there.
+    fn next_frame<H>(
+        &mut self,
+        parse: impl FnOnce(&[u8]) -> Result<(H, Option<usize>), String>,
+    ) -> Result<Option<Frame<H>>, String> {
         let pending = &self.buf[self.start..self.end];
         let Some(newline) = pending.iter().position(|&byte| byte == b'\n') else {
             if pending.len() > MAX_LINE {
@@ -303,17 +333,11 @@ impl ReadBuf {
         if newline == 0 || pending[newline - 1] != b'\r' {
             return Err("reply line not terminated by CRLF".to_owned());
         }
-        let line = &pending[..newline - 1];
-        if let Some(message) = line.strip_prefix(b"SERVER_ERROR") {
-            let reply = Reply::ServerError(String::from_utf8_lossy(message).trim().to_owned());
-            self.start += newline + 1;
-            return Ok(Some(reply));
-        }
-        let header = Header::parse(line)?;
-        let Some(length) = header.length else {
+        let (head, length) = parse(&pending[..newline - 1])?;
+        let Some(length) = length else {
             self.start += newline + 1;
             self.need = 0;
-            return Ok(Some(Reply::Meta(header, None)));
+            return Ok(Some((head, None)));
         };
         let total = newline + 1 + length + 2;
         if pending.len() < total {
@@ -327,7 +351,158 @@ impl ReadBuf {
         let value = data[..length].to_vec();
         self.start += total;
         self.need = 0;
-        Ok(Some(Reply::Meta(header, Some(value))))
+        Ok(Some((head, Some(value))))
+    }
+}
+
+/// A framed reply: what its header line says, and its data block if it has one.
+type Frame<H> = (H, Option<Vec<u8>>);
+
+/// A frame of a classic multi-get's reply.
+#[derive(Debug, PartialEq, Eq)]
+enum Classic {
+    /// `VALUE <key> <flags> <bytes> <cas>`: the key at `at` among those asked for.
+    Value { at: usize, cas: u64 },
+    /// `END`: every key not answered before it missed.
+    End,
+}
+
+impl Classic {
+    fn parse(
+        line: &[u8],
+        position_of: impl FnOnce(&[u8]) -> Option<usize>,
+    ) -> Result<(Classic, Option<usize>), String> {
+        if line == b"END" {
+            return Ok((Classic::End, None));
+        }
+        let garbage = || format!("unexpected line in a multi-get reply: {:?}", String::from_utf8_lossy(line));
+        let mut tokens = line.split(|&byte| byte == b' ');
+        if tokens.next() != Some(b"VALUE") {
+            return Err(garbage());
+        }
+        let (Some(key), Some(flags), Some(length), Some(cas), None) =
+            (tokens.next(), tokens.next(), tokens.next(), tokens.next(), tokens.next())
+        else {
+            return Err(garbage());
+        };
+        let length = parse_decimal(length).and_then(|n| usize::try_from(n).ok()).filter(|&n| n <= MAX_VALUE);
+        let (Some(_), Some(length), Some(cas)) = (parse_decimal(flags), length, parse_decimal(cas)) else {
+            return Err(garbage());
+        };
+        let at = position_of(key)
+            .ok_or_else(|| format!("multi-get reply for a key not asked for: {:?}", String::from_utf8_lossy(key)))?;
+        Ok((Classic::Value { at, cas }, Some(length)))
+    }
+}
+
+/// Consecutive plain gets of one server's part shorter than this go as meta
+/// commands; from two on they go as one classic `gets`.
+const MIN_MULTI_GET: usize = 2;
+
+/// The most keys one classic `gets` names (a 250-byte key each keeps the line near
+/// 128 KiB, which memcached reads as one command).
+const MAX_MULTI_GET: usize = 512;
+
+/// Whether `op` may go in a classic multi-get: a plain read, no lease, value wanted.
+fn is_plain_get(op: &CacheOp<'_>) -> bool {
+    matches!(op, CacheOp::Get { lease: None, .. })
+}
+
+/// One request line of a part: `len` ops from `first` (indexes into the part's
+/// positions), as one meta command or as one classic multi-get.
+#[derive(Clone, Copy, Debug)]
+struct Command {
+    first: usize,
+    len: usize,
+    multi: bool,
+}
+
+/// A server's part of a batch on the wire: its requests, encoded by
+/// [`PartExchange::encode`], and the reading of their replies, in order, by
+/// [`PartExchange::advance`]. The transports only move the bytes.
+///
+/// Runs of plain gets (no lease) go as ONE classic `gets k1 k2 …`: memcached answers
+/// a multi-key command at a fraction of the cost of as many meta commands, which is
+/// where a fetch's object batch spent its server time (BENCHMARKS.md, "The
+/// two-round-trip path"). Every other op goes as a meta command of its own.
+#[derive(Debug)]
+pub(crate) struct PartExchange {
+    commands: Vec<Command>,
+    /// The command whose replies are being read.
+    command: usize,
+    /// One reply per op answered so far, in the part's order.
+    replies: Vec<CacheReply>,
+}
+
+impl PartExchange {
+    /// Appends the requests for the ops at `positions` to `out`.
+    pub(crate) fn encode(ops: &[CacheOp<'_>], positions: &[usize], out: &mut Vec<u8>) -> PartExchange {
+        let mut commands = Vec::new();
+        let mut first = 0;
+        while first < positions.len() {
+            let run = positions[first..].iter().take(MAX_MULTI_GET).take_while(|&&p| is_plain_get(&ops[p])).count();
+            let command = if run >= MIN_MULTI_GET {
+                out.extend_from_slice(b"gets");
+                for &position in &positions[first..first + run] {
+                    out.push(b' ');
+                    out.extend_from_slice(ops[position].key().as_bytes());
+                }
+                out.extend_from_slice(b"\r\n");
+                Command { first, len: run, multi: true }
+            } else {
+                encode(&ops[positions[first]], out);
+                Command { first, len: 1, multi: false }
+            };
+            commands.push(command);
+            first += command.len;
+        }
+        PartExchange { commands, command: 0, replies: Vec::with_capacity(positions.len()) }
+    }
+
+    /// How many ops have their reply.
+    pub(crate) fn answered(&self) -> usize {
+        self.replies.len()
+    }
+
+    /// Reads every complete reply in `read`: true once every op is answered, false
+    /// while more bytes are needed. An error means the stream is out of step (or a
+    /// reply does not answer its op): the connection must not be reused.
+    pub(crate) fn advance(
+        &mut self,
+        ops: &[CacheOp<'_>],
+        positions: &[usize],
+        read: &mut ReadBuf,
+    ) -> Result<bool, String> {
+        while let Some(&command) = self.commands.get(self.command) {
+            if !command.multi {
+                let Some(reply) = read.next_reply()? else { return Ok(false) };
+                self.replies.push(interpret(&ops[positions[command.first]], reply)?);
+                self.command += 1;
+                continue;
+            }
+            let end = command.first + command.len;
+            let from = self.replies.len();
+            let asked = &positions[from..end];
+            let position_of = |key: &[u8]| asked.iter().position(|&p| ops[p].key().as_bytes() == key);
+            match read.next_classic(position_of)? {
+                None => return Ok(false),
+                Some((Classic::Value { at, cas }, value)) => {
+                    // Keys come back in the order asked; those skipped missed.
+                    self.replies.extend(std::iter::repeat_n(CacheReply::Miss, at));
+                    self.replies.push(CacheReply::Hit { value: value.unwrap_or_default(), cas });
+                }
+                Some((Classic::End, _)) => {
+                    self.replies.extend(std::iter::repeat_n(CacheReply::Miss, end - from));
+                    self.command += 1;
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// The replies read, one per answered op.
+    pub(crate) fn into_replies(self) -> Vec<CacheReply> {
+        self.replies
     }
 }
 
@@ -430,6 +605,80 @@ mod tests {
                 (ReturnCode::Mn, None)
             ]
         );
+    }
+
+    /// The requests `ops` go out as, and the replies `wire` gives them when it
+    /// arrives seven bytes at a time (`Err` with the reason once it goes out of step).
+    fn exchange(ops: &[CacheOp<'_>], wire: &[u8]) -> (String, Result<Vec<CacheReply>, String>) {
+        let positions: Vec<usize> = (0..ops.len()).collect();
+        let mut out = Vec::new();
+        let mut exchange = PartExchange::encode(ops, &positions, &mut out);
+        let mut buf = ReadBuf::default();
+        let mut done = false;
+        for chunk in wire.chunks(7) {
+            let spare = buf.spare();
+            spare[..chunk.len()].copy_from_slice(chunk);
+            buf.filled(chunk.len());
+            match exchange.advance(ops, &positions, &mut buf) {
+                Ok(finished) => done = finished,
+                Err(reason) => return (String::from_utf8_lossy(&out).into_owned(), Err(reason)),
+            }
+        }
+        assert!(done && buf.is_empty(), "every op answered, nothing left over");
+        (String::from_utf8_lossy(&out).into_owned(), Ok(exchange.into_replies()))
+    }
+
+    #[test]
+    fn runs_of_plain_gets_go_as_one_classic_multi_get() {
+        let get = |key| CacheOp::Get { key, lease: None };
+        let ops = [
+            get("n1"),
+            CacheOp::Get { key: "leased", lease: Some(30) },
+            get("a"),
+            get("b"),
+            get("a"),
+            get("c"),
+            CacheOp::GetCas { key: "n1" },
+            get("lone"),
+        ];
+        let wire = b"VA 2 c1 f1\r\nn!\r\nVA 0 c2 f0 W\r\n\r\n\
+                     VALUE a 1 3 7\r\nabc\r\nVALUE a 1 3 7\r\nabc\r\nVALUE c 0 0 9\r\n\r\nEND\r\n\
+                     HD c1\r\nEN\r\n";
+        let (requests, replies) = exchange(&ops, wire);
+        assert_eq!(requests, "mg n1 v c f\r\nmg leased v c f N30\r\ngets a b a c\r\nmg n1 c\r\nmg lone v c f\r\n");
+        let hit = |value: &[u8], cas| CacheReply::Hit { value: value.to_vec(), cas };
+        assert_eq!(
+            replies,
+            Ok(vec![
+                hit(b"n!", 1),
+                CacheReply::LeaseWon { cas: 2 },
+                hit(b"abc", 7),
+                CacheReply::Miss,
+                hit(b"abc", 7),
+                // A lease placeholder reads as an empty value, as a meta plain get reads it.
+                hit(b"", 9),
+                CacheReply::Present { cas: 1 },
+                CacheReply::Miss,
+            ])
+        );
+        // Every key missing: only END comes back.
+        assert_eq!(exchange(&[get("x"), get("y")], b"END\r\n").1, Ok(vec![CacheReply::Miss, CacheReply::Miss]));
+    }
+
+    #[test]
+    fn a_multi_get_reply_that_does_not_fit_its_request_is_out_of_step() {
+        let ops = [CacheOp::Get { key: "a", lease: None }, CacheOp::Get { key: "b", lease: None }];
+        for (wire, why) in [
+            (&b"VALUE z 1 1 3\r\nx\r\nEND\r\n"[..], "a key not asked for"),
+            (b"VALUE b 1 1 3\r\nx\r\nVALUE a 1 1 4\r\ny\r\nEND\r\n", "a key out of order"),
+            (b"VALUE a 1 1\r\nx\r\nEND\r\n", "no CAS (a `get`, not a `gets`, reply)"),
+            (b"VALUE a 1 -1 3\r\nEND\r\n", "a negative length"),
+            (b"SERVER_ERROR out of memory\r\n", "an error line"),
+            (b"EN\r\n", "a meta reply"),
+            (b"VALUE a 1 1 3\r\nxyz\r\nEND\r\n", "a data block longer than announced"),
+        ] {
+            assert!(exchange(&ops, wire).1.is_err(), "{why}");
+        }
     }
 
     #[test]
