@@ -720,6 +720,19 @@ impl<T: Model> Scan<T> {
     /// Nodes: fill leases won; write cached nodes back clean: each id the database
     /// was asked about listed once with its current version, or dropped when it no
     /// longer belongs (re-homed first); repeated entries of one version collapsed.
+    /// Whether a cached node is written back exactly as read: unordered, every
+    /// entry verified, each id listed once, no object read from the database. The
+    /// hot path's common case, decided without building the entries it would keep
+    /// (a `perf` profile of a hot 100-object fetch put planning its write-back at
+    /// ~5% of the client's samples before this check).
+    fn node_stays(&self, n: &NodeState, seen: &mut Seen) -> bool {
+        if n.order.is_some() || n.verified < n.entries.len() {
+            return false;
+        }
+        seen.next_pass();
+        n.slots.iter().all(|&slot| seen.first(slot) && !self.objects[slot].from_db)
+    }
+
     fn plan_node_writes(&self, ctx: &Context, max_value: usize, plan: &mut WritePlan) {
         let schema = T::schema();
         let ttl = ctx.settings.node_ttl;
@@ -735,6 +748,9 @@ impl<T: Model> Scan<T> {
                 continue;
             }
             let Some(cas) = n.read_cas else { continue };
+            if self.node_stays(n, &mut seen) {
+                continue;
+            }
             seen.next_pass();
             let mut kept: Vec<Entry> = Vec::with_capacity(n.entries.len());
             let mut kept_orders: Vec<Option<Value>> = Vec::new();
