@@ -5,8 +5,11 @@
 //!
 //! 1. [`Phase::ReadNodes`]: one pipelined get of every index node of every disjunct
 //!    (and of the objects of key lookups), each with a lease on miss;
-//! 2. [`Phase::ReadObjects`]: one pipelined get of every object the nodes list, each
-//!    with a lease on miss, and the nodes' CAS again when there are several.
+//! 2. [`Phase::ReadObjects`]: one pipelined get of every object the nodes list, and
+//!    the nodes' CAS again when there are several. When every node came from the
+//!    cache the objects are plain reads (one multi-key command on memcached) and only
+//!    those that miss are read again under lease ([`Phase::LeaseObjects`], a round
+//!    trip only a miss costs); after a snapshot they take their leases at once.
 //!
 //! Misses are answered from the database: every node of the query by one snapshot
 //! ([`Phase::Snapshot`], read *after* the leases were taken), every missing object

@@ -1,6 +1,11 @@
-//! The meta protocol on the wire, without I/O: requests encoded into a buffer,
-//! replies framed out of a buffer ([`ReadBuf`]) and interpreted against the op they
-//! answer. The blocking and the tokio transports share it; they only move bytes.
+//! The memcached protocol on the wire, without I/O: a server's part of a batch
+//! encoded into a buffer and its replies framed out of one ([`ReadBuf`]) and
+//! interpreted against the ops they answer ([`PartExchange`]). The blocking and the
+//! tokio transports share it; they only move bytes.
+//!
+//! Every op is a meta command, except runs of plain gets, which go as one classic
+//! `gets k1 … kn` (its `VALUE` blocks name their keys, in the order asked, and `END`
+//! closes it; a key without a block missed).
 //!
 //! The command and return-code tokens come from the `memcache` crate's wire layer
 //! ([`MetaOp`], [`ReturnCode`]).
