@@ -56,6 +56,7 @@ const CHECKS: &[(&str, Check)] = &[
     ("binary_values", binary_values),
     ("long_keys", long_keys),
     ("batch_in_order", batch_in_order),
+    ("long_runs_of_plain_gets", long_runs_of_plain_gets),
     ("one_lease_winner_under_contention", one_lease_winner_under_contention),
     ("expiry", expiry),
 ];
@@ -306,6 +307,74 @@ fn binary_values(s: &Subject<'_>, prefix: &str) {
     for result in results {
         assert_eq!(hit(result.expect("both gets answer")).0, value);
     }
+}
+
+/// A batch of many plain gets (which memcached receives as classic multi-gets, in
+/// runs of at most 512 keys) with other ops among them: every op gets its own reply,
+/// in order, whatever the values hold (the reply's own framing, values larger than
+/// the read buffer), with keys missing, repeated and 250 bytes long.
+fn long_runs_of_plain_gets(s: &Subject<'_>, prefix: &str) {
+    let keys: Vec<String> = (0..1_200)
+        .map(|i| {
+            let key = format!("{prefix}:{i}:");
+            if i % 7 == 3 { format!("{key}{}", "p".repeat(250 - key.len())) } else { key }
+        })
+        .collect();
+    let value_of = |i: usize| -> Option<Vec<u8>> {
+        match i {
+            _ if i.is_multiple_of(3) => None,
+            _ if i % 97 == 1 => Some((0..200_000).map(|b| (b % 251) as u8).collect()),
+            _ if i % 5 == 2 => Some(format!("\r\nEND\r\nVALUE {prefix}:0: 0 1 2\r\nx\r\n{i}").into_bytes()),
+            _ => Some(format!("v{i}").into_bytes()),
+        }
+    };
+    for (i, key) in keys.iter().enumerate() {
+        if let Some(value) = value_of(i) {
+            assert_eq!(set(s.cache, key, &value), CacheReply::Stored, "{key}");
+        }
+    }
+    let fresh = format!("{prefix}:fresh");
+    let leased = format!("{prefix}:leased");
+    // Positions into `keys` for the gets; usize::MAX marks the other ops, in turn.
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.splice(600..600, [usize::MAX, 7, 7, usize::MAX, usize::MAX]);
+    let others = [
+        CacheOp::Set { key: &fresh, value: b"new", ttl: 0 },
+        CacheOp::GetCas { key: &keys[1] },
+        CacheOp::Get { key: &leased, lease: Some(30) },
+    ];
+    let mut other = others.iter();
+    let ops: Vec<CacheOp<'_>> = order
+        .iter()
+        .map(|&i| match i {
+            usize::MAX => *other.next().expect("three other ops"),
+            i => CacheOp::Get { key: &keys[i], lease: None },
+        })
+        .collect();
+    let replies = s.cache.run(&ops);
+    assert_eq!(replies.len(), ops.len(), "one reply per op");
+    let mut other_replies = Vec::new();
+    for (&i, reply) in order.iter().zip(replies) {
+        let reply = reply.unwrap_or_else(|e| panic!("op {i} failed: {e}"));
+        if i == usize::MAX {
+            other_replies.push(reply);
+            continue;
+        }
+        match (value_of(i), reply) {
+            (None, CacheReply::Miss) => {}
+            (Some(value), CacheReply::Hit { value: got, .. }) => assert!(got == value, "key {i}: wrong value"),
+            (expected, got) => panic!("key {i}: expected {:?}, got {got:?}", expected.map(|v| v.len())),
+        }
+    }
+    assert_eq!(other_replies[0], CacheReply::Stored);
+    assert!(matches!(other_replies[1], CacheReply::Present { .. }), "{:?}", other_replies[1]);
+    assert!(matches!(other_replies[2], CacheReply::LeaseWon { .. }), "{:?}", other_replies[2]);
+    // The CAS a batched get gives is the item's own.
+    let batched =
+        s.cache.run(&[CacheOp::Get { key: &keys[1], lease: None }, CacheOp::Get { key: &keys[2], lease: None }]);
+    let alone = hit(get(s.cache, &keys[2]));
+    assert!(matches!(&batched[1], Ok(CacheReply::Hit { cas, .. }) if *cas == alone.1), "{:?}", batched[1]);
+    assert_eq!(hit(get(s.cache, &fresh)).0, b"new", "and the set in the middle landed");
 }
 
 fn long_keys(s: &Subject<'_>, prefix: &str) {
