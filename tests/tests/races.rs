@@ -971,11 +971,13 @@ fn a_write_between_a_plain_miss_and_its_lease_read_is_seen_and_filled() {
 }
 
 fn a_write_between_a_plain_miss_and_its_lease_read_is_seen_and_filled_on(driver: Driver) {
-    // No near cache in the stepped process: every fetch reads its objects.
+    // No near cache in the stepped process: every fetch reads its objects (enough
+    // of them to be read without leases first).
     let w = world_with_outbox("plain_miss", driver, QUIET, QUIET, 0);
-    w.other.insert(&item(1, 5)).unwrap();
-    w.other.insert(&item(2, 5)).unwrap();
-    assert_eq!(w.stepped.category(5), vec![1, 2]);
+    for id in 1..=6 {
+        w.other.insert(&item(id, 5)).unwrap();
+    }
+    assert_eq!(w.stepped.category(5), vec![1, 2, 3, 4, 5, 6]);
     w.other.update(&Item { id: 2, category_id: 5, name: "second".into() }).unwrap();
     let object_key = KeySpace::new("memdex", Item::schema(), 0).object(&Value::Int(2));
     let other = w.other.clone();
@@ -998,12 +1000,12 @@ fn a_write_between_a_plain_miss_and_its_lease_read_is_seen_and_filled_on(driver:
     let rows = w.stepped.rows(5);
     w.stepper.clear();
     assert_eq!(seen.load(Ordering::SeqCst), 3, "object 2 was read plain, missed, then read under lease");
-    assert_eq!(ids(&rows), vec![1, 2]);
+    assert_eq!(ids(&rows), vec![1, 2, 3, 4, 5, 6]);
     assert_eq!(rows[1].name, "third", "the write before the lease read is seen");
     assert_eq!(cached_object(&w, 2).map(|i| i.name), Some("third".into()), "the fill stored the current version");
     let names: Vec<String> =
         select!(Item, |i| i.category_id == 5).fetch(&w.other).unwrap().into_iter().map(|i| i.name).collect();
-    assert_eq!(names, vec!["item 1".to_owned(), "third".to_owned()], "and the other process sees it too");
+    assert_eq!(names[..2], ["item 1".to_owned(), "third".to_owned()], "and the other process sees it too");
     w.assert_nothing_drained();
 }
 

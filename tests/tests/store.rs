@@ -107,6 +107,34 @@ fn reads_cold_then_hot_in_one_round_trip_or_two_without_the_near_cache() {
     });
 }
 
+/// A read after a write pays no round trip for its leases: the few objects the
+/// write changed (the near cache keeps the rest) are read under lease at once, and
+/// only a read of many objects goes as plain gets first, leasing those that missed
+/// in a round of their own.
+#[test]
+fn a_read_after_a_write_leases_its_few_changed_objects_at_once() {
+    each_backend("after-write", |b: &Backends| {
+        let store = b.store_with(|builder| builder.near_cache_capacity(64 << 20));
+        seed(&store);
+        let cat = 5;
+        let q = select!(Item, |i| i.category_id == cat);
+        let rows = q.fetch(&store).unwrap();
+        assert_eq!(q.fetch(&store).unwrap(), rows);
+        store.update(&Item { price: 99.0, ..rows[0].clone() }).unwrap();
+        let before = store.stats();
+        let after_write = q.fetch(&store).unwrap();
+        let after = store.stats();
+        assert_eq!(after_write[0].price, 99.0);
+        assert_eq!(after.object_misses - before.object_misses, 1, "the changed object: {after:?}");
+        assert_eq!(
+            after.cache_round_trips - before.cache_round_trips,
+            3,
+            "the node, the changed object under lease, the fill and clean-up: {after:?}"
+        );
+        assert_eq!(after.db_queries - before.db_queries, 1, "the changed row by its key: {after:?}");
+    });
+}
+
 #[test]
 fn or_and_in_stay_at_two_round_trips() {
     each_backend("or-in", |b| {

@@ -155,13 +155,13 @@ impl<'a, T: Model> Fetch<'a, T> {
         Some(self.env.ctx.settings.lease_ttl)
     }
 
-    /// The lease round trip 2 takes: none when every node came from the cache, so
-    /// the objects go as plain reads (one multi-key command on memcached, far
-    /// cheaper for the server than a leased read per object) and only those that
-    /// miss are leased, in a round of their own; at once when a node came from the
-    /// database, whose objects are likely cold too.
+    /// The lease round trip 2 takes: none when its objects are likely hot, so that
+    /// they go as plain reads (one multi-key command on memcached, far cheaper for
+    /// the server than a leased read per object) and only those that miss are
+    /// leased, in a round of their own; at once otherwise
+    /// ([`Scan::objects_likely_cold`]).
     fn objects_lease(&self) -> Option<u32> {
-        self.lease().filter(|_| self.scan.as_ref().is_some_and(Scan::nodes_from_database))
+        self.lease().filter(|_| self.scan.as_ref().is_none_or(Scan::objects_likely_cold))
     }
 
     /// After round trip 1.

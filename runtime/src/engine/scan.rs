@@ -65,6 +65,10 @@ const MAX_SNAPSHOT_NODES: usize = 256;
 /// database (one statement too, so one snapshot).
 const MAX_WIDE_PREFIX_NODES: usize = 64;
 
+/// The fewest objects round trip 2 reads without leases (see
+/// [`Scan::objects_likely_cold`]).
+const MIN_PLAIN_OBJECT_READS: usize = 4;
+
 /// Keys bound in one `WHERE key IN (…)`.
 pub(crate) const MAX_KEYS_PER_QUERY: usize = 10_000;
 
@@ -551,11 +555,14 @@ impl<T: Model> Scan<T> {
         }
     }
 
-    /// Whether a node of this fetch came from the database rather than the cache:
-    /// its objects are likely cold too, so round trip 2 takes leases at once
-    /// instead of in a round of its own.
-    pub(crate) fn nodes_from_database(&self) -> bool {
-        self.nodes.iter().any(|n| n.read_cas.is_none())
+    /// Whether round trip 2 takes its leases at once rather than in a round of its
+    /// own for the objects that missed: when a node came from the database (its
+    /// objects are likely cold too), and when it reads only a few objects — one
+    /// multi-key command saves memcached well under a µs per key, while a lease
+    /// round costs a whole round trip, and the few objects a fetch with the near
+    /// cache reads are mostly those a write just changed, so they would miss.
+    pub(crate) fn objects_likely_cold(&self) -> bool {
+        self.round_two.len() < MIN_PLAIN_OBJECT_READS || self.nodes.iter().any(|n| n.read_cas.is_none())
     }
 
     /// Round trip 2: every object not known yet, and the CAS re-check. Without a
@@ -717,9 +724,6 @@ impl<T: Model> Scan<T> {
         }
     }
 
-    /// Nodes: fill leases won; write cached nodes back clean: each id the database
-    /// was asked about listed once with its current version, or dropped when it no
-    /// longer belongs (re-homed first); repeated entries of one version collapsed.
     /// Whether a cached node is written back exactly as read: unordered, every
     /// entry verified, each id listed once, no object read from the database. The
     /// hot path's common case, decided without building the entries it would keep
@@ -733,6 +737,9 @@ impl<T: Model> Scan<T> {
         n.slots.iter().all(|&slot| seen.first(slot) && !self.objects[slot].from_db)
     }
 
+    /// Nodes: fill leases won; write cached nodes back clean: each id the database
+    /// was asked about listed once with its current version, or dropped when it no
+    /// longer belongs (re-homed first); repeated entries of one version collapsed.
     fn plan_node_writes(&self, ctx: &Context, max_value: usize, plan: &mut WritePlan) {
         let schema = T::schema();
         let ttl = ctx.settings.node_ttl;

@@ -194,15 +194,11 @@ fn receive(shared: &Shared, ops: &[CacheOp<'_>], part: &mut Part<'_>) {
             Err(reason) => break Some(Failure::Garbage(reason)),
         }
     };
-    let answered = exchange.answered();
-    let mut results: Vec<OpResult> = exchange.into_replies().into_iter().map(Ok).collect();
-    match failure {
-        None => part.pool.release(connection),
-        Some(failure) => {
-            results.extend(super::unanswered(shared.name(part.server), ops, &positions[answered..], &failure))
-        }
+    if failure.is_none() {
+        part.pool.release(connection);
     }
-    part.state = PartState::Done(results);
+    let name = shared.name(part.server);
+    part.state = PartState::Done(super::part_results(name, ops, positions, exchange, failure.as_ref()));
 }
 
 /// One connection (TCP, or TLS over it), always in step between exchanges.

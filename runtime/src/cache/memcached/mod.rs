@@ -394,6 +394,23 @@ impl From<io::Error> for Failure {
     }
 }
 
+/// A part's results once its exchange ended: the replies read, then, after a
+/// `failure`, an error for every op it left unanswered.
+fn part_results(
+    server: &str,
+    ops: &[CacheOp<'_>],
+    positions: &[usize],
+    exchange: wire::PartExchange,
+    failure: Option<&Failure>,
+) -> Vec<OpResult> {
+    let answered = exchange.answered();
+    let mut results: Vec<OpResult> = exchange.into_replies().into_iter().map(Ok).collect();
+    if let Some(failure) = failure {
+        results.extend(unanswered(server, ops, &positions[answered..], failure));
+    }
+    results
+}
+
 /// The errors of the ops at `positions`, left unanswered by `failure`.
 fn unanswered<'a>(
     server: &'a str,

@@ -16,7 +16,7 @@ use tokio::time::{Instant, timeout_at};
 
 use super::stream::{AsyncStream, Endpoint};
 use super::wire::{PartExchange, ReadBuf, mutates};
-use super::{Failure, OpResult, Shared, transport_error, unanswered};
+use super::{Failure, OpResult, Shared, part_results, transport_error};
 use crate::cache::{CacheConfig, CacheError, CacheHealth, CacheOp};
 
 /// Idle connections kept per server.
@@ -193,13 +193,10 @@ impl AsyncMemcached {
                 Err(reason) => break Some(Failure::Garbage(reason)),
             }
         };
-        let answered = exchange.answered();
-        let mut results: Vec<OpResult> = exchange.into_replies().into_iter().map(Ok).collect();
-        match failure {
-            None => self.pools[server].release(connection),
-            Some(failure) => results.extend(unanswered(name, ops, &positions[answered..], &failure)),
+        if failure.is_none() {
+            self.pools[server].release(connection);
         }
-        results
+        part_results(name, ops, positions, exchange, failure.as_ref())
     }
 
     /// The largest value this client stores.
