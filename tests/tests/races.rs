@@ -62,13 +62,6 @@ enum Side {
 }
 
 impl Side {
-    fn migrate(&self) {
-        match self {
-            Side::Blocking(s) => s.migrate::<Item>().expect("migrate"),
-            Side::Tokio(s) => block_on(s.migrate::<Item>()).expect("migrate"),
-        }
-    }
-
     fn insert(&self, row: &Item) -> Result<(), Error> {
         match self {
             Side::Blocking(s) => s.insert(row),
@@ -880,32 +873,75 @@ fn a_lazy_removal_of_a_verified_entry_is_written_back() {
 /// and every node fill meanwhile would keep the rows they name as candidates.
 #[test]
 fn a_failed_commit_gives_back_the_done_entries_it_took() {
-    for driver in [BLOCKING, Driver { tokio: true, backend: Engine::Sqlite }] {
-        let db = SharedDb::new(Engine::Sqlite, "outbox_failed");
-        let builder = db.builder().in_process_cache().outbox(QUIET, QUIET);
-        let store = if driver.tokio {
-            Side::Tokio(block_on(builder.build_async()).expect("store"))
-        } else {
-            Side::Blocking(builder.build().expect("store"))
-        };
-        store.migrate();
-        let conn = rusqlite::Connection::open(db.sqlite_file().expect("a SQLite file")).expect("open");
-        let entries =
-            || conn.query_row("SELECT COUNT(*) FROM memdex_outbox", [], |r| r.get::<_, i64>(0)).expect("count");
-        store.insert(&item(1, 5)).unwrap();
-        store.insert(&item(2, 5)).unwrap();
-        assert_eq!(entries(), 1, "{driver:?}: the second write deleted the first one's entry");
-        conn.execute_batch(
-            "CREATE TRIGGER refuse BEFORE INSERT ON memdex_outbox BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
-        )
-        .expect("trigger");
-        assert!(store.insert(&item(3, 5)).is_err(), "{driver:?}: the outbox insert is refused");
-        assert_eq!(entries(), 1, "{driver:?}: rolled back, the second write's entry is still there");
-        conn.execute_batch("DROP TRIGGER refuse").expect("drop trigger");
-        store.insert(&item(4, 5)).unwrap();
-        assert_eq!(entries(), 1, "{driver:?}: the next commit deleted the entry the failed one had taken");
-        assert_eq!(store.category(5), vec![1, 2, 4], "{driver:?}");
+    DRIVERS.into_iter().for_each(a_failed_commit_gives_back_the_done_entries_it_took_on);
+}
+
+/// The statements that make the outbox refuse every insert, and undo it, per database.
+fn refusing_outbox(engine: Engine) -> (&'static [&'static str], &'static [&'static str]) {
+    match engine {
+        Engine::Sqlite => (
+            &[
+                "CREATE TRIGGER refuse BEFORE INSERT ON memdex_outbox BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+            ],
+            &["DROP TRIGGER refuse"],
+        ),
+        Engine::Postgres => (
+            &[
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$",
+                "CREATE TRIGGER refuse BEFORE INSERT ON memdex_outbox FOR EACH ROW EXECUTE FUNCTION refuse()",
+            ],
+            &["DROP TRIGGER refuse ON memdex_outbox", "DROP FUNCTION refuse()"],
+        ),
+        Engine::MariaDb => (
+            &[
+                "CREATE TRIGGER refuse BEFORE INSERT ON memdex_outbox FOR EACH ROW SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused by the test'",
+            ],
+            &["DROP TRIGGER refuse"],
+        ),
     }
+}
+
+/// On PostgreSQL the async driver sends the outbox statement and the COMMIT in one
+/// pipelined round trip: the refused insert must still roll the write back.
+fn a_failed_commit_gives_back_the_done_entries_it_took_on(driver: Driver) {
+    let w = world("outbox_failed", driver);
+    let store = &w.stepped;
+    let mut outside = w.db.outside();
+    let entries =
+        |outside: &mut memdex_tests::outside::OutsideSession| outside.integer("SELECT COUNT(*) FROM memdex_outbox");
+    store.insert(&item(1, 5)).unwrap();
+    store.insert(&item(2, 5)).unwrap();
+    assert_eq!(entries(&mut outside), 1, "{driver:?}: the second write deleted the first one's entry");
+    let (refuse, allow) = refusing_outbox(driver.backend);
+    for statement in refuse {
+        outside.execute(statement);
+    }
+    assert!(store.insert(&item(3, 5)).is_err(), "{driver:?}: the outbox insert is refused");
+    assert!(
+        store.update(&Item { id: 1, category_id: 6, name: "moved".into() }).is_err(),
+        "{driver:?}: and so is this one"
+    );
+    assert_eq!(
+        outside.integer("SELECT COUNT(*) FROM memdex_outbox"),
+        1,
+        "{driver:?}: rolled back, the second write's entry is still there"
+    );
+    assert_eq!(
+        outside.integer("SELECT COUNT(*) FROM item WHERE id = 3 OR category_id = 6"),
+        0,
+        "{driver:?}: neither write happened"
+    );
+    for statement in allow {
+        outside.execute(statement);
+    }
+    store.insert(&item(4, 5)).unwrap();
+    assert_eq!(
+        outside.integer("SELECT COUNT(*) FROM memdex_outbox"),
+        1,
+        "{driver:?}: the next commit deleted the entry the failed one had taken"
+    );
+    assert_eq!(store.category(5), vec![1, 2, 4], "{driver:?}");
+    assert_eq!(store.rows(5)[0].name, "item 1", "{driver:?}: the failed update left row 1 as it was");
 }
 
 /// An outbox table created before entries named their updated rows gains the

@@ -189,6 +189,11 @@ pub fn open_async(db: &DbTarget, memcached: &[String], workers: usize) -> Result
 }
 
 impl AsyncBench {
+    /// `AsyncStore::update` of `row`, driven to completion on this thread.
+    pub fn update_price(&self, row: &Row) -> Result<(), String> {
+        self.runtime.block_on(self.store.update(&Item::from(row))).map_err(err)
+    }
+
     /// The hot query, `fetch_async`, driven to completion on this thread.
     pub fn hot(&self, category: i64) -> Result<usize, String> {
         let rows = self

@@ -995,8 +995,73 @@ fn writes(cfg: &Config, servers: &Servers, data: &Dataset, store: &Result<Bench,
          record of the keys to invalidate (written in the same transaction, so a lost cache batch is repaired), \
          and any outbox clean-up; BEGIN and COMMIT are round trips on top.",
     );
+    async_write_cost(cfg, servers, data, store, &mut section);
     capture_cost(cfg, servers, data, &mut section);
     section
+}
+
+/// The blocking and the async store's update of the same row against a plain
+/// UPDATE, interleaved. On PostgreSQL the async driver sends a write's outbox
+/// statement and its COMMIT in one pipelined round trip (four round trips a write
+/// where the blocking driver makes five).
+fn async_write_cost(
+    cfg: &Config,
+    servers: &Servers,
+    data: &Dataset,
+    store: &Result<Bench, String>,
+    section: &mut Section,
+) {
+    let Ok(pg) = servers.postgres.as_ref() else { return };
+    let Some(target) = data.ids(HOT).first().and_then(|id| data.rows.iter().find(|r| r.id == *id)).cloned() else {
+        return;
+    };
+    let asynchronous = servers.memcached_addrs(1).and_then(|a| memdex_side::open_async(&servers.db(), &a, 0));
+    let mut plain = baselines::PgBaseline::on_table(&pg.params(), "plain_item").map_err(|e| e.to_string());
+    let id = target.id;
+    let (mut blocking_row, mut async_row, mut price) = (target.clone(), target, 1.0);
+    let probes: Vec<Probe<'_>> = vec![
+        plain.as_mut().map_err(|e| e.clone()).map(|base| -> Box<dyn FnMut() -> Result<(), String>> {
+            Box::new(move || {
+                price += 0.25;
+                base.update_price(id, price).map(drop).map_err(|e| e.to_string())
+            })
+        }),
+        store.as_ref().map_err(Clone::clone).map(|b| -> Box<dyn FnMut() -> Result<(), String>> {
+            Box::new(move || {
+                blocking_row.price += 0.25;
+                b.update_price(&blocking_row)
+            })
+        }),
+        asynchronous.as_ref().map_err(Clone::clone).map(|b| -> Box<dyn FnMut() -> Result<(), String>> {
+            Box::new(move || {
+                async_row.price += 0.25;
+                b.update_price(&async_row)
+            })
+        }),
+    ];
+    let summaries = measure_interleaved(cfg.write_budget, probes);
+    let mut table = Table::new(["case (interleaved, one row)", "median", "p90", "database round trips"]);
+    let labels = [
+        ("plain PostgreSQL UPDATE (prepared, autocommit)", "1"),
+        ("memdex update, blocking Store", "5"),
+        ("memdex update, AsyncStore (outbox statement and COMMIT pipelined)", "4"),
+    ];
+    for ((label, trips), summary) in labels.iter().zip(&summaries) {
+        match summary {
+            Ok(s) => table.row([(*label).to_owned(), format_ns(s.median_ns), format_ns(s.p90_ns), (*trips).to_owned()]),
+            Err(e) => table.row([(*label).to_owned(), format!("unavailable: {e}"), String::new(), String::new()]),
+        }
+    }
+    section.tables.push(table);
+    let median = |i: usize| summaries.get(i).and_then(|s| s.as_ref().ok()).map(|s| s.median_ns);
+    if let (Some(plain), Some(blocking), Some(asynchronous)) = (median(0), median(1), median(2)) {
+        section.note(format!(
+            "Interleaved: the blocking update {} of the plain UPDATE, the async one {} ({} of the blocking one).",
+            format_ratio(blocking, plain),
+            format_ratio(asynchronous, plain),
+            format_ratio(asynchronous, blocking)
+        ));
+    }
 }
 
 /// What capturing outside writes (`capture_outside_writes`) costs a write, on

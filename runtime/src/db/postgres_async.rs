@@ -175,6 +175,35 @@ impl AsyncPgTx {
         self.client.take();
         Ok(())
     }
+
+    /// Runs `statements`, then commits, in ONE round trip: tokio-postgres sends a
+    /// request when its future is first polled, and `join_all` polls them in order,
+    /// so the statements and the COMMIT leave together (pipelined) and run in that
+    /// order. Should a statement fail, PostgreSQL aborts the transaction, the later
+    /// statements fail with it, and the COMMIT rolls it back (a COMMIT of an aborted
+    /// transaction is a ROLLBACK): the first statement error is returned and nothing
+    /// was written. The statements are prepared first (from the cache once seen).
+    pub(crate) async fn execute_all_and_commit(mut self, statements: &[SqlQuery]) -> Result<(), DbError> {
+        let client = self.client()?;
+        let mut prepared = Vec::with_capacity(statements.len());
+        for q in statements {
+            let statement = client.prepare_cached(&q.text).await.map_err(to_db_error)?;
+            let bound = bind(&statement, &q.params)?;
+            prepared.push((statement, bound));
+        }
+        let params: Vec<_> = prepared.iter().map(|(_, bound)| refs(bound)).collect();
+        let executes = prepared.iter().zip(&params).map(|((statement, _), params)| client.execute(statement, params));
+        let (executed, committed) =
+            futures_util::future::join(futures_util::future::join_all(executes), client.batch_execute("COMMIT")).await;
+        if let Some(error) = executed.into_iter().find_map(Result::err) {
+            // The COMMIT ran as a ROLLBACK; the client is dropped with the
+            // transaction all the same (see `Drop`), never reused in doubt.
+            return Err(to_db_error(error));
+        }
+        committed.map_err(to_db_error)?;
+        self.client.take();
+        Ok(())
+    }
 }
 
 impl Drop for AsyncPgTx {

@@ -272,6 +272,21 @@ impl AsyncTx {
         }
     }
 
+    /// Runs `statements`, then commits: on PostgreSQL in one pipelined round trip
+    /// (`AsyncPgTx::execute_all_and_commit`), elsewhere one after the other.
+    pub(crate) async fn execute_all_and_commit(self, statements: &[SqlQuery]) -> Result<(), DbError> {
+        match self {
+            #[cfg(feature = "postgres")]
+            AsyncTx::Postgres(tx) => tx.execute_all_and_commit(statements).await,
+            mut blocking @ AsyncTx::Blocking(_) => {
+                for statement in statements {
+                    blocking.execute(statement).await?;
+                }
+                blocking.commit().await
+            }
+        }
+    }
+
     pub(crate) async fn rollback(self) -> Result<(), DbError> {
         match self {
             #[cfg(feature = "postgres")]
@@ -547,14 +562,10 @@ impl AsyncDriver {
         // outcome is unknown, the entry stays pending in this process (its reads
         // bypass the cache until it is applied) rather than forgotten.
         let effects = ApplyEffects::new(self.env(), plan.entry_id, set);
-        let committed = async {
-            for statement in &plan.statements {
-                self.ctx.record_sql(statement);
-                tx.execute(statement).await?;
-            }
-            tx.commit().await
+        for statement in &plan.statements {
+            self.ctx.record_sql(statement);
         }
-        .await;
+        let committed = tx.execute_all_and_commit(&plan.statements).await;
         if let Err(e) = committed {
             effects.abandon();
             return Err(e.into());
