@@ -995,7 +995,9 @@ fn writes(cfg: &Config, servers: &Servers, data: &Dataset, store: &Result<Bench,
          record of the keys to invalidate (written in the same transaction, so a lost cache batch is repaired), \
          and any outbox clean-up; BEGIN and COMMIT are round trips on top.",
     );
-    async_write_cost(cfg, servers, data, store, &mut section);
+    if let Some(target) = target {
+        async_write_cost(cfg, servers, target, store, &mut section);
+    }
     capture_cost(cfg, servers, data, &mut section);
     section
 }
@@ -1007,14 +1009,11 @@ fn writes(cfg: &Config, servers: &Servers, data: &Dataset, store: &Result<Bench,
 fn async_write_cost(
     cfg: &Config,
     servers: &Servers,
-    data: &Dataset,
+    target: data::Row,
     store: &Result<Bench, String>,
     section: &mut Section,
 ) {
     let Ok(pg) = servers.postgres.as_ref() else { return };
-    let Some(target) = data.ids(HOT).first().and_then(|id| data.rows.iter().find(|r| r.id == *id)).cloned() else {
-        return;
-    };
     let asynchronous = servers.memcached_addrs(1).and_then(|a| memdex_side::open_async(&servers.db(), &a, 0));
     let mut plain = baselines::PgBaseline::on_table(&pg.params(), "plain_item").map_err(|e| e.to_string());
     let id = target.id;

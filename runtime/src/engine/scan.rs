@@ -418,8 +418,7 @@ impl<T: Model> Scan<T> {
             }
             all_hit &= read_node(ctx, schema, n, reply);
         }
-        let direct = self.direct_count;
-        read_objects(ctx, self.tag, &mut self.objects[..direct], object_replies);
+        read_objects(ctx, self.tag, &mut self.objects, 0..self.direct_count, object_replies);
         all_hit
     }
 
@@ -585,22 +584,12 @@ impl<T: Model> Scan<T> {
     pub(crate) fn read_round_two(&mut self, ctx: &Context, replies: &Replies, leased: bool) -> bool {
         let object_ops = self.round_two.len();
         let (object_replies, node_replies) = replies.split_at(object_ops.min(replies.len()));
-        let mut hits = 0u64;
         self.lease_round.clear();
-        for (at, &slot) in self.round_two.iter().enumerate() {
-            let o = &mut self.objects[slot];
-            match object_replies.get(at) {
-                Some(reply) if leased => hits += u64::from(read_object(ctx, self.tag, o, reply)),
-                Some(reply) => match read_plain_object(self.tag, o, reply) {
-                    Some(true) => hits += 1,
-                    Some(false) => self.lease_round.push(slot),
-                    None => fail_object(ctx, o),
-                },
-                // An object without a reply (a short reply list) is a miss like any other.
-                None => o.needs_db = true,
-            }
+        if leased {
+            read_objects(ctx, self.tag, &mut self.objects, self.round_two.iter().copied(), object_replies);
+        } else {
+            self.read_plain_objects(ctx, object_replies);
         }
-        Counters::add(&ctx.stats.object_hits, hits);
         let moved = self.recheck
             && (node_replies.len() != self.nodes.len()
                 || self.nodes.iter().zip(node_replies).any(|(n, r)| match r {
@@ -624,11 +613,23 @@ impl<T: Model> Scan<T> {
     /// Reads the lease round's replies, exactly as a leased round trip 2's.
     pub(crate) fn read_lease_round(&mut self, ctx: &Context, replies: &Replies) {
         let slots = std::mem::take(&mut self.lease_round);
+        read_objects(ctx, self.tag, &mut self.objects, slots, replies);
+    }
+
+    /// Reads round trip 2's replies to plain gets: hits are taken, the objects that
+    /// missed wait for the lease round, and a failed read goes to the database.
+    fn read_plain_objects(&mut self, ctx: &Context, replies: &[Result<CacheReply, CacheError>]) {
         let mut hits = 0u64;
-        for (at, &slot) in slots.iter().enumerate() {
+        for (at, &slot) in self.round_two.iter().enumerate() {
+            let o = &mut self.objects[slot];
             match replies.get(at) {
-                Some(reply) => hits += u64::from(read_object(ctx, self.tag, &mut self.objects[slot], reply)),
-                None => self.objects[slot].needs_db = true,
+                Some(reply) => match read_plain_object(self.tag, o, reply) {
+                    Some(true) => hits += 1,
+                    Some(false) => self.lease_round.push(slot),
+                    None => fail_object(ctx, o),
+                },
+                // An object without a reply (a short reply list) is a miss like any other.
+                None => o.needs_db = true,
             }
         }
         Counters::add(&ctx.stats.object_hits, hits);
@@ -901,20 +902,25 @@ fn read_node(
     false
 }
 
-/// Reads one batch's object replies into their objects, counting the hits once.
+/// Reads one batch's replies (to gets taking leases) into the objects at `slots`,
+/// in order, counting the hits once.
 fn read_objects<T: Model>(
     ctx: &Context,
     tag: u32,
     objects: &mut [ObjectState<T>],
+    slots: impl IntoIterator<Item = usize>,
     replies: &[Result<CacheReply, CacheError>],
 ) {
-    let hits =
-        objects.iter_mut().zip(replies).map(|(o, reply)| read_object(ctx, tag, o, reply)).filter(|&hit| hit).count();
-    Counters::add(&ctx.stats.object_hits, hits as u64);
-    // An object without a reply (a short reply list) is a miss like any other.
-    for o in objects.iter_mut().skip(replies.len()) {
-        o.needs_db = true;
+    let mut hits = 0u64;
+    for (at, slot) in slots.into_iter().enumerate() {
+        let o = &mut objects[slot];
+        match replies.get(at) {
+            Some(reply) => hits += u64::from(read_object(ctx, tag, o, reply)),
+            // An object without a reply (a short reply list) is a miss like any other.
+            None => o.needs_db = true,
+        }
     }
+    Counters::add(&ctx.stats.object_hits, hits);
 }
 
 /// Takes a hit that is this object's row. The decoded row must carry this object's
