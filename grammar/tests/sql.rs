@@ -559,3 +559,77 @@ fn index_registry() {
         .collect();
     insta::assert_snapshot!("registry_locks", out);
 }
+
+/// The write path keeps the text of a statement per shape and binds only the next
+/// row's values (the runtime's `statements` module): so each write statement's
+/// text must not depend on the values, and its `*_params` function must list the
+/// values exactly as the statement binds them. Checked for rows with and without
+/// NULLs, on a schema whose key is not its first column.
+#[test]
+fn write_statement_texts_depend_on_their_shape_alone() {
+    let key_last =
+        Schema::new("Tag", "tag").column("label", Type::Text, true).column("name", Type::Text, false).key("name");
+    let rows = |schema: &Schema| -> [Vec<Value>; 2] {
+        let full = schema.columns.iter().enumerate().map(|(i, c)| match c.ty {
+            Type::Int => Value::Int(i as i64 + 7),
+            Type::Float => Value::Float(1.5),
+            Type::Bool => Value::Bool(true),
+            _ => Value::Text(format!("v{i}")),
+        });
+        let sparse = schema.columns.iter().enumerate().map(|(i, c)| match (c.nullable, c.ty) {
+            (true, _) => Value::Null,
+            (false, Type::Text) => Value::Text(String::new()),
+            (false, Type::Float) => Value::Float(-0.0),
+            (false, Type::Bool) => Value::Bool(false),
+            (false, _) => Value::Int(-(i as i64)),
+        });
+        [full.collect(), sparse.collect()]
+    };
+    /// A statement of a row, and the values its `*_params` function lists.
+    type Build<'a> = dyn Fn(&[Value]) -> (SqlQuery, Vec<Value>) + 'a;
+    #[track_caller]
+    fn check(what: &str, d: Dialect, built: [(SqlQuery, Vec<Value>); 2]) {
+        let [(first, first_params), (second, second_params)] = built;
+        assert_eq!(first.text, second.text, "{what} {d:?}: the text moved with the values");
+        assert_eq!(first.params, first_params, "{what} {d:?}: {}", first.text);
+        assert_eq!(second.params, second_params, "{what} {d:?}: {}", second.text);
+    }
+    for schema in [schema(), key_last] {
+        let key = schema.key;
+        for d in DIALECTS {
+            let built = |f: &Build<'_>| rows(&schema).map(|r| f(&r));
+            check("insert", d, built(&|r| (sql::insert(d, &schema, r), sql::insert_params(r))));
+            check("update", d, built(&|r| (sql::update(d, &schema, r), sql::update_params(&schema, r))));
+            check(
+                "row_for_update",
+                d,
+                built(&|r| (sql::row_for_update(d, &schema, &r[key]), sql::row_for_update_params(&r[key]))),
+            );
+            if sql::update_returning_old(d, &schema, &rows(&schema)[0]).is_some() {
+                check(
+                    "update_returning_old",
+                    d,
+                    built(&|r| {
+                        let q = sql::update_returning_old(d, &schema, r).expect("the dialect returns old rows");
+                        (q, sql::update_params(&schema, r))
+                    }),
+                );
+            }
+            for n in [0, 1, 3] {
+                let keys =
+                    |r: &[Value]| (0..n).map(|i| Value::Int(i64::from(i) * 11 + r.len() as i64)).collect::<Vec<_>>();
+                if let Ok(Some(_)) = sql::insert_and_delete_keys(d, &schema, &rows(&schema)[0], &keys(&[])) {
+                    check(
+                        &format!("insert_and_delete_keys of {n}"),
+                        d,
+                        built(&|r| {
+                            let q =
+                                sql::insert_and_delete_keys(d, &schema, r, &keys(r)).ok().flatten().expect("as above");
+                            (q, sql::insert_and_delete_keys_params(r, &keys(r)))
+                        }),
+                    );
+                }
+            }
+        }
+    }
+}

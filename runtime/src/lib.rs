@@ -960,6 +960,7 @@ mod prepared;
 mod query;
 mod registry;
 mod settings;
+mod statements;
 mod stats;
 mod store;
 #[cfg(feature = "tls")]

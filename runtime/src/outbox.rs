@@ -39,6 +39,7 @@ use memdex_grammar::{Dialect, Schema, Span, Type, Value};
 
 use crate::db::DbError;
 use crate::settings::Settings;
+use crate::statements::{Shape, StatementTexts};
 
 const TABLE: &str = "memdex_outbox";
 /// Entries a drain handles at once; the next drain takes the rest.
@@ -81,6 +82,8 @@ pub(crate) struct Outbox {
     next_drain_ms: AtomicU64,
     interval: Duration,
     grace: Duration,
+    /// The entry statements' texts, rendered once per shape.
+    texts: StatementTexts,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -96,6 +99,7 @@ impl Outbox {
             next_drain_ms: AtomicU64::new(0),
             interval: settings.outbox_interval,
             grace: settings.outbox_grace,
+            texts: StatementTexts::default(),
         }
     }
 
@@ -108,7 +112,9 @@ impl Outbox {
     }
 
     pub(crate) fn insert_sql(&self, dialect: Dialect, id: i64, keys: &[String], moved: &[(String, Value)]) -> SqlQuery {
-        sql::insert(dialect, schema(), &entry_row(id, keys, moved))
+        let row = entry_row(id, keys, moved);
+        self.texts
+            .query(dialect, Shape::OutboxInsert, sql::insert_params(&row), || sql::insert(dialect, schema(), &row))
     }
 
     /// [`Outbox::insert_sql`] and the clean-up of the applied entries `forget`
@@ -120,10 +126,15 @@ impl Outbox {
         id: i64,
         entry: (&[String], &[(String, Value)]),
         forget: &[i64],
-    ) -> Result<Option<SqlQuery>, DbError> {
+    ) -> Option<SqlQuery> {
         let forget: Vec<Value> = forget.iter().map(|&i| Value::Int(i)).collect();
-        sql::insert_and_delete_keys(dialect, schema(), &entry_row(id, entry.0, entry.1), &forget)
-            .map_err(|e| DbError::query(e.to_string()))
+        let row = entry_row(id, entry.0, entry.1);
+        let params = sql::insert_and_delete_keys_params(&row, &forget);
+        // The one statement cannot fail to build for the outbox's schema; if it
+        // did, the two statements it stands for would run instead.
+        self.texts.optional_query(dialect, Shape::OutboxInsertForgetting(forget.len()), params, || {
+            sql::insert_and_delete_keys(dialect, schema(), &row, &forget).ok().flatten()
+        })
     }
 
     /// Every entry that names updated rows (pending ones, and done ones not yet

@@ -78,6 +78,11 @@ pub(crate) fn lookup_query(dialect: Dialect, tables: &[&str]) -> Result<SqlQuery
     sql::select(dialect, schema(), spec, &params).map_err(|e| DbError::query(e.to_string()))
 }
 
+/// The values a [`lookup_query`] of `tables` binds, in its order.
+pub(crate) fn lookup_params(tables: &[&str]) -> Vec<Value> {
+    tables.iter().map(|&t| Value::Text(t.to_owned())).collect()
+}
+
 /// The `(table, index)` pairs of a [`lookup_query`]'s rows; a row whose definition
 /// does not decode (written by something else) names no index.
 pub(crate) fn registered(rows: &[Vec<Value>]) -> Vec<(String, RegisteredIndex)> {

@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     // The rustls client configurations (feature `tls`), below the cache and the
     // database backends that both use them.
     &["tls"],
-    &["codec", "settings", "model", "cache", "db", "near", "json", "enum_text"],
+    &["codec", "settings", "statements", "model", "cache", "db", "near", "json", "enum_text"],
     &["error", "stats", "trace"],
     &["prepared", "outbox", "registry", "capture", "config"],
     &["engine", "ddl"],

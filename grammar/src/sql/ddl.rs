@@ -438,6 +438,21 @@ fn key_equals(e: &mut Emitter<'_>, key: &Value) -> SqlExpr {
     binary(col, BinaryOperator::Eq, ph)
 }
 
+/// The values [`insert`] binds, in its order: `row`, in schema order. Its text
+/// depends on the dialect and the schema alone (every value is a placeholder), so a
+/// caller that keeps the text of one insert needs only these for the next.
+pub fn insert_params(row: &[Value]) -> Vec<Value> {
+    row.to_vec()
+}
+
+/// The values [`update`] and [`update_returning_old`] bind, in their order: every
+/// non-key column of `row`, then the key. As for [`insert_params`], their texts
+/// depend on the dialect and the schema alone.
+pub fn update_params(schema: &Schema, row: &[Value]) -> Vec<Value> {
+    let non_key = row.iter().enumerate().filter(|&(i, _)| i != schema.key).map(|(_, v)| v.clone());
+    non_key.chain(std::iter::once(row.get(schema.key).cloned().unwrap_or(Value::Null))).collect()
+}
+
 /// `UPDATE t SET <every non-key column> = ? WHERE key = ?`; `row` in schema order.
 pub fn update(d: Dialect, schema: &Schema, row: &[Value]) -> SqlQuery {
     let mut e = Emitter::without_params(d.imp(), schema);

@@ -51,7 +51,7 @@ use emit::Emitter;
 pub use capture::{capture_triggers, create_changes_table};
 pub use ddl::{
     IndexSpec, IndexedTextTooLong, add_column, check_indexed_text, create_table, delete, delete_returning_old,
-    index_specs, insert, insert_or_keep, update, update_returning_old,
+    index_specs, insert, insert_or_keep, insert_params, update, update_params, update_returning_old,
 };
 pub use introspect::{COLUMN_ROW, Drift, FoundIndex, INDEX_ROW, TableShape, columns_query, drift, indexes_query};
 
@@ -377,6 +377,12 @@ pub fn row_for_update(d: Dialect, schema: &Schema, key: &Value) -> SqlQuery {
     finish(Statement::Query(Box::new(query)), e)
 }
 
+/// The values [`row_for_update`] binds: the key. Its text depends on the dialect
+/// and the schema alone.
+pub fn row_for_update_params(key: &Value) -> Vec<Value> {
+    vec![key.clone()]
+}
+
 /// The query of [`row_for_update`], for a statement that embeds it.
 fn locked_row(e: &mut Emitter<'_>, key: &Value) -> sqlparser::ast::Query {
     let projection = all_columns(e);
@@ -458,6 +464,13 @@ pub fn insert_and_delete_keys(
         cte_tables: vec![forgotten],
     });
     Ok(Some(finish(Statement::Query(Box::new(query)), e)))
+}
+
+/// The values [`insert_and_delete_keys`] binds, in its order: the keys of the rows
+/// to delete, then `row`. Its text depends on the dialect, the schema and the number
+/// of keys alone.
+pub fn insert_and_delete_keys_params(row: &[Value], keys: &[Value]) -> Vec<Value> {
+    keys.iter().chain(row).cloned().collect()
 }
 
 /// `key IN keys`, the list bound as parameter `keys`.

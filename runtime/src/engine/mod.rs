@@ -42,6 +42,7 @@ use crate::outbox::Outbox;
 use crate::prepared::TextCache;
 use crate::registry;
 use crate::settings::Settings;
+use crate::statements::StatementTexts;
 use crate::stats::Counters;
 use crate::trace::Tracer;
 pub(crate) use observe::{Label, Observation, Outcome};
@@ -160,6 +161,8 @@ pub(crate) struct Context {
     /// The registered indexes this process read last (deletes read their columns).
     pub(crate) registry: registry::Snapshot,
     pub(crate) text_cache: TextCache,
+    /// The write path's statement texts, rendered once per shape.
+    pub(crate) statements: StatementTexts,
     pub(crate) near: NearCache,
     keyspaces: RwLock<HashMap<TypeId, Arc<KeySpace>>>,
 }
@@ -171,6 +174,7 @@ impl Context {
             capture: Capture::new(&settings),
             registry: registry::Snapshot::default(),
             text_cache: TextCache::new(settings.text_cache_capacity),
+            statements: StatementTexts::default(),
             near: NearCache::new(settings.near_cache_capacity),
             settings,
             stats: Counters::default(),

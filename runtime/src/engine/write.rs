@@ -25,6 +25,7 @@ use crate::error::Error;
 use crate::model::Model;
 use crate::outbox::Outbox;
 use crate::registry;
+use crate::statements::{SchemaId, Shape, StatementTexts};
 use crate::stats::Counters;
 
 /// The cache effects of the writes of one transaction.
@@ -93,12 +94,17 @@ impl WriteSet {
     }
 
     /// The registry lookup of the tables written, or `None` when no row was.
-    fn registry_lookup(&self, dialect: Dialect) -> Result<Option<SqlQuery>, DbError> {
+    fn registry_lookup(&self, texts: &StatementTexts, dialect: Dialect) -> Result<Option<SqlQuery>, DbError> {
         let tables = self.tables();
         if tables.is_empty() {
             return Ok(None);
         }
-        registry::lookup_query(dialect, &tables).map(Some)
+        let shape = Shape::RegistryLookup(tables.iter().map(|&t| t.to_owned()).collect());
+        let params = registry::lookup_params(&tables);
+        // A lookup that fails to build (never, for the registry's schema) is kept
+        // as absent, and built again here every time to report its error.
+        let kept = texts.optional_query(dialect, shape, params, || registry::lookup_query(dialect, &tables).ok());
+        kept.map_or_else(|| registry::lookup_query(dialect, &tables), Ok).map(Some)
     }
 
     /// Add eagerly, for every version of the model: each row written appends its
@@ -371,7 +377,10 @@ impl RowWrite {
     pub(crate) fn insert<T: Model>(ctx: &Context, dialect: Dialect, row: &T) -> Result<RowWrite, Error> {
         let values = row_values(row);
         storable::<T>(dialect, &values)?;
-        let query = sql::insert(dialect, T::schema(), &values);
+        let (schema, params) = (T::schema(), sql::insert_params(&values));
+        let query = ctx
+            .statements
+            .query(dialect, Shape::Insert(SchemaId::of(schema)), params, || sql::insert(dialect, schema, &values));
         Ok(RowWrite::of_row(ctx, query, None, Kind::Insert, row, &values))
     }
 
@@ -379,12 +388,19 @@ impl RowWrite {
     pub(crate) fn update<T: Model>(ctx: &Context, dialect: Dialect, row: &T) -> Result<RowWrite, Error> {
         let values = row_values(row);
         storable::<T>(dialect, &values)?;
-        let schema = T::schema();
-        let mut write = match sql::update_returning_old(dialect, schema, &values) {
+        let (schema, texts) = (T::schema(), &ctx.statements);
+        let (id, params) = (SchemaId::of(schema), sql::update_params(schema, &values));
+        let returning_old = texts.optional_query(dialect, Shape::UpdateReturningOld(id), params.clone(), || {
+            sql::update_returning_old(dialect, schema, &values)
+        });
+        let mut write = match returning_old {
             Some(query) => RowWrite::of_row(ctx, query, None, Kind::Update, row, &values),
             None => {
-                let query = sql::update(dialect, schema, &values);
-                let before = sql::row_for_update(dialect, schema, &values[schema.key]);
+                let query = texts.query(dialect, Shape::Update(id), params, || sql::update(dialect, schema, &values));
+                let key = &values[schema.key];
+                let before = texts.query(dialect, Shape::RowForUpdate(id), sql::row_for_update_params(key), || {
+                    sql::row_for_update(dialect, schema, key)
+                });
                 RowWrite::of_row(ctx, query, Some(before), Kind::Update, row, &values)
             }
         };
@@ -576,7 +592,7 @@ impl<'a> Commit<'a> {
     /// to [`Commit::complete`], then runs [`Commit::statements`] and commits.
     pub(crate) fn plan(ctx: &'a Context, dialect: Dialect, set: &WriteSet) -> Result<Commit<'a>, Error> {
         let entry_id = ctx.outbox.new_entry_id();
-        let lookup = set.registry_lookup(dialect)?;
+        let lookup = set.registry_lookup(&ctx.statements, dialect)?;
         let cleaned = ctx.outbox.take_done();
         Ok(Commit {
             entry_id,
@@ -636,7 +652,7 @@ impl<'a> Commit<'a> {
     fn make_statements(&mut self, set: &WriteSet) -> Result<(), Error> {
         if !set.is_empty() && !self.cleaned.is_empty() {
             let entry = (set.keys.as_slice(), set.moved.as_slice());
-            if let Some(both) = self.outbox.insert_forgetting_sql(self.dialect, self.entry_id, entry, &self.cleaned)? {
+            if let Some(both) = self.outbox.insert_forgetting_sql(self.dialect, self.entry_id, entry, &self.cleaned) {
                 self.statements.push(both);
                 return Ok(());
             }
