@@ -352,6 +352,34 @@ fn insert_and_delete_keys_in_one_statement() {
     assert!(parsed.is_ok(), "{}: {parsed:?}", pg.text);
 }
 
+/// An insert (and a delete by keys) and a read of another table in one statement
+/// where the dialect runs data-modifying statements in a `WITH` (PostgreSQL), and
+/// nowhere else; the read's values bound after the write's, and the statement one
+/// PostgreSQL's grammar accepts.
+#[test]
+fn insert_then_select_in_one_statement() {
+    let schema = schema();
+    let registry = Schema::new("Reg", "memdex_indexes")
+        .column("id", Type::Int, false)
+        .column("table_name", Type::Text, false)
+        .key("id");
+    let filter = in_param(f("table_name"), "tables");
+    let params = bound(&[("tables", Value::List(vec![Value::from("item"), Value::from("tag")]))]);
+    for (name, keys) in [("insert_then_select", vec![]), ("insert_delete_then_select", vec![Value::Int(7)])] {
+        let out = render(|d| {
+            Ok(match sql::insert_then_select(d, &schema, &row(), &keys, (&registry, &filter, &params))? {
+                Some(q) => q,
+                None => SqlQuery { text: "(two statements)".into(), params: Vec::new() },
+            })
+        });
+        insta::assert_snapshot!(name, out);
+        let pg = sql::insert_then_select(Dialect::Postgres, &schema, &row(), &keys, (&registry, &filter, &params));
+        let pg = pg.expect("emits").expect("one");
+        let parsed = sqlparser::parser::Parser::parse_sql(&sqlparser::dialect::PostgreSqlDialect {}, &pg.text);
+        assert!(parsed.is_ok(), "{}: {parsed:?}", pg.text);
+    }
+}
+
 fn row() -> Vec<Value> {
     vec![
         Value::Int(1),
@@ -618,6 +646,25 @@ fn write_statement_texts_depend_on_their_shape_alone() {
             for n in [0, 1, 3] {
                 let keys =
                     |r: &[Value]| (0..n).map(|i| Value::Int(i64::from(i) * 11 + r.len() as i64)).collect::<Vec<_>>();
+                let lookup =
+                    Schema::new("Reg", "reg").column("id", Type::Int, false).column("t", Type::Text, false).key("id");
+                let filter = in_param(f("t"), "ts");
+                let tables = vec![Value::Text("item".into()), Value::Text("tag".into())];
+                let bound = vec![("ts".to_owned(), Value::List(tables.clone()))];
+                let read = (&lookup, &filter, &bound as &dyn memdex_grammar::params::Params);
+                if let Ok(Some(_)) = sql::insert_then_select(d, &schema, &rows(&schema)[0], &keys(&[]), read) {
+                    check(
+                        &format!("insert_then_select of {n}"),
+                        d,
+                        built(&|r| {
+                            let q = sql::insert_then_select(d, &schema, r, &keys(r), read)
+                                .ok()
+                                .flatten()
+                                .expect("as above");
+                            (q, sql::insert_then_select_params(r, &keys(r), &tables))
+                        }),
+                    );
+                }
                 if let Ok(Some(_)) = sql::insert_and_delete_keys(d, &schema, &rows(&schema)[0], &keys(&[])) {
                     check(
                         &format!("insert_and_delete_keys of {n}"),

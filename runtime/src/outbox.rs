@@ -117,6 +117,18 @@ impl Outbox {
             .query(dialect, Shape::OutboxInsert, sql::insert_params(&row), || sql::insert(dialect, schema(), &row))
     }
 
+    /// Entry `id` rewritten with these keys: an entry already written in the
+    /// transaction to which the registry's appends added keys.
+    pub(crate) fn rewrite_sql(
+        &self,
+        dialect: Dialect,
+        id: i64,
+        keys: &[String],
+        moved: &[(String, Value)],
+    ) -> SqlQuery {
+        sql::update(dialect, schema(), &entry_row(id, keys, moved))
+    }
+
     /// [`Outbox::insert_sql`] and the clean-up of the applied entries `forget`
     /// ([`delete_ids`]) as one statement where the dialect allows it (PostgreSQL):
     /// one round trip of the write's transaction fewer. `None` elsewhere.
@@ -282,7 +294,8 @@ pub(crate) fn delete_ids(dialect: Dialect, ids: &[i64]) -> Result<SqlQuery, DbEr
 
 /// An outbox entry's row: its id, the keys its write touched, when, and the rows it
 /// moved.
-fn entry_row(id: i64, keys: &[String], moved: &[(String, Value)]) -> [Value; 4] {
+/// The outbox row of entry `id` (for a statement that embeds its insert).
+pub(crate) fn entry_row(id: i64, keys: &[String], moved: &[(String, Value)]) -> [Value; 4] {
     [Value::Int(id), Value::Text(keys.join("\n")), Value::Int(now_ms() as i64), Value::Text(encode_moved(moved))]
 }
 

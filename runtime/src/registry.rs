@@ -15,7 +15,9 @@
 //! its transaction on PostgreSQL; `sql::hold_for_registration` on a connection of
 //! its own, released after the commit, on MySQL; SQLite's write lock). A writer's
 //! read of the registry comes after its row statements, when it holds the table
-//! lock a registration waits for. Either the registration committed before the
+//! lock a registration waits for (on PostgreSQL the read is part of the statement
+//! that writes the transaction's outbox entry, which follows the row statements
+//! too). Either the registration committed before the
 //! writer's first statement, and the read sees it; or it waited for the writer to
 //! commit, and the registering version fills its nodes only after that (its
 //! `migrate` returns after the commit), so its fills read this write from the
@@ -65,17 +67,21 @@ pub(crate) fn create_statements(dialect: Dialect) -> Vec<String> {
 
 /// The registry rows of these tables.
 pub(crate) fn lookup_query(dialect: Dialect, tables: &[&str]) -> Result<SqlQuery, DbError> {
-    let filter = Expr::new(
-        ExprKind::In {
-            needle: Box::new(Expr::field("table_name", Span::DUMMY)),
-            haystack: Haystack::Param("tables".into()),
-        },
-        Span::DUMMY,
-    );
+    let filter = lookup_filter();
     let spec = SelectSpec { filter: Some(&filter), ..SelectSpec::default() };
-    let list = Value::List(tables.iter().map(|t| Value::Text((*t).to_owned())).collect());
-    let params = vec![("tables".to_owned(), list)];
-    sql::select(dialect, schema(), spec, &params).map_err(|e| DbError::query(e.to_string()))
+    sql::select(dialect, schema(), spec, &lookup_bound(tables)).map_err(|e| DbError::query(e.to_string()))
+}
+
+/// The filter of a lookup: `table_name IN tables`, the tables bound by
+/// [`lookup_bound`] (for a statement that embeds the lookup).
+pub(crate) fn lookup_filter() -> Expr {
+    let needle = Box::new(Expr::field("table_name", Span::DUMMY));
+    Expr::new(ExprKind::In { needle, haystack: Haystack::Param("tables".into()) }, Span::DUMMY)
+}
+
+/// The named parameter of [`lookup_filter`].
+pub(crate) fn lookup_bound(tables: &[&str]) -> Vec<(String, Value)> {
+    vec![("tables".to_owned(), Value::List(lookup_params(tables)))]
 }
 
 /// The values a [`lookup_query`] of `tables` binds, in its order.

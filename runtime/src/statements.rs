@@ -42,6 +42,9 @@ pub(crate) enum Shape {
     OutboxInsertForgetting(usize),
     /// The registry lookup of these tables.
     RegistryLookup(Vec<String>),
+    /// An outbox entry, the clean-up of this many applied ones, and the registry
+    /// lookup of these tables in one statement.
+    OutboxEntryAndLookup(usize, Vec<String>),
 }
 
 /// A model's schema by address: models' schemas are statics, so two models never

@@ -443,27 +443,80 @@ pub fn insert_and_delete_keys(
     let params = vec![("keys".to_owned(), Value::List(keys.to_vec()))];
     let mut e = Emitter::new(d.imp(), schema, &params);
     let selection = e.predicate(&filter)?;
-    let delete = ddl::delete_statement(&e, selection);
+    let forgotten = cte(&e, "forgotten", SetExpr::Delete(ddl::delete_statement(&e, selection)));
+    let mut query = ast::query(SetExpr::Insert(Statement::Insert(ddl::insert_values(&mut e, row))));
+    query.with = Some(with(vec![forgotten]));
+    Ok(Some(finish(Statement::Query(Box::new(query)), e)))
+}
+
+/// [`insert_and_delete_keys`] (the insert alone for no `keys`) that also reads the
+/// rows of `read` that `filter` selects, in one statement where the dialect allows
+/// (`WITH "forgotten" AS (DELETE …), "written" AS (INSERT …) SELECT <every column
+/// of read> FROM read WHERE filter` on PostgreSQL): a write and a read its
+/// transaction makes after it in one round trip. The read sees the database as the
+/// statement began, without the rows it writes. `None` where the dialect cannot.
+///
+/// # Errors
+///
+/// [`SqlError`]: a parameter `filter` names that `params` lacks.
+pub fn insert_then_select(
+    d: Dialect,
+    schema: &Schema,
+    row: &[Value],
+    keys: &[Value],
+    read: (&Schema, &Expr, &dyn Params),
+) -> Result<Option<SqlQuery>, SqlError> {
+    if !d.imp().data_modifying_with() {
+        return Ok(None);
+    }
+    let forget = vec![("keys".to_owned(), Value::List(keys.to_vec()))];
+    let mut e = Emitter::new(d.imp(), schema, &forget);
+    let mut ctes = Vec::new();
+    if !keys.is_empty() {
+        let selection = e.predicate(&keys_filter(schema))?;
+        ctes.push(cte(&e, "forgotten", SetExpr::Delete(ddl::delete_statement(&e, selection))));
+    }
     let insert = ddl::insert_values(&mut e, row);
-    let forgotten = sqlparser::ast::Cte {
+    ctes.push(cte(&e, "written", SetExpr::Insert(Statement::Insert(insert))));
+    // The read's placeholders go on from the write's.
+    let (read_schema, filter, params) = read;
+    let mut r = Emitter::new(d.imp(), read_schema, params);
+    r.values = e.values;
+    let selection = filter_sql(&mut r, Some(filter))?;
+    let mut query = ast::query(SetExpr::Select(Box::new(ast::select_items(all_columns(&r), r.table(), selection))));
+    query.with = Some(with(ctes));
+    Ok(Some(finish(Statement::Query(Box::new(query)), r)))
+}
+
+/// The values [`insert_then_select`] binds, in its order: the keys of the rows to
+/// delete, then `row`, then `read`, the values its filter binds. Its text depends
+/// on the dialect, the schemas, the filter and the number of keys alone.
+pub fn insert_then_select_params(row: &[Value], keys: &[Value], read: &[Value]) -> Vec<Value> {
+    keys.iter().chain(row).chain(read).cloned().collect()
+}
+
+/// `name AS (body)`, for a statement's `WITH`.
+fn cte(e: &Emitter<'_>, name: &str, body: SetExpr) -> sqlparser::ast::Cte {
+    sqlparser::ast::Cte {
         alias: sqlparser::ast::TableAlias {
             explicit: false,
-            name: ast::ident(e.dialect.quote(), "forgotten"),
+            name: ast::ident(e.dialect.quote(), name),
             columns: Vec::new(),
             at: None,
         },
-        query: Box::new(ast::query(SetExpr::Delete(delete))),
+        query: Box::new(ast::query(body)),
         from: None,
         materialized: None,
         closing_paren_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
-    };
-    let mut query = ast::query(SetExpr::Insert(Statement::Insert(insert)));
-    query.with = Some(sqlparser::ast::With {
+    }
+}
+
+fn with(cte_tables: Vec<sqlparser::ast::Cte>) -> sqlparser::ast::With {
+    sqlparser::ast::With {
         with_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
         recursive: false,
-        cte_tables: vec![forgotten],
-    });
-    Ok(Some(finish(Statement::Query(Box::new(query)), e)))
+        cte_tables,
+    }
 }
 
 /// The values [`insert_and_delete_keys`] binds, in its order: the keys of the rows

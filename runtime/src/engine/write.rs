@@ -568,8 +568,15 @@ pub(crate) struct Commit<'a> {
     pub(crate) entry_id: i64,
     /// The index registry's rows for the tables written, read in the transaction
     /// after its row statements (see `crate::registry` for why then); its rows go to
-    /// [`Commit::complete`]. `None` when no row was written.
+    /// [`Commit::complete`]. `None` when no row was written. On PostgreSQL the same
+    /// statement writes the outbox entry and cleans up the done ones
+    /// ([`Commit::entry_written`]).
     pub(crate) lookup: Option<SqlQuery>,
+    /// How many keys and moved rows the entry [`Commit::lookup`] wrote had; `None`
+    /// when [`Commit::statements`] write the entry. The registry's appends (an index
+    /// only another version of the model declares: during a rolling deploy) add to
+    /// them, and the entry is then written again with every key.
+    entry_written: Option<(usize, usize)>,
     /// The statements to run last, once [`Commit::complete`] made them.
     pub(crate) statements: Vec<SqlQuery>,
     /// The reads of columns the written models lack, when a registered index needs them.
@@ -585,24 +592,56 @@ impl<'a> Commit<'a> {
     /// recorded in the same transaction as the write, so a cache batch that fails
     /// after the commit — or a process that dies right after it — leaves a durable
     /// record that any process drains. Done entries are deleted in the same
-    /// transaction: on PostgreSQL in the entry's own statement (`WITH … DELETE …
-    /// INSERT`), elsewhere in one more (no round trip on SQLite).
+    /// transaction: on PostgreSQL in the entry's own statement, which also reads the
+    /// index registry (`WITH … DELETE …, … INSERT … SELECT …`: one round trip for
+    /// what takes three elsewhere), elsewhere in one more (no round trip on SQLite).
     ///
     /// The driver runs [`Commit::lookup`] (if any) in the transaction, hands its rows
     /// to [`Commit::complete`], then runs [`Commit::statements`] and commits.
     pub(crate) fn plan(ctx: &'a Context, dialect: Dialect, set: &WriteSet) -> Result<Commit<'a>, Error> {
-        let entry_id = ctx.outbox.new_entry_id();
-        let lookup = set.registry_lookup(&ctx.statements, dialect)?;
-        let cleaned = ctx.outbox.take_done();
-        Ok(Commit {
-            entry_id,
-            lookup,
+        let mut commit = Commit {
+            entry_id: ctx.outbox.new_entry_id(),
+            lookup: None,
+            entry_written: None,
             statements: Vec::new(),
             columns: None,
             dialect,
             outbox: &ctx.outbox,
             registry: &ctx.registry,
-            cleaned,
+            cleaned: ctx.outbox.take_done(),
+        };
+        // From here on, an error drops `commit`, which gives the done entries back.
+        commit.lookup = match commit.entry_with_lookup(&ctx.statements, set) {
+            Some(both) => {
+                commit.entry_written = Some((set.keys.len(), set.moved.len()));
+                Some(both)
+            }
+            None => set.registry_lookup(&ctx.statements, dialect)?,
+        };
+        Ok(commit)
+    }
+
+    /// The outbox entry of `set` (with the clean-up of the done entries) and the
+    /// registry lookup in one statement, where the dialect runs a write inside a
+    /// `WITH` (PostgreSQL): one round trip a write fewer. The entry holds the keys of
+    /// the written models' own indexes; the registry's reply may add more
+    /// ([`Commit::make_statements`]). The lookup still runs after the row
+    /// statements, as `crate::registry` requires.
+    fn entry_with_lookup(&self, texts: &StatementTexts, set: &WriteSet) -> Option<SqlQuery> {
+        let tables = set.tables();
+        if set.is_empty() || tables.is_empty() {
+            return None;
+        }
+        let row = crate::outbox::entry_row(self.entry_id, &set.keys, &set.moved);
+        let forget: Vec<Value> = self.cleaned.iter().map(|&id| Value::Int(id)).collect();
+        let params = sql::insert_then_select_params(&row, &forget, &registry::lookup_params(&tables));
+        let shape = Shape::OutboxEntryAndLookup(forget.len(), tables.iter().map(|&t| t.to_owned()).collect());
+        texts.optional_query(self.dialect, shape, params, || {
+            let (filter, bound) = (registry::lookup_filter(), registry::lookup_bound(&tables));
+            let read = (registry::schema(), &filter, &bound as &dyn memdex_grammar::params::Params);
+            // Cannot fail for the registry's schema; if it did, the entry and the
+            // lookup would go as statements of their own.
+            sql::insert_then_select(self.dialect, crate::outbox::schema(), &row, &forget, read).ok().flatten()
         })
     }
 
@@ -650,6 +689,15 @@ impl<'a> Commit<'a> {
     }
 
     fn make_statements(&mut self, set: &WriteSet) -> Result<(), Error> {
+        if let Some(written) = self.entry_written {
+            // The entry and the clean-up went with the lookup. The registry's
+            // appends only add keys (and moved rows), so a count that grew says the
+            // entry lacks some.
+            if (set.keys.len(), set.moved.len()) != written {
+                self.statements.push(self.outbox.rewrite_sql(self.dialect, self.entry_id, &set.keys, &set.moved));
+            }
+            return Ok(());
+        }
         if !set.is_empty() && !self.cleaned.is_empty() {
             let entry = (set.keys.as_slice(), set.moved.as_slice());
             if let Some(both) = self.outbox.insert_forgetting_sql(self.dialect, self.entry_id, entry, &self.cleaned) {
