@@ -9,7 +9,7 @@ use std::sync::Arc;
 use memdex::cache::in_process::InProcessCache;
 use memdex::cache::{CacheBackend, CacheConfig, CacheOp};
 use memdex::{Dialect, Error, Model, Store, scan, select, view};
-use memdex_tests::backends::{Backends, CacheMode, each_backend};
+use memdex_tests::backends::{Backends, CacheMode, Db, each_backend};
 use serde::{Deserialize, Serialize};
 
 #[derive(Model, Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -132,6 +132,35 @@ fn a_read_after_a_write_leases_its_few_changed_objects_at_once() {
             "the node, the changed object under lease, the fill and clean-up: {after:?}"
         );
         assert_eq!(after.db_queries - before.db_queries, 1, "the changed row by its key: {after:?}");
+    });
+}
+
+/// A one-row update runs the fewest statements its database allows, and one cache
+/// round trip: on PostgreSQL the UPDATE returning the row as it was, and one
+/// statement writing the outbox record, cleaning up the applied ones and reading the
+/// index registry; on SQLite and MariaDB the row read first (`SELECT … FOR UPDATE`
+/// where it locks), the UPDATE, the registry lookup, the record and its clean-up
+/// (neither returns the old row from an UPDATE nor writes inside a `WITH`). BEGIN and
+/// COMMIT are not counted.
+#[test]
+fn a_write_runs_the_fewest_statements_its_database_allows() {
+    each_backend("statements", |b| {
+        let store = b.store();
+        seed(&store);
+        let mut row = select!(Item, |i| i.id == 1).fetch(&store).unwrap().remove(0);
+        // The first update leaves an applied record for the second to clean up.
+        for price in [11.0, 12.0] {
+            row.price = price;
+            let before = store.stats();
+            store.update(&row).unwrap();
+            let after = store.stats();
+            let want = match b.db {
+                Db::Postgres => 2,
+                Db::Sqlite | Db::MySql => 5,
+            };
+            assert_eq!(after.db_queries - before.db_queries, want, "{:?}: {after:?}", b.db);
+            assert_eq!(after.cache_round_trips - before.cache_round_trips, 1, "{:?}: {after:?}", b.db);
+        }
     });
 }
 
