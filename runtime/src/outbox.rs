@@ -293,8 +293,7 @@ pub(crate) fn delete_ids(dialect: Dialect, ids: &[i64]) -> Result<SqlQuery, DbEr
 }
 
 /// An outbox entry's row: its id, the keys its write touched, when, and the rows it
-/// moved.
-/// The outbox row of entry `id` (for a statement that embeds its insert).
+/// moved (also for a statement that embeds the entry's insert).
 pub(crate) fn entry_row(id: i64, keys: &[String], moved: &[(String, Value)]) -> [Value; 4] {
     [Value::Int(id), Value::Text(keys.join("\n")), Value::Int(now_ms() as i64), Value::Text(encode_moved(moved))]
 }
