@@ -99,6 +99,13 @@ fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
+/// Nanoseconds this process's threads have spent on a CPU (the client's share of
+/// a case that talks to servers in other processes, the kernel's loopback work on
+/// its behalf included).
+pub fn own_cpu_ns() -> Result<u64, String> {
+    cpu_ns(std::process::id())
+}
+
 /// Nanoseconds process `pid`'s threads have spent on a CPU.
 fn cpu_ns(pid: u32) -> Result<u64, String> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).map_err(|e| format!("/proc/{pid}/task: {e}"))?;

@@ -28,7 +28,7 @@ use data::Dataset;
 use memdex_side::{Bench, DbTarget};
 use memdex_tests::servers::mariadb::MariaDbServer;
 use report::{Bar, Report, Section, Series, Table};
-use timing::{Budget, Probe, Summary, format_ns, format_ratio, measure, measure_interleaved};
+use timing::{Budget, Probe, Summary, format_ns, format_ratio, measure, measure_interleaved, measure_with_cpu};
 
 /// Section titles, in order; the smoke test checks that each appears.
 pub const SECTIONS: [&str; 8] = [
@@ -916,7 +916,14 @@ fn planning(cfg: &Config) -> Section {
 
 fn writes(cfg: &Config, servers: &Servers, data: &Dataset, store: &Result<Bench, String>) -> Section {
     let mut section = Section::new(SECTIONS[4]);
-    let mut table = Table::new(["case", "median", "p90", "db statements / write", "cache round trips / write"]);
+    let mut table = Table::new([
+        "case",
+        "median",
+        "p90",
+        "client CPU / write",
+        "db statements / write",
+        "cache round trips / write",
+    ]);
     let ids = data.ids(HOT);
     let target = data.rows.iter().find(|r| Some(&r.id) == ids.first()).cloned();
     let memdex = store.as_ref().map_err(Clone::clone).and_then(|b| {
@@ -932,19 +939,20 @@ fn writes(cfg: &Config, servers: &Servers, data: &Dataset, store: &Result<Bench,
         next(&mut row);
         b.update_price(&row)?;
         let after = b.counters();
-        let s = measure(cfg.write_budget, || {
+        let (s, cpu) = measure_with_cpu(cfg.write_budget, || {
             next(&mut row);
             b.update_price(&row)
         })?;
-        Ok((s, after.db_queries - before.db_queries, after.cache_round_trips - before.cache_round_trips))
+        Ok((s, cpu, after.db_queries - before.db_queries, after.cache_round_trips - before.cache_round_trips))
     });
     let memdex_ns = memdex.as_ref().ok().map(|m| m.0.median_ns);
     match &memdex {
-        Ok((s, db, cache)) => {
+        Ok((s, cpu, db, cache)) => {
             table.row([
                 "memdex update".into(),
                 format_ns(s.median_ns),
                 format_ns(s.p90_ns),
+                cpu.map_or_else(String::new, format_ns),
                 db.to_string(),
                 cache.to_string(),
             ]);
@@ -959,23 +967,25 @@ fn writes(cfg: &Config, servers: &Servers, data: &Dataset, store: &Result<Bench,
             String::new(),
             String::new(),
             String::new(),
+            String::new(),
         ]),
     }
     let pg = servers.postgres.as_ref().map_err(|e| e.to_string()).and_then(|pg| {
         let mut base = baselines::PgBaseline::setup(&pg.params(), &data.rows).map_err(|e| e.to_string())?;
         let id = ids.first().copied().ok_or("no row to update")?;
         let mut price = 1.0;
-        measure(cfg.write_budget, || {
+        measure_with_cpu(cfg.write_budget, || {
             price += 0.25;
             base.update_price(id, price).map(drop)
         })
         .map_err(|e| e.to_string())
     });
     match &pg {
-        Ok(s) => table.row([
+        Ok((s, cpu)) => table.row([
             "plain PostgreSQL UPDATE (prepared, autocommit)".into(),
             format_ns(s.median_ns),
             format_ns(s.p90_ns),
+            cpu.map_or_else(String::new, format_ns),
             "1".into(),
             "0".into(),
         ]),
@@ -985,12 +995,18 @@ fn writes(cfg: &Config, servers: &Servers, data: &Dataset, store: &Result<Bench,
             String::new(),
             String::new(),
             String::new(),
+            String::new(),
         ]),
     }
     section.tables.push(table);
-    if let (Some(m), Ok(p)) = (memdex_ns, &pg) {
+    if let (Some(m), Ok((p, _))) = (memdex_ns, &pg) {
         section.note(format!("memdex update ÷ plain UPDATE: {}.", format_ratio(m, p.median_ns)));
     }
+    section.note(
+        "Client CPU is this process's CPU time per write (its threads' schedstat, warm-up runs included): the \
+         client's own work and the kernel's loopback work on its behalf; the rest of a pinned write's time is the \
+         servers'.",
+    );
     section.note(
         "memdex's statements per write are its own count (`Store::stats().db_queries`): on PostgreSQL the UPDATE \
          (returning the row as it was) and one statement that writes the outbox record of the keys to invalidate \

@@ -102,6 +102,17 @@ pub fn measure<E>(budget: Budget, mut f: impl FnMut() -> Result<(), E>) -> Resul
     }))
 }
 
+/// [`measure`], and the CPU time this process spent per run (warm-up runs
+/// included), in nanoseconds, or `None` where `/proc` cannot say.
+pub fn measure_with_cpu<E>(budget: Budget, f: impl FnMut() -> Result<(), E>) -> Result<(Summary, Option<f64>), E> {
+    let before = super::cpu_split::own_cpu_ns().ok();
+    let summary = measure(budget, f)?;
+    let after = super::cpu_split::own_cpu_ns().ok();
+    let runs = (budget.warmup + summary.iterations).max(1) as f64;
+    let cpu = before.zip(after).map(|(b, a)| a.saturating_sub(b) as f64 / runs);
+    Ok((summary, cpu))
+}
+
 /// Times runs that are too short to time one by one (tens of nanoseconds): each
 /// sample is a batch of `batch` runs, divided by `batch`.
 pub fn measure_batched<E>(budget: Budget, batch: usize, mut f: impl FnMut() -> Result<(), E>) -> Result<Summary, E> {
