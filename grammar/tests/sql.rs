@@ -333,25 +333,6 @@ fn node_keys_and_rows_by_keys() {
     insta::assert_snapshot!("rows_by_no_keys", render(|d| Ok(sql::rows_by_keys(d, &schema, &[]))));
 }
 
-/// An insert and a delete by keys in one statement where the dialect runs a `DELETE`
-/// inside an `INSERT`'s `WITH` (PostgreSQL), and nowhere else; the values bound in
-/// text order, and the statement one PostgreSQL's grammar accepts.
-#[test]
-fn insert_and_delete_keys_in_one_statement() {
-    let schema = schema();
-    let keys = [Value::Int(7), Value::Int(8)];
-    let out = render(|d| {
-        Ok(match sql::insert_and_delete_keys(d, &schema, &row(), &keys)? {
-            Some(q) => q,
-            None => SqlQuery { text: "(two statements)".into(), params: Vec::new() },
-        })
-    });
-    insta::assert_snapshot!("insert_and_delete_keys", out);
-    let pg = sql::insert_and_delete_keys(Dialect::Postgres, &schema, &row(), &keys).expect("emits").expect("one");
-    let parsed = sqlparser::parser::Parser::parse_sql(&sqlparser::dialect::PostgreSqlDialect {}, &pg.text);
-    assert!(parsed.is_ok(), "{}: {parsed:?}", pg.text);
-}
-
 /// An insert (and a delete by keys) and a read of another table in one statement
 /// where the dialect runs data-modifying statements in a `WITH` (PostgreSQL), and
 /// nowhere else; the read's values bound after the write's, and the statement one
@@ -662,17 +643,6 @@ fn write_statement_texts_depend_on_their_shape_alone() {
                                 .flatten()
                                 .expect("as above");
                             (q, sql::insert_then_select_params(r, &keys(r), &tables))
-                        }),
-                    );
-                }
-                if let Ok(Some(_)) = sql::insert_and_delete_keys(d, &schema, &rows(&schema)[0], &keys(&[])) {
-                    check(
-                        &format!("insert_and_delete_keys of {n}"),
-                        d,
-                        built(&|r| {
-                            let q =
-                                sql::insert_and_delete_keys(d, &schema, r, &keys(r)).ok().flatten().expect("as above");
-                            (q, sql::insert_and_delete_keys_params(r, &keys(r)))
                         }),
                     );
                 }

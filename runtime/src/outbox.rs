@@ -82,8 +82,6 @@ pub(crate) struct Outbox {
     next_drain_ms: AtomicU64,
     interval: Duration,
     grace: Duration,
-    /// The entry statements' texts, rendered once per shape.
-    texts: StatementTexts,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -99,7 +97,6 @@ impl Outbox {
             next_drain_ms: AtomicU64::new(0),
             interval: settings.outbox_interval,
             grace: settings.outbox_grace,
-            texts: StatementTexts::default(),
         }
     }
 
@@ -109,44 +106,6 @@ impl Outbox {
     /// generator is seeded per thread from the process's random hash keys.
     pub(crate) fn new_entry_id(&self) -> i64 {
         fastrand::i64(0..=i64::MAX)
-    }
-
-    pub(crate) fn insert_sql(&self, dialect: Dialect, id: i64, keys: &[String], moved: &[(String, Value)]) -> SqlQuery {
-        let row = entry_row(id, keys, moved);
-        self.texts
-            .query(dialect, Shape::OutboxInsert, sql::insert_params(&row), || sql::insert(dialect, schema(), &row))
-    }
-
-    /// Entry `id` rewritten with these keys: an entry already written in the
-    /// transaction to which the registry's appends added keys.
-    pub(crate) fn rewrite_sql(
-        &self,
-        dialect: Dialect,
-        id: i64,
-        keys: &[String],
-        moved: &[(String, Value)],
-    ) -> SqlQuery {
-        sql::update(dialect, schema(), &entry_row(id, keys, moved))
-    }
-
-    /// [`Outbox::insert_sql`] and the clean-up of the applied entries `forget`
-    /// ([`delete_ids`]) as one statement where the dialect allows it (PostgreSQL):
-    /// one round trip of the write's transaction fewer. `None` elsewhere.
-    pub(crate) fn insert_forgetting_sql(
-        &self,
-        dialect: Dialect,
-        id: i64,
-        entry: (&[String], &[(String, Value)]),
-        forget: &[i64],
-    ) -> Option<SqlQuery> {
-        let forget: Vec<Value> = forget.iter().map(|&i| Value::Int(i)).collect();
-        let row = entry_row(id, entry.0, entry.1);
-        let params = sql::insert_and_delete_keys_params(&row, &forget);
-        // The one statement cannot fail to build for the outbox's schema; if it
-        // did, the two statements it stands for would run instead.
-        self.texts.optional_query(dialect, Shape::OutboxInsertForgetting(forget.len()), params, || {
-            sql::insert_and_delete_keys(dialect, schema(), &row, &forget).ok().flatten()
-        })
     }
 
     /// Every entry that names updated rows (pending ones, and done ones not yet
@@ -290,6 +249,24 @@ pub(crate) fn in_flight_ids(rows: &[Vec<Value>], table: &str, key_type: Type) ->
 pub(crate) fn delete_ids(dialect: Dialect, ids: &[i64]) -> Result<SqlQuery, DbError> {
     let keys: Vec<Value> = ids.iter().map(|&i| Value::Int(i)).collect();
     sql::delete_keys(dialect, schema(), &keys).map_err(|e| DbError::query(e.to_string()))
+}
+
+/// The insert of entry `id`, its text kept in `texts`.
+pub(crate) fn insert_sql(
+    texts: &StatementTexts,
+    dialect: Dialect,
+    id: i64,
+    keys: &[String],
+    moved: &[(String, Value)],
+) -> SqlQuery {
+    let row = entry_row(id, keys, moved);
+    texts.query(dialect, Shape::OutboxInsert, sql::insert_params(&row), || sql::insert(dialect, schema(), &row))
+}
+
+/// Entry `id` rewritten with these keys: an entry already written in the
+/// transaction to which the registry's appends added keys.
+pub(crate) fn rewrite_sql(dialect: Dialect, id: i64, keys: &[String], moved: &[(String, Value)]) -> SqlQuery {
+    sql::update(dialect, schema(), &entry_row(id, keys, moved))
 }
 
 /// An outbox entry's row: its id, the keys its write touched, when, and the rows it

@@ -38,8 +38,6 @@ pub(crate) enum Shape {
     RowForUpdate(SchemaId),
     /// An outbox entry (`sql::insert` into the outbox).
     OutboxInsert,
-    /// An outbox entry and the clean-up of this many applied ones in one statement.
-    OutboxInsertForgetting(usize),
     /// The registry lookup of these tables.
     RegistryLookup(Vec<String>),
     /// An outbox entry, the clean-up of this many applied ones, and the registry
@@ -209,20 +207,25 @@ mod tests {
         let texts = StatementTexts::default();
         let mut renders = 0;
         for _ in 0..2 {
-            let q = texts.optional_query(Dialect::MySql, Shape::OutboxInsertForgetting(1), Vec::new(), || {
-                renders += 1;
-                None
-            });
+            let q =
+                texts.optional_query(Dialect::MySql, Shape::OutboxEntryAndLookup(1, Vec::new()), Vec::new(), || {
+                    renders += 1;
+                    None
+                });
             assert!(q.is_none());
         }
         assert_eq!(renders, 1);
         // One the dialect has is kept as a text.
         for v in 1..=2 {
-            let q =
-                texts.optional_query(Dialect::Postgres, Shape::OutboxInsertForgetting(1), vec![Value::Int(v)], || {
+            let q = texts.optional_query(
+                Dialect::Postgres,
+                Shape::OutboxEntryAndLookup(1, Vec::new()),
+                vec![Value::Int(v)],
+                || {
                     renders += 1;
                     Some(rendered("WITH $1", vec![Value::Int(v)]))
-                });
+                },
+            );
             assert_eq!(q.map(|q| (q.text, q.params)), Some(("WITH $1".to_owned(), vec![Value::Int(v)])));
         }
         assert_eq!(renders, 2);

@@ -680,8 +680,9 @@ fn a_node_refilled_before_the_batch_of_a_writer_without_the_index_keeps_the_movi
 /// row they name as a candidate: applied entries left behind would cost every fill).
 /// A failed batch's entry stays until it is applied.
 ///
-/// On PostgreSQL the clean-up rides in the entry's own statement (`WITH … DELETE …
-/// INSERT`), so the three databases run it three ways; each must leave the same table.
+/// On PostgreSQL the clean-up rides in the entry's own statement (`WITH … DELETE …,
+/// … INSERT … SELECT`, with the registry lookup), so the three databases run it three
+/// ways; each must leave the same table.
 #[test]
 fn applied_outbox_entries_leave_the_table_with_the_next_commit() {
     for engine in [Engine::Sqlite, Engine::Postgres, Engine::MariaDb] {

@@ -422,38 +422,12 @@ pub fn delete_keys(d: Dialect, schema: &Schema, keys: &[Value]) -> Result<SqlQue
     delete_where(d, schema, &filter, &params)
 }
 
-/// [`insert`] of `row` and [`delete_keys`] of `keys` as one statement where the
-/// dialect allows (`WITH "forgotten" AS (DELETE …) INSERT …` on PostgreSQL: one
-/// round trip instead of two, for an outbox entry written with the clean-up of
-/// applied ones); `None` where it does not, and the caller runs both.
-///
-/// # Errors
-///
-/// [`SqlError`]: never for a schema whose key column exists.
-pub fn insert_and_delete_keys(
-    d: Dialect,
-    schema: &Schema,
-    row: &[Value],
-    keys: &[Value],
-) -> Result<Option<SqlQuery>, SqlError> {
-    if !d.imp().data_modifying_with() {
-        return Ok(None);
-    }
-    let filter = keys_filter(schema);
-    let params = vec![("keys".to_owned(), Value::List(keys.to_vec()))];
-    let mut e = Emitter::new(d.imp(), schema, &params);
-    let selection = e.predicate(&filter)?;
-    let forgotten = cte(&e, "forgotten", SetExpr::Delete(ddl::delete_statement(&e, selection)));
-    let mut query = ast::query(SetExpr::Insert(Statement::Insert(ddl::insert_values(&mut e, row))));
-    query.with = Some(with(vec![forgotten]));
-    Ok(Some(finish(Statement::Query(Box::new(query)), e)))
-}
-
-/// [`insert_and_delete_keys`] (the insert alone for no `keys`) that also reads the
-/// rows of `read` that `filter` selects, in one statement where the dialect allows
-/// (`WITH "forgotten" AS (DELETE …), "written" AS (INSERT …) SELECT <every column
-/// of read> FROM read WHERE filter` on PostgreSQL): a write and a read its
-/// transaction makes after it in one round trip. The read sees the database as the
+/// [`insert`] of `row`, [`delete_keys`] of `keys` (none for no keys) and a read of
+/// the rows of `read` that `filter` selects, in one statement where the dialect
+/// allows (`WITH "forgotten" AS (DELETE …), "written" AS (INSERT …) SELECT <every
+/// column of read> FROM read WHERE filter` on PostgreSQL): writes and a read their
+/// transaction makes after them in one round trip (an outbox entry, the clean-up of
+/// applied ones and the index registry's lookup). The read sees the database as the
 /// statement began, without the rows it writes. `None` where the dialect cannot.
 ///
 /// # Errors
@@ -517,13 +491,6 @@ fn with(cte_tables: Vec<sqlparser::ast::Cte>) -> sqlparser::ast::With {
         recursive: false,
         cte_tables,
     }
-}
-
-/// The values [`insert_and_delete_keys`] binds, in its order: the keys of the rows
-/// to delete, then `row`. Its text depends on the dialect, the schema and the number
-/// of keys alone.
-pub fn insert_and_delete_keys_params(row: &[Value], keys: &[Value]) -> Vec<Value> {
-    keys.iter().chain(row).cloned().collect()
 }
 
 /// `key IN keys`, the list bound as parameter `keys`.

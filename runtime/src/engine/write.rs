@@ -23,7 +23,7 @@ use crate::codec;
 use crate::db::DbError;
 use crate::error::Error;
 use crate::model::Model;
-use crate::outbox::Outbox;
+use crate::outbox::{self, Outbox};
 use crate::registry;
 use crate::statements::{SchemaId, Shape, StatementTexts};
 use crate::stats::Counters;
@@ -584,6 +584,8 @@ pub(crate) struct Commit<'a> {
     dialect: Dialect,
     outbox: &'a Outbox,
     registry: &'a registry::Snapshot,
+    /// The statement texts kept per shape (`crate::statements`).
+    texts: &'a StatementTexts,
     cleaned: Vec<i64>,
 }
 
@@ -608,10 +610,11 @@ impl<'a> Commit<'a> {
             dialect,
             outbox: &ctx.outbox,
             registry: &ctx.registry,
+            texts: &ctx.statements,
             cleaned: ctx.outbox.take_done(),
         };
         // From here on, an error drops `commit`, which gives the done entries back.
-        commit.lookup = match commit.entry_with_lookup(&ctx.statements, set) {
+        commit.lookup = match commit.entry_with_lookup(set) {
             Some(both) => {
                 commit.entry_written = Some((set.keys.len(), set.moved.len()));
                 Some(both)
@@ -627,21 +630,21 @@ impl<'a> Commit<'a> {
     /// the written models' own indexes; the registry's reply may add more
     /// ([`Commit::make_statements`]). The lookup still runs after the row
     /// statements, as `crate::registry` requires.
-    fn entry_with_lookup(&self, texts: &StatementTexts, set: &WriteSet) -> Option<SqlQuery> {
+    fn entry_with_lookup(&self, set: &WriteSet) -> Option<SqlQuery> {
         let tables = set.tables();
         if set.is_empty() || tables.is_empty() {
             return None;
         }
-        let row = crate::outbox::entry_row(self.entry_id, &set.keys, &set.moved);
+        let row = outbox::entry_row(self.entry_id, &set.keys, &set.moved);
         let forget: Vec<Value> = self.cleaned.iter().map(|&id| Value::Int(id)).collect();
         let params = sql::insert_then_select_params(&row, &forget, &registry::lookup_params(&tables));
         let shape = Shape::OutboxEntryAndLookup(forget.len(), tables.iter().map(|&t| t.to_owned()).collect());
-        texts.optional_query(self.dialect, shape, params, || {
+        self.texts.optional_query(self.dialect, shape, params, || {
             let (filter, bound) = (registry::lookup_filter(), registry::lookup_bound(&tables));
             let read = (registry::schema(), &filter, &bound as &dyn memdex_grammar::params::Params);
             // Cannot fail for the registry's schema; if it did, the entry and the
             // lookup would go as statements of their own.
-            sql::insert_then_select(self.dialect, crate::outbox::schema(), &row, &forget, read).ok().flatten()
+            sql::insert_then_select(self.dialect, outbox::schema(), &row, &forget, read).ok().flatten()
         })
     }
 
@@ -694,22 +697,16 @@ impl<'a> Commit<'a> {
             // appends only add keys (and moved rows), so a count that grew says the
             // entry lacks some.
             if (set.keys.len(), set.moved.len()) != written {
-                self.statements.push(self.outbox.rewrite_sql(self.dialect, self.entry_id, &set.keys, &set.moved));
+                self.statements.push(outbox::rewrite_sql(self.dialect, self.entry_id, &set.keys, &set.moved));
             }
             return Ok(());
         }
-        if !set.is_empty() && !self.cleaned.is_empty() {
-            let entry = (set.keys.as_slice(), set.moved.as_slice());
-            if let Some(both) = self.outbox.insert_forgetting_sql(self.dialect, self.entry_id, entry, &self.cleaned) {
-                self.statements.push(both);
-                return Ok(());
-            }
-        }
         if !set.is_empty() {
-            self.statements.push(self.outbox.insert_sql(self.dialect, self.entry_id, &set.keys, &set.moved));
+            let entry = outbox::insert_sql(self.texts, self.dialect, self.entry_id, &set.keys, &set.moved);
+            self.statements.push(entry);
         }
         if !self.cleaned.is_empty() {
-            self.statements.push(crate::outbox::delete_ids(self.dialect, &self.cleaned)?);
+            self.statements.push(outbox::delete_ids(self.dialect, &self.cleaned)?);
         }
         Ok(())
     }
