@@ -102,6 +102,15 @@ impl PgBaseline {
         self.client.execute(&self.update_price, &[&id, &price])
     }
 
+    /// The same `UPDATE` in a transaction of its own, as an application that writes
+    /// in transactions sends it: BEGIN, the UPDATE, COMMIT — three round trips.
+    pub fn update_price_in_transaction(&mut self, id: i64, price: f64) -> Result<u64, postgres::Error> {
+        let mut tx = self.client.transaction()?;
+        let updated = tx.execute(&self.update_price, &[&id, &price])?;
+        tx.commit()?;
+        Ok(updated)
+    }
+
     /// The whole query plan, to show the index is used.
     pub fn explain(&mut self, category: i64) -> Result<String, postgres::Error> {
         let rows = self

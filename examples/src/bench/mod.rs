@@ -139,6 +139,10 @@ impl Config {
 
 /// Category numbers of the dataset.
 const HOT: i64 = 1;
+/// The writes section's peers: the UPDATE memdex's update is measured against, on
+/// its own and in a transaction of its own.
+const PLAIN_AUTOCOMMIT: &str = "plain PostgreSQL UPDATE (prepared, autocommit)";
+const PLAIN_IN_TRANSACTION: &str = "plain PostgreSQL UPDATE in its own transaction (BEGIN, UPDATE, COMMIT)";
 const GROWTH_BASE: i64 = 10;
 const DISJUNCT_BASE: i64 = 100;
 
@@ -970,37 +974,53 @@ fn writes(cfg: &Config, servers: &Servers, data: &Dataset, store: &Result<Bench,
             String::new(),
         ]),
     }
-    let pg = servers.postgres.as_ref().map_err(|e| e.to_string()).and_then(|pg| {
-        let mut base = baselines::PgBaseline::setup(&pg.params(), &data.rows).map_err(|e| e.to_string())?;
-        let id = ids.first().copied().ok_or("no row to update")?;
-        let mut price = 1.0;
-        measure_with_cpu(cfg.write_budget, || {
-            price += 0.25;
-            base.update_price(id, price).map(drop)
+    let plain = |in_transaction: bool| {
+        servers.postgres.as_ref().map_err(|e| e.to_string()).and_then(|pg| {
+            let mut base = baselines::PgBaseline::setup(&pg.params(), &data.rows).map_err(|e| e.to_string())?;
+            let id = ids.first().copied().ok_or("no row to update")?;
+            let mut price = 1.0;
+            measure_with_cpu(cfg.write_budget, || {
+                price += 0.25;
+                let updated = if in_transaction {
+                    base.update_price_in_transaction(id, price)
+                } else {
+                    base.update_price(id, price)
+                };
+                updated.map(drop)
+            })
+            .map_err(|e| e.to_string())
         })
-        .map_err(|e| e.to_string())
-    });
-    match &pg {
-        Ok((s, cpu)) => table.row([
-            "plain PostgreSQL UPDATE (prepared, autocommit)".into(),
-            format_ns(s.median_ns),
-            format_ns(s.p90_ns),
-            cpu.map_or_else(String::new, format_ns),
-            "1".into(),
-            "0".into(),
-        ]),
-        Err(e) => table.row([
-            "plain PostgreSQL UPDATE".into(),
-            format!("unavailable: {e}"),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-        ]),
+    };
+    let peers = [(PLAIN_AUTOCOMMIT, "1", plain(false)), (PLAIN_IN_TRANSACTION, "3", plain(true))];
+    for (label, statements, peer) in &peers {
+        match peer {
+            Ok((s, cpu)) => table.row([
+                (*label).into(),
+                format_ns(s.median_ns),
+                format_ns(s.p90_ns),
+                cpu.map_or_else(String::new, format_ns),
+                (*statements).into(),
+                "0".into(),
+            ]),
+            Err(e) => table.row([
+                (*label).into(),
+                format!("unavailable: {e}"),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ]),
+        }
     }
     section.tables.push(table);
-    if let (Some(m), Ok((p, _))) = (memdex_ns, &pg) {
-        section.note(format!("memdex update ÷ plain UPDATE: {}.", format_ratio(m, p.median_ns)));
+    if let (Some(m), [(_, _, Ok((auto, _))), (_, _, Ok((in_tx, _)))]) = (memdex_ns, &peers) {
+        section.note(format!(
+            "memdex update ÷ plain UPDATE: {} of the autocommitted one, {} of the one in its own transaction \
+             (target ≤ 2x: {}).",
+            format_ratio(m, auto.median_ns),
+            format_ratio(m, in_tx.median_ns),
+            if m <= 2.0 * in_tx.median_ns { "met" } else { "missed" }
+        ));
     }
     section.note(
         "Client CPU is this process's CPU time per write (its threads' schedstat, warm-up runs included): the \
@@ -1034,14 +1054,21 @@ fn async_write_cost(
 ) {
     let Ok(pg) = servers.postgres.as_ref() else { return };
     let asynchronous = servers.memcached_addrs(1).and_then(|a| memdex_side::open_async(&servers.db(), &a, 0));
-    let mut plain = baselines::PgBaseline::on_table(&pg.params(), "plain_item").map_err(|e| e.to_string());
+    let connect = || baselines::PgBaseline::on_table(&pg.params(), "plain_item").map_err(|e| e.to_string());
+    let (mut plain, mut plain_in_transaction) = (connect(), connect());
     let id = target.id;
-    let (mut blocking_row, mut async_row, mut price) = (target.clone(), target, 1.0);
+    let (mut blocking_row, mut async_row, mut price, mut tx_price) = (target.clone(), target, 1.0, 1.0);
     let probes: Vec<Probe<'_>> = vec![
         plain.as_mut().map_err(|e| e.clone()).map(|base| -> Box<dyn FnMut() -> Result<(), String>> {
             Box::new(move || {
                 price += 0.25;
                 base.update_price(id, price).map(drop).map_err(|e| e.to_string())
+            })
+        }),
+        plain_in_transaction.as_mut().map_err(|e| e.clone()).map(|base| -> Box<dyn FnMut() -> Result<(), String>> {
+            Box::new(move || {
+                tx_price += 0.25;
+                base.update_price_in_transaction(id, tx_price).map(drop).map_err(|e| e.to_string())
             })
         }),
         store.as_ref().map_err(Clone::clone).map(|b| -> Box<dyn FnMut() -> Result<(), String>> {
@@ -1060,7 +1087,8 @@ fn async_write_cost(
     let summaries = measure_interleaved(cfg.write_budget, probes);
     let mut table = Table::new(["case (interleaved, one row)", "median", "p90", "database round trips"]);
     let labels = [
-        ("plain PostgreSQL UPDATE (prepared, autocommit)", "1"),
+        (PLAIN_AUTOCOMMIT, "1"),
+        (PLAIN_IN_TRANSACTION, "3"),
         ("memdex update, blocking Store", "4"),
         ("memdex update, AsyncStore", "4"),
     ];
@@ -1072,11 +1100,16 @@ fn async_write_cost(
     }
     section.tables.push(table);
     let median = |i: usize| summaries.get(i).and_then(|s| s.as_ref().ok()).map(|s| s.median_ns);
-    if let (Some(plain), Some(blocking), Some(asynchronous)) = (median(0), median(1), median(2)) {
+    if let (Some(plain), Some(in_transaction), Some(blocking), Some(asynchronous)) =
+        (median(0), median(1), median(2), median(3))
+    {
         section.note(format!(
-            "Interleaved: the blocking update {} of the plain UPDATE, the async one {} ({} of the blocking one).",
+            "Interleaved: the blocking update {} of the autocommitted UPDATE and {} of the one in its own \
+             transaction; the async one {} and {} ({} of the blocking one).",
             format_ratio(blocking, plain),
+            format_ratio(blocking, in_transaction),
             format_ratio(asynchronous, plain),
+            format_ratio(asynchronous, in_transaction),
             format_ratio(asynchronous, blocking)
         ));
     }
