@@ -1015,11 +1015,10 @@ fn writes(cfg: &Config, servers: &Servers, data: &Dataset, store: &Result<Bench,
     section.tables.push(table);
     if let (Some(m), [(_, _, Ok((auto, _))), (_, _, Ok((in_tx, _)))]) = (memdex_ns, &peers) {
         section.note(format!(
-            "memdex update ÷ plain UPDATE: {} of the autocommitted one, {} of the one in its own transaction \
-             (target ≤ 2x: {}).",
+            "memdex update ÷ plain UPDATE, measured one after the other: {} of the autocommitted one, {} of \
+             the one in its own transaction (the target is judged on the interleaved runs below).",
             format_ratio(m, auto.median_ns),
             format_ratio(m, in_tx.median_ns),
-            if m <= 2.0 * in_tx.median_ns { "met" } else { "missed" }
         ));
     }
     section.note(
@@ -1111,6 +1110,12 @@ fn async_write_cost(
             format_ratio(asynchronous, plain),
             format_ratio(asynchronous, in_transaction),
             format_ratio(asynchronous, blocking)
+        ));
+        let met = |update: f64| if update <= 2.0 * in_transaction { "met" } else { "missed" };
+        section.note(format!(
+            "Target: a memdex update ≤ 2x a plain UPDATE in its own transaction, interleaved: blocking {}, async {}.",
+            met(blocking),
+            met(asynchronous)
         ));
     }
 }
