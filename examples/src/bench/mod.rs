@@ -139,12 +139,12 @@ impl Config {
 
 /// Category numbers of the dataset.
 const HOT: i64 = 1;
+const GROWTH_BASE: i64 = 10;
+const DISJUNCT_BASE: i64 = 100;
 /// The writes section's peers: the UPDATE memdex's update is measured against, on
 /// its own and in a transaction of its own.
 const PLAIN_AUTOCOMMIT: &str = "plain PostgreSQL UPDATE (prepared, autocommit)";
 const PLAIN_IN_TRANSACTION: &str = "plain PostgreSQL UPDATE in its own transaction (BEGIN, UPDATE, COMMIT)";
-const GROWTH_BASE: i64 = 10;
-const DISJUNCT_BASE: i64 = 100;
 
 fn layout(cfg: &Config) -> Vec<(i64, usize)> {
     let mut layout = vec![(HOT, cfg.hot_objects)];
@@ -1040,7 +1040,8 @@ fn writes(cfg: &Config, servers: &Servers, data: &Dataset, store: &Result<Bench,
 }
 
 /// The blocking and the async store's update of the same row against a plain
-/// UPDATE, interleaved. On PostgreSQL both make four database round trips a write
+/// UPDATE, autocommitted and in a transaction of its own (the peer the write target
+/// is judged against), interleaved. On PostgreSQL both make four database round trips a write
 /// (BEGIN, the UPDATE, the outbox entry written with the registry lookup, COMMIT);
 /// the async driver would pipeline statements left after the lookup with the
 /// COMMIT (an entry rewritten during a rolling deploy).
