@@ -12,6 +12,13 @@
 //! Its condition does not rest on memcached's CAS numbers (a cold restart reuses
 //! them, and a server started with `-C` has none): etags come from the bytes the
 //! database's rows encode to, listed in nodes by the writes and fills themselves.
+//!
+//! It also keeps, per node, the rows a fetch of that node alone served,
+//! by a digest of the node's key and bytes: content-addressed too. The same bytes
+//! list the same ids at the same versions, with the same number of verified
+//! entries, so a later fetch that reads identical bytes would list, look up, check
+//! and sort exactly the rows kept; it filters them and is done. Any write that
+//! touches a row of the node appends to it, which changes its bytes.
 
 use std::any::{Any, TypeId};
 use std::sync::Arc;
@@ -46,12 +53,20 @@ impl ObjectId {
     }
 }
 
-/// Which object at which version.
+/// What a kept value is keyed by: an object by its model, its id and its version;
+/// a node's rows by their model and the digest of the node's key and bytes
+/// ([`node_digest`]).
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
-pub(crate) struct NearKey {
-    model: TypeId,
-    id: ObjectId,
-    etag: u64,
+pub(crate) enum NearKey {
+    Object { model: TypeId, id: ObjectId, etag: u64 },
+    Node { model: TypeId, digest: u128 },
+}
+
+/// The digest a node's rows are kept by: its key and its bytes, 128 bits so that
+/// two different nodes never share one in practice (a shared digest would serve one
+/// node's rows for the other).
+pub(crate) fn node_digest(key: &str, bytes: &[u8]) -> u128 {
+    xxhash_rust::xxh3::xxh3_128_with_seed(bytes, xxhash_rust::xxh3::xxh3_64(key.as_bytes()))
 }
 
 /// A kept object: the decoded row, and what it weighs (its encoded size, plus the
@@ -106,15 +121,29 @@ impl NearCache {
 
     /// The kept object `id` of model `T` at version `etag`.
     pub(crate) fn get<T: Clone + Send + Sync + 'static>(&self, id: &ObjectId, etag: u64) -> Option<T> {
-        let kept = self.kept.as_ref()?.get(&NearKey { model: TypeId::of::<T>(), id: id.clone(), etag })?;
+        let kept = self.kept.as_ref()?.get(&NearKey::Object { model: TypeId::of::<T>(), id: id.clone(), etag })?;
         kept.row.downcast_ref::<T>().cloned()
+    }
+
+    /// The rows kept for the node whose key and bytes have this digest, sorted by key.
+    pub(crate) fn node_rows<T: Send + Sync + 'static>(&self, digest: u128) -> Option<Arc<Vec<T>>> {
+        let kept = self.kept.as_ref()?.get(&NearKey::Node { model: TypeId::of::<T>(), digest })?;
+        kept.row.downcast::<Vec<T>>().ok()
+    }
+
+    /// Keeps the rows a fetch of one node served, sorted by key, under the digest of
+    /// the node's key and bytes; `encoded_len` is what their encodings take.
+    pub(crate) fn keep_node_rows<T: Send + Sync + 'static>(&self, digest: u128, rows: Vec<T>, encoded_len: usize) {
+        let Some(cache) = &self.kept else { return };
+        let weight = u32::try_from(encoded_len).unwrap_or(u32::MAX).saturating_add(ENTRY_OVERHEAD);
+        cache.insert(NearKey::Node { model: TypeId::of::<T>(), digest }, Kept { row: Arc::new(rows), weight });
     }
 
     /// Keeps `row`, whose encoding (`encoded_len` bytes long) hashes to `etag`.
     pub(crate) fn keep<T: Send + Sync + 'static>(&self, id: ObjectId, etag: u64, row: T, encoded_len: usize) {
         let Some(cache) = &self.kept else { return };
         let weight = u32::try_from(encoded_len).unwrap_or(u32::MAX).saturating_add(ENTRY_OVERHEAD);
-        cache.insert(NearKey { model: TypeId::of::<T>(), id, etag }, Kept { row: Arc::new(row), weight });
+        cache.insert(NearKey::Object { model: TypeId::of::<T>(), id, etag }, Kept { row: Arc::new(row), weight });
     }
 }
 

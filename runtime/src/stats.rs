@@ -43,6 +43,10 @@ stats! {
     /// verified by the fetch's write-back (an append can land late, naming a version
     /// the row has left; see `codec`).
     near_unverified,
+    /// Fetches of one index node answered from the rows this process kept for the
+    /// node's exact bytes (`near_hits` counts their objects too): nothing listed,
+    /// looked up or read beyond the node itself.
+    near_node_hits,
     /// Fills (nodes or objects) this store won the lease for and stored.
     fills_won,
     /// Fills that lost: a write touched the key between the miss and the fill.

@@ -1088,6 +1088,50 @@ fn a_kept_object_is_never_served_after_another_process_changed_it_on(driver: Dri
     w.assert_nothing_drained();
 }
 
+/// The rows a one-node fetch served are kept under the digest of the node's bytes. A
+/// write that lands between the reader's node read and its keeping them (the reader
+/// keeps rows of bytes already old) is still seen by the next read: its append
+/// changed the bytes, so nothing kept answers them. Keyed by the node's key alone,
+/// the kept rows would be served after the write.
+#[test]
+fn rows_kept_for_a_node_are_never_served_once_a_write_changed_it() {
+    DRIVERS.into_iter().for_each(rows_kept_for_a_node_are_never_served_once_a_write_changed_it_on);
+}
+
+fn rows_kept_for_a_node_are_never_served_once_a_write_changed_it_on(driver: Driver) {
+    let w = world("near_node", driver);
+    w.other.insert(&item(1, 5)).unwrap();
+    w.other.insert(&item(2, 5)).unwrap();
+    // Cold, then hot: the second read keeps the node's rows, the third is served them.
+    for _ in 0..3 {
+        assert_eq!(w.stepped.category(5), vec![1, 2]);
+    }
+    assert_eq!(w.stepped.stats().near_node_hits, 1, "{:?}", w.stepped.stats());
+    let other = w.other.clone();
+    let wrote = Arc::new(AtomicUsize::new(0));
+    let wrote_in_hook = wrote.clone();
+    w.stepper.on_batch(move |ops, inner| {
+        if wrote_in_hook.fetch_add(1, Ordering::SeqCst) > 0 {
+            return Step::Proceed;
+        }
+        // The reader's node read lands; then, before the reader has looked at the
+        // reply, another process renames item 1.
+        let replies = inner.run(ops);
+        other.update(&Item { id: 1, category_id: 5, name: "renamed".into() }).unwrap();
+        Step::Reply(replies)
+    });
+    let rows = w.stepped.rows(5);
+    w.stepper.clear();
+    assert_eq!(wrote.load(Ordering::SeqCst), 1, "the reader's fetch was one batch: the node");
+    assert_eq!(rows[0].name, "item 1", "the read began before the write");
+    let before = w.stepped.stats();
+    let rows = w.stepped.rows(5);
+    assert_eq!(ids(&rows), vec![1, 2]);
+    assert_eq!(rows[0].name, "renamed", "the write is seen, not the rows kept for the old bytes");
+    assert_eq!(w.stepped.stats().near_node_hits, before.near_node_hits, "{:?}", w.stepped.stats());
+    w.assert_nothing_drained();
+}
+
 /// A writer's batch lands in pieces (the object's delete and the node's append sit
 /// on different servers): once its append to the node the reader reads has landed,
 /// the reader no longer serves its kept version, even though the old object's

@@ -107,6 +107,56 @@ fn reads_cold_then_hot_in_one_round_trip_or_two_without_the_near_cache() {
     });
 }
 
+/// A node read again with the very bytes a fetch served it from is answered from the
+/// rows kept for those bytes: one round trip, no object looked up or read, the
+/// call's own filter over every row of the node. A write to one of its rows appends
+/// to the node, so its next read lists its entries again and sees the write.
+#[test]
+fn a_node_read_again_unchanged_is_answered_from_its_kept_rows() {
+    each_backend("node-rows", |b: &Backends| {
+        let store = b.store_with(|builder| builder.near_cache_capacity(64 << 20));
+        seed(&store);
+        let cat = 5;
+        let fetch = |min: f64| ids(&select!(Item, |i| i.category_id == cat && i.price > min).fetch(&store).unwrap());
+        // Cold (the node filled from the database), then hot from the near cache,
+        // which keeps the node's rows.
+        assert_eq!(fetch(20.0), vec![2, 3, 4]);
+        assert_eq!(fetch(20.0), vec![2, 3, 4]);
+        for (min, want) in [(20.0, vec![2, 3, 4]), (0.0, vec![1, 2, 3, 4]), (100.0, vec![2])] {
+            let before = store.stats();
+            assert_eq!(fetch(min), want, "price > {min}");
+            let after = store.stats();
+            assert_eq!(after.near_node_hits - before.near_node_hits, 1, "price > {min}: {after:?}");
+            assert_eq!(after.near_hits - before.near_hits, 4, "every row of the node: {after:?}");
+            assert_eq!(after.cache_round_trips - before.cache_round_trips, 1, "{after:?}");
+            assert_eq!(after.object_hits, before.object_hits, "no object read: {after:?}");
+            assert_eq!(after.db_queries, before.db_queries, "{after:?}");
+        }
+
+        // An edit within the node, a row leaving it, a row deleted: each changes the
+        // node's bytes, so the next read is not answered from the rows kept before.
+        let row = |id: i64| select!(Item, |i| i.id == id).fetch(&store).unwrap().remove(0);
+        store.update(&Item { price: 10.0, ..row(2) }).unwrap();
+        let before = store.stats();
+        assert_eq!(fetch(20.0), vec![3, 4], "the edited price is seen");
+        assert_eq!(store.stats().near_node_hits, before.near_node_hits, "new bytes, nothing kept for them");
+        assert_eq!(fetch(0.0), vec![1, 2, 3, 4]);
+        assert_eq!(fetch(0.0), vec![1, 2, 3, 4]);
+        store.update(&Item { category_id: 6, ..row(3) }).unwrap();
+        assert_eq!(fetch(0.0), vec![1, 2, 4], "the row that left the node");
+        assert_eq!(fetch(0.0), vec![1, 2, 4]);
+        store.delete::<Item>(&4).unwrap();
+        assert_eq!(fetch(0.0), vec![1, 2], "the deleted row");
+        let before = store.stats();
+        assert_eq!(fetch(0.0), vec![1, 2]);
+        assert_eq!(fetch(9.0), vec![1, 2]);
+        assert_eq!(fetch(15.0), vec![1]);
+        let after = store.stats();
+        assert_eq!(after.near_node_hits - before.near_node_hits, 2, "kept again once a fetch served the new bytes");
+        assert_eq!(after.db_queries, before.db_queries, "{after:?}");
+    });
+}
+
 /// A read after a write pays no round trip for its leases: the few objects the
 /// write changed (the near cache keeps the rest) are read under lease at once, and
 /// only a read of many objects goes as plain gets first, leasing those that missed

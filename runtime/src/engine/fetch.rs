@@ -169,6 +169,9 @@ impl<'a, T: Model> Fetch<'a, T> {
         let (ctx, dialect) = (self.env.ctx, self.env.dialect);
         let all_hit = self.scan().read_round_one(ctx, replies);
         let scan = self.scan();
+        if let Some(rows) = scan.take_node_rows() {
+            return self.answer_from_kept(&rows);
+        }
         if all_hit && scan.list_window() {
             let more = scan.use_near(ctx);
             self.phase = if more { Phase::ReadObjects } else { self.objects_read() };
@@ -262,12 +265,27 @@ impl<'a, T: Model> Fetch<'a, T> {
             .take()
             .map(|mut scan| {
                 self.answered = scan.outcome();
+                scan.keep_node_rows(ctx);
                 scan.keep_near(ctx);
                 scan.answer(self.filter)
             })
             .unwrap_or_default();
         self.result = Some(Ok(paged(rows, self.page)));
         Phase::Done
+    }
+
+    /// The answer from the rows the near cache kept for the one node's bytes (sorted
+    /// by key): the filter decides, as over rows listed and looked up one by one.
+    fn answer_from_kept(&mut self, kept: &[T]) {
+        let stats = &self.env.ctx.stats;
+        Counters::add(&stats.near_node_hits, 1);
+        Counters::add(&stats.near_hits, kept.len() as u64);
+        self.answered = Outcome { node_hits: 1, near_hits: kept.len() as u64, ..Outcome::default() };
+        self.scan = None;
+        let mut rows: Vec<T> = Vec::with_capacity(kept.len());
+        rows.extend(kept.iter().filter(|row| self.filter.matches(row)).cloned());
+        self.result = Some(Ok(paged(rows, self.page)));
+        self.phase = Phase::Done;
     }
 }
 

@@ -100,6 +100,10 @@ pub(crate) struct NodeState {
     /// CAS of the lease placeholder this fetch won, or of an unreadable value to
     /// overwrite: the fill stores only if nobody touched the key since (race rule 1).
     fill_cas: Option<u64>,
+    /// The digest of the node's key and bytes as read, when the fetch reads this node
+    /// alone and the near cache is on: what the rows it serves are kept by
+    /// ([`Scan::keep_node_rows`]).
+    digest: Option<u128>,
 }
 
 impl NodeState {
@@ -187,6 +191,9 @@ pub(crate) struct Scan<T> {
     window: Option<Window>,
     /// The page's objects, in page order, once the node ordered itself.
     page: Option<Vec<usize>>,
+    /// The rows the near cache kept for the one node's bytes, when it had them: the
+    /// answer, before the filter ([`Scan::read_round_one`]).
+    node_rows: Option<std::sync::Arc<Vec<T>>>,
 }
 
 impl<T: Model> Scan<T> {
@@ -235,6 +242,7 @@ impl<T: Model> Scan<T> {
                         slots: Vec::new(),
                         read_cas: None,
                         fill_cas: None,
+                        digest: None,
                     });
                     nodes.len() - 1
                 });
@@ -258,6 +266,7 @@ impl<T: Model> Scan<T> {
             lease_round: Vec::new(),
             window: None,
             page: None,
+            node_rows: None,
         };
         // Objects in first-seen order, each once; its key is built once per fetch.
         scan.direct_slots = direct_ids.iter().map(|ids| ids.iter().map(|id| scan.want(id)).collect()).collect();
@@ -282,6 +291,7 @@ impl<T: Model> Scan<T> {
             lease_round: Vec::new(),
             window: None,
             page: None,
+            node_rows: None,
         }
     }
 
@@ -384,6 +394,40 @@ impl<T: Model> Scan<T> {
         &self.key_text[self.objects[slot].key.clone()]
     }
 
+    /// Whether this scan reads one node and nothing else (no key lookups, no page of
+    /// an ordered node): the shape whose answer the near cache keeps per node bytes.
+    fn reads_one_node(&self) -> bool {
+        self.nodes.len() == 1 && self.direct_count == 0 && self.window.is_none()
+    }
+
+    /// The rows the near cache kept for the node's bytes, when round trip 1 found
+    /// them ([`Scan::read_round_one`]): the fetch answers from them alone.
+    pub(crate) fn take_node_rows(&mut self) -> Option<std::sync::Arc<Vec<T>>> {
+        self.node_rows.take()
+    }
+
+    /// Keeps this fetch's rows under its one node's digest, when every object it
+    /// lists was served at exactly the version the node names (from the near cache
+    /// or the cache's bytes), every entry verified, nothing in doubt: the rows any
+    /// fetch reading the same bytes would list, check and serve. Sorted by key.
+    pub(crate) fn keep_node_rows(&self, ctx: &Context) {
+        let Some(digest) = self.nodes.first().and_then(|n| n.digest) else { return };
+        let n = &self.nodes[0];
+        let clean = |o: &ObjectState<T>| {
+            o.row.is_some() && !o.from_db && !o.needs_db && matches!(o.listed, Listed::Version(e) if o.etag == Some(e))
+        };
+        if !self.reads_one_node() || n.read_cas.is_none() || n.verified != n.entries.len() {
+            return;
+        }
+        if !self.objects.iter().all(clean) {
+            return;
+        }
+        let mut rows: Vec<T> = self.objects.iter().filter_map(|o| o.row.clone()).collect();
+        sort_by_key(&mut rows);
+        let encoded: usize = self.objects.iter().map(|o| o.encoded.as_ref().map_or(256, Vec::len)).sum();
+        ctx.near.keep_node_rows(digest, rows, encoded);
+    }
+
     /// Whether [`Scan::snapshot_query`] can read these nodes in one statement.
     pub(crate) fn snapshot_possible(&self) -> bool {
         let schema = T::schema();
@@ -410,6 +454,14 @@ impl<T: Model> Scan<T> {
         let (node_replies, object_replies) = replies.split_at_mut(at);
         let mut all_hit = node_replies.len() == self.nodes.len();
         let schema = T::schema();
+        if self.reads_one_node() && ctx.near.is_on() {
+            if let (Some(n), Some(reply)) = (self.nodes.first_mut(), node_replies.first()) {
+                if let Some(rows) = kept_node_rows(ctx, n, reply) {
+                    self.node_rows = Some(rows);
+                    return true;
+                }
+            }
+        }
         for (n, reply) in self.nodes.iter_mut().zip(node_replies) {
             if let Some(window) = &self.window {
                 if read_page(ctx, schema, window, n, reply) {
@@ -828,7 +880,7 @@ impl<T: Model> Scan<T> {
                 }
             }
         }
-        rows.sort_by(|a, b| a.key().into().order(&b.key().into()));
+        sort_by_key(&mut rows);
         rows
     }
 }
@@ -846,6 +898,11 @@ pub(crate) struct WritePlan {
     pub(crate) cleaned: Vec<(String, Vec<u8>, u64)>,
     /// Ids the clean-ups drop.
     pub(crate) removed: u64,
+}
+
+/// Orders rows by key: the order of every answer.
+fn sort_by_key<T: Model>(rows: &mut [T]) {
+    rows.sort_by(|a, b| a.key().into().order(&b.key().into()));
 }
 
 /// Reads an ordered node's reply for a page alone: `true` when the node is
@@ -868,6 +925,25 @@ fn read_page(
     n.raw = Some(std::mem::take(value));
     n.read_cas = Some(*cas);
     true
+}
+
+/// The rows the near cache keeps for this node reply's exact bytes, counted as a
+/// node hit; otherwise `None`, and the node remembers its digest so that the fetch
+/// can keep its rows ([`Scan::keep_node_rows`]).
+fn kept_node_rows<T: Model>(
+    ctx: &Context,
+    n: &mut NodeState,
+    reply: &Result<CacheReply, CacheError>,
+) -> Option<std::sync::Arc<Vec<T>>> {
+    let Ok(CacheReply::Hit { value, cas }) = reply else { return None };
+    let digest = crate::near::node_digest(&n.key, value);
+    let Some(rows) = ctx.near.node_rows::<T>(digest) else {
+        n.digest = Some(digest);
+        return None;
+    };
+    Counters::add(&ctx.stats.node_hits, 1);
+    n.read_cas = Some(*cas);
+    Some(rows)
 }
 
 /// Reads one node's reply; `true` when it was a complete, readable node.
