@@ -579,7 +579,10 @@ impl StoreBuilder {
     /// it reads name exactly the kept version in entries a fill or a reader's
     /// write-back verified, so a hot fetch is one round trip (the nodes); an id a
     /// write appended since is read from its cached bytes, as without the near
-    /// cache (ARCHITECTURE.md, "Near cache").
+    /// cache. The same bytes also hold, per index node, the rows a fetch of that node
+    /// alone served, by a digest of the node's bytes: a later fetch reading the same
+    /// bytes filters those rows without looking up its objects one by one
+    /// (`Stats::near_node_hits`; ARCHITECTURE.md, "Near cache").
     pub fn near_cache_capacity(mut self, bytes: usize) -> Self {
         self.settings.near_cache_capacity = bytes;
         self
