@@ -13,12 +13,12 @@
 //! them, and a server started with `-C` has none): etags come from the bytes the
 //! database's rows encode to, listed in nodes by the writes and fills themselves.
 //!
-//! It also keeps, per node, the rows a fetch of that node alone served,
-//! by a digest of the node's key and bytes: content-addressed too. The same bytes
-//! list the same ids at the same versions, with the same number of verified
-//! entries, so a later fetch that reads identical bytes would list, look up, check
-//! and sort exactly the rows kept; it filters them and is done. Any write that
-//! touches a row of the node appends to it, which changes its bytes.
+//! It also keeps, per node, the rows a fetch of that node alone served, by a digest
+//! of the node's key and bytes: content-addressed too. The same bytes list the same
+//! ids at the same versions, with the same number of verified entries, so a later
+//! fetch that reads identical bytes, with every listed object still kept, would
+//! list, look up, check and sort exactly the rows kept; it filters them and is done.
+//! Any write that touches a row of the node appends to it, which changes its bytes.
 
 use std::any::{Any, TypeId};
 use std::sync::Arc;
@@ -163,6 +163,21 @@ mod tests {
         off.keep(ObjectId::Int(1), 7, String::from("x"), 1);
         assert_eq!(off.get::<String>(&ObjectId::Int(1), 7), None);
         assert!(!off.is_on());
+    }
+
+    #[test]
+    fn node_rows_are_found_by_model_and_the_digest_of_key_and_bytes_only() {
+        let near = NearCache::new(1 << 20);
+        let digest = node_digest("ns:item:category_id=5", b"entries");
+        near.keep_node_rows(digest, vec![String::from("a"), String::from("b")], 2);
+        assert_eq!(near.node_rows::<String>(digest).as_deref(), Some(&vec![String::from("a"), String::from("b")]));
+        assert_eq!(near.node_rows::<u64>(digest), None, "another model");
+        assert_eq!(near.node_rows::<String>(node_digest("ns:item:category_id=5", b"entries2")), None, "other bytes");
+        assert_eq!(near.node_rows::<String>(node_digest("ns:item:category_id=6", b"entries")), None, "another node");
+        assert_eq!(near.get::<String>(&ObjectId::Int(5), 0), None, "objects and nodes never meet");
+        let off = NearCache::new(0);
+        off.keep_node_rows(digest, vec![1u8], 1);
+        assert_eq!(off.node_rows::<u8>(digest), None);
     }
 
     #[test]
