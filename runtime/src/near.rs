@@ -134,16 +134,20 @@ impl NearCache {
     /// Keeps the rows a fetch of one node served, sorted by key, under the digest of
     /// the node's key and bytes; `encoded_len` is what their encodings take.
     pub(crate) fn keep_node_rows<T: Send + Sync + 'static>(&self, digest: u128, rows: Vec<T>, encoded_len: usize) {
-        let Some(cache) = &self.kept else { return };
-        let weight = u32::try_from(encoded_len).unwrap_or(u32::MAX).saturating_add(ENTRY_OVERHEAD);
-        cache.insert(NearKey::Node { model: TypeId::of::<T>(), digest }, Kept { row: Arc::new(rows), weight });
+        self.insert(NearKey::Node { model: TypeId::of::<T>(), digest }, Arc::new(rows), encoded_len);
     }
 
     /// Keeps `row`, whose encoding (`encoded_len` bytes long) hashes to `etag`.
     pub(crate) fn keep<T: Send + Sync + 'static>(&self, id: ObjectId, etag: u64, row: T, encoded_len: usize) {
+        self.insert(NearKey::Object { model: TypeId::of::<T>(), id, etag }, Arc::new(row), encoded_len);
+    }
+
+    /// Keeps `row` under `key`, weighing what its encoding takes plus the entry's
+    /// own overhead (nothing when the near cache is off).
+    fn insert(&self, key: NearKey, row: Arc<dyn Any + Send + Sync>, encoded_len: usize) {
         let Some(cache) = &self.kept else { return };
         let weight = u32::try_from(encoded_len).unwrap_or(u32::MAX).saturating_add(ENTRY_OVERHEAD);
-        cache.insert(NearKey::Object { model: TypeId::of::<T>(), id, etag }, Kept { row: Arc::new(row), weight });
+        cache.insert(key, Kept { row, weight });
     }
 }
 

@@ -164,6 +164,14 @@ struct ObjectState<T> {
     needs_db: bool,
 }
 
+impl<T> ObjectState<T> {
+    /// What the near cache counts this object's row as weighing: its encoding when
+    /// the fetch has it (read from the database), else a typical object's size.
+    fn kept_len(&self) -> usize {
+        self.encoded.as_ref().map_or(256, Vec::len)
+    }
+}
+
 /// Every node and object of one fetch.
 pub(crate) struct Scan<T> {
     keys: std::sync::Arc<KeySpace>,
@@ -411,21 +419,18 @@ impl<T: Model> Scan<T> {
     /// or the cache's bytes), every entry verified, nothing in doubt: the rows any
     /// fetch reading the same bytes would list, check and serve. Sorted by key.
     pub(crate) fn keep_node_rows(&self, ctx: &Context) {
-        let Some(digest) = self.nodes.first().and_then(|n| n.digest) else { return };
-        let n = &self.nodes[0];
+        let Some(n) = self.nodes.first() else { return };
+        let Some(digest) = n.digest else { return };
         let clean = |o: &ObjectState<T>| {
             o.row.is_some() && !o.from_db && !o.needs_db && matches!(o.listed, Listed::Version(e) if o.etag == Some(e))
         };
-        if !self.reads_one_node() || n.read_cas.is_none() || n.verified != n.entries.len() {
-            return;
-        }
-        if !self.objects.iter().all(clean) {
+        let whole = self.reads_one_node() && n.read_cas.is_some() && n.verified == n.entries.len();
+        if !whole || !self.objects.iter().all(clean) {
             return;
         }
         let mut rows: Vec<T> = self.objects.iter().filter_map(|o| o.row.clone()).collect();
         sort_by_key(&mut rows);
-        let encoded: usize = self.objects.iter().map(|o| o.encoded.as_ref().map_or(256, Vec::len)).sum();
-        ctx.near.keep_node_rows(digest, rows, encoded);
+        ctx.near.keep_node_rows(digest, rows, self.objects.iter().map(ObjectState::kept_len).sum());
     }
 
     /// Whether [`Scan::snapshot_query`] can read these nodes in one statement.
@@ -601,7 +606,7 @@ impl<T: Model> Scan<T> {
         }
         for o in self.objects.iter().filter(|o| !o.from_near) {
             let (Some(row), Some(etag)) = (&o.row, o.etag) else { continue };
-            let len = o.encoded.as_ref().map_or(256, Vec::len);
+            let len = o.kept_len();
             ctx.near.keep(ObjectId::of(&self.keys, &o.id), etag, row.clone(), len);
         }
     }
@@ -935,14 +940,14 @@ fn kept_node_rows<T: Model>(
     n: &mut NodeState,
     reply: &Result<CacheReply, CacheError>,
 ) -> Option<std::sync::Arc<Vec<T>>> {
-    let Ok(CacheReply::Hit { value, cas }) = reply else { return None };
+    let Ok(CacheReply::Hit { value, .. }) = reply else { return None };
     let digest = crate::near::node_digest(&n.key, value);
     let Some(rows) = ctx.near.node_rows::<T>(digest) else {
         n.digest = Some(digest);
         return None;
     };
+    // The fetch answers from `rows` and drops the scan: the node needs nothing more.
     Counters::add(&ctx.stats.node_hits, 1);
-    n.read_cas = Some(*cas);
     Some(rows)
 }
 
