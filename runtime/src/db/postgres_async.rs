@@ -88,9 +88,13 @@ impl AsyncPostgres {
 
     /// Opens a transaction on a client of its own.
     pub(crate) async fn begin(&self) -> Result<AsyncPgTx, DbError> {
-        let client = self.client().await?;
-        client.batch_execute("BEGIN").await.map_err(to_db_error)?;
-        Ok(AsyncPgTx { client: Some(client) })
+        // The transaction holds the client before BEGIN is sent: a future dropped
+        // while BEGIN is in flight drops the client with it (see `Drop`), rather
+        // than giving the pool a connection inside a transaction, where the next
+        // user's statements would run uncommitted.
+        let tx = AsyncPgTx { client: Some(self.client().await?) };
+        tx.client()?.batch_execute("BEGIN").await.map_err(to_db_error)?;
+        Ok(tx)
     }
 
     pub(crate) async fn execute_ddl(&self, statements: &[String]) -> Result<(), DbError> {
