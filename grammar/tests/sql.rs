@@ -361,6 +361,57 @@ fn insert_then_select_in_one_statement() {
     }
 }
 
+/// An update guarded by its indexed columns and the index registry, writing its
+/// outbox entry (and deleting done ones) in the same statement, where the dialect
+/// runs writes in a `WITH` (PostgreSQL) and nowhere else; the statement one
+/// PostgreSQL's grammar accepts, its values bound in the order its params list.
+#[test]
+fn guarded_update_with_its_entry_in_one_statement() {
+    let schema = schema();
+    let (registry, outbox) = (registry_schema(), outbox_schema());
+    let row = row();
+    let known = ["category_id/0".to_owned(), "title/1".to_owned()];
+    let entry = [Value::Int(42), Value::from("k1 k2"), Value::Int(1_700_000), Value::Null];
+    for (name, forget) in [("guarded_update_with_entry", vec![]), ("guarded_update_forgetting", vec![Value::Int(7)])] {
+        let write = sql::GuardedUpdate {
+            schema: &schema,
+            row: &row,
+            unchanged: &[1, 2],
+            registry: &registry,
+            known: &known,
+            outbox: &outbox,
+            entry: &entry,
+            forget: &forget,
+        };
+        let out = render(|d| {
+            Ok(sql::guarded_update_with_entry(d, &write)
+                .unwrap_or_else(|| SqlQuery { text: "(a transaction)".into(), params: Vec::new() }))
+        });
+        insta::assert_snapshot!(name, out);
+        let pg = sql::guarded_update_with_entry(Dialect::Postgres, &write).expect("one statement");
+        assert_eq!(pg.params, sql::guarded_update_params(&write), "{}", pg.text);
+        let parsed = sqlparser::parser::Parser::parse_sql(&sqlparser::dialect::PostgreSqlDialect {}, &pg.text);
+        assert!(parsed.is_ok(), "{}: {parsed:?}", pg.text);
+    }
+}
+
+fn registry_schema() -> Schema {
+    Schema::new("Reg", "memdex_indexes")
+        .column("id", Type::Text, false)
+        .column("table_name", Type::Text, false)
+        .column("definition", Type::Text, false)
+        .key("id")
+}
+
+fn outbox_schema() -> Schema {
+    Schema::new("Outbox", "memdex_outbox")
+        .column("id", Type::Int, false)
+        .column("keys", Type::Text, false)
+        .column("created_at", Type::Int, false)
+        .column("moved", Type::Text, true)
+        .key("id")
+}
+
 fn row() -> Vec<Value> {
     vec![
         Value::Int(1),
@@ -621,6 +672,35 @@ fn write_statement_texts_depend_on_their_shape_alone() {
                     built(&|r| {
                         let q = sql::update_returning_old(d, &schema, r).expect("the dialect returns old rows");
                         (q, sql::update_params(&schema, r))
+                    }),
+                );
+            }
+            let (registry, outbox) = (registry_schema(), outbox_schema());
+            let known = ["category_id/0".to_owned()];
+            let entry = |r: &[Value]| vec![r[key].clone(), Value::from("k"), Value::Int(r.len() as i64), Value::Null];
+            // The statement of a row (where the dialect has it) and its params.
+            let guarded = |r: &[Value]| {
+                let (unchanged, entry, forget) =
+                    ([(key + 1) % schema.columns.len()], entry(r), [Value::Int(r.len() as i64)]);
+                let write = sql::GuardedUpdate {
+                    schema: &schema,
+                    row: r,
+                    unchanged: &unchanged,
+                    registry: &registry,
+                    known: &known,
+                    outbox: &outbox,
+                    entry: &entry,
+                    forget: &forget,
+                };
+                (sql::guarded_update_with_entry(d, &write), sql::guarded_update_params(&write))
+            };
+            if guarded(&rows(&schema)[0]).0.is_some() {
+                check(
+                    "guarded_update_with_entry",
+                    d,
+                    built(&|r| {
+                        let (q, params) = guarded(r);
+                        (q.expect("as above"), params)
                     }),
                 );
             }

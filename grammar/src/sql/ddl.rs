@@ -432,7 +432,7 @@ pub(crate) fn insert_statement(
 }
 
 /// `key = ?` for the schema's key.
-fn key_equals(e: &mut Emitter<'_>, key: &Value) -> SqlExpr {
+pub(super) fn key_equals(e: &mut Emitter<'_>, key: &Value) -> SqlExpr {
     let col = e.column(e.schema.key);
     let ph = e.bind(key.clone());
     binary(col, BinaryOperator::Eq, ph)
@@ -514,7 +514,7 @@ fn qualified(alias: &str, quote: char, column: &str) -> SqlExpr {
 }
 
 /// `<column> = ?` for every non-key column of `row`.
-fn assignments(e: &mut Emitter<'_>, row: &[Value]) -> Vec<Assignment> {
+pub(super) fn assignments(e: &mut Emitter<'_>, row: &[Value]) -> Vec<Assignment> {
     let q = e.dialect.quote();
     let schema = e.schema;
     let mut assignments = Vec::new();
@@ -530,7 +530,7 @@ fn assignments(e: &mut Emitter<'_>, row: &[Value]) -> Vec<Assignment> {
     assignments
 }
 
-fn update_statement(
+pub(super) fn update_statement(
     table: TableWithJoins,
     assignments: Vec<Assignment>,
     from: Option<UpdateTableFromKind>,

@@ -123,6 +123,20 @@ impl<'a> Emitter<'a> {
         binary(col, BinaryOperator::Eq, ph)
     }
 
+    /// `column IS NOT DISTINCT FROM ?`: the column holds `value`, nulls equal,
+    /// text compared byte-wise. Its text is the same whatever the value.
+    pub(crate) fn column_unchanged(&mut self, i: usize, value: Value) -> Expr {
+        let col = self.column(i);
+        let ty = self.schema.columns[i].ty;
+        let ph = self.bind(value);
+        let (col, ph) = if self.dialect.bytewise_on_values() {
+            (col, self.text_side(ph, ty, false))
+        } else {
+            (self.text_side(col, ty, false), ph)
+        };
+        Expr::IsNotDistinctFrom(Box::new(operand(col)), Box::new(operand(ph)))
+    }
+
     /// `column IN (?, …)` over values for the column `i`, comparing text byte-wise
     /// (on the column, or on each value: [`SqlDialect::bytewise_on_values`]).
     pub(crate) fn column_in_values(&mut self, i: usize, values: Vec<Value>) -> Expr {

@@ -25,7 +25,8 @@
 //!
 //! Modules: `ast` builds sqlparser nodes, `dialect` holds the `SqlDialect`
 //! trait and its three implementations, `emit` lowers IR expressions, `ddl`
-//! builds `CREATE TABLE`/`CREATE INDEX` and the write statements, `introspect` reads
+//! builds `CREATE TABLE`/`CREATE INDEX` and the write statements, `with_entry` the
+//! update that writes its outbox entry in the same statement, `introspect` reads
 //! a table's shape back from the catalog and names how it differs from a schema.
 
 mod ast;
@@ -34,6 +35,7 @@ mod ddl;
 mod dialect;
 mod emit;
 mod introspect;
+mod with_entry;
 
 use sqlparser::ast::{
     BinaryOperator, Expr as SqlExpr, LimitClause, Offset, OffsetRows, OrderByExpr, OrderByKind, OrderByOptions,
@@ -54,6 +56,7 @@ pub use ddl::{
     index_specs, insert, insert_or_keep, insert_params, update, update_params, update_returning_old,
 };
 pub use introspect::{COLUMN_ROW, Drift, FoundIndex, INDEX_ROW, TableShape, columns_query, drift, indexes_query};
+pub use with_entry::{GuardedUpdate, guarded_update_params, guarded_update_with_entry};
 
 /// The SQL dialects memdex emits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -539,5 +542,11 @@ impl Dialect {
     /// `memdex_lower` (Rust's `to_lowercase`) on every connection.
     pub fn lower_function(self) -> &'static str {
         self.imp().unicode_lower()
+    }
+
+    /// Whether a statement's `WITH` may hold writes (PostgreSQL): the dialects where
+    /// [`guarded_update_with_entry`] and [`insert_then_select`] make one statement.
+    pub fn writes_in_with(self) -> bool {
+        self.imp().data_modifying_with()
     }
 }
