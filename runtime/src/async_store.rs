@@ -120,6 +120,10 @@ impl AsyncStore {
     /// Updates the row with `row`'s key to `row` (`Error::NotFound` if there is none).
     pub async fn update<T: Model>(&self, row: &T) -> Result<(), Error> {
         check_storable(self.dialect(), row)?;
+        // As `Store::update`: one statement where it can be.
+        if self.driver.update_in_one_statement(row).await? {
+            return Ok(());
+        }
         let mut tx = self.begin().await?;
         tx.update(row).await?;
         tx.commit().await

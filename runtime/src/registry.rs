@@ -17,7 +17,10 @@
 //! read of the registry comes after its row statements, when it holds the table
 //! lock a registration waits for (on PostgreSQL the read is part of the statement
 //! that writes the transaction's outbox entry, which follows the row statements
-//! too). Either the registration committed before the
+//! too; an update made in one statement, `engine::write::OneStatementUpdate`, reads
+//! it in that statement, whose snapshot is taken after its table lock: it updates
+//! nothing when the registry holds an index its model does not declare, and the
+//! write goes the long way). Either the registration committed before the
 //! writer's first statement, and the read sees it; or it waited for the writer to
 //! commit, and the registering version fills its nodes only after that (its
 //! `migrate` returns after the commit), so its fills read this write from the
@@ -126,6 +129,14 @@ impl Snapshot {
             let indexes = registered.iter().filter(|(t, _)| t == table).map(|(_, ix)| ix.clone()).collect();
             held.insert((*table).to_owned(), indexes);
         }
+    }
+
+    /// Whether the last read of `schema`'s table found a registered index that
+    /// `schema` does not declare (another version's, during a rolling deploy).
+    pub(crate) fn has_foreign(&self, schema: &Schema) -> bool {
+        let held = self.tables.read().unwrap_or_else(|p| p.into_inner());
+        let own: Vec<RegisteredIndex> = schema.indexes.iter().map(|ix| RegisteredIndex::of(schema, ix)).collect();
+        held.get(&schema.table).is_some_and(|registered| registered.iter().any(|ix| !own.contains(ix)))
     }
 
     /// Records which of the columns `table` lacked were in its catalog: `live`.

@@ -43,6 +43,9 @@ pub(crate) enum Shape {
     /// An outbox entry, the clean-up of this many applied ones, and the registry
     /// lookup of these tables in one statement.
     OutboxEntryAndLookup(usize, Vec<String>),
+    /// `sql::guarded_update_with_entry` of a model's row with the clean-up of this
+    /// many applied entries: absent where the dialect cannot.
+    GuardedUpdate(SchemaId, usize),
 }
 
 /// A model's schema by address: models' schemas are statics, so two models never

@@ -97,6 +97,11 @@ impl Store {
     /// Updates the row with `row`'s key to `row` (`Error::NotFound` if there is none).
     pub fn update<T: Model>(&self, row: &T) -> Result<(), Error> {
         check_storable(self.dialect(), row)?;
+        // On PostgreSQL an update that moves the row to no other index node is one
+        // statement; the others (and every update elsewhere) are a transaction.
+        if self.driver.update_in_one_statement(row)? {
+            return Ok(());
+        }
         self.transaction(|tx| tx.update(row))
     }
 

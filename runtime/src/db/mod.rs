@@ -135,6 +135,18 @@ pub trait Database: Send + Sync + fmt::Debug {
     /// Opens a transaction on a connection of its own.
     fn begin(&self) -> Result<Box<dyn TxConn>, DbError>;
 
+    /// Runs one statement that writes, as a transaction of its own, and returns its
+    /// rows (each decoded to `types`). Never tried again: after a lost reply its
+    /// outcome is unknown. By default in a transaction [`Database::begin`] opens;
+    /// a database that commits a lone statement by itself (PostgreSQL's autocommit)
+    /// saves the BEGIN and COMMIT round trips.
+    fn write_alone(&self, q: &SqlQuery, types: &[Type]) -> Result<Vec<Vec<Value>>, DbError> {
+        let mut tx = self.begin()?;
+        let rows = tx.query(q, types)?;
+        tx.commit()?;
+        Ok(rows)
+    }
+
     /// Runs `f` in one transaction: committed when `f` returns `Ok`, rolled back
     /// otherwise (and the error returned).
     fn transaction(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<(), DbError>) -> Result<(), DbError> {

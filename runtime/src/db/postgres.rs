@@ -318,6 +318,11 @@ impl Database for Postgres {
         read_retrying_once(|| self.query_once(q, types))
     }
 
+    /// The statement alone, autocommitted: one round trip.
+    fn write_alone(&self, q: &SqlQuery, types: &[Type]) -> Result<Vec<Vec<Value>>, DbError> {
+        self.client()?.query(q, types)
+    }
+
     fn begin(&self) -> Result<Box<dyn TxConn>, DbError> {
         let mut conn = self.client()?;
         conn.batch("BEGIN")?;

@@ -86,12 +86,19 @@ impl AsyncPostgres {
         }
     }
 
+    /// One statement that writes, autocommitted, never tried again (after a lost
+    /// reply its outcome is unknown): [`crate::Database::write_alone`].
+    pub(crate) async fn write_alone(&self, q: &SqlQuery, types: &[Type]) -> Result<Vec<Vec<Value>>, DbError> {
+        query_on(&self.client().await?, q, types).await
+    }
+
     /// Opens a transaction on a client of its own.
     pub(crate) async fn begin(&self) -> Result<AsyncPgTx, DbError> {
         // The transaction holds the client before BEGIN is sent: a future dropped
         // while BEGIN is in flight drops the client with it (see `Drop`), rather
         // than giving the pool a connection inside a transaction, where the next
-        // user's statements would run uncommitted.
+        // user's statements would run uncommitted (a statement alone,
+        // `write_alone`, would never commit).
         let tx = AsyncPgTx { client: Some(self.client().await?) };
         tx.client()?.batch_execute("BEGIN").await.map_err(to_db_error)?;
         Ok(tx)

@@ -8,6 +8,11 @@
 //! Before the commit, after the row statements, the transaction reads the index
 //! registry of the tables it wrote (`crate::registry`) and appends to the nodes of
 //! the indexes another version of the model declares too ([`Commit::complete`]).
+//!
+//! On PostgreSQL an update that keeps its row in its index nodes needs no
+//! transaction: [`OneStatementUpdate`] writes the row and its outbox entry in one
+//! autocommitted statement, guarded so that it changes nothing when the row would
+//! move (the update then goes the long way).
 
 use std::sync::Arc;
 
@@ -559,10 +564,7 @@ fn row_values<T: Model>(row: &T) -> Vec<Value> {
 ///
 /// Dropped without [`Commit::committed`] — a statement or the COMMIT failed, the body
 /// failed after planning, or the future was cancelled — it gives the done entries
-/// back to the outbox, to be deleted by a later commit. That is safe whatever the
-/// transaction's fate: deleting an entry that is already gone deletes nothing, while
-/// an entry forgotten would stay in the table until a drain, and every node fill
-/// meanwhile would keep the rows it names as candidates.
+/// back to the outbox ([`DoneEntries`]).
 #[derive(Debug)]
 pub(crate) struct Commit<'a> {
     pub(crate) entry_id: i64,
@@ -582,11 +584,10 @@ pub(crate) struct Commit<'a> {
     /// The reads of columns the written models lack, when a registered index needs them.
     columns: Option<ColumnReads>,
     dialect: Dialect,
-    outbox: &'a Outbox,
     registry: &'a registry::Snapshot,
     /// The statement texts kept per shape (`crate::statements`).
     texts: &'a StatementTexts,
-    cleaned: Vec<i64>,
+    cleaned: DoneEntries<'a>,
 }
 
 impl<'a> Commit<'a> {
@@ -608,10 +609,9 @@ impl<'a> Commit<'a> {
             statements: Vec::new(),
             columns: None,
             dialect,
-            outbox: &ctx.outbox,
             registry: &ctx.registry,
             texts: &ctx.statements,
-            cleaned: ctx.outbox.take_done(),
+            cleaned: DoneEntries::take(&ctx.outbox),
         };
         // From here on, an error drops `commit`, which gives the done entries back.
         commit.lookup = match commit.entry_with_lookup(set) {
@@ -636,7 +636,7 @@ impl<'a> Commit<'a> {
             return None;
         }
         let row = outbox::entry_row(self.entry_id, &set.keys, &set.moved);
-        let forget: Vec<Value> = self.cleaned.iter().map(|&id| Value::Int(id)).collect();
+        let forget = self.cleaned.values();
         let params = sql::insert_then_select_params(&row, &forget, &registry::lookup_params(&tables));
         let shape = Shape::OutboxEntryAndLookup(forget.len(), tables.iter().map(|&t| t.to_owned()).collect());
         self.texts.optional_query(self.dialect, shape, params, || {
@@ -705,23 +705,143 @@ impl<'a> Commit<'a> {
             let entry = outbox::insert_sql(self.texts, self.dialect, self.entry_id, &set.keys, &set.moved);
             self.statements.push(entry);
         }
-        if !self.cleaned.is_empty() {
-            self.statements.push(outbox::delete_ids(self.dialect, &self.cleaned)?);
+        if !self.cleaned.ids.is_empty() {
+            self.statements.push(outbox::delete_ids(self.dialect, &self.cleaned.ids)?);
         }
         Ok(())
     }
 
     /// The transaction committed: the done entries it cleaned up are gone.
-    pub(crate) fn committed(mut self) {
-        self.cleaned.clear();
+    pub(crate) fn committed(self) {
+        self.cleaned.committed();
     }
 }
 
-impl Drop for Commit<'_> {
+/// The done outbox entries a statement deletes, taken from the outbox. Dropped
+/// before [`DoneEntries::committed`] — the statement failed, or its future was
+/// cancelled — they go back to the outbox, to be deleted by a later write. That is
+/// safe whatever the statement's fate: deleting an entry that is already gone
+/// deletes nothing, while an entry forgotten would stay in the table until a drain,
+/// and every node fill meanwhile would keep the rows it names as candidates.
+#[derive(Debug)]
+struct DoneEntries<'a> {
+    outbox: &'a Outbox,
+    ids: Vec<i64>,
+}
+
+impl<'a> DoneEntries<'a> {
+    fn take(outbox: &'a Outbox) -> DoneEntries<'a> {
+        DoneEntries { outbox, ids: outbox.take_done() }
+    }
+
+    fn values(&self) -> Vec<Value> {
+        self.ids.iter().map(|&id| Value::Int(id)).collect()
+    }
+
+    /// The statement deleting them committed: they are gone.
+    fn committed(mut self) {
+        self.ids.clear();
+    }
+}
+
+impl Drop for DoneEntries<'_> {
     fn drop(&mut self) {
-        if !self.cleaned.is_empty() {
-            self.outbox.restore_done(std::mem::take(&mut self.cleaned));
+        if !self.ids.is_empty() {
+            self.outbox.restore_done(std::mem::take(&mut self.ids));
         }
+    }
+}
+
+/// An update in ONE autocommitted statement that also writes its outbox entry and
+/// deletes done ones (`sql::guarded_update_with_entry`, PostgreSQL): no BEGIN, no
+/// locked read of the old row, no registry lookup of its own, no COMMIT — four
+/// database round trips become one, and the server's work that of a plain update
+/// and one insert.
+///
+/// The statement updates the row only when every column naming its index nodes
+/// already holds the value written, and the index registry holds no index of the
+/// table beyond the model's own. The nodes the row was in are then the nodes it is
+/// in, all known before the statement runs, so the entry and the effects are
+/// exactly those of [`RowWrite::update`] in a transaction, which appends to the
+/// nodes of both images. Otherwise the statement changes no row and the caller
+/// writes it the long way; the done entries it names are deleted either way.
+#[derive(Debug)]
+pub(crate) struct OneStatementUpdate<'a> {
+    query: SqlQuery,
+    entry_id: i64,
+    set: WriteSet,
+    cleaned: DoneEntries<'a>,
+}
+
+impl<'a> OneStatementUpdate<'a> {
+    /// The update of the row with `row`'s key to `row`; `None` where the dialect
+    /// has no such statement, or when this process last found the table's registry
+    /// holding an index another version of the model declares (the statement would
+    /// change nothing).
+    pub(crate) fn plan<T: Model>(ctx: &'a Context, dialect: Dialect, row: &T) -> Result<Option<Self>, Error> {
+        let schema = T::schema();
+        if !dialect.writes_in_with() || ctx.registry.has_foreign(schema) {
+            return Ok(None);
+        }
+        let values = row_values(row);
+        storable::<T>(dialect, &values)?;
+        let mut set = WriteSet::default();
+        let placeholder = SqlQuery { text: String::new(), params: Vec::new() };
+        RowWrite::of_row(ctx, placeholder, None, Kind::Update, row, &values).applied(1, &mut set)?;
+        let entry_id = ctx.outbox.new_entry_id();
+        let cleaned = DoneEntries::take(&ctx.outbox);
+        let (forget, entry) = (cleaned.values(), outbox::entry_row(entry_id, &set.keys, &set.moved));
+        let mut unchanged: Vec<usize> = schema.indexes.iter().flat_map(|ix| ix.columns.iter().copied()).collect();
+        unchanged.sort_unstable();
+        unchanged.dedup();
+        let known: Vec<String> = schema.indexes.iter().map(|ix| RegisteredIndex::of(schema, ix).encode()).collect();
+        let write = sql::GuardedUpdate {
+            schema,
+            row: &values,
+            unchanged: &unchanged,
+            registry: registry::schema(),
+            known: &known,
+            outbox: outbox::schema(),
+            entry: &entry,
+            forget: &forget,
+        };
+        let shape = Shape::GuardedUpdate(SchemaId::of(schema), forget.len());
+        let query = ctx.statements.optional_query(dialect, shape, sql::guarded_update_params(&write), || {
+            sql::guarded_update_with_entry(dialect, &write)
+        });
+        Ok(query.map(|query| OneStatementUpdate { query, entry_id, set, cleaned }))
+    }
+
+    /// The statement to run on its own (autocommitted, never retried), and what
+    /// follows its reply. The effects are made before it runs: a caller dropped
+    /// while its outcome is unknown, or one whose statement failed, leaves the
+    /// entry pending in this process (its reads bypass the cache until it has
+    /// deleted the entry's keys), and gives the done entries back.
+    pub(crate) fn start(self, env: Env<'a>) -> (SqlQuery, UpdateInFlight<'a>) {
+        let effects = ApplyEffects::new(env, self.entry_id, self.set);
+        (self.query, UpdateInFlight { effects, cleaned: self.cleaned })
+    }
+}
+
+/// A [`OneStatementUpdate`] whose statement was sent.
+#[derive(Debug)]
+pub(crate) struct UpdateInFlight<'a> {
+    effects: ApplyEffects<'a>,
+    cleaned: DoneEntries<'a>,
+}
+
+impl<'a> UpdateInFlight<'a> {
+    /// The statement's reply (one row: the number of rows it updated): the effects
+    /// to apply when it updated the row, `None` when its guard stopped it (the
+    /// caller then writes the row the long way).
+    pub(crate) fn reply(self, rows: &[Vec<Value>]) -> Option<ApplyEffects<'a>> {
+        self.cleaned.committed();
+        let updated = rows.first().and_then(|row| row.first()).is_some_and(|count| *count == Value::Int(1));
+        if updated {
+            return Some(self.effects);
+        }
+        self.effects.abandon();
+        None
     }
 }
 
@@ -763,7 +883,6 @@ impl<'a> ApplyEffects<'a> {
     }
 
     /// The transaction did not commit: there is nothing to apply and nothing pending.
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn abandon(mut self) {
         self.settled = true;
     }

@@ -32,7 +32,7 @@ use crate::engine::database::{self, Page};
 use crate::engine::drain::Drain;
 use crate::engine::fetch::Fetch;
 use crate::engine::schema::{CheckSchema, no_drift, outbox_usable};
-use crate::engine::write::{ApplyEffects, Commit, RowWrite, WriteSet};
+use crate::engine::write::{ApplyEffects, Commit, OneStatementUpdate, RowWrite, WriteSet};
 use crate::engine::{CacheFacts, Context, Env, Machine, Observation, Outcome, Replies, SqlReply, SqlRequest, Step};
 use crate::error::Error;
 use crate::model::Model;
@@ -151,6 +151,18 @@ impl AsyncDb {
             AsyncDb::Blocking(db) => {
                 let (db, q, types) = (db.clone(), q.clone(), types.to_vec());
                 blocking(move || db.query(&q, &types)).await
+            }
+        }
+    }
+
+    /// One statement that writes, as a transaction of its own, never tried again.
+    async fn write_alone(&self, q: &SqlQuery, types: &[Type]) -> Result<Vec<Vec<Value>>, DbError> {
+        match self {
+            #[cfg(feature = "postgres")]
+            AsyncDb::Postgres(pg) => pg.write_alone(q, types).await,
+            AsyncDb::Blocking(db) => {
+                let (db, q, types) = (db.clone(), q.clone(), types.to_vec());
+                blocking(move || db.write_alone(&q, &types)).await
             }
         }
     }
@@ -528,6 +540,22 @@ impl AsyncDriver {
             tx.execute(&write.query).await?
         };
         write.applied(changed, set)
+    }
+
+    /// Updates the row with `row`'s key in one statement with its outbox entry,
+    /// then applies the effects ([`OneStatementUpdate`]). False when the dialect has
+    /// no such statement or its guard stopped it: the caller then updates the row
+    /// in a transaction.
+    pub(crate) async fn update_in_one_statement<T: Model>(&self, row: &T) -> Result<bool, Error> {
+        let Some(update) = OneStatementUpdate::plan(&self.ctx, self.dialect(), row)? else { return Ok(false) };
+        self.maybe_drain().await;
+        let (query, in_flight) = update.start(self.env());
+        self.ctx.record_sql(&query);
+        let rows = self.db.write_alone(&query, &[Type::Int]).await?;
+        match in_flight.reply(&rows) {
+            Some(effects) => self.run(effects).await.map(|()| true),
+            None => Ok(false),
+        }
     }
 
     /// Commits a transaction with the outbox entry of its writes, then applies their

@@ -12,7 +12,7 @@ use crate::engine::database::{self, Page};
 use crate::engine::drain::Drain;
 use crate::engine::fetch::Fetch;
 use crate::engine::schema::{CheckSchema, no_drift, outbox_usable};
-use crate::engine::write::{ApplyEffects, Commit, RowWrite, WriteSet};
+use crate::engine::write::{ApplyEffects, Commit, OneStatementUpdate, RowWrite, WriteSet};
 use crate::engine::{Context, Env, Label, Machine, Observation, Outcome, Replies, SqlReply, SqlRequest, Step};
 use crate::error::Error;
 use crate::model::Model;
@@ -300,6 +300,22 @@ fn kept<T, R>(outcome: &mut Option<Result<R, Error>>, result: Result<T, Error>) 
 }
 
 impl Driver {
+    /// Updates the row with `row`'s key in one statement with its outbox entry,
+    /// then applies the effects ([`OneStatementUpdate`]). False when the dialect has
+    /// no such statement or its guard stopped it: the caller then updates the row
+    /// in a transaction.
+    pub(crate) fn update_in_one_statement<T: Model>(&self, row: &T) -> Result<bool, Error> {
+        let Some(update) = OneStatementUpdate::plan(&self.ctx, self.dialect(), row)? else { return Ok(false) };
+        self.maybe_drain();
+        let (query, in_flight) = update.start(self.env());
+        self.ctx.record_sql(&query);
+        let rows = self.db.write_alone(&query, &[memdex_grammar::Type::Int])?;
+        match in_flight.reply(&rows) {
+            Some(effects) => self.run(effects).map(|()| true),
+            None => Ok(false),
+        }
+    }
+
     /// Runs one row write inside a transaction: its statement, then its effects.
     pub(crate) fn write(&self, tx: &mut dyn Tx, set: &mut WriteSet, mut write: RowWrite) -> Result<(), Error> {
         if let Some(before) = &write.before {
