@@ -85,7 +85,30 @@ impl<S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'
 #[test]
 fn spans_and_metrics() {
     every_fetch_has_a_span_with_what_it_did();
+    an_update_in_one_statement_is_a_transaction_span();
     metrics_count_operations_hits_and_latency();
+}
+
+/// On PostgreSQL an update that keeps its row in its index nodes is one statement;
+/// it is still seen as a transaction, holding the span of its cache effects.
+fn an_update_in_one_statement_is_a_transaction_span() {
+    let spans = Spans::default();
+    let subscriber = tracing_subscriber::registry().with(spans.clone());
+    let postgres = memdex_tests::backends::postgres().create_database("observe_one_statement").expect("a database");
+    tracing::subscriber::with_default(subscriber, || {
+        let store = Store::builder().postgres(postgres).in_process_cache().build().unwrap();
+        store.migrate::<Gadget>().unwrap();
+        store.insert(&Gadget { id: 1, shelf: 1, name: "g1".into() }).unwrap();
+        spans.closed.lock().unwrap().clear();
+        let before = store.stats().db_queries;
+        store.update(&Gadget { id: 1, shelf: 1, name: "renamed".into() }).unwrap();
+        assert_eq!(store.stats().db_queries - before, 1, "one statement");
+    });
+    let closed = spans.closed.lock().unwrap();
+    let transactions: Vec<_> = closed.iter().filter(|f| f["op"] == "transaction").collect();
+    assert_eq!(transactions.len(), 1, "{closed:?}");
+    assert_eq!((transactions[0]["ok"].as_str(), transactions[0]["db.system"].as_str()), ("true", "postgresql"));
+    assert!(closed.iter().any(|f| f["op"] == "apply_effects" && f["round_trips"] == "1"), "{closed:?}");
 }
 
 fn every_fetch_has_a_span_with_what_it_did() {

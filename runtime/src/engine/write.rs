@@ -785,9 +785,12 @@ impl<'a> OneStatementUpdate<'a> {
         }
         let values = row_values(row);
         storable::<T>(dialect, &values)?;
+        // The effects a transaction's update would have, with the old row's nodes
+        // those of the new values (the guard makes them so). The row write's own
+        // statement is not used: this one's is built below, from its effects.
         let mut set = WriteSet::default();
-        let placeholder = SqlQuery { text: String::new(), params: Vec::new() };
-        RowWrite::of_row(ctx, placeholder, None, Kind::Update, row, &values).applied(1, &mut set)?;
+        let unused = SqlQuery { text: String::new(), params: Vec::new() };
+        RowWrite::of_row(ctx, unused, None, Kind::Update, row, &values).applied(1, &mut set)?;
         let entry_id = ctx.outbox.new_entry_id();
         let cleaned = DoneEntries::take(&ctx.outbox);
         let (forget, entry) = (cleaned.values(), outbox::entry_row(entry_id, &set.keys, &set.moved));

@@ -306,6 +306,17 @@ impl Driver {
     /// in a transaction.
     pub(crate) fn update_in_one_statement<T: Model>(&self, row: &T) -> Result<bool, Error> {
         let Some(update) = OneStatementUpdate::plan(&self.ctx, self.dialect(), row)? else { return Ok(false) };
+        // A transaction of one statement: its span, like `transaction`'s, holds the
+        // span of its cache effects.
+        let seen = Observation::start(Label { op: "transaction", model: "" }, self.dialect());
+        let span = seen.span().clone();
+        let _entered = span.enter();
+        let result = self.one_statement(update);
+        seen.finish(Outcome::default(), result.is_ok());
+        result
+    }
+
+    fn one_statement(&self, update: OneStatementUpdate<'_>) -> Result<bool, Error> {
         self.maybe_drain();
         let (query, in_flight) = update.start(self.env());
         self.ctx.record_sql(&query);
