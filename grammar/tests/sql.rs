@@ -361,22 +361,29 @@ fn insert_then_select_in_one_statement() {
     }
 }
 
-/// An update guarded by its indexed columns and the index registry, writing its
-/// outbox entry (and deleting done ones) in the same statement, where the dialect
-/// runs writes in a `WITH` (PostgreSQL) and nowhere else; the statement one
-/// PostgreSQL's grammar accepts, its values bound in the order its params list.
+/// An update guarded by its indexed columns and the index registry, and an insert
+/// guarded by the registry, each writing its outbox entry (and deleting done ones)
+/// in the same statement, where the dialect runs writes in a `WITH` (PostgreSQL)
+/// and nowhere else; the statement one PostgreSQL's grammar accepts, its values
+/// bound in the order its params list.
 #[test]
-fn guarded_update_with_its_entry_in_one_statement() {
+fn guarded_writes_with_their_entry_in_one_statement() {
     let schema = schema();
     let (registry, outbox) = (registry_schema(), outbox_schema());
     let row = row();
     let known = ["category_id/0".to_owned(), "title/1".to_owned()];
     let entry = [Value::Int(42), Value::from("k1 k2"), Value::Int(1_700_000), Value::Null];
-    for (name, forget) in [("guarded_update_with_entry", vec![]), ("guarded_update_forgetting", vec![Value::Int(7)])] {
-        let write = sql::GuardedUpdate {
+    let update = sql::RowChange::Update { unchanged: &[1, 2] };
+    let cases = [
+        ("guarded_update_with_entry", update, vec![]),
+        ("guarded_update_forgetting", update, vec![Value::Int(7)]),
+        ("guarded_insert_forgetting", sql::RowChange::Insert, vec![Value::Int(7)]),
+    ];
+    for (name, change, forget) in cases {
+        let write = sql::GuardedWrite {
             schema: &schema,
             row: &row,
-            unchanged: &[1, 2],
+            change,
             registry: &registry,
             known: &known,
             outbox: &outbox,
@@ -384,12 +391,12 @@ fn guarded_update_with_its_entry_in_one_statement() {
             forget: &forget,
         };
         let out = render(|d| {
-            Ok(sql::guarded_update_with_entry(d, &write)
+            Ok(sql::guarded_write_with_entry(d, &write)
                 .unwrap_or_else(|| SqlQuery { text: "(a transaction)".into(), params: Vec::new() }))
         });
         insta::assert_snapshot!(name, out);
-        let pg = sql::guarded_update_with_entry(Dialect::Postgres, &write).expect("one statement");
-        assert_eq!(pg.params, sql::guarded_update_params(&write), "{}", pg.text);
+        let pg = sql::guarded_write_with_entry(Dialect::Postgres, &write).expect("one statement");
+        assert_eq!(pg.params, sql::guarded_write_params(&write), "{}", pg.text);
         let parsed = sqlparser::parser::Parser::parse_sql(&sqlparser::dialect::PostgreSqlDialect {}, &pg.text);
         assert!(parsed.is_ok(), "{}: {parsed:?}", pg.text);
     }
@@ -678,31 +685,33 @@ fn write_statement_texts_depend_on_their_shape_alone() {
             let (registry, outbox) = (registry_schema(), outbox_schema());
             let known = ["category_id/0".to_owned()];
             let entry = |r: &[Value]| vec![r[key].clone(), Value::from("k"), Value::Int(r.len() as i64), Value::Null];
-            // The statement of a row (where the dialect has it) and its params.
-            let guarded = |r: &[Value]| {
-                let (unchanged, entry, forget) =
-                    ([(key + 1) % schema.columns.len()], entry(r), [Value::Int(r.len() as i64)]);
-                let write = sql::GuardedUpdate {
-                    schema: &schema,
-                    row: r,
-                    unchanged: &unchanged,
-                    registry: &registry,
-                    known: &known,
-                    outbox: &outbox,
-                    entry: &entry,
-                    forget: &forget,
+            // The statements of a row (where the dialect has them) and their params.
+            let unchanged = [(key + 1) % schema.columns.len()];
+            for change in [sql::RowChange::Update { unchanged: &unchanged }, sql::RowChange::Insert] {
+                let guarded = |r: &[Value]| {
+                    let (entry, forget) = (entry(r), [Value::Int(r.len() as i64)]);
+                    let write = sql::GuardedWrite {
+                        schema: &schema,
+                        row: r,
+                        change,
+                        registry: &registry,
+                        known: &known,
+                        outbox: &outbox,
+                        entry: &entry,
+                        forget: &forget,
+                    };
+                    (sql::guarded_write_with_entry(d, &write), sql::guarded_write_params(&write))
                 };
-                (sql::guarded_update_with_entry(d, &write), sql::guarded_update_params(&write))
-            };
-            if guarded(&rows(&schema)[0]).0.is_some() {
-                check(
-                    "guarded_update_with_entry",
-                    d,
-                    built(&|r| {
-                        let (q, params) = guarded(r);
-                        (q.expect("as above"), params)
-                    }),
-                );
+                if guarded(&rows(&schema)[0]).0.is_some() {
+                    check(
+                        &format!("guarded_write_with_entry {change:?}"),
+                        d,
+                        built(&|r| {
+                            let (q, params) = guarded(r);
+                            (q.expect("as above"), params)
+                        }),
+                    );
+                }
             }
             for n in [0, 1, 3] {
                 let keys =

@@ -112,6 +112,10 @@ impl AsyncStore {
     /// Inserts a row (an error if its key exists).
     pub async fn insert<T: Model>(&self, row: &T) -> Result<(), Error> {
         check_storable(self.dialect(), row)?;
+        // As `Store::insert`: one statement where it can be.
+        if self.driver.insert_in_one_statement(row).await? {
+            return Ok(());
+        }
         let mut tx = self.begin().await?;
         tx.insert(row).await?;
         tx.commit().await

@@ -17,7 +17,7 @@
 //! read of the registry comes after its row statements, when it holds the table
 //! lock a registration waits for (on PostgreSQL the read is part of the statement
 //! that writes the transaction's outbox entry, which follows the row statements
-//! too; an update made in one statement, `engine::write::OneStatementUpdate`, reads
+//! too; a write made in one statement, `engine::write::OneStatementWrite`, reads
 //! it in that statement, whose snapshot is taken after its table lock: it updates
 //! nothing when the registry holds an index its model does not declare, and the
 //! write goes the long way). Either the registration committed before the

@@ -43,9 +43,10 @@ pub(crate) enum Shape {
     /// An outbox entry, the clean-up of this many applied ones, and the registry
     /// lookup of these tables in one statement.
     OutboxEntryAndLookup(usize, Vec<String>),
-    /// `sql::guarded_update_with_entry` of a model's row with the clean-up of this
-    /// many applied entries: absent where the dialect cannot.
-    GuardedUpdate(SchemaId, usize),
+    /// `sql::guarded_write_with_entry` of a model's row (an insert when true, an
+    /// update otherwise) with the clean-up of this many applied entries: absent
+    /// where the dialect cannot.
+    GuardedWrite(SchemaId, bool, usize),
 }
 
 /// A model's schema by address: models' schemas are statics, so two models never

@@ -91,6 +91,11 @@ impl Store {
     /// is (NaN, text too long to index) is refused before any database work.
     pub fn insert<T: Model>(&self, row: &T) -> Result<(), Error> {
         check_storable(self.dialect(), row)?;
+        // On PostgreSQL one statement, unless another version's index is registered;
+        // elsewhere a transaction.
+        if self.driver.insert_in_one_statement(row)? {
+            return Ok(());
+        }
         self.transaction(|tx| tx.insert(row))
     }
 

@@ -929,6 +929,14 @@ fn a_registration_waits_for_a_write_in_flight() {
         v1.update(&ItemV1 { id: 1, category_id: 5, label: "after".into() }).expect("update");
         assert_eq!(ids("during"), vec![], "{db:?}: the node v1's row left");
         assert_eq!(ids("after"), vec![(1, "after".to_owned())], "{db:?}: the node v1's row joined");
+        // A process of v1 that has not written since the registration (its snapshot
+        // of the registry is empty) inserts a row: on PostgreSQL its one statement
+        // finds v2's index registered and writes nothing, and the insert goes the
+        // long way, appending to v2's cached label node.
+        assert_eq!(ids("fresh"), vec![], "{db:?}");
+        let fresh_v1 = shared.store(&memcached, &namespace);
+        fresh_v1.insert(&ItemV1 { id: 3, category_id: 5, label: "fresh".into() }).expect("insert");
+        assert_eq!(ids("fresh"), vec![(3, "fresh".to_owned())], "{db:?}: the node v1's new row joined");
     }
 }
 

@@ -192,11 +192,12 @@ fn a_read_after_a_write_leases_its_few_changed_objects_at_once() {
 /// where it locks), the UPDATE, the registry lookup, the record and its clean-up
 /// (neither returns the old row from an UPDATE nor writes inside a `WITH`). BEGIN and
 /// COMMIT are not counted.
-/// An update that keeps the row in its index nodes is ONE statement on PostgreSQL:
-/// the update, guarded by the indexed values it writes and by the index registry,
-/// with its outbox entry and the clean-up of applied ones. A move to other nodes
-/// finds the guard shut (the statement changes nothing) and runs the transaction
-/// that reads the row as it was. Elsewhere every update is a transaction.
+/// An insert, and an update that keeps the row in its index nodes, are ONE statement
+/// on PostgreSQL: the write, guarded by the index registry (and an update by the
+/// indexed values it writes), with its outbox entry and the clean-up of applied
+/// ones. A move to other nodes finds the guard shut (the statement changes nothing)
+/// and runs the transaction that reads the row as it was. Elsewhere every write is
+/// a transaction.
 #[test]
 fn a_write_runs_the_fewest_statements_its_database_allows() {
     each_backend("statements", |b| {
@@ -228,6 +229,19 @@ fn a_write_runs_the_fewest_statements_its_database_allows() {
         assert_eq!(select!(Item, |i| i.category_id == 6).fetch(&store).unwrap()[0], row, "{:?}", b.db);
         let missing = store.update(&item(99, 5, "missing", 1.0));
         assert!(matches!(missing, Err(memdex::Error::NotFound { .. })), "{:?}: {missing:?}", b.db);
+        // An insert was in no node: one statement on PostgreSQL.
+        let before = store.stats();
+        store.insert(&item(8, 5, "new", 1.0)).unwrap();
+        let after = store.stats();
+        let want = if b.db == Db::Postgres { 1 } else { 4 };
+        assert_eq!(after.db_queries - before.db_queries, want, "{:?}: {after:?}", b.db);
+        assert_eq!(ids(&select!(Item, |i| i.category_id == 5).fetch(&store).unwrap()), [2, 3, 4, 8], "{:?}", b.db);
+        // A key that exists: the database refuses the statement, which wrote
+        // nothing, so nothing is left pending.
+        let duplicate = store.insert(&item(8, 6, "again", 1.0));
+        assert!(matches!(duplicate, Err(memdex::Error::UniqueViolation { .. })), "{:?}: {duplicate:?}", b.db);
+        assert_eq!(store.stats().outbox_deferred, after.outbox_deferred, "{:?}", b.db);
+        assert_eq!(ids(&select!(Item, |i| i.category_id == 6).fetch(&store).unwrap()), [1, 5, 6], "{:?}", b.db);
     });
 }
 

@@ -26,7 +26,7 @@
 //! Modules: `ast` builds sqlparser nodes, `dialect` holds the `SqlDialect`
 //! trait and its three implementations, `emit` lowers IR expressions, `ddl`
 //! builds `CREATE TABLE`/`CREATE INDEX` and the write statements, `with_entry` the
-//! update that writes its outbox entry in the same statement, `introspect` reads
+//! guarded insert or update that writes its outbox entry in the same statement, `introspect` reads
 //! a table's shape back from the catalog and names how it differs from a schema.
 
 mod ast;
@@ -56,7 +56,7 @@ pub use ddl::{
     index_specs, insert, insert_or_keep, insert_params, update, update_params, update_returning_old,
 };
 pub use introspect::{COLUMN_ROW, Drift, FoundIndex, INDEX_ROW, TableShape, columns_query, drift, indexes_query};
-pub use with_entry::{GuardedUpdate, guarded_update_params, guarded_update_with_entry};
+pub use with_entry::{GuardedWrite, RowChange, guarded_write_params, guarded_write_with_entry};
 
 /// The SQL dialects memdex emits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -545,7 +545,7 @@ impl Dialect {
     }
 
     /// Whether a statement's `WITH` may hold writes (PostgreSQL): the dialects where
-    /// [`guarded_update_with_entry`] and [`insert_then_select`] make one statement.
+    /// [`guarded_write_with_entry`] and [`insert_then_select`] make one statement.
     pub fn writes_in_with(self) -> bool {
         self.imp().data_modifying_with()
     }

@@ -1,18 +1,18 @@
-//! An update that records its outbox entry in the same statement, where the
+//! A row write that records its outbox entry in the same statement, where the
 //! dialect runs writes inside a `WITH` (PostgreSQL): one autocommitted statement in
 //! place of a transaction of four round trips.
 //!
 //! A write must append its entry to every index node its row was in and is in, and
-//! record the keys it touches durably with the write itself. Both need the row's
-//! old index values, which cost a locked read, unless the update is made to apply
-//! only when those values are the ones it writes: then the nodes it was in are the
-//! nodes it is in, all known before the statement runs. So the update is guarded —
-//! it changes no row when an indexed column would change, or when the index
-//! registry holds an index of the table the writer does not know (another version
-//! of the model declares it) — and the caller, told that no row changed, writes the
-//! row the long way.
+//! record the keys it touches durably with the write itself. An insert's row was in
+//! no node; an update's old index values cost a locked read, unless the update is
+//! made to apply only when those values are the ones it writes: then the nodes it
+//! was in are the nodes it is in, all known before the statement runs. So the write
+//! is guarded — it changes no row when an indexed column would change, or when the
+//! index registry holds an index of the table the writer does not know (another
+//! version of the model declares it) — and the caller, told that no row changed,
+//! writes the row the long way.
 
-use sqlparser::ast::{BinaryOperator, Expr as SqlExpr, InTarget, SelectItem, SetExpr, Statement};
+use sqlparser::ast::{BinaryOperator, Expr as SqlExpr, InTarget, Insert, SelectItem, SetExpr, Statement, Update};
 
 use super::ast::{self, binary};
 use super::ddl;
@@ -24,81 +24,71 @@ use crate::value::Value;
 /// The CTE holding the updated row's key, when the guard let the update apply.
 const WRITTEN: &str = "written";
 
-/// What [`guarded_update_with_entry`] writes, and what guards it.
+/// The row change of a [`GuardedWrite`].
 #[derive(Clone, Copy, Debug)]
-pub struct GuardedUpdate<'a> {
+pub enum RowChange<'a> {
+    /// An update of the row with the row's key, applied only when these columns
+    /// (those naming the row's index nodes) already hold the row's values.
+    Update {
+        /// The guarded columns, by index in the schema.
+        unchanged: &'a [usize],
+    },
+    /// An insert (an error if the key exists).
+    Insert,
+}
+
+/// What [`guarded_write_with_entry`] writes, and what guards it.
+#[derive(Clone, Copy, Debug)]
+pub struct GuardedWrite<'a> {
     /// The written row's schema.
     pub schema: &'a Schema,
     /// The written row's values, in schema column order.
     pub row: &'a [Value],
-    /// The columns whose stored values must equal `row`'s for the update to apply
-    /// (those naming the row's index nodes).
-    pub unchanged: &'a [usize],
+    /// An update or an insert.
+    pub change: RowChange<'a>,
     /// The index registry's schema (with `table_name` and `definition` columns).
     pub registry: &'a Schema,
     /// The definitions of the table's indexes the writer knows: a registered index
-    /// of the table beyond them stops the update.
+    /// of the table beyond them stops the write.
     pub known: &'a [String],
     /// The outbox's schema.
     pub outbox: &'a Schema,
-    /// The entry's row, in the outbox's column order; written only when the update
-    /// applied.
+    /// The entry's row, in the outbox's column order; written only when the row
+    /// was.
     pub entry: &'a [Value],
     /// The keys of done outbox entries to delete, whatever the guard decides.
     pub forget: &'a [Value],
 }
 
-/// `WITH "written" AS (UPDATE t SET … WHERE key = ? AND c IS NOT DISTINCT FROM ? …
-/// AND NOT EXISTS (SELECT 1 FROM registry WHERE table_name = ? AND definition NOT IN
-/// (?, …)) RETURNING key), "forgotten" AS (DELETE FROM outbox WHERE id IN (…)),
-/// "entry" AS (INSERT INTO outbox (…) SELECT ?, … FROM "written") SELECT COUNT(*)
-/// FROM "written"`: the number of rows updated (0 or 1), the entry written with the
-/// row in one statement. `None` where the dialect cannot, or when the registry's
-/// schema lacks its columns.
+/// `WITH "written" AS (<the write> RETURNING key), "forgotten" AS (DELETE FROM
+/// outbox WHERE id IN (…)), "entry" AS (INSERT INTO outbox (…) SELECT ?, … FROM
+/// "written") SELECT COUNT(*) FROM "written"`: the number of rows written (0 or 1),
+/// the entry written with the row in one statement. The write is `UPDATE t SET …
+/// WHERE key = ? AND c IS NOT DISTINCT FROM ? … AND <no foreign index>` or `INSERT
+/// INTO t (…) SELECT ?, … WHERE <no foreign index>`, where `<no foreign index>` is
+/// `NOT EXISTS (SELECT 1 FROM registry WHERE table_name = ? AND definition NOT IN
+/// (?, …))`. `None` where the dialect cannot, or when the registry's schema lacks
+/// its columns.
 ///
 /// Text comparisons in the guard are byte-wise, as index nodes compare them. The
 /// registry is read by the same statement that holds the table's write lock, as
 /// `crate::registry` of the runtime requires of a write's lookup: a registration
 /// locks the table against writers, so it either committed before this statement's
 /// snapshot or waits for it.
-pub fn guarded_update_with_entry(d: Dialect, write: &GuardedUpdate<'_>) -> Option<SqlQuery> {
+pub fn guarded_write_with_entry(d: Dialect, write: &GuardedWrite<'_>) -> Option<SqlQuery> {
     let imp = d.imp();
     if !imp.data_modifying_with() {
         return None;
     }
-    let table_name = write.registry.column_index("table_name")?;
-    let definition = write.registry.column_index("definition")?;
     let mut e = Emitter::without_params(imp, write.schema);
-    let assignments = ddl::assignments(&mut e, write.row);
-    let key = write.row.get(write.schema.key).cloned().unwrap_or(Value::Null);
-    let mut guard = vec![ddl::key_equals(&mut e, &key)];
-    for &column in write.unchanged {
-        let value = write.row.get(column).cloned().unwrap_or(Value::Null);
-        guard.push(e.column_unchanged(column, value));
-    }
-    // The registry's subquery binds its values after the update's, in one list.
-    let mut r = Emitter::without_params(imp, write.registry);
-    r.values = std::mem::take(&mut e.values);
-    let mut foreign =
-        vec![binary(r.column(table_name), BinaryOperator::Eq, r.bind(Value::Text(write.schema.table.clone())))];
-    if !write.known.is_empty() {
-        let known = write.known.iter().map(|k| r.bind(Value::Text(k.clone()))).collect();
-        foreign.push(SqlExpr::In {
-            expr: Box::new(r.column(definition)),
-            target: InTarget::List(known),
-            negated: true,
-            global: false,
-        });
-    }
-    let registered = ast::select(vec![ast::number(1)], r.table(), ast::and_all(foreign));
-    guard
-        .push(SqlExpr::Exists { subquery: Box::new(ast::query(SetExpr::Select(Box::new(registered)))), negated: true });
-    e.values = std::mem::take(&mut r.values);
-    let returning = Some(vec![SelectItem::UnnamedExpr(e.column(write.schema.key))]);
-    let selection = ast::and_all(guard).unwrap_or_else(ast::constant_false);
-    let update = ddl::update_statement(ast::table(e.table()), assignments, None, selection, returning);
-    let mut ctes = vec![cte(&e, WRITTEN, SetExpr::Update(Statement::Update(update)))];
-    // The clean-up and the entry bind theirs after the registry's.
+    let written = match write.change {
+        RowChange::Update { unchanged } => {
+            SetExpr::Update(Statement::Update(guarded_update(&mut e, write, unchanged)?))
+        }
+        RowChange::Insert => SetExpr::Insert(Statement::Insert(guarded_insert(&mut e, write)?)),
+    };
+    let mut ctes = vec![cte(&e, WRITTEN, written)];
+    // The clean-up and the entry bind theirs after the write's.
     let mut o = Emitter::without_params(imp, write.outbox);
     o.values = std::mem::take(&mut e.values);
     if !write.forget.is_empty() {
@@ -113,31 +103,101 @@ pub fn guarded_update_with_entry(d: Dialect, write: &GuardedUpdate<'_>) -> Optio
     Some(finish(Statement::Query(Box::new(query)), o))
 }
 
-/// `INSERT INTO outbox (columns) SELECT ?, … FROM "written"`: the entry, once per
-/// updated row. Each value is typed as its column, since a `SELECT` gives bound
-/// values no type of its own.
-fn entry_insert(o: &mut Emitter<'_>, entry: &[Value]) -> sqlparser::ast::Insert {
-    let q = o.dialect.quote();
-    let outbox = o.schema;
-    let columns = outbox.columns.iter().map(|c| ast::object_name(q, &c.name)).collect();
-    let values: Vec<SqlExpr> = (outbox.columns.iter().zip(entry))
-        .map(|(c, v)| {
-            let placeholder = o.bind(v.clone());
-            o.dialect.typed(placeholder, c.ty)
-        })
-        .collect();
-    let source = ast::query(SetExpr::Select(Box::new(ast::select(values, ast::object_name(q, WRITTEN), None))));
-    ddl::insert_statement(o.table(), columns, source, None)
+/// `UPDATE t SET … WHERE key = ? AND c IS NOT DISTINCT FROM ? … AND <no foreign
+/// index> RETURNING key`.
+fn guarded_update(e: &mut Emitter<'_>, write: &GuardedWrite<'_>, unchanged: &[usize]) -> Option<Update> {
+    let assignments = ddl::assignments(e, write.row);
+    let key = write.row.get(write.schema.key).cloned().unwrap_or(Value::Null);
+    let mut guard = vec![ddl::key_equals(e, &key)];
+    for &column in unchanged {
+        let value = write.row.get(column).cloned().unwrap_or(Value::Null);
+        guard.push(e.column_unchanged(column, value));
+    }
+    guard.push(no_foreign_index(e, write)?);
+    let selection = ast::and_all(guard).unwrap_or_else(ast::constant_false);
+    Some(ddl::update_statement(ast::table(e.table()), assignments, None, selection, Some(key_returned(e))))
 }
 
-/// The values [`guarded_update_with_entry`] binds, in its order: the non-key
-/// columns, the key, the guarded columns, the table's name, the known definitions,
-/// the entries to forget, then the entry. Its text depends on the dialect, the
-/// schemas, the guarded columns and the numbers of known definitions and of
-/// entries to forget alone.
-pub fn guarded_update_params(write: &GuardedUpdate<'_>) -> Vec<Value> {
-    let mut params = ddl::update_params(write.schema, write.row);
-    params.extend(write.unchanged.iter().map(|&c| write.row.get(c).cloned().unwrap_or(Value::Null)));
+/// `INSERT INTO t (…) SELECT ?, … WHERE <no foreign index> RETURNING key`.
+fn guarded_insert(e: &mut Emitter<'_>, write: &GuardedWrite<'_>) -> Option<Insert> {
+    let values = typed_values(e, write.schema, write.row);
+    let guard = no_foreign_index(e, write)?;
+    let source = ast::query(SetExpr::Select(Box::new(ast::select_values(values, Some(guard)))));
+    let mut insert = ddl::insert_statement(e.table(), column_names(e), source, None);
+    insert.returning = Some(key_returned(e));
+    Some(insert)
+}
+
+/// `RETURNING`'s list: the written row's key.
+fn key_returned(e: &Emitter<'_>) -> Vec<SelectItem> {
+    vec![SelectItem::UnnamedExpr(e.column(e.schema.key))]
+}
+
+/// `NOT EXISTS (SELECT 1 FROM registry WHERE table_name = ? AND definition NOT IN
+/// (?, …))`: the registry holds no index of the written table beyond those the
+/// writer knows. Its values are bound in `e`'s list; `None` when the registry's
+/// schema lacks its columns.
+fn no_foreign_index(e: &mut Emitter<'_>, write: &GuardedWrite<'_>) -> Option<SqlExpr> {
+    let table_name = write.registry.column_index("table_name")?;
+    let definition = write.registry.column_index("definition")?;
+    let mut r = Emitter::without_params(e.dialect, write.registry);
+    r.values = std::mem::take(&mut e.values);
+    let table = r.bind(Value::Text(write.schema.table.clone()));
+    let mut foreign = vec![binary(r.column(table_name), BinaryOperator::Eq, table)];
+    if !write.known.is_empty() {
+        let known = write.known.iter().map(|k| r.bind(Value::Text(k.clone()))).collect();
+        foreign.push(SqlExpr::In {
+            expr: Box::new(r.column(definition)),
+            target: InTarget::List(known),
+            negated: true,
+            global: false,
+        });
+    }
+    let registered = ast::select(vec![ast::number(1)], r.table(), ast::and_all(foreign));
+    e.values = std::mem::take(&mut r.values);
+    Some(SqlExpr::Exists { subquery: Box::new(ast::query(SetExpr::Select(Box::new(registered)))), negated: true })
+}
+
+/// The quoted names of every column of `e`'s schema.
+fn column_names(e: &Emitter<'_>) -> Vec<sqlparser::ast::ObjectName> {
+    let q = e.dialect.quote();
+    e.schema.columns.iter().map(|c| ast::object_name(q, &c.name)).collect()
+}
+
+/// Every value of `row` bound and typed as its column: a `SELECT` gives bound
+/// values no type of its own.
+fn typed_values(e: &mut Emitter<'_>, schema: &Schema, row: &[Value]) -> Vec<SqlExpr> {
+    (schema.columns.iter().zip(row))
+        .map(|(c, v)| {
+            let placeholder = e.bind(v.clone());
+            e.dialect.typed(placeholder, c.ty)
+        })
+        .collect()
+}
+
+/// `INSERT INTO outbox (columns) SELECT ?, … FROM "written"`: the entry, once per
+/// written row.
+fn entry_insert(o: &mut Emitter<'_>, entry: &[Value]) -> Insert {
+    let values = typed_values(o, o.schema, entry);
+    let written = ast::object_name(o.dialect.quote(), WRITTEN);
+    let source = ast::query(SetExpr::Select(Box::new(ast::select(values, written, None))));
+    ddl::insert_statement(o.table(), column_names(o), source, None)
+}
+
+/// The values [`guarded_write_with_entry`] binds, in its order: for an update the
+/// non-key columns, the key and the guarded columns, for an insert the row; then
+/// the table's name, the known definitions, the entries to forget, and the entry.
+/// Its text depends on the dialect, the schemas, the change (and its guarded
+/// columns) and the numbers of known definitions and of entries to forget alone.
+pub fn guarded_write_params(write: &GuardedWrite<'_>) -> Vec<Value> {
+    let mut params = match write.change {
+        RowChange::Update { unchanged } => {
+            let mut params = ddl::update_params(write.schema, write.row);
+            params.extend(unchanged.iter().map(|&c| write.row.get(c).cloned().unwrap_or(Value::Null)));
+            params
+        }
+        RowChange::Insert => write.row.to_vec(),
+    };
     params.push(Value::Text(write.schema.table.clone()));
     params.extend(write.known.iter().map(|k| Value::Text(k.clone())));
     params.extend(write.forget.iter().cloned());

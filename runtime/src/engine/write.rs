@@ -9,10 +9,11 @@
 //! registry of the tables it wrote (`crate::registry`) and appends to the nodes of
 //! the indexes another version of the model declares too ([`Commit::complete`]).
 //!
-//! On PostgreSQL an update that keeps its row in its index nodes needs no
-//! transaction: [`OneStatementUpdate`] writes the row and its outbox entry in one
-//! autocommitted statement, guarded so that it changes nothing when the row would
-//! move (the update then goes the long way).
+//! On PostgreSQL an insert, and an update that keeps its row in its index nodes,
+//! need no transaction: [`OneStatementWrite`] writes the row and its outbox entry in
+//! one autocommitted statement, guarded so that it changes nothing when the row
+//! would move or another version's index is registered (the write then goes the
+//! long way).
 
 use std::sync::Arc;
 
@@ -752,99 +753,127 @@ impl Drop for DoneEntries<'_> {
     }
 }
 
-/// An update in ONE autocommitted statement that also writes its outbox entry and
-/// deletes done ones (`sql::guarded_update_with_entry`, PostgreSQL): no BEGIN, no
+/// A row write in ONE autocommitted statement that also writes its outbox entry and
+/// deletes done ones (`sql::guarded_write_with_entry`, PostgreSQL): no BEGIN, no
 /// locked read of the old row, no registry lookup of its own, no COMMIT — four
-/// database round trips become one, and the server's work that of a plain update
+/// database round trips become one, and the server's work that of a plain write
 /// and one insert.
 ///
-/// The statement updates the row only when every column naming its index nodes
-/// already holds the value written, and the index registry holds no index of the
-/// table beyond the model's own. The nodes the row was in are then the nodes it is
-/// in, all known before the statement runs, so the entry and the effects are
-/// exactly those of [`RowWrite::update`] in a transaction, which appends to the
-/// nodes of both images. Otherwise the statement changes no row and the caller
-/// writes it the long way; the done entries it names are deleted either way.
+/// The statement writes the row only when the index registry holds no index of the
+/// table beyond the model's own and, for an update, when every column naming the
+/// row's index nodes already holds the value written. The nodes the row was in (an
+/// insert's: none) are then among the nodes it is in, all known before the statement
+/// runs, so the entry and the effects are exactly those of [`RowWrite::insert`] or
+/// [`RowWrite::update`] in a transaction (an update appends to the nodes of both
+/// images). Otherwise the statement changes no row and the caller writes it the
+/// long way; the done entries it names are deleted either way.
 #[derive(Debug)]
-pub(crate) struct OneStatementUpdate<'a> {
+pub(crate) struct OneStatementWrite<'a> {
     query: SqlQuery,
     entry_id: i64,
     set: WriteSet,
     cleaned: DoneEntries<'a>,
 }
 
-impl<'a> OneStatementUpdate<'a> {
-    /// The update of the row with `row`'s key to `row`; `None` where the dialect
-    /// has no such statement, or when this process last found the table's registry
-    /// holding an index another version of the model declares (the statement would
-    /// change nothing).
-    pub(crate) fn plan<T: Model>(ctx: &'a Context, dialect: Dialect, row: &T) -> Result<Option<Self>, Error> {
+impl<'a> OneStatementWrite<'a> {
+    /// The update of the row with `row`'s key to `row`, guarded by the values of the
+    /// columns naming its nodes; `None` where the dialect has no such statement, or
+    /// when this process last found the table's registry holding an index another
+    /// version of the model declares (the statement would change nothing).
+    pub(crate) fn update<T: Model>(ctx: &'a Context, dialect: Dialect, row: &T) -> Result<Option<Self>, Error> {
+        let schema = T::schema();
+        let mut unchanged: Vec<usize> = schema.indexes.iter().flat_map(|ix| ix.columns.iter().copied()).collect();
+        unchanged.sort_unstable();
+        unchanged.dedup();
+        OneStatementWrite::plan(ctx, dialect, row, Kind::Update, sql::RowChange::Update { unchanged: &unchanged })
+    }
+
+    /// The insert of `row` (an error if its key exists); `None` as for
+    /// [`OneStatementWrite::update`].
+    pub(crate) fn insert<T: Model>(ctx: &'a Context, dialect: Dialect, row: &T) -> Result<Option<Self>, Error> {
+        OneStatementWrite::plan(ctx, dialect, row, Kind::Insert, sql::RowChange::Insert)
+    }
+
+    fn plan<T: Model>(
+        ctx: &'a Context,
+        dialect: Dialect,
+        row: &T,
+        kind: Kind,
+        change: sql::RowChange<'_>,
+    ) -> Result<Option<Self>, Error> {
         let schema = T::schema();
         if !dialect.writes_in_with() || ctx.registry.has_foreign(schema) {
             return Ok(None);
         }
         let values = row_values(row);
         storable::<T>(dialect, &values)?;
-        // The effects a transaction's update would have, with the old row's nodes
-        // those of the new values (the guard makes them so). The row write's own
-        // statement is not used: this one's is built below, from its effects.
+        // The effects a transaction's write would have (for an update, with the old
+        // row's nodes those of the new values: the guard makes them so). The row
+        // write's own statement is not used: this one's is built below, from them.
         let mut set = WriteSet::default();
         let unused = SqlQuery { text: String::new(), params: Vec::new() };
-        RowWrite::of_row(ctx, unused, None, Kind::Update, row, &values).applied(1, &mut set)?;
+        RowWrite::of_row(ctx, unused, None, kind, row, &values).applied(1, &mut set)?;
         let entry_id = ctx.outbox.new_entry_id();
         let cleaned = DoneEntries::take(&ctx.outbox);
         let (forget, entry) = (cleaned.values(), outbox::entry_row(entry_id, &set.keys, &set.moved));
-        let mut unchanged: Vec<usize> = schema.indexes.iter().flat_map(|ix| ix.columns.iter().copied()).collect();
-        unchanged.sort_unstable();
-        unchanged.dedup();
         let known: Vec<String> = schema.indexes.iter().map(|ix| RegisteredIndex::of(schema, ix).encode()).collect();
-        let write = sql::GuardedUpdate {
+        let write = sql::GuardedWrite {
             schema,
             row: &values,
-            unchanged: &unchanged,
+            change,
             registry: registry::schema(),
             known: &known,
             outbox: outbox::schema(),
             entry: &entry,
             forget: &forget,
         };
-        let shape = Shape::GuardedUpdate(SchemaId::of(schema), forget.len());
-        let query = ctx.statements.optional_query(dialect, shape, sql::guarded_update_params(&write), || {
-            sql::guarded_update_with_entry(dialect, &write)
+        let shape = Shape::GuardedWrite(SchemaId::of(schema), kind == Kind::Insert, forget.len());
+        let query = ctx.statements.optional_query(dialect, shape, sql::guarded_write_params(&write), || {
+            sql::guarded_write_with_entry(dialect, &write)
         });
-        Ok(query.map(|query| OneStatementUpdate { query, entry_id, set, cleaned }))
+        Ok(query.map(|query| OneStatementWrite { query, entry_id, set, cleaned }))
     }
 
     /// The statement to run on its own (autocommitted, never retried), and what
     /// follows its reply. The effects are made before it runs: a caller dropped
-    /// while its outcome is unknown, or one whose statement failed, leaves the
-    /// entry pending in this process (its reads bypass the cache until it has
-    /// deleted the entry's keys), and gives the done entries back.
-    pub(crate) fn start(self, env: Env<'a>) -> (SqlQuery, UpdateInFlight<'a>) {
+    /// while its outcome is unknown leaves the entry pending in this process (its
+    /// reads bypass the cache until it has deleted the entry's keys), and gives the
+    /// done entries back.
+    pub(crate) fn start(self, env: Env<'a>) -> (SqlQuery, WriteInFlight<'a>) {
         let effects = ApplyEffects::new(env, self.entry_id, self.set);
-        (self.query, UpdateInFlight { effects, cleaned: self.cleaned })
+        (self.query, WriteInFlight { effects, cleaned: self.cleaned })
     }
 }
 
-/// A [`OneStatementUpdate`] whose statement was sent.
+/// A [`OneStatementWrite`] whose statement was sent.
 #[derive(Debug)]
-pub(crate) struct UpdateInFlight<'a> {
+pub(crate) struct WriteInFlight<'a> {
     effects: ApplyEffects<'a>,
     cleaned: DoneEntries<'a>,
 }
 
-impl<'a> UpdateInFlight<'a> {
-    /// The statement's reply (one row: the number of rows it updated): the effects
-    /// to apply when it updated the row, `None` when its guard stopped it (the
-    /// caller then writes the row the long way).
+impl<'a> WriteInFlight<'a> {
+    /// The statement's reply (one row: the number of rows it wrote): the effects to
+    /// apply when it wrote the row, `None` when its guard stopped it (the caller
+    /// then writes the row the long way).
     pub(crate) fn reply(self, rows: &[Vec<Value>]) -> Option<ApplyEffects<'a>> {
         self.cleaned.committed();
-        let updated = rows.first().and_then(|row| row.first()).is_some_and(|count| *count == Value::Int(1));
-        if updated {
+        let written = rows.first().and_then(|row| row.first()).is_some_and(|count| *count == Value::Int(1));
+        if written {
             return Some(self.effects);
         }
         self.effects.abandon();
         None
+    }
+
+    /// The statement failed. An error the database answered with (a key that
+    /// exists, a refused value) means it wrote nothing, an autocommitted statement
+    /// being its own transaction: nothing is pending. Any other (the connection
+    /// lost with the reply) leaves the outcome unknown, and the entry pending.
+    pub(crate) fn failed(self, error: &DbError) {
+        if error.code().is_some() {
+            self.effects.abandon();
+        }
     }
 }
 

@@ -32,7 +32,7 @@ use crate::engine::database::{self, Page};
 use crate::engine::drain::Drain;
 use crate::engine::fetch::Fetch;
 use crate::engine::schema::{CheckSchema, no_drift, outbox_usable};
-use crate::engine::write::{ApplyEffects, Commit, OneStatementUpdate, RowWrite, WriteSet};
+use crate::engine::write::{ApplyEffects, Commit, OneStatementWrite, RowWrite, WriteSet};
 use crate::engine::{CacheFacts, Context, Env, Machine, Observation, Outcome, Replies, SqlReply, SqlRequest, Step};
 use crate::error::Error;
 use crate::model::Model;
@@ -543,15 +543,36 @@ impl AsyncDriver {
     }
 
     /// Updates the row with `row`'s key in one statement with its outbox entry,
-    /// then applies the effects ([`OneStatementUpdate`]). False when the dialect has
+    /// then applies the effects ([`OneStatementWrite`]). False when the dialect has
     /// no such statement or its guard stopped it: the caller then updates the row
     /// in a transaction.
     pub(crate) async fn update_in_one_statement<T: Model>(&self, row: &T) -> Result<bool, Error> {
-        let Some(update) = OneStatementUpdate::plan(&self.ctx, self.dialect(), row)? else { return Ok(false) };
+        match OneStatementWrite::update(&self.ctx, self.dialect(), row)? {
+            Some(write) => self.in_one_statement(write).await,
+            None => Ok(false),
+        }
+    }
+
+    /// Inserts `row` in one statement with its outbox entry, as
+    /// [`AsyncDriver::update_in_one_statement`] updates.
+    pub(crate) async fn insert_in_one_statement<T: Model>(&self, row: &T) -> Result<bool, Error> {
+        match OneStatementWrite::insert(&self.ctx, self.dialect(), row)? {
+            Some(write) => self.in_one_statement(write).await,
+            None => Ok(false),
+        }
+    }
+
+    async fn in_one_statement(&self, write: OneStatementWrite<'_>) -> Result<bool, Error> {
         self.maybe_drain().await;
-        let (query, in_flight) = update.start(self.env());
+        let (query, in_flight) = write.start(self.env());
         self.ctx.record_sql(&query);
-        let rows = self.db.write_alone(&query, &[Type::Int]).await?;
+        let rows = match self.db.write_alone(&query, &[Type::Int]).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                in_flight.failed(&e);
+                return Err(e.into());
+            }
+        };
         match in_flight.reply(&rows) {
             Some(effects) => self.run(effects).await.map(|()| true),
             None => Ok(false),

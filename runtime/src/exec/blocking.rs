@@ -12,7 +12,7 @@ use crate::engine::database::{self, Page};
 use crate::engine::drain::Drain;
 use crate::engine::fetch::Fetch;
 use crate::engine::schema::{CheckSchema, no_drift, outbox_usable};
-use crate::engine::write::{ApplyEffects, Commit, OneStatementUpdate, RowWrite, WriteSet};
+use crate::engine::write::{ApplyEffects, Commit, OneStatementWrite, RowWrite, WriteSet};
 use crate::engine::{Context, Env, Label, Machine, Observation, Outcome, Replies, SqlReply, SqlRequest, Step};
 use crate::error::Error;
 use crate::model::Model;
@@ -301,26 +301,47 @@ fn kept<T, R>(outcome: &mut Option<Result<R, Error>>, result: Result<T, Error>) 
 
 impl Driver {
     /// Updates the row with `row`'s key in one statement with its outbox entry,
-    /// then applies the effects ([`OneStatementUpdate`]). False when the dialect has
+    /// then applies the effects ([`OneStatementWrite`]). False when the dialect has
     /// no such statement or its guard stopped it: the caller then updates the row
     /// in a transaction.
     pub(crate) fn update_in_one_statement<T: Model>(&self, row: &T) -> Result<bool, Error> {
-        let Some(update) = OneStatementUpdate::plan(&self.ctx, self.dialect(), row)? else { return Ok(false) };
-        // A transaction of one statement: its span, like `transaction`'s, holds the
-        // span of its cache effects.
+        match OneStatementWrite::update(&self.ctx, self.dialect(), row)? {
+            Some(write) => self.in_one_statement(write),
+            None => Ok(false),
+        }
+    }
+
+    /// Inserts `row` in one statement with its outbox entry, as
+    /// [`Driver::update_in_one_statement`] updates.
+    pub(crate) fn insert_in_one_statement<T: Model>(&self, row: &T) -> Result<bool, Error> {
+        match OneStatementWrite::insert(&self.ctx, self.dialect(), row)? {
+            Some(write) => self.in_one_statement(write),
+            None => Ok(false),
+        }
+    }
+
+    /// A transaction of one statement: its span, like `transaction`'s, holds the
+    /// span of its cache effects.
+    fn in_one_statement(&self, write: OneStatementWrite<'_>) -> Result<bool, Error> {
         let seen = Observation::start(Label { op: "transaction", model: "" }, self.dialect());
         let span = seen.span().clone();
         let _entered = span.enter();
-        let result = self.one_statement(update);
+        let result = self.one_statement(write);
         seen.finish(Outcome::default(), result.is_ok());
         result
     }
 
-    fn one_statement(&self, update: OneStatementUpdate<'_>) -> Result<bool, Error> {
+    fn one_statement(&self, write: OneStatementWrite<'_>) -> Result<bool, Error> {
         self.maybe_drain();
-        let (query, in_flight) = update.start(self.env());
+        let (query, in_flight) = write.start(self.env());
         self.ctx.record_sql(&query);
-        let rows = self.db.write_alone(&query, &[memdex_grammar::Type::Int])?;
+        let rows = match self.db.write_alone(&query, &[memdex_grammar::Type::Int]) {
+            Ok(rows) => rows,
+            Err(e) => {
+                in_flight.failed(&e);
+                return Err(e.into());
+            }
+        };
         match in_flight.reply(&rows) {
             Some(effects) => self.run(effects).map(|()| true),
             None => Ok(false),
