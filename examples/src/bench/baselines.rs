@@ -22,6 +22,7 @@ pub struct PgBaseline {
     table: String,
     by_category: Statement,
     update_price: Statement,
+    insert_row: Statement,
 }
 
 impl std::fmt::Debug for PgBaseline {
@@ -60,7 +61,8 @@ impl PgBaseline {
     fn prepare(mut client: Client, table: &str) -> Result<PgBaseline, postgres::Error> {
         let by_category = client.prepare(&format!("SELECT {COLUMNS} FROM {table} WHERE category_id = $1"))?;
         let update_price = client.prepare(&format!("UPDATE {table} SET price = $2 WHERE id = $1"))?;
-        Ok(PgBaseline { client, table: table.to_owned(), by_category, update_price })
+        let insert_row = client.prepare(&format!("INSERT INTO {table} ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"))?;
+        Ok(PgBaseline { client, table: table.to_owned(), by_category, update_price, insert_row })
     }
 
     fn setup_table(params: &str, table: &str, rows: &[Row]) -> Result<PgBaseline, postgres::Error> {
@@ -109,6 +111,21 @@ impl PgBaseline {
         let updated = tx.execute(&self.update_price, &[&id, &price])?;
         tx.commit()?;
         Ok(updated)
+    }
+
+    /// One autocommitted `INSERT` of `r`: one round trip.
+    pub fn insert(&mut self, r: &Row) -> Result<u64, postgres::Error> {
+        self.client
+            .execute(&self.insert_row, &[&r.id, &r.category_id, &r.name, &r.price, &r.deleted_at, &r.description])
+    }
+
+    /// The same `INSERT` in a transaction of its own: BEGIN, the INSERT, COMMIT.
+    pub fn insert_in_transaction(&mut self, r: &Row) -> Result<u64, postgres::Error> {
+        let mut tx = self.client.transaction()?;
+        let inserted =
+            tx.execute(&self.insert_row, &[&r.id, &r.category_id, &r.name, &r.price, &r.deleted_at, &r.description])?;
+        tx.commit()?;
+        Ok(inserted)
     }
 
     /// The whole query plan, to show the index is used.

@@ -194,6 +194,11 @@ impl AsyncBench {
         self.runtime.block_on(self.store.update(&Item::from(row))).map_err(err)
     }
 
+    /// `AsyncStore::insert` of `row`, driven to completion on this thread.
+    pub fn insert(&self, row: &Row) -> Result<(), String> {
+        self.runtime.block_on(self.store.insert(&Item::from(row))).map_err(err)
+    }
+
     /// The hot query, `fetch_async`, driven to completion on this thread.
     pub fn hot(&self, category: i64) -> Result<usize, String> {
         let rows = self
@@ -300,6 +305,11 @@ impl Bench {
 
     pub fn update_price(&self, row: &Row) -> Result<(), String> {
         self.store.update(&Item::from(row)).map_err(err)
+    }
+
+    /// `Store::insert` of `row`.
+    pub fn insert(&self, row: &Row) -> Result<(), String> {
+        self.store.insert(&Item::from(row)).map_err(err)
     }
 
     /// Fetches every page (limit 5–20, every page offset) of a cart and counts the

@@ -1037,6 +1037,7 @@ fn writes(cfg: &Config, servers: &Servers, data: &Dataset, store: &Result<Bench,
     if let Some(target) = target {
         async_write_cost(cfg, servers, target, store, &mut section);
     }
+    insert_cost(cfg, servers, store, &mut section);
     capture_cost(cfg, servers, data, &mut section);
     section
 }
@@ -1118,6 +1119,67 @@ fn async_write_cost(
             "Target: a memdex update ≤ 2x a plain UPDATE in its own transaction, interleaved: blocking {}, async {}.",
             met(blocking),
             met(asynchronous)
+        ));
+    }
+}
+
+/// The blocking and the async store's insert of a new row against a plain INSERT,
+/// autocommitted and in a transaction of its own, interleaved. On PostgreSQL a
+/// memdex insert is one guarded statement with its outbox entry (its row was in no
+/// index node) and one cache round trip. Each insert gets a fresh id, in a category
+/// no other section reads.
+fn insert_cost(cfg: &Config, servers: &Servers, store: &Result<Bench, String>, section: &mut Section) {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    /// Ids no dataset uses, shared by every probe.
+    static NEXT_ID: AtomicI64 = AtomicI64::new(50_000_000);
+    const CATEGORY: i64 = 900_000;
+    let Ok(pg) = servers.postgres.as_ref() else { return };
+    let asynchronous = servers.memcached_addrs(1).and_then(|a| memdex_side::open_async(&servers.db(), &a, 0));
+    let connect = || baselines::PgBaseline::on_table(&pg.params(), "plain_item").map_err(|e| e.to_string());
+    let (mut plain, mut plain_in_transaction) = (connect(), connect());
+    let fresh = || data::row(NEXT_ID.fetch_add(1, Ordering::Relaxed), CATEGORY);
+    let probes: Vec<Probe<'_>> = vec![
+        plain.as_mut().map_err(|e| e.clone()).map(|base| -> Box<dyn FnMut() -> Result<(), String>> {
+            Box::new(move || base.insert(&fresh()).map(drop).map_err(|e| e.to_string()))
+        }),
+        plain_in_transaction.as_mut().map_err(|e| e.clone()).map(|base| -> Box<dyn FnMut() -> Result<(), String>> {
+            Box::new(move || base.insert_in_transaction(&fresh()).map(drop).map_err(|e| e.to_string()))
+        }),
+        store
+            .as_ref()
+            .map_err(Clone::clone)
+            .map(|b| -> Box<dyn FnMut() -> Result<(), String>> { Box::new(move || b.insert(&fresh())) }),
+        asynchronous
+            .as_ref()
+            .map_err(Clone::clone)
+            .map(|b| -> Box<dyn FnMut() -> Result<(), String>> { Box::new(move || b.insert(&fresh())) }),
+    ];
+    let summaries = measure_interleaved(cfg.write_budget, probes);
+    let mut table = Table::new(["case (interleaved, a new row each)", "median", "p90", "database round trips"]);
+    let labels = [
+        ("plain PostgreSQL INSERT (prepared, autocommit)", "1"),
+        ("plain PostgreSQL INSERT in its own transaction (BEGIN, INSERT, COMMIT)", "3"),
+        ("memdex insert, blocking Store", "1"),
+        ("memdex insert, AsyncStore", "1"),
+    ];
+    for ((label, trips), summary) in labels.iter().zip(&summaries) {
+        match summary {
+            Ok(s) => table.row([(*label).to_owned(), format_ns(s.median_ns), format_ns(s.p90_ns), (*trips).to_owned()]),
+            Err(e) => table.row([(*label).to_owned(), format!("unavailable: {e}"), String::new(), String::new()]),
+        }
+    }
+    section.tables.push(table);
+    let median = |i: usize| summaries.get(i).and_then(|s| s.as_ref().ok()).map(|s| s.median_ns);
+    if let (Some(plain), Some(in_transaction), Some(blocking), Some(asynchronous)) =
+        (median(0), median(1), median(2), median(3))
+    {
+        section.note(format!(
+            "Inserts, interleaved: the blocking insert {} of the autocommitted INSERT and {} of the one in its own \
+             transaction; the async one {} and {}.",
+            format_ratio(blocking, plain),
+            format_ratio(blocking, in_transaction),
+            format_ratio(asynchronous, plain),
+            format_ratio(asynchronous, in_transaction)
         ));
     }
 }
