@@ -1130,8 +1130,9 @@ fn async_write_cost(
 /// no other section reads.
 fn insert_cost(cfg: &Config, servers: &Servers, store: &Result<Bench, String>, section: &mut Section) {
     use std::sync::atomic::{AtomicI64, Ordering};
-    /// Ids no dataset uses, shared by every probe.
-    static NEXT_ID: AtomicI64 = AtomicI64::new(50_000_000);
+    /// Ids no dataset and no other section uses (the hung-server section inserts
+    /// from 60,000,000), shared by every probe.
+    static NEXT_ID: AtomicI64 = AtomicI64::new(900_000_000);
     const CATEGORY: i64 = 900_000;
     let Ok(pg) = servers.postgres.as_ref() else { return };
     let asynchronous = servers.memcached_addrs(1).and_then(|a| memdex_side::open_async(&servers.db(), &a, 0));
