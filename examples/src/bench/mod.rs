@@ -1087,24 +1087,15 @@ fn async_write_cost(
         }),
     ];
     let summaries = measure_interleaved(cfg.write_budget, probes);
-    let mut table = Table::new(["case (interleaved, one row)", "median", "p90", "database round trips"]);
     let labels = [
         (PLAIN_AUTOCOMMIT, "1"),
         (PLAIN_IN_TRANSACTION, "3"),
         ("memdex update, blocking Store", "1"),
         ("memdex update, AsyncStore", "1"),
     ];
-    for ((label, trips), summary) in labels.iter().zip(&summaries) {
-        match summary {
-            Ok(s) => table.row([(*label).to_owned(), format_ns(s.median_ns), format_ns(s.p90_ns), (*trips).to_owned()]),
-            Err(e) => table.row([(*label).to_owned(), format!("unavailable: {e}"), String::new(), String::new()]),
-        }
-    }
+    let (table, medians) = round_trip_table("case (interleaved, one row)", &labels, &summaries);
     section.tables.push(table);
-    let median = |i: usize| summaries.get(i).and_then(|s| s.as_ref().ok()).map(|s| s.median_ns);
-    if let (Some(plain), Some(in_transaction), Some(blocking), Some(asynchronous)) =
-        (median(0), median(1), median(2), median(3))
-    {
+    if let [Some(plain), Some(in_transaction), Some(blocking), Some(asynchronous)] = medians[..] {
         section.note(format!(
             "Interleaved: the blocking update {} of the autocommitted UPDATE and {} of the one in its own \
              transaction; the async one {} and {} ({} of the blocking one).",
@@ -1121,6 +1112,25 @@ fn async_write_cost(
             met(asynchronous)
         ));
     }
+}
+
+/// The table of interleaved probes' medians and p90s, a row per `(label, database
+/// round trips)` in the probes' order, and each probe's median (`None` for one that
+/// could not run).
+fn round_trip_table(
+    title: &str,
+    labels: &[(&str, &str)],
+    summaries: &[Result<Summary, String>],
+) -> (Table, Vec<Option<f64>>) {
+    let mut table = Table::new([title, "median", "p90", "database round trips"]);
+    for ((label, trips), summary) in labels.iter().zip(summaries) {
+        match summary {
+            Ok(s) => table.row([(*label).to_owned(), format_ns(s.median_ns), format_ns(s.p90_ns), (*trips).to_owned()]),
+            Err(e) => table.row([(*label).to_owned(), format!("unavailable: {e}"), String::new(), String::new()]),
+        }
+    }
+    let medians = summaries.iter().map(|s| s.as_ref().ok().map(|s| s.median_ns)).collect();
+    (table, medians)
 }
 
 /// The blocking and the async store's insert of a new row against a plain INSERT,
@@ -1156,24 +1166,15 @@ fn insert_cost(cfg: &Config, servers: &Servers, store: &Result<Bench, String>, s
             .map(|b| -> Box<dyn FnMut() -> Result<(), String>> { Box::new(move || b.insert(&fresh())) }),
     ];
     let summaries = measure_interleaved(cfg.write_budget, probes);
-    let mut table = Table::new(["case (interleaved, a new row each)", "median", "p90", "database round trips"]);
     let labels = [
         ("plain PostgreSQL INSERT (prepared, autocommit)", "1"),
         ("plain PostgreSQL INSERT in its own transaction (BEGIN, INSERT, COMMIT)", "3"),
         ("memdex insert, blocking Store", "1"),
         ("memdex insert, AsyncStore", "1"),
     ];
-    for ((label, trips), summary) in labels.iter().zip(&summaries) {
-        match summary {
-            Ok(s) => table.row([(*label).to_owned(), format_ns(s.median_ns), format_ns(s.p90_ns), (*trips).to_owned()]),
-            Err(e) => table.row([(*label).to_owned(), format!("unavailable: {e}"), String::new(), String::new()]),
-        }
-    }
+    let (table, medians) = round_trip_table("case (interleaved, a new row each)", &labels, &summaries);
     section.tables.push(table);
-    let median = |i: usize| summaries.get(i).and_then(|s| s.as_ref().ok()).map(|s| s.median_ns);
-    if let (Some(plain), Some(in_transaction), Some(blocking), Some(asynchronous)) =
-        (median(0), median(1), median(2), median(3))
-    {
+    if let [Some(plain), Some(in_transaction), Some(blocking), Some(asynchronous)] = medians[..] {
         section.note(format!(
             "Inserts, interleaved: the blocking insert {} of the autocommitted INSERT and {} of the one in its own \
              transaction; the async one {} and {}.",

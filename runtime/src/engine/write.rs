@@ -782,6 +782,9 @@ impl<'a> OneStatementWrite<'a> {
     /// version of the model declares (the statement would change nothing).
     pub(crate) fn update<T: Model>(ctx: &'a Context, dialect: Dialect, row: &T) -> Result<Option<Self>, Error> {
         let schema = T::schema();
+        if !OneStatementWrite::may_serve(ctx, dialect, schema) {
+            return Ok(None);
+        }
         let mut unchanged: Vec<usize> = schema.indexes.iter().flat_map(|ix| ix.columns.iter().copied()).collect();
         unchanged.sort_unstable();
         unchanged.dedup();
@@ -791,7 +794,17 @@ impl<'a> OneStatementWrite<'a> {
     /// The insert of `row` (an error if its key exists); `None` as for
     /// [`OneStatementWrite::update`].
     pub(crate) fn insert<T: Model>(ctx: &'a Context, dialect: Dialect, row: &T) -> Result<Option<Self>, Error> {
+        if !OneStatementWrite::may_serve(ctx, dialect, T::schema()) {
+            return Ok(None);
+        }
         OneStatementWrite::plan(ctx, dialect, row, Kind::Insert, sql::RowChange::Insert)
+    }
+
+    /// Whether the dialect has the statement and this process did not last find
+    /// the table's registry holding an index another version of the model declares.
+    /// Asked before anything is built: on SQLite and MySQL every write asks it.
+    fn may_serve(ctx: &Context, dialect: Dialect, schema: &Schema) -> bool {
+        dialect.writes_in_with() && !ctx.registry.has_foreign(schema)
     }
 
     fn plan<T: Model>(
@@ -802,9 +815,6 @@ impl<'a> OneStatementWrite<'a> {
         change: sql::RowChange<'_>,
     ) -> Result<Option<Self>, Error> {
         let schema = T::schema();
-        if !dialect.writes_in_with() || ctx.registry.has_foreign(schema) {
-            return Ok(None);
-        }
         let values = row_values(row);
         storable::<T>(dialect, &values)?;
         // The effects a transaction's write would have (for an update, with the old
