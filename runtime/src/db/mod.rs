@@ -189,6 +189,7 @@ pub(crate) fn pool_threads() -> std::sync::Arc<scheduled_thread_pool::ScheduledT
 
 /// `x` as an `i64` when it is a whole number in range: how every backend reads a
 /// float that stands for an integer.
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 pub(crate) fn integral(x: f64) -> Option<i64> {
     // 2^63 is exactly representable; every f64 in [-2^63, 2^63) with no fraction fits.
     const LIMIT: f64 = 9_223_372_036_854_775_808.0;

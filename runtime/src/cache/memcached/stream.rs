@@ -239,19 +239,42 @@ impl Stream {
 
     /// Nothing arrived while idle: no EOF, no stray bytes. One non-blocking look.
     pub(super) fn is_quiet(&mut self) -> bool {
-        if self.tcp().set_nonblocking(true).is_err() {
-            return false;
-        }
-        let quiet = match self {
-            Stream::Plain(stream) => {
-                let mut probe = [0u8; 1];
-                matches!(stream.peek(&mut probe), Err(error) if error.kind() == io::ErrorKind::WouldBlock)
-            }
+        match self {
+            Stream::Plain(stream) => plain_is_quiet(stream),
             #[cfg(feature = "tls")]
-            Stream::Tls(tls) => tls_is_quiet(tls),
-        };
-        self.tcp().set_nonblocking(false).is_ok() && quiet
+            Stream::Tls(tls) => {
+                // rustls reads what arrived itself, so the socket is switched to
+                // non-blocking around that read.
+                if tls.sock.set_nonblocking(true).is_err() {
+                    return false;
+                }
+                let quiet = tls_is_quiet(tls);
+                tls.sock.set_nonblocking(false).is_ok() && quiet
+            }
+        }
     }
+}
+
+/// A peek that does not wait (`MSG_PEEK | MSG_DONTWAIT`) finds nothing to read:
+/// one system call on a connection that stays blocking. This check runs before
+/// every batch; the portable form below (non-blocking on, peek, non-blocking off)
+/// costs three calls, measured at ~1 µs each on the benchmark machines, so a
+/// two-round-trip fetch saves four.
+#[cfg(unix)]
+fn plain_is_quiet(stream: &TcpStream) -> bool {
+    let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+    let peeked = socket2::SockRef::from(stream).recv_with_flags(&mut probe, libc::MSG_PEEK | libc::MSG_DONTWAIT);
+    matches!(peeked, Err(error) if error.kind() == io::ErrorKind::WouldBlock)
+}
+
+#[cfg(not(unix))]
+fn plain_is_quiet(stream: &TcpStream) -> bool {
+    if stream.set_nonblocking(true).is_err() {
+        return false;
+    }
+    let mut probe = [0u8; 1];
+    let quiet = matches!(stream.peek(&mut probe), Err(error) if error.kind() == io::ErrorKind::WouldBlock);
+    stream.set_nonblocking(false).is_ok() && quiet
 }
 
 /// Takes in the records that arrived while idle (TLS 1.3 servers send session
@@ -411,5 +434,40 @@ mod tests {
         }
         // Plain entries never need it.
         assert!(tls_setup(&["127.0.0.1:11211"], &config).is_ok());
+    }
+
+    /// A connected pair on loopback: the client end as a [`Stream`], the server end.
+    fn pair() -> (Stream, TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let client = TcpStream::connect(listener.local_addr().expect("its address")).expect("connects");
+        let (server, _) = listener.accept().expect("accepts");
+        (Stream::Plain(client), server)
+    }
+
+    #[test]
+    fn a_quiet_look_finds_stray_bytes_and_a_close_and_leaves_the_socket_blocking() {
+        let (mut idle, _server) = pair();
+        assert!(idle.is_quiet(), "an idle open connection is quiet");
+        // Still blocking: a read waits for its timeout instead of failing at once.
+        let wait = Duration::from_millis(50);
+        idle.tcp().set_read_timeout(Some(wait)).expect("sets the timeout");
+        let started = std::time::Instant::now();
+        let read = idle.read(&mut [0u8; 1]);
+        assert!(read.is_err() && started.elapsed() >= wait, "{read:?} after {:?}", started.elapsed());
+
+        let (mut stray, mut server) = pair();
+        server.write_all(b"X").expect("writes");
+        server.flush().expect("flushes");
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(!stray.is_quiet(), "bytes nobody asked for");
+        // A look takes nothing: the byte is still there to read.
+        let mut byte = [0u8; 1];
+        assert_eq!(stray.read(&mut byte).expect("reads"), 1);
+        assert_eq!(&byte, b"X");
+
+        let (mut closed, server) = pair();
+        drop(server);
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(!closed.is_quiet(), "the server closed it");
     }
 }
