@@ -119,6 +119,11 @@ fn main() -> std::process::ExitCode {
                     us(r.floor),
                     r.memdex / r.floor
                 );
+                println!(
+                    "  async: {:.1} µs ({:.2}x the blocking fetch)",
+                    us(r.asynchronous),
+                    r.asynchronous / r.memdex
+                );
                 println!("  update: {:.1} µs", us(r.update));
                 if let Some(s) = r.sharded {
                     println!(

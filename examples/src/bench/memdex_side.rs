@@ -194,6 +194,11 @@ impl AsyncBench {
         self.runtime.block_on(self.store.update(&Item::from(row))).map_err(err)
     }
 
+    /// Inserts `rows` one by one (the hot loop's few hundred; a fresh database).
+    pub fn load(&self, rows: &[Row]) -> Result<(), String> {
+        rows.iter().try_for_each(|row| self.insert(row))
+    }
+
     /// `AsyncStore::insert` of `row`, driven to completion on this thread.
     pub fn insert(&self, row: &Row) -> Result<(), String> {
         self.runtime.block_on(self.store.insert(&Item::from(row))).map_err(err)

@@ -1343,6 +1343,8 @@ pub struct HotLoopResult {
     pub disjuncts: Option<(f64, f64)>,
     /// One `update` of a hot item (SQLite in memory and one cache batch).
     pub update: f64,
+    /// The same hot query through `fetch_async` on a current-thread runtime.
+    pub asynchronous: f64,
 }
 
 /// For profilers and quick before/after comparisons: the hot query of section 1 on
@@ -1354,7 +1356,8 @@ pub fn hot_loop(cfg: &Config, spec: HotLoop) -> Result<HotLoopResult, String> {
     // The sharded store gets servers of its own: two stores on separate in-memory
     // databases must not share cache keys (one's fills and lazy removals would be
     // the other's stale data).
-    let count = if spec.servers > 1 { 1 + spec.servers } else { 1 };
+    // The async store, too, has a server of its own (the last).
+    let count = if spec.servers > 1 { 2 + spec.servers } else { 2 };
     let servers: Vec<servers::Memcached> =
         (0..count).map(|_| servers::Memcached::start(64).map_err(|e| e.to_string())).collect::<Result<_, _>>()?;
     let addrs: Vec<String> = servers.iter().map(|m| m.addr()).collect();
@@ -1368,6 +1371,10 @@ pub fn hot_loop(cfg: &Config, spec: HotLoop) -> Result<HotLoopResult, String> {
     b.hot(HOT)?;
     let (node_keys, object_keys) = memdex_side::keys(HOT, data.ids(HOT));
     let mut probe = raw::FloorProbe::new(&addrs[0], &node_keys, &object_keys).map_err(|e| e.to_string())?;
+    let (addrs, async_addr) = addrs.split_at(addrs.len() - 1);
+    let asynchronous = memdex_side::open_async(&DbTarget::SqliteInMemory, async_addr, 0)?;
+    asynchronous.load(&data.rows)?;
+    asynchronous.hot(HOT)?;
     let sharded = if addrs.len() > 1 {
         let s = memdex_side::open(&DbTarget::SqliteInMemory, &addrs[1..])?;
         s.load(&data.rows)?;
@@ -1399,6 +1406,7 @@ pub fn hot_loop(cfg: &Config, spec: HotLoop) -> Result<HotLoopResult, String> {
         Ok(())
     };
     let (mut m, mut f, mut sh, mut dm, mut df) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut asynchronous_samples = Vec::new();
     let mut updates = Vec::new();
     let mut updated = data.rows.iter().find(|r| r.category_id == HOT).cloned().ok_or("no hot row")?;
     const ROUND: usize = 100;
@@ -1410,6 +1418,9 @@ pub fn hot_loop(cfg: &Config, spec: HotLoop) -> Result<HotLoopResult, String> {
         }
         for _ in 0..n {
             time(&mut || probe.run().map(drop).map_err(|e| e.to_string()), &mut f)?;
+        }
+        for _ in 0..n {
+            time(&mut || asynchronous.hot(HOT).map(drop), &mut asynchronous_samples)?;
         }
         if let Some(s) = &sharded {
             for _ in 0..n {
@@ -1450,6 +1461,13 @@ pub fn hot_loop(cfg: &Config, spec: HotLoop) -> Result<HotLoopResult, String> {
             }
         }
     }
+    let before = asynchronous.counters();
+    let rows = asynchronous.hot(HOT)?;
+    let after = asynchronous.counters();
+    let trips = (after.cache_round_trips - before.cache_round_trips, after.db_queries - before.db_queries);
+    if (rows, trips) != (cfg.hot_objects, (1, 0)) {
+        return Err(format!("async memdex: (rows, (cache, db) round trips) of a fetch: {:?}", (rows, trips)));
+    }
     let median = |v: Vec<f64>| Summary::of(v).map_or(f64::NAN, |s| s.median_ns);
     Ok(HotLoopResult {
         memdex: median(m),
@@ -1457,5 +1475,6 @@ pub fn hot_loop(cfg: &Config, spec: HotLoop) -> Result<HotLoopResult, String> {
         sharded: sharded.is_some().then(|| median(sh)),
         disjuncts: disjunct.is_some().then(|| (median(dm), median(df))),
         update: median(updates),
+        asynchronous: median(asynchronous_samples),
     })
 }
