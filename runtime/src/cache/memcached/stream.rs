@@ -350,6 +350,28 @@ impl AsyncStream {
         }
     }
 
+    /// What a plain connection has to read right now, by one `recv` that does not
+    /// wait, asked of the socket itself rather than through tokio's readiness: `None`
+    /// when nothing is there yet (or on TLS). After a request is sent the reply is
+    /// often already there — on one core the server runs as soon as the request
+    /// wakes it — and tokio, whose readiness was cleared by the last read that
+    /// found nothing, would park the task on `epoll_wait` first. A read past its
+    /// readiness leaves tokio consistent: readiness is only a hint, and one that
+    /// is stale costs a read that finds nothing.
+    pub(super) fn read_now(&mut self, buf: &mut [u8]) -> Option<io::Result<usize>> {
+        match self {
+            #[cfg(unix)]
+            AsyncStream::Plain(stream) => match (&*socket2::SockRef::from(&*stream)).read(buf) {
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => None,
+                read => Some(read),
+            },
+            #[cfg(not(unix))]
+            AsyncStream::Plain(_) => None,
+            #[cfg(feature = "tls")]
+            AsyncStream::Tls(_) => None,
+        }
+    }
+
     /// Sends what a TLS stream still buffers, by `deadline`; nothing to do (not
     /// even a timer) on plain TCP.
     #[cfg_attr(not(feature = "tls"), allow(clippy::unused_async))]
@@ -436,17 +458,18 @@ mod tests {
         assert!(tls_setup(&["127.0.0.1:11211"], &config).is_ok());
     }
 
-    /// A connected pair on loopback: the client end as a [`Stream`], the server end.
-    fn pair() -> (Stream, TcpStream) {
+    /// A connected pair on loopback: the client end, the server end.
+    fn pair() -> (TcpStream, TcpStream) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
         let client = TcpStream::connect(listener.local_addr().expect("its address")).expect("connects");
         let (server, _) = listener.accept().expect("accepts");
-        (Stream::Plain(client), server)
+        (client, server)
     }
 
     #[test]
     fn a_quiet_look_finds_stray_bytes_and_a_close_and_leaves_the_socket_blocking() {
-        let (mut idle, _server) = pair();
+        let plain = |(client, server): (TcpStream, TcpStream)| (Stream::Plain(client), server);
+        let (mut idle, _server) = plain(pair());
         assert!(idle.is_quiet(), "an idle open connection is quiet");
         // Still blocking: a read waits for its timeout instead of failing at once.
         let wait = Duration::from_millis(50);
@@ -455,7 +478,7 @@ mod tests {
         let read = idle.read(&mut [0u8; 1]);
         assert!(read.is_err() && started.elapsed() >= wait, "{read:?} after {:?}", started.elapsed());
 
-        let (mut stray, mut server) = pair();
+        let (mut stray, mut server) = plain(pair());
         server.write_all(b"X").expect("writes");
         server.flush().expect("flushes");
         std::thread::sleep(Duration::from_millis(20));
@@ -465,9 +488,45 @@ mod tests {
         assert_eq!(stray.read(&mut byte).expect("reads"), 1);
         assert_eq!(&byte, b"X");
 
-        let (mut closed, server) = pair();
+        let (mut closed, server) = plain(pair());
         drop(server);
         std::thread::sleep(Duration::from_millis(20));
         assert!(!closed.is_quiet(), "the server closed it");
+    }
+
+    /// `read_now` reads what is there without waiting and leaves tokio able to
+    /// wait for what comes later.
+    #[cfg(all(unix, feature = "tokio"))]
+    #[test]
+    fn a_read_now_takes_what_is_there_and_tokio_still_waits_for_the_rest() {
+        use tokio::io::AsyncReadExt;
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+        runtime.block_on(async {
+            let (client, mut server) = pair();
+            client.set_nonblocking(true).expect("non-blocking");
+            let mut stream = AsyncStream::Plain(tokio::net::TcpStream::from_std(client).expect("registers"));
+            let mut buf = [0u8; 16];
+            assert!(stream.read_now(&mut buf).is_none(), "nothing sent yet");
+
+            server.write_all(b"abc").expect("writes");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            assert_eq!(stream.read_now(&mut buf).expect("bytes are there").expect("reads"), 3);
+            assert_eq!(&buf[..3], b"abc");
+            assert!(stream.read_now(&mut buf).is_none(), "all taken");
+
+            // Bytes that come later wake a tokio read, readiness undisturbed.
+            let writer = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                server.write_all(b"de").expect("writes");
+                server
+            });
+            let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await;
+            assert_eq!(read.expect("woken in time").expect("reads"), 2);
+            assert_eq!(&buf[..2], b"de");
+
+            drop(writer.join().expect("the writer"));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            assert_eq!(stream.read_now(&mut buf).expect("a close is there").expect("reads"), 0, "EOF");
+        });
     }
 }

@@ -97,9 +97,12 @@ impl Connection {
 
     /// Reads more bytes, waiting until `deadline` at most.
     async fn read_more(&mut self, deadline: Instant) -> Result<(), Failure> {
-        let read = match timeout_at(deadline, self.stream.read(self.read.spare())).await {
-            Ok(read) => read?,
-            Err(_) => return Err(Failure::Io(std::io::ErrorKind::TimedOut.into())),
+        let read = match self.stream.read_now(self.read.spare()) {
+            Some(read) => read?,
+            None => match timeout_at(deadline, self.stream.read(self.read.spare())).await {
+                Ok(read) => read?,
+                Err(_) => return Err(Failure::Io(std::io::ErrorKind::TimedOut.into())),
+            },
         };
         if read == 0 {
             return Err(Failure::Io(std::io::Error::new(
