@@ -262,8 +262,14 @@ impl Stream {
 /// two-round-trip fetch saves four.
 #[cfg(unix)]
 fn plain_is_quiet(stream: &TcpStream) -> bool {
+    peek_finds_nothing(socket2::SockRef::from(stream))
+}
+
+/// The peek of [`plain_is_quiet`], for either transport's socket.
+#[cfg(unix)]
+fn peek_finds_nothing(socket: socket2::SockRef<'_>) -> bool {
     let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
-    let peeked = socket2::SockRef::from(stream).recv_with_flags(&mut probe, libc::MSG_PEEK | libc::MSG_DONTWAIT);
+    let peeked = socket.recv_with_flags(&mut probe, libc::MSG_PEEK | libc::MSG_DONTWAIT);
     matches!(peeked, Err(error) if error.kind() == io::ErrorKind::WouldBlock)
 }
 
@@ -333,19 +339,25 @@ pub(super) enum AsyncStream {
 
 #[cfg(feature = "tokio")]
 impl AsyncStream {
-    /// Nothing arrived while idle: no EOF, no stray bytes. Never waits.
+    /// Nothing arrived while idle: no EOF, no stray bytes. Never waits. A plain
+    /// socket is asked itself, not through tokio's readiness: that is only set
+    /// when the runtime next polls for events, which a busy task may not let it do
+    /// between two batches (and [`AsyncStream::read_now`] reads past it), so a
+    /// close could still look quiet there.
     pub(super) fn is_quiet(&mut self) -> bool {
-        let mut probe = [0u8; 1];
         match self {
+            #[cfg(unix)]
+            AsyncStream::Plain(stream) => peek_finds_nothing(socket2::SockRef::from(&*stream)),
+            #[cfg(not(unix))]
             AsyncStream::Plain(stream) => {
-                matches!(stream.try_read(&mut probe), Err(error) if error.kind() == io::ErrorKind::WouldBlock)
+                matches!(stream.try_read(&mut [0u8; 1]), Err(error) if error.kind() == io::ErrorKind::WouldBlock)
             }
             // One poll takes in what arrived (session tickets) and must find no data.
             #[cfg(feature = "tls")]
             AsyncStream::Tls(tls) => {
                 use futures_util::FutureExt;
                 use tokio::io::AsyncReadExt;
-                tls.read(&mut probe).now_or_never().is_none()
+                tls.read(&mut [0u8; 1]).now_or_never().is_none()
             }
         }
     }
@@ -527,6 +539,28 @@ mod tests {
             drop(writer.join().expect("the writer"));
             tokio::time::sleep(Duration::from_millis(20)).await;
             assert_eq!(stream.read_now(&mut buf).expect("a close is there").expect("reads"), 0, "EOF");
+        });
+    }
+
+    /// The reuse check of a tokio connection sees a close the runtime has not
+    /// polled for yet: the task never yields between the bytes read with
+    /// `read_now` and the check.
+    #[cfg(all(unix, feature = "tokio"))]
+    #[test]
+    fn a_tokio_connection_closed_while_the_runtime_never_polled_is_not_quiet() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+        runtime.block_on(async {
+            let (client, mut server) = pair();
+            client.set_nonblocking(true).expect("non-blocking");
+            let mut stream = AsyncStream::Plain(tokio::net::TcpStream::from_std(client).expect("registers"));
+            assert!(stream.is_quiet(), "open and idle");
+            server.write_all(b"reply").expect("writes");
+            std::thread::sleep(Duration::from_millis(20));
+            assert_eq!(stream.read_now(&mut [0u8; 16]).expect("there").expect("reads"), 5);
+            assert!(stream.is_quiet(), "everything was read");
+            drop(server);
+            std::thread::sleep(Duration::from_millis(20));
+            assert!(!stream.is_quiet(), "the server closed it");
         });
     }
 }
