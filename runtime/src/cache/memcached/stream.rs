@@ -506,17 +506,25 @@ mod tests {
         assert!(!closed.is_quiet(), "the server closed it");
     }
 
+    /// Runs `test` on a current-thread runtime with a tokio client end of a pair,
+    /// and the server end.
+    #[cfg(all(unix, feature = "tokio"))]
+    fn on_tokio<F: std::future::Future<Output = ()>>(test: impl FnOnce(AsyncStream, TcpStream) -> F) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+        runtime.block_on(async {
+            let (client, server) = pair();
+            client.set_nonblocking(true).expect("non-blocking");
+            test(AsyncStream::Plain(tokio::net::TcpStream::from_std(client).expect("registers")), server).await;
+        });
+    }
+
     /// `read_now` reads what is there without waiting and leaves tokio able to
     /// wait for what comes later.
     #[cfg(all(unix, feature = "tokio"))]
     #[test]
     fn a_read_now_takes_what_is_there_and_tokio_still_waits_for_the_rest() {
         use tokio::io::AsyncReadExt;
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
-        runtime.block_on(async {
-            let (client, mut server) = pair();
-            client.set_nonblocking(true).expect("non-blocking");
-            let mut stream = AsyncStream::Plain(tokio::net::TcpStream::from_std(client).expect("registers"));
+        on_tokio(|mut stream, mut server| async move {
             let mut buf = [0u8; 16];
             assert!(stream.read_now(&mut buf).is_none(), "nothing sent yet");
 
@@ -548,11 +556,7 @@ mod tests {
     #[cfg(all(unix, feature = "tokio"))]
     #[test]
     fn a_tokio_connection_closed_while_the_runtime_never_polled_is_not_quiet() {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
-        runtime.block_on(async {
-            let (client, mut server) = pair();
-            client.set_nonblocking(true).expect("non-blocking");
-            let mut stream = AsyncStream::Plain(tokio::net::TcpStream::from_std(client).expect("registers"));
+        on_tokio(|mut stream, mut server| async move {
             assert!(stream.is_quiet(), "open and idle");
             server.write_all(b"reply").expect("writes");
             std::thread::sleep(Duration::from_millis(20));
