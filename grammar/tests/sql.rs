@@ -361,8 +361,8 @@ fn insert_then_select_in_one_statement() {
     }
 }
 
-/// An update guarded by its indexed columns and the index registry, and an insert
-/// guarded by the registry, each writing its outbox entry (and deleting done ones)
+/// An update and a delete guarded by their indexed columns and the index registry,
+/// and an insert guarded by the registry, each writing its outbox entry (and deleting done ones)
 /// in the same statement, where the dialect runs writes in a `WITH` (PostgreSQL)
 /// and nowhere else; the statement one PostgreSQL's grammar accepts, its values
 /// bound in the order its params list.
@@ -378,6 +378,7 @@ fn guarded_writes_with_their_entry_in_one_statement() {
         ("guarded_update_with_entry", update, vec![]),
         ("guarded_update_forgetting", update, vec![Value::Int(7)]),
         ("guarded_insert_forgetting", sql::RowChange::Insert, vec![Value::Int(7)]),
+        ("guarded_delete_forgetting", sql::RowChange::Delete { unchanged: &[1, 2] }, vec![Value::Int(7)]),
     ];
     for (name, change, forget) in cases {
         let write = sql::GuardedWrite {
@@ -687,7 +688,12 @@ fn write_statement_texts_depend_on_their_shape_alone() {
             let entry = |r: &[Value]| vec![r[key].clone(), Value::from("k"), Value::Int(r.len() as i64), Value::Null];
             // The statements of a row (where the dialect has them) and their params.
             let unchanged = [(key + 1) % schema.columns.len()];
-            for change in [sql::RowChange::Update { unchanged: &unchanged }, sql::RowChange::Insert] {
+            let changes = [
+                sql::RowChange::Update { unchanged: &unchanged },
+                sql::RowChange::Insert,
+                sql::RowChange::Delete { unchanged: &unchanged },
+            ];
+            for change in changes {
                 let guarded = |r: &[Value]| {
                     let (entry, forget) = (entry(r), [Value::Int(r.len() as i64)]);
                     let write = sql::GuardedWrite {

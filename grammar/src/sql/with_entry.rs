@@ -6,11 +6,14 @@
 //! record the keys it touches durably with the write itself. An insert's row was in
 //! no node; an update's old index values cost a locked read, unless the update is
 //! made to apply only when those values are the ones it writes: then the nodes it
-//! was in are the nodes it is in, all known before the statement runs. So the write
-//! is guarded — it changes no row when an indexed column would change, or when the
-//! index registry holds an index of the table the writer does not know (another
-//! version of the model declares it) — and the caller, told that no row changed,
-//! writes the row the long way.
+//! was in are the nodes it is in, all known before the statement runs. A delete is
+//! made to apply only when the row's indexed columns hold the values the caller
+//! read beforehand, so the nodes it was in are those of the row as read. So the
+//! write is guarded — it changes no row when an indexed column would change (or, for
+//! a delete, has changed since it was read), or when the index registry holds an
+//! index of the table the writer does not know (another version of the model
+//! declares it) — and the caller, told that no row changed, writes the row the long
+//! way.
 
 use sqlparser::ast::{BinaryOperator, Expr as SqlExpr, InTarget, Insert, SelectItem, SetExpr, Statement, Update};
 
@@ -35,6 +38,12 @@ pub enum RowChange<'a> {
     },
     /// An insert (an error if the key exists).
     Insert,
+    /// A delete of the row with the row's key, applied only when these columns
+    /// still hold the row's values (the row as the caller read it).
+    Delete {
+        /// The guarded columns, by index in the schema.
+        unchanged: &'a [usize],
+    },
 }
 
 /// What [`guarded_write_with_entry`] writes, and what guards it.
@@ -42,9 +51,10 @@ pub enum RowChange<'a> {
 pub struct GuardedWrite<'a> {
     /// The written row's schema.
     pub schema: &'a Schema,
-    /// The written row's values, in schema column order.
+    /// The written row's values, in schema column order (for a delete, the row as
+    /// read before).
     pub row: &'a [Value],
-    /// An update or an insert.
+    /// An update, an insert or a delete.
     pub change: RowChange<'a>,
     /// The index registry's schema (with `table_name` and `definition` columns).
     pub registry: &'a Schema,
@@ -64,8 +74,9 @@ pub struct GuardedWrite<'a> {
 /// outbox WHERE id IN (…)), "entry" AS (INSERT INTO outbox (…) SELECT ?, … FROM
 /// "written") SELECT COUNT(*) FROM "written"`: the number of rows written (0 or 1),
 /// the entry written with the row in one statement. The write is `UPDATE t SET …
-/// WHERE key = ? AND c IS NOT DISTINCT FROM ? … AND <no foreign index>` or `INSERT
-/// INTO t (…) SELECT ?, … WHERE <no foreign index>`, where `<no foreign index>` is
+/// WHERE key = ? AND c IS NOT DISTINCT FROM ? … AND <no foreign index>`, `INSERT
+/// INTO t (…) SELECT ?, … WHERE <no foreign index>` or `DELETE FROM t WHERE key = ?
+/// AND c IS NOT DISTINCT FROM ? … AND <no foreign index>`, where `<no foreign index>` is
 /// `NOT EXISTS (SELECT 1 FROM registry WHERE table_name = ? AND definition NOT IN
 /// (?, …))`. `None` where the dialect cannot, or when the registry's schema lacks
 /// its columns.
@@ -86,6 +97,7 @@ pub fn guarded_write_with_entry(d: Dialect, write: &GuardedWrite<'_>) -> Option<
             SetExpr::Update(Statement::Update(guarded_update(&mut e, write, unchanged)?))
         }
         RowChange::Insert => SetExpr::Insert(Statement::Insert(guarded_insert(&mut e, write)?)),
+        RowChange::Delete { unchanged } => SetExpr::Delete(guarded_delete(&mut e, write, unchanged)?),
     };
     let mut ctes = vec![cte(&e, WRITTEN, written)];
     // The clean-up and the entry bind theirs after the write's.
@@ -107,6 +119,25 @@ pub fn guarded_write_with_entry(d: Dialect, write: &GuardedWrite<'_>) -> Option<
 /// index> RETURNING key`.
 fn guarded_update(e: &mut Emitter<'_>, write: &GuardedWrite<'_>, unchanged: &[usize]) -> Option<Update> {
     let assignments = ddl::assignments(e, write.row);
+    let selection = row_guard(e, write, unchanged)?;
+    Some(ddl::update_statement(ast::table(e.table()), assignments, None, selection, Some(key_returned(e))))
+}
+
+/// `DELETE FROM t WHERE key = ? AND c IS NOT DISTINCT FROM ? … AND <no foreign
+/// index> RETURNING key`.
+fn guarded_delete(e: &mut Emitter<'_>, write: &GuardedWrite<'_>, unchanged: &[usize]) -> Option<Statement> {
+    let selection = row_guard(e, write, unchanged)?;
+    let mut delete = ddl::delete_statement(e, selection);
+    if let Statement::Delete(delete) = &mut delete {
+        delete.returning = Some(key_returned(e));
+    }
+    Some(delete)
+}
+
+/// `key = ? AND c IS NOT DISTINCT FROM ? … AND <no foreign index>`: the row with
+/// the row's key, its `unchanged` columns holding the row's values, and no index
+/// of the table the writer does not know.
+fn row_guard(e: &mut Emitter<'_>, write: &GuardedWrite<'_>, unchanged: &[usize]) -> Option<SqlExpr> {
     let key = write.row.get(write.schema.key).cloned().unwrap_or(Value::Null);
     let mut guard = vec![ddl::key_equals(e, &key)];
     for &column in unchanged {
@@ -114,8 +145,7 @@ fn guarded_update(e: &mut Emitter<'_>, write: &GuardedWrite<'_>, unchanged: &[us
         guard.push(e.column_unchanged(column, value));
     }
     guard.push(no_foreign_index(e, write)?);
-    let selection = ast::and_all(guard).unwrap_or_else(ast::constant_false);
-    Some(ddl::update_statement(ast::table(e.table()), assignments, None, selection, Some(key_returned(e))))
+    Some(ast::and_all(guard).unwrap_or_else(ast::constant_false))
 }
 
 /// `INSERT INTO t (…) SELECT ?, … WHERE <no foreign index> RETURNING key`.
@@ -185,7 +215,8 @@ fn entry_insert(o: &mut Emitter<'_>, entry: &[Value]) -> Insert {
 }
 
 /// The values [`guarded_write_with_entry`] binds, in its order: for an update the
-/// non-key columns, the key and the guarded columns, for an insert the row; then
+/// non-key columns, the key and the guarded columns, for an insert the row, for a
+/// delete the key and the guarded columns; then
 /// the table's name, the known definitions, the entries to forget, and the entry.
 /// Its text depends on the dialect, the schemas, the change (and its guarded
 /// columns) and the numbers of known definitions and of entries to forget alone.
@@ -193,14 +224,23 @@ pub fn guarded_write_params(write: &GuardedWrite<'_>) -> Vec<Value> {
     let mut params = match write.change {
         RowChange::Update { unchanged } => {
             let mut params = ddl::update_params(write.schema, write.row);
-            params.extend(unchanged.iter().map(|&c| write.row.get(c).cloned().unwrap_or(Value::Null)));
+            params.extend(guarded_values(write, unchanged));
             params
         }
         RowChange::Insert => write.row.to_vec(),
+        RowChange::Delete { unchanged } => {
+            let key = write.row.get(write.schema.key).cloned().unwrap_or(Value::Null);
+            std::iter::once(key).chain(guarded_values(write, unchanged)).collect()
+        }
     };
     params.push(Value::Text(write.schema.table.clone()));
     params.extend(write.known.iter().map(|k| Value::Text(k.clone())));
     params.extend(write.forget.iter().cloned());
     params.extend(write.entry.iter().cloned());
     params
+}
+
+/// The row's values of the guarded columns, in the guard's order.
+fn guarded_values<'w>(write: &'w GuardedWrite<'_>, unchanged: &'w [usize]) -> impl Iterator<Item = Value> + 'w {
+    unchanged.iter().map(|&c| write.row.get(c).cloned().unwrap_or(Value::Null))
 }
