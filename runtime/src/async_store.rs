@@ -135,6 +135,10 @@ impl AsyncStore {
 
     /// Deletes the row with this key (`Error::NotFound` if there is none).
     pub async fn delete<T: Model>(&self, key: &T::Key) -> Result<(), Error> {
+        // As `Store::delete`: a read and one guarded statement where it can be.
+        if self.driver.delete_in_one_statement::<T>(key).await? {
+            return Ok(());
+        }
         match self.delete_once::<T>(key).await {
             // As `Store::delete`: the rolled-back delete runs again, once.
             Err(Error::RegistryChanged { .. }) => self.delete_once::<T>(key).await,

@@ -36,6 +36,8 @@ pub(crate) enum Shape {
     Update(SchemaId),
     /// `sql::row_for_update` of a model's row.
     RowForUpdate(SchemaId),
+    /// `sql::rows_by_keys` of one key: a model's row as it is, unlocked.
+    RowByKey(SchemaId),
     /// An outbox entry (`sql::insert` into the outbox).
     OutboxInsert,
     /// The registry lookup of these tables.
@@ -43,10 +45,17 @@ pub(crate) enum Shape {
     /// An outbox entry, the clean-up of this many applied ones, and the registry
     /// lookup of these tables in one statement.
     OutboxEntryAndLookup(usize, Vec<String>),
-    /// `sql::guarded_write_with_entry` of a model's row (an insert when true, an
-    /// update otherwise) with the clean-up of this many applied entries: absent
-    /// where the dialect cannot.
-    GuardedWrite(SchemaId, bool, usize),
+    /// `sql::guarded_write_with_entry` of a model's row with the clean-up of this
+    /// many applied entries: absent where the dialect cannot.
+    GuardedWrite(SchemaId, GuardedChange, usize),
+}
+
+/// The row change of a [`Shape::GuardedWrite`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum GuardedChange {
+    Update,
+    Insert,
+    Delete,
 }
 
 /// A model's schema by address: models' schemas are statics, so two models never

@@ -112,6 +112,12 @@ impl Store {
 
     /// Deletes the row with this key (`Error::NotFound` if there is none).
     pub fn delete<T: Model>(&self, key: &T::Key) -> Result<(), Error> {
+        // On PostgreSQL the row is read, then deleted in one statement guarded by
+        // what was read (its index columns unchanged); elsewhere, or when the row
+        // changed nodes in between, a transaction.
+        if self.driver.delete_in_one_statement::<T>(key)? {
+            return Ok(());
+        }
         match self.transaction(|tx| tx.delete::<T>(key)) {
             // Once per process and registration, during a rolling deploy: the
             // rolled-back delete runs again, now reading the index's columns.

@@ -76,6 +76,13 @@ impl Side {
         }
     }
 
+    fn delete(&self, id: i64) -> Result<(), Error> {
+        match self {
+            Side::Blocking(s) => s.delete::<Item>(&id),
+            Side::Tokio(s) => block_on(s.delete::<Item>(&id)),
+        }
+    }
+
     fn rows(&self, cat: i64) -> Vec<Item> {
         let q = select!(Item, |i| i.category_id == cat);
         match self {
@@ -921,19 +928,77 @@ fn a_guarded_update_waiting_behind_a_move_goes_the_long_way_on(driver: Driver) {
         side.stats().db_queries - before
     });
     // The update waits for the mover's row lock before the mover commits.
-    let waiting =
-        "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()";
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while watcher.integer(waiting) == 0 {
-        assert!(std::time::Instant::now() < deadline, "{driver:?}: the update never waited for the row");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_for_a_lock_wait(&mut watcher, &format!("{driver:?}: the update"));
     mover.execute("COMMIT");
     let statements = writer.join().expect("the writer");
     assert_eq!(statements, 3, "{driver:?}: the guarded statement, then the update returning the old row and the entry");
     assert_eq!(w.stepped.rows(5), vec![Item { id: 1, category_id: 5, name: "renamed".into() }], "{driver:?}");
     assert_eq!(category(&w.other, 6), Vec::<i64>::new(), "{driver:?}");
     assert_eq!(category(&w.other, 5), vec![1], "{driver:?}");
+}
+
+/// A delete on PostgreSQL reads the row, then deletes it in one statement guarded by
+/// the indexed values read. A move that commits in between (here: another process's
+/// transaction that holds the row when the delete's statement comes, which waits for
+/// it) shuts the guard — PostgreSQL re-checks it on the row version it then finds —
+/// and the delete goes the long way, reading the moved row: its entry goes to the
+/// node the row was moved to. Judged on the row as read, the delete would name only
+/// the node the row left.
+#[test]
+fn a_guarded_delete_waiting_behind_a_move_goes_the_long_way() {
+    DRIVERS
+        .into_iter()
+        .filter(|d| matches!(d.backend, Engine::Postgres))
+        .for_each(a_guarded_delete_waiting_behind_a_move_goes_the_long_way_on);
+}
+
+fn a_guarded_delete_waiting_behind_a_move_goes_the_long_way_on(driver: Driver) {
+    let w = world("guard_delete_waits", driver);
+    w.other.insert(&item(1, 5)).unwrap();
+    w.other.insert(&item(2, 6)).unwrap();
+    let mut watcher = w.db.outside();
+    // Both nodes filled: the one the row is in, the one it is moved to.
+    assert_eq!((w.stepped.category(5), w.stepped.category(6)), (vec![1], vec![2]), "{driver:?}");
+    let (moved, hold) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+    let other = w.other.clone();
+    let mover = std::thread::spawn(move || {
+        other.transaction(|tx| {
+            tx.update(&item(1, 6))?;
+            moved.0.send(()).expect("the test waits");
+            hold.1.recv().expect("the test lets go");
+            Ok(())
+        })
+    });
+    moved.1.recv().expect("the move holds the row");
+    let side = w.stepped.clone();
+    let deleter = std::thread::spawn(move || {
+        let before = side.stats().db_queries;
+        side.delete(1).unwrap();
+        side.stats().db_queries - before
+    });
+    wait_for_a_lock_wait(&mut watcher, &format!("{driver:?}: the delete"));
+    hold.0.send(()).expect("the mover waits");
+    mover.join().expect("the mover").expect("the move commits");
+    let statements = deleter.join().expect("the deleter");
+    assert_eq!(
+        statements, 4,
+        "{driver:?}: the read, the guarded statement, then the delete returning the row and the entry"
+    );
+    assert_eq!(w.stepped.category(6), vec![2], "{driver:?}: gone from the node it was moved to");
+    assert_eq!(w.stepped.category(5), Vec::<i64>::new(), "{driver:?}");
+    assert_eq!(category(&w.other, 6), vec![2], "{driver:?}");
+}
+
+/// Returns once a session of the test's PostgreSQL database waits for a lock (`who`
+/// never waited for the row, the test fails, after 10 s).
+fn wait_for_a_lock_wait(watcher: &mut memdex_tests::outside::OutsideSession, who: &str) {
+    let waiting =
+        "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()";
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while watcher.integer(waiting) == 0 {
+        assert!(std::time::Instant::now() < deadline, "{who} never waited for the row");
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// The statements that make the outbox refuse every insert, and undo it, per database.

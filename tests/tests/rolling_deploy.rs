@@ -937,6 +937,13 @@ fn a_registration_waits_for_a_write_in_flight() {
         let fresh_v1 = shared.store(&memcached, &namespace);
         fresh_v1.insert(&ItemV1 { id: 3, category_id: 5, label: "fresh".into() }).expect("insert");
         assert_eq!(ids("fresh"), vec![(3, "fresh".to_owned())], "{db:?}: the node v1's new row joined");
+        // Another fresh process of v1 deletes that row: on PostgreSQL its guarded
+        // statement finds v2's index registered and deletes nothing, and the delete
+        // goes the long way, reading the row's label and appending to v2's node
+        // (whose rows v2 keeps: unchanged bytes would serve them again).
+        let another_v1 = shared.store(&memcached, &namespace);
+        another_v1.delete::<ItemV1>(&3).expect("delete");
+        assert_eq!(ids("fresh"), vec![], "{db:?}: the node v1's deleted row left");
     }
 }
 

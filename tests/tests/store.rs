@@ -242,6 +242,17 @@ fn a_write_runs_the_fewest_statements_its_database_allows() {
         assert!(matches!(duplicate, Err(memdex::Error::UniqueViolation { .. })), "{:?}: {duplicate:?}", b.db);
         assert_eq!(store.stats().outbox_deferred, after.outbox_deferred, "{:?}", b.db);
         assert_eq!(ids(&select!(Item, |i| i.category_id == 6).fetch(&store).unwrap()), [1, 5, 6], "{:?}", b.db);
+        // A delete: on PostgreSQL the row as it is, then one statement guarded by
+        // its indexed values.
+        let before = store.stats();
+        store.delete::<Item>(&8).unwrap();
+        let after = store.stats();
+        let want = if b.db == Db::Postgres { 2 } else { 5 };
+        assert_eq!(after.db_queries - before.db_queries, want, "{:?}: {after:?}", b.db);
+        assert_eq!(after.cache_round_trips - before.cache_round_trips, 1, "{:?}: {after:?}", b.db);
+        assert_eq!(ids(&select!(Item, |i| i.category_id == 5).fetch(&store).unwrap()), [2, 3, 4], "{:?}", b.db);
+        let missing = store.delete::<Item>(&8);
+        assert!(matches!(missing, Err(memdex::Error::NotFound { .. })), "{:?}: {missing:?}", b.db);
     });
 }
 

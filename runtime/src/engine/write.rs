@@ -31,7 +31,7 @@ use crate::error::Error;
 use crate::model::Model;
 use crate::outbox::{self, Outbox};
 use crate::registry;
-use crate::statements::{SchemaId, Shape, StatementTexts};
+use crate::statements::{GuardedChange, SchemaId, Shape, StatementTexts};
 use crate::stats::Counters;
 
 /// The cache effects of the writes of one transaction.
@@ -785,9 +785,7 @@ impl<'a> OneStatementWrite<'a> {
         if !OneStatementWrite::may_serve(ctx, dialect, schema) {
             return Ok(None);
         }
-        let mut unchanged: Vec<usize> = schema.indexes.iter().flat_map(|ix| ix.columns.iter().copied()).collect();
-        unchanged.sort_unstable();
-        unchanged.dedup();
+        let unchanged = indexed_columns(schema);
         OneStatementWrite::plan(ctx, dialect, row, Kind::Update, sql::RowChange::Update { unchanged: &unchanged })
     }
 
@@ -800,13 +798,57 @@ impl<'a> OneStatementWrite<'a> {
         OneStatementWrite::plan(ctx, dialect, row, Kind::Insert, sql::RowChange::Insert)
     }
 
+    /// The read that precedes [`OneStatementWrite::delete`] (the row with this key
+    /// as it is, autocommitted and unlocked: the delete's guard finds any change
+    /// since) and the types of its columns; `None` where no such delete can follow.
+    pub(crate) fn read_before_delete<T: Model>(
+        ctx: &Context,
+        dialect: Dialect,
+        key: &T::Key,
+    ) -> Option<(SqlQuery, Vec<Type>)> {
+        let schema = T::schema();
+        if !OneStatementWrite::may_serve(ctx, dialect, schema) {
+            return None;
+        }
+        let key: Value = key.clone().into();
+        let read = ctx.statements.query(dialect, Shape::RowByKey(SchemaId::of(schema)), vec![key.clone()], || {
+            sql::rows_by_keys(dialect, schema, &[key])
+        });
+        Some((read, super::column_types::<T>()))
+    }
+
+    /// The delete of the row with this key, guarded by the values `old` (the row
+    /// as the caller read it, in schema column order) holds in the columns naming
+    /// its nodes; `None` as for [`OneStatementWrite::update`].
+    pub(crate) fn delete<T: Model>(
+        ctx: &'a Context,
+        dialect: Dialect,
+        key: &T::Key,
+        old: Vec<Value>,
+    ) -> Result<Option<Self>, Error> {
+        let schema = T::schema();
+        if !OneStatementWrite::may_serve(ctx, dialect, schema) || old.len() != schema.columns.len() {
+            return Ok(None);
+        }
+        // The effects of the transaction's delete once it has read `old`: the guard
+        // makes the row it deletes name the same nodes.
+        let mut write = RowWrite::delete::<T>(ctx, dialect, key);
+        write.read_before(vec![old.clone()]);
+        let mut set = WriteSet::default();
+        write.applied(1, &mut set)?;
+        let unchanged = indexed_columns(schema);
+        let change = sql::RowChange::Delete { unchanged: &unchanged };
+        Ok(OneStatementWrite::guarded(ctx, dialect, schema, &old, change, set))
+    }
+
     /// Whether the dialect has the statement and this process did not last find
     /// the table's registry holding an index another version of the model declares.
     /// Asked before anything is built: on SQLite and MySQL every write asks it.
-    fn may_serve(ctx: &Context, dialect: Dialect, schema: &Schema) -> bool {
+    pub(crate) fn may_serve(ctx: &Context, dialect: Dialect, schema: &Schema) -> bool {
         dialect.writes_in_with() && !ctx.registry.has_foreign(schema)
     }
 
+    /// An insert or update of `row`.
     fn plan<T: Model>(
         ctx: &'a Context,
         dialect: Dialect,
@@ -814,7 +856,6 @@ impl<'a> OneStatementWrite<'a> {
         kind: Kind,
         change: sql::RowChange<'_>,
     ) -> Result<Option<Self>, Error> {
-        let schema = T::schema();
         let values = row_values(row);
         storable::<T>(dialect, &values)?;
         // The effects a transaction's write would have (for an update, with the old
@@ -823,13 +864,26 @@ impl<'a> OneStatementWrite<'a> {
         let mut set = WriteSet::default();
         let unused = SqlQuery { text: String::new(), params: Vec::new() };
         RowWrite::of_row(ctx, unused, None, kind, row, &values).applied(1, &mut set)?;
+        Ok(OneStatementWrite::guarded(ctx, dialect, T::schema(), &values, change, set))
+    }
+
+    /// The statement that makes `change` to the row `values` with the entry of the
+    /// effects `set`; `None` where the dialect has none.
+    fn guarded(
+        ctx: &'a Context,
+        dialect: Dialect,
+        schema: &'static Schema,
+        values: &[Value],
+        change: sql::RowChange<'_>,
+        set: WriteSet,
+    ) -> Option<Self> {
         let entry_id = ctx.outbox.new_entry_id();
         let cleaned = DoneEntries::take(&ctx.outbox);
         let (forget, entry) = (cleaned.values(), outbox::entry_row(entry_id, &set.keys, &set.moved));
         let known: Vec<String> = schema.indexes.iter().map(|ix| RegisteredIndex::of(schema, ix).encode()).collect();
         let write = sql::GuardedWrite {
             schema,
-            row: &values,
+            row: values,
             change,
             registry: registry::schema(),
             known: &known,
@@ -837,11 +891,16 @@ impl<'a> OneStatementWrite<'a> {
             entry: &entry,
             forget: &forget,
         };
-        let shape = Shape::GuardedWrite(SchemaId::of(schema), kind == Kind::Insert, forget.len());
+        let kind = match change {
+            sql::RowChange::Update { .. } => GuardedChange::Update,
+            sql::RowChange::Insert => GuardedChange::Insert,
+            sql::RowChange::Delete { .. } => GuardedChange::Delete,
+        };
+        let shape = Shape::GuardedWrite(SchemaId::of(schema), kind, forget.len());
         let query = ctx.statements.optional_query(dialect, shape, sql::guarded_write_params(&write), || {
             sql::guarded_write_with_entry(dialect, &write)
         });
-        Ok(query.map(|query| OneStatementWrite { query, entry_id, set, cleaned }))
+        query.map(|query| OneStatementWrite { query, entry_id, set, cleaned })
     }
 
     /// The statement to run on its own (autocommitted, never retried), and what
@@ -853,6 +912,15 @@ impl<'a> OneStatementWrite<'a> {
         let effects = ApplyEffects::new(env, self.entry_id, self.set);
         (self.query, WriteInFlight { effects, cleaned: self.cleaned })
     }
+}
+
+/// Every column an index of the schema names, once each, in schema order: the
+/// columns whose values name a row's nodes.
+fn indexed_columns(schema: &Schema) -> Vec<usize> {
+    let mut columns: Vec<usize> = schema.indexes.iter().flat_map(|ix| ix.columns.iter().copied()).collect();
+    columns.sort_unstable();
+    columns.dedup();
+    columns
 }
 
 /// A [`OneStatementWrite`] whose statement was sent.

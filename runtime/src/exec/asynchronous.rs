@@ -562,6 +562,20 @@ impl AsyncDriver {
         }
     }
 
+    /// Deletes the row with this key in one statement guarded by the row as read
+    /// just before, as [`Driver::delete_in_one_statement`](crate::exec::blocking::Driver::delete_in_one_statement).
+    pub(crate) async fn delete_in_one_statement<T: Model>(&self, key: &T::Key) -> Result<bool, Error> {
+        let Some((read, types)) = OneStatementWrite::read_before_delete::<T>(&self.ctx, self.dialect(), key) else {
+            return Ok(false);
+        };
+        self.ctx.record_sql(&read);
+        let Some(old) = self.db.query(&read, &types).await?.into_iter().next() else { return Ok(false) };
+        match OneStatementWrite::delete::<T>(&self.ctx, self.dialect(), key, old)? {
+            Some(write) => self.in_one_statement(write).await,
+            None => Ok(false),
+        }
+    }
+
     async fn in_one_statement(&self, write: OneStatementWrite<'_>) -> Result<bool, Error> {
         self.maybe_drain().await;
         let (query, in_flight) = write.start(self.env());

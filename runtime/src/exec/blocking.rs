@@ -320,6 +320,22 @@ impl Driver {
         }
     }
 
+    /// Deletes the row with this key in one statement with its outbox entry, guarded
+    /// by the row as read just before (two round trips where a transaction takes
+    /// four), as [`Driver::update_in_one_statement`] updates. False also when no
+    /// row was found: the transaction then tells.
+    pub(crate) fn delete_in_one_statement<T: Model>(&self, key: &T::Key) -> Result<bool, Error> {
+        let Some((read, types)) = OneStatementWrite::read_before_delete::<T>(&self.ctx, self.dialect(), key) else {
+            return Ok(false);
+        };
+        self.ctx.record_sql(&read);
+        let Some(old) = self.db.query(&read, &types)?.into_iter().next() else { return Ok(false) };
+        match OneStatementWrite::delete::<T>(&self.ctx, self.dialect(), key, old)? {
+            Some(write) => self.in_one_statement(write),
+            None => Ok(false),
+        }
+    }
+
     /// A transaction of one statement: its span, like `transaction`'s, holds the
     /// span of its cache effects.
     fn in_one_statement(&self, write: OneStatementWrite<'_>) -> Result<bool, Error> {
