@@ -23,6 +23,7 @@ pub struct PgBaseline {
     by_category: Statement,
     update_price: Statement,
     insert_row: Statement,
+    delete_row: Statement,
 }
 
 impl std::fmt::Debug for PgBaseline {
@@ -62,7 +63,8 @@ impl PgBaseline {
         let by_category = client.prepare(&format!("SELECT {COLUMNS} FROM {table} WHERE category_id = $1"))?;
         let update_price = client.prepare(&format!("UPDATE {table} SET price = $2 WHERE id = $1"))?;
         let insert_row = client.prepare(&format!("INSERT INTO {table} ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"))?;
-        Ok(PgBaseline { client, table: table.to_owned(), by_category, update_price, insert_row })
+        let delete_row = client.prepare(&format!("DELETE FROM {table} WHERE id = $1"))?;
+        Ok(PgBaseline { client, table: table.to_owned(), by_category, update_price, insert_row, delete_row })
     }
 
     fn setup_table(params: &str, table: &str, rows: &[Row]) -> Result<PgBaseline, postgres::Error> {
@@ -126,6 +128,19 @@ impl PgBaseline {
             tx.execute(&self.insert_row, &[&r.id, &r.category_id, &r.name, &r.price, &r.deleted_at, &r.description])?;
         tx.commit()?;
         Ok(inserted)
+    }
+
+    /// One autocommitted `DELETE` of the row with this id: one round trip.
+    pub fn delete(&mut self, id: i64) -> Result<u64, postgres::Error> {
+        self.client.execute(&self.delete_row, &[&id])
+    }
+
+    /// The same `DELETE` in a transaction of its own: BEGIN, the DELETE, COMMIT.
+    pub fn delete_in_transaction(&mut self, id: i64) -> Result<u64, postgres::Error> {
+        let mut tx = self.client.transaction()?;
+        let deleted = tx.execute(&self.delete_row, &[&id])?;
+        tx.commit()?;
+        Ok(deleted)
     }
 
     /// The whole query plan, to show the index is used.

@@ -199,6 +199,11 @@ impl AsyncBench {
         rows.iter().try_for_each(|row| self.insert(row))
     }
 
+    /// `AsyncStore::delete` of the row with this id, driven to completion on this thread.
+    pub fn delete(&self, id: i64) -> Result<(), String> {
+        self.runtime.block_on(self.store.delete::<Item>(&id)).map_err(err)
+    }
+
     /// `AsyncStore::insert` of `row`, driven to completion on this thread.
     pub fn insert(&self, row: &Row) -> Result<(), String> {
         self.runtime.block_on(self.store.insert(&Item::from(row))).map_err(err)
@@ -315,6 +320,11 @@ impl Bench {
     /// `Store::insert` of `row`.
     pub fn insert(&self, row: &Row) -> Result<(), String> {
         self.store.insert(&Item::from(row)).map_err(err)
+    }
+
+    /// `Store::delete` of the row with this id.
+    pub fn delete(&self, id: i64) -> Result<(), String> {
+        self.store.delete::<Item>(&id).map_err(err)
     }
 
     /// Fetches every page (limit 5–20, every page offset) of a cart and counts the

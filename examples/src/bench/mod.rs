@@ -1134,11 +1134,16 @@ fn round_trip_table(
 }
 
 /// The blocking and the async store's insert of a new row against a plain INSERT,
-/// autocommitted and in a transaction of its own, interleaved. On PostgreSQL a
-/// memdex insert is one guarded statement with its outbox entry (its row was in no
-/// index node) and one cache round trip. Each insert gets a fresh id, in a category
-/// no other section reads.
+/// autocommitted and in a transaction of its own, and their delete of that row
+/// against a plain DELETE alike, all interleaved. On PostgreSQL a memdex insert is
+/// one guarded statement with its outbox entry (its row was in no index node) and
+/// one cache round trip; a delete reads the row, then deletes it in one statement
+/// guarded by what it read. Each insert gets a fresh id, in a category no other
+/// section reads; each delete probe deletes the oldest row its insert probe left
+/// (every probe runs as often as the others, in order, so one is always there).
 fn insert_cost(cfg: &Config, servers: &Servers, store: &Result<Bench, String>, section: &mut Section) {
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
     use std::sync::atomic::{AtomicI64, Ordering};
     /// Ids no dataset and no other section uses (the hung-server section inserts
     /// from 60,000,000), shared by every probe.
@@ -1147,23 +1152,35 @@ fn insert_cost(cfg: &Config, servers: &Servers, store: &Result<Bench, String>, s
     let Ok(pg) = servers.postgres.as_ref() else { return };
     let asynchronous = servers.memcached_addrs(1).and_then(|a| memdex_side::open_async(&servers.db(), &a, 0));
     let connect = || baselines::PgBaseline::on_table(&pg.params(), "plain_item").map_err(|e| e.to_string());
-    let (mut plain, mut plain_in_transaction) = (connect(), connect());
-    let fresh = || data::row(NEXT_ID.fetch_add(1, Ordering::Relaxed), CATEGORY);
+    // One connection per probe pair (the INSERT and the DELETE of one kind) keeps
+    // each pair's prepared statements; the pair's rows wait in its queue.
+    let (plain, plain_in_transaction) = (connect().map(RefCell::new), connect().map(RefCell::new));
+    let queues: [RefCell<VecDeque<i64>>; 4] = Default::default();
+    let fresh = |queue: &RefCell<VecDeque<i64>>| {
+        let row = data::row(NEXT_ID.fetch_add(1, Ordering::Relaxed), CATEGORY);
+        queue.borrow_mut().push_back(row.id);
+        row
+    };
+    let oldest = |queue: &RefCell<VecDeque<i64>>| queue.borrow_mut().pop_front().ok_or("no row left to delete");
+    let [q0, q1, q2, q3] = &queues;
+    type Run<'a> = Box<dyn FnMut() -> Result<(), String> + 'a>;
     let probes: Vec<Probe<'_>> = vec![
-        plain.as_mut().map_err(|e| e.clone()).map(|base| -> Box<dyn FnMut() -> Result<(), String>> {
-            Box::new(move || base.insert(&fresh()).map(drop).map_err(|e| e.to_string()))
+        plain.as_ref().map_err(Clone::clone).map(|base| -> Run<'_> {
+            Box::new(move || base.borrow_mut().insert(&fresh(q0)).map(drop).map_err(|e| e.to_string()))
         }),
-        plain_in_transaction.as_mut().map_err(|e| e.clone()).map(|base| -> Box<dyn FnMut() -> Result<(), String>> {
-            Box::new(move || base.insert_in_transaction(&fresh()).map(drop).map_err(|e| e.to_string()))
+        plain_in_transaction.as_ref().map_err(Clone::clone).map(|base| -> Run<'_> {
+            Box::new(move || base.borrow_mut().insert_in_transaction(&fresh(q1)).map(drop).map_err(|e| e.to_string()))
         }),
-        store
-            .as_ref()
-            .map_err(Clone::clone)
-            .map(|b| -> Box<dyn FnMut() -> Result<(), String>> { Box::new(move || b.insert(&fresh())) }),
-        asynchronous
-            .as_ref()
-            .map_err(Clone::clone)
-            .map(|b| -> Box<dyn FnMut() -> Result<(), String>> { Box::new(move || b.insert(&fresh())) }),
+        store.as_ref().map_err(Clone::clone).map(|b| -> Run<'_> { Box::new(move || b.insert(&fresh(q2))) }),
+        asynchronous.as_ref().map_err(Clone::clone).map(|b| -> Run<'_> { Box::new(move || b.insert(&fresh(q3))) }),
+        plain.as_ref().map_err(Clone::clone).map(|base| -> Run<'_> {
+            Box::new(move || base.borrow_mut().delete(oldest(q0)?).map(drop).map_err(|e| e.to_string()))
+        }),
+        plain_in_transaction.as_ref().map_err(Clone::clone).map(|base| -> Run<'_> {
+            Box::new(move || base.borrow_mut().delete_in_transaction(oldest(q1)?).map(drop).map_err(|e| e.to_string()))
+        }),
+        store.as_ref().map_err(Clone::clone).map(|b| -> Run<'_> { Box::new(move || b.delete(oldest(q2)?)) }),
+        asynchronous.as_ref().map_err(Clone::clone).map(|b| -> Run<'_> { Box::new(move || b.delete(oldest(q3)?)) }),
     ];
     let summaries = measure_interleaved(cfg.write_budget, probes);
     let labels = [
@@ -1172,12 +1189,32 @@ fn insert_cost(cfg: &Config, servers: &Servers, store: &Result<Bench, String>, s
         ("memdex insert, blocking Store", "1"),
         ("memdex insert, AsyncStore", "1"),
     ];
-    let (table, medians) = round_trip_table("case (interleaved, a new row each)", &labels, &summaries);
+    let (table, medians) = round_trip_table("case (interleaved, a new row each)", &labels, &summaries[..4]);
     section.tables.push(table);
     if let [Some(plain), Some(in_transaction), Some(blocking), Some(asynchronous)] = medians[..] {
         section.note(format!(
             "Inserts, interleaved: the blocking insert {} of the autocommitted INSERT and {} of the one in its own \
              transaction; the async one {} and {}.",
+            format_ratio(blocking, plain),
+            format_ratio(blocking, in_transaction),
+            format_ratio(asynchronous, plain),
+            format_ratio(asynchronous, in_transaction)
+        ));
+    }
+    let labels = [
+        ("plain PostgreSQL DELETE (prepared, autocommit)", "1"),
+        ("plain PostgreSQL DELETE in its own transaction (BEGIN, DELETE, COMMIT)", "3"),
+        ("memdex delete, blocking Store", "2"),
+        ("memdex delete, AsyncStore", "2"),
+    ];
+    let (table, medians) =
+        round_trip_table("case (interleaved, each row the inserts above left)", &labels, &summaries[4..]);
+    section.tables.push(table);
+    if let [Some(plain), Some(in_transaction), Some(blocking), Some(asynchronous)] = medians[..] {
+        section.note(format!(
+            "Deletes, interleaved with the inserts: the blocking delete {} of the autocommitted DELETE and {} of the \
+             one in its own transaction; the async one {} and {}. On PostgreSQL a memdex delete reads the row, then \
+             deletes it in one statement guarded by the indexed values read, with its outbox record.",
             format_ratio(blocking, plain),
             format_ratio(blocking, in_transaction),
             format_ratio(asynchronous, plain),
