@@ -228,7 +228,10 @@ impl<T: Model> Scan<T> {
                     return Ok(None);
                 }
             };
-            let mut mine = Vec::new();
+            // Sized up front: on the two-round-trip path each growth was a
+            // `malloc` the profile saw.
+            let mut mine = Vec::with_capacity(bound.len());
+            nodes.reserve(bound.len());
             let mut direct = Vec::new();
             for node in bound {
                 if node.index.is_none() {
@@ -905,10 +908,36 @@ pub(crate) struct WritePlan {
     pub(crate) removed: u64,
 }
 
-/// Orders rows by key: the order of every answer.
+/// Orders rows by key: the order of every answer. Each key is turned into its
+/// `Value` once (`sort_by_cached_key`, stable like `sort_by`), not twice per
+/// comparison: for 100 rows that was ~1,300 conversions and drops, a quarter of
+/// the answer's time on the two-round-trip path (perf, stop 29).
 fn sort_by_key<T: Model>(rows: &mut [T]) {
-    rows.sort_by(|a, b| a.key().into().order(&b.key().into()));
+    rows.sort_by_cached_key(|row| KeyOrder(row.key().into()));
 }
+
+/// A key `Value` ordered by [`Value::order`] (a total order).
+struct KeyOrder(Value);
+
+impl Ord for KeyOrder {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.order(&other.0)
+    }
+}
+
+impl PartialOrd for KeyOrder {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for KeyOrder {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for KeyOrder {}
 
 /// Reads an ordered node's reply for a page alone: `true` when the node is
 /// complete, every entry verified with its value, and the page found in its bytes
