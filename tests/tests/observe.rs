@@ -89,26 +89,38 @@ fn spans_and_metrics() {
     metrics_count_operations_hits_and_latency();
 }
 
-/// On PostgreSQL an update that keeps its row in its index nodes is one statement;
-/// it is still seen as a transaction, holding the span of its cache effects.
+/// On PostgreSQL an update that keeps its row in its index nodes is one statement,
+/// and a delete a read and one statement; each is still seen as a transaction,
+/// holding the span of its cache effects.
 fn an_update_in_one_statement_is_a_transaction_span() {
     let spans = Spans::default();
     let subscriber = tracing_subscriber::registry().with(spans.clone());
     let postgres = memdex_tests::backends::postgres().create_database("observe_one_statement").expect("a database");
+    let mut seen = Vec::new();
     tracing::subscriber::with_default(subscriber, || {
         let store = Store::builder().postgres(postgres).in_process_cache().build().unwrap();
         store.migrate::<Gadget>().unwrap();
         store.insert(&Gadget { id: 1, shelf: 1, name: "g1".into() }).unwrap();
-        spans.closed.lock().unwrap().clear();
-        let before = store.stats().db_queries;
-        store.update(&Gadget { id: 1, shelf: 1, name: "renamed".into() }).unwrap();
-        assert_eq!(store.stats().db_queries - before, 1, "one statement");
+        type Write<'a> = &'a dyn Fn() -> Result<(), memdex::Error>;
+        let writes: [(&str, u64, Write<'_>); 2] = [
+            ("update", 1, &|| store.update(&Gadget { id: 1, shelf: 1, name: "renamed".into() })),
+            ("delete", 2, &|| store.delete::<Gadget>(&1)),
+        ];
+        for (what, statements, write) in writes {
+            spans.closed.lock().unwrap().clear();
+            let before = store.stats().db_queries;
+            write().unwrap();
+            assert_eq!(store.stats().db_queries - before, statements, "{what}");
+            seen.push((what, spans.closed.lock().unwrap().clone()));
+        }
     });
-    let closed = spans.closed.lock().unwrap();
-    let transactions: Vec<_> = closed.iter().filter(|f| f["op"] == "transaction").collect();
-    assert_eq!(transactions.len(), 1, "{closed:?}");
-    assert_eq!((transactions[0]["ok"].as_str(), transactions[0]["db.system"].as_str()), ("true", "postgresql"));
-    assert!(closed.iter().any(|f| f["op"] == "apply_effects" && f["round_trips"] == "1"), "{closed:?}");
+    for (what, closed) in seen {
+        let transactions: Vec<_> = closed.iter().filter(|f| f["op"] == "transaction").collect();
+        assert_eq!(transactions.len(), 1, "{what}: {closed:?}");
+        let transaction = (transactions[0]["ok"].as_str(), transactions[0]["db.system"].as_str());
+        assert_eq!(transaction, ("true", "postgresql"), "{what}");
+        assert!(closed.iter().any(|f| f["op"] == "apply_effects" && f["round_trips"] == "1"), "{what}: {closed:?}");
+    }
 }
 
 fn every_fetch_has_a_span_with_what_it_did() {

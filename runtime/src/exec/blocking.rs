@@ -328,21 +328,29 @@ impl Driver {
         let Some((read, types)) = OneStatementWrite::read_before_delete::<T>(&self.ctx, self.dialect(), key) else {
             return Ok(false);
         };
-        self.ctx.record_sql(&read);
-        let Some(old) = self.db.query(&read, &types)?.into_iter().next() else { return Ok(false) };
-        match OneStatementWrite::delete::<T>(&self.ctx, self.dialect(), key, old)? {
-            Some(write) => self.in_one_statement(write),
-            None => Ok(false),
-        }
+        // The read belongs to the write: it runs inside the same span.
+        self.as_transaction(|| {
+            self.ctx.record_sql(&read);
+            let Some(old) = self.db.query(&read, &types)?.into_iter().next() else { return Ok(false) };
+            match OneStatementWrite::delete::<T>(&self.ctx, self.dialect(), key, old)? {
+                Some(write) => self.one_statement(write),
+                None => Ok(false),
+            }
+        })
     }
 
-    /// A transaction of one statement: its span, like `transaction`'s, holds the
-    /// span of its cache effects.
+    /// A transaction of one statement.
     fn in_one_statement(&self, write: OneStatementWrite<'_>) -> Result<bool, Error> {
+        self.as_transaction(|| self.one_statement(write))
+    }
+
+    /// Runs `write` inside a span like `transaction`'s, which holds the span of its
+    /// cache effects.
+    fn as_transaction(&self, write: impl FnOnce() -> Result<bool, Error>) -> Result<bool, Error> {
         let seen = Observation::start(Label { op: "transaction", model: "" }, self.dialect());
         let span = seen.span().clone();
         let _entered = span.enter();
-        let result = self.one_statement(write);
+        let result = write();
         seen.finish(Outcome::default(), result.is_ok());
         result
     }
