@@ -5,15 +5,17 @@
 
 use std::sync::Arc;
 
+use tracing::Instrument;
+
 use memdex_grammar::sql;
 use memdex_grammar::{Dialect, Value};
 
 use crate::cache::in_process::InProcessCache;
 use crate::cache::memcached::AsyncMemcached;
-use crate::engine::Context;
 use crate::engine::changes::ApplyChanges;
 use crate::engine::drain::Drain;
 use crate::engine::write::{RowWrite, WriteSet, check_storable};
+use crate::engine::{Context, Observation, Outcome};
 use crate::error::Error;
 use crate::exec::asynchronous::{AsyncCache, AsyncDb, AsyncDriver, AsyncTx};
 use crate::handle::AsyncStore;
@@ -157,9 +159,22 @@ impl AsyncStore {
     /// one pipelined batch. Dropped without a commit, it rolls back and touches no
     /// cache key.
     pub async fn begin(&self) -> Result<AsyncTransaction, Error> {
-        self.driver.maybe_drain().await;
-        let tx = self.driver.db.begin().await?;
-        Ok(AsyncTransaction { tx: Some(tx), set: WriteSet::default(), driver: self.driver.clone() })
+        let seen = self.driver.observe_transaction();
+        let span = seen.span().clone();
+        let begun = async {
+            self.driver.maybe_drain().await;
+            self.driver.db.begin().await
+        };
+        match begun.instrument(span).await {
+            Ok(tx) => {
+                let driver = self.driver.clone();
+                Ok(AsyncTransaction { tx: Some(tx), set: WriteSet::default(), driver, seen: Some(seen) })
+            }
+            Err(e) => {
+                seen.finish(Outcome::default(), false);
+                Err(e.into())
+            }
+        }
     }
 
     /// A text query (Python lambda syntax) with free names bound by name, as
@@ -211,13 +226,29 @@ pub struct AsyncTransaction {
     tx: Option<AsyncTx>,
     set: WriteSet,
     driver: Arc<AsyncDriver>,
+    /// The transaction's span: each call runs inside it; the commit, the rollback
+    /// or the drop closes it.
+    seen: Option<Observation>,
 }
 
 impl AsyncTransaction {
+    /// The transaction's span, for the futures of its calls.
+    fn span(&self) -> tracing::Span {
+        self.seen.as_ref().map_or_else(tracing::Span::none, |seen| seen.span().clone())
+    }
+
+    /// Closes the span: `ok` when the writes committed.
+    fn close(&mut self, ok: bool) {
+        if let Some(seen) = self.seen.take() {
+            seen.finish(Outcome::default(), ok);
+        }
+    }
+
     async fn write(&mut self, write: Result<RowWrite, Error>) -> Result<(), Error> {
         let write = write?;
+        let span = self.span();
         let tx = self.tx.as_mut().ok_or_else(|| Error::Config("the transaction already failed or ended".into()))?;
-        let result = self.driver.write(tx, &mut self.set, write).await;
+        let result = self.driver.write(tx, &mut self.set, write).instrument(span).await;
         if result.is_err() {
             // A failed statement aborts the transaction on PostgreSQL; roll back now
             // rather than let later statements fail confusingly.
@@ -256,14 +287,27 @@ impl AsyncTransaction {
     pub async fn commit(mut self) -> Result<(), Error> {
         let tx = self.tx.take().ok_or_else(|| Error::Config("the transaction already failed or ended".into()))?;
         let set = std::mem::take(&mut self.set);
-        self.driver.commit(tx, set).await
+        let result = self.driver.commit(tx, set).instrument(self.span()).await;
+        self.close(result.is_ok());
+        result
     }
 
     /// Rolls the writes back; the cache never hears of them.
     pub async fn rollback(mut self) -> Result<(), Error> {
-        match self.tx.take() {
-            Some(tx) => Ok(tx.rollback().await?),
+        let result = match self.tx.take() {
+            Some(tx) => tx.rollback().instrument(self.span()).await.map_err(Error::from),
             None => Ok(()),
-        }
+        };
+        // Not committed: seen as the blocking driver sees a transaction whose body
+        // returned an error.
+        self.close(false);
+        result
+    }
+}
+
+impl Drop for AsyncTransaction {
+    /// Dropped without a commit, the writes roll back: the span closes as not ok.
+    fn drop(&mut self) {
+        self.close(false);
     }
 }

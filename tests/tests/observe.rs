@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use memdex::{Model, Store, select};
+use memdex_tests::asynchronous::block_on;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use serde::{Deserialize, Serialize};
 use tracing::field::{Field, Visit};
@@ -59,11 +60,18 @@ impl Visit for Fields<'_> {
 }
 
 impl<S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>> Layer<S> for Spans {
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, _: Context<'_, S>) {
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         if attrs.metadata().name() == "memdex" {
             let mut fields = HashMap::new();
             attrs.record(&mut Fields(&mut fields));
-            self.open.lock().unwrap().insert(id.into_u64(), fields);
+            let mut open = self.open.lock().unwrap();
+            // The `op` of the enclosing memdex span, if any: which operation this
+            // one ran inside.
+            let parent = ctx.span(id).and_then(|span| span.parent()).map(|parent| parent.id().into_u64());
+            if let Some(op) = parent.and_then(|p| open.get(&p)).and_then(|f| f.get("op")).cloned() {
+                fields.insert("parent_op".to_owned(), op);
+            }
+            open.insert(id.into_u64(), fields);
         }
     }
 
@@ -86,6 +94,7 @@ impl<S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'
 fn spans_and_metrics() {
     every_fetch_has_a_span_with_what_it_did();
     an_update_in_one_statement_is_a_transaction_span();
+    async_transactions_are_spans();
     metrics_count_operations_hits_and_latency();
 }
 
@@ -119,7 +128,55 @@ fn an_update_in_one_statement_is_a_transaction_span() {
         assert_eq!(transactions.len(), 1, "{what}: {closed:?}");
         let transaction = (transactions[0]["ok"].as_str(), transactions[0]["db.system"].as_str());
         assert_eq!(transaction, ("true", "postgresql"), "{what}");
-        assert!(closed.iter().any(|f| f["op"] == "apply_effects" && f["round_trips"] == "1"), "{what}: {closed:?}");
+        let effects = |f: &&HashMap<String, String>| f["op"] == "apply_effects" && f["round_trips"] == "1";
+        let effects: Vec<_> = closed.iter().filter(effects).collect();
+        assert_eq!(effects.len(), 1, "{what}: {closed:?}");
+        assert_eq!(effects[0].get("parent_op").map(String::as_str), Some("transaction"), "{what}: {closed:?}");
+    }
+}
+
+/// The async driver's transactions are spans as the blocking driver's are: a write
+/// in one statement, and a transaction committed (holding its cache effects),
+/// rolled back, and dropped (both not ok).
+fn async_transactions_are_spans() {
+    let spans = Spans::default();
+    let subscriber = tracing_subscriber::registry().with(spans.clone());
+    let postgres = memdex_tests::backends::postgres().create_database("observe_async").expect("a database");
+    let mut seen: Vec<(&str, Vec<HashMap<String, String>>)> = Vec::new();
+    tracing::subscriber::with_default(subscriber, || {
+        block_on(async {
+            let store = Store::builder().postgres(postgres).in_process_cache().build_async().await.unwrap();
+            store.migrate::<Gadget>().await.unwrap();
+            store.insert(&Gadget { id: 1, shelf: 1, name: "g1".into() }).await.unwrap();
+            let mut take = |what| seen.push((what, std::mem::take(&mut *spans.closed.lock().unwrap())));
+            take("setup");
+            store.update(&Gadget { id: 1, shelf: 1, name: "renamed".into() }).await.unwrap();
+            take("one statement");
+            let mut tx = store.begin().await.unwrap();
+            tx.insert(&Gadget { id: 2, shelf: 1, name: "g2".into() }).await.unwrap();
+            tx.commit().await.unwrap();
+            take("committed");
+            let mut tx = store.begin().await.unwrap();
+            tx.insert(&Gadget { id: 3, shelf: 1, name: "g3".into() }).await.unwrap();
+            tx.rollback().await.unwrap();
+            take("rolled back");
+            let mut tx = store.begin().await.unwrap();
+            tx.insert(&Gadget { id: 4, shelf: 1, name: "g4".into() }).await.unwrap();
+            drop(tx);
+            take("dropped");
+        });
+    });
+    for (what, closed) in seen.into_iter().skip(1) {
+        let transactions: Vec<_> = closed.iter().filter(|f| f["op"] == "transaction").collect();
+        assert_eq!(transactions.len(), 1, "{what}: {closed:?}");
+        let committed = matches!(what, "one statement" | "committed");
+        let ok = if committed { "true" } else { "false" };
+        assert_eq!(transactions[0]["ok"], ok, "{what}: {closed:?}");
+        let effects: Vec<_> = closed.iter().filter(|f| f["op"] == "apply_effects").collect();
+        assert_eq!(effects.len(), usize::from(committed), "{what}: {closed:?}");
+        if committed {
+            assert_eq!(effects[0].get("parent_op").map(String::as_str), Some("transaction"), "{what}: {closed:?}");
+        }
     }
 }
 

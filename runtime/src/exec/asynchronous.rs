@@ -33,7 +33,9 @@ use crate::engine::drain::Drain;
 use crate::engine::fetch::Fetch;
 use crate::engine::schema::{CheckSchema, no_drift, outbox_usable};
 use crate::engine::write::{ApplyEffects, Commit, OneStatementWrite, RowWrite, WriteSet};
-use crate::engine::{CacheFacts, Context, Env, Machine, Observation, Outcome, Replies, SqlReply, SqlRequest, Step};
+use crate::engine::{
+    CacheFacts, Context, Env, Label, Machine, Observation, Outcome, Replies, SqlReply, SqlRequest, Step,
+};
 use crate::error::Error;
 use crate::model::Model;
 use crate::outbox;
@@ -548,7 +550,7 @@ impl AsyncDriver {
     /// in a transaction.
     pub(crate) async fn update_in_one_statement<T: Model>(&self, row: &T) -> Result<bool, Error> {
         match OneStatementWrite::update(&self.ctx, self.dialect(), row)? {
-            Some(write) => self.in_one_statement(write).await,
+            Some(write) => self.as_transaction(self.in_one_statement(write)).await,
             None => Ok(false),
         }
     }
@@ -557,7 +559,7 @@ impl AsyncDriver {
     /// [`AsyncDriver::update_in_one_statement`] updates.
     pub(crate) async fn insert_in_one_statement<T: Model>(&self, row: &T) -> Result<bool, Error> {
         match OneStatementWrite::insert(&self.ctx, self.dialect(), row)? {
-            Some(write) => self.in_one_statement(write).await,
+            Some(write) => self.as_transaction(self.in_one_statement(write)).await,
             None => Ok(false),
         }
     }
@@ -568,12 +570,31 @@ impl AsyncDriver {
         let Some((read, types)) = OneStatementWrite::read_before_delete::<T>(&self.ctx, self.dialect(), key) else {
             return Ok(false);
         };
-        self.ctx.record_sql(&read);
-        let Some(old) = self.db.query(&read, &types).await?.into_iter().next() else { return Ok(false) };
-        match OneStatementWrite::delete::<T>(&self.ctx, self.dialect(), key, old)? {
-            Some(write) => self.in_one_statement(write).await,
-            None => Ok(false),
-        }
+        // The read belongs to the write: it runs inside the same span.
+        self.as_transaction(async {
+            self.ctx.record_sql(&read);
+            let Some(old) = self.db.query(&read, &types).await?.into_iter().next() else { return Ok(false) };
+            match OneStatementWrite::delete::<T>(&self.ctx, self.dialect(), key, old)? {
+                Some(write) => self.in_one_statement(write).await,
+                None => Ok(false),
+            }
+        })
+        .await
+    }
+
+    /// The span of a transaction (as the blocking driver's), open until its commit,
+    /// its rollback or its drop ([`AsyncTransaction`](crate::AsyncTransaction)).
+    pub(crate) fn observe_transaction(&self) -> Observation {
+        Observation::start(Label { op: "transaction", model: "" }, self.dialect())
+    }
+
+    /// Runs a one-statement `write` inside a transaction's span, which holds the
+    /// span of its cache effects.
+    async fn as_transaction(&self, write: impl Future<Output = Result<bool, Error>>) -> Result<bool, Error> {
+        let seen = self.observe_transaction();
+        let result = write.instrument(seen.span().clone()).await;
+        seen.finish(Outcome::default(), result.is_ok());
+        result
     }
 
     async fn in_one_statement(&self, write: OneStatementWrite<'_>) -> Result<bool, Error> {
