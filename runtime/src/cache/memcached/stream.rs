@@ -483,12 +483,14 @@ mod tests {
         let plain = |(client, server): (TcpStream, TcpStream)| (Stream::Plain(client), server);
         let (mut idle, _server) = plain(pair());
         assert!(idle.is_quiet(), "an idle open connection is quiet");
-        // Still blocking: a read waits for its timeout instead of failing at once.
+        // Still blocking: a read waits for its timeout instead of failing at once
+        // (half of it is asked: the kernel counts the timeout in clock ticks, and
+        // the first may be partly gone; a non-blocking read returns within µs).
         let wait = Duration::from_millis(50);
         idle.tcp().set_read_timeout(Some(wait)).expect("sets the timeout");
         let started = std::time::Instant::now();
         let read = idle.read(&mut [0u8; 1]);
-        assert!(read.is_err() && started.elapsed() >= wait, "{read:?} after {:?}", started.elapsed());
+        assert!(read.is_err() && started.elapsed() >= wait / 2, "{read:?} after {:?}", started.elapsed());
 
         let (mut stray, mut server) = plain(pair());
         server.write_all(b"X").expect("writes");
