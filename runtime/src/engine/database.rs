@@ -7,7 +7,7 @@ use memdex_grammar::sql::{self, OrderBy, SelectSpec, SqlQuery};
 use memdex_grammar::{Aggregate, Type, Value};
 
 use super::fetch::superset_query;
-use super::{Env, Label, Machine, Replies, SqlReply, SqlRequest, Step, column_types, decode_rows};
+use super::{Env, Label, Machine, Replies, SqlReply, SqlRequest, Step, column_types, decode_rows, sort_by_key};
 use crate::db::DbError;
 use crate::error::Error;
 use crate::model::Model;
@@ -177,7 +177,7 @@ pub(crate) fn aggregate_rows<T: Model>(
 }
 
 fn by_key<T: Model>(mut rows: Vec<T>) -> Vec<T> {
-    rows.sort_by(|a, b| a.key().into().order(&b.key().into()));
+    sort_by_key(&mut rows);
     rows
 }
 

@@ -25,7 +25,9 @@ use super::database::{Page, paged};
 use super::scan::{Scan, WritePlan};
 use super::window;
 use super::writeback::WriteBack;
-use super::{Env, Label, Machine, Outcome, Replies, SqlReply, SqlRequest, Step, column_types, decode_rows};
+use super::{
+    Env, Label, Machine, Outcome, Replies, SqlReply, SqlRequest, Step, column_types, decode_rows, sort_by_key,
+};
 use crate::cache::{CacheOp, checked_appends, refused_appends};
 use crate::db::DbError;
 use crate::error::Error;
@@ -409,7 +411,7 @@ impl<T: Model> Machine for Fetch<'_, T> {
             Phase::Database(_) => match decode_rows::<T>(rows) {
                 Ok(rows) => {
                     let mut rows: Vec<T> = rows.into_iter().filter(|r| self.filter.matches(r)).collect();
-                    rows.sort_by(|a, b| a.key().into().order(&b.key().into()));
+                    sort_by_key(&mut rows);
                     self.result = Some(Ok(paged(rows, self.page)));
                 }
                 Err(e) => self.fail(e),

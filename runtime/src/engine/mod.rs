@@ -233,6 +233,38 @@ pub(crate) fn decode_rows<T: Model>(rows: Vec<Vec<Value>>) -> Result<Vec<T>, Err
         .collect()
 }
 
+/// Orders rows by key: the order of every answer, from the cache or the database.
+/// Each key is turned into its `Value` once (`sort_by_cached_key`, stable like
+/// `sort_by`), not twice per comparison: for 100 rows that was ~1,300 conversions
+/// and drops, a quarter of the answer's time on the two-round-trip path (perf,
+/// stop 29).
+pub(crate) fn sort_by_key<T: Model>(rows: &mut [T]) {
+    rows.sort_by_cached_key(|row| KeyOrder(row.key().into()));
+}
+
+/// A key `Value` ordered by [`Value::order`] (a total order).
+struct KeyOrder(Value);
+
+impl Ord for KeyOrder {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.order(&other.0)
+    }
+}
+
+impl PartialOrd for KeyOrder {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for KeyOrder {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for KeyOrder {}
+
 /// The types of a model's columns, in schema order (how its rows are decoded).
 pub(crate) fn column_types<T: Model>() -> Vec<Type> {
     T::schema().columns.iter().map(|c| c.ty).collect()

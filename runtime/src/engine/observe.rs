@@ -28,6 +28,12 @@ pub(crate) struct Label {
     pub(crate) model: &'static str,
 }
 
+impl Label {
+    /// A transaction of either driver (its writes' statements and cache effects),
+    /// which has no model of its own.
+    pub(crate) const TRANSACTION: Label = Label { op: "transaction", model: "" };
+}
+
 /// What a machine learned about the cache while it ran (zero for machines that do
 /// not read it).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

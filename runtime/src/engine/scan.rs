@@ -21,7 +21,7 @@ use crate::near::ObjectId;
 use crate::prepared::Filter;
 use crate::stats::Counters;
 
-use super::{Context, Outcome};
+use super::{Context, Outcome, sort_by_key};
 
 /// The per-fetch maps hash short keys and integers from the fetch's own nodes;
 /// SipHash's strength buys nothing there, and it was a tenth of a hot fetch.
@@ -907,37 +907,6 @@ pub(crate) struct WritePlan {
     /// Ids the clean-ups drop.
     pub(crate) removed: u64,
 }
-
-/// Orders rows by key: the order of every answer. Each key is turned into its
-/// `Value` once (`sort_by_cached_key`, stable like `sort_by`), not twice per
-/// comparison: for 100 rows that was ~1,300 conversions and drops, a quarter of
-/// the answer's time on the two-round-trip path (perf, stop 29).
-fn sort_by_key<T: Model>(rows: &mut [T]) {
-    rows.sort_by_cached_key(|row| KeyOrder(row.key().into()));
-}
-
-/// A key `Value` ordered by [`Value::order`] (a total order).
-struct KeyOrder(Value);
-
-impl Ord for KeyOrder {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.order(&other.0)
-    }
-}
-
-impl PartialOrd for KeyOrder {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl PartialEq for KeyOrder {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other).is_eq()
-    }
-}
-
-impl Eq for KeyOrder {}
 
 /// Reads an ordered node's reply for a page alone: `true` when the node is
 /// complete, every entry verified with its value, and the page found in its bytes

@@ -585,7 +585,7 @@ impl AsyncDriver {
     /// The span of a transaction (as the blocking driver's), open until its commit,
     /// its rollback or its drop ([`AsyncTransaction`](crate::AsyncTransaction)).
     pub(crate) fn observe_transaction(&self) -> Observation {
-        Observation::start(Label { op: "transaction", model: "" }, self.dialect())
+        Observation::start(Label::TRANSACTION, self.dialect())
     }
 
     /// Runs a one-statement `write` inside a transaction's span, which holds the

@@ -221,12 +221,7 @@ impl Driver {
     ) -> Result<R, Error> {
         // The transaction's span holds the spans of its cache effects and drains;
         // its own statements are counted in `Stats`, not on the span.
-        let seen = Observation::start(Label { op: "transaction", model: "" }, self.dialect());
-        let span = seen.span().clone();
-        let _entered = span.enter();
-        let result = self.transaction_in_span(body);
-        seen.finish(Outcome::default(), result.is_ok());
-        result
+        self.as_transaction(|| self.transaction_in_span(body))
     }
 
     fn transaction_in_span<R>(
@@ -344,10 +339,10 @@ impl Driver {
         self.as_transaction(|| self.one_statement(write))
     }
 
-    /// Runs `write` inside a span like `transaction`'s, which holds the span of its
-    /// cache effects.
-    fn as_transaction(&self, write: impl FnOnce() -> Result<bool, Error>) -> Result<bool, Error> {
-        let seen = Observation::start(Label { op: "transaction", model: "" }, self.dialect());
+    /// Runs `write` inside a transaction's span, which holds the span of its cache
+    /// effects.
+    fn as_transaction<R>(&self, write: impl FnOnce() -> Result<R, Error>) -> Result<R, Error> {
+        let seen = Observation::start(Label::TRANSACTION, self.dialect());
         let span = seen.span().clone();
         let _entered = span.enter();
         let result = write();
