@@ -328,7 +328,10 @@ impl ReadBuf {
         parse: impl FnOnce(&[u8]) -> Result<(H, Option<usize>), String>,
     ) -> Result<Option<Frame<H>>, String> {
         let pending = &self.buf[self.start..self.end];
-        let Some(newline) = pending.iter().position(|&byte| byte == b'\n') else {
+        // `memchr` looks at a word of bytes at a time: framing the header line of each of
+        // a multi-get's values byte by byte cost a tenth of a near-cache-off fetch
+        // (callgrind, `bench --cpu-split`).
+        let Some(newline) = memchr::memchr(b'\n', pending) else {
             if pending.len() > MAX_LINE {
                 return Err(format!("reply line longer than {MAX_LINE} bytes"));
             }
@@ -381,15 +384,11 @@ impl Classic {
             return Ok((Classic::End, None));
         }
         let garbage = || format!("unexpected line in a multi-get reply: {:?}", String::from_utf8_lossy(line));
-        let mut tokens = line.split(|&byte| byte == b' ');
-        if tokens.next() != Some(b"VALUE") {
-            return Err(garbage());
-        }
-        let (Some(key), Some(flags), Some(length), Some(cas), None) =
-            (tokens.next(), tokens.next(), tokens.next(), tokens.next(), tokens.next())
-        else {
-            return Err(garbage());
-        };
+        // Read from the right: the three numbers are short, and the key (whatever is
+        // left, spaces and all) must be one of those asked for, which hold none.
+        let (rest, cas) = last_word(line.strip_prefix(b"VALUE ").ok_or_else(garbage)?).ok_or_else(garbage)?;
+        let (rest, length) = last_word(rest).ok_or_else(garbage)?;
+        let (key, flags) = last_word(rest).ok_or_else(garbage)?;
         let length = parse_decimal(length).and_then(|n| usize::try_from(n).ok()).filter(|&n| n <= MAX_VALUE);
         let (Some(_), Some(length), Some(cas)) = (parse_decimal(flags), length, parse_decimal(cas)) else {
             return Err(garbage());
@@ -398,6 +397,13 @@ impl Classic {
             .ok_or_else(|| format!("multi-get reply for a key not asked for: {:?}", String::from_utf8_lossy(key)))?;
         Ok((Classic::Value { at, cas }, Some(length)))
     }
+}
+
+/// `line` split at its last space: what comes before it, and the word after it
+/// (`None` without a space).
+fn last_word(line: &[u8]) -> Option<(&[u8], &[u8])> {
+    let space = memchr::memrchr(b' ', line)?;
+    Some((&line[..space], &line[space + 1..]))
 }
 
 /// Consecutive plain gets of one server's part shorter than this go as meta
@@ -678,6 +684,9 @@ mod tests {
             (b"VALUE b 1 1 3\r\nx\r\nVALUE a 1 1 4\r\ny\r\nEND\r\n", "a key out of order"),
             (b"VALUE a 1 1\r\nx\r\nEND\r\n", "no CAS (a `get`, not a `gets`, reply)"),
             (b"VALUE a 1 -1 3\r\nEND\r\n", "a negative length"),
+            (b"VALUE a b 1 1 3\r\nx\r\nEND\r\n", "a word too many"),
+            (b"VALUE  1 1 3\r\nx\r\nEND\r\n", "no key"),
+            (b"VALUE\r\nEND\r\n", "nothing after VALUE"),
             (b"SERVER_ERROR out of memory\r\n", "an error line"),
             (b"EN\r\n", "a meta reply"),
             (b"VALUE a 1 1 3\r\nxyz\r\nEND\r\n", "a data block longer than announced"),
