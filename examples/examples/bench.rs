@@ -88,9 +88,12 @@ fn main() -> std::process::ExitCode {
         return match bench::cpu_split::two_round_trips(cfg.hot_objects, n) {
             Ok(s) => {
                 println!("two round trips x{n}, near cache off: median wall, and CPU per fetch (client + memcached)");
-                for (name, side) in
-                    [("memdex", s.memdex), ("pipelined mg floor", s.pipelined), ("classic get floor", s.classic)]
-                {
+                for (name, side) in [
+                    ("memdex", s.memdex),
+                    ("pipelined mg floor", s.pipelined),
+                    ("classic get floor", s.classic),
+                    ("classic + decoding", s.classic_decoding),
+                ] {
                     println!(
                         "  {name:<20} {:>7.1} µs  ({:.2}x classic)   CPU {:>6.1} + {:>5.1} µs",
                         side.median,

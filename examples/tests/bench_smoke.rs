@@ -26,6 +26,9 @@ fn tiny_benchmark_produces_every_section() {
         assert!(!section.tables.is_empty(), "section {:?} has no table", section.title);
         assert!(section.tables.iter().all(|t| !t.rows.is_empty()), "section {:?} has an empty table", section.title);
     }
+    // The typed floor decodes every value with memdex's own codec: a change of the
+    // object format that it did not follow would make it "unavailable" and drop this.
+    assert!(markdown.contains("Decoding the rows alone"), "the decoding floor did not run:\n{markdown}");
     assert!(markdown.contains("## Machine"));
     assert!(svg.starts_with("<svg"));
 }

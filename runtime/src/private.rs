@@ -504,6 +504,13 @@ pub fn decode_object<T: Model>(bytes: &[u8]) -> Option<T> {
     crate::codec::decode_object(bytes, T::schema().schema_hash())
 }
 
+/// A decoder of cached objects as `T`, its shape tag computed once: the benchmark's
+/// typed floor decodes the values of a multi-get exactly as the executor does.
+pub fn object_decoder<T: Model>() -> impl Fn(&[u8]) -> Option<T> {
+    let tag = T::schema().schema_hash();
+    move |bytes| crate::codec::decode_object(bytes, tag)
+}
+
 /// The node codec the executor runs, for the runtime's criterion benches (which
 /// measure this very code rather than a copy of it).
 pub mod node_codec {

@@ -25,13 +25,15 @@ pub struct SideSplit {
     pub memcached_cpu: f64,
 }
 
-/// memdex (near cache off), the pipelined-`mg` floor and the classic multi-get
-/// floor (`get` of the node, then one `get k1 … kn`).
+/// memdex (near cache off), the pipelined-`mg` floor, the classic multi-get floor
+/// (`get` of the node, then one `get k1 … kn`), and the classic floor decoding each
+/// value into the structs memdex returns (the least a typed client does).
 #[derive(Clone, Copy, Debug)]
 pub struct CpuSplit {
     pub memdex: SideSplit,
     pub pipelined: SideSplit,
     pub classic: SideSplit,
+    pub classic_decoding: SideSplit,
 }
 
 /// Runs `iterations` fetches of each side over a hot category of `objects` objects.
@@ -46,14 +48,17 @@ pub fn two_round_trips(objects: usize, iterations: usize) -> Result<CpuSplit, St
     let io = |e: std::io::Error| e.to_string();
     let mut pipelined = raw::FloorProbe::new(&addrs[0], &node_keys, &object_keys).map_err(io)?;
     let mut classic = raw::MultiGetProbe::new(&addrs[0], &node_keys, &object_keys).map_err(io)?;
-    let mut fetches: [Box<dyn FnMut() -> Result<(), String> + '_>; 3] = [
+    let mut decoding = raw::MultiGetProbe::new(&addrs[0], &node_keys, &object_keys).map_err(io)?;
+    let decode = memdex::__private::object_decoder::<memdex_side::Item>();
+    let mut fetches: [Box<dyn FnMut() -> Result<(), String> + '_>; 4] = [
         Box::new(|| checked(store.hot(1)?, objects)),
         Box::new(|| pipelined.run().map(drop).map_err(io)),
         Box::new(|| classic.run(objects).map(drop).map_err(io)),
+        Box::new(|| decoding.run_decoding(objects, &decode).map(drop).map_err(io)),
     ];
     let client = std::process::id();
     let server = memcached.pid();
-    let mut sides: [Side; 3] = Default::default();
+    let mut sides: [Side; 4] = Default::default();
     let mut done = 0;
     while done < iterations {
         for (fetch, side) in fetches.iter_mut().zip(&mut sides) {
@@ -68,8 +73,8 @@ pub fn two_round_trips(objects: usize, iterations: usize) -> Result<CpuSplit, St
         }
         done += BLOCK;
     }
-    let [memdex, pipelined, classic] = sides.map(Side::split);
-    Ok(CpuSplit { memdex, pipelined, classic })
+    let [memdex, pipelined, classic, classic_decoding] = sides.map(Side::split);
+    Ok(CpuSplit { memdex, pipelined, classic, classic_decoding })
 }
 
 #[derive(Default)]

@@ -66,6 +66,16 @@ impl RawConn {
     /// Sends a prebuilt classic `get` of any number of keys and frames the reply
     /// stream: the value bytes and how many values came.
     pub fn multi_get(&mut self, request: &[u8]) -> io::Result<(usize, usize)> {
+        self.multi_get_each(request, |_| Ok(()))
+    }
+
+    /// [`RawConn::multi_get`], handing each value's bytes to `each` as it is framed
+    /// (an error from it ends the read, and the connection is then out of step).
+    pub fn multi_get_each(
+        &mut self,
+        request: &[u8],
+        mut each: impl FnMut(&[u8]) -> io::Result<()>,
+    ) -> io::Result<(usize, usize)> {
         self.stream.write_all(request)?;
         let (mut size, mut values) = (0, 0);
         loop {
@@ -78,7 +88,9 @@ impl RawConn {
                 return Err(unexpected(line));
             };
             let n = parse_size(rest.rsplit(|&b| b == b' ').next().unwrap_or_default())?;
-            self.skip(n + 2)?;
+            self.fill(n + 2)?;
+            each(&self.buf[self.pos..self.pos + n])?;
+            self.pos += n + 2;
             size += n;
             values += 1;
         }
@@ -259,5 +271,25 @@ impl MultiGetProbe {
             return Err(protocol(format!("multi-get probe: {nodes} nodes, {objects} of {expected_objects} objects")));
         }
         Ok(node_bytes + object_bytes)
+    }
+
+    /// The same two round trips, each object decoded by `decode` as it is framed: the
+    /// least a client that answers with structs does over these bytes (it knows the
+    /// keys beforehand, so it decodes no node; it computes no etag and checks nothing).
+    pub fn run_decoding<T>(
+        &mut self,
+        expected_objects: usize,
+        decode: impl Fn(&[u8]) -> Option<T>,
+    ) -> io::Result<Vec<T>> {
+        let (_, nodes) = self.conn.multi_get(&self.nodes)?;
+        let mut rows = Vec::with_capacity(expected_objects);
+        let (_, objects) = self.conn.multi_get_each(&self.objects, |value| {
+            rows.push(decode(value).ok_or_else(|| protocol("multi-get probe: an object that does not decode"))?);
+            Ok(())
+        })?;
+        if nodes == 0 || objects != expected_objects {
+            return Err(protocol(format!("multi-get probe: {nodes} nodes, {objects} of {expected_objects} objects")));
+        }
+        Ok(rows)
     }
 }
