@@ -695,6 +695,39 @@ mod tests {
         }
     }
 
+    /// A multi-get reply with bytes changed, dropped or doubled anywhere (a server or
+    /// a network gone wrong) frames as replies that fit the request, as "more bytes
+    /// needed", or as an error — never a panic, never an answer for an op not asked.
+    #[test]
+    fn a_damaged_multi_get_reply_never_panics() {
+        let keys = ["memdex:item:0:1", "memdex:item:0:2", "memdex:item:0:3"];
+        let ops: Vec<CacheOp<'_>> = keys.iter().map(|&key| CacheOp::Get { key, lease: None }).collect();
+        let positions: Vec<usize> = (0..ops.len()).collect();
+        let valid = b"VALUE memdex:item:0:1 1 3 7\r\nabc\r\nVALUE memdex:item:0:3 0 5 12\r\nhello\r\nEND\r\n";
+        let mut rng = fastrand::Rng::with_seed(30);
+        let damages: [&[u8]; 6] = [b" ", b"\r", b"\n", b"9", b"VALUE ", b"\xff"];
+        for _ in 0..5_000 {
+            let mut wire = valid.to_vec();
+            for _ in 0..rng.usize(1..4) {
+                let at = rng.usize(..wire.len());
+                match rng.u8(..3) {
+                    0 => wire[at] = rng.u8(..),
+                    1 => drop(wire.drain(at..(at + rng.usize(1..6)).min(wire.len()))),
+                    _ => drop(wire.splice(at..at, damages[rng.usize(..damages.len())].iter().copied())),
+                }
+            }
+            let mut exchange = PartExchange::encode(&ops, &positions, &mut Vec::new());
+            let mut buf = ReadBuf::default();
+            let spare = buf.spare();
+            let n = wire.len().min(spare.len());
+            spare[..n].copy_from_slice(&wire[..n]);
+            buf.filled(n);
+            if let Ok(true) = exchange.advance(&ops, &positions, &mut buf) {
+                assert_eq!(exchange.into_replies().len(), ops.len(), "{:?}", String::from_utf8_lossy(&wire));
+            }
+        }
+    }
+
     #[test]
     fn garbage_is_an_error_not_a_wait() {
         for garbage in [&b"HELLO\r\n"[..], b"VA 3 c1\r\nabcdef", b"HD\n", b"VA -1\r\n"] {
