@@ -543,9 +543,9 @@ fn hot_targets(section: &mut Section, cases: &[Case]) {
         section.note(format!("Target: the async hot read ≤ 1.15x the blocking one: {r:.2}x — {}.", verdict(r <= 1.15)));
     }
     section.note(
-        "All cases run interleaved, 50 runs of each in turn, so that a change of load hits all alike. The floors \
-         send prebuilt requests and only frame the replies (no decoding); memdex and the databases return \
-         decoded structs. The 1-round-trip floor moves the node alone: what a hot fetch must move when its \
+        "All cases run interleaved, 50 runs of each in turn, so that a change of load hits all alike. The raw \
+         floors send prebuilt requests and only frame the replies (no decoding); the typed floor decodes the \
+         objects too, with memdex's own codec; memdex and the databases return decoded structs. The 1-round-trip floor moves the node alone: what a hot fetch must move when its \
          objects are kept decoded in the process at the versions the node names.",
     );
 }
