@@ -558,6 +558,9 @@ pub fn stats_json(stats: &Stats) -> serde_json::Value {
         cache_probes,
         cache_skipped_ops,
         cache_down_ms,
+        near_bytes,
+        near_entries,
+        near_evictions,
         db_pool_connections,
         db_pool_idle,
         text_cache_hits,
@@ -576,6 +579,7 @@ pub fn stats_json(stats: &Stats) -> serde_json::Value {
         "outside_changes_applied": outside_changes_applied,
         "cache_servers_down": cache_servers_down, "cache_markdowns": cache_markdowns,
         "cache_probes": cache_probes, "cache_skipped_ops": cache_skipped_ops, "cache_down_ms": cache_down_ms,
+        "near_bytes": near_bytes, "near_entries": near_entries, "near_evictions": near_evictions,
         "db_pool_connections": db_pool_connections, "db_pool_idle": db_pool_idle,
         "text_cache_hits": text_cache_hits, "text_cache_misses": text_cache_misses,
     })

@@ -199,11 +199,12 @@ impl AsyncStore {
         Ok(applied)
     }
 
-    /// Counters since the store was built, with the cache servers' health and the
-    /// database pool's gauges.
+    /// Counters since the store was built, with the cache servers' health, the
+    /// database pool's gauges and the near cache's size.
     pub fn stats(&self) -> Stats {
         let mut stats = self.driver.ctx.stats.snapshot();
-        crate::stats::merge_gauges(&mut stats, self.driver.db.pool_state(), self.driver.cache.health());
+        let driver = &self.driver;
+        crate::stats::merge_gauges(&mut stats, driver.db.pool_state(), driver.cache.health(), driver.ctx.near.gauges());
         stats
     }
 

@@ -732,7 +732,11 @@
 //!
 //! Every operation is also a `tracing` span named `memdex` (op, model, `db.system`,
 //! round trips, statements, hits and misses); with the `metrics` feature the same
-//! figures are counters, a latency histogram and pool gauges on the `metrics` facade.
+//! figures are counters, a latency histogram and gauges (the database pool, cache servers
+//! down, the near cache's bytes and entries) on the `metrics` facade, refreshed whenever
+//! [`Store::stats`] is read and at every periodic outbox drain. [`Stats::near_evictions`]
+//! (`memdex_near_evictions_total`) growing under a steady load says the near cache is
+//! smaller than the working set ([`StoreBuilder::near_cache_capacity`]).
 //!
 //! # Errors
 //!
@@ -900,7 +904,7 @@
 //! | `postgres` | PostgreSQL through `postgres` (blocking) and, with `tokio`, `tokio-postgres` with a deadpool pool: [`StoreBuilder::postgres`], `postgres://` URLs |
 //! | `mysql` | MySQL/MariaDB through the `mysql` crate: [`StoreBuilder::mysql`], `mysql://` URLs |
 //! | `tokio` | `AsyncStore`, `AsyncTransaction`, `build_async` and the `*_async` query methods |
-//! | `metrics` | counters, a latency histogram and pool gauges on the `metrics` facade |
+//! | `metrics` | counters, a latency histogram and pool, cache and near-cache gauges on the `metrics` facade |
 //! | `tls` | TLS through rustls (ring; never OpenSSL): PostgreSQL's `sslmode` (`disable`, `prefer`, `require`, `verify-ca`, `verify-full`, libpq's meanings) and `sslrootcert` in the URL or parameters, on both drivers; memcached servers written `tls://host:port` or configured with [`StoreBuilder::memcached_tls`] (`MEMDEX_MEMCACHED_TLS_CA=path` from the environment); with `mysql`, the `mysql` crate's rustls, so `mysql://…?root_cert_path=/path/ca.pem` connects over TLS verified against that CA |
 //! | `chrono` | `chrono::DateTime<Utc>` fields and parameters (instants) |
 //! | `time` | `time::OffsetDateTime` fields and parameters (instants) |

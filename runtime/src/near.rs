@@ -22,9 +22,10 @@
 
 use std::any::{Any, TypeId};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use quick_cache::Weighter;
 use quick_cache::sync::Cache;
+use quick_cache::{DefaultHashBuilder, Lifecycle, Weighter};
 
 use memdex_grammar::Value;
 use memdex_grammar::keys::KeySpace;
@@ -86,13 +87,40 @@ impl Weighter<NearKey, Kept> for ByWeight {
     }
 }
 
+/// Counts the entries the bound pushed out (or never let in: one heavier than the
+/// whole cache), so that `Stats::near_evictions` can tell an operator the capacity
+/// is too small for the working set.
+#[derive(Clone, Default)]
+struct CountEvictions(Arc<AtomicU64>);
+
+impl Lifecycle<NearKey, Kept> for CountEvictions {
+    type RequestState = ();
+
+    fn on_evict(&self, (): &mut (), _: NearKey, _: Kept) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// What the near cache holds right now and what its bound has pushed out, for
+/// [`crate::Stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct NearGauges {
+    /// Bytes charged to the kept entries (their encoded sizes plus overhead).
+    pub(crate) bytes: u64,
+    /// Entries kept (objects and nodes' rows).
+    pub(crate) entries: u64,
+    /// Entries evicted for room since the store was built.
+    pub(crate) evictions: u64,
+}
+
 /// Bytes charged per entry on top of the object's encoded size: the key, the `Arc`,
 /// the decoded struct's own allocations (a rough, deliberately generous figure).
 const ENTRY_OVERHEAD: u32 = 96;
 
 /// The near cache of one store.
 pub(crate) struct NearCache {
-    kept: Option<Cache<NearKey, Kept, ByWeight>>,
+    kept: Option<Cache<NearKey, Kept, ByWeight, DefaultHashBuilder, CountEvictions>>,
+    evictions: CountEvictions,
 }
 
 impl std::fmt::Debug for NearCache {
@@ -107,12 +135,23 @@ impl std::fmt::Debug for NearCache {
 impl NearCache {
     /// A near cache of at most `capacity` bytes; 0 turns it off.
     pub(crate) fn new(capacity: usize) -> NearCache {
+        let evictions = CountEvictions::default();
         let kept = (capacity > 0).then(|| {
             // A first guess of how many objects fit, for the table's initial size.
             let estimated = (capacity / 512).clamp(16, 1 << 20);
-            Cache::with_weighter(estimated, capacity as u64, ByWeight)
+            Cache::with(estimated, capacity as u64, ByWeight, DefaultHashBuilder::default(), evictions.clone())
         });
-        NearCache { kept }
+        NearCache { kept, evictions }
+    }
+
+    /// Its size now and its evictions so far (all zero when it is off).
+    pub(crate) fn gauges(&self) -> NearGauges {
+        let Some(cache) = &self.kept else { return NearGauges::default() };
+        NearGauges {
+            bytes: cache.weight(),
+            entries: cache.len() as u64,
+            evictions: self.evictions.0.load(Ordering::Relaxed),
+        }
     }
 
     pub(crate) fn is_on(&self) -> bool {
@@ -192,5 +231,26 @@ mod tests {
         }
         let kept = (0..10_000).filter(|&id| near.get::<Vec<u8>>(&ObjectId::Int(id), 1).is_some()).count();
         assert!(kept > 0 && kept < 400, "64 KiB holds about 220 objects of ~300 bytes, kept {kept}");
+        // What it holds and what it pushed out add up to what it was given.
+        let gauges = near.gauges();
+        assert_eq!(gauges.entries, kept as u64);
+        assert_eq!(gauges.entries + gauges.evictions, 10_000);
+        assert!(gauges.bytes <= 64 * 1024 && gauges.bytes >= gauges.entries * 296, "{gauges:?}");
+    }
+
+    #[test]
+    fn the_gauges_count_what_is_kept_and_an_entry_too_heavy_to_keep() {
+        let near = NearCache::new(1 << 20);
+        near.keep(ObjectId::Int(1), 7, String::from("one"), 100);
+        near.keep_node_rows(node_digest("k", b"b"), vec![1u8, 2], 50);
+        assert_eq!(
+            near.gauges(),
+            NearGauges { bytes: 100 + 50 + 2 * u64::from(ENTRY_OVERHEAD), entries: 2, evictions: 0 }
+        );
+        // A row heavier than the whole cache is never kept, and says so.
+        near.keep(ObjectId::Int(2), 7, String::from("huge"), 2 << 20);
+        assert_eq!(near.get::<String>(&ObjectId::Int(2), 7), None);
+        assert_eq!(near.gauges().evictions, 1);
+        assert_eq!(NearCache::new(0).gauges(), NearGauges::default());
     }
 }

@@ -90,6 +90,15 @@ stats! {
     cache_skipped_ops,
     /// Milliseconds cache servers spent marked down, summed over servers.
     cache_down_ms,
+    /// Bytes the near cache holds right now (a gauge): the kept objects' and node
+    /// rows' encoded sizes plus a per-entry overhead, at most `near_cache_capacity`.
+    near_bytes,
+    /// Entries (objects and nodes' rows) the near cache holds right now (a gauge).
+    near_entries,
+    /// Entries the near cache dropped for room (or never took: heavier than the
+    /// whole cache) since the store was built. Growing steadily under a steady load,
+    /// it says the capacity is smaller than the working set.
+    near_evictions,
     /// Database connections open right now (a gauge, read from the pool).
     db_pool_connections,
     /// Database connections idle in the pool right now (a gauge).
@@ -107,10 +116,18 @@ impl Counters {
     }
 }
 
-/// Copies the database pool's gauges and the cache backend's health into a
-/// snapshot of the counters.
-pub(crate) fn merge_gauges(stats: &mut Stats, pool: crate::db::PoolState, health: crate::cache::CacheHealth) {
-    emit_gauges(pool, health);
+/// Copies the database pool's gauges, the cache backend's health and the near
+/// cache's size into a snapshot of the counters.
+pub(crate) fn merge_gauges(
+    stats: &mut Stats,
+    pool: crate::db::PoolState,
+    health: crate::cache::CacheHealth,
+    near: crate::near::NearGauges,
+) {
+    emit_gauges(pool, health, near);
+    stats.near_bytes = near.bytes;
+    stats.near_entries = near.entries;
+    stats.near_evictions = near.evictions;
     stats.db_pool_connections = u64::from(pool.connections);
     stats.db_pool_idle = u64::from(pool.idle);
     stats.cache_servers_down = health.servers_down;
@@ -120,13 +137,21 @@ pub(crate) fn merge_gauges(stats: &mut Stats, pool: crate::db::PoolState, health
     stats.cache_down_ms = health.down_ms;
 }
 
-/// The pool and cache gauges on the `metrics` facade (feature `metrics`): set
-/// whenever the store's [`Stats`] are read and after every outbox drain, so an
-/// exporter sees them refreshed at least every `outbox_interval`.
+/// The pool, cache and near-cache gauges on the `metrics` facade (feature
+/// `metrics`): set whenever the store's [`Stats`] are read and after every outbox
+/// drain, so an exporter sees them refreshed at least every `outbox_interval` of a
+/// store in use.
 #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
-pub(crate) fn emit_gauges(pool: crate::db::PoolState, health: crate::cache::CacheHealth) {
+pub(crate) fn emit_gauges(
+    pool: crate::db::PoolState,
+    health: crate::cache::CacheHealth,
+    near: crate::near::NearGauges,
+) {
     #[cfg(feature = "metrics")]
     {
+        metrics::gauge!("memdex_near_bytes").set(near.bytes as f64);
+        metrics::gauge!("memdex_near_entries").set(near.entries as f64);
+        metrics::counter!("memdex_near_evictions_total").absolute(near.evictions);
         metrics::gauge!("memdex_db_pool_connections").set(f64::from(pool.connections));
         metrics::gauge!("memdex_db_pool_idle").set(f64::from(pool.idle));
         metrics::gauge!("memdex_cache_servers_down").set(health.servers_down as f64);

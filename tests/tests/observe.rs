@@ -230,24 +230,42 @@ fn counter(values: &HashMap<String, DebugValue>, name: &str, labels: &[(&str, &s
 fn metrics_count_operations_hits_and_latency() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
-    metrics::with_local_recorder(&recorder, || {
+    let values = || -> HashMap<String, DebugValue> {
+        snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .map(|(key, _, _, value)| {
+                let key = key.key();
+                let mut labels: Vec<String> = key.labels().map(|l| format!("{}={}", l.key(), l.value())).collect();
+                labels.sort();
+                (format!("{}{{{}}}", key.name(), labels.join(",")), value)
+            })
+            .collect()
+    };
+    let gauge = |values: &HashMap<String, DebugValue>, name: &str| match metric(values, name, &[]) {
+        Some(DebugValue::Gauge(n)) => n.into_inner(),
+        other => panic!("{name}: {other:?}"),
+    };
+    let stats = metrics::with_local_recorder(&recorder, || {
         let store = store();
+        // The writes of the set-up ran the first periodic outbox drain, which set the
+        // gauges: an exporter sees them although nobody has read `stats()`.
+        let before = values();
+        assert_eq!(gauge(&before, "memdex_db_pool_connections"), 1.0);
+        assert_eq!(gauge(&before, "memdex_near_entries"), 0.0, "nothing fetched yet");
         fetch_shelf(&store);
         fetch_shelf(&store);
-        let stats = store.stats();
-        assert_eq!(stats.db_pool_connections, 1);
+        store.stats()
     });
-    let values: HashMap<String, DebugValue> = snapshotter
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .map(|(key, _, _, value)| {
-            let key = key.key();
-            let mut labels: Vec<String> = key.labels().map(|l| format!("{}={}", l.key(), l.value())).collect();
-            labels.sort();
-            (format!("{}{{{}}}", key.name(), labels.join(",")), value)
-        })
-        .collect();
+    assert_eq!(stats.db_pool_connections, 1);
+    // Shelf 1's two gadgets, and the node's rows kept by the hot fetch.
+    assert_eq!((stats.near_entries, stats.near_evictions), (3, 0), "{stats:?}");
+    assert!(stats.near_bytes >= 3 * 96, "{stats:?}");
+    let values = values();
+    assert_eq!(gauge(&values, "memdex_near_entries"), 3.0);
+    assert_eq!(gauge(&values, "memdex_near_bytes"), stats.near_bytes as f64);
+    assert_eq!(counter(&values, "memdex_near_evictions_total", &[]), 0);
     let fetch = [("op", "fetch"), ("model", "Gadget")];
     assert_eq!(counter(&values, "memdex_operations_total", &[fetch[0], fetch[1], ("ok", "true")]), 2);
     assert_eq!(counter(&values, "memdex_node_misses_total", &fetch), 1);
@@ -260,8 +278,23 @@ fn metrics_count_operations_hits_and_latency() {
         Some(DebugValue::Histogram(samples)) => assert_eq!(samples.len(), 2),
         other => panic!("latency histogram: {other:?}"),
     }
-    match metric(&values, "memdex_db_pool_connections", &[]) {
-        Some(DebugValue::Gauge(n)) => assert_eq!(n.into_inner(), 1.0),
-        other => panic!("pool gauge: {other:?}"),
+    assert_eq!(gauge(&values, "memdex_db_pool_connections"), 1.0);
+
+    // The async driver sets them after its periodic drain too.
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    metrics::with_local_recorder(&recorder, || {
+        block_on(async {
+            let store = Store::builder().sqlite_in_memory().in_process_cache().build_async().await.unwrap();
+            store.migrate::<Gadget>().await.unwrap();
+            store.insert(&Gadget { id: 1, shelf: 1, name: "g1".into() }).await.unwrap();
+        });
+    });
+    let gauges: Vec<String> =
+        snapshotter.snapshot().into_vec().into_iter().map(|(key, ..)| key.key().name().to_owned()).collect();
+    for name in
+        ["memdex_db_pool_connections", "memdex_near_bytes", "memdex_near_entries", "memdex_near_evictions_total"]
+    {
+        assert!(gauges.iter().any(|g| g == name), "async store: {name} not set, only {gauges:?}");
     }
 }

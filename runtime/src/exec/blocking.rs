@@ -181,6 +181,9 @@ impl Driver {
             if let Err(e) = self.run(drain) {
                 tracing::warn!(target: "memdex::outbox", "outbox drain failed: {e}");
             }
+            // At least once an interval, so that an exporter sees the gauges of a
+            // store whose `stats()` nobody reads.
+            crate::stats::emit_gauges(self.db.pool_state(), self.cache.health(), self.ctx.near.gauges());
         }
         if let Some(apply) = ApplyChanges::due(self.env()) {
             if let Err(e) = self.run(apply) {
