@@ -599,7 +599,9 @@ impl StoreBuilder {
     /// cache. The same bytes also hold, per index node, the rows a fetch of that node
     /// alone served, by a digest of the node's bytes: a later fetch reading the same
     /// bytes filters those rows without looking up its objects one by one
-    /// (`Stats::near_node_hits`; ARCHITECTURE.md, "Near cache").
+    /// (`Stats::near_node_hits`; ARCHITECTURE.md, "Near cache"). To size it, watch
+    /// `Stats::near_bytes` against the capacity and `Stats::near_evictions`: evictions
+    /// that keep growing under a steady load mean the hot rows do not fit.
     pub fn near_cache_capacity(mut self, bytes: usize) -> Self {
         self.settings.near_cache_capacity = bytes;
         self
