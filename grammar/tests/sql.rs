@@ -374,11 +374,15 @@ fn guarded_writes_with_their_entry_in_one_statement() {
     let known = ["category_id/0".to_owned(), "title/1".to_owned()];
     let entry = [Value::Int(42), Value::from("k1 k2"), Value::Int(1_700_000), Value::Null];
     let update = sql::RowChange::Update { unchanged: &[1, 2] };
+    // The row as read before a move: other values in the guarded columns.
+    let mut was = row.clone();
+    (was[1], was[2]) = (Value::Int(6), Value::from("was"));
     let cases = [
         ("guarded_update_with_entry", update, vec![]),
         ("guarded_update_forgetting", update, vec![Value::Int(7)]),
         ("guarded_insert_forgetting", sql::RowChange::Insert, vec![Value::Int(7)]),
         ("guarded_delete_forgetting", sql::RowChange::Delete { unchanged: &[1, 2] }, vec![Value::Int(7)]),
+        ("guarded_move_forgetting", sql::RowChange::Move { unchanged: &[1, 2], was: &was }, vec![Value::Int(7)]),
     ];
     for (name, change, forget) in cases {
         let write = sql::GuardedWrite {
@@ -688,10 +692,12 @@ fn write_statement_texts_depend_on_their_shape_alone() {
             let entry = |r: &[Value]| vec![r[key].clone(), Value::from("k"), Value::Int(r.len() as i64), Value::Null];
             // The statements of a row (where the dialect has them) and their params.
             let unchanged = [(key + 1) % schema.columns.len()];
+            let was = rows(&schema)[1].clone();
             let changes = [
                 sql::RowChange::Update { unchanged: &unchanged },
                 sql::RowChange::Insert,
                 sql::RowChange::Delete { unchanged: &unchanged },
+                sql::RowChange::Move { unchanged: &unchanged, was: &was },
             ];
             for change in changes {
                 let guarded = |r: &[Value]| {

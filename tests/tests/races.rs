@@ -901,10 +901,10 @@ fn a_failed_commit_gives_back_the_done_entries_it_took() {
 /// On PostgreSQL an update that keeps its row in its index nodes is one statement,
 /// guarded by the indexed values it writes. Its guard is judged on the row as it is
 /// when the statement holds it: an update waiting for another writer's move sees the
-/// moved row, changes nothing, and goes the long way (the transaction that reads the
-/// row as it was and appends to the nodes of both images). Judged on the row as it
-/// was when the statement began, it would write without naming the node the row
-/// was moved to.
+/// moved row, changes nothing, and reads the row as it now is to move it back,
+/// guarded by what it read, appending to the nodes of both images. Judged on the row
+/// as it was when the statement began, it would write without naming the node the
+/// row was moved to.
 #[test]
 fn a_guarded_update_waiting_behind_a_move_goes_the_long_way() {
     DRIVERS
@@ -931,7 +931,7 @@ fn a_guarded_update_waiting_behind_a_move_goes_the_long_way_on(driver: Driver) {
     wait_for_a_lock_wait(&mut watcher, &format!("{driver:?}: the update"));
     mover.execute("COMMIT");
     let statements = writer.join().expect("the writer");
-    assert_eq!(statements, 3, "{driver:?}: the guarded statement, then the update returning the old row and the entry");
+    assert_eq!(statements, 3, "{driver:?}: the guarded statement, the moved row read, the update guarded by it");
     assert_eq!(w.stepped.rows(5), vec![Item { id: 1, category_id: 5, name: "renamed".into() }], "{driver:?}");
     assert_eq!(category(&w.other, 6), Vec::<i64>::new(), "{driver:?}");
     assert_eq!(category(&w.other, 5), vec![1], "{driver:?}");
@@ -959,17 +959,7 @@ fn a_guarded_delete_waiting_behind_a_move_goes_the_long_way_on(driver: Driver) {
     let mut watcher = w.db.outside();
     // Both nodes filled: the one the row is in, the one it is moved to.
     assert_eq!((w.stepped.category(5), w.stepped.category(6)), (vec![1], vec![2]), "{driver:?}");
-    let (moved, hold) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
-    let other = w.other.clone();
-    let mover = std::thread::spawn(move || {
-        other.transaction(|tx| {
-            tx.update(&item(1, 6))?;
-            moved.0.send(()).expect("the test waits");
-            hold.1.recv().expect("the test lets go");
-            Ok(())
-        })
-    });
-    moved.1.recv().expect("the move holds the row");
+    let (mover, let_go) = a_move_held_open(&w.other, item(1, 6));
     let side = w.stepped.clone();
     let deleter = std::thread::spawn(move || {
         let before = side.stats().db_queries;
@@ -977,7 +967,7 @@ fn a_guarded_delete_waiting_behind_a_move_goes_the_long_way_on(driver: Driver) {
         side.stats().db_queries - before
     });
     wait_for_a_lock_wait(&mut watcher, &format!("{driver:?}: the delete"));
-    hold.0.send(()).expect("the mover waits");
+    let_go.send(()).expect("the mover waits");
     mover.join().expect("the mover").expect("the move commits");
     let statements = deleter.join().expect("the deleter");
     assert_eq!(
@@ -987,6 +977,71 @@ fn a_guarded_delete_waiting_behind_a_move_goes_the_long_way_on(driver: Driver) {
     assert_eq!(w.stepped.category(6), vec![2], "{driver:?}: gone from the node it was moved to");
     assert_eq!(w.stepped.category(5), Vec::<i64>::new(), "{driver:?}");
     assert_eq!(category(&w.other, 6), vec![2], "{driver:?}");
+}
+
+/// A move on PostgreSQL whose first guard shut reads the row, then updates it in one
+/// statement guarded by the indexed values read. Another process's move that commits
+/// in between (its transaction holds the row when the statement comes, which waits
+/// for it) shuts that guard too, and the update goes the long way, reading the row as
+/// the other move left it: its entries go to the node the row was moved to as well.
+/// Judged on the row as read, the update would name only the node the row had left
+/// and its own, and the other move's node would keep naming the row at its version.
+#[test]
+fn a_guarded_move_waiting_behind_a_move_goes_the_long_way() {
+    DRIVERS
+        .into_iter()
+        .filter(|d| matches!(d.backend, Engine::Postgres))
+        .for_each(a_guarded_move_waiting_behind_a_move_goes_the_long_way_on);
+}
+
+fn a_guarded_move_waiting_behind_a_move_goes_the_long_way_on(driver: Driver) {
+    let w = world("guard_move_waits", driver);
+    w.other.insert(&item(1, 5)).unwrap();
+    w.other.insert(&item(2, 6)).unwrap();
+    let mut watcher = w.db.outside();
+    // The nodes filled: the one the row is in, the other move's, this move's.
+    assert_eq!((w.stepped.category(5), w.stepped.category(6), w.stepped.category(7)), (vec![1], vec![2], vec![]));
+    let (mover, let_go) = a_move_held_open(&w.other, item(1, 6));
+    let side = w.stepped.clone();
+    let writer = std::thread::spawn(move || {
+        let before = side.stats().db_queries;
+        side.update(&item(1, 7)).unwrap();
+        side.stats().db_queries - before
+    });
+    // The first guard (the values written) fails on the committed row without
+    // waiting; the read sees it too; the second guard (the values read) waits.
+    wait_for_a_lock_wait(&mut watcher, &format!("{driver:?}: the move"));
+    let_go.send(()).expect("the mover waits");
+    mover.join().expect("the mover").expect("the move commits");
+    let statements = writer.join().expect("the writer");
+    assert_eq!(
+        statements, 5,
+        "{driver:?}: the two guarded statements and the read, then the update returning the row and the entry"
+    );
+    assert_eq!(w.stepped.category(7), vec![1], "{driver:?}");
+    assert_eq!(w.stepped.category(6), vec![2], "{driver:?}: gone from the node the other move put it in");
+    assert_eq!(w.stepped.category(5), Vec::<i64>::new(), "{driver:?}");
+    assert_eq!((category(&w.other, 5), category(&w.other, 6), category(&w.other, 7)), (vec![], vec![2], vec![1]));
+}
+
+/// Another process's transaction that updates `row` and holds it until the test
+/// lets go through the sender, then commits: returns once it holds the row.
+fn a_move_held_open(
+    store: &Store,
+    row: Item,
+) -> (std::thread::JoinHandle<Result<(), Error>>, std::sync::mpsc::Sender<()>) {
+    let (moved, hold) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+    let other = store.clone();
+    let mover = std::thread::spawn(move || {
+        other.transaction(|tx| {
+            tx.update(&row)?;
+            moved.0.send(()).expect("the test waits");
+            hold.1.recv().expect("the test lets go");
+            Ok(())
+        })
+    });
+    moved.1.recv().expect("the move holds the row");
+    (mover, hold.0)
 }
 
 /// Returns once a session of the test's PostgreSQL database waits for a lock (`who`

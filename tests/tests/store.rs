@@ -195,9 +195,10 @@ fn a_read_after_a_write_leases_its_few_changed_objects_at_once() {
 /// An insert, and an update that keeps the row in its index nodes, are ONE statement
 /// on PostgreSQL: the write, guarded by the index registry (and an update by the
 /// indexed values it writes), with its outbox entry and the clean-up of applied
-/// ones. A move to other nodes finds the guard shut (the statement changes nothing)
-/// and runs the transaction that reads the row as it was. Elsewhere every write is
-/// a transaction.
+/// ones. A move to other nodes finds the guard shut (the statement changes nothing),
+/// reads the row and moves it in one statement guarded by what it read (below:
+/// `a_move_on_postgres_is_three_statements_and_no_transaction`). Elsewhere every
+/// write is a transaction.
 #[test]
 fn a_write_runs_the_fewest_statements_its_database_allows() {
     each_backend("statements", |b| {
@@ -254,6 +255,63 @@ fn a_write_runs_the_fewest_statements_its_database_allows() {
         let missing = store.delete::<Item>(&8);
         assert!(matches!(missing, Err(memdex::Error::NotFound { .. })), "{:?}: {missing:?}", b.db);
     });
+}
+
+/// On PostgreSQL an update that moves its row to other index nodes is three
+/// autocommitted statements, no transaction: the guarded update (its guard, on the
+/// values it writes, shuts), the row as it is, and the update guarded by the values
+/// read, with its entry. Both drivers; the conversation trace shows the statements.
+#[test]
+fn a_move_on_postgres_is_three_statements_and_no_transaction() {
+    for driver in ["blocking", "async"] {
+        let params = memdex_tests::backends::postgres().create_database(&format!("move_{driver}")).expect("a database");
+        seed(&Store::builder().postgres(params.clone()).in_process_cache().build().unwrap());
+        let lines = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let sink = lines.clone();
+        let builder = Store::builder().postgres(params).in_process_cache().trace_to(move |line| {
+            sink.lock().unwrap().push(line.to_owned());
+        });
+        let moved = Item { category_id: 6, name: "lamp, moved".into(), ..item(1, 5, "lamp", 19.5) };
+        // Both nodes filled, then the move, then both read again.
+        let read = |cat: i64, rows: Vec<Item>| (cat, ids(&rows));
+        let (before, statements, after, row) = if driver == "blocking" {
+            let store = builder.build().unwrap();
+            let before = read(6, select!(Item, |i| i.category_id == 6).fetch(&store).unwrap());
+            let _ = select!(Item, |i| i.category_id == 5).fetch(&store).unwrap();
+            lines.lock().unwrap().clear();
+            store.update(&moved).unwrap();
+            let statements = std::mem::take(&mut *lines.lock().unwrap());
+            let after = [5, 6].map(|c| read(c, select!(Item, |i| i.category_id == c).fetch(&store).unwrap()));
+            (before, statements, after, select!(Item, |i| i.id == 1).fetch(&store).unwrap())
+        } else {
+            memdex_tests::asynchronous::block_on(async {
+                let store = builder.build_async().await.unwrap();
+                let before = read(6, select!(Item, |i| i.category_id == 6).fetch_async(&store).await.unwrap());
+                let _ = select!(Item, |i| i.category_id == 5).fetch_async(&store).await.unwrap();
+                lines.lock().unwrap().clear();
+                store.update(&moved).await.unwrap();
+                let statements = std::mem::take(&mut *lines.lock().unwrap());
+                let mut after = Vec::new();
+                for c in [5, 6] {
+                    after.push(read(c, select!(Item, |i| i.category_id == c).fetch_async(&store).await.unwrap()));
+                }
+                let row = select!(Item, |i| i.id == 1).fetch_async(&store).await.unwrap();
+                (before, statements, [after[0].clone(), after[1].clone()], row)
+            })
+        };
+        let sql: Vec<String> = (statements.iter())
+            .filter(|l| l.ends_with(" bound]"))
+            .map(|l| l.split_whitespace().take(4).collect::<Vec<_>>().join(" "))
+            .collect();
+        assert_eq!(
+            sql,
+            [r#"WITH "written" AS (UPDATE"#, r#"SELECT "id", "category_id", "name","#, r#"WITH "written" AS (UPDATE"#],
+            "{driver}: {statements:#?}"
+        );
+        assert_eq!(before, (6, vec![5, 6]), "{driver}");
+        assert_eq!(after, [(5, vec![2, 3, 4]), (6, vec![1, 5, 6])], "{driver}");
+        assert_eq!(row, [moved], "{driver}");
+    }
 }
 
 #[test]

@@ -8,7 +8,9 @@
 //! made to apply only when those values are the ones it writes: then the nodes it
 //! was in are the nodes it is in, all known before the statement runs. A delete is
 //! made to apply only when the row's indexed columns hold the values the caller
-//! read beforehand, so the nodes it was in are those of the row as read. So the
+//! read beforehand, so the nodes it was in are those of the row as read; so is an
+//! update that moves the row between nodes (once its first guard, on the values it
+//! writes, shut). So the
 //! write is guarded — it changes no row when an indexed column would change (or, for
 //! a delete, has changed since it was read), or when the index registry holds an
 //! index of the table the writer does not know (another version of the model
@@ -43,6 +45,15 @@ pub enum RowChange<'a> {
     Delete {
         /// The guarded columns, by index in the schema.
         unchanged: &'a [usize],
+    },
+    /// An update of the row with the row's key that may move it between index
+    /// nodes, applied only when these columns still hold the values of `was` (the
+    /// row as the caller read it): the nodes it was in are then those of `was`.
+    Move {
+        /// The guarded columns, by index in the schema.
+        unchanged: &'a [usize],
+        /// The row as read before, in schema column order.
+        was: &'a [Value],
     },
 }
 
@@ -94,7 +105,10 @@ pub fn guarded_write_with_entry(d: Dialect, write: &GuardedWrite<'_>) -> Option<
     let mut e = Emitter::without_params(imp, write.schema);
     let written = match write.change {
         RowChange::Update { unchanged } => {
-            SetExpr::Update(Statement::Update(guarded_update(&mut e, write, unchanged)?))
+            SetExpr::Update(Statement::Update(guarded_update(&mut e, write, unchanged, write.row)?))
+        }
+        RowChange::Move { unchanged, was } => {
+            SetExpr::Update(Statement::Update(guarded_update(&mut e, write, unchanged, was)?))
         }
         RowChange::Insert => SetExpr::Insert(Statement::Insert(guarded_insert(&mut e, write)?)),
         RowChange::Delete { unchanged } => SetExpr::Delete(guarded_delete(&mut e, write, unchanged)?),
@@ -116,17 +130,17 @@ pub fn guarded_write_with_entry(d: Dialect, write: &GuardedWrite<'_>) -> Option<
 }
 
 /// `UPDATE t SET … WHERE key = ? AND c IS NOT DISTINCT FROM ? … AND <no foreign
-/// index> RETURNING key`.
-fn guarded_update(e: &mut Emitter<'_>, write: &GuardedWrite<'_>, unchanged: &[usize]) -> Option<Update> {
+/// index> RETURNING key`, the guarded columns compared with `was`'s values.
+fn guarded_update(e: &mut Emitter<'_>, write: &GuardedWrite<'_>, unchanged: &[usize], was: &[Value]) -> Option<Update> {
     let assignments = ddl::assignments(e, write.row);
-    let selection = row_guard(e, write, unchanged)?;
+    let selection = row_guard(e, write, unchanged, was)?;
     Some(ddl::update_statement(ast::table(e.table()), assignments, None, selection, Some(key_returned(e))))
 }
 
 /// `DELETE FROM t WHERE key = ? AND c IS NOT DISTINCT FROM ? … AND <no foreign
 /// index> RETURNING key`.
 fn guarded_delete(e: &mut Emitter<'_>, write: &GuardedWrite<'_>, unchanged: &[usize]) -> Option<Statement> {
-    let selection = row_guard(e, write, unchanged)?;
+    let selection = row_guard(e, write, unchanged, write.row)?;
     let mut delete = ddl::delete_statement(e, selection);
     if let Statement::Delete(delete) = &mut delete {
         delete.returning = Some(key_returned(e));
@@ -135,13 +149,13 @@ fn guarded_delete(e: &mut Emitter<'_>, write: &GuardedWrite<'_>, unchanged: &[us
 }
 
 /// `key = ? AND c IS NOT DISTINCT FROM ? … AND <no foreign index>`: the row with
-/// the row's key, its `unchanged` columns holding the row's values, and no index
-/// of the table the writer does not know.
-fn row_guard(e: &mut Emitter<'_>, write: &GuardedWrite<'_>, unchanged: &[usize]) -> Option<SqlExpr> {
+/// the row's key, its `unchanged` columns holding `was`'s values, and no index of
+/// the table the writer does not know.
+fn row_guard(e: &mut Emitter<'_>, write: &GuardedWrite<'_>, unchanged: &[usize], was: &[Value]) -> Option<SqlExpr> {
     let key = write.row.get(write.schema.key).cloned().unwrap_or(Value::Null);
     let mut guard = vec![ddl::key_equals(e, &key)];
     for &column in unchanged {
-        let value = write.row.get(column).cloned().unwrap_or(Value::Null);
+        let value = was.get(column).cloned().unwrap_or(Value::Null);
         guard.push(e.column_unchanged(column, value));
     }
     guard.push(no_foreign_index(e, write)?);
@@ -214,9 +228,10 @@ fn entry_insert(o: &mut Emitter<'_>, entry: &[Value]) -> Insert {
     ddl::insert_statement(o.table(), column_names(o), source, None)
 }
 
-/// The values [`guarded_write_with_entry`] binds, in its order: for an update the
-/// non-key columns, the key and the guarded columns, for an insert the row, for a
-/// delete the key and the guarded columns; then
+/// The values [`guarded_write_with_entry`] binds, in its order: for an update (or a
+/// move) the non-key columns, the key and the guarded columns' values (a move's
+/// from the row as read), for an insert the row, for a delete the key and the
+/// guarded columns; then
 /// the table's name, the known definitions, the entries to forget, and the entry.
 /// Its text depends on the dialect, the schemas, the change (and its guarded
 /// columns) and the numbers of known definitions and of entries to forget alone.
@@ -224,13 +239,18 @@ pub fn guarded_write_params(write: &GuardedWrite<'_>) -> Vec<Value> {
     let mut params = match write.change {
         RowChange::Update { unchanged } => {
             let mut params = ddl::update_params(write.schema, write.row);
-            params.extend(guarded_values(write, unchanged));
+            params.extend(guarded_values(unchanged, write.row));
+            params
+        }
+        RowChange::Move { unchanged, was } => {
+            let mut params = ddl::update_params(write.schema, write.row);
+            params.extend(guarded_values(unchanged, was));
             params
         }
         RowChange::Insert => write.row.to_vec(),
         RowChange::Delete { unchanged } => {
             let key = write.row.get(write.schema.key).cloned().unwrap_or(Value::Null);
-            std::iter::once(key).chain(guarded_values(write, unchanged)).collect()
+            std::iter::once(key).chain(guarded_values(unchanged, write.row)).collect()
         }
     };
     params.push(Value::Text(write.schema.table.clone()));
@@ -240,7 +260,7 @@ pub fn guarded_write_params(write: &GuardedWrite<'_>) -> Vec<Value> {
     params
 }
 
-/// The row's values of the guarded columns, in the guard's order.
-fn guarded_values<'w>(write: &'w GuardedWrite<'_>, unchanged: &'w [usize]) -> impl Iterator<Item = Value> + 'w {
-    unchanged.iter().map(|&c| write.row.get(c).cloned().unwrap_or(Value::Null))
+/// `was`'s values of the guarded columns, in the guard's order.
+fn guarded_values<'w>(unchanged: &'w [usize], was: &'w [Value]) -> impl Iterator<Item = Value> + 'w {
+    unchanged.iter().map(|&c| was.get(c).cloned().unwrap_or(Value::Null))
 }

@@ -798,10 +798,11 @@ impl<'a> OneStatementWrite<'a> {
         OneStatementWrite::plan(ctx, dialect, row, Kind::Insert, sql::RowChange::Insert)
     }
 
-    /// The read that precedes [`OneStatementWrite::delete`] (the row with this key
-    /// as it is, autocommitted and unlocked: the delete's guard finds any change
-    /// since) and the types of its columns; `None` where no such delete can follow.
-    pub(crate) fn read_before_delete<T: Model>(
+    /// The read that precedes [`OneStatementWrite::delete`] and
+    /// [`OneStatementWrite::moving`] (the row with this key as it is, autocommitted
+    /// and unlocked: their guard finds any change since) and the types of its
+    /// columns; `None` where no such write can follow.
+    pub(crate) fn read_before<T: Model>(
         ctx: &Context,
         dialect: Dialect,
         key: &T::Key,
@@ -839,6 +840,34 @@ impl<'a> OneStatementWrite<'a> {
         let unchanged = indexed_columns(schema);
         let change = sql::RowChange::Delete { unchanged: &unchanged };
         Ok(OneStatementWrite::guarded(ctx, dialect, schema, &old, change, set))
+    }
+
+    /// The update of the row with `row`'s key to `row` when it may move between
+    /// index nodes (its [`OneStatementWrite::update`] guard shut), guarded by the
+    /// values `old` (the row as the caller read it, in schema column order) holds in
+    /// the columns naming its nodes; `None` as for [`OneStatementWrite::update`].
+    pub(crate) fn moving<T: Model>(
+        ctx: &'a Context,
+        dialect: Dialect,
+        row: &T,
+        old: Vec<Value>,
+    ) -> Result<Option<Self>, Error> {
+        let schema = T::schema();
+        if !OneStatementWrite::may_serve(ctx, dialect, schema) || old.len() != schema.columns.len() {
+            return Ok(None);
+        }
+        let values = row_values(row);
+        storable::<T>(dialect, &values)?;
+        // The effects of the transaction's update once it has read `old`: the guard
+        // makes the row it changes name the same nodes.
+        let unused = SqlQuery { text: String::new(), params: Vec::new() };
+        let mut write = RowWrite::of_row(ctx, unused, None, Kind::Update, row, &values);
+        write.read_before(vec![old.clone()]);
+        let mut set = WriteSet::default();
+        write.applied(1, &mut set)?;
+        let unchanged = indexed_columns(schema);
+        let change = sql::RowChange::Move { unchanged: &unchanged, was: &old };
+        Ok(OneStatementWrite::guarded(ctx, dialect, schema, &values, change, set))
     }
 
     /// Whether the dialect has the statement and this process did not last find
@@ -892,7 +921,8 @@ impl<'a> OneStatementWrite<'a> {
             forget: &forget,
         };
         let kind = match change {
-            sql::RowChange::Update { .. } => GuardedChange::Update,
+            // A move's statement is an update's, its guard bound to other values.
+            sql::RowChange::Update { .. } | sql::RowChange::Move { .. } => GuardedChange::Update,
             sql::RowChange::Insert => GuardedChange::Insert,
             sql::RowChange::Delete { .. } => GuardedChange::Delete,
         };

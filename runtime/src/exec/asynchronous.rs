@@ -548,14 +548,25 @@ impl AsyncDriver {
     }
 
     /// Updates the row with `row`'s key in one statement with its outbox entry,
-    /// then applies the effects ([`OneStatementWrite`]). False when the dialect has
-    /// no such statement or its guard stopped it: the caller then updates the row
-    /// in a transaction.
+    /// then applies the effects ([`OneStatementWrite`]); when its guard shuts, reads
+    /// the row and moves it in one statement guarded by what it read, as
+    /// [`Driver::update_in_one_statement`](crate::exec::blocking::Driver::update_in_one_statement).
+    /// False when the dialect has no such statement or a guard stopped it: the
+    /// caller then updates the row in a transaction.
     pub(crate) async fn update_in_one_statement<T: Model>(&self, row: &T) -> Result<bool, Error> {
-        match OneStatementWrite::update(&self.ctx, self.dialect(), row)? {
-            Some(write) => self.as_transaction(self.in_one_statement(write)).await,
-            None => Ok(false),
-        }
+        let Some(write) = OneStatementWrite::update(&self.ctx, self.dialect(), row)? else { return Ok(false) };
+        // The attempt, the read and the move belong to one write: one span.
+        self.as_transaction(async {
+            if self.in_one_statement(write).await? {
+                return Ok(true);
+            }
+            let Some(old) = self.read_for_guard::<T>(&row.key()).await? else { return Ok(false) };
+            match OneStatementWrite::moving(&self.ctx, self.dialect(), row, old)? {
+                Some(write) => self.in_one_statement(write).await,
+                None => Ok(false),
+            }
+        })
+        .await
     }
 
     /// Inserts `row` in one statement with its outbox entry, as
@@ -570,19 +581,29 @@ impl AsyncDriver {
     /// Deletes the row with this key in one statement guarded by the row as read
     /// just before, as [`Driver::delete_in_one_statement`](crate::exec::blocking::Driver::delete_in_one_statement).
     pub(crate) async fn delete_in_one_statement<T: Model>(&self, key: &T::Key) -> Result<bool, Error> {
-        let Some((read, types)) = OneStatementWrite::read_before_delete::<T>(&self.ctx, self.dialect(), key) else {
+        if !OneStatementWrite::may_serve(&self.ctx, self.dialect(), T::schema()) {
             return Ok(false);
-        };
+        }
         // The read belongs to the write: it runs inside the same span.
         self.as_transaction(async {
-            self.ctx.record_sql(&read);
-            let Some(old) = self.db.query(&read, &types).await?.into_iter().next() else { return Ok(false) };
+            let Some(old) = self.read_for_guard::<T>(key).await? else { return Ok(false) };
             match OneStatementWrite::delete::<T>(&self.ctx, self.dialect(), key, old)? {
                 Some(write) => self.in_one_statement(write).await,
                 None => Ok(false),
             }
         })
         .await
+    }
+
+    /// The row with this key as it is now (autocommitted, unlocked), for a
+    /// one-statement write guarded by it; `None` where no such write can follow or
+    /// no row has the key.
+    async fn read_for_guard<T: Model>(&self, key: &T::Key) -> Result<Option<Vec<Value>>, Error> {
+        let Some((read, types)) = OneStatementWrite::read_before::<T>(&self.ctx, self.dialect(), key) else {
+            return Ok(None);
+        };
+        self.ctx.record_sql(&read);
+        Ok(self.db.query(&read, &types).await?.into_iter().next())
     }
 
     /// The span of a transaction (as the blocking driver's), open until its commit,

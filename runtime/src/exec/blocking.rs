@@ -299,14 +299,25 @@ fn kept<T, R>(outcome: &mut Option<Result<R, Error>>, result: Result<T, Error>) 
 
 impl Driver {
     /// Updates the row with `row`'s key in one statement with its outbox entry,
-    /// then applies the effects ([`OneStatementWrite`]). False when the dialect has
-    /// no such statement or its guard stopped it: the caller then updates the row
-    /// in a transaction.
+    /// then applies the effects ([`OneStatementWrite`]). When its guard shuts — the
+    /// update moves the row between index nodes (or the row is gone) — it reads the
+    /// row and updates it in one statement guarded by what it read: three round
+    /// trips where a transaction takes five. False when the dialect has no such
+    /// statement or a guard stopped it: the caller then updates the row in a
+    /// transaction.
     pub(crate) fn update_in_one_statement<T: Model>(&self, row: &T) -> Result<bool, Error> {
-        match OneStatementWrite::update(&self.ctx, self.dialect(), row)? {
-            Some(write) => self.in_one_statement(write),
-            None => Ok(false),
-        }
+        let Some(write) = OneStatementWrite::update(&self.ctx, self.dialect(), row)? else { return Ok(false) };
+        // The attempt, the read and the move belong to one write: one span.
+        self.as_transaction(|| {
+            if self.one_statement(write)? {
+                return Ok(true);
+            }
+            let Some(old) = self.read_for_guard::<T>(&row.key())? else { return Ok(false) };
+            match OneStatementWrite::moving(&self.ctx, self.dialect(), row, old)? {
+                Some(write) => self.one_statement(write),
+                None => Ok(false),
+            }
+        })
     }
 
     /// Inserts `row` in one statement with its outbox entry, as
@@ -323,18 +334,28 @@ impl Driver {
     /// four), as [`Driver::update_in_one_statement`] updates. False also when no
     /// row was found: the transaction then tells.
     pub(crate) fn delete_in_one_statement<T: Model>(&self, key: &T::Key) -> Result<bool, Error> {
-        let Some((read, types)) = OneStatementWrite::read_before_delete::<T>(&self.ctx, self.dialect(), key) else {
+        if !OneStatementWrite::may_serve(&self.ctx, self.dialect(), T::schema()) {
             return Ok(false);
-        };
+        }
         // The read belongs to the write: it runs inside the same span.
         self.as_transaction(|| {
-            self.ctx.record_sql(&read);
-            let Some(old) = self.db.query(&read, &types)?.into_iter().next() else { return Ok(false) };
+            let Some(old) = self.read_for_guard::<T>(key)? else { return Ok(false) };
             match OneStatementWrite::delete::<T>(&self.ctx, self.dialect(), key, old)? {
                 Some(write) => self.one_statement(write),
                 None => Ok(false),
             }
         })
+    }
+
+    /// The row with this key as it is now (autocommitted, unlocked), for a
+    /// one-statement write guarded by it; `None` where no such write can follow or
+    /// no row has the key.
+    fn read_for_guard<T: Model>(&self, key: &T::Key) -> Result<Option<Vec<memdex_grammar::Value>>, Error> {
+        let Some((read, types)) = OneStatementWrite::read_before::<T>(&self.ctx, self.dialect(), key) else {
+            return Ok(None);
+        };
+        self.ctx.record_sql(&read);
+        Ok(self.db.query(&read, &types)?.into_iter().next())
     }
 
     /// A transaction of one statement.
