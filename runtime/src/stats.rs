@@ -138,9 +138,9 @@ pub(crate) fn merge_gauges(
 }
 
 /// The pool, cache and near-cache gauges on the `metrics` facade (feature
-/// `metrics`): set whenever the store's [`Stats`] are read and after every outbox
-/// drain, so an exporter sees them refreshed at least every `outbox_interval` of a
-/// store in use.
+/// `metrics`): set whenever the store's [`Stats`] are read and after every periodic
+/// outbox drain, so an exporter sees them refreshed at least every `outbox_interval`
+/// of a store in use.
 #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
 pub(crate) fn emit_gauges(
     pool: crate::db::PoolState,

@@ -61,6 +61,13 @@ impl<'a> Drain<'a> {
         (periodic || outbox.has_pending()).then(|| Drain::new(env, periodic))
     }
 
+    /// Whether the interval had passed (the table is drained too), as opposed to a
+    /// drain of this process's pending entries alone, which every call runs while
+    /// any are pending.
+    pub(crate) fn is_periodic(&self) -> bool {
+        self.periodic
+    }
+
     /// A drain of own entries and, with `periodic`, of the table now.
     pub(crate) fn new(env: Env<'a>, periodic: bool) -> Drain<'a> {
         let mut drain = Drain { env, phase: Phase::Done, periodic, applied: 0, error: None };

@@ -178,12 +178,16 @@ impl Driver {
     /// while this process still has invalidations it could not apply).
     pub(crate) fn maybe_drain(&self) -> bool {
         if let Some(drain) = Drain::due(self.env()) {
+            let periodic = drain.is_periodic();
             if let Err(e) = self.run(drain) {
                 tracing::warn!(target: "memdex::outbox", "outbox drain failed: {e}");
             }
-            // At least once an interval, so that an exporter sees the gauges of a
-            // store whose `stats()` nobody reads.
-            crate::stats::emit_gauges(self.db.pool_state(), self.cache.health(), self.ctx.near.gauges());
+            // Once an interval (not at every call while invalidations are pending),
+            // so that an exporter sees the gauges of a store whose `stats()` nobody
+            // reads.
+            if periodic {
+                crate::stats::emit_gauges(self.db.pool_state(), self.cache.health(), self.ctx.near.gauges());
+            }
         }
         if let Some(apply) = ApplyChanges::due(self.env()) {
             if let Err(e) = self.run(apply) {
