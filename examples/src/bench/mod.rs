@@ -545,7 +545,8 @@ fn hot_targets(section: &mut Section, cases: &[Case]) {
     section.note(
         "All cases run interleaved, 50 runs of each in turn, so that a change of load hits all alike. The raw \
          floors send prebuilt requests and only frame the replies (no decoding); the typed floor decodes the \
-         objects too, with memdex's own codec; memdex and the databases return decoded structs. The 1-round-trip floor moves the node alone: what a hot fetch must move when its \
+         objects too, with memdex's own codec; memdex and the databases return decoded structs. The \
+         1-round-trip floor moves the node alone: what a hot fetch must move when its \
          objects are kept decoded in the process at the versions the node names.",
     );
 }
@@ -1123,7 +1124,6 @@ fn async_write_cost(
         }),
     ];
     let summaries = measure_interleaved(cfg.write_budget, probes);
-    let moves = summaries[4..].iter().map(|s| s.as_ref().ok().map(|s| s.median_ns)).collect::<Vec<_>>();
     let labels = [
         (PLAIN_AUTOCOMMIT, "1"),
         (PLAIN_IN_TRANSACTION, "3"),
@@ -1133,7 +1133,8 @@ fn async_write_cost(
     let (table, medians) = round_trip_table("case (interleaved, one row)", &labels, &summaries[..4]);
     section.tables.push(table);
     let move_labels = [("memdex move to another category, blocking Store", "3"), ("the same, AsyncStore", "3")];
-    section.tables.push(round_trip_table("case (interleaved with the above)", &move_labels, &summaries[4..]).0);
+    let (move_table, moves) = round_trip_table("case (interleaved with the above)", &move_labels, &summaries[4..]);
+    section.tables.push(move_table);
     if let ([_, Some(in_transaction), ..], [Some(blocking), Some(asynchronous)]) = (&medians[..], &moves[..]) {
         section.note(format!(
             "Moves, interleaved with the updates: blocking {} and async {} of the plain UPDATE in its own \
