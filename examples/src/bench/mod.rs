@@ -268,6 +268,23 @@ fn median(c: &Case) -> Option<f64> {
     c.summary.as_ref().ok().map(|s| s.median_ns)
 }
 
+/// Where each case of section 1 sits in [`HOT_CASES`] (and in its probes, cases and
+/// round trips, which follow that order).
+mod hot {
+    pub const MEMDEX: usize = 0;
+    pub const ASYNC: usize = 1;
+    pub const NO_NEAR: usize = 2;
+    pub const FLOOR_1: usize = 3;
+    pub const MULTI_GET: usize = 4;
+    pub const TYPED_FLOOR: usize = 5;
+    pub const PIPELINED: usize = 6;
+    pub const NAIVE: usize = 7;
+    pub const PG_CLUSTERED: usize = 8;
+    pub const PG_SCATTERED: usize = 9;
+    pub const MARIADB: usize = 10;
+    pub const SQLITE: usize = 11;
+}
+
 /// The cases of section 1, in table order.
 const HOT_CASES: [(&str, &str); 12] = [
     ("memdex select! fetch", "memdex"),
@@ -317,21 +334,27 @@ fn hot_scan(
     let async_store = addrs.clone().and_then(|a| memdex_side::open_async(&db, &a, 0));
     let mut round_trips = vec![String::from("–"); HOT_CASES.len()];
     if let Ok(b) = store {
-        round_trips[0] = trips(|| b.counters(), || b.hot(HOT));
+        round_trips[hot::MEMDEX] = trips(|| b.counters(), || b.hot(HOT));
     }
     if let Ok(b) = &async_store {
-        round_trips[1] = trips(|| b.counters(), || b.hot(HOT));
+        round_trips[hot::ASYNC] = trips(|| b.counters(), || b.hot(HOT));
     }
     if let Ok(b) = &no_near {
-        round_trips[2] = trips(|| b.counters(), || b.hot(HOT));
+        round_trips[hot::NO_NEAR] = trips(|| b.counters(), || b.hot(HOT));
     }
-    for (i, t) in
-        [(3, "1 cache"), (4, "2 cache"), (5, "2 cache"), (6, "2 cache"), (8, "1 db"), (9, "1 db"), (10, "1 db")]
-    {
+    for (i, t) in [
+        (hot::FLOOR_1, "1 cache"),
+        (hot::MULTI_GET, "2 cache"),
+        (hot::TYPED_FLOOR, "2 cache"),
+        (hot::PIPELINED, "2 cache"),
+    ] {
         round_trips[i] = t.into();
     }
-    round_trips[7] = format!("{} cache", node_keys.len() + object_keys.len());
-    round_trips[11] = "in-process".into();
+    for i in [hot::PG_CLUSTERED, hot::PG_SCATTERED, hot::MARIADB] {
+        round_trips[i] = "1 db".into();
+    }
+    round_trips[hot::NAIVE] = format!("{} cache", node_keys.len() + object_keys.len());
+    round_trips[hot::SQLITE] = "in-process".into();
 
     let pg = servers.postgres.as_ref().map_err(|e| e.to_string());
     let pg_clustered =
@@ -453,9 +476,10 @@ const SCATTERED_BASE: i64 = 5_000;
 /// Section 1's table and chart bars: each case's median and spread, and its ratio to
 /// the floor with the same round trips and to memdex.
 fn hot_table(section: &mut Section, cases: &[Case], bars: &mut Vec<Bar>) {
-    let memdex_ns = median(&cases[0]);
-    let floor_1 = median(&cases[3]);
-    let floor_2 = [median(&cases[4]), median(&cases[6])].into_iter().flatten().reduce(f64::min);
+    let memdex_ns = median(&cases[hot::MEMDEX]);
+    let floor_1 = median(&cases[hot::FLOOR_1]);
+    let floor_2 =
+        [median(&cases[hot::MULTI_GET]), median(&cases[hot::PIPELINED])].into_iter().flatten().reduce(f64::min);
     let mut table = Table::new([
         "case",
         "median",
@@ -477,7 +501,7 @@ fn hot_table(section: &mut Section, cases: &[Case], bars: &mut Vec<Bar>) {
             table.row(cells);
             continue;
         };
-        let is_cache = c.round_trips.contains("cache") && !c.round_trips.contains("db") || i < 3;
+        let is_cache = c.round_trips.contains("cache") && !c.round_trips.contains("db") || i <= hot::NO_NEAR;
         table.row([
             c.label.clone(),
             format_ns(s.median_ns),
@@ -511,25 +535,25 @@ fn at_rtt(median_ns: f64, round_trips: &str, rtt_us: f64) -> String {
 fn hot_targets(section: &mut Section, cases: &[Case]) {
     let m = |i: usize| median(&cases[i]);
     let verdict = |met: bool| if met { "met" } else { "missed" };
-    if let (Some(memdex), Some(pg)) = (m(0), m(9)) {
+    if let (Some(memdex), Some(pg)) = (m(hot::MEMDEX), m(hot::PG_SCATTERED)) {
         let r = pg / memdex;
         section.note(format!(
             "Target: memdex's hot read ≥ 3x faster than PostgreSQL on the scattered table: {r:.2}x — {}.",
             verdict(r >= 3.0)
         ));
     }
-    if let (Some(memdex), Some(floor)) = (m(0), m(3)) {
+    if let (Some(memdex), Some(floor)) = (m(hot::MEMDEX), m(hot::FLOOR_1)) {
         section.note(format!("memdex's hot read is {:.2}x the one-round-trip floor.", memdex / floor));
     }
-    let floor_2 = [m(4), m(6)].into_iter().flatten().reduce(f64::min);
-    if let (Some(no_near), Some(floor)) = (m(2), floor_2) {
+    let floor_2 = [m(hot::MULTI_GET), m(hot::PIPELINED)].into_iter().flatten().reduce(f64::min);
+    if let (Some(no_near), Some(floor)) = (m(hot::NO_NEAR), floor_2) {
         let r = no_near / floor;
         section.note(format!(
             "Target: the two-round-trip path (near cache off) ≤ 1.25x the faster two-round-trip floor (the classic \
              multi-get): {r:.2}x — {}.",
             verdict(r <= 1.25)
         ));
-        if let Some(decoded) = m(5) {
+        if let Some(decoded) = m(hot::TYPED_FLOOR) {
             section.note(format!(
                 "Decoding the rows alone (the classic floor + decoding each value into the structs memdex returns, \
                  nothing else) is {:.2}x the classic floor; memdex without its near cache is {:.2}x that.",
@@ -538,7 +562,7 @@ fn hot_targets(section: &mut Section, cases: &[Case]) {
             ));
         }
     }
-    if let (Some(blocking), Some(asynchronous)) = (m(0), m(1)) {
+    if let (Some(blocking), Some(asynchronous)) = (m(hot::MEMDEX), m(hot::ASYNC)) {
         let r = asynchronous / blocking;
         section.note(format!("Target: the async hot read ≤ 1.15x the blocking one: {r:.2}x — {}.", verdict(r <= 1.15)));
     }
