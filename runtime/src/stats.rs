@@ -116,15 +116,19 @@ impl Counters {
     }
 }
 
-/// Copies the database pool's gauges, the cache backend's health and the near
-/// cache's size into a snapshot of the counters.
-pub(crate) fn merge_gauges(
-    stats: &mut Stats,
-    pool: crate::db::PoolState,
-    health: crate::cache::CacheHealth,
-    near: crate::near::NearGauges,
-) {
-    emit_gauges(pool, health, near);
+/// What a store's gauges read at one moment: its database pool, its cache
+/// backend's health, its near cache's size.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Gauges {
+    pub(crate) pool: crate::db::PoolState,
+    pub(crate) health: crate::cache::CacheHealth,
+    pub(crate) near: crate::near::NearGauges,
+}
+
+/// Copies `gauges` into a snapshot of the counters (and onto the `metrics` facade).
+pub(crate) fn merge_gauges(stats: &mut Stats, gauges: Gauges) {
+    emit_gauges(gauges);
+    let Gauges { pool, health, near } = gauges;
     stats.near_bytes = near.bytes;
     stats.near_entries = near.entries;
     stats.near_evictions = near.evictions;
@@ -142,13 +146,10 @@ pub(crate) fn merge_gauges(
 /// outbox drain, so an exporter sees them refreshed at least every `outbox_interval`
 /// of a store in use.
 #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
-pub(crate) fn emit_gauges(
-    pool: crate::db::PoolState,
-    health: crate::cache::CacheHealth,
-    near: crate::near::NearGauges,
-) {
+pub(crate) fn emit_gauges(gauges: Gauges) {
     #[cfg(feature = "metrics")]
     {
+        let Gauges { pool, health, near } = gauges;
         metrics::gauge!("memdex_near_bytes").set(near.bytes as f64);
         metrics::gauge!("memdex_near_entries").set(near.entries as f64);
         metrics::counter!("memdex_near_evictions_total").absolute(near.evictions);

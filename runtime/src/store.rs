@@ -179,8 +179,7 @@ impl Store {
     /// database pool's gauges and the near cache's size.
     pub fn stats(&self) -> Stats {
         let mut stats = self.driver.ctx.stats.snapshot();
-        let driver = &self.driver;
-        crate::stats::merge_gauges(&mut stats, driver.db.pool_state(), driver.cache.health(), driver.ctx.near.gauges());
+        crate::stats::merge_gauges(&mut stats, self.driver.gauges());
         stats
     }
 

@@ -487,6 +487,11 @@ impl AsyncDriver {
         no_drift(&schema.table, &drift)
     }
 
+    /// The store's gauges as they read now.
+    pub(crate) fn gauges(&self) -> crate::stats::Gauges {
+        crate::stats::Gauges { pool: self.db.pool_state(), health: self.cache.health(), near: self.ctx.near.gauges() }
+    }
+
     /// As the blocking driver's: own failed invalidations, and every interval the
     /// old ones of everyone, each in one bounded batch; a failure is logged.
     pub(crate) async fn maybe_drain(&self) -> bool {
@@ -499,7 +504,7 @@ impl AsyncDriver {
             // so that an exporter sees the gauges of a store whose `stats()` nobody
             // reads.
             if periodic {
-                crate::stats::emit_gauges(self.db.pool_state(), self.cache.health(), self.ctx.near.gauges());
+                crate::stats::emit_gauges(self.gauges());
             }
         }
         if let Some(apply) = ApplyChanges::due(self.env()) {

@@ -172,6 +172,11 @@ impl Driver {
         no_drift(&schema.table, &drift)
     }
 
+    /// The store's gauges as they read now.
+    pub(crate) fn gauges(&self) -> crate::stats::Gauges {
+        crate::stats::Gauges { pool: self.db.pool_state(), health: self.cache.health(), near: self.ctx.near.gauges() }
+    }
+
     /// Before every read and write: this process's failed invalidations, and every
     /// interval everyone's old ones, each in one bounded batch. A failure is logged,
     /// never the call's. Returns whether the cache may be trusted for reads (false
@@ -186,7 +191,7 @@ impl Driver {
             // so that an exporter sees the gauges of a store whose `stats()` nobody
             // reads.
             if periodic {
-                crate::stats::emit_gauges(self.db.pool_state(), self.cache.health(), self.ctx.near.gauges());
+                crate::stats::emit_gauges(self.gauges());
             }
         }
         if let Some(apply) = ApplyChanges::due(self.env()) {
