@@ -828,15 +828,12 @@ impl<'a> OneStatementWrite<'a> {
         old: Vec<Value>,
     ) -> Result<Option<Self>, Error> {
         let schema = T::schema();
-        if !OneStatementWrite::may_serve(ctx, dialect, schema) || old.len() != schema.columns.len() {
+        if !OneStatementWrite::may_guard_by(ctx, dialect, schema, &old) {
             return Ok(None);
         }
         // The effects of the transaction's delete once it has read `old`: the guard
         // makes the row it deletes name the same nodes.
-        let mut write = RowWrite::delete::<T>(ctx, dialect, key);
-        write.read_before(vec![old.clone()]);
-        let mut set = WriteSet::default();
-        write.applied(1, &mut set)?;
+        let set = effects(RowWrite::delete::<T>(ctx, dialect, key), Some(old.clone()))?;
         let unchanged = indexed_columns(schema);
         let change = sql::RowChange::Delete { unchanged: &unchanged };
         Ok(OneStatementWrite::guarded(ctx, dialect, schema, &old, change, set))
@@ -853,18 +850,14 @@ impl<'a> OneStatementWrite<'a> {
         old: Vec<Value>,
     ) -> Result<Option<Self>, Error> {
         let schema = T::schema();
-        if !OneStatementWrite::may_serve(ctx, dialect, schema) || old.len() != schema.columns.len() {
+        if !OneStatementWrite::may_guard_by(ctx, dialect, schema, &old) {
             return Ok(None);
         }
         let values = row_values(row);
         storable::<T>(dialect, &values)?;
         // The effects of the transaction's update once it has read `old`: the guard
         // makes the row it changes name the same nodes.
-        let unused = SqlQuery { text: String::new(), params: Vec::new() };
-        let mut write = RowWrite::of_row(ctx, unused, None, Kind::Update, row, &values);
-        write.read_before(vec![old.clone()]);
-        let mut set = WriteSet::default();
-        write.applied(1, &mut set)?;
+        let set = effects(unsent(ctx, Kind::Update, row, &values), Some(old.clone()))?;
         let unchanged = indexed_columns(schema);
         let change = sql::RowChange::Move { unchanged: &unchanged, was: &old };
         Ok(OneStatementWrite::guarded(ctx, dialect, schema, &values, change, set))
@@ -875,6 +868,12 @@ impl<'a> OneStatementWrite<'a> {
     /// Asked before anything is built: on SQLite and MySQL every write asks it.
     pub(crate) fn may_serve(ctx: &Context, dialect: Dialect, schema: &Schema) -> bool {
         dialect.writes_in_with() && !ctx.registry.has_foreign(schema)
+    }
+
+    /// [`OneStatementWrite::may_serve`], for a write guarded by `old`, the row read
+    /// before it (as many values as the schema has columns).
+    fn may_guard_by(ctx: &Context, dialect: Dialect, schema: &Schema, old: &[Value]) -> bool {
+        OneStatementWrite::may_serve(ctx, dialect, schema) && old.len() == schema.columns.len()
     }
 
     /// An insert or update of `row`.
@@ -888,11 +887,8 @@ impl<'a> OneStatementWrite<'a> {
         let values = row_values(row);
         storable::<T>(dialect, &values)?;
         // The effects a transaction's write would have (for an update, with the old
-        // row's nodes those of the new values: the guard makes them so). The row
-        // write's own statement is not used: this one's is built below, from them.
-        let mut set = WriteSet::default();
-        let unused = SqlQuery { text: String::new(), params: Vec::new() };
-        RowWrite::of_row(ctx, unused, None, kind, row, &values).applied(1, &mut set)?;
+        // row's nodes those of the new values: the guard makes them so).
+        let set = effects(unsent(ctx, kind, row, &values), None)?;
         Ok(OneStatementWrite::guarded(ctx, dialect, T::schema(), &values, change, set))
     }
 
@@ -942,6 +938,23 @@ impl<'a> OneStatementWrite<'a> {
         let effects = ApplyEffects::new(env, self.entry_id, self.set);
         (self.query, WriteInFlight { effects, cleaned: self.cleaned })
     }
+}
+
+/// A row write whose own statement is never sent: a one-statement write builds its
+/// statement from the effects instead.
+fn unsent<T: Model>(ctx: &Context, kind: Kind, row: &T, values: &[Value]) -> RowWrite {
+    RowWrite::of_row(ctx, SqlQuery { text: String::new(), params: Vec::new() }, None, kind, row, values)
+}
+
+/// The effects `write` has in a transaction once its statement changed its row,
+/// having read the row as it was (`old`) where it reads one.
+fn effects(mut write: RowWrite, old: Option<Vec<Value>>) -> Result<WriteSet, Error> {
+    if let Some(old) = old {
+        write.read_before(vec![old]);
+    }
+    let mut set = WriteSet::default();
+    write.applied(1, &mut set)?;
+    Ok(set)
 }
 
 /// Every column an index of the schema names, once each, in schema order: the
