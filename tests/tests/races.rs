@@ -921,12 +921,7 @@ fn a_guarded_update_waiting_behind_a_move_goes_the_long_way_on(driver: Driver) {
     assert_eq!(w.stepped.category(5), vec![1], "{driver:?}");
     mover.execute("BEGIN");
     mover.execute("UPDATE item SET category_id = 6 WHERE id = 1");
-    let side = w.stepped.clone();
-    let writer = std::thread::spawn(move || {
-        let before = side.stats().db_queries;
-        side.update(&Item { id: 1, category_id: 5, name: "renamed".into() }).unwrap();
-        side.stats().db_queries - before
-    });
+    let writer = statements_of(&w.stepped, |side| side.update(&Item { id: 1, category_id: 5, name: "renamed".into() }));
     // The update waits for the mover's row lock before the mover commits.
     wait_for_a_lock_wait(&mut watcher, &format!("{driver:?}: the update"));
     mover.execute("COMMIT");
@@ -960,12 +955,7 @@ fn a_guarded_delete_waiting_behind_a_move_goes_the_long_way_on(driver: Driver) {
     // Both nodes filled: the one the row is in, the one it is moved to.
     assert_eq!((w.stepped.category(5), w.stepped.category(6)), (vec![1], vec![2]), "{driver:?}");
     let (mover, let_go) = a_move_held_open(&w.other, item(1, 6));
-    let side = w.stepped.clone();
-    let deleter = std::thread::spawn(move || {
-        let before = side.stats().db_queries;
-        side.delete(1).unwrap();
-        side.stats().db_queries - before
-    });
+    let deleter = statements_of(&w.stepped, |side| side.delete(1));
     wait_for_a_lock_wait(&mut watcher, &format!("{driver:?}: the delete"));
     let_go.send(()).expect("the mover waits");
     mover.join().expect("the mover").expect("the move commits");
@@ -1002,12 +992,7 @@ fn a_guarded_move_waiting_behind_a_move_goes_the_long_way_on(driver: Driver) {
     // The nodes filled: the one the row is in, the other move's, this move's.
     assert_eq!((w.stepped.category(5), w.stepped.category(6), w.stepped.category(7)), (vec![1], vec![2], vec![]));
     let (mover, let_go) = a_move_held_open(&w.other, item(1, 6));
-    let side = w.stepped.clone();
-    let writer = std::thread::spawn(move || {
-        let before = side.stats().db_queries;
-        side.update(&item(1, 7)).unwrap();
-        side.stats().db_queries - before
-    });
+    let writer = statements_of(&w.stepped, |side| side.update(&item(1, 7)));
     // The first guard (the values written) fails on the committed row without
     // waiting; the read sees it too; the second guard (the values read) waits.
     wait_for_a_lock_wait(&mut watcher, &format!("{driver:?}: the move"));
@@ -1022,6 +1007,20 @@ fn a_guarded_move_waiting_behind_a_move_goes_the_long_way_on(driver: Driver) {
     assert_eq!(w.stepped.category(6), vec![2], "{driver:?}: gone from the node the other move put it in");
     assert_eq!(w.stepped.category(5), Vec::<i64>::new(), "{driver:?}");
     assert_eq!((category(&w.other, 5), category(&w.other, 6), category(&w.other, 7)), (vec![], vec![2], vec![1]));
+}
+
+/// Runs `write` on a thread of its own (it may wait for a lock the test holds) and
+/// returns the statements it sent.
+fn statements_of(
+    side: &Side,
+    write: impl FnOnce(&Side) -> Result<(), Error> + Send + 'static,
+) -> std::thread::JoinHandle<u64> {
+    let side = side.clone();
+    std::thread::spawn(move || {
+        let before = side.stats().db_queries;
+        write(&side).expect("the write succeeds");
+        side.stats().db_queries - before
+    })
 }
 
 /// Another process's transaction that updates `row` and holds it until the test
