@@ -265,12 +265,7 @@ impl MultiGetProbe {
 
     /// Returns the value bytes received; an error when a node or object is missing.
     pub fn run(&mut self, expected_objects: usize) -> io::Result<usize> {
-        let (node_bytes, nodes) = self.conn.multi_get(&self.nodes)?;
-        let (object_bytes, objects) = self.conn.multi_get(&self.objects)?;
-        if nodes == 0 || objects != expected_objects {
-            return Err(protocol(format!("multi-get probe: {nodes} nodes, {objects} of {expected_objects} objects")));
-        }
-        Ok(node_bytes + object_bytes)
+        self.run_each(expected_objects, |_| Ok(()))
     }
 
     /// The same two round trips, each object decoded by `decode` as it is framed: the
@@ -281,15 +276,22 @@ impl MultiGetProbe {
         expected_objects: usize,
         decode: impl Fn(&[u8]) -> Option<T>,
     ) -> io::Result<Vec<T>> {
-        let (_, nodes) = self.conn.multi_get(&self.nodes)?;
         let mut rows = Vec::with_capacity(expected_objects);
-        let (_, objects) = self.conn.multi_get_each(&self.objects, |value| {
+        self.run_each(expected_objects, |value| {
             rows.push(decode(value).ok_or_else(|| protocol("multi-get probe: an object that does not decode"))?);
             Ok(())
         })?;
+        Ok(rows)
+    }
+
+    /// The two round trips, each object's bytes handed to `each`: the value bytes
+    /// received, or an error when a node or object is missing.
+    fn run_each(&mut self, expected_objects: usize, each: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<usize> {
+        let (node_bytes, nodes) = self.conn.multi_get(&self.nodes)?;
+        let (object_bytes, objects) = self.conn.multi_get_each(&self.objects, each)?;
         if nodes == 0 || objects != expected_objects {
             return Err(protocol(format!("multi-get probe: {nodes} nodes, {objects} of {expected_objects} objects")));
         }
-        Ok(rows)
+        Ok(node_bytes + object_bytes)
     }
 }
