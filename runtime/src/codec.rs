@@ -10,7 +10,9 @@
 //! An object's **etag** is a 64-bit hash of its encoded bytes (xxh3, a published
 //! algorithm every version and build computes alike): equal etags mean equal bytes.
 //!
-//! **Nodes**: a header that only a complete fill writes, then one entry per id. An
+//! **Nodes**: a header that only a complete fill or write-back writes (with a random
+//! nonce of its own, so that a node's bytes, once changed, never come back: see
+//! [`NODE_HEADER_TAG`]), then one entry per id. An
 //! entry is the id and the etag of the object as the write that put it there (or the
 //! fill that listed it) encoded it. Writers append entries with `append`, which
 //! memcached applies to whatever item is there, including a lease placeholder (an
@@ -56,13 +58,26 @@
 use memdex_grammar::decimal::Digits;
 use memdex_grammar::{Type, Value};
 
-/// The header of a complete node (version 3) starts with these bytes, followed by
-/// the byte length of the verified entries as 8 hex digits and a newline. Any other
-/// value starting with `#` (an older format) is corrupt, and rewritten under CAS.
-pub const NODE_HEADER_TAG: &[u8] = b"#3";
+/// The header of a complete node (version 4) starts with these bytes, followed by
+/// the byte length of the verified entries as 8 hex digits, the node's **nonce** as
+/// 16 hex digits and a newline. The nonce is random, drawn afresh by every write of
+/// a whole node (a fill or a write-back); appends leave it alone. So a node's bytes
+/// never come back once they changed: an append makes them longer, and a new whole
+/// value brings another nonce — after a delete, an eviction or a server restart too.
+/// Equal bytes read at two moments mean the node did not change in between, which a
+/// fetch over several nodes relies on to skip re-reading them
+/// ([`is_unique_node`]).
+pub const NODE_HEADER_TAG: &[u8] = b"#4";
 
-/// Header bytes: the tag, 8 hex digits, a newline.
-const NODE_HEADER_LEN: usize = NODE_HEADER_TAG.len() + 8 + 1;
+/// Header bytes: the tag, 8 hex digits of length, 16 of nonce, a newline.
+const NODE_HEADER_LEN: usize = NODE_HEADER_TAG.len() + 8 + 16 + 1;
+
+/// The header of the previous version (3): the tag, 8 hex digits of length and a
+/// newline, no nonce. Read as before — a process of the previous release may still
+/// fill nodes during a rolling upgrade, and treating its nodes as corrupt would make
+/// the two releases rewrite each other's — but never taken as unchanged by its
+/// bytes alone. Any other value starting with `#` is corrupt, rewritten under CAS.
+const NODE_HEADER_TAG_V3: &[u8] = b"#3";
 
 /// The first byte of every object value memdex writes (version 2, tagged).
 const OBJECT_MAGIC: u8 = 0xB2;
@@ -221,8 +236,12 @@ fn push_counted(out: &mut Vec<u8>, bytes: &[u8]) {
 pub fn encode_node(entries: &[Entry], orders: &[Option<Value>]) -> Vec<u8> {
     let mut out = Vec::with_capacity(NODE_HEADER_LEN + entries.len() * 24);
     out.extend_from_slice(NODE_HEADER_TAG);
-    // The verified length, filled in once the entries are written.
-    out.extend_from_slice(b"00000000\n");
+    // The verified length, filled in once the entries are written, then the nonce.
+    out.extend_from_slice(b"00000000");
+    let mut nonce = [0u8; 16];
+    push_hex(&mut nonce, fastrand::u64(..));
+    out.extend_from_slice(&nonce);
+    out.push(b'\n');
     let mut sequence: Vec<usize> = (0..entries.len()).collect();
     if !orders.is_empty() {
         sequence.sort_by(|&a, &b| {
@@ -261,8 +280,15 @@ pub fn encode_node(entries: &[Entry], orders: &[Option<Value>]) -> Vec<u8> {
     // Eight hex digits hold 4 GiB, far above any cache's item limit (a node that
     // long would not be stored anyway).
     let verified = u64::try_from(out.len() - NODE_HEADER_LEN).unwrap_or(u64::MAX);
-    push_hex(&mut out[NODE_HEADER_TAG.len()..NODE_HEADER_LEN - 1], verified);
+    push_hex(&mut out[NODE_HEADER_TAG.len()..NODE_HEADER_TAG.len() + 8], verified);
     out
+}
+
+/// Whether `bytes` are a node whose bytes name one state of it only: a version 4
+/// header, with a nonce. Reading such bytes twice means the node did not change
+/// between the two reads (see [`NODE_HEADER_TAG`]).
+pub fn is_unique_node(bytes: &[u8]) -> bool {
+    bytes.starts_with(NODE_HEADER_TAG) && bytes.get(NODE_HEADER_LEN - 1) == Some(&b'\n')
 }
 
 /// Writes the low `out.len()` hex digits of `n` into `out`.
@@ -277,16 +303,25 @@ fn push_hex(out: &mut [u8], n: u64) {
 /// A node's header: the byte length of its verified entries, and the body (every
 /// entry) after it.
 fn split_header(bytes: &[u8]) -> Result<(usize, &[u8]), NodeDecode> {
-    let Some(after_tag) = bytes.strip_prefix(NODE_HEADER_TAG) else {
+    let (after_tag, nonce_len) = if let Some(after_tag) = bytes.strip_prefix(NODE_HEADER_TAG) {
+        (after_tag, 16)
+    } else if let Some(after_tag) = bytes.strip_prefix(NODE_HEADER_TAG_V3) {
+        (after_tag, 0)
+    } else {
         // Entries never start with `#`: a value that does is a node of another
         // format (or garbage), not a placeholder.
         return Err(if bytes.first() == Some(&b'#') { NodeDecode::Corrupt } else { NodeDecode::Unfilled });
     };
-    let (Some(digits), Some(b'\n')) = (after_tag.get(..8), after_tag.get(8)) else {
+    let end = 8 + nonce_len;
+    let (Some(digits), Some(nonce), Some(b'\n')) = (after_tag.get(..8), after_tag.get(8..end), after_tag.get(end))
+    else {
         return Err(NodeDecode::Corrupt);
     };
+    if parse_hex(nonce).is_none() {
+        return Err(NodeDecode::Corrupt);
+    }
     let verified_bytes = usize::try_from(parse_hex(digits).ok_or(NodeDecode::Corrupt)?).unwrap_or(usize::MAX);
-    let body = &after_tag[9..];
+    let body = &after_tag[end + 1..];
     if verified_bytes > body.len() {
         return Err(NodeDecode::Corrupt);
     }
@@ -587,6 +622,37 @@ mod tests {
         Ok(Node { entries, verified, orders: Vec::new() })
     }
 
+    /// A version 4 header saying `len` bytes are verified, with a fixed nonce.
+    fn header(len: usize) -> Vec<u8> {
+        format!("#4{len:08x}0123456789abcdef\n").into_bytes()
+    }
+
+    #[test]
+    fn every_whole_write_of_a_node_has_bytes_of_its_own() {
+        let entries = vec![(Value::Int(1), 10), (Value::Int(2), 20)];
+        let (first, second) = (encode_node(&entries, &[]), encode_node(&entries, &[]));
+        // The same entries, written twice (a fill, then a refill from the same rows):
+        // equal bytes would tell a reader that compares bytes the node never changed.
+        assert_ne!(first, second);
+        assert_eq!(decode_node(&first, Type::Int, None), decode_node(&second, Type::Int, None));
+        assert!(is_unique_node(&first) && is_unique_node(&second));
+        // An append keeps the nonce; the bytes grow, so they never come back either.
+        let appended = [&first[..], &entry_record(&Value::Int(3), 30)].concat();
+        assert!(is_unique_node(&appended));
+        assert_eq!(decode_node(&appended, Type::Int, None).map(|n| n.verified), Ok(2));
+    }
+
+    #[test]
+    fn a_node_of_the_previous_version_reads_but_is_not_unique() {
+        let current = encode_node(&[(Value::Int(1), 10)], &[]);
+        let body = &current[NODE_HEADER_LEN..];
+        let previous = [format!("#3{:08x}\n", body.len()).as_bytes(), body].concat();
+        assert_eq!(decode_node(&previous, Type::Int, None), all_verified(vec![(Value::Int(1), 10)]));
+        assert!(!is_unique_node(&previous));
+        // A placeholder and garbage are no node at all.
+        assert!(!is_unique_node(b"") && !is_unique_node(b"1,000000000000000a") && !is_unique_node(b"#4"));
+    }
+
     #[test]
     fn nodes_round_trip_for_both_key_types() {
         let ints = vec![
@@ -598,7 +664,8 @@ mod tests {
         ];
         let encoded = encode_node(&ints, &[]);
         let body = encoded.len() - NODE_HEADER_LEN;
-        assert!(encoded.starts_with(format!("#3{body:08x}\n1111,0000000000000007-3,fffffffffffffffe").as_bytes()));
+        assert!(encoded.starts_with(format!("#4{body:08x}").as_bytes()));
+        assert!(encoded[NODE_HEADER_LEN..].starts_with(b"1111,0000000000000007-3,fffffffffffffffe"));
         assert_eq!(decode_node(&encoded, Type::Int, None), all_verified(ints));
         let texts =
             vec![(Value::Text("a,b:c".into()), 5), (Value::Text(String::new()), 6), (Value::Text("ü\n#3".into()), 9)];
@@ -661,7 +728,7 @@ mod tests {
         assert!(matches!(node.orders[0], Some(Value::Float(x)) if x.is_nan()));
         // Damaged order values are corrupt, not a panic.
         for bad in [&b"^"[..], b"^x1,", b"^12", b"^5:ab", b"^zzzzzzzzzzzzzzzz1,0000000000000001"] {
-            let bytes = [&b"#300000000\n"[..], bad].concat();
+            let bytes = [&header(0)[..], bad].concat();
             for ty in [Type::Int, Type::Text, Type::Float, Type::Bool, Type::Uuid, Type::Json] {
                 assert_eq!(decode_node(&bytes, Type::Int, Some(ty)), Err(NodeDecode::Corrupt), "{ty:?} {bad:?}");
             }
@@ -717,7 +784,6 @@ mod tests {
         assert_eq!(text[NODE_HEADER_LEN], ORDER_MARK);
         // Damaged records are corrupt, not a panic: a short region, a bad flag, a
         // text key, a bool that is not 0 or 1.
-        let header = |len: usize| format!("#3{len:08x}\n").into_bytes();
         let region = &bytes[NODE_HEADER_LEN..];
         let short = [header(region.len() - 1), region[..region.len() - 1].to_vec()].concat();
         let mut flagged = bytes.clone();
@@ -736,13 +802,19 @@ mod tests {
         let one = encode_node(&[(Value::Int(1), 10)], &[]);
         for bad in [
             b"#2\n1,000000000000000a".to_vec(),
+            b"#4\n".to_vec(),
             b"#3\n".to_vec(),
+            b"#4zzzzzzzz0000000000000000\n".to_vec(),
             b"#3zzzzzzzz\n".to_vec(),
+            // A nonce that is not hex, one too short, none in a version 4 header.
+            b"#400000000000000000000000g\n".to_vec(),
+            b"#40000000000000000000000000\n".to_vec(),
+            b"#400000000\n".to_vec(),
             b"#300000005".to_vec(),
             // More verified bytes than there are.
-            [&b"#3000000ff\n"[..], &one[NODE_HEADER_LEN..]].concat(),
+            [&header(0xff)[..], &one[NODE_HEADER_LEN..]].concat(),
             // A verified length inside an entry.
-            [&b"#300000003\n"[..], &one[NODE_HEADER_LEN..]].concat(),
+            [&header(3)[..], &one[NODE_HEADER_LEN..]].concat(),
         ] {
             assert_eq!(
                 decode_node(&bad, Type::Int, None),
@@ -784,7 +856,7 @@ mod tests {
     fn garbage_is_corrupt_not_a_panic() {
         // Garbage after a well-formed header (no verified entries), so that the
         // entries themselves are parsed.
-        let node = |body: &[u8]| [&b"#300000000\n"[..], body].concat();
+        let node = |body: &[u8]| [&header(0)[..], body].concat();
         for bad in [
             &b"xyz"[..],
             b"12",

@@ -660,9 +660,11 @@
 //! ```
 //!
 //! Captured values appear as `p0`, `p1`, … (text parameters by their names). The
-//! two round trips are the nodes, then the objects they list; when this process's
-//! near cache holds those objects at the versions the nodes name (on by default,
-//! [`StoreBuilder::near_cache_capacity`]), the second is skipped.
+//! two round trips are the nodes, then the objects they list (and, over several
+//! nodes, the nodes' CAS again); when this process's near cache holds those objects
+//! at the versions the nodes name (on by default,
+//! [`StoreBuilder::near_cache_capacity`]) and, over several nodes, has seen each
+//! node's exact bytes before, the second is skipped.
 //!
 //! # Counters and the cache conversation
 //!

@@ -19,6 +19,14 @@
 //! fetch that reads identical bytes, with every listed object still kept, would
 //! list, look up, check and sort exactly the rows kept; it filters them and is done.
 //! Any write that touches a row of the node appends to it, which changes its bytes.
+//!
+//! And it records which node bytes this process has read (or stored), each with
+//! the tick of a logical clock at which its reply came in: a fetch over several
+//! nodes whose every node it reads is one recorded before the fetch began need
+//! not read their CAS again to know that it saw them all at one moment
+//! (`engine::scan`, "seen before"). That rests on node bytes never coming back once
+//! they changed — the nonce every whole write of a node draws (`crate::codec`) —
+//! and, again, not on CAS numbers.
 
 use std::any::{Any, TypeId};
 use std::sync::Arc;
@@ -59,8 +67,20 @@ impl ObjectId {
 /// ([`node_digest`]).
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub(crate) enum NearKey {
-    Object { model: TypeId, id: ObjectId, etag: u64 },
-    Node { model: TypeId, digest: u128 },
+    Object {
+        model: TypeId,
+        id: ObjectId,
+        etag: u64,
+    },
+    Node {
+        model: TypeId,
+        digest: u128,
+    },
+    /// A node's key and bytes ([`node_digest`]) that a fetch over several nodes read
+    /// (the value: [`NearCache::tick`] once the reply was in).
+    Seen {
+        digest: u128,
+    },
 }
 
 /// The digest a node's rows are kept by: its key and its bytes, 128 bits so that
@@ -107,7 +127,7 @@ impl Lifecycle<NearKey, Kept> for CountEvictions {
 pub(crate) struct NearGauges {
     /// Bytes charged to the kept entries (their encoded sizes plus overhead).
     pub(crate) bytes: u64,
-    /// Entries kept (objects and nodes' rows).
+    /// Entries kept (objects, nodes' rows, and the node bytes seen).
     pub(crate) entries: u64,
     /// Entries evicted for room since the store was built.
     pub(crate) evictions: u64,
@@ -121,6 +141,10 @@ const ENTRY_OVERHEAD: u32 = 96;
 pub(crate) struct NearCache {
     kept: Option<Cache<NearKey, Kept, ByWeight, DefaultHashBuilder, CountEvictions>>,
     evictions: CountEvictions,
+    /// A logical clock: each fetch over several nodes takes a tick before it sends
+    /// anything, and each node it then reads is recorded with a later tick, so that
+    /// "recorded before my tick" means "read by a reply that came in before I sent".
+    ticks: AtomicU64,
 }
 
 impl std::fmt::Debug for NearCache {
@@ -141,7 +165,7 @@ impl NearCache {
             let estimated = (capacity / 512).clamp(16, 1 << 20);
             Cache::with(estimated, capacity as u64, ByWeight, DefaultHashBuilder::default(), evictions.clone())
         });
-        NearCache { kept, evictions }
+        NearCache { kept, evictions, ticks: AtomicU64::new(0) }
     }
 
     /// Its size now and its evictions so far (all zero when it is off).
@@ -174,6 +198,31 @@ impl NearCache {
     /// the node's key and bytes; `encoded_len` is what their encodings take.
     pub(crate) fn keep_node_rows<T: Send + Sync + 'static>(&self, digest: u128, rows: Vec<T>, encoded_len: usize) {
         self.insert(NearKey::Node { model: TypeId::of::<T>(), digest }, Arc::new(rows), encoded_len);
+    }
+
+    /// The next tick of the near cache's clock ([`NearCache::seen_before`]).
+    pub(crate) fn tick(&self) -> u64 {
+        // SeqCst: a tick taken after another is ordered after everything the other's
+        // thread did before taking it, whichever thread took it.
+        self.ticks.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// Whether a node with this digest of key and bytes was recorded
+    /// ([`NearCache::saw`]) before tick `since` was taken.
+    pub(crate) fn seen_before(&self, digest: u128, since: u64) -> bool {
+        let Some(kept) = self.kept.as_ref().and_then(|cache| cache.get(&NearKey::Seen { digest })) else {
+            return false;
+        };
+        kept.row.downcast_ref::<u64>().is_some_and(|&at| at < since)
+    }
+
+    /// Records that a reply that came in just now held a node with this digest of key
+    /// and bytes; a record already there is older, and stays.
+    pub(crate) fn saw(&self, digest: u128) {
+        let Some(cache) = &self.kept else { return };
+        if cache.get(&NearKey::Seen { digest }).is_none() {
+            self.insert(NearKey::Seen { digest }, Arc::new(self.tick()), 0);
+        }
     }
 
     /// Keeps `row`, whose encoding (`encoded_len` bytes long) hashes to `etag`.

@@ -47,6 +47,12 @@ stats! {
     /// node's exact bytes (`near_hits` counts their objects too): nothing listed,
     /// looked up or read beyond the node itself.
     near_node_hits,
+    /// Fetches over several index nodes, all found in the cache, that read the
+    /// nodes' CAS again with their objects, because some node was not one this
+    /// process had read before, byte for byte (it changed since, or this process
+    /// never read it): the re-read makes sure a row moving between two of them is
+    /// not missed by both reads. A hot fetch over unchanged nodes needs none.
+    node_rechecks,
     /// Fills (nodes or objects) this store won the lease for and stored.
     fills_won,
     /// Fills that lost: a write touched the key between the miss and the fill.
@@ -93,7 +99,8 @@ stats! {
     /// Bytes the near cache holds right now (a gauge): the kept objects' and node
     /// rows' encoded sizes plus a per-entry overhead, at most `near_cache_capacity`.
     near_bytes,
-    /// Entries (objects and nodes' rows) the near cache holds right now (a gauge).
+    /// Entries (objects, nodes' rows and the node bytes it saw) the near cache holds
+    /// right now (a gauge).
     near_entries,
     /// Entries the near cache dropped for room (or never took: heavier than the
     /// whole cache) since the store was built. Growing steadily under a steady load,

@@ -86,14 +86,25 @@ impl Backends {
         let n = SEQUENCE.fetch_add(1, Ordering::Relaxed);
         let name = format!("{}_{}_{n}", self.tag, std::process::id()).replace(['-', ' '], "_").to_lowercase();
         let builder = with_database(Store::builder().namespace(name.clone()), self.db, &name);
-        let inner: Box<dyn CacheBackend> = match (&self.cache, &self.memcached) {
+        let (cache, switch) = SwitchCache::new(self.fresh_cache());
+        (builder.cache(Box::new(cache)).build().expect("store builds"), switch)
+    }
+
+    /// A cache of this combination's kind that a test hands to its store
+    /// (`StoreBuilder::cache`, through a wrapper such as `Stepping`) and keeps a handle
+    /// on, to read and write the cache as another process would.
+    pub fn shared_cache(&self) -> Arc<dyn CacheBackend> {
+        Arc::from(self.fresh_cache())
+    }
+
+    /// A new client of this combination's memcached, or a new in-process cache.
+    fn fresh_cache(&self) -> Box<dyn CacheBackend> {
+        match (&self.cache, &self.memcached) {
             (Cache::Memcached, Some(addr)) => Box::new(
                 Memcached::connect(std::slice::from_ref(addr), CacheConfig::default()).expect("connect to memcached"),
             ),
             _ => Box::new(InProcessCache::new(CacheConfig::default())),
-        };
-        let (cache, switch) = SwitchCache::new(inner);
-        (builder.cache(Box::new(cache)).build().expect("store builds"), switch)
+        }
     }
 }
 

@@ -290,13 +290,20 @@ fn damaged_ordered_nodes_are_refilled_not_served() {
         Ok(memdex::cache::CacheReply::Hit { value, .. }) => value,
         other => panic!("the node is cached after two reads: {other:?}"),
     };
-    let header_len = 11;
+    // The header ends at the first newline (its tag, length and nonce are hex).
+    let header_len = good.iter().position(|&b| b == b'\n').unwrap() + 1;
     let records = &good[header_len..];
-    let header = |len: usize| format!("#3{len:08x}\n").into_bytes();
+    // The node's own header, saying `len` verified bytes.
+    let header = |len: usize| {
+        let mut header = good[..header_len].to_vec();
+        header[2..10].copy_from_slice(format!("{len:08x}").as_bytes());
+        header
+    };
     let mut bad_flag = good.clone();
     bad_flag[header_len + 1 + 25 * 7] = 9;
     let damaged: Vec<Vec<u8>> = vec![
         b"#3zzzzzzzz\n".to_vec(),
+        b"#4zzzzzzzz0123456789abcdef\n".to_vec(),
         [header(records.len() - 3), records[..records.len() - 3].to_vec()].concat(),
         [header(records.len() + 5), records.to_vec()].concat(),
         bad_flag,

@@ -95,6 +95,16 @@ impl Side {
         ids(&self.rows(cat))
     }
 
+    /// The ids in either of two categories: a fetch over two nodes.
+    fn categories(&self, a: i64, b: i64) -> Vec<i64> {
+        let q = select!(Item, |i| i.category_id == a || i.category_id == b);
+        let rows = match self {
+            Side::Blocking(s) => q.fetch(s).expect("fetch"),
+            Side::Tokio(s) => block_on(q.fetch_async(s)).expect("fetch"),
+        };
+        ids(&rows)
+    }
+
     fn stats(&self) -> Stats {
         match self {
             Side::Blocking(s) => s.stats(),
@@ -235,12 +245,22 @@ fn category(store: &Store, cat: i64) -> Vec<i64> {
 /// read straight from the shared cache (no store involved). `None`: not a complete
 /// node (missing, a lease placeholder, garbage).
 fn node_ids(w: &World, category: i64) -> Option<Vec<i64>> {
-    let keys = KeySpace::new("memdex", Item::schema(), 0);
-    let node = keys.node(Item::schema(), &NodeRef { index: Some(0), values: vec![Value::Int(category)] });
-    let reply = w.stepper.plain().run(&[CacheOp::Get { key: &node, lease: None }]).remove(0).expect("cache answers");
+    listed_in(&*w.stepper.plain(), category)
+}
+
+/// [`node_ids`] of the node in `cache`.
+fn listed_in(cache: &dyn CacheBackend, category: i64) -> Option<Vec<i64>> {
+    let node = node_key(category);
+    let reply = cache.run(&[CacheOp::Get { key: &node, lease: None }]).remove(0).expect("cache answers");
     let CacheReply::Hit { value, .. } = reply else { return None };
     let listed = memdex::__private::decode_node_ids(&value, memdex::Type::Int, None)?;
     Some(listed.iter().filter_map(Value::as_i64).collect())
+}
+
+/// The cache key of category `category`'s index node.
+fn node_key(category: i64) -> String {
+    let keys = KeySpace::new("memdex", Item::schema(), 0);
+    keys.node(Item::schema(), &NodeRef { index: Some(0), values: vec![Value::Int(category)] })
 }
 
 /// Object `id` as the shared cache holds it, decoded (no store involved). `None`:
@@ -1258,6 +1278,96 @@ fn a_kept_object_is_never_served_after_another_process_changed_it_on(driver: Dri
     let after = w.stepped.stats();
     assert_eq!(after.near_hits - before.near_hits, 1, "{after:?}");
     assert_eq!(after.cache_round_trips - before.cache_round_trips, 1, "hot again: one round trip");
+    w.assert_nothing_drained();
+}
+
+/// K8 with the nodes seen: a hot fetch over two nodes skips re-reading them when
+/// each is, byte for byte, one it read before. Here its two reads land apart (the
+/// batch's ops on different servers): node 2 is read first, unchanged; then row 1
+/// moves from category 1 to 2 and a reader removes it lazily from node 1 (re-homing
+/// it in node 2 first); then node 1 is read, without the row. Neither read lists
+/// row 1, which matched throughout. Node 1's bytes are new, so the fetch re-reads
+/// both nodes, sees them changed, and the database answers — with row 1. A fetch that
+/// trusted the nodes it saw before without checking each misses it.
+#[test]
+fn a_row_moving_between_two_seen_nodes_read_apart_is_not_missed() {
+    DRIVERS.into_iter().for_each(a_row_moving_between_two_seen_nodes_read_apart_is_not_missed_on);
+}
+
+/// A world with rows 1 and 2 in category 1 and row 3 in category 2, whose stepped
+/// process has read both nodes (hot: seen, every object kept).
+fn two_nodes_seen(tag: &str, driver: Driver) -> World {
+    let w = world(tag, driver);
+    for (id, cat) in [(1, 1), (2, 1), (3, 2)] {
+        w.other.insert(&item(id, cat)).unwrap();
+    }
+    for _ in 0..2 {
+        assert_eq!(w.stepped.categories(1, 2), vec![1, 2, 3]);
+    }
+    w
+}
+
+fn a_row_moving_between_two_seen_nodes_read_apart_is_not_missed_on(driver: Driver) {
+    let w = two_nodes_seen("seen_apart", driver);
+    let before = w.stepped.stats();
+    assert_eq!(w.stepped.categories(1, 2), vec![1, 2, 3]);
+    let hot = w.stepped.stats();
+    assert_eq!(hot.cache_round_trips - before.cache_round_trips, 1, "hot, the nodes seen: {hot:?}");
+    assert_eq!(hot.node_rechecks, before.node_rechecks, "{hot:?}");
+
+    let other = w.other.clone();
+    let mut moved = false;
+    w.stepper.on_batch(move |ops, inner| {
+        if moved {
+            return Step::Proceed;
+        }
+        moved = true;
+        let (old_node, new_node) = (node_key(1), node_key(2));
+        let early = ops.iter().position(|op| op.key() == new_node).expect("node 2 read");
+        let late = ops.iter().position(|op| op.key() == old_node).expect("node 1 read");
+        let mut replies = inner.run(ops);
+        replies[early] = inner.run(&ops[early..=early]).remove(0);
+        other.update(&item(1, 2)).unwrap();
+        assert_eq!(category(&other, 1), vec![2], "the lazy removal");
+        let node1 = listed_in(inner, 1).expect("node 1 written back");
+        assert!(!node1.contains(&1), "row 1 removed from node 1: {node1:?}");
+        assert!(listed_in(inner, 2).expect("node 2").contains(&1), "and re-homed in node 2");
+        replies[late] = inner.run(&ops[late..=late]).remove(0);
+        Step::Reply(replies)
+    });
+    assert_eq!(w.stepped.categories(1, 2), vec![1, 2, 3], "row 1 is in category 2 now, and was in 1 before");
+    w.stepper.clear();
+    let after = w.stepped.stats();
+    assert_eq!(after.node_rechecks - hot.node_rechecks, 1, "node 1's bytes are new: re-read: {after:?}");
+    w.assert_nothing_drained();
+}
+
+/// A node deleted (an eviction) and filled again by another process from the same
+/// rows lists exactly what it listed before; only its nonce differs. A fetch over
+/// several nodes must not take it for the node it saw: a node that left and came
+/// back may have missed a row in between (the proof of the skipped re-read needs
+/// the node unchanged from the first read to the second), so it re-reads.
+#[test]
+fn a_node_refilled_by_another_process_is_not_taken_for_the_one_seen() {
+    DRIVERS.into_iter().for_each(a_node_refilled_by_another_process_is_not_taken_for_the_one_seen_on);
+}
+
+fn a_node_refilled_by_another_process_is_not_taken_for_the_one_seen_on(driver: Driver) {
+    let w = two_nodes_seen("seen_refill", driver);
+    let listed = |w: &World| (node_ids(w, 1), node_ids(w, 2));
+    let seen = listed(&w);
+    let key = node_key(1);
+    w.stepper.plain().run(&[CacheOp::Delete { key: &key }]);
+    assert_eq!(category(&w.other, 1), vec![1, 2], "the other process fills node 1 again");
+    assert_eq!(listed(&w), seen, "the same entries");
+    let before = w.stepped.stats();
+    assert_eq!(w.stepped.categories(1, 2), vec![1, 2, 3]);
+    let after = w.stepped.stats();
+    assert_eq!(after.node_rechecks - before.node_rechecks, 1, "the refilled node is re-read: {after:?}");
+    let before = after;
+    assert_eq!(w.stepped.categories(1, 2), vec![1, 2, 3]);
+    let after = w.stepped.stats();
+    assert_eq!(after.cache_round_trips - before.cache_round_trips, 1, "seen since: {after:?}");
     w.assert_nothing_drained();
 }
 

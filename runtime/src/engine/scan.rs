@@ -187,8 +187,15 @@ pub(crate) struct Scan<T> {
     key_text: String,
     /// Objects of key lookups, read in round trip 1 with the nodes.
     direct_count: usize,
-    /// Whether round trip 2 re-reads the nodes' CAS (several cached nodes).
+    /// Whether round trip 2 re-reads the nodes' CAS (several cached nodes, not all
+    /// of them seen unchanged before the fetch began).
     recheck: bool,
+    /// The near cache's tick taken when the fetch was bound, before it sent anything,
+    /// when it reads several nodes ([`Scan::nodes_seen_before`]).
+    since: Option<u64>,
+    /// Every node round trip 1 read is one this process read, byte for byte, in a
+    /// reply that came in before `since`: the nodes' re-read is not needed.
+    seen_before: bool,
     /// The objects round trip 2 reads (those neither known from round trip 1 nor
     /// kept in the near cache).
     round_two: Vec<usize>,
@@ -273,12 +280,18 @@ impl<T: Model> Scan<T> {
             key_text: String::new(),
             direct_count: 0,
             recheck: false,
+            since: None,
+            seen_before: false,
             round_two: Vec::new(),
             lease_round: Vec::new(),
             window: None,
             page: None,
             node_rows: None,
         };
+        if scan.nodes.len() > 1 && ctx.near.is_on() {
+            // Before anything is sent (this scan's first batch comes after `bind`).
+            scan.since = Some(ctx.near.tick());
+        }
         // Objects in first-seen order, each once; its key is built once per fetch.
         scan.direct_slots = direct_ids.iter().map(|ids| ids.iter().map(|id| scan.want(id)).collect()).collect();
         scan.direct_count = scan.objects.len();
@@ -298,6 +311,8 @@ impl<T: Model> Scan<T> {
             key_text: String::new(),
             direct_count: 0,
             recheck: false,
+            since: None,
+            seen_before: false,
             round_two: Vec::new(),
             lease_round: Vec::new(),
             window: None,
@@ -470,6 +485,7 @@ impl<T: Model> Scan<T> {
                 }
             }
         }
+        let digests = self.since.map(|_| seen_digests(&self.nodes, node_replies));
         for (n, reply) in self.nodes.iter_mut().zip(node_replies) {
             if let Some(window) = &self.window {
                 if read_page(ctx, schema, window, n, reply) {
@@ -477,6 +493,9 @@ impl<T: Model> Scan<T> {
                 }
             }
             all_hit &= read_node(ctx, schema, n, reply);
+        }
+        if let (Some(since), Some(digests)) = (self.since, digests) {
+            self.seen_before = all_hit && nodes_seen_before(ctx, since, &digests);
         }
         read_objects(ctx, self.tag, &mut self.objects, 0..self.direct_count, object_replies);
         all_hit
@@ -559,7 +578,13 @@ impl<T: Model> Scan<T> {
         // changed in between ("double collect"), the database answers instead. Every
         // change of a node (append, write-back, delete, expiry) changes or drops its
         // CAS, so "same CAS" is exactly "same node".
-        self.recheck = self.nodes.len() > 1 && self.nodes.iter().all(|n| n.read_cas.is_some());
+        //
+        // Unless every node's bytes are ones this process read before the fetch
+        // began (`seen_before`): bytes of a node never come back once it changed
+        // (`codec::NODE_HEADER_TAG`), so each node did not change between that read
+        // and this fetch's, and at the moment of this fetch's first node read every
+        // node held what it read — one instant, as the re-read would show.
+        self.recheck = self.nodes.len() > 1 && self.nodes.iter().all(|n| n.read_cas.is_some()) && !self.seen_before;
         self.round_two = (self.direct_count..self.objects.len()).collect();
         !self.round_two.is_empty() || self.recheck
     }
@@ -649,6 +674,9 @@ impl<T: Model> Scan<T> {
             read_objects(ctx, self.tag, &mut self.objects, self.round_two.iter().copied(), object_replies);
         } else {
             self.read_plain_objects(ctx, object_replies);
+        }
+        if self.recheck {
+            Counters::add(&ctx.stats.node_rechecks, 1);
         }
         let moved = self.recheck
             && (node_replies.len() != self.nodes.len()
@@ -762,6 +790,8 @@ impl<T: Model> Scan<T> {
     /// lazy removals (with the appends that must land first).
     pub(crate) fn plan_writes(&self, ctx: &Context, max_value: usize) -> WritePlan {
         let mut plan = WritePlan::default();
+        // Only a fetch over several nodes looks for node bytes seen before.
+        plan.writes.record_seen_nodes(self.since.is_some());
         self.plan_object_writes(ctx, max_value, &mut plan.writes);
         self.plan_node_writes(ctx, max_value, &mut plan);
         plan
@@ -928,6 +958,40 @@ fn read_page(
     n.raw = Some(std::mem::take(value));
     n.read_cas = Some(*cas);
     true
+}
+
+/// The digest of each node reply's key and bytes, when it is a node whose bytes
+/// name one state of it ([`codec::is_unique_node`]); `None` for any other reply.
+fn seen_digests(nodes: &[NodeState], replies: &[Result<CacheReply, CacheError>]) -> Vec<Option<u128>> {
+    let digest = |(n, reply): (&NodeState, &Result<CacheReply, CacheError>)| match reply {
+        Ok(CacheReply::Hit { value, .. }) if codec::is_unique_node(value) => {
+            Some(crate::near::node_digest(&n.key, value))
+        }
+        _ => None,
+    };
+    nodes.iter().zip(replies).map(digest).collect()
+}
+
+/// Whether every node was read, byte for byte, by a reply that came in before
+/// tick `since` (one taken before this fetch sent anything); records each one
+/// read now for the fetches after it.
+///
+/// Why that is as good as reading the nodes again: node X read now at moment c(X)
+/// and before at e(X), with the same bytes, did not change in between; every e(X)
+/// comes before every c(Y) (each earlier reply was in before this fetch sent), so
+/// at the first c(Y) every node held exactly what this fetch read.
+fn nodes_seen_before(ctx: &Context, since: u64, digests: &[Option<u128>]) -> bool {
+    let mut all = true;
+    for digest in digests {
+        match digest {
+            Some(d) => {
+                all &= ctx.near.seen_before(*d, since);
+                ctx.near.saw(*d);
+            }
+            None => all = false,
+        }
+    }
+    all
 }
 
 /// The rows the near cache keeps for this node reply's exact bytes, counted as a

@@ -3,6 +3,7 @@
 
 use super::Replies;
 use crate::cache::{CacheOp, CacheReply};
+use crate::codec;
 use crate::stats::Counters;
 
 use super::Context;
@@ -34,9 +35,17 @@ struct CasStore {
 #[derive(Debug, Default)]
 pub(crate) struct WriteBack {
     ops: Vec<(String, Option<CasStore>)>,
+    /// Whether the nodes it stores are recorded as seen ([`WriteBack::lost`]).
+    record_seen: bool,
 }
 
 impl WriteBack {
+    /// Records the nodes it stores as seen: for a fetch over several nodes, which the
+    /// next such fetch then need not read again.
+    pub(crate) fn record_seen_nodes(&mut self, record: bool) {
+        self.record_seen = record;
+    }
+
     /// A fill under lease, or the repair of an unreadable value under its CAS
     /// (race rule 1: it stores only if no write touched the key since the miss).
     pub(crate) fn fill(&mut self, key: String, value: Vec<u8>, ttl: u32, cas: u64) {
@@ -72,12 +81,22 @@ impl WriteBack {
     /// and would block every other fill until they expire (the next reader fills
     /// them; fills re-read the database after taking their lease). A complete node
     /// whose clean-up lost is never deleted (see `OnLost::Keep`).
+    ///
+    /// A node it stored held exactly those bytes when its server stored them: the
+    /// near cache records them as seen, as it records a node read, when asked to
+    /// (a fetch over several nodes then need not read it again,
+    /// `Scan::nodes_seen_before`).
     pub(crate) fn lost(&self, ctx: &Context, replies: &Replies) -> Vec<String> {
         let mut lost = Vec::new();
         for ((key, store), reply) in self.ops.iter().zip(replies) {
             let Some(store) = store else { continue };
             match reply {
-                Ok(CacheReply::Stored) => Counters::add(&ctx.stats.fills_won, 1),
+                Ok(CacheReply::Stored) => {
+                    Counters::add(&ctx.stats.fills_won, 1);
+                    if self.record_seen && ctx.near.is_on() && codec::is_unique_node(&store.value) {
+                        ctx.near.saw(crate::near::node_digest(key, &store.value));
+                    }
+                }
                 Ok(CacheReply::Exists) if store.on_lost == OnLost::Delete => {
                     Counters::add(&ctx.stats.fills_lost, 1);
                     lost.push(key.clone());
