@@ -13,7 +13,7 @@
 //! them, and a server started with `-C` has none): etags come from the bytes the
 //! database's rows encode to, listed in nodes by the writes and fills themselves.
 //!
-//! It also keeps, per node, the rows a fetch of that node alone served, by a digest
+//! It also keeps, per node, the rows a fetch of nodes alone served from it, by a digest
 //! of the node's key and bytes: content-addressed too. The same bytes list the same
 //! ids at the same versions, with the same number of verified entries, so a later
 //! fetch that reads identical bytes, with every listed object still kept, would

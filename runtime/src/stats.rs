@@ -43,9 +43,9 @@ stats! {
     /// verified by the fetch's write-back (an append can land late, naming a version
     /// the row has left; see `codec`).
     near_unverified,
-    /// Fetches of one index node answered from the rows this process kept for the
+    /// Fetches of index nodes answered from the rows this process kept for each
     /// node's exact bytes (`near_hits` counts their objects too): nothing listed,
-    /// looked up or read beyond the node itself.
+    /// looked up or read beyond the nodes themselves.
     near_node_hits,
     /// Fetches over several index nodes, all found in the cache, that read the
     /// nodes' CAS again with their objects, because some node was not one this

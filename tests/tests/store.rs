@@ -180,9 +180,26 @@ fn a_fetch_over_nodes_seen_unchanged_is_one_round_trip() {
         };
         let (_, rechecks, queries) = cost("cold");
         assert!(rechecks == 0 && queries > 0, "cold: the nodes filled from the database");
-        // The fill stored the nodes' bytes: seen.
+        // The fill stored the nodes' bytes: seen. The first hot fetch keeps each
+        // node's rows, the next is answered from them.
         assert_eq!(cost("hot"), (1, 0, 0));
+        let before = store.stats();
         assert_eq!(cost("hot again"), (1, 0, 0));
+        let after = store.stats();
+        assert_eq!(after.near_node_hits - before.near_node_hits, 1, "from both nodes' kept rows: {after:?}");
+        assert_eq!(after.near_hits - before.near_hits, 6, "{after:?}");
+
+        // Two nodes that share a row (lamp: category 5, and "la…"): each row once,
+        // the shared one from the usual checks, not from two nodes' kept rows.
+        let shared = select!(Item, |i| i.category_id == 5 || i.name.starts_with("la"));
+        for _ in 0..3 {
+            assert_eq!(ids(&shared.fetch(&store).unwrap()), vec![1, 2, 3, 4, 5], "no row twice");
+        }
+        let before = store.stats();
+        assert_eq!(ids(&shared.fetch(&store).unwrap()), vec![1, 2, 3, 4, 5]);
+        let after = store.stats();
+        assert_eq!(after.near_node_hits, before.near_node_hits, "{after:?}");
+        assert_eq!(after.cache_round_trips - before.cache_round_trips, 1, "still one round trip: {after:?}");
 
         let row = |id: i64| select!(Item, |i| i.id == id).fetch(&store).unwrap().remove(0);
         store.update(&Item { price: 11.0, ..row(5) }).unwrap();

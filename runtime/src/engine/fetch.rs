@@ -276,16 +276,21 @@ impl<'a, T: Model> Fetch<'a, T> {
         Phase::Done
     }
 
-    /// The answer from the rows the near cache kept for the one node's bytes (sorted
-    /// by key): the filter decides, as over rows listed and looked up one by one.
-    fn answer_from_kept(&mut self, kept: &[T]) {
+    /// The answer from the rows the near cache kept for each node's bytes (each
+    /// sorted by key, no id in two): the filter decides, as over rows listed and
+    /// looked up one by one.
+    fn answer_from_kept(&mut self, kept: &[std::sync::Arc<Vec<T>>]) {
         let stats = &self.env.ctx.stats;
+        let total: usize = kept.iter().map(|rows| rows.len()).sum();
         Counters::add(&stats.near_node_hits, 1);
-        Counters::add(&stats.near_hits, kept.len() as u64);
-        self.answered = Outcome { node_hits: 1, near_hits: kept.len() as u64, ..Outcome::default() };
+        Counters::add(&stats.near_hits, total as u64);
+        self.answered = Outcome { node_hits: kept.len() as u64, near_hits: total as u64, ..Outcome::default() };
         self.scan = None;
-        let mut rows: Vec<T> = Vec::with_capacity(kept.len());
-        rows.extend(kept.iter().filter(|row| self.filter.matches(row)).cloned());
+        let mut rows: Vec<T> = Vec::with_capacity(total);
+        rows.extend(kept.iter().flat_map(|rows| rows.iter()).filter(|row| self.filter.matches(row)).cloned());
+        if kept.len() > 1 {
+            sort_by_key(&mut rows);
+        }
         self.result = Some(Ok(paged(rows, self.page)));
         self.phase = Phase::Done;
     }

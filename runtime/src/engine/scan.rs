@@ -206,9 +206,9 @@ pub(crate) struct Scan<T> {
     window: Option<Window>,
     /// The page's objects, in page order, once the node ordered itself.
     page: Option<Vec<usize>>,
-    /// The rows the near cache kept for the one node's bytes, when it had them: the
+    /// The rows the near cache kept for each node's bytes, when it had them all: the
     /// answer, before the filter ([`Scan::read_round_one`]).
-    node_rows: Option<std::sync::Arc<Vec<T>>>,
+    node_rows: Option<Vec<std::sync::Arc<Vec<T>>>>,
 }
 
 impl<T: Model> Scan<T> {
@@ -421,34 +421,44 @@ impl<T: Model> Scan<T> {
     }
 
     /// Whether this scan reads one node and nothing else (no key lookups, no page of
-    /// an ordered node): the shape whose answer the near cache keeps per node bytes.
+    /// an ordered node): one the near cache may answer from the rows it keeps for the
+    /// node's bytes (several nodes need more: [`Scan::kept_rows`]).
     fn reads_one_node(&self) -> bool {
         self.nodes.len() == 1 && self.direct_count == 0 && self.window.is_none()
     }
 
-    /// The rows the near cache kept for the node's bytes, when round trip 1 found
-    /// them ([`Scan::read_round_one`]): the fetch answers from them alone.
-    pub(crate) fn take_node_rows(&mut self) -> Option<std::sync::Arc<Vec<T>>> {
+    /// The rows the near cache kept for each node's bytes, when round trip 1 found
+    /// them all ([`Scan::read_round_one`]): the fetch answers from them alone.
+    pub(crate) fn take_node_rows(&mut self) -> Option<Vec<std::sync::Arc<Vec<T>>>> {
         self.node_rows.take()
     }
 
-    /// Keeps this fetch's rows under its one node's digest, when every object it
-    /// lists was served at exactly the version the node names (from the near cache
-    /// or the cache's bytes), every entry verified, nothing in doubt: the rows any
-    /// fetch reading the same bytes would list, check and serve. Sorted by key.
+    /// Keeps each node's rows under its digest, when every object it lists was
+    /// served at exactly the version the node names (from the near cache or the
+    /// cache's bytes), every entry verified, nothing in doubt: the rows any fetch
+    /// reading the same bytes would list, check and serve. Sorted by key. Only for
+    /// a fetch of nodes alone (no key lookups, no page of an ordered node).
     pub(crate) fn keep_node_rows(&self, ctx: &Context) {
-        let Some(n) = self.nodes.first() else { return };
-        let Some(digest) = n.digest else { return };
+        if self.direct_count > 0 || self.window.is_some() {
+            return;
+        }
         let clean = |o: &ObjectState<T>| {
             o.row.is_some() && !o.from_db && !o.needs_db && matches!(o.listed, Listed::Version(e) if o.etag == Some(e))
         };
-        let whole = self.reads_one_node() && n.read_cas.is_some() && n.verified == n.entries.len();
-        if !whole || !self.objects.iter().all(clean) {
-            return;
+        for n in &self.nodes {
+            let Some(digest) = n.digest else { continue };
+            let whole = n.read_cas.is_some() && n.verified == n.entries.len();
+            let mut slots = n.slots.clone();
+            slots.sort_unstable();
+            slots.dedup();
+            if !whole || !slots.iter().all(|&slot| clean(&self.objects[slot])) {
+                continue;
+            }
+            let mut rows: Vec<T> = slots.iter().filter_map(|&slot| self.objects[slot].row.clone()).collect();
+            sort_by_key(&mut rows);
+            let weight = slots.iter().map(|&slot| self.objects[slot].kept_len()).sum();
+            ctx.near.keep_node_rows(digest, rows, weight);
         }
-        let mut rows: Vec<T> = self.objects.iter().filter_map(|o| o.row.clone()).collect();
-        sort_by_key(&mut rows);
-        ctx.near.keep_node_rows(digest, rows, self.objects.iter().map(ObjectState::kept_len).sum());
     }
 
     /// Whether [`Scan::snapshot_query`] can read these nodes in one statement.
@@ -477,15 +487,16 @@ impl<T: Model> Scan<T> {
         let (node_replies, object_replies) = replies.split_at_mut(at);
         let mut all_hit = node_replies.len() == self.nodes.len();
         let schema = T::schema();
-        if self.reads_one_node() && ctx.near.is_on() {
-            if let (Some(n), Some(reply)) = (self.nodes.first_mut(), node_replies.first()) {
-                if let Some(rows) = kept_node_rows(ctx, n, reply) {
-                    self.node_rows = Some(rows);
-                    return true;
-                }
+        if ctx.near.is_on() && (self.since.is_some() || self.reads_one_node()) {
+            self.note_digests(node_replies);
+            if let Some(since) = self.since {
+                self.seen_before = all_hit && self.nodes_seen_before(ctx, since);
+            }
+            if let Some(rows) = self.kept_rows(ctx) {
+                self.node_rows = Some(rows);
+                return true;
             }
         }
-        let digests = self.since.map(|_| seen_digests(&self.nodes, node_replies));
         for (n, reply) in self.nodes.iter_mut().zip(node_replies) {
             if let Some(window) = &self.window {
                 if read_page(ctx, schema, window, n, reply) {
@@ -494,11 +505,65 @@ impl<T: Model> Scan<T> {
             }
             all_hit &= read_node(ctx, schema, n, reply);
         }
-        if let (Some(since), Some(digests)) = (self.since, digests) {
-            self.seen_before = all_hit && nodes_seen_before(ctx, since, &digests);
+        if self.since.is_some() && all_hit {
+            // For the fetches after this one (bytes that decode only).
+            for digest in self.nodes.iter().filter_map(|n| n.digest) {
+                ctx.near.saw(digest);
+            }
         }
         read_objects(ctx, self.tag, &mut self.objects, 0..self.direct_count, object_replies);
         all_hit
+    }
+
+    /// Gives each node read whole the digest of its key and bytes: what its rows are
+    /// kept by, and, over several nodes, what says it was seen before — there only for
+    /// bytes that name one state of the node ([`codec::is_unique_node`]).
+    fn note_digests(&mut self, replies: &[Result<CacheReply, CacheError>]) {
+        let several = self.nodes.len() > 1;
+        for (n, reply) in self.nodes.iter_mut().zip(replies) {
+            n.digest = match reply {
+                Ok(CacheReply::Hit { value, .. }) if !several || codec::is_unique_node(value) => {
+                    Some(crate::near::node_digest(&n.key, value))
+                }
+                _ => None,
+            };
+        }
+    }
+
+    /// Whether every node was read, byte for byte, by a reply that came in before
+    /// tick `since` (one taken before this fetch sent anything).
+    ///
+    /// Why that is as good as reading the nodes again: node X read now at moment c(X)
+    /// and before at e(X), with the same bytes, did not change in between; every e(X)
+    /// comes before every c(Y) (each earlier reply was in before this fetch sent), so
+    /// at the first c(Y) every node held exactly what this fetch read.
+    fn nodes_seen_before(&self, ctx: &Context, since: u64) -> bool {
+        self.nodes.iter().all(|n| n.digest.is_some_and(|d| ctx.near.seen_before(d, since)))
+    }
+
+    /// The rows the near cache kept for every node's bytes, counted as node hits,
+    /// when it has them all: over several nodes only once they were all seen before
+    /// (one moment), and only when no id is in two of them (its two rows could be two
+    /// versions; the nodes' entries then go through the usual checks).
+    fn kept_rows(&self, ctx: &Context) -> Option<Vec<std::sync::Arc<Vec<T>>>> {
+        if self.direct_count > 0 || self.window.is_some() || (self.nodes.len() > 1 && !self.seen_before) {
+            return None;
+        }
+        let kept: Vec<std::sync::Arc<Vec<T>>> =
+            self.nodes.iter().map(|n| n.digest.and_then(|d| ctx.near.node_rows::<T>(d))).collect::<Option<_>>()?;
+        if kept.len() > 1 {
+            let mut ids = fast_map(kept.iter().map(|rows| rows.len()).sum());
+            let distinct = kept.iter().flat_map(|rows| rows.iter()).all(|row| {
+                let id = ObjectId::of(&self.keys, &row.key().into());
+                ids.insert(id, ()).is_none()
+            });
+            if !distinct {
+                return None;
+            }
+        }
+        // The fetch answers from the kept rows and drops the scan.
+        Counters::add(&ctx.stats.node_hits, kept.len() as u64);
+        Some(kept)
     }
 
     /// The one statement that reads every node of the query: one snapshot.
@@ -958,59 +1023,6 @@ fn read_page(
     n.raw = Some(std::mem::take(value));
     n.read_cas = Some(*cas);
     true
-}
-
-/// The digest of each node reply's key and bytes, when it is a node whose bytes
-/// name one state of it ([`codec::is_unique_node`]); `None` for any other reply.
-fn seen_digests(nodes: &[NodeState], replies: &[Result<CacheReply, CacheError>]) -> Vec<Option<u128>> {
-    let digest = |(n, reply): (&NodeState, &Result<CacheReply, CacheError>)| match reply {
-        Ok(CacheReply::Hit { value, .. }) if codec::is_unique_node(value) => {
-            Some(crate::near::node_digest(&n.key, value))
-        }
-        _ => None,
-    };
-    nodes.iter().zip(replies).map(digest).collect()
-}
-
-/// Whether every node was read, byte for byte, by a reply that came in before
-/// tick `since` (one taken before this fetch sent anything); records each one
-/// read now for the fetches after it.
-///
-/// Why that is as good as reading the nodes again: node X read now at moment c(X)
-/// and before at e(X), with the same bytes, did not change in between; every e(X)
-/// comes before every c(Y) (each earlier reply was in before this fetch sent), so
-/// at the first c(Y) every node held exactly what this fetch read.
-fn nodes_seen_before(ctx: &Context, since: u64, digests: &[Option<u128>]) -> bool {
-    let mut all = true;
-    for digest in digests {
-        match digest {
-            Some(d) => {
-                all &= ctx.near.seen_before(*d, since);
-                ctx.near.saw(*d);
-            }
-            None => all = false,
-        }
-    }
-    all
-}
-
-/// The rows the near cache keeps for this node reply's exact bytes, counted as a
-/// node hit; otherwise `None`, and the node remembers its digest so that the fetch
-/// can keep its rows ([`Scan::keep_node_rows`]).
-fn kept_node_rows<T: Model>(
-    ctx: &Context,
-    n: &mut NodeState,
-    reply: &Result<CacheReply, CacheError>,
-) -> Option<std::sync::Arc<Vec<T>>> {
-    let Ok(CacheReply::Hit { value, .. }) = reply else { return None };
-    let digest = crate::near::node_digest(&n.key, value);
-    let Some(rows) = ctx.near.node_rows::<T>(digest) else {
-        n.digest = Some(digest);
-        return None;
-    };
-    // The fetch answers from `rows` and drops the scan: the node needs nothing more.
-    Counters::add(&ctx.stats.node_hits, 1);
-    Some(rows)
 }
 
 /// Reads one node's reply; `true` when it was a complete, readable node.
