@@ -196,6 +196,16 @@ impl FloorProbe {
         }
         Ok(nodes.value_bytes + objects.value_bytes)
     }
+
+    /// One round trip: the nodes alone, what a hot fetch whose objects are kept
+    /// decoded in the process must move. An error if any node missed.
+    pub fn run_nodes(&mut self) -> io::Result<usize> {
+        let nodes = self.conn.pipelined(&self.nodes)?;
+        if nodes.misses > 0 {
+            return Err(protocol(format!("floor probe: {} node misses", nodes.misses)));
+        }
+        Ok(nodes.value_bytes)
+    }
 }
 
 /// The naive pattern: one blocking `get` per key, node first, then each object.
