@@ -505,10 +505,13 @@ impl<T: Model> Scan<T> {
             }
             all_hit &= read_node(ctx, schema, n, reply);
         }
-        if self.since.is_some() && all_hit {
-            // For the fetches after this one (bytes that decode only).
-            for digest in self.nodes.iter().filter_map(|n| n.digest) {
-                ctx.near.saw(digest);
+        if self.since.is_some() {
+            // For the fetches after this one: every node read whole (bytes that
+            // decode), whether or not the others hit.
+            for n in self.nodes.iter().filter(|n| n.read_cas.is_some()) {
+                if let Some(digest) = n.digest {
+                    ctx.near.saw(digest);
+                }
             }
         }
         read_objects(ctx, self.tag, &mut self.objects, 0..self.direct_count, object_replies);
