@@ -53,6 +53,10 @@ stats! {
     /// never read it): the re-read makes sure a row moving between two of them is
     /// not missed by both reads. A hot fetch over unchanged nodes needs none.
     node_rechecks,
+    /// Fetches over several index nodes, all found in the cache, whose every node
+    /// this process had read or stored before, byte for byte: no re-read needed, so
+    /// one round trip when the near cache holds their objects.
+    node_sets_seen,
     /// Fills (nodes or objects) this store won the lease for and stored.
     fills_won,
     /// Fills that lost: a write touched the key between the miss and the fill.

@@ -172,11 +172,10 @@ fn a_fetch_over_nodes_seen_unchanged_is_one_round_trip() {
             let before = store.stats();
             assert_eq!(ids(&both.fetch(&store).unwrap()), vec![1, 2, 3, 4, 5, 6], "{what}");
             let after = store.stats();
-            (
-                after.cache_round_trips - before.cache_round_trips,
-                after.node_rechecks - before.node_rechecks,
-                after.db_queries - before.db_queries,
-            )
+            let seen = after.node_sets_seen - before.node_sets_seen;
+            let rechecks = after.node_rechecks - before.node_rechecks;
+            assert!(seen + rechecks <= 1, "{what}: a fetch is re-read or seen, not both: {after:?}");
+            (after.cache_round_trips - before.cache_round_trips, rechecks, after.db_queries - before.db_queries)
         };
         // Node 5 hot from a fetch of its own (which records no node as seen), node 6
         // cold.
@@ -194,6 +193,7 @@ fn a_fetch_over_nodes_seen_unchanged_is_one_round_trip() {
         let after = store.stats();
         assert_eq!(after.near_node_hits - before.near_node_hits, 1, "from both nodes' kept rows: {after:?}");
         assert_eq!(after.near_hits - before.near_hits, 6, "{after:?}");
+        assert_eq!(after.node_sets_seen - before.node_sets_seen, 1, "{after:?}");
 
         // Two nodes that share a row (lamp: category 5, and "la…"): each row once,
         // the shared one from the usual checks, not from two nodes' kept rows.

@@ -487,7 +487,9 @@ impl Shape {
     fn ci(seed: u64) -> Shape {
         let scale = env_usize("MEMDEX_STRESS_SCALE", 1);
         Shape {
-            writers: 3,
+            // `MEMDEX_STRESS_WRITERS=1` leaves the nodes unchanged between more reads,
+            // so that more multi-node reads skip their re-read (`node_sets_seen`).
+            writers: env_usize("MEMDEX_STRESS_WRITERS", 3).max(1),
             readers: 3,
             stores: 3,
             rows: 24,
@@ -585,7 +587,8 @@ fn run(tag: &str, procs: Vec<Proc>, shape: Shape, mode: Mode) -> (usize, usize, 
     let sum = |f: fn(&memdex::Stats) -> u64| stats.iter().map(f).sum::<u64>();
     eprintln!(
         "stress {tag}: {writes} writes, {reads} reads, {checks} checks, {} violations, {:.1?}; \
-         cache errors {}, mark-downs {}, owed {}, deferred {}, near hits {}, near unverified {}",
+         cache errors {}, mark-downs {}, owed {}, deferred {}, near hits {}, near unverified {}, \
+         multi-node reads re-read {} / seen unchanged {}",
         violations.len(),
         start.elapsed(),
         sum(|s| s.cache_errors),
@@ -594,6 +597,8 @@ fn run(tag: &str, procs: Vec<Proc>, shape: Shape, mode: Mode) -> (usize, usize, 
         sum(|s| s.outbox_deferred),
         sum(|s| s.near_hits),
         sum(|s| s.near_unverified),
+        sum(|s| s.node_rechecks),
+        sum(|s| s.node_sets_seen),
     );
     assert_eq!(sum(|s| s.cache_errors), 0, "stress {tag}: the cache failed, so the run tested nothing: {stats:?}");
     assert!(

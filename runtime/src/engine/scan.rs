@@ -491,6 +491,9 @@ impl<T: Model> Scan<T> {
             self.note_digests(node_replies);
             if let Some(since) = self.since {
                 self.seen_before = all_hit && self.nodes_seen_before(ctx, since);
+                if self.seen_before {
+                    Counters::add(&ctx.stats.node_sets_seen, 1);
+                }
             }
             if let Some(rows) = self.kept_rows(ctx) {
                 self.node_rows = Some(rows);
