@@ -41,13 +41,79 @@ use crate::value::Value;
 
 /// True when the row satisfies the filter. `column(i)` gives column `i`'s value.
 pub fn matches(schema: &Schema, filter: &Expr, column: &dyn Fn(usize) -> Value, params: &dyn Params) -> bool {
-    Row { schema, column, params }.test(filter)
+    Row { schema, column, params, resolved: None }.test(filter)
+}
+
+/// [`matches`], with the filter's fields and parameters looked up once beforehand
+/// ([`Resolved::new`] of this schema, filter and parameters): for many rows.
+pub fn matches_resolved(
+    schema: &Schema,
+    filter: &Expr,
+    resolved: &Resolved,
+    column: &dyn Fn(usize) -> Value,
+    params: &dyn Params,
+) -> bool {
+    Row { schema, column, params, resolved: Some(resolved) }.test(filter)
 }
 
 /// The value of a (non-boolean) expression for a row; `Value::Null` where Rust
 /// would panic or the value is undefined. Used for aggregates over expressions.
 pub fn value(schema: &Schema, e: &Expr, column: &dyn Fn(usize) -> Value, params: &dyn Params) -> Value {
-    Row { schema, column, params }.value(e).unwrap_or(Value::Null)
+    Row { schema, column, params, resolved: None }.value(e).unwrap_or(Value::Null)
+}
+
+/// A filter's fields and parameters, looked up once for a run of rows rather than
+/// by name at every comparison of every row. Measured: a 16-way text-form
+/// disjunction over 160 rows spent most of its client time in those lookups (a
+/// linear search of the columns and of the parameters, with `memcmp`).
+///
+/// Keyed by where each name lives in the filter's IR (its address and length), which
+/// stays put while the filter lives: equal keys are the same bytes. A name it does not
+/// know (another filter's) is looked up by name, as [`matches`] does, so a mismatch
+/// costs time, never a wrong answer.
+#[derive(Clone, Debug, Default)]
+pub struct Resolved {
+    columns: Vec<(NameAt, usize)>,
+    params: Vec<(NameAt, Value)>,
+}
+
+/// Where a name lives: its address and length.
+type NameAt = (usize, usize);
+
+fn name_at(name: &str) -> NameAt {
+    (name.as_ptr() as usize, name.len())
+}
+
+impl Resolved {
+    /// Every field of `filter` with its column in `schema`, every parameter with its
+    /// value in `params` (those missing are left to the lookup by name).
+    pub fn new(schema: &Schema, filter: &Expr, params: &dyn Params) -> Resolved {
+        let mut resolved = Resolved::default();
+        filter.visit(&mut |e| match &e.kind {
+            ExprKind::Field(name) => {
+                if let Some(i) = schema.column_index(name) {
+                    resolved.columns.push((name_at(name), i));
+                }
+            }
+            ExprKind::Param(name) | ExprKind::In { haystack: Haystack::Param(name), .. } => {
+                if let Some(v) = params.get(name) {
+                    resolved.params.push((name_at(name), v.clone()));
+                }
+            }
+            _ => {}
+        });
+        resolved
+    }
+
+    fn column(&self, name: &str) -> Option<usize> {
+        let at = name_at(name);
+        self.columns.iter().find(|(key, _)| *key == at).map(|&(_, i)| i)
+    }
+
+    fn param(&self, name: &str) -> Option<&Value> {
+        let at = name_at(name);
+        self.params.iter().find(|(key, _)| *key == at).map(|(_, v)| v)
+    }
 }
 
 /// Rust's `==` between two values of the language: `None == None`, integers and
@@ -131,9 +197,18 @@ struct Row<'a> {
     schema: &'a Schema,
     column: &'a dyn Fn(usize) -> Value,
     params: &'a dyn Params,
+    resolved: Option<&'a Resolved>,
 }
 
 impl Row<'_> {
+    fn column_index(&self, name: &str) -> Option<usize> {
+        self.resolved.and_then(|r| r.column(name)).or_else(|| self.schema.column_index(name))
+    }
+
+    fn param(&self, name: &str) -> Option<&Value> {
+        self.resolved.and_then(|r| r.param(name)).or_else(|| self.params.get(name))
+    }
+
     /// A boolean expression. Non-boolean values used as tests (which the checker
     /// rejects) are false.
     fn test(&self, e: &Expr) -> bool {
@@ -165,7 +240,7 @@ impl Row<'_> {
                     Haystack::Items(items) => {
                         items.iter().any(|x| self.value(x).is_ok_and(|v| values_equal(&needle, &v)))
                     }
-                    Haystack::Param(name) => match self.params.get(name) {
+                    Haystack::Param(name) => match self.param(name) {
                         Some(Value::List(items)) => items.iter().any(|v| values_equal(&needle, v)),
                         _ => false,
                     },
@@ -181,13 +256,13 @@ impl Row<'_> {
 
     fn value(&self, e: &Expr) -> Result<Value, Undefined> {
         Ok(match &e.kind {
-            ExprKind::Field(name) => match self.schema.column_index(name) {
+            ExprKind::Field(name) => match self.column_index(name) {
                 Some(i) => (self.column)(i),
                 // The checker rejects unknown fields; nothing sensible to read.
                 None => return Err(Undefined),
             },
             ExprKind::Lit(v) => v.clone(),
-            ExprKind::Param(name) => self.params.get(name).cloned().ok_or(Undefined)?,
+            ExprKind::Param(name) => self.param(name).cloned().ok_or(Undefined)?,
             ExprKind::Neg(inner) => match self.value(inner)? {
                 Value::Int(i) => Value::Int(i.checked_neg().ok_or(Undefined)?),
                 Value::Float(x) => Value::Float(finite(-x)?),

@@ -7,7 +7,7 @@
 
 mod support;
 
-use memdex_grammar::eval::{matches, value};
+use memdex_grammar::eval::{Resolved, matches, matches_resolved, value};
 use memdex_grammar::ir::Expr;
 use memdex_grammar::value::{Type, Value};
 use support::*;
@@ -50,6 +50,14 @@ fn check(e: Expr, values: &[(&str, Value)], expect: bool) {
     let cols = row(values);
     let got = matches(&schema, &e, &|i| cols[i].clone(), &params());
     assert_eq!(got, expect, "{} on {values:?}", show(&e));
+    // The same with the fields and parameters resolved beforehand, and with a
+    // resolution of another filter (whose names it must not take for these).
+    let resolved = Resolved::new(&schema, &e, &params());
+    let got = matches_resolved(&schema, &e, &resolved, &|i| cols[i].clone(), &params());
+    assert_eq!(got, expect, "resolved: {} on {values:?}", show(&e));
+    let other = Resolved::new(&schema, &e.clone(), &params());
+    let got = matches_resolved(&schema, &e, &other, &|i| cols[i].clone(), &params());
+    assert_eq!(got, expect, "another filter's resolution: {} on {values:?}", show(&e));
 }
 
 #[track_caller]

@@ -66,7 +66,9 @@ pub(crate) type ClosurePredicate<'a, T> = Box<dyn Fn(&T) -> bool + Send + Sync +
 /// (text form).
 pub(crate) enum Predicate<'a, T> {
     Closure(ClosurePredicate<'a, T>),
-    Interpreted,
+    /// The filter's fields and parameters, resolved at the first row and kept for
+    /// every row after it (the query's parameters are fixed).
+    Interpreted(std::sync::OnceLock<memdex_grammar::eval::Resolved>),
 }
 
 /// The parameters of a query: positional (macro form) or named (text form).
@@ -122,13 +124,12 @@ impl<T: Model> Filter<'_, T> {
     pub(crate) fn matches(&self, row: &T) -> bool {
         match &self.predicate {
             Predicate::Closure(f) => f(row),
-            Predicate::Interpreted => match &self.compiled.prepared {
-                Ok(Prepared { filter: Some(filter), .. }) => memdex_grammar::eval::matches(
-                    self.compiled.schema,
-                    filter,
-                    &|c| row.column_value(c),
-                    self.params.as_params(),
-                ),
+            Predicate::Interpreted(resolved) => match &self.compiled.prepared {
+                Ok(Prepared { filter: Some(filter), .. }) => {
+                    let (schema, params) = (self.compiled.schema, self.params.as_params());
+                    let resolved = resolved.get_or_init(|| memdex_grammar::eval::Resolved::new(schema, filter, params));
+                    memdex_grammar::eval::matches_resolved(schema, filter, resolved, &|c| row.column_value(c), params)
+                }
                 Ok(Prepared { filter: None, .. }) => true,
                 Err(_) => false,
             },

@@ -52,7 +52,7 @@ impl<'a, T: Model> Select<'a, T> {
         Select::new(Filter {
             compiled: CompiledRef::Shared(compiled),
             params: BoundParams::Named(params),
-            predicate: Predicate::Interpreted,
+            predicate: Predicate::Interpreted(std::sync::OnceLock::new()),
         })
     }
 
