@@ -23,7 +23,7 @@ use memdex::cache::in_process::InProcessCache;
 use memdex::cache::{CacheBackend, CacheConfig, CacheOp, CacheReply};
 use memdex::grammar::keys::KeySpace;
 use memdex::grammar::plan::NodeRef;
-use memdex::{AsyncStore, Error, Model, Stats, Store, Value, select};
+use memdex::{AsyncStore, Error, Model, Select, Stats, Store, Value, select};
 use memdex_tests::asynchronous::block_on;
 use memdex_tests::models::{Item, item};
 use memdex_tests::shared_db::{Engine, SharedDb};
@@ -83,12 +83,16 @@ impl Side {
         }
     }
 
-    fn rows(&self, cat: i64) -> Vec<Item> {
-        let q = select!(Item, |i| i.category_id == cat);
+    /// The rows of `q`, through this process's driver.
+    fn fetch<T: Model>(&self, q: &Select<'_, T>) -> Vec<T> {
         match self {
             Side::Blocking(s) => q.fetch(s).expect("fetch"),
             Side::Tokio(s) => block_on(q.fetch_async(s)).expect("fetch"),
         }
+    }
+
+    fn rows(&self, cat: i64) -> Vec<Item> {
+        self.fetch(&select!(Item, |i| i.category_id == cat))
     }
 
     fn category(&self, cat: i64) -> Vec<i64> {
@@ -97,11 +101,7 @@ impl Side {
 
     /// The rows in either of two categories: a fetch over two nodes.
     fn rows_in_either(&self, a: i64, b: i64) -> Vec<Item> {
-        let q = select!(Item, |i| i.category_id == a || i.category_id == b);
-        match self {
-            Side::Blocking(s) => q.fetch(s).expect("fetch"),
-            Side::Tokio(s) => block_on(q.fetch_async(s)).expect("fetch"),
-        }
+        self.fetch(&select!(Item, |i| i.category_id == a || i.category_id == b))
     }
 
     fn categories(&self, a: i64, b: i64) -> Vec<i64> {
@@ -132,10 +132,7 @@ impl Side {
             Some(last) => q.after(last),
             None => q,
         };
-        match self {
-            Side::Blocking(s) => q.fetch(s).expect("page"),
-            Side::Tokio(s) => block_on(q.fetch_async(s)).expect("page"),
-        }
+        self.fetch(&q)
     }
 }
 
