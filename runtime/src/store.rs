@@ -102,8 +102,9 @@ impl Store {
     /// Updates the row with `row`'s key to `row` (`Error::NotFound` if there is none).
     pub fn update<T: Model>(&self, row: &T) -> Result<(), Error> {
         check_storable(self.dialect(), row)?;
-        // On PostgreSQL an update that moves the row to no other index node is one
-        // statement; the others (and every update elsewhere) are a transaction.
+        // On PostgreSQL an update is one statement when it moves the row to no other
+        // index node or this process wrote the row last, two otherwise; when those
+        // guards shut (and for every update elsewhere), a transaction.
         if self.driver.update_in_one_statement(row)? {
             return Ok(());
         }
@@ -112,9 +113,10 @@ impl Store {
 
     /// Deletes the row with this key (`Error::NotFound` if there is none).
     pub fn delete<T: Model>(&self, key: &T::Key) -> Result<(), Error> {
-        // On PostgreSQL the row is read, then deleted in one statement guarded by
-        // what was read (its index columns unchanged); elsewhere, or when the row
-        // changed nodes in between, a transaction.
+        // On PostgreSQL one statement deletes the row, guarded by what this process
+        // wrote to it last or else by the row read first (its index columns
+        // unchanged); elsewhere, or when the row changed nodes in between, a
+        // transaction.
         if self.driver.delete_in_one_statement::<T>(key)? {
             return Ok(());
         }

@@ -59,3 +59,58 @@ impl CacheBackend for OnRuntime {
         self.0.health()
     }
 }
+
+/// A store through either driver, its calls made from synchronous test code: a
+/// test that says what both drivers must do writes it once.
+#[derive(Debug)]
+pub enum EitherStore {
+    Blocking(memdex::Store),
+    Tokio(memdex::AsyncStore),
+}
+
+impl EitherStore {
+    /// The store `builder` builds, through the driver named `driver` (`"blocking"`
+    /// or `"async"`).
+    pub fn build(driver: &str, builder: memdex::StoreBuilder) -> Result<EitherStore, memdex::Error> {
+        match driver {
+            "blocking" => builder.build().map(EitherStore::Blocking),
+            _ => block_on(builder.build_async()).map(EitherStore::Tokio),
+        }
+    }
+
+    pub fn insert<T: memdex::Model>(&self, row: &T) -> Result<(), memdex::Error> {
+        match self {
+            EitherStore::Blocking(s) => s.insert(row),
+            EitherStore::Tokio(s) => block_on(s.insert(row)),
+        }
+    }
+
+    pub fn update<T: memdex::Model>(&self, row: &T) -> Result<(), memdex::Error> {
+        match self {
+            EitherStore::Blocking(s) => s.update(row),
+            EitherStore::Tokio(s) => block_on(s.update(row)),
+        }
+    }
+
+    pub fn delete<T: memdex::Model>(&self, key: &T::Key) -> Result<(), memdex::Error> {
+        match self {
+            EitherStore::Blocking(s) => s.delete::<T>(key),
+            EitherStore::Tokio(s) => block_on(s.delete::<T>(key)),
+        }
+    }
+
+    /// The rows of `q`.
+    pub fn fetch<T: memdex::Model>(&self, q: &memdex::Select<'_, T>) -> Result<Vec<T>, memdex::Error> {
+        match self {
+            EitherStore::Blocking(s) => q.fetch(s),
+            EitherStore::Tokio(s) => block_on(q.fetch_async(s)),
+        }
+    }
+
+    pub fn stats(&self) -> memdex::Stats {
+        match self {
+            EitherStore::Blocking(s) => s.stats(),
+            EitherStore::Tokio(s) => s.stats(),
+        }
+    }
+}

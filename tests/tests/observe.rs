@@ -99,7 +99,7 @@ fn spans_and_metrics() {
 }
 
 /// On PostgreSQL an update that keeps its row in its index nodes is one statement,
-/// and a delete a read and one statement; each is still seen as a transaction,
+/// and so is a delete of a row this process wrote last; each is still seen as a transaction,
 /// holding the span of its cache effects.
 fn an_update_in_one_statement_is_a_transaction_span() {
     let spans = Spans::default();
@@ -113,7 +113,9 @@ fn an_update_in_one_statement_is_a_transaction_span() {
         type Write<'a> = &'a dyn Fn() -> Result<(), memdex::Error>;
         let writes: [(&str, u64, Write<'_>); 2] = [
             ("update", 1, &|| store.update(&Gadget { id: 1, shelf: 1, name: "renamed".into() })),
-            ("delete", 2, &|| store.delete::<Gadget>(&1)),
+            // This process wrote the row last: its delete is guarded by what it
+            // wrote, without reading the row first.
+            ("delete", 1, &|| store.delete::<Gadget>(&1)),
         ];
         for (what, statements, write) in writes {
             spans.closed.lock().unwrap().clear();

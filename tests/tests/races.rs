@@ -921,10 +921,11 @@ fn a_failed_commit_gives_back_the_done_entries_it_took() {
 /// On PostgreSQL an update that keeps its row in its index nodes is one statement,
 /// guarded by the indexed values it writes. Its guard is judged on the row as it is
 /// when the statement holds it: an update waiting for another writer's move sees the
-/// moved row, changes nothing, and reads the row as it now is to move it back,
-/// guarded by what it read, appending to the nodes of both images. Judged on the row
-/// as it was when the statement began, it would write without naming the node the
-/// row was moved to.
+/// moved row and changes nothing. Its reply holds the row as the statement's
+/// snapshot had it, with the values the guard compared, so a second guarded
+/// statement would shut too: the update goes the long way, reading the row as it now
+/// is and appending to the nodes of both images. Judged on the row as it was when
+/// the statement began, it would write without naming the node the row was moved to.
 #[test]
 fn a_guarded_update_waiting_behind_a_move_goes_the_long_way() {
     DRIVERS
@@ -946,7 +947,7 @@ fn a_guarded_update_waiting_behind_a_move_goes_the_long_way_on(driver: Driver) {
     wait_for_a_lock_wait(&mut watcher, &format!("{driver:?}: the update"));
     mover.execute("COMMIT");
     let statements = writer.join().expect("the writer");
-    assert_eq!(statements, 3, "{driver:?}: the guarded statement, the moved row read, the update guarded by it");
+    assert_eq!(statements, 3, "{driver:?}: the guarded statement, then the update returning the row and the entry");
     assert_eq!(w.stepped.rows(5), vec![Item { id: 1, category_id: 5, name: "renamed".into() }], "{driver:?}");
     assert_eq!(category(&w.other, 6), Vec::<i64>::new(), "{driver:?}");
     assert_eq!(category(&w.other, 5), vec![1], "{driver:?}");
@@ -989,13 +990,14 @@ fn a_guarded_delete_waiting_behind_a_move_goes_the_long_way_on(driver: Driver) {
     assert_eq!(category(&w.other, 6), vec![2], "{driver:?}");
 }
 
-/// A move on PostgreSQL whose first guard shut reads the row, then updates it in one
-/// statement guarded by the indexed values read. Another process's move that commits
-/// in between (its transaction holds the row when the statement comes, which waits
-/// for it) shuts that guard too, and the update goes the long way, reading the row as
-/// the other move left it: its entries go to the node the row was moved to as well.
-/// Judged on the row as read, the update would name only the node the row had left
-/// and its own, and the other move's node would keep naming the row at its version.
+/// A move on PostgreSQL whose first guard shut (on the values it writes) updates the
+/// row in one statement guarded by the indexed values the first statement's reply
+/// found. Another process's move that commits in between (its transaction holds the
+/// row when the statement comes, which waits for it) shuts that guard too, and the
+/// update goes the long way, reading the row as the other move left it: its entries
+/// go to the node the row was moved to as well. Judged on the row as found, the
+/// update would name only the node the row had left and its own, and the other
+/// move's node would keep naming the row at its version.
 #[test]
 fn a_guarded_move_waiting_behind_a_move_goes_the_long_way() {
     DRIVERS
@@ -1005,23 +1007,54 @@ fn a_guarded_move_waiting_behind_a_move_goes_the_long_way() {
 }
 
 fn a_guarded_move_waiting_behind_a_move_goes_the_long_way_on(driver: Driver) {
-    let w = world("guard_move_waits", driver);
-    w.other.insert(&item(1, 5)).unwrap();
+    a_move_waiting_behind_a_move(driver, Inserter::Other);
+}
+
+/// As [`a_guarded_move_waiting_behind_a_move_goes_the_long_way`], for a row this
+/// process wrote last: its one statement is guarded by the values it wrote, waits
+/// for the other move, finds its guard shut and its reply's row (the statement's
+/// snapshot) holding the values it compared, and goes the long way.
+#[test]
+fn a_move_guarded_by_what_this_process_wrote_waiting_behind_a_move_goes_the_long_way() {
+    DRIVERS
+        .into_iter()
+        .filter(|d| matches!(d.backend, Engine::Postgres))
+        .for_each(|driver| a_move_waiting_behind_a_move(driver, Inserter::ThisProcess));
+}
+
+/// Which process inserted the row a test moves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Inserter {
+    ThisProcess,
+    Other,
+}
+
+fn a_move_waiting_behind_a_move(driver: Driver, inserter: Inserter) {
+    let tag = if inserter == Inserter::Other { "guard_move_waits" } else { "guard_move_waits_own" };
+    let w = world(tag, driver);
+    match inserter {
+        Inserter::ThisProcess => w.stepped.insert(&item(1, 5)).unwrap(),
+        Inserter::Other => w.other.insert(&item(1, 5)).unwrap(),
+    }
     w.other.insert(&item(2, 6)).unwrap();
     let mut watcher = w.db.outside();
     // The nodes filled: the one the row is in, the other move's, this move's.
     assert_eq!((w.stepped.category(5), w.stepped.category(6), w.stepped.category(7)), (vec![1], vec![2], vec![]));
     let (mover, let_go) = a_move_held_open(&w.other, item(1, 6));
     let writer = statements_of(&w.stepped, |side| side.update(&item(1, 7)));
-    // The first guard (the values written) fails on the committed row without
-    // waiting; the read sees it too; the second guard (the values read) waits.
+    // Inserted elsewhere: the first guard (the values written) fails on the
+    // committed row without waiting, and its reply finds that row; the second guard
+    // (the values found) waits. Inserted here: the first guard (the values
+    // inserted) waits.
     wait_for_a_lock_wait(&mut watcher, &format!("{driver:?}: the move"));
     let_go.send(()).expect("the mover waits");
     mover.join().expect("the mover").expect("the move commits");
     let statements = writer.join().expect("the writer");
+    let guarded = if inserter == Inserter::Other { 2 } else { 1 };
     assert_eq!(
-        statements, 5,
-        "{driver:?}: the two guarded statements and the read, then the update returning the row and the entry"
+        statements,
+        guarded + 2,
+        "{driver:?}, {inserter:?}: {guarded} guarded statements, then the update returning the row and the entry"
     );
     assert_eq!(w.stepped.category(7), vec![1], "{driver:?}");
     assert_eq!(w.stepped.category(6), vec![2], "{driver:?}: gone from the node the other move put it in");
@@ -1124,14 +1157,11 @@ fn a_failed_commit_gives_back_the_done_entries_it_took_on(driver: Driver) {
         store.update(&Item { id: 1, category_id: 5, name: "renamed".into() }).is_err(),
         "{driver:?}: and an update within its nodes (its entry in the update's own statement on PostgreSQL)"
     );
-    // On PostgreSQL the move first ran as an update guarded by its indexed values,
-    // in a statement of its own: the guard shut, nothing was written, and that
-    // statement's clean-up of the done entry committed. Elsewhere every write rolled
-    // back, its clean-up with it.
-    let kept = if matches!(driver.backend, Engine::Postgres) { 0 } else { 1 };
+    // Every write rolled back, its clean-up with it (on PostgreSQL the move's one
+    // statement, guarded by the values this process inserted, is refused whole).
     assert_eq!(
         outside.integer("SELECT COUNT(*) FROM memdex_outbox"),
-        kept,
+        1,
         "{driver:?}: rolled back, the second write's entry is still there unless a statement of its own deleted it"
     );
     assert_eq!(

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use memdex::cache::in_process::InProcessCache;
 use memdex::cache::{CacheBackend, CacheConfig, CacheOp};
 use memdex::{Dialect, Error, Model, Store, scan, select, view};
+use memdex_tests::asynchronous::EitherStore;
 use memdex_tests::backends::{Backends, CacheMode, Db, each_backend};
+use memdex_tests::servers::memcached::MemcachedServer;
 use serde::{Deserialize, Serialize};
 
 #[derive(Model, Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -263,10 +265,10 @@ fn a_read_after_a_write_leases_its_few_changed_objects_at_once() {
 /// An insert, and an update that keeps the row in its index nodes, are ONE statement
 /// on PostgreSQL: the write, guarded by the index registry (and an update by the
 /// indexed values it writes), with its outbox entry and the clean-up of applied
-/// ones. A move to other nodes finds the guard shut (the statement changes nothing),
-/// reads the row and moves it in one statement guarded by what it read (below:
-/// `a_move_on_postgres_is_three_statements_and_no_transaction`). Elsewhere every
-/// write is a transaction.
+/// ones. A move to other nodes, and a delete, are one statement too when this
+/// process wrote the row last, as here (and two otherwise: below,
+/// `a_move_or_delete_on_postgres_is_one_statement_after_this_process_wrote_the_row`).
+/// Elsewhere every write is a transaction.
 #[test]
 fn a_write_runs_the_fewest_statements_its_database_allows() {
     each_backend("statements", |b| {
@@ -288,12 +290,12 @@ fn a_write_runs_the_fewest_statements_its_database_allows() {
         }
         assert_eq!(select!(Item, |i| i.category_id == 5).fetch(&store).unwrap()[0], row, "{:?}", b.db);
         // The name is indexed (by its first two characters): a rename is a move too,
-        // as the guard sees it.
+        // guarded by what this process wrote last.
         row.name = "renamed".into();
-        update(&row, 3);
+        update(&row, 1);
         assert_eq!(select!(Item, |i| i.category_id == 5).fetch(&store).unwrap()[0], row, "{:?}", b.db);
         row.category_id = 6;
-        update(&row, 3);
+        update(&row, 1);
         assert_eq!(ids(&select!(Item, |i| i.category_id == 5).fetch(&store).unwrap()), [2, 3, 4], "{:?}", b.db);
         assert_eq!(select!(Item, |i| i.category_id == 6).fetch(&store).unwrap()[0], row, "{:?}", b.db);
         let missing = store.update(&item(99, 5, "missing", 1.0));
@@ -311,12 +313,12 @@ fn a_write_runs_the_fewest_statements_its_database_allows() {
         assert!(matches!(duplicate, Err(memdex::Error::UniqueViolation { .. })), "{:?}: {duplicate:?}", b.db);
         assert_eq!(store.stats().outbox_deferred, after.outbox_deferred, "{:?}", b.db);
         assert_eq!(ids(&select!(Item, |i| i.category_id == 6).fetch(&store).unwrap()), [1, 5, 6], "{:?}", b.db);
-        // A delete: on PostgreSQL the row as it is, then one statement guarded by
-        // its indexed values.
+        // A delete of the row this process inserted: on PostgreSQL one statement,
+        // guarded by the indexed values inserted.
         let before = store.stats();
         store.delete::<Item>(&8).unwrap();
         let after = store.stats();
-        let want = if b.db == Db::Postgres { 2 } else { 5 };
+        let want = if b.db == Db::Postgres { 1 } else { 5 };
         assert_eq!(after.db_queries - before.db_queries, want, "{:?}: {after:?}", b.db);
         assert_eq!(after.cache_round_trips - before.cache_round_trips, 1, "{:?}: {after:?}", b.db);
         assert_eq!(ids(&select!(Item, |i| i.category_id == 5).fetch(&store).unwrap()), [2, 3, 4], "{:?}", b.db);
@@ -325,60 +327,90 @@ fn a_write_runs_the_fewest_statements_its_database_allows() {
     });
 }
 
-/// On PostgreSQL an update that moves its row to other index nodes is three
-/// autocommitted statements, no transaction: the guarded update (its guard, on the
-/// values it writes, shuts), the row as it is, and the update guarded by the values
-/// read, with its entry. Both drivers; the conversation trace shows the statements.
+/// On PostgreSQL a move (an update to other index nodes) and a delete are
+/// autocommitted statements, no transaction. The first attempt is guarded by what
+/// the row's indexed columns are believed to hold: by this process's last write of
+/// the row when there was one — then it is the only statement — and otherwise by
+/// the values the update writes (a move finds that guard shut) or, for a delete, by
+/// the row read first. A shut guard's reply holds the row as it is, and the second
+/// attempt is guarded by that: two statements. Another process's write in between
+/// makes the belief stale, which costs the statement that changes nothing and
+/// never a wrong node. Both drivers; the conversation trace shows the statements.
 #[test]
-fn a_move_on_postgres_is_three_statements_and_no_transaction() {
+fn a_move_or_delete_on_postgres_is_one_statement_after_this_process_wrote_the_row() {
     for driver in ["blocking", "async"] {
         let params = memdex_tests::backends::postgres().create_database(&format!("move_{driver}")).expect("a database");
-        seed(&Store::builder().postgres(params.clone()).in_process_cache().build().unwrap());
+        // Two processes sharing a memcached.
+        let memcached = MemcachedServer::start().expect("memcached starts");
+        let other = Store::builder().postgres(params.clone()).memcached([memcached.addr()]).build().unwrap();
+        seed(&other);
         let lines = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
         let sink = lines.clone();
-        let builder = Store::builder().postgres(params).in_process_cache().trace_to(move |line| {
+        let builder = Store::builder().postgres(params).memcached([memcached.addr()]).trace_to(move |line| {
             sink.lock().unwrap().push(line.to_owned());
         });
-        let moved = Item { category_id: 6, name: "lamp, moved".into(), ..item(1, 5, "lamp", 19.5) };
-        // Both nodes filled, then the move, then both read again.
-        let read = |cat: i64, rows: Vec<Item>| (cat, ids(&rows));
-        let (before, statements, after, row) = if driver == "blocking" {
-            let store = builder.build().unwrap();
-            let before = read(6, select!(Item, |i| i.category_id == 6).fetch(&store).unwrap());
-            let _ = select!(Item, |i| i.category_id == 5).fetch(&store).unwrap();
+        let store = EitherStore::build(driver, builder).unwrap();
+        let nodes = || [5, 6, 7].map(|c| (c, ids(&store.fetch(&select!(Item, |i| i.category_id == c)).unwrap())));
+        let statements = |write: &dyn Fn() -> Result<(), memdex::Error>| {
             lines.lock().unwrap().clear();
-            store.update(&moved).unwrap();
+            write().unwrap();
             let statements = std::mem::take(&mut *lines.lock().unwrap());
-            let after = [5, 6].map(|c| read(c, select!(Item, |i| i.category_id == c).fetch(&store).unwrap()));
-            (before, statements, after, select!(Item, |i| i.id == 1).fetch(&store).unwrap())
-        } else {
-            memdex_tests::asynchronous::block_on(async {
-                let store = builder.build_async().await.unwrap();
-                let before = read(6, select!(Item, |i| i.category_id == 6).fetch_async(&store).await.unwrap());
-                let _ = select!(Item, |i| i.category_id == 5).fetch_async(&store).await.unwrap();
-                lines.lock().unwrap().clear();
-                store.update(&moved).await.unwrap();
-                let statements = std::mem::take(&mut *lines.lock().unwrap());
-                let mut after = Vec::new();
-                for c in [5, 6] {
-                    after.push(read(c, select!(Item, |i| i.category_id == c).fetch_async(&store).await.unwrap()));
-                }
-                let row = select!(Item, |i| i.id == 1).fetch_async(&store).await.unwrap();
-                (before, statements, [after[0].clone(), after[1].clone()], row)
-            })
+            (statements.iter())
+                .filter(|l| l.ends_with(" bound]"))
+                .map(|l| l.split_whitespace().take(4).collect::<Vec<_>>().join(" "))
+                .collect::<Vec<_>>()
         };
-        let sql: Vec<String> = (statements.iter())
-            .filter(|l| l.ends_with(" bound]"))
-            .map(|l| l.split_whitespace().take(4).collect::<Vec<_>>().join(" "))
-            .collect();
+        const UPDATE: &str = r#"WITH "written" AS (UPDATE"#;
+        const DELETE: &str = r#"WITH "written" AS (DELETE"#;
+        const READ: &str = r#"SELECT "id", "category_id", "name","#;
+        // Every node filled first, so that a wrong append would show.
+        assert_eq!(nodes(), [(5, vec![1, 2, 3, 4]), (6, vec![5, 6]), (7, vec![7])], "{driver}");
+        let lamp = |category_id: i64, name: &str| Item { category_id, name: name.into(), ..item(1, 5, "lamp", 19.5) };
+        // Seeded by another process: the values written shut the guard, its reply
+        // guards the move.
+        let moved = lamp(6, "lamp, moved");
         assert_eq!(
-            sql,
-            [r#"WITH "written" AS (UPDATE"#, r#"SELECT "id", "category_id", "name","#, r#"WITH "written" AS (UPDATE"#],
-            "{driver}: {statements:#?}"
+            statements(&|| store.update(&moved)),
+            [UPDATE, UPDATE],
+            "{driver}: a move of a row seeded elsewhere"
         );
-        assert_eq!(before, (6, vec![5, 6]), "{driver}");
-        assert_eq!(after, [(5, vec![2, 3, 4]), (6, vec![1, 5, 6])], "{driver}");
-        assert_eq!(row, [moved], "{driver}");
+        assert_eq!(nodes(), [(5, vec![2, 3, 4]), (6, vec![1, 5, 6]), (7, vec![7])], "{driver}");
+        // This process wrote it last: one statement.
+        let again = lamp(7, "lamp, again");
+        assert_eq!(statements(&|| store.update(&again)), [UPDATE], "{driver}: a move of a row written here last");
+        assert_eq!(nodes(), [(5, vec![2, 3, 4]), (6, vec![5, 6]), (7, vec![1, 7])], "{driver}");
+        // Another process moved it since: the stale belief costs one statement.
+        other.update(&lamp(5, "lamp, elsewhere")).unwrap();
+        let back = lamp(6, "lamp, back");
+        assert_eq!(statements(&|| store.update(&back)), [UPDATE, UPDATE], "{driver}: after another process's move");
+        assert_eq!(nodes(), [(5, vec![2, 3, 4]), (6, vec![1, 5, 6]), (7, vec![7])], "{driver}");
+        assert_eq!(store.fetch(&select!(Item, |i| i.id == 1)).unwrap(), [back], "{driver}");
+        // A delete of a row written here last: one statement.
+        assert_eq!(statements(&|| store.delete::<Item>(&1)), [DELETE], "{driver}: a delete of a row written here last");
+        assert_eq!(nodes(), [(5, vec![2, 3, 4]), (6, vec![5, 6]), (7, vec![7])], "{driver}");
+        // Of a row seeded elsewhere: read, then delete.
+        assert_eq!(
+            statements(&|| store.delete::<Item>(&2)),
+            [READ, DELETE],
+            "{driver}: a delete of a row seeded elsewhere"
+        );
+        // Written here, then moved by another process: the stale belief, then the row as found.
+        store.update(&item(3, 7, "box", 1.0)).unwrap();
+        other.update(&item(3, 5, "box", 1.0)).unwrap();
+        assert_eq!(
+            statements(&|| store.delete::<Item>(&3)),
+            [DELETE, DELETE],
+            "{driver}: after another process's move"
+        );
+        assert_eq!(nodes(), [(5, vec![4]), (6, vec![5, 6]), (7, vec![7])], "{driver}");
+        // Written here, then deleted by another process: not found, as always.
+        store.update(&item(4, 7, "cup", 1.0)).unwrap();
+        other.delete::<Item>(&4).unwrap();
+        let gone = store.delete::<Item>(&4);
+        assert!(matches!(gone, Err(memdex::Error::NotFound { .. })), "{driver}: {gone:?}");
+        let gone = store.update(&item(4, 6, "cup", 1.0));
+        assert!(matches!(gone, Err(memdex::Error::NotFound { .. })), "{driver}: {gone:?}");
+        assert_eq!(nodes(), [(5, vec![]), (6, vec![5, 6]), (7, vec![7])], "{driver}");
     }
 }
 

@@ -17,12 +17,14 @@
 //! declares it) — and the caller, told that no row changed, writes the row the long
 //! way.
 
-use sqlparser::ast::{BinaryOperator, Expr as SqlExpr, InTarget, Insert, SelectItem, SetExpr, Statement, Update};
+use sqlparser::ast::{
+    BinaryOperator, Expr as SqlExpr, InTarget, Insert, Select, SelectItem, SetExpr, Statement, Update,
+};
 
 use super::ast::{self, binary};
 use super::ddl;
 use super::emit::Emitter;
-use super::{Dialect, SqlQuery, cte, finish, with};
+use super::{Dialect, SqlQuery, all_columns, cte, finish, with};
 use crate::schema::Schema;
 use crate::value::Value;
 
@@ -84,7 +86,10 @@ pub struct GuardedWrite<'a> {
 /// `WITH "written" AS (<the write> RETURNING key), "forgotten" AS (DELETE FROM
 /// outbox WHERE id IN (…)), "entry" AS (INSERT INTO outbox (…) SELECT ?, … FROM
 /// "written") SELECT COUNT(*) FROM "written"`: the number of rows written (0 or 1),
-/// the entry written with the row in one statement. The write is `UPDATE t SET …
+/// the entry written with the row in one statement. An update or a delete replies
+/// with the row as the statement found it beside that number: `SELECT (SELECT
+/// COUNT(*) FROM "written"), c1, … FROM t WHERE key = ?`.
+/// The write is `UPDATE t SET …
 /// WHERE key = ? AND c IS NOT DISTINCT FROM ? … AND <no foreign index>`, `INSERT
 /// INTO t (…) SELECT ?, … WHERE <no foreign index>` or `DELETE FROM t WHERE key = ?
 /// AND c IS NOT DISTINCT FROM ? … AND <no foreign index>`, where `<no foreign index>` is
@@ -123,10 +128,34 @@ pub fn guarded_write_with_entry(d: Dialect, write: &GuardedWrite<'_>) -> Option<
     }
     let entry = entry_insert(&mut o, write.entry);
     ctes.push(cte(&o, "entry", SetExpr::Insert(Statement::Insert(entry))));
-    let written = ast::object_name(imp.quote(), WRITTEN);
-    let mut query = ast::query(SetExpr::Select(Box::new(ast::select(vec![ast::count_star()], written, None))));
+    let count = ast::select(vec![ast::count_star()], ast::object_name(imp.quote(), WRITTEN), None);
+    // The reply binds its key after everything else.
+    let mut r = Emitter::without_params(imp, write.schema);
+    r.values = std::mem::take(&mut o.values);
+    let reply = match write.change {
+        RowChange::Insert => count,
+        RowChange::Update { .. } | RowChange::Move { .. } | RowChange::Delete { .. } => {
+            count_with_row(&mut r, write, count)
+        }
+    };
+    let mut query = ast::query(SetExpr::Select(Box::new(reply)));
     query.with = Some(with(ctes));
-    Some(finish(Statement::Query(Box::new(query)), o))
+    Some(finish(Statement::Query(Box::new(query)), r))
+}
+
+/// `SELECT (SELECT COUNT(*) FROM "written"), c1, … FROM t WHERE key = ?`: the number
+/// of rows written, beside the row with the written row's key as the statement
+/// found it (its snapshot: the row before this statement's own change). No reply
+/// row means there was no such row; a count of 0 with the row means the guard shut,
+/// and says what the indexed columns hold, so that the caller's next attempt can be
+/// guarded by them without reading the row first.
+fn count_with_row(r: &mut Emitter<'_>, write: &GuardedWrite<'_>, count: Select) -> Select {
+    let count = SqlExpr::Subquery(Box::new(ast::query(SetExpr::Select(Box::new(count)))));
+    let mut items = vec![SelectItem::UnnamedExpr(count)];
+    items.extend(all_columns(r));
+    let key = write.row.get(write.schema.key).cloned().unwrap_or(Value::Null);
+    let selection = ddl::key_equals(r, &key);
+    ast::select_items(items, r.table(), Some(selection))
 }
 
 /// `UPDATE t SET … WHERE key = ? AND c IS NOT DISTINCT FROM ? … AND <no foreign
@@ -232,7 +261,8 @@ fn entry_insert(o: &mut Emitter<'_>, entry: &[Value]) -> Insert {
 /// move) the non-key columns, the key and the guarded columns' values (a move's
 /// from the row as read), for an insert the row, for a delete the key and the
 /// guarded columns; then
-/// the table's name, the known definitions, the entries to forget, and the entry.
+/// the table's name, the known definitions, the entries to forget, the entry, and
+/// (but for an insert) the key again, for the reply's row.
 /// Its text depends on the dialect, the schemas, the change (and its guarded
 /// columns) and the numbers of known definitions and of entries to forget alone.
 pub fn guarded_write_params(write: &GuardedWrite<'_>) -> Vec<Value> {
@@ -257,6 +287,9 @@ pub fn guarded_write_params(write: &GuardedWrite<'_>) -> Vec<Value> {
     params.extend(write.known.iter().map(|k| Value::Text(k.clone())));
     params.extend(write.forget.iter().cloned());
     params.extend(write.entry.iter().cloned());
+    if !matches!(write.change, RowChange::Insert) {
+        params.push(write.row.get(write.schema.key).cloned().unwrap_or(Value::Null));
+    }
     params
 }
 

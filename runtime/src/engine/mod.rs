@@ -51,6 +51,7 @@ pub(crate) mod changes;
 pub(crate) mod database;
 pub(crate) mod drain;
 pub(crate) mod fetch;
+pub(crate) mod last_written;
 pub(crate) mod observe;
 pub(crate) mod scan;
 pub(crate) mod schema;
@@ -164,6 +165,9 @@ pub(crate) struct Context {
     /// The write path's statement texts, rendered once per shape.
     pub(crate) statements: StatementTexts,
     pub(crate) near: NearCache,
+    /// What this process last wrote to each row's indexed columns: a one-statement
+    /// move or delete's first guard.
+    pub(crate) last_written: last_written::LastWritten,
     keyspaces: RwLock<HashMap<TypeId, Arc<KeySpace>>>,
 }
 
@@ -176,6 +180,7 @@ impl Context {
             text_cache: TextCache::new(settings.text_cache_capacity),
             statements: StatementTexts::default(),
             near: NearCache::new(settings.near_cache_capacity),
+            last_written: last_written::LastWritten::default(),
             settings,
             stats: Counters::default(),
             tracer,

@@ -23,12 +23,14 @@ use memdex_grammar::schema::IndexDef;
 use memdex_grammar::sql::{self, SqlQuery};
 use memdex_grammar::{Dialect, Schema, Type, Value};
 
+use super::last_written::LastWritten;
 use super::{Context, Env, Label, Machine, Replies, SqlReply, Step};
 use crate::cache::{CacheOp, checked_appends, refused_appends};
 use crate::codec;
 use crate::db::DbError;
 use crate::error::Error;
 use crate::model::Model;
+use crate::near::ObjectId;
 use crate::outbox::{self, Outbox};
 use crate::registry;
 use crate::statements::{GuardedChange, SchemaId, Shape, StatementTexts};
@@ -86,6 +88,17 @@ impl WriteSet {
         let offset = self.rows.len();
         self.rows.extend(other.rows);
         self.unbound.extend(other.unbound.into_iter().map(|u| Unbound { row: u.row + offset, ..u }));
+    }
+
+    /// Tells `last` what the committed writes of this set left in their rows.
+    fn remember(&self, last: &LastWritten) {
+        for row in &self.rows {
+            let id = ObjectId::of(&row.keys, &row.key);
+            match row.images.first() {
+                Some(written) if !row.deleted => last.wrote(row.schema, id, written),
+                _ => last.deleted(row.schema, &id),
+            }
+        }
     }
 
     /// The tables rows were written to, each once.
@@ -588,6 +601,7 @@ pub(crate) struct Commit<'a> {
     registry: &'a registry::Snapshot,
     /// The statement texts kept per shape (`crate::statements`).
     texts: &'a StatementTexts,
+    last_written: &'a LastWritten,
     cleaned: DoneEntries<'a>,
 }
 
@@ -612,6 +626,7 @@ impl<'a> Commit<'a> {
             dialect,
             registry: &ctx.registry,
             texts: &ctx.statements,
+            last_written: &ctx.last_written,
             cleaned: DoneEntries::take(&ctx.outbox),
         };
         // From here on, an error drops `commit`, which gives the done entries back.
@@ -712,9 +727,11 @@ impl<'a> Commit<'a> {
         Ok(())
     }
 
-    /// The transaction committed: the done entries it cleaned up are gone.
-    pub(crate) fn committed(self) {
+    /// The transaction committed `set`: the done entries it cleaned up are gone, and
+    /// its rows hold what it wrote.
+    pub(crate) fn committed(self, set: &WriteSet) {
         self.cleaned.committed();
+        set.remember(self.last_written);
     }
 }
 
@@ -770,9 +787,13 @@ impl Drop for DoneEntries<'_> {
 #[derive(Debug)]
 pub(crate) struct OneStatementWrite<'a> {
     query: SqlQuery,
+    /// The types of the reply's columns: the count, then (but for an insert) the
+    /// row's columns (`sql::guarded_write_with_entry`).
+    reply_types: Vec<Type>,
     entry_id: i64,
     set: WriteSet,
     cleaned: DoneEntries<'a>,
+    last_written: &'a LastWritten,
 }
 
 impl<'a> OneStatementWrite<'a> {
@@ -926,7 +947,12 @@ impl<'a> OneStatementWrite<'a> {
         let query = ctx.statements.optional_query(dialect, shape, sql::guarded_write_params(&write), || {
             sql::guarded_write_with_entry(dialect, &write)
         });
-        query.map(|query| OneStatementWrite { query, entry_id, set, cleaned })
+        let mut reply_types = vec![Type::Int];
+        if kind != GuardedChange::Insert {
+            reply_types.extend(schema.columns.iter().map(|c| c.ty));
+        }
+        let last_written = &ctx.last_written;
+        query.map(|query| OneStatementWrite { query, reply_types, entry_id, set, cleaned, last_written })
     }
 
     /// The statement to run on its own (autocommitted, never retried), and what
@@ -934,9 +960,10 @@ impl<'a> OneStatementWrite<'a> {
     /// while its outcome is unknown leaves the entry pending in this process (its
     /// reads bypass the cache until it has deleted the entry's keys), and gives the
     /// done entries back.
-    pub(crate) fn start(self, env: Env<'a>) -> (SqlQuery, WriteInFlight<'a>) {
+    pub(crate) fn start(self, env: Env<'a>) -> (SqlQuery, Vec<Type>, WriteInFlight<'a>) {
         let effects = ApplyEffects::new(env, self.entry_id, self.set);
-        (self.query, WriteInFlight { effects, cleaned: self.cleaned })
+        let in_flight = WriteInFlight { effects, cleaned: self.cleaned, last_written: self.last_written };
+        (self.query, self.reply_types, in_flight)
     }
 }
 
@@ -971,20 +998,38 @@ fn indexed_columns(schema: &Schema) -> Vec<usize> {
 pub(crate) struct WriteInFlight<'a> {
     effects: ApplyEffects<'a>,
     cleaned: DoneEntries<'a>,
+    last_written: &'a LastWritten,
+}
+
+/// What a one-statement write's reply said.
+#[derive(Debug)]
+pub(crate) enum Reply<'a> {
+    /// It wrote the row: the effects to apply (boxed: the other variant is small,
+    /// and one allocation per write is nothing beside its round trip).
+    Written(Box<ApplyEffects<'a>>),
+    /// Its guard shut, and it changed nothing. With it, the row with the written
+    /// row's key as the statement found it (every column, in schema order); `None`
+    /// when there was no such row, or for an insert.
+    Shut(Option<Vec<Value>>),
 }
 
 impl<'a> WriteInFlight<'a> {
-    /// The statement's reply (one row: the number of rows it wrote): the effects to
-    /// apply when it wrote the row, `None` when its guard stopped it (the caller
-    /// then writes the row the long way).
-    pub(crate) fn reply(self, rows: &[Vec<Value>]) -> Option<ApplyEffects<'a>> {
+    /// The statement's reply (`sql::guarded_write_with_entry`: the number of rows it
+    /// wrote, then, but for an insert, the row as it found it; no reply row when
+    /// there was none).
+    pub(crate) fn reply(self, rows: Vec<Vec<Value>>) -> Reply<'a> {
         self.cleaned.committed();
-        let written = rows.first().and_then(|row| row.first()).is_some_and(|count| *count == Value::Int(1));
-        if written {
-            return Some(self.effects);
+        let Some(mut row) = rows.into_iter().next() else {
+            self.effects.abandon();
+            return Reply::Shut(None);
+        };
+        if row.first() == Some(&Value::Int(1)) {
+            self.effects.set.remember(self.last_written);
+            return Reply::Written(Box::new(self.effects));
         }
         self.effects.abandon();
-        None
+        let found = row.split_off(1.min(row.len()));
+        Reply::Shut((!found.is_empty()).then_some(found))
     }
 
     /// The statement failed. An error the database answered with (a key that
@@ -996,6 +1041,144 @@ impl<'a> WriteInFlight<'a> {
             self.effects.abandon();
         }
     }
+}
+
+/// The one-statement attempts of one insert, update or delete on PostgreSQL, in the
+/// order a driver makes them ([`OneStatementWrite`]).
+///
+/// Each is guarded by what the row's indexed columns are believed to hold. An
+/// update's first attempt, by the values it writes (the row stays in its nodes),
+/// unless this process last wrote other values there: then it moves the row,
+/// guarded by those ([`LastWritten`]). A delete's, by what this process last wrote,
+/// or else by the row read just before. A guard that shuts replies with what the
+/// columns do hold, and the next attempt is guarded by that: a move whose row this
+/// process wrote last is one statement, any other two. Two attempts that change
+/// nothing (another writer changed the row between them), or a row that is not
+/// there, send the write the long way: a transaction, which also reports a missing
+/// row. None of this is trusted for correctness — a guard that holds makes the
+/// nodes the row was in those of the values it compared, whatever they came from.
+pub(crate) struct Attempts<'a, 'r, T: Model> {
+    ctx: &'a Context,
+    dialect: Dialect,
+    change: Change<'r, T>,
+    /// Statements sent so far that may write.
+    writes: u8,
+    /// The row whose indexed values guarded the last of them.
+    guarded_by: Vec<Value>,
+}
+
+#[derive(Clone, Copy)]
+enum Change<'r, T: Model> {
+    Insert(&'r T),
+    Update(&'r T),
+    Delete(&'r T::Key),
+}
+
+/// What a driver does next for [`Attempts`].
+pub(crate) enum Attempt<'a> {
+    /// Runs this statement ([`OneStatementWrite::start`]); when its guard shuts, the
+    /// row its reply found goes to [`Attempts::after`].
+    Write(OneStatementWrite<'a>),
+    /// Reads the row as it is (autocommitted, unlocked) by this statement, whose
+    /// columns have these types; its row, if any, goes to [`Attempts::after`].
+    Read(SqlQuery, Vec<Type>),
+    /// Writes the row in a transaction.
+    LongWay,
+}
+
+/// Guarded statements an update or delete sends before it goes the long way.
+const MAX_GUARDED_WRITES: u8 = 2;
+
+impl<'a, 'r, T: Model> Attempts<'a, 'r, T> {
+    pub(crate) fn insert(ctx: &'a Context, dialect: Dialect, row: &'r T) -> Self {
+        Attempts { ctx, dialect, change: Change::Insert(row), writes: 0, guarded_by: Vec::new() }
+    }
+
+    pub(crate) fn update(ctx: &'a Context, dialect: Dialect, row: &'r T) -> Self {
+        Attempts { ctx, dialect, change: Change::Update(row), writes: 0, guarded_by: Vec::new() }
+    }
+
+    pub(crate) fn delete(ctx: &'a Context, dialect: Dialect, key: &'r T::Key) -> Self {
+        Attempts { ctx, dialect, change: Change::Delete(key), writes: 0, guarded_by: Vec::new() }
+    }
+
+    /// The first attempt.
+    pub(crate) fn first(&mut self) -> Result<Attempt<'a>, Error> {
+        let (ctx, dialect) = (self.ctx, self.dialect);
+        let write = match self.change {
+            Change::Insert(row) => OneStatementWrite::insert(ctx, dialect, row)?,
+            Change::Update(row) => match self.last_written(&row.key()) {
+                Some(was) if moves(T::schema(), &was, row) => {
+                    self.guarded_by = was.to_vec();
+                    OneStatementWrite::moving(ctx, dialect, row, was.to_vec())?
+                }
+                _ => {
+                    self.guarded_by = row_values(row);
+                    OneStatementWrite::update(ctx, dialect, row)?
+                }
+            },
+            Change::Delete(key) => match self.last_written(key) {
+                Some(was) => {
+                    self.guarded_by = was.to_vec();
+                    OneStatementWrite::delete::<T>(ctx, dialect, key, was.to_vec())?
+                }
+                None => {
+                    let read = OneStatementWrite::read_before::<T>(ctx, dialect, key);
+                    return Ok(read.map_or(Attempt::LongWay, |(query, types)| Attempt::Read(query, types)));
+                }
+            },
+        };
+        Ok(self.sent(write))
+    }
+
+    /// The attempt after a guard shut, or after the read: `found` is the row with the
+    /// key as it was found (every column, in schema order), `None` when there was
+    /// none. A row found with the indexed values the shut guard compared says the
+    /// guard shut for another reason (the registry holds an index this process does
+    /// not know, or another writer changed the row after the statement's snapshot):
+    /// guarded by them again, it would shut again.
+    pub(crate) fn after(&mut self, found: Option<Vec<Value>>) -> Result<Attempt<'a>, Error> {
+        let (ctx, dialect) = (self.ctx, self.dialect);
+        let again = |found: &Vec<Value>| {
+            self.writes < MAX_GUARDED_WRITES && (self.writes == 0 || !same_nodes(T::schema(), found, &self.guarded_by))
+        };
+        let Some(found) = found.filter(again) else { return Ok(Attempt::LongWay) };
+        self.guarded_by.clone_from(&found);
+        let write = match self.change {
+            Change::Insert(_) => None,
+            Change::Update(row) => OneStatementWrite::moving(ctx, dialect, row, found)?,
+            Change::Delete(key) => OneStatementWrite::delete::<T>(ctx, dialect, key, found)?,
+        };
+        Ok(self.sent(write))
+    }
+
+    fn sent(&mut self, write: Option<OneStatementWrite<'a>>) -> Attempt<'a> {
+        match write {
+            Some(write) => {
+                self.writes += 1;
+                Attempt::Write(write)
+            }
+            None => Attempt::LongWay,
+        }
+    }
+
+    /// The row with this key as this process last wrote it ([`LastWritten::get`]).
+    fn last_written(&self, key: &T::Key) -> Option<Arc<[Value]>> {
+        let id = ObjectId::of(&self.ctx.keyspace::<T>(), &key.clone().into());
+        self.ctx.last_written.get(T::schema(), &id)
+    }
+}
+
+/// Whether writing `row` over a row whose columns hold `was` changes a column that
+/// names the row's index nodes.
+fn moves<T: Model>(schema: &Schema, was: &[Value], row: &T) -> bool {
+    indexed_columns(schema).into_iter().any(|c| was.get(c) != Some(&row.column_value(c)))
+}
+
+/// Whether two rows (every column, in schema order) hold the same values in every
+/// column that names their index nodes.
+fn same_nodes(schema: &Schema, a: &[Value], b: &[Value]) -> bool {
+    indexed_columns(schema).into_iter().all(|c| a.get(c) == b.get(c))
 }
 
 /// Applies a committed transaction's effects: invalidate objects and append ids to
@@ -1033,6 +1216,11 @@ impl<'a> ApplyEffects<'a> {
             Counters::add(&env.ctx.stats.writes, set.writes);
         }
         ApplyEffects { env, entry_id, set, phase, failed: Vec::new(), settled }
+    }
+
+    /// The writes whose effects these are.
+    pub(crate) fn writes(&self) -> &WriteSet {
+        &self.set
     }
 
     /// The transaction did not commit: there is nothing to apply and nothing pending.

@@ -32,7 +32,7 @@ use crate::engine::database::{self, Page};
 use crate::engine::drain::Drain;
 use crate::engine::fetch::Fetch;
 use crate::engine::schema::{CheckSchema, no_drift, outbox_usable};
-use crate::engine::write::{ApplyEffects, Commit, OneStatementWrite, RowWrite, WriteSet};
+use crate::engine::write::{ApplyEffects, Attempt, Attempts, Commit, OneStatementWrite, Reply, RowWrite, WriteSet};
 use crate::engine::{
     CacheFacts, Context, Env, Label, Machine, Observation, Outcome, Replies, SqlReply, SqlRequest, Step,
 };
@@ -556,63 +556,51 @@ impl AsyncDriver {
         write.applied(changed, set)
     }
 
-    /// Updates the row with `row`'s key in one statement with its outbox entry,
-    /// then applies the effects ([`OneStatementWrite`]); when its guard shuts, reads
-    /// the row and moves it in one statement guarded by what it read, as
+    /// Updates the row with `row`'s key in one statement with its outbox entry, then
+    /// applies the effects, as
     /// [`Driver::update_in_one_statement`](crate::exec::blocking::Driver::update_in_one_statement).
-    /// False when the dialect has no such statement or a guard stopped it: the
+    /// False when the dialect has no such statement or the guards stopped it: the
     /// caller then updates the row in a transaction.
     pub(crate) async fn update_in_one_statement<T: Model>(&self, row: &T) -> Result<bool, Error> {
-        let Some(write) = OneStatementWrite::update(&self.ctx, self.dialect(), row)? else { return Ok(false) };
-        // The attempt, the read and the move belong to one write: one span.
-        self.as_transaction(async {
-            if self.in_one_statement(write).await? {
-                return Ok(true);
-            }
-            let Some(old) = self.read_for_guard::<T>(&row.key()).await? else { return Ok(false) };
-            match OneStatementWrite::moving(&self.ctx, self.dialect(), row, old)? {
-                Some(write) => self.in_one_statement(write).await,
-                None => Ok(false),
-            }
-        })
-        .await
+        self.in_one_statement(Attempts::update(&self.ctx, self.dialect(), row)).await
     }
 
     /// Inserts `row` in one statement with its outbox entry, as
     /// [`AsyncDriver::update_in_one_statement`] updates.
     pub(crate) async fn insert_in_one_statement<T: Model>(&self, row: &T) -> Result<bool, Error> {
-        match OneStatementWrite::insert(&self.ctx, self.dialect(), row)? {
-            Some(write) => self.as_transaction(self.in_one_statement(write)).await,
-            None => Ok(false),
-        }
+        self.in_one_statement(Attempts::insert(&self.ctx, self.dialect(), row)).await
     }
 
-    /// Deletes the row with this key in one statement guarded by the row as read
-    /// just before, as [`Driver::delete_in_one_statement`](crate::exec::blocking::Driver::delete_in_one_statement).
+    /// Deletes the row with this key in one statement, as
+    /// [`Driver::delete_in_one_statement`](crate::exec::blocking::Driver::delete_in_one_statement).
     pub(crate) async fn delete_in_one_statement<T: Model>(&self, key: &T::Key) -> Result<bool, Error> {
-        if !OneStatementWrite::may_serve(&self.ctx, self.dialect(), T::schema()) {
-            return Ok(false);
-        }
-        // The read belongs to the write: it runs inside the same span.
+        self.in_one_statement(Attempts::<T>::delete(&self.ctx, self.dialect(), key)).await
+    }
+
+    /// Runs the attempts of one write, all inside one transaction's span, which holds
+    /// the span of its cache effects.
+    async fn in_one_statement<T: Model>(&self, mut attempts: Attempts<'_, '_, T>) -> Result<bool, Error> {
         self.as_transaction(async {
-            let Some(old) = self.read_for_guard::<T>(key).await? else { return Ok(false) };
-            match OneStatementWrite::delete::<T>(&self.ctx, self.dialect(), key, old)? {
-                Some(write) => self.in_one_statement(write).await,
-                None => Ok(false),
+            // Pending entries applied first are done, for the first statement to
+            // delete.
+            self.maybe_drain().await;
+            let mut next = attempts.first()?;
+            loop {
+                let found = match next {
+                    Attempt::Write(write) => match self.one_statement(write).await? {
+                        Reply::Written(effects) => return self.run(*effects).await.map(|()| true),
+                        Reply::Shut(found) => found,
+                    },
+                    Attempt::Read(query, types) => {
+                        self.ctx.record_sql(&query);
+                        self.db.query(&query, &types).await?.into_iter().next()
+                    }
+                    Attempt::LongWay => return Ok(false),
+                };
+                next = attempts.after(found)?;
             }
         })
         .await
-    }
-
-    /// The row with this key as it is now (autocommitted, unlocked), for a
-    /// one-statement write guarded by it; `None` where no such write can follow or
-    /// no row has the key.
-    async fn read_for_guard<T: Model>(&self, key: &T::Key) -> Result<Option<Vec<Value>>, Error> {
-        let Some((read, types)) = OneStatementWrite::read_before::<T>(&self.ctx, self.dialect(), key) else {
-            return Ok(None);
-        };
-        self.ctx.record_sql(&read);
-        Ok(self.db.query(&read, &types).await?.into_iter().next())
     }
 
     /// The span of a transaction (as the blocking driver's), open until its commit,
@@ -630,20 +618,16 @@ impl AsyncDriver {
         result
     }
 
-    async fn in_one_statement(&self, write: OneStatementWrite<'_>) -> Result<bool, Error> {
-        self.maybe_drain().await;
-        let (query, in_flight) = write.start(self.env());
+    /// Sends one guarded statement; its reply.
+    async fn one_statement<'a>(&'a self, write: OneStatementWrite<'a>) -> Result<Reply<'a>, Error> {
+        let (query, types, in_flight) = write.start(self.env());
         self.ctx.record_sql(&query);
-        let rows = match self.db.write_alone(&query, &[Type::Int]).await {
-            Ok(rows) => rows,
+        match self.db.write_alone(&query, &types).await {
+            Ok(rows) => Ok(in_flight.reply(rows)),
             Err(e) => {
                 in_flight.failed(&e);
-                return Err(e.into());
+                Err(e.into())
             }
-        };
-        match in_flight.reply(&rows) {
-            Some(effects) => self.run(effects).await.map(|()| true),
-            None => Ok(false),
         }
     }
 
@@ -687,7 +671,7 @@ impl AsyncDriver {
             effects.abandon();
             return Err(e.into());
         }
-        plan.committed();
+        plan.committed(effects.writes());
         self.run(effects).await
     }
 }

@@ -12,7 +12,7 @@ use crate::engine::database::{self, Page};
 use crate::engine::drain::Drain;
 use crate::engine::fetch::Fetch;
 use crate::engine::schema::{CheckSchema, no_drift, outbox_usable};
-use crate::engine::write::{ApplyEffects, Commit, OneStatementWrite, RowWrite, WriteSet};
+use crate::engine::write::{ApplyEffects, Attempt, Attempts, Commit, OneStatementWrite, Reply, RowWrite, WriteSet};
 use crate::engine::{Context, Env, Label, Machine, Observation, Outcome, Replies, SqlReply, SqlRequest, Step};
 use crate::error::Error;
 use crate::model::Model;
@@ -282,7 +282,7 @@ impl Driver {
         match (committed, outcome, commit) {
             (Ok(()), Some(Ok(r)), Some(plan)) => {
                 let entry_id = plan.entry_id;
-                plan.committed();
+                plan.committed(&set);
                 self.run(ApplyEffects::new(self.env(), entry_id, set))?;
                 Ok(r)
             }
@@ -308,68 +308,51 @@ fn kept<T, R>(outcome: &mut Option<Result<R, Error>>, result: Result<T, Error>) 
 
 impl Driver {
     /// Updates the row with `row`'s key in one statement with its outbox entry,
-    /// then applies the effects ([`OneStatementWrite`]). When its guard shuts — the
-    /// update moves the row between index nodes (or the row is gone) — it reads the
-    /// row and updates it in one statement guarded by what it read: three round
-    /// trips where a transaction takes five. False when the dialect has no such
-    /// statement or a guard stopped it: the caller then updates the row in a
-    /// transaction.
+    /// then applies the effects ([`OneStatementWrite`]): one statement when the row
+    /// stays in its index nodes or this process wrote it last, two when it moves
+    /// otherwise ([`Attempts`]). False when the dialect has no such statement or the
+    /// guards stopped it: the caller then updates the row in a transaction.
     pub(crate) fn update_in_one_statement<T: Model>(&self, row: &T) -> Result<bool, Error> {
-        let Some(write) = OneStatementWrite::update(&self.ctx, self.dialect(), row)? else { return Ok(false) };
-        // The attempt, the read and the move belong to one write: one span.
-        self.as_transaction(|| {
-            if self.one_statement(write)? {
-                return Ok(true);
-            }
-            let Some(old) = self.read_for_guard::<T>(&row.key())? else { return Ok(false) };
-            match OneStatementWrite::moving(&self.ctx, self.dialect(), row, old)? {
-                Some(write) => self.one_statement(write),
-                None => Ok(false),
-            }
-        })
+        self.in_one_statement(Attempts::update(&self.ctx, self.dialect(), row))
     }
 
     /// Inserts `row` in one statement with its outbox entry, as
     /// [`Driver::update_in_one_statement`] updates.
     pub(crate) fn insert_in_one_statement<T: Model>(&self, row: &T) -> Result<bool, Error> {
-        match OneStatementWrite::insert(&self.ctx, self.dialect(), row)? {
-            Some(write) => self.in_one_statement(write),
-            None => Ok(false),
-        }
+        self.in_one_statement(Attempts::insert(&self.ctx, self.dialect(), row))
     }
 
     /// Deletes the row with this key in one statement with its outbox entry, guarded
-    /// by the row as read just before (two round trips where a transaction takes
-    /// four), as [`Driver::update_in_one_statement`] updates. False also when no
+    /// by what this process last wrote to the row or else by the row as read just
+    /// before, as [`Driver::update_in_one_statement`] updates. False also when no
     /// row was found: the transaction then tells.
     pub(crate) fn delete_in_one_statement<T: Model>(&self, key: &T::Key) -> Result<bool, Error> {
-        if !OneStatementWrite::may_serve(&self.ctx, self.dialect(), T::schema()) {
-            return Ok(false);
-        }
-        // The read belongs to the write: it runs inside the same span.
+        self.in_one_statement(Attempts::<T>::delete(&self.ctx, self.dialect(), key))
+    }
+
+    /// Runs the attempts of one write, all inside one transaction's span, which holds
+    /// the span of its cache effects.
+    fn in_one_statement<T: Model>(&self, mut attempts: Attempts<'_, '_, T>) -> Result<bool, Error> {
         self.as_transaction(|| {
-            let Some(old) = self.read_for_guard::<T>(key)? else { return Ok(false) };
-            match OneStatementWrite::delete::<T>(&self.ctx, self.dialect(), key, old)? {
-                Some(write) => self.one_statement(write),
-                None => Ok(false),
+            // Pending entries applied first are done, for the first statement to
+            // delete.
+            self.maybe_drain();
+            let mut next = attempts.first()?;
+            loop {
+                let found = match next {
+                    Attempt::Write(write) => match self.one_statement(write)? {
+                        Reply::Written(effects) => return self.run(*effects).map(|()| true),
+                        Reply::Shut(found) => found,
+                    },
+                    Attempt::Read(query, types) => {
+                        self.ctx.record_sql(&query);
+                        self.db.query(&query, &types)?.into_iter().next()
+                    }
+                    Attempt::LongWay => return Ok(false),
+                };
+                next = attempts.after(found)?;
             }
         })
-    }
-
-    /// The row with this key as it is now (autocommitted, unlocked), for a
-    /// one-statement write guarded by it; `None` where no such write can follow or
-    /// no row has the key.
-    fn read_for_guard<T: Model>(&self, key: &T::Key) -> Result<Option<Vec<memdex_grammar::Value>>, Error> {
-        let Some((read, types)) = OneStatementWrite::read_before::<T>(&self.ctx, self.dialect(), key) else {
-            return Ok(None);
-        };
-        self.ctx.record_sql(&read);
-        Ok(self.db.query(&read, &types)?.into_iter().next())
-    }
-
-    /// A transaction of one statement.
-    fn in_one_statement(&self, write: OneStatementWrite<'_>) -> Result<bool, Error> {
-        self.as_transaction(|| self.one_statement(write))
     }
 
     /// Runs `write` inside a transaction's span, which holds the span of its cache
@@ -383,20 +366,16 @@ impl Driver {
         result
     }
 
-    fn one_statement(&self, write: OneStatementWrite<'_>) -> Result<bool, Error> {
-        self.maybe_drain();
-        let (query, in_flight) = write.start(self.env());
+    /// Sends one guarded statement; its reply.
+    fn one_statement<'a>(&'a self, write: OneStatementWrite<'a>) -> Result<Reply<'a>, Error> {
+        let (query, types, in_flight) = write.start(self.env());
         self.ctx.record_sql(&query);
-        let rows = match self.db.write_alone(&query, &[memdex_grammar::Type::Int]) {
-            Ok(rows) => rows,
+        match self.db.write_alone(&query, &types) {
+            Ok(rows) => Ok(in_flight.reply(rows)),
             Err(e) => {
                 in_flight.failed(&e);
-                return Err(e.into());
+                Err(e.into())
             }
-        };
-        match in_flight.reply(&rows) {
-            Some(effects) => self.run(effects).map(|()| true),
-            None => Ok(false),
         }
     }
 
