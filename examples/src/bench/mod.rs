@@ -1120,9 +1120,11 @@ fn writes(cfg: &Config, servers: &Servers, data: &Dataset, store: &Result<Bench,
          that keeps the row in its index nodes (this one: the price is not indexed) is ONE autocommitted \
          statement — the UPDATE, guarded by the indexed values it writes and by the index registry, with the \
          outbox record of the keys to invalidate (so a lost cache batch is repaired) and the clean-up of applied \
-         records; an update that moves the row finds the guard shut, reads the row and updates it in one \
-         statement guarded by the values read (three statements, no transaction; a transaction — BEGIN, the \
-         UPDATE returning the row as it was, the outbox statement, COMMIT — only when that guard shuts too).",
+         records; an update that moves the row is guarded by the indexed values this process wrote to the row \
+         last (one statement), or, where another process wrote it since, finds that guard (or the one on the \
+         values it writes) shut and updates the row in a second statement guarded by the values the first one's \
+         reply found (two statements, no transaction; a transaction — BEGIN, the UPDATE returning the row as it \
+         was, the outbox statement, COMMIT — only when that guard shuts too).",
     );
     if let Some(target) = target {
         async_write_cost(cfg, servers, target, store, &mut section);
@@ -1137,7 +1139,8 @@ fn writes(cfg: &Config, servers: &Servers, data: &Dataset, store: &Result<Bench,
 /// is judged against), interleaved. On PostgreSQL both make one database round trip
 /// for this update (it keeps the row in its index nodes: one guarded statement with
 /// its outbox entry) and one cache round trip. Beside them, each store moves a row
-/// of its own between two categories (three statements on PostgreSQL).
+/// of its own between two categories (one statement on PostgreSQL), and the two
+/// move a third row in turn (two statements: each moves a row the other moved last).
 fn async_write_cost(
     cfg: &Config,
     servers: &Servers,
@@ -1155,63 +1158,99 @@ fn async_write_cost(
     // reads each time (their nodes are never filled: a move's appends find none,
     // and no node grows through the run).
     let (mut blocking_mover, mut async_mover) = (data::row(800_000_001, MOVED[0]), data::row(800_000_002, MOVED[0]));
+    // And a row the two stores move in turn, so that each moves a row the other
+    // moved last: its belief of the row's nodes is stale every time.
+    let mut shared_mover = data::row(800_000_003, MOVED[0]);
     let movers = (store.as_ref().map_err(Clone::clone).and_then(|b| b.insert(&blocking_mover)))
-        .and_then(|()| asynchronous.as_ref().map_err(Clone::clone).and_then(|b| b.insert(&async_mover)));
+        .and_then(|()| asynchronous.as_ref().map_err(Clone::clone).and_then(|b| b.insert(&async_mover)))
+        .and_then(|()| store.as_ref().map_err(Clone::clone).and_then(|b| b.insert(&shared_mover)));
+    let mut turn = 0_u64;
     let move_row = |row: &mut data::Row| {
         row.category_id = if row.category_id == MOVED[0] { MOVED[1] } else { MOVED[0] };
         row.clone()
     };
+    let counted: [Statements; 5] = Default::default();
+    type Run<'a> = Box<dyn FnMut() -> Result<(), String> + 'a>;
     let probes: Vec<Probe<'_>> = vec![
-        plain.as_mut().map_err(|e| e.clone()).map(|base| -> Box<dyn FnMut() -> Result<(), String>> {
+        plain.as_mut().map_err(|e| e.clone()).map(|base| -> Run<'_> {
             Box::new(move || {
                 price += 0.25;
                 base.update_price(id, price).map(drop).map_err(|e| e.to_string())
             })
         }),
-        plain_in_transaction.as_mut().map_err(|e| e.clone()).map(|base| -> Box<dyn FnMut() -> Result<(), String>> {
+        plain_in_transaction.as_mut().map_err(|e| e.clone()).map(|base| -> Run<'_> {
             Box::new(move || {
                 tx_price += 0.25;
                 base.update_price_in_transaction(id, tx_price).map(drop).map_err(|e| e.to_string())
             })
         }),
-        store.as_ref().map_err(Clone::clone).map(|b| -> Box<dyn FnMut() -> Result<(), String>> {
-            Box::new(move || {
-                blocking_row.price += 0.25;
-                b.update_price(&blocking_row)
-            })
+        store.as_ref().map_err(Clone::clone).map(|b| -> Run<'_> {
+            counted[0].count(
+                || b.counters().db_queries,
+                move || {
+                    blocking_row.price += 0.25;
+                    b.update_price(&blocking_row)
+                },
+            )
         }),
-        asynchronous.as_ref().map_err(Clone::clone).map(|b| -> Box<dyn FnMut() -> Result<(), String>> {
-            Box::new(move || {
-                async_row.price += 0.25;
-                b.update_price(&async_row)
-            })
+        asynchronous.as_ref().map_err(Clone::clone).map(|b| -> Run<'_> {
+            counted[1].count(
+                || b.counters().db_queries,
+                move || {
+                    async_row.price += 0.25;
+                    b.update_price(&async_row)
+                },
+            )
         }),
-        (movers.clone().and(store.as_ref().map_err(Clone::clone))).map(|b| -> Box<dyn FnMut() -> Result<(), String>> {
-            Box::new(move || b.update_price(&move_row(&mut blocking_mover)))
+        (movers.clone().and(store.as_ref().map_err(Clone::clone))).map(|b| -> Run<'_> {
+            counted[2].count(|| b.counters().db_queries, move || b.update_price(&move_row(&mut blocking_mover)))
         }),
-        (movers.and(asynchronous.as_ref().map_err(Clone::clone))).map(|b| -> Box<dyn FnMut() -> Result<(), String>> {
-            Box::new(move || b.update_price(&move_row(&mut async_mover)))
+        (movers.clone().and(asynchronous.as_ref().map_err(Clone::clone))).map(|b| -> Run<'_> {
+            counted[3].count(|| b.counters().db_queries, move || b.update_price(&move_row(&mut async_mover)))
         }),
+        (movers.and(store.as_ref().map_err(Clone::clone)))
+            .and_then(|b| asynchronous.as_ref().map_err(Clone::clone).map(|a| (b, a)))
+            .map(|(b, a)| -> Run<'_> {
+                counted[4].count(
+                    || b.counters().db_queries + a.counters().db_queries,
+                    move || {
+                        turn += 1;
+                        let row = move_row(&mut shared_mover);
+                        if turn.is_multiple_of(2) { b.update_price(&row) } else { a.update_price(&row) }
+                    },
+                )
+            }),
     ];
     let summaries = measure_interleaved(cfg.write_budget, probes);
+    let [updates @ .., in_turn] = &counted;
+    let [blocking, asynchronous, blocking_move, async_move] = updates.each_ref().map(Statements::per_call);
     let labels = [
-        (PLAIN_AUTOCOMMIT, "1"),
-        (PLAIN_IN_TRANSACTION, "3"),
-        ("memdex update, blocking Store", "1"),
-        ("memdex update, AsyncStore", "1"),
+        (PLAIN_AUTOCOMMIT, "1".to_owned()),
+        (PLAIN_IN_TRANSACTION, "3".to_owned()),
+        ("memdex update, blocking Store", blocking),
+        ("memdex update, AsyncStore", asynchronous),
     ];
     let (table, medians) = round_trip_table("case (interleaved, one row)", &labels, &summaries[..4]);
     section.tables.push(table);
-    let move_labels = [("memdex move to another category, blocking Store", "3"), ("the same, AsyncStore", "3")];
+    let move_labels = [
+        ("memdex move to another category, blocking Store", blocking_move),
+        ("the same, AsyncStore", async_move),
+        ("a move of a row the other store moved last, blocking and async in turn", in_turn.per_call()),
+    ];
     let (move_table, moves) = round_trip_table("case (interleaved with the above)", &move_labels, &summaries[4..]);
     section.tables.push(move_table);
-    if let ([_, Some(in_transaction), ..], [Some(blocking), Some(asynchronous)]) = (&medians[..], &moves[..]) {
+    if let ([_, Some(in_transaction), ..], [Some(blocking), Some(asynchronous), Some(in_turn)]) =
+        (&medians[..], &moves[..])
+    {
         section.note(format!(
             "Moves, interleaved with the updates: blocking {} and async {} of the plain UPDATE in its own \
-             transaction. On PostgreSQL a move finds the update's guard shut, reads the row and updates it in one \
-             statement guarded by the values read, with its outbox record: three autocommitted statements.",
+             transaction, a move of a row the other store moved last {}. On PostgreSQL a move is guarded by the \
+             indexed values this process wrote to the row last: one autocommitted statement with its outbox record. \
+             Where another process wrote the row since (or this one never did), that guard (or the one on the values \
+             written) shuts, and its reply holds the row as it is: a second statement guarded by those values.",
             format_ratio(*blocking, *in_transaction),
-            format_ratio(*asynchronous, *in_transaction)
+            format_ratio(*asynchronous, *in_transaction),
+            format_ratio(*in_turn, *in_transaction)
         ));
     }
     if let [Some(plain), Some(in_transaction), Some(blocking), Some(asynchronous)] = medians[..] {
@@ -1236,12 +1275,51 @@ fn async_write_cost(
 /// The two categories the write section's moves alternate between.
 const MOVED: [i64; 2] = [800_001, 800_002];
 
+/// The database statements a memdex probe sends per call, as its store counts them
+/// (`Stats::db_queries`), over its first [`Statements::COUNTED`] calls (warm-up
+/// included): reading the counters costs a little, and later calls do not pay it.
+#[derive(Default)]
+struct Statements(std::cell::Cell<(u64, u64)>);
+
+impl Statements {
+    const COUNTED: u64 = 64;
+
+    /// `run`, counting the statements `queries` (a store's count so far) says each
+    /// of its first calls sent.
+    fn count<'a>(
+        &'a self,
+        queries: impl Fn() -> u64 + 'a,
+        mut run: impl FnMut() -> Result<(), String> + 'a,
+    ) -> Box<dyn FnMut() -> Result<(), String> + 'a> {
+        Box::new(move || {
+            let (sent, calls) = self.0.get();
+            if calls >= Self::COUNTED {
+                return run();
+            }
+            let before = queries();
+            run()?;
+            self.0.set((sent + queries() - before, calls + 1));
+            Ok(())
+        })
+    }
+
+    /// Statements per counted call, as the report's round-trip column shows them.
+    fn per_call(&self) -> String {
+        let (sent, calls) = self.0.get();
+        if calls == 0 {
+            return "—".to_owned();
+        }
+        let mean = sent as f64 / calls as f64;
+        if (mean - mean.round()).abs() < 0.005 { format!("{}", mean.round()) } else { format!("{mean:.2}") }
+    }
+}
+
 /// The table of interleaved probes' medians and p90s, a row per `(label, database
 /// round trips)` in the probes' order, and each probe's median (`None` for one that
 /// could not run).
 fn round_trip_table(
     title: &str,
-    labels: &[(&str, &str)],
+    labels: &[(&str, String)],
     summaries: &[Result<Summary, String>],
 ) -> (Table, Vec<Option<f64>>) {
     let mut table = Table::new([title, "median", "p90", "database round trips"]);
@@ -1259,10 +1337,12 @@ fn round_trip_table(
 /// autocommitted and in a transaction of its own, and their delete of that row
 /// against a plain DELETE alike, all interleaved. On PostgreSQL a memdex insert is
 /// one guarded statement with its outbox entry (its row was in no index node) and
-/// one cache round trip; a delete reads the row, then deletes it in one statement
-/// guarded by what it read. Each insert gets a fresh id, in a category no other
-/// section reads; each delete probe deletes the oldest row its insert probe left
-/// (every probe runs as often as the others, in order, so one is always there).
+/// one cache round trip; a delete of a row the store inserted is one statement
+/// guarded by the values it inserted, and beside them the blocking store deletes
+/// rows plain SQL inserted (it reads each first). Each insert gets a fresh id, in a
+/// category no other section reads; each delete probe deletes the oldest row its
+/// insert probe left (every probe runs as often as the others, in order, so one is
+/// always there).
 fn insert_cost(cfg: &Config, servers: &Servers, store: &Result<Bench, String>, section: &mut Section) {
     use std::cell::RefCell;
     use std::collections::VecDeque;
@@ -1277,14 +1357,19 @@ fn insert_cost(cfg: &Config, servers: &Servers, store: &Result<Bench, String>, s
     // One connection per probe pair (the INSERT and the DELETE of one kind) keeps
     // each pair's prepared statements; the pair's rows wait in its queue.
     let (plain, plain_in_transaction) = (connect().map(RefCell::new), connect().map(RefCell::new));
-    let queues: [RefCell<VecDeque<i64>>; 4] = Default::default();
+    // Rows inserted by plain SQL (another process, as memdex sees it) for memdex's
+    // blocking store to delete: the delete of a row this process did not write.
+    // (Its category is one no fetch reads, so no node misses them.)
+    let feeder = baselines::PgBaseline::on_table(&pg.params(), "item").map_err(|e| e.to_string()).map(RefCell::new);
+    let queues: [RefCell<VecDeque<i64>>; 5] = Default::default();
     let fresh = |queue: &RefCell<VecDeque<i64>>| {
         let row = data::row(NEXT_ID.fetch_add(1, Ordering::Relaxed), CATEGORY);
         queue.borrow_mut().push_back(row.id);
         row
     };
     let oldest = |queue: &RefCell<VecDeque<i64>>| queue.borrow_mut().pop_front().ok_or("no row left to delete");
-    let [q0, q1, q2, q3] = &queues;
+    let [q0, q1, q2, q3, q4] = &queues;
+    let counted: [Statements; 5] = Default::default();
     type Run<'a> = Box<dyn FnMut() -> Result<(), String> + 'a>;
     let probes: Vec<Probe<'_>> = vec![
         plain.as_ref().map_err(Clone::clone).map(|base| -> Run<'_> {
@@ -1293,23 +1378,44 @@ fn insert_cost(cfg: &Config, servers: &Servers, store: &Result<Bench, String>, s
         plain_in_transaction.as_ref().map_err(Clone::clone).map(|base| -> Run<'_> {
             Box::new(move || base.borrow_mut().insert_in_transaction(&fresh(q1)).map(drop).map_err(|e| e.to_string()))
         }),
-        store.as_ref().map_err(Clone::clone).map(|b| -> Run<'_> { Box::new(move || b.insert(&fresh(q2))) }),
-        asynchronous.as_ref().map_err(Clone::clone).map(|b| -> Run<'_> { Box::new(move || b.insert(&fresh(q3))) }),
+        store
+            .as_ref()
+            .map_err(Clone::clone)
+            .map(|b| -> Run<'_> { counted[0].count(|| b.counters().db_queries, move || b.insert(&fresh(q2))) }),
+        asynchronous
+            .as_ref()
+            .map_err(Clone::clone)
+            .map(|b| -> Run<'_> { counted[1].count(|| b.counters().db_queries, move || b.insert(&fresh(q3))) }),
+        feeder.as_ref().map_err(Clone::clone).map(|base| -> Run<'_> {
+            Box::new(move || base.borrow_mut().insert(&fresh(q4)).map(drop).map_err(|e| e.to_string()))
+        }),
         plain.as_ref().map_err(Clone::clone).map(|base| -> Run<'_> {
             Box::new(move || base.borrow_mut().delete(oldest(q0)?).map(drop).map_err(|e| e.to_string()))
         }),
         plain_in_transaction.as_ref().map_err(Clone::clone).map(|base| -> Run<'_> {
             Box::new(move || base.borrow_mut().delete_in_transaction(oldest(q1)?).map(drop).map_err(|e| e.to_string()))
         }),
-        store.as_ref().map_err(Clone::clone).map(|b| -> Run<'_> { Box::new(move || b.delete(oldest(q2)?)) }),
-        asynchronous.as_ref().map_err(Clone::clone).map(|b| -> Run<'_> { Box::new(move || b.delete(oldest(q3)?)) }),
+        store
+            .as_ref()
+            .map_err(Clone::clone)
+            .map(|b| -> Run<'_> { counted[2].count(|| b.counters().db_queries, move || b.delete(oldest(q2)?)) }),
+        asynchronous
+            .as_ref()
+            .map_err(Clone::clone)
+            .map(|b| -> Run<'_> { counted[3].count(|| b.counters().db_queries, move || b.delete(oldest(q3)?)) }),
+        store
+            .as_ref()
+            .map_err(Clone::clone)
+            .map(|b| -> Run<'_> { counted[4].count(|| b.counters().db_queries, move || b.delete(oldest(q4)?)) }),
     ];
     let summaries = measure_interleaved(cfg.write_budget, probes);
+    let [blocking, asynchronous, blocking_delete, async_delete, other_delete] =
+        counted.each_ref().map(Statements::per_call);
     let labels = [
-        ("plain PostgreSQL INSERT (prepared, autocommit)", "1"),
-        ("plain PostgreSQL INSERT in its own transaction (BEGIN, INSERT, COMMIT)", "3"),
-        ("memdex insert, blocking Store", "1"),
-        ("memdex insert, AsyncStore", "1"),
+        ("plain PostgreSQL INSERT (prepared, autocommit)", "1".to_owned()),
+        ("plain PostgreSQL INSERT in its own transaction (BEGIN, INSERT, COMMIT)", "3".to_owned()),
+        ("memdex insert, blocking Store", blocking),
+        ("memdex insert, AsyncStore", asynchronous),
     ];
     let (table, medians) = round_trip_table("case (interleaved, a new row each)", &labels, &summaries[..4]);
     section.tables.push(table);
@@ -1323,24 +1429,29 @@ fn insert_cost(cfg: &Config, servers: &Servers, store: &Result<Bench, String>, s
             format_ratio(asynchronous, in_transaction)
         ));
     }
+    // Summary 4 is the plain INSERT that feeds the last delete: the first row's
+    // twin, not shown.
     let labels = [
-        ("plain PostgreSQL DELETE (prepared, autocommit)", "1"),
-        ("plain PostgreSQL DELETE in its own transaction (BEGIN, DELETE, COMMIT)", "3"),
-        ("memdex delete, blocking Store", "2"),
-        ("memdex delete, AsyncStore", "2"),
+        ("plain PostgreSQL DELETE (prepared, autocommit)", "1".to_owned()),
+        ("plain PostgreSQL DELETE in its own transaction (BEGIN, DELETE, COMMIT)", "3".to_owned()),
+        ("memdex delete, blocking Store", blocking_delete),
+        ("memdex delete, AsyncStore", async_delete),
+        ("memdex delete of a row plain SQL inserted, blocking Store", other_delete),
     ];
     let (table, medians) =
-        round_trip_table("case (interleaved, each row the inserts above left)", &labels, &summaries[4..]);
+        round_trip_table("case (interleaved, each row the inserts above left)", &labels, &summaries[5..]);
     section.tables.push(table);
-    if let [Some(plain), Some(in_transaction), Some(blocking), Some(asynchronous)] = medians[..] {
+    if let [Some(plain), Some(in_transaction), Some(blocking), Some(asynchronous), other] = medians[..] {
         section.note(format!(
             "Deletes, interleaved with the inserts: the blocking delete {} of the autocommitted DELETE and {} of the \
-             one in its own transaction; the async one {} and {}. On PostgreSQL a memdex delete reads the row, then \
-             deletes it in one statement guarded by the indexed values read, with its outbox record.",
+             one in its own transaction; the async one {} and {}; of a row plain SQL inserted {}. On PostgreSQL a \
+             memdex delete of a row this process wrote last is one statement, guarded by the indexed values it \
+             wrote, with its outbox record; of any other row, the row is read first and guards it.",
             format_ratio(blocking, plain),
             format_ratio(blocking, in_transaction),
             format_ratio(asynchronous, plain),
-            format_ratio(asynchronous, in_transaction)
+            format_ratio(asynchronous, in_transaction),
+            other.map_or_else(|| "unavailable".to_owned(), |o| format_ratio(o, in_transaction)),
         ));
     }
 }
