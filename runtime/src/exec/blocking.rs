@@ -281,9 +281,9 @@ impl Driver {
         });
         match (committed, outcome, commit) {
             (Ok(()), Some(Ok(r)), Some(plan)) => {
-                let entry_id = plan.entry_id;
-                plan.committed(&set);
-                self.run(ApplyEffects::new(self.env(), entry_id, set))?;
+                let effects = ApplyEffects::new(self.env(), plan.entry_id, set);
+                plan.committed(effects.writes());
+                self.run(effects)?;
                 Ok(r)
             }
             (committed, outcome, _not_committed) => match (committed, outcome) {
