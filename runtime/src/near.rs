@@ -1,8 +1,10 @@
-//! The near cache: decoded objects kept in this process, by model, id and etag,
-//! bounded in bytes (`StoreBuilder::near_cache_capacity`, 0 = off).
+//! The near cache: decoded objects kept in this process, by model and id, each with
+//! the etag of its encoding, bounded in bytes (`StoreBuilder::near_cache_capacity`,
+//! 0 = off).
 //!
-//! It is content-addressed: an entry maps the hash of an object's encoded bytes to
-//! those bytes decoded, which is true forever. Whether a kept version is *current*
+//! It is content-addressed: an entry holds an object's encoded bytes' hash and those
+//! bytes decoded, which is true forever; one version per object (the last kept), and
+//! a lookup names the version it wants. Whether a kept version is *current*
 //! is never the near cache's to say: a fetch serves a kept object only when every
 //! index node listing the id (read in that same fetch) names exactly that version —
 //! the condition under which it would serve the object read from memcached (see
@@ -62,15 +64,14 @@ impl ObjectId {
     }
 }
 
-/// What a kept value is keyed by: an object by its model, its id and its version;
-/// a node's rows by their model and the digest of the node's key and bytes
-/// ([`node_digest`]).
+/// What a kept value is keyed by: an object by its model and its id (its version is
+/// kept beside it, [`Kept::etag`]); a node's rows by their model and the digest of
+/// the node's key and bytes ([`node_digest`]).
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub(crate) enum NearKey {
     Object {
         model: TypeId,
         id: ObjectId,
-        etag: u64,
     },
     Node {
         model: TypeId,
@@ -90,11 +91,12 @@ pub(crate) fn node_digest(key: &str, bytes: &[u8]) -> u128 {
     xxhash_rust::xxh3::xxh3_128_with_seed(bytes, xxhash_rust::xxh3::xxh3_64(key.as_bytes()))
 }
 
-/// A kept object: the decoded row, and what it weighs (its encoded size, plus the
-/// entry's bookkeeping).
+/// A kept object: the decoded row, its version (an object's etag; 0 for the other
+/// entries), and what it weighs (its encoded size, plus the entry's bookkeeping).
 #[derive(Clone)]
 struct Kept {
     row: Arc<dyn Any + Send + Sync>,
+    etag: u64,
     weight: u32,
 }
 
@@ -184,8 +186,27 @@ impl NearCache {
 
     /// The kept object `id` of model `T` at version `etag`.
     pub(crate) fn get<T: Clone + Send + Sync + 'static>(&self, id: &ObjectId, etag: u64) -> Option<T> {
-        let kept = self.kept.as_ref()?.get(&NearKey::Object { model: TypeId::of::<T>(), id: id.clone(), etag })?;
+        let kept = self.kept.as_ref()?.get(&NearKey::Object { model: TypeId::of::<T>(), id: id.clone() })?;
+        if kept.etag != etag {
+            return None;
+        }
         kept.row.downcast_ref::<T>().cloned()
+    }
+
+    /// The kept object `id` of model `T` at whatever version was kept last: never
+    /// served (nothing says it is current), only what a write believes its row
+    /// holds before its guard checks (`engine::write::Attempts`).
+    pub(crate) fn latest<T: Clone + Send + Sync + 'static>(&self, id: &ObjectId) -> Option<T> {
+        let kept = self.kept.as_ref()?.get(&NearKey::Object { model: TypeId::of::<T>(), id: id.clone() })?;
+        kept.row.downcast_ref::<T>().cloned()
+    }
+
+    /// Drops the kept object `id` of the model with this `TypeId`: this process just
+    /// wrote it, so what it kept is older than what it wrote.
+    pub(crate) fn forget(&self, model: TypeId, id: ObjectId) {
+        if let Some(cache) = &self.kept {
+            cache.remove(&NearKey::Object { model, id });
+        }
     }
 
     /// The rows kept for the node whose key and bytes have this digest, sorted by key.
@@ -197,7 +218,7 @@ impl NearCache {
     /// Keeps the rows a fetch of one node served, sorted by key, under the digest of
     /// the node's key and bytes; `encoded_len` is what their encodings take.
     pub(crate) fn keep_node_rows<T: Send + Sync + 'static>(&self, digest: u128, rows: Vec<T>, encoded_len: usize) {
-        self.insert(NearKey::Node { model: TypeId::of::<T>(), digest }, Arc::new(rows), encoded_len);
+        self.insert(NearKey::Node { model: TypeId::of::<T>(), digest }, Arc::new(rows), 0, encoded_len);
     }
 
     /// The next tick of the near cache's clock ([`NearCache::seen_before`]).
@@ -221,21 +242,22 @@ impl NearCache {
     pub(crate) fn saw(&self, digest: u128) {
         let Some(cache) = &self.kept else { return };
         if cache.get(&NearKey::Seen { digest }).is_none() {
-            self.insert(NearKey::Seen { digest }, Arc::new(self.tick()), 0);
+            self.insert(NearKey::Seen { digest }, Arc::new(self.tick()), 0, 0);
         }
     }
 
-    /// Keeps `row`, whose encoding (`encoded_len` bytes long) hashes to `etag`.
+    /// Keeps `row`, whose encoding (`encoded_len` bytes long) hashes to `etag`, in
+    /// place of any version of it kept before.
     pub(crate) fn keep<T: Send + Sync + 'static>(&self, id: ObjectId, etag: u64, row: T, encoded_len: usize) {
-        self.insert(NearKey::Object { model: TypeId::of::<T>(), id, etag }, Arc::new(row), encoded_len);
+        self.insert(NearKey::Object { model: TypeId::of::<T>(), id }, Arc::new(row), etag, encoded_len);
     }
 
-    /// Keeps `row` under `key`, weighing what its encoding takes plus the entry's
-    /// own overhead (nothing when the near cache is off).
-    fn insert(&self, key: NearKey, row: Arc<dyn Any + Send + Sync>, encoded_len: usize) {
+    /// Keeps `row` under `key` with its version `etag`, weighing what its encoding
+    /// takes plus the entry's own overhead (nothing when the near cache is off).
+    fn insert(&self, key: NearKey, row: Arc<dyn Any + Send + Sync>, etag: u64, encoded_len: usize) {
         let Some(cache) = &self.kept else { return };
         let weight = u32::try_from(encoded_len).unwrap_or(u32::MAX).saturating_add(ENTRY_OVERHEAD);
-        cache.insert(key, Kept { row, weight });
+        cache.insert(key, Kept { row, etag, weight });
     }
 }
 
@@ -251,6 +273,16 @@ mod tests {
         assert_eq!(near.get::<String>(&ObjectId::Int(1), 8), None, "another version");
         assert_eq!(near.get::<String>(&ObjectId::Int(2), 7), None, "another id");
         assert_eq!(near.get::<u64>(&ObjectId::Int(1), 7), None, "another model");
+        // One version per object: the last kept, which a write may look at.
+        near.keep(ObjectId::Int(1), 8, String::from("one at 8"), 8);
+        assert_eq!(near.get::<String>(&ObjectId::Int(1), 7), None, "replaced");
+        assert_eq!(near.get::<String>(&ObjectId::Int(1), 8).as_deref(), Some("one at 8"));
+        assert_eq!(near.latest::<String>(&ObjectId::Int(1)).as_deref(), Some("one at 8"));
+        assert_eq!(near.latest::<u64>(&ObjectId::Int(1)), None, "another model");
+        near.forget(TypeId::of::<u64>(), ObjectId::Int(1));
+        assert_eq!(near.latest::<String>(&ObjectId::Int(1)).as_deref(), Some("one at 8"), "another model's");
+        near.forget(TypeId::of::<String>(), ObjectId::Int(1));
+        assert_eq!(near.latest::<String>(&ObjectId::Int(1)), None);
         let off = NearCache::new(0);
         off.keep(ObjectId::Int(1), 7, String::from("x"), 1);
         assert_eq!(off.get::<String>(&ObjectId::Int(1), 7), None);

@@ -953,112 +953,124 @@ fn a_guarded_update_waiting_behind_a_move_goes_the_long_way_on(driver: Driver) {
     assert_eq!(category(&w.other, 5), vec![1], "{driver:?}");
 }
 
-/// A delete on PostgreSQL reads the row, then deletes it in one statement guarded by
-/// the indexed values read. A move that commits in between (here: another process's
+/// A delete on PostgreSQL is one statement guarded by the indexed values the writer
+/// believes the row holds: those it read last, or wrote last, or else those of the
+/// row read just before. A move that commits in between (here: another process's
 /// transaction that holds the row when the delete's statement comes, which waits for
 /// it) shuts the guard — PostgreSQL re-checks it on the row version it then finds —
 /// and the delete goes the long way, reading the moved row: its entry goes to the
-/// node the row was moved to. Judged on the row as read, the delete would name only
-/// the node the row left.
+/// node the row was moved to. Judged on the row as believed, the delete would name
+/// only the node the row left. For each belief ([`Belief`]).
 #[test]
 fn a_guarded_delete_waiting_behind_a_move_goes_the_long_way() {
-    DRIVERS
-        .into_iter()
-        .filter(|d| matches!(d.backend, Engine::Postgres))
-        .for_each(a_guarded_delete_waiting_behind_a_move_goes_the_long_way_on);
+    for driver in DRIVERS.into_iter().filter(|d| matches!(d.backend, Engine::Postgres)) {
+        for belief in Belief::ALL {
+            a_guarded_delete_waiting_behind_a_move_goes_the_long_way_on(driver, belief);
+        }
+    }
 }
 
-fn a_guarded_delete_waiting_behind_a_move_goes_the_long_way_on(driver: Driver) {
-    let w = world("guard_delete_waits", driver);
-    w.other.insert(&item(1, 5)).unwrap();
+fn a_guarded_delete_waiting_behind_a_move_goes_the_long_way_on(driver: Driver, belief: Belief) {
+    let w = belief.world("guard_delete_waits", driver);
+    belief.inserter(&w).insert(&item(1, 5)).unwrap();
     w.other.insert(&item(2, 6)).unwrap();
     let mut watcher = w.db.outside();
     // Both nodes filled: the one the row is in, the one it is moved to.
     assert_eq!((w.stepped.category(5), w.stepped.category(6)), (vec![1], vec![2]), "{driver:?}");
     let (mover, let_go) = a_move_held_open(&w.other, item(1, 6));
     let deleter = statements_of(&w.stepped, |side| side.delete(1));
-    wait_for_a_lock_wait(&mut watcher, &format!("{driver:?}: the delete"));
+    wait_for_a_lock_wait(&mut watcher, &format!("{driver:?}, {belief:?}: the delete"));
     let_go.send(()).expect("the mover waits");
     mover.join().expect("the mover").expect("the move commits");
     let statements = deleter.join().expect("the deleter");
+    // Without a belief the row is read first; the guarded statement's reply finds
+    // the values it compared (its snapshot predates the other move), so no second.
+    let read = u64::from(belief == Belief::None);
     assert_eq!(
-        statements, 4,
-        "{driver:?}: the read, the guarded statement, then the delete returning the row and the entry"
+        statements,
+        read + 3,
+        "{driver:?}, {belief:?}: {read} read, the guarded statement, then the delete returning the row and the entry"
     );
-    assert_eq!(w.stepped.category(6), vec![2], "{driver:?}: gone from the node it was moved to");
-    assert_eq!(w.stepped.category(5), Vec::<i64>::new(), "{driver:?}");
-    assert_eq!(category(&w.other, 6), vec![2], "{driver:?}");
+    assert_eq!(w.stepped.category(6), vec![2], "{driver:?}, {belief:?}: gone from the node it was moved to");
+    assert_eq!(w.stepped.category(5), Vec::<i64>::new(), "{driver:?}, {belief:?}");
+    assert_eq!(category(&w.other, 6), vec![2], "{driver:?}, {belief:?}");
 }
 
-/// A move on PostgreSQL whose first guard shut (on the values it writes) updates the
-/// row in one statement guarded by the indexed values the first statement's reply
-/// found. Another process's move that commits in between (its transaction holds the
-/// row when the statement comes, which waits for it) shuts that guard too, and the
-/// update goes the long way, reading the row as the other move left it: its entries
-/// go to the node the row was moved to as well. Judged on the row as found, the
-/// update would name only the node the row had left and its own, and the other
-/// move's node would keep naming the row at its version.
+/// A move on PostgreSQL is first guarded by the indexed values the writer believes
+/// the row holds ([`Belief`]), or, without a belief, by the values it writes: that
+/// guard shuts, and a second statement moves the row guarded by the values the
+/// first one's reply found. Another process's move that commits in between (its
+/// transaction holds the row when the statement comes, which waits for it) shuts
+/// the waiting guard, and the update goes the long way, reading the row as the
+/// other move left it: its entries go to the node the row was moved to as well.
+/// Judged on the row as believed or found, the update would name only the node the
+/// row had left and its own, and the other move's node would keep naming the row at
+/// its version.
 #[test]
 fn a_guarded_move_waiting_behind_a_move_goes_the_long_way() {
-    DRIVERS
-        .into_iter()
-        .filter(|d| matches!(d.backend, Engine::Postgres))
-        .for_each(a_guarded_move_waiting_behind_a_move_goes_the_long_way_on);
-}
-
-fn a_guarded_move_waiting_behind_a_move_goes_the_long_way_on(driver: Driver) {
-    a_move_waiting_behind_a_move(driver, Inserter::Other);
-}
-
-/// As [`a_guarded_move_waiting_behind_a_move_goes_the_long_way`], for a row this
-/// process wrote last: its one statement is guarded by the values it wrote, waits
-/// for the other move, finds its guard shut and its reply's row (the statement's
-/// snapshot) holding the values it compared, and goes the long way.
-#[test]
-fn a_move_guarded_by_what_this_process_wrote_waiting_behind_a_move_goes_the_long_way() {
-    DRIVERS
-        .into_iter()
-        .filter(|d| matches!(d.backend, Engine::Postgres))
-        .for_each(|driver| a_move_waiting_behind_a_move(driver, Inserter::ThisProcess));
-}
-
-/// Which process inserted the row a test moves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Inserter {
-    ThisProcess,
-    Other,
-}
-
-fn a_move_waiting_behind_a_move(driver: Driver, inserter: Inserter) {
-    let tag = if inserter == Inserter::Other { "guard_move_waits" } else { "guard_move_waits_own" };
-    let w = world(tag, driver);
-    match inserter {
-        Inserter::ThisProcess => w.stepped.insert(&item(1, 5)).unwrap(),
-        Inserter::Other => w.other.insert(&item(1, 5)).unwrap(),
+    for driver in DRIVERS.into_iter().filter(|d| matches!(d.backend, Engine::Postgres)) {
+        for belief in Belief::ALL {
+            a_guarded_move_waiting_behind_a_move_goes_the_long_way_on(driver, belief);
+        }
     }
+}
+
+/// What the writing process believes the row it writes holds, before its guard
+/// checks (`engine::write::Attempts`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Belief {
+    /// Nothing: another process inserted the row, and the writer keeps no objects
+    /// (its near cache is off).
+    None,
+    /// The row as the writer's near cache kept it when it read the row's node.
+    Read,
+    /// The row as the writer inserted it (its near cache off: that alone).
+    Written,
+}
+
+impl Belief {
+    const ALL: [Belief; 3] = [Belief::None, Belief::Read, Belief::Written];
+
+    /// A world whose stepped process (the writer) keeps objects only for `Read`.
+    fn world(self, tag: &str, driver: Driver) -> World {
+        let near = if self == Belief::Read { NEAR } else { 0 };
+        world_with_outbox(&format!("{tag}_{self:?}").to_lowercase(), driver, QUIET, QUIET, near)
+    }
+
+    /// The process that inserts the row the test writes.
+    fn inserter(self, w: &World) -> Side {
+        match self {
+            Belief::Written => w.stepped.clone(),
+            Belief::None | Belief::Read => Side::Blocking(w.other.clone()),
+        }
+    }
+}
+
+fn a_guarded_move_waiting_behind_a_move_goes_the_long_way_on(driver: Driver, belief: Belief) {
+    let w = belief.world("guard_move_waits", driver);
+    belief.inserter(&w).insert(&item(1, 5)).unwrap();
     w.other.insert(&item(2, 6)).unwrap();
     let mut watcher = w.db.outside();
     // The nodes filled: the one the row is in, the other move's, this move's.
     assert_eq!((w.stepped.category(5), w.stepped.category(6), w.stepped.category(7)), (vec![1], vec![2], vec![]));
     let (mover, let_go) = a_move_held_open(&w.other, item(1, 6));
     let writer = statements_of(&w.stepped, |side| side.update(&item(1, 7)));
-    // Inserted elsewhere: the first guard (the values written) fails on the
-    // committed row without waiting, and its reply finds that row; the second guard
-    // (the values found) waits. Inserted here: the first guard (the values
-    // inserted) waits.
-    wait_for_a_lock_wait(&mut watcher, &format!("{driver:?}: the move"));
+    // Without a belief, the first guard (the values written) fails on the committed
+    // row without waiting, and its reply finds that row; the second guard (the
+    // values found) waits. With one, the first guard (the values believed) waits.
+    wait_for_a_lock_wait(&mut watcher, &format!("{driver:?}, {belief:?}: the move"));
     let_go.send(()).expect("the mover waits");
     mover.join().expect("the mover").expect("the move commits");
     let statements = writer.join().expect("the writer");
-    let guarded = if inserter == Inserter::Other { 2 } else { 1 };
+    let guarded = if belief == Belief::None { 2 } else { 1 };
     assert_eq!(
         statements,
         guarded + 2,
-        "{driver:?}, {inserter:?}: {guarded} guarded statements, then the update returning the row and the entry"
+        "{driver:?}, {belief:?}: {guarded} guarded statements, then the update returning the row and the entry"
     );
-    assert_eq!(w.stepped.category(7), vec![1], "{driver:?}");
-    assert_eq!(w.stepped.category(6), vec![2], "{driver:?}: gone from the node the other move put it in");
-    assert_eq!(w.stepped.category(5), Vec::<i64>::new(), "{driver:?}");
+    assert_eq!(w.stepped.category(7), vec![1], "{driver:?}, {belief:?}");
+    assert_eq!(w.stepped.category(6), vec![2], "{driver:?}, {belief:?}: gone from the node the other move put it in");
+    assert_eq!(w.stepped.category(5), Vec::<i64>::new(), "{driver:?}, {belief:?}");
     assert_eq!((category(&w.other, 5), category(&w.other, 6), category(&w.other, 7)), (vec![], vec![2], vec![1]));
 }
 

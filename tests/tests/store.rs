@@ -267,7 +267,7 @@ fn a_read_after_a_write_leases_its_few_changed_objects_at_once() {
 /// indexed values it writes), with its outbox entry and the clean-up of applied
 /// ones. A move to other nodes, and a delete, are one statement too when this
 /// process wrote the row last, as here (and two otherwise: below,
-/// `a_move_or_delete_on_postgres_is_one_statement_after_this_process_wrote_the_row`).
+/// `a_move_or_delete_on_postgres_is_one_statement_when_this_process_read_or_wrote_the_row_last`).
 /// Elsewhere every write is a transaction.
 #[test]
 fn a_write_runs_the_fewest_statements_its_database_allows() {
@@ -329,15 +329,17 @@ fn a_write_runs_the_fewest_statements_its_database_allows() {
 
 /// On PostgreSQL a move (an update to other index nodes) and a delete are
 /// autocommitted statements, no transaction. The first attempt is guarded by what
-/// the row's indexed columns are believed to hold: by this process's last write of
-/// the row when there was one — then it is the only statement — and otherwise by
-/// the values the update writes (a move finds that guard shut) or, for a delete, by
-/// the row read first. A shut guard's reply holds the row as it is, and the second
-/// attempt is guarded by that: two statements. Another process's write in between
-/// makes the belief stale, which costs the statement that changes nothing and
-/// never a wrong node. Both drivers; the conversation trace shows the statements.
+/// the row's indexed columns are believed to hold: the row as this process last
+/// read it (its near cache keeps it) or last wrote it — then it is the only
+/// statement — and otherwise by the values the update writes (a move finds that
+/// guard shut) or, for a delete, by the row read first. A shut guard's reply holds
+/// the row as it is, and the second attempt is guarded by that: two statements.
+/// Another process's write in between makes the belief stale, which costs the
+/// statement that changes nothing and never a wrong node. Both drivers; the
+/// conversation trace shows the statements; the nodes are read through the other
+/// process, so that the writer's beliefs come only from what each step says.
 #[test]
-fn a_move_or_delete_on_postgres_is_one_statement_after_this_process_wrote_the_row() {
+fn a_move_or_delete_on_postgres_is_one_statement_when_this_process_read_or_wrote_the_row_last() {
     for driver in ["blocking", "async"] {
         let params = memdex_tests::backends::postgres().create_database(&format!("move_{driver}")).expect("a database");
         // Two processes sharing a memcached.
@@ -350,7 +352,8 @@ fn a_move_or_delete_on_postgres_is_one_statement_after_this_process_wrote_the_ro
             sink.lock().unwrap().push(line.to_owned());
         });
         let store = EitherStore::build(driver, builder).unwrap();
-        let nodes = || [5, 6, 7].map(|c| (c, ids(&store.fetch(&select!(Item, |i| i.category_id == c)).unwrap())));
+        let nodes = || [5, 6, 7].map(|c| (c, ids(&select!(Item, |i| i.category_id == c).fetch(&other).unwrap())));
+        let read_here = |id: i64| store.fetch(&select!(Item, |i| i.id == id)).unwrap();
         let statements = |write: &dyn Fn() -> Result<(), memdex::Error>| {
             lines.lock().unwrap().clear();
             write().unwrap();
@@ -363,11 +366,13 @@ fn a_move_or_delete_on_postgres_is_one_statement_after_this_process_wrote_the_ro
         const UPDATE: &str = r#"WITH "written" AS (UPDATE"#;
         const DELETE: &str = r#"WITH "written" AS (DELETE"#;
         const READ: &str = r#"SELECT "id", "category_id", "name","#;
-        // Every node filled first, so that a wrong append would show.
+        // Every node filled first, so that a wrong append would show; and the
+        // writer's first call made (it drains the outbox), on a row that is not there.
         assert_eq!(nodes(), [(5, vec![1, 2, 3, 4]), (6, vec![5, 6]), (7, vec![7])], "{driver}");
+        assert_eq!(read_here(99), [], "{driver}");
         let lamp = |category_id: i64, name: &str| Item { category_id, name: name.into(), ..item(1, 5, "lamp", 19.5) };
-        // Seeded by another process: the values written shut the guard, its reply
-        // guards the move.
+        // Seeded by another process and never read here: the values written shut the
+        // guard, its reply guards the move.
         let moved = lamp(6, "lamp, moved");
         assert_eq!(
             statements(&|| store.update(&moved)),
@@ -384,11 +389,17 @@ fn a_move_or_delete_on_postgres_is_one_statement_after_this_process_wrote_the_ro
         let back = lamp(6, "lamp, back");
         assert_eq!(statements(&|| store.update(&back)), [UPDATE, UPDATE], "{driver}: after another process's move");
         assert_eq!(nodes(), [(5, vec![2, 3, 4]), (6, vec![1, 5, 6]), (7, vec![7])], "{driver}");
-        assert_eq!(store.fetch(&select!(Item, |i| i.id == 1)).unwrap(), [back], "{driver}");
-        // A delete of a row written here last: one statement.
-        assert_eq!(statements(&|| store.delete::<Item>(&1)), [DELETE], "{driver}: a delete of a row written here last");
+        // Another process moved it again, and this one read it since: one statement.
+        other.update(&lamp(7, "lamp, away")).unwrap();
+        assert_eq!(read_here(1), [lamp(7, "lamp, away")], "{driver}");
+        let home = lamp(5, "lamp, home");
+        assert_eq!(statements(&|| store.update(&home)), [UPDATE], "{driver}: a move of a row read here last");
+        assert_eq!(nodes(), [(5, vec![1, 2, 3, 4]), (6, vec![5, 6]), (7, vec![7])], "{driver}");
+        assert_eq!(read_here(1), [home], "{driver}");
+        // A delete of a row read here last: one statement.
+        assert_eq!(statements(&|| store.delete::<Item>(&1)), [DELETE], "{driver}: a delete of a row read here last");
         assert_eq!(nodes(), [(5, vec![2, 3, 4]), (6, vec![5, 6]), (7, vec![7])], "{driver}");
-        // Of a row seeded elsewhere: read, then delete.
+        // Of a row seeded elsewhere and never read here: read, then delete.
         assert_eq!(
             statements(&|| store.delete::<Item>(&2)),
             [READ, DELETE],

@@ -1120,8 +1120,8 @@ fn writes(cfg: &Config, servers: &Servers, data: &Dataset, store: &Result<Bench,
          that keeps the row in its index nodes (this one: the price is not indexed) is ONE autocommitted \
          statement — the UPDATE, guarded by the indexed values it writes and by the index registry, with the \
          outbox record of the keys to invalidate (so a lost cache batch is repaired) and the clean-up of applied \
-         records; an update that moves the row is guarded by the indexed values this process wrote to the row \
-         last (one statement), or, where another process wrote it since, finds that guard (or the one on the \
+         records; an update that moves the row is guarded by the indexed values this process read or wrote last \
+         in the row (one statement), or, where another process wrote it since, finds that guard (or the one on the \
          values it writes) shut and updates the row in a second statement guarded by the values the first one's \
          reply found (two statements, no transaction; a transaction — BEGIN, the UPDATE returning the row as it \
          was, the outbox statement, COMMIT — only when that guard shuts too).",
@@ -1245,9 +1245,10 @@ fn async_write_cost(
         section.note(format!(
             "Moves, interleaved with the updates: blocking {} and async {} of the plain UPDATE in its own \
              transaction, a move of a row the other store moved last {}. On PostgreSQL a move is guarded by the \
-             indexed values this process wrote to the row last: one autocommitted statement with its outbox record. \
-             Where another process wrote the row since (or this one never did), that guard (or the one on the values \
-             written) shuts, and its reply holds the row as it is: a second statement guarded by those values.",
+             indexed values this process read or wrote last in the row: one autocommitted statement with its outbox \
+             record. Where another process wrote the row since (or this one never saw it), that guard (or the one on \
+             the values written) shuts, and its reply holds the row as it is: a second statement guarded by those \
+             values.",
             format_ratio(*blocking, *in_transaction),
             format_ratio(*asynchronous, *in_transaction),
             format_ratio(*in_turn, *in_transaction)
@@ -1445,8 +1446,8 @@ fn insert_cost(cfg: &Config, servers: &Servers, store: &Result<Bench, String>, s
         section.note(format!(
             "Deletes, interleaved with the inserts: the blocking delete {} of the autocommitted DELETE and {} of the \
              one in its own transaction; the async one {} and {}; of a row plain SQL inserted {}. On PostgreSQL a \
-             memdex delete of a row this process wrote last is one statement, guarded by the indexed values it \
-             wrote, with its outbox record; of any other row, the row is read first and guards it.",
+             memdex delete of a row this process read or wrote last is one statement, guarded by the indexed values \
+             it saw, with its outbox record; of any other row, the row is read first and guards it.",
             format_ratio(blocking, plain),
             format_ratio(blocking, in_transaction),
             format_ratio(asynchronous, plain),

@@ -7,6 +7,8 @@
 //! the row first (a delete), or assumes the row stays where it is (an update), and a
 //! move then pays a statement that changes nothing. With the values this process
 //! wrote last, a row that only this process writes moves or goes in ONE statement.
+//! (A row it read since is believed to hold what the near cache kept of it, which
+//! the write looks at first: `NearCache::latest`.)
 //!
 //! A belief is never trusted: the statement changes nothing unless the indexed
 //! columns still hold these values, and then its reply says what they do hold, for

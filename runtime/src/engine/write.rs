@@ -15,6 +15,7 @@
 //! would move or another version's index is registered (the write then goes the
 //! long way).
 
+use std::any::TypeId;
 use std::sync::Arc;
 
 use memdex_grammar::keys::{KeySpace, RegisteredIndex};
@@ -23,7 +24,6 @@ use memdex_grammar::schema::IndexDef;
 use memdex_grammar::sql::{self, SqlQuery};
 use memdex_grammar::{Dialect, Schema, Type, Value};
 
-use super::last_written::LastWritten;
 use super::{Context, Env, Label, Machine, Replies, SqlReply, Step};
 use crate::cache::{CacheOp, checked_appends, refused_appends};
 use crate::codec;
@@ -62,6 +62,8 @@ pub(crate) struct WriteSet {
 /// images (the values written, and the row as it was for an update or delete).
 #[derive(Debug)]
 struct Written {
+    /// The written model's `TypeId` (what the near cache keeps its objects by).
+    model: TypeId,
     schema: &'static Schema,
     keys: Arc<KeySpace>,
     key: Value,
@@ -90,14 +92,17 @@ impl WriteSet {
         self.unbound.extend(other.unbound.into_iter().map(|u| Unbound { row: u.row + offset, ..u }));
     }
 
-    /// Tells `last` what the committed writes of this set left in their rows.
-    fn remember(&self, last: &LastWritten) {
+    /// Records what the committed writes of this set left in their rows
+    /// ([`LastWritten`](super::last_written::LastWritten)), and drops what the near cache kept of them: older than what
+    /// was written, it is no longer what a later write should believe the row holds.
+    fn remember(&self, ctx: &Context) {
         for row in &self.rows {
             let id = ObjectId::of(&row.keys, &row.key);
             match row.images.first() {
-                Some(written) if !row.deleted => last.wrote(row.schema, id, written),
-                _ => last.deleted(row.schema, &id),
+                Some(written) if !row.deleted => ctx.last_written.wrote(row.schema, id.clone(), written),
+                _ => ctx.last_written.deleted(row.schema, &id),
             }
+            ctx.near.forget(row.model, id);
         }
     }
 
@@ -375,6 +380,7 @@ pub(crate) struct RowWrite {
     /// The row types of `before`'s reply.
     pub(crate) types: Vec<memdex_grammar::Type>,
     kind: Kind,
+    model: TypeId,
     schema: &'static Schema,
     keys: Arc<KeySpace>,
     key: Value,
@@ -450,6 +456,7 @@ impl RowWrite {
             returns_old,
             types: read.columns.iter().map(|c| c.ty).collect(),
             kind: Kind::Delete,
+            model: TypeId::of::<T>(),
             schema,
             keys,
             key,
@@ -491,6 +498,7 @@ impl RowWrite {
             returns_old: false,
             types: super::column_types::<T>(),
             kind,
+            model: TypeId::of::<T>(),
             schema,
             keys,
             key: id,
@@ -539,6 +547,7 @@ impl RowWrite {
         }
         set.merge(self.effects);
         set.rows.push(Written {
+            model: self.model,
             schema: self.schema,
             keys: self.keys,
             key: self.key,
@@ -601,7 +610,6 @@ pub(crate) struct Commit<'a> {
     registry: &'a registry::Snapshot,
     /// The statement texts kept per shape (`crate::statements`).
     texts: &'a StatementTexts,
-    last_written: &'a LastWritten,
     cleaned: DoneEntries<'a>,
 }
 
@@ -626,7 +634,6 @@ impl<'a> Commit<'a> {
             dialect,
             registry: &ctx.registry,
             texts: &ctx.statements,
-            last_written: &ctx.last_written,
             cleaned: DoneEntries::take(&ctx.outbox),
         };
         // From here on, an error drops `commit`, which gives the done entries back.
@@ -727,11 +734,11 @@ impl<'a> Commit<'a> {
         Ok(())
     }
 
-    /// The transaction committed `set`: the done entries it cleaned up are gone, and
-    /// its rows hold what it wrote.
-    pub(crate) fn committed(self, set: &WriteSet) {
+    /// The transaction committed the writes of `effects`: the done entries it
+    /// cleaned up are gone, and its rows hold what it wrote.
+    pub(crate) fn committed(self, effects: &ApplyEffects<'_>) {
         self.cleaned.committed();
-        set.remember(self.last_written);
+        effects.set.remember(effects.env.ctx);
     }
 }
 
@@ -793,7 +800,6 @@ pub(crate) struct OneStatementWrite<'a> {
     entry_id: i64,
     set: WriteSet,
     cleaned: DoneEntries<'a>,
-    last_written: &'a LastWritten,
 }
 
 impl<'a> OneStatementWrite<'a> {
@@ -951,8 +957,7 @@ impl<'a> OneStatementWrite<'a> {
         if kind != GuardedChange::Insert {
             reply_types.extend(schema.columns.iter().map(|c| c.ty));
         }
-        let last_written = &ctx.last_written;
-        query.map(|query| OneStatementWrite { query, reply_types, entry_id, set, cleaned, last_written })
+        query.map(|query| OneStatementWrite { query, reply_types, entry_id, set, cleaned })
     }
 
     /// The statement to run on its own (autocommitted, never retried), and what
@@ -962,7 +967,7 @@ impl<'a> OneStatementWrite<'a> {
     /// done entries back.
     pub(crate) fn start(self, env: Env<'a>) -> (SqlQuery, Vec<Type>, WriteInFlight<'a>) {
         let effects = ApplyEffects::new(env, self.entry_id, self.set);
-        let in_flight = WriteInFlight { effects, cleaned: self.cleaned, last_written: self.last_written };
+        let in_flight = WriteInFlight { effects, cleaned: self.cleaned };
         (self.query, self.reply_types, in_flight)
     }
 }
@@ -998,7 +1003,6 @@ fn indexed_columns(schema: &Schema) -> Vec<usize> {
 pub(crate) struct WriteInFlight<'a> {
     effects: ApplyEffects<'a>,
     cleaned: DoneEntries<'a>,
-    last_written: &'a LastWritten,
 }
 
 /// What a one-statement write's reply said.
@@ -1024,7 +1028,7 @@ impl<'a> WriteInFlight<'a> {
             return Reply::Shut(None);
         };
         if row.first() == Some(&Value::Int(1)) {
-            self.effects.set.remember(self.last_written);
+            self.effects.set.remember(self.effects.env.ctx);
             return Reply::Written(Box::new(self.effects));
         }
         self.effects.abandon();
@@ -1046,17 +1050,20 @@ impl<'a> WriteInFlight<'a> {
 /// The one-statement attempts of one insert, update or delete on PostgreSQL, in the
 /// order a driver makes them ([`OneStatementWrite`]).
 ///
-/// Each is guarded by what the row's indexed columns are believed to hold. An
-/// update's first attempt, by the values it writes (the row stays in its nodes),
-/// unless this process last wrote other values there: then it moves the row,
-/// guarded by those ([`LastWritten`]). A delete's, by what this process last wrote,
-/// or else by the row read just before. A guard that shuts replies with what the
-/// columns do hold, and the next attempt is guarded by that: a move whose row this
-/// process wrote last is one statement, any other two. Two attempts that change
-/// nothing (another writer changed the row between them), or a row that is not
-/// there, send the write the long way: a transaction, which also reports a missing
-/// row. None of this is trusted for correctness — a guard that holds makes the
-/// nodes the row was in those of the values it compared, whatever they came from.
+/// Each is guarded by what the row's indexed columns are believed to hold: the
+/// version of the row this process's near cache kept last (it read the row since it
+/// last wrote it), or else what it last wrote
+/// ([`LastWritten`](super::last_written::LastWritten)). An update's first attempt
+/// moves the row guarded by that belief when the belief's indexed values differ from
+/// those it writes, and otherwise is guarded by the values it writes (the row stays
+/// in its nodes); a delete's is guarded by the belief, or else by the row read just
+/// before. A guard that shuts replies with what the columns do hold, and the next
+/// attempt is guarded by that: a move or delete of a row this process read or wrote
+/// last is one statement, any other two. Two attempts that change nothing (another
+/// writer changed the row between them), or a row that is not there, send the write
+/// the long way: a transaction, which also reports a missing row. None of this is
+/// trusted for correctness — a guard that holds makes the nodes the row was in
+/// those of the values it compared, whatever they came from.
 pub(crate) struct Attempts<'a, 'r, T: Model> {
     ctx: &'a Context,
     dialect: Dialect,
@@ -1162,9 +1169,14 @@ impl<'a, 'r, T: Model> Attempts<'a, 'r, T> {
         }
     }
 
-    /// The row with this key as this process last wrote it ([`LastWritten::get`]).
+    /// What this process believes the row with this key holds: the version of it
+    /// its near cache kept last (read since this process last wrote it: a write
+    /// drops it), or else what this process last wrote ([`LastWritten::get`](super::last_written::LastWritten::get)).
     fn last_written(&self, key: &T::Key) -> Option<Arc<[Value]>> {
         let id = ObjectId::of(&self.ctx.keyspace::<T>(), &key.clone().into());
+        if let Some(read) = self.ctx.near.latest::<T>(&id) {
+            return Some(row_values(&read).into());
+        }
         self.ctx.last_written.get(T::schema(), &id)
     }
 }
@@ -1216,11 +1228,6 @@ impl<'a> ApplyEffects<'a> {
             Counters::add(&env.ctx.stats.writes, set.writes);
         }
         ApplyEffects { env, entry_id, set, phase, failed: Vec::new(), settled }
-    }
-
-    /// The writes whose effects these are.
-    pub(crate) fn writes(&self) -> &WriteSet {
-        &self.set
     }
 
     /// The transaction did not commit: there is nothing to apply and nothing pending.

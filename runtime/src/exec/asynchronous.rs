@@ -671,7 +671,7 @@ impl AsyncDriver {
             effects.abandon();
             return Err(e.into());
         }
-        plan.committed(effects.writes());
+        plan.committed(&effects);
         self.run(effects).await
     }
 }

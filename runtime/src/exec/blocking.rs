@@ -282,7 +282,7 @@ impl Driver {
         match (committed, outcome, commit) {
             (Ok(()), Some(Ok(r)), Some(plan)) => {
                 let effects = ApplyEffects::new(self.env(), plan.entry_id, set);
-                plan.committed(effects.writes());
+                plan.committed(&effects);
                 self.run(effects)?;
                 Ok(r)
             }
