@@ -77,6 +77,12 @@ stats! {
     degraded_calls,
     /// Writes committed (insert, update, delete).
     writes,
+    /// One-statement writes on PostgreSQL whose guard shut, so that they changed
+    /// nothing: each one statement more than its write needed (a move or delete of a
+    /// row this process had not read or written last, or had only before another
+    /// process wrote it; a rolling deploy's new index). Growing about as fast as
+    /// `writes`, it says the rows are mostly written by other processes.
+    guards_shut,
     /// Outbox entries whose invalidations were applied by a drain.
     outbox_drained,
     /// Rows written outside memdex whose cache keys a drain deleted (captured by

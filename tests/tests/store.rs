@@ -422,6 +422,11 @@ fn a_move_or_delete_on_postgres_is_one_statement_when_this_process_read_or_wrote
         let gone = store.update(&item(4, 6, "cup", 1.0));
         assert!(matches!(gone, Err(memdex::Error::NotFound { .. })), "{driver}: {gone:?}");
         assert_eq!(nodes(), [(5, vec![]), (6, vec![5, 6]), (7, vec![7])], "{driver}");
+        // Every statement that changed nothing counted: the first of each write of
+        // two statements (the three traced above, and the moves of rows 3 and 4,
+        // seeded elsewhere and never read here), and the two writes of the row gone
+        // (each guarded by what this process wrote, finding no row).
+        assert_eq!(store.stats().guards_shut, 7, "{driver}: {:?}", store.stats());
     }
 }
 

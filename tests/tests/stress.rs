@@ -588,7 +588,7 @@ fn run(tag: &str, procs: Vec<Proc>, shape: Shape, mode: Mode) -> (usize, usize, 
     eprintln!(
         "stress {tag}: {writes} writes, {reads} reads, {checks} checks, {} violations, {:.1?}; \
          cache errors {}, mark-downs {}, owed {}, deferred {}, near hits {}, near unverified {}, \
-         multi-node reads re-read {} / seen unchanged {}",
+         multi-node reads re-read {} / seen unchanged {}, guarded statements shut {}",
         violations.len(),
         start.elapsed(),
         sum(|s| s.cache_errors),
@@ -599,6 +599,7 @@ fn run(tag: &str, procs: Vec<Proc>, shape: Shape, mode: Mode) -> (usize, usize, 
         sum(|s| s.near_unverified),
         sum(|s| s.node_rechecks),
         sum(|s| s.node_sets_seen),
+        sum(|s| s.guards_shut),
     );
     assert_eq!(sum(|s| s.cache_errors), 0, "stress {tag}: the cache failed, so the run tested nothing: {stats:?}");
     assert!(

@@ -1023,15 +1023,18 @@ impl<'a> WriteInFlight<'a> {
     /// there was none).
     pub(crate) fn reply(self, rows: Vec<Vec<Value>>) -> Reply<'a> {
         self.cleaned.committed();
+        let ctx = self.effects.env.ctx;
         let Some(mut row) = rows.into_iter().next() else {
             self.effects.abandon();
+            Counters::add(&ctx.stats.guards_shut, 1);
             return Reply::Shut(None);
         };
         if row.first() == Some(&Value::Int(1)) {
-            self.effects.set.remember(self.effects.env.ctx);
+            self.effects.set.remember(ctx);
             return Reply::Written(Box::new(self.effects));
         }
         self.effects.abandon();
+        Counters::add(&ctx.stats.guards_shut, 1);
         let found = row.split_off(1.min(row.len()));
         Reply::Shut((!found.is_empty()).then_some(found))
     }
@@ -1114,7 +1117,7 @@ impl<'a, 'r, T: Model> Attempts<'a, 'r, T> {
         let (ctx, dialect) = (self.ctx, self.dialect);
         let write = match self.change {
             Change::Insert(row) => OneStatementWrite::insert(ctx, dialect, row)?,
-            Change::Update(row) => match self.last_written(&row.key()) {
+            Change::Update(row) => match self.belief(&row.key()) {
                 Some(was) if moves(T::schema(), &was, row) => {
                     self.guarded_by = was.to_vec();
                     OneStatementWrite::moving(ctx, dialect, row, was.to_vec())?
@@ -1124,7 +1127,7 @@ impl<'a, 'r, T: Model> Attempts<'a, 'r, T> {
                     OneStatementWrite::update(ctx, dialect, row)?
                 }
             },
-            Change::Delete(key) => match self.last_written(key) {
+            Change::Delete(key) => match self.belief(key) {
                 Some(was) => {
                     self.guarded_by = was.to_vec();
                     OneStatementWrite::delete::<T>(ctx, dialect, key, was.to_vec())?
@@ -1172,7 +1175,7 @@ impl<'a, 'r, T: Model> Attempts<'a, 'r, T> {
     /// What this process believes the row with this key holds: the version of it
     /// its near cache kept last (read since this process last wrote it: a write
     /// drops it), or else what this process last wrote ([`LastWritten::get`](super::last_written::LastWritten::get)).
-    fn last_written(&self, key: &T::Key) -> Option<Arc<[Value]>> {
+    fn belief(&self, key: &T::Key) -> Option<Arc<[Value]>> {
         let id = ObjectId::of(&self.ctx.keyspace::<T>(), &key.clone().into());
         if let Some(read) = self.ctx.near.latest::<T>(&id) {
             return Some(row_values(&read).into());
