@@ -18,7 +18,8 @@
 //! way.
 
 use sqlparser::ast::{
-    BinaryOperator, Expr as SqlExpr, InTarget, Insert, Select, SelectItem, SetExpr, Statement, Update,
+    BinaryOperator, Expr as SqlExpr, InTarget, Insert, Query, SelectItem, SetExpr, SetOperator, SetQuantifier,
+    Statement, Update,
 };
 
 use super::ast::{self, binary};
@@ -87,8 +88,9 @@ pub struct GuardedWrite<'a> {
 /// outbox WHERE id IN (…)), "entry" AS (INSERT INTO outbox (…) SELECT ?, … FROM
 /// "written") SELECT COUNT(*) FROM "written"`: the number of rows written (0 or 1),
 /// the entry written with the row in one statement. An update or a delete replies
-/// with the row as the statement found it beside that number: `SELECT (SELECT
-/// COUNT(*) FROM "written"), c1, … FROM t WHERE key = ?`.
+/// `1` when it applied, else `0` with the row as the statement found it: `SELECT 1,
+/// NULL, … FROM "written" UNION ALL SELECT 0, c1, … FROM t WHERE key = ? AND NOT
+/// EXISTS (SELECT 1 FROM "written")`.
 /// The write is `UPDATE t SET …
 /// WHERE key = ? AND c IS NOT DISTINCT FROM ? … AND <no foreign index>`, `INSERT
 /// INTO t (…) SELECT ?, … WHERE <no foreign index>` or `DELETE FROM t WHERE key = ?
@@ -128,34 +130,53 @@ pub fn guarded_write_with_entry(d: Dialect, write: &GuardedWrite<'_>) -> Option<
     }
     let entry = entry_insert(&mut o, write.entry);
     ctes.push(cte(&o, "entry", SetExpr::Insert(Statement::Insert(entry))));
-    let count = ast::select(vec![ast::count_star()], ast::object_name(imp.quote(), WRITTEN), None);
     // The reply binds its key after everything else.
     let mut r = Emitter::without_params(imp, write.schema);
     r.values = std::mem::take(&mut o.values);
-    let reply = match write.change {
-        RowChange::Insert => count,
-        RowChange::Update { .. } | RowChange::Move { .. } | RowChange::Delete { .. } => {
-            count_with_row(&mut r, write, count)
+    let mut query = match write.change {
+        RowChange::Insert => {
+            let count = ast::select(vec![ast::count_star()], ast::object_name(imp.quote(), WRITTEN), None);
+            ast::query(SetExpr::Select(Box::new(count)))
         }
+        RowChange::Update { .. } | RowChange::Move { .. } | RowChange::Delete { .. } => written_or_row(&mut r, write),
     };
-    let mut query = ast::query(SetExpr::Select(Box::new(reply)));
     query.with = Some(with(ctes));
     Some(finish(Statement::Query(Box::new(query)), r))
 }
 
-/// `SELECT (SELECT COUNT(*) FROM "written"), c1, … FROM t WHERE key = ?`: the number
-/// of rows written, beside the row with the written row's key as the statement
-/// found it (its snapshot: the row before this statement's own change). No reply
-/// row means there was no such row; a count of 0 with the row means the guard shut,
-/// and says what the indexed columns hold, so that the caller's next attempt can be
-/// guarded by them without reading the row first.
-fn count_with_row(r: &mut Emitter<'_>, write: &GuardedWrite<'_>, count: Select) -> Select {
-    let count = SqlExpr::Subquery(Box::new(ast::query(SetExpr::Select(Box::new(count)))));
-    let mut items = vec![SelectItem::UnnamedExpr(count)];
-    items.extend(all_columns(r));
+/// `SELECT 1, NULL, … FROM "written" UNION ALL SELECT 0, c1, … FROM t WHERE key = ?
+/// AND NOT EXISTS (SELECT 1 FROM "written")`: one row `1, NULL, …` when the write
+/// applied; otherwise `0` and the row with the written row's key as the statement
+/// found it (its snapshot: before this statement's own change), or no row when there
+/// was none. A shut guard's reply so says what the indexed columns hold, and the
+/// caller's next attempt can be guarded by them without reading the row first. The
+/// row is read only when nothing was written (an uncorrelated `NOT EXISTS` is
+/// evaluated once, before the scan): a write that applied pays nothing for it.
+fn written_or_row(r: &mut Emitter<'_>, write: &GuardedWrite<'_>) -> Query {
+    let q = r.dialect.quote();
+    let flag = |n: u64| SelectItem::UnnamedExpr(ast::cast(ast::number(n), sqlparser::ast::DataType::BigInt(None)));
+    let mut applied = vec![flag(1)];
+    applied.extend(write.schema.columns.iter().map(|_| SelectItem::UnnamedExpr(ast::null())));
+    let applied = ast::select_items(applied, ast::object_name(q, WRITTEN), None);
+    let mut found = vec![flag(0)];
+    found.extend(all_columns(r));
     let key = write.row.get(write.schema.key).cloned().unwrap_or(Value::Null);
-    let selection = ddl::key_equals(r, &key);
-    ast::select_items(items, r.table(), Some(selection))
+    let nothing_written = SqlExpr::Exists {
+        subquery: Box::new(ast::query(SetExpr::Select(Box::new(ast::select(
+            vec![ast::number(1)],
+            ast::object_name(q, WRITTEN),
+            None,
+        ))))),
+        negated: true,
+    };
+    let selection = ast::and_all(vec![ddl::key_equals(r, &key), nothing_written]);
+    let found = ast::select_items(found, r.table(), selection);
+    ast::query(SetExpr::SetOperation {
+        op: SetOperator::Union,
+        set_quantifier: SetQuantifier::All,
+        left: Box::new(SetExpr::Select(Box::new(applied))),
+        right: Box::new(SetExpr::Select(Box::new(found))),
+    })
 }
 
 /// `UPDATE t SET … WHERE key = ? AND c IS NOT DISTINCT FROM ? … AND <no foreign

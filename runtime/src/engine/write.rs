@@ -794,8 +794,8 @@ impl Drop for DoneEntries<'_> {
 #[derive(Debug)]
 pub(crate) struct OneStatementWrite<'a> {
     query: SqlQuery,
-    /// The types of the reply's columns: the count, then (but for an insert) the
-    /// row's columns (`sql::guarded_write_with_entry`).
+    /// The types of the reply's columns: whether it wrote, then (but for an insert)
+    /// the row's columns (`sql::guarded_write_with_entry`).
     reply_types: Vec<Type>,
     entry_id: i64,
     set: WriteSet,
@@ -1018,9 +1018,9 @@ pub(crate) enum Reply<'a> {
 }
 
 impl<'a> WriteInFlight<'a> {
-    /// The statement's reply (`sql::guarded_write_with_entry`: the number of rows it
-    /// wrote, then, but for an insert, the row as it found it; no reply row when
-    /// there was none).
+    /// The statement's reply (`sql::guarded_write_with_entry`): a first column of 1
+    /// when it wrote the row; else 0, then (but for an insert) the row as it found
+    /// it, or no reply row when there was none.
     pub(crate) fn reply(self, rows: Vec<Vec<Value>>) -> Reply<'a> {
         self.cleaned.committed();
         let ctx = self.effects.env.ctx;
