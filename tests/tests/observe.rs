@@ -99,41 +99,48 @@ fn spans_and_metrics() {
 }
 
 /// On PostgreSQL an update that keeps its row in its index nodes is one statement,
-/// and so is a delete of a row this process wrote last; each is still seen as a transaction,
-/// holding the span of its cache effects.
+/// and so is a delete of a row this process wrote last; each is still seen as a
+/// transaction, holding the span of its cache effects. On SQLite every write is a
+/// transaction, seen once too (the one-statement attempts open no span of their own
+/// where the database has none).
 fn an_update_in_one_statement_is_a_transaction_span() {
-    let spans = Spans::default();
-    let subscriber = tracing_subscriber::registry().with(spans.clone());
     let postgres = memdex_tests::backends::postgres().create_database("observe_one_statement").expect("a database");
-    let mut seen = Vec::new();
-    tracing::subscriber::with_default(subscriber, || {
-        let store = Store::builder().postgres(postgres).in_process_cache().build().unwrap();
-        store.migrate::<Gadget>().unwrap();
-        store.insert(&Gadget { id: 1, shelf: 1, name: "g1".into() }).unwrap();
-        type Write<'a> = &'a dyn Fn() -> Result<(), memdex::Error>;
-        let writes: [(&str, u64, Write<'_>); 2] = [
-            ("update", 1, &|| store.update(&Gadget { id: 1, shelf: 1, name: "renamed".into() })),
-            // This process wrote the row last: its delete is guarded by what it
-            // wrote, without reading the row first.
-            ("delete", 1, &|| store.delete::<Gadget>(&1)),
-        ];
-        for (what, statements, write) in writes {
-            spans.closed.lock().unwrap().clear();
-            let before = store.stats().db_queries;
-            write().unwrap();
-            assert_eq!(store.stats().db_queries - before, statements, "{what}");
-            seen.push((what, spans.closed.lock().unwrap().clone()));
+    let databases =
+        [("postgresql", Store::builder().postgres(postgres), 1), ("sqlite", Store::builder().sqlite_in_memory(), 5)];
+    for (system, builder, statements) in databases {
+        let spans = Spans::default();
+        let subscriber = tracing_subscriber::registry().with(spans.clone());
+        let mut seen = Vec::new();
+        tracing::subscriber::with_default(subscriber, || {
+            let store = builder.in_process_cache().build().unwrap();
+            store.migrate::<Gadget>().unwrap();
+            store.insert(&Gadget { id: 1, shelf: 1, name: "g1".into() }).unwrap();
+            type Write<'a> = &'a dyn Fn() -> Result<(), memdex::Error>;
+            let writes: [(&str, Write<'_>); 2] = [
+                ("update", &|| store.update(&Gadget { id: 1, shelf: 1, name: "renamed".into() })),
+                // This process wrote the row last: on PostgreSQL its delete is
+                // guarded by what it wrote, without reading the row first.
+                ("delete", &|| store.delete::<Gadget>(&1)),
+            ];
+            for (what, write) in writes {
+                spans.closed.lock().unwrap().clear();
+                let before = store.stats().db_queries;
+                write().unwrap();
+                assert_eq!(store.stats().db_queries - before, statements, "{system}: {what}");
+                seen.push((what, spans.closed.lock().unwrap().clone()));
+            }
+        });
+        for (what, closed) in seen {
+            let transactions: Vec<_> = closed.iter().filter(|f| f["op"] == "transaction").collect();
+            assert_eq!(transactions.len(), 1, "{system}: {what}: {closed:?}");
+            let transaction = (transactions[0]["ok"].as_str(), transactions[0]["db.system"].as_str());
+            assert_eq!(transaction, ("true", system), "{what}");
+            let effects = |f: &&HashMap<String, String>| f["op"] == "apply_effects" && f["round_trips"] == "1";
+            let effects: Vec<_> = closed.iter().filter(effects).collect();
+            assert_eq!(effects.len(), 1, "{system}: {what}: {closed:?}");
+            let parent = effects[0].get("parent_op").map(String::as_str);
+            assert_eq!(parent, Some("transaction"), "{system}: {what}: {closed:?}");
         }
-    });
-    for (what, closed) in seen {
-        let transactions: Vec<_> = closed.iter().filter(|f| f["op"] == "transaction").collect();
-        assert_eq!(transactions.len(), 1, "{what}: {closed:?}");
-        let transaction = (transactions[0]["ok"].as_str(), transactions[0]["db.system"].as_str());
-        assert_eq!(transaction, ("true", "postgresql"), "{what}");
-        let effects = |f: &&HashMap<String, String>| f["op"] == "apply_effects" && f["round_trips"] == "1";
-        let effects: Vec<_> = closed.iter().filter(effects).collect();
-        assert_eq!(effects.len(), 1, "{what}: {closed:?}");
-        assert_eq!(effects[0].get("parent_op").map(String::as_str), Some("transaction"), "{what}: {closed:?}");
     }
 }
 

@@ -1112,6 +1112,13 @@ impl<'a, 'r, T: Model> Attempts<'a, 'r, T> {
         Attempts { ctx, dialect, change: Change::Delete(key), writes: 0, guarded_by: Vec::new() }
     }
 
+    /// Whether any attempt can be made ([`OneStatementWrite::may_serve`]): asked
+    /// before a driver opens the write's span, so that a write that goes the long
+    /// way at once (every write on SQLite and MariaDB) is seen as one transaction.
+    pub(crate) fn may_serve(&self) -> bool {
+        OneStatementWrite::may_serve(self.ctx, self.dialect, T::schema())
+    }
+
     /// The first attempt.
     pub(crate) fn first(&mut self) -> Result<Attempt<'a>, Error> {
         let (ctx, dialect) = (self.ctx, self.dialect);

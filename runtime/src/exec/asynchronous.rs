@@ -580,6 +580,9 @@ impl AsyncDriver {
     /// Runs the attempts of one write, all inside one transaction's span, which holds
     /// the span of its cache effects.
     async fn in_one_statement<T: Model>(&self, mut attempts: Attempts<'_, '_, T>) -> Result<bool, Error> {
+        if !attempts.may_serve() {
+            return Ok(false);
+        }
         self.as_transaction(async {
             // Pending entries applied first are done, for the first statement to
             // delete.

@@ -333,6 +333,9 @@ impl Driver {
     /// Runs the attempts of one write, all inside one transaction's span, which holds
     /// the span of its cache effects.
     fn in_one_statement<T: Model>(&self, mut attempts: Attempts<'_, '_, T>) -> Result<bool, Error> {
+        if !attempts.may_serve() {
+            return Ok(false);
+        }
         self.as_transaction(|| {
             // Pending entries applied first are done, for the first statement to
             // delete.
