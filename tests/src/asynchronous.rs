@@ -62,7 +62,7 @@ impl CacheBackend for OnRuntime {
 
 /// A store through either driver, its calls made from synchronous test code: a
 /// test that says what both drivers must do writes it once.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum EitherStore {
     Blocking(memdex::Store),
     Tokio(memdex::AsyncStore),

@@ -23,8 +23,8 @@ use memdex::cache::in_process::InProcessCache;
 use memdex::cache::{CacheBackend, CacheConfig, CacheOp, CacheReply};
 use memdex::grammar::keys::KeySpace;
 use memdex::grammar::plan::NodeRef;
-use memdex::{AsyncStore, Error, Model, Select, Stats, Store, Value, select};
-use memdex_tests::asynchronous::block_on;
+use memdex::{Error, Model, Select, Stats, Store, Value, select};
+use memdex_tests::asynchronous::{EitherStore, block_on};
 use memdex_tests::models::{Item, item};
 use memdex_tests::shared_db::{Engine, SharedDb};
 use memdex_tests::stepping::{Step, Stepping, unreachable};
@@ -56,39 +56,29 @@ const DRIVERS: [Driver; 6] = [
 /// The stepped process: a blocking store, or an async one awaited on the test
 /// runtime. Either way, its cache batches go through the stepper.
 #[derive(Clone, Debug)]
-enum Side {
-    Blocking(Store),
-    Tokio(AsyncStore),
-}
+struct Side(EitherStore);
 
 impl Side {
+    /// A process on a blocking store.
+    fn blocking(store: Store) -> Side {
+        Side(EitherStore::Blocking(store))
+    }
+
     fn insert(&self, row: &Item) -> Result<(), Error> {
-        match self {
-            Side::Blocking(s) => s.insert(row),
-            Side::Tokio(s) => block_on(s.insert(row)),
-        }
+        self.0.insert(row)
     }
 
     fn update(&self, row: &Item) -> Result<(), Error> {
-        match self {
-            Side::Blocking(s) => s.update(row),
-            Side::Tokio(s) => block_on(s.update(row)),
-        }
+        self.0.update(row)
     }
 
     fn delete(&self, id: i64) -> Result<(), Error> {
-        match self {
-            Side::Blocking(s) => s.delete::<Item>(&id),
-            Side::Tokio(s) => block_on(s.delete::<Item>(&id)),
-        }
+        self.0.delete::<Item>(&id)
     }
 
     /// The rows of `q`, through this process's driver.
     fn fetch<T: Model>(&self, q: &Select<'_, T>) -> Vec<T> {
-        match self {
-            Side::Blocking(s) => q.fetch(s).expect("fetch"),
-            Side::Tokio(s) => block_on(q.fetch_async(s)).expect("fetch"),
-        }
+        self.0.fetch(q).expect("fetch")
     }
 
     fn rows(&self, cat: i64) -> Vec<Item> {
@@ -109,17 +99,11 @@ impl Side {
     }
 
     fn stats(&self) -> Stats {
-        match self {
-            Side::Blocking(s) => s.stats(),
-            Side::Tokio(s) => s.stats(),
-        }
+        self.0.stats()
     }
 
     fn update_line(&self, line: &Line) -> Result<(), Error> {
-        match self {
-            Side::Blocking(s) => s.update(line),
-            Side::Tokio(s) => block_on(s.update(line)),
-        }
+        self.0.update(line)
     }
 
     /// Page `p` of a cart, through the ordered index when the query allows it.
@@ -226,9 +210,11 @@ fn world_with_outbox(tag: &str, driver: Driver, interval: Duration, grace: Durat
     let other = builder(stepper.plain(), NEAR).build().expect("store");
     other.migrate::<Item>().expect("migrate");
     let stepped = if driver.tokio {
-        Side::Tokio(block_on(builder(Box::new(stepper.clone()), stepped_near).build_async()).expect("store"))
+        Side(EitherStore::Tokio(
+            block_on(builder(Box::new(stepper.clone()), stepped_near).build_async()).expect("store"),
+        ))
     } else {
-        Side::Blocking(builder(Box::new(stepper.clone()), stepped_near).build().expect("store"))
+        Side::blocking(builder(Box::new(stepper.clone()), stepped_near).build().expect("store"))
     };
     World { stepped, other, stepper, db }
 }
@@ -1041,7 +1027,7 @@ impl Belief {
     fn inserter(self, w: &World) -> Side {
         match self {
             Belief::Written => w.stepped.clone(),
-            Belief::None | Belief::Read => Side::Blocking(w.other.clone()),
+            Belief::None | Belief::Read => Side::blocking(w.other.clone()),
         }
     }
 }
@@ -1879,7 +1865,7 @@ impl World {
         let want = p.in_database(&self.other);
         for _ in 0..2 {
             assert_eq!(self.stepped.page(p), want, "warming {p:?}");
-            assert_eq!(Side::Blocking(self.other.clone()).page(p), want, "warming {p:?}");
+            assert_eq!(Side::blocking(self.other.clone()).page(p), want, "warming {p:?}");
         }
         want
     }
@@ -1912,10 +1898,10 @@ impl World {
         let want = p.in_database(&self.other);
         assert_eq!(line_ids(&self.stepped.page(p)), line_ids(&want), "{what}: the stepped process, after the write");
         assert_eq!(self.stepped.page(p), want, "{what}: the stepped process, after the write");
-        let other = Side::Blocking(self.other.clone());
+        let other = Side::blocking(self.other.clone());
         assert_eq!(other.page(p), want, "{what}: the near reader, after the write");
         assert_eq!(other.page(p), want, "{what}: the near reader, hot again");
-        let third = Side::Blocking(self.third_process(NEAR));
+        let third = Side::blocking(self.third_process(NEAR));
         assert_eq!(third.page(p), want, "{what}: a third process");
     }
 }
@@ -1987,7 +1973,7 @@ fn a_writers_append_seen_before_its_object_delete_makes_the_page_show_the_move_o
     let p = window(4, 4);
     let before = w.warm(&p);
     assert!(w.other.stats().near_hits >= 4, "the reader keeps the page's lines: {:?}", w.other.stats());
-    let reader = Side::Blocking(w.other.clone());
+    let reader = Side::blocking(w.other.clone());
     let seen: Arc<std::sync::Mutex<Vec<Vec<Line>>>> = Arc::default();
     let (pages, q) = (seen.clone(), p.clone());
     w.stepper.on_batch(move |ops, inner| {
