@@ -106,6 +106,57 @@ impl KeySpace {
     }
 }
 
+/// One piece of a node key as the database spells it from a row
+/// ([`KeySpace::node_spelling`]): text as it stands, or the text of a column's value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyPart {
+    /// Text as it stands in the key.
+    Text(String),
+    /// The value of this column (by number in the schema), as `escape_value` spells
+    /// it: an integer in decimal, a boolean as `true` or `false`, NULL as `~`.
+    Column(usize),
+}
+
+impl KeySpace {
+    /// The key of `ix`'s node of a row, as pieces the database can put together
+    /// from the row's own columns, for a statement that must name the nodes of a
+    /// row it reads itself. `None` unless every column of the index is an integer
+    /// or a boolean — types whose text in SQL is exactly [`escape_value`]'s — and
+    /// the longest such key (every integer at `i64::MIN`, every boolean `false`)
+    /// needs no shortening, which SQL would have to mimic.
+    pub fn node_spelling(&self, schema: &Schema, ix: &IndexDef) -> Option<Vec<KeyPart>> {
+        let spelled = |c: &usize| matches!(schema.columns.get(*c).map(|c| c.ty), Some(Type::Int | Type::Bool));
+        if ix.prefix.is_some() || !ix.columns.iter().all(spelled) {
+            return None;
+        }
+        let longest: Vec<Value> = ix
+            .columns
+            .iter()
+            .map(|&c| if schema.columns[c].ty == Type::Int { Value::Int(i64::MIN) } else { Value::Bool(false) })
+            .collect();
+        let mut key = self.prefix.clone();
+        write_node_suffix(schema, ix, longest.iter().map(Some), &mut key);
+        if key.len() > MAX_KEY_LEN {
+            return None;
+        }
+        let mut parts = Vec::new();
+        let mut text = self.prefix.clone();
+        for (i, &col) in ix.columns.iter().enumerate() {
+            if i > 0 {
+                text.push('&');
+            }
+            write_column(schema, col, ix.prefix, &mut text);
+            parts.push(KeyPart::Text(std::mem::take(&mut text)));
+            parts.push(KeyPart::Column(col));
+        }
+        write_order(schema, ix, &mut text);
+        if !text.is_empty() {
+            parts.push(KeyPart::Text(text));
+        }
+        Some(parts)
+    }
+}
+
 fn write_node_suffix<'a>(
     schema: &Schema,
     ix: &IndexDef,
@@ -403,6 +454,58 @@ mod tests {
         let s = schema();
         let ks = KeySpace { prefix: "ns:item:h:0:".into() };
         assert_eq!(ks.node(&s, &node), expect);
+    }
+
+    /// A node key as the database would put it together from its pieces: each
+    /// column's value spelled as `escape_value` spells it.
+    fn assembled(parts: &[KeyPart], row: &[Value]) -> String {
+        let mut key = String::new();
+        for part in parts {
+            match part {
+                KeyPart::Text(t) => key.push_str(t),
+                KeyPart::Column(c) => escape_value(&row[*c], &mut key),
+            }
+        }
+        key
+    }
+
+    #[test]
+    fn integer_and_boolean_nodes_have_a_spelling_the_database_can_assemble() {
+        let s = Schema::new("Line", "line")
+            .column("id", Type::Int, false)
+            .column("cart_id", Type::Int, true)
+            .column("done", Type::Bool, false)
+            .column("name", Type::Text, false)
+            .key("id")
+            .index(&["cart_id"], None)
+            .index(&["cart_id", "done"], None)
+            .ordered_index(&["cart_id"], "name", true)
+            .index(&["name"], None)
+            .index(&["done", "name"], None);
+        let ks = KeySpace::new("ns", &s, 3);
+        for row in [
+            vec![1.into(), 5.into(), true.into(), "a".into()],
+            vec![2.into(), Value::Null, false.into(), "b".into()],
+            vec![3.into(), i64::MIN.into(), false.into(), "c".into()],
+        ] {
+            for (i, ix) in s.indexes.iter().enumerate().take(3) {
+                let parts = ks.node_spelling(&s, ix).expect("integers and booleans");
+                let node = NodeRef { index: Some(i), values: ix.columns.iter().map(|&c| row[c].clone()).collect() };
+                assert_eq!(assembled(&parts, &row), ks.node(&s, &node));
+            }
+        }
+        assert_eq!(ks.node_spelling(&s, &s.indexes[3]), None, "text is escaped");
+        assert_eq!(ks.node_spelling(&s, &s.indexes[4]), None, "one text column is enough");
+    }
+
+    #[test]
+    fn a_node_key_that_may_need_shortening_has_no_spelling() {
+        let s = Schema::new("Line", "line").column("id", Type::Int, false).column("cart_id", Type::Int, false);
+        let s = s.key("id").index(&["cart_id"], None);
+        let fits = KeySpace::new(&"n".repeat(200), &s, 0);
+        assert!(fits.node_spelling(&s, &s.indexes[0]).is_some());
+        let long = KeySpace::new(&"n".repeat(230), &s, 0);
+        assert_eq!(long.node_spelling(&s, &s.indexes[0]), None);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use memdex_grammar::check::Aggregate;
 use memdex_grammar::ir::{AggFunc, ArithOp, CmpOp, Expr, ExprKind, Haystack, StrOp};
+use memdex_grammar::keys::KeyPart;
 use memdex_grammar::sql::{self, Dialect, OrderBy, SelectSpec, SqlError, SqlQuery};
 use memdex_grammar::{Schema, Span, Type, Value};
 
@@ -377,12 +378,26 @@ fn guarded_writes_with_their_entry_in_one_statement() {
     // The row as read before a move: other values in the guarded columns.
     let mut was = row.clone();
     (was[1], was[2]) = (Value::Int(6), Value::from("was"));
+    // The nodes a write that reads the row names in its entry: one of one column,
+    // one of two with text after the last.
+    let old_nodes = [
+        vec![KeyPart::Text("ns:item:0:category_id=".into()), KeyPart::Column(1)],
+        vec![
+            KeyPart::Text("ns:item:0:cart_id=".into()),
+            KeyPart::Column(6),
+            KeyPart::Text("&active=".into()),
+            KeyPart::Column(8),
+            KeyPart::Text(">order".into()),
+        ],
+    ];
     let cases = [
         ("guarded_update_with_entry", update, vec![]),
         ("guarded_update_forgetting", update, vec![Value::Int(7)]),
         ("guarded_insert_forgetting", sql::RowChange::Insert, vec![Value::Int(7)]),
         ("guarded_delete_forgetting", sql::RowChange::Delete { unchanged: &[1, 2] }, vec![Value::Int(7)]),
         ("guarded_move_forgetting", sql::RowChange::Move { unchanged: &[1, 2], was: &was }, vec![Value::Int(7)]),
+        ("reading_update_forgetting", sql::RowChange::UpdateReading { old_nodes: &old_nodes }, vec![Value::Int(7)]),
+        ("reading_delete", sql::RowChange::DeleteReading { old_nodes: &old_nodes }, vec![]),
     ];
     for (name, change, forget) in cases {
         let write = sql::GuardedWrite {

@@ -78,6 +78,11 @@ pub(crate) struct Outbox {
     done: Mutex<Vec<i64>>,
     /// This process's entries whose cache batch failed.
     pending: Mutex<Vec<Entry>>,
+    /// The ids of pending entries whose keys this process knows only in part: a
+    /// write that names the nodes its row was in from the row it reads itself
+    /// (`sql::RowChange::UpdateReading`), whose reply never came. The table's
+    /// entry, if it was written, names them all; a drain reads it first.
+    unresolved: Mutex<Vec<i64>>,
     has_pending: AtomicBool,
     next_drain_ms: AtomicU64,
     interval: Duration,
@@ -93,6 +98,7 @@ impl Outbox {
         Outbox {
             done: Mutex::new(Vec::new()),
             pending: Mutex::new(Vec::new()),
+            unresolved: Mutex::new(Vec::new()),
             has_pending: AtomicBool::new(false),
             next_drain_ms: AtomicU64::new(0),
             interval: settings.outbox_interval,
@@ -140,6 +146,31 @@ impl Outbox {
     pub(crate) fn defer(&self, id: i64, keys: Vec<String>) {
         self.pending.lock().unwrap_or_else(|p| p.into_inner()).push((id, keys));
         self.has_pending.store(true, Ordering::Release);
+    }
+
+    /// [`Outbox::defer`] for an entry whose keys are `known` and those the table's
+    /// entry names, if the write committed ([`Outbox::unresolved`]).
+    pub(crate) fn defer_unresolved(&self, id: i64, known: Vec<String>) {
+        self.unresolved.lock().unwrap_or_else(|p| p.into_inner()).push(id);
+        self.defer(id, known);
+    }
+
+    /// Which of `entries` (just taken from the pending ones) must be read from the
+    /// table first; they are no longer marked (a drain that cannot read them marks
+    /// them again with [`Outbox::mark_unresolved`]).
+    pub(crate) fn take_unresolved(&self, entries: &[Entry]) -> Vec<i64> {
+        let mut unresolved = self.unresolved.lock().unwrap_or_else(|p| p.into_inner());
+        if unresolved.is_empty() {
+            return Vec::new();
+        }
+        let (taken, kept) = unresolved.iter().partition(|id| entries.iter().any(|(e, _)| e == *id));
+        *unresolved = kept;
+        taken
+    }
+
+    /// Marks these pending entries as known only in part again.
+    pub(crate) fn mark_unresolved(&self, ids: Vec<i64>) {
+        self.unresolved.lock().unwrap_or_else(|p| p.into_inner()).extend(ids);
     }
 
     /// Whether this process has invalidations it could not apply (its reads bypass
@@ -216,12 +247,19 @@ pub(crate) fn drain_query(dialect: Dialect, cutoff_ms: u64) -> Result<SqlQuery, 
     sql::select(dialect, schema(), spec, &params).map_err(|e| DbError::query(e.to_string()))
 }
 
+/// The entries with these ids, as the table holds them (read with
+/// [`ROW_TYPES`]).
+pub(crate) fn entries_by_ids(dialect: Dialect, ids: &[i64]) -> SqlQuery {
+    let keys: Vec<Value> = ids.iter().map(|&i| Value::Int(i)).collect();
+    sql::rows_by_keys(dialect, schema(), &keys)
+}
+
 /// The entries of a [`drain_query`]'s rows.
 pub(crate) fn entries(rows: &[Vec<Value>]) -> Vec<Entry> {
     rows.iter()
         .filter_map(|row| match (row.first(), row.get(1)) {
             (Some(Value::Int(id)), Some(Value::Text(keys))) => {
-                Some((*id, keys.split('\n').filter(|k| !k.is_empty()).map(str::to_owned).collect()))
+                Some((*id, keys.split(sql::ENTRY_KEY_SEPARATOR).filter(|k| !k.is_empty()).map(str::to_owned).collect()))
             }
             _ => None,
         })
@@ -272,7 +310,12 @@ pub(crate) fn rewrite_sql(dialect: Dialect, id: i64, keys: &[String], moved: &[(
 /// An outbox entry's row: its id, the keys its write touched, when, and the rows it
 /// moved (also for a statement that embeds the entry's insert).
 pub(crate) fn entry_row(id: i64, keys: &[String], moved: &[(String, Value)]) -> [Value; 4] {
-    [Value::Int(id), Value::Text(keys.join("\n")), Value::Int(now_ms() as i64), Value::Text(encode_moved(moved))]
+    [
+        Value::Int(id),
+        Value::Text(keys.join(sql::ENTRY_KEY_SEPARATOR)),
+        Value::Int(now_ms() as i64),
+        Value::Text(encode_moved(moved)),
+    ]
 }
 
 /// `(table, key)` pairs as length-prefixed text (`5:items2:17…`): table names and

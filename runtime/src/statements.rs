@@ -56,6 +56,10 @@ pub(crate) enum GuardedChange {
     Update,
     Insert,
     Delete,
+    /// An update that reads the row as it was (`sql::RowChange::UpdateReading`).
+    UpdateReading,
+    /// A delete that returns the row as it was (`sql::RowChange::DeleteReading`).
+    DeleteReading,
 }
 
 /// A model's schema by address: models' schemas are statics, so two models never

@@ -201,11 +201,22 @@ impl World {
 /// a near cache of `stepped_near` bytes in the stepped process (`other` keeps one of
 /// [`NEAR`]).
 fn world_with_outbox(tag: &str, driver: Driver, interval: Duration, grace: Duration, stepped_near: usize) -> World {
+    world_in_namespace(tag, driver, (interval, grace), stepped_near, "memdex")
+}
+
+/// [`world_with_outbox`] with every store's keys under `namespace`.
+fn world_in_namespace(
+    tag: &str,
+    driver: Driver,
+    (interval, grace): (Duration, Duration),
+    stepped_near: usize,
+    namespace: &str,
+) -> World {
     let db = SharedDb::new(driver.backend, &format!("races_{tag}_{}", driver.tokio));
     let cache: Arc<dyn CacheBackend> = Arc::new(InProcessCache::new(CacheConfig::default()));
     let stepper = Stepping::new(cache);
     let builder = |cache: Box<dyn CacheBackend>, near: usize| {
-        db.builder().cache(cache).outbox(interval, grace).near_cache_capacity(near)
+        db.builder().namespace(namespace).cache(cache).outbox(interval, grace).near_cache_capacity(near)
     };
     let other = builder(stepper.plain(), NEAR).build().expect("store");
     other.migrate::<Item>().expect("migrate");
@@ -904,44 +915,30 @@ fn a_failed_commit_gives_back_the_done_entries_it_took() {
     DRIVERS.into_iter().for_each(a_failed_commit_gives_back_the_done_entries_it_took_on);
 }
 
-/// On PostgreSQL an update that keeps its row in its index nodes is one statement,
-/// guarded by the indexed values it writes. Its guard is judged on the row as it is
-/// when the statement holds it: an update waiting for another writer's move sees the
-/// moved row and changes nothing. Its reply holds the row as the statement's
+/// On PostgreSQL, where the database cannot spell the keys of the model's nodes
+/// ([`Writes::Guarded`]), an update that keeps its row in its index nodes is one
+/// statement, guarded by the indexed values it writes. Its guard is judged on the row
+/// as it is when the statement holds it: an update waiting for another writer's move
+/// sees the moved row and changes nothing. Its reply holds the row as the statement's
 /// snapshot had it, with the values the guard compared, so a second guarded
 /// statement would shut too: the update goes the long way, reading the row as it now
 /// is and appending to the nodes of both images. Judged on the row as it was when
 /// the statement began, it would write without naming the node the row was moved to.
 #[test]
 fn a_guarded_update_waiting_behind_a_move_goes_the_long_way() {
-    DRIVERS
-        .into_iter()
-        .filter(|d| matches!(d.backend, Engine::Postgres))
-        .for_each(a_guarded_update_waiting_behind_a_move_goes_the_long_way_on);
+    for driver in DRIVERS.into_iter().filter(|d| matches!(d.backend, Engine::Postgres)) {
+        let (belief, who) = (Belief::None, format!("{driver:?}"));
+        let w = belief.world("guard_waits", driver, Writes::Guarded);
+        let statements = behind_a_move(&w, belief, Change::Update, &who);
+        assert_eq!(statements, 3, "{who}: the guarded statement, then the update returning the row and the entry");
+        assert_renamed_in_place(&w, &who);
+    }
 }
 
-fn a_guarded_update_waiting_behind_a_move_goes_the_long_way_on(driver: Driver) {
-    let w = world("guard_waits", driver);
-    w.other.insert(&item(1, 5)).unwrap();
-    let mut mover = w.db.outside();
-    let mut watcher = w.db.outside();
-    assert_eq!(w.stepped.category(5), vec![1], "{driver:?}");
-    mover.execute("BEGIN");
-    mover.execute("UPDATE item SET category_id = 6 WHERE id = 1");
-    let writer = statements_of(&w.stepped, |side| side.update(&Item { id: 1, category_id: 5, name: "renamed".into() }));
-    // The update waits for the mover's row lock before the mover commits.
-    wait_for_a_lock_wait(&mut watcher, &format!("{driver:?}: the update"));
-    mover.execute("COMMIT");
-    let statements = writer.join().expect("the writer");
-    assert_eq!(statements, 3, "{driver:?}: the guarded statement, then the update returning the row and the entry");
-    assert_eq!(w.stepped.rows(5), vec![Item { id: 1, category_id: 5, name: "renamed".into() }], "{driver:?}");
-    assert_eq!(category(&w.other, 6), Vec::<i64>::new(), "{driver:?}");
-    assert_eq!(category(&w.other, 5), vec![1], "{driver:?}");
-}
-
-/// A delete on PostgreSQL is one statement guarded by the indexed values the writer
-/// believes the row holds: those it read last, or wrote last, or else those of the
-/// row read just before. A move that commits in between (here: another process's
+/// On PostgreSQL, where the database cannot spell the keys of the model's nodes
+/// ([`Writes::Guarded`]), a delete is one statement guarded by the indexed values the
+/// writer believes the row holds: those it read last, or wrote last, or else those of
+/// the row read just before. A move that commits in between (here: another process's
 /// transaction that holds the row when the delete's statement comes, which waits for
 /// it) shuts the guard — PostgreSQL re-checks it on the row version it then finds —
 /// and the delete goes the long way, reading the moved row: its entry goes to the
@@ -951,52 +948,19 @@ fn a_guarded_update_waiting_behind_a_move_goes_the_long_way_on(driver: Driver) {
 fn a_guarded_delete_waiting_behind_a_move_goes_the_long_way() {
     for driver in DRIVERS.into_iter().filter(|d| matches!(d.backend, Engine::Postgres)) {
         for belief in Belief::ALL {
-            a_guarded_delete_waiting_behind_a_move_goes_the_long_way_on(driver, belief);
-        }
-    }
-}
-
-fn a_guarded_delete_waiting_behind_a_move_goes_the_long_way_on(driver: Driver, belief: Belief) {
-    let w = belief.world("guard_delete_waits", driver);
-    belief.inserter(&w).insert(&item(1, 5)).unwrap();
-    w.other.insert(&item(2, 6)).unwrap();
-    let mut watcher = w.db.outside();
-    // Both nodes filled: the one the row is in, the one it is moved to.
-    assert_eq!((w.stepped.category(5), w.stepped.category(6)), (vec![1], vec![2]), "{driver:?}");
-    let (mover, let_go) = a_move_held_open(&w.other, item(1, 6));
-    let deleter = statements_of(&w.stepped, |side| side.delete(1));
-    wait_for_a_lock_wait(&mut watcher, &format!("{driver:?}, {belief:?}: the delete"));
-    let_go.send(()).expect("the mover waits");
-    mover.join().expect("the mover").expect("the move commits");
-    let statements = deleter.join().expect("the deleter");
-    // Without a belief the row is read first; the guarded statement's reply finds
-    // the values it compared (its snapshot predates the other move), so no second.
-    let read = u64::from(belief == Belief::None);
-    assert_eq!(
-        statements,
-        read + 3,
-        "{driver:?}, {belief:?}: {read} read, the guarded statement, then the delete returning the row and the entry"
-    );
-    assert_eq!(w.stepped.category(6), vec![2], "{driver:?}, {belief:?}: gone from the node it was moved to");
-    assert_eq!(w.stepped.category(5), Vec::<i64>::new(), "{driver:?}, {belief:?}");
-    assert_eq!(category(&w.other, 6), vec![2], "{driver:?}, {belief:?}");
-}
-
-/// A move on PostgreSQL is first guarded by the indexed values the writer believes
-/// the row holds ([`Belief`]), or, without a belief, by the values it writes: that
-/// guard shuts, and a second statement moves the row guarded by the values the
-/// first one's reply found. Another process's move that commits in between (its
-/// transaction holds the row when the statement comes, which waits for it) shuts
-/// the waiting guard, and the update goes the long way, reading the row as the
-/// other move left it: its entries go to the node the row was moved to as well.
-/// Judged on the row as believed or found, the update would name only the node the
-/// row had left and its own, and the other move's node would keep naming the row at
-/// its version.
-#[test]
-fn a_guarded_move_waiting_behind_a_move_goes_the_long_way() {
-    for driver in DRIVERS.into_iter().filter(|d| matches!(d.backend, Engine::Postgres)) {
-        for belief in Belief::ALL {
-            a_guarded_move_waiting_behind_a_move_goes_the_long_way_on(driver, belief);
+            let who = format!("{driver:?}, {belief:?}");
+            let w = belief.world("guard_delete_waits", driver, Writes::Guarded);
+            let statements = behind_a_move(&w, belief, Change::Delete, &who);
+            // Without a belief the row is read first; the guarded statement's reply
+            // finds the values it compared (its snapshot predates the other move), so
+            // no second.
+            let read = u64::from(belief == Belief::None);
+            assert_eq!(
+                statements,
+                read + 3,
+                "{who}: {read} read, the guarded statement, then the delete returning the row and the entry"
+            );
+            assert_moved_nodes(&w, Change::Delete, &who);
         }
     }
 }
@@ -1017,10 +981,12 @@ enum Belief {
 impl Belief {
     const ALL: [Belief; 3] = [Belief::None, Belief::Read, Belief::Written];
 
-    /// A world whose stepped process (the writer) keeps objects only for `Read`.
-    fn world(self, tag: &str, driver: Driver) -> World {
+    /// A world whose stepped process (the writer) keeps objects only for `Read`,
+    /// its writes on PostgreSQL made as `writes` says.
+    fn world(self, tag: &str, driver: Driver, writes: Writes) -> World {
         let near = if self == Belief::Read { NEAR } else { 0 };
-        world_with_outbox(&format!("{tag}_{self:?}").to_lowercase(), driver, QUIET, QUIET, near)
+        let tag = format!("{tag}_{self:?}").to_lowercase();
+        world_in_namespace(&tag, driver, (QUIET, QUIET), near, &writes.namespace())
     }
 
     /// The process that inserts the row the test writes.
@@ -1032,32 +998,141 @@ impl Belief {
     }
 }
 
-fn a_guarded_move_waiting_behind_a_move_goes_the_long_way_on(driver: Driver, belief: Belief) {
-    let w = belief.world("guard_move_waits", driver);
-    belief.inserter(&w).insert(&item(1, 5)).unwrap();
+/// On PostgreSQL, where the database cannot spell the keys of the model's nodes
+/// ([`Writes::Guarded`]), a move is first guarded by the indexed values the writer
+/// believes the row holds ([`Belief`]), or, without a belief, by the values it writes:
+/// that guard shuts, and a second statement moves the row guarded by the values the
+/// first one's reply found. Another process's move that commits in between (its
+/// transaction holds the row when the statement comes, which waits for it) shuts the
+/// waiting guard, and the update goes the long way, reading the row as the other move
+/// left it: its entries go to the node the row was moved to as well. Judged on the
+/// row as believed or found, the update would name only the node the row had left and
+/// its own, and the other move's node would keep naming the row at its version.
+#[test]
+fn a_guarded_move_waiting_behind_a_move_goes_the_long_way() {
+    for driver in DRIVERS.into_iter().filter(|d| matches!(d.backend, Engine::Postgres)) {
+        for belief in Belief::ALL {
+            let who = format!("{driver:?}, {belief:?}");
+            let w = belief.world("guard_move_waits", driver, Writes::Guarded);
+            let statements = behind_a_move(&w, belief, Change::Move, &who);
+            // Without a belief, the first guard (the values written) fails on the
+            // committed row without waiting, and its reply finds that row; the second
+            // guard (the values found) waits. With one, the first guard (the values
+            // believed) waits.
+            let guarded = if belief == Belief::None { 2 } else { 1 };
+            assert_eq!(
+                statements,
+                guarded + 2,
+                "{who}: {guarded} guarded statements, then the update returning the row and the entry"
+            );
+            assert_moved_nodes(&w, Change::Move, &who);
+        }
+    }
+}
+
+/// On PostgreSQL, where the database spells the keys of the model's nodes (an
+/// integer index: [`Writes::Reading`]), an update, a delete and a move each read the
+/// row in their own statement, locked, and name the nodes it was in from what they
+/// read: ONE statement, whatever the writer believes. One that waits behind another
+/// process's move reads the row as that move left it, so its entry and appends name
+/// the node the row was moved to. Judged on the row as the statement's snapshot had
+/// it (or as believed), each would leave that node naming the row at the other
+/// move's version, which the other process's near cache would then serve.
+#[test]
+fn a_write_reading_its_row_behind_a_move_names_the_node_the_row_was_moved_to() {
+    for driver in DRIVERS.into_iter().filter(|d| matches!(d.backend, Engine::Postgres)) {
+        for belief in Belief::ALL {
+            for change in [Change::Update, Change::Delete, Change::Move] {
+                let who = format!("{driver:?}, {belief:?}, {change:?}");
+                let w = belief.world(&format!("reading_{change:?}").to_lowercase(), driver, Writes::Reading);
+                assert_eq!(behind_a_move(&w, belief, change, &who), 1, "{who}: one statement");
+                // The node the row was in when the write read it names the write too:
+                // row 1 listed by the other move's entry and by this write's.
+                let listed = node_ids(&w, 6).expect("node 6 cached");
+                assert_eq!(listed.iter().filter(|&&id| id == 1).count(), 2, "{who}: node 6 lists {listed:?}");
+                match change {
+                    Change::Update => assert_renamed_in_place(&w, &who),
+                    Change::Delete | Change::Move => assert_moved_nodes(&w, change, &who),
+                }
+                w.assert_nothing_drained();
+            }
+        }
+    }
+}
+
+/// How a write on PostgreSQL names the nodes its row was in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Writes {
+    /// Its statement reads the row and spells their keys from it (the model's index
+    /// columns are integers).
+    Reading,
+    /// Its statement is guarded by the values the writer believes the row holds: the
+    /// world's namespace is so long that a node key may need shortening, which the
+    /// database cannot spell (`KeySpace::node_spelling`).
+    Guarded,
+}
+
+impl Writes {
+    fn namespace(self) -> String {
+        match self {
+            Writes::Reading => "memdex".to_owned(),
+            Writes::Guarded => "n".repeat(230),
+        }
+    }
+}
+
+/// The write a test makes behind another process's move.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Change {
+    /// Row 1 renamed, in category 5 as written.
+    Update,
+    /// Row 1 deleted.
+    Delete,
+    /// Row 1 moved to category 7.
+    Move,
+}
+
+/// Row 1 inserted in category 5 (by the process `belief`'s [`Belief::inserter`]
+/// names) and row 2 in category 6, the nodes of categories 5, 6 and 7 read through
+/// the stepped process; then `change` made by the stepped process while another
+/// process's transaction holds row 1 moved to category 6, which commits once the
+/// write waits for it. Returns the statements the write sent.
+fn behind_a_move(w: &World, belief: Belief, change: Change, who: &str) -> u64 {
+    belief.inserter(w).insert(&item(1, 5)).unwrap();
     w.other.insert(&item(2, 6)).unwrap();
     let mut watcher = w.db.outside();
-    // The nodes filled: the one the row is in, the other move's, this move's.
-    assert_eq!((w.stepped.category(5), w.stepped.category(6), w.stepped.category(7)), (vec![1], vec![2], vec![]));
+    let nodes = (w.stepped.category(5), w.stepped.category(6), w.stepped.category(7));
+    assert_eq!(nodes, (vec![1], vec![2], vec![]), "{who}: the nodes filled");
     let (mover, let_go) = a_move_held_open(&w.other, item(1, 6));
-    let writer = statements_of(&w.stepped, |side| side.update(&item(1, 7)));
-    // Without a belief, the first guard (the values written) fails on the committed
-    // row without waiting, and its reply finds that row; the second guard (the
-    // values found) waits. With one, the first guard (the values believed) waits.
-    wait_for_a_lock_wait(&mut watcher, &format!("{driver:?}, {belief:?}: the move"));
+    let writer = statements_of(&w.stepped, move |side| match change {
+        Change::Update => side.update(&Item { id: 1, category_id: 5, name: "renamed".into() }),
+        Change::Delete => side.delete(1),
+        Change::Move => side.update(&item(1, 7)),
+    });
+    wait_for_a_lock_wait(&mut watcher, &format!("{who}: the write"));
     let_go.send(()).expect("the mover waits");
     mover.join().expect("the mover").expect("the move commits");
-    let statements = writer.join().expect("the writer");
-    let guarded = if belief == Belief::None { 2 } else { 1 };
-    assert_eq!(
-        statements,
-        guarded + 2,
-        "{driver:?}, {belief:?}: {guarded} guarded statements, then the update returning the row and the entry"
-    );
-    assert_eq!(w.stepped.category(7), vec![1], "{driver:?}, {belief:?}");
-    assert_eq!(w.stepped.category(6), vec![2], "{driver:?}, {belief:?}: gone from the node the other move put it in");
-    assert_eq!(w.stepped.category(5), Vec::<i64>::new(), "{driver:?}, {belief:?}");
-    assert_eq!((category(&w.other, 5), category(&w.other, 6), category(&w.other, 7)), (vec![], vec![2], vec![1]));
+    writer.join().expect("the writer")
+}
+
+/// After [`Change::Update`] behind the other move: row 1 renamed in category 5, and
+/// category 6 holds row 2 alone — through both processes.
+fn assert_renamed_in_place(w: &World, who: &str) {
+    assert_eq!(w.stepped.rows(5), vec![Item { id: 1, category_id: 5, name: "renamed".into() }], "{who}");
+    assert_eq!(w.stepped.category(6), vec![2], "{who}: gone from the node the other move put it in");
+    assert_eq!((category(&w.other, 5), category(&w.other, 6)), (vec![1], vec![2]), "{who}");
+}
+
+/// After a delete or a move of row 1 behind the other move: row 1 is in category 7
+/// after a move, nowhere after a delete, and category 6 holds row 2 alone — through
+/// both processes.
+fn assert_moved_nodes(w: &World, change: Change, who: &str) {
+    let seven = if change == Change::Move { vec![1] } else { vec![] };
+    assert_eq!(w.stepped.category(7), seven, "{who}");
+    assert_eq!(w.stepped.category(6), vec![2], "{who}: gone from the node the other move put it in");
+    assert_eq!(w.stepped.category(5), Vec::<i64>::new(), "{who}");
+    let others = (category(&w.other, 5), category(&w.other, 6), category(&w.other, 7));
+    assert_eq!(others, (vec![], vec![2], seven), "{who}");
 }
 
 /// Runs `write` on a thread of its own (it may wait for a lock the test holds) and
@@ -2133,4 +2208,52 @@ fn an_evicted_page_object_sends_the_page_to_the_whole_node_on(driver: Driver) {
     let after = w.stepped.stats();
     assert_eq!(after.object_hits - before.object_hits, 4, "hot again: the page's objects alone: {after:?}");
     w.assert_nothing_drained();
+}
+
+/// Rule 4 for a write that reads its row (PostgreSQL, an integer index): its entry's
+/// keys of the nodes the row was in are spelled by the statement itself, so a future
+/// dropped while the statement waits — it commits later, its reply lost — leaves this
+/// process knowing only the keys of the nodes the row is in. Its next call reads the
+/// table's entry before it deletes the keys: the node the row left goes too, and with
+/// it any near cache's version of the row it listed. The entry's keys, as the
+/// database spelled them, are exactly those this process spells.
+#[test]
+fn a_write_reading_its_row_whose_reply_is_lost_is_repaired_from_its_entry() {
+    let driver = Driver { tokio: true, backend: Engine::Postgres };
+    let w = world("lost_reply", driver);
+    let EitherStore::Tokio(store) = w.stepped.0.clone() else { unreachable!("a tokio world") };
+    w.other.insert(&item(1, 5)).unwrap();
+    assert_eq!((w.stepped.category(5), w.stepped.category(6)), (vec![1], vec![]));
+    let mut holder = w.db.outside();
+    holder.execute("BEGIN");
+    holder.execute("SELECT id FROM item WHERE id = 1 FOR UPDATE");
+    let write = memdex_tests::asynchronous::runtime().spawn(async move { store.update(&item(1, 6)).await });
+    wait_for_a_lock_wait(&mut w.db.outside(), "the move");
+    write.abort();
+    assert!(block_on(write).is_err_and(|e| e.is_cancelled()), "the move's future is dropped while it waits");
+    holder.execute("COMMIT");
+    // The statement, already sent, commits once the row is free.
+    let mut watcher = w.db.outside();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while watcher.integer("SELECT category_id FROM item WHERE id = 1") != 6 {
+        assert!(std::time::Instant::now() < deadline, "the dropped move never committed");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let object = KeySpace::new("memdex", Item::schema(), 0).object(&Value::Int(1));
+    let keys = [object.as_str(), &node_key(6), &node_key(5)].join("\\n");
+    let entry = format!("SELECT COUNT(*) FROM memdex_outbox WHERE keys = E'{keys}'");
+    assert_eq!(watcher.integer(&entry), 1, "the entry names the object, the node it is in and the node it was in");
+    assert_eq!(node_ids(&w, 5), Some(vec![1]), "nothing has touched the node the row left yet");
+    assert_eq!(w.stepped.stats().outbox_deferred, 1);
+    // Any call of the writing process repairs the cache first.
+    assert_eq!(w.stepped.category(7), Vec::<i64>::new());
+    assert_eq!(node_ids(&w, 5), None, "the node the row left is gone");
+    // (The call's own fill of node 7 read row 1 as a candidate: the entry names it as
+    // moved, K10.)
+    let object = cached_object(&w, 1);
+    assert!(object.is_none() || object == Some(item(1, 6)), "the object as it was is gone: {object:?}");
+    assert_eq!((w.stepped.category(5), w.stepped.category(6)), (vec![], vec![1]));
+    assert_eq!((category(&w.other, 5), category(&w.other, 6)), (vec![], vec![1]));
+    // The writer applied its own entry; no periodic drain of the table ran.
+    assert_eq!((w.stepped.stats().outbox_drained, w.other.stats().outbox_drained), (1, 0));
 }

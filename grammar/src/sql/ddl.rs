@@ -478,12 +478,24 @@ pub fn update_returning_old(d: Dialect, schema: &Schema, row: &[Value]) -> Optio
         return None;
     }
     let mut e = Emitter::without_params(imp, schema);
-    let q = imp.quote();
-    let assignments = assignments(&mut e, row);
+    let statement = update_returning_old_statement(&mut e, row, |_| Some(None))?;
+    Some(finish(Statement::Update(statement), e))
+}
+
+/// The statement of [`update_returning_old`], its selection also requiring what
+/// `also` builds (binding its values after the rest); `None` when `also` fails.
+pub(super) fn update_returning_old_statement<'e>(
+    e: &mut Emitter<'e>,
+    row: &[Value],
+    also: impl FnOnce(&mut Emitter<'e>) -> Option<Option<SqlExpr>>,
+) -> Option<Update> {
+    let schema = e.schema;
+    let q = e.dialect.quote();
+    let assignments = assignments(e, row);
     let key = row.get(schema.key).cloned().unwrap_or(Value::Null);
     let old_row = TableFactor::Derived {
         lateral: false,
-        subquery: Box::new(super::locked_row(&mut e, &key)),
+        subquery: Box::new(super::locked_row(e, &key)),
         alias: Some(alias(OLD)),
         sample: None,
     };
@@ -492,11 +504,14 @@ pub fn update_returning_old(d: Dialect, schema: &Schema, row: &[Value]) -> Optio
         *target_alias = Some(alias(NEW));
     }
     let key_name = &schema.columns[schema.key].name;
-    let selection = binary(qualified(NEW, q, key_name), BinaryOperator::Eq, qualified(OLD, q, key_name));
+    let same_row = binary(qualified(NEW, q, key_name), BinaryOperator::Eq, qualified(OLD, q, key_name));
+    let selection = match also(e)? {
+        Some(also) => binary(same_row, BinaryOperator::And, also),
+        None => same_row,
+    };
     let from = UpdateTableFromKind::AfterSet(vec![TableWithJoins { relation: old_row, joins: Vec::new() }]);
     let returning = schema.columns.iter().map(|c| SelectItem::UnnamedExpr(qualified(OLD, q, &c.name))).collect();
-    let statement = update_statement(target, assignments, Some(from), selection, Some(returning));
-    Some(finish(Statement::Update(statement), e))
+    Some(update_statement(target, assignments, Some(from), selection, Some(returning)))
 }
 
 /// The alias of the row being written, and of the row as it was, in

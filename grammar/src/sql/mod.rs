@@ -56,7 +56,7 @@ pub use ddl::{
     index_specs, insert, insert_or_keep, insert_params, update, update_params, update_returning_old,
 };
 pub use introspect::{COLUMN_ROW, Drift, FoundIndex, INDEX_ROW, TableShape, columns_query, drift, indexes_query};
-pub use with_entry::{GuardedWrite, RowChange, guarded_write_params, guarded_write_with_entry};
+pub use with_entry::{ENTRY_KEY_SEPARATOR, GuardedWrite, RowChange, guarded_write_params, guarded_write_with_entry};
 
 /// The SQL dialects memdex emits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -16,6 +16,14 @@
 //! index of the table the writer does not know (another version of the model
 //! declares it) — and the caller, told that no row changed, writes the row the long
 //! way.
+//!
+//! Where the database can spell the keys of the row's nodes from its columns
+//! (integer and boolean index columns: `KeySpace::node_spelling`), an update or a
+//! delete needs no guard on its indexed values: it reads the row as it was in the same
+//! statement — an update through a locked subquery, a delete through `RETURNING` —
+//! and its entry's keys are followed by those of the nodes the row was in, put
+//! together by the statement from what it read (`RowChange::UpdateReading`,
+//! `RowChange::DeleteReading`). One statement, whatever the row holds.
 
 use sqlparser::ast::{
     BinaryOperator, Expr as SqlExpr, InTarget, Insert, Query, SelectItem, SetExpr, SetOperator, SetQuantifier,
@@ -26,6 +34,9 @@ use super::ast::{self, binary};
 use super::ddl;
 use super::emit::Emitter;
 use super::{Dialect, SqlQuery, all_columns, cte, finish, with};
+use crate::keys::KeyPart;
+#[cfg(doc)]
+use crate::keys::KeySpace;
 use crate::schema::Schema;
 use crate::value::Value;
 
@@ -58,6 +69,31 @@ pub enum RowChange<'a> {
         /// The row as read before, in schema column order.
         was: &'a [Value],
     },
+    /// An update of the row with the row's key, whatever its indexed columns hold,
+    /// that reads the row as it was in the same statement (locked first, as
+    /// `ddl::update_returning_old` does): the entry names the nodes the row was in
+    /// by `old_nodes`, spelled from the values it read, and the reply is that row.
+    UpdateReading {
+        /// The spelling of the key of each index's node ([`KeySpace::node_spelling`]).
+        old_nodes: &'a [Vec<KeyPart>],
+    },
+    /// A delete of the row with the row's key that returns the row as it was; its
+    /// entry names the nodes the row was in as [`RowChange::UpdateReading`]'s does.
+    /// `GuardedWrite::row` need only hold the key.
+    DeleteReading {
+        /// The spelling of the key of each index's node.
+        old_nodes: &'a [Vec<KeyPart>],
+    },
+}
+
+impl RowChange<'_> {
+    /// The spellings of the nodes the row was in, for a change that reads the row.
+    fn old_nodes(&self) -> &[Vec<KeyPart>] {
+        match self {
+            RowChange::UpdateReading { old_nodes } | RowChange::DeleteReading { old_nodes } => old_nodes,
+            _ => &[],
+        }
+    }
 }
 
 /// What [`guarded_write_with_entry`] writes, and what guards it.
@@ -90,14 +126,19 @@ pub struct GuardedWrite<'a> {
 /// the entry written with the row in one statement. An update or a delete replies
 /// `1` when it applied, else `0` with the row as the statement found it: `SELECT 1,
 /// NULL, … FROM "written" UNION ALL SELECT 0, c1, … FROM t WHERE key = ? AND NOT
-/// EXISTS (SELECT 1 FROM "written")`.
+/// EXISTS (SELECT 1 FROM "written")`; a write that reads its row replies with the
+/// row as it was (`SELECT c1, … FROM "written"`), or nothing.
 /// The write is `UPDATE t SET …
 /// WHERE key = ? AND c IS NOT DISTINCT FROM ? … AND <no foreign index>`, `INSERT
 /// INTO t (…) SELECT ?, … WHERE <no foreign index>` or `DELETE FROM t WHERE key = ?
 /// AND c IS NOT DISTINCT FROM ? … AND <no foreign index>`, where `<no foreign index>` is
 /// `NOT EXISTS (SELECT 1 FROM registry WHERE table_name = ? AND definition NOT IN
-/// (?, …))`. `None` where the dialect cannot, or when the registry's schema lacks
-/// its columns.
+/// (?, …))`; one that reads its row is `UPDATE t AS memdex_new SET … FROM (SELECT
+/// <every column> FROM t WHERE key = ? FOR UPDATE) AS memdex_old WHERE
+/// memdex_new.key = memdex_old.key AND <no foreign index> RETURNING
+/// memdex_old.<every column>` or `DELETE FROM t WHERE key = ? AND <no foreign index>
+/// RETURNING <every column>`. `None` where the dialect cannot, or when the
+/// registry's schema lacks its columns.
 ///
 /// Text comparisons in the guard are byte-wise, as index nodes compare them. The
 /// registry is read by the same statement that holds the table's write lock, as
@@ -119,6 +160,12 @@ pub fn guarded_write_with_entry(d: Dialect, write: &GuardedWrite<'_>) -> Option<
         }
         RowChange::Insert => SetExpr::Insert(Statement::Insert(guarded_insert(&mut e, write)?)),
         RowChange::Delete { unchanged } => SetExpr::Delete(guarded_delete(&mut e, write, unchanged)?),
+        RowChange::UpdateReading { .. } => {
+            SetExpr::Update(Statement::Update(ddl::update_returning_old_statement(&mut e, write.row, |e| {
+                no_foreign_index(e, write).map(Some)
+            })?))
+        }
+        RowChange::DeleteReading { .. } => SetExpr::Delete(delete_returning_old(&mut e, write)?),
     };
     let mut ctes = vec![cte(&e, WRITTEN, written)];
     // The clean-up and the entry bind theirs after the write's.
@@ -128,7 +175,7 @@ pub fn guarded_write_with_entry(d: Dialect, write: &GuardedWrite<'_>) -> Option<
         let selection = o.column_in_values(write.outbox.key, write.forget.to_vec());
         ctes.push(cte(&o, "forgotten", SetExpr::Delete(ddl::delete_statement(&o, selection))));
     }
-    let entry = entry_insert(&mut o, write.entry);
+    let entry = entry_insert(&mut o, write.entry, write.schema, write.change.old_nodes());
     ctes.push(cte(&o, "entry", SetExpr::Insert(Statement::Insert(entry))));
     // The reply binds its key after everything else.
     let mut r = Emitter::without_params(imp, write.schema);
@@ -139,6 +186,10 @@ pub fn guarded_write_with_entry(d: Dialect, write: &GuardedWrite<'_>) -> Option<
             ast::query(SetExpr::Select(Box::new(count)))
         }
         RowChange::Update { .. } | RowChange::Move { .. } | RowChange::Delete { .. } => written_or_row(&mut r, write),
+        RowChange::UpdateReading { .. } | RowChange::DeleteReading { .. } => {
+            let old = ast::select_items(all_columns(&r), ast::object_name(imp.quote(), WRITTEN), None);
+            ast::query(SetExpr::Select(Box::new(old)))
+        }
     };
     query.with = Some(with(ctes));
     Some(finish(Statement::Query(Box::new(query)), r))
@@ -194,6 +245,18 @@ fn guarded_delete(e: &mut Emitter<'_>, write: &GuardedWrite<'_>, unchanged: &[us
     let mut delete = ddl::delete_statement(e, selection);
     if let Statement::Delete(delete) = &mut delete {
         delete.returning = Some(key_returned(e));
+    }
+    Some(delete)
+}
+
+/// `DELETE FROM t WHERE key = ? AND <no foreign index> RETURNING <every column>`.
+fn delete_returning_old(e: &mut Emitter<'_>, write: &GuardedWrite<'_>) -> Option<Statement> {
+    let key = write.row.get(write.schema.key).cloned().unwrap_or(Value::Null);
+    let key = ddl::key_equals(e, &key);
+    let selection = binary(key, BinaryOperator::And, no_foreign_index(e, write)?);
+    let mut delete = ddl::delete_statement(e, selection);
+    if let Statement::Delete(delete) = &mut delete {
+        delete.returning = Some(all_columns(e));
     }
     Some(delete)
 }
@@ -270,20 +333,63 @@ fn typed_values(e: &mut Emitter<'_>, schema: &Schema, row: &[Value]) -> Vec<SqlE
 }
 
 /// `INSERT INTO outbox (columns) SELECT ?, … FROM "written"`: the entry, once per
-/// written row.
-fn entry_insert(o: &mut Emitter<'_>, entry: &[Value]) -> Insert {
-    let values = typed_values(o, o.schema, entry);
-    let written = ast::object_name(o.dialect.quote(), WRITTEN);
-    let source = ast::query(SetExpr::Select(Box::new(ast::select(values, written, None))));
+/// written row. With `old_nodes`, its keys are followed by the key of each node
+/// the row was in, spelled from the row as the write read it: `CAST(? AS TEXT) ||
+/// CAST(? AS TEXT) || CAST(? AS TEXT) || COALESCE(CAST("c" AS TEXT), '~') …` (the
+/// keys, then per node the separator and each piece; these bound after the
+/// entry's other values).
+fn entry_insert(o: &mut Emitter<'_>, entry: &[Value], written: &Schema, old_nodes: &[Vec<KeyPart>]) -> Insert {
+    let mut values = typed_values(o, o.schema, entry);
+    if let (false, Some(keys)) = (old_nodes.is_empty(), values.get_mut(KEYS_COLUMN)) {
+        let mut spelled = ast::cast(std::mem::replace(keys, ast::null()), sqlparser::ast::DataType::Text);
+        for node in old_nodes {
+            spelled = concat(spelled, typed_text(o, ENTRY_KEY_SEPARATOR));
+            for part in node {
+                let piece = match part {
+                    KeyPart::Text(text) => typed_text(o, text),
+                    KeyPart::Column(c) => column_text(o.dialect.quote(), written, *c),
+                };
+                spelled = concat(spelled, piece);
+            }
+        }
+        *keys = spelled;
+    }
+    let source = ast::select(values, ast::object_name(o.dialect.quote(), WRITTEN), None);
+    let source = ast::query(SetExpr::Select(Box::new(source)));
     ddl::insert_statement(o.table(), column_names(o), source, None)
+}
+
+/// The outbox column holding an entry's keys, one per line.
+const KEYS_COLUMN: usize = 1;
+/// What separates the keys of an entry.
+pub const ENTRY_KEY_SEPARATOR: &str = "\n";
+
+fn concat(left: SqlExpr, right: SqlExpr) -> SqlExpr {
+    binary(left, BinaryOperator::StringConcat, right)
+}
+
+/// `CAST(? AS TEXT)`, `text` bound.
+fn typed_text(o: &mut Emitter<'_>, text: &str) -> SqlExpr {
+    let placeholder = o.bind(Value::Text(text.to_owned()));
+    ast::cast(placeholder, sqlparser::ast::DataType::Text)
+}
+
+/// `COALESCE(CAST("c" AS TEXT), '~')`: the text of the written row's column `c`
+/// (an integer's decimal, a boolean's `true` or `false`) as a node key spells it.
+fn column_text(quote: char, schema: &Schema, column: usize) -> SqlExpr {
+    let name = schema.columns.get(column).map_or("", |c| c.name.as_str());
+    let text = ast::cast(ast::column(quote, name), sqlparser::ast::DataType::Text);
+    ast::function("COALESCE", vec![text, ast::constant_string("~")])
 }
 
 /// The values [`guarded_write_with_entry`] binds, in its order: for an update (or a
 /// move) the non-key columns, the key and the guarded columns' values (a move's
 /// from the row as read), for an insert the row, for a delete the key and the
-/// guarded columns; then
-/// the table's name, the known definitions, the entries to forget, the entry, and
-/// (but for an insert) the key again, for the reply's row.
+/// guarded columns, for an update that reads its row the non-key columns and the
+/// key, for a delete that does the key; then the table's name, the known
+/// definitions, the entries to forget, the entry, the pieces of text spelling the
+/// nodes the row was in (for a write that reads its row), and, for a guarded update
+/// or delete, the key again, for the reply's row.
 /// Its text depends on the dialect, the schemas, the change (and its guarded
 /// columns) and the numbers of known definitions and of entries to forget alone.
 pub fn guarded_write_params(write: &GuardedWrite<'_>) -> Vec<Value> {
@@ -303,15 +409,30 @@ pub fn guarded_write_params(write: &GuardedWrite<'_>) -> Vec<Value> {
             let key = write.row.get(write.schema.key).cloned().unwrap_or(Value::Null);
             std::iter::once(key).chain(guarded_values(unchanged, write.row)).collect()
         }
+        RowChange::UpdateReading { .. } => ddl::update_params(write.schema, write.row),
+        RowChange::DeleteReading { .. } => vec![write.row.get(write.schema.key).cloned().unwrap_or(Value::Null)],
     };
     params.push(Value::Text(write.schema.table.clone()));
     params.extend(write.known.iter().map(|k| Value::Text(k.clone())));
     params.extend(write.forget.iter().cloned());
     params.extend(write.entry.iter().cloned());
-    if !matches!(write.change, RowChange::Insert) {
+    params.extend(spelling_params(write.change.old_nodes()));
+    if matches!(write.change, RowChange::Update { .. } | RowChange::Move { .. } | RowChange::Delete { .. }) {
         params.push(write.row.get(write.schema.key).cloned().unwrap_or(Value::Null));
     }
     params
+}
+
+/// The values the spelling of `old_nodes` binds: per node, the separator and then
+/// its text pieces.
+fn spelling_params(old_nodes: &[Vec<KeyPart>]) -> impl Iterator<Item = Value> + '_ {
+    old_nodes.iter().flat_map(|node| {
+        let texts = node.iter().filter_map(|part| match part {
+            KeyPart::Text(text) => Some(Value::Text(text.clone())),
+            KeyPart::Column(_) => None,
+        });
+        std::iter::once(Value::Text(ENTRY_KEY_SEPARATOR.to_owned())).chain(texts)
+    })
 }
 
 /// `was`'s values of the guarded columns, in the guard's order.

@@ -31,6 +31,9 @@ pub(super) enum Applied {
 
 #[derive(Debug)]
 enum Phase {
+    /// The table's version of those of this process's entries whose keys it knows
+    /// only in part (these ids), read before the retry.
+    Resolve(SqlQuery, Vec<i64>, Vec<Entry>),
     /// The retry of this process's own entries.
     Own(Vec<Entry>),
     /// The periodic drain: the old entries of every process.
@@ -71,9 +74,20 @@ impl<'a> Drain<'a> {
     /// A drain of own entries and, with `periodic`, of the table now.
     pub(crate) fn new(env: Env<'a>, periodic: bool) -> Drain<'a> {
         let mut drain = Drain { env, phase: Phase::Done, periodic, applied: 0, error: None };
-        drain.phase =
-            if env.ctx.outbox.has_pending() { Phase::Own(env.ctx.outbox.take_pending()) } else { drain.table() };
+        drain.phase = if env.ctx.outbox.has_pending() { drain.own() } else { drain.table() };
         drain
+    }
+
+    /// The retry of this process's pending entries, after reading the table's
+    /// version of those known only in part.
+    fn own(&self) -> Phase {
+        let outbox = &self.env.ctx.outbox;
+        let entries = outbox.take_pending();
+        let unresolved = outbox.take_unresolved(&entries);
+        if unresolved.is_empty() {
+            return Phase::Own(entries);
+        }
+        Phase::Resolve(outbox::entries_by_ids(self.env.dialect, &unresolved), unresolved, entries)
     }
 
     /// The periodic part, if due.
@@ -143,8 +157,13 @@ impl Drop for Drain<'_> {
     fn drop(&mut self) {
         // Dropped while retrying this process's own entries (a cancelled future):
         // they go back, or this process would forget to apply them.
-        if let Phase::Own(entries) = std::mem::replace(&mut self.phase, Phase::Done) {
-            self.env.ctx.outbox.return_pending(entries);
+        match std::mem::replace(&mut self.phase, Phase::Done) {
+            Phase::Own(entries) => self.env.ctx.outbox.return_pending(entries),
+            Phase::Resolve(_, unresolved, entries) => {
+                self.env.ctx.outbox.mark_unresolved(unresolved);
+                self.env.ctx.outbox.return_pending(entries);
+            }
+            _ => {}
         }
     }
 }
@@ -164,7 +183,9 @@ impl Machine for Drain<'_> {
     fn poll(&mut self) -> Step<'_> {
         match &self.phase {
             Phase::Own(entries) | Phase::Delete(entries) => Step::Cache(deletes(entries)),
-            Phase::Select(query) => Step::Sql(SqlRequest::Query { query, types: outbox::ROW_TYPES }),
+            Phase::Select(query) | Phase::Resolve(query, ..) => {
+                Step::Sql(SqlRequest::Query { query, types: outbox::ROW_TYPES })
+            }
             Phase::Forget(statements) => match statements.last() {
                 Some(query) => Step::Sql(SqlRequest::Execute(query)),
                 None => Step::Done,
@@ -213,11 +234,26 @@ impl Machine for Drain<'_> {
         let reply = match reply {
             Ok(reply) => reply,
             Err(e) => {
+                if let Phase::Resolve(_, unresolved, entries) = std::mem::replace(&mut self.phase, Phase::Done) {
+                    self.env.ctx.outbox.mark_unresolved(unresolved);
+                    self.env.ctx.outbox.return_pending(entries);
+                }
                 self.phase = self.fail(e);
                 return;
             }
         };
         match std::mem::replace(&mut self.phase, Phase::Done) {
+            Phase::Resolve(_, _, mut entries) => {
+                // An entry the table does not hold was not written (or is being
+                // written still: the periodic drain of the table deletes its keys
+                // then); its known keys go all the same.
+                for (id, keys) in outbox::entries(&reply.into_rows()) {
+                    if let Some((_, known)) = entries.iter_mut().find(|(e, _)| *e == id) {
+                        known.extend(keys);
+                    }
+                }
+                self.phase = Phase::Own(entries);
+            }
             Phase::Select(_) => {
                 let entries = outbox::entries(&reply.into_rows());
                 self.phase = if entries.is_empty() { self.forget(&[]) } else { Phase::Delete(entries) };
