@@ -1117,14 +1117,13 @@ fn writes(cfg: &Config, servers: &Servers, data: &Dataset, store: &Result<Bench,
     );
     section.note(
         "memdex's statements per write are its own count (`Store::stats().db_queries`): on PostgreSQL an update \
-         that keeps the row in its index nodes (this one: the price is not indexed) is ONE autocommitted \
-         statement — the UPDATE, guarded by the indexed values it writes and by the index registry, with the \
-         outbox record of the keys to invalidate (so a lost cache batch is repaired) and the clean-up of applied \
-         records; an update that moves the row is guarded by the indexed values this process read or wrote last \
-         in the row (one statement), or, where another process wrote it since, finds that guard (or the one on the \
-         values it writes) shut and updates the row in a second statement guarded by the values the first one's \
-         reply found (two statements, no transaction; a transaction — BEGIN, the UPDATE returning the row as it \
-         was, the outbox statement, COMMIT — only when that guard shuts too).",
+         or a delete of this model (its index column is an integer, whose node keys the database can spell) is \
+         ONE autocommitted statement — the UPDATE, reading the row as it was (locked) in the same statement and \
+         guarded by the index registry, with the outbox record of the keys to invalidate, those of the nodes the \
+         row was in spelled by the statement from what it read (so a lost cache batch is repaired), and the \
+         clean-up of applied records — whether or not it moves the row and whatever this process knows of it. \
+         (A model with a text, float or instant index column is guarded by the indexed values the process read \
+         or wrote last instead: a second statement where another process wrote the row since.)",
     );
     if let Some(target) = target {
         async_write_cost(cfg, servers, target, store, &mut section);
@@ -1137,10 +1136,10 @@ fn writes(cfg: &Config, servers: &Servers, data: &Dataset, store: &Result<Bench,
 /// The blocking and the async store's update of the same row against a plain
 /// UPDATE, autocommitted and in a transaction of its own (the peer the write target
 /// is judged against), interleaved. On PostgreSQL both make one database round trip
-/// for this update (it keeps the row in its index nodes: one guarded statement with
-/// its outbox entry) and one cache round trip. Beside them, each store moves a row
-/// of its own between two categories (one statement on PostgreSQL), and the two
-/// move a third row in turn (two statements: each moves a row the other moved last).
+/// for this update (one statement that reads the row as it was, with its outbox
+/// entry) and one cache round trip. Beside them, each store moves a row of its own
+/// between two categories, and the two move a third row in turn (each moves a row
+/// the other moved last): one statement each on PostgreSQL.
 fn async_write_cost(
     cfg: &Config,
     servers: &Servers,
@@ -1244,11 +1243,9 @@ fn async_write_cost(
     {
         section.note(format!(
             "Moves, interleaved with the updates: blocking {} and async {} of the plain UPDATE in its own \
-             transaction, a move of a row the other store moved last {}. On PostgreSQL a move is guarded by the \
-             indexed values this process read or wrote last in the row: one autocommitted statement with its outbox \
-             record. Where another process wrote the row since (or this one never saw it), that guard (or the one on \
-             the values written) shuts, and its reply holds the row as it is: a second statement guarded by those \
-             values.",
+             transaction, a move of a row the other store moved last {}. On PostgreSQL a move is one \
+             autocommitted statement that reads the row as it was and names the nodes it leaves from what it read, \
+             whoever wrote the row last.",
             format_ratio(*blocking, *in_transaction),
             format_ratio(*asynchronous, *in_transaction),
             format_ratio(*in_turn, *in_transaction)
@@ -1338,9 +1335,9 @@ fn round_trip_table(
 /// autocommitted and in a transaction of its own, and their delete of that row
 /// against a plain DELETE alike, all interleaved. On PostgreSQL a memdex insert is
 /// one guarded statement with its outbox entry (its row was in no index node) and
-/// one cache round trip; a delete of a row the store inserted is one statement
-/// guarded by the values it inserted, and beside them the blocking store deletes
-/// rows plain SQL inserted (it reads each first). Each insert gets a fresh id, in a
+/// one cache round trip; a delete is one statement that returns the row as it was,
+/// and beside the deletes of rows the stores inserted the blocking store deletes
+/// rows plain SQL inserted. Each insert gets a fresh id, in a
 /// category no other section reads; each delete probe deletes the oldest row its
 /// insert probe left (every probe runs as often as the others, in order, so one is
 /// always there).
@@ -1446,8 +1443,8 @@ fn insert_cost(cfg: &Config, servers: &Servers, store: &Result<Bench, String>, s
         section.note(format!(
             "Deletes, interleaved with the inserts: the blocking delete {} of the autocommitted DELETE and {} of the \
              one in its own transaction; the async one {} and {}; of a row plain SQL inserted {}. On PostgreSQL a \
-             memdex delete of a row this process read or wrote last is one statement, guarded by the indexed values \
-             it saw, with its outbox record; of any other row, the row is read first and guards it.",
+             memdex delete is one statement that returns the row as it was, its outbox record naming the nodes the \
+             row was in from it, whoever wrote the row.",
             format_ratio(blocking, plain),
             format_ratio(blocking, in_transaction),
             format_ratio(asynchronous, plain),
