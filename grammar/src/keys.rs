@@ -21,8 +21,11 @@ use crate::value::{Type, Value};
 /// memcached's limit on key length, in bytes.
 pub const MAX_KEY_LEN: usize = 250;
 
+/// How many hex digits of the SHA-256 of a shortened key end it.
+pub const SHORTENED_DIGEST_HEX: u64 = 32;
+
 /// How many bytes of a shortened key stay readable before its hash.
-const READABLE_PREFIX: usize = MAX_KEY_LEN - 1 - 32;
+pub const READABLE_PREFIX: usize = MAX_KEY_LEN - 1 - SHORTENED_DIGEST_HEX as usize;
 
 /// The keys of one model under one configuration.
 #[derive(Clone, Debug)]
@@ -112,48 +115,59 @@ impl KeySpace {
 pub enum KeyPart {
     /// Text as it stands in the key.
     Text(String),
-    /// The value of this column (by number in the schema), as `escape_value` spells
-    /// it: an integer in decimal, a boolean as `true` or `false`, NULL as `~`.
-    Column(usize),
+    /// The value of a column as [`escape_value`] spells it (of its first `prefix`
+    /// characters, for a prefix index).
+    Column {
+        /// The column's number in the schema.
+        column: usize,
+        /// A prefix index's length.
+        prefix: Option<u32>,
+    },
+}
+
+/// The key of an index's node as pieces the database can put together from a row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeSpelling {
+    /// The pieces, in order.
+    pub parts: Vec<KeyPart>,
+    /// Whether the key may be longer than [`MAX_KEY_LEN`] (a text or bytes column,
+    /// or long names), and must then be shortened as [`KeySpace`] shortens it.
+    pub may_be_long: bool,
 }
 
 impl KeySpace {
     /// The key of `ix`'s node of a row, as pieces the database can put together
     /// from the row's own columns, for a statement that must name the nodes of a
-    /// row it reads itself. `None` unless every column of the index is an integer
-    /// or a boolean — types whose text in SQL is exactly [`escape_value`]'s — and
-    /// the longest such key (every integer at `i64::MIN`, every boolean `false`)
-    /// needs no shortening, which SQL would have to mimic.
-    pub fn node_spelling(&self, schema: &Schema, ix: &IndexDef) -> Option<Vec<KeyPart>> {
-        let spelled = |c: &usize| matches!(schema.columns.get(*c).map(|c| c.ty), Some(Type::Int | Type::Bool));
-        if ix.prefix.is_some() || !ix.columns.iter().all(spelled) {
-            return None;
-        }
-        let longest: Vec<Value> = ix
-            .columns
-            .iter()
-            .map(|&c| if schema.columns[c].ty == Type::Int { Value::Int(i64::MIN) } else { Value::Bool(false) })
-            .collect();
+    /// row it reads itself. `None` when a column of the index is of a type whose
+    /// text SQL would not give exactly as [`escape_value`] does (floats, instants,
+    /// JSON); the dialect decides the rest.
+    pub fn node_spelling(&self, schema: &Schema, ix: &IndexDef) -> Option<NodeSpelling> {
+        let longest = |c: usize| match schema.columns.get(c).map(|c| c.ty)? {
+            Type::Int => Some(Some(Value::Int(i64::MIN))),
+            Type::Bool => Some(Some(Value::Bool(false))),
+            Type::Uuid => Some(Some(Value::Uuid([0; 16]))),
+            Type::Text | Type::Bytes => Some(None),
+            _ => None,
+        };
+        let longest: Vec<Option<Value>> = ix.columns.iter().map(|&c| longest(c)).collect::<Option<_>>()?;
         let mut key = self.prefix.clone();
-        write_node_suffix(schema, ix, longest.iter().map(Some), &mut key);
-        if key.len() > MAX_KEY_LEN {
-            return None;
-        }
+        write_node_suffix(schema, ix, longest.iter().map(Option::as_ref), &mut key);
+        let may_be_long = key.len() > MAX_KEY_LEN || longest.iter().any(Option::is_none);
         let mut parts = Vec::new();
         let mut text = self.prefix.clone();
-        for (i, &col) in ix.columns.iter().enumerate() {
+        for (i, &column) in ix.columns.iter().enumerate() {
             if i > 0 {
                 text.push('&');
             }
-            write_column(schema, col, ix.prefix, &mut text);
+            write_column(schema, column, ix.prefix, &mut text);
             parts.push(KeyPart::Text(std::mem::take(&mut text)));
-            parts.push(KeyPart::Column(col));
+            parts.push(KeyPart::Column { column, prefix: ix.prefix });
         }
         write_order(schema, ix, &mut text);
         if !text.is_empty() {
             parts.push(KeyPart::Text(text));
         }
-        Some(parts)
+        Some(NodeSpelling { parts, may_be_long })
     }
 }
 
@@ -427,7 +441,7 @@ fn shorten(key: String) -> String {
     let mut out = String::with_capacity(MAX_KEY_LEN);
     out.push_str(&key[..cut]);
     out.push('#');
-    for b in &digest[..16] {
+    for b in &digest[..SHORTENED_DIGEST_HEX as usize / 2] {
         let _ = write!(out, "{b:02x}");
     }
     out
@@ -456,56 +470,64 @@ mod tests {
         assert_eq!(ks.node(&s, &node), expect);
     }
 
-    /// A node key as the database would put it together from its pieces: each
-    /// column's value spelled as `escape_value` spells it.
-    fn assembled(parts: &[KeyPart], row: &[Value]) -> String {
+    /// A node key as the database puts it together from its pieces: each column's
+    /// value spelled as `escape_value` spells it, the whole shortened where it may
+    /// be long.
+    fn assembled(spelling: &NodeSpelling, row: &[Value]) -> String {
         let mut key = String::new();
-        for part in parts {
+        for part in &spelling.parts {
             match part {
                 KeyPart::Text(t) => key.push_str(t),
-                KeyPart::Column(c) => escape_value(&row[*c], &mut key),
+                KeyPart::Column { column, prefix: None } => escape_value(&row[*column], &mut key),
+                KeyPart::Column { column, prefix: Some(n) } => {
+                    let Value::Text(s) = &row[*column] else { unreachable!("a prefix index is on text") };
+                    escape_text(&s.chars().take(*n as usize).collect::<String>(), &mut key);
+                }
             }
         }
-        key
+        if spelling.may_be_long { shorten(key) } else { key }
     }
 
     #[test]
-    fn integer_and_boolean_nodes_have_a_spelling_the_database_can_assemble() {
+    fn node_keys_have_a_spelling_the_database_can_assemble() {
         let s = Schema::new("Line", "line")
             .column("id", Type::Int, false)
             .column("cart_id", Type::Int, true)
             .column("done", Type::Bool, false)
             .column("name", Type::Text, false)
+            .column("price", Type::Float, false)
             .key("id")
             .index(&["cart_id"], None)
             .index(&["cart_id", "done"], None)
             .ordered_index(&["cart_id"], "name", true)
-            .index(&["name"], None)
-            .index(&["done", "name"], None);
+            .index(&["name"], Some(2))
+            .index(&["done", "name"], None)
+            .index(&["price"], None);
         let ks = KeySpace::new("ns", &s, 3);
+        let long = "é".repeat(200);
         for row in [
-            vec![1.into(), 5.into(), true.into(), "a".into()],
-            vec![2.into(), Value::Null, false.into(), "b".into()],
-            vec![3.into(), i64::MIN.into(), false.into(), "c".into()],
+            vec![1.into(), 5.into(), true.into(), "a b".into(), 1.5.into()],
+            vec![2.into(), Value::Null, false.into(), "".into(), 0.0.into()],
+            vec![3.into(), i64::MIN.into(), false.into(), long.as_str().into(), 2.0.into()],
         ] {
-            for (i, ix) in s.indexes.iter().enumerate().take(3) {
-                let parts = ks.node_spelling(&s, ix).expect("integers and booleans");
-                let node = NodeRef { index: Some(i), values: ix.columns.iter().map(|&c| row[c].clone()).collect() };
-                assert_eq!(assembled(&parts, &row), ks.node(&s, &node));
+            for (i, ix) in s.indexes.iter().enumerate().take(5) {
+                let spelling = ks.node_spelling(&s, ix).expect("integers, booleans and text");
+                assert_eq!(spelling.may_be_long, i >= 3, "index {i}: only text may make a key long");
+                let node = NodeRef { index: Some(i), values: crate::plan::node_values(ix, &|c| row[c].clone()) };
+                assert_eq!(assembled(&spelling, &row), ks.node(&s, &node), "index {i}");
             }
         }
-        assert_eq!(ks.node_spelling(&s, &s.indexes[3]), None, "text is escaped");
-        assert_eq!(ks.node_spelling(&s, &s.indexes[4]), None, "one text column is enough");
+        assert_eq!(ks.node_spelling(&s, &s.indexes[5]), None, "SQL writes floats otherwise");
     }
 
     #[test]
-    fn a_node_key_that_may_need_shortening_has_no_spelling() {
+    fn a_key_of_integers_may_be_long_only_under_long_names() {
         let s = Schema::new("Line", "line").column("id", Type::Int, false).column("cart_id", Type::Int, false);
         let s = s.key("id").index(&["cart_id"], None);
         let fits = KeySpace::new(&"n".repeat(200), &s, 0);
-        assert!(fits.node_spelling(&s, &s.indexes[0]).is_some());
+        assert_eq!(fits.node_spelling(&s, &s.indexes[0]).map(|n| n.may_be_long), Some(false));
         let long = KeySpace::new(&"n".repeat(230), &s, 0);
-        assert_eq!(long.node_spelling(&s, &s.indexes[0]), None);
+        assert_eq!(long.node_spelling(&s, &s.indexes[0]).map(|n| n.may_be_long), Some(true));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use memdex_grammar::check::Aggregate;
 use memdex_grammar::ir::{AggFunc, ArithOp, CmpOp, Expr, ExprKind, Haystack, StrOp};
-use memdex_grammar::keys::KeyPart;
+use memdex_grammar::keys::{KeyPart, NodeSpelling};
 use memdex_grammar::sql::{self, Dialect, OrderBy, SelectSpec, SqlError, SqlQuery};
 use memdex_grammar::{Schema, Span, Type, Value};
 
@@ -380,15 +380,26 @@ fn guarded_writes_with_their_entry_in_one_statement() {
     (was[1], was[2]) = (Value::Int(6), Value::from("was"));
     // The nodes a write that reads the row names in its entry: one of one column,
     // one of two with text after the last.
+    let column = |column| KeyPart::Column { column, prefix: None };
     let old_nodes = [
-        vec![KeyPart::Text("ns:item:0:category_id=".into()), KeyPart::Column(1)],
-        vec![
-            KeyPart::Text("ns:item:0:cart_id=".into()),
-            KeyPart::Column(6),
-            KeyPart::Text("&active=".into()),
-            KeyPart::Column(8),
-            KeyPart::Text(">order".into()),
-        ],
+        NodeSpelling { parts: vec![KeyPart::Text("ns:item:0:category_id=".into()), column(1)], may_be_long: false },
+        NodeSpelling {
+            parts: vec![
+                KeyPart::Text("ns:item:0:cart_id=".into()),
+                column(6),
+                KeyPart::Text("&active=".into()),
+                column(8),
+                KeyPart::Text(">order".into()),
+            ],
+            may_be_long: false,
+        },
+        NodeSpelling {
+            parts: vec![
+                KeyPart::Text("ns:item:0:first_name[:2]=".into()),
+                KeyPart::Column { column: 2, prefix: Some(2) },
+            ],
+            may_be_long: true,
+        },
     ];
     let cases = [
         ("guarded_update_with_entry", update, vec![]),

@@ -21,6 +21,10 @@ pub(crate) struct Settings {
     /// Whether `migrate` installs capture triggers and drains apply the changes
     /// they record (`crate::capture`).
     pub(crate) capture_outside_writes: bool,
+    /// Whether a one-statement update or delete on PostgreSQL is guarded by what
+    /// the process believes the row holds even where the database could spell the
+    /// old nodes' keys from the row it reads (`engine::write::Attempts`).
+    pub(crate) guarded_writes: bool,
 }
 
 /// Bytes of decoded objects a store keeps in its near cache by default.
@@ -47,6 +51,7 @@ impl Default for Settings {
             near_cache_capacity: DEFAULT_NEAR_CACHE_CAPACITY,
             manage_schema: true,
             capture_outside_writes: false,
+            guarded_writes: false,
         }
     }
 }

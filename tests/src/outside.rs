@@ -66,4 +66,29 @@ impl OutsideSession {
             }
         }
     }
+
+    /// The first column of every row a query returns, as text (NULL as nothing).
+    pub fn texts(&mut self, sql: &str) -> Vec<String> {
+        let fail = |e: &dyn std::fmt::Display| -> Vec<String> { panic!("`{sql}`: {e}") };
+        match self {
+            OutsideSession::Sqlite(conn) => {
+                let read = || -> rusqlite::Result<Vec<Option<String>>> {
+                    let mut statement = conn.prepare(sql)?;
+                    let rows = statement.query_map([], |row| row.get(0))?;
+                    rows.collect()
+                };
+                read().map(|texts| texts.into_iter().flatten().collect()).unwrap_or_else(|e| fail(&e))
+            }
+            OutsideSession::Postgres(client) => client
+                .query(sql, &[])
+                .map(|rows| rows.iter().filter_map(|row| row.get::<_, Option<String>>(0)).collect())
+                .unwrap_or_else(|e| fail(&e)),
+            OutsideSession::MySql(conn) => {
+                use mysql::prelude::Queryable;
+                conn.query::<Option<String>, _>(sql)
+                    .map(|t| t.into_iter().flatten().collect())
+                    .unwrap_or_else(|e| fail(&e))
+            }
+        }
+    }
 }

@@ -201,22 +201,23 @@ impl World {
 /// a near cache of `stepped_near` bytes in the stepped process (`other` keeps one of
 /// [`NEAR`]).
 fn world_with_outbox(tag: &str, driver: Driver, interval: Duration, grace: Duration, stepped_near: usize) -> World {
-    world_in_namespace(tag, driver, (interval, grace), stepped_near, "memdex")
+    world_writing(tag, driver, (interval, grace), stepped_near, Writes::Reading)
 }
 
-/// [`world_with_outbox`] with every store's keys under `namespace`.
-fn world_in_namespace(
+/// [`world_with_outbox`] whose stores write as `writes` says.
+fn world_writing(
     tag: &str,
     driver: Driver,
     (interval, grace): (Duration, Duration),
     stepped_near: usize,
-    namespace: &str,
+    writes: Writes,
 ) -> World {
     let db = SharedDb::new(driver.backend, &format!("races_{tag}_{}", driver.tokio));
     let cache: Arc<dyn CacheBackend> = Arc::new(InProcessCache::new(CacheConfig::default()));
     let stepper = Stepping::new(cache);
     let builder = |cache: Box<dyn CacheBackend>, near: usize| {
-        db.builder().namespace(namespace).cache(cache).outbox(interval, grace).near_cache_capacity(near)
+        let builder = db.builder().guarded_writes(writes == Writes::Guarded);
+        builder.cache(cache).outbox(interval, grace).near_cache_capacity(near)
     };
     let other = builder(stepper.plain(), NEAR).build().expect("store");
     other.migrate::<Item>().expect("migrate");
@@ -915,15 +916,15 @@ fn a_failed_commit_gives_back_the_done_entries_it_took() {
     DRIVERS.into_iter().for_each(a_failed_commit_gives_back_the_done_entries_it_took_on);
 }
 
-/// On PostgreSQL, where the database cannot spell the keys of the model's nodes
-/// ([`Writes::Guarded`]), an update that keeps its row in its index nodes is one
-/// statement, guarded by the indexed values it writes. Its guard is judged on the row
-/// as it is when the statement holds it: an update waiting for another writer's move
-/// sees the moved row and changes nothing. Its reply holds the row as the statement's
-/// snapshot had it, with the values the guard compared, so a second guarded
-/// statement would shut too: the update goes the long way, reading the row as it now
-/// is and appending to the nodes of both images. Judged on the row as it was when
-/// the statement began, it would write without naming the node the row was moved to.
+/// On PostgreSQL, where writes are guarded ([`Writes::Guarded`]), an update that keeps
+/// its row in its index nodes is one statement, guarded by the indexed values it
+/// writes. Its guard is judged on the row as it is when the statement holds it: an
+/// update waiting for another writer's move sees the moved row and changes nothing. Its
+/// reply holds the row as the statement's snapshot had it, with the values the guard
+/// compared, so a second guarded statement would shut too: the update goes the long
+/// way, reading the row as it now is and appending to the nodes of both images. Judged
+/// on the row as it was when the statement began, it would write without naming the
+/// node the row was moved to.
 #[test]
 fn a_guarded_update_waiting_behind_a_move_goes_the_long_way() {
     for driver in DRIVERS.into_iter().filter(|d| matches!(d.backend, Engine::Postgres)) {
@@ -935,15 +936,15 @@ fn a_guarded_update_waiting_behind_a_move_goes_the_long_way() {
     }
 }
 
-/// On PostgreSQL, where the database cannot spell the keys of the model's nodes
-/// ([`Writes::Guarded`]), a delete is one statement guarded by the indexed values the
-/// writer believes the row holds: those it read last, or wrote last, or else those of
-/// the row read just before. A move that commits in between (here: another process's
-/// transaction that holds the row when the delete's statement comes, which waits for
-/// it) shuts the guard — PostgreSQL re-checks it on the row version it then finds —
-/// and the delete goes the long way, reading the moved row: its entry goes to the
-/// node the row was moved to. Judged on the row as believed, the delete would name
-/// only the node the row left. For each belief ([`Belief`]).
+/// On PostgreSQL, where writes are guarded ([`Writes::Guarded`]), a delete is one
+/// statement guarded by the indexed values the writer believes the row holds: those it
+/// read last, or wrote last, or else those of the row read just before. A move that
+/// commits in between (here: another process's transaction that holds the row when the
+/// delete's statement comes, which waits for it) shuts the guard — PostgreSQL re-checks
+/// it on the row version it then finds — and the delete goes the long way, reading the
+/// moved row: its entry goes to the node the row was moved to. Judged on the row as
+/// believed, the delete would name only the node the row left. For each belief
+/// ([`Belief`]).
 #[test]
 fn a_guarded_delete_waiting_behind_a_move_goes_the_long_way() {
     for driver in DRIVERS.into_iter().filter(|d| matches!(d.backend, Engine::Postgres)) {
@@ -986,7 +987,7 @@ impl Belief {
     fn world(self, tag: &str, driver: Driver, writes: Writes) -> World {
         let near = if self == Belief::Read { NEAR } else { 0 };
         let tag = format!("{tag}_{self:?}").to_lowercase();
-        world_in_namespace(&tag, driver, (QUIET, QUIET), near, &writes.namespace())
+        world_writing(&tag, driver, (QUIET, QUIET), near, writes)
     }
 
     /// The process that inserts the row the test writes.
@@ -998,16 +999,16 @@ impl Belief {
     }
 }
 
-/// On PostgreSQL, where the database cannot spell the keys of the model's nodes
-/// ([`Writes::Guarded`]), a move is first guarded by the indexed values the writer
-/// believes the row holds ([`Belief`]), or, without a belief, by the values it writes:
-/// that guard shuts, and a second statement moves the row guarded by the values the
-/// first one's reply found. Another process's move that commits in between (its
-/// transaction holds the row when the statement comes, which waits for it) shuts the
-/// waiting guard, and the update goes the long way, reading the row as the other move
-/// left it: its entries go to the node the row was moved to as well. Judged on the
-/// row as believed or found, the update would name only the node the row had left and
-/// its own, and the other move's node would keep naming the row at its version.
+/// On PostgreSQL, where writes are guarded ([`Writes::Guarded`]), a move is first
+/// guarded by the indexed values the writer believes the row holds ([`Belief`]), or,
+/// without a belief, by the values it writes: that guard shuts, and a second statement
+/// moves the row guarded by the values the first one's reply found. Another process's
+/// move that commits in between (its transaction holds the row when the statement
+/// comes, which waits for it) shuts the waiting guard, and the update goes the long
+/// way, reading the row as the other move left it: its entries go to the node the row
+/// was moved to as well. Judged on the row as believed or found, the update would name
+/// only the node the row had left and its own, and the other move's node would keep
+/// naming the row at its version.
 #[test]
 fn a_guarded_move_waiting_behind_a_move_goes_the_long_way() {
     for driver in DRIVERS.into_iter().filter(|d| matches!(d.backend, Engine::Postgres)) {
@@ -1030,8 +1031,8 @@ fn a_guarded_move_waiting_behind_a_move_goes_the_long_way() {
     }
 }
 
-/// On PostgreSQL, where the database spells the keys of the model's nodes (an
-/// integer index: [`Writes::Reading`]), an update, a delete and a move each read the
+/// On PostgreSQL, where the database spells the keys of the model's nodes
+/// ([`Writes::Reading`]), an update, a delete and a move each read the
 /// row in their own statement, locked, and name the nodes it was in from what they
 /// read: ONE statement, whatever the writer believes. One that waits behind another
 /// process's move reads the row as that move left it, so its entry and appends name
@@ -1063,22 +1064,11 @@ fn a_write_reading_its_row_behind_a_move_names_the_node_the_row_was_moved_to() {
 /// How a write on PostgreSQL names the nodes its row was in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Writes {
-    /// Its statement reads the row and spells their keys from it (the model's index
-    /// columns are integers).
+    /// Its statement reads the row and spells their keys from it (the default).
     Reading,
-    /// Its statement is guarded by the values the writer believes the row holds: the
-    /// world's namespace is so long that a node key may need shortening, which the
-    /// database cannot spell (`KeySpace::node_spelling`).
+    /// Its statement is guarded by the values the writer believes the row holds
+    /// (`StoreBuilder::guarded_writes`, as a model with a float index column is).
     Guarded,
-}
-
-impl Writes {
-    fn namespace(self) -> String {
-        match self {
-            Writes::Reading => "memdex".to_owned(),
-            Writes::Guarded => "n".repeat(230),
-        }
-    }
 }
 
 /// The write a test makes behind another process's move.

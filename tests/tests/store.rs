@@ -4,6 +4,7 @@
 // Tests fail by panicking, with a message saying what went wrong.
 #![allow(clippy::panic, clippy::unwrap_used)]
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use memdex::cache::in_process::InProcessCache;
@@ -327,7 +328,8 @@ fn a_write_runs_the_fewest_statements_its_database_allows() {
     });
 }
 
-/// On PostgreSQL a move (an update to other index nodes) and a delete are
+/// On PostgreSQL, with guarded writes (`StoreBuilder::guarded_writes`), a move (an
+/// update to other index nodes) and a delete are
 /// autocommitted statements, no transaction. The first attempt is guarded by what
 /// the row's indexed columns are believed to hold: the row as this process last
 /// read it (its near cache keeps it) or last wrote it — then it is the only
@@ -348,9 +350,8 @@ fn a_move_or_delete_on_postgres_is_one_statement_when_this_process_read_or_wrote
         seed(&other);
         let lines = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
         let sink = lines.clone();
-        let builder = Store::builder().postgres(params).memcached([memcached.addr()]).trace_to(move |line| {
-            sink.lock().unwrap().push(line.to_owned());
-        });
+        let builder = Store::builder().postgres(params).memcached([memcached.addr()]).guarded_writes(true);
+        let builder = builder.trace_to(move |line| sink.lock().unwrap().push(line.to_owned()));
         let store = EitherStore::build(driver, builder).unwrap();
         let nodes = || [5, 6, 7].map(|c| (c, ids(&select!(Item, |i| i.category_id == c).fetch(&other).unwrap())));
         let read_here = |id: i64| store.fetch(&select!(Item, |i| i.id == id)).unwrap();
@@ -427,6 +428,105 @@ fn a_move_or_delete_on_postgres_is_one_statement_when_this_process_read_or_wrote
         // seeded elsewhere and never read here), and the two writes of the row gone
         // (each guarded by what this process wrote, finding no row).
         assert_eq!(store.stats().guards_shut, 7, "{driver}: {:?}", store.stats());
+    }
+}
+
+/// On PostgreSQL, by default, an update or a delete reads its row in its one
+/// statement and names the nodes the row was in from what it read, the database
+/// spelling their keys as this process does — text percent-encoded byte by byte, a
+/// prefix index's first characters, a key too long for memcached shortened with the
+/// same digest: ONE statement, though another process wrote the row last each time.
+/// Each write's outbox entry, read from the table before the next write cleans it up,
+/// names exactly the keys this process spells for the row as it was and as it is;
+/// the nodes are read through the other process. Both drivers.
+#[test]
+fn a_write_on_postgres_reads_its_row_and_names_the_nodes_it_was_in_as_this_process_spells_them() {
+    use memdex::grammar::keys::KeySpace;
+    use memdex::grammar::plan::node_of_row;
+    use memdex_tests::outside::OutsideSession;
+    use memdex_tests::shared_db::Engine;
+
+    /// Every key a write of `before` into `after` (the rows' values in schema order;
+    /// `None` for a delete) names: the object's, then the nodes of both.
+    fn named<T: Model>(before: &[memdex::Value], after: Option<&[memdex::Value]>) -> BTreeSet<String> {
+        let (schema, keys) = (T::schema(), KeySpace::new("memdex", T::schema(), 0));
+        let mut named = BTreeSet::from([keys.object(&before[schema.key])]);
+        for row in std::iter::once(before).chain(after) {
+            named.extend(
+                (0..schema.indexes.len()).map(|ix| keys.node(schema, &node_of_row(schema, ix, &|c| row[c].clone()))),
+            );
+        }
+        named
+    }
+    fn values<T: Model>(row: &T) -> Vec<memdex::Value> {
+        (0..T::schema().columns.len()).map(|c| row.column_value(c)).collect()
+    }
+
+    let long = "é, a long kind ".repeat(20);
+    let names = ["lamp", "a b%c", "", "ünïcödé ✓", "x\ny'z", long.as_str()];
+    for driver in ["blocking", "async"] {
+        let params =
+            memdex_tests::backends::postgres().create_database(&format!("reading_{driver}")).expect("a database");
+        let memcached = MemcachedServer::start().expect("memcached starts");
+        let other = Store::builder().postgres(params.clone()).memcached([memcached.addr()]).build().unwrap();
+        seed(&other);
+        other.migrate::<Tag>().unwrap();
+        let quiet = std::time::Duration::from_secs(600);
+        let builder = Store::builder().postgres(params.clone()).memcached([memcached.addr()]).outbox(quiet, quiet);
+        let store = EitherStore::build(driver, builder).unwrap();
+        let mut db = OutsideSession::open(Engine::Postgres, &params);
+        let entries = |db: &mut OutsideSession| -> Vec<BTreeSet<String>> {
+            let texts = db.texts("SELECT keys FROM memdex_outbox");
+            texts.iter().map(|keys| keys.split('\n').map(str::to_owned).collect()).collect()
+        };
+        // The store's first call (its drain) made.
+        assert_eq!(store.fetch(&select!(Item, |i| i.id == 99)).unwrap(), []);
+        for (step, name) in names.iter().enumerate() {
+            let step = step as i64;
+            // Another process writes the row first: this one never knows what it holds.
+            let was = Item { category_id: 5 + step % 3, ..item(1, 5, &format!("{name} was"), 1.0) };
+            other.update(&was).unwrap();
+            let tag_was = Tag { name: "t".into(), kind: format!("{name} was"), weight: step };
+            if step == 0 { other.insert(&tag_was) } else { other.update(&tag_was) }.unwrap();
+            let is = Item { category_id: 6 + step % 3, cart_id: step, status: (*name).into(), ..item(1, 5, name, 2.0) };
+            let tag = Tag { name: "t".into(), kind: (*name).into(), weight: step };
+            let mut check = |write: &dyn Fn() -> Result<(), Error>, want: BTreeSet<String>| {
+                let before = store.stats().db_queries;
+                write().unwrap();
+                assert_eq!(store.stats().db_queries - before, 1, "{driver}, {name:?}: one statement");
+                let entries = entries(&mut db);
+                assert!(entries.contains(&want), "{driver}, {name:?}: {want:?} among {entries:?}");
+            };
+            check(&|| store.update(&is), named::<Item>(&values(&was), Some(&values(&is))));
+            check(&|| store.update(&tag), named::<Tag>(&values(&tag_was), Some(&values(&tag))));
+            // Through the other process: the row in its new nodes, gone from its old.
+            let listed = |p: &str| ids(&select!(Item, |i| i.name.starts_with(p)).fetch(&other).unwrap()).contains(&1);
+            let (new_prefix, old_prefix): (String, String) =
+                (is.name.chars().take(2).collect(), was.name.chars().take(2).collect());
+            if new_prefix.chars().count() == 2 {
+                assert!(listed(&new_prefix), "{driver}, {name:?}");
+            }
+            assert_eq!(listed(&old_prefix), is.name.starts_with(&old_prefix), "{driver}, {name:?}");
+            let category = was.category_id;
+            assert!(!ids(&select!(Item, |i| i.category_id == category).fetch(&other).unwrap()).contains(&1));
+            let kind = tag.kind.as_str();
+            assert_eq!(
+                select!(Tag, |t| t.kind == kind).fetch(&other).unwrap(),
+                std::slice::from_ref(&tag),
+                "{driver}, {name:?}"
+            );
+            let kind = tag_was.kind.as_str();
+            assert_eq!(select!(Tag, |t| t.kind == kind).fetch(&other).unwrap(), [], "{driver}, {name:?}");
+        }
+        // A delete of a row another process wrote last.
+        let last = Item { category_id: 9, ..item(1, 5, "last", 3.0) };
+        other.update(&last).unwrap();
+        let before = store.stats().db_queries;
+        store.delete::<Item>(&1).unwrap();
+        assert_eq!(store.stats().db_queries - before, 1, "{driver}: one statement");
+        assert!(entries(&mut db).contains(&named::<Item>(&values(&last), None)), "{driver}: {:?}", entries(&mut db));
+        assert_eq!(select!(Item, |i| i.category_id == 9).fetch(&other).unwrap(), [], "{driver}");
+        assert_eq!(store.stats().guards_shut, 0, "{driver}: {:?}", store.stats());
     }
 }
 

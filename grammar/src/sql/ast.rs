@@ -151,6 +151,12 @@ pub(crate) fn select_values(projection: Vec<Expr>, selection: Option<Expr>) -> S
     select_over(projection.into_iter().map(SelectItem::UnnamedExpr).collect(), Vec::new(), selection)
 }
 
+/// `SELECT <projection> FROM <from>` over tables built by the caller (derived
+/// tables included); no `FROM` for none.
+pub(crate) fn select_from(projection: Vec<SelectItem>, from: Vec<TableWithJoins>) -> Select {
+    select_over(projection, from, None)
+}
+
 fn select_over(projection: Vec<SelectItem>, from: Vec<TableWithJoins>, selection: Option<Expr>) -> Select {
     Select {
         select_token: AttachedToken::empty(),

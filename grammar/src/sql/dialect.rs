@@ -234,6 +234,21 @@ pub(crate) trait SqlDialect {
         false
     }
 
+    /// The text of `value` (of type `ty`; its first `prefix` characters for a prefix
+    /// index) exactly as a node key spells it (`keys::escape_value`), NULL as `~`,
+    /// for a statement that names the nodes of a row it reads itself; by default
+    /// none (only a dialect with [`SqlDialect::data_modifying_with`] has such
+    /// statements).
+    fn key_text(&self, _value: Expr, _ty: Type, _prefix: Option<u32>) -> Option<Expr> {
+        None
+    }
+
+    /// `key`, a node key put together by [`SqlDialect::key_text`]'s pieces,
+    /// shortened exactly as `keys::KeySpace` shortens a key over memcached's limit.
+    fn shortened_key(&self, _key: Expr) -> Option<Expr> {
+        None
+    }
+
     /// Whether `CREATE INDEX IF NOT EXISTS` is accepted; by default yes.
     fn index_if_not_exists(&self) -> bool {
         true
@@ -968,6 +983,14 @@ impl SqlDialect for Postgres {
     /// statement of a `WITH`, referenced or not.
     fn data_modifying_with(&self) -> bool {
         true
+    }
+
+    fn key_text(&self, value: Expr, ty: Type, prefix: Option<u32>) -> Option<Expr> {
+        super::key_text::postgres_key_text(value, ty, prefix)
+    }
+
+    fn shortened_key(&self, key: Expr) -> Option<Expr> {
+        Some(super::key_text::postgres_shortened(key))
     }
 
     /// `BTMaxItemSize` for PostgreSQL's default 8 KB pages.

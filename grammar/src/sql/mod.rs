@@ -35,6 +35,7 @@ mod ddl;
 mod dialect;
 mod emit;
 mod introspect;
+mod key_text;
 mod with_entry;
 
 use sqlparser::ast::{

@@ -18,7 +18,8 @@
 //! way.
 //!
 //! Where the database can spell the keys of the row's nodes from its columns
-//! (integer and boolean index columns: `KeySpace::node_spelling`), an update or a
+//! (index columns of integers, booleans, text, UUIDs or bytes:
+//! `KeySpace::node_spelling`, and the dialect's `key_text`), an update or a
 //! delete needs no guard on its indexed values: it reads the row as it was in the same
 //! statement — an update through a locked subquery, a delete through `RETURNING` —
 //! and its entry's keys are followed by those of the nodes the row was in, put
@@ -34,9 +35,9 @@ use super::ast::{self, binary};
 use super::ddl;
 use super::emit::Emitter;
 use super::{Dialect, SqlQuery, all_columns, cte, finish, with};
-use crate::keys::KeyPart;
 #[cfg(doc)]
 use crate::keys::KeySpace;
+use crate::keys::{KeyPart, NodeSpelling};
 use crate::schema::Schema;
 use crate::value::Value;
 
@@ -75,20 +76,20 @@ pub enum RowChange<'a> {
     /// by `old_nodes`, spelled from the values it read, and the reply is that row.
     UpdateReading {
         /// The spelling of the key of each index's node ([`KeySpace::node_spelling`]).
-        old_nodes: &'a [Vec<KeyPart>],
+        old_nodes: &'a [NodeSpelling],
     },
     /// A delete of the row with the row's key that returns the row as it was; its
     /// entry names the nodes the row was in as [`RowChange::UpdateReading`]'s does.
     /// `GuardedWrite::row` need only hold the key.
     DeleteReading {
         /// The spelling of the key of each index's node.
-        old_nodes: &'a [Vec<KeyPart>],
+        old_nodes: &'a [NodeSpelling],
     },
 }
 
 impl RowChange<'_> {
     /// The spellings of the nodes the row was in, for a change that reads the row.
-    fn old_nodes(&self) -> &[Vec<KeyPart>] {
+    fn old_nodes(&self) -> &[NodeSpelling] {
         match self {
             RowChange::UpdateReading { old_nodes } | RowChange::DeleteReading { old_nodes } => old_nodes,
             _ => &[],
@@ -175,7 +176,7 @@ pub fn guarded_write_with_entry(d: Dialect, write: &GuardedWrite<'_>) -> Option<
         let selection = o.column_in_values(write.outbox.key, write.forget.to_vec());
         ctes.push(cte(&o, "forgotten", SetExpr::Delete(ddl::delete_statement(&o, selection))));
     }
-    let entry = entry_insert(&mut o, write.entry, write.schema, write.change.old_nodes());
+    let entry = entry_insert(&mut o, write.entry, write.schema, write.change.old_nodes())?;
     ctes.push(cte(&o, "entry", SetExpr::Insert(Statement::Insert(entry))));
     // The reply binds its key after everything else.
     let mut r = Emitter::without_params(imp, write.schema);
@@ -335,28 +336,45 @@ fn typed_values(e: &mut Emitter<'_>, schema: &Schema, row: &[Value]) -> Vec<SqlE
 /// `INSERT INTO outbox (columns) SELECT ?, … FROM "written"`: the entry, once per
 /// written row. With `old_nodes`, its keys are followed by the key of each node
 /// the row was in, spelled from the row as the write read it: `CAST(? AS TEXT) ||
-/// CAST(? AS TEXT) || CAST(? AS TEXT) || COALESCE(CAST("c" AS TEXT), '~') …` (the
-/// keys, then per node the separator and each piece; these bound after the
-/// entry's other values).
-fn entry_insert(o: &mut Emitter<'_>, entry: &[Value], written: &Schema, old_nodes: &[Vec<KeyPart>]) -> Insert {
+/// CAST(? AS TEXT) || CAST(? AS TEXT) || <the text of "c"> …` (the keys, then per
+/// node the separator and each piece, shortened as a whole where it may be long;
+/// the pieces bound after the entry's other values). `None` when the dialect cannot
+/// spell a column.
+fn entry_insert(o: &mut Emitter<'_>, entry: &[Value], written: &Schema, old_nodes: &[NodeSpelling]) -> Option<Insert> {
     let mut values = typed_values(o, o.schema, entry);
     if let (false, Some(keys)) = (old_nodes.is_empty(), values.get_mut(KEYS_COLUMN)) {
         let mut spelled = ast::cast(std::mem::replace(keys, ast::null()), sqlparser::ast::DataType::Text);
         for node in old_nodes {
             spelled = concat(spelled, typed_text(o, ENTRY_KEY_SEPARATOR));
-            for part in node {
-                let piece = match part {
-                    KeyPart::Text(text) => typed_text(o, text),
-                    KeyPart::Column(c) => column_text(o.dialect.quote(), written, *c),
-                };
-                spelled = concat(spelled, piece);
-            }
+            spelled = concat(spelled, node_key(o, written, node)?);
         }
         *keys = spelled;
     }
     let source = ast::select(values, ast::object_name(o.dialect.quote(), WRITTEN), None);
     let source = ast::query(SetExpr::Select(Box::new(source)));
-    ddl::insert_statement(o.table(), column_names(o), source, None)
+    Some(ddl::insert_statement(o.table(), column_names(o), source, None))
+}
+
+/// The key of one node the written row was in, from its pieces: text bound,
+/// columns of "written" spelled by the dialect.
+fn node_key(o: &mut Emitter<'_>, written: &Schema, node: &NodeSpelling) -> Option<SqlExpr> {
+    let quote = o.dialect.quote();
+    let mut key: Option<SqlExpr> = None;
+    for part in &node.parts {
+        let piece = match part {
+            KeyPart::Text(text) => typed_text(o, text),
+            KeyPart::Column { column, prefix } => {
+                let c = written.columns.get(*column)?;
+                o.dialect.key_text(ast::column(quote, &c.name), c.ty, *prefix)?
+            }
+        };
+        key = Some(match key {
+            Some(key) => concat(key, piece),
+            None => piece,
+        });
+    }
+    let key = key?;
+    if node.may_be_long { o.dialect.shortened_key(key) } else { Some(key) }
 }
 
 /// The outbox column holding an entry's keys, one per line.
@@ -372,14 +390,6 @@ fn concat(left: SqlExpr, right: SqlExpr) -> SqlExpr {
 fn typed_text(o: &mut Emitter<'_>, text: &str) -> SqlExpr {
     let placeholder = o.bind(Value::Text(text.to_owned()));
     ast::cast(placeholder, sqlparser::ast::DataType::Text)
-}
-
-/// `COALESCE(CAST("c" AS TEXT), '~')`: the text of the written row's column `c`
-/// (an integer's decimal, a boolean's `true` or `false`) as a node key spells it.
-fn column_text(quote: char, schema: &Schema, column: usize) -> SqlExpr {
-    let name = schema.columns.get(column).map_or("", |c| c.name.as_str());
-    let text = ast::cast(ast::column(quote, name), sqlparser::ast::DataType::Text);
-    ast::function("COALESCE", vec![text, ast::constant_string("~")])
 }
 
 /// The values [`guarded_write_with_entry`] binds, in its order: for an update (or a
@@ -425,11 +435,11 @@ pub fn guarded_write_params(write: &GuardedWrite<'_>) -> Vec<Value> {
 
 /// The values the spelling of `old_nodes` binds: per node, the separator and then
 /// its text pieces.
-fn spelling_params(old_nodes: &[Vec<KeyPart>]) -> impl Iterator<Item = Value> + '_ {
+fn spelling_params(old_nodes: &[NodeSpelling]) -> impl Iterator<Item = Value> + '_ {
     old_nodes.iter().flat_map(|node| {
-        let texts = node.iter().filter_map(|part| match part {
+        let texts = node.parts.iter().filter_map(|part| match part {
             KeyPart::Text(text) => Some(Value::Text(text.clone())),
-            KeyPart::Column(_) => None,
+            KeyPart::Column { .. } => None,
         });
         std::iter::once(Value::Text(ENTRY_KEY_SEPARATOR.to_owned())).chain(texts)
     })

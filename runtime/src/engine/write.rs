@@ -18,7 +18,7 @@
 use std::any::TypeId;
 use std::sync::Arc;
 
-use memdex_grammar::keys::{KeyPart, KeySpace, RegisteredIndex};
+use memdex_grammar::keys::{KeySpace, NodeSpelling, RegisteredIndex};
 use memdex_grammar::plan::{node_of_row, node_values};
 use memdex_grammar::schema::IndexDef;
 use memdex_grammar::sql::{self, SqlQuery};
@@ -1004,10 +1004,12 @@ impl<'a> OneStatementWrite<'a> {
     }
 
     /// The spelling of the key of every node of `T`'s indexes, when the statement
-    /// may serve and the database can spell them all.
-    fn spellings<T: Model>(ctx: &Context, dialect: Dialect) -> Option<Vec<Vec<KeyPart>>> {
+    /// may serve, the store does not ask for guarded writes
+    /// (`StoreBuilder::guarded_writes`) and the keys have a spelling (the dialect
+    /// decides, as it builds the statement, whether it can put them together).
+    fn spellings<T: Model>(ctx: &Context, dialect: Dialect) -> Option<Vec<NodeSpelling>> {
         let schema = T::schema();
-        if !OneStatementWrite::may_serve(ctx, dialect, schema) {
+        if ctx.settings.guarded_writes || !OneStatementWrite::may_serve(ctx, dialect, schema) {
             return None;
         }
         let keys = ctx.keyspace::<T>();
@@ -1130,8 +1132,9 @@ impl<'a> WriteInFlight<'a> {
 /// The one-statement attempts of one insert, update or delete on PostgreSQL, in the
 /// order a driver makes them ([`OneStatementWrite`]).
 ///
-/// Where the database can spell the keys of the model's nodes (integer and boolean
-/// index columns: [`KeySpace::node_spelling`]), an update or delete reads the row as
+/// Where the database can spell the keys of the model's nodes (index columns of
+/// integers, booleans, text, UUIDs or bytes: [`KeySpace::node_spelling`]) and the
+/// store does not ask for guarded writes, an update or delete reads the row as
 /// it was in its own statement and names the nodes it was in from what it read: one
 /// attempt, which writes unless the row is not there (or the registry holds an
 /// index this process does not know), and the write then goes the long way.
