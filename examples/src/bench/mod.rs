@@ -1117,13 +1117,14 @@ fn writes(cfg: &Config, servers: &Servers, data: &Dataset, store: &Result<Bench,
     );
     section.note(
         "memdex's statements per write are its own count (`Store::stats().db_queries`): on PostgreSQL an update \
-         or a delete of this model (its index column is an integer, whose node keys the database can spell) is \
+         or a delete of this model (its index column is an integer: the database can spell its node keys) is \
          ONE autocommitted statement — the UPDATE, reading the row as it was (locked) in the same statement and \
          guarded by the index registry, with the outbox record of the keys to invalidate, those of the nodes the \
          row was in spelled by the statement from what it read (so a lost cache batch is repaired), and the \
          clean-up of applied records — whether or not it moves the row and whatever this process knows of it. \
-         (A model with a text, float or instant index column is guarded by the indexed values the process read \
-         or wrote last instead: a second statement where another process wrote the row since.)",
+         (A model with a float or instant index column, or a store built with `guarded_writes(true)`, is guarded \
+         by the indexed values the process read or wrote last instead: a second statement where another process \
+         wrote the row since.)",
     );
     if let Some(target) = target {
         async_write_cost(cfg, servers, target, store, &mut section);
