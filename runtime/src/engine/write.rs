@@ -982,6 +982,11 @@ impl<'a> OneStatementWrite<'a> {
     /// ([`KeySpace::node_spelling`]).
     pub(crate) fn update_reading<T: Model>(ctx: &'a Context, dialect: Dialect, row: &T) -> Result<Option<Self>, Error> {
         let schema = T::schema();
+        // A model without indexes has no nodes to name, and its guarded update no
+        // indexed values to compare: that never shuts, and needs no locked read.
+        if schema.indexes.is_empty() {
+            return Ok(None);
+        }
         let Some(old_nodes) = OneStatementWrite::spellings::<T>(ctx, dialect) else { return Ok(None) };
         let values = row_values(row);
         storable::<T>(dialect, &values)?;
