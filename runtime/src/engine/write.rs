@@ -796,6 +796,12 @@ impl Drop for DoneEntries<'_> {
 /// [`RowWrite::update`] in a transaction (an update appends to the nodes of both
 /// images). Otherwise the statement changes no row and the caller writes it the
 /// long way; the done entries it names are deleted either way.
+///
+/// An update or delete may instead read its row in the statement
+/// ([`OneStatementWrite::update_reading`], [`OneStatementWrite::delete_reading`]): it
+/// applies whatever the indexed columns hold, the entry naming the nodes the row
+/// was in by keys the statement spells from what it read, and the effects are
+/// completed from the row its reply returns.
 #[derive(Debug)]
 pub(crate) struct OneStatementWrite<'a> {
     query: SqlQuery,
@@ -1101,7 +1107,8 @@ pub(crate) enum Reply<'a> {
 impl<'a> WriteInFlight<'a> {
     /// The statement's reply (`sql::guarded_write_with_entry`): a first column of 1
     /// when it wrote the row; else 0, then (but for an insert) the row as it found
-    /// it, or no reply row when there was none.
+    /// it, or no reply row when there was none. A write that reads its row replies
+    /// with the row as it was when it wrote it, and with nothing when it did not.
     pub(crate) fn reply(mut self, rows: Vec<Vec<Value>>) -> Reply<'a> {
         self.cleaned.committed();
         if let Some(write) = self.reading.take() {
