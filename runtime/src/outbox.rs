@@ -78,11 +78,14 @@ pub(crate) struct Outbox {
     done: Mutex<Vec<i64>>,
     /// This process's entries whose cache batch failed.
     pending: Mutex<Vec<Entry>>,
-    /// The ids of pending entries whose keys this process knows only in part: a
-    /// write that names the nodes its row was in from the row it reads itself
-    /// (`sql::RowChange::UpdateReading`), whose reply never came. The table's
-    /// entry, if it was written, names them all; a drain reads it first.
-    unresolved: Mutex<Vec<i64>>,
+    /// The ids of pending entries whose write's outcome this process does not know:
+    /// its reply (or its COMMIT's) never came. The statement may commit later, and
+    /// may name keys this process does not know (a write that spells the nodes its
+    /// row was in from the row it reads, `sql::RowChange::UpdateReading`). A drain
+    /// reads the table's entry first, and leaves it there for the periodic drain,
+    /// which deletes its keys again once it is older than the grace: after a
+    /// statement that commits late too.
+    in_doubt: Mutex<Vec<i64>>,
     has_pending: AtomicBool,
     next_drain_ms: AtomicU64,
     interval: Duration,
@@ -98,7 +101,7 @@ impl Outbox {
         Outbox {
             done: Mutex::new(Vec::new()),
             pending: Mutex::new(Vec::new()),
-            unresolved: Mutex::new(Vec::new()),
+            in_doubt: Mutex::new(Vec::new()),
             has_pending: AtomicBool::new(false),
             next_drain_ms: AtomicU64::new(0),
             interval: settings.outbox_interval,
@@ -148,29 +151,30 @@ impl Outbox {
         self.has_pending.store(true, Ordering::Release);
     }
 
-    /// [`Outbox::defer`] for an entry whose keys are `known` and those the table's
-    /// entry names, if the write committed ([`Outbox::unresolved`]).
-    pub(crate) fn defer_unresolved(&self, id: i64, known: Vec<String>) {
-        self.unresolved.lock().unwrap_or_else(|p| p.into_inner()).push(id);
+    /// [`Outbox::defer`] for an entry whose write's outcome is unknown: its keys are
+    /// `known` and those the table's entry names, if the write committed
+    /// ([`Outbox::in_doubt`]).
+    pub(crate) fn defer_in_doubt(&self, id: i64, known: Vec<String>) {
+        self.in_doubt.lock().unwrap_or_else(|p| p.into_inner()).push(id);
         self.defer(id, known);
     }
 
-    /// Which of `entries` (just taken from the pending ones) must be read from the
-    /// table first; they are no longer marked (a drain that cannot read them marks
-    /// them again with [`Outbox::mark_unresolved`]).
-    pub(crate) fn take_unresolved(&self, entries: &[Entry]) -> Vec<i64> {
-        let mut unresolved = self.unresolved.lock().unwrap_or_else(|p| p.into_inner());
-        if unresolved.is_empty() {
+    /// Which of `entries` (just taken from the pending ones) are in doubt; they are
+    /// no longer marked (a drain that cannot apply them marks them again with
+    /// [`Outbox::mark_in_doubt`]).
+    pub(crate) fn take_in_doubt(&self, entries: &[Entry]) -> Vec<i64> {
+        let mut in_doubt = self.in_doubt.lock().unwrap_or_else(|p| p.into_inner());
+        if in_doubt.is_empty() {
             return Vec::new();
         }
-        let (taken, kept) = unresolved.iter().partition(|id| entries.iter().any(|(e, _)| e == *id));
-        *unresolved = kept;
+        let (taken, kept) = in_doubt.iter().partition(|id| entries.iter().any(|(e, _)| e == *id));
+        *in_doubt = kept;
         taken
     }
 
-    /// Marks these pending entries as known only in part again.
-    pub(crate) fn mark_unresolved(&self, ids: Vec<i64>) {
-        self.unresolved.lock().unwrap_or_else(|p| p.into_inner()).extend(ids);
+    /// Marks these pending entries as in doubt again.
+    pub(crate) fn mark_in_doubt(&self, ids: Vec<i64>) {
+        self.in_doubt.lock().unwrap_or_else(|p| p.into_inner()).extend(ids);
     }
 
     /// Whether this process has invalidations it could not apply (its reads bypass

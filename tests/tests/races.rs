@@ -2209,30 +2209,14 @@ fn an_evicted_page_object_sends_the_page_to_the_whole_node_on(driver: Driver) {
 /// database spelled them, are exactly those this process spells.
 #[test]
 fn a_write_reading_its_row_whose_reply_is_lost_is_repaired_from_its_entry() {
-    let driver = Driver { tokio: true, backend: Engine::Postgres };
-    let w = world("lost_reply", driver);
-    let EitherStore::Tokio(store) = w.stepped.0.clone() else { unreachable!("a tokio world") };
-    w.other.insert(&item(1, 5)).unwrap();
-    assert_eq!((w.stepped.category(5), w.stepped.category(6)), (vec![1], vec![]));
-    let mut holder = w.db.outside();
-    holder.execute("BEGIN");
-    holder.execute("SELECT id FROM item WHERE id = 1 FOR UPDATE");
-    let write = memdex_tests::asynchronous::runtime().spawn(async move { store.update(&item(1, 6)).await });
-    wait_for_a_lock_wait(&mut w.db.outside(), "the move");
-    write.abort();
-    assert!(block_on(write).is_err_and(|e| e.is_cancelled()), "the move's future is dropped while it waits");
-    holder.execute("COMMIT");
-    // The statement, already sent, commits once the row is free.
-    let mut watcher = w.db.outside();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while watcher.integer("SELECT category_id FROM item WHERE id = 1") != 6 {
-        assert!(std::time::Instant::now() < deadline, "the dropped move never committed");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let object = KeySpace::new("memdex", Item::schema(), 0).object(&Value::Int(1));
-    let keys = [object.as_str(), &node_key(6), &node_key(5)].join("\\n");
-    let entry = format!("SELECT COUNT(*) FROM memdex_outbox WHERE keys = E'{keys}'");
-    assert_eq!(watcher.integer(&entry), 1, "the entry names the object, the node it is in and the node it was in");
+    let w = world("lost_reply", Driver { tokio: true, backend: Engine::Postgres });
+    let holder = a_move_dropped_while_it_waits(&w);
+    let mut watcher = committed_once_let_go(&w, holder);
+    assert_eq!(
+        watcher.integer(&lost_entry()),
+        1,
+        "the entry names the object, the node it is in and the node it was in"
+    );
     assert_eq!(node_ids(&w, 5), Some(vec![1]), "nothing has touched the node the row left yet");
     assert_eq!(w.stepped.stats().outbox_deferred, 1);
     // Any call of the writing process repairs the cache first.
@@ -2246,4 +2230,74 @@ fn a_write_reading_its_row_whose_reply_is_lost_is_repaired_from_its_entry() {
     assert_eq!((category(&w.other, 5), category(&w.other, 6)), (vec![], vec![1]));
     // The writer applied its own entry; no periodic drain of the table ran.
     assert_eq!((w.stepped.stats().outbox_drained, w.other.stats().outbox_drained), (1, 0));
+}
+
+/// Rule 4 for a one-statement write whose outcome is unknown (its future dropped
+/// while the statement waits for a row lock): the writer's next call deletes the keys
+/// it knows before the statement commits, and a reader then fills the caches from
+/// the row as it was. So the writer leaves the entry in the table — its later writes
+/// do not clean it up as an applied one — and the periodic drain, once the statement
+/// has committed it, deletes every key it names: the readers are right again.
+/// Cleaned up as applied, the entry would be gone, and the node the row left would
+/// list it in its old version for as long as it stays cached.
+#[test]
+fn a_write_whose_reply_is_lost_and_that_commits_late_is_repaired_by_the_periodic_drain() {
+    let w = world("late_commit", Driver { tokio: true, backend: Engine::Postgres });
+    let holder = a_move_dropped_while_it_waits(&w);
+    // The writer's next call, before the statement commits: its drain finds no entry
+    // in the table and deletes the keys it knows.
+    assert_eq!(w.stepped.category(7), Vec::<i64>::new());
+    assert_eq!(w.stepped.stats().outbox_drained, 1);
+    // A reader fills from the row as it still is.
+    assert_eq!((category(&w.other, 5), category(&w.other, 6)), (vec![1], vec![]));
+    let mut watcher = committed_once_let_go(&w, holder);
+    // The writer writes again (its statement deletes the entries it has applied).
+    w.stepped.insert(&item(2, 7)).unwrap();
+    assert_eq!(watcher.integer(&lost_entry()), 1, "the entry stays for the periodic drain");
+    let drainer = w.db.builder().cache(w.stepper.plain()).outbox(Duration::ZERO, Duration::ZERO).build().unwrap();
+    assert_eq!(category(&drainer, 7), vec![2]);
+    assert_eq!(watcher.integer(&lost_entry()), 0, "the periodic drain applied it");
+    assert_eq!((category(&w.other, 5), category(&w.other, 6)), (vec![], vec![1]));
+    assert_eq!((w.stepped.category(5), w.stepped.category(6)), (vec![], vec![1]));
+}
+
+/// Row 1 inserted in category 5 and the nodes of categories 5 and 6 read through the
+/// stepped process (a tokio one); then its move to category 6 sent while the returned
+/// session holds the row locked, and its future dropped while the statement waits.
+fn a_move_dropped_while_it_waits(w: &World) -> memdex_tests::outside::OutsideSession {
+    let EitherStore::Tokio(store) = w.stepped.0.clone() else { unreachable!("a tokio world") };
+    w.other.insert(&item(1, 5)).unwrap();
+    assert_eq!((w.stepped.category(5), w.stepped.category(6)), (vec![1], vec![]));
+    let mut holder = w.db.outside();
+    holder.execute("BEGIN");
+    holder.execute("SELECT id FROM item WHERE id = 1 FOR UPDATE");
+    let write = memdex_tests::asynchronous::runtime().spawn(async move { store.update(&item(1, 6)).await });
+    wait_for_a_lock_wait(&mut w.db.outside(), "the move");
+    write.abort();
+    assert!(block_on(write).is_err_and(|e| e.is_cancelled()), "the move's future is dropped while it waits");
+    holder
+}
+
+/// Lets go of the row; returns once the dropped move's statement, already sent, has
+/// committed — with a session to watch the database.
+fn committed_once_let_go(
+    w: &World,
+    mut holder: memdex_tests::outside::OutsideSession,
+) -> memdex_tests::outside::OutsideSession {
+    holder.execute("COMMIT");
+    let mut watcher = w.db.outside();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while watcher.integer("SELECT category_id FROM item WHERE id = 1") != 6 {
+        assert!(std::time::Instant::now() < deadline, "the dropped move never committed");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    watcher
+}
+
+/// Counts the outbox entries of the dropped move of row 1 from category 5 to 6: its
+/// object's key, its new node's and its old node's, as this process spells them.
+fn lost_entry() -> String {
+    let object = KeySpace::new("memdex", Item::schema(), 0).object(&Value::Int(1));
+    let keys = [object.as_str(), &node_key(6), &node_key(5)].join("\\n");
+    format!("SELECT COUNT(*) FROM memdex_outbox WHERE keys = E'{keys}'")
 }

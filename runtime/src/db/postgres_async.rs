@@ -72,8 +72,9 @@ impl AsyncPostgres {
     /// One read; `true` with the error when the client's connection was lost.
     async fn query_once(&self, q: &SqlQuery, types: &[Type]) -> Result<Vec<Vec<Value>>, (DbError, bool)> {
         let client = self.client().await.map_err(|e| (e, false))?;
-        let result = query_on(&client, q, types).await;
-        result.map_err(|e| (e, client.is_closed()))
+        let (result, client) = query_owing(client, q, types).await;
+        let closed = client.as_ref().is_some_and(|c| c.is_closed());
+        result.map_err(|e| (e, closed))
     }
 
     pub(crate) async fn query(&self, q: &SqlQuery, types: &[Type]) -> Result<Vec<Vec<Value>>, DbError> {
@@ -89,7 +90,8 @@ impl AsyncPostgres {
     /// One statement that writes, autocommitted, never tried again (after a lost
     /// reply its outcome is unknown): [`crate::Database::write_alone`].
     pub(crate) async fn write_alone(&self, q: &SqlQuery, types: &[Type]) -> Result<Vec<Vec<Value>>, DbError> {
-        query_on(&self.client().await?, q, types).await
+        let (result, _client) = query_owing(self.client().await?, q, types).await;
+        result
     }
 
     /// Opens a transaction on a client of its own.
@@ -214,6 +216,36 @@ impl AsyncPgTx {
         committed.map_err(to_db_error)?;
         self.client.take();
         Ok(())
+    }
+}
+
+/// [`query_on`] on a pooled client it owns until the reply comes, and then gives
+/// back. Dropped before — its future cancelled — it takes the client out of the
+/// pool, and its connection closes: given back, the client would make the next
+/// user's statements wait behind the one still running (a write waiting for a row
+/// lock, up to the statement timeout). A statement that writes may still commit on
+/// the server: its outbox entry is then in doubt (`Outbox::in_doubt`).
+async fn query_owing(
+    client: Object,
+    q: &SqlQuery,
+    types: &[Type],
+) -> (Result<Vec<Vec<Value>>, DbError>, Option<Object>) {
+    let mut owed = OwedReply(Some(client));
+    let result = match owed.0.as_ref() {
+        Some(client) => query_on(client, q, types).await,
+        None => Err(DbError::query("no client")),
+    };
+    (result, owed.0.take())
+}
+
+/// A pooled client whose statement's reply has not come yet (see [`query_owing`]).
+struct OwedReply(Option<Object>);
+
+impl Drop for OwedReply {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            drop(Object::take(client));
+        }
     }
 }
 

@@ -31,11 +31,12 @@ pub(super) enum Applied {
 
 #[derive(Debug)]
 enum Phase {
-    /// The table's version of those of this process's entries whose keys it knows
-    /// only in part (these ids), read before the retry.
+    /// The table's version of those of this process's entries whose write's
+    /// outcome it does not know (these ids: `Outbox::in_doubt`), read before the
+    /// retry.
     Resolve(SqlQuery, Vec<i64>, Vec<Entry>),
-    /// The retry of this process's own entries.
-    Own(Vec<Entry>),
+    /// The retry of this process's own entries, those in doubt named.
+    Own(Vec<Entry>, Vec<i64>),
     /// The periodic drain: the old entries of every process.
     Select(SqlQuery),
     /// Their keys, deleted in one batch.
@@ -79,15 +80,15 @@ impl<'a> Drain<'a> {
     }
 
     /// The retry of this process's pending entries, after reading the table's
-    /// version of those known only in part.
+    /// version of those in doubt.
     fn own(&self) -> Phase {
         let outbox = &self.env.ctx.outbox;
         let entries = outbox.take_pending();
-        let unresolved = outbox.take_unresolved(&entries);
-        if unresolved.is_empty() {
-            return Phase::Own(entries);
+        let in_doubt = outbox.take_in_doubt(&entries);
+        if in_doubt.is_empty() {
+            return Phase::Own(entries, in_doubt);
         }
-        Phase::Resolve(outbox::entries_by_ids(self.env.dialect, &unresolved), unresolved, entries)
+        Phase::Resolve(outbox::entries_by_ids(self.env.dialect, &in_doubt), in_doubt, entries)
     }
 
     /// The periodic part, if due.
@@ -157,13 +158,11 @@ impl Drop for Drain<'_> {
     fn drop(&mut self) {
         // Dropped while retrying this process's own entries (a cancelled future):
         // they go back, or this process would forget to apply them.
-        match std::mem::replace(&mut self.phase, Phase::Done) {
-            Phase::Own(entries) => self.env.ctx.outbox.return_pending(entries),
-            Phase::Resolve(_, unresolved, entries) => {
-                self.env.ctx.outbox.mark_unresolved(unresolved);
-                self.env.ctx.outbox.return_pending(entries);
-            }
-            _ => {}
+        if let Phase::Own(entries, in_doubt) | Phase::Resolve(_, in_doubt, entries) =
+            std::mem::replace(&mut self.phase, Phase::Done)
+        {
+            self.env.ctx.outbox.mark_in_doubt(in_doubt);
+            self.env.ctx.outbox.return_pending(entries);
         }
     }
 }
@@ -182,7 +181,7 @@ impl Machine for Drain<'_> {
 
     fn poll(&mut self) -> Step<'_> {
         match &self.phase {
-            Phase::Own(entries) | Phase::Delete(entries) => Step::Cache(deletes(entries)),
+            Phase::Own(entries, _) | Phase::Delete(entries) => Step::Cache(deletes(entries)),
             Phase::Select(query) | Phase::Resolve(query, ..) => {
                 Step::Sql(SqlRequest::Query { query, types: outbox::ROW_TYPES })
             }
@@ -196,23 +195,30 @@ impl Machine for Drain<'_> {
 
     fn handle_cache(&mut self, replies: Replies) {
         match std::mem::replace(&mut self.phase, Phase::Done) {
-            Phase::Own(entries) => {
-                // An entry now applied is done; one whose failed keys the cache owes
-                // leaves this process's list (the table entry tells the others);
-                // the rest stays pending.
+            Phase::Own(entries, in_doubt) => {
+                // An entry now applied is done, but for one in doubt, which stays in
+                // the table for the periodic drain (its statement may commit after
+                // this); one whose failed keys the cache owes leaves this process's
+                // list (the table entry tells the others); the rest stays pending.
                 let outcomes = self.outcomes(&entries, &replies);
-                let mut still = Vec::new();
+                let (mut still, mut doubted) = (Vec::new(), Vec::new());
                 let mut applied = 0;
                 for ((id, keys), outcome) in entries.into_iter().zip(outcomes) {
                     match outcome {
                         Applied::All => {
-                            self.env.ctx.outbox.done(id);
+                            if !in_doubt.contains(&id) {
+                                self.env.ctx.outbox.done(id);
+                            }
                             applied += 1;
                         }
                         Applied::Owed => {}
-                        Applied::Not => still.push((id, keys)),
+                        Applied::Not => {
+                            doubted.extend(in_doubt.iter().copied().filter(|&d| d == id));
+                            still.push((id, keys));
+                        }
                     }
                 }
+                self.env.ctx.outbox.mark_in_doubt(doubted);
                 self.env.ctx.outbox.return_pending(still);
                 Counters::add(&self.env.ctx.stats.outbox_drained, applied as u64);
                 self.applied += applied;
@@ -234,8 +240,8 @@ impl Machine for Drain<'_> {
         let reply = match reply {
             Ok(reply) => reply,
             Err(e) => {
-                if let Phase::Resolve(_, unresolved, entries) = std::mem::replace(&mut self.phase, Phase::Done) {
-                    self.env.ctx.outbox.mark_unresolved(unresolved);
+                if let Phase::Resolve(_, in_doubt, entries) = std::mem::replace(&mut self.phase, Phase::Done) {
+                    self.env.ctx.outbox.mark_in_doubt(in_doubt);
                     self.env.ctx.outbox.return_pending(entries);
                 }
                 self.phase = self.fail(e);
@@ -243,7 +249,7 @@ impl Machine for Drain<'_> {
             }
         };
         match std::mem::replace(&mut self.phase, Phase::Done) {
-            Phase::Resolve(_, _, mut entries) => {
+            Phase::Resolve(_, in_doubt, mut entries) => {
                 // An entry the table does not hold was not written (or is being
                 // written still: the periodic drain of the table deletes its keys
                 // then); its known keys go all the same.
@@ -252,7 +258,7 @@ impl Machine for Drain<'_> {
                         known.extend(keys);
                     }
                 }
-                self.phase = Phase::Own(entries);
+                self.phase = Phase::Own(entries, in_doubt);
             }
             Phase::Select(_) => {
                 let entries = outbox::entries(&reply.into_rows());

@@ -741,9 +741,10 @@ impl<'a> Commit<'a> {
 
     /// The transaction committed the writes of `effects`: the done entries it
     /// cleaned up are gone, and its rows hold what it wrote.
-    pub(crate) fn committed(self, effects: &ApplyEffects<'_>) {
+    pub(crate) fn committed(self, effects: &mut ApplyEffects<'_>) {
         self.cleaned.committed();
         effects.set.remember(effects.env.ctx);
+        effects.in_doubt = false;
     }
 }
 
@@ -1051,8 +1052,7 @@ impl<'a> OneStatementWrite<'a> {
     /// reads bypass the cache until it has deleted the entry's keys), and gives the
     /// done entries back.
     pub(crate) fn start(self, env: Env<'a>) -> (SqlQuery, Vec<Type>, WriteInFlight<'a>) {
-        let mut effects = ApplyEffects::new(env, self.entry_id, self.set);
-        effects.unresolved = self.reading.is_some();
+        let effects = ApplyEffects::new(env, self.entry_id, self.set);
         let in_flight = WriteInFlight { effects, cleaned: self.cleaned, reading: self.reading };
         (self.query, self.reply_types, in_flight)
     }
@@ -1122,6 +1122,7 @@ impl<'a> WriteInFlight<'a> {
         };
         if row.first() == Some(&Value::Int(1)) {
             self.effects.set.remember(ctx);
+            self.effects.in_doubt = false;
             return Reply::Written(Box::new(self.effects));
         }
         self.effects.abandon();
@@ -1337,9 +1338,11 @@ pub(crate) struct ApplyEffects<'a> {
     failed: Vec<String>,
     /// Set once the outcome is recorded in the outbox (done, owed or pending).
     settled: bool,
-    /// Whether `set` lacks the nodes the row was in, which the statement reads
-    /// ([`OneStatementWrite::update_reading`]) and names in the table's entry.
-    unresolved: bool,
+    /// Whether the write's outcome is unknown: made before its statement or its
+    /// COMMIT ran, until the reply says it committed (and, for a write that reads
+    /// its row, what it read: until then `set` lacks the nodes the row was in,
+    /// which the table's entry names).
+    in_doubt: bool,
 }
 
 #[derive(Debug)]
@@ -1359,7 +1362,7 @@ impl<'a> ApplyEffects<'a> {
         if settled {
             Counters::add(&env.ctx.stats.writes, set.writes);
         }
-        ApplyEffects { env, entry_id, set, phase, failed: Vec::new(), settled, unresolved: false }
+        ApplyEffects { env, entry_id, set, phase, failed: Vec::new(), settled, in_doubt: true }
     }
 
     /// The transaction did not commit: there is nothing to apply and nothing pending.
@@ -1377,7 +1380,7 @@ impl<'a> ApplyEffects<'a> {
             return Reply::Shut(None);
         };
         self.set = effects(write, Some(old));
-        self.unresolved = false;
+        self.in_doubt = false;
         self.set.remember(self.env.ctx);
         Reply::Written(Box::new(self))
     }
@@ -1500,8 +1503,8 @@ impl Drop for ApplyEffects<'_> {
             // drain it from the table).
             Counters::add(&self.env.ctx.stats.outbox_deferred, 1);
             let keys = std::mem::take(&mut self.set.keys);
-            if self.unresolved {
-                self.env.ctx.outbox.defer_unresolved(self.entry_id, keys);
+            if self.in_doubt {
+                self.env.ctx.outbox.defer_in_doubt(self.entry_id, keys);
             } else {
                 self.env.ctx.outbox.defer(self.entry_id, keys);
             }

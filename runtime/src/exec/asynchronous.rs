@@ -665,7 +665,7 @@ impl AsyncDriver {
         // Made before the COMMIT: should this future be dropped while the commit's
         // outcome is unknown, the entry stays pending in this process (its reads
         // bypass the cache until it is applied) rather than forgotten.
-        let effects = ApplyEffects::new(self.env(), plan.entry_id, set);
+        let mut effects = ApplyEffects::new(self.env(), plan.entry_id, set);
         for statement in &plan.statements {
             self.ctx.record_sql(statement);
         }
@@ -674,7 +674,7 @@ impl AsyncDriver {
             effects.abandon();
             return Err(e.into());
         }
-        plan.committed(&effects);
+        plan.committed(&mut effects);
         self.run(effects).await
     }
 }

@@ -281,8 +281,8 @@ impl Driver {
         });
         match (committed, outcome, commit) {
             (Ok(()), Some(Ok(r)), Some(plan)) => {
-                let effects = ApplyEffects::new(self.env(), plan.entry_id, set);
-                plan.committed(&effects);
+                let mut effects = ApplyEffects::new(self.env(), plan.entry_id, set);
+                plan.committed(&mut effects);
                 self.run(effects)?;
                 Ok(r)
             }
