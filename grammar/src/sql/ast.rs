@@ -8,10 +8,11 @@
 use sqlparser::ast::helpers::attached_token::AttachedToken;
 use sqlparser::ast::{
     BeginEndStatements, BinaryOperator, CaseWhen, CastKind, ConditionalStatements, CreateFunction, CreateFunctionBody,
-    CreateTrigger, DataType, DollarQuotedString, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
-    FunctionArguments, FunctionDesc, FunctionReturnType, GroupByExpr, Ident, ObjectName, Query, Select, SelectFlavor,
-    SelectItem, SetExpr, Statement, TableFactor, TableWithJoins, TriggerEvent, TriggerExecBody, TriggerExecBodyType,
-    TriggerObject, TriggerObjectKind, TriggerPeriod, UnaryOperator, Value as SqlValue,
+    CreateTrigger, DataType, DollarQuotedString, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
+    FunctionArgumentList, FunctionArguments, FunctionDesc, FunctionReturnType, GroupByExpr, Ident, ObjectName, Query,
+    Select, SelectFlavor, SelectItem, SetExpr, Statement, TableAlias, TableFactor, TableWithJoins, TriggerEvent,
+    TriggerExecBody, TriggerExecBodyType, TriggerObject, TriggerObjectKind, TriggerPeriod, UnaryOperator,
+    Value as SqlValue,
 };
 use sqlparser::tokenizer::{Token, TokenWithSpan};
 
@@ -100,6 +101,16 @@ pub(crate) fn count_star() -> Expr {
 }
 
 pub(crate) fn function_with_args(name: ObjectName, args: impl IntoIterator<Item = FunctionArg>) -> Expr {
+    function_with_clauses(name, args, Vec::new())
+}
+
+/// [`function_with_args`] with clauses after the arguments (`STRING_AGG(x, '' ORDER
+/// BY i)`).
+pub(crate) fn function_with_clauses(
+    name: ObjectName,
+    args: impl IntoIterator<Item = FunctionArg>,
+    clauses: Vec<FunctionArgumentClause>,
+) -> Expr {
     Expr::Function(Function {
         name,
         uses_odbc_syntax: false,
@@ -107,13 +118,34 @@ pub(crate) fn function_with_args(name: ObjectName, args: impl IntoIterator<Item 
         args: FunctionArguments::List(FunctionArgumentList {
             duplicate_treatment: None,
             args: args.into_iter().collect(),
-            clauses: Vec::new(),
+            clauses,
         }),
         within_group: Vec::new(),
         filter: None,
         null_treatment: None,
         over: None,
     })
+}
+
+/// `AS name`, for a table.
+pub(crate) fn table_alias(name: &str) -> TableAlias {
+    TableAlias { explicit: true, name: Ident::new(name), columns: Vec::new(), at: None }
+}
+
+/// `(subquery) AS alias`, a table in a `FROM`.
+pub(crate) fn derived_table(subquery: Query, alias: &str) -> TableWithJoins {
+    let relation = TableFactor::Derived {
+        lateral: false,
+        subquery: Box::new(subquery),
+        alias: Some(table_alias(alias)),
+        sample: None,
+    };
+    TableWithJoins { relation, joins: Vec::new() }
+}
+
+/// `left || right`.
+pub(crate) fn concat(left: Expr, right: Expr) -> Expr {
+    binary(left, BinaryOperator::StringConcat, right)
 }
 
 pub(crate) fn table(name: ObjectName) -> TableWithJoins {

@@ -6,7 +6,7 @@ use sqlparser::ast::helpers::stmt_create_table::CreateTableBuilder;
 use sqlparser::ast::{
     Assignment, AssignmentTarget, BinaryOperator, ColumnDef, ColumnOption, ColumnOptionDef, CreateIndex, Delete,
     Expr as SqlExpr, FromTable, Ident, IndexColumn, IndexType, Insert, ObjectName, OrderByExpr, OrderByOptions,
-    OrderBySort, Parens, PrimaryKeyConstraint, SelectItem, SetExpr, Statement, TableAlias, TableFactor, TableObject,
+    OrderBySort, Parens, PrimaryKeyConstraint, SelectItem, SetExpr, Statement, TableFactor, TableObject,
     TableWithJoins, Update, UpdateTableFromKind, Values,
 };
 
@@ -493,15 +493,10 @@ pub(super) fn update_returning_old_statement<'e>(
     let q = e.dialect.quote();
     let assignments = assignments(e, row);
     let key = row.get(schema.key).cloned().unwrap_or(Value::Null);
-    let old_row = TableFactor::Derived {
-        lateral: false,
-        subquery: Box::new(super::locked_row(e, &key)),
-        alias: Some(alias(OLD)),
-        sample: None,
-    };
+    let old_row = ast::derived_table(super::locked_row(e, &key), OLD);
     let mut target = ast::table(e.table());
     if let TableFactor::Table { alias: target_alias, .. } = &mut target.relation {
-        *target_alias = Some(alias(NEW));
+        *target_alias = Some(ast::table_alias(NEW));
     }
     let key_name = &schema.columns[schema.key].name;
     let same_row = binary(qualified(NEW, q, key_name), BinaryOperator::Eq, qualified(OLD, q, key_name));
@@ -509,7 +504,7 @@ pub(super) fn update_returning_old_statement<'e>(
         Some(also) => binary(same_row, BinaryOperator::And, also),
         None => same_row,
     };
-    let from = UpdateTableFromKind::AfterSet(vec![TableWithJoins { relation: old_row, joins: Vec::new() }]);
+    let from = UpdateTableFromKind::AfterSet(vec![old_row]);
     let returning = schema.columns.iter().map(|c| SelectItem::UnnamedExpr(qualified(OLD, q, &c.name))).collect();
     Some(update_statement(target, assignments, Some(from), selection, Some(returning)))
 }
@@ -518,10 +513,6 @@ pub(super) fn update_returning_old_statement<'e>(
 /// [`update_returning_old`].
 const NEW: &str = "memdex_new";
 const OLD: &str = "memdex_old";
-
-fn alias(name: &str) -> TableAlias {
-    TableAlias { explicit: true, name: Ident::new(name), columns: Vec::new(), at: None }
-}
 
 /// `alias.column`.
 fn qualified(alias: &str, quote: char, column: &str) -> SqlExpr {

@@ -5,12 +5,11 @@
 //! outbox entry names, and a key spelled otherwise names another node.
 
 use sqlparser::ast::{
-    BinaryOperator, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
-    FunctionArgumentList, FunctionArguments, Ident, InTarget, OrderByExpr, OrderByOptions, Query, SelectItem, SetExpr,
-    TableAlias, TableFactor, TableWithJoins,
+    BinaryOperator, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArgumentClause, Ident, InTarget, OrderByExpr,
+    OrderByOptions, Query, SelectItem, SetExpr, TableWithJoins,
 };
 
-use super::ast::{self, binary, cast, constant_string, function, number};
+use super::ast::{self, binary, cast, concat, constant_string, function, number};
 use crate::keys::{MAX_KEY_LEN, READABLE_PREFIX, SHORTENED_DIGEST_HEX};
 use crate::value::Type;
 
@@ -100,24 +99,8 @@ fn percent_encoded(value: Expr) -> Expr {
 fn ordered_string_agg(piece: Expr, order: Expr) -> Expr {
     let unnamed = |e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e));
     let order = OrderByExpr { expr: order, options: OrderByOptions { sort: None, nulls_first: None }, with_fill: None };
-    Expr::Function(Function {
-        name: ast::plain_name("STRING_AGG"),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(FunctionArgumentList {
-            duplicate_treatment: None,
-            args: vec![unnamed(piece), unnamed(constant_string(""))],
-            clauses: vec![FunctionArgumentClause::OrderBy(vec![order])],
-        }),
-        within_group: Vec::new(),
-        filter: None,
-        null_treatment: None,
-        over: None,
-    })
-}
-
-fn concat(left: Expr, right: Expr) -> Expr {
-    binary(left, BinaryOperator::StringConcat, right)
+    let args = [unnamed(piece), unnamed(constant_string(""))];
+    ast::function_with_clauses(ast::plain_name("STRING_AGG"), args, vec![FunctionArgumentClause::OrderBy(vec![order])])
 }
 
 fn aliased(expr: Expr, alias: &str) -> SelectItem {
@@ -131,14 +114,7 @@ fn scalar(projection: Vec<SelectItem>, from: Option<TableWithJoins>) -> Expr {
 
 /// `(SELECT <projection> [FROM <from>]) AS alias`, a table in a `FROM`.
 fn derived(projection: Vec<SelectItem>, from: Option<TableWithJoins>, alias: &str) -> TableWithJoins {
-    let alias = TableAlias { explicit: true, name: Ident::new(alias), columns: Vec::new(), at: None };
-    let relation = TableFactor::Derived {
-        lateral: false,
-        subquery: Box::new(select_query(projection, from)),
-        alias: Some(alias),
-        sample: None,
-    };
-    TableWithJoins { relation, joins: Vec::new() }
+    ast::derived_table(select_query(projection, from), alias)
 }
 
 fn select_query(projection: Vec<SelectItem>, from: Option<TableWithJoins>) -> Query {

@@ -31,7 +31,7 @@ use sqlparser::ast::{
     Statement, Update,
 };
 
-use super::ast::{self, binary};
+use super::ast::{self, binary, concat};
 use super::ddl;
 use super::emit::Emitter;
 use super::{Dialect, SqlQuery, all_columns, cte, finish, with};
@@ -381,10 +381,6 @@ fn node_key(o: &mut Emitter<'_>, written: &Schema, node: &NodeSpelling) -> Optio
 const KEYS_COLUMN: usize = 1;
 /// What separates the keys of an entry.
 pub const ENTRY_KEY_SEPARATOR: &str = "\n";
-
-fn concat(left: SqlExpr, right: SqlExpr) -> SqlExpr {
-    binary(left, BinaryOperator::StringConcat, right)
-}
 
 /// `CAST(? AS TEXT)`, `text` bound.
 fn typed_text(o: &mut Emitter<'_>, text: &str) -> SqlExpr {
