@@ -4,6 +4,7 @@
 //! fault, race and regression tests need that; [`crate::backends`] gives each store a
 //! database of its own instead.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -105,6 +106,35 @@ impl SharedDb {
             Engine::Sqlite => builder.sqlite(self.location.clone()),
             Engine::Postgres => builder.postgres(self.location.clone()),
             Engine::MariaDb => builder.mysql(self.location.clone()),
+        }
+    }
+
+    /// The server's address (`None` for SQLite), for a proxy in front of it.
+    pub fn server_addr(&self) -> Option<SocketAddr> {
+        let port = match self.engine {
+            Engine::Sqlite => return None,
+            Engine::Postgres => postgres().port(),
+            Engine::MariaDb => mariadb().port(),
+        };
+        Some(SocketAddr::from(([127, 0, 0, 1], port)))
+    }
+
+    /// [`SharedDb::builder`] reaching the server at `addr` (a proxy in front of
+    /// [`SharedDb::server_addr`]) rather than directly.
+    pub fn builder_via(&self, addr: SocketAddr) -> StoreBuilder {
+        let Some(server) = self.server_addr() else {
+            return self.builder();
+        };
+        let location = match self.engine {
+            Engine::Postgres => {
+                self.location.replace(&format!("port={}", server.port()), &format!("port={}", addr.port()))
+            }
+            _ => self.location.replace(&server.to_string(), &addr.to_string()),
+        };
+        let builder = Store::builder();
+        match self.engine {
+            Engine::Postgres => builder.postgres(location),
+            _ => builder.mysql(location),
         }
     }
 }

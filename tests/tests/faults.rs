@@ -1,7 +1,7 @@
 //! Fault injection with real processes: a memcached killed and restarted mid-run, a
 //! memcached so small that it evicts constantly, a TCP proxy that drops, stalls,
-//! cuts or garbles the conversation, and a cache batch lost right after the database
-//! commit. In every phase each query must return exactly the rows the database holds
+//! cuts or garbles the conversation, a cache batch lost right after the database
+//! commit, and a COMMIT whose reply the connection to PostgreSQL loses. In every phase each query must return exactly the rows the database holds
 //! (the test keeps its own copy), and once the cache is back no stale row or lost id
 //! may ever come back. Each test runs with the stores on a SQLite file and on
 //! MariaDB.
@@ -142,6 +142,9 @@ trait Process {
     fn delete(&self, id: i64) -> Result<(), memdex::Error>;
     fn recall(&self, text: &str, params: &[(&str, Value)]) -> Result<Vec<Doc>, memdex::Error>;
     fn stats(&self) -> memdex::Stats;
+    /// `update` in a transaction of its own (`Store::transaction`, `AsyncStore::begin`).
+    fn update_in_transaction(&self, d: &Doc) -> Result<(), memdex::Error>;
+    fn clone_box(&self) -> Box<dyn Process + Send>;
 }
 
 impl Process for Store {
@@ -160,6 +163,12 @@ impl Process for Store {
     fn stats(&self) -> memdex::Stats {
         Store::stats(self)
     }
+    fn update_in_transaction(&self, d: &Doc) -> Result<(), memdex::Error> {
+        self.transaction(|tx| tx.update(d))
+    }
+    fn clone_box(&self) -> Box<dyn Process + Send> {
+        Box::new(self.clone())
+    }
 }
 
 impl Process for AsyncStore {
@@ -177,6 +186,16 @@ impl Process for AsyncStore {
     }
     fn stats(&self) -> memdex::Stats {
         AsyncStore::stats(self)
+    }
+    fn update_in_transaction(&self, d: &Doc) -> Result<(), memdex::Error> {
+        block_on(async {
+            let mut tx = self.begin().await?;
+            tx.update(d).await?;
+            tx.commit().await
+        })
+    }
+    fn clone_box(&self) -> Box<dyn Process + Send> {
+        Box::new(self.clone())
     }
 }
 
@@ -432,6 +451,83 @@ fn cache_write_lost_after_commit(engine: Engine) {
     }
     assert!(cuts.load(Ordering::Relaxed) >= 8, "the fault was injected");
     eprintln!("lost batches: {} cuts, {} writes, {} reads", cuts.load(Ordering::Relaxed), w.writes, w.reads);
+}
+
+/// A transaction whose COMMIT's reply is lost — the server committed, then the
+/// connection to the database was cut — fails with an error that carries no
+/// SQLSTATE: the writer cannot know whether it committed. Its outbox entry stays
+/// pending in doubt, so the writer's next call reads the table's entry and deletes
+/// the keys it names before it reads: it never serves the row as it was from its
+/// caches. (Abandoned as a rolled-back transaction, the entry would be left to some
+/// process's periodic drain, and until then the writer would read the moved row in
+/// its old shelf, from memcached and its near cache.) On both drivers, on
+/// PostgreSQL: a deferred trigger holds the COMMIT on an advisory lock the test
+/// holds, so that the cut lands between the commit and its reply.
+#[test]
+fn a_commit_whose_reply_is_lost_leaves_the_writer_reading_what_it_committed() {
+    for tokio in [false, true] {
+        let label = if tokio { "tokio" } else { "blocking" };
+        let mc = memcached(16, "1m");
+        let d = db(Engine::Postgres, &format!("commit_lost_{label}"));
+        let proxy = FaultProxy::start(d.shared.server_addr().expect("a server")).expect("proxy");
+        let builder = d
+            .shared
+            .builder_via(proxy.addr())
+            .namespace(d.namespace.clone())
+            .cache(memcached_at(sock(&mc)))
+            .outbox(Duration::from_secs(3600), Duration::from_secs(3600));
+        let writer: Box<dyn Process> = if tokio {
+            let store = block_on(builder.build_async()).expect("async store");
+            block_on(store.migrate::<Doc>()).expect("migrate");
+            Box::new(store)
+        } else {
+            let store = builder.build().expect("store");
+            store.migrate::<Doc>().expect("migrate");
+            Box::new(store)
+        };
+        let mut outside = d.shared.outside();
+        outside.execute(
+            "CREATE FUNCTION hold_commit() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN PERFORM pg_advisory_xact_lock(4242); RETURN NULL; END $$",
+        );
+        outside.execute(
+            "CREATE CONSTRAINT TRIGGER hold_commit AFTER UPDATE ON fault_doc \
+             DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION hold_commit()",
+        );
+        let doc = |shelf| Doc { id: 1, shelf, body: "moved".into() };
+        let shelf = |n: i64| writer.recall("lambda d: d.shelf == s", &[("s", n.into())]).expect("read");
+        writer.insert(&doc(1)).expect("insert");
+        assert_eq!((shelf(1), shelf(2)), (vec![doc(1)], vec![]), "{label}: the nodes and the object cached");
+        let mut holder = d.shared.outside();
+        holder.execute("SELECT pg_advisory_lock(4242)");
+        let moving = move_in_a_transaction(writer.as_ref(), doc(2));
+        let waiting = "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event = 'advisory' \
+                       AND datname = current_database()";
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while outside.integer(waiting) == 0 {
+            assert!(Instant::now() < deadline, "{label}: the COMMIT never waited for the lock");
+            thread::sleep(Duration::from_millis(5));
+        }
+        proxy.set_mode(Mode::CutAfter(0));
+        holder.execute("SELECT pg_advisory_unlock(4242)");
+        let moved = moving.join().expect("the writing thread does not panic");
+        assert!(moved.is_err(), "{label}: the COMMIT's reply was lost, so the transaction fails: {moved:?}");
+        assert_eq!(outside.integer("SELECT shelf FROM fault_doc WHERE id = 1"), 2, "{label}: it committed");
+        proxy.set_mode(Mode::Pass);
+        assert_eq!((shelf(1), shelf(2)), (vec![], vec![doc(2)]), "{label}: the writer reads what it committed");
+        let stats = writer.stats();
+        assert_eq!(
+            (stats.outbox_deferred, stats.outbox_drained),
+            (1, 1),
+            "{label}: its entry was pending, then read from the table and applied"
+        );
+    }
+}
+
+/// Moves `doc` in a transaction of `writer`'s on a thread of its own.
+fn move_in_a_transaction(writer: &dyn Process, doc: Doc) -> thread::JoinHandle<Result<(), memdex::Error>> {
+    let writer = writer.clone_box();
+    thread::spawn(move || writer.update_in_transaction(&doc))
 }
 
 // ---------------------------------------------------------------------------

@@ -1134,11 +1134,10 @@ impl<'a> WriteInFlight<'a> {
     /// The statement failed. An error the database answered with (a key that
     /// exists, a refused value) means it wrote nothing, an autocommitted statement
     /// being its own transaction: nothing is pending. Any other (the connection
-    /// lost with the reply) leaves the outcome unknown, and the entry pending.
+    /// lost with the reply) leaves the outcome unknown, and the entry pending in
+    /// doubt ([`ApplyEffects::failed`]).
     pub(crate) fn failed(self, error: &DbError) {
-        if error.code().is_some() {
-            self.effects.abandon();
-        }
+        self.effects.failed(error);
     }
 }
 
@@ -1368,6 +1367,20 @@ impl<'a> ApplyEffects<'a> {
     /// The transaction did not commit: there is nothing to apply and nothing pending.
     pub(crate) fn abandon(mut self) {
         self.settled = true;
+    }
+
+    /// The statement or COMMIT that would have committed these effects failed. An
+    /// error the database answered with (a SQLSTATE, a SQLite result code) means the
+    /// transaction rolled back: nothing is pending. Any other — the connection lost
+    /// before the reply came — leaves the outcome unknown: the entry stays pending
+    /// in doubt, so that this process bypasses the cache until it has read the
+    /// table's entry and deleted what it names (`Outbox::defer_in_doubt`). Abandoned,
+    /// a write that did commit would leave this process serving the rows as they
+    /// were, cached, until some process's periodic drain.
+    pub(crate) fn failed(self, error: &DbError) {
+        if error.code().is_some() {
+            self.abandon();
+        }
     }
 
     /// The reply of a write that reads its row: `old`, the row as it was (every

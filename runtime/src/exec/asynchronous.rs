@@ -671,7 +671,7 @@ impl AsyncDriver {
         }
         let committed = tx.execute_all_and_commit(&plan.statements).await;
         if let Err(e) = committed {
-            effects.abandon();
+            effects.failed(&e);
             return Err(e.into());
         }
         plan.committed(&mut effects);

@@ -245,6 +245,8 @@ impl Driver {
         let mut outcome: Option<Result<R, Error>> = None;
         let mut set = WriteSet::default();
         let mut commit: Option<Commit<'_>> = None;
+        // Whether every statement ran, so that an error now is the COMMIT's.
+        let mut committing = false;
         let committed = self.db.transaction(&mut |tx| {
             set = WriteSet::default();
             let Some(body) = body.take() else {
@@ -277,6 +279,7 @@ impl Driver {
                 self.ctx.record_sql(statement);
                 tx.execute(statement)?;
             }
+            committing = true;
             Ok(())
         });
         match (committed, outcome, commit) {
@@ -285,6 +288,12 @@ impl Driver {
                 plan.committed(&mut effects);
                 self.run(effects)?;
                 Ok(r)
+            }
+            (Err(e), Some(Ok(_)), Some(plan)) if committing => {
+                // The COMMIT failed: without a reply (the connection lost), the
+                // transaction may have committed, and its entry is in doubt.
+                ApplyEffects::new(self.env(), plan.entry_id, set).failed(&e);
+                Err(Error::from(e))
             }
             (committed, outcome, _not_committed) => match (committed, outcome) {
                 (_, Some(Err(e))) => Err(e),
