@@ -139,13 +139,14 @@ impl KeySpace {
     /// The key of `ix`'s node of a row, as pieces the database can put together
     /// from the row's own columns, for a statement that must name the nodes of a
     /// row it reads itself. `None` when a column of the index is of a type whose
-    /// text SQL would not give exactly as [`escape_value`] does (floats, instants,
-    /// JSON); the dialect decides the rest.
+    /// text SQL would not give exactly as [`escape_value`] does (floats, JSON); the
+    /// dialect decides the rest.
     pub fn node_spelling(&self, schema: &Schema, ix: &IndexDef) -> Option<NodeSpelling> {
         let longest = |c: usize| match schema.columns.get(c).map(|c| c.ty)? {
             Type::Int => Some(Some(Value::Int(i64::MIN))),
             Type::Bool => Some(Some(Value::Bool(false))),
             Type::Uuid => Some(Some(Value::Uuid([0; 16]))),
+            Type::Timestamp => Some(Some(Value::Timestamp(i64::MIN))),
             Type::Text | Type::Bytes => Some(None),
             _ => None,
         };
@@ -496,28 +497,37 @@ mod tests {
             .column("done", Type::Bool, false)
             .column("name", Type::Text, false)
             .column("price", Type::Float, false)
+            .column("at", Type::Timestamp, false)
             .key("id")
             .index(&["cart_id"], None)
             .index(&["cart_id", "done"], None)
             .ordered_index(&["cart_id"], "name", true)
             .index(&["name"], Some(2))
             .index(&["done", "name"], None)
+            .index(&["at"], None)
             .index(&["price"], None);
         let ks = KeySpace::new("ns", &s, 3);
         let long = "é".repeat(200);
         for row in [
-            vec![1.into(), 5.into(), true.into(), "a b".into(), 1.5.into()],
-            vec![2.into(), Value::Null, false.into(), "".into(), 0.0.into()],
-            vec![3.into(), i64::MIN.into(), false.into(), long.as_str().into(), 2.0.into()],
+            vec![1.into(), 5.into(), true.into(), "a b".into(), 1.5.into(), Value::Timestamp(0)],
+            vec![2.into(), Value::Null, false.into(), "".into(), 0.0.into(), Value::Timestamp(-1)],
+            vec![
+                3.into(),
+                i64::MIN.into(),
+                false.into(),
+                long.as_str().into(),
+                (-2e-308).into(),
+                Value::Timestamp(i64::MIN),
+            ],
         ] {
-            for (i, ix) in s.indexes.iter().enumerate().take(5) {
-                let spelling = ks.node_spelling(&s, ix).expect("integers, booleans and text");
-                assert_eq!(spelling.may_be_long, i >= 3, "index {i}: only text may make a key long");
+            for (i, ix) in s.indexes.iter().enumerate().take(6) {
+                let spelling = ks.node_spelling(&s, ix).expect("every type but floats and JSON");
+                assert_eq!(spelling.may_be_long, (3..5).contains(&i), "index {i}: only text may make a key long");
                 let node = NodeRef { index: Some(i), values: crate::plan::node_values(ix, &|c| row[c].clone()) };
                 assert_eq!(assembled(&spelling, &row), ks.node(&s, &node), "index {i}");
             }
         }
-        assert_eq!(ks.node_spelling(&s, &s.indexes[5]), None, "SQL writes floats otherwise");
+        assert_eq!(ks.node_spelling(&s, &s.indexes[6]), None, "SQL may spell a double's digits otherwise");
     }
 
     #[test]

@@ -612,14 +612,14 @@ impl StoreBuilder {
     /// this process believes the row holds (default `false`).
     ///
     /// By default an update or a delete of a model whose node keys the database can
-    /// spell (index columns of integers, booleans, text, UUIDs or bytes) is ONE
+    /// spell (index columns of integers, booleans, text, instants, UUIDs or bytes) is ONE
     /// statement that reads the row as it was, locked, and names the nodes it was in
     /// from what it read, whatever this process knows of the row. With `true` it is
     /// instead guarded by what this process read or wrote last in the row (or, for
     /// an update, by the values it writes): about 8 % cheaper for an update that
     /// keeps its row in its nodes (`bench --writes`), a second statement for a move
     /// or delete of a row another process wrote since. Both are exact; a model with
-    /// a float or instant index column is always guarded.
+    /// a float index column is always guarded.
     pub fn guarded_writes(mut self, guarded: bool) -> Self {
         self.settings.guarded_writes = guarded;
         self

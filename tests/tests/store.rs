@@ -441,26 +441,8 @@ fn a_move_or_delete_on_postgres_is_one_statement_when_this_process_read_or_wrote
 /// the nodes are read through the other process. Both drivers.
 #[test]
 fn a_write_on_postgres_reads_its_row_and_names_the_nodes_it_was_in_as_this_process_spells_them() {
-    use memdex::grammar::keys::KeySpace;
-    use memdex::grammar::plan::node_of_row;
     use memdex_tests::outside::OutsideSession;
     use memdex_tests::shared_db::Engine;
-
-    /// Every key a write of `before` into `after` (the rows' values in schema order;
-    /// `None` for a delete) names: the object's, then the nodes of both.
-    fn named<T: Model>(before: &[memdex::Value], after: Option<&[memdex::Value]>) -> BTreeSet<String> {
-        let (schema, keys) = (T::schema(), KeySpace::new("memdex", T::schema(), 0));
-        let mut named = BTreeSet::from([keys.object(&before[schema.key])]);
-        for row in std::iter::once(before).chain(after) {
-            named.extend(
-                (0..schema.indexes.len()).map(|ix| keys.node(schema, &node_of_row(schema, ix, &|c| row[c].clone()))),
-            );
-        }
-        named
-    }
-    fn values<T: Model>(row: &T) -> Vec<memdex::Value> {
-        (0..T::schema().columns.len()).map(|c| row.column_value(c)).collect()
-    }
 
     let long = "é, a long kind ".repeat(20);
     let names = ["lamp", "a b%c", "", "ünïcödé ✓", "x\ny'z", long.as_str()];
@@ -475,10 +457,7 @@ fn a_write_on_postgres_reads_its_row_and_names_the_nodes_it_was_in_as_this_proce
         let builder = Store::builder().postgres(params.clone()).memcached([memcached.addr()]).outbox(quiet, quiet);
         let store = EitherStore::build(driver, builder).unwrap();
         let mut db = OutsideSession::open(Engine::Postgres, &params);
-        let entries = |db: &mut OutsideSession| -> Vec<BTreeSet<String>> {
-            let texts = db.texts("SELECT keys FROM memdex_outbox");
-            texts.iter().map(|keys| keys.split('\n').map(str::to_owned).collect()).collect()
-        };
+        let entries = outbox_entries;
         // The store's first call (its drain) made.
         assert_eq!(store.fetch(&select!(Item, |i| i.id == 99)).unwrap(), []);
         for (step, name) in names.iter().enumerate() {
@@ -526,6 +505,106 @@ fn a_write_on_postgres_reads_its_row_and_names_the_nodes_it_was_in_as_this_proce
         assert_eq!(store.stats().db_queries - before, 1, "{driver}: one statement");
         assert!(entries(&mut db).contains(&named::<Item>(&values(&last), None)), "{driver}: {:?}", entries(&mut db));
         assert_eq!(select!(Item, |i| i.category_id == 9).fetch(&other).unwrap(), [], "{driver}");
+        assert_eq!(store.stats().guards_shut, 0, "{driver}: {:?}", store.stats());
+    }
+}
+
+/// Every key a write of `before` into `after` (the rows' values in schema order;
+/// `None` for a delete) names: the object's, then the nodes of both.
+fn named<T: Model>(before: &[memdex::Value], after: Option<&[memdex::Value]>) -> BTreeSet<String> {
+    use memdex::grammar::keys::KeySpace;
+    use memdex::grammar::plan::node_of_row;
+    let (schema, keys) = (T::schema(), KeySpace::new("memdex", T::schema(), 0));
+    let mut named = BTreeSet::from([keys.object(&before[schema.key])]);
+    for row in std::iter::once(before).chain(after) {
+        named.extend(
+            (0..schema.indexes.len()).map(|ix| keys.node(schema, &node_of_row(schema, ix, &|c| row[c].clone()))),
+        );
+    }
+    named
+}
+
+fn values<T: Model>(row: &T) -> Vec<memdex::Value> {
+    (0..T::schema().columns.len()).map(|c| row.column_value(c)).collect()
+}
+
+/// The outbox entries in the table, each as the set of keys it names.
+fn outbox_entries(db: &mut memdex_tests::outside::OutsideSession) -> Vec<BTreeSet<String>> {
+    let texts = db.texts("SELECT keys FROM memdex_outbox");
+    texts.iter().map(|keys| keys.split('\n').map(str::to_owned).collect()).collect()
+}
+
+#[derive(Model, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[memdex(table = "reading")]
+pub struct Reading {
+    #[memdex(key)]
+    pub id: i64,
+    #[memdex(index)]
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub level: f64,
+}
+
+/// An instant index on PostgreSQL: an update of a row another process wrote last
+/// reads its row in its one statement, and the database spells the old node's key
+/// — the instant as its microseconds since 1970 — exactly as this process spells it
+/// (the entry, read from the table, names this process's keys), for instants
+/// before 1970, at it, around it, with and without a fraction of a second, and at
+/// both ends of the years PostgreSQL and chrono share. Both drivers.
+#[test]
+fn a_write_on_postgres_spells_instant_keys_as_this_process_does() {
+    use chrono::TimeZone;
+    use memdex_tests::outside::OutsideSession;
+    use memdex_tests::shared_db::Engine;
+
+    let micros: [i64; 10] = [
+        0,
+        -1,
+        1,
+        999_999,
+        -1_000_001,
+        1_700_000_000_123_456,
+        1_700_000_000_000_000,
+        -62_135_596_800_000_000,
+        253_402_300_799_999_999,
+        -210_866_760_000_000_000,
+    ];
+    let reading = |n: usize| Reading {
+        id: 1,
+        at: chrono::Utc.timestamp_micros(micros[n % micros.len()]).unwrap(),
+        level: n as f64 / 3.0,
+    };
+    for driver in ["blocking", "async"] {
+        let params =
+            memdex_tests::backends::postgres().create_database(&format!("instants_{driver}")).expect("a database");
+        let memcached = MemcachedServer::start().expect("memcached starts");
+        let other = Store::builder().postgres(params.clone()).memcached([memcached.addr()]).build().unwrap();
+        other.migrate::<Reading>().unwrap();
+        let quiet = std::time::Duration::from_secs(600);
+        let builder = Store::builder().postgres(params.clone()).memcached([memcached.addr()]).outbox(quiet, quiet);
+        let store = EitherStore::build(driver, builder).unwrap();
+        let mut db = OutsideSession::open(Engine::Postgres, &params);
+        other.insert(&reading(micros.len() - 1)).unwrap();
+        // The store's first call (its drain) made.
+        assert_eq!(store.fetch(&select!(Reading, |r| r.id == 99)).unwrap(), []);
+        for n in 0..micros.len() {
+            // Another process writes the row first: this one never knows what it holds.
+            let (was, is) = (reading(n), reading(n + 1));
+            other.update(&was).unwrap();
+            let before = store.stats().db_queries;
+            store.update(&is).unwrap();
+            assert_eq!(store.stats().db_queries - before, 1, "{driver}, {}: one statement", was.at);
+            let want = named::<Reading>(&values(&was), Some(&values(&is)));
+            let entries = outbox_entries(&mut db);
+            assert!(entries.contains(&want), "{driver}, {}: {want:?} among {entries:?}", was.at);
+            // Through the other process: the row in its new node, gone from its old.
+            let (old, new) = (was.at, is.at);
+            assert_eq!(select!(Reading, |r| r.at == old).fetch(&other).unwrap(), [], "{driver}, {old}");
+            assert_eq!(
+                select!(Reading, |r| r.at == new).fetch(&other).unwrap(),
+                std::slice::from_ref(&is),
+                "{driver}, {new}"
+            );
+        }
         assert_eq!(store.stats().guards_shut, 0, "{driver}: {:?}", store.stats());
     }
 }

@@ -680,6 +680,14 @@ fn pg_infinity() -> Expr {
 }
 
 /// `TIMESTAMPTZ`: an instant with microsecond precision, whatever the session's time zone.
+/// `CAST((EXTRACT(EPOCH FROM t) * 1000000) AS BIGINT)`: an instant as the
+/// microseconds since 1970 memdex's values hold (`EXTRACT(EPOCH …)` is an exact
+/// numeric, so nothing is rounded).
+pub(super) fn postgres_epoch_micros(instant: Expr) -> Expr {
+    let epoch = Expr::Extract { field: DateTimeField::Epoch, syntax: ExtractSyntax::From, expr: Box::new(instant) };
+    cast(nested(binary(epoch, BinaryOperator::Multiply, number(1_000_000))), DataType::BigInt(None))
+}
+
 fn pg_timestamptz() -> DataType {
     DataType::Timestamp(None, sqlparser::ast::TimezoneInfo::Tz)
 }
@@ -742,11 +750,7 @@ impl SqlDialect for Postgres {
     /// `"Infinity"`/`"NaN"` as strings), UUIDs as their text.
     fn image_value(&self, column: Expr, ty: Type) -> Expr {
         match ty {
-            Type::Timestamp => {
-                let epoch =
-                    Expr::Extract { field: DateTimeField::Epoch, syntax: ExtractSyntax::From, expr: Box::new(column) };
-                cast(nested(binary(epoch, BinaryOperator::Multiply, number(1_000_000))), DataType::BigInt(None))
-            }
+            Type::Timestamp => postgres_epoch_micros(column),
             Type::Bytes => function("encode", vec![column, constant_string("hex")]),
             _ => column,
         }
