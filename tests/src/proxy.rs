@@ -18,7 +18,10 @@
 //!   before it is delivered (a slow server);
 //! * [`Mode::Blackhole`]: connections are accepted and every byte either way is
 //!   read and thrown away (a black-holed route: unlike `Stall`, nothing sent
-//!   meanwhile ever arrives).
+//!   meanwhile ever arrives);
+//! * [`Mode::LoseReplyTo`]: once a client sends bytes holding the given pattern (a
+//!   request), the server's next reply on that connection is thrown away and the
+//!   connection closed: the server ran the request, the client never hears of it.
 //!
 //! Everything runs on plain threads with short read timeouts (no async runtime),
 //! and stops when the proxy is dropped.
@@ -43,6 +46,7 @@ pub enum Mode {
     Garbage(Vec<u8>),
     Delay(Duration),
     Blackhole,
+    LoseReplyTo(Vec<u8>),
 }
 
 /// Counters of what the proxy did, for test reports.
@@ -198,13 +202,21 @@ fn connect_pair(client: TcpStream, shared: &Arc<Shared>) -> io::Result<()> {
         s.set_read_timeout(Some(POLL))?;
     }
     lock(&shared.live).push((client.try_clone()?, server.try_clone()?));
-    let up = (client.try_clone()?, server.try_clone()?, shared.clone());
-    thread::Builder::new().name("fault-proxy-up".into()).spawn(move || pump(up.0, up.1, &up.2, Direction::ToServer))?;
+    // Set when the client sent the request whose reply `Mode::LoseReplyTo` loses.
+    let armed = Arc::new(AtomicBool::new(false));
+    let up = (client.try_clone()?, server.try_clone()?, shared.clone(), armed.clone());
+    thread::Builder::new()
+        .name("fault-proxy-up".into())
+        .spawn(move || pump(up.0, up.1, &up.2, Direction::ToServer, &up.3))?;
     let down = shared.clone();
     thread::Builder::new()
         .name("fault-proxy-down".into())
-        .spawn(move || pump(server, client, &down, Direction::ToClient))?;
+        .spawn(move || pump(server, client, &down, Direction::ToClient, &armed))?;
     Ok(())
+}
+
+fn holds(chunk: &[u8], pattern: &[u8]) -> bool {
+    !pattern.is_empty() && chunk.windows(pattern.len()).any(|w| w == pattern)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -214,7 +226,7 @@ enum Direction {
 }
 
 /// Forwards `from` → `to` under the current mode until either side closes.
-fn pump(mut from: TcpStream, mut to: TcpStream, shared: &Shared, direction: Direction) {
+fn pump(mut from: TcpStream, mut to: TcpStream, shared: &Shared, direction: Direction, armed: &AtomicBool) {
     let mut buf = vec![0u8; 64 * 1024];
     let close = |from: &TcpStream, to: &TcpStream| {
         let _ = from.shutdown(Shutdown::Both);
@@ -247,6 +259,16 @@ fn pump(mut from: TcpStream, mut to: TcpStream, shared: &Shared, direction: Dire
         let counters = &shared.counters;
         let written = match (direction, shared.mode()) {
             (_, Mode::Blackhole) => Ok(()),
+            (Direction::ToServer, Mode::LoseReplyTo(pattern)) if holds(chunk, &pattern) => {
+                armed.store(true, Ordering::SeqCst);
+                counters.bytes_to_server.fetch_add(n as u64, Ordering::Relaxed);
+                to.write_all(chunk)
+            }
+            (Direction::ToClient, Mode::LoseReplyTo(_)) if armed.load(Ordering::SeqCst) => {
+                counters.cut.fetch_add(1, Ordering::Relaxed);
+                close(&from, &to);
+                return;
+            }
             (Direction::ToServer, _) => {
                 counters.bytes_to_server.fetch_add(n as u64, Ordering::Relaxed);
                 to.write_all(chunk)
@@ -272,7 +294,7 @@ fn pump(mut from: TcpStream, mut to: TcpStream, shared: &Shared, direction: Dire
             }
             // A mode switched to Stall between the check and the read: this chunk
             // was already read, deliver it (holding only what is still unread).
-            (Direction::ToClient, Mode::Pass | Mode::DropNew | Mode::Stall) => {
+            (Direction::ToClient, Mode::Pass | Mode::DropNew | Mode::Stall | Mode::LoseReplyTo(_)) => {
                 counters.bytes_to_client.fetch_add(n as u64, Ordering::Relaxed);
                 to.write_all(chunk)
             }
@@ -415,6 +437,19 @@ mod tests {
         c.write_all(b"hello world").expect("write");
         assert_eq!(read_some(&mut c, 11), (b"hel".to_vec(), true));
         assert_eq!(p.stats().cut, 1);
+    }
+
+    #[test]
+    fn the_reply_to_a_marked_request_is_lost_and_the_connection_closed() {
+        let e = echo();
+        let p = FaultProxy::start(e.addr).expect("proxy");
+        let mut c = client(&p);
+        p.set_mode(Mode::LoseReplyTo(b"COMMIT".to_vec()));
+        c.write_all(b"BEGIN").expect("write");
+        assert_eq!(read_some(&mut c, 5), (b"BEGIN".to_vec(), false), "other replies pass");
+        c.write_all(b"COMMIT").expect("write");
+        assert_eq!(read_some(&mut c, 6), (Vec::new(), true), "the request's reply is lost");
+        assert_eq!((p.stats().bytes_to_server, p.stats().cut), (11, 1), "the request reached the server");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Fault injection with real processes: a memcached killed and restarted mid-run, a
 //! memcached so small that it evicts constantly, a TCP proxy that drops, stalls,
 //! cuts or garbles the conversation, a cache batch lost right after the database
-//! commit, and a COMMIT whose reply the connection to PostgreSQL loses. In every phase each query must return exactly the rows the database holds
+//! commit, and a COMMIT whose reply the connection to the database loses. In every phase each query must return exactly the rows the database holds
 //! (the test keeps its own copy), and once the cache is back no stale row or lost id
 //! may ever come back. Each test runs with the stores on a SQLite file and on
 //! MariaDB.
@@ -460,15 +460,14 @@ fn cache_write_lost_after_commit(engine: Engine) {
 /// the keys it names before it reads: it never serves the row as it was from its
 /// caches. (Abandoned as a rolled-back transaction, the entry would be left to some
 /// process's periodic drain, and until then the writer would read the moved row in
-/// its old shelf, from memcached and its near cache.) On both drivers, on
-/// PostgreSQL: a deferred trigger holds the COMMIT on an advisory lock the test
-/// holds, so that the cut lands between the commit and its reply.
+/// its old shelf, from memcached and its near cache.) On PostgreSQL with both
+/// drivers, and on MariaDB.
 #[test]
 fn a_commit_whose_reply_is_lost_leaves_the_writer_reading_what_it_committed() {
-    for tokio in [false, true] {
-        let label = if tokio { "tokio" } else { "blocking" };
+    for (engine, tokio) in [(Engine::Postgres, false), (Engine::Postgres, true), (Engine::MariaDb, false)] {
+        let label = format!("{engine:?}, {}", if tokio { "tokio" } else { "blocking" });
         let mc = memcached(16, "1m");
-        let d = db(Engine::Postgres, &format!("commit_lost_{label}"));
+        let d = db(engine, &format!("commit_lost_{}", label.replace(", ", "_")));
         let proxy = FaultProxy::start(d.shared.server_addr().expect("a server")).expect("proxy");
         let builder = d
             .shared
@@ -485,33 +484,21 @@ fn a_commit_whose_reply_is_lost_leaves_the_writer_reading_what_it_committed() {
             store.migrate::<Doc>().expect("migrate");
             Box::new(store)
         };
-        let mut outside = d.shared.outside();
-        outside.execute(
-            "CREATE FUNCTION hold_commit() RETURNS trigger LANGUAGE plpgsql AS \
-             $$ BEGIN PERFORM pg_advisory_xact_lock(4242); RETURN NULL; END $$",
-        );
-        outside.execute(
-            "CREATE CONSTRAINT TRIGGER hold_commit AFTER UPDATE ON fault_doc \
-             DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION hold_commit()",
-        );
         let doc = |shelf| Doc { id: 1, shelf, body: "moved".into() };
         let shelf = |n: i64| writer.recall("lambda d: d.shelf == s", &[("s", n.into())]).expect("read");
         writer.insert(&doc(1)).expect("insert");
         assert_eq!((shelf(1), shelf(2)), (vec![doc(1)], vec![]), "{label}: the nodes and the object cached");
-        let mut holder = d.shared.outside();
-        holder.execute("SELECT pg_advisory_lock(4242)");
-        let moving = move_in_a_transaction(writer.as_ref(), doc(2));
-        let waiting = "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event = 'advisory' \
-                       AND datname = current_database()";
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while outside.integer(waiting) == 0 {
-            assert!(Instant::now() < deadline, "{label}: the COMMIT never waited for the lock");
-            thread::sleep(Duration::from_millis(5));
-        }
-        proxy.set_mode(Mode::CutAfter(0));
-        holder.execute("SELECT pg_advisory_unlock(4242)");
-        let moved = moving.join().expect("the writing thread does not panic");
+        let moved = match engine {
+            Engine::Postgres => move_with_its_commit_reply_cut(&d.shared, &proxy, writer.as_ref(), doc(2)),
+            _ => {
+                // MariaDB's client sends the COMMIT alone (COM_QUERY, 0x03), once
+                // every statement's reply has come: the next reply is the COMMIT's.
+                proxy.set_mode(Mode::LoseReplyTo(b"\x03COMMIT".to_vec()));
+                writer.update_in_transaction(&doc(2))
+            }
+        };
         assert!(moved.is_err(), "{label}: the COMMIT's reply was lost, so the transaction fails: {moved:?}");
+        let mut outside = d.shared.outside();
         assert_eq!(outside.integer("SELECT shelf FROM fault_doc WHERE id = 1"), 2, "{label}: it committed");
         proxy.set_mode(Mode::Pass);
         assert_eq!((shelf(1), shelf(2)), (vec![], vec![doc(2)]), "{label}: the writer reads what it committed");
@@ -524,10 +511,43 @@ fn a_commit_whose_reply_is_lost_leaves_the_writer_reading_what_it_committed() {
     }
 }
 
-/// Moves `doc` in a transaction of `writer`'s on a thread of its own.
-fn move_in_a_transaction(writer: &dyn Process, doc: Doc) -> thread::JoinHandle<Result<(), memdex::Error>> {
-    let writer = writer.clone_box();
-    thread::spawn(move || writer.update_in_transaction(&doc))
+/// Moves `doc` in a transaction of `writer`'s, on PostgreSQL, and cuts the
+/// connection between the COMMIT and its reply: a deferred trigger holds the COMMIT
+/// on an advisory lock this function holds, and lets go once every reply the
+/// writer's connection gets from then on is cut. (The tokio driver sends the
+/// transaction's last statements and its COMMIT in one pipelined write, so the
+/// reply cannot be told from the statements' by its bytes alone.)
+fn move_with_its_commit_reply_cut(
+    db: &SharedDb,
+    proxy: &FaultProxy,
+    writer: &dyn Process,
+    doc: Doc,
+) -> Result<(), memdex::Error> {
+    let mut outside = db.outside();
+    outside.execute(
+        "CREATE FUNCTION hold_commit() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN PERFORM pg_advisory_xact_lock(4242); RETURN NULL; END $$",
+    );
+    outside.execute(
+        "CREATE CONSTRAINT TRIGGER hold_commit AFTER UPDATE ON fault_doc \
+         DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION hold_commit()",
+    );
+    let mut holder = db.outside();
+    holder.execute("SELECT pg_advisory_lock(4242)");
+    let moving = {
+        let writer = writer.clone_box();
+        thread::spawn(move || writer.update_in_transaction(&doc))
+    };
+    let waiting = "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event = 'advisory' \
+                   AND datname = current_database()";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while outside.integer(waiting) == 0 {
+        assert!(Instant::now() < deadline, "the COMMIT never waited for the lock");
+        thread::sleep(Duration::from_millis(5));
+    }
+    proxy.set_mode(Mode::CutAfter(0));
+    holder.execute("SELECT pg_advisory_unlock(4242)");
+    moving.join().expect("the writing thread does not panic")
 }
 
 // ---------------------------------------------------------------------------
