@@ -342,7 +342,7 @@ fn malformed_cached_values() {
         // this row's cut in half.
         let cached =
             |id: i64| match cache.run(&[CacheOp::Get { key: &keys.object(&Value::Int(id)), lease: None }]).pop() {
-                Some(Ok(CacheReply::Hit { value, .. })) => value,
+                Some(Ok(CacheReply::Hit { value, .. })) => value.to_vec(),
                 other => panic!("{name}: object {id} should be cached after a read, got {other:?}"),
             };
         let other_row = cached(3);

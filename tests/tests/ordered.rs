@@ -299,7 +299,7 @@ fn damaged_ordered_nodes_are_refilled_not_served() {
         header[2..10].copy_from_slice(format!("{len:08x}").as_bytes());
         header
     };
-    let mut bad_flag = good.clone();
+    let mut bad_flag = good.to_vec();
     bad_flag[header_len + 1 + 25 * 7] = 9;
     let damaged: Vec<Vec<u8>> = vec![
         b"#3zzzzzzzz\n".to_vec(),

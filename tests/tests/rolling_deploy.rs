@@ -1029,7 +1029,7 @@ fn an_index_added_in_two_deploys() {
 
 fn raw_get(cache: &dyn CacheBackend, key: &str) -> Vec<u8> {
     match cache.run(&[CacheOp::Get { key, lease: None }]).remove(0) {
-        Ok(CacheReply::Hit { value, .. }) if !value.is_empty() => value,
+        Ok(CacheReply::Hit { value, .. }) if !value.is_empty() => value.to_vec(),
         other => panic!("expected the object {key} cached, got {other:?}"),
     }
 }

@@ -59,7 +59,7 @@ fn one(cache: &dyn CacheBackend, op: CacheOp<'_>) -> Result<CacheReply, CacheErr
 fn round_trip(cache: &dyn CacheBackend) -> Result<(), CacheError> {
     assert_eq!(one(cache, CacheOp::Set { key: "tls:k", value: b"over tls", ttl: 0 })?, CacheReply::Stored);
     match one(cache, CacheOp::Get { key: "tls:k", lease: None })? {
-        CacheReply::Hit { value, .. } => assert_eq!(value, b"over tls"),
+        CacheReply::Hit { value, .. } => assert_eq!(value, &b"over tls"[..]),
         other => panic!("expected the value back, got {other:?}"),
     }
     Ok(())

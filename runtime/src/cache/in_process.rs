@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::{CacheBackend, CacheConfig, CacheError, CacheOp, CacheReply};
+use super::{Bytes, CacheBackend, CacheConfig, CacheError, CacheOp, CacheReply};
 
 /// memcached's limit on the length of a key on the wire.
 pub const MAX_KEY_LENGTH: usize = 250;
@@ -100,7 +100,7 @@ impl Clock for ManualClock {
 
 #[derive(Debug)]
 struct Item {
-    value: Vec<u8>,
+    value: Bytes,
     cas: u64,
     /// `None` never expires.
     expires_at: Option<Duration>,
@@ -164,7 +164,7 @@ impl Shard {
     fn insert(
         &mut self,
         key: &str,
-        value: Vec<u8>,
+        value: Bytes,
         cas: u64,
         expires_at: Option<Duration>,
         filled: bool,
@@ -266,7 +266,7 @@ impl InProcessCache {
                 (None, Some(ttl)) => {
                     let cas = self.new_cas();
                     let expires_at = self.expiry(now, ttl);
-                    if shard.insert(key, Vec::new(), cas, expires_at, false, self.shard_capacity) {
+                    if shard.insert(key, Bytes::new(), cas, expires_at, false, self.shard_capacity) {
                         CacheReply::LeaseWon { cas }
                     } else {
                         // No room even for an empty placeholder: nobody can hold
@@ -287,7 +287,7 @@ impl InProcessCache {
                 }
                 let cas = self.new_cas();
                 let expires_at = self.expiry(now, ttl);
-                if shard.insert(key, value.to_vec(), cas, expires_at, true, self.shard_capacity) {
+                if shard.insert(key, Bytes::copy_from_slice(value), cas, expires_at, true, self.shard_capacity) {
                     CacheReply::Stored
                 } else {
                     CacheReply::NotStored
@@ -300,7 +300,7 @@ impl InProcessCache {
                 Some(_) => {
                     let cas = self.new_cas();
                     let expires_at = self.expiry(now, ttl);
-                    if shard.insert(key, value.to_vec(), cas, expires_at, true, self.shard_capacity) {
+                    if shard.insert(key, Bytes::copy_from_slice(value), cas, expires_at, true, self.shard_capacity) {
                         CacheReply::Stored
                     } else {
                         CacheReply::NotStored
@@ -316,7 +316,7 @@ impl InProcessCache {
                     grown.extend_from_slice(value);
                     let (expires_at, filled) = (item.expires_at, item.filled);
                     let cas = self.new_cas();
-                    if shard.insert(key, grown, cas, expires_at, filled, self.shard_capacity) {
+                    if shard.insert(key, Bytes::from(grown), cas, expires_at, filled, self.shard_capacity) {
                         CacheReply::Stored
                     } else {
                         CacheReply::NotStored

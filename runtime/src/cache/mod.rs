@@ -8,6 +8,9 @@
 use std::fmt;
 use std::time::Duration;
 
+/// The bytes of a [`CacheReply::Hit`] (the `bytes` crate's shared byte slice).
+pub use bytes::Bytes;
+
 pub(crate) mod health;
 pub mod in_process;
 pub mod memcached;
@@ -170,8 +173,10 @@ pub enum CacheReply {
     /// A stored item (possibly a lease placeholder that got appends: the node codec
     /// tells those apart by their missing header).
     Hit {
-        /// The stored bytes (empty for a bare lease placeholder).
-        value: Vec<u8>,
+        /// The stored bytes (empty for a bare lease placeholder): a shared slice,
+        /// so that a backend hands out what it read or keeps without copying it
+        /// (`Bytes::from(vec)` takes a `Vec` as it is).
+        value: Bytes,
         /// The item's CAS token, to pass to a later [`CacheOp::Cas`].
         cas: u64,
     },
