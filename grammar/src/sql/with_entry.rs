@@ -18,7 +18,7 @@
 //! way.
 //!
 //! Where the database can spell the keys of the row's nodes from its columns
-//! (index columns of integers, booleans, text, UUIDs or bytes:
+//! (index columns of integers, booleans, text, instants, UUIDs or bytes:
 //! `KeySpace::node_spelling`, and the dialect's `key_text`), an update or a
 //! delete needs no guard on its indexed values: it reads the row as it was in the same
 //! statement — an update through a locked subquery, a delete through `RETURNING` —

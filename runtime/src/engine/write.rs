@@ -1145,7 +1145,7 @@ impl<'a> WriteInFlight<'a> {
 /// order a driver makes them ([`OneStatementWrite`]).
 ///
 /// Where the database can spell the keys of the model's nodes (index columns of
-/// integers, booleans, text, UUIDs or bytes: [`KeySpace::node_spelling`]) and the
+/// integers, booleans, text, instants, UUIDs or bytes: [`KeySpace::node_spelling`]) and the
 /// store does not ask for guarded writes, an update or delete reads the row as
 /// it was in its own statement and names the nodes it was in from what it read: one
 /// attempt, which writes unless the row is not there (or the registry holds an
