@@ -441,72 +441,95 @@ fn a_move_or_delete_on_postgres_is_one_statement_when_this_process_read_or_wrote
 /// the nodes are read through the other process. Both drivers.
 #[test]
 fn a_write_on_postgres_reads_its_row_and_names_the_nodes_it_was_in_as_this_process_spells_them() {
-    use memdex_tests::outside::OutsideSession;
-    use memdex_tests::shared_db::Engine;
-
     let long = "é, a long kind ".repeat(20);
     let names = ["lamp", "a b%c", "", "ünïcödé ✓", "x\ny'z", long.as_str()];
     for driver in ["blocking", "async"] {
         let params =
             memdex_tests::backends::postgres().create_database(&format!("reading_{driver}")).expect("a database");
-        let memcached = MemcachedServer::start().expect("memcached starts");
-        let other = Store::builder().postgres(params.clone()).memcached([memcached.addr()]).build().unwrap();
-        seed(&other);
-        other.migrate::<Tag>().unwrap();
-        let quiet = std::time::Duration::from_secs(600);
-        let builder = Store::builder().postgres(params.clone()).memcached([memcached.addr()]).outbox(quiet, quiet);
-        let store = EitherStore::build(driver, builder).unwrap();
-        let mut db = OutsideSession::open(Engine::Postgres, &params);
-        let entries = outbox_entries;
-        // The store's first call (its drain) made.
-        assert_eq!(store.fetch(&select!(Item, |i| i.id == 99)).unwrap(), []);
-        for (step, name) in names.iter().enumerate() {
-            let step = step as i64;
-            // Another process writes the row first: this one never knows what it holds.
-            let was = Item { category_id: 5 + step % 3, ..item(1, 5, &format!("{name} was"), 1.0) };
-            other.update(&was).unwrap();
-            let tag_was = Tag { name: "t".into(), kind: format!("{name} was"), weight: step };
-            if step == 0 { other.insert(&tag_was) } else { other.update(&tag_was) }.unwrap();
-            let is = Item { category_id: 6 + step % 3, cart_id: step, status: (*name).into(), ..item(1, 5, name, 2.0) };
-            let tag = Tag { name: "t".into(), kind: (*name).into(), weight: step };
-            let mut check = |write: &dyn Fn() -> Result<(), Error>, want: BTreeSet<String>| {
-                let before = store.stats().db_queries;
-                write().unwrap();
-                assert_eq!(store.stats().db_queries - before, 1, "{driver}, {name:?}: one statement");
-                let entries = entries(&mut db);
-                assert!(entries.contains(&want), "{driver}, {name:?}: {want:?} among {entries:?}");
-            };
-            check(&|| store.update(&is), named::<Item>(&values(&was), Some(&values(&is))));
-            check(&|| store.update(&tag), named::<Tag>(&values(&tag_was), Some(&values(&tag))));
-            // Through the other process: the row in its new nodes, gone from its old.
-            let listed = |p: &str| ids(&select!(Item, |i| i.name.starts_with(p)).fetch(&other).unwrap()).contains(&1);
-            let (new_prefix, old_prefix): (String, String) =
-                (is.name.chars().take(2).collect(), was.name.chars().take(2).collect());
-            if new_prefix.chars().count() == 2 {
-                assert!(listed(&new_prefix), "{driver}, {name:?}");
-            }
-            assert_eq!(listed(&old_prefix), is.name.starts_with(&old_prefix), "{driver}, {name:?}");
-            let category = was.category_id;
-            assert!(!ids(&select!(Item, |i| i.category_id == category).fetch(&other).unwrap()).contains(&1));
-            let kind = tag.kind.as_str();
-            assert_eq!(
-                select!(Tag, |t| t.kind == kind).fetch(&other).unwrap(),
-                std::slice::from_ref(&tag),
-                "{driver}, {name:?}"
-            );
-            let kind = tag_was.kind.as_str();
-            assert_eq!(select!(Tag, |t| t.kind == kind).fetch(&other).unwrap(), [], "{driver}, {name:?}");
-        }
-        // A delete of a row another process wrote last.
-        let last = Item { category_id: 9, ..item(1, 5, "last", 3.0) };
-        other.update(&last).unwrap();
-        let before = store.stats().db_queries;
-        store.delete::<Item>(&1).unwrap();
-        assert_eq!(store.stats().db_queries - before, 1, "{driver}: one statement");
-        assert!(entries(&mut db).contains(&named::<Item>(&values(&last), None)), "{driver}: {:?}", entries(&mut db));
-        assert_eq!(select!(Item, |i| i.category_id == 9).fetch(&other).unwrap(), [], "{driver}");
-        assert_eq!(store.stats().guards_shut, 0, "{driver}: {:?}", store.stats());
+        reading_writes_name_this_process_keys(&params, driver, &names);
     }
+}
+
+/// The same in a database whose encoding is not UTF-8 (LATIN1): the server keeps
+/// the text in LATIN1 and the database spells a key from its UTF-8 bytes
+/// (`CONVERT_TO(…, 'UTF8')`), which are what this process's keys are made of, so
+/// accented text gets the same keys. Both drivers.
+#[test]
+fn a_write_on_postgres_names_the_nodes_as_this_process_spells_them_in_a_latin1_database() {
+    let long = "é, a long kind ".repeat(20);
+    let names = ["lamp", "a b%c", "", "ünïcödé ÿ", "x\ny'z", long.as_str()];
+    for driver in ["blocking", "async"] {
+        let params = memdex_tests::backends::postgres()
+            .create_database_encoded(&format!("latin1_{driver}"), "LATIN1")
+            .expect("a LATIN1 database");
+        reading_writes_name_this_process_keys(&params, driver, &names);
+    }
+}
+
+/// [`a_write_on_postgres_reads_its_row_and_names_the_nodes_it_was_in_as_this_process_spells_them`]
+/// on the database `params`, with `driver`, for each of `names` as the text values.
+fn reading_writes_name_this_process_keys(params: &str, driver: &str, names: &[&str]) {
+    use memdex_tests::outside::OutsideSession;
+    use memdex_tests::shared_db::Engine;
+
+    let params = params.to_owned();
+    let memcached = MemcachedServer::start().expect("memcached starts");
+    let other = Store::builder().postgres(params.clone()).memcached([memcached.addr()]).build().unwrap();
+    seed(&other);
+    other.migrate::<Tag>().unwrap();
+    let quiet = std::time::Duration::from_secs(600);
+    let builder = Store::builder().postgres(params.clone()).memcached([memcached.addr()]).outbox(quiet, quiet);
+    let store = EitherStore::build(driver, builder).unwrap();
+    let mut db = OutsideSession::open(Engine::Postgres, &params);
+    let entries = outbox_entries;
+    // The store's first call (its drain) made.
+    assert_eq!(store.fetch(&select!(Item, |i| i.id == 99)).unwrap(), []);
+    for (step, name) in names.iter().enumerate() {
+        let step = step as i64;
+        // Another process writes the row first: this one never knows what it holds.
+        let was = Item { category_id: 5 + step % 3, ..item(1, 5, &format!("{name} was"), 1.0) };
+        other.update(&was).unwrap();
+        let tag_was = Tag { name: "t".into(), kind: format!("{name} was"), weight: step };
+        if step == 0 { other.insert(&tag_was) } else { other.update(&tag_was) }.unwrap();
+        let is = Item { category_id: 6 + step % 3, cart_id: step, status: (*name).into(), ..item(1, 5, name, 2.0) };
+        let tag = Tag { name: "t".into(), kind: (*name).into(), weight: step };
+        let mut check = |write: &dyn Fn() -> Result<(), Error>, want: BTreeSet<String>| {
+            let before = store.stats().db_queries;
+            write().unwrap();
+            assert_eq!(store.stats().db_queries - before, 1, "{driver}, {name:?}: one statement");
+            let entries = entries(&mut db);
+            assert!(entries.contains(&want), "{driver}, {name:?}: {want:?} among {entries:?}");
+        };
+        check(&|| store.update(&is), named::<Item>(&values(&was), Some(&values(&is))));
+        check(&|| store.update(&tag), named::<Tag>(&values(&tag_was), Some(&values(&tag))));
+        // Through the other process: the row in its new nodes, gone from its old.
+        let listed = |p: &str| ids(&select!(Item, |i| i.name.starts_with(p)).fetch(&other).unwrap()).contains(&1);
+        let (new_prefix, old_prefix): (String, String) =
+            (is.name.chars().take(2).collect(), was.name.chars().take(2).collect());
+        if new_prefix.chars().count() == 2 {
+            assert!(listed(&new_prefix), "{driver}, {name:?}");
+        }
+        assert_eq!(listed(&old_prefix), is.name.starts_with(&old_prefix), "{driver}, {name:?}");
+        let category = was.category_id;
+        assert!(!ids(&select!(Item, |i| i.category_id == category).fetch(&other).unwrap()).contains(&1));
+        let kind = tag.kind.as_str();
+        assert_eq!(
+            select!(Tag, |t| t.kind == kind).fetch(&other).unwrap(),
+            std::slice::from_ref(&tag),
+            "{driver}, {name:?}"
+        );
+        let kind = tag_was.kind.as_str();
+        assert_eq!(select!(Tag, |t| t.kind == kind).fetch(&other).unwrap(), [], "{driver}, {name:?}");
+    }
+    // A delete of a row another process wrote last.
+    let last = Item { category_id: 9, ..item(1, 5, "last", 3.0) };
+    other.update(&last).unwrap();
+    let before = store.stats().db_queries;
+    store.delete::<Item>(&1).unwrap();
+    assert_eq!(store.stats().db_queries - before, 1, "{driver}: one statement");
+    assert!(entries(&mut db).contains(&named::<Item>(&values(&last), None)), "{driver}: {:?}", entries(&mut db));
+    assert_eq!(select!(Item, |i| i.category_id == 9).fetch(&other).unwrap(), [], "{driver}");
+    assert_eq!(store.stats().guards_shut, 0, "{driver}: {:?}", store.stats());
 }
 
 /// Every key a write of `before` into `after` (the rows' values in schema order;

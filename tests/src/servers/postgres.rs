@@ -190,6 +190,20 @@ impl PostgresServer {
         Ok(self.connection_string_for(name))
     }
 
+    /// Creates database `name` in `encoding` (a PostgreSQL encoding name, such as
+    /// `LATIN1`; collation `C`, so any encoding goes) and returns its connection
+    /// string.
+    pub fn create_database_encoded(&self, name: &str, encoding: &str) -> Result<String, String> {
+        if !name.chars().chain(encoding.chars()).all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("`{name}` or `{encoding}` is not a plain name"));
+        }
+        let admin = Postgres::connect(&self.connection_string()).map_err(|e| e.to_string())?;
+        let create =
+            format!("CREATE DATABASE \"{name}\" ENCODING '{encoding}' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0");
+        admin.execute_ddl(&[create]).map_err(|e| e.to_string())?;
+        Ok(self.connection_string_for(name))
+    }
+
     /// Creates a database with a fresh unique name; returns its connection string.
     pub fn fresh_database(&self) -> Result<String, String> {
         self.create_database(&format!("memdex_{}", unique()))
