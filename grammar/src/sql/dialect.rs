@@ -679,7 +679,6 @@ fn pg_infinity() -> Expr {
     cast(constant_string("Infinity"), DataType::DoublePrecision)
 }
 
-/// `TIMESTAMPTZ`: an instant with microsecond precision, whatever the session's time zone.
 /// `CAST((EXTRACT(EPOCH FROM t) * 1000000) AS BIGINT)`: an instant as the
 /// microseconds since 1970 memdex's values hold (`EXTRACT(EPOCH …)` is an exact
 /// numeric, so nothing is rounded).
@@ -688,6 +687,7 @@ pub(super) fn postgres_epoch_micros(instant: Expr) -> Expr {
     cast(nested(binary(epoch, BinaryOperator::Multiply, number(1_000_000))), DataType::BigInt(None))
 }
 
+/// `TIMESTAMPTZ`: an instant with microsecond precision, whatever the session's time zone.
 fn pg_timestamptz() -> DataType {
     DataType::Timestamp(None, sqlparser::ast::TimezoneInfo::Tz)
 }
