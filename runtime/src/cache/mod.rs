@@ -175,7 +175,9 @@ pub enum CacheReply {
     Hit {
         /// The stored bytes (empty for a bare lease placeholder): a shared slice,
         /// so that a backend hands out what it read or keeps without copying it
-        /// (`Bytes::from(vec)` takes a `Vec` as it is).
+        /// (`Bytes::from(vec)` takes a `Vec` as it is). memcached's values share
+        /// their connection's read buffer (64 KiB and up) until dropped: a caller
+        /// that keeps one long copies it (`to_vec`).
         value: Bytes,
         /// The item's CAS token, to pass to a later [`CacheOp::Cas`].
         cas: u64,
