@@ -657,6 +657,58 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any sequence of replies — without a value, or with one of any length,
+        /// up to several times the buffer — arriving in reads of any sizes, is
+        /// framed into exactly those replies, every value with its bytes while all
+        /// are kept to the end.
+        #[test]
+        fn replies_arriving_in_any_reads_are_framed_whole(
+            replies in proptest::collection::vec(
+                proptest::option::of(proptest::prop_oneof![
+                    8 => proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+                    1 => proptest::collection::vec(proptest::num::u8::ANY, 60_000..200_000),
+                ]),
+                1..40,
+            ),
+            reads in proptest::collection::vec(1usize..80_000, 1..20),
+        ) {
+            let mut wire = Vec::new();
+            for (n, value) in replies.iter().enumerate() {
+                match value {
+                    Some(value) => {
+                        wire.extend_from_slice(format!("VA {} c{n} f1\r\n", value.len()).as_bytes());
+                        wire.extend_from_slice(value);
+                        wire.extend_from_slice(b"\r\n");
+                    }
+                    None => wire.extend_from_slice(format!("HD c{n}\r\n").as_bytes()),
+                }
+            }
+            let mut buf = ReadBuf::default();
+            let mut framed = Vec::new();
+            let (mut at, mut next_read) = (0, 0);
+            while at < wire.len() {
+                let spare = buf.spare();
+                let n = reads[next_read % reads.len()].min(spare.len()).min(wire.len() - at);
+                next_read += 1;
+                spare[..n].copy_from_slice(&wire[at..at + n]);
+                buf.filled(n);
+                at += n;
+                while let Some(reply) = buf.next_reply().expect("valid replies") {
+                    framed.push(match reply {
+                        Reply::Meta(_, value) => value,
+                        Reply::ServerError(message) => Some(Bytes::from(message)),
+                    });
+                }
+            }
+            proptest::prop_assert!(buf.is_empty());
+            proptest::prop_assert_eq!(framed.len(), replies.len());
+            for (got, want) in framed.iter().zip(&replies) {
+                proptest::prop_assert_eq!(got.as_deref(), want.as_deref());
+            }
+        }
+    }
+
     /// The requests `ops` go out as, and the replies `wire` gives them when it
     /// arrives seven bytes at a time (`Err` with the reason once it goes out of step).
     fn exchange(ops: &[CacheOp<'_>], wire: &[u8]) -> (String, Result<Vec<CacheReply>, String>) {
