@@ -743,8 +743,7 @@ impl<'a> Commit<'a> {
     /// cleaned up are gone, and its rows hold what it wrote.
     pub(crate) fn committed(self, effects: &mut ApplyEffects<'_>) {
         self.cleaned.committed();
-        effects.set.remember(effects.env.ctx);
-        effects.in_doubt = false;
+        effects.committed();
     }
 }
 
@@ -1121,8 +1120,7 @@ impl<'a> WriteInFlight<'a> {
             return Reply::Shut(None);
         };
         if row.first() == Some(&Value::Int(1)) {
-            self.effects.set.remember(ctx);
-            self.effects.in_doubt = false;
+            self.effects.committed();
             return Reply::Written(Box::new(self.effects));
         }
         self.effects.abandon();
@@ -1393,9 +1391,15 @@ impl<'a> ApplyEffects<'a> {
             return Reply::Shut(None);
         };
         self.set = effects(write, Some(old));
-        self.in_doubt = false;
-        self.set.remember(self.env.ctx);
+        self.committed();
         Reply::Written(Box::new(self))
+    }
+
+    /// The reply says the write committed: its rows hold what it wrote (this
+    /// process remembers it), and its outcome is no longer in doubt.
+    fn committed(&mut self) {
+        self.set.remember(self.env.ctx);
+        self.in_doubt = false;
     }
 
     fn batch(&self) -> Vec<CacheOp<'_>> {
