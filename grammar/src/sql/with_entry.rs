@@ -359,21 +359,17 @@ fn entry_insert(o: &mut Emitter<'_>, entry: &[Value], written: &Schema, old_node
 /// columns of "written" spelled by the dialect.
 fn node_key(o: &mut Emitter<'_>, written: &Schema, node: &NodeSpelling) -> Option<SqlExpr> {
     let quote = o.dialect.quote();
-    let mut key: Option<SqlExpr> = None;
+    let mut pieces = Vec::with_capacity(node.parts.len());
     for part in &node.parts {
-        let piece = match part {
+        pieces.push(match part {
             KeyPart::Text(text) => typed_text(o, text),
             KeyPart::Column { column, prefix } => {
                 let c = written.columns.get(*column)?;
                 o.dialect.key_text(ast::column(quote, &c.name), c.ty, *prefix)?
             }
-        };
-        key = Some(match key {
-            Some(key) => concat(key, piece),
-            None => piece,
         });
     }
-    let key = key?;
+    let key = ast::fold(pieces, BinaryOperator::StringConcat)?;
     if node.may_be_long { o.dialect.shortened_key(key) } else { Some(key) }
 }
 
