@@ -213,7 +213,9 @@ impl Machine for Drain<'_> {
                         }
                         Applied::Owed => {}
                         Applied::Not => {
-                            doubted.extend(in_doubt.iter().copied().filter(|&d| d == id));
+                            if in_doubt.contains(&id) {
+                                doubted.push(id);
+                            }
                             still.push((id, keys));
                         }
                     }
