@@ -67,6 +67,18 @@ impl OutsideSession {
         }
     }
 
+    /// Returns once a session of this PostgreSQL database waits for a lock (a row
+    /// lock, an advisory lock); fails the test after 10 s (`who` never waited).
+    pub fn wait_for_a_lock_wait(&mut self, who: &str) {
+        let waiting =
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()";
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.integer(waiting) == 0 {
+            assert!(std::time::Instant::now() < deadline, "{who} never waited for a lock");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
     /// The first column of every row a query returns, as text (NULL as nothing).
     pub fn texts(&mut self, sql: &str) -> Vec<String> {
         let fail = |e: &dyn std::fmt::Display| -> Vec<String> { panic!("`{sql}`: {e}") };

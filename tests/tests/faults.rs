@@ -538,13 +538,7 @@ fn move_with_its_commit_reply_cut(
         let writer = writer.clone_box();
         thread::spawn(move || writer.update_in_transaction(&doc))
     };
-    let waiting = "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event = 'advisory' \
-                   AND datname = current_database()";
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while outside.integer(waiting) == 0 {
-        assert!(Instant::now() < deadline, "the COMMIT never waited for the lock");
-        thread::sleep(Duration::from_millis(5));
-    }
+    outside.wait_for_a_lock_wait("the COMMIT");
     proxy.set_mode(Mode::CutAfter(0));
     holder.execute("SELECT pg_advisory_unlock(4242)");
     moving.join().expect("the writing thread does not panic")

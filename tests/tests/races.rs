@@ -1099,7 +1099,7 @@ fn behind_a_move(w: &World, belief: Belief, change: Change, who: &str) -> u64 {
         Change::Delete => side.delete(1),
         Change::Move => side.update(&item(1, 7)),
     });
-    wait_for_a_lock_wait(&mut watcher, &format!("{who}: the write"));
+    watcher.wait_for_a_lock_wait(&format!("{who}: the write"));
     let_go.send(()).expect("the mover waits");
     mover.join().expect("the mover").expect("the move commits");
     writer.join().expect("the writer")
@@ -1157,18 +1157,6 @@ fn a_move_held_open(
     });
     moved.1.recv().expect("the move holds the row");
     (mover, hold.0)
-}
-
-/// Returns once a session of the test's PostgreSQL database waits for a lock (`who`
-/// never waited for the row, the test fails, after 10 s).
-fn wait_for_a_lock_wait(watcher: &mut memdex_tests::outside::OutsideSession, who: &str) {
-    let waiting =
-        "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()";
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while watcher.integer(waiting) == 0 {
-        assert!(std::time::Instant::now() < deadline, "{who} never waited for the row");
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 /// The statements that make the outbox refuse every insert, and undo it, per database.
@@ -2272,7 +2260,7 @@ fn a_move_dropped_while_it_waits(w: &World) -> memdex_tests::outside::OutsideSes
     holder.execute("BEGIN");
     holder.execute("SELECT id FROM item WHERE id = 1 FOR UPDATE");
     let write = memdex_tests::asynchronous::runtime().spawn(async move { store.update(&item(1, 6)).await });
-    wait_for_a_lock_wait(&mut w.db.outside(), "the move");
+    w.db.outside().wait_for_a_lock_wait("the move");
     write.abort();
     assert!(block_on(write).is_err_and(|e| e.is_cancelled()), "the move's future is dropped while it waits");
     holder
